@@ -1,0 +1,76 @@
+/* minfer.h — the public interface of the minfer library.
+ *
+ * Load a model, open a session on a device, evaluate tokens, sample, free:
+ *
+ *     mf_err err;
+ *     mf_model *m = mf_model_load("model.gguf", &err);           // mmap + validate
+ *     mf_session_opts o = mf_session_defaults();
+ *     mf_session *s = mf_session_new(m, &o, &err);               // KV cache, device
+ *     int32_t ids[512];
+ *     int64_t n = mf_tokenize(m->tok, text, strlen(text), 1, 0, ids, 512, &err);
+ *     mf_session_eval(s, ids, (int)n, NULL, &err);               // prompt, in batches
+ *     int32_t next = mf_session_argmax(s);                       // or mf_sampler_sample
+ *     ...
+ *     mf_session_free(s); mf_model_free(m);
+ *
+ * Rules (engine-wide): the library never prints and never exits; every fallible call
+ * returns NULL / a negative value and leaves one line in mf_err. Memory is owned by
+ * whoever allocated it; the weights stay in the file mapping (CPU) or in one device copy.
+ */
+#ifndef MINFER_H
+#define MINFER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "backend.h"
+#include "chat.h"
+#include "err.h"
+#include "gguf.h"
+#include "model.h"
+#include "sampler.h"
+#include "tokenizer.h"
+
+#define MF_VERSION "0.1.0"
+
+typedef struct mf_session_opts {
+    const char *device;      /* "auto" (default: cuda when a GPU is present), "cpu", "cuda" */
+    int n_threads;           /* CPU threads, <= 0: one per core */
+    int n_ctx;               /* KV cache positions; <= 0: the model's training context,
+                                capped at 4096 */
+    int max_batch;           /* tokens per forward step during prompt processing (512) */
+    int kv_f16;              /* 1: binary16 KV cache (default 0 on the CPU, 1 on the GPU
+                                when left at -1) */
+    int no_graph;            /* 1: no CUDA graph capture */
+} mf_session_opts;
+
+mf_session_opts mf_session_defaults(void);
+
+typedef struct mf_session mf_session;
+
+/* Called after each layer (and once before the first, layer = -1) with the hidden state of
+ * every row of the step, copied to the host. For `minfer check`. */
+typedef void (*mf_layer_hook)(void *user, int layer, const float *x, int rows, int width);
+
+mf_session *mf_session_new(mf_model *m, const mf_session_opts *o, mf_err *err);
+void mf_session_free(mf_session *s);
+
+/* Evaluate n tokens at the current position (batches of max_batch). Afterwards the logits of
+ * the last token are available. all_logits, if non-NULL, receives n * n_vocab floats (the
+ * logits of every position, row-major). Fails if the context would overflow (the message
+ * gives both lengths). */
+int mf_session_eval(mf_session *s, const int32_t *tokens, int n, float *all_logits, mf_err *err);
+/* Logits of the last evaluated token (host copy, n_vocab floats, valid until the next eval). */
+const float *mf_session_logits(mf_session *s, mf_err *err);
+/* Argmax of the last logits, computed where they live (no copy from a GPU). */
+int32_t mf_session_argmax(mf_session *s);
+int mf_session_pos(const mf_session *s);
+int mf_session_n_ctx(const mf_session *s);
+void mf_session_reset(mf_session *s);
+const mf_backend *mf_session_backend(const mf_session *s);
+void mf_session_set_hook(mf_session *s, mf_layer_hook hook, void *user);
+
+/* Peak resident memory of this process in bytes (for the driver's statistics). */
+uint64_t mf_peak_rss(void);
+
+#endif

@@ -1,0 +1,78 @@
+/* quant.h — tensor block formats: dequantize, quantize, dot products.
+ *
+ * Spec: ../shared/spec/quant-formats.md (block layouts) and mxfp4.md.
+ * Types: F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, MXFP4
+ * (mf_type_supported() in types.h).
+ *
+ * Two layers, as in llama.cpp:
+ *
+ * 1. The scalar reference (quant.c) — the teaching path and the truth for every test:
+ *      mf_dequantize_row   block bytes -> floats, arithmetic order of quant-formats.md §4.8
+ *                          (bit-exact with ggml's CPU dequantizers)
+ *      mf_quantize_row     floats -> block bytes (round-to-nearest for the 32-blocks, a
+ *                          min/scale search for the K-quants, nearest value for MXFP4)
+ *      mf_dot_ref          dot(dequantize(row), x), accumulated in double
+ *
+ * 2. The fast path used by the CPU backend. The activation vector x is first converted
+ *    once into the "activation format" of the weight type (mf_act_type): 8-bit blocks
+ *    (Q8_0-style per 32 values for the 32-element types and MXFP4, Q8_K-style per 256 for
+ *    the K-quants) so the inner loop is an integer dot product; F32/F16/BF16 weights keep
+ *    float activations. mf_vec_dot() is the dot of one weight row with a converted
+ *    activation; mf_matmul_rows() the multi-row, multi-token kernel the thread pool calls.
+ *    With MINFER_NATIVE these use AVX2/FMA (quant_avx2.c, selected at build time via
+ *    __AVX2__), otherwise scalar code with the same rounding of the activations.
+ *    The error of the fast path against mf_dot_ref comes from rounding x to 8 bits:
+ *    |err| <= sum_blocks (d_x/2) * sum_i |w_i|, tested in tests/test_quant.c.
+ */
+#ifndef MF_QUANT_H
+#define MF_QUANT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "types.h"
+
+/* ---------------------------------------------------------------- scalars */
+
+/* IEEE binary16 <-> binary32. to_f32 is exact (subnormals kept); from_f32 rounds to nearest
+ * even, overflow -> inf, NaN kept NaN. */
+float mf_fp16_to_f32(uint16_t h);
+uint16_t mf_f32_to_fp16(float f);
+/* bfloat16: upper half of a binary32; from_f32 rounds to nearest even. */
+float mf_bf16_to_f32(uint16_t h);
+uint16_t mf_f32_to_bf16(float f);
+/* E8M0 (MXFP4 scale byte) -> 2^(e-127) as a float (e = 0, 1 give subnormals; mxfp4.md §3) */
+float mf_e8m0_to_f32(uint8_t e);
+
+/* ---------------------------------------------------------------- reference (scalar) */
+
+/* n must be a multiple of the type's block size. */
+void mf_dequantize_row(uint32_t type, const void *src, float *dst, int64_t n);
+/* Returns the number of bytes written (mf_type_row_bytes(type, n)). */
+size_t mf_quantize_row(uint32_t type, const float *src, void *dst, int64_t n);
+double mf_dot_ref(uint32_t type, const void *row, const float *x, int64_t n);
+
+/* ---------------------------------------------------------------- fast path */
+
+/* The activation format paired with a weight type: MF_TYPE_F32 (float x as is),
+ * MF_TYPE_Q8_0, MF_TYPE_Q8_1 (Q8_0 plus the block sum, for Q4_1/Q5_1) or MF_TYPE_Q8_K. */
+uint32_t mf_act_type(uint32_t wtype);
+/* Bytes needed to hold n converted activations for weight type wtype. */
+size_t mf_act_bytes(uint32_t wtype, int64_t n);
+/* Convert x[0..n) into the activation format of wtype. */
+void mf_quantize_act(uint32_t wtype, const float *x, void *qx, int64_t n);
+/* dot(row of wtype, converted activation), n elements. */
+float mf_vec_dot(uint32_t wtype, const void *row, const void *qx, int64_t n);
+
+/* y[t * y_stride + r] = dot(row r of W, activation t) for r in [r0, r1), t in [0, n_tok).
+ * W is a row-major matrix of rows of n_in elements (row_bytes = mf_type_row_bytes(wtype,
+ * n_in)); activation t starts at (const char *)qx + t * qx_stride. Each weight row is read
+ * once for all tokens (the loop over tokens is inside), so small batches cost little more
+ * memory traffic than one token. */
+void mf_matmul_rows(uint32_t wtype, const void *W, int64_t n_in, int64_t r0, int64_t r1,
+                    const void *qx, size_t qx_stride, int n_tok, float *y, int64_t y_stride);
+
+/* 1 when this build uses the AVX2 kernels (for `minfer --version` and the docs). */
+int mf_quant_simd(void);
+
+#endif

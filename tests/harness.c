@@ -1,0 +1,95 @@
+/* harness.c — see harness.h. */
+#include "harness.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static int g_skipped;
+
+const char *mf_models_dir(void)
+{
+    const char *d = getenv("MINFER_MODELS");
+    if (!d || !*d) d = getenv("MINFER_MODELS_DEFAULT");
+    if (!d || !*d) d = MF_SOURCE_DIR "/../shared/models";
+    return d;
+}
+
+const char *mf_model_path(const char *file)
+{
+    const char *d = mf_models_dir();
+    size_t n = strlen(d) + strlen(file) + 2;
+    char *p = malloc(n);
+    if (!p) abort();
+    snprintf(p, n, "%s/%s", d, file);
+    return p;  /* intentionally kept for the life of the test process */
+}
+
+const char *mf_tmp_path(const char *name)
+{
+    const char *d = getenv("TMPDIR");
+    if (!d || !*d) d = "/tmp";
+    size_t n = strlen(d) + strlen(name) + 48;
+    char *p = malloc(n);
+    if (!p) abort();
+    snprintf(p, n, "%s/minfer-test-%ld-%s", d, (long)getpid(), name);
+    return p;
+}
+
+void mf_skip(const char *why)
+{
+    g_skipped = 1;
+    print_message("[ SKIPPED  ] %s\n", why);
+    skip();
+}
+
+void mf_skip_unless_exists(const char *path)
+{
+    if (access(path, R_OK) == 0) return;
+    char why[1200];
+    snprintf(why, sizeof why, "needs %s (set MINFER_MODELS to the folder holding it)", path);
+    mf_skip(why);
+}
+
+int mf_run(const char *name, const struct CMUnitTest *tests, size_t n)
+{
+    int failed = _cmocka_run_group_tests(name, tests, n, NULL, NULL);
+    if (failed) return failed;
+    return g_skipped ? 77 : 0;
+}
+
+uint64_t mf_rng_u64(mf_rng *r)
+{
+    uint64_t x = r->s ? r->s : 0x9E3779B97F4A7C15ull;
+    x ^= x >> 12;
+    x ^= x << 25;
+    x ^= x >> 27;
+    r->s = x;
+    return x * 0x2545F4914F6CDD1Dull;
+}
+
+float mf_rng_uniform(mf_rng *r) { return (float)(mf_rng_u64(r) >> 40) / (float)(1u << 24); }
+
+float mf_rng_normal(mf_rng *r)
+{
+    /* Box-Muller */
+    float u1 = mf_rng_uniform(r), u2 = mf_rng_uniform(r);
+    if (u1 < 1e-7f) u1 = 1e-7f;
+    return sqrtf(-2.0f * logf(u1)) * cosf(6.28318530718f * u2);
+}
+
+uint8_t *mf_read_file(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    uint8_t *b = malloc(n > 0 ? (size_t)n : 1);
+    if (b && fread(b, 1, (size_t)n, f) != (size_t)n) { free(b); b = NULL; }
+    fclose(f);
+    if (b) *len = (size_t)n;
+    return b;
+}

@@ -1,0 +1,44 @@
+/* harness.h — shared helpers for the cmocka tests.
+ *
+ * Model files: tests read real models from $MINFER_MODELS (default ../shared/models beside
+ * the checkout, passed by CMake as MINFER_MODELS_DEFAULT). A test that needs a missing file
+ * calls MF_REQUIRE_FILE(): cmocka reports it SKIPPED with the reason, and mf_run() makes the
+ * executable exit with 77, which ctest shows as "Skipped" — never as passed.
+ */
+#ifndef MF_HARNESS_H
+#define MF_HARNESS_H
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+/* Directory holding the shared model files (no trailing slash). */
+const char *mf_models_dir(void);
+/* Full path of a shared model file (static buffer per call site is not needed: the result
+ * is malloc'd and lives until exit). */
+const char *mf_model_path(const char *file);
+/* Path for a temporary file unique to this process (under $TMPDIR or /tmp). */
+const char *mf_tmp_path(const char *name);
+
+/* Skip the current test (with a printed reason) unless `path` exists. */
+void mf_skip_unless_exists(const char *path);
+#define MF_REQUIRE_FILE(path) do { mf_skip_unless_exists(path); } while (0)
+/* Skip the current test with a reason (e.g. no GPU). */
+void mf_skip(const char *why);
+
+/* Run a group; returns 77 when nothing failed but something was skipped. */
+int mf_run(const char *name, const struct CMUnitTest *tests, size_t n);
+#define MF_RUN(name, tests) mf_run(name, tests, sizeof(tests) / sizeof(tests[0]))
+
+/* Deterministic random numbers for tests (xorshift64*). */
+typedef struct mf_rng { uint64_t s; } mf_rng;
+uint64_t mf_rng_u64(mf_rng *r);
+float mf_rng_uniform(mf_rng *r);          /* [0, 1) */
+float mf_rng_normal(mf_rng *r);           /* N(0, 1) */
+
+/* Read a whole file; NULL if unreadable. *len receives its size. */
+uint8_t *mf_read_file(const char *path, size_t *len);
+
+#endif

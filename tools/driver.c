@@ -1,0 +1,113 @@
+/* driver.c — argument helpers and default-model search shared by the subcommands. */
+#include "driver.h"
+
+#include <errno.h>
+#include <glob.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+int drv_int(const char *cmd, const char *opt, const char *val, long lo, long hi, int *out)
+{
+    char *end;
+    errno = 0;
+    long v = strtol(val, &end, 10);
+    if (errno || end == val || *end || v < lo || v > hi) {
+        fprintf(stderr, "minfer %s: bad value '%s' for %s (expected an integer in %ld..%ld)\n",
+                cmd, val, opt, lo, hi);
+        return -1;
+    }
+    *out = (int)v;
+    return 0;
+}
+
+int drv_float(const char *cmd, const char *opt, const char *val, double lo, double hi, float *out)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(val, &end);
+    if (errno || end == val || *end || !(v >= lo && v <= hi)) {
+        fprintf(stderr, "minfer %s: bad value '%s' for %s (expected a number in %g..%g)\n", cmd,
+                val, opt, lo, hi);
+        return -1;
+    }
+    *out = (float)v;
+    return 0;
+}
+
+int drv_u64(const char *cmd, const char *opt, const char *val, uint64_t *out)
+{
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(val, &end, 10);
+    if (errno || end == val || *end || val[0] == '-') {
+        fprintf(stderr, "minfer %s: bad value '%s' for %s (expected a non-negative integer)\n",
+                cmd, val, opt);
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+const char *drv_next(const char *cmd, int argc, char **argv, int *i)
+{
+    if (*i + 1 >= argc) {
+        fprintf(stderr, "minfer %s: option %s needs a value\n", cmd, argv[*i]);
+        return NULL;
+    }
+    return argv[++*i];
+}
+
+const char *drv_default_model(void)
+{
+    static char found[4096];
+    const char *env = getenv("MINFER_MODEL");
+    if (env && *env) return env;
+    glob_t gl;
+    if (glob("weights/*.gguf", 0, NULL, &gl) == 0 && gl.gl_pathc > 0) {
+        snprintf(found, sizeof found, "%s", gl.gl_pathv[0]);
+        globfree(&gl);
+        return found;
+    }
+    globfree(&gl);
+    const char *shared = "../shared/models/stories260K.gguf";
+    if (access(shared, R_OK) == 0) return shared;
+    fprintf(stderr,
+            "minfer: no model given and none found ($MINFER_MODEL, weights/*.gguf, %s).\n"
+            "Get one with: weights/fetch.sh stories260K   (see weights/README.md)\n",
+            shared);
+    return NULL;
+}
+
+char *drv_read_text(const char *cmd, const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        fprintf(stderr, "minfer %s: cannot read '%s': %s\n", cmd, path, strerror(errno));
+        return NULL;
+    }
+    size_t cap = 4096, n = 0;
+    char *b = malloc(cap);
+    for (;;) {
+        if (!b) break;
+        n += fread(b + n, 1, cap - n - 1, f);
+        if (n < cap - 1) break;
+        cap *= 2;
+        char *nb = realloc(b, cap);
+        if (!nb) { free(b); b = NULL; break; }
+        b = nb;
+    }
+    fclose(f);
+    if (!b) { fprintf(stderr, "minfer %s: out of memory reading '%s'\n", cmd, path); return NULL; }
+    b[n] = 0;
+    return b;
+}
+
+double drv_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}

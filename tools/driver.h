@@ -1,0 +1,37 @@
+/* driver.h — what the subcommands of the `minfer` driver share: argument helpers and the
+ * default-model search. The driver prints; the library never does. No math here. */
+#ifndef MF_DRIVER_H
+#define MF_DRIVER_H
+
+#include <stdint.h>
+
+#include "minfer.h"
+
+/* subcommands (one file each: tools/cmd_<name>.c). Each returns the process exit code. */
+int mf_cmd_run(int argc, char **argv);
+int mf_cmd_tokenize(int argc, char **argv);
+int mf_cmd_inspect(int argc, char **argv);
+int mf_cmd_bench(int argc, char **argv);
+int mf_cmd_check(int argc, char **argv);
+int mf_cmd_plan(int argc, char **argv);
+
+/* Argument parsing helpers: each returns 0, or prints "minfer NAME: bad value 'X' for
+ * OPT (expected ...)" to stderr and returns -1. */
+int drv_int(const char *cmd, const char *opt, const char *val, long lo, long hi, int *out);
+int drv_float(const char *cmd, const char *opt, const char *val, double lo, double hi, float *out);
+int drv_u64(const char *cmd, const char *opt, const char *val, uint64_t *out);
+/* The value after option argv[*i], advancing *i; NULL (with a message) if missing. */
+const char *drv_next(const char *cmd, int argc, char **argv, int *i);
+
+/* The model to use when -m is not given: $MINFER_MODEL, then the first weights/ *.gguf file
+ * (relative to the current directory), then ../shared/models/stories260K.gguf. NULL if none
+ * exists (and a message saying how to get one is printed). */
+const char *drv_default_model(void);
+
+/* Read a whole text file into a malloc'd NUL-terminated string; NULL with a message. */
+char *drv_read_text(const char *cmd, const char *path);
+
+/* Seconds on a monotonic clock. */
+double drv_now(void);
+
+#endif

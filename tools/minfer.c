@@ -1,0 +1,69 @@
+/* minfer.c — the command-line driver: parses the subcommand and hands over to its file.
+ *
+ *   minfer run      -m MODEL -p PROMPT ...   generate text (tools/cmd_run.c)
+ *   minfer tokenize -m MODEL -p TEXT         token ids (tools/cmd_tokenize.c)
+ *   minfer inspect  MODEL [--json]           what is in a GGUF file (tools/cmd_inspect.c)
+ *   minfer bench    -m MODEL ...             speed and % of the bandwidth roofline
+ *   minfer check    -m MODEL ...             CPU vs GPU, layer by layer
+ *   minfer plan     -m MODEL ...             will it fit, how fast at best
+ *   minfer --version                         build options and the CUDA devices seen
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "driver.h"
+#include "quant.h"
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: minfer COMMAND [options]\n"
+            "commands:\n"
+            "  run       generate text from a prompt      (minfer run -m MODEL -p PROMPT)\n"
+            "  tokenize  print the token ids of a text    (minfer tokenize -m MODEL -p TEXT)\n"
+            "  inspect   describe a GGUF file             (minfer inspect MODEL [--json])\n"
+            "  bench     measure prompt/generation speed  (minfer bench -m MODEL)\n"
+            "  check     compare CPU and GPU layer by layer (minfer check -m MODEL)\n"
+            "  plan      memory and speed bounds per device (minfer plan -m MODEL)\n"
+            "  --version build options and CUDA devices\n"
+            "Run 'minfer COMMAND --help' for the options of a command.\n");
+}
+
+static int version(void)
+{
+    printf("minfer %s (simd: %s, blas: %s, cuda: %s)\n", MF_VERSION,
+           mf_quant_simd() ? "avx2" : "scalar",
+#ifdef MF_HAVE_BLAS
+           "openblas",
+#else
+           "off",
+#endif
+#ifdef MF_HAVE_CUDA
+           "built"
+#else
+           "not built"
+#endif
+    );
+    char names[16][128], why[256] = "";
+    int n = mf_cuda_devices(names, 16, why, sizeof why);
+    if (n <= 0) printf("no CUDA device%s%s\n", why[0] ? ": " : "", why);
+    for (int i = 0; i < n; i++) printf("CUDA device %d: %s\n", i, names[i]);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) { usage(stderr); return 2; }
+    const char *c = argv[1];
+    if (!strcmp(c, "--version") || !strcmp(c, "version")) return version();
+    if (!strcmp(c, "--help") || !strcmp(c, "-h") || !strcmp(c, "help")) { usage(stdout); return 0; }
+    if (!strcmp(c, "run")) return mf_cmd_run(argc - 1, argv + 1);
+    if (!strcmp(c, "tokenize")) return mf_cmd_tokenize(argc - 1, argv + 1);
+    if (!strcmp(c, "inspect")) return mf_cmd_inspect(argc - 1, argv + 1);
+    if (!strcmp(c, "bench")) return mf_cmd_bench(argc - 1, argv + 1);
+    if (!strcmp(c, "check")) return mf_cmd_check(argc - 1, argv + 1);
+    if (!strcmp(c, "plan")) return mf_cmd_plan(argc - 1, argv + 1);
+    fprintf(stderr, "minfer: unknown command '%s'\n", c);
+    usage(stderr);
+    return 2;
+}
