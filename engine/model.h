@@ -102,13 +102,17 @@ void mf_model_free(mf_model *m);
 /* Hyperparameters only (no tokenizer, no tensors checked): used by `inspect` and `plan`. */
 int mf_hparams_read(const mf_gguf *g, mf_hparams *hp, mf_err *err);
 
-/* Bytes of the KV cache for n_ctx positions with elements of elem_bytes (2 or 4), counting
- * sliding-window layers at min(n_ctx, window). */
+/* Bytes of the KV cache (K and V, all layers) for n_ctx positions with elements of
+ * elem_bytes (2 or 4), counting sliding-window layers at min(n_ctx, window) (the steady
+ * state of a one-token-at-a-time decode). */
 uint64_t mf_kv_bytes(const mf_hparams *hp, int64_t n_ctx, int elem_bytes);
 
-/* Number of KV cache slots a layer needs for a context of n_ctx: n_ctx, or the window for
- * sliding layers (ring buffer). */
-int mf_kv_slots(const mf_hparams *hp, int sliding, int n_ctx);
+/* Number of KV cache slots a layer needs for a context of n_ctx positions and steps of at
+ * most max_batch tokens: n_ctx for full-attention layers; for sliding-window layers a ring
+ * buffer of min(n_ctx, window + max_batch - 1) slots (position p lives at slot p % slots).
+ * The max_batch - 1 extra slots keep the keys that the first queries of a batch still need
+ * while the batch's own keys are written. */
+int mf_kv_slots(const mf_hparams *hp, int sliding, int n_ctx, int max_batch);
 
 /* Bytes read from the weights to decode one token: every matrix once, except that of the
  * expert tensors only n_experts_used / n_experts are read (the active experts). The token
