@@ -117,7 +117,7 @@ MF_HD float mf_bf2f(uint32_t h) { return mf_bits_f32(h << 16); }
 
 /* MXFP4 scale as llama.cpp applies it (mxfp4.md §3): 2^(e-128), the half scale that pairs
  * with the doubled E2M1 table. e = 0, 1 are the subnormals 2^-128, 2^-127. */
-MF_HD float mf_e8m0_half(uint32_t e)
+MF_HD float mf_cu_e8m0_half(uint32_t e)
 {
     return mf_bits_f32(e < 2 ? (0x00200000u << e) : ((e - 1) << 23));
 }

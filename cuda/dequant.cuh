@@ -122,7 +122,7 @@ MF_HD float mf_mxfp4_kv(uint32_t c)
 
 MF_HD void mf_dq_mxfp4(const uint8_t *b, float *y)
 {
-    float d = mf_e8m0_half(b[0]);
+    float d = mf_cu_e8m0_half(b[0]);
     uint32_t w[4];
     mf_ld_words<1>(b + 1, w, 4);
     for (int j = 0; j < 16; j++) {
