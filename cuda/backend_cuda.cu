@@ -161,6 +161,10 @@ int cu_prepare(mf_backend *be, mf_model *m, mf_err *err)
         for (const mf_weight *w : vecs)
             if (check_f32(w, "bias or sink", err)) return -1;
     }
+    /* mf_weight holds one device pointer: the model can live on the GPU once at a time */
+    if (m->tok_embd.dev)
+        return mf_errf(err, "%s: the model is already on the GPU for another CUDA session (one CUDA session per "
+                            "loaded model)", m->path);
     void *base = nullptr;
     size_t bytes = 0;
     upload_rec *ups = (upload_rec *)realloc(cb->ups, sizeof *ups * (size_t)(cb->n_ups + 1));

@@ -13,7 +13,8 @@
 #   6. a table of every step, printed last
 #
 # usage: tools/gpu_check.sh [--quick]      (--quick: no sanitizers, no gpt-oss-20b)
-# env:   OUT       where logs, models' bench JSON and the table go (default ./gpu-check-out)
+# env:   OUT       where logs, bench JSON and the tables go (default ./build-gpu-check; on the
+#                  lent GPU machines of this project $OUT is the folder that comes back)
 #        BUILD     build folder (default ./build-gpu; a carried, already built one is reused)
 #        MODELS    folder for generated models (default ./.models, git-ignored)
 #        CMOCKA_DIR prefix of a carried cmocka (include/cmocka.h, lib/libcmocka.so) when the
@@ -23,7 +24,7 @@
 set -u
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
-OUT=${OUT:-$ROOT/gpu-check-out}
+OUT=${OUT:-$ROOT/build-gpu-check}
 BUILD=${BUILD:-$ROOT/build-gpu}
 MODELS=${MODELS:-$ROOT/.models}
 QUICK=0

@@ -10,11 +10,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../../cuda/testapi.h"
 #include "backend.h"
 #include "harness.h"
 #include "quant.h"
 #include "types.h"
+
+#ifdef MF_HAVE_CUDA
+#include "../../cuda/testapi.h"
 
 /* The one context of a test executable (tests run in order, single-threaded). */
 static mf_cuda_test *gpu_ctx;
@@ -117,5 +119,22 @@ static const uint32_t gpu_all_types[] = {MF_TYPE_F32,  MF_TYPE_F16,  MF_TYPE_BF1
 #define GPU_N_TYPES (sizeof gpu_all_types / sizeof *gpu_all_types)
 
 static inline int gpu_is_float_type(uint32_t t) { return t == MF_TYPE_F32 || t == MF_TYPE_F16 || t == MF_TYPE_BF16; }
+
+#else  /* a build without the CUDA backend: every GPU test executable only says so */
+
+static inline void no_cuda_build(void **state)
+{
+    (void)state;
+    mf_skip("this build has no CUDA backend (MINFER_CUDA=OFF or no nvcc)");
+}
+
+#define MF_GPU_TEST_MAIN(name)                                               \
+    int main(void)                                                           \
+    {                                                                        \
+        const struct CMUnitTest skip[] = {cmocka_unit_test(no_cuda_build)};  \
+        return MF_RUN(name, skip);                                           \
+    }
+
+#endif
 
 #endif

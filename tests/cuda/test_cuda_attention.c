@@ -15,6 +15,8 @@
  * 11-bit significands, relative 4.9e-4 each, scores of size ~3 move by ~1.5e-3). */
 #include "gpu_util.h"
 
+#ifdef MF_HAVE_CUDA
+
 typedef struct acase {
     int n, pos0, G, Hkv, hd, f16, sinks, window, split, n_ctx;
 } acase;
@@ -178,3 +180,7 @@ int main(void)
     mf_cuda_test_free(gpu_ctx);
     return rc;
 }
+
+#else
+MF_GPU_TEST_MAIN("cuda_attention")
+#endif

@@ -9,10 +9,14 @@
  *     replays the very kernels at every position, reading it from device memory);
  *   - a 100-token prompt in steps of 64 (the cuBLAS SGEMM path, prompt attention with two
  *     rows' blocks spanning earlier steps) against the CPU;
- *   - one prompt evaluated token by token and as one batch: the two GPU paths agree.
+ *   - one prompt evaluated token by token and as one batch: the two GPU paths agree;
+ *   - a second CUDA session on a model already on the GPU is refused (mf_weight holds one
+ *     device pointer), so sessions here run one after the other.
  * Skips without a GPU or without the model file. */
 #include "gpu_util.h"
 #include "minfer.h"
+
+#ifdef MF_HAVE_CUDA
 
 static const int32_t spec_ids[8] = {1, 403, 407, 261, 378, 432, 383, 286};
 static const int32_t spec_argmax[8] = {403, 407, 261, 378, 432, 383, 286, 261};
@@ -57,49 +61,57 @@ static mf_model *load_stories(void)
     return m;
 }
 
+#define N_DEC 40
+
 static void prompt_and_decode_vs_cpu(void **state)
 {
     (void)state;
     mf_model *m = load_stories();
     int V = m->hp.n_vocab;
-    mf_session *cpu = open_session(m, "cpu", 0, 1, 64);
-    struct { int f16, no_graph; double tol; } var[3] = {{0, 0, 1e-4}, {0, 1, 1e-4}, {1, 0, 5e-3}};
-    mf_session *gpu[3];
-    for (int i = 0; i < 3; i++) gpu[i] = open_session(m, "cuda", var[i].f16, var[i].no_graph, 64);
-    float *ref = malloc(sizeof(float) * 8 * (size_t)V), *got = malloc(sizeof(float) * 8 * (size_t)V);
-    float *graph_logits = malloc(sizeof(float) * (size_t)V);
+    size_t PV = 8 * (size_t)V;
+    /* the CPU's run: prompt logits, then N_DEC greedy tokens and their logits */
+    float *ref = malloc(sizeof(float) * PV), *ref_dec = malloc(sizeof(float) * N_DEC * (size_t)V);
+    float *got = malloc(sizeof(float) * PV), *graph_dec = malloc(sizeof(float) * N_DEC * (size_t)V);
+    int32_t toks[N_DEC];
     mf_err err;
+    mf_session *cpu = open_session(m, "cpu", 0, 1, 64);
     GPU_OK(mf_session_eval(cpu, spec_ids, 8, ref, &err), err);
+    for (int step = 0; step < N_DEC; step++) {
+        toks[step] = mf_session_argmax(cpu);
+        GPU_OK(mf_session_eval(cpu, &toks[step], 1, NULL, &err), err);
+        const float *lc = mf_session_logits(cpu, &err);
+        if (!lc) fail_msg("%s", err.msg);
+        memcpy(ref_dec + (size_t)step * V, lc, sizeof(float) * (size_t)V);
+    }
+    mf_session_free(cpu);
+
+    /* one GPU session at a time (a model is uploaded once): graphs, no graphs, F16 cache */
+    struct { int f16, no_graph; double tol; } var[3] = {{0, 0, 1e-4}, {0, 1, 1e-4}, {1, 0, 5e-3}};
     for (int i = 0; i < 3; i++) {
-        GPU_OK(mf_session_eval(gpu[i], spec_ids, 8, got, &err), err);
-        close_enough("prompt logits", got, ref, 8 * (size_t)V, var[i].tol);
+        mf_session *gpu = open_session(m, "cuda", var[i].f16, var[i].no_graph, 64);
+        GPU_OK(mf_session_eval(gpu, spec_ids, 8, got, &err), err);
+        close_enough("prompt logits", got, ref, PV, var[i].tol);
         for (int p = 0; p < 8; p++) {
             int best = 0;
             for (int j = 1; j < V; j++)
                 if (got[(size_t)p * V + j] > got[(size_t)p * V + best]) best = j;
             assert_int_equal(best, spec_argmax[p]);
         }
-        assert_int_equal(mf_session_argmax(gpu[i]), spec_argmax[7]);
-    }
-    for (int step = 0; step < 40; step++) {
-        int32_t tok = mf_session_argmax(cpu);
-        GPU_OK(mf_session_eval(cpu, &tok, 1, NULL, &err), err);
-        const float *lc = mf_session_logits(cpu, &err);
-        assert_non_null(lc);
-        for (int i = 0; i < 3; i++) {
-            GPU_OK(mf_session_eval(gpu[i], &tok, 1, NULL, &err), err);
-            const float *lg = mf_session_logits(gpu[i], &err);
+        assert_int_equal(mf_session_argmax(gpu), spec_argmax[7]);
+        for (int step = 0; step < N_DEC; step++) {  /* teacher-forced with the CPU's tokens */
+            GPU_OK(mf_session_eval(gpu, &toks[step], 1, NULL, &err), err);
+            const float *lg = mf_session_logits(gpu, &err);
             if (!lg) fail_msg("%s", err.msg);
-            close_enough("decode logits", lg, lc, (size_t)V, var[i].tol);
-            if (i == 0) memcpy(graph_logits, lg, sizeof(float) * (size_t)V);
-            if (i == 1) assert_memory_equal(lg, graph_logits, sizeof(float) * (size_t)V);
+            close_enough("decode logits", lg, ref_dec + (size_t)step * V, (size_t)V, var[i].tol);
+            if (i == 0) memcpy(graph_dec + (size_t)step * V, lg, sizeof(float) * (size_t)V);
+            if (i == 1) assert_memory_equal(lg, graph_dec + (size_t)step * V, sizeof(float) * (size_t)V);
         }
+        mf_session_free(gpu);
     }
-    for (int i = 0; i < 3; i++) mf_session_free(gpu[i]);
-    mf_session_free(cpu);
     free(ref);
+    free(ref_dec);
     free(got);
-    free(graph_logits);
+    free(graph_dec);
     mf_model_free(m);
 }
 
@@ -130,21 +142,36 @@ static void token_by_token_equals_batch(void **state)
     (void)state;
     mf_model *m = load_stories();
     int V = m->hp.n_vocab;
-    mf_session *a = open_session(m, "cuda", 0, 0, 64), *b = open_session(m, "cuda", 0, 0, 64);
-    float *la = malloc(sizeof(float) * 8 * (size_t)V), *lb = malloc(sizeof(float) * (size_t)V);
+    float *la = malloc(sizeof(float) * 8 * (size_t)V);
     mf_err err;
+    mf_session *a = open_session(m, "cuda", 0, 0, 64);
     GPU_OK(mf_session_eval(a, spec_ids, 8, la, &err), err);
+    mf_session_free(a);
+    mf_session *b = open_session(m, "cuda", 0, 0, 64);
     for (int p = 0; p < 8; p++) {
         GPU_OK(mf_session_eval(b, &spec_ids[p], 1, NULL, &err), err);
         const float *l = mf_session_logits(b, &err);
-        assert_non_null(l);
-        memcpy(lb, l, sizeof(float) * (size_t)V);
-        close_enough("one token at a time vs batch", lb, la + (size_t)p * V, (size_t)V, 1e-4);
+        if (!l) fail_msg("%s", err.msg);
+        close_enough("one token at a time vs batch", l, la + (size_t)p * V, (size_t)V, 1e-4);
     }
-    mf_session_free(a);
     mf_session_free(b);
     free(la);
-    free(lb);
+    mf_model_free(m);
+}
+
+/* a second CUDA session on a model that is already on the GPU is refused, with a message */
+static void one_gpu_session_per_model(void **state)
+{
+    (void)state;
+    mf_model *m = load_stories();
+    mf_session *a = open_session(m, "cuda", 0, 0, 64);
+    mf_session_opts o = mf_session_defaults();
+    o.device = "cuda";
+    mf_err err;
+    mf_session *b = mf_session_new(m, &o, &err);
+    assert_null(b);
+    assert_non_null(strstr(err.msg, "already on the GPU"));
+    mf_session_free(a);
     mf_model_free(m);
 }
 
@@ -159,6 +186,11 @@ int main(void)
         cmocka_unit_test(prompt_and_decode_vs_cpu),
         cmocka_unit_test(long_prompt_vs_cpu),
         cmocka_unit_test(token_by_token_equals_batch),
+        cmocka_unit_test(one_gpu_session_per_model),
     };
     return MF_RUN("cuda_backend", tests);
 }
+
+#else
+MF_GPU_TEST_MAIN("cuda_backend")
+#endif

@@ -11,6 +11,8 @@
  * Outputs are NaN-poisoned before each launch (testapi.cu): an unwritten one fails. */
 #include "gpu_util.h"
 
+#ifdef MF_HAVE_CUDA
+
 static void check_out(const char *what, uint32_t type, const gmat *g, const float *x, int rows, const float *init,
                       const float *out, double rel)
 {
@@ -163,3 +165,7 @@ int main(void)
     mf_cuda_test_free(gpu_ctx);
     return rc;
 }
+
+#else
+MF_GPU_TEST_MAIN("cuda_matmul")
+#endif

@@ -18,6 +18,8 @@
  * a layer of gpt-oss widths (d = F = 2880, 90 MXFP4 blocks per row; 4 experts, k = 2). */
 #include "gpu_util.h"
 
+#ifdef MF_HAVE_CUDA
+
 typedef struct mcase {
     uint32_t tg, tu, td;
     int E, k, n, d, F, bias, ties;
@@ -201,3 +203,7 @@ int main(void)
     mf_cuda_test_free(gpu_ctx);
     return rc;
 }
+
+#else
+MF_GPU_TEST_MAIN("cuda_moe")
+#endif

@@ -8,6 +8,8 @@
 #include "gpu_util.h"
 #include "rope.h"
 
+#ifdef MF_HAVE_CUDA
+
 static void rmsnorm_vs_formula(void **state)
 {
     (void)state;
@@ -167,3 +169,7 @@ int main(void)
     mf_cuda_test_free(gpu_ctx);
     return rc;
 }
+
+#else
+MF_GPU_TEST_MAIN("cuda_ops")
+#endif
