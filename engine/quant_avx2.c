@@ -79,6 +79,18 @@ INLINE float h2f(const uint8_t *p)
 
 INLINE __m256i load32(const void *p) { return _mm256_loadu_si256((const __m256i *)p); }
 
+/* Software prefetch of the rows after the tile's own (pf; NULL: none), at the pace the tile
+ * consumes its rows: while working on bytes [k·n, (k+1)·n) of its R rows, it asks for
+ * bytes [k·n, (k+1)·n) of the next R. Why: R rows read in step are R streams inside one
+ * page, which the hardware prefetchers follow poorly; without this a decode product
+ * reached about half of the machine's plain read bandwidth (qbench, docs/quantization.md),
+ * with it most of it. */
+INLINE void prefetch_span(const uint8_t *pf, size_t off, size_t n)
+{
+    if (!pf) return;
+    for (size_t i = 0; i < n; i += 64) _mm_prefetch((const char *)(pf + off + i), _MM_HINT_T0);
+}
+
 /* 16 bytes of nibbles -> 32 codes in element order: lane 0 = low nibbles (elements 0..15),
  * lane 1 = high nibbles (elements 16..31) — the Q4_0 order of quant-formats.md §3. */
 INLINE __m256i nibbles32(const uint8_t *qs)
@@ -232,7 +244,7 @@ INLINE __m128 scales4(uint32_t wt, const uint8_t *blk, size_t rb, int R)
  * T = 1: the four block sums of R <= 4 rows (missing rows padded with zeros) share one
  * accumulator. T = 4: each row's four token sums share one accumulator. */
 INLINE void tile32(const uint32_t wt, const int R, const int T, const uint8_t *w, size_t rb,
-                   const uint8_t *x, size_t xs, int64_t nb, float *y, int64_t ys)
+                   const uint8_t *x, size_t xs, int64_t nb, float *y, int64_t ys, const uint8_t *pf)
 {
     const size_t bb = bytes32(wt);
     const __m256i zero = _mm256_setzero_si256();
@@ -243,6 +255,7 @@ INLINE void tile32(const uint32_t wt, const int R, const int T, const uint8_t *w
         for (int64_t b = 0; b < nb; b++, a++) {
             __m256i av = load32(a->qs), bias = bias32(wt, a), v[4] = {zero, zero, zero, zero};
             const uint8_t *blk = w + b * bb;
+            prefetch_span(pf, (size_t)b * R * bb, R * bb);
             for (int r = 0; r < R; r++) v[r] = block_dot(wt, codes32(wt, blk + r * rb), av, bias);
             __m128 d4 = _mm_mul_ps(scales4(wt, blk, rb, R), _mm_set1_ps(a->d));
             acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(reduce4(v[0], v[1], v[2], v[3])), _mm256_set_m128(d4, d4), acc);
@@ -257,6 +270,7 @@ INLINE void tile32(const uint32_t wt, const int R, const int T, const uint8_t *w
     __m128 mins[4];
     for (int r = 0; r < R; r++) acc[r] = _mm256_setzero_ps(), mins[r] = _mm_setzero_ps();
     for (int64_t b = 0; b < nb; b++) {
+        prefetch_span(pf, (size_t)b * R * bb, R * bb);
         const mf_act32 *a[4];
         __m256i av[4], bias[4];
         for (int t = 0; t < 4; t++) {
@@ -434,7 +448,7 @@ INLINE ksum kfinish(uint32_t wt, __m256i iacc, const kscales *ks, const mf_actk 
  * the integer sums of four (row, token) pairs are reduced into one vector, then scaled by
  * d·dx and dmin·dx. */
 INLINE void tilek(const uint32_t wt, const int R, const int T, const uint8_t *w, size_t rb,
-                  const uint8_t *x, size_t xs, int64_t nb, float *y, int64_t ys)
+                  const uint8_t *x, size_t xs, int64_t nb, float *y, int64_t ys, const uint8_t *pf)
 {
     const size_t bb = bytesk(wt);
     const int has_dmin = dmin_at(wt) >= 0;
@@ -443,6 +457,7 @@ INLINE void tilek(const uint32_t wt, const int R, const int T, const uint8_t *w,
     for (int r = 0; r < 4; r++) acc[r] = _mm256_setzero_ps();
     for (int64_t b = 0; b < nb; b++) {
         const uint8_t *blk = w + b * bb;
+        prefetch_span(pf, (size_t)b * R * bb, R * bb);
         const mf_actk *a[4];
         for (int t = 0; t < NT; t++) a[t] = (const mf_actk *)(x + t * xs) + b;
         kscales ks[4];
@@ -529,13 +544,15 @@ INLINE float load1f(uint32_t wt, const uint8_t *w, int64_t i)
 }
 
 INLINE void tilef(const uint32_t wt, const int R, const int T, const uint8_t *w, size_t rb,
-                  const uint8_t *x, size_t xs, int64_t n, float *y, int64_t ys)
+                  const uint8_t *x, size_t xs, int64_t n, float *y, int64_t ys, const uint8_t *pf)
 {
     __m256 acc[4][4];
     for (int r = 0; r < R; r++)
         for (int t = 0; t < T; t++) acc[r][t] = _mm256_setzero_ps();
+    const size_t es = wt == MF_TYPE_F32 ? 4 : 2;
     int64_t i = 0;
     for (; i + 8 <= n; i += 8) {
+        prefetch_span(pf, (size_t)i * R * es, 8 * R * es);
         __m256 wv[4];
         for (int r = 0; r < R; r++) wv[r] = load8f(wt, w + r * rb, i);
         for (int t = 0; t < T; t++) {
@@ -555,7 +572,7 @@ INLINE void tilef(const uint32_t wt, const int R, const int T, const uint8_t *w,
 /* ================================================================ the row walk */
 
 typedef void (*tile_fn)(const uint8_t *w, size_t rb, const uint8_t *x, size_t xs, int64_t nb,
-                        float *y, int64_t ys);
+                        float *y, int64_t ys, const uint8_t *pf);
 
 /* The four tile shapes of one type: 4 rows × 1 token, 1 × 1, 4 × 4, 1 × 4. The 4 × 4 tile is
  * RB rows at a time (4/RB calls): as many rows as keep the accumulators in registers. */
@@ -563,19 +580,20 @@ typedef struct tiles { tile_fn r4t1, r1t1, r4t4, r1t4; } tiles;
 
 #define TILES(name, tile, WT, RB)                                                             \
     static void name##_r4t1(const uint8_t *w, size_t rb, const uint8_t *x, size_t xs,        \
-                            int64_t nb, float *y, int64_t ys)                                 \
-    { tile(WT, 4, 1, w, rb, x, xs, nb, y, ys); }                                              \
+                            int64_t nb, float *y, int64_t ys, const uint8_t *pf)              \
+    { tile(WT, 4, 1, w, rb, x, xs, nb, y, ys, pf); }                                          \
     static void name##_r1t1(const uint8_t *w, size_t rb, const uint8_t *x, size_t xs,        \
-                            int64_t nb, float *y, int64_t ys)                                 \
-    { tile(WT, 1, 1, w, rb, x, xs, nb, y, ys); }                                              \
+                            int64_t nb, float *y, int64_t ys, const uint8_t *pf)              \
+    { tile(WT, 1, 1, w, rb, x, xs, nb, y, ys, pf); }                                          \
     static void name##_r4t4(const uint8_t *w, size_t rb, const uint8_t *x, size_t xs,        \
-                            int64_t nb, float *y, int64_t ys)                                 \
+                            int64_t nb, float *y, int64_t ys, const uint8_t *pf)              \
     {                                                                                         \
-        for (int r = 0; r < 4; r += RB) tile(WT, RB, 4, w + r * rb, rb, x, xs, nb, y + r, ys); \
+        for (int r = 0; r < 4; r += RB)                                                       \
+            tile(WT, RB, 4, w + r * rb, rb, x, xs, nb, y + r, ys, pf ? pf + r * rb : NULL);   \
     }                                                                                         \
     static void name##_r1t4(const uint8_t *w, size_t rb, const uint8_t *x, size_t xs,        \
-                            int64_t nb, float *y, int64_t ys)                                 \
-    { tile(WT, 1, 4, w, rb, x, xs, nb, y, ys); }                                              \
+                            int64_t nb, float *y, int64_t ys, const uint8_t *pf)              \
+    { tile(WT, 1, 4, w, rb, x, xs, nb, y, ys, pf); }                                          \
     static const tiles name = {name##_r4t1, name##_r1t1, name##_r4t4, name##_r1t4};
 
 /* Rows per batched K-quant tile: 4 × 4 pairs of 8-lane sums need 16 registers, which fit
@@ -636,13 +654,18 @@ void mf_matmul_rows_avx2(uint32_t wtype, const void *W, int64_t n_in, int64_t r0
         float *yr = y + r;
         int t = 0;
         if (r + 4 <= r1) {
-            for (; t + 4 <= n_tok; t += 4)
-                k->r4t4(w, rb, x + t * qx_stride, qx_stride, nb, yr + t * y_stride, y_stride);
-            for (; t < n_tok; t++) k->r4t1(w, rb, x + t * qx_stride, qx_stride, nb, yr + t * y_stride, y_stride);
+            /* the first tile over these rows prefetches the next 4 (when they are ours) */
+            const uint8_t *pf = r + 8 <= r1 ? w + 4 * rb : NULL;
+            for (; t + 4 <= n_tok; t += 4, pf = NULL)
+                k->r4t4(w, rb, x + t * qx_stride, qx_stride, nb, yr + t * y_stride, y_stride, pf);
+            for (; t < n_tok; t++, pf = NULL)
+                k->r4t1(w, rb, x + t * qx_stride, qx_stride, nb, yr + t * y_stride, y_stride, pf);
             r += 4;
         } else {
-            for (; t + 4 <= n_tok; t += 4) k->r1t4(w, rb, x + t * qx_stride, qx_stride, nb, yr + t * y_stride, y_stride);
-            for (; t < n_tok; t++) k->r1t1(w, rb, x + t * qx_stride, qx_stride, nb, yr + t * y_stride, y_stride);
+            for (; t + 4 <= n_tok; t += 4)
+                k->r1t4(w, rb, x + t * qx_stride, qx_stride, nb, yr + t * y_stride, y_stride, NULL);
+            for (; t < n_tok; t++)
+                k->r1t1(w, rb, x + t * qx_stride, qx_stride, nb, yr + t * y_stride, y_stride, NULL);
             r += 1;
         }
     }
