@@ -358,15 +358,15 @@ INLINE kscales kscales_of(uint32_t wt, const uint8_t *b)
     case MF_TYPE_Q3_K: {
         /* quant-formats.md §4.5, 4 scales at a time: low 4 bits from bytes 0..7 (low then
          * high nibbles), high 2 bits from bytes 8..11 shifted by 2·(k/4) */
-        uint32_t s[3];
-        memcpy(s, b + 96, 12);
-        uint32_t w[4] = {
-            (s[0] & 0x0F0F0F0Fu) | (s[2] & 0x03030303u) << 4,
-            (s[1] & 0x0F0F0F0Fu) | ((s[2] >> 2) & 0x03030303u) << 4,
-            ((s[0] >> 4) & 0x0F0F0F0Fu) | ((s[2] >> 4) & 0x03030303u) << 4,
-            ((s[1] >> 4) & 0x0F0F0F0Fu) | ((s[2] >> 6) & 0x03030303u) << 4,
-        };
-        __m128i s8 = _mm_sub_epi8(_mm_loadu_si128((const __m128i *)w), _mm_set1_epi8(32));
+        memcpy(&s0, b + 96, 4);
+        memcpy(&s1, b + 100, 4);
+        memcpy(&s2, b + 104, 4);
+        /* built in registers: 4 stores then one 16-byte load would stall store forwarding */
+        __m128i w = _mm_setr_epi32((int)((s0 & 0x0F0F0F0Fu) | (s2 & 0x03030303u) << 4),
+                                   (int)((s1 & 0x0F0F0F0Fu) | ((s2 >> 2) & 0x03030303u) << 4),
+                                   (int)(((s0 >> 4) & 0x0F0F0F0Fu) | ((s2 >> 4) & 0x03030303u) << 4),
+                                   (int)(((s1 >> 4) & 0x0F0F0F0Fu) | ((s2 >> 6) & 0x03030303u) << 4));
+        __m128i s8 = _mm_sub_epi8(w, _mm_set1_epi8(32));
         k.sc = evens_odds_i16(s8, 1);
         k.corr = _mm256_cvtepi8_epi16(s8);
         return k;
@@ -380,10 +380,20 @@ INLINE kscales kscales_of(uint32_t wt, const uint8_t *b)
     }
 }
 
+/* Bit `from` of every byte moved to bit `to` (both 0..7, constants once unrolled) and
+ * isolated: one shift and one AND. */
+INLINE __m256i bit_to(__m256i v, int from, int to)
+{
+    __m256i m = _mm256_set1_epi8((char)(1 << to));
+    if (from > to) return _mm256_and_si256(_mm256_srli_epi16(v, from - to), m);
+    if (from < to) return _mm256_and_si256(_mm256_slli_epi16(v, to - from), m);
+    return _mm256_and_si256(v, m);
+}
+
 /* Codes of elements 32j .. 32j+31 as unsigned bytes (quant-formats.md §4.2–4.6). */
 INLINE __m256i kchunk(uint32_t wt, const uint8_t *b, int j)
 {
-    const __m256i m4 = _mm256_set1_epi8(0x0F), m2 = _mm256_set1_epi8(3), m1 = _mm256_set1_epi8(1);
+    const __m256i m4 = _mm256_set1_epi8(0x0F), m2 = _mm256_set1_epi8(3);
     int h = j / 4, k2 = j % 4;
     switch (wt) {
     case MF_TYPE_Q4_K:
@@ -391,21 +401,20 @@ INLINE __m256i kchunk(uint32_t wt, const uint8_t *b, int j)
         __m256i v = load32(b + (wt == MF_TYPE_Q4_K ? 16 : 48) + 32 * (j / 2));
         __m256i q = _mm256_and_si256(j % 2 ? _mm256_srli_epi16(v, 4) : v, m4);
         if (wt == MF_TYPE_Q4_K) return q;
-        __m256i hb = _mm256_and_si256(_mm256_srli_epi16(load32(b + 16), j), m1);
-        return _mm256_or_si256(q, _mm256_slli_epi16(hb, 4));
+        return _mm256_or_si256(q, bit_to(load32(b + 16), j, 4));  /* fifth bit: bit j of qh */
     }
     case MF_TYPE_Q2_K:
         return _mm256_and_si256(_mm256_srli_epi16(load32(b + 16 + 32 * h), 2 * k2), m2);
     case MF_TYPE_Q3_K: {
         __m256i low2 = _mm256_and_si256(_mm256_srli_epi16(load32(b + 32 + 32 * h), 2 * k2), m2);
-        __m256i hb = _mm256_and_si256(_mm256_srli_epi16(load32(b), 4 * h + k2), m1);
-        return _mm256_or_si256(low2, _mm256_slli_epi16(hb, 2));
+        return _mm256_or_si256(low2, bit_to(load32(b), 4 * h + k2, 2));  /* hmask bit -> +4 */
     }
-    default: { /* Q6_K */
-        __m256i v = load32(b + 64 * h + 32 * (k2 & 1));
+    default: { /* Q6_K: bits 2·k2, 2·k2+1 of qh moved straight to bits 4, 5 */
+        __m256i v = load32(b + 64 * h + 32 * (k2 & 1)), qh = load32(b + 128 + 32 * h);
         __m256i low4 = _mm256_and_si256(k2 < 2 ? v : _mm256_srli_epi16(v, 4), m4);
-        __m256i high2 = _mm256_and_si256(_mm256_srli_epi16(load32(b + 128 + 32 * h), 2 * k2), m2);
-        return _mm256_or_si256(low4, _mm256_slli_epi16(high2, 4));
+        __m256i hi = k2 == 0 ? _mm256_slli_epi16(qh, 4) : k2 == 1 ? _mm256_slli_epi16(qh, 2)
+                   : k2 == 2 ? qh : _mm256_srli_epi16(qh, 2);
+        return _mm256_or_si256(low4, _mm256_and_si256(hi, _mm256_set1_epi8(0x30)));
     }
     }
 }
@@ -466,6 +475,8 @@ INLINE void tilek(const uint32_t wt, const int R, const int T, const uint8_t *w,
             ks[r] = kscales_of(wt, blk + r * rb);
             for (int t = 0; t < NT; t++) iacc[r][t] = _mm256_setzero_si256();
         }
+        /* unrolled: the shifts and offsets of each chunk become constants */
+#pragma GCC unroll 8
         for (int j = 0; j < 8; j++) {
             __m256i u[4], sc[4], av[4];
             for (int t = 0; t < NT; t++) av[t] = load32(a[t]->qs + 32 * j);
