@@ -2,20 +2,22 @@
  * inner loop. Compiled in every build; its body exists only when the compiler targets
  * AVX2 + FMA + F16C (MINFER_NATIVE=ON on any x86 CPU since 2013). Where the compiler also
  * targets AVX-VNNI (or AVX-512 VNNI), the byte dot product is one instruction (vpdpbusd)
- * instead of two (vpmaddubsw + vpmaddwd); tests/test_quant.c checks whichever is built
- * against the scalar code and against the reference.
+ * instead of two (vpmaddubsw + vpmaddwd). tests/test_quant_dot.c checks whichever variant
+ * is built against the scalar twin (same integers: only float rounding may differ) and
+ * against the reference mf_dot_ref.
  *
- * Shape of every kernel: a tile of R weight rows × T tokens. Per weight block, each of the
- * R blocks is decoded once into a register (its codes as 32 unsigned bytes in element
- * order), then multiplied with the T activation blocks. R·T accumulators stay in
- * registers for the whole row, so a weight byte is loaded from memory once per tile and
- * used T times. mf_matmul_rows_avx2 walks the rows in groups of 4 and, inside a group, all
- * tokens (tiles of 2 rows × 4 tokens, then the leftover tokens one at a time with 4 rows),
- * so the group's rows are read from memory once and from L1/L2 afterwards.
+ * Shape of every kernel: a tile of R weight rows × T tokens (4 × 1 for decoding, 4 × 4 for
+ * batches, 1 × 1 and 1 × 4 for leftover rows). Per weight block each of the R blocks is
+ * decoded once into a register — its codes as 32 unsigned bytes in element order — and
+ * multiplied with the T activation blocks: integer sums in 8 lanes per (row, token) pair.
+ * Four such sums are then transposed into one vector (reduce4), so a single float
+ * conversion, scale product and FMA serve four pairs. mf_matmul_rows_avx2 walks the rows in
+ * groups of 4 and, inside a group, all tokens, so the group's rows come from memory once
+ * and from L1 afterwards; while it works on one group it prefetches the next.
  *
  * The integer part is exact and identical to the scalar code; the float part (per-block
- * scale products, accumulation) runs in 8 lanes, so results differ from the scalar path
- * only by the order of float additions.
+ * scale products, accumulation) runs in lanes, so results differ from the scalar path only
+ * by the order of float additions. See docs/quantization.md for the measured speeds.
  */
 #include "quant.h"
 #include "quant_impl.h"
@@ -23,6 +25,7 @@
 #if defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
 
 #include <immintrin.h>
+#include <math.h>
 #include <string.h>
 
 #define INLINE static inline __attribute__((always_inline))
@@ -578,6 +581,86 @@ INLINE void tilef(const uint32_t wt, const int R, const int T, const uint8_t *w,
             for (int64_t k = i; k < n; k++) s += load1f(wt, w + r * rb, k) * xt[k];
             y[t * ys + r] = s;
         }
+}
+
+/* ================================================================ activations
+ *
+ * The twins of quant_dot.c's act32_block/actk_block, byte for byte: the same f32
+ * operations (max|x|, 127/max, x·(127/max)), the conversion to int32 in the default
+ * rounding mode (nearest even, as nearbyintf), the same F16C rounding of d. */
+
+/* max |x| over n floats (n a multiple of 8) */
+INLINE float amax8(const float *x, int n)
+{
+    const __m256 nosign = _mm256_castsi256_ps(_mm256_set1_epi32(0x7FFFFFFF));
+    __m256 m = _mm256_setzero_ps();
+    for (int i = 0; i < n; i += 8) m = _mm256_max_ps(m, _mm256_and_ps(_mm256_loadu_ps(x + i), nosign));
+    __m128 h = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
+    h = _mm_max_ps(h, _mm_movehl_ps(h, h));
+    h = _mm_max_ss(h, _mm_movehdup_ps(h));
+    return _mm_cvtss_f32(h);
+}
+
+/* 32 floats -> 32 int8 codes (x·id rounded to nearest even); returns the 8 sums of 4. */
+INLINE __m256i codes_of(const float *x, float id, int8_t *qs)
+{
+    __m256 vid = _mm256_set1_ps(id);
+    __m256i q0 = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(x), vid));
+    __m256i q1 = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(x + 8), vid));
+    __m256i q2 = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(x + 16), vid));
+    __m256i q3 = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(x + 24), vid));
+    /* packs work within 128-bit lanes: the permute restores element order */
+    const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+    __m256i b = _mm256_packs_epi16(_mm256_packs_epi32(q0, q1), _mm256_packs_epi32(q2, q3));
+    _mm256_storeu_si256((__m256i *)qs, _mm256_permutevar8x32_epi32(b, order));
+    __m256i h = _mm256_hadd_epi32(_mm256_hadd_epi32(q0, q1), _mm256_hadd_epi32(q2, q3));
+    return _mm256_permutevar8x32_epi32(h, order);
+}
+
+void mf_quantize_act_avx2(uint32_t wtype, const float *x, void *qx, int64_t n)
+{
+    switch (mf_act_type(wtype)) {
+    case MF_TYPE_F32:
+        memcpy(qx, x, (size_t)n * sizeof(float));
+        return;
+    case MF_TYPE_Q8_K:
+        for (int64_t b = 0; b < n / 256; b++) {
+            const float *xb = x + 256 * b;
+            mf_actk *a = (mf_actk *)qx + b;
+            float amax = amax8(xb, 256);
+            float id = amax > 0 ? 127.0f / amax : 0.0f;
+            for (int c = 0; c < 8; c++) {
+                /* sums of 4 in element order: lanes 0..3 are elements 0..15, 4..7 16..31 */
+                __m256i s4 = codes_of(xb + 32 * c, id, a->qs + 32 * c);
+                __m128i s = _mm_hadd_epi32(_mm256_castsi256_si128(s4), _mm256_extracti128_si256(s4, 1));
+                s = _mm_hadd_epi32(s, s);
+                a->bsums[2 * c] = (int16_t)_mm_cvtsi128_si32(s);
+                a->bsums[2 * c + 1] = (int16_t)_mm_extract_epi32(s, 1);
+            }
+            a->d = amax / 127.0f;
+            memset(a->pad, 0, sizeof a->pad);
+        }
+        return;
+    default: {
+        const int off = mf_act_offset(wtype), hi = wtype == MF_TYPE_Q4_0 ? 16 : 1;
+        const __m256i mul = _mm256_setr_epi32(-off, -off, -off, -off, -off * hi, -off * hi, -off * hi, -off * hi);
+        for (int64_t b = 0; b < n / 32; b++) {
+            const float *xb = x + 32 * b;
+            mf_act32 *a = (mf_act32 *)qx + b;
+            float amax = amax8(xb, 32);
+            float d = amax / 127.0f, id = amax > 0 ? 127.0f / amax : 0.0f;
+            __m256i s4 = codes_of(xb, id, a->qs);
+            _mm256_storeu_si256((__m256i *)a->bias, _mm256_mullo_epi32(s4, mul));
+            __m128i s = _mm_add_epi32(_mm256_castsi256_si128(s4), _mm256_extracti128_si256(s4, 1));
+            s = _mm_hadd_epi32(s, s);
+            s = _mm_hadd_epi32(s, s);
+            float d16 = _cvtsh_ss(_cvtss_sh(d, _MM_FROUND_TO_NEAREST_INT));
+            a->d = isinf(d16) ? d : d16;
+            a->s = a->d * (float)_mm_cvtsi128_si32(s);
+            memset(a->pad, 0, sizeof a->pad);
+        }
+    }
+    }
 }
 
 /* ================================================================ the row walk */

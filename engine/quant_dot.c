@@ -100,7 +100,7 @@ static void actk_block(const float *x, mf_actk *a)
     memset(a->pad, 0, sizeof a->pad);
 }
 
-void mf_quantize_act(uint32_t wtype, const float *x, void *qx, int64_t n)
+void mf_quantize_act_scalar(uint32_t wtype, const float *x, void *qx, int64_t n)
 {
     switch (mf_act_type(wtype)) {
     case MF_TYPE_F32:
@@ -285,6 +285,15 @@ void mf_matmul_rows_scalar(uint32_t wtype, const void *W, int64_t n_in, int64_t 
 }
 
 /* ================================================================ the build's choice */
+
+void mf_quantize_act(uint32_t wtype, const float *x, void *qx, int64_t n)
+{
+#ifdef MF_QUANT_AVX2
+    mf_quantize_act_avx2(wtype, x, qx, n);
+#else
+    mf_quantize_act_scalar(wtype, x, qx, n);
+#endif
+}
 
 float mf_vec_dot(uint32_t wtype, const void *row, const void *qx, int64_t n)
 {
