@@ -77,7 +77,7 @@ double mf_dot_ref(uint32_t type, const void *row, const float *x, int64_t n);
 uint32_t mf_act_type(uint32_t wtype);
 /* Bytes needed to hold n converted activations for weight type wtype. */
 size_t mf_act_bytes(uint32_t wtype, int64_t n);
-/* Convert x[0..n) into the activation format of wtype. */
+/* Convert x[0..n) (finite values) into the activation format of wtype. */
 void mf_quantize_act(uint32_t wtype, const float *x, void *qx, int64_t n);
 /* dot(row of wtype, converted activation), n elements. */
 float mf_vec_dot(uint32_t wtype, const void *row, const void *qx, int64_t n);
