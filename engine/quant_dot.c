@@ -5,9 +5,10 @@
  *     Σ_j w_j·x_j = dw · Σ_j q_j·x_j.
  * If x is also a block of integers with one scale, x_j ≈ dx·a_j, the inner sum becomes an
  * integer dot product Σ q_j·a_j: exact, 4x denser than floats in registers, and one
- * instruction per 32 byte pairs on AVX2 (vpmaddubsw) or AVX-VNNI (vpdpbusd). The price is
- * the rounding of x: |x_j - dx·a_j| <= dx/2, so the product differs from the exact one by
- * at most Σ_blocks (dx/2)·Σ_j |w_j| (plus float rounding), tested in tests/test_quant.c.
+ * instruction per 32 byte pairs with AVX-VNNI (vpdpbusd), two with plain AVX2 (vpmaddubsw,
+ * vpmaddwd). The price is the rounding of x: |x_j - dx·a_j| <= dx/2, so the product differs
+ * from the exact one by at most Σ_blocks (dx/2)·Σ_j |w_j| (plus float rounding), tested in
+ * tests/test_quant_dot.c. See docs/quantization.md §4.
  *
  * The scalar code below computes exactly the integer sums the SIMD code computes and
  * scales them the same way per block; the two differ only in the order of float additions.
@@ -100,7 +101,7 @@ static void actk_block(const float *x, mf_actk *a)
     memset(a->pad, 0, sizeof a->pad);
 }
 
-void mf_quantize_act(uint32_t wtype, const float *x, void *qx, int64_t n)
+void mf_quantize_act_scalar(uint32_t wtype, const float *x, void *qx, int64_t n)
 {
     switch (mf_act_type(wtype)) {
     case MF_TYPE_F32:
@@ -285,6 +286,15 @@ void mf_matmul_rows_scalar(uint32_t wtype, const void *W, int64_t n_in, int64_t 
 }
 
 /* ================================================================ the build's choice */
+
+void mf_quantize_act(uint32_t wtype, const float *x, void *qx, int64_t n)
+{
+#ifdef MF_QUANT_AVX2
+    mf_quantize_act_avx2(wtype, x, qx, n);
+#else
+    mf_quantize_act_scalar(wtype, x, qx, n);
+#endif
+}
 
 float mf_vec_dot(uint32_t wtype, const void *row, const void *qx, int64_t n)
 {
