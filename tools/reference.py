@@ -441,8 +441,53 @@ def silu(z):
     return z / (1.0 + np.exp(-z))
 
 
-def key_or(g, key, default):
-    return g.get(key, default)
+# --act-q8: round the input of every product with a quantized weight to 8 bits first, as
+# minfer's fast CPU path (engine/quant.h) and llama.cpp's CPU backend do
+# (gpt-oss-arch.md §3.6). Off by default: the reference computes the exact model. On, it
+# tells how far an exact engine and an 8-bit-activation engine may drift apart, which is
+# what the golden tolerances are derived from.
+ACT_Q8 = False
+ACT_Q8_0_TYPES = ("Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q8_0", "MXFP4")
+ACT_Q8_K_TYPES = ("Q2_K", "Q3_K", "Q4_K", "Q5_K", "Q6_K")
+
+
+def round_activations(x, wtype):
+    if not ACT_Q8 or wtype not in ACT_Q8_0_TYPES + ACT_Q8_K_TYPES:
+        return x
+    shape = x.shape
+    if wtype in ACT_Q8_0_TYPES:
+        # Q8_0 per 32 values: d = max|x|/127 in f32, q = round(x/d) (half away from zero)
+        # with that f32 d, then d is stored as f16 and the product uses the f16 d
+        b = x.astype(np.float32).reshape(-1, 32)
+        d = np.abs(b).max(axis=1, keepdims=True) / np.float32(127)
+        v = np.divide(b, d, out=np.zeros_like(b), where=d > 0).astype(np.float64)
+        q = np.sign(v) * np.floor(np.abs(v) + 0.5)
+        y = q * d.astype(np.float16).astype(np.float64)
+    else:
+        # Q8_K per 256 values: scale from the signed value of largest magnitude, f32 d
+        b = x.astype(np.float32).reshape(-1, 256)
+        mx = np.take_along_axis(b, np.abs(b).argmax(axis=1)[:, None], axis=1)
+        iscale = np.divide(np.float32(-127), mx, out=np.zeros_like(mx), where=mx != 0)
+        q = np.minimum(np.rint(iscale * b), 127)
+        d = np.divide(np.float32(1), iscale, out=np.zeros_like(iscale), where=iscale != 0)
+        y = q.astype(np.float64) * d.astype(np.float64)
+    return y.reshape(shape)
+
+
+class Matrix:
+    """A weight matrix (or a stack of expert matrices) dequantized to float64, with the type
+    it is stored in (for --act-q8)."""
+
+    def __init__(self, g, name):
+        self.w = g.tensor(name).astype(np.float64)
+        self.type = g.tensors[name].type_name
+        self.shape = self.w.shape
+
+    def __call__(self, x, e=None):
+        """W·x for every row of x: out[o] = Σ_i W[o][i]·x[i] (llama-arch.md §4); e picks
+        one expert of a stack."""
+        w = self.w if e is None else self.w[e]
+        return round_activations(x, self.type) @ w.T
 
 
 # ======================================================================================
@@ -478,17 +523,19 @@ class Llama:
         if "rope_freqs.weight" in g.tensors:
             self.freq = self.freq / g.tensor("rope_freqs.weight").astype(np.float64)
 
-        w = lambda name: g.tensor(name).astype(np.float64)
-        self.tok_embd = w("token_embd.weight")                         # [V, d]
-        self.output_norm = w("output_norm.weight")
+        vec = lambda name: g.tensor(name).astype(np.float64)
+        self.tok_embd = Matrix(g, "token_embd.weight")                 # [V, d]
+        self.output_norm = vec("output_norm.weight")
         # §3: output.weight absent -> tied to the embedding
-        self.output = w("output.weight") if "output.weight" in g.tensors else self.tok_embd
+        self.output = Matrix(g, "output.weight") if "output.weight" in g.tensors else self.tok_embd
         self.layers = []
         for l in range(self.L):
             p = f"blk.{l}."
-            self.layers.append({k: w(p + k + ".weight") for k in (
-                "attn_norm", "attn_q", "attn_k", "attn_v", "attn_output",
-                "ffn_norm", "ffn_gate", "ffn_up", "ffn_down")})
+            W = {k: Matrix(g, p + k + ".weight") for k in (
+                "attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down")}
+            W["attn_norm"] = vec(p + "attn_norm.weight")
+            W["ffn_norm"] = vec(p + "ffn_norm.weight")
+            self.layers.append(W)
         self._check_shapes()
         self.reset()
 
@@ -508,28 +555,29 @@ class Llama:
         self.K = [np.zeros((0, self.Hkv, self.hd)) for _ in range(self.L)]
         self.Vc = [np.zeros((0, self.Hkv, self.hd)) for _ in range(self.L)]
         self.n_past = 0
+        self.router_gap = math.inf       # no router (see GptOss.router_gap)
 
     def eval(self, tokens):
         """Run tokens at positions n_past.. (§4.1); returns their logits [n, V]."""
         n = len(tokens)
         pos = np.arange(self.n_past, self.n_past + n)
-        x = self.tok_embd[np.asarray(tokens)]                             # 1. embedding
+        x = self.tok_embd.w[np.asarray(tokens)]                           # 1. embedding
         for l, W in enumerate(self.layers):                               # 2. blocks
             h = rmsnorm(x, W["attn_norm"], self.eps)                      # 2.1
-            q = (h @ W["attn_q"].T).reshape(n, self.H, self.hd)           # 2.2
-            k = (h @ W["attn_k"].T).reshape(n, self.Hkv, self.hd)
-            v = (h @ W["attn_v"].T).reshape(n, self.Hkv, self.hd)
+            q = W["attn_q"](h).reshape(n, self.H, self.hd)                # 2.2
+            k = W["attn_k"](h).reshape(n, self.Hkv, self.hd)
+            v = W["attn_v"](h).reshape(n, self.Hkv, self.hd)
             q = rope(q, pos, self.freq, 1.0, neox=False)                  # 2.3
             k = rope(k, pos, self.freq, 1.0, neox=False)
             self.K[l] = np.concatenate([self.K[l], k])                    # 2.4
             self.Vc[l] = np.concatenate([self.Vc[l], v])
             o = attention(q, self.K[l], self.Vc[l], pos, 1.0 / math.sqrt(self.hd))   # 2.5
-            x = x + o @ W["attn_output"].T                                # 2.6
+            x = x + W["attn_output"](o)                                   # 2.6
             h = rmsnorm(x, W["ffn_norm"], self.eps)                       # 2.7
-            x = x + (silu(h @ W["ffn_gate"].T) * (h @ W["ffn_up"].T)) @ W["ffn_down"].T  # 2.8
+            x = x + W["ffn_down"](silu(W["ffn_gate"](h)) * W["ffn_up"](h))   # 2.8
         y = rmsnorm(x, self.output_norm, self.eps)                        # 3.
         self.n_past += n
-        return y @ self.output.T                                          # 4.
+        return self.output(y)                                             # 4.
 
 
 # ======================================================================================
@@ -600,20 +648,22 @@ class GptOss:
         self.freq_full = yarn_freqs(self.n_rot, base, s_full, ext, n_ctx_orig)
         self.freq_swa = yarn_freqs(self.n_rot, base_swa, s, ext, n_ctx_orig)
 
-        w = lambda name: g.tensor(name).astype(np.float64)
-        self.tok_embd = w("token_embd.weight")
-        self.output_norm = w("output_norm.weight")
-        self.output = w("output.weight") if "output.weight" in g.tensors else self.tok_embd
+        vec = lambda name: g.tensor(name).astype(np.float64)
+        self.tok_embd = Matrix(g, "token_embd.weight")
+        self.output_norm = vec("output_norm.weight")
+        self.output = Matrix(g, "output.weight") if "output.weight" in g.tensors else self.tok_embd
         self.layers = []
         for l in range(self.L):
             p = f"blk.{l}."
-            W = {k: w(p + k) for k in (
-                "attn_norm.weight", "attn_q.weight", "attn_q.bias", "attn_k.weight",
-                "attn_k.bias", "attn_v.weight", "attn_v.bias", "attn_output.weight",
+            W = {k: Matrix(g, p + k) for k in (
+                "attn_q.weight", "attn_k.weight", "attn_v.weight", "attn_output.weight",
+                "ffn_gate_inp.weight", "ffn_gate_exps.weight", "ffn_up_exps.weight",
+                "ffn_down_exps.weight")}
+            W.update({k: vec(p + k) for k in (
+                "attn_norm.weight", "attn_q.bias", "attn_k.bias", "attn_v.bias",
                 "attn_output.bias", "attn_sinks.weight", "post_attention_norm.weight",
-                "ffn_gate_inp.weight", "ffn_gate_inp.bias",
-                "ffn_gate_exps.weight", "ffn_gate_exps.bias", "ffn_up_exps.weight",
-                "ffn_up_exps.bias", "ffn_down_exps.weight", "ffn_down_exps.bias")}
+                "ffn_gate_inp.bias", "ffn_gate_exps.bias", "ffn_up_exps.bias",
+                "ffn_down_exps.bias")})
             W["sliding"] = (l % self.P) < (self.P - 1)                   # §3.4
             self.layers.append(W)
         self._check_shapes()
@@ -641,32 +691,39 @@ class GptOss:
         self.K = [np.zeros((0, self.Hkv, self.hd)) for _ in range(self.L)]
         self.Vc = [np.zeros((0, self.Hkv, self.hd)) for _ in range(self.L)]
         self.n_past = 0
+        # smallest gap between the k-th and the (k+1)-th router logit in the last eval():
+        # how close the expert choice came to a tie (for the golden files)
+        self.router_gap = math.inf
 
     def moe(self, W, h2):
         """Router, top-k, softmax over the k, clamped-SwiGLU experts (§3.2 steps 9-12)."""
         out = np.zeros_like(h2)
         for t in range(h2.shape[0]):
-            r = W["ffn_gate_inp.weight"] @ h2[t] + W["ffn_gate_inp.bias"]     # 9.
-            sel = np.argsort(-r, kind="stable")[:self.k]                      # 10.
+            r = W["ffn_gate_inp.weight"](h2[t]) + W["ffn_gate_inp.bias"]      # 9.
+            order = np.argsort(-r, kind="stable")                             # 10.
+            sel = order[:self.k]
+            if self.k < self.E:
+                self.router_gap = min(self.router_gap, float(r[order[self.k - 1]] - r[order[self.k]]))
             wsel = np.exp(r[sel] - r[sel].max())
             wsel /= wsel.sum()
             for e, we in zip(sel, wsel):                                      # 11.
-                g = W["ffn_gate_exps.weight"][e] @ h2[t] + W["ffn_gate_exps.bias"][e]
-                u = W["ffn_up_exps.weight"][e] @ h2[t] + W["ffn_up_exps.bias"][e]
-                y = W["ffn_down_exps.weight"][e] @ swiglu_oai(g, u) + W["ffn_down_exps.bias"][e]
+                g = W["ffn_gate_exps.weight"](h2[t], e) + W["ffn_gate_exps.bias"][e]
+                u = W["ffn_up_exps.weight"](h2[t], e) + W["ffn_up_exps.bias"][e]
+                y = W["ffn_down_exps.weight"](swiglu_oai(g, u), e) + W["ffn_down_exps.bias"][e]
                 out[t] += we * y                                              # 12.
         return out
 
     def eval(self, tokens):
         """Run tokens at positions n_past.. (§3); returns their logits [n, V]."""
         n = len(tokens)
+        self.router_gap = math.inf
         pos = np.arange(self.n_past, self.n_past + n)
-        x = self.tok_embd[np.asarray(tokens)]                                 # 3.1
+        x = self.tok_embd.w[np.asarray(tokens)]                               # 3.1
         for l, W in enumerate(self.layers):
             h = rmsnorm(x, W["attn_norm.weight"], self.eps)                   # 1.
-            q = (h @ W["attn_q.weight"].T + W["attn_q.bias"]).reshape(n, self.H, self.hd)   # 2.
-            k = (h @ W["attn_k.weight"].T + W["attn_k.bias"]).reshape(n, self.Hkv, self.hd)
-            v = (h @ W["attn_v.weight"].T + W["attn_v.bias"]).reshape(n, self.Hkv, self.hd)
+            q = (W["attn_q.weight"](h) + W["attn_q.bias"]).reshape(n, self.H, self.hd)   # 2.
+            k = (W["attn_k.weight"](h) + W["attn_k.bias"]).reshape(n, self.Hkv, self.hd)
+            v = (W["attn_v.weight"](h) + W["attn_v.bias"]).reshape(n, self.Hkv, self.hd)
             freq = self.freq_swa if W["sliding"] else self.freq_full
             q = rope(q, pos, freq, self.mscale, neox=True)                    # 3.
             k = rope(k, pos, freq, self.mscale, neox=True)
@@ -674,12 +731,12 @@ class GptOss:
             self.Vc[l] = np.concatenate([self.Vc[l], v])
             o = attention(q, self.K[l], self.Vc[l], pos, 1.0 / math.sqrt(self.hd),   # 5.
                           window=self.W if W["sliding"] else 0, sinks=W["attn_sinks.weight"])
-            x = x + o @ W["attn_output.weight"].T + W["attn_output.bias"]     # 6., 7.
+            x = x + W["attn_output.weight"](o) + W["attn_output.bias"]        # 6., 7.
             h2 = rmsnorm(x, W["post_attention_norm.weight"], self.eps)        # 8.
             x = x + self.moe(W, h2)                                           # 9.-13.
         z = rmsnorm(x, self.output_norm, self.eps)                            # 3.3
         self.n_past += n
-        return z @ self.output.T
+        return self.output(z)
 
 
 def load_model(path):
@@ -701,8 +758,10 @@ def parse_tokens(s):
 
 
 def greedy(model, prompt, n):
-    """Greedy continuation of n tokens; also returns, per step, the gap between the best
-    and the second-best logit (how robust that choice is to small numeric differences)."""
+    """Greedy continuation of n tokens. Also returns, per step, how robust that choice is
+    to small numeric differences: the gap between the best and the second-best logit, or
+    (gpt-oss) the smallest router gap of the evaluation that produced those logits if that
+    is smaller — a router near-tie can swap an expert and move the logits by ~1."""
     model.reset()
     logits = model.eval(prompt)
     prompt_logits = logits
@@ -711,12 +770,14 @@ def greedy(model, prompt, n):
         last = logits[-1]
         top2 = np.argsort(-last, kind="stable")[:2]
         ids.append(int(top2[0]))
-        margins.append(float(last[top2[0]] - last[top2[1]]))
+        margins.append(min(float(last[top2[0]] - last[top2[1]]), model.router_gap))
         logits = model.eval([ids[-1]])
     return prompt_logits, ids, margins
 
 
 def cmd_logits(args):
+    global ACT_Q8
+    ACT_Q8 = args.act_q8
     model = load_model(args.model)
     tokens = parse_tokens(args.tokens)
     logits = model.eval(tokens)
@@ -739,19 +800,28 @@ def cmd_generate(args):
 
 
 def cmd_golden(args):
+    """Everything tests/golden keeps about one case (see tests/golden/README.md)."""
+    global ACT_Q8
     model = load_model(args.model)
     tokens = parse_tokens(args.tokens)
     logits, ids, margins = greedy(model, tokens, args.n)
     logits.astype("<f4").tofile(args.logits)
-    prompt_margins = []
-    for row in logits:
-        top2 = np.sort(row)[-2:]
-        prompt_margins.append(float(top2[1] - top2[0]))
+    top2 = np.sort(logits, axis=1)[:, -2:]
     info = {"n_vocab": int(logits.shape[1]), "n_tokens": len(tokens),
             "argmax": [int(i) for i in logits.argmax(axis=1)],
-            "prompt_margin": [round(m, 6) for m in prompt_margins],
+            "prompt_margin": [round(float(m), 6) for m in top2[:, 1] - top2[:, 0]],
             "continuation": ids, "continuation_margin": [round(m, 6) for m in margins],
             "max_abs_logit": round(float(np.abs(logits).max()), 4)}
+    model.reset()
+    model.eval(tokens)
+    if model.router_gap < math.inf:
+        info["prompt_router_gap"] = round(model.router_gap, 6)
+    # with quantized matrices: how far 8-bit activations alone move the prompt's logits
+    if any(t.type_name in ACT_Q8_0_TYPES + ACT_Q8_K_TYPES for t in model.g.tensors.values()):
+        ACT_Q8 = True
+        model.reset()
+        info["act_q8_max_abs_diff"] = float(f"{np.abs(model.eval(tokens) - logits).max():.3g}")
+        ACT_Q8 = False
     with open(args.json, "w") as f:
         json.dump(info, f)
     return 0
@@ -898,6 +968,18 @@ def selftest(_args=None):
     y = dq_q6_k(np.frombuffer(bytes(b), np.uint8).reshape(1, -1))[0]
     _expect("Q6_K y[200]", [y[200]], [-15.0])
 
+    print("selftest: 8-bit activations (--act-q8, gpt-oss-arch.md §3.6)")
+    # x[0] = 2.54, x[1] = 1, rest 0: d = 2.54/127 = 0.02 (f32), q[1] = round(1/0.02) = 50;
+    # f16(0.02) = (1 + 287/1024)·2^-6 = 0.0200042724609375, so y[1] = 50·that = 1.000213623046875
+    # and y[0] = 127·that = 2.5405426025390625
+    global ACT_Q8
+    ACT_Q8 = True
+    x = np.zeros(32)
+    x[0], x[1] = 2.54, 1.0
+    y = round_activations(x, "Q8_0")
+    ACT_Q8 = False
+    _expect("Q8_0 activation rounding", y[0:3], [2.5405426025390625, 1.000213623046875, 0.0])
+
     print("selftest: RoPE and YaRN (llama-arch.md §4.3, gpt-oss-arch.md §3.5)")
     # gpt-oss-20b: ω_i for i = 0, 8, 9, 12, 17, 18, 31 from the llama.cpp column of §3.5
     # (computed there in f32 by repeated multiplication: compare to 1e-5 relative)
@@ -920,6 +1002,8 @@ def main(argv):
     p.add_argument("model")
     p.add_argument("--tokens", required=True)
     p.add_argument("--out")
+    p.add_argument("--act-q8", action="store_true",
+                   help="round activations to 8 bits before quantized products (engine numerics)")
     p.set_defaults(fn=cmd_logits)
     p = sub.add_parser("generate", help="greedy continuation")
     p.add_argument("model")
