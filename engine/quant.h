@@ -79,6 +79,11 @@ uint32_t mf_act_type(uint32_t wtype);
 size_t mf_act_bytes(uint32_t wtype, int64_t n);
 /* Convert x[0..n) (finite values) into the activation format of wtype. */
 void mf_quantize_act(uint32_t wtype, const float *x, void *qx, int64_t n);
+/* The values a converted activation stands for (qs · d per block): multiplying these by the
+ * dequantized weights in exact arithmetic gives what mf_vec_dot computes, so a reference
+ * that rounds its inputs through this function can be compared with the fast path tightly
+ * (ref_forward.c's activation-rounding mode). */
+void mf_act_dequantize(uint32_t wtype, const void *qx, float *x, int64_t n);
 /* dot(row of wtype, converted activation), n elements. */
 float mf_vec_dot(uint32_t wtype, const void *row, const void *qx, int64_t n);
 

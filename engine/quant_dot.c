@@ -55,6 +55,27 @@ size_t mf_act_bytes(uint32_t wtype, int64_t n)
     }
 }
 
+void mf_act_dequantize(uint32_t wtype, const void *qx, float *x, int64_t n)
+{
+    switch (mf_act_type(wtype)) {
+    case MF_TYPE_F32:
+        memcpy(x, qx, sizeof(float) * (size_t)n);
+        break;
+    case MF_TYPE_Q8_K:
+        for (int64_t b = 0; b < n / 256; b++) {
+            const mf_actk *a = (const mf_actk *)qx + b;
+            for (int j = 0; j < 256; j++) x[b * 256 + j] = (float)a->qs[j] * a->d;
+        }
+        break;
+    default:
+        for (int64_t b = 0; b < n / 32; b++) {
+            const mf_act32 *a = (const mf_act32 *)qx + b;
+            for (int j = 0; j < 32; j++) x[b * 32 + j] = (float)a->qs[j] * a->d;
+        }
+        break;
+    }
+}
+
 static float max_abs(const float *x, int n)
 {
     float m = 0;

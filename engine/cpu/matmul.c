@@ -15,6 +15,8 @@
  *    fits in L2) and multiplies it with all rows of x by a single-threaded sgemm. The
  *    dequantization is paid once per tile per batch, i.e. divided by the batch size.
  *    OpenBLAS runs single-threaded inside our pool, so the two never compete for cores.
+ *    The rows of x are first rounded exactly as path 1 rounds them (mf_act_dequantize), so
+ *    both paths compute the same function and differ only in the order of additions.
  */
 #include "cpu.h"
 #include "quant.h"
@@ -91,6 +93,16 @@ void mf_cpu_matmul(cpu_backend *cb, mf_bstate *st, uint32_t wtype, const void *W
                 .accumulate = accumulate, .bias = bias, .tmp = st->tmp, .deq = st->deq};
 #ifdef MF_HAVE_BLAS
     if (rows >= MF_CPU_BLAS_MIN_ROWS) {
+        /* the same 8-bit rounding of the activations as the quantized path, so that a token
+         * gets the same numbers whether it is computed in a batch or alone */
+        if (mf_act_type(wtype) != MF_TYPE_F32) {
+            for (int t = 0; t < rows; t++) {
+                mf_quantize_act(wtype, x + (int64_t)t * x_stride, st->qx, n_in);
+                mf_act_dequantize(wtype, st->qx, st->xact + (size_t)t * n_in, n_in);
+            }
+            j.x = st->xact;
+            j.x_stride = n_in;
+        }
         mf_pool_run(cb->pool, mm_task_blas, &j, (int)((n_out + MF_CPU_TILE_ROWS - 1) / MF_CPU_TILE_ROWS));
         return;
     }
