@@ -68,6 +68,9 @@ int mf_session_pos(const mf_session *s);
 int mf_session_n_ctx(const mf_session *s);
 void mf_session_reset(mf_session *s);
 const mf_backend *mf_session_backend(const mf_session *s);
+/* A one-line note about the device choice (e.g. "no CUDA device (...); using the CPU"),
+ * NULL when there is nothing to say. */
+const char *mf_session_note(const mf_session *s);
 void mf_session_set_hook(mf_session *s, mf_layer_hook hook, void *user);
 
 /* Peak resident memory of this process in bytes (for the driver's statistics). */

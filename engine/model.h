@@ -17,6 +17,9 @@
 
 enum mf_arch { MF_ARCH_LLAMA = 0, MF_ARCH_GPT_OSS = 1 };
 
+/* Largest expert count accepted (gpt-oss-120b has 128). */
+#define MF_MAX_EXPERTS 4096
+
 /* One weight tensor as the forward pass sees it: a stack of ne[2] matrices of ne[1] rows of
  * ne[0] elements (rows are output features, ne[0] the input width; gguf.md §7). */
 typedef struct mf_weight {

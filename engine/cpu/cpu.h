@@ -1,0 +1,86 @@
+/* cpu.h — internals of the CPU backend (the files of engine/cpu/), shared between them.
+ *
+ * Memory plan of a session (mf_bstate):
+ *   KV cache      per layer: K and V, [slots][n_kv_heads * head_dim], float32 or binary16;
+ *                 slots = n_ctx, or a ring buffer for sliding-window layers (model.h)
+ *   RoPE tables   cos/sin [n_ctx][n_rot/2] per distinct frequency set (rope.h), in double
+ *                 precision rounded once, so every backend rotates by the same numbers
+ *   scratch       converted activations (quant.h activation formats), FFN gate/up rows,
+ *                 per-thread attention scores and dequantized weight tiles, MoE routing
+ * Weights are never copied: matrix rows are read from the file mapping.
+ */
+#ifndef MF_CPU_H
+#define MF_CPU_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "backend.h"
+#include "threadpool.h"
+
+typedef struct cpu_backend {
+    mf_pool *pool;
+    int n_threads;
+} cpu_backend;
+
+struct mf_bstate {
+    const mf_model *m;
+    mf_state_opts o;
+    /* the current step */
+    int n, pos0;
+    int32_t *tokens;              /* [max_batch] */
+    /* KV cache */
+    void **kc, **vc;              /* [n_layers] -> [slots][kv_width] */
+    int *slots;                   /* [n_layers] */
+    int kv_width;                 /* n_kv_heads * head_dim */
+    float *krow;                  /* [kv_width] one rotated key row before it is stored */
+    /* RoPE: per layer pointers into (at most two) tables of [n_ctx][n_rot/2] */
+    float **rcos, **rsin;
+    float *tables[4];
+    /* scratch */
+    void *qx;                     /* converted activations */
+    size_t qx_cap;
+    float *tmp;                   /* [MF_CPU_QROWS][max_out] matmul results before accumulate */
+    float *ff_g, *ff_u;           /* [max_batch][n_ff or n_ff_exp] */
+    float *scores;                /* [n_threads][n_ctx] attention scores */
+    float *deq;                   /* [n_threads][TILE_ROWS][max_in] dequantized weight tiles */
+    /* MoE routing: per token k (expert, weight) pairs, and per-expert token lists */
+    float *router;                /* [max_batch][n_experts] */
+    int *sel;                     /* [max_batch][k] */
+    float *selw;                  /* [max_batch][k] */
+    int *ex_tok;                  /* [max_batch * k] tokens grouped by expert */
+    int *ex_slot;                 /* [max_batch * k] which of the token's k picks */
+    float *ex_in, *ex_out;        /* [max_batch * k][max(d, n_ff_exp)] gathered rows */
+    float *ex_acc;                /* [max_batch * k][d] expert outputs before weighting */
+};
+
+/* rows of W dequantized per BLAS tile (see matmul.c) */
+#define MF_CPU_TILE_ROWS 64
+/* batches of at least this many rows take the dequantize + sgemm path (when BLAS is on) */
+#define MF_CPU_BLAS_MIN_ROWS 16
+/* the quantized path handles at most this many tokens per pass over the weights */
+#define MF_CPU_QROWS 16
+
+/* y[r][o] (+)= sum_i W[o][i] x[r][i] (+ bias[o]) for r < rows, o < n_out: the one matrix
+ * product of the backend (matmul.c). W: n_out rows of n_in elements of wtype, row_bytes
+ * apart. bias: n_out floats or NULL. */
+void mf_cpu_matmul(cpu_backend *cb, mf_bstate *st, uint32_t wtype, const void *W, size_t row_bytes,
+                   int64_t n_in, int64_t n_out, const float *x, int64_t x_stride, int rows,
+                   float *y, int64_t y_stride, int accumulate, const float *bias);
+
+/* ops implemented outside backend_cpu.c */
+void mf_cpu_matmul_op(mf_backend *be, mf_bstate *st, const mf_weight *W, const mf_weight *b,
+                      const float *in, float *out, int rows, int accumulate);
+void mf_cpu_qkv(mf_backend *be, mf_bstate *st, int l, const float *h, float *q, float *k, float *v);
+void mf_cpu_ffn(mf_backend *be, mf_bstate *st, int l, const float *h, float *x);
+void mf_cpu_attention(mf_backend *be, mf_bstate *st, int l, const float *q, float *out);
+void mf_cpu_moe(mf_backend *be, mf_bstate *st, int l, const float *h, float *x);
+
+/* Elementwise helpers that also run on the pool (cheap but not free for 512-row batches). */
+float mf_silu(float z);
+
+/* KV element access (F32 or F16 cache) */
+float mf_cpu_kv_dot(const float *q, const void *krow, int n, int f16);
+void mf_cpu_kv_axpy(float a, const void *vrow, float *out, int n, int f16);
+
+#endif

@@ -1,0 +1,163 @@
+/* matmul.c — the CPU backend's matrix product, and the ops built from it (qkv, dense FFN).
+ *
+ *   y[r][o] (+)= Σ_i W[o][i]·x[r][i] (+ b[o])
+ *
+ * Two paths, chosen by the number of rows (tokens) of the step:
+ *
+ * 1. Few rows (decode, small batches): convert x once into the weight type's activation
+ *    format (8-bit blocks, quant.h) and let the threads split the weight rows; each thread
+ *    calls mf_matmul_rows() on a chunk, which reads each weight row once for all tokens.
+ *    Decode is memory-bound: the whole matrix streams from DRAM once per token, so the goal
+ *    is to keep both cores' load units busy — chunks are claimed dynamically so neither
+ *    core idles at the end.
+ * 2. Many rows (prompt processing, MF_CPU_BLAS_MIN_ROWS and up, with OpenBLAS): compute-
+ *    bound. Each thread dequantizes a tile of MF_CPU_TILE_ROWS weight rows to float32 (it
+ *    fits in L2) and multiplies it with all rows of x by a single-threaded sgemm. The
+ *    dequantization is paid once per tile per batch, i.e. divided by the batch size.
+ *    OpenBLAS runs single-threaded inside our pool, so the two never compete for cores.
+ */
+#include "cpu.h"
+#include "quant.h"
+
+#include <math.h>
+#include <string.h>
+
+#ifdef MF_HAVE_BLAS
+#include <cblas.h>
+#endif
+
+typedef struct mm_job {
+    uint32_t wtype;
+    const uint8_t *W;
+    size_t row_bytes;
+    int64_t n_in, n_out;
+    const float *x;
+    int64_t x_stride;
+    const void *qx;
+    size_t qx_stride;
+    int rows;
+    float *y, *tmp;
+    int64_t y_stride;
+    int accumulate;
+    const float *bias;
+    int64_t chunk;          /* weight rows per task */
+    float *deq;             /* per-thread tiles (BLAS path) */
+} mm_job;
+
+/* path 1: quantized dot products over a chunk of weight rows */
+static void mm_task_q(void *ctx, int task, int thread)
+{
+    (void)thread;
+    mm_job *j = ctx;
+    int64_t r0 = (int64_t)task * j->chunk, r1 = r0 + j->chunk;
+    if (r1 > j->n_out) r1 = j->n_out;
+    mf_matmul_rows(j->wtype, j->W, j->n_in, r0, r1, j->qx, j->qx_stride, j->rows, j->tmp, j->n_out);
+    for (int t = 0; t < j->rows; t++) {
+        float *yr = j->y + (int64_t)t * j->y_stride;
+        const float *tr = j->tmp + (int64_t)t * j->n_out;
+        for (int64_t o = r0; o < r1; o++) {
+            float v = tr[o] + (j->bias ? j->bias[o] : 0.0f);
+            yr[o] = j->accumulate ? yr[o] + v : v;
+        }
+    }
+}
+
+#ifdef MF_HAVE_BLAS
+/* path 2: dequantize a tile of weight rows, then sgemm with all rows of x */
+static void mm_task_blas(void *ctx, int task, int thread)
+{
+    mm_job *j = ctx;
+    int64_t r0 = (int64_t)task * MF_CPU_TILE_ROWS, nr = MF_CPU_TILE_ROWS;
+    if (r0 + nr > j->n_out) nr = j->n_out - r0;
+    float *tile = j->deq + (size_t)thread * MF_CPU_TILE_ROWS * (size_t)j->n_in;
+    for (int64_t r = 0; r < nr; r++)
+        mf_dequantize_row(j->wtype, j->W + (size_t)(r0 + r) * j->row_bytes, tile + r * j->n_in, j->n_in);
+    /* C[rows][nr] = X[rows][n_in] · tileᵀ, written in place into the columns r0.. of y */
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, j->rows, (int)nr, (int)j->n_in, 1.0f, j->x,
+                (int)j->x_stride, tile, (int)j->n_in, j->accumulate ? 1.0f : 0.0f, j->y + r0,
+                (int)j->y_stride);
+    if (j->bias)
+        for (int t = 0; t < j->rows; t++)
+            for (int64_t o = 0; o < nr; o++) j->y[(int64_t)t * j->y_stride + r0 + o] += j->bias[r0 + o];
+}
+#endif
+
+void mf_cpu_matmul(cpu_backend *cb, mf_bstate *st, uint32_t wtype, const void *W, size_t row_bytes,
+                   int64_t n_in, int64_t n_out, const float *x, int64_t x_stride, int rows,
+                   float *y, int64_t y_stride, int accumulate, const float *bias)
+{
+    mm_job j = {.wtype = wtype, .W = W, .row_bytes = row_bytes, .n_in = n_in, .n_out = n_out,
+                .x = x, .x_stride = x_stride, .rows = rows, .y = y, .y_stride = y_stride,
+                .accumulate = accumulate, .bias = bias, .tmp = st->tmp, .deq = st->deq};
+#ifdef MF_HAVE_BLAS
+    if (rows >= MF_CPU_BLAS_MIN_ROWS) {
+        mf_pool_run(cb->pool, mm_task_blas, &j, (int)((n_out + MF_CPU_TILE_ROWS - 1) / MF_CPU_TILE_ROWS));
+        return;
+    }
+#endif
+    /* about 8 chunks per thread, multiples of 16 rows: enough for dynamic balance, few enough
+     * that claiming a chunk is noise */
+    int64_t chunk = n_out / ((int64_t)cb->n_threads * 8);
+    chunk = chunk < 16 ? 16 : (chunk + 15) / 16 * 16;
+    j.chunk = chunk;
+    size_t ab = mf_act_bytes(wtype, n_in);
+    /* groups of at most MF_CPU_QROWS tokens (the size of the tmp scratch) */
+    for (int t0 = 0; t0 < rows; t0 += MF_CPU_QROWS) {
+        int nt = rows - t0 < MF_CPU_QROWS ? rows - t0 : MF_CPU_QROWS;
+        /* the activation rows, converted once for all weight rows */
+        for (int t = 0; t < nt; t++)
+            mf_quantize_act(wtype, x + (int64_t)(t0 + t) * x_stride, (uint8_t *)st->qx + (size_t)t * ab, n_in);
+        j.qx = st->qx;
+        j.qx_stride = ab;
+        j.rows = nt;
+        j.y = y + (int64_t)t0 * y_stride;
+        mf_pool_run(cb->pool, mm_task_q, &j, (int)((n_out + chunk - 1) / chunk));
+    }
+}
+
+static const float *bias_of(const mf_weight *b)
+{
+    return b && b->name ? (const float *)b->data : NULL;
+}
+
+void mf_cpu_matmul_op(mf_backend *be, mf_bstate *st, const mf_weight *W, const mf_weight *b,
+                      const float *in, float *out, int rows, int accumulate)
+{
+    mf_cpu_matmul(be->impl, st, W->type, W->data, W->row_bytes, W->ne[0], W->ne[1], in, W->ne[0],
+                  rows, out, W->ne[1], accumulate, bias_of(b));
+}
+
+void mf_cpu_qkv(mf_backend *be, mf_bstate *st, int l, const float *h, float *q, float *k, float *v)
+{
+    const mf_layer *L = &st->m->layers[l];
+    mf_cpu_matmul_op(be, st, &L->wq, &L->bq, h, q, st->n, 0);
+    mf_cpu_matmul_op(be, st, &L->wk, &L->bk, h, k, st->n, 0);
+    mf_cpu_matmul_op(be, st, &L->wv, &L->bv, h, v, st->n, 0);
+}
+
+float mf_silu(float z) { return z / (1.0f + expf(-z)); }
+
+typedef struct swiglu_job { float *g; const float *u; int64_t n; } swiglu_job;
+
+static void swiglu_task(void *ctx, int task, int thread)
+{
+    (void)thread;
+    swiglu_job *j = ctx;
+    int64_t i0 = (int64_t)task * 4096, i1 = i0 + 4096;
+    if (i1 > j->n) i1 = j->n;
+    for (int64_t i = i0; i < i1; i++) j->g[i] = mf_silu(j->g[i]) * j->u[i];
+}
+
+void mf_cpu_ffn(mf_backend *be, mf_bstate *st, int l, const float *h, float *x)
+{
+    cpu_backend *cb = be->impl;
+    const mf_layer *L = &st->m->layers[l];
+    int n = st->n;
+    int64_t F = L->ffn_gate.ne[1];
+    /* x += W_down · (silu(W_gate·h) ⊙ (W_up·h))   (llama-arch.md §4.1 step 8) */
+    mf_cpu_matmul_op(be, st, &L->ffn_gate, NULL, h, st->ff_g, n, 0);
+    mf_cpu_matmul_op(be, st, &L->ffn_up, NULL, h, st->ff_u, n, 0);
+    swiglu_job j = {st->ff_g, st->ff_u, (int64_t)n * F};
+    mf_pool_run(cb->pool, swiglu_task, &j, (int)((j.n + 4095) / 4096));
+    mf_cpu_matmul_op(be, st, &L->ffn_down, NULL, st->ff_g, x, n, 1);
+}

@@ -1,0 +1,137 @@
+/* threadpool.c — see threadpool.h. */
+#include "threadpool.h"
+
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+/* Spin iterations before a worker sleeps: long enough to bridge the gap between two
+ * matrix products of a decode step (microseconds), short enough that an idle pool stops
+ * burning a core almost at once (~ a millisecond). */
+#define SPIN_ITERS 200000
+
+#if defined(__x86_64__) || defined(__i386__)
+#define cpu_relax() __builtin_ia32_pause()
+#else
+#define cpu_relax() ((void)0)
+#endif
+
+struct mf_pool {
+    int n;                          /* threads including the caller */
+    pthread_t *th;
+    pthread_mutex_t mu;
+    pthread_cond_t wake;
+    atomic_uint gen;                /* incremented per region; workers wait for a change */
+    atomic_int next;                /* next task to claim */
+    atomic_int done;                /* workers finished with the current region */
+    atomic_int quit;
+    mf_task_fn fn;
+    void *ctx;
+    int n_tasks;
+};
+
+typedef struct warg { mf_pool *p; int id; } warg;
+
+static void work(mf_pool *p, int thread)
+{
+    for (;;) {
+        int t = atomic_fetch_add_explicit(&p->next, 1, memory_order_relaxed);
+        if (t >= p->n_tasks) break;
+        p->fn(p->ctx, t, thread);
+    }
+}
+
+static void *worker(void *arg)
+{
+    warg a = *(warg *)arg;
+    free(arg);
+    mf_pool *p = a.p;
+    unsigned seen = atomic_load(&p->gen);
+    for (;;) {
+        unsigned g;
+        int spins = 0;
+        while ((g = atomic_load_explicit(&p->gen, memory_order_acquire)) == seen) {
+            if (++spins < SPIN_ITERS) {
+                cpu_relax();
+                continue;
+            }
+            pthread_mutex_lock(&p->mu);
+            while ((g = atomic_load(&p->gen)) == seen && !atomic_load(&p->quit))
+                pthread_cond_wait(&p->wake, &p->mu);
+            pthread_mutex_unlock(&p->mu);
+            break;
+        }
+        if (atomic_load(&p->quit)) return NULL;
+        seen = g;
+        work(p, a.id);
+        atomic_fetch_add_explicit(&p->done, 1, memory_order_release);
+    }
+}
+
+mf_pool *mf_pool_new(int n_threads)
+{
+    if (n_threads <= 0) {
+        long c = sysconf(_SC_NPROCESSORS_ONLN);
+        n_threads = c > 0 ? (int)c : 1;
+    }
+    mf_pool *p = calloc(1, sizeof *p);
+    if (!p) return NULL;
+    p->n = n_threads;
+    pthread_mutex_init(&p->mu, NULL);
+    pthread_cond_init(&p->wake, NULL);
+    p->th = calloc((size_t)n_threads, sizeof *p->th);
+    if (!p->th) { mf_pool_free(p); return NULL; }
+    for (int i = 1; i < n_threads; i++) {
+        warg *a = malloc(sizeof *a);
+        if (!a) { p->n = i; mf_pool_free(p); return NULL; }
+        a->p = p;
+        a->id = i;
+        if (pthread_create(&p->th[i], NULL, worker, a) != 0) {
+            free(a);
+            p->n = i;
+            mf_pool_free(p);
+            return NULL;
+        }
+    }
+    return p;
+}
+
+void mf_pool_free(mf_pool *p)
+{
+    if (!p) return;
+    pthread_mutex_lock(&p->mu);
+    atomic_store(&p->quit, 1);
+    atomic_fetch_add(&p->gen, 1);
+    pthread_cond_broadcast(&p->wake);
+    pthread_mutex_unlock(&p->mu);
+    for (int i = 1; i < p->n; i++) pthread_join(p->th[i], NULL);
+    pthread_mutex_destroy(&p->mu);
+    pthread_cond_destroy(&p->wake);
+    free(p->th);
+    free(p);
+}
+
+int mf_pool_threads(const mf_pool *p) { return p->n; }
+
+void mf_pool_run(mf_pool *p, mf_task_fn fn, void *ctx, int n_tasks)
+{
+    if (n_tasks <= 0) return;
+    if (p->n == 1 || n_tasks == 1) {
+        for (int t = 0; t < n_tasks; t++) fn(ctx, t, 0);
+        return;
+    }
+    p->fn = fn;
+    p->ctx = ctx;
+    p->n_tasks = n_tasks;
+    atomic_store_explicit(&p->next, 0, memory_order_relaxed);
+    atomic_store_explicit(&p->done, 0, memory_order_relaxed);
+    /* publish the region: the release store on gen orders fn/ctx/n_tasks before it */
+    pthread_mutex_lock(&p->mu);
+    atomic_fetch_add_explicit(&p->gen, 1, memory_order_release);
+    pthread_cond_broadcast(&p->wake);
+    pthread_mutex_unlock(&p->mu);
+    work(p, 0);
+    while (atomic_load_explicit(&p->done, memory_order_acquire) < p->n - 1) cpu_relax();
+}

@@ -1,0 +1,440 @@
+/* model.c — hyperparameters and the weight table of a GGUF model (llama, gpt-oss).
+ *
+ * Everything the forward pass needs is read here, once, and checked: every key against its
+ * type (missing required keys and wrong types are errors naming the key), every tensor
+ * against the shape the hyperparameters imply (llama-arch.md §3, gpt-oss-arch.md §2), every
+ * tensor type against what minfer can compute. A model that loads can be run.
+ */
+#include "model.h"
+#include "rope.h"
+#include "types.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Sanity caps: far above any real model, low enough that a hostile header cannot make the
+ * loader allocate absurd amounts before a tensor shape check fails. */
+#define MAX_DIM (1 << 20)
+#define MAX_LAYERS 4096
+#define MAX_VOCAB (1 << 24)
+
+typedef struct kreader {
+    const mf_gguf *g;
+    char prefix[40];
+    mf_err *err;
+} kreader;
+
+static const char *key(kreader *k, const char *suffix, char buf[128])
+{
+    snprintf(buf, 128, "%s.%s", k->prefix, suffix);
+    return buf;
+}
+
+/* required u32 <arch>.suffix, also accepting a per-layer array whose values are all equal */
+static int req_u32(kreader *k, const char *suffix, int *out)
+{
+    char b[128];
+    const char *name = key(k, suffix, b);
+    const mf_gguf_kv *kv = mf_gguf_find_kv(k->g, name);
+    uint32_t v;
+    if (kv && kv->type == MF_GGUF_ARR && (kv->arr_type == MF_GGUF_U32 || kv->arr_type == MF_GGUF_I32)) {
+        if (kv->arr_n == 0) return mf_errf(k->err, "%s: key '%s' is an empty array", mf_gguf_path(k->g), name);
+        v = mf_gguf_arr_u32(kv, 0);
+        for (uint64_t i = 1; i < kv->arr_n; i++)
+            if (mf_gguf_arr_u32(kv, i) != v)
+                return mf_errf(k->err, "%s: key '%s' varies per layer, which minfer does not support",
+                               mf_gguf_path(k->g), name);
+    } else if (mf_gguf_get_u32(k->g, name, &v, k->err)) {
+        return -1;
+    }
+    if (v > MAX_DIM * 4u)
+        return mf_errf(k->err, "%s: key '%s' = %u is out of range", mf_gguf_path(k->g), name, v);
+    *out = (int)v;
+    return 0;
+}
+
+static int opt_u32(kreader *k, const char *suffix, int def, int *out)
+{
+    char b[128];
+    const char *name = key(k, suffix, b);
+    if (!mf_gguf_find_kv(k->g, name)) { *out = def; return 0; }
+    return req_u32(k, suffix, out);
+}
+
+static int req_f32(kreader *k, const char *suffix, float *out)
+{
+    char b[128];
+    return mf_gguf_get_f32(k->g, key(k, suffix, b), out, k->err);
+}
+
+static int opt_f32(kreader *k, const char *suffix, float def, float *out)
+{
+    char b[128];
+    return mf_gguf_opt_f32(k->g, key(k, suffix, b), def, out, k->err);
+}
+
+static int opt_str(kreader *k, const char *suffix, const char *def, const char **out)
+{
+    char b[128];
+    return mf_gguf_opt_str(k->g, key(k, suffix, b), def, out, k->err);
+}
+
+static int bad(kreader *k, const char *what)
+{
+    return mf_errf(k->err, "%s: %s", mf_gguf_path(k->g), what);
+}
+
+/* Keys shared by both architectures. */
+static int read_common(kreader *k, mf_hparams *hp)
+{
+    if (req_u32(k, "context_length", &hp->n_ctx_train) || req_u32(k, "embedding_length", &hp->n_embd) ||
+        req_u32(k, "block_count", &hp->n_layers) || req_u32(k, "attention.head_count", &hp->n_heads) ||
+        opt_u32(k, "attention.head_count_kv", hp->n_heads, &hp->n_kv_heads) ||
+        req_f32(k, "attention.layer_norm_rms_epsilon", &hp->eps) ||
+        opt_f32(k, "rope.freq_base", 10000.0f, &hp->rope_base))
+        return -1;
+    if (hp->n_embd <= 0 || hp->n_embd > MAX_DIM) return bad(k, "embedding_length out of range");
+    if (hp->n_layers < 0 || hp->n_layers > MAX_LAYERS) return bad(k, "block_count out of range");
+    if (hp->n_heads <= 0 || hp->n_kv_heads <= 0 || hp->n_heads % hp->n_kv_heads)
+        return mf_errf(k->err, "%s: head_count %d is not a positive multiple of head_count_kv %d",
+                       mf_gguf_path(k->g), hp->n_heads, hp->n_kv_heads);
+    if (!(hp->eps > 0 && hp->eps < 1)) return bad(k, "layer_norm_rms_epsilon must be in (0, 1)");
+    if (!(hp->rope_base > 1)) return bad(k, "rope.freq_base must be > 1");
+    /* head size: key_length when present (gpt-oss: 64 != d/H), else d/H */
+    int def_hd = hp->n_embd % hp->n_heads ? 0 : hp->n_embd / hp->n_heads;
+    int vlen;
+    if (opt_u32(k, "attention.key_length", def_hd, &hp->head_dim) ||
+        opt_u32(k, "attention.value_length", hp->head_dim, &vlen) ||
+        opt_u32(k, "rope.dimension_count", hp->head_dim, &hp->n_rot))
+        return -1;
+    if (hp->head_dim <= 0 || hp->head_dim % 2 || hp->head_dim > 1024)
+        return mf_errf(k->err, "%s: head size %d is invalid (embedding %d, %d heads, key_length absent or bad)",
+                       mf_gguf_path(k->g), hp->head_dim, hp->n_embd, hp->n_heads);
+    if (vlen != hp->head_dim)
+        return mf_errf(k->err, "%s: value_length %d differs from key_length %d (unsupported)",
+                       mf_gguf_path(k->g), vlen, hp->head_dim);
+    if (hp->n_rot != hp->head_dim)
+        return mf_errf(k->err, "%s: rope.dimension_count %d differs from the head size %d (unsupported)",
+                       mf_gguf_path(k->g), hp->n_rot, hp->head_dim);
+    hp->attn_scale = 1.0f / sqrtf((float)hp->head_dim);
+    hp->rope_freq_scale = 1.0f;
+    return 0;
+}
+
+/* rope.scaling.* (llama-arch.md §2, gpt-oss-arch.md §1.2) */
+static int read_rope_scaling(kreader *k, mf_hparams *hp, int allow_yarn, float *swa_scale)
+{
+    const char *type;
+    float factor;
+    if (opt_str(k, "rope.scaling.type", "linear", &type)) return -1;
+    if (opt_f32(k, "rope.scaling.factor", 0.0f, &factor)) return -1;
+    if (factor == 0.0f && opt_f32(k, "rope.scale_linear", 0.0f, &factor)) return -1;
+    if (factor < 0 || !isfinite(factor)) return bad(k, "rope.scaling.factor must be >= 0");
+    float s = factor > 0 ? 1.0f / factor : 1.0f;
+    *swa_scale = s;
+    if (!strcmp(type, "linear")) {
+        hp->rope_freq_scale = s;
+    } else if (!strcmp(type, "none")) {
+        /* llama.cpp: full-attention layers unscaled, sliding layers keep the file's scale */
+        hp->rope_freq_scale = 1.0f;
+    } else if (!strcmp(type, "yarn") && allow_yarn) {
+        hp->rope_freq_scale = s;
+        *swa_scale = s;
+        hp->rope_yarn = 1;
+        if (opt_u32(k, "rope.scaling.original_context_length", hp->n_ctx_train, &hp->n_ctx_orig) ||
+            opt_f32(k, "rope.scaling.attn_factor", 1.0f, &hp->yarn_attn_factor))
+            return -1;
+        /* beta_fast/slow are not read for gpt-oss by llama.cpp: fixed 32 / 1 (spec §1.2) */
+        hp->yarn_beta_fast = 32.0f;
+        hp->yarn_beta_slow = 1.0f;
+        if (hp->n_ctx_orig <= 0) return bad(k, "rope.scaling.original_context_length must be > 0");
+    } else {
+        return mf_errf(k->err, "%s: RoPE scaling type '%s' is not supported for architecture '%s'",
+                       mf_gguf_path(k->g), type, hp->arch_name);
+    }
+    return 0;
+}
+
+int mf_hparams_read(const mf_gguf *g, mf_hparams *hp, mf_err *err)
+{
+    memset(hp, 0, sizeof *hp);
+    const char *arch;
+    if (mf_gguf_get_str(g, "general.architecture", &arch, err)) return -1;
+    snprintf(hp->arch_name, sizeof hp->arch_name, "%s", arch);
+    kreader k = {g, "", err};
+    snprintf(k.prefix, sizeof k.prefix, "%s", arch);
+    float swa_scale;
+
+    if (!strcmp(arch, "llama")) {
+        hp->arch = MF_ARCH_LLAMA;
+        int n_exp;
+        if (read_common(&k, hp) || req_u32(&k, "feed_forward_length", &hp->n_ff) ||
+            opt_u32(&k, "expert_count", 0, &n_exp) || read_rope_scaling(&k, hp, 0, &swa_scale))
+            return -1;
+        if (n_exp > 0) return bad(&k, "llama models with experts (Mixtral-style) are not supported");
+        if (hp->n_ff <= 0 || hp->n_ff > MAX_DIM) return bad(&k, "feed_forward_length out of range");
+        hp->rope_neox = 0;
+    } else if (!strcmp(arch, "gpt-oss")) {
+        hp->arch = MF_ARCH_GPT_OSS;
+        if (read_common(&k, hp) || req_u32(&k, "expert_count", &hp->n_experts) ||
+            req_u32(&k, "expert_used_count", &hp->n_experts_used) ||
+            req_u32(&k, "expert_feed_forward_length", &hp->n_ff_exp) ||
+            req_u32(&k, "attention.sliding_window", &hp->window) ||
+            opt_u32(&k, "attention.sliding_window_pattern", 2, &hp->swa_pattern) ||
+            read_rope_scaling(&k, hp, 1, &swa_scale))
+            return -1;
+        if (hp->n_experts <= 0 || hp->n_experts > MF_MAX_EXPERTS || hp->n_experts_used <= 0 ||
+            hp->n_experts_used > hp->n_experts)
+            return mf_errf(err, "%s: expert_used_count %d / expert_count %d are invalid", mf_gguf_path(g),
+                           hp->n_experts_used, hp->n_experts);
+        if (hp->n_ff_exp <= 0 || hp->n_ff_exp > MAX_DIM) return bad(&k, "expert_feed_forward_length out of range");
+        if (hp->window <= 0) return bad(&k, "attention.sliding_window must be > 0");
+        if (hp->swa_pattern < 2)
+            return mf_errf(err, "%s: sliding_window_pattern %d leaves no sliding layer (must be >= 2)",
+                           mf_gguf_path(g), hp->swa_pattern);
+        hp->rope_neox = 1;
+        hp->has_sinks = 1;
+        /* clamped SwiGLU constants are fixed by the architecture (gpt-oss-arch.md §3.2) */
+        hp->swiglu_limit = 7.0f;
+        hp->swiglu_alpha = 1.702f;
+    } else {
+        return mf_errf(err, "%s: unsupported architecture '%s' (minfer runs llama and gpt-oss)",
+                       mf_gguf_path(g), arch);
+    }
+    if (hp->n_ctx_train <= 0) return bad(&k, "context_length must be > 0");
+
+    /* vocabulary size: <arch>.vocab_size, else the token list */
+    const mf_gguf_kv *tokens = mf_gguf_find_kv(g, "tokenizer.ggml.tokens");
+    int vsize;
+    if (opt_u32(&k, "vocab_size", tokens && tokens->type == MF_GGUF_ARR ? (int)tokens->arr_n : 0, &vsize))
+        return -1;
+    if (vsize <= 0 || vsize > MAX_VOCAB)
+        return mf_errf(err, "%s: vocabulary size %d is invalid (vocab_size key or tokenizer.ggml.tokens)",
+                       mf_gguf_path(g), vsize);
+    hp->n_vocab = vsize;
+    (void)swa_scale;
+    return 0;
+}
+
+int mf_kv_slots(const mf_hparams *hp, int sliding, int n_ctx, int max_batch)
+{
+    if (!sliding || hp->window <= 0) return n_ctx;
+    int64_t w = (int64_t)hp->window + max_batch - 1;
+    return w < n_ctx ? (int)w : n_ctx;
+}
+
+static int layer_slides(const mf_hparams *hp, int l)
+{
+    return hp->window > 0 && hp->swa_pattern > 0 && (l % hp->swa_pattern) < hp->swa_pattern - 1;
+}
+
+uint64_t mf_kv_bytes(const mf_hparams *hp, int64_t n_ctx, int elem_bytes)
+{
+    uint64_t per_pos = 2ull * (uint64_t)hp->n_kv_heads * (uint64_t)hp->head_dim * (uint64_t)elem_bytes;
+    uint64_t total = 0;
+    for (int l = 0; l < hp->n_layers; l++) {
+        int64_t slots = n_ctx;
+        if (layer_slides(hp, l) && hp->window < n_ctx) slots = hp->window;
+        total += per_pos * (uint64_t)slots;
+    }
+    return total;
+}
+
+/* ------------------------------------------------------------------ weights */
+
+typedef struct wloader {
+    mf_model *m;
+    mf_err *err;
+    char missing[640];      /* names of missing tensors, for one message */
+    int n_missing;
+    int failed;             /* a non-"missing" error is in err */
+} wloader;
+
+/* Bind a tensor, checking its shape (ne, n dims given) and type. optional: absent is fine.
+ * vector: a 1-D tensor the ops read as floats (norms, biases, sinks) must be F32. */
+static void bind(wloader *w, mf_weight *dst, const char *name, int nd, int64_t e0, int64_t e1,
+                 int64_t e2, int optional, int vector)
+{
+    memset(dst, 0, sizeof *dst);
+    if (w->failed) return;
+    const mf_gguf_tensor *t = mf_gguf_find_tensor(w->m->gguf, name);
+    if (!t) {
+        if (optional) return;
+        if (w->n_missing < 6) {
+            size_t n = strlen(w->missing);
+            snprintf(w->missing + n, sizeof w->missing - n, "%s%s", n ? ", " : "", name);
+        }
+        w->n_missing++;
+        return;
+    }
+    int64_t want[4] = {e0, e1, e2, 1};
+    int ok = 1;
+    for (int j = 0; j < 4; j++) ok &= t->ne[j] == (j < nd ? want[j] : 1);
+    char tb[32];
+    if (!ok) {
+        mf_errf(w->err, "%s: tensor '%s' has shape [%lld, %lld, %lld, %lld], expected [%lld, %lld, %lld]",
+                w->m->path, name, (long long)t->ne[0], (long long)t->ne[1], (long long)t->ne[2],
+                (long long)t->ne[3], (long long)e0, (long long)(nd > 1 ? e1 : 1), (long long)(nd > 2 ? e2 : 1));
+        w->failed = 1;
+        return;
+    }
+    if (!mf_type_supported(t->type)) {
+        mf_errf(w->err, "%s: tensor '%s' has type %s, which minfer cannot compute", w->m->path, name,
+                mf_type_name(t->type, tb));
+        w->failed = 1;
+        return;
+    }
+    if (vector && t->type != MF_TYPE_F32) {
+        mf_errf(w->err, "%s: tensor '%s' has type %s; minfer expects F32 for norms, biases and sinks",
+                w->m->path, name, mf_type_name(t->type, tb));
+        w->failed = 1;
+        return;
+    }
+    dst->name = t->name;
+    dst->type = t->type;
+    memcpy(dst->ne, t->ne, sizeof dst->ne);
+    dst->row_bytes = mf_type_row_bytes(t->type, t->ne[0]);
+    dst->nbytes = t->nbytes;
+    dst->data = t->data;
+}
+
+static void bind_layer(wloader *w, int l)
+{
+    mf_model *m = w->m;
+    const mf_hparams *hp = &m->hp;
+    mf_layer *L = &m->layers[l];
+    int64_t d = hp->n_embd, q = (int64_t)hp->n_heads * hp->head_dim;
+    int64_t kv = (int64_t)hp->n_kv_heads * hp->head_dim;
+    int bias = hp->arch == MF_ARCH_GPT_OSS;
+    char n[MF_GGUF_MAX_NAME + 16];
+#define B(field, suffix, nd, a, b_, c, opt, vec) \
+    (snprintf(n, sizeof n, "blk.%d.%s", l, suffix), bind(w, &L->field, n, nd, a, b_, c, opt, vec))
+    B(attn_norm, "attn_norm.weight", 1, d, 1, 1, 0, 1);
+    B(wq, "attn_q.weight", 2, d, q, 1, 0, 0);
+    B(wk, "attn_k.weight", 2, d, kv, 1, 0, 0);
+    B(wv, "attn_v.weight", 2, d, kv, 1, 0, 0);
+    B(wo, "attn_output.weight", 2, q, d, 1, 0, 0);
+    /* llama.cpp accepts optional biases for llama too; gpt-oss requires them */
+    B(bq, "attn_q.bias", 1, q, 1, 1, !bias, 1);
+    B(bk, "attn_k.bias", 1, kv, 1, 1, !bias, 1);
+    B(bv, "attn_v.bias", 1, kv, 1, 1, !bias, 1);
+    B(bo, "attn_output.bias", 1, d, 1, 1, !bias, 1);
+    if (hp->arch == MF_ARCH_LLAMA) {
+        B(ffn_norm, "ffn_norm.weight", 1, d, 1, 1, 0, 1);
+        B(ffn_gate, "ffn_gate.weight", 2, d, hp->n_ff, 1, 0, 0);
+        B(ffn_up, "ffn_up.weight", 2, d, hp->n_ff, 1, 0, 0);
+        B(ffn_down, "ffn_down.weight", 2, hp->n_ff, d, 1, 0, 0);
+    } else {
+        int64_t E = hp->n_experts, F = hp->n_ff_exp;
+        B(sinks, "attn_sinks.weight", 1, hp->n_heads, 1, 1, 0, 1);
+        B(ffn_norm, "post_attention_norm.weight", 1, d, 1, 1, 0, 1);
+        B(router, "ffn_gate_inp.weight", 2, d, E, 1, 0, 0);
+        B(router_b, "ffn_gate_inp.bias", 1, E, 1, 1, 0, 1);
+        B(gate_exps, "ffn_gate_exps.weight", 3, d, F, E, 0, 0);
+        B(up_exps, "ffn_up_exps.weight", 3, d, F, E, 0, 0);
+        B(down_exps, "ffn_down_exps.weight", 3, F, d, E, 0, 0);
+        B(gate_exps_b, "ffn_gate_exps.bias", 2, F, E, 1, 0, 1);
+        B(up_exps_b, "ffn_up_exps.bias", 2, F, E, 1, 0, 1);
+        B(down_exps_b, "ffn_down_exps.bias", 2, d, E, 1, 0, 1);
+    }
+#undef B
+    L->sliding = layer_slides(hp, l);
+}
+
+mf_model *mf_model_load(const char *path, mf_err *err)
+{
+    mf_model *m = calloc(1, sizeof *m);
+    if (!m) { mf_errf(err, "%s: out of memory", path); return NULL; }
+    m->path = strdup(path);
+    m->gguf = mf_gguf_open(path, err);
+    if (!m->path || !m->gguf || mf_hparams_read(m->gguf, &m->hp, err)) goto fail;
+    mf_hparams *hp = &m->hp;
+
+    m->tok = mf_tokenizer_load(m->gguf, err);
+    if (!m->tok) goto fail;
+    if (mf_tok_n_vocab(m->tok) > hp->n_vocab) {
+        mf_errf(err, "%s: the tokenizer has %d tokens but the model only %d embeddings", path,
+                mf_tok_n_vocab(m->tok), hp->n_vocab);
+        goto fail;
+    }
+
+    wloader w = {.m = m, .err = err};
+    int64_t d = hp->n_embd;
+    bind(&w, &m->tok_embd, "token_embd.weight", 2, d, hp->n_vocab, 1, 0, 0);
+    bind(&w, &m->output_norm, "output_norm.weight", 1, d, 1, 1, 0, 1);
+    bind(&w, &m->output, "output.weight", 2, d, hp->n_vocab, 1, 1, 0);
+    if (!w.failed && !m->output.name) {  /* tied embeddings (llama-arch.md §3) */
+        m->output = m->tok_embd;
+        m->tied_output = 1;
+    }
+    m->layers = calloc(hp->n_layers ? (size_t)hp->n_layers : 1, sizeof *m->layers);
+    if (!m->layers) { mf_errf(err, "%s: out of memory", path); goto fail; }
+    for (int l = 0; l < hp->n_layers && !w.failed; l++) bind_layer(&w, l);
+    if (w.failed) goto fail;
+    if (w.n_missing) {
+        mf_errf(err, "%s: %d required tensor%s missing: %s%s", path, w.n_missing,
+                w.n_missing > 1 ? "s are" : " is", w.missing, w.n_missing > 6 ? ", ..." : "");
+        goto fail;
+    }
+
+    /* RoPE frequencies per layer (a sliding layer may have its own base) */
+    float base_swa;
+    char kb[128];
+    snprintf(kb, sizeof kb, "%s.rope.freq_base_swa", hp->arch_name);
+    if (mf_gguf_opt_f32(m->gguf, kb, hp->rope_base, &base_swa, err)) goto fail;
+    m->rope_freq = calloc(hp->n_layers ? (size_t)hp->n_layers : 1, sizeof *m->rope_freq);
+    if (!m->rope_freq) { mf_errf(err, "%s: out of memory", path); goto fail; }
+    for (int l = 0; l < hp->n_layers; l++) {
+        m->layers[l].rope_base = m->layers[l].sliding ? base_swa : hp->rope_base;
+        m->rope_freq[l] = malloc((size_t)(hp->n_rot / 2) * sizeof(float));
+        if (!m->rope_freq[l]) { mf_errf(err, "%s: out of memory", path); goto fail; }
+        m->rope_mscale = mf_rope_freqs(hp, m->layers[l].rope_base, m->rope_freq[l]);
+    }
+
+    for (uint64_t i = 0; i < mf_gguf_n_tensors(m->gguf); i++) {
+        const mf_gguf_tensor *t = mf_gguf_tensor_at(m->gguf, i);
+        m->weight_bytes += t->nbytes;
+        m->n_params += t->n_elements;
+    }
+    return m;
+fail:
+    mf_model_free(m);
+    return NULL;
+}
+
+void mf_model_free(mf_model *m)
+{
+    if (!m) return;
+    if (m->rope_freq)
+        for (int l = 0; l < m->hp.n_layers; l++) free(m->rope_freq[l]);
+    free(m->rope_freq);
+    free(m->layers);
+    mf_tokenizer_free(m->tok);
+    mf_gguf_close(m->gguf);
+    free(m->path);
+    free(m);
+}
+
+void mf_model_bytes_per_token(const mf_model *m, uint64_t *dense, uint64_t *experts)
+{
+    uint64_t dn = 0, ex = 0;
+    const mf_hparams *hp = &m->hp;
+    /* one embedding row is gathered; the output matrix is read whole (also when tied) */
+    dn += m->tok_embd.row_bytes + m->output.nbytes + m->output_norm.nbytes;
+    for (int l = 0; l < hp->n_layers; l++) {
+        const mf_layer *L = &m->layers[l];
+        const mf_weight *dense_w[] = {&L->attn_norm, &L->wq, &L->wk, &L->wv, &L->wo, &L->bq,
+                                      &L->bk, &L->bv, &L->bo, &L->sinks, &L->ffn_norm,
+                                      &L->ffn_gate, &L->ffn_up, &L->ffn_down, &L->router, &L->router_b};
+        for (size_t i = 0; i < sizeof dense_w / sizeof *dense_w; i++) dn += dense_w[i]->nbytes;
+        const mf_weight *exp_w[] = {&L->gate_exps, &L->up_exps, &L->down_exps,
+                                    &L->gate_exps_b, &L->up_exps_b, &L->down_exps_b};
+        /* only the k selected experts' slices are read (gpt-oss-arch.md §3.2 step 11) */
+        for (size_t i = 0; i < sizeof exp_w / sizeof *exp_w; i++)
+            if (exp_w[i]->name) ex += exp_w[i]->nbytes / (uint64_t)hp->n_experts * (uint64_t)hp->n_experts_used;
+    }
+    *dense = dn;
+    *experts = ex;
+}
