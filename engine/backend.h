@@ -91,6 +91,15 @@ struct mf_backend {
     int (*argmax)(mf_backend *be, mf_bstate *st, const float *buf, int n);
 };
 
+/* Memory bandwidth probes for the roofline of `minfer bench`, in GB/s (1e9 bytes/s):
+ * the median of `reps` timed passes.
+ * CPU: streaming read of a `bytes`-sized buffer (much larger than the caches) by n_threads
+ * threads, each summing its slice with wide loads (the access pattern of a decode step).
+ * CUDA: a device-to-device copy, counting bytes read plus bytes written (METHOD.md); -1 when
+ * there is no device. */
+double mf_cpu_read_bandwidth(int n_threads, size_t bytes, int reps);
+double mf_cuda_bandwidth(int device, size_t bytes, int reps);
+
 /* Constructors. n_threads <= 0: one per core. */
 mf_backend *mf_backend_cpu_new(int n_threads, mf_err *err);
 /* NULL (and a message) when built without CUDA or no device is present. */

@@ -14,6 +14,14 @@ int mf_cuda_devices(char names[][128], int cap, char *why, size_t why_len)
     return 0;
 }
 
+double mf_cuda_bandwidth(int device, size_t bytes, int reps)
+{
+    (void)device;
+    (void)bytes;
+    (void)reps;
+    return -1.0;
+}
+
 mf_backend *mf_backend_cuda_new(int device, mf_err *err)
 {
     (void)device;

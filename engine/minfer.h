@@ -30,6 +30,7 @@
 #include "model.h"
 #include "sampler.h"
 #include "tokenizer.h"
+#include "types.h"
 
 #define MF_VERSION "0.1.0"
 
@@ -60,8 +61,9 @@ void mf_session_free(mf_session *s);
  * logits of every position, row-major). Fails if the context would overflow (the message
  * gives both lengths). */
 int mf_session_eval(mf_session *s, const int32_t *tokens, int n, float *all_logits, mf_err *err);
-/* Logits of the last evaluated token (host copy, n_vocab floats, valid until the next eval). */
-const float *mf_session_logits(mf_session *s, mf_err *err);
+/* Logits of the last evaluated token: the session's host copy (n_vocab floats, valid until
+ * the next eval), which the caller may modify (the sampler penalizes in place). */
+float *mf_session_logits(mf_session *s, mf_err *err);
 /* Argmax of the last logits, computed where they live (no copy from a GPU). */
 int32_t mf_session_argmax(mf_session *s);
 int mf_session_pos(const mf_session *s);

@@ -168,7 +168,7 @@ int mf_session_eval(mf_session *s, const int32_t *tokens, int n, float *all_logi
     return 0;
 }
 
-const float *mf_session_logits(mf_session *s, mf_err *err)
+float *mf_session_logits(mf_session *s, mf_err *err)
 {
     int V = s->m->hp.n_vocab;
     if (!s->host_valid) {
