@@ -765,6 +765,28 @@ static void many_names(void **state)
     unlink(path);
 }
 
+/* The fuzzer's seeds (tests/fuzz/make_seeds.c) must be valid files, or fuzzing starts from
+ * inputs the reader rejects at the first bytes. */
+static void fuzz_seeds_are_valid(void **state)
+{
+    (void)state;
+    static const struct { const char *file; uint64_t n_tensors; const char *arch; } seeds[] = {
+        {"seed-tiny-llama.bin", 4, "llama"}, {"seed-tiny-bpe.bin", 0, "gpt-oss"},
+        {"seed-types.bin", 35, "types"}, {"seed-all-kv.bin", 2, NULL},
+    };
+    for (size_t i = 0; i < sizeof seeds / sizeof seeds[0]; i++) {
+        char path[1024];
+        snprintf(path, sizeof path, "%s/tests/fuzz/corpus/%s", MF_SOURCE_DIR, seeds[i].file);
+        mf_gguf *g = open_or_fail(path);
+        assert_int_equal(mf_gguf_n_tensors(g), seeds[i].n_tensors);
+        const char *arch = NULL;
+        mf_gguf_opt_str(g, "general.architecture", NULL, &arch, NULL);
+        if (seeds[i].arch) assert_string_equal(arch, seeds[i].arch);
+        else assert_null(arch);
+        mf_gguf_close(g);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -785,6 +807,7 @@ int main(void)
         cmocka_unit_test(writer_fill_error),
         cmocka_unit_test(getters),
         cmocka_unit_test(many_names),
+        cmocka_unit_test(fuzz_seeds_are_valid),
     };
     return MF_RUN("gguf", tests);
 }

@@ -561,6 +561,20 @@ TEST(duplicate_key)
     expect_reject(&b, second, "duplicate metadata key 'llama.block_count' (first defined at offset 24)");
 }
 
+/* A key full of control bytes (an ANSI escape sequence, a bell): the message keeps one
+ * printable line, with '?' for each control byte. */
+TEST(control_bytes_in_messages)
+{
+    (void)state;
+    bb b = {0};
+    hdr(&b, 3, 0, 1);
+    bb_str(&b, "k\x1b[31m\x07\tx");
+    uint64_t o = at(&b);
+    bb_u32(&b, 99);
+    bb_zeros(&b, 8);
+    expect_reject(&b, o, "key 'k?[31m??x': unknown value type 99");
+}
+
 /* ------------------------------------------------------------------ general.alignment */
 
 TEST(alignment_wrong_type)
@@ -1173,6 +1187,7 @@ int main(void)
         cmocka_unit_test(empty_key),
         cmocka_unit_test(key_with_nul),
         cmocka_unit_test(duplicate_key),
+        cmocka_unit_test(control_bytes_in_messages),
         cmocka_unit_test(alignment_wrong_type),
         cmocka_unit_test(alignment_bad_values),
         cmocka_unit_test(alignment_custom_misaligned),
