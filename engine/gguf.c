@@ -48,6 +48,22 @@ typedef struct rd {
     mf_err *err;
 } rd;
 
+/* Every message of this file goes through gerr(): keys and names come from the file and may
+ * hold any byte, and the caller prints the message on a terminal, so control bytes (escape
+ * sequences included) become '?'. */
+static int gerr(mf_err *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int gerr(mf_err *err, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    mf_verrf(err, fmt, ap);
+    va_end(ap);
+    if (err)
+        for (char *c = err->msg; *c; c++)
+            if ((unsigned char)*c < 0x20 || *c == 0x7f) *c = '?';
+    return -1;
+}
+
 static int fail(rd *r, uint64_t at, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 static int fail(rd *r, uint64_t at, const char *fmt, ...)
 {
@@ -56,7 +72,7 @@ static int fail(rd *r, uint64_t at, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(what, sizeof what, fmt, ap);
     va_end(ap);
-    return mf_errf(r->err, "%s: offset %llu: %s", r->name, (unsigned long long)at, what);
+    return gerr(r->err, "%s: offset %llu: %s", r->name, (unsigned long long)at, what);
 }
 
 static int rd_need(rd *r, uint64_t n, const char *what)
@@ -472,7 +488,7 @@ static mf_gguf *open_common(mf_gguf *g, const char *name, mf_err *err)
 {
     g->path = strdup(name);
     if (!g->path || parse(g, err)) {
-        if (!g->path) mf_errf(err, "%s: out of memory", name);
+        if (!g->path) gerr(err, "%s: out of memory", name);
         mf_gguf_close(g);
         return NULL;
     }
@@ -482,7 +498,7 @@ static mf_gguf *open_common(mf_gguf *g, const char *name, mf_err *err)
 mf_gguf *mf_gguf_open_memory(const void *data, size_t size, const char *name, mf_err *err)
 {
     mf_gguf *g = calloc(1, sizeof *g);
-    if (!g) { mf_errf(err, "%s: out of memory", name); return NULL; }
+    if (!g) { gerr(err, "%s: out of memory", name); return NULL; }
     g->base = data;
     g->size = size;
     return open_common(g, name, err);
@@ -491,20 +507,20 @@ mf_gguf *mf_gguf_open_memory(const void *data, size_t size, const char *name, mf
 mf_gguf *mf_gguf_open(const char *path, mf_err *err)
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) { mf_errf(err, "%s: cannot open: %s", path, strerror(errno)); return NULL; }
+    if (fd < 0) { gerr(err, "%s: cannot open: %s", path, strerror(errno)); return NULL; }
     struct stat st;
     if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        mf_errf(err, "%s: not a regular file", path);
+        gerr(err, "%s: not a regular file", path);
         close(fd);
         return NULL;
     }
     mf_gguf *g = calloc(1, sizeof *g);
-    if (!g) { close(fd); mf_errf(err, "%s: out of memory", path); return NULL; }
+    if (!g) { close(fd); gerr(err, "%s: out of memory", path); return NULL; }
     g->size = (uint64_t)st.st_size;
     if (g->size > 0) {
         void *m = mmap(NULL, (size_t)g->size, PROT_READ, MAP_PRIVATE, fd, 0);
         if (m == MAP_FAILED) {
-            mf_errf(err, "%s: mmap of %llu bytes failed: %s", path,
+            gerr(err, "%s: mmap of %llu bytes failed: %s", path,
                     (unsigned long long)g->size, strerror(errno));
             close(fd);
             free(g);
@@ -580,20 +596,20 @@ static int is_signed(uint32_t t)
 
 static int wrong_type(const mf_gguf *g, const mf_gguf_kv *kv, const char *want, mf_err *err)
 {
-    return mf_errf(err, "%s: offset %llu: key '%s' has type %s, expected %s", g->path,
+    return gerr(err, "%s: offset %llu: key '%s' has type %s, expected %s", g->path,
                    (unsigned long long)kv->offset, kv->key, mf_gguf_vtype_name(kv->type), want);
 }
 
 static int missing(const mf_gguf *g, const char *key, mf_err *err)
 {
-    return mf_errf(err, "%s: required metadata key '%s' is missing", g->path, key);
+    return gerr(err, "%s: required metadata key '%s' is missing", g->path, key);
 }
 
 static int kv_u32(const mf_gguf *g, const mf_gguf_kv *kv, uint32_t *out, mf_err *err)
 {
     if (!is_int(kv->type)) return wrong_type(g, kv, "UINT32", err);
     if (is_signed(kv->type) ? (kv->v.i < 0 || kv->v.i > (int64_t)UINT32_MAX) : kv->v.u > UINT32_MAX)
-        return mf_errf(err, "%s: offset %llu: key '%s' value out of range for UINT32", g->path,
+        return gerr(err, "%s: offset %llu: key '%s' value out of range for UINT32", g->path,
                        (unsigned long long)kv->offset, kv->key);
     *out = (uint32_t)(is_signed(kv->type) ? (uint64_t)kv->v.i : kv->v.u);
     return 0;
@@ -668,7 +684,7 @@ int mf_gguf_get_arr(const mf_gguf *g, const char *key, uint32_t elem_type,
         char want[64];
         snprintf(want, sizeof want, "ARRAY of %s", mf_gguf_vtype_name(elem_type));
         if (kv->type == MF_GGUF_ARR)
-            return mf_errf(err, "%s: offset %llu: key '%s' is an ARRAY of %s, expected %s", g->path,
+            return gerr(err, "%s: offset %llu: key '%s' is an ARRAY of %s, expected %s", g->path,
                            (unsigned long long)kv->offset, key, mf_gguf_vtype_name(kv->arr_type), want);
         return wrong_type(g, kv, want, err);
     }
