@@ -1,0 +1,84 @@
+/* quant_impl.h — private to quant.c, quant_dot.c, quant_avx2.c and the quant tests:
+ * the activation blocks of the fast path and the per-build entry points.
+ *
+ * The activation vector of a matrix product is converted once into blocks of 8-bit
+ * integers with one float scale per block, so the inner loop of every quantized weight
+ * type is an integer dot product (see quant.h). Two block shapes:
+ *
+ * mf_act32 — 32 values, for Q4_0, Q4_1, Q5_0, Q5_1, Q8_0 and MXFP4 weights (96 bytes):
+ *
+ *   byte 0                 32                        64     68     72          96
+ *        +-----------------+-------------------------+------+------+-----------+
+ *        | qs[32] int8     | bias[8] int32           | d    | s    | (padding) |
+ *        +-----------------+-------------------------+------+------+-----------+
+ *   x[j] ≈ qs[j] · d.  d = max|x| / 127 rounded to fp16 (kept as a float); the codes are
+ *   rounded with the unrounded f32 d, as llama.cpp does (gpt-oss-arch.md §3.6).
+ *   s = d · Σ qs (the min term of Q4_1/Q5_1: Σ (q·dw + m)·x = dw·Σ q·x + m·s).
+ *   bias[k] = -off · (qs[4k] + qs[4k+1] + qs[4k+2] + qs[4k+3]), off the code offset of the
+ *   weight type (8 for Q4_0, 16 for Q5_0, 12 for MXFP4's shifted table, 0 otherwise): the
+ *   starting value of the AVX2 unsigned-by-signed byte dot, which then directly yields
+ *   Σ (q - off)·x (quant_avx2.c). The scalar code ignores it.
+ *
+ * mf_actk — 256 values, for the K-quants (320 bytes, Q8_K-style):
+ *
+ *   byte 0                                   256               288    292      320
+ *        +-----------------------------------+-----------------+------+--------+
+ *        | qs[256] int8                      | bsums[16] int16 | d    | (pad)  |
+ *        +-----------------------------------+-----------------+------+--------+
+ *   x[j] ≈ qs[j] · d, d = max|x| / 127 in f32; bsums[k] = Σ qs[16k .. 16k+15] (the sums
+ *   the K-quant mins and offsets multiply).
+ *
+ * Both sizes are multiples of 32 (every 32-byte load stays inside one cache line when the
+ * buffer is 64-byte aligned). F32/F16/BF16 weights take the activations as plain floats.
+ */
+#ifndef MF_QUANT_IMPL_H
+#define MF_QUANT_IMPL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct mf_act32 {
+    int8_t qs[32];
+    int32_t bias[8];
+    float d;
+    float s;
+    uint8_t pad[24];
+} mf_act32;
+
+typedef struct mf_actk {
+    int8_t qs[256];
+    int16_t bsums[16];
+    float d;
+    uint8_t pad[28];
+} mf_actk;
+
+_Static_assert(sizeof(mf_act32) == 96, "mf_act32 is 96 bytes");
+_Static_assert(sizeof(mf_actk) == 320, "mf_actk is 320 bytes");
+
+/* MXFP4 E2M1 values doubled (so they are integers): code c -> 2·E2M1(c) (mxfp4.md §3). */
+extern const float mf_e2m1_x2[16];
+/* 2^(e-128) built as llama.cpp does (mxfp4.md §3; e = 0, 1 subnormal, no NaN). */
+float mf_e8m0_half(uint8_t e);
+/* The 6-bit scale and min of sub-block g (0..7) of a Q4_K/Q5_K block (quant-formats §4.1). */
+void mf_k4_scale_min(const uint8_t *scales12, int g, int *sc, int *m);
+
+/* The code offset a weight type's unsigned codes carry (see bias above). */
+int mf_act_offset(uint32_t wtype);
+
+/* The portable fast path (quant_dot.c): same activations, same integer products per block
+ * as the SIMD code, plain loops. Always compiled, so tests compare both in one build. */
+float mf_vec_dot_scalar(uint32_t wtype, const void *row, const void *qx, int64_t n);
+void mf_matmul_rows_scalar(uint32_t wtype, const void *W, int64_t n_in, int64_t r0, int64_t r1,
+                           const void *qx, size_t qx_stride, int n_tok, float *y,
+                           int64_t y_stride);
+
+/* The AVX2/FMA kernels (quant_avx2.c); present only when the compiler targets AVX2, FMA and
+ * F16C (the fp16 scale conversions; every AVX2 CPU has it). */
+#if defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
+#define MF_QUANT_AVX2 1
+void mf_matmul_rows_avx2(uint32_t wtype, const void *W, int64_t n_in, int64_t r0, int64_t r1,
+                         const void *qx, size_t qx_stride, int n_tok, float *y,
+                         int64_t y_stride);
+#endif
+
+#endif
