@@ -539,6 +539,8 @@ static void hostile_strings(void **state)
     mf_gguf_w_arr_str(w, "tokenizer.ggml.tokens", toks, NULL, 7);
     mf_gguf_w_str(w, "tokenizer.chat_template", tmpl);
     mf_gguf_w_u32(w, "tokenizer.ggml.bos_token_id", 1);
+    mf_gguf_w_u32(w, "tokenizer.ggml.seperator_token_id", 5);  /* llama.cpp's spelling ... */
+    mf_gguf_w_u32(w, "tokenizer.ggml.separator_token_id", 6);  /* ... and the right one */
     mf_gguf_w_str(w, "key \"with\" quotes\n", "v");
     mf_gguf_w_f32(w, "nan", 0.0f / 0.0f);
     mf_gguf_w_u64(w, "big", UINT64_MAX);
@@ -567,6 +569,11 @@ static void hostile_strings(void **state)
     const char *want_model = "quote\" back\\slash\nnew\rline\ttab \xe2\x96\x81 \xf0\x9f\x98\x80 \xef\xbf\xbd";
     assert_string_equal(jstr(v, "tokenizer.model"), want_model);
     assert_true(jnum(v, "tokenizer.vocab_size") == 7);
+    /* one "sep" (the first spelling), never a duplicate key in one object */
+    const jv *sp = jget(v, "tokenizer.special");
+    assert_int_equal(sp->n, 2);
+    assert_true(jnum(v, "tokenizer.special.bos") == 1);
+    assert_true(jnum(v, "tokenizer.special.sep") == 5);
     assert_true(jbool(v, "tokenizer.chat_template"));
     assert_true(jnum(v, "tokenizer.chat_template_bytes") == strlen(tmpl));
     const jv *md = jget(v, "metadata");

@@ -216,6 +216,16 @@ static int64_t int_value(const mf_gguf_kv *kv)
     return sign ? kv->v.i : (int64_t)kv->v.u;
 }
 
+/* The record to show for SPECIAL[i]: present with an integer value, and no earlier entry with
+ * the same label shown (both spellings of "sep" may be present; a label appears once). */
+static const mf_gguf_kv *special_kv(const mf_gguf *g, size_t i)
+{
+    for (size_t j = 0; j < i; j++)
+        if (!strcmp(SPECIAL[j].label, SPECIAL[i].label) && special_kv(g, j)) return NULL;
+    const mf_gguf_kv *kv = mf_gguf_find_kv(g, SPECIAL[i].key);
+    return kv && is_int_type(kv->type) ? kv : NULL;
+}
+
 static const mf_gguf_kv *str_kv(const mf_gguf *g, const char *key)
 {
     const mf_gguf_kv *kv = mf_gguf_find_kv(g, key);
@@ -364,8 +374,8 @@ static void print_text(const mf_gguf *g, const mf_hparams *hp, int hp_ok, const 
     printf("special ids:  ");
     int any = 0;
     for (size_t i = 0; i < N_SPECIAL; i++) {
-        const mf_gguf_kv *kv = mf_gguf_find_kv(g, SPECIAL[i].key);
-        if (!kv || !is_int_type(kv->type)) continue;
+        const mf_gguf_kv *kv = special_kv(g, i);
+        if (!kv) continue;
         int64_t v = int_value(kv);
         int none = toks && toks->type == MF_GGUF_ARR && (v < 0 || (uint64_t)v >= toks->arr_n);
         printf(" %s %" PRId64 "%s", SPECIAL[i].label, v, none ? " (none: outside the vocabulary)" : "");
@@ -484,8 +494,8 @@ static void print_json(const mf_gguf *g, const mf_hparams *hp, int hp_ok, const 
     fputs(", \"special\": {", stdout);
     int first = 1;
     for (size_t i = 0; i < N_SPECIAL; i++) {
-        const mf_gguf_kv *kv = mf_gguf_find_kv(g, SPECIAL[i].key);
-        if (!kv || !is_int_type(kv->type)) continue;
+        const mf_gguf_kv *kv = special_kv(g, i);
+        if (!kv) continue;
         printf("%s\"%s\": %" PRId64, first ? "" : ", ", SPECIAL[i].label, int_value(kv));
         first = 0;
     }
