@@ -433,7 +433,7 @@ static void print_text(const mf_gguf *g, const mf_hparams *hp, int hp_ok, const 
                s.n_unsupported);
     if (hp_ok) {
         int64_t ctx[2] = {hp->n_ctx_train, 4096};
-        for (int i = 0; i < 2; i++) {
+        for (int i = 0; i < (ctx[0] == ctx[1] ? 1 : 2); i++) {
             char h2[32];
             uint64_t f16 = mf_kv_bytes(hp, ctx[i], 2), f32 = mf_kv_bytes(hp, ctx[i], 4);
             printf("kv cache:      %" PRId64 " tokens%s: f16 %" PRIu64 " bytes (%s), f32 %" PRIu64 " bytes (%s)\n",
@@ -544,7 +544,7 @@ static void print_json(const mf_gguf *g, const mf_hparams *hp, int hp_ok, const 
     if (hp_ok) {
         int64_t ctx[2] = {hp->n_ctx_train, 4096};
         putchar('[');
-        for (int i = 0; i < 2; i++)
+        for (int i = 0; i < (ctx[0] == ctx[1] ? 1 : 2); i++)
             printf("%s{\"n_ctx\": %" PRId64 ", \"f16_bytes\": %" PRIu64 ", \"f32_bytes\": %" PRIu64 "}",
                    i ? ", " : "", ctx[i], mf_kv_bytes(hp, ctx[i], 2), mf_kv_bytes(hp, ctx[i], 4));
         putchar(']');
