@@ -102,14 +102,6 @@ float mf_e8m0_to_f32(uint8_t e)
     return bits_f32((uint32_t)e << 23);
 }
 
-float mf_e8m0_half(uint8_t e)
-{
-    /* 2^(e-128), exactly as llama.cpp builds it (mxfp4.md §3): e = 0 and 1 are the
-     * subnormals 2^-128 and 2^-127, e = 255 gives 2^127 (no NaN). */
-    if (e < 2) return bits_f32(0x00200000u << e);
-    return bits_f32((uint32_t)(e - 1) << 23);
-}
-
 /* ================================================================ byte helpers */
 
 static uint16_t rd16(const uint8_t *p) { return (uint16_t)(p[0] | p[1] << 8); }

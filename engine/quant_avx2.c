@@ -29,8 +29,15 @@
 
 /* ================================================================ primitives */
 
-/* acc + Σ of 4 adjacent u8·s8 products per 32-bit lane. The non-VNNI form saturates when
- * two adjacent products exceed 32767 together: every caller keeps u <= 127. */
+#if (defined(__AVX512VNNI__) && defined(__AVX512VL__)) || defined(__AVXVNNI__)
+#define VNNI 1
+#else
+#define VNNI 0
+#endif
+
+/* acc + Σ of 4 adjacent u8·s8 products per 32-bit lane. vpdpbusd does not saturate; the
+ * non-VNNI form does when two adjacent products exceed 32767 together, so callers keep
+ * u <= 127 there. */
 INLINE __m256i dot_u8s8(__m256i acc, __m256i u, __m256i s)
 {
 #if defined(__AVX512VNNI__) && defined(__AVX512VL__)
@@ -99,7 +106,16 @@ INLINE __m256i fifth_bits(const uint8_t *qh)
  * Codes as unsigned bytes; the activation's bias (quant_impl.h) removes the offset:
  *   Q4_0 q 0..15 (offset 8), Q5_0 0..31 (16), Q4_1/Q5_1 0..15/0..31 (no offset, min term
  *   m·s instead), MXFP4 2·E2M1 + 12 in 0..24 (offset 12), Q8_0 the signed bytes
- *   themselves (dotted as |w| · sign(a, w)). */
+ *   themselves (dotted as |w| · sign(a, w)).
+ *
+ * Q4_0 and Q4_1 with VNNI skip the nibble shift: the 16 bytes are loaded into both lanes
+ * and masked with 0x0F (lane 0) and 0xF0 (lane 1), so lane 1 holds the high nibbles times
+ * 16. vpdpbusd cannot overflow on that, the lanes 4..7 of every block's sum are 16 times
+ * too large — and so is the Q4_0 bias there (quant_impl.h) — and the accumulator's lanes
+ * 4..7 are divided by 16 once at the end (exact: a power of two). One load and one AND per
+ * block instead of load, shift, insert, AND: the decoding loop is that much shorter. */
+
+INLINE int high_x16(uint32_t wt) { return VNNI && (wt == MF_TYPE_Q4_0 || wt == MF_TYPE_Q4_1); }
 
 INLINE size_t bytes32(uint32_t wt)
 {
@@ -115,6 +131,11 @@ INLINE size_t bytes32(uint32_t wt)
 
 INLINE __m256i codes32(uint32_t wt, const uint8_t *b)
 {
+    if (high_x16(wt)) {
+        const __m256i mask = _mm256_set_m128i(_mm_set1_epi8((char)0xF0), _mm_set1_epi8(0x0F));
+        __m128i v = _mm_loadu_si128((const __m128i *)(b + (wt == MF_TYPE_Q4_0 ? 2 : 4)));
+        return _mm256_and_si256(_mm256_broadcastsi128_si256(v), mask);
+    }
     switch (wt) {
     case MF_TYPE_Q4_0: return nibbles32(b + 2);
     case MF_TYPE_Q4_1: return nibbles32(b + 4);
@@ -130,47 +151,136 @@ INLINE __m256i codes32(uint32_t wt, const uint8_t *b)
     }
 }
 
-INLINE float scale32(uint32_t wt, const uint8_t *b)
+/* mf_e8m0_half(e) for every e, as float bit patterns: a table lookup replaces the ten
+ * scalar instructions of the branchy definition in the MXFP4 loop. */
+#define EH(e) ((e) < 2 ? 0x00200000u << (e) : (uint32_t)((e) - 1) << 23)
+#define EH4(e) EH(e), EH((e) + 1), EH((e) + 2), EH((e) + 3)
+#define EH16(e) EH4(e), EH4((e) + 4), EH4((e) + 8), EH4((e) + 12)
+#define EH64(e) EH16(e), EH16((e) + 16), EH16((e) + 32), EH16((e) + 48)
+static const uint32_t E8M0_HALF_BITS[256] = {EH64(0), EH64(64), EH64(128), EH64(192)};
+
+/* The block scale in all 8 lanes (fp16 broadcast then converted: no scalar round trip). */
+INLINE __m256 scale32(uint32_t wt, const uint8_t *b)
 {
-    return wt == MF_TYPE_MXFP4 ? mf_e8m0_half(b[0]) : h2f(b);
+    if (wt == MF_TYPE_MXFP4) return _mm256_castsi256_ps(_mm256_set1_epi32((int)E8M0_HALF_BITS[b[0]]));
+    uint16_t h;
+    memcpy(&h, b, 2);
+    return _mm256_cvtph_ps(_mm_set1_epi16((short)h));
 }
 
 INLINE int has_min(uint32_t wt) { return wt == MF_TYPE_Q4_1 || wt == MF_TYPE_Q5_1; }
 
-/* y[t·ys + r] = row r · token t for r < R, t < T; x points at token 0's mf_act32 blocks. */
+/* The activation bias as this build's Q4_0 kernel needs it: without VNNI the high nibbles
+ * are shifted down, so lanes 4..7 of the (×16) bias are shifted back. */
+INLINE __m256i bias32(uint32_t wt, const mf_act32 *a)
+{
+    __m256i bias = load32(a->bias);
+    if (wt == MF_TYPE_Q4_0 && !VNNI) bias = _mm256_srav_epi32(bias, _mm256_setr_epi32(0, 0, 0, 0, 4, 4, 4, 4));
+    return bias;
+}
+
+/* Four blocks' 8-lane integer sums -> one vector: lane i holds sum i's lanes 0..3 (the
+ * block's elements 0..15) and lane i + 4 its lanes 4..7 (elements 16..31). One float
+ * conversion, scaling and accumulation then serves four (row, token) pairs; a transpose
+ * by unpacks costs 7 cheap instructions against 3 of each float operation saved. */
+INLINE __m256i reduce4(__m256i v0, __m256i v1, __m256i v2, __m256i v3)
+{
+    __m256i s01 = _mm256_add_epi32(_mm256_unpacklo_epi32(v0, v1), _mm256_unpackhi_epi32(v0, v1));
+    __m256i s23 = _mm256_add_epi32(_mm256_unpacklo_epi32(v2, v3), _mm256_unpackhi_epi32(v2, v3));
+    return _mm256_add_epi32(_mm256_unpacklo_epi64(s01, s23), _mm256_unpackhi_epi64(s01, s23));
+}
+
+/* Integer block sum Σ (q - off)·a in 8 lanes (bias = -off·a, see quant_impl.h). */
+INLINE __m256i block_dot(uint32_t wt, __m256i u, __m256i av, __m256i bias)
+{
+    if (wt == MF_TYPE_Q8_0) return dot_u8s8(bias, _mm256_abs_epi8(u), _mm256_sign_epi8(av, u));
+    return dot_u8s8(bias, u, av);
+}
+
+/* The 4 lanes of a reduce4 accumulator -> 4 results: lanes i and i + 4 summed (after
+ * undoing the ×16 of the high nibbles), plus the min terms. */
+INLINE __m128 fold4(uint32_t wt, __m256 acc, __m128 mins)
+{
+    if (high_x16(wt)) acc = _mm256_mul_ps(acc, _mm256_setr_ps(1, 1, 1, 1, 0.0625f, 0.0625f, 0.0625f, 0.0625f));
+    return _mm_add_ps(_mm_add_ps(_mm256_castps256_ps128(acc), _mm256_extractf128_ps(acc, 1)), mins);
+}
+
+INLINE float min32(uint32_t wt, const uint8_t *blk) { return has_min(wt) ? h2f(blk + 2) : 0.0f; }
+
+/* The fp16 at byte offset `at` of up to 4 blocks (missing ones 0), converted together. */
+INLINE __m128 f16x4(const uint8_t *blk, size_t rb, int R, int at)
+{
+    uint64_t h = 0;
+    for (int r = 0; r < R; r++) {
+        uint16_t v;
+        memcpy(&v, blk + r * rb + at, 2);
+        h |= (uint64_t)v << (16 * r);
+    }
+    return _mm_cvtph_ps(_mm_cvtsi64_si128((long long)h));
+}
+
+/* The scales of up to 4 blocks, rb bytes apart. */
+INLINE __m128 scales4(uint32_t wt, const uint8_t *blk, size_t rb, int R)
+{
+    if (wt != MF_TYPE_MXFP4) return f16x4(blk, rb, R, 0);
+    uint32_t e[4] = {0, 0, 0, 0};
+    for (int r = 0; r < R; r++) e[r] = E8M0_HALF_BITS[blk[r * rb]];
+    return _mm_castsi128_ps(_mm_setr_epi32((int)e[0], (int)e[1], (int)e[2], (int)e[3]));
+}
+
+/* y[t·ys + r] = row r · token t for r < R, t < T; x points at token 0's mf_act32 blocks.
+ * T = 1: the four block sums of R <= 4 rows (missing rows padded with zeros) share one
+ * accumulator. T = 4: each row's four token sums share one accumulator. */
 INLINE void tile32(const uint32_t wt, const int R, const int T, const uint8_t *w, size_t rb,
                    const uint8_t *x, size_t xs, int64_t nb, float *y, int64_t ys)
 {
     const size_t bb = bytes32(wt);
-    __m256 acc[4][4];
-    float macc[4][4];
-    for (int r = 0; r < R; r++)
-        for (int t = 0; t < T; t++) acc[r][t] = _mm256_setzero_ps(), macc[r][t] = 0;
+    const __m256i zero = _mm256_setzero_si256();
+    if (T == 1) {
+        const mf_act32 *a = (const mf_act32 *)x;
+        __m256 acc = _mm256_setzero_ps();
+        __m128 mins = _mm_setzero_ps();
+        for (int64_t b = 0; b < nb; b++, a++) {
+            __m256i av = load32(a->qs), bias = bias32(wt, a), v[4] = {zero, zero, zero, zero};
+            const uint8_t *blk = w + b * bb;
+            for (int r = 0; r < R; r++) v[r] = block_dot(wt, codes32(wt, blk + r * rb), av, bias);
+            __m128 d4 = _mm_mul_ps(scales4(wt, blk, rb, R), _mm_set1_ps(a->d));
+            acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(reduce4(v[0], v[1], v[2], v[3])), _mm256_set_m128(d4, d4), acc);
+            if (has_min(wt)) mins = _mm_fmadd_ps(f16x4(blk, rb, R, 2), _mm_set1_ps(a->s), mins);
+        }
+        float out[4];
+        _mm_storeu_ps(out, fold4(wt, acc, mins));
+        for (int r = 0; r < R; r++) y[r] = out[r];
+        return;
+    }
+    __m256 acc[4];
+    __m128 mins[4];
+    for (int r = 0; r < R; r++) acc[r] = _mm256_setzero_ps(), mins[r] = _mm_setzero_ps();
     for (int64_t b = 0; b < nb; b++) {
-        __m256i u[4];
-        __m256 dw[4];
-        float mw[4];
+        const mf_act32 *a[4];
+        __m256i av[4], bias[4];
+        for (int t = 0; t < 4; t++) {
+            a[t] = (const mf_act32 *)(x + t * xs) + b;
+            av[t] = load32(a[t]->qs);
+            bias[t] = bias32(wt, a[t]);
+        }
+        __m128 d4 = _mm_setr_ps(a[0]->d, a[1]->d, a[2]->d, a[3]->d);
+        __m256 ad = _mm256_set_m128(d4, d4);
+        __m128 s4 = has_min(wt) ? _mm_setr_ps(a[0]->s, a[1]->s, a[2]->s, a[3]->s) : _mm_setzero_ps();
         for (int r = 0; r < R; r++) {
             const uint8_t *blk = w + r * rb + b * bb;
-            u[r] = codes32(wt, blk);
-            dw[r] = _mm256_set1_ps(scale32(wt, blk));
-            mw[r] = has_min(wt) ? h2f(blk + 2) : 0;
-        }
-        for (int t = 0; t < T; t++) {
-            const mf_act32 *a = (const mf_act32 *)(x + t * xs) + b;
-            __m256i av = load32(a->qs), bias = load32(a->bias);
-            __m256 ad = _mm256_set1_ps(a->d);
-            for (int r = 0; r < R; r++) {
-                __m256i v = wt == MF_TYPE_Q8_0
-                                ? dot_u8s8(bias, _mm256_abs_epi8(u[r]), _mm256_sign_epi8(av, u[r]))
-                                : dot_u8s8(bias, u[r], av);
-                acc[r][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(v), _mm256_mul_ps(dw[r], ad), acc[r][t]);
-                if (has_min(wt)) macc[r][t] += mw[r] * a->s;
-            }
+            __m256i u = codes32(wt, blk);
+            __m256i v = reduce4(block_dot(wt, u, av[0], bias[0]), block_dot(wt, u, av[1], bias[1]),
+                                block_dot(wt, u, av[2], bias[2]), block_dot(wt, u, av[3], bias[3]));
+            acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(v), _mm256_mul_ps(scale32(wt, blk), ad), acc[r]);
+            if (has_min(wt)) mins[r] = _mm_fmadd_ps(_mm_set1_ps(min32(wt, blk)), s4, mins[r]);
         }
     }
-    for (int r = 0; r < R; r++)
-        for (int t = 0; t < T; t++) y[t * ys + r] = hsum(acc[r][t]) + macc[r][t];
+    for (int r = 0; r < R; r++) {
+        float out[4];
+        _mm_storeu_ps(out, fold4(wt, acc[r], mins[r]));
+        for (int t = 0; t < 4; t++) y[t * ys + r] = out[t];
+    }
 }
 
 /* ================================================================ K-quants
@@ -182,9 +292,8 @@ INLINE void tile32(const uint32_t wt, const int R, const int T, const uint8_t *w
  * the activation's 16 bsums, then one float scale per super-block. */
 
 typedef struct kscales {
-    __m256i sc;    /* scales as i16, arranged so that shuffle ctrl[j] gives chunk j's */
+    __m256i sc;    /* scales as i16, arranged so that word_bcast(sc, j) gives chunk j's */
     __m256i corr;  /* i16 per 16-element group: the mins, or the scales (for offsets) */
-    float d, dmin;
 } kscales;
 
 /* Within each 128-bit lane, broadcast 16-bit word j. */
@@ -222,7 +331,6 @@ INLINE kscales kscales_of(uint32_t wt, const uint8_t *b)
         k.sc = _mm256_broadcastsi128_si256(_mm_cvtepu8_epi16(_mm_cvtsi64_si128((long long)sc)));
         __m128i m16 = _mm_cvtepu8_epi16(_mm_cvtsi64_si128((long long)mn));
         k.corr = _mm256_set_m128i(_mm_unpackhi_epi16(m16, m16), _mm_unpacklo_epi16(m16, m16));
-        k.d = h2f(b), k.dmin = h2f(b + 2);
         return k;
     }
     case MF_TYPE_Q2_K: {
@@ -231,7 +339,6 @@ INLINE kscales kscales_of(uint32_t wt, const uint8_t *b)
         __m128i mn = _mm_and_si128(_mm_srli_epi16(s8, 4), _mm_set1_epi8(0x0F));
         k.sc = evens_odds_i16(sc, 0);
         k.corr = _mm256_cvtepu8_epi16(mn);
-        k.d = h2f(b + 80), k.dmin = h2f(b + 82);
         return k;
     }
     case MF_TYPE_Q3_K: {
@@ -248,14 +355,12 @@ INLINE kscales kscales_of(uint32_t wt, const uint8_t *b)
         __m128i s8 = _mm_sub_epi8(_mm_loadu_si128((const __m128i *)w), _mm_set1_epi8(32));
         k.sc = evens_odds_i16(s8, 1);
         k.corr = _mm256_cvtepi8_epi16(s8);
-        k.d = h2f(b + 108), k.dmin = 0;
         return k;
     }
     default: { /* Q6_K */
         __m128i s8 = _mm_loadu_si128((const __m128i *)(b + 192));
         k.sc = evens_odds_i16(s8, 1);
         k.corr = _mm256_cvtepi8_epi16(s8);
-        k.d = h2f(b + 208), k.dmin = 0;
         return k;
     }
     }
@@ -302,48 +407,100 @@ INLINE size_t bytesk(uint32_t wt)
     }
 }
 
+/* Byte offsets of the fp16 super-block scale d and of dmin (-1: none). */
+INLINE int d_at(uint32_t wt)
+{
+    return wt == MF_TYPE_Q2_K ? 80 : wt == MF_TYPE_Q3_K ? 108 : wt == MF_TYPE_Q6_K ? 208 : 0;
+}
+
+INLINE int dmin_at(uint32_t wt)
+{
+    return wt == MF_TYPE_Q2_K ? 82 : wt == MF_TYPE_Q4_K || wt == MF_TYPE_Q5_K ? 2 : -1;
+}
+
+/* The sums of one super-block of one (row, token) pair: the scaled code dot (offsets
+ * removed) and the min sum, 8 lanes each. */
+typedef struct ksum { __m256i dot, mins; } ksum;
+
+INLINE ksum kfinish(uint32_t wt, __m256i iacc, const kscales *ks, const mf_actk *a)
+{
+    __m256i c = _mm256_madd_epi16(load32(a->bsums), ks->corr);
+    if (wt == MF_TYPE_Q6_K) iacc = _mm256_sub_epi32(iacc, _mm256_slli_epi32(c, 5));  /* q - 32 */
+    if (wt == MF_TYPE_Q3_K) iacc = _mm256_sub_epi32(iacc, _mm256_slli_epi32(c, 2));  /* q - 4 */
+    return (ksum){iacc, c};
+}
+
+/* y[t·ys + r] = row r · token t for r < R, t < T (T = 1 or 4), as tile32: per super-block
+ * the integer sums of four (row, token) pairs are reduced into one vector, then scaled by
+ * d·dx and dmin·dx. */
 INLINE void tilek(const uint32_t wt, const int R, const int T, const uint8_t *w, size_t rb,
                   const uint8_t *x, size_t xs, int64_t nb, float *y, int64_t ys)
 {
     const size_t bb = bytesk(wt);
-    __m256 acc[4][4];
-    for (int r = 0; r < R; r++)
-        for (int t = 0; t < T; t++) acc[r][t] = _mm256_setzero_ps();
+    const int has_dmin = dmin_at(wt) >= 0;
+    const int NR = R, NT = T;
+    __m256 acc[4];
+    for (int r = 0; r < 4; r++) acc[r] = _mm256_setzero_ps();
     for (int64_t b = 0; b < nb; b++) {
+        const uint8_t *blk = w + b * bb;
+        const mf_actk *a[4];
+        for (int t = 0; t < NT; t++) a[t] = (const mf_actk *)(x + t * xs) + b;
         kscales ks[4];
         __m256i iacc[4][4];
-        for (int r = 0; r < R; r++) ks[r] = kscales_of(wt, w + r * rb + b * bb);
-        for (int r = 0; r < R; r++)
-            for (int t = 0; t < T; t++) iacc[r][t] = _mm256_setzero_si256();
+        for (int r = 0; r < NR; r++) {
+            ks[r] = kscales_of(wt, blk + r * rb);
+            for (int t = 0; t < NT; t++) iacc[r][t] = _mm256_setzero_si256();
+        }
         for (int j = 0; j < 8; j++) {
-            __m256i u[4], sc[4];
-            for (int r = 0; r < R; r++) {
-                u[r] = kchunk(wt, w + r * rb + b * bb, j);
+            __m256i u[4], sc[4], av[4];
+            for (int t = 0; t < NT; t++) av[t] = load32(a[t]->qs + 32 * j);
+            for (int r = 0; r < NR; r++) {
+                u[r] = kchunk(wt, blk + r * rb, j);
                 sc[r] = word_bcast(ks[r].sc, j);
-            }
-            for (int t = 0; t < T; t++) {
-                __m256i av = load32(((const mf_actk *)(x + t * xs) + b)->qs + 32 * j);
-                for (int r = 0; r < R; r++)
-                    iacc[r][t] = dot_i16(iacc[r][t], _mm256_maddubs_epi16(u[r], av), sc[r]);
+                for (int t = 0; t < NT; t++)
+                    iacc[r][t] = dot_i16(iacc[r][t], _mm256_maddubs_epi16(u[r], av[t]), sc[r]);
             }
         }
-        for (int t = 0; t < T; t++) {
-            const mf_actk *a = (const mf_actk *)(x + t * xs) + b;
-            __m256i bs = load32(a->bsums);
+        const __m256i zero = _mm256_setzero_si256();
+        if (T == 1) {
+            ksum k[4] = {{zero, zero}, {zero, zero}, {zero, zero}, {zero, zero}};
+            for (int r = 0; r < R; r++) k[r] = kfinish(wt, iacc[r][0], &ks[r], a[0]);
+            __m128 dx = _mm_set1_ps(a[0]->d);
+            __m128 d4 = _mm_mul_ps(f16x4(blk, rb, R, d_at(wt)), dx);
+            acc[0] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(reduce4(k[0].dot, k[1].dot, k[2].dot, k[3].dot)),
+                                     _mm256_set_m128(d4, d4), acc[0]);
+            if (has_dmin) {
+                __m128 m4 = _mm_mul_ps(f16x4(blk, rb, R, dmin_at(wt)), dx);
+                acc[0] = _mm256_fnmadd_ps(_mm256_cvtepi32_ps(reduce4(k[0].mins, k[1].mins, k[2].mins, k[3].mins)),
+                                          _mm256_set_m128(m4, m4), acc[0]);
+            }
+        } else {
+            __m128 dx = _mm_setr_ps(a[0]->d, a[1]->d, a[2]->d, a[3]->d);
             for (int r = 0; r < R; r++) {
-                __m256i c = _mm256_madd_epi16(bs, ks[r].corr);
-                __m256i v = iacc[r][t];
-                if (wt == MF_TYPE_Q6_K) v = _mm256_sub_epi32(v, _mm256_slli_epi32(c, 5));
-                if (wt == MF_TYPE_Q3_K) v = _mm256_sub_epi32(v, _mm256_slli_epi32(c, 2));
-                acc[r][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(v), _mm256_set1_ps(ks[r].d * a->d), acc[r][t]);
-                if (wt == MF_TYPE_Q2_K || wt == MF_TYPE_Q4_K || wt == MF_TYPE_Q5_K)
-                    acc[r][t] = _mm256_fnmadd_ps(_mm256_cvtepi32_ps(c), _mm256_set1_ps(ks[r].dmin * a->d),
-                                                 acc[r][t]);
+                ksum k[4];
+                for (int t = 0; t < 4; t++) k[t] = kfinish(wt, iacc[r][t], &ks[r], a[t]);
+                __m128 d4 = _mm_mul_ps(_mm_set1_ps(h2f(blk + r * rb + d_at(wt))), dx);
+                acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(reduce4(k[0].dot, k[1].dot, k[2].dot, k[3].dot)),
+                                         _mm256_set_m128(d4, d4), acc[r]);
+                if (has_dmin) {
+                    __m128 m4 = _mm_mul_ps(_mm_set1_ps(h2f(blk + r * rb + dmin_at(wt))), dx);
+                    acc[r] = _mm256_fnmadd_ps(
+                        _mm256_cvtepi32_ps(reduce4(k[0].mins, k[1].mins, k[2].mins, k[3].mins)),
+                        _mm256_set_m128(m4, m4), acc[r]);
+                }
             }
         }
     }
-    for (int r = 0; r < R; r++)
-        for (int t = 0; t < T; t++) y[t * ys + r] = hsum(acc[r][t]);
+    float out[4];
+    if (T == 1) {
+        _mm_storeu_ps(out, fold4(wt, acc[0], _mm_setzero_ps()));
+        for (int r = 0; r < R; r++) y[r] = out[r];
+        return;
+    }
+    for (int r = 0; r < R; r++) {
+        _mm_storeu_ps(out, fold4(wt, acc[r], _mm_setzero_ps()));
+        for (int t = 0; t < 4; t++) y[t * ys + r] = out[t];
+    }
 }
 
 /* ================================================================ float weights */
@@ -400,38 +557,49 @@ INLINE void tilef(const uint32_t wt, const int R, const int T, const uint8_t *w,
 typedef void (*tile_fn)(const uint8_t *w, size_t rb, const uint8_t *x, size_t xs, int64_t nb,
                         float *y, int64_t ys);
 
-/* The four tile shapes of one type: 4 rows × 1 token, 1 × 1, 2 × 4, 1 × 4. */
-typedef struct tiles { tile_fn r4t1, r1t1, r2t4, r1t4; } tiles;
+/* The four tile shapes of one type: 4 rows × 1 token, 1 × 1, 4 × 4, 1 × 4. The 4 × 4 tile is
+ * RB rows at a time (4/RB calls): as many rows as keep the accumulators in registers. */
+typedef struct tiles { tile_fn r4t1, r1t1, r4t4, r1t4; } tiles;
 
-#define TILES(name, tile, WT)                                                                 \
+#define TILES(name, tile, WT, RB)                                                             \
     static void name##_r4t1(const uint8_t *w, size_t rb, const uint8_t *x, size_t xs,        \
                             int64_t nb, float *y, int64_t ys)                                 \
     { tile(WT, 4, 1, w, rb, x, xs, nb, y, ys); }                                              \
     static void name##_r1t1(const uint8_t *w, size_t rb, const uint8_t *x, size_t xs,        \
                             int64_t nb, float *y, int64_t ys)                                 \
     { tile(WT, 1, 1, w, rb, x, xs, nb, y, ys); }                                              \
-    static void name##_r2t4(const uint8_t *w, size_t rb, const uint8_t *x, size_t xs,        \
+    static void name##_r4t4(const uint8_t *w, size_t rb, const uint8_t *x, size_t xs,        \
                             int64_t nb, float *y, int64_t ys)                                 \
-    { tile(WT, 2, 4, w, rb, x, xs, nb, y, ys); }                                              \
+    {                                                                                         \
+        for (int r = 0; r < 4; r += RB) tile(WT, RB, 4, w + r * rb, rb, x, xs, nb, y + r, ys); \
+    }                                                                                         \
     static void name##_r1t4(const uint8_t *w, size_t rb, const uint8_t *x, size_t xs,        \
                             int64_t nb, float *y, int64_t ys)                                 \
     { tile(WT, 1, 4, w, rb, x, xs, nb, y, ys); }                                              \
-    static const tiles name = {name##_r4t1, name##_r1t1, name##_r2t4, name##_r1t4};
+    static const tiles name = {name##_r4t1, name##_r1t1, name##_r4t4, name##_r1t4};
 
-TILES(t_f32, tilef, MF_TYPE_F32)
-TILES(t_f16, tilef, MF_TYPE_F16)
-TILES(t_bf16, tilef, MF_TYPE_BF16)
-TILES(t_q4_0, tile32, MF_TYPE_Q4_0)
-TILES(t_q4_1, tile32, MF_TYPE_Q4_1)
-TILES(t_q5_0, tile32, MF_TYPE_Q5_0)
-TILES(t_q5_1, tile32, MF_TYPE_Q5_1)
-TILES(t_q8_0, tile32, MF_TYPE_Q8_0)
-TILES(t_mxfp4, tile32, MF_TYPE_MXFP4)
-TILES(t_q2_k, tilek, MF_TYPE_Q2_K)
-TILES(t_q3_k, tilek, MF_TYPE_Q3_K)
-TILES(t_q4_k, tilek, MF_TYPE_Q4_K)
-TILES(t_q5_k, tilek, MF_TYPE_Q5_K)
-TILES(t_q6_k, tilek, MF_TYPE_Q6_K)
+/* Rows per batched K-quant tile: 4 × 4 pairs of 8-lane sums need 16 registers, which fit
+ * beside the rest only in the 32 registers of AVX-512 (VL) encodings. */
+#if defined(__AVX512VL__)
+#define KRB 4
+#else
+#define KRB 2
+#endif
+
+TILES(t_f32, tilef, MF_TYPE_F32, 2)
+TILES(t_f16, tilef, MF_TYPE_F16, 2)
+TILES(t_bf16, tilef, MF_TYPE_BF16, 2)
+TILES(t_q4_0, tile32, MF_TYPE_Q4_0, 4)
+TILES(t_q4_1, tile32, MF_TYPE_Q4_1, 4)
+TILES(t_q5_0, tile32, MF_TYPE_Q5_0, 4)
+TILES(t_q5_1, tile32, MF_TYPE_Q5_1, 4)
+TILES(t_q8_0, tile32, MF_TYPE_Q8_0, 4)
+TILES(t_mxfp4, tile32, MF_TYPE_MXFP4, 4)
+TILES(t_q2_k, tilek, MF_TYPE_Q2_K, KRB)
+TILES(t_q3_k, tilek, MF_TYPE_Q3_K, KRB)
+TILES(t_q4_k, tilek, MF_TYPE_Q4_K, KRB)
+TILES(t_q5_k, tilek, MF_TYPE_Q5_K, KRB)
+TILES(t_q6_k, tilek, MF_TYPE_Q6_K, KRB)
 
 static const tiles *tiles_of(uint32_t wt)
 {
@@ -468,10 +636,8 @@ void mf_matmul_rows_avx2(uint32_t wtype, const void *W, int64_t n_in, int64_t r0
         float *yr = y + r;
         int t = 0;
         if (r + 4 <= r1) {
-            for (; t + 4 <= n_tok; t += 4) {
-                k->r2t4(w, rb, x + t * qx_stride, qx_stride, nb, yr + t * y_stride, y_stride);
-                k->r2t4(w + 2 * rb, rb, x + t * qx_stride, qx_stride, nb, yr + 2 + t * y_stride, y_stride);
-            }
+            for (; t + 4 <= n_tok; t += 4)
+                k->r4t4(w, rb, x + t * qx_stride, qx_stride, nb, yr + t * y_stride, y_stride);
             for (; t < n_tok; t++) k->r4t1(w, rb, x + t * qx_stride, qx_stride, nb, yr + t * y_stride, y_stride);
             r += 4;
         } else {

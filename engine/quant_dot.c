@@ -66,7 +66,7 @@ static float max_abs(const float *x, int n)
  * code multiplies by (nearbyintf rounds to nearest even in the default rounding mode, as
  * the SIMD conversion does). The scale the dot products use is d rounded to fp16 — unless
  * that overflows (max|x| > 8.3e6), where llama.cpp would produce inf: then d stays f32. */
-static void act32_block(const float *x, mf_act32 *a, int off)
+static void act32_block(const float *x, mf_act32 *a, int off, int hi)
 {
     float amax = max_abs(x, 32);
     float d = amax / 127.0f, id = amax > 0 ? 127.0f / amax : 0.0f;
@@ -78,8 +78,10 @@ static void act32_block(const float *x, mf_act32 *a, int off)
     float d16 = mf_fp16_to_f32(mf_f32_to_fp16(d));
     a->d = isinf(d16) ? d : d16;
     a->s = a->d * (float)sum;
-    for (int k = 0; k < 8; k++)
-        a->bias[k] = -off * (a->qs[4 * k] + a->qs[4 * k + 1] + a->qs[4 * k + 2] + a->qs[4 * k + 3]);
+    for (int k = 0; k < 8; k++) {
+        int lane = a->qs[4 * k] + a->qs[4 * k + 1] + a->qs[4 * k + 2] + a->qs[4 * k + 3];
+        a->bias[k] = -off * lane * (k >= 4 ? hi : 1);
+    }
     memset(a->pad, 0, sizeof a->pad);
 }
 
@@ -108,8 +110,8 @@ void mf_quantize_act(uint32_t wtype, const float *x, void *qx, int64_t n)
         for (int64_t b = 0; b < n / 256; b++) actk_block(x + 256 * b, (mf_actk *)qx + b);
         return;
     default: {
-        int off = mf_act_offset(wtype);
-        for (int64_t b = 0; b < n / 32; b++) act32_block(x + 32 * b, (mf_act32 *)qx + b, off);
+        int off = mf_act_offset(wtype), hi = wtype == MF_TYPE_Q4_0 ? 16 : 1;
+        for (int64_t b = 0; b < n / 32; b++) act32_block(x + 32 * b, (mf_act32 *)qx + b, off, hi);
     }
     }
 }

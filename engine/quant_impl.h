@@ -17,7 +17,9 @@
  *   bias[k] = -off · (qs[4k] + qs[4k+1] + qs[4k+2] + qs[4k+3]), off the code offset of the
  *   weight type (8 for Q4_0, 16 for Q5_0, 12 for MXFP4's shifted table, 0 otherwise): the
  *   starting value of the AVX2 unsigned-by-signed byte dot, which then directly yields
- *   Σ (q - off)·x (quant_avx2.c). The scalar code ignores it.
+ *   Σ (q - off)·x (quant_avx2.c). For Q4_0, bias[4..7] are 16 times that: its kernel keeps
+ *   the high nibbles in place (codes × 16) in the lanes of elements 16..31. The scalar code
+ *   ignores the bias.
  *
  * mf_actk — 256 values, for the K-quants (320 bytes, Q8_K-style):
  *
@@ -36,6 +38,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 typedef struct mf_act32 {
     int8_t qs[32];
@@ -57,8 +60,15 @@ _Static_assert(sizeof(mf_actk) == 320, "mf_actk is 320 bytes");
 
 /* MXFP4 E2M1 values doubled (so they are integers): code c -> 2·E2M1(c) (mxfp4.md §3). */
 extern const float mf_e2m1_x2[16];
-/* 2^(e-128) built as llama.cpp does (mxfp4.md §3; e = 0, 1 subnormal, no NaN). */
-float mf_e8m0_half(uint8_t e);
+/* 2^(e-128), exactly as llama.cpp builds it (mxfp4.md §3): e = 0 and 1 are the subnormals
+ * 2^-128 and 2^-127, e = 255 gives 2^127 (no NaN). Inline: it is in the MXFP4 inner loop. */
+static inline float mf_e8m0_half(uint8_t e)
+{
+    uint32_t u = e < 2 ? 0x00200000u << e : (uint32_t)(e - 1) << 23;
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
+}
 /* The 6-bit scale and min of sub-block g (0..7) of a Q4_K/Q5_K block (quant-formats §4.1). */
 void mf_k4_scale_min(const uint8_t *scales12, int g, int *sc, int *m);
 

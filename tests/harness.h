@@ -16,10 +16,11 @@
 
 /* Directory holding the shared model files (no trailing slash). */
 const char *mf_models_dir(void);
-/* Full path of a shared model file (static buffer per call site is not needed: the result
- * is malloc'd and lives until exit). */
+/* Full path of a shared model file. The result is owned by the harness and lives until
+ * exit: do not free it. */
 const char *mf_model_path(const char *file);
-/* Path for a temporary file unique to this process (under $TMPDIR or /tmp). */
+/* Path for a temporary file unique to this process (under $TMPDIR or /tmp); owned by the
+ * harness like mf_model_path's. */
 const char *mf_tmp_path(const char *name);
 
 /* Skip the current test (with a printed reason) unless `path` exists. */

@@ -69,7 +69,9 @@ static void act32_blocks(void **state)
             assert_true(a[b].s == a[b].d * (float)sum);
             for (int l = 0; l < 8; l++) {
                 int ls = a[b].qs[4 * l] + a[b].qs[4 * l + 1] + a[b].qs[4 * l + 2] + a[b].qs[4 * l + 3];
-                assert_int_equal(a[b].bias[l], -offs[k] * ls);
+                /* Q4_0: lanes 4..7 scaled by 16 (its kernel keeps high nibbles × 16) */
+                int hi = types[k] == MF_TYPE_Q4_0 && l >= 4 ? 16 : 1;
+                assert_int_equal(a[b].bias[l], -offs[k] * ls * hi);
             }
         }
         assert_true(a[3].d == 0 && a[3].s == 0);
@@ -273,6 +275,25 @@ static void vec_dot_edge_cases(void **state)
     }
 }
 
+/* MXFP4 scales of every exponent, the subnormal e = 0, 1 and e = 255 included (the SIMD
+ * code looks them up in a table): one non-zero product per block, so every kernel computes
+ * the same single rounding, 12·127 · (2^(e-128) · fp16(1/127)), and must agree exactly. */
+static void mxfp4_all_exponents(void **state)
+{
+    (void)state;
+    float x[32] = {0};
+    x[21] = 1.0f;  /* one activation: code 127, d = fp16(1/127) */
+    mf_act32 a;
+    mf_quantize_act(MF_TYPE_MXFP4, x, &a, 32);
+    for (int e = 0; e < 256; e++) {
+        uint8_t blk[17] = {(uint8_t)e};
+        blk[1 + 5] = 0x70;  /* element 21 = high nibble of qs[5] = code 7 (E2M1 6, doubled 12) */
+        float want = (float)(12 * 127) * (mf_e8m0_half((uint8_t)e) * a.d);
+        float fast = mf_vec_dot(MF_TYPE_MXFP4, blk, &a, 32), scal = mf_vec_dot_scalar(MF_TYPE_MXFP4, blk, &a, 32);
+        if (!(fast == want && scal == want)) fail_msg("MXFP4 e=%d: %g / %g, expected %g", e, fast, scal, want);
+    }
+}
+
 /* ================================================================ matmul_rows */
 
 typedef struct mm_case { int64_t n_in; int n_tok; int64_t r0, r1; } mm_case;
@@ -371,6 +392,7 @@ int main(void)
         cmocka_unit_test(actk_blocks),
         cmocka_unit_test(vec_dot_vs_reference),
         cmocka_unit_test(vec_dot_edge_cases),
+        cmocka_unit_test(mxfp4_all_exponents),
         cmocka_unit_test(matmul_rows_vs_reference),
         cmocka_unit_test(matmul_scalar_twin),
     };
