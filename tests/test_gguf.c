@@ -34,7 +34,6 @@ static void tmp_path(char *buf, size_t n, const char *name)
 {
     const char *p = mf_tmp_path(name);
     snprintf(buf, n, "%s", p);
-    free((void *)p);
 }
 
 static const char *spm_path(void)

@@ -42,7 +42,6 @@ static void tmp_path(char *buf, size_t n, const char *name)
 {
     const char *p = mf_tmp_path(name);
     snprintf(buf, n, "%s", p);
-    free((void *)p);
 }
 
 static void bb_raw(bb *b, const void *d, size_t n)

@@ -48,8 +48,6 @@ static run_out run_inspect(const char *a1, const char *a2)
     const char *o = mf_tmp_path("inspect.out"), *e = mf_tmp_path("inspect.err");
     snprintf(outp, sizeof outp, "%s", o);
     snprintf(errp, sizeof errp, "%s", e);
-    free((void *)o);
-    free((void *)e);
     pid_t pid = fork();
     assert_true(pid >= 0);
     if (pid == 0) {
@@ -525,7 +523,6 @@ static void hostile_strings(void **state)
     char path[512];
     const char *tp = mf_tmp_path("hostile.gguf");
     snprintf(path, sizeof path, "%s", tp);
-    free((void *)tp);
     char all[256];
     for (int i = 0; i < 256; i++) all[i] = (char)i;  /* NUL, controls, DEL, bytes >= 0x80 */
     const char *weird = "quote\" back\\slash\nnew\rline\ttab \xe2\x96\x81 \xf0\x9f\x98\x80 \xc3";
@@ -628,7 +625,6 @@ static void bad_file(void **state)
     char path[512];
     const char *tp = mf_tmp_path("bad.gguf");
     snprintf(path, sizeof path, "%s", tp);
-    free((void *)tp);
     FILE *f = fopen(path, "wb");
     assert_non_null(f);
     fwrite("GGUF\x01\0\0\0", 1, 8, f);
