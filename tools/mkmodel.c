@@ -482,8 +482,8 @@ static uint64_t fnv1a(const char *s)
     return h;
 }
 
-/* Standard deviation of the Irwin-Hall sum of four uniform 16-bit integers:
- * 4 · (65536² − 1) / 12 = 1431655765 */
+/* Mean and variance of the sum of four uniform integers in 0..65535 (Irwin-Hall):
+ * 4 · 65535 / 2 = 131070 and 4 · (65536² − 1) / 12 = 1431655765 */
 #define IH4_MEAN 131070
 #define IH4_VAR 1431655765.0
 
@@ -546,16 +546,17 @@ static int fill(void *user, uint64_t index, const mf_gguf_tensor *info, void *bu
     if (rows < 64 * (int64_t)nt) nt = 1;    /* small tensors: not worth a thread */
     job jobs[64];
     pthread_t th[64];
-    int started = 0, failed = 0;
+    int started[64] = {0}, failed = 0;
     for (int i = 0; i < nt; i++) {
         jobs[i] = (job){p, t, buf, mf_type_row_bytes(t->type, t->ne[0]), rows * i / nt,
                         rows * (i + 1) / nt, mix64(p->seed ^ fnv1a(t->name))};
-        if (i > 0 && pthread_create(&th[i], NULL, run_job, &jobs[i]) == 0) started |= 1 << (i & 31);
-        else if (i > 0) failed |= run_job(&jobs[i]) != NULL;
+        /* jobs 1.. on threads (run here if a thread cannot be made), job 0 here */
+        if (i > 0) started[i] = pthread_create(&th[i], NULL, run_job, &jobs[i]) == 0;
+        if (i > 0 && !started[i]) failed |= run_job(&jobs[i]) != NULL;
     }
     failed |= run_job(&jobs[0]) != NULL;
     for (int i = 1; i < nt; i++)
-        if (started & (1 << (i & 31))) {
+        if (started[i]) {
             void *ret;
             pthread_join(th[i], &ret);
             failed |= ret != NULL;

@@ -67,7 +67,6 @@ GGML_TYPES = {
     30: ("BF16", 1, 2), 34: ("TQ1_0", 256, 54), 35: ("TQ2_0", 256, 66),
     39: ("MXFP4", 32, 17), 40: ("NVFP4", 64, 36), 41: ("Q1_0", 128, 18), 42: ("Q2_0", 64, 18),
 }
-TYPE_ID = {name: tid for tid, (name, _, _) in GGML_TYPES.items()}
 
 
 class GGUFError(Exception):
