@@ -81,6 +81,7 @@ typedef struct cfg {
     int64_t dim, layers, heads, kv_heads, head_dim, ff, vocab, ctx;
     int64_t experts, experts_used, window, yarn_orig_ctx;
     float rope_base, eps, yarn_factor;
+    const char *script;
     uint32_t type, embd_type, output_type, expert_type;
     uint64_t seed;
     int threads;
@@ -372,7 +373,8 @@ static int write_vocab(mf_gguf_writer *w, const vocab *v, int bpe)
 
 /* ================================================================ tensor plan */
 
-enum { D_NORMAL = 0, D_UNIFORM = 1 };
+/* D_ZERO and D_SCRIPT only with --script (see script_apply) */
+enum { D_NORMAL = 0, D_UNIFORM = 1, D_ZERO = 2, D_SCRIPT = 3 };
 
 typedef struct ptensor {
     char name[MF_GGUF_MAX_NAME];
@@ -387,6 +389,10 @@ typedef struct plan {
     int64_t n, cap;
     uint64_t seed;
     int threads;
+    /* --script: pairs (from[i] -> to[i]) the output matrix is made to follow */
+    int64_t script_from[64], script_to[64];
+    int n_script;
+    const ptensor *embd;
 } plan;
 
 static void add_t(plan *p, const char *name, uint32_t type, uint32_t n_dims, int64_t ne0, int64_t ne1,
@@ -491,7 +497,9 @@ static uint64_t fnv1a(const char *s)
 static void gen_row(const ptensor *t, uint64_t stream, float *x, int64_t n)
 {
     uint64_t s = stream;
-    if (t->dist == D_NORMAL) {
+    if (t->dist == D_ZERO) {
+        memset(x, 0, (size_t)n * sizeof *x);
+    } else if (t->dist == D_NORMAL || t->dist == D_SCRIPT) {
         float scale = (float)(t->a / sqrt(IH4_VAR));
         for (int64_t i = 0; i < n; i++) {
             s += 0x9E3779B97F4A7C15ull;
@@ -509,6 +517,27 @@ static void gen_row(const ptensor *t, uint64_t stream, float *x, int64_t n)
             x[i] = lo + step;
         }
     }
+}
+
+/* Row u of the scripted output matrix: for every scripted pair (t -> u), add
+ * (20 / d) · e_t / rms(e_t), with e_t the embedding row of t regenerated from its stream.
+ * With the blocks adding nothing (their output projections are zero) the final hidden state
+ * of token t is RMSNorm(e_t) ≈ e_t / rms(e_t), so the logit of u is ≈ 20 · gain while every
+ * other logit stays of order 1 (random rows) or 20/sqrt(d) (another pair's row): greedy
+ * decoding follows the script. */
+static void script_row(const plan *p, int64_t u, float *x, int64_t n)
+{
+    float *e = NULL;
+    for (int i = 0; i < p->n_script; i++) {
+        if (p->script_to[i] != u) continue;
+        if (!e && !(e = malloc((size_t)n * sizeof *e))) return;
+        gen_row(p->embd, mix64(mix64(p->seed ^ fnv1a(p->embd->name)) + (uint64_t)p->script_from[i]), e, n);
+        double ss = 0;
+        for (int64_t k = 0; k < n; k++) ss += (double)e[k] * e[k];
+        float a = (float)(20.0 / (double)n / sqrt(ss / (double)n));
+        for (int64_t k = 0; k < n; k++) x[k] += a * e[k];
+    }
+    free(e);
 }
 
 typedef struct job {
@@ -529,6 +558,7 @@ static void *run_job(void *arg)
     for (int64_t r = j->r0; r < j->r1; r++) {
         uint8_t *dst = j->dst + (size_t)r * j->row_bytes;
         gen_row(j->t, mix64(j->base + (uint64_t)r), x, n);
+        if (j->t->dist == D_SCRIPT) script_row(j->p, r, x, n);
         if (j->t->type == MF_TYPE_F32) memcpy(dst, x, (size_t)n * sizeof *x);
         else mf_quantize_row(j->t->type, x, dst, n);
     }
@@ -691,7 +721,7 @@ static void usage(void)
             "               [--output-type T] [--embd-type T] [--expert-type T] [--vocab-from FILE]\n"
             "               [--layers N] [--seed S] [--ctx N] [--dim N] [--heads N] [--kv-heads N]\n"
             "               [--head-dim N] [--ff N] [--vocab N] [--experts N] [--experts-used N]\n"
-            "               [--window N] [--rope-base F] [--threads N]\n"
+            "               [--window N] [--rope-base F] [--threads N] [--script \"TOK TOK ...\"]\n"
             "presets: llama: tiny (default), tinyllama-1.1b; gpt-oss: tiny (default), gpt-oss-20b\n");
 }
 
@@ -745,6 +775,7 @@ static int parse_args(int argc, char **argv, cfg *c)
         else if (strcmp(a, "--seed") == 0) { rc = parse_i64(a, v, 0, INT64_MAX, &x); c->seed = (uint64_t)x; }
         else if (strcmp(a, "--threads") == 0) { rc = parse_i64(a, v, 1, 64, &x); c->threads = (int)x; }
         else if (strcmp(a, "--rope-base") == 0) rc = parse_f32(a, v, &rope_base);
+        else if (strcmp(a, "--script") == 0) c->script = v;
         else {
             known = 0;
             for (int k = 0; k < O_COUNT && !known; k++)
@@ -805,13 +836,55 @@ static int parse_args(int argc, char **argv, cfg *c)
     return 0;
 }
 
+/* --script "T0 T1 T2 ...": token strings (as stored in the vocabulary) that greedy decoding
+ * must produce one after the other: after T0 comes T1, and so on (a bigram chain, so a token
+ * may appear only once before the last). The blocks' output projections and their biases
+ * are zeroed, so every block adds nothing to the residual stream, and the output matrix maps
+ * each token's embedding to its successor (script_row). Used to demonstrate the chat
+ * pipeline end to end: e.g. a tiny gpt-oss file that answers in harmony's final channel. */
+static int script_apply(plan *p, const cfg *c, const vocab *v, const mf_gguf_kv *vf_tokens, mf_err *err)
+{
+    char buf[1024];
+    snprintf(buf, sizeof buf, "%s", c->script);
+    int64_t ids[65];
+    int n = 0;
+    for (char *tok = strtok(buf, " "); tok; tok = strtok(NULL, " ")) {
+        if (n == 65) return mf_errf(err, "--script: at most 65 tokens");
+        int64_t id = -1;
+        if (vf_tokens) {
+            for (uint64_t i = 0; i < vf_tokens->arr_n && id < 0; i++)
+                if (vf_tokens->arr_str[i].len == strlen(tok) && !memcmp(vf_tokens->arr_str[i].ptr, tok, strlen(tok)))
+                    id = (int64_t)i;
+        } else {
+            id = vocab_find(v, tok);
+        }
+        if (id < 0) return mf_errf(err, "--script: '%s' is not a token of the vocabulary", tok);
+        for (int i = 0; i + 1 < n; i++)
+            if (ids[i] == id) return mf_errf(err, "--script: '%s' appears twice (a bigram chain cannot branch)", tok);
+        ids[n++] = id;
+    }
+    if (n < 2) return mf_errf(err, "--script needs at least two tokens");
+    for (int i = 0; i + 1 < n; i++) {
+        p->script_from[i] = ids[i];
+        p->script_to[i] = ids[i + 1];
+    }
+    p->n_script = n - 1;
+    for (int64_t i = 0; i < p->n; i++) {
+        ptensor *t = &p->t[i];
+        if (strstr(t->name, "attn_output.") || strstr(t->name, "ffn_down")) t->dist = D_ZERO;
+        if (!strcmp(t->name, "output.weight")) t->dist = D_SCRIPT;
+        if (!strcmp(t->name, "token_embd.weight")) p->embd = t;
+    }
+    return 0;
+}
+
 /* Build everything, then stream the file. Returns 0 or -1 with err. */
 static int mkmodel(cfg *c, mf_err *err)
 {
     int gpt = c->arch == ARCH_GPT_OSS;
     vocab v;
     memset(&v, 0, sizeof v);
-    plan p = {NULL, 0, 0, c->seed, c->threads};
+    plan p = {.seed = c->seed, .threads = c->threads};
     mf_gguf *vf = NULL;
     const mf_gguf_kv *vf_tokens = NULL;
     mf_gguf_writer *w = mf_gguf_writer_new();
@@ -849,6 +922,7 @@ static int mkmodel(cfg *c, mf_err *err)
     }
     if (gpt) plan_gpt_oss(&p, c);
     else plan_llama(&p, c);
+    if (c->script && script_apply(&p, c, &v, vf_tokens, err)) goto done;
     if (any_quantized(&p)) fail |= mf_gguf_w_u32(w, "general.quantization_version", 2);
     fail |= mf_gguf_w_u32(w, "general.file_type", file_type(c));
     if (fail) { mf_errf(err, "out of memory building the metadata"); goto done; }
