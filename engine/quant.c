@@ -169,7 +169,8 @@ static void deq_q4_0(const uint8_t *b, float *y)
 
 static void quant_q4_0(const float *x, uint8_t *b)
 {
-    /* d = max / -8: the largest magnitude becomes code 0 (value -8·d = max) exactly */
+    /* d = max / -8: the largest magnitude becomes code 0 (value -8·d = max, up to the fp16
+     * rounding of d) */
     uint16_t dh = fp16_sat(max_signed(x, 32) / -8.0);
     float d = mf_fp16_to_f32(dh);
     wr16(b, dh);

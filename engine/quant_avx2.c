@@ -168,7 +168,7 @@ INLINE __m256i codes32(uint32_t wt, const uint8_t *b)
 
 /* mf_e8m0_half(e) for every e, as float bit patterns: a table lookup replaces the ten
  * scalar instructions of the branchy definition in the MXFP4 loop. */
-#define EH(e) ((e) < 2 ? 0x00200000u << (e) : (uint32_t)((e) - 1) << 23)
+#define EH(e) ((e) < 2 ? 0x00200000u << ((e) & 1) : (uint32_t)((e) - 1) << 23)
 #define EH4(e) EH(e), EH((e) + 1), EH((e) + 2), EH((e) + 3)
 #define EH16(e) EH4(e), EH4((e) + 4), EH4((e) + 8), EH4((e) + 12)
 #define EH64(e) EH16(e), EH16((e) + 16), EH16((e) + 32), EH16((e) + 48)

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #if defined(__x86_64__) || defined(__i386__)
+#include <cpuid.h>
 #include <immintrin.h>
 #endif
 
@@ -123,7 +124,8 @@ static void fp16_vs_f16c(void **state)
 {
     (void)state;
 #if defined(__x86_64__) || defined(__i386__)
-    if (!__builtin_cpu_supports("f16c")) {
+    unsigned a, b, c, d;  /* CPUID leaf 1: ECX bit 29 is F16C */
+    if (!__get_cpuid(1, &a, &b, &c, &d) || !(c & (1u << 29))) {
         mf_skip("this CPU has no F16C: no hardware reference");
         return;
     }

@@ -157,6 +157,7 @@ static void bench(uint32_t type, shape sh, int threads, int runs, size_t pool_by
         for (size_t i = 0; i < rreps; i++, next = (next + 1) % copies) sink ^= read_all(threads, pool + next * mat, mat);
         rd[run] = (double)mat * (double)rreps / (now() - t0) / 1e9;
     }
+    (void)sink;
     qsort(rd, (size_t)runs, sizeof *rd, cmp_double);
     double read_gbs = rd[runs / 2];
     for (int k = 0; k < 3; k++) {
