@@ -20,29 +20,6 @@
 #include <string.h>
 #include <unistd.h>
 
-/* Paths: the harness returns malloc'd strings. Model paths are cached in statics so they stay
- * reachable (a skipped test longjmps out of its body, and LeakSanitizer would count a dropped
- * pointer as a leak); temporary paths are copied into the caller's buffer and freed. */
-static const char *stories_path(void)
-{
-    static const char *p;
-    if (!p) p = mf_model_path("stories260K.gguf");
-    return p;
-}
-
-static void tmp_path(char *buf, size_t n, const char *name)
-{
-    const char *p = mf_tmp_path(name);
-    snprintf(buf, n, "%s", p);
-}
-
-static const char *spm_path(void)
-{
-    static const char *p;
-    if (!p) p = mf_model_path("vocab-llama-spm.gguf");
-    return p;
-}
-
 static mf_gguf *open_or_fail(const char *path)
 {
     mf_err err;
@@ -76,7 +53,7 @@ static void assert_str_eq(mf_str s, const char *want)
 static void stories_header(void **state)
 {
     (void)state;
-    const char *p = stories_path();
+    const char *p = mf_model_path("stories260K.gguf");
     MF_REQUIRE_FILE(p);
     mf_gguf *g = open_or_fail(p);
     assert_int_equal(mf_gguf_version(g), 3);
@@ -93,7 +70,7 @@ static void stories_header(void **state)
 static void stories_hparams(void **state)
 {
     (void)state;
-    const char *p = stories_path();
+    const char *p = mf_model_path("stories260K.gguf");
     MF_REQUIRE_FILE(p);
     mf_gguf *g = open_or_fail(p);
     mf_err err;
@@ -124,7 +101,7 @@ static void stories_hparams(void **state)
 static void stories_vocab(void **state)
 {
     (void)state;
-    const char *p = stories_path();
+    const char *p = mf_model_path("stories260K.gguf");
     MF_REQUIRE_FILE(p);
     mf_gguf *g = open_or_fail(p);
     mf_err err;
@@ -156,7 +133,7 @@ static void stories_vocab(void **state)
 static void stories_tensors(void **state)
 {
     (void)state;
-    const char *p = stories_path();
+    const char *p = mf_model_path("stories260K.gguf");
     MF_REQUIRE_FILE(p);
     mf_gguf *g = open_or_fail(p);
     const mf_gguf_tensor *t = mf_gguf_find_tensor(g, "token_embd.weight");
@@ -209,7 +186,7 @@ static void stories_tensors(void **state)
 static void stories_byte_walk(void **state)
 {
     (void)state;
-    const char *p = stories_path();
+    const char *p = mf_model_path("stories260K.gguf");
     MF_REQUIRE_FILE(p);
     size_t n;
     uint8_t *b = mf_read_file(p, &n);
@@ -269,7 +246,7 @@ static void stories_byte_walk(void **state)
 static void spm_vocab(void **state)
 {
     (void)state;
-    const char *p = spm_path();
+    const char *p = mf_model_path("vocab-llama-spm.gguf");
     MF_REQUIRE_FILE(p);
     mf_gguf *g = mf_gguf_open(p, NULL);
     assert_non_null(g);
@@ -471,8 +448,7 @@ static uint64_t tinfo_bytes(void)
 /* alignment 0: leave the default; use_fill: every other tensor comes from the callback */
 static void round_trip(uint32_t alignment, int use_fill, uint32_t version)
 {
-    char path[512];
-    tmp_path(path, sizeof path, "roundtrip.gguf");
+    const char *path = mf_tmp_path("roundtrip.gguf");
     mf_gguf_writer *w = mf_gguf_writer_new();
     assert_non_null(w);
     if (version) mf_gguf_w_set_version(w, version);
@@ -542,9 +518,7 @@ static void rt_version_2(void **state) { (void)state; round_trip(32, 0, 2); }
 static void rt_copy_is_identical(void **state)
 {
     (void)state;
-    char a[512], b[512];
-    tmp_path(a, sizeof a, "copy-a.gguf");
-    tmp_path(b, sizeof b, "copy-b.gguf");
+    const char *a = mf_tmp_path("copy-a.gguf"), *b = mf_tmp_path("copy-b.gguf");
     mf_err err;
     mf_gguf_writer *w = mf_gguf_writer_new();
     write_all_metadata(w);
@@ -587,8 +561,7 @@ static void rt_copy_is_identical(void **state)
 static void rt_empty_file(void **state)
 {
     (void)state;
-    char path[512];
-    tmp_path(path, sizeof path, "empty.gguf");
+    const char *path = mf_tmp_path("empty.gguf");
     mf_err err;
     mf_gguf_writer *w = mf_gguf_writer_new();
     if (mf_gguf_w_write(w, path, NULL, NULL, &err)) fail_msg("%s", err.msg);
@@ -613,8 +586,7 @@ static void rt_empty_file(void **state)
 static void writer_errors(void **state)
 {
     (void)state;
-    char path[512];
-    tmp_path(path, sizeof path, "werr.gguf");
+    const char *path = mf_tmp_path("werr.gguf");
     mf_err err;
     mf_gguf_writer *w = mf_gguf_writer_new();
     const int64_t ne[2] = {33, 2}, ok[1] = {32}, zero[1] = {0};
@@ -648,8 +620,7 @@ static int fill_fails(void *user, uint64_t index, const mf_gguf_tensor *t, void 
 static void writer_fill_error(void **state)
 {
     (void)state;
-    char path[512];
-    tmp_path(path, sizeof path, "wfill.gguf");
+    const char *path = mf_tmp_path("wfill.gguf");
     mf_err err;
     mf_gguf_writer *w = mf_gguf_writer_new();
     const int64_t ne[1] = {4};
@@ -669,8 +640,7 @@ static void writer_fill_error(void **state)
 static void getters(void **state)
 {
     (void)state;
-    char path[512];
-    tmp_path(path, sizeof path, "getters.gguf");
+    const char *path = mf_tmp_path("getters.gguf");
     mf_err err;
     mf_gguf_writer *w = mf_gguf_writer_new();
     mf_gguf_w_i32(w, "pos.i32", 7);            /* a UINT32 key written as INT32 */
@@ -728,8 +698,7 @@ static void getters(void **state)
 static void many_names(void **state)
 {
     (void)state;
-    char path[512];
-    tmp_path(path, sizeof path, "many.gguf");
+    const char *path = mf_tmp_path("many.gguf");
     mf_err err;
     mf_gguf_writer *w = mf_gguf_writer_new();
     enum { N = 2000 };

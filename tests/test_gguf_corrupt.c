@@ -28,22 +28,6 @@ typedef struct bb {
     size_t n, cap;
 } bb;
 
-/* Paths: the harness returns malloc'd strings. Model paths are cached in statics so they stay
- * reachable (a skipped test longjmps out of its body, and LeakSanitizer would count a dropped
- * pointer as a leak); temporary paths are copied into the caller's buffer and freed. */
-static const char *stories_path(void)
-{
-    static const char *p;
-    if (!p) p = mf_model_path("stories260K.gguf");
-    return p;
-}
-
-static void tmp_path(char *buf, size_t n, const char *name)
-{
-    const char *p = mf_tmp_path(name);
-    snprintf(buf, n, "%s", p);
-}
-
 static void bb_raw(bb *b, const void *d, size_t n)
 {
     if (b->n + n > b->cap) {
@@ -179,8 +163,7 @@ static uint64_t ti_offset(uint64_t rec, size_t name_len, uint32_t n_dims) { retu
 TEST(empty_file_on_disk)
 {
     (void)state;
-    char p[512];
-    tmp_path(p, sizeof p, "empty.gguf");
+    const char *p = mf_tmp_path("empty.gguf");
     FILE *f = fopen(p, "wb");
     assert_non_null(f);
     fclose(f);
@@ -195,8 +178,7 @@ TEST(empty_file_on_disk)
 TEST(short_file_on_disk)
 {
     (void)state;
-    char p[512];
-    tmp_path(p, sizeof p, "short.gguf");
+    const char *p = mf_tmp_path("short.gguf");
     bb b = {0};
     hdr(&b, 3, 0, 0);
     FILE *f = fopen(p, "wb");
@@ -868,8 +850,7 @@ TEST(truncated_tensor_info)
 /* A valid file from the writer: a few KVs of several types and three tensors. */
 static uint8_t *writer_file(size_t *n)
 {
-    char path[512];
-    tmp_path(path, sizeof path, "base.gguf");
+    const char *path = mf_tmp_path("base.gguf");
     mf_err err;
     mf_gguf_writer *w = mf_gguf_writer_new();
     mf_gguf_w_str(w, "general.architecture", "llama");
@@ -988,7 +969,7 @@ TEST(truncate_writer_file_at_boundaries)
 
 static uint8_t *stories(size_t *n)
 {
-    const char *p = stories_path();
+    const char *p = mf_model_path("stories260K.gguf");
     MF_REQUIRE_FILE(p);
     uint8_t *f = mf_read_file(p, n);
     assert_non_null(f);

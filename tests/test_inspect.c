@@ -45,9 +45,8 @@ static run_out run_inspect(const char *a1, const char *a2)
     const char *bin_dir = getenv("MINFER_BIN");
     char bin[1024], outp[512], errp[512];
     snprintf(bin, sizeof bin, "%s/minfer", bin_dir && *bin_dir ? bin_dir : MF_BUILD_DIR);
-    const char *o = mf_tmp_path("inspect.out"), *e = mf_tmp_path("inspect.err");
-    snprintf(outp, sizeof outp, "%s", o);
-    snprintf(errp, sizeof errp, "%s", e);
+    snprintf(outp, sizeof outp, "%s", mf_tmp_path("inspect.out"));
+    snprintf(errp, sizeof errp, "%s", mf_tmp_path("inspect.err"));
     pid_t pid = fork();
     assert_true(pid >= 0);
     if (pid == 0) {
@@ -374,13 +373,6 @@ static int jbool(const jv *root, const char *path)
 
 /* ------------------------------------------------------------------ tests */
 
-static const char *stories_path(void)
-{
-    static const char *p;
-    if (!p) p = mf_model_path("stories260K.gguf");
-    return p;
-}
-
 /* The parser itself must reject what it should, or the tests below prove nothing. */
 static void json_parser_self_check(void **state)
 {
@@ -405,8 +397,8 @@ static void json_parser_self_check(void **state)
 static void stories_text(void **state)
 {
     (void)state;
-    MF_REQUIRE_FILE(stories_path());
-    run_out r = run_inspect(stories_path(), NULL);
+    MF_REQUIRE_FILE(mf_model_path("stories260K.gguf"));
+    run_out r = run_inspect(mf_model_path("stories260K.gguf"), NULL);
     assert_int_equal(r.rc, 0);
     assert_string_equal(r.err, "");
     char b[256];
@@ -451,11 +443,11 @@ static void stories_text(void **state)
 static void stories_json(void **state)
 {
     (void)state;
-    MF_REQUIRE_FILE(stories_path());
-    run_out r = run_inspect(stories_path(), "--json");
+    MF_REQUIRE_FILE(mf_model_path("stories260K.gguf"));
+    run_out r = run_inspect(mf_model_path("stories260K.gguf"), "--json");
     assert_int_equal(r.rc, 0);
     jv *v = jparse(r.out, r.out_len);
-    assert_string_equal(jstr(v, "file"), stories_path());
+    assert_string_equal(jstr(v, "file"), mf_model_path("stories260K.gguf"));
     assert_true(jnum(v, "file_size") == 1185376);
     assert_true(jnum(v, "gguf_version") == 3);
     assert_true(jnum(v, "n_kv") == 19);
@@ -481,8 +473,8 @@ static void stories_json(void **state)
 static void stories_json_tables(void **state)
 {
     (void)state;
-    MF_REQUIRE_FILE(stories_path());
-    run_out r = run_inspect(stories_path(), "--json");
+    MF_REQUIRE_FILE(mf_model_path("stories260K.gguf"));
+    run_out r = run_inspect(mf_model_path("stories260K.gguf"), "--json");
     jv *v = jparse(r.out, r.out_len);
     /* metadata keys contain dots, so look them up directly in the object */
     const jv *md = jget(v, "metadata");
@@ -520,9 +512,7 @@ static void stories_json_tables(void **state)
 static void hostile_strings(void **state)
 {
     (void)state;
-    char path[512];
-    const char *tp = mf_tmp_path("hostile.gguf");
-    snprintf(path, sizeof path, "%s", tp);
+    const char *path = mf_tmp_path("hostile.gguf");
     char all[256];
     for (int i = 0; i < 256; i++) all[i] = (char)i;  /* NUL, controls, DEL, bytes >= 0x80 */
     const char *weird = "quote\" back\\slash\nnew\rline\ttab \xe2\x96\x81 \xf0\x9f\x98\x80 \xc3";
@@ -622,9 +612,7 @@ static void hostile_strings(void **state)
 static void bad_file(void **state)
 {
     (void)state;
-    char path[512];
-    const char *tp = mf_tmp_path("bad.gguf");
-    snprintf(path, sizeof path, "%s", tp);
+    const char *path = mf_tmp_path("bad.gguf");
     FILE *f = fopen(path, "wb");
     assert_non_null(f);
     fwrite("GGUF\x01\0\0\0", 1, 8, f);

@@ -6,6 +6,8 @@
  *   seed-tiny-llama.bin  llama hyperparameters, an SPM vocabulary (scores, types, byte tokens),
  *                         a chat template with quotes and newlines, a few F16/F32 tensors
  *   seed-tiny-bpe.bin    a gpt2/BPE vocabulary with merges and control tokens, no tensors
+ * These two end with a text after the last tensor (trailing bytes are valid GGUF), which
+ * fuzz_gguf.c gives to the tokenizer, so the fuzzer mutates tokenizer input as well.
  *   seed-types.bin       one tensor of every type id the format defines
  *   seed-all-kv.bin      every metadata value type, arrays of each, general.alignment 64
  * The seeds are committed (named .bin: .gitignore keeps *.gguf model files out of git); this
@@ -37,6 +39,19 @@ static int finish(mf_gguf_writer *w, const char *dir, const char *name)
     if (rc) fprintf(stderr, "fuzz_make_seeds: %s\n", err.msg);
     mf_gguf_writer_free(w);
     return rc;
+}
+
+/* append text after the end of a written file */
+static int append(const char *dir, const char *name, const char *text)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    FILE *f = fopen(path, "ab");
+    if (!f || fwrite(text, 1, strlen(text), f) != strlen(text) || fclose(f) != 0) {
+        fprintf(stderr, "fuzz_make_seeds: cannot append to %s\n", path);
+        return -1;
+    }
+    return 0;
 }
 
 static int tiny_llama(const char *dir)
@@ -83,7 +98,8 @@ static int tiny_llama(const char *dir)
         mf_gguf_writer_free(w);
         return -1;
     }
-    return finish(w, dir, "seed-tiny-llama.bin");
+    if (finish(w, dir, "seed-tiny-llama.bin")) return -1;
+    return append(dir, "seed-tiny-llama.bin", "Hello world\n 123 <s>ll</s> \xe2\x96\x81 \xc3\xa9\xff");
 }
 
 static int tiny_bpe(const char *dir)
@@ -106,7 +122,8 @@ static int tiny_bpe(const char *dir)
     mf_gguf_w_u32(w, "tokenizer.ggml.bos_token_id", 18);
     mf_gguf_w_u32(w, "tokenizer.ggml.eos_token_id", 21);
     mf_gguf_w_u32(w, "tokenizer.ggml.padding_token_id", 18);
-    return finish(w, dir, "seed-tiny-bpe.bin");
+    if (finish(w, dir, "seed-tiny-bpe.bin")) return -1;
+    return append(dir, "seed-tiny-bpe.bin", "Hello world<|start|>12<|end|> \xc4\xa0\n\xff");
 }
 
 static int all_types(const char *dir)
