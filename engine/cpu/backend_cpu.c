@@ -99,6 +99,8 @@ static mf_bstate *cpu_state_new(mf_backend *be, const mf_model *m, const mf_stat
     int64_t F = max64(hp->n_ff, hp->n_ff_exp);
     int64_t max_in = max64(max64(d, qw), F);
     int64_t max_out = max64(max64(max64(d, qw), F), max64(hp->n_vocab, hp->n_experts));
+    /* grouped products (q+k+v, gate+up) keep their results side by side in tmp */
+    max_out = max64(max_out, max64(qw + 2 * (int64_t)hp->n_kv_heads * hp->head_dim, 2 * F));
 
     st->tokens = malloc(sizeof(int32_t) * (size_t)B);
     st->krow = malloc(sizeof(float) * (size_t)st->kv_width);
@@ -108,7 +110,7 @@ static mf_bstate *cpu_state_new(mf_backend *be, const mf_model *m, const mf_stat
     st->rcos = calloc((size_t)L + 1, sizeof(float *));
     st->rsin = calloc((size_t)L + 1, sizeof(float *));
     st->qx_cap = (size_t)MF_CPU_QROWS * (size_t)(4 * max_in + 256);
-    st->qx = malloc(st->qx_cap);
+    st->qx = aligned_alloc(64, (st->qx_cap + 63) / 64 * 64);  /* whole cache lines for the SIMD kernels */
     st->tmp = malloc(sizeof(float) * (size_t)MF_CPU_QROWS * (size_t)max_out);
     st->xact = malloc(sizeof(float) * (size_t)B * (size_t)max_in);
     st->ff_g = malloc(sizeof(float) * (size_t)B * (size_t)F);
