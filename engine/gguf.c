@@ -32,10 +32,11 @@ struct mf_gguf {
     mf_gguf_kv *kv;
     uint64_t n_tensors;
     mf_gguf_tensor *tensors;
-    /* open-addressing hash tables of indices (+1; 0 = empty) for O(1) lookups and O(n)
-     * duplicate detection (a file with a million names must not take n^2) */
-    uint64_t *kv_hash, kv_cap;
-    uint64_t *t_hash, t_cap;
+    /* record indices sorted by name: duplicates become neighbours (found in O(n log n) even
+     * for names crafted to collide, which a hash table cannot promise) and a lookup is a
+     * binary search */
+    uint64_t *kv_sorted;
+    uint64_t *t_sorted;
 };
 
 /* ------------------------------------------------------------------ cursor */
@@ -47,6 +48,22 @@ typedef struct rd {
     mf_err *err;
 } rd;
 
+/* Every message of this file goes through gerr(): keys and names come from the file and may
+ * hold any byte, and the caller prints the message on a terminal, so control bytes (escape
+ * sequences included) become '?'. */
+static int gerr(mf_err *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int gerr(mf_err *err, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    mf_verrf(err, fmt, ap);
+    va_end(ap);
+    if (err)
+        for (char *c = err->msg; *c; c++)
+            if ((unsigned char)*c < 0x20 || *c == 0x7f) *c = '?';
+    return -1;
+}
+
 static int fail(rd *r, uint64_t at, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 static int fail(rd *r, uint64_t at, const char *fmt, ...)
 {
@@ -55,7 +72,7 @@ static int fail(rd *r, uint64_t at, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(what, sizeof what, fmt, ap);
     va_end(ap);
-    return mf_errf(r->err, "%s: offset %llu: %s", r->name, (unsigned long long)at, what);
+    return gerr(r->err, "%s: offset %llu: %s", r->name, (unsigned long long)at, what);
 }
 
 static int rd_need(rd *r, uint64_t n, const char *what)
@@ -94,7 +111,10 @@ static int rd_str(rd *r, mf_str *s, const char *what)
 {
     uint64_t at = r->pos, len;
     if (rd_uint(r, 8, &len, what)) return -1;
-    if (len > MF_GGUF_MAX_STRING || len > r->size - r->pos)
+    if (len > MF_GGUF_MAX_STRING)
+        return fail(r, at, "%s length %llu exceeds the limit of %llu bytes", what,
+                    (unsigned long long)len, (unsigned long long)MF_GGUF_MAX_STRING);
+    if (len > r->size - r->pos)
         return fail(r, at, "%s length %llu runs past end of file (%llu bytes remain)", what,
                     (unsigned long long)len, (unsigned long long)(r->size - r->pos));
     s->ptr = (const char *)r->p + r->pos;
@@ -103,43 +123,62 @@ static int rd_str(rd *r, mf_str *s, const char *what)
     return 0;
 }
 
-/* ------------------------------------------------------------------ hashing */
+/* ------------------------------------------------------------------ name index */
 
-static uint64_t hash_bytes(const char *s, size_t n)
-{
-    uint64_t h = 1469598103934665603ull;  /* FNV-1a */
-    for (size_t i = 0; i < n; i++) h = (h ^ (uint8_t)s[i]) * 1099511628211ull;
-    return h;
-}
-
-static uint64_t *hash_new(uint64_t n, uint64_t *cap)
-{
-    uint64_t c = 16;
-    while (c < 2 * n) c <<= 1;
-    *cap = c;
-    return calloc(c, sizeof(uint64_t));
-}
-
-/* Find `key` among names(i) in table; insert index i if absent and insert >= 0.
- * Returns the existing index, or -1 if absent. */
+/* Names are NUL-free C strings (checked at parse time), so strcmp orders them by bytes. */
 typedef const char *(*name_of_fn)(const mf_gguf *g, uint64_t i);
 static const char *kv_name(const mf_gguf *g, uint64_t i) { return g->kv[i].key; }
 static const char *t_name(const mf_gguf *g, uint64_t i) { return g->tensors[i].name; }
 
-static int64_t hash_find(const mf_gguf *g, const uint64_t *tab, uint64_t cap, name_of_fn nm,
-                         const char *key, int64_t insert, uint64_t *tab_w)
+typedef struct sort_ctx {
+    const mf_gguf *g;
+    name_of_fn nm;
+} sort_ctx;
+
+static int cmp_by_name(const void *a, const void *b, void *ctx)
 {
-    if (!tab) return -1;
-    uint64_t h = hash_bytes(key, strlen(key)) & (cap - 1);
-    for (;;) {
-        uint64_t e = tab[h];
-        if (e == 0) {
-            if (insert >= 0) tab_w[h] = (uint64_t)insert + 1;
-            return -1;
+    const sort_ctx *c = ctx;
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    int d = strcmp(c->nm(c->g, x), c->nm(c->g, y));
+    if (d) return d;
+    return x < y ? -1 : x > y;  /* equal names: file order, so the later one is reported */
+}
+
+/* Sort the indices 0..n-1 by name into *out. If two records share a name, *dup_first and
+ * *dup_later receive their indices (dup_later > dup_first) and 1 is returned; 0 when all
+ * names differ; -1 when out of memory. */
+static int index_names(const mf_gguf *g, uint64_t n, name_of_fn nm, uint64_t **out,
+                       uint64_t *dup_first, uint64_t *dup_later)
+{
+    uint64_t *ix = malloc((n ? n : 1) * sizeof *ix);
+    if (!ix) return -1;
+    for (uint64_t i = 0; i < n; i++) ix[i] = i;
+    sort_ctx c = {g, nm};
+    qsort_r(ix, n, sizeof *ix, cmp_by_name, &c);
+    *out = ix;
+    for (uint64_t i = 0; i + 1 < n; i++)
+        if (strcmp(nm(g, ix[i]), nm(g, ix[i + 1])) == 0) {
+            *dup_first = ix[i];
+            *dup_later = ix[i + 1];
+            return 1;
         }
-        if (strcmp(nm(g, e - 1), key) == 0) return (int64_t)(e - 1);
-        h = (h + 1) & (cap - 1);
+    return 0;
+}
+
+/* Binary search of the sorted index; -1 if absent (or before the index exists). */
+static int64_t find_name(const mf_gguf *g, const uint64_t *ix, uint64_t n, name_of_fn nm,
+                         const char *name)
+{
+    if (!ix) return -1;
+    uint64_t lo = 0, hi = n;  /* the answer, if any, is in ix[lo, hi) */
+    while (lo < hi) {
+        uint64_t mid = lo + (hi - lo) / 2;
+        int d = strcmp(nm(g, ix[mid]), name);
+        if (d == 0) return (int64_t)ix[mid];
+        if (d < 0) lo = mid + 1;
+        else hi = mid;
     }
+    return -1;
 }
 
 /* ------------------------------------------------------------------ metadata */
@@ -174,7 +213,7 @@ static void decode_scalar(mf_gguf_kv *kv, uint32_t t, const uint8_t *p)
     }
 }
 
-static int parse_kv(mf_gguf *g, rd *r, mf_gguf_kv *kv)
+static int parse_kv(rd *r, mf_gguf_kv *kv)
 {
     mf_str key;
     kv->offset = r->pos;
@@ -210,12 +249,17 @@ static int parse_kv(mf_gguf *g, rd *r, mf_gguf_kv *kv)
             return fail(r, at, "key '%s': unknown array element type %u", k, kv->arr_type);
         if (kv->arr_type == MF_GGUF_ARR)
             return fail(r, at, "key '%s': nested arrays are not supported", k);
+        at = r->pos;
         if (rd_uint(r, 8, &n, "array count")) return -1;
         uint64_t remain = r->size - r->pos;
         uint64_t esize = kv->arr_type == MF_GGUF_STR ? 8 : SCALAR_SIZE[kv->arr_type];
-        if (n > MF_GGUF_MAX_ARRAY || n > remain / esize)
-            return fail(r, at, "key '%s': array count %llu too large for the %llu bytes remaining",
-                        k, (unsigned long long)n, (unsigned long long)remain);
+        if (n > MF_GGUF_MAX_ARRAY)
+            return fail(r, at, "key '%s': array count %llu exceeds the limit of %llu elements",
+                        k, (unsigned long long)n, (unsigned long long)MF_GGUF_MAX_ARRAY);
+        if (n > remain / esize)  /* a string element needs at least its 8-byte length */
+            return fail(r, at, "key '%s': array of %llu %s elements runs past end of file (%llu bytes remain)",
+                        k, (unsigned long long)n, mf_gguf_vtype_name(kv->arr_type),
+                        (unsigned long long)remain);
         kv->arr_n = n;
         kv->arr_data = r->p + r->pos;
         if (kv->arr_type == MF_GGUF_STR) {
@@ -231,9 +275,6 @@ static int parse_kv(mf_gguf *g, rd *r, mf_gguf_kv *kv)
         decode_scalar(kv, kv->type, r->p + r->pos);
         r->pos += SCALAR_SIZE[kv->type];
     }
-
-    if (hash_find(g, g->kv_hash, g->kv_cap, kv_name, k, (int64_t)(kv - g->kv), g->kv_hash) >= 0)
-        return fail(r, kv->offset, "duplicate metadata key '%s'", k);
     return 0;
 }
 
@@ -264,11 +305,13 @@ static int parse_tensor_info(mf_gguf *g, rd *r, mf_gguf_tensor *t)
         uint64_t d;
         at = r->pos;
         if (rd_uint(r, 8, &d, "tensor dimension")) return -1;
-        if (d == 0 || d > (uint64_t)INT64_MAX)
-            return fail(r, at, "tensor '%s' dimension %d is %s", t->name, j,
-                        d == 0 ? "zero" : "negative");
-        if (n_el > (uint64_t)INT64_MAX / d)
-            return fail(r, at, "tensor '%s' element count overflows", t->name);
+        if (d == 0) return fail(r, at, "tensor '%s' dimension %d is zero", t->name, j);
+        if (d > (uint64_t)INT64_MAX)  /* §9.12: stored as i64 by llama.cpp */
+            return fail(r, at, "tensor '%s' dimension %d is negative (%lld)", t->name, j,
+                        (long long)(int64_t)d);
+        if (n_el > (uint64_t)INT64_MAX / d)  /* §9.13: the product must fit in i64 */
+            return fail(r, at, "tensor '%s' element count overflows (dimension %d is %llu)",
+                        t->name, j, (unsigned long long)d);
         n_el *= d;
         t->ne[j] = (int64_t)d;
     }
@@ -284,9 +327,10 @@ static int parse_tensor_info(mf_gguf *g, rd *r, mf_gguf_tensor *t)
     if ((uint64_t)t->ne[0] % ti->blck)
         return fail(r, at, "tensor '%s': row of %lld elements is not a multiple of the %s block size %u",
                     t->name, (long long)t->ne[0], mf_type_name(t->type, tb), ti->blck);
-    uint64_t blocks = n_el / ti->blck;
-    if (blocks > UINT64_MAX / ti->size)
-        return fail(r, at, "tensor '%s' byte size overflows", t->name);
+    uint64_t blocks = n_el / ti->blck;  /* exact: ne[0] is a multiple of blck */
+    if (blocks > UINT64_MAX / ti->size)  /* §9.14 */
+        return fail(r, at, "tensor '%s' byte size overflows (%llu blocks of %u bytes)", t->name,
+                    (unsigned long long)blocks, ti->size);
     t->nbytes = blocks * ti->size;
 
     at = r->pos;
@@ -294,18 +338,19 @@ static int parse_tensor_info(mf_gguf *g, rd *r, mf_gguf_tensor *t)
     if (t->offset % g->alignment)
         return fail(r, at, "tensor '%s' offset %llu is not a multiple of the alignment %u",
                     t->name, (unsigned long long)t->offset, g->alignment);
-
-    if (hash_find(g, g->t_hash, g->t_cap, t_name, t->name, (int64_t)(t - g->tensors), g->t_hash) >= 0)
-        return fail(r, t->info_offset, "duplicate tensor name '%s'", t->name);
     return 0;
 }
 
 static int cmp_by_offset(const void *a, const void *b, void *ctx)
 {
     const mf_gguf_tensor *t = ctx;
-    uint64_t x = t[*(const uint64_t *)a].offset, y = t[*(const uint64_t *)b].offset;
-    return x < y ? -1 : x > y;
+    uint64_t i = *(const uint64_t *)a, j = *(const uint64_t *)b;
+    if (t[i].offset != t[j].offset) return t[i].offset < t[j].offset ? -1 : 1;
+    return i < j ? -1 : i > j;  /* ties in file order: the message names the later record */
 }
+
+/* §9.18 and §9.19: every tensor's bytes lie inside the file, and no two tensors share a
+ * byte. Errors point at the tensor-info record whose offset is wrong. */
 
 static int check_tensor_data(mf_gguf *g, rd *r)
 {
@@ -315,7 +360,7 @@ static int check_tensor_data(mf_gguf *g, rd *r)
          * against the space left so the sums cannot overflow */
         uint64_t room = g->size - g->data_offset;
         if (t->offset > room || t->nbytes > room - t->offset)
-            return fail(r, t->offset > room ? t->info_offset : g->data_offset + t->offset,
+            return fail(r, t->info_offset,
                         "tensor '%s' data (%llu bytes at data offset %llu) ends past end of file (size %llu)",
                         t->name, (unsigned long long)t->nbytes, (unsigned long long)t->offset,
                         (unsigned long long)g->size);
@@ -323,14 +368,17 @@ static int check_tensor_data(mf_gguf *g, rd *r)
     }
     if (g->n_tensors < 2) return 0;
     uint64_t *ord = malloc(g->n_tensors * sizeof *ord);
-    if (!ord) return fail(r, 0, "out of memory");
+    if (!ord) return fail(r, g->data_offset, "out of memory sorting %llu tensors",
+                          (unsigned long long)g->n_tensors);
     for (uint64_t i = 0; i < g->n_tensors; i++) ord[i] = i;
     qsort_r(ord, g->n_tensors, sizeof *ord, cmp_by_offset, g->tensors);
     for (uint64_t i = 0; i + 1 < g->n_tensors; i++) {
         const mf_gguf_tensor *a = &g->tensors[ord[i]], *b = &g->tensors[ord[i + 1]];
         if (a->offset + a->nbytes > b->offset) {  /* both <= size: no overflow */
-            int rc = fail(r, g->data_offset + b->offset, "tensor '%s' overlaps tensor '%s'",
-                          b->name, a->name);
+            int rc = fail(r, b->info_offset,
+                          "tensor '%s' (data offset %llu) overlaps tensor '%s' (%llu bytes at data offset %llu)",
+                          b->name, (unsigned long long)b->offset, a->name,
+                          (unsigned long long)a->nbytes, (unsigned long long)a->offset);
             free(ord);
             return rc;
         }
@@ -341,9 +389,27 @@ static int check_tensor_data(mf_gguf *g, rd *r)
 
 /* ------------------------------------------------------------------ open */
 
+/* Build a sorted name index and reject the file if a name occurs twice (gguf.md §9.8, §9.10).
+ * `offset_of` gives the file offset of a record for the message. */
+static int index_or_fail(mf_gguf *g, rd *r, uint64_t n, name_of_fn nm, uint64_t **out,
+                         const char *what, uint64_t (*offset_of)(const mf_gguf *, uint64_t))
+{
+    uint64_t first = 0, later = 0;
+    int rc = index_names(g, n, nm, out, &first, &later);
+    if (rc < 0) return fail(r, 0, "out of memory indexing %llu names", (unsigned long long)n);
+    if (rc > 0)
+        return fail(r, offset_of(g, later), "duplicate %s '%s' (first defined at offset %llu)",
+                    what, nm(g, later), (unsigned long long)offset_of(g, first));
+    return 0;
+}
+
+static uint64_t kv_off(const mf_gguf *g, uint64_t i) { return g->kv[i].offset; }
+static uint64_t t_off(const mf_gguf *g, uint64_t i) { return g->tensors[i].info_offset; }
+
 static int parse(mf_gguf *g, mf_err *err)
 {
     rd r = {g->base, g->size, 0, g->path, err};
+    /* header (gguf.md §3) */
     if (g->size < 24)
         return fail(&r, 0, "file of %llu bytes is too small to be GGUF (header is 24 bytes)",
                     (unsigned long long)g->size);
@@ -352,16 +418,19 @@ static int parse(mf_gguf *g, mf_err *err)
                     g->base[1], g->base[2], g->base[3]);
     r.pos = 4;
     uint64_t n_t, n_kv;
-    rd_u32(&r, &g->version, "version");
-    if ((g->version & 0xFFFF) == 0)
+    if (rd_u32(&r, &g->version, "version") || rd_uint(&r, 8, &n_t, "tensor count") ||
+        rd_uint(&r, 8, &n_kv, "metadata count"))
+        return -1;
+    /* version 0 is tested first: its low 16 bits are zero too, but it is not a swapped file */
+    if (g->version == 0) return fail(&r, 4, "unsupported GGUF version 0");
+    if ((g->version & 0xFFFF) == 0)  /* §3.2: a byte-swapped 2 or 3 */
         return fail(&r, 4, "big-endian GGUF not supported (version field 0x%08x)", g->version);
     if (g->version == 1)
         return fail(&r, 4, "GGUF version 1 is obsolete and not supported (re-convert the model)");
     if (g->version != 2 && g->version != 3)
         return fail(&r, 4, "unsupported GGUF version %u (minfer reads versions 2 and 3)", g->version);
-    rd_uint(&r, 8, &n_t, "tensor count");
-    rd_uint(&r, 8, &n_kv, "metadata count");
-    /* a KV record takes >= 14 bytes and a tensor info >= 25 (gguf.md §9.4) */
+    /* §9.4: a KV record takes >= 14 bytes and a tensor info >= 25, so counts the rest of the
+     * file cannot hold are rejected before anything is allocated from them */
     uint64_t remain = g->size - 24;
     if (n_t > (uint64_t)INT64_MAX || n_t > remain / 25)
         return fail(&r, 8, "tensor count %llu is impossible for a file of %llu bytes",
@@ -370,14 +439,16 @@ static int parse(mf_gguf *g, mf_err *err)
         return fail(&r, 16, "metadata count %llu is impossible for a file of %llu bytes",
                     (unsigned long long)n_kv, (unsigned long long)g->size);
 
+    /* metadata (§4) */
     g->kv = calloc(n_kv ? n_kv : 1, sizeof *g->kv);
-    g->kv_hash = hash_new(n_kv, &g->kv_cap);
-    if (!g->kv || !g->kv_hash) return fail(&r, 16, "out of memory");
+    if (!g->kv) return fail(&r, 16, "out of memory for %llu metadata records", (unsigned long long)n_kv);
     for (uint64_t i = 0; i < n_kv; i++) {
         g->n_kv = i + 1;  /* so close() frees what was parsed */
-        if (parse_kv(g, &r, &g->kv[i])) return -1;
+        if (parse_kv(&r, &g->kv[i])) return -1;
     }
+    if (index_or_fail(g, &r, n_kv, kv_name, &g->kv_sorted, "metadata key", kv_off)) return -1;
 
+    /* §5.1: general.alignment, when present, must be a UINT32 power of two */
     g->alignment = MF_GGUF_DEFAULT_ALIGNMENT;
     const mf_gguf_kv *al = mf_gguf_find_kv(g, "general.alignment");
     if (al) {
@@ -390,19 +461,21 @@ static int parse(mf_gguf *g, mf_err *err)
         g->alignment = (uint32_t)al->v.u;
     }
 
+    /* tensor infos (§5) */
     g->tensors = calloc(n_t ? n_t : 1, sizeof *g->tensors);
-    g->t_hash = hash_new(n_t, &g->t_cap);
-    if (!g->tensors || !g->t_hash) return fail(&r, 8, "out of memory");
+    if (!g->tensors) return fail(&r, 8, "out of memory for %llu tensor infos", (unsigned long long)n_t);
     for (uint64_t i = 0; i < n_t; i++) {
         g->n_tensors = i + 1;
         if (parse_tensor_info(g, &r, &g->tensors[i])) return -1;
     }
+    if (index_or_fail(g, &r, n_t, t_name, &g->t_sorted, "tensor name", t_off)) return -1;
 
+    /* data section (§5.1): aligned only when there are tensors, as llama.cpp does. p <= size
+     * and the alignment is at most 2^31, so p + a - 1 cannot overflow. */
     uint64_t p = r.pos;
     g->data_offset = p;
     if (n_t > 0) {
         uint64_t a = g->alignment;
-        if (p > UINT64_MAX - (a - 1)) return fail(&r, p, "data offset overflows");
         g->data_offset = (p + a - 1) & ~(a - 1);
         if (g->data_offset > g->size)
             return fail(&r, p, "data section (aligned to %u at offset %llu) starts past end of file (size %llu)",
@@ -415,7 +488,7 @@ static mf_gguf *open_common(mf_gguf *g, const char *name, mf_err *err)
 {
     g->path = strdup(name);
     if (!g->path || parse(g, err)) {
-        if (!g->path) mf_errf(err, "%s: out of memory", name);
+        if (!g->path) gerr(err, "%s: out of memory", name);
         mf_gguf_close(g);
         return NULL;
     }
@@ -425,7 +498,7 @@ static mf_gguf *open_common(mf_gguf *g, const char *name, mf_err *err)
 mf_gguf *mf_gguf_open_memory(const void *data, size_t size, const char *name, mf_err *err)
 {
     mf_gguf *g = calloc(1, sizeof *g);
-    if (!g) { mf_errf(err, "%s: out of memory", name); return NULL; }
+    if (!g) { gerr(err, "%s: out of memory", name); return NULL; }
     g->base = data;
     g->size = size;
     return open_common(g, name, err);
@@ -434,20 +507,20 @@ mf_gguf *mf_gguf_open_memory(const void *data, size_t size, const char *name, mf
 mf_gguf *mf_gguf_open(const char *path, mf_err *err)
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) { mf_errf(err, "%s: cannot open: %s", path, strerror(errno)); return NULL; }
+    if (fd < 0) { gerr(err, "%s: cannot open: %s", path, strerror(errno)); return NULL; }
     struct stat st;
     if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        mf_errf(err, "%s: not a regular file", path);
+        gerr(err, "%s: not a regular file", path);
         close(fd);
         return NULL;
     }
     mf_gguf *g = calloc(1, sizeof *g);
-    if (!g) { close(fd); mf_errf(err, "%s: out of memory", path); return NULL; }
+    if (!g) { close(fd); gerr(err, "%s: out of memory", path); return NULL; }
     g->size = (uint64_t)st.st_size;
     if (g->size > 0) {
         void *m = mmap(NULL, (size_t)g->size, PROT_READ, MAP_PRIVATE, fd, 0);
         if (m == MAP_FAILED) {
-            mf_errf(err, "%s: mmap of %llu bytes failed: %s", path,
+            gerr(err, "%s: mmap of %llu bytes failed: %s", path,
                     (unsigned long long)g->size, strerror(errno));
             close(fd);
             free(g);
@@ -471,9 +544,9 @@ void mf_gguf_close(mf_gguf *g)
         free(g->kv[i].arr_str);
     }
     free(g->kv);
-    free(g->kv_hash);
+    free(g->kv_sorted);
     free(g->tensors);
-    free(g->t_hash);
+    free(g->t_sorted);
     if (g->mapped) munmap((void *)g->base, (size_t)g->size);
     free(g->path);
     free(g);
@@ -496,7 +569,7 @@ const mf_gguf_kv *mf_gguf_kv_at(const mf_gguf *g, uint64_t i)
 
 const mf_gguf_kv *mf_gguf_find_kv(const mf_gguf *g, const char *key)
 {
-    int64_t i = hash_find(g, g->kv_hash, g->kv_cap, kv_name, key, -1, NULL);
+    int64_t i = find_name(g, g->kv_sorted, g->n_kv, kv_name, key);
     return i >= 0 ? &g->kv[i] : NULL;
 }
 
@@ -507,7 +580,7 @@ const mf_gguf_tensor *mf_gguf_tensor_at(const mf_gguf *g, uint64_t i)
 
 const mf_gguf_tensor *mf_gguf_find_tensor(const mf_gguf *g, const char *name)
 {
-    int64_t i = hash_find(g, g->t_hash, g->t_cap, t_name, name, -1, NULL);
+    int64_t i = find_name(g, g->t_sorted, g->n_tensors, t_name, name);
     return i >= 0 ? &g->tensors[i] : NULL;
 }
 
@@ -523,20 +596,20 @@ static int is_signed(uint32_t t)
 
 static int wrong_type(const mf_gguf *g, const mf_gguf_kv *kv, const char *want, mf_err *err)
 {
-    return mf_errf(err, "%s: offset %llu: key '%s' has type %s, expected %s", g->path,
+    return gerr(err, "%s: offset %llu: key '%s' has type %s, expected %s", g->path,
                    (unsigned long long)kv->offset, kv->key, mf_gguf_vtype_name(kv->type), want);
 }
 
 static int missing(const mf_gguf *g, const char *key, mf_err *err)
 {
-    return mf_errf(err, "%s: required metadata key '%s' is missing", g->path, key);
+    return gerr(err, "%s: required metadata key '%s' is missing", g->path, key);
 }
 
 static int kv_u32(const mf_gguf *g, const mf_gguf_kv *kv, uint32_t *out, mf_err *err)
 {
     if (!is_int(kv->type)) return wrong_type(g, kv, "UINT32", err);
     if (is_signed(kv->type) ? (kv->v.i < 0 || kv->v.i > (int64_t)UINT32_MAX) : kv->v.u > UINT32_MAX)
-        return mf_errf(err, "%s: offset %llu: key '%s' value out of range for UINT32", g->path,
+        return gerr(err, "%s: offset %llu: key '%s' value out of range for UINT32", g->path,
                        (unsigned long long)kv->offset, kv->key);
     *out = (uint32_t)(is_signed(kv->type) ? (uint64_t)kv->v.i : kv->v.u);
     return 0;
@@ -611,7 +684,7 @@ int mf_gguf_get_arr(const mf_gguf *g, const char *key, uint32_t elem_type,
         char want[64];
         snprintf(want, sizeof want, "ARRAY of %s", mf_gguf_vtype_name(elem_type));
         if (kv->type == MF_GGUF_ARR)
-            return mf_errf(err, "%s: offset %llu: key '%s' is an ARRAY of %s, expected %s", g->path,
+            return gerr(err, "%s: offset %llu: key '%s' is an ARRAY of %s, expected %s", g->path,
                            (unsigned long long)kv->offset, key, mf_gguf_vtype_name(kv->arr_type), want);
         return wrong_type(g, kv, want, err);
     }

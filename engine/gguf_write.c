@@ -52,6 +52,7 @@ void mf_gguf_w_set_version(mf_gguf_writer *w, uint32_t version) { w->version = v
 static int put(mf_gguf_writer *w, const void *p, size_t n)
 {
     if (w->oom) return -1;
+    if (n == 0) return 0;  /* an empty array or string may come with a NULL pointer */
     if (w->kv_len + n > w->kv_cap) {
         size_t cap = w->kv_cap ? w->kv_cap : 4096;
         while (cap < w->kv_len + n) cap *= 2;
@@ -184,6 +185,8 @@ int64_t mf_gguf_w_tensor(mf_gguf_writer *w, const char *name, uint32_t type, uin
     for (uint32_t j = 0; j < 4; j++) {
         t->info.ne[j] = j < n_dims ? ne[j] : 1;
         if (t->info.ne[j] <= 0) return mf_errf(err, "tensor '%s': dimension %u is %lld", name, j, (long long)t->info.ne[j]);
+        if (n_el > (uint64_t)INT64_MAX / (uint64_t)t->info.ne[j])  /* what the reader demands */
+            return mf_errf(err, "tensor '%s': element count overflows", name);
         n_el *= (uint64_t)t->info.ne[j];
     }
     if (t->info.ne[0] % ti->blck)
@@ -195,7 +198,7 @@ int64_t mf_gguf_w_tensor(mf_gguf_writer *w, const char *name, uint32_t type, uin
     return (int64_t)w->n_t++;
 }
 
-static int wr(FILE *f, const void *p, size_t n) { return fwrite(p, 1, n, f) == n ? 0 : -1; }
+static int wr(FILE *f, const void *p, size_t n) { return n == 0 || fwrite(p, 1, n, f) == n ? 0 : -1; }
 
 static int wr_le(FILE *f, uint64_t v, int n)
 {
