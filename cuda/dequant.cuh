@@ -10,7 +10,7 @@
  *
  * Formulas and arithmetic order: quant-formats.md §3–§4 (order of §4.8: Q4_K/Q5_K
  * a = d·sc, b = dmin·m, then a·q − b; Q2_K likewise; Q3_K/Q6_K (d·sc)·q; legacy q·d (+ m)),
- * mxfp4.md §3 (doubled table × 2^(e−128), code 8 gives +0). mf_mul/mf_add keep nvcc from
+ * mxfp4.md §3 (doubled table × 2^(e−128), code 8 gives −0). mf_mul/mf_add keep nvcc from
  * fusing these into FMAs, so device and host round identically.
  *
  * Alignment: weights are uploaded to 256-byte aligned addresses and a row is a whole number
@@ -113,11 +113,13 @@ MF_HD void mf_dq_q8_0(const uint8_t *b, float *y)
 }
 
 /* MXFP4, 17 bytes: e (E8M0) | qs[16], nibbles as Q4_0; y = kv[code]·2^(e−128) with the
- * doubled E2M1 table kv = 0 1 2 3 4 6 8 12 and the same negated for codes 8..15. */
+ * doubled E2M1 table kv = 0 1 2 3 4 6 8 12 and the same negated for codes 8..15 — code 8
+ * is −0 as E2M1 defines it (mxfp4.md §3; llama.cpp's integer table gives +0, equal in
+ * value), which is what engine/quant.c returns too. */
 MF_HD float mf_mxfp4_kv(uint32_t c)
 {
-    int mag = (int)((0xC8643210u >> (4 * (c & 7))) & 15);
-    return (float)((c & 8) ? -mag : mag);
+    float mag = (float)((0xC8643210u >> (4 * (c & 7))) & 15);
+    return (c & 8) ? -mag : mag;
 }
 
 MF_HD void mf_dq_mxfp4(const uint8_t *b, float *y)

@@ -2,7 +2,8 @@
  *
  * cuda/host_twins.cu compiles the __host__ __device__ functions of cuda/dequant.cuh,
  * math.cuh and common.cuh for the host; this test compares them with
- *   - engine/quant.c (mf_dequantize_row, fp16/bf16 conversions): bit for bit, every type,
+ *   - engine/quant.c (mf_dequantize_row, fp16/bf16 conversions): bit for bit (the sign of
+ *     zero included; NaN only as NaN), every type,
  *     random rows and edge blocks, plus the worked examples of quant-formats.md §7 and
  *     mxfp4.md §6;
  *   - engine/rope.c (mf_rope_apply with tables from mf_rope_cos_sin): bit for bit;
@@ -31,8 +32,8 @@ static uint32_t bits(float f)
     return u;
 }
 
-/* equal as values (+0 == −0), or both NaN */
-static int same_value(float a, float b) { return a == b || (isnan(a) && isnan(b)); }
+/* the same bits (so −0 and +0 differ), or both NaN */
+static int same_value(float a, float b) { return bits(a) == bits(b) || (isnan(a) && isnan(b)); }
 
 /* ---------------------------------------------------------------- scalars */
 

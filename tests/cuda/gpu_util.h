@@ -33,6 +33,14 @@ static inline int gpu_open(size_t gemm_elems)
     return gpu_ctx != NULL;
 }
 
+/* MINFER_GPU_QUICK=1: drop the largest cases (for compute-sanitizer runs, which slow every
+ * kernel down by one or two orders of magnitude) */
+static inline int gpu_quick(void)
+{
+    const char *e = getenv("MINFER_GPU_QUICK");
+    return e && *e && *e != '0';
+}
+
 static inline void no_gpu(void **state)
 {
     (void)state;
