@@ -169,7 +169,8 @@ static void deq_q4_0(const uint8_t *b, float *y)
 
 static void quant_q4_0(const float *x, uint8_t *b)
 {
-    /* d = max / -8: the largest magnitude becomes code 0 (value -8·d = max) exactly */
+    /* d = max / -8: the largest magnitude becomes code 0 (value -8·d = max, up to the fp16
+     * rounding of d) */
     uint16_t dh = fp16_sat(max_signed(x, 32) / -8.0);
     float d = mf_fp16_to_f32(dh);
     wr16(b, dh);
@@ -335,8 +336,10 @@ static void quant_q8_0(const float *x, uint8_t *b)
  * Sub-block model y = s·q - m (q in 0..nmax, s >= 0, m >= 0: the K-quant mins are
  * subtracted and stored unsigned) or y = s·q (q in qlo..qhi, s signed). For a fixed set of
  * codes q the best (s, m) is a least-squares line fit; the codes depend on (s, m). So: try
- * a few candidate scales around the obvious one (range / nmax), round the codes for each,
- * refit (s, m) to those codes, and keep the pair with the least squared error. */
+ * four candidate scales around the obvious one, range / (nmax + k/8) for k = -1..2, round
+ * the codes for each, refit (s, m) to those codes, and keep the pair with the least squared
+ * error. (Thirteen candidates, k = -4..8, lowered the RMS error on Gaussian data by under 1%
+ * at three times the cost; the refit is what matters.) */
 
 typedef struct fit { double s, m, err; } fit;
 
@@ -346,7 +349,14 @@ typedef struct fit { double s, m, err; } fit;
 static void search_codes(const float *x, int n, float s, float m, float qlo, float qhi, float *q)
 {
     float inv = s != 0 ? 1.0f / s : 0.0f;
-    for (int i = 0; i < n; i++) q[i] = floorf(fminf(fmaxf((x[i] + m) * inv, qlo), qhi) + 0.5f);
+    for (int i = 0; i < n; i++) {
+        /* clamped in the max/min pattern compilers turn into vmaxps/vminps (fmaxf and fminf
+         * would be libm calls: their NaN rules differ) */
+        float v = (x[i] + m) * inv;
+        v = qlo > v ? qlo : v;
+        v = qhi < v ? qhi : v;
+        q[i] = floorf(v + 0.5f);
+    }
 }
 
 /* Squared error of the candidate (s, m) with its codes q. */
@@ -371,7 +381,7 @@ static fit fit_scale_min(const float *x, int n, int nmax)
     search_codes(x, n, 0, -lo, 0, (float)nmax, q);
     fit best = {0, -lo, line_err(x, q, n, 0, -lo)};
     if (hi <= lo) return best;
-    for (int k = -4; k <= 8; k++) {
+    for (int k = -1; k <= 2; k++) {
         float s = (hi - lo) / (nmax + 0.125f * k), m = -lo;
         search_codes(x, n, s, m, 0, (float)nmax, q);
         double e = line_err(x, q, n, s, m);
@@ -400,7 +410,7 @@ static fit fit_scale_sym(const float *x, int n, int qlo, int qhi)
     float mx = max_signed(x, n), q[32];
     fit best = {0, 0, line_err(x, (const float[32]){0}, n, 0, 0)};
     if (mx == 0) return best;
-    for (int k = -4; k <= 8; k++) {
+    for (int k = -1; k <= 2; k++) {
         /* the largest magnitude maps near the long end qlo (as Q4_0 does) */
         float s = mx / (qlo - 0.125f * k);
         search_codes(x, n, s, 0, (float)qlo, (float)qhi, q);

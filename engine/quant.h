@@ -19,10 +19,22 @@
  *    the K-quants) so the inner loop is an integer dot product; F32/F16/BF16 weights keep
  *    float activations. mf_vec_dot() is the dot of one weight row with a converted
  *    activation; mf_matmul_rows() the multi-row, multi-token kernel the thread pool calls.
- *    With MINFER_NATIVE these use AVX2/FMA (quant_avx2.c, selected at build time via
- *    __AVX2__), otherwise scalar code with the same rounding of the activations.
+ *    With MINFER_NATIVE these use AVX2/FMA/F16C (quant_avx2.c, selected at build time via
+ *    __AVX2__, plus AVX-VNNI where the compiler targets it), otherwise the scalar code of
+ *    quant_dot.c with the same activations and the same integer sums.
+ *    The converted activations are private blocks (quant_impl.h), not GGUF Q8_0/Q8_1/Q8_K
+ *    blocks: only mf_act_bytes/mf_quantize_act/mf_vec_dot/mf_matmul_rows read them. For
+ *    speed, give them a 64-byte aligned buffer (every block size is a multiple of 32).
+ *    Rounding (as llama.cpp's x86 code, gpt-oss-arch.md §3.6): per block of 32,
+ *    d = max|x|/127 in f32, codes = round-to-nearest-even(x·127/max|x|), then d rounded to
+ *    fp16 for the products; per block of 256 (K-quants) the same with d kept in f32.
  *    The error of the fast path against mf_dot_ref comes from rounding x to 8 bits:
- *    |err| <= sum_blocks (d_x/2) * sum_i |w_i|, tested in tests/test_quant.c.
+ *    |err| <= sum_blocks (d_x/2) * sum_i |w_i| (+ the fp16 rounding of d_x and float
+ *    rounding), tested in tests/test_quant_dot.c.
+ *
+ * Preconditions (not checked: these are inner loops): the type is supported
+ * (mf_type_supported) and n, n_in are multiples of its block size. mf_dequantize_row of an
+ * unsupported type writes zeros; mf_quantize_row returns 0 for it or for a bad n.
  */
 #ifndef MF_QUANT_H
 #define MF_QUANT_H
@@ -35,21 +47,27 @@
 /* ---------------------------------------------------------------- scalars */
 
 /* IEEE binary16 <-> binary32. to_f32 is exact (subnormals kept); from_f32 rounds to nearest
- * even, overflow -> inf, NaN kept NaN. */
+ * even (subnormal results included), |f| >= 65520 -> inf, NaN kept NaN (quiet). */
 float mf_fp16_to_f32(uint16_t h);
 uint16_t mf_f32_to_fp16(float f);
 /* bfloat16: upper half of a binary32; from_f32 rounds to nearest even. */
 float mf_bf16_to_f32(uint16_t h);
 uint16_t mf_f32_to_bf16(float f);
-/* E8M0 (MXFP4 scale byte) -> 2^(e-127) as a float (e = 0, 1 give subnormals; mxfp4.md §3) */
+/* E8M0 (MXFP4 scale byte) -> 2^(e-127) as a float: e = 0 gives the subnormal 2^-127,
+ * e = 255 NaN (OCP MX spec; mxfp4.md §3). MXFP4 dequantization itself uses llama.cpp's
+ * doubled table with 2^(e-128) (subnormal for e = 0, 1; 2^127 for e = 255), see quant.c. */
 float mf_e8m0_to_f32(uint8_t e);
 
 /* ---------------------------------------------------------------- reference (scalar) */
 
 /* n must be a multiple of the type's block size. */
 void mf_dequantize_row(uint32_t type, const void *src, float *dst, int64_t n);
-/* Returns the number of bytes written (mf_type_row_bytes(type, n)). */
+/* Returns the number of bytes written (mf_type_row_bytes(type, n)), 0 when the type has no
+ * quantizer or n is not a multiple of its block size. Never produces NaN or inf scales:
+ * fp16 scales saturate at 65504, so blocks beyond ~5e5 clamp. */
 size_t mf_quantize_row(uint32_t type, const float *src, void *dst, int64_t n);
+/* Σ dequantize(row)[i]·x[i], accumulated in double: the reference every kernel is tested
+ * against. */
 double mf_dot_ref(uint32_t type, const void *row, const float *x, int64_t n);
 
 /* ---------------------------------------------------------------- fast path */
@@ -59,8 +77,13 @@ double mf_dot_ref(uint32_t type, const void *row, const float *x, int64_t n);
 uint32_t mf_act_type(uint32_t wtype);
 /* Bytes needed to hold n converted activations for weight type wtype. */
 size_t mf_act_bytes(uint32_t wtype, int64_t n);
-/* Convert x[0..n) into the activation format of wtype. */
+/* Convert x[0..n) (finite values) into the activation format of wtype. */
 void mf_quantize_act(uint32_t wtype, const float *x, void *qx, int64_t n);
+/* The values a converted activation stands for (qs · d per block): multiplying these by the
+ * dequantized weights in exact arithmetic gives what mf_vec_dot computes, so a reference
+ * that rounds its inputs through this function can be compared with the fast path tightly
+ * (ref_forward.c's activation-rounding mode). */
+void mf_act_dequantize(uint32_t wtype, const void *qx, float *x, int64_t n);
 /* dot(row of wtype, converted activation), n elements. */
 float mf_vec_dot(uint32_t wtype, const void *row, const void *qx, int64_t n);
 

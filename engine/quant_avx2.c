@@ -2,20 +2,22 @@
  * inner loop. Compiled in every build; its body exists only when the compiler targets
  * AVX2 + FMA + F16C (MINFER_NATIVE=ON on any x86 CPU since 2013). Where the compiler also
  * targets AVX-VNNI (or AVX-512 VNNI), the byte dot product is one instruction (vpdpbusd)
- * instead of two (vpmaddubsw + vpmaddwd); tests/test_quant.c checks whichever is built
- * against the scalar code and against the reference.
+ * instead of two (vpmaddubsw + vpmaddwd). tests/test_quant_dot.c checks whichever variant
+ * is built against the scalar twin (same integers: only float rounding may differ) and
+ * against the reference mf_dot_ref.
  *
- * Shape of every kernel: a tile of R weight rows × T tokens. Per weight block, each of the
- * R blocks is decoded once into a register (its codes as 32 unsigned bytes in element
- * order), then multiplied with the T activation blocks. R·T accumulators stay in
- * registers for the whole row, so a weight byte is loaded from memory once per tile and
- * used T times. mf_matmul_rows_avx2 walks the rows in groups of 4 and, inside a group, all
- * tokens (tiles of 2 rows × 4 tokens, then the leftover tokens one at a time with 4 rows),
- * so the group's rows are read from memory once and from L1/L2 afterwards.
+ * Shape of every kernel: a tile of R weight rows × T tokens (4 × 1 for decoding, 4 × 4 for
+ * batches, 1 × 1 and 1 × 4 for leftover rows). Per weight block each of the R blocks is
+ * decoded once into a register — its codes as 32 unsigned bytes in element order — and
+ * multiplied with the T activation blocks: integer sums in 8 lanes per (row, token) pair.
+ * Four such sums are then transposed into one vector (reduce4), so a single float
+ * conversion, scale product and FMA serve four pairs. mf_matmul_rows_avx2 walks the rows in
+ * groups of 4 and, inside a group, all tokens, so the group's rows come from memory once
+ * and from L1 afterwards; while it works on one group it prefetches the next.
  *
  * The integer part is exact and identical to the scalar code; the float part (per-block
- * scale products, accumulation) runs in 8 lanes, so results differ from the scalar path
- * only by the order of float additions.
+ * scale products, accumulation) runs in lanes, so results differ from the scalar path only
+ * by the order of float additions. See docs/quantization.md for the measured speeds.
  */
 #include "quant.h"
 #include "quant_impl.h"
@@ -23,6 +25,7 @@
 #if defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
 
 #include <immintrin.h>
+#include <math.h>
 #include <string.h>
 
 #define INLINE static inline __attribute__((always_inline))
@@ -78,6 +81,18 @@ INLINE float h2f(const uint8_t *p)
 }
 
 INLINE __m256i load32(const void *p) { return _mm256_loadu_si256((const __m256i *)p); }
+
+/* Software prefetch of the rows after the tile's own (pf; NULL: none), at the pace the tile
+ * consumes its rows: while working on bytes [k·n, (k+1)·n) of its R rows, it asks for
+ * bytes [k·n, (k+1)·n) of the next R. Why: R rows read in step are R streams inside one
+ * page, which the hardware prefetchers follow poorly; without this a decode product
+ * reached about half of the machine's plain read bandwidth (qbench, docs/quantization.md),
+ * with it most of it. */
+INLINE void prefetch_span(const uint8_t *pf, size_t off, size_t n)
+{
+    if (!pf) return;
+    for (size_t i = 0; i < n; i += 64) _mm_prefetch((const char *)(pf + off + i), _MM_HINT_T0);
+}
 
 /* 16 bytes of nibbles -> 32 codes in element order: lane 0 = low nibbles (elements 0..15),
  * lane 1 = high nibbles (elements 16..31) — the Q4_0 order of quant-formats.md §3. */
@@ -153,7 +168,7 @@ INLINE __m256i codes32(uint32_t wt, const uint8_t *b)
 
 /* mf_e8m0_half(e) for every e, as float bit patterns: a table lookup replaces the ten
  * scalar instructions of the branchy definition in the MXFP4 loop. */
-#define EH(e) ((e) < 2 ? 0x00200000u << (e) : (uint32_t)((e) - 1) << 23)
+#define EH(e) ((e) < 2 ? 0x00200000u << ((e) & 1) : (uint32_t)((e) - 1) << 23)
 #define EH4(e) EH(e), EH((e) + 1), EH((e) + 2), EH((e) + 3)
 #define EH16(e) EH4(e), EH4((e) + 4), EH4((e) + 8), EH4((e) + 12)
 #define EH64(e) EH16(e), EH16((e) + 16), EH16((e) + 32), EH16((e) + 48)
@@ -232,7 +247,7 @@ INLINE __m128 scales4(uint32_t wt, const uint8_t *blk, size_t rb, int R)
  * T = 1: the four block sums of R <= 4 rows (missing rows padded with zeros) share one
  * accumulator. T = 4: each row's four token sums share one accumulator. */
 INLINE void tile32(const uint32_t wt, const int R, const int T, const uint8_t *w, size_t rb,
-                   const uint8_t *x, size_t xs, int64_t nb, float *y, int64_t ys)
+                   const uint8_t *x, size_t xs, int64_t nb, float *y, int64_t ys, const uint8_t *pf)
 {
     const size_t bb = bytes32(wt);
     const __m256i zero = _mm256_setzero_si256();
@@ -243,6 +258,7 @@ INLINE void tile32(const uint32_t wt, const int R, const int T, const uint8_t *w
         for (int64_t b = 0; b < nb; b++, a++) {
             __m256i av = load32(a->qs), bias = bias32(wt, a), v[4] = {zero, zero, zero, zero};
             const uint8_t *blk = w + b * bb;
+            prefetch_span(pf, (size_t)b * R * bb, R * bb);
             for (int r = 0; r < R; r++) v[r] = block_dot(wt, codes32(wt, blk + r * rb), av, bias);
             __m128 d4 = _mm_mul_ps(scales4(wt, blk, rb, R), _mm_set1_ps(a->d));
             acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(reduce4(v[0], v[1], v[2], v[3])), _mm256_set_m128(d4, d4), acc);
@@ -257,6 +273,7 @@ INLINE void tile32(const uint32_t wt, const int R, const int T, const uint8_t *w
     __m128 mins[4];
     for (int r = 0; r < R; r++) acc[r] = _mm256_setzero_ps(), mins[r] = _mm_setzero_ps();
     for (int64_t b = 0; b < nb; b++) {
+        prefetch_span(pf, (size_t)b * R * bb, R * bb);
         const mf_act32 *a[4];
         __m256i av[4], bias[4];
         for (int t = 0; t < 4; t++) {
@@ -344,15 +361,15 @@ INLINE kscales kscales_of(uint32_t wt, const uint8_t *b)
     case MF_TYPE_Q3_K: {
         /* quant-formats.md §4.5, 4 scales at a time: low 4 bits from bytes 0..7 (low then
          * high nibbles), high 2 bits from bytes 8..11 shifted by 2·(k/4) */
-        uint32_t s[3];
-        memcpy(s, b + 96, 12);
-        uint32_t w[4] = {
-            (s[0] & 0x0F0F0F0Fu) | (s[2] & 0x03030303u) << 4,
-            (s[1] & 0x0F0F0F0Fu) | ((s[2] >> 2) & 0x03030303u) << 4,
-            ((s[0] >> 4) & 0x0F0F0F0Fu) | ((s[2] >> 4) & 0x03030303u) << 4,
-            ((s[1] >> 4) & 0x0F0F0F0Fu) | ((s[2] >> 6) & 0x03030303u) << 4,
-        };
-        __m128i s8 = _mm_sub_epi8(_mm_loadu_si128((const __m128i *)w), _mm_set1_epi8(32));
+        memcpy(&s0, b + 96, 4);
+        memcpy(&s1, b + 100, 4);
+        memcpy(&s2, b + 104, 4);
+        /* built in registers: 4 stores then one 16-byte load would stall store forwarding */
+        __m128i w = _mm_setr_epi32((int)((s0 & 0x0F0F0F0Fu) | (s2 & 0x03030303u) << 4),
+                                   (int)((s1 & 0x0F0F0F0Fu) | ((s2 >> 2) & 0x03030303u) << 4),
+                                   (int)(((s0 >> 4) & 0x0F0F0F0Fu) | ((s2 >> 4) & 0x03030303u) << 4),
+                                   (int)(((s1 >> 4) & 0x0F0F0F0Fu) | ((s2 >> 6) & 0x03030303u) << 4));
+        __m128i s8 = _mm_sub_epi8(w, _mm_set1_epi8(32));
         k.sc = evens_odds_i16(s8, 1);
         k.corr = _mm256_cvtepi8_epi16(s8);
         return k;
@@ -366,10 +383,20 @@ INLINE kscales kscales_of(uint32_t wt, const uint8_t *b)
     }
 }
 
+/* Bit `from` of every byte moved to bit `to` (both 0..7, constants once unrolled) and
+ * isolated: one shift and one AND. */
+INLINE __m256i bit_to(__m256i v, int from, int to)
+{
+    __m256i m = _mm256_set1_epi8((char)(1 << to));
+    if (from > to) return _mm256_and_si256(_mm256_srli_epi16(v, from - to), m);
+    if (from < to) return _mm256_and_si256(_mm256_slli_epi16(v, to - from), m);
+    return _mm256_and_si256(v, m);
+}
+
 /* Codes of elements 32j .. 32j+31 as unsigned bytes (quant-formats.md §4.2–4.6). */
 INLINE __m256i kchunk(uint32_t wt, const uint8_t *b, int j)
 {
-    const __m256i m4 = _mm256_set1_epi8(0x0F), m2 = _mm256_set1_epi8(3), m1 = _mm256_set1_epi8(1);
+    const __m256i m4 = _mm256_set1_epi8(0x0F), m2 = _mm256_set1_epi8(3);
     int h = j / 4, k2 = j % 4;
     switch (wt) {
     case MF_TYPE_Q4_K:
@@ -377,21 +404,20 @@ INLINE __m256i kchunk(uint32_t wt, const uint8_t *b, int j)
         __m256i v = load32(b + (wt == MF_TYPE_Q4_K ? 16 : 48) + 32 * (j / 2));
         __m256i q = _mm256_and_si256(j % 2 ? _mm256_srli_epi16(v, 4) : v, m4);
         if (wt == MF_TYPE_Q4_K) return q;
-        __m256i hb = _mm256_and_si256(_mm256_srli_epi16(load32(b + 16), j), m1);
-        return _mm256_or_si256(q, _mm256_slli_epi16(hb, 4));
+        return _mm256_or_si256(q, bit_to(load32(b + 16), j, 4));  /* fifth bit: bit j of qh */
     }
     case MF_TYPE_Q2_K:
         return _mm256_and_si256(_mm256_srli_epi16(load32(b + 16 + 32 * h), 2 * k2), m2);
     case MF_TYPE_Q3_K: {
         __m256i low2 = _mm256_and_si256(_mm256_srli_epi16(load32(b + 32 + 32 * h), 2 * k2), m2);
-        __m256i hb = _mm256_and_si256(_mm256_srli_epi16(load32(b), 4 * h + k2), m1);
-        return _mm256_or_si256(low2, _mm256_slli_epi16(hb, 2));
+        return _mm256_or_si256(low2, bit_to(load32(b), 4 * h + k2, 2));  /* hmask bit -> +4 */
     }
-    default: { /* Q6_K */
-        __m256i v = load32(b + 64 * h + 32 * (k2 & 1));
+    default: { /* Q6_K: bits 2·k2, 2·k2+1 of qh moved straight to bits 4, 5 */
+        __m256i v = load32(b + 64 * h + 32 * (k2 & 1)), qh = load32(b + 128 + 32 * h);
         __m256i low4 = _mm256_and_si256(k2 < 2 ? v : _mm256_srli_epi16(v, 4), m4);
-        __m256i high2 = _mm256_and_si256(_mm256_srli_epi16(load32(b + 128 + 32 * h), 2 * k2), m2);
-        return _mm256_or_si256(low4, _mm256_slli_epi16(high2, 4));
+        __m256i hi = k2 == 0 ? _mm256_slli_epi16(qh, 4) : k2 == 1 ? _mm256_slli_epi16(qh, 2)
+                   : k2 == 2 ? qh : _mm256_srli_epi16(qh, 2);
+        return _mm256_or_si256(low4, _mm256_and_si256(hi, _mm256_set1_epi8(0x30)));
     }
     }
 }
@@ -434,7 +460,7 @@ INLINE ksum kfinish(uint32_t wt, __m256i iacc, const kscales *ks, const mf_actk 
  * the integer sums of four (row, token) pairs are reduced into one vector, then scaled by
  * d·dx and dmin·dx. */
 INLINE void tilek(const uint32_t wt, const int R, const int T, const uint8_t *w, size_t rb,
-                  const uint8_t *x, size_t xs, int64_t nb, float *y, int64_t ys)
+                  const uint8_t *x, size_t xs, int64_t nb, float *y, int64_t ys, const uint8_t *pf)
 {
     const size_t bb = bytesk(wt);
     const int has_dmin = dmin_at(wt) >= 0;
@@ -443,6 +469,7 @@ INLINE void tilek(const uint32_t wt, const int R, const int T, const uint8_t *w,
     for (int r = 0; r < 4; r++) acc[r] = _mm256_setzero_ps();
     for (int64_t b = 0; b < nb; b++) {
         const uint8_t *blk = w + b * bb;
+        prefetch_span(pf, (size_t)b * R * bb, R * bb);
         const mf_actk *a[4];
         for (int t = 0; t < NT; t++) a[t] = (const mf_actk *)(x + t * xs) + b;
         kscales ks[4];
@@ -451,6 +478,8 @@ INLINE void tilek(const uint32_t wt, const int R, const int T, const uint8_t *w,
             ks[r] = kscales_of(wt, blk + r * rb);
             for (int t = 0; t < NT; t++) iacc[r][t] = _mm256_setzero_si256();
         }
+        /* unrolled: the shifts and offsets of each chunk become constants */
+#pragma GCC unroll 8
         for (int j = 0; j < 8; j++) {
             __m256i u[4], sc[4], av[4];
             for (int t = 0; t < NT; t++) av[t] = load32(a[t]->qs + 32 * j);
@@ -529,13 +558,15 @@ INLINE float load1f(uint32_t wt, const uint8_t *w, int64_t i)
 }
 
 INLINE void tilef(const uint32_t wt, const int R, const int T, const uint8_t *w, size_t rb,
-                  const uint8_t *x, size_t xs, int64_t n, float *y, int64_t ys)
+                  const uint8_t *x, size_t xs, int64_t n, float *y, int64_t ys, const uint8_t *pf)
 {
     __m256 acc[4][4];
     for (int r = 0; r < R; r++)
         for (int t = 0; t < T; t++) acc[r][t] = _mm256_setzero_ps();
+    const size_t es = wt == MF_TYPE_F32 ? 4 : 2;
     int64_t i = 0;
     for (; i + 8 <= n; i += 8) {
+        prefetch_span(pf, (size_t)i * R * es, 8 * R * es);
         __m256 wv[4];
         for (int r = 0; r < R; r++) wv[r] = load8f(wt, w + r * rb, i);
         for (int t = 0; t < T; t++) {
@@ -552,10 +583,90 @@ INLINE void tilef(const uint32_t wt, const int R, const int T, const uint8_t *w,
         }
 }
 
+/* ================================================================ activations
+ *
+ * The twins of quant_dot.c's act32_block/actk_block, byte for byte: the same f32
+ * operations (max|x|, 127/max, x·(127/max)), the conversion to int32 in the default
+ * rounding mode (nearest even, as nearbyintf), the same F16C rounding of d. */
+
+/* max |x| over n floats (n a multiple of 8) */
+INLINE float amax8(const float *x, int n)
+{
+    const __m256 nosign = _mm256_castsi256_ps(_mm256_set1_epi32(0x7FFFFFFF));
+    __m256 m = _mm256_setzero_ps();
+    for (int i = 0; i < n; i += 8) m = _mm256_max_ps(m, _mm256_and_ps(_mm256_loadu_ps(x + i), nosign));
+    __m128 h = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
+    h = _mm_max_ps(h, _mm_movehl_ps(h, h));
+    h = _mm_max_ss(h, _mm_movehdup_ps(h));
+    return _mm_cvtss_f32(h);
+}
+
+/* 32 floats -> 32 int8 codes (x·id rounded to nearest even); returns the 8 sums of 4. */
+INLINE __m256i codes_of(const float *x, float id, int8_t *qs)
+{
+    __m256 vid = _mm256_set1_ps(id);
+    __m256i q0 = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(x), vid));
+    __m256i q1 = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(x + 8), vid));
+    __m256i q2 = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(x + 16), vid));
+    __m256i q3 = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(x + 24), vid));
+    /* packs work within 128-bit lanes: the permute restores element order */
+    const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+    __m256i b = _mm256_packs_epi16(_mm256_packs_epi32(q0, q1), _mm256_packs_epi32(q2, q3));
+    _mm256_storeu_si256((__m256i *)qs, _mm256_permutevar8x32_epi32(b, order));
+    __m256i h = _mm256_hadd_epi32(_mm256_hadd_epi32(q0, q1), _mm256_hadd_epi32(q2, q3));
+    return _mm256_permutevar8x32_epi32(h, order);
+}
+
+void mf_quantize_act_avx2(uint32_t wtype, const float *x, void *qx, int64_t n)
+{
+    switch (mf_act_type(wtype)) {
+    case MF_TYPE_F32:
+        memcpy(qx, x, (size_t)n * sizeof(float));
+        return;
+    case MF_TYPE_Q8_K:
+        for (int64_t b = 0; b < n / 256; b++) {
+            const float *xb = x + 256 * b;
+            mf_actk *a = (mf_actk *)qx + b;
+            float amax = amax8(xb, 256);
+            float id = amax > 0 ? 127.0f / amax : 0.0f;
+            for (int c = 0; c < 8; c++) {
+                /* sums of 4 in element order: lanes 0..3 are elements 0..15, 4..7 16..31 */
+                __m256i s4 = codes_of(xb + 32 * c, id, a->qs + 32 * c);
+                __m128i s = _mm_hadd_epi32(_mm256_castsi256_si128(s4), _mm256_extracti128_si256(s4, 1));
+                s = _mm_hadd_epi32(s, s);
+                a->bsums[2 * c] = (int16_t)_mm_cvtsi128_si32(s);
+                a->bsums[2 * c + 1] = (int16_t)_mm_extract_epi32(s, 1);
+            }
+            a->d = amax / 127.0f;
+            memset(a->pad, 0, sizeof a->pad);
+        }
+        return;
+    default: {
+        const int off = mf_act_offset(wtype), hi = wtype == MF_TYPE_Q4_0 ? 16 : 1;
+        const __m256i mul = _mm256_setr_epi32(-off, -off, -off, -off, -off * hi, -off * hi, -off * hi, -off * hi);
+        for (int64_t b = 0; b < n / 32; b++) {
+            const float *xb = x + 32 * b;
+            mf_act32 *a = (mf_act32 *)qx + b;
+            float amax = amax8(xb, 32);
+            float d = amax / 127.0f, id = amax > 0 ? 127.0f / amax : 0.0f;
+            __m256i s4 = codes_of(xb, id, a->qs);
+            _mm256_storeu_si256((__m256i *)a->bias, _mm256_mullo_epi32(s4, mul));
+            __m128i s = _mm_add_epi32(_mm256_castsi256_si128(s4), _mm256_extracti128_si256(s4, 1));
+            s = _mm_hadd_epi32(s, s);
+            s = _mm_hadd_epi32(s, s);
+            float d16 = _cvtsh_ss(_cvtss_sh(d, _MM_FROUND_TO_NEAREST_INT));
+            a->d = isinf(d16) ? d : d16;
+            a->s = a->d * (float)_mm_cvtsi128_si32(s);
+            memset(a->pad, 0, sizeof a->pad);
+        }
+    }
+    }
+}
+
 /* ================================================================ the row walk */
 
 typedef void (*tile_fn)(const uint8_t *w, size_t rb, const uint8_t *x, size_t xs, int64_t nb,
-                        float *y, int64_t ys);
+                        float *y, int64_t ys, const uint8_t *pf);
 
 /* The four tile shapes of one type: 4 rows × 1 token, 1 × 1, 4 × 4, 1 × 4. The 4 × 4 tile is
  * RB rows at a time (4/RB calls): as many rows as keep the accumulators in registers. */
@@ -563,19 +674,20 @@ typedef struct tiles { tile_fn r4t1, r1t1, r4t4, r1t4; } tiles;
 
 #define TILES(name, tile, WT, RB)                                                             \
     static void name##_r4t1(const uint8_t *w, size_t rb, const uint8_t *x, size_t xs,        \
-                            int64_t nb, float *y, int64_t ys)                                 \
-    { tile(WT, 4, 1, w, rb, x, xs, nb, y, ys); }                                              \
+                            int64_t nb, float *y, int64_t ys, const uint8_t *pf)              \
+    { tile(WT, 4, 1, w, rb, x, xs, nb, y, ys, pf); }                                          \
     static void name##_r1t1(const uint8_t *w, size_t rb, const uint8_t *x, size_t xs,        \
-                            int64_t nb, float *y, int64_t ys)                                 \
-    { tile(WT, 1, 1, w, rb, x, xs, nb, y, ys); }                                              \
+                            int64_t nb, float *y, int64_t ys, const uint8_t *pf)              \
+    { tile(WT, 1, 1, w, rb, x, xs, nb, y, ys, pf); }                                          \
     static void name##_r4t4(const uint8_t *w, size_t rb, const uint8_t *x, size_t xs,        \
-                            int64_t nb, float *y, int64_t ys)                                 \
+                            int64_t nb, float *y, int64_t ys, const uint8_t *pf)              \
     {                                                                                         \
-        for (int r = 0; r < 4; r += RB) tile(WT, RB, 4, w + r * rb, rb, x, xs, nb, y + r, ys); \
+        for (int r = 0; r < 4; r += RB)                                                       \
+            tile(WT, RB, 4, w + r * rb, rb, x, xs, nb, y + r, ys, pf ? pf + r * rb : NULL);   \
     }                                                                                         \
     static void name##_r1t4(const uint8_t *w, size_t rb, const uint8_t *x, size_t xs,        \
-                            int64_t nb, float *y, int64_t ys)                                 \
-    { tile(WT, 1, 4, w, rb, x, xs, nb, y, ys); }                                              \
+                            int64_t nb, float *y, int64_t ys, const uint8_t *pf)              \
+    { tile(WT, 1, 4, w, rb, x, xs, nb, y, ys, pf); }                                          \
     static const tiles name = {name##_r4t1, name##_r1t1, name##_r4t4, name##_r1t4};
 
 /* Rows per batched K-quant tile: 4 × 4 pairs of 8-lane sums need 16 registers, which fit
@@ -636,13 +748,18 @@ void mf_matmul_rows_avx2(uint32_t wtype, const void *W, int64_t n_in, int64_t r0
         float *yr = y + r;
         int t = 0;
         if (r + 4 <= r1) {
-            for (; t + 4 <= n_tok; t += 4)
-                k->r4t4(w, rb, x + t * qx_stride, qx_stride, nb, yr + t * y_stride, y_stride);
-            for (; t < n_tok; t++) k->r4t1(w, rb, x + t * qx_stride, qx_stride, nb, yr + t * y_stride, y_stride);
+            /* the first tile over these rows prefetches the next 4 (when they are ours) */
+            const uint8_t *pf = r + 8 <= r1 ? w + 4 * rb : NULL;
+            for (; t + 4 <= n_tok; t += 4, pf = NULL)
+                k->r4t4(w, rb, x + t * qx_stride, qx_stride, nb, yr + t * y_stride, y_stride, pf);
+            for (; t < n_tok; t++, pf = NULL)
+                k->r4t1(w, rb, x + t * qx_stride, qx_stride, nb, yr + t * y_stride, y_stride, pf);
             r += 4;
         } else {
-            for (; t + 4 <= n_tok; t += 4) k->r1t4(w, rb, x + t * qx_stride, qx_stride, nb, yr + t * y_stride, y_stride);
-            for (; t < n_tok; t++) k->r1t1(w, rb, x + t * qx_stride, qx_stride, nb, yr + t * y_stride, y_stride);
+            for (; t + 4 <= n_tok; t += 4)
+                k->r1t4(w, rb, x + t * qx_stride, qx_stride, nb, yr + t * y_stride, y_stride, NULL);
+            for (; t < n_tok; t++)
+                k->r1t1(w, rb, x + t * qx_stride, qx_stride, nb, yr + t * y_stride, y_stride, NULL);
             r += 1;
         }
     }

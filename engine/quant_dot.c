@@ -5,9 +5,10 @@
  *     Σ_j w_j·x_j = dw · Σ_j q_j·x_j.
  * If x is also a block of integers with one scale, x_j ≈ dx·a_j, the inner sum becomes an
  * integer dot product Σ q_j·a_j: exact, 4x denser than floats in registers, and one
- * instruction per 32 byte pairs on AVX2 (vpmaddubsw) or AVX-VNNI (vpdpbusd). The price is
- * the rounding of x: |x_j - dx·a_j| <= dx/2, so the product differs from the exact one by
- * at most Σ_blocks (dx/2)·Σ_j |w_j| (plus float rounding), tested in tests/test_quant.c.
+ * instruction per 32 byte pairs with AVX-VNNI (vpdpbusd), two with plain AVX2 (vpmaddubsw,
+ * vpmaddwd). The price is the rounding of x: |x_j - dx·a_j| <= dx/2, so the product differs
+ * from the exact one by at most Σ_blocks (dx/2)·Σ_j |w_j| (plus float rounding), tested in
+ * tests/test_quant_dot.c. See docs/quantization.md §4.
  *
  * The scalar code below computes exactly the integer sums the SIMD code computes and
  * scales them the same way per block; the two differ only in the order of float additions.
@@ -51,6 +52,27 @@ size_t mf_act_bytes(uint32_t wtype, int64_t n)
     case MF_TYPE_Q8_K: return n % 256 ? 0 : (size_t)(n / 256) * sizeof(mf_actk);
     case MF_TYPE_F32: return (size_t)n * sizeof(float);
     default: return n % 32 ? 0 : (size_t)(n / 32) * sizeof(mf_act32);
+    }
+}
+
+void mf_act_dequantize(uint32_t wtype, const void *qx, float *x, int64_t n)
+{
+    switch (mf_act_type(wtype)) {
+    case MF_TYPE_F32:
+        memcpy(x, qx, sizeof(float) * (size_t)n);
+        break;
+    case MF_TYPE_Q8_K:
+        for (int64_t b = 0; b < n / 256; b++) {
+            const mf_actk *a = (const mf_actk *)qx + b;
+            for (int j = 0; j < 256; j++) x[b * 256 + j] = (float)a->qs[j] * a->d;
+        }
+        break;
+    default:
+        for (int64_t b = 0; b < n / 32; b++) {
+            const mf_act32 *a = (const mf_act32 *)qx + b;
+            for (int j = 0; j < 32; j++) x[b * 32 + j] = (float)a->qs[j] * a->d;
+        }
+        break;
     }
 }
 
@@ -100,7 +122,7 @@ static void actk_block(const float *x, mf_actk *a)
     memset(a->pad, 0, sizeof a->pad);
 }
 
-void mf_quantize_act(uint32_t wtype, const float *x, void *qx, int64_t n)
+void mf_quantize_act_scalar(uint32_t wtype, const float *x, void *qx, int64_t n)
 {
     switch (mf_act_type(wtype)) {
     case MF_TYPE_F32:
@@ -285,6 +307,15 @@ void mf_matmul_rows_scalar(uint32_t wtype, const void *W, int64_t n_in, int64_t 
 }
 
 /* ================================================================ the build's choice */
+
+void mf_quantize_act(uint32_t wtype, const float *x, void *qx, int64_t n)
+{
+#ifdef MF_QUANT_AVX2
+    mf_quantize_act_avx2(wtype, x, qx, n);
+#else
+    mf_quantize_act_scalar(wtype, x, qx, n);
+#endif
+}
 
 float mf_vec_dot(uint32_t wtype, const void *row, const void *qx, int64_t n)
 {

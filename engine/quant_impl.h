@@ -76,7 +76,9 @@ void mf_k4_scale_min(const uint8_t *scales12, int g, int *sc, int *m);
 int mf_act_offset(uint32_t wtype);
 
 /* The portable fast path (quant_dot.c): same activations, same integer products per block
- * as the SIMD code, plain loops. Always compiled, so tests compare both in one build. */
+ * as the SIMD code, plain loops. Always compiled, so tests compare both in one build. The
+ * SIMD activation conversion must produce the same bytes as mf_quantize_act_scalar. */
+void mf_quantize_act_scalar(uint32_t wtype, const float *x, void *qx, int64_t n);
 float mf_vec_dot_scalar(uint32_t wtype, const void *row, const void *qx, int64_t n);
 void mf_matmul_rows_scalar(uint32_t wtype, const void *W, int64_t n_in, int64_t r0, int64_t r1,
                            const void *qx, size_t qx_stride, int n_tok, float *y,
@@ -86,6 +88,7 @@ void mf_matmul_rows_scalar(uint32_t wtype, const void *W, int64_t n_in, int64_t 
  * F16C (the fp16 scale conversions; every AVX2 CPU has it). */
 #if defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
 #define MF_QUANT_AVX2 1
+void mf_quantize_act_avx2(uint32_t wtype, const float *x, void *qx, int64_t n);
 void mf_matmul_rows_avx2(uint32_t wtype, const void *W, int64_t n_in, int64_t r0, int64_t r1,
                          const void *qx, size_t qx_stride, int n_tok, float *y,
                          int64_t y_stride);

@@ -29,14 +29,23 @@
 struct mf_ref {
     const mf_model *m;
     int n_ctx;
+    int round_act;       /* emulate the fast path's 8-bit activations (mf_ref_round_activations) */
+    void *qx;            /* converted activation */
+    float *xr;           /* the values it stands for */
     float *x, *h, *q, *k, *v, *att, *gate, *up, *scores, *moe, *ey, *router;
     float *kc, *vc;      /* [n_layers][n_ctx][n_kv_heads * head_dim] */
 };
 
 /* out[o] = Σ_i W[o][i] · in[i] (+ b[o]) for a matrix of n_out rows */
-static void matvec(const mf_weight *W, size_t matrix, const float *b, const float *in, float *out)
+static void matvec(mf_ref *r, const mf_weight *W, size_t matrix, const float *b, const float *in, float *out)
 {
     int64_t n_in = W->ne[0], n_out = W->ne[1];
+    if (r->round_act && mf_act_type(W->type) != MF_TYPE_F32) {
+        /* the input as the fast path sees it: rounded to 8 bits per block (quant.h) */
+        mf_quantize_act(W->type, in, r->qx, n_in);
+        mf_act_dequantize(W->type, r->qx, r->xr, n_in);
+        in = r->xr;
+    }
     const uint8_t *base = (const uint8_t *)W->data + matrix * (size_t)n_out * W->row_bytes;
     for (int64_t o = 0; o < n_out; o++)
         out[o] = (float)mf_dot_ref(W->type, base + (size_t)o * W->row_bytes, in, n_in) + (b ? b[o] : 0.0f);
@@ -81,11 +90,15 @@ mf_ref *mf_ref_new(const mf_model *m, int n_ctx, mf_err *err)
     r->q = malloc(qw * 4); r->att = malloc(qw * 4); r->k = malloc(kw * 4); r->v = malloc(kw * 4);
     r->gate = malloc(F * 4); r->up = malloc(F * 4);
     r->scores = malloc((size_t)n_ctx * 4);
+    size_t max_in = d > qw ? d : qw;
+    if (F > max_in) max_in = F;
+    r->qx = malloc(4 * max_in + 512);
+    r->xr = malloc(4 * max_in);
     r->router = malloc((size_t)(hp->n_experts + 1) * 4);
     r->kc = calloc((size_t)hp->n_layers * n_ctx * kw + 1, 4);
     r->vc = calloc((size_t)hp->n_layers * n_ctx * kw + 1, 4);
     if (!r->x || !r->h || !r->moe || !r->ey || !r->q || !r->att || !r->k || !r->v || !r->gate ||
-        !r->up || !r->scores || !r->router || !r->kc || !r->vc) {
+        !r->up || !r->scores || !r->router || !r->kc || !r->vc || !r->qx || !r->xr) {
         mf_ref_free(r);
         mf_errf(err, "out of memory for the reference forward pass");
         return NULL;
@@ -98,15 +111,19 @@ void mf_ref_free(mf_ref *r)
     if (!r) return;
     float *p[] = {r->x, r->h, r->q, r->k, r->v, r->att, r->gate, r->up, r->scores, r->moe, r->ey, r->router, r->kc, r->vc};
     for (size_t i = 0; i < sizeof p / sizeof *p; i++) free(p[i]);
+    free(r->qx);
+    free(r->xr);
     free(r);
 }
+
+void mf_ref_round_activations(mf_ref *r, int on) { r->round_act = on; }
 
 /* gpt-oss feed-forward: route h to the top-k experts and add their weighted outputs to x */
 static void moe(mf_ref *r, const mf_layer *L, float *x)
 {
     const mf_hparams *hp = &r->m->hp;
     int E = hp->n_experts, k = hp->n_experts_used, d = hp->n_embd, F = hp->n_ff_exp;
-    matvec(&L->router, 0, vec(&L->router_b), r->h, r->router);
+    matvec(r, &L->router, 0, vec(&L->router_b), r->h, r->router);
     /* top-k by value, ties to the lower expert index */
     int sel[MF_MAX_EXPERTS];
     float w[MF_MAX_EXPERTS];
@@ -127,15 +144,15 @@ static void moe(mf_ref *r, const mf_layer *L, float *x)
     for (int i = 0; i < d; i++) r->moe[i] = 0.0f;
     for (int s = 0; s < k; s++) {
         int e = sel[s];
-        matvec(&L->gate_exps, (size_t)e, vec(&L->gate_exps_b) + (size_t)e * F, r->h, r->gate);
-        matvec(&L->up_exps, (size_t)e, vec(&L->up_exps_b) + (size_t)e * F, r->h, r->up);
+        matvec(r, &L->gate_exps, (size_t)e, vec(&L->gate_exps_b) + (size_t)e * F, r->h, r->gate);
+        matvec(r, &L->up_exps, (size_t)e, vec(&L->up_exps_b) + (size_t)e * F, r->h, r->up);
         for (int i = 0; i < F; i++) {
             /* clamped SwiGLU: min(g, L)·σ(α·min(g, L))·(clamp(u, −L, L) + 1) */
             float g = fminf(r->gate[i], hp->swiglu_limit);
             float u = fmaxf(fminf(r->up[i], hp->swiglu_limit), -hp->swiglu_limit);
             r->gate[i] = g / (1.0f + expf(-hp->swiglu_alpha * g)) * (u + 1.0f);
         }
-        matvec(&L->down_exps, (size_t)e, vec(&L->down_exps_b) + (size_t)e * d, r->gate, r->ey);
+        matvec(r, &L->down_exps, (size_t)e, vec(&L->down_exps_b) + (size_t)e * d, r->gate, r->ey);
         for (int i = 0; i < d; i++) r->moe[i] += w[s] * r->ey[i];
     }
     for (int i = 0; i < d; i++) x[i] += r->moe[i];
@@ -160,9 +177,9 @@ int mf_ref_forward(mf_ref *r, int32_t token, int pos, float *logits, float *hidd
 
         /* 2.1-2.2 attention input and projections */
         rmsnorm(r->h, x, vec(&L->attn_norm), d, hp->eps);
-        matvec(&L->wq, 0, vec(&L->bq), r->h, r->q);
-        matvec(&L->wk, 0, vec(&L->bk), r->h, r->k);
-        matvec(&L->wv, 0, vec(&L->bv), r->h, r->v);
+        matvec(r, &L->wq, 0, vec(&L->bq), r->h, r->q);
+        matvec(r, &L->wk, 0, vec(&L->bk), r->h, r->k);
+        matvec(r, &L->wv, 0, vec(&L->bv), r->h, r->v);
         /* 2.3 RoPE on every head of q and k */
         for (int j = 0; j < H; j++) rope(r->q + j * hd, m, l, pos);
         for (int j = 0; j < Hkv; j++) rope(r->k + j * hd, m, l, pos);
@@ -196,7 +213,7 @@ int mf_ref_forward(mf_ref *r, int32_t token, int pos, float *logits, float *hidd
             }
         }
         /* 2.6 output projection and residual */
-        matvec(&L->wo, 0, vec(&L->bo), r->att, r->h);
+        matvec(r, &L->wo, 0, vec(&L->bo), r->att, r->h);
         for (int i = 0; i < d; i++) x[i] += r->h[i];
 
         /* 2.7-2.8 feed-forward and residual */
@@ -205,10 +222,10 @@ int mf_ref_forward(mf_ref *r, int32_t token, int pos, float *logits, float *hidd
             moe(r, L, x);
         } else {
             int F = hp->n_ff;
-            matvec(&L->ffn_gate, 0, NULL, r->h, r->gate);
-            matvec(&L->ffn_up, 0, NULL, r->h, r->up);
+            matvec(r, &L->ffn_gate, 0, NULL, r->h, r->gate);
+            matvec(r, &L->ffn_up, 0, NULL, r->h, r->up);
             for (int i = 0; i < F; i++) r->gate[i] = r->gate[i] / (1.0f + expf(-r->gate[i])) * r->up[i];
-            matvec(&L->ffn_down, 0, NULL, r->gate, r->h);
+            matvec(r, &L->ffn_down, 0, NULL, r->gate, r->h);
             for (int i = 0; i < d; i++) x[i] += r->h[i];
         }
         if (hidden) memcpy(hidden + (size_t)l * d, x, sizeof(float) * d);
@@ -216,6 +233,6 @@ int mf_ref_forward(mf_ref *r, int32_t token, int pos, float *logits, float *hidd
 
     /* 3-4. final norm and the output projection */
     rmsnorm(r->h, x, vec(&m->output_norm), d, hp->eps);
-    matvec(&m->output, 0, NULL, r->h, logits);
+    matvec(r, &m->output, 0, NULL, r->h, logits);
     return 0;
 }

@@ -14,6 +14,13 @@ typedef struct mf_ref mf_ref;
 
 mf_ref *mf_ref_new(const mf_model *m, int n_ctx, mf_err *err);
 void mf_ref_free(mf_ref *r);
+/* Off by default (exact float activations). On: before every product with a quantized
+ * matrix the input vector is rounded to the 8-bit blocks the fast path uses (quant.h
+ * mf_quantize_act / mf_act_dequantize), the way llama.cpp computes. The fast CPU path then
+ * differs from the reference only by the order of float additions, which makes its tests
+ * tight; the default mode measures the cost of that rounding. */
+void mf_ref_round_activations(mf_ref *r, int on);
+
 /* Run token `token` at position `pos` (positions must be fed in order 0, 1, 2, ...) and
  * write the n_vocab logits. If `hidden` is non-NULL it receives the residual stream after
  * each layer: hidden[l * n_embd ...] for l < n_layers. */

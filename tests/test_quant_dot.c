@@ -103,6 +103,35 @@ static void act32_rounds_with_f32_scale(void **state)
     assert_true(found);
 }
 
+/* This build's conversion (SIMD or not) writes the very bytes of the scalar one, for every
+ * family, on data with zeros, ties (x·127/max = k + 1/2 exactly) and a spread of scales. */
+static void act_simd_equals_scalar(void **state)
+{
+    (void)state;
+    const int64_t n = 4096;
+    float *x = malloc(n * sizeof *x);
+    mf_rng rng = {17};
+    for (int64_t i = 0; i < n; i++) {
+        float s = (i / 256) % 3 == 0 ? 1e-3f : (i / 256) % 3 == 1 ? 1.0f : 300.0f;
+        x[i] = mf_rng_normal(&rng) * s;
+    }
+    for (int i = 0; i < 32; i++) x[i] = i == 0 ? 127.0f : (float)(i % 7) - 3.5f;  /* ties */
+    memset(x + 64, 0, 32 * sizeof *x);
+    const uint32_t types[] = {MF_TYPE_F16, MF_TYPE_Q4_0, MF_TYPE_Q4_1, MF_TYPE_Q5_0, MF_TYPE_Q8_0,
+                              MF_TYPE_MXFP4, MF_TYPE_Q4_K, MF_TYPE_Q6_K};
+    for (size_t k = 0; k < sizeof types / sizeof types[0]; k++) {
+        size_t ab = mf_act_bytes(types[k], n);
+        uint8_t *a = malloc(ab), *b = malloc(ab);
+        memset(a, 0x5A, ab);
+        memset(b, 0xA5, ab);
+        mf_quantize_act(types[k], x, a, n);
+        mf_quantize_act_scalar(types[k], x, b, n);
+        if (memcmp(a, b, ab)) fail_msg("%s: activation bytes differ from the scalar conversion", tname(types[k]));
+        free(a), free(b);
+    }
+    free(x);
+}
+
 static void actk_blocks(void **state)
 {
     (void)state;
@@ -390,6 +419,7 @@ int main(void)
         cmocka_unit_test(act32_blocks),
         cmocka_unit_test(act32_rounds_with_f32_scale),
         cmocka_unit_test(actk_blocks),
+        cmocka_unit_test(act_simd_equals_scalar),
         cmocka_unit_test(vec_dot_vs_reference),
         cmocka_unit_test(vec_dot_edge_cases),
         cmocka_unit_test(mxfp4_all_exponents),

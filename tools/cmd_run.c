@@ -105,37 +105,34 @@ static int parse(int argc, char **argv, run_args *a)
     return 0;
 }
 
-/* Streams bytes to a FILE, holding back an incomplete UTF-8 sequence at the end until the
+/* Streams bytes to a FILE, holding back an unfinished UTF-8 character at the end until the
  * next token completes it (a token may end in the middle of a character). */
 typedef struct utf8_out {
     FILE *f;
-    char pend[8];
-    int n;
+    char pend[512];
+    size_t n;
 } utf8_out;
-
-static int utf8_len(unsigned char c)
-{
-    return c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 1;
-}
 
 static void out_bytes(utf8_out *o, const char *b, size_t n)
 {
-    for (size_t i = 0; i < n; i++) {
-        o->pend[o->n++] = b[i];
-        int need = utf8_len((unsigned char)o->pend[0]);
-        /* a continuation byte where a lead byte should be: give up on this sequence */
-        if (o->n > 1 && ((unsigned char)o->pend[o->n - 1] & 0xC0) != 0x80) need = 1;
-        if (o->n >= need || o->n == (int)sizeof o->pend) {
-            fwrite(o->pend, 1, (size_t)o->n, o->f);
-            o->n = 0;
-        }
+    while (n) {
+        size_t c = n < sizeof o->pend - o->n ? n : sizeof o->pend - o->n;
+        memcpy(o->pend + o->n, b, c);
+        o->n += c;
+        b += c;
+        n -= c;
+        size_t ok = mf_utf8_complete(o->pend, o->n);
+        if (ok == 0 && o->n == sizeof o->pend) ok = o->n;  /* cannot happen for valid text */
+        fwrite(o->pend, 1, ok, o->f);
+        memmove(o->pend, o->pend + ok, o->n - ok);
+        o->n -= ok;
     }
     fflush(o->f);
 }
 
 static void out_flush(utf8_out *o)
 {
-    if (o->n) fwrite(o->pend, 1, (size_t)o->n, o->f);
+    fwrite(o->pend, 1, o->n, o->f);
     o->n = 0;
     fflush(o->f);
 }
@@ -218,7 +215,7 @@ int mf_cmd_run(int argc, char **argv)
 
     smp = mf_sampler_new(&a.sp, m->hp.n_vocab);
     if (!smp) { fprintf(stderr, "minfer run: out of memory\n"); goto done; }
-    utf8_out out = {stdout, {0}, 0}, think = {stderr, {0}, 0};
+    utf8_out out = {.f = stdout}, think = {.f = stderr};
     if (a.echo && !rendered) out_bytes(&out, text, strlen(text));
 
     /* prompt processing */

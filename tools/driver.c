@@ -74,6 +74,26 @@ const char *drv_default_model(void)
     globfree(&gl);
     const char *shared = "../shared/models/stories260K.gguf";
     if (access(shared, R_OK) == 0) return shared;
+    /* the same two places relative to the checkout holding this binary (build/minfer), so
+     * the driver finds them from any working directory */
+    char exe[2048];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n > 0) {
+        exe[n] = 0;
+        for (int up = 0; up < 2; up++) {
+            char *slash = strrchr(exe, '/');
+            if (slash) *slash = 0;
+        }
+        snprintf(found, sizeof found, "%s/weights/*.gguf", exe);
+        if (glob(found, 0, NULL, &gl) == 0 && gl.gl_pathc > 0) {
+            snprintf(found, sizeof found, "%s", gl.gl_pathv[0]);
+            globfree(&gl);
+            return found;
+        }
+        globfree(&gl);
+        snprintf(found, sizeof found, "%s/../shared/models/stories260K.gguf", exe);
+        if (access(found, R_OK) == 0) return found;
+    }
     fprintf(stderr,
             "minfer: no model given and none found ($MINFER_MODEL, weights/*.gguf, %s).\n"
             "Get one with: weights/fetch.sh stories260K   (see weights/README.md)\n",

@@ -23,9 +23,9 @@ int drv_u64(const char *cmd, const char *opt, const char *val, uint64_t *out);
 /* The value after option argv[*i], advancing *i; NULL (with a message) if missing. */
 const char *drv_next(const char *cmd, int argc, char **argv, int *i);
 
-/* The model to use when -m is not given: $MINFER_MODEL, then the first weights/ *.gguf file
- * (relative to the current directory), then ../shared/models/stories260K.gguf. NULL if none
- * exists (and a message saying how to get one is printed). */
+/* The model to use when -m is not given: $MINFER_MODEL, then the first weights/ *.gguf file,
+ * then ../shared/models/stories260K.gguf — both relative to the current directory, then to
+ * the checkout holding the binary. NULL if none exists (a message says how to get one). */
 const char *drv_default_model(void);
 
 /* Read a whole text file into a malloc'd NUL-terminated string; NULL with a message. */

@@ -64,6 +64,7 @@ static void cpu_state_free(mf_backend *be, mf_bstate *st)
     free(st->krow);
     free(st->qx);
     free(st->tmp);
+    free(st->xact);
     free(st->ff_g);
     free(st->ff_u);
     free(st->scores);
@@ -98,6 +99,8 @@ static mf_bstate *cpu_state_new(mf_backend *be, const mf_model *m, const mf_stat
     int64_t F = max64(hp->n_ff, hp->n_ff_exp);
     int64_t max_in = max64(max64(d, qw), F);
     int64_t max_out = max64(max64(max64(d, qw), F), max64(hp->n_vocab, hp->n_experts));
+    /* grouped products (q+k+v, gate+up) keep their results side by side in tmp */
+    max_out = max64(max_out, max64(qw + 2 * (int64_t)hp->n_kv_heads * hp->head_dim, 2 * F));
 
     st->tokens = malloc(sizeof(int32_t) * (size_t)B);
     st->krow = malloc(sizeof(float) * (size_t)st->kv_width);
@@ -107,14 +110,15 @@ static mf_bstate *cpu_state_new(mf_backend *be, const mf_model *m, const mf_stat
     st->rcos = calloc((size_t)L + 1, sizeof(float *));
     st->rsin = calloc((size_t)L + 1, sizeof(float *));
     st->qx_cap = (size_t)MF_CPU_QROWS * (size_t)(4 * max_in + 256);
-    st->qx = malloc(st->qx_cap);
+    st->qx = aligned_alloc(64, (st->qx_cap + 63) / 64 * 64);  /* whole cache lines for the SIMD kernels */
     st->tmp = malloc(sizeof(float) * (size_t)MF_CPU_QROWS * (size_t)max_out);
+    st->xact = malloc(sizeof(float) * (size_t)B * (size_t)max_in);
     st->ff_g = malloc(sizeof(float) * (size_t)B * (size_t)F);
     st->ff_u = malloc(sizeof(float) * (size_t)B * (size_t)F);
     st->scores = malloc(sizeof(float) * (size_t)cb->n_threads * (size_t)o->n_ctx);
     st->deq = malloc(sizeof(float) * (size_t)cb->n_threads * MF_CPU_TILE_ROWS * (size_t)max_in);
     if (!st->tokens || !st->krow || !st->kc || !st->vc || !st->slots || !st->rcos || !st->rsin || !st->qx ||
-        !st->tmp || !st->ff_g || !st->ff_u || !st->scores || !st->deq)
+        !st->tmp || !st->xact || !st->ff_g || !st->ff_u || !st->scores || !st->deq)
         goto oom;
     if (hp->n_experts) {
         size_t K = (size_t)B * (size_t)hp->n_experts_used;

@@ -40,6 +40,7 @@ struct mf_bstate {
     /* scratch */
     void *qx;                     /* converted activations */
     size_t qx_cap;
+    float *xact;                  /* [max_batch][max_in] rounded activations (BLAS path) */
     float *tmp;                   /* [MF_CPU_QROWS][max_out] matmul results before accumulate */
     float *ff_g, *ff_u;           /* [max_batch][n_ff or n_ff_exp] */
     float *scores;                /* [n_threads][n_ctx] attention scores */

@@ -15,6 +15,8 @@
  *    fits in L2) and multiplies it with all rows of x by a single-threaded sgemm. The
  *    dequantization is paid once per tile per batch, i.e. divided by the batch size.
  *    OpenBLAS runs single-threaded inside our pool, so the two never compete for cores.
+ *    The rows of x are first rounded exactly as path 1 rounds them (mf_act_dequantize), so
+ *    both paths compute the same function and differ only in the order of additions.
  */
 #include "cpu.h"
 #include "quant.h"
@@ -42,13 +44,22 @@ typedef struct mm_job {
     const float *bias;
     int64_t chunk;          /* weight rows per task */
     float *deq;             /* per-thread tiles (BLAS path) */
+    int first_task;         /* in a group: the first task index of this matrix */
 } mm_job;
+
+/* Several matrices multiplied with the same input in one parallel region (q/k/v, gate/up):
+ * the input is converted once and the threads never wait between the products. */
+typedef struct mm_group {
+    mm_job job[3];
+    int n;
+} mm_group;
 
 /* path 1: quantized dot products over a chunk of weight rows */
 static void mm_task_q(void *ctx, int task, int thread)
 {
     (void)thread;
     mm_job *j = ctx;
+    task -= j->first_task;
     int64_t r0 = (int64_t)task * j->chunk, r1 = r0 + j->chunk;
     if (r1 > j->n_out) r1 = j->n_out;
     mf_matmul_rows(j->wtype, j->W, j->n_in, r0, r1, j->qx, j->qx_stride, j->rows, j->tmp, j->n_out);
@@ -91,6 +102,16 @@ void mf_cpu_matmul(cpu_backend *cb, mf_bstate *st, uint32_t wtype, const void *W
                 .accumulate = accumulate, .bias = bias, .tmp = st->tmp, .deq = st->deq};
 #ifdef MF_HAVE_BLAS
     if (rows >= MF_CPU_BLAS_MIN_ROWS) {
+        /* the same 8-bit rounding of the activations as the quantized path, so that a token
+         * gets the same numbers whether it is computed in a batch or alone */
+        if (mf_act_type(wtype) != MF_TYPE_F32) {
+            for (int t = 0; t < rows; t++) {
+                mf_quantize_act(wtype, x + (int64_t)t * x_stride, st->qx, n_in);
+                mf_act_dequantize(wtype, st->qx, st->xact + (size_t)t * n_in, n_in);
+            }
+            j.x = st->xact;
+            j.x_stride = n_in;
+        }
         mf_pool_run(cb->pool, mm_task_blas, &j, (int)((n_out + MF_CPU_TILE_ROWS - 1) / MF_CPU_TILE_ROWS));
         return;
     }
@@ -120,6 +141,51 @@ static const float *bias_of(const mf_weight *b)
     return b && b->name ? (const float *)b->data : NULL;
 }
 
+static void mm_task_group(void *ctx, int task, int thread)
+{
+    mm_group *g = ctx;
+    int m = 0;
+    while (m + 1 < g->n && task >= g->job[m + 1].first_task) m++;
+    mm_task_q(&g->job[m], task, thread);
+}
+
+/* out[i] = W[i] · x (+ b[i]) for n matrices sharing the input. A decode step (fewer rows than
+ * the BLAS threshold) with matrices of one type and width takes a single parallel region;
+ * anything else falls back to one product after the other. */
+static void matmul_group(mf_backend *be, mf_bstate *st, int n, const mf_weight *const *W,
+                         const mf_weight *const *b, float *const *out, const float *x, int rows)
+{
+    cpu_backend *cb = be->impl;
+    int same = 1;
+    for (int i = 1; i < n; i++) same &= W[i]->type == W[0]->type && W[i]->ne[0] == W[0]->ne[0];
+#ifdef MF_HAVE_BLAS
+    same &= rows < MF_CPU_BLAS_MIN_ROWS;
+#endif
+    if (!same || rows > MF_CPU_QROWS) {
+        for (int i = 0; i < n; i++) mf_cpu_matmul_op(be, st, W[i], b[i], x, out[i], rows, 0);
+        return;
+    }
+    uint32_t wtype = W[0]->type;
+    int64_t n_in = W[0]->ne[0];
+    size_t ab = mf_act_bytes(wtype, n_in);
+    for (int t = 0; t < rows; t++) mf_quantize_act(wtype, x + (int64_t)t * n_in, (uint8_t *)st->qx + (size_t)t * ab, n_in);
+    mm_group g = {.n = n};
+    int tasks = 0;
+    float *tmp = st->tmp;
+    for (int i = 0; i < n; i++) {
+        int64_t n_out = W[i]->ne[1];
+        int64_t chunk = n_out / ((int64_t)cb->n_threads * 8);
+        chunk = chunk < 16 ? 16 : (chunk + 15) / 16 * 16;
+        g.job[i] = (mm_job){.wtype = wtype, .W = W[i]->data, .row_bytes = W[i]->row_bytes, .n_in = n_in,
+                            .n_out = n_out, .qx = st->qx, .qx_stride = ab, .rows = rows, .y = out[i],
+                            .tmp = tmp, .y_stride = n_out, .bias = bias_of(b[i]), .chunk = chunk,
+                            .first_task = tasks};
+        tmp += (size_t)rows * (size_t)n_out;  /* each product its own part of the scratch */
+        tasks += (int)((n_out + chunk - 1) / chunk);
+    }
+    mf_pool_run(cb->pool, mm_task_group, &g, tasks);
+}
+
 void mf_cpu_matmul_op(mf_backend *be, mf_bstate *st, const mf_weight *W, const mf_weight *b,
                       const float *in, float *out, int rows, int accumulate)
 {
@@ -130,9 +196,9 @@ void mf_cpu_matmul_op(mf_backend *be, mf_bstate *st, const mf_weight *W, const m
 void mf_cpu_qkv(mf_backend *be, mf_bstate *st, int l, const float *h, float *q, float *k, float *v)
 {
     const mf_layer *L = &st->m->layers[l];
-    mf_cpu_matmul_op(be, st, &L->wq, &L->bq, h, q, st->n, 0);
-    mf_cpu_matmul_op(be, st, &L->wk, &L->bk, h, k, st->n, 0);
-    mf_cpu_matmul_op(be, st, &L->wv, &L->bv, h, v, st->n, 0);
+    const mf_weight *W[3] = {&L->wq, &L->wk, &L->wv}, *b[3] = {&L->bq, &L->bk, &L->bv};
+    float *out[3] = {q, k, v};
+    matmul_group(be, st, 3, W, b, out, h, st->n);
 }
 
 float mf_silu(float z) { return z / (1.0f + expf(-z)); }
@@ -155,8 +221,9 @@ void mf_cpu_ffn(mf_backend *be, mf_bstate *st, int l, const float *h, float *x)
     int n = st->n;
     int64_t F = L->ffn_gate.ne[1];
     /* x += W_down · (silu(W_gate·h) ⊙ (W_up·h))   (llama-arch.md §4.1 step 8) */
-    mf_cpu_matmul_op(be, st, &L->ffn_gate, NULL, h, st->ff_g, n, 0);
-    mf_cpu_matmul_op(be, st, &L->ffn_up, NULL, h, st->ff_u, n, 0);
+    const mf_weight *W[2] = {&L->ffn_gate, &L->ffn_up}, *b[2] = {NULL, NULL};
+    float *out[2] = {st->ff_g, st->ff_u};
+    matmul_group(be, st, 2, W, b, out, h, n);
     swiglu_job j = {st->ff_g, st->ff_u, (int64_t)n * F};
     mf_pool_run(cb->pool, swiglu_task, &j, (int)((j.n + 4095) / 4096));
     mf_cpu_matmul_op(be, st, &L->ffn_down, NULL, st->ff_g, x, n, 1);

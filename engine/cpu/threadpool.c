@@ -7,10 +7,12 @@
 #include <stdlib.h>
 #include <unistd.h>
 
-/* Spin iterations before a worker sleeps: long enough to bridge the gap between two
- * matrix products of a decode step (microseconds), short enough that an idle pool stops
- * burning a core almost at once (~ a millisecond). */
-#define SPIN_ITERS 200000
+/* A waiting thread first spins with `pause` (a region usually follows within microseconds),
+ * then yields its core between checks (when the machine is oversubscribed the thread it
+ * waits for may need that very core), and after SPIN_ITERS checks sleeps on the condition
+ * variable, so an idle pool costs nothing. */
+#define PAUSE_ITERS 2000
+#define SPIN_ITERS 20000
 
 #if defined(__x86_64__) || defined(__i386__)
 #define cpu_relax() __builtin_ia32_pause()
@@ -48,13 +50,16 @@ static void *worker(void *arg)
     warg a = *(warg *)arg;
     free(arg);
     mf_pool *p = a.p;
-    unsigned seen = atomic_load(&p->gen);
+    /* the generation at creation (0), not the current one: a region published before this
+     * thread first ran must still be seen as new */
+    unsigned seen = 0;
     for (;;) {
         unsigned g;
         int spins = 0;
         while ((g = atomic_load_explicit(&p->gen, memory_order_acquire)) == seen) {
             if (++spins < SPIN_ITERS) {
-                cpu_relax();
+                if (spins < PAUSE_ITERS) cpu_relax();
+                else sched_yield();
                 continue;
             }
             pthread_mutex_lock(&p->mu);
@@ -133,5 +138,8 @@ void mf_pool_run(mf_pool *p, mf_task_fn fn, void *ctx, int n_tasks)
     pthread_cond_broadcast(&p->wake);
     pthread_mutex_unlock(&p->mu);
     work(p, 0);
-    while (atomic_load_explicit(&p->done, memory_order_acquire) < p->n - 1) cpu_relax();
+    for (int spins = 0; atomic_load_explicit(&p->done, memory_order_acquire) < p->n - 1; spins++) {
+        if (spins < PAUSE_ITERS) cpu_relax();
+        else sched_yield();
+    }
 }

@@ -1,0 +1,714 @@
+/* backend_cuda.cu — the CUDA backend: the function table of backend.h, the session state on
+ * the device, the step protocol with CUDA graphs. The kernels are in the other cuda/ files;
+ * what each op computes is backend.h's contract, identical to engine/cpu/.
+ *
+ * Memory plan of a session (all device memory, sized once in state_new and checked against
+ * cudaMemGetInfo before the first allocation — one error naming both numbers):
+ *   KV cache        per layer K and V, [Hkv][slots][hd], binary16 or float32; slots from
+ *                   mf_kv_slots (ring buffer of window + max_batch − 1 on sliding layers)
+ *   RoPE tables     cos/sin [n_ctx][n_rot/2] per distinct frequency set, from
+ *                   mf_rope_cos_sin on the host (double, mscale included): the CPU's numbers
+ *   step params     [1 + max_batch] int32: pos0, then the step's tokens (kernels read them
+ *                   here, so a captured graph is valid for every position and token)
+ *   attention       flash-decoding partials [nsplit][H][hd + 2]
+ *   FFN / MoE       gate and up outputs; router logits, selections, grouped buffers
+ *   prompt GEMM     F16 weight tile (≤ 64 MiB) and F16 activations [max_batch][widest input]
+ * The weights are uploaded once per model by prepare() (upload.cu).
+ *
+ * A step. step_begin copies pos0 and the tokens from pinned host memory into the step
+ * params (cudaMemcpyAsync; an event guards the pinned buffer against being overwritten
+ * before the copy ran). For a decode step (n == 1) without no_graph: the first one starts a
+ * stream capture and returns 0 — the forward pass issues its ops into the capture — and
+ * step_end instantiates the graph and launches it; every later decode step launches the
+ * graph and returns 1, so the forward pass issues nothing. All launch shapes of a decode
+ * step depend only on the model and the session (n_ctx), never on the position.
+ * Launches per decoded token (TinyLlama, 22 layers): embed 1, per layer 9 (rmsnorm, qkv,
+ * rope_kv, attention split + combine, wo, rmsnorm, gate/up/SwiGLU, down), final rmsnorm 1,
+ * output 1: 201 kernels in one graph launch, plus the token copy and, for greedy decoding,
+ * argmax and one int copied back. gpt-oss: 11 per layer (MoE: router, top-k, gate/up,
+ * down), 267 for 24 layers.
+ *
+ * Errors: ops record the first failure in the state's context (ctx.cuh) and skip what
+ * follows; step_end reports it (and keeps reporting it: a failed CUDA context is not
+ * recovered). argmax returns 0 when it fails, with the error kept for the next step_end.
+ */
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+
+#include "ctx.cuh"
+
+extern "C" {
+#include "backend.h"
+#include "model.h"
+#include "rope.h"
+}
+
+namespace {
+
+constexpr size_t WH_MAX = 32u << 20;  /* F16 weight tile: 32 Mi elements = 64 MiB */
+
+struct upload_rec {
+    const mf_model *m;
+    void *base;
+};
+
+struct cu_backend {
+    int device;
+    upload_rec *ups;
+    int n_ups;
+    int capturing;            /* states of this backend inside a stream capture */
+};
+
+struct cu_state {
+    mf_cu_ctx c;
+    cu_backend *cb;
+    const mf_model *m;
+    mf_state_opts o;
+    /* KV cache */
+    void **kc, **vc;
+    int *slots;
+    /* RoPE: per-layer pointers into the distinct tables */
+    float **tabs;
+    int n_tabs;
+    const float **rcos, **rsin;
+    /* the step */
+    int32_t *d_params, *h_params;
+    cudaEvent_t params_copied;
+    int n, pos0;
+    /* attention */
+    int chunk_full, nsplit_full, chunk_swa, nsplit_swa;
+    float *part_o, *part_ml;
+    /* dense FFN */
+    float *ff_g, *ff_u;
+    /* MoE */
+    float *logits, *selw, *eg, *eu, *hg, *ey;
+    int32_t *sel, *counts, *perm, *inv, *counts_host;
+    /* greedy sampling */
+    int32_t *d_arg, *h_arg;
+    /* CUDA graph of a decode step */
+    cudaGraph_t graph;
+    cudaGraphExec_t exec;
+    int have_graph;
+};
+
+cu_backend *impl(mf_backend *be) { return (cu_backend *)be->impl; }
+cu_state *S(mf_bstate *st) { return (cu_state *)st; }
+
+mf_cu_mat mat_of(const mf_weight *w, const mf_weight *b)
+{
+    mf_cu_mat m;
+    m.type = w->type;
+    m.w = (const uint8_t *)w->dev;
+    m.n_in = w->ne[0];
+    m.n_out = w->ne[1];
+    m.row_bytes = w->row_bytes;
+    m.bias = b && b->name ? (const float *)b->dev : nullptr;
+    return m;
+}
+
+/* ------------------------------------------------------------------ buffers */
+
+float *cu_alloc(mf_backend *be, size_t n)
+{
+    (void)be;
+    void *p = nullptr;
+    if (cudaMalloc(&p, (n ? n : 1) * sizeof(float)) != cudaSuccess) {
+        cudaGetLastError();
+        return nullptr;
+    }
+    return (float *)p;
+}
+
+void cu_release(mf_backend *be, float *p)
+{
+    (void)be;
+    if (p) cudaFree(p);
+}
+
+int cu_read(mf_backend *be, const float *buf, size_t n, float *host, mf_err *err)
+{
+    if (impl(be)->capturing)
+        return mf_errf(err, "CUDA backend: read() during a graph capture (set no_graph to copy buffers mid-step)");
+    cudaError_t e = cudaDeviceSynchronize();
+    if (e != cudaSuccess) return mf_cu_err(err, e, "CUDA backend: synchronize before read");
+    e = cudaMemcpy(host, buf, n * sizeof(float), cudaMemcpyDeviceToHost);
+    if (e != cudaSuccess) return mf_cu_err(err, e, "CUDA backend: copy of a buffer to the host");
+    return 0;
+}
+
+/* ------------------------------------------------------------------ weights */
+
+int check_f32(const mf_weight *w, const char *what, mf_err *err)
+{
+    if (!w->name || w->type == MF_TYPE_F32) return 0;
+    char b[32];
+    return mf_errf(err, "%s: %s has type %s; the CUDA backend needs F32 %ss", w->name, what, mf_type_name(w->type, b),
+                   what);
+}
+
+int cu_prepare(mf_backend *be, mf_model *m, mf_err *err)
+{
+    cu_backend *cb = impl(be);
+    if (check_f32(&m->output_norm, "norm weight", err)) return -1;
+    for (int l = 0; l < m->hp.n_layers; l++) {
+        const mf_layer *L = &m->layers[l];
+        const mf_weight *norms[] = {&L->attn_norm, &L->ffn_norm};
+        const mf_weight *vecs[] = {&L->bq, &L->bk, &L->bv, &L->bo, &L->sinks, &L->router_b,
+                                   &L->gate_exps_b, &L->up_exps_b, &L->down_exps_b};
+        for (const mf_weight *w : norms)
+            if (check_f32(w, "norm weight", err)) return -1;
+        for (const mf_weight *w : vecs)
+            if (check_f32(w, "bias or sink", err)) return -1;
+    }
+    void *base = nullptr;
+    size_t bytes = 0;
+    upload_rec *ups = (upload_rec *)realloc(cb->ups, sizeof *ups * (size_t)(cb->n_ups + 1));
+    if (!ups) return mf_errf(err, "out of memory");
+    cb->ups = ups;
+    if (mf_cu_upload_model(m, &base, &bytes, err)) return -1;
+    cb->ups[cb->n_ups].m = m;
+    cb->ups[cb->n_ups].base = base;
+    cb->n_ups++;
+    return 0;
+}
+
+void clear_dev(mf_weight *w) { w->dev = nullptr; }
+
+void cu_unprepare(mf_backend *be, mf_model *m)
+{
+    cu_backend *cb = impl(be);
+    for (int i = 0; i < cb->n_ups; i++) {
+        if (cb->ups[i].m != m) continue;
+        cudaFree(cb->ups[i].base);
+        cb->ups[i] = cb->ups[--cb->n_ups];
+        clear_dev(&m->tok_embd);
+        clear_dev(&m->output_norm);
+        clear_dev(&m->output);
+        for (int l = 0; l < m->hp.n_layers; l++) {
+            mf_layer *L = &m->layers[l];
+            mf_weight *lw[] = {&L->attn_norm, &L->wq, &L->wk, &L->wv, &L->wo, &L->bq, &L->bk, &L->bv,
+                               &L->bo, &L->sinks, &L->ffn_norm, &L->ffn_gate, &L->ffn_up, &L->ffn_down,
+                               &L->router, &L->router_b, &L->gate_exps, &L->up_exps, &L->down_exps,
+                               &L->gate_exps_b, &L->up_exps_b, &L->down_exps_b};
+            for (mf_weight *w : lw) clear_dev(w);
+        }
+        return;
+    }
+}
+
+/* ------------------------------------------------------------------ state */
+
+void cu_state_free(mf_backend *be, mf_bstate *bst)
+{
+    (void)be;
+    cu_state *st = S(bst);
+    if (!st) return;
+    if (st->exec) cudaGraphExecDestroy(st->exec);
+    if (st->graph) cudaGraphDestroy(st->graph);
+    int L = st->m->hp.n_layers;
+    for (int l = 0; l < L; l++) {
+        if (st->kc && st->kc[l]) cudaFree(st->kc[l]);
+        if (st->vc && st->vc[l]) cudaFree(st->vc[l]);
+    }
+    for (int i = 0; i < st->n_tabs; i++) cudaFree(st->tabs[i]);
+    void *dev[] = {st->d_params, st->part_o, st->part_ml, st->ff_g, st->ff_u, st->logits, st->selw, st->eg,
+                   st->eu, st->hg, st->ey, st->sel, st->counts, st->perm, st->inv, st->d_arg};
+    for (void *p : dev)
+        if (p) cudaFree(p);
+    void *pinned[] = {st->h_params, st->counts_host, st->h_arg};
+    for (void *p : pinned)
+        if (p) cudaFreeHost(p);
+    if (st->params_copied) cudaEventDestroy(st->params_copied);
+    mf_cu_ctx_free(&st->c);
+    free(st->kc);
+    free(st->vc);
+    free(st->slots);
+    free(st->tabs);
+    free(st->rcos);
+    free(st->rsin);
+    free(st);
+}
+
+struct dev_req {
+    void **p;
+    size_t bytes;
+};
+
+int64_t max64(int64_t a, int64_t b) { return a > b ? a : b; }
+
+/* the largest single matrix (or expert slice) a matmul multiplies, in elements */
+int64_t largest_matrix(const mf_model *m)
+{
+    int64_t best = m->output.ne[0] * m->output.ne[1];
+    for (int l = 0; l < m->hp.n_layers; l++) {
+        const mf_layer *L = &m->layers[l];
+        const mf_weight *ws[] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->ffn_gate, &L->ffn_up, &L->ffn_down,
+                                 &L->router, &L->gate_exps, &L->up_exps, &L->down_exps};
+        for (const mf_weight *w : ws)
+            if (w->name) best = max64(best, w->ne[0] * w->ne[1]);
+    }
+    return best;
+}
+
+mf_bstate *cu_state_new(mf_backend *be, const mf_model *m, const mf_state_opts *o, mf_err *err)
+{
+    const mf_hparams *hp = &m->hp;
+    if (hp->n_kv_heads <= 0 || hp->n_heads % hp->n_kv_heads)
+        return (mf_errf(err, "CUDA backend: %d heads are not a multiple of %d KV heads", hp->n_heads, hp->n_kv_heads),
+                nullptr);
+    if (hp->n_rot > hp->head_dim || hp->n_rot % 2)
+        return (mf_errf(err, "CUDA backend: %d rotated dims for head dim %d", hp->n_rot, hp->head_dim), nullptr);
+    if (o->n_ctx <= 0 || o->max_batch <= 0)
+        return (mf_errf(err, "CUDA backend: n_ctx %d, max_batch %d", o->n_ctx, o->max_batch), nullptr);
+
+    cu_state *st = (cu_state *)calloc(1, sizeof *st);
+    if (!st) return (mf_errf(err, "out of memory"), nullptr);
+    st->cb = impl(be);
+    st->m = m;
+    st->o = *o;
+    const int L = hp->n_layers, B = o->max_batch, npair = hp->n_rot / 2, hd = hp->head_dim;
+    const size_t esz = o->kv_f16 ? 2 : 4;
+    st->kc = (void **)calloc((size_t)L + 1, sizeof(void *));
+    st->vc = (void **)calloc((size_t)L + 1, sizeof(void *));
+    st->slots = (int *)calloc((size_t)L + 1, sizeof(int));
+    st->tabs = (float **)calloc(2 * (size_t)L + 2, sizeof(float *));
+    st->rcos = (const float **)calloc((size_t)L + 1, sizeof(float *));
+    st->rsin = (const float **)calloc((size_t)L + 1, sizeof(float *));
+    float *host_tab = (float *)malloc(sizeof(float) * 2 * (size_t)o->n_ctx * (size_t)(npair ? npair : 1));
+    dev_req *req = (dev_req *)calloc(4 * (size_t)L + 64, sizeof *req);
+    int nreq = 0;
+    size_t need = 0, free_b = 0, total_b = 0;
+    cudaError_t e;
+    int64_t d = hp->n_embd, qw = (int64_t)hp->n_heads * hd;
+    int64_t max_in = max64(max64(d, qw), max64(hp->n_ff, hp->n_ff_exp));
+    size_t wh_cap = 0, xh_cap = 0;
+    if (!st->kc || !st->vc || !st->slots || !st->tabs || !st->rcos || !st->rsin || !host_tab || !req) {
+        mf_errf(err, "out of memory");
+        goto fail;
+    }
+
+    /* ---- what the session needs on the device */
+    for (int l = 0; l < L; l++) {
+        st->slots[l] = mf_kv_slots(hp, m->layers[l].sliding, o->n_ctx, B);
+        size_t bytes = (size_t)hp->n_kv_heads * (size_t)st->slots[l] * (size_t)hd * esz;
+        req[nreq++] = {&st->kc[l], bytes};
+        req[nreq++] = {&st->vc[l], bytes};
+    }
+    for (int l = 0; l < L; l++) {  /* one table pair per distinct frequency set */
+        int same = -1;
+        for (int p = 0; p < l && same < 0; p++)
+            if (!memcmp(m->rope_freq[p], m->rope_freq[l], sizeof(float) * (size_t)npair)) same = p;
+        if (same >= 0) continue;
+        size_t bytes = sizeof(float) * (size_t)o->n_ctx * (size_t)(npair ? npair : 1);
+        req[nreq++] = {(void **)&st->tabs[st->n_tabs++], bytes};
+        req[nreq++] = {(void **)&st->tabs[st->n_tabs++], bytes};
+    }
+    req[nreq++] = {(void **)&st->d_params, sizeof(int32_t) * (size_t)(B + 1)};
+    req[nreq++] = {(void **)&st->d_arg, sizeof(int32_t)};
+    if (mf_cu_ctx_init(&st->c, 0, 0, err)) goto fail;  /* stream, cuBLAS, device limits */
+    {
+        /* flash-decoding splits: full layers see up to n_ctx keys, sliding ones the window */
+        int span_swa = hp->window > 0 && hp->window < o->n_ctx ? hp->window : o->n_ctx;
+        mf_cu_attn_split(o->n_ctx, hp->n_kv_heads, st->c.sm_count, &st->chunk_full, &st->nsplit_full);
+        mf_cu_attn_split(span_swa, hp->n_kv_heads, st->c.sm_count, &st->chunk_swa, &st->nsplit_swa);
+        int ns = st->nsplit_full > st->nsplit_swa ? st->nsplit_full : st->nsplit_swa;
+        req[nreq++] = {(void **)&st->part_o, sizeof(float) * (size_t)ns * (size_t)hp->n_heads * (size_t)hd};
+        req[nreq++] = {(void **)&st->part_ml, sizeof(float) * 2 * (size_t)ns * (size_t)hp->n_heads};
+    }
+    if (mf_cu_attn_configure(hd, o->kv_f16, st->c.smem_optin, err)) goto fail;
+    if (hp->n_ff > 0) {
+        req[nreq++] = {(void **)&st->ff_g, sizeof(float) * (size_t)B * (size_t)hp->n_ff};
+        req[nreq++] = {(void **)&st->ff_u, sizeof(float) * (size_t)B * (size_t)hp->n_ff};
+    }
+    if (hp->n_experts > 0) {
+        size_t E = (size_t)hp->n_experts, K = (size_t)B * (size_t)hp->n_experts_used, F = (size_t)hp->n_ff_exp;
+        req[nreq++] = {(void **)&st->logits, sizeof(float) * (size_t)B * E};
+        req[nreq++] = {(void **)&st->sel, sizeof(int32_t) * K};
+        req[nreq++] = {(void **)&st->selw, sizeof(float) * K};
+        req[nreq++] = {(void **)&st->eg, sizeof(float) * K * F};
+        req[nreq++] = {(void **)&st->eu, sizeof(float) * K * F};
+        req[nreq++] = {(void **)&st->hg, sizeof(float) * K * (size_t)d};
+        req[nreq++] = {(void **)&st->ey, sizeof(float) * K * (size_t)d};
+        req[nreq++] = {(void **)&st->counts, sizeof(int32_t) * 2 * (E + 1)};
+        req[nreq++] = {(void **)&st->perm, sizeof(int32_t) * K};
+        req[nreq++] = {(void **)&st->inv, sizeof(int32_t) * K};
+    }
+    if (B >= MF_GEMM_MIN_ROWS || hp->n_experts > 0) {
+        int64_t big = largest_matrix(m);
+        wh_cap = (size_t)(big < (int64_t)WH_MAX ? big : (int64_t)WH_MAX);
+        if (wh_cap < (size_t)max_in) wh_cap = (size_t)max_in;
+        xh_cap = (size_t)B * (size_t)max_in;
+    }
+    for (int i = 0; i < nreq; i++) need += req[i].bytes;
+    need += (wh_cap + xh_cap) * sizeof(__half);
+    if ((e = cudaMemGetInfo(&free_b, &total_b)) != cudaSuccess) {
+        mf_cu_err(err, e, "cudaMemGetInfo");
+        goto fail;
+    }
+    if (need > free_b) {
+        mf_errf(err, "CUDA backend: the session (KV cache, %d positions, and scratch) needs %.1f MiB of GPU memory "
+                     "but only %.1f MiB of %.1f MiB are free",
+                o->n_ctx, need / 1048576.0, free_b / 1048576.0, total_b / 1048576.0);
+        goto fail;
+    }
+
+    /* ---- allocate */
+    for (int i = 0; i < nreq; i++)
+        if ((e = cudaMalloc(req[i].p, req[i].bytes ? req[i].bytes : 4)) != cudaSuccess) {
+            *req[i].p = nullptr;
+            char what[96];
+            snprintf(what, sizeof what, "cudaMalloc of %zu bytes of session state", req[i].bytes);
+            mf_cu_err(err, e, what);
+            goto fail;
+        }
+    if (wh_cap) {
+        st->c.wh_cap = wh_cap;
+        st->c.xh_cap = xh_cap;
+        if ((e = cudaMalloc((void **)&st->c.wh, wh_cap * sizeof(__half))) != cudaSuccess ||
+            (e = cudaMalloc((void **)&st->c.xh, xh_cap * sizeof(__half))) != cudaSuccess) {
+            mf_cu_err(err, e, "cudaMalloc of the F16 GEMM scratch");
+            goto fail;
+        }
+    }
+    if ((e = cudaHostAlloc((void **)&st->h_params, sizeof(int32_t) * (size_t)(B + 1), cudaHostAllocDefault)) !=
+            cudaSuccess ||
+        (e = cudaHostAlloc((void **)&st->h_arg, sizeof(int32_t), cudaHostAllocDefault)) != cudaSuccess ||
+        (hp->n_experts > 0 && (e = cudaHostAlloc((void **)&st->counts_host,
+                                                 sizeof(int32_t) * 2 * (size_t)(hp->n_experts + 1),
+                                                 cudaHostAllocDefault)) != cudaSuccess)) {
+        mf_cu_err(err, e, "cudaHostAlloc of the step buffers");
+        goto fail;
+    }
+    if ((e = cudaEventCreateWithFlags(&st->params_copied, cudaEventDisableTiming)) != cudaSuccess) {
+        mf_cu_err(err, e, "cudaEventCreate");
+        goto fail;
+    }
+
+    /* ---- zeroed KV cache (no slot is ever read uninitialized), RoPE tables */
+    for (int l = 0; l < L; l++) {
+        size_t bytes = (size_t)hp->n_kv_heads * (size_t)st->slots[l] * (size_t)hd * esz;
+        if ((e = cudaMemset(st->kc[l], 0, bytes)) != cudaSuccess || (e = cudaMemset(st->vc[l], 0, bytes)) != cudaSuccess) {
+            mf_cu_err(err, e, "cudaMemset of the KV cache");
+            goto fail;
+        }
+    }
+    for (int l = 0, t = 0; l < L; l++) {
+        int same = -1;
+        for (int p = 0; p < l && same < 0; p++)
+            if (!memcmp(m->rope_freq[p], m->rope_freq[l], sizeof(float) * (size_t)npair)) same = p;
+        if (same >= 0) {
+            st->rcos[l] = st->rcos[same];
+            st->rsin[l] = st->rsin[same];
+            continue;
+        }
+        float *hc = host_tab, *hs = host_tab + (size_t)o->n_ctx * (size_t)npair;
+        for (int p = 0; p < o->n_ctx; p++) mf_rope_cos_sin(m, l, p, hc + (size_t)p * npair, hs + (size_t)p * npair);
+        size_t bytes = sizeof(float) * (size_t)o->n_ctx * (size_t)npair;
+        if (bytes && ((e = cudaMemcpy(st->tabs[t], hc, bytes, cudaMemcpyHostToDevice)) != cudaSuccess ||
+                      (e = cudaMemcpy(st->tabs[t + 1], hs, bytes, cudaMemcpyHostToDevice)) != cudaSuccess)) {
+            mf_cu_err(err, e, "upload of the RoPE tables");
+            goto fail;
+        }
+        st->rcos[l] = st->tabs[t];
+        st->rsin[l] = st->tabs[t + 1];
+        t += 2;
+    }
+    free(host_tab);
+    free(req);
+    return (mf_bstate *)st;
+fail:
+    free(host_tab);
+    free(req);
+    cu_state_free(be, (mf_bstate *)st);
+    return nullptr;
+}
+
+/* ------------------------------------------------------------------ a step */
+
+int cu_step_begin(mf_backend *be, mf_bstate *bst, const int32_t *tokens, int n, int pos0)
+{
+    cu_state *st = S(bst);
+    mf_cu_ctx *c = &st->c;
+    st->n = n;
+    st->pos0 = pos0;
+    if (c->failed) return 0;
+    if (n < 1 || n > st->o.max_batch || pos0 < 0 || (int64_t)pos0 + n > st->o.n_ctx) {
+        mf_cu_fail(c, "CUDA backend: a step of %d tokens at position %d (max_batch %d, n_ctx %d)", n, pos0,
+                   st->o.max_batch, st->o.n_ctx);
+        return 0;
+    }
+    /* the pinned buffer is reused: wait until the previous step's copy has read it */
+    if (!mf_cu_check(c, cudaEventSynchronize(st->params_copied), "CUDA backend: wait for the step copy")) return 0;
+    st->h_params[0] = pos0;
+    memcpy(st->h_params + 1, tokens, sizeof(int32_t) * (size_t)n);
+    if (!mf_cu_check(c, cudaMemcpyAsync(st->d_params, st->h_params, sizeof(int32_t) * (size_t)(n + 1),
+                                        cudaMemcpyHostToDevice, c->stream), "CUDA backend: copy of the step") ||
+        !mf_cu_check(c, cudaEventRecord(st->params_copied, c->stream), "CUDA backend: cudaEventRecord"))
+        return 0;
+    if (n != 1 || st->o.no_graph) return 0;
+    if (st->have_graph) {
+        mf_cu_check(c, cudaGraphLaunch(st->exec, c->stream), "CUDA backend: cudaGraphLaunch");
+        return 1;
+    }
+    if (!mf_cu_check(c, cudaStreamBeginCapture(c->stream, cudaStreamCaptureModeThreadLocal),
+                     "CUDA backend: cudaStreamBeginCapture"))
+        return 0;
+    c->capturing = 1;
+    st->cb->capturing++;
+    return 0;
+}
+
+int cu_step_end(mf_backend *be, mf_bstate *bst, mf_err *err)
+{
+    (void)be;
+    cu_state *st = S(bst);
+    mf_cu_ctx *c = &st->c;
+    if (c->capturing) {
+        cudaGraph_t g = nullptr;
+        cudaError_t e = cudaStreamEndCapture(c->stream, &g);
+        c->capturing = 0;
+        st->cb->capturing--;
+        if (e != cudaSuccess || c->failed) {
+            mf_cu_check(c, e, "CUDA backend: cudaStreamEndCapture");
+            if (g) cudaGraphDestroy(g);
+        } else if (mf_cu_check(c, cudaGraphInstantiate(&st->exec, g, 0), "CUDA backend: cudaGraphInstantiate")) {
+            st->graph = g;
+            st->have_graph = 1;
+            mf_cu_check(c, cudaGraphLaunch(st->exec, c->stream), "CUDA backend: cudaGraphLaunch");
+        } else {
+            cudaGraphDestroy(g);
+        }
+    }
+    if (!c->failed) mf_cu_launched(c, "the step's kernels");
+    if (c->failed) return mf_errf(err, "%s", c->msg);
+    return 0;
+}
+
+/* ------------------------------------------------------------------ operations */
+
+void cu_embed(mf_backend *be, mf_bstate *bst, const mf_weight *emb, float *x)
+{
+    (void)be;
+    cu_state *st = S(bst);
+    mf_cu_mat e = mat_of(emb, nullptr);
+    mf_cu_embed(&st->c, &e, st->d_params + 1, st->n, x);
+}
+
+void cu_rmsnorm(mf_backend *be, mf_bstate *bst, const float *x, const mf_weight *g, float eps, float *out, int rows)
+{
+    (void)be;
+    mf_cu_rmsnorm(&S(bst)->c, x, (const float *)g->dev, eps, out, rows, (int)g->ne[0]);
+}
+
+void cu_matmul(mf_backend *be, mf_bstate *bst, const mf_weight *W, const mf_weight *b, const float *in, float *out,
+               int rows, int accumulate)
+{
+    (void)be;
+    mf_cu_mat m = mat_of(W, b);
+    int64_t ldo = W->ne[1];
+    mf_cu_matmul(&S(bst)->c, &m, &out, &ldo, 1, in, W->ne[0], rows, accumulate);
+}
+
+void cu_qkv(mf_backend *be, mf_bstate *bst, int l, const float *h, float *q, float *k, float *v)
+{
+    (void)be;
+    cu_state *st = S(bst);
+    const mf_layer *L = &st->m->layers[l];
+    mf_cu_mat m[3] = {mat_of(&L->wq, &L->bq), mat_of(&L->wk, &L->bk), mat_of(&L->wv, &L->bv)};
+    float *outs[3] = {q, k, v};
+    int64_t ldo[3] = {L->wq.ne[1], L->wk.ne[1], L->wv.ne[1]};
+    mf_cu_matmul(&st->c, m, outs, ldo, 3, h, L->wq.ne[0], st->n, 0);
+}
+
+void cu_rope_kv(mf_backend *be, mf_bstate *bst, int l, float *q, const float *k, const float *v)
+{
+    (void)be;
+    cu_state *st = S(bst);
+    const mf_hparams *hp = &st->m->hp;
+    mf_cu_rope_args a;
+    a.q = q;
+    a.k = k;
+    a.v = v;
+    a.kc = st->kc[l];
+    a.vc = st->vc[l];
+    a.kv_f16 = st->o.kv_f16;
+    a.slots = st->slots[l];
+    a.cos_t = st->rcos[l];
+    a.sin_t = st->rsin[l];
+    a.n_ctx = st->o.n_ctx;
+    a.pos0 = st->d_params;
+    a.n = st->n;
+    a.H = hp->n_heads;
+    a.Hkv = hp->n_kv_heads;
+    a.hd = hp->head_dim;
+    a.n_rot = hp->n_rot;
+    a.neox = hp->rope_neox;
+    mf_cu_rope_kv(&st->c, &a);
+}
+
+void cu_attention(mf_backend *be, mf_bstate *bst, int l, const float *q, float *out)
+{
+    (void)be;
+    cu_state *st = S(bst);
+    const mf_hparams *hp = &st->m->hp;
+    const mf_layer *L = &st->m->layers[l];
+    int sliding = L->sliding && hp->window > 0;
+    mf_cu_attn_args a;
+    a.q = q;
+    a.out = out;
+    a.kc = st->kc[l];
+    a.vc = st->vc[l];
+    a.kv_f16 = st->o.kv_f16;
+    a.slots = st->slots[l];
+    a.pos0 = st->d_params;
+    a.n = st->n;
+    a.H = hp->n_heads;
+    a.Hkv = hp->n_kv_heads;
+    a.hd = hp->head_dim;
+    a.window = sliding ? hp->window : 0;
+    a.scale = hp->attn_scale;
+    a.sinks = hp->has_sinks && L->sinks.name ? (const float *)L->sinks.dev : nullptr;
+    a.chunk = st->n == 1 ? (sliding ? st->chunk_swa : st->chunk_full) : 0;
+    a.nsplit = sliding ? st->nsplit_swa : st->nsplit_full;
+    a.part_o = st->part_o;
+    a.part_ml = st->part_ml;
+    mf_cu_attention(&st->c, &a);
+}
+
+void cu_ffn(mf_backend *be, mf_bstate *bst, int l, const float *h, float *x)
+{
+    (void)be;
+    cu_state *st = S(bst);
+    mf_cu_ctx *c = &st->c;
+    const mf_layer *L = &st->m->layers[l];
+    const int n = st->n;
+    const int64_t d = L->ffn_gate.ne[0], F = L->ffn_gate.ne[1];
+    mf_cu_mat gate = mat_of(&L->ffn_gate, nullptr), up = mat_of(&L->ffn_up, nullptr);
+    if (n < MF_GEMM_MIN_ROWS && gate.type == up.type) {
+        mf_cu_gemv_swiglu(c, &gate, &up, h, d, n, st->ff_g, F);
+    } else {
+        mf_cu_mat gu[2] = {gate, up};
+        float *outs[2] = {st->ff_g, st->ff_u};
+        int64_t ldo[2] = {F, F};
+        mf_cu_matmul(c, gu, outs, ldo, 2, h, d, n, 0);
+        mf_cu_swiglu(c, st->ff_g, st->ff_u, (int64_t)n * F);
+    }
+    mf_cu_mat down = mat_of(&L->ffn_down, nullptr);
+    int64_t ldo = L->ffn_down.ne[1];
+    mf_cu_matmul(c, &down, &x, &ldo, 1, st->ff_g, F, n, 1);
+}
+
+void cu_moe(mf_backend *be, mf_bstate *bst, int l, const float *h, float *x)
+{
+    (void)be;
+    cu_state *st = S(bst);
+    const mf_hparams *hp = &st->m->hp;
+    const mf_layer *L = &st->m->layers[l];
+    mf_cu_moe_args a;
+    a.h = h;
+    a.x = x;
+    a.n = st->n;
+    a.d = hp->n_embd;
+    a.F = hp->n_ff_exp;
+    a.E = hp->n_experts;
+    a.k = hp->n_experts_used;
+    a.limit = hp->swiglu_limit;
+    a.alpha = hp->swiglu_alpha;
+    a.router = mat_of(&L->router, &L->router_b);
+    a.gate = mat_of(&L->gate_exps, &L->gate_exps_b);
+    a.up = mat_of(&L->up_exps, &L->up_exps_b);
+    a.down = mat_of(&L->down_exps, &L->down_exps_b);
+    a.logits = st->logits;
+    a.sel = st->sel;
+    a.selw = st->selw;
+    a.g = st->eg;
+    a.u = st->eu;
+    a.hg = st->hg;
+    a.y = st->ey;
+    a.counts = st->counts;
+    a.perm = st->perm;
+    a.inv = st->inv;
+    a.counts_host = st->counts_host;
+    mf_cu_moe(&st->c, &a);
+}
+
+int cu_argmax(mf_backend *be, mf_bstate *bst, const float *buf, int n)
+{
+    (void)be;
+    cu_state *st = S(bst);
+    mf_cu_ctx *c = &st->c;
+    if (c->capturing) {
+        mf_cu_fail(c, "CUDA backend: argmax() inside a graph capture");
+        return 0;
+    }
+    mf_cu_argmax(c, buf, n, st->d_arg);
+    if (c->failed ||
+        !mf_cu_check(c, cudaMemcpyAsync(st->h_arg, st->d_arg, sizeof(int32_t), cudaMemcpyDeviceToHost, c->stream),
+                     "CUDA backend: copy of the argmax") ||
+        !mf_cu_check(c, cudaStreamSynchronize(c->stream), "CUDA backend: wait for the argmax"))
+        return 0;
+    return *st->h_arg;
+}
+
+/* ------------------------------------------------------------------ lifetime */
+
+void cu_free(mf_backend *be)
+{
+    if (!be) return;
+    cu_backend *cb = impl(be);
+    if (cb) {
+        for (int i = 0; i < cb->n_ups; i++) cudaFree(cb->ups[i].base);
+        free(cb->ups);
+        free(cb);
+    }
+    free(be);
+}
+
+}  // namespace
+
+extern "C" mf_backend *mf_backend_cuda_new(int device, mf_err *err)
+{
+    int n = 0;
+    cudaError_t e = cudaGetDeviceCount(&n);
+    if (e != cudaSuccess) return (mf_cu_err(err, e, "no usable CUDA device (cudaGetDeviceCount)"), nullptr);
+    if (device < 0 || device >= n)
+        return (mf_errf(err, "CUDA device %d does not exist (%d device%s present)", device, n, n == 1 ? "" : "s"),
+                nullptr);
+    if ((e = cudaSetDevice(device)) != cudaSuccess) return (mf_cu_err(err, e, "cudaSetDevice"), nullptr);
+    cudaDeviceProp p;
+    if ((e = cudaGetDeviceProperties(&p, device)) != cudaSuccess)
+        return (mf_cu_err(err, e, "cudaGetDeviceProperties"), nullptr);
+    mf_backend *be = (mf_backend *)calloc(1, sizeof *be);
+    cu_backend *cb = (cu_backend *)calloc(1, sizeof *cb);
+    if (!be || !cb) {
+        free(be);
+        free(cb);
+        return (mf_errf(err, "out of memory"), nullptr);
+    }
+    cb->device = device;
+    be->name = "cuda";
+    snprintf(be->device_name, sizeof be->device_name, "%.80s (sm_%d%d, %d SMs)", p.name, p.major, p.minor,
+             p.multiProcessorCount);
+    be->impl = cb;
+    be->prepare = cu_prepare;
+    be->unprepare = cu_unprepare;
+    be->state_new = cu_state_new;
+    be->state_free = cu_state_free;
+    be->free = cu_free;
+    be->alloc = cu_alloc;
+    be->release = cu_release;
+    be->read = cu_read;
+    be->step_begin = cu_step_begin;
+    be->step_end = cu_step_end;
+    be->embed = cu_embed;
+    be->rmsnorm = cu_rmsnorm;
+    be->matmul = cu_matmul;
+    be->qkv = cu_qkv;
+    be->rope_kv = cu_rope_kv;
+    be->attention = cu_attention;
+    be->ffn = cu_ffn;
+    be->moe = cu_moe;
+    be->argmax = cu_argmax;
+    return be;
+}
