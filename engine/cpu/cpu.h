@@ -58,9 +58,13 @@ struct mf_bstate {
 /* rows of W dequantized per BLAS tile (see matmul.c) */
 #define MF_CPU_TILE_ROWS 64
 /* batches of at least this many rows take the dequantize + sgemm path (when BLAS is on) */
+#ifndef MF_CPU_BLAS_MIN_ROWS
 #define MF_CPU_BLAS_MIN_ROWS 16
+#endif
 /* the quantized path handles at most this many tokens per pass over the weights */
+#ifndef MF_CPU_QROWS
 #define MF_CPU_QROWS 16
+#endif
 
 /* y[r][o] (+)= sum_i W[o][i] x[r][i] (+ bias[o]) for r < rows, o < n_out: the one matrix
  * product of the backend (matmul.c). W: n_out rows of n_in elements of wtype, row_bytes
