@@ -171,9 +171,9 @@ uint64_t mf_plan_scratch_bytes(const mf_plan_model *pm, int64_t n_ctx, int batch
  * Headroom. CUDA cards: 1 GiB for what the driver keeps back (nvidia-smi shows 81559 of the
  * H100's 81920 MiB, 143771 of the H200's 144384 MiB) plus a CUDA context with cuBLAS (a few
  * hundred MiB). Apple: the GPU may wire only macOS's recommendedMaxWorkingSetSize, 2/3 of
- * 32 GiB (21845 MiB, printed by llama.cpp's Metal backend on 32 GB M-series Macs) and 84%
- * of 128 GiB (107.52 GiB, measured on 128 GB Macs in antirez/ds4 PR #893); the rest is the
- * headroom. */
+ * 32 GiB (21845 MiB, printed by llama.cpp's Metal backend on 32 GB M-series Macs: llama.cpp
+ * PR #2011, ollama issue #434) and 84% of 128 GiB (107.52 GiB, measured on 128 GB Macs in
+ * antirez/ds4 PR #893); the rest is the headroom. */
 static const mf_plan_device DEVICES[] = {
     {"RTX 3050 8GB", MF_PLAN_CUDA, 8 * GIB, MF_PLAN_GPU_HEADROOM, 224.0, "NVIDIA GeForce RTX 3050"},
     {"RTX 3060 12GB", MF_PLAN_CUDA, 12 * GIB, MF_PLAN_GPU_HEADROOM, 360.0, "NVIDIA GeForce RTX 3060"},

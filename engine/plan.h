@@ -79,9 +79,9 @@ uint64_t mf_plan_bytes_per_token(const mf_plan_model *pm);
 /* KV bytes of one position across all layers, without any window: L * 2 * Hkv * hd * e. */
 uint64_t mf_plan_kv_per_position(const mf_hparams *hp, int elem_bytes);
 
-/* KV cache as minfer allocates it for a context of n_ctx and prompt steps of `batch`
- * tokens: per layer mf_kv_slots() positions (sliding layers: a ring of min(n_ctx,
- * W + batch - 1)), 2 * Hkv * hd * e bytes each. */
+/* KV cache as minfer allocates it for a context of n_ctx (at most INT_MAX; minfer caps
+ * contexts at 2^24) and prompt steps of `batch` tokens: per layer mf_kv_slots() positions
+ * (sliding layers: a ring of min(n_ctx, W + batch - 1)), 2 * Hkv * hd * e bytes each. */
 uint64_t mf_plan_kv_alloc_bytes(const mf_hparams *hp, int64_t n_ctx, int batch, int elem_bytes);
 
 /* Scratch bytes for a context of n_ctx and prompt batch B (B is capped at n_ctx), with
