@@ -155,18 +155,6 @@ static const char *base_name(const char *path)
     return s ? s + 1 : path;
 }
 
-/* sha256 of the header (metadata and tensor infos): what `minfer bench --save` records */
-static int header_sha256(const char *path, uint64_t n, char out[65])
-{
-    FILE *f = fopen(path, "rb");
-    uint8_t *b = malloc(n ? (size_t)n : 1);
-    int ok = f && b && fread(b, 1, (size_t)n, f) == n;
-    if (ok) mf_sha256_hex(b, (size_t)n, out);
-    if (f) fclose(f);
-    free(b);
-    return ok ? 0 : -1;
-}
-
 /* docs/bench-results.jsonl in the current directory, then in the checkout holding the
  * binary (build/minfer -> ../docs); NULL when neither exists */
 static const char *default_results(char *buf, size_t cap)
@@ -448,7 +436,7 @@ int mf_cmd_plan(int argc, char **argv)
     for (int i = 0; i < n; i++) mf_plan_evaluate(&pm, &rows[i].dev, ctx, a.kv_elem, &rows[i].fit);
 
     char sha[65] = "", rbuf[PATH_MAX + 32];
-    if (header_sha256(path, mf_gguf_data_offset(g), sha)) {
+    if (drv_header_sha256(path, mf_gguf_data_offset(g), sha)) {
         fprintf(stderr, "minfer plan: cannot read the header of '%s'\n", path);
         goto done;
     }
