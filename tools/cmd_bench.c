@@ -134,17 +134,6 @@ static void types_summary(const mf_model *m, char *out, size_t cap)
     }
 }
 
-static int header_sha256(const char *path, size_t n, char out[65])
-{
-    FILE *f = fopen(path, "rb");
-    uint8_t *b = malloc(n ? n : 1);
-    int ok = f && b && fread(b, 1, n, f) == n;
-    if (ok) mf_sha256_hex(b, n, out);
-    if (f) fclose(f);
-    free(b);
-    return ok ? 0 : -1;
-}
-
 static void json_str(FILE *f, const char *s)
 {
     fputc('"', f);
@@ -301,7 +290,7 @@ int mf_cmd_bench(int argc, char **argv)
         if (!f) { fprintf(stderr, "minfer bench: cannot append to '%s'\n", a.save); goto done; }
         char sha[65], date[32];
         /* the header (metadata + tensor infos) identifies the file without hashing gigabytes */
-        if (header_sha256(path, (size_t)mf_gguf_data_offset(m->gguf), sha)) {
+        if (drv_header_sha256(path, (size_t)mf_gguf_data_offset(m->gguf), sha)) {
             fprintf(stderr, "minfer bench: cannot read the header of '%s'\n", path);
             fclose(f);
             goto done;

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #ifdef MF_HAVE_BLAS
@@ -64,7 +65,6 @@ static void cpu_state_free(mf_backend *be, mf_bstate *st)
     free(st->krow);
     free(st->qx);
     free(st->tmp);
-    free(st->xact);
     free(st->ff_g);
     free(st->ff_u);
     free(st->scores);
@@ -112,13 +112,12 @@ static mf_bstate *cpu_state_new(mf_backend *be, const mf_model *m, const mf_stat
     st->qx_cap = (size_t)MF_CPU_QROWS * (size_t)(4 * max_in + 256);
     st->qx = aligned_alloc(64, (st->qx_cap + 63) / 64 * 64);  /* whole cache lines for the SIMD kernels */
     st->tmp = malloc(sizeof(float) * (size_t)MF_CPU_QROWS * (size_t)max_out);
-    st->xact = malloc(sizeof(float) * (size_t)B * (size_t)max_in);
     st->ff_g = malloc(sizeof(float) * (size_t)B * (size_t)F);
     st->ff_u = malloc(sizeof(float) * (size_t)B * (size_t)F);
     st->scores = malloc(sizeof(float) * (size_t)cb->n_threads * (size_t)o->n_ctx);
     st->deq = malloc(sizeof(float) * (size_t)cb->n_threads * MF_CPU_TILE_ROWS * (size_t)max_in);
     if (!st->tokens || !st->krow || !st->kc || !st->vc || !st->slots || !st->rcos || !st->rsin || !st->qx ||
-        !st->tmp || !st->xact || !st->ff_g || !st->ff_u || !st->scores || !st->deq)
+        !st->tmp || !st->ff_g || !st->ff_u || !st->scores || !st->deq)
         goto oom;
     if (hp->n_experts) {
         size_t K = (size_t)B * (size_t)hp->n_experts_used;
@@ -309,6 +308,22 @@ static void cpu_name(char *out, size_t cap, int threads)
     snprintf(out, cap, "%s (%d thread%s)", model, threads, threads == 1 ? "" : "s");
 }
 
+#ifdef MF_HAVE_BLAS
+/* OpenBLAS picks its kernels by CPU model at load time; on a CPU it does not know (seen on
+ * this project's VMs: a Sapphire Rapids reported as "Prescott") it falls back to SSE3 code,
+ * and its sgemm runs at a third of our integer kernels. Use it only with a kernel family
+ * that has AVX2 or AVX-512 code (OPENBLAS_CORETYPE=SkylakeX or Haswell forces one). */
+static int blas_has_vector_kernels(void)
+{
+    static const char *const vec[] = {"Haswell", "Skylake", "SkylakeX", "Cooperlake", "SapphireRapids",
+                                      "Zen", "Zen4", "Excavator"};
+    const char *name = openblas_get_corename();
+    for (size_t i = 0; name && i < sizeof vec / sizeof *vec; i++)
+        if (!strcasecmp(name, vec[i])) return 1;
+    return 0;
+}
+#endif
+
 mf_backend *mf_backend_cpu_new(int n_threads, mf_err *err)
 {
     mf_backend *be = calloc(1, sizeof *be);
@@ -330,9 +345,15 @@ mf_backend *mf_backend_cpu_new(int n_threads, mf_err *err)
 #ifdef MF_HAVE_BLAS
     /* sgemm runs inside our pool's threads, one tile each: OpenBLAS must not start its own */
     openblas_set_num_threads(1);
+    cb->blas_ok = blas_has_vector_kernels();
 #endif
     be->name = "cpu";
     cpu_name(be->device_name, sizeof be->device_name, cb->n_threads);
+#ifdef MF_HAVE_BLAS
+    size_t dl = strlen(be->device_name);
+    snprintf(be->device_name + dl, sizeof be->device_name - dl, ", OpenBLAS %s%s", openblas_get_corename(),
+             cb->blas_ok ? "" : " unused");
+#endif
     be->impl = cb;
     be->prepare = cpu_prepare;
     be->unprepare = cpu_unprepare;

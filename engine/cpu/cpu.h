@@ -21,6 +21,7 @@
 typedef struct cpu_backend {
     mf_pool *pool;
     int n_threads;
+    int blas_ok;        /* OpenBLAS runs AVX2/AVX-512 kernels on this CPU (matmul.c path 2) */
 } cpu_backend;
 
 struct mf_bstate {
@@ -40,7 +41,6 @@ struct mf_bstate {
     /* scratch */
     void *qx;                     /* converted activations */
     size_t qx_cap;
-    float *xact;                  /* [max_batch][max_in] rounded activations (BLAS path) */
     float *tmp;                   /* [MF_CPU_QROWS][max_out] matmul results before accumulate */
     float *ff_g, *ff_u;           /* [max_batch][n_ff or n_ff_exp] */
     float *scores;                /* [n_threads][n_ctx] attention scores */
@@ -57,10 +57,14 @@ struct mf_bstate {
 
 /* rows of W dequantized per BLAS tile (see matmul.c) */
 #define MF_CPU_TILE_ROWS 64
-/* batches of at least this many rows take the dequantize + sgemm path (when BLAS is on) */
+/* batches of float weights with at least this many rows take the sgemm path (BLAS on) */
+#ifndef MF_CPU_BLAS_MIN_ROWS
 #define MF_CPU_BLAS_MIN_ROWS 16
+#endif
 /* the quantized path handles at most this many tokens per pass over the weights */
+#ifndef MF_CPU_QROWS
 #define MF_CPU_QROWS 16
+#endif
 
 /* y[r][o] (+)= sum_i W[o][i] x[r][i] (+ bias[o]) for r < rows, o < n_out: the one matrix
  * product of the backend (matmul.c). W: n_out rows of n_in elements of wtype, row_bytes

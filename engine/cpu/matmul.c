@@ -4,19 +4,21 @@
  *
  * Two paths, chosen by the number of rows (tokens) of the step:
  *
- * 1. Few rows (decode, small batches): convert x once into the weight type's activation
- *    format (8-bit blocks, quant.h) and let the threads split the weight rows; each thread
- *    calls mf_matmul_rows() on a chunk, which reads each weight row once for all tokens.
- *    Decode is memory-bound: the whole matrix streams from DRAM once per token, so the goal
- *    is to keep both cores' load units busy — chunks are claimed dynamically so neither
- *    core idles at the end.
- * 2. Many rows (prompt processing, MF_CPU_BLAS_MIN_ROWS and up, with OpenBLAS): compute-
- *    bound. Each thread dequantizes a tile of MF_CPU_TILE_ROWS weight rows to float32 (it
- *    fits in L2) and multiplies it with all rows of x by a single-threaded sgemm. The
- *    dequantization is paid once per tile per batch, i.e. divided by the batch size.
- *    OpenBLAS runs single-threaded inside our pool, so the two never compete for cores.
- *    The rows of x are first rounded exactly as path 1 rounds them (mf_act_dequantize), so
- *    both paths compute the same function and differ only in the order of additions.
+ * 1. Quantized weights, any number of rows. Convert each activation row once into the weight
+ *    type's 8-bit block format (quant.h) and let the threads split the weight rows; each
+ *    thread calls mf_matmul_rows() on a chunk, which reads each weight row once for a group
+ *    of up to MF_CPU_QROWS tokens and does integer dot products (AVX2 / AVX-VNNI).
+ *    Decode (one token) is memory-bound: the whole matrix streams from DRAM once per token,
+ *    so the goal is to keep both cores' load units busy — chunks are claimed dynamically so
+ *    neither core idles at the end. A prompt is compute-bound, and the integer kernels'
+ *    4-row x 4-token tiles measured faster here than dequantizing to float32 for sgemm
+ *    (docs/cpu.md §3), so prompts take this path too.
+ * 2. Float weights (F32/F16/BF16) and a batch of MF_CPU_BLAS_MIN_ROWS rows or more, when
+ *    OpenBLAS runs a kernel for this CPU's vector units: each thread converts a tile of
+ *    MF_CPU_TILE_ROWS weight rows to float32 (it fits in L2) and multiplies it with all
+ *    rows of x by a single-threaded sgemm. OpenBLAS runs single-threaded inside our pool, so
+ *    the two never compete for cores. (An OpenBLAS that did not recognize the CPU falls back
+ *    to SSE3 kernels three times slower than path 1; then path 1 is used.)
  */
 #include "cpu.h"
 #include "quant.h"
@@ -101,17 +103,7 @@ void mf_cpu_matmul(cpu_backend *cb, mf_bstate *st, uint32_t wtype, const void *W
                 .x = x, .x_stride = x_stride, .rows = rows, .y = y, .y_stride = y_stride,
                 .accumulate = accumulate, .bias = bias, .tmp = st->tmp, .deq = st->deq};
 #ifdef MF_HAVE_BLAS
-    if (rows >= MF_CPU_BLAS_MIN_ROWS) {
-        /* the same 8-bit rounding of the activations as the quantized path, so that a token
-         * gets the same numbers whether it is computed in a batch or alone */
-        if (mf_act_type(wtype) != MF_TYPE_F32) {
-            for (int t = 0; t < rows; t++) {
-                mf_quantize_act(wtype, x + (int64_t)t * x_stride, st->qx, n_in);
-                mf_act_dequantize(wtype, st->qx, st->xact + (size_t)t * n_in, n_in);
-            }
-            j.x = st->xact;
-            j.x_stride = n_in;
-        }
+    if (cb->blas_ok && rows >= MF_CPU_BLAS_MIN_ROWS && mf_act_type(wtype) == MF_TYPE_F32) {
         mf_pool_run(cb->pool, mm_task_blas, &j, (int)((n_out + MF_CPU_TILE_ROWS - 1) / MF_CPU_TILE_ROWS));
         return;
     }
@@ -159,7 +151,7 @@ static void matmul_group(mf_backend *be, mf_bstate *st, int n, const mf_weight *
     int same = 1;
     for (int i = 1; i < n; i++) same &= W[i]->type == W[0]->type && W[i]->ne[0] == W[0]->ne[0];
 #ifdef MF_HAVE_BLAS
-    same &= rows < MF_CPU_BLAS_MIN_ROWS;
+    same &= !(cb->blas_ok && rows >= MF_CPU_BLAS_MIN_ROWS && mf_act_type(W[0]->type) == MF_TYPE_F32);
 #endif
     if (!same || rows > MF_CPU_QROWS) {
         for (int i = 0; i < n; i++) mf_cpu_matmul_op(be, st, W[i], b[i], x, out[i], rows, 0);

@@ -11,8 +11,9 @@
  * Only the selected experts' matrices are touched: expert e's slice of a stacked tensor
  * [n_in, n_out, E] starts at byte e · n_out · row_bytes, and nothing else of the tensor is
  * addressed (tests/test_gptoss_ops.c runs the block with the unselected experts' bytes set
- * to NaN, and the output stays finite and exact). For a batch, tokens are grouped by expert with a counting sort
- * so each expert's weights stream from memory once per batch, not once per token.
+ * to NaN, and the output stays finite and exact). For a batch, tokens are grouped by expert
+ * with a counting sort so each expert's weights stream from memory once per batch, not once
+ * per token.
  */
 #include "cpu.h"
 
