@@ -9,7 +9,7 @@
  *   o_j = Σ_t (e^{s_t - M} / Z) · v_{g,t}
  *
  * (llama-arch.md §4.1 step 5 and §4.5; gpt-oss-arch.md §3.2 step 5.) Work is split over
- * (row, head) pairs; each thread keeps its scores in its own scratch row. This is the plain
+ * (row, kv head) pairs; each thread keeps its scores in its own scratch rows. This is the plain
  * two-pass softmax — the CPU twin of the GPU's online-softmax flash attention.
  */
 #include "cpu.h"
@@ -22,7 +22,7 @@
 #define MF_ATT_SIMD 1
 #endif
 
-float mf_cpu_kv_dot(const float *q, const void *krow, int n, int f16)
+static inline float kv_dot(const float *q, const void *krow, int n, int f16)
 {
     int i = 0;
     float s = 0.0f;
@@ -52,7 +52,7 @@ float mf_cpu_kv_dot(const float *q, const void *krow, int n, int f16)
     return s;
 }
 
-void mf_cpu_kv_axpy(float a, const void *vrow, float *out, int n, int f16)
+static inline void kv_axpy(float a, const void *vrow, float *out, int n, int f16)
 {
     int i = 0;
 #ifdef MF_ATT_SIMD
@@ -77,6 +77,31 @@ void mf_cpu_kv_axpy(float a, const void *vrow, float *out, int n, int f16)
     }
 }
 
+#ifdef MF_ATT_SIMD
+/* Eight dot products q·k_i (i < 8, n a multiple of 8) returned as one vector: eight vertical
+ * accumulators, then a transpose-and-add that costs what one horizontal sum costs, instead
+ * of one horizontal sum per key. */
+static inline __m256 kv_dot8(const float *q, const uint8_t *const k[8], int n, int f16)
+{
+    __m256 a[8];
+    for (int i = 0; i < 8; i++) a[i] = _mm256_setzero_ps();
+    for (int c = 0; c < n; c += 8) {
+        __m256 qv = _mm256_loadu_ps(q + c);
+        for (int i = 0; i < 8; i++) {
+            __m256 kv = f16 ? _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)((const uint16_t *)k[i] + c)))
+                            : _mm256_loadu_ps((const float *)k[i] + c);
+            a[i] = _mm256_fmadd_ps(qv, kv, a[i]);
+        }
+    }
+    /* lane j of the result = sum of a[j] */
+    __m256 s01 = _mm256_hadd_ps(a[0], a[1]), s23 = _mm256_hadd_ps(a[2], a[3]);
+    __m256 s45 = _mm256_hadd_ps(a[4], a[5]), s67 = _mm256_hadd_ps(a[6], a[7]);
+    __m256 s0123 = _mm256_hadd_ps(s01, s23), s4567 = _mm256_hadd_ps(s45, s67);
+    __m256 lo = _mm256_permute2f128_ps(s0123, s4567, 0x20), hi = _mm256_permute2f128_ps(s0123, s4567, 0x31);
+    return _mm256_add_ps(lo, hi);
+}
+#endif
+
 typedef struct att_job {
     mf_bstate *st;
     int l;
@@ -84,43 +109,59 @@ typedef struct att_job {
     float *out;
 } att_job;
 
+/* One task = one query row and one kv head with the grp query heads that share it: each
+ * key and value row is loaded once for all of them (GQA), which matters when the keys no
+ * longer fit in L1 (long prompts). */
 static void att_task(void *ctx, int task, int thread)
 {
     att_job *j = ctx;
     mf_bstate *st = j->st;
     const mf_hparams *hp = &st->m->hp;
     const mf_layer *L = &st->m->layers[j->l];
-    int H = hp->n_heads, hd = hp->head_dim, grp = hp->n_heads / hp->n_kv_heads;
-    int r = task / H, head = task % H, g = head / grp;
+    int H = hp->n_heads, Hkv = hp->n_kv_heads, hd = hp->head_dim, grp = H / Hkv;
+    int r = task / Hkv, g = task % Hkv;
     int p = st->pos0 + r;
-    int t_lo = L->sliding && p - hp->window + 1 > 0 ? p - hp->window + 1 : 0;
+    int t_lo = L->sliding && p - hp->window + 1 > 0 ? p - hp->window + 1 : 0, span = p - t_lo + 1;
     int slots = st->slots[j->l], f16 = st->o.kv_f16;
     size_t esz = f16 ? 2 : 4, row = (size_t)st->kv_width * esz;
-    const uint8_t *kc = st->kc[j->l], *vc = st->vc[j->l];
-    const float *qv = j->q + (size_t)r * H * hd + (size_t)head * hd;
-    float *sc = st->scores + (size_t)thread * st->o.n_ctx;
+    const uint8_t *kc = st->kc[j->l] + (size_t)g * hd * esz, *vc = st->vc[j->l] + (size_t)g * hd * esz;
+    const float *q = j->q + (size_t)r * H * hd + (size_t)g * grp * hd;
+    float *sc = st->scores + (size_t)thread * grp * st->o.n_ctx;  /* [grp][span] */
+    float *out = j->out + (size_t)r * H * hd + (size_t)g * grp * hd;
 
-    float M = -INFINITY;
-    for (int t = t_lo; t <= p; t++) {
-        const uint8_t *kr = kc + (size_t)(t % slots) * row + (size_t)g * hd * esz;
-        float s = mf_cpu_kv_dot(qv, kr, hd, f16) * hp->attn_scale;
-        sc[t - t_lo] = s;
-        if (s > M) M = s;
+    /* s = q·k · scale for every head of the group, eight keys at a time where SIMD allows */
+    int t = t_lo;
+#ifdef MF_ATT_SIMD
+    if (hd % 8 == 0)
+        for (; t + 8 <= p + 1; t += 8) {
+            const uint8_t *kr[8];
+            for (int i = 0; i < 8; i++) kr[i] = kc + (size_t)((t + i) % slots) * row;
+            for (int h = 0; h < grp; h++)
+                _mm256_storeu_ps(sc + (size_t)h * span + (t - t_lo),
+                                 _mm256_mul_ps(kv_dot8(q + (size_t)h * hd, kr, hd, f16), _mm256_set1_ps(hp->attn_scale)));
+        }
+#endif
+    for (; t <= p; t++) {
+        const uint8_t *kr = kc + (size_t)(t % slots) * row;
+        for (int h = 0; h < grp; h++) sc[(size_t)h * span + (t - t_lo)] = kv_dot(q + (size_t)h * hd, kr, hd, f16) * hp->attn_scale;
     }
-    float S = hp->has_sinks ? ((const float *)L->sinks.data)[head] : -INFINITY;
-    if (S > M) M = S;
-    double Z = hp->has_sinks ? exp((double)S - M) : 0.0;
-    for (int t = t_lo; t <= p; t++) {
-        float e = expf(sc[t - t_lo] - M);
-        sc[t - t_lo] = e;
-        Z += e;
+    /* softmax per head, the sink (if any) joining the denominator */
+    for (int h = 0; h < grp; h++) {
+        float *s = sc + (size_t)h * span;
+        float M = -INFINITY;
+        for (int i = 0; i < span; i++) M = s[i] > M ? s[i] : M;
+        float S = hp->has_sinks ? ((const float *)L->sinks.data)[g * grp + h] : -INFINITY;
+        if (S > M) M = S;
+        double Z = hp->has_sinks ? exp((double)S - M) : 0.0;
+        for (int i = 0; i < span; i++) Z += s[i] = expf(s[i] - M);
+        float inv = (float)(1.0 / Z);
+        for (int i = 0; i < span; i++) s[i] *= inv;
     }
-    float inv = (float)(1.0 / Z);
-    float *o = j->out + (size_t)r * H * hd + (size_t)head * hd;
-    for (int i = 0; i < hd; i++) o[i] = 0.0f;
-    for (int t = t_lo; t <= p; t++) {
-        const uint8_t *vr = vc + (size_t)(t % slots) * row + (size_t)g * hd * esz;
-        mf_cpu_kv_axpy(sc[t - t_lo] * inv, vr, o, hd, f16);
+    /* o = Σ a_t v_t, value row by value row */
+    for (int i = 0; i < grp * hd; i++) out[i] = 0.0f;
+    for (t = t_lo; t <= p; t++) {
+        const uint8_t *vr = vc + (size_t)(t % slots) * row;
+        for (int h = 0; h < grp; h++) kv_axpy(sc[(size_t)h * span + (t - t_lo)], vr, out + (size_t)h * hd, hd, f16);
     }
 }
 
@@ -128,5 +169,5 @@ void mf_cpu_attention(mf_backend *be, mf_bstate *st, int l, const float *q, floa
 {
     cpu_backend *cb = be->impl;
     att_job j = {st, l, q, out};
-    mf_pool_run(cb->pool, att_task, &j, st->n * st->m->hp.n_heads);
+    mf_pool_run(cb->pool, att_task, &j, st->n * st->m->hp.n_kv_heads);
 }

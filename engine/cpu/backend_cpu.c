@@ -114,7 +114,7 @@ static mf_bstate *cpu_state_new(mf_backend *be, const mf_model *m, const mf_stat
     st->tmp = malloc(sizeof(float) * (size_t)MF_CPU_QROWS * (size_t)max_out);
     st->ff_g = malloc(sizeof(float) * (size_t)B * (size_t)F);
     st->ff_u = malloc(sizeof(float) * (size_t)B * (size_t)F);
-    st->scores = malloc(sizeof(float) * (size_t)cb->n_threads * (size_t)o->n_ctx);
+    st->scores = malloc(sizeof(float) * (size_t)cb->n_threads * (size_t)(hp->n_heads / hp->n_kv_heads) * (size_t)o->n_ctx);
     st->deq = malloc(sizeof(float) * (size_t)cb->n_threads * MF_CPU_TILE_ROWS * (size_t)max_in);
     if (!st->tokens || !st->krow || !st->kc || !st->vc || !st->slots || !st->rcos || !st->rsin || !st->qx ||
         !st->tmp || !st->ff_g || !st->ff_u || !st->scores || !st->deq)

@@ -43,7 +43,7 @@ struct mf_bstate {
     size_t qx_cap;
     float *tmp;                   /* [MF_CPU_QROWS][max_out] matmul results before accumulate */
     float *ff_g, *ff_u;           /* [max_batch][n_ff or n_ff_exp] */
-    float *scores;                /* [n_threads][n_ctx] attention scores */
+    float *scores;                /* [n_threads][heads per kv head][n_ctx] attention scores */
     float *deq;                   /* [n_threads][TILE_ROWS][max_in] dequantized weight tiles */
     /* MoE routing: per token k (expert, weight) pairs, and per-expert token lists */
     float *router;                /* [max_batch][n_experts] */
@@ -84,8 +84,5 @@ void mf_cpu_moe(mf_backend *be, mf_bstate *st, int l, const float *h, float *x);
 /* Elementwise helpers that also run on the pool (cheap but not free for 512-row batches). */
 float mf_silu(float z);
 
-/* KV element access (F32 or F16 cache) */
-float mf_cpu_kv_dot(const float *q, const void *krow, int n, int f16);
-void mf_cpu_kv_axpy(float a, const void *vrow, float *out, int n, int f16);
 
 #endif
