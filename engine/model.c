@@ -438,3 +438,23 @@ void mf_model_bytes_per_token(const mf_model *m, uint64_t *dense, uint64_t *expe
     *dense = dn;
     *experts = ex;
 }
+
+static uint64_t elements(const mf_weight *w)
+{
+    return w->name ? (uint64_t)w->ne[0] * (uint64_t)w->ne[1] * (uint64_t)w->ne[2] * (uint64_t)w->ne[3] : 0;
+}
+
+uint64_t mf_model_macs_per_token(const mf_model *m)
+{
+    const mf_hparams *hp = &m->hp;
+    uint64_t macs = elements(&m->output);
+    for (int l = 0; l < hp->n_layers; l++) {
+        const mf_layer *L = &m->layers[l];
+        const mf_weight *mats[] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->ffn_gate, &L->ffn_up, &L->ffn_down, &L->router};
+        for (size_t i = 0; i < sizeof mats / sizeof *mats; i++) macs += elements(mats[i]);
+        const mf_weight *exps[] = {&L->gate_exps, &L->up_exps, &L->down_exps};
+        for (size_t i = 0; i < sizeof exps / sizeof *exps && hp->n_experts; i++)
+            macs += elements(exps[i]) / (uint64_t)hp->n_experts * (uint64_t)hp->n_experts_used;
+    }
+    return macs;
+}

@@ -122,4 +122,9 @@ int mf_kv_slots(const mf_hparams *hp, int sliding, int n_ctx, int max_batch);
  * embedding contributes one row. Split into dense and expert parts for reports. */
 void mf_model_bytes_per_token(const mf_model *m, uint64_t *dense, uint64_t *experts);
 
+/* Multiply-adds of the matrix products for one token (attention over the cache excluded):
+ * every projection matrix's elements, the output matrix, and k/E of the expert matrices.
+ * The embedding is a lookup, not a product. 2 x this = FLOPs per token. */
+uint64_t mf_model_macs_per_token(const mf_model *m);
+
 #endif

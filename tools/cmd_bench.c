@@ -279,7 +279,7 @@ int mf_cmd_bench(int argc, char **argv)
                        bw > 0 ? 100.0 * gbs / bw : 0.0);
             } else {
                 printf("%-14s %10.2f %10.2f %10.2f %9s %11s   (%.1f GFLOP/s)\n", x->test, x->med, x->min, x->max, "-", "-",
-                       2.0 * (double)m->n_params * x->med / 1e9);
+                       2.0 * (double)mf_model_macs_per_token(m) * x->med / 1e9);
             }
         }
         printf("(median of %d runs; roofline = bytes per token x tok/s / measured bandwidth)\n", a.reps);
