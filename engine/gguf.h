@@ -136,6 +136,10 @@ mf_gguf_writer *mf_gguf_writer_new(void);
 void mf_gguf_writer_free(mf_gguf_writer *w);
 /* Version written in the header (default 3). */
 void mf_gguf_w_set_version(mf_gguf_writer *w, uint32_t version);
+/* Sparse mode: the header is complete and the file has its full size, but the tensor bytes
+ * are left as holes (they read as zeros and take no disk space): a real-shaped file for
+ * `inspect` and `plan` without generating gigabytes of weights. */
+void mf_gguf_w_set_sparse(mf_gguf_writer *w, int on);
 
 /* Scalars and strings. Keys are copied. general.alignment written with mf_gguf_w_u32 also
  * sets the alignment used for the data layout. Return 0 or -1 (out of memory). */

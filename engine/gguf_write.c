@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 typedef struct wtensor {
     mf_gguf_tensor info;
@@ -27,6 +28,7 @@ struct mf_gguf_writer {
     wtensor *t;
     uint64_t n_t, t_cap;
     int oom;                   /* sticky allocation failure */
+    int sparse;                /* leave tensor data as holes (mf_gguf_w_set_sparse) */
 };
 
 mf_gguf_writer *mf_gguf_writer_new(void)
@@ -48,6 +50,7 @@ void mf_gguf_writer_free(mf_gguf_writer *w)
 }
 
 void mf_gguf_w_set_version(mf_gguf_writer *w, uint32_t version) { w->version = version; }
+void mf_gguf_w_set_sparse(mf_gguf_writer *w, int on) { w->sparse = on; }
 
 static int put(mf_gguf_writer *w, const void *p, size_t n)
 {
@@ -252,6 +255,15 @@ int mf_gguf_w_write(mf_gguf_writer *w, const char *path, mf_gguf_fill_fn fill, v
     for (uint64_t i = 0; i < w->n_t; i++) {
         mf_gguf_tensor *t = &w->t[i].info;
         const void *src = w->t[i].data;
+        if (w->sparse) {
+            /* a hole the size of the tensor: the file system stores no blocks for it */
+            if (fseeko(f, (off_t)t->nbytes, SEEK_CUR) != 0) goto io_error;
+            pos += t->nbytes;
+            if (i + 1 < w->n_t && fseeko(f, (off_t)((pos + w->alignment - 1) / w->alignment * w->alignment - pos), SEEK_CUR) != 0)
+                goto io_error;
+            if (i + 1 < w->n_t) pos = (pos + w->alignment - 1) / w->alignment * w->alignment;
+            continue;
+        }
         if (!src) {
             if (!fill) { mf_errf(err, "%s: tensor '%s' has no data and no fill callback", path, t->name); goto fail; }
             free(buf);
@@ -264,6 +276,8 @@ int mf_gguf_w_write(mf_gguf_writer *w, const char *path, mf_gguf_fill_fn fill, v
         pos += t->nbytes;
         if (i + 1 < w->n_t && pad_to(f, &pos, w->alignment)) goto io_error;
     }
+    /* a file that ends in a hole needs its length set explicitly */
+    if (w->sparse && (fflush(f) != 0 || ftruncate(fileno(f), (off_t)pos) != 0)) goto io_error;
     if (fclose(f) != 0) { f = NULL; goto io_error; }
     f = NULL;
     rc = 0;

@@ -755,6 +755,44 @@ static void fuzz_seeds_are_valid(void **state)
     }
 }
 
+/* Sparse mode: same header and file size as a full write, tensor bytes read as zeros. */
+static void writer_sparse(void **state)
+{
+    (void)state;
+    const char *full = mf_tmp_path("full.gguf"), *sparse = mf_tmp_path("sparse.gguf");
+    float a[64];
+    for (int i = 0; i < 64; i++) a[i] = (float)i + 1;
+    int64_t ne_a[1] = {64}, ne_b[2] = {32, 3};
+    uint8_t q[3 * 34];
+    memset(q, 0x5a, sizeof q);
+    mf_err err;
+    for (int k = 0; k < 2; k++) {
+        mf_gguf_writer *w = mf_gguf_writer_new();
+        assert_int_equal(mf_gguf_w_u32(w, "general.alignment", 64), 0);
+        assert_true(mf_gguf_w_tensor(w, "a", MF_TYPE_F32, 1, ne_a, a, &err) >= 0);
+        assert_true(mf_gguf_w_tensor(w, "b", MF_TYPE_Q8_0, 2, ne_b, q, &err) >= 0);
+        mf_gguf_w_set_sparse(w, k);
+        if (mf_gguf_w_write(w, k ? sparse : full, NULL, NULL, &err)) fail_msg("%s", err.msg);
+        mf_gguf_writer_free(w);
+    }
+    size_t nf, ns;
+    uint8_t *bf = mf_read_file(full, &nf), *bs = mf_read_file(sparse, &ns);
+    assert_non_null(bf);
+    assert_non_null(bs);
+    assert_int_equal(nf, ns);
+    mf_gguf *g = mf_gguf_open(sparse, &err);
+    if (!g) fail_msg("%s", err.msg);
+    size_t hdr = (size_t)mf_gguf_data_offset(g);
+    assert_memory_equal(bf, bs, hdr);
+    for (size_t i = hdr; i < ns; i++) assert_int_equal(bs[i], 0);
+    assert_int_equal(mf_gguf_find_tensor(g, "b")->nbytes, 3 * 34);
+    mf_gguf_close(g);
+    free(bf);
+    free(bs);
+    unlink(full);
+    unlink(sparse);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -776,6 +814,7 @@ int main(void)
         cmocka_unit_test(getters),
         cmocka_unit_test(many_names),
         cmocka_unit_test(fuzz_seeds_are_valid),
+        cmocka_unit_test(writer_sparse),
     };
     return MF_RUN("gguf", tests);
 }

@@ -82,6 +82,7 @@ typedef struct cfg {
     int64_t experts, experts_used, window, yarn_orig_ctx;
     float rope_base, eps, yarn_factor;
     const char *script;
+    int sparse;
     uint32_t type, embd_type, output_type, expert_type;
     uint64_t seed;
     int threads;
@@ -722,6 +723,7 @@ static void usage(void)
             "               [--layers N] [--seed S] [--ctx N] [--dim N] [--heads N] [--kv-heads N]\n"
             "               [--head-dim N] [--ff N] [--vocab N] [--experts N] [--experts-used N]\n"
             "               [--window N] [--rope-base F] [--threads N] [--script \"TOK TOK ...\"]\n"
+            "               [--sparse 1]   (header only: tensor data left as holes, for inspect/plan)\n"
             "presets: llama: tiny (default), tinyllama-1.1b; gpt-oss: tiny (default), gpt-oss-20b\n");
 }
 
@@ -776,6 +778,7 @@ static int parse_args(int argc, char **argv, cfg *c)
         else if (strcmp(a, "--threads") == 0) { rc = parse_i64(a, v, 1, 64, &x); c->threads = (int)x; }
         else if (strcmp(a, "--rope-base") == 0) rc = parse_f32(a, v, &rope_base);
         else if (strcmp(a, "--script") == 0) c->script = v;
+        else if (strcmp(a, "--sparse") == 0) c->sparse = strcmp(v, "0") != 0;
         else {
             known = 0;
             for (int k = 0; k < O_COUNT && !known; k++)
@@ -931,6 +934,7 @@ static int mkmodel(cfg *c, mf_err *err)
         const ptensor *t = &p.t[i];
         if (mf_gguf_w_tensor(w, t->name, t->type, t->n_dims, t->ne, NULL, err) < 0) goto done;
     }
+    mf_gguf_w_set_sparse(w, c->sparse);
     rc = mf_gguf_w_write(w, c->out, fill, &p, err);
 done:
     mf_gguf_writer_free(w);
