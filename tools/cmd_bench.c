@@ -134,6 +134,13 @@ static void types_summary(const mf_model *m, char *out, size_t cap)
     }
 }
 
+/* multiply-adds per prompt token: the output matrix runs for the last token only */
+static double pp_macs(const mf_model *m, int n)
+{
+    double out = (double)m->output.ne[0] * (double)m->output.ne[1];
+    return (double)mf_model_macs_per_token(m) - out + out / n;
+}
+
 static void json_str(FILE *f, const char *s)
 {
     fputc('"', f);
@@ -279,7 +286,7 @@ int mf_cmd_bench(int argc, char **argv)
                        bw > 0 ? 100.0 * gbs / bw : 0.0);
             } else {
                 printf("%-14s %10.2f %10.2f %10.2f %9s %11s   (%.1f GFLOP/s)\n", x->test, x->med, x->min, x->max, "-", "-",
-                       2.0 * (double)mf_model_macs_per_token(m) * x->med / 1e9);
+                       2.0 * pp_macs(m, a.pp) * x->med / 1e9);
             }
         }
         printf("(median of %d runs; roofline = bytes per token x tok/s / measured bandwidth)\n", a.reps);
