@@ -1,6 +1,7 @@
 /* session.c — a model opened on a device: backend choice, memory check, buffers, and the
  * prompt/generation entry points (batching, context checks, logits retrieval). */
 #include "session.h"
+#include "plan.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,19 +19,6 @@ uint64_t mf_peak_rss(void)
     struct rusage ru;
     if (getrusage(RUSAGE_SELF, &ru) != 0) return 0;
     return (uint64_t)ru.ru_maxrss * 1024;  /* Linux reports kilobytes */
-}
-
-/* MemTotal from /proc/meminfo in bytes, 0 if unknown */
-static uint64_t mem_total(void)
-{
-    FILE *f = fopen("/proc/meminfo", "r");
-    if (!f) return 0;
-    char line[256];
-    unsigned long long kb = 0;
-    while (fgets(line, sizeof line, f))
-        if (sscanf(line, "MemTotal: %llu kB", &kb) == 1) break;
-    fclose(f);
-    return (uint64_t)kb * 1024;
 }
 
 static void free_buffers(mf_session *s)
@@ -111,7 +99,7 @@ mf_session *mf_session_new(mf_model *m, const mf_session_opts *opts, mf_err *err
                        (uint64_t)(2 * hp->n_embd + 2 * hp->n_heads * hp->head_dim + 2 * hp->n_kv_heads * hp->head_dim +
                                   2 * (hp->n_ff > hp->n_ff_exp ? hp->n_ff : hp->n_ff_exp)) +
                        (uint64_t)s->logits_rows * 4 * (uint64_t)hp->n_vocab;
-        uint64_t need = m->weight_bytes + kv + act, have = mem_total();
+        uint64_t need = m->weight_bytes + kv + act, have = mf_plan_mem_total();
         if (have && need > have) {
             mf_errf(err, "model needs %.2f GB (weights %.2f GB + KV cache %.2f GB + scratch %.2f GB) but this machine has %.2f GB of RAM",
                     need / 1e9, m->weight_bytes / 1e9, kv / 1e9, act / 1e9, have / 1e9);
