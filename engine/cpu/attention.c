@@ -169,5 +169,13 @@ void mf_cpu_attention(mf_backend *be, mf_bstate *st, int l, const float *q, floa
 {
     cpu_backend *cb = be->impl;
     att_job j = {st, l, q, out};
-    mf_pool_run(cb->pool, att_task, &j, st->n * st->m->hp.n_kv_heads);
+    const mf_hparams *hp = &st->m->hp;
+    int tasks = st->n * hp->n_kv_heads;
+    /* a short cache of a small model: less work than waking a thread costs */
+    double work = (double)st->n * (st->pos0 + st->n) * hp->n_heads * hp->head_dim;
+    if (work < MF_CPU_MIN_TASK_MACS) {
+        for (int t = 0; t < tasks; t++) att_task(&j, t, 0);
+        return;
+    }
+    mf_pool_run(cb->pool, att_task, &j, tasks);
 }

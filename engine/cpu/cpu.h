@@ -61,6 +61,8 @@ struct mf_bstate {
 #ifndef MF_CPU_BLAS_MIN_ROWS
 #define MF_CPU_BLAS_MIN_ROWS 16
 #endif
+/* the least work (multiply-adds) worth a parallel task: about 10 µs */
+#define MF_CPU_MIN_TASK_MACS (1 << 18)
 /* the quantized path handles at most this many tokens per pass over the weights */
 #ifndef MF_CPU_QROWS
 #define MF_CPU_QROWS 16

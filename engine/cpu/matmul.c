@@ -75,6 +75,18 @@ static void mm_task_q(void *ctx, int task, int thread)
     }
 }
 
+/* Weight rows per task: about 8 chunks per thread, multiples of 16 rows, enough for dynamic
+ * balance and few enough that claiming a chunk is noise; but at least MF_CPU_MIN_TASK_MACS
+ * multiply-adds per chunk, so that the products of a small model run on one thread instead
+ * of paying a wake-up per product (one chunk = no wake-up at all). */
+static int64_t chunk_rows(const cpu_backend *cb, int64_t n_out, int64_t n_in, int rows)
+{
+    int64_t chunk = n_out / ((int64_t)cb->n_threads * 8);
+    int64_t least = MF_CPU_MIN_TASK_MACS / (n_in * (rows < MF_CPU_QROWS ? rows : MF_CPU_QROWS) + 1);
+    if (chunk < least) chunk = least;
+    return chunk < 16 ? 16 : (chunk + 15) / 16 * 16;
+}
+
 #ifdef MF_HAVE_BLAS
 /* path 2: dequantize a tile of weight rows, then sgemm with all rows of x */
 static void mm_task_blas(void *ctx, int task, int thread)
@@ -110,8 +122,7 @@ void mf_cpu_matmul(cpu_backend *cb, mf_bstate *st, uint32_t wtype, const void *W
 #endif
     /* about 8 chunks per thread, multiples of 16 rows: enough for dynamic balance, few enough
      * that claiming a chunk is noise */
-    int64_t chunk = n_out / ((int64_t)cb->n_threads * 8);
-    chunk = chunk < 16 ? 16 : (chunk + 15) / 16 * 16;
+    int64_t chunk = chunk_rows(cb, n_out, n_in, rows);
     j.chunk = chunk;
     size_t ab = mf_act_bytes(wtype, n_in);
     /* groups of at most MF_CPU_QROWS tokens (the size of the tmp scratch) */
@@ -166,14 +177,19 @@ static void matmul_group(mf_backend *be, mf_bstate *st, int n, const mf_weight *
     float *tmp = st->tmp;
     for (int i = 0; i < n; i++) {
         int64_t n_out = W[i]->ne[1];
-        int64_t chunk = n_out / ((int64_t)cb->n_threads * 8);
-        chunk = chunk < 16 ? 16 : (chunk + 15) / 16 * 16;
+        int64_t chunk = chunk_rows(cb, n_out, n_in, rows);
         g.job[i] = (mm_job){.wtype = wtype, .W = W[i]->data, .row_bytes = W[i]->row_bytes, .n_in = n_in,
                             .n_out = n_out, .qx = st->qx, .qx_stride = ab, .rows = rows, .y = out[i],
                             .tmp = tmp, .y_stride = n_out, .bias = bias_of(b[i]), .chunk = chunk,
                             .first_task = tasks};
         tmp += (size_t)rows * (size_t)n_out;  /* each product its own part of the scratch */
         tasks += (int)((n_out + chunk - 1) / chunk);
+    }
+    /* the three products of a small model together are still less work than a wake-up */
+    double macs = (double)n_in * (double)(tmp - st->tmp);  /* tmp advanced rows x n_out per product */
+    if (macs < MF_CPU_MIN_TASK_MACS) {
+        for (int t = 0; t < tasks; t++) mm_task_group(&g, t, 0);
+        return;
     }
     mf_pool_run(cb->pool, mm_task_group, &g, tasks);
 }
