@@ -5,7 +5,9 @@ execute_process(COMMAND git rev-parse --short=12 HEAD WORKING_DIRECTORY ${SRC}
 if(NOT rc EQUAL 0 OR NOT c)
   set(c unknown)
 else()
-  execute_process(COMMAND git diff --quiet HEAD WORKING_DIRECTORY ${SRC} RESULT_VARIABLE dirty ERROR_QUIET)
+  # appending benchmark records is not a change of the code being measured
+  execute_process(COMMAND git diff --quiet HEAD -- . ":(exclude)docs/bench-results.jsonl"
+                  WORKING_DIRECTORY ${SRC} RESULT_VARIABLE dirty ERROR_QUIET)
   if(NOT dirty EQUAL 0)
     set(c "${c}-dirty")
   endif()
