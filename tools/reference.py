@@ -493,6 +493,17 @@ class Matrix:
 # 3. Llama (llama-arch.md)
 # ======================================================================================
 
+def check_shapes(model, want, suffix):
+    """Every block tensor (name + suffix) and the embedding/output against the spec's shapes."""
+    d, V = model.d, model.V
+    for l, layer in enumerate(model.layers):
+        for k, shape in want.items():
+            if layer[k].shape != shape:
+                raise GGUFError(f"blk.{l}.{k}{suffix} has shape {layer[k].shape}, expected {shape}")
+    if model.tok_embd.shape != (V, d) or model.output.shape != (V, d):
+        raise GGUFError(f"token_embd/output shape {model.tok_embd.shape}, expected {(V, d)}")
+
+
 class Llama:
     def __init__(self, g):
         A = "llama."
@@ -539,16 +550,11 @@ class Llama:
         self.reset()
 
     def _check_shapes(self):
-        d, hd, F, V = self.d, self.hd, self.F, self.V
+        d, hd, F = self.d, self.hd, self.F
         want = {"attn_norm": (d,), "attn_q": (self.H * hd, d), "attn_k": (self.Hkv * hd, d),
                 "attn_v": (self.Hkv * hd, d), "attn_output": (d, self.H * hd),
                 "ffn_norm": (d,), "ffn_gate": (F, d), "ffn_up": (F, d), "ffn_down": (d, F)}
-        for l, layer in enumerate(self.layers):
-            for k, shape in want.items():
-                if layer[k].shape != shape:
-                    raise GGUFError(f"blk.{l}.{k}.weight has shape {layer[k].shape}, expected {shape}")
-        if self.tok_embd.shape != (V, d) or self.output.shape != (V, d):
-            raise GGUFError(f"token_embd/output shape {self.tok_embd.shape}, expected {(V, d)}")
+        check_shapes(self, want, ".weight")
 
     def reset(self):
         self.K = [np.zeros((0, self.Hkv, self.hd)) for _ in range(self.L)]
@@ -669,7 +675,7 @@ class GptOss:
         self.reset()
 
     def _check_shapes(self):
-        d, hd, H, Hkv, E, F, V = self.d, self.hd, self.H, self.Hkv, self.E, self.F, self.V
+        d, hd, H, Hkv, E, F = self.d, self.hd, self.H, self.Hkv, self.E, self.F
         want = {"attn_norm.weight": (d,), "attn_q.weight": (H * hd, d), "attn_q.bias": (H * hd,),
                 "attn_k.weight": (Hkv * hd, d), "attn_k.bias": (Hkv * hd,),
                 "attn_v.weight": (Hkv * hd, d), "attn_v.bias": (Hkv * hd,),
@@ -679,12 +685,7 @@ class GptOss:
                 "ffn_gate_exps.weight": (E, F, d), "ffn_gate_exps.bias": (E, F),
                 "ffn_up_exps.weight": (E, F, d), "ffn_up_exps.bias": (E, F),
                 "ffn_down_exps.weight": (E, d, F), "ffn_down_exps.bias": (E, d)}
-        for l, layer in enumerate(self.layers):
-            for k, shape in want.items():
-                if layer[k].shape != shape:
-                    raise GGUFError(f"blk.{l}.{k} has shape {layer[k].shape}, expected {shape}")
-        if self.tok_embd.shape != (V, d) or self.output.shape != (V, d):
-            raise GGUFError(f"token_embd/output shape {self.tok_embd.shape}, expected {(V, d)}")
+        check_shapes(self, want, "")
 
     def reset(self):
         self.K = [np.zeros((0, self.Hkv, self.hd)) for _ in range(self.L)]
