@@ -642,7 +642,7 @@ void mf_quantize_act_avx2(uint32_t wtype, const float *x, void *qx, int64_t n)
         }
         return;
     default: {
-        const int off = mf_act_offset(wtype), hi = wtype == MF_TYPE_Q4_0 ? 16 : 1;
+        const int off = mf_act_offset(wtype), hi = wtype == MF_TYPE_Q4_0 ? 16 : 1, coff = mf_act_corr_offset(wtype);
         const __m256i mul = _mm256_setr_epi32(-off, -off, -off, -off, -off * hi, -off * hi, -off * hi, -off * hi);
         for (int64_t b = 0; b < n / 32; b++) {
             const float *xb = x + 32 * b;
@@ -657,6 +657,7 @@ void mf_quantize_act_avx2(uint32_t wtype, const float *x, void *qx, int64_t n)
             float d16 = _cvtsh_ss(_cvtss_sh(d, _MM_FROUND_TO_NEAREST_INT));
             a->d = isinf(d16) ? d : d16;
             a->s = a->d * (float)_mm_cvtsi128_si32(s);
+            a->corr = -coff * _mm_cvtsi128_si32(s);
             memset(a->pad, 0, sizeof a->pad);
         }
     }

@@ -45,6 +45,8 @@ int mf_act_offset(uint32_t wtype)
     }
 }
 
+int mf_act_corr_offset(uint32_t wtype) { return wtype == MF_TYPE_Q8_0 ? 128 : mf_act_offset(wtype); }
+
 size_t mf_act_bytes(uint32_t wtype, int64_t n)
 {
     if (!mf_type_supported(wtype) || n <= 0) return 0;
@@ -88,7 +90,7 @@ static float max_abs(const float *x, int n)
  * code multiplies by (nearbyintf rounds to nearest even in the default rounding mode, as
  * the SIMD conversion does). The scale the dot products use is d rounded to fp16 — unless
  * that overflows (max|x| > 8.3e6), where llama.cpp would produce inf: then d stays f32. */
-static void act32_block(const float *x, mf_act32 *a, int off, int hi)
+static void act32_block(const float *x, mf_act32 *a, int off, int hi, int coff)
 {
     float amax = max_abs(x, 32);
     float d = amax / 127.0f, id = amax > 0 ? 127.0f / amax : 0.0f;
@@ -100,6 +102,7 @@ static void act32_block(const float *x, mf_act32 *a, int off, int hi)
     float d16 = mf_fp16_to_f32(mf_f32_to_fp16(d));
     a->d = isinf(d16) ? d : d16;
     a->s = a->d * (float)sum;
+    a->corr = -coff * sum;
     for (int k = 0; k < 8; k++) {
         int lane = a->qs[4 * k] + a->qs[4 * k + 1] + a->qs[4 * k + 2] + a->qs[4 * k + 3];
         a->bias[k] = -off * lane * (k >= 4 ? hi : 1);
@@ -132,8 +135,8 @@ void mf_quantize_act_scalar(uint32_t wtype, const float *x, void *qx, int64_t n)
         for (int64_t b = 0; b < n / 256; b++) actk_block(x + 256 * b, (mf_actk *)qx + b);
         return;
     default: {
-        int off = mf_act_offset(wtype), hi = wtype == MF_TYPE_Q4_0 ? 16 : 1;
-        for (int64_t b = 0; b < n / 32; b++) act32_block(x + 32 * b, (mf_act32 *)qx + b, off, hi);
+        int off = mf_act_offset(wtype), hi = wtype == MF_TYPE_Q4_0 ? 16 : 1, coff = mf_act_corr_offset(wtype);
+        for (int64_t b = 0; b < n / 32; b++) act32_block(x + 32 * b, (mf_act32 *)qx + b, off, hi, coff);
     }
     }
 }
@@ -331,7 +334,9 @@ float mf_vec_dot(uint32_t wtype, const void *row, const void *qx, int64_t n)
 void mf_matmul_rows(uint32_t wtype, const void *W, int64_t n_in, int64_t r0, int64_t r1,
                     const void *qx, size_t qx_stride, int n_tok, float *y, int64_t y_stride)
 {
-#ifdef MF_QUANT_AVX2
+#if defined(MF_QUANT_AVX512)
+    mf_matmul_rows_avx512(wtype, W, n_in, r0, r1, qx, qx_stride, n_tok, y, y_stride);
+#elif defined(MF_QUANT_AVX2)
     mf_matmul_rows_avx2(wtype, W, n_in, r0, r1, qx, qx_stride, n_tok, y, y_stride);
 #else
     mf_matmul_rows_scalar(wtype, W, n_in, r0, r1, qx, qx_stride, n_tok, y, y_stride);

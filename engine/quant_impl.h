@@ -7,10 +7,10 @@
  *
  * mf_act32 — 32 values, for Q4_0, Q4_1, Q5_0, Q5_1, Q8_0 and MXFP4 weights (96 bytes):
  *
- *   byte 0                 32                        64     68     72          96
- *        +-----------------+-------------------------+------+------+-----------+
- *        | qs[32] int8     | bias[8] int32           | d    | s    | (padding) |
- *        +-----------------+-------------------------+------+------+-----------+
+ *   byte 0                 32                        64     68     72     76         96
+ *        +-----------------+-------------------------+------+------+------+----------+
+ *        | qs[32] int8     | bias[8] int32           | d    | s    | corr | (padding)|
+ *        +-----------------+-------------------------+------+------+------+----------+
  *   x[j] ≈ qs[j] · d.  d = max|x| / 127 rounded to fp16 (kept as a float); the codes are
  *   rounded with the unrounded f32 d, as llama.cpp does (gpt-oss-arch.md §3.6).
  *   s = d · Σ qs (the min term of Q4_1/Q5_1: Σ (q·dw + m)·x = dw·Σ q·x + m·s).
@@ -20,6 +20,10 @@
  *   Σ (q - off)·x (quant_avx2.c). For Q4_0, bias[4..7] are 16 times that: its kernel keeps
  *   the high nibbles in place (codes × 16) in the lanes of elements 16..31. The scalar code
  *   ignores the bias.
+ *   corr = -off' · Σ qs: the same correction for the whole block, the starting value of
+ *   the AVX-512 kernels' sums (quant_avx512.c), whose 32-bit lanes hold one weight row
+ *   each. off' = off, except for Q8_0: those kernels dot w + 128 (unsigned), so off' = 128
+ *   (mf_act_corr_offset). The scalar code ignores it too.
  *
  * mf_actk — 256 values, for the K-quants (320 bytes, Q8_K-style):
  *
@@ -45,7 +49,8 @@ typedef struct mf_act32 {
     int32_t bias[8];
     float d;
     float s;
-    uint8_t pad[24];
+    int32_t corr;
+    uint8_t pad[20];
 } mf_act32;
 
 typedef struct mf_actk {
@@ -72,8 +77,10 @@ static inline float mf_e8m0_half(uint8_t e)
 /* The 6-bit scale and min of sub-block g (0..7) of a Q4_K/Q5_K block (quant-formats §4.1). */
 void mf_k4_scale_min(const uint8_t *scales12, int g, int *sc, int *m);
 
-/* The code offset a weight type's unsigned codes carry (see bias above). */
+/* The code offset a weight type's unsigned codes carry (see bias above), and the one of the
+ * AVX-512 kernels (see corr above). */
 int mf_act_offset(uint32_t wtype);
+int mf_act_corr_offset(uint32_t wtype);
 
 /* The portable fast path (quant_dot.c): same activations, same integer products per block
  * as the SIMD code, plain loops. Always compiled, so tests compare both in one build. The
@@ -92,6 +99,20 @@ void mf_quantize_act_avx2(uint32_t wtype, const float *x, void *qx, int64_t n);
 void mf_matmul_rows_avx2(uint32_t wtype, const void *W, int64_t n_in, int64_t r0, int64_t r1,
                          const void *qx, size_t qx_stride, int n_tok, float *y,
                          int64_t y_stride);
+#endif
+
+/* The AVX-512 VNNI batch kernels (quant_avx512.c): 16 weight rows × up to 16 tokens per
+ * tile for the 32-element types; mf_matmul_rows_avx512 hands everything else (fewer than
+ * MF_AVX512_MIN_TOK tokens, other types, leftover rows) to mf_matmul_rows_avx2. */
+#if defined(MF_QUANT_AVX2) && defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__) && \
+    defined(__AVX512VNNI__)
+#define MF_QUANT_AVX512 1
+#ifndef MF_AVX512_MIN_TOK
+#define MF_AVX512_MIN_TOK 2
+#endif
+void mf_matmul_rows_avx512(uint32_t wtype, const void *W, int64_t n_in, int64_t r0, int64_t r1,
+                           const void *qx, size_t qx_stride, int n_tok, float *y,
+                           int64_t y_stride);
 #endif
 
 #endif

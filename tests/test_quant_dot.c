@@ -1,4 +1,5 @@
-/* test_quant_dot.c — the fast path (engine/quant_dot.c, engine/quant_avx2.c):
+/* test_quant_dot.c — the fast path (engine/quant_dot.c, engine/quant_avx2.c,
+ * engine/quant_avx512.c):
  *   - the activation formats: codes, scales, sums and the llama.cpp rounding rule;
  *   - mf_vec_dot (this build's kernels: AVX2/VNNI or scalar) and mf_vec_dot_scalar (the
  *     portable twin, always built) against mf_dot_ref, with a bound derived from the
@@ -42,7 +43,7 @@ static void act_types_and_sizes(void **state)
 
 /* Per 32 values: d = max|x|/127 in f32; codes RNE(x·127/max|x|) with that f32 scale, so
  * |code - x·127/max| <= 1/2; the stored d is the fp16 rounding of d (gpt-oss-arch.md §3.6);
- * bias and s as documented in quant_impl.h. */
+ * bias, s and corr as documented in quant_impl.h. */
 static void act32_blocks(void **state)
 {
     (void)state;
@@ -52,6 +53,7 @@ static void act32_blocks(void **state)
     memset(x + 96, 0, 32 * sizeof *x);  /* an all-zero block: d = 0, codes 0, no NaN */
     const uint32_t types[] = {MF_TYPE_Q4_0, MF_TYPE_Q4_1, MF_TYPE_Q5_0, MF_TYPE_Q8_0, MF_TYPE_MXFP4};
     const int offs[] = {8, 0, 16, 0, 12};
+    const int corr_offs[] = {8, 0, 16, 128, 12};  /* Q8_0: the AVX-512 kernel dots w + 128 */
     mf_act32 a[4];
     for (int k = 0; k < 5; k++) {
         mf_quantize_act(types[k], x, a, 128);
@@ -67,6 +69,7 @@ static void act32_blocks(void **state)
                 sum += a[b].qs[j];
             }
             assert_true(a[b].s == a[b].d * (float)sum);
+            assert_int_equal(a[b].corr, -corr_offs[k] * sum);
             for (int l = 0; l < 8; l++) {
                 int ls = a[b].qs[4 * l] + a[b].qs[4 * l + 1] + a[b].qs[4 * l + 2] + a[b].qs[4 * l + 3];
                 /* Q4_0: lanes 4..7 scaled by 16 (its kernel keeps high nibbles × 16) */
@@ -325,11 +328,11 @@ static void mxfp4_all_exponents(void **state)
 
 /* ================================================================ matmul_rows */
 
-typedef struct mm_case { int64_t n_in; int n_tok; int64_t r0, r1; } mm_case;
+typedef struct mm_case { int64_t n_in; int n_tok; int64_t r0, r1, rows; } mm_case;
 
 static void run_matmul_case(uint32_t type, mm_case c, mf_rng *rng)
 {
-    const int64_t rows = 37, ys = rows + 3, n = c.n_in;
+    const int64_t rows = c.rows, ys = rows + 3, n = c.n_in;
     size_t rb = mf_type_row_bytes(type, n), ab = mf_act_bytes(type, n);
     size_t xs = ab + 96;  /* a padded activation stride */
     uint8_t *W = malloc(rb * rows);
@@ -376,9 +379,32 @@ static void matmul_rows_vs_reference(void **state)
         const int64_t *lens = lengths_of(type, &nl);
         for (int ti = 0; ti < 7; ti++)  /* every token count on a small row, every range */
             for (int ri = 0; ri < 5; ri++)
-                run_matmul_case(type, (mm_case){lens[1], toks[ti], ranges[ri][0], ranges[ri][1]}, &rng);
+                run_matmul_case(type, (mm_case){lens[1], toks[ti], ranges[ri][0], ranges[ri][1], 37}, &rng);
         for (int li = 0; li < nl; li++)  /* every length with a few token counts */
-            for (int ti = 0; ti < 6; ti += 2) run_matmul_case(type, (mm_case){lens[li], toks[ti], 3, 30}, &rng);
+            for (int ti = 0; ti < 6; ti += 2) run_matmul_case(type, (mm_case){lens[li], toks[ti], 3, 30, 37}, &rng);
+    }
+}
+
+/* The batch tiles of the AVX-512 build take 16 rows × 16, 8, 4, 2 or 1 tokens and leave
+ * the rows after the last full group of 16 to the AVX2 code: every token count from 1 to
+ * 17 on ranges that start anywhere and end with 0..15 leftover rows, and rows longer than
+ * the 32 blocks of the tiles' scale table, on realistic data. (The same cases run through
+ * the AVX2 or scalar code in other builds; tests/test_quant_avx512.c checks the tiles bit
+ * for bit against the scalar twin.) */
+static void matmul_rows_batch_tiles(void **state)
+{
+    (void)state;
+    mf_rng rng = {16161};
+    const int64_t ranges[][2] = {{0, 53}, {3, 19}, {5, 53}, {17, 50}, {20, 35}};
+    for (size_t k = 0; k < N_TYPES; k++) {
+        uint32_t type = ALL_TYPES[k];
+        if (mf_act_type(type) == MF_TYPE_F32) continue;  /* no batch tiles for float weights */
+        int kq = mf_act_type(type) == MF_TYPE_Q8_K;
+        for (int n_tok = 1; n_tok <= 17; n_tok++)
+            for (int ri = 0; ri < 5; ri++)
+                run_matmul_case(type, (mm_case){kq ? 512 : 64, n_tok, ranges[ri][0], ranges[ri][1], 53}, &rng);
+        const int toks[] = {2, 16, 17};
+        for (int ti = 0; ti < 3; ti++) run_matmul_case(type, (mm_case){kq ? 2304 : 1088, toks[ti], 3, 40, 40}, &rng);
     }
 }
 
@@ -424,6 +450,7 @@ int main(void)
         cmocka_unit_test(vec_dot_edge_cases),
         cmocka_unit_test(mxfp4_all_exponents),
         cmocka_unit_test(matmul_rows_vs_reference),
+        cmocka_unit_test(matmul_rows_batch_tiles),
         cmocka_unit_test(matmul_scalar_twin),
     };
     return MF_RUN("quant_dot", tests);
