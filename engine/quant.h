@@ -95,7 +95,8 @@ float mf_vec_dot(uint32_t wtype, const void *row, const void *qx, int64_t n);
 void mf_matmul_rows(uint32_t wtype, const void *W, int64_t n_in, int64_t r0, int64_t r1,
                     const void *qx, size_t qx_stride, int n_tok, float *y, int64_t y_stride);
 
-/* 1 when this build uses the AVX2 kernels (for `minfer --version` and the docs). */
-int mf_quant_simd(void);
+/* The matrix kernels this build uses: "avx512-vnni+avx2", "avx2" or
+ * "scalar" (for `minfer --version` and qbench's header). */
+const char *mf_quant_kernels(void);
 
 #endif

@@ -343,11 +343,13 @@ void mf_matmul_rows(uint32_t wtype, const void *W, int64_t n_in, int64_t r0, int
 #endif
 }
 
-int mf_quant_simd(void)
+const char *mf_quant_kernels(void)
 {
-#ifdef MF_QUANT_AVX2
-    return 1;
+#if defined(MF_QUANT_AVX512)
+    return "avx512-vnni+avx2"; /* AVX-512 tiles for batches, AVX2 for decoding */
+#elif defined(MF_QUANT_AVX2)
+    return "avx2";
 #else
-    return 0;
+    return "scalar";
 #endif
 }

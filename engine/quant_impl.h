@@ -107,9 +107,7 @@ void mf_matmul_rows_avx2(uint32_t wtype, const void *W, int64_t n_in, int64_t r0
 #if defined(MF_QUANT_AVX2) && defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__) && \
     defined(__AVX512VNNI__)
 #define MF_QUANT_AVX512 1
-#ifndef MF_AVX512_MIN_TOK
 #define MF_AVX512_MIN_TOK 2
-#endif
 void mf_matmul_rows_avx512(uint32_t wtype, const void *W, int64_t n_in, int64_t r0, int64_t r1,
                            const void *qx, size_t qx_stride, int n_tok, float *y,
                            int64_t y_stride);

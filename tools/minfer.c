@@ -32,7 +32,7 @@ static void usage(FILE *f)
 static int version(void)
 {
     printf("minfer %s (simd: %s, blas: %s, cuda: %s)\n", MF_VERSION,
-           mf_quant_simd() ? "avx2" : "scalar",
+           mf_quant_kernels(),
 #ifdef MF_HAVE_BLAS
            "openblas",
 #else

@@ -230,7 +230,7 @@ int main(int argc, char **argv)
         shapes[nshapes++] = (shape){32000, 2048};
     }
     printf("qbench: mf_matmul_rows, %s kernels, %d thread%s, median of %d runs, %zu MB weight pool\n",
-           mf_quant_simd() ? "AVX2" : "scalar", threads, threads > 1 ? "s" : "", runs, pool_mb);
+           mf_quant_kernels(), threads, threads > 1 ? "s" : "", runs, pool_mb);
     printf("%-6s %13s %11s %12s %12s %14s %15s %15s\n", "type", "rows x n_in", "weights", "n_tok=1",
            "per product", "of read GB/s", "n_tok=16", "n_tok=64");
     for (int s = 0; s < nshapes; s++)
