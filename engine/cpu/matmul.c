@@ -7,12 +7,13 @@
  * 1. Quantized weights, any number of rows. Convert each activation row once into the weight
  *    type's 8-bit block format (quant.h) and let the threads split the weight rows; each
  *    thread calls mf_matmul_rows() on a chunk, which reads each weight row once for a group
- *    of up to MF_CPU_QROWS tokens and does integer dot products (AVX2 / AVX-VNNI).
+ *    of up to MF_CPU_QROWS tokens and does integer dot products (AVX2 / AVX-VNNI; AVX-512
+ *    VNNI tiles of 16 rows x 16 tokens for batches where the compiler targets them).
  *    Decode (one token) is memory-bound: the whole matrix streams from DRAM once per token,
  *    so the goal is to keep both cores' load units busy — chunks are claimed dynamically so
  *    neither core idles at the end. A prompt is compute-bound, and the integer kernels'
- *    4-row x 4-token tiles measured faster here than dequantizing to float32 for sgemm
- *    (docs/cpu.md §3), so prompts take this path too.
+ *    tiles measured faster here than dequantizing to float32 for sgemm (docs/cpu.md §3),
+ *    so prompts take this path too.
  * 2. Float weights (F32/F16/BF16) and a batch of MF_CPU_BLAS_MIN_ROWS rows or more, when
  *    OpenBLAS runs a kernel for this CPU's vector units: each thread converts a tile of
  *    MF_CPU_TILE_ROWS weight rows to float32 (it fits in L2) and multiplies it with all
