@@ -132,18 +132,6 @@ INLINE __m256i fifth_bits(const uint8_t *qh)
 
 INLINE int high_x16(uint32_t wt) { return VNNI && (wt == MF_TYPE_Q4_0 || wt == MF_TYPE_Q4_1); }
 
-INLINE size_t bytes32(uint32_t wt)
-{
-    switch (wt) {
-    case MF_TYPE_Q4_0: return 18;
-    case MF_TYPE_Q4_1: return 20;
-    case MF_TYPE_Q5_0: return 22;
-    case MF_TYPE_Q5_1: return 24;
-    case MF_TYPE_Q8_0: return 34;
-    default: return 17;  /* MXFP4 */
-    }
-}
-
 INLINE __m256i codes32(uint32_t wt, const uint8_t *b)
 {
     if (high_x16(wt)) {
@@ -167,23 +155,21 @@ INLINE __m256i codes32(uint32_t wt, const uint8_t *b)
 }
 
 /* mf_e8m0_half(e) for every e, as float bit patterns: a table lookup replaces the ten
- * scalar instructions of the branchy definition in the MXFP4 loop. */
+ * scalar instructions of the branchy definition in the MXFP4 loop (quant_avx512.c too). */
 #define EH(e) ((e) < 2 ? 0x00200000u << ((e) & 1) : (uint32_t)((e) - 1) << 23)
 #define EH4(e) EH(e), EH((e) + 1), EH((e) + 2), EH((e) + 3)
 #define EH16(e) EH4(e), EH4((e) + 4), EH4((e) + 8), EH4((e) + 12)
 #define EH64(e) EH16(e), EH16((e) + 16), EH16((e) + 32), EH16((e) + 48)
-static const uint32_t E8M0_HALF_BITS[256] = {EH64(0), EH64(64), EH64(128), EH64(192)};
+const uint32_t mf_e8m0_half_bits[256] = {EH64(0), EH64(64), EH64(128), EH64(192)};
 
 /* The block scale in all 8 lanes (fp16 broadcast then converted: no scalar round trip). */
 INLINE __m256 scale32(uint32_t wt, const uint8_t *b)
 {
-    if (wt == MF_TYPE_MXFP4) return _mm256_castsi256_ps(_mm256_set1_epi32((int)E8M0_HALF_BITS[b[0]]));
+    if (wt == MF_TYPE_MXFP4) return _mm256_castsi256_ps(_mm256_set1_epi32((int)mf_e8m0_half_bits[b[0]]));
     uint16_t h;
     memcpy(&h, b, 2);
     return _mm256_cvtph_ps(_mm_set1_epi16((short)h));
 }
-
-INLINE int has_min(uint32_t wt) { return wt == MF_TYPE_Q4_1 || wt == MF_TYPE_Q5_1; }
 
 /* The activation bias as this build's Q4_0 kernel needs it: without VNNI the high nibbles
  * are shifted down, so lanes 4..7 of the (×16) bias are shifted back. */
@@ -220,7 +206,7 @@ INLINE __m128 fold4(uint32_t wt, __m256 acc, __m128 mins)
     return _mm_add_ps(_mm_add_ps(_mm256_castps256_ps128(acc), _mm256_extractf128_ps(acc, 1)), mins);
 }
 
-INLINE float min32(uint32_t wt, const uint8_t *blk) { return has_min(wt) ? h2f(blk + 2) : 0.0f; }
+INLINE float min32(uint32_t wt, const uint8_t *blk) { return mf_simd_has_min32(wt) ? h2f(blk + 2) : 0.0f; }
 
 /* The fp16 at byte offset `at` of up to 4 blocks (missing ones 0), converted together. */
 INLINE __m128 f16x4(const uint8_t *blk, size_t rb, int R, int at)
@@ -239,7 +225,7 @@ INLINE __m128 scales4(uint32_t wt, const uint8_t *blk, size_t rb, int R)
 {
     if (wt != MF_TYPE_MXFP4) return f16x4(blk, rb, R, 0);
     uint32_t e[4] = {0, 0, 0, 0};
-    for (int r = 0; r < R; r++) e[r] = E8M0_HALF_BITS[blk[r * rb]];
+    for (int r = 0; r < R; r++) e[r] = mf_e8m0_half_bits[blk[r * rb]];
     return _mm_castsi128_ps(_mm_setr_epi32((int)e[0], (int)e[1], (int)e[2], (int)e[3]));
 }
 
@@ -249,7 +235,7 @@ INLINE __m128 scales4(uint32_t wt, const uint8_t *blk, size_t rb, int R)
 INLINE void tile32(const uint32_t wt, const int R, const int T, const uint8_t *w, size_t rb,
                    const uint8_t *x, size_t xs, int64_t nb, float *y, int64_t ys, const uint8_t *pf)
 {
-    const size_t bb = bytes32(wt);
+    const size_t bb = mf_simd_bytes32(wt);
     const __m256i zero = _mm256_setzero_si256();
     if (T == 1) {
         const mf_act32 *a = (const mf_act32 *)x;
@@ -262,7 +248,7 @@ INLINE void tile32(const uint32_t wt, const int R, const int T, const uint8_t *w
             for (int r = 0; r < R; r++) v[r] = block_dot(wt, codes32(wt, blk + r * rb), av, bias);
             __m128 d4 = _mm_mul_ps(scales4(wt, blk, rb, R), _mm_set1_ps(a->d));
             acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(reduce4(v[0], v[1], v[2], v[3])), _mm256_set_m128(d4, d4), acc);
-            if (has_min(wt)) mins = _mm_fmadd_ps(f16x4(blk, rb, R, 2), _mm_set1_ps(a->s), mins);
+            if (mf_simd_has_min32(wt)) mins = _mm_fmadd_ps(f16x4(blk, rb, R, 2), _mm_set1_ps(a->s), mins);
         }
         float out[4];
         _mm_storeu_ps(out, fold4(wt, acc, mins));
@@ -283,14 +269,14 @@ INLINE void tile32(const uint32_t wt, const int R, const int T, const uint8_t *w
         }
         __m128 d4 = _mm_setr_ps(a[0]->d, a[1]->d, a[2]->d, a[3]->d);
         __m256 ad = _mm256_set_m128(d4, d4);
-        __m128 s4 = has_min(wt) ? _mm_setr_ps(a[0]->s, a[1]->s, a[2]->s, a[3]->s) : _mm_setzero_ps();
+        __m128 s4 = mf_simd_has_min32(wt) ? _mm_setr_ps(a[0]->s, a[1]->s, a[2]->s, a[3]->s) : _mm_setzero_ps();
         for (int r = 0; r < R; r++) {
             const uint8_t *blk = w + r * rb + b * bb;
             __m256i u = codes32(wt, blk);
             __m256i v = reduce4(block_dot(wt, u, av[0], bias[0]), block_dot(wt, u, av[1], bias[1]),
                                 block_dot(wt, u, av[2], bias[2]), block_dot(wt, u, av[3], bias[3]));
             acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(v), _mm256_mul_ps(scale32(wt, blk), ad), acc[r]);
-            if (has_min(wt)) mins[r] = _mm_fmadd_ps(_mm_set1_ps(min32(wt, blk)), s4, mins[r]);
+            if (mf_simd_has_min32(wt)) mins[r] = _mm_fmadd_ps(_mm_set1_ps(min32(wt, blk)), s4, mins[r]);
         }
     }
     for (int r = 0; r < R; r++) {
@@ -422,28 +408,6 @@ INLINE __m256i kchunk(uint32_t wt, const uint8_t *b, int j)
     }
 }
 
-INLINE size_t bytesk(uint32_t wt)
-{
-    switch (wt) {
-    case MF_TYPE_Q2_K: return 84;
-    case MF_TYPE_Q3_K: return 110;
-    case MF_TYPE_Q4_K: return 144;
-    case MF_TYPE_Q5_K: return 176;
-    default: return 210;  /* Q6_K */
-    }
-}
-
-/* Byte offsets of the fp16 super-block scale d and of dmin (-1: none). */
-INLINE int d_at(uint32_t wt)
-{
-    return wt == MF_TYPE_Q2_K ? 80 : wt == MF_TYPE_Q3_K ? 108 : wt == MF_TYPE_Q6_K ? 208 : 0;
-}
-
-INLINE int dmin_at(uint32_t wt)
-{
-    return wt == MF_TYPE_Q2_K ? 82 : wt == MF_TYPE_Q4_K || wt == MF_TYPE_Q5_K ? 2 : -1;
-}
-
 /* The sums of one super-block of one (row, token) pair: the scaled code dot (offsets
  * removed) and the min sum, 8 lanes each. */
 typedef struct ksum { __m256i dot, mins; } ksum;
@@ -462,8 +426,8 @@ INLINE ksum kfinish(uint32_t wt, __m256i iacc, const kscales *ks, const mf_actk 
 INLINE void tilek(const uint32_t wt, const int R, const int T, const uint8_t *w, size_t rb,
                   const uint8_t *x, size_t xs, int64_t nb, float *y, int64_t ys, const uint8_t *pf)
 {
-    const size_t bb = bytesk(wt);
-    const int has_dmin = dmin_at(wt) >= 0;
+    const size_t bb = mf_simd_bytesk(wt);
+    const int has_dmin = mf_simd_k_dmin_at(wt) >= 0;
     const int NR = R, NT = T;
     __m256 acc[4];
     for (int r = 0; r < 4; r++) acc[r] = _mm256_setzero_ps();
@@ -495,11 +459,11 @@ INLINE void tilek(const uint32_t wt, const int R, const int T, const uint8_t *w,
             ksum k[4] = {{zero, zero}, {zero, zero}, {zero, zero}, {zero, zero}};
             for (int r = 0; r < R; r++) k[r] = kfinish(wt, iacc[r][0], &ks[r], a[0]);
             __m128 dx = _mm_set1_ps(a[0]->d);
-            __m128 d4 = _mm_mul_ps(f16x4(blk, rb, R, d_at(wt)), dx);
+            __m128 d4 = _mm_mul_ps(f16x4(blk, rb, R, mf_simd_k_d_at(wt)), dx);
             acc[0] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(reduce4(k[0].dot, k[1].dot, k[2].dot, k[3].dot)),
                                      _mm256_set_m128(d4, d4), acc[0]);
             if (has_dmin) {
-                __m128 m4 = _mm_mul_ps(f16x4(blk, rb, R, dmin_at(wt)), dx);
+                __m128 m4 = _mm_mul_ps(f16x4(blk, rb, R, mf_simd_k_dmin_at(wt)), dx);
                 acc[0] = _mm256_fnmadd_ps(_mm256_cvtepi32_ps(reduce4(k[0].mins, k[1].mins, k[2].mins, k[3].mins)),
                                           _mm256_set_m128(m4, m4), acc[0]);
             }
@@ -508,11 +472,11 @@ INLINE void tilek(const uint32_t wt, const int R, const int T, const uint8_t *w,
             for (int r = 0; r < R; r++) {
                 ksum k[4];
                 for (int t = 0; t < 4; t++) k[t] = kfinish(wt, iacc[r][t], &ks[r], a[t]);
-                __m128 d4 = _mm_mul_ps(_mm_set1_ps(h2f(blk + r * rb + d_at(wt))), dx);
+                __m128 d4 = _mm_mul_ps(_mm_set1_ps(h2f(blk + r * rb + mf_simd_k_d_at(wt))), dx);
                 acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(reduce4(k[0].dot, k[1].dot, k[2].dot, k[3].dot)),
                                          _mm256_set_m128(d4, d4), acc[r]);
                 if (has_dmin) {
-                    __m128 m4 = _mm_mul_ps(_mm_set1_ps(h2f(blk + r * rb + dmin_at(wt))), dx);
+                    __m128 m4 = _mm_mul_ps(_mm_set1_ps(h2f(blk + r * rb + mf_simd_k_dmin_at(wt))), dx);
                     acc[r] = _mm256_fnmadd_ps(
                         _mm256_cvtepi32_ps(reduce4(k[0].mins, k[1].mins, k[2].mins, k[3].mins)),
                         _mm256_set_m128(m4, m4), acc[r]);

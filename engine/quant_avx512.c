@@ -51,18 +51,6 @@ enum {
 
 /* ================================================================ weight codes */
 
-INLINE size_t bytes32(uint32_t wt)
-{
-    switch (wt) {
-    case MF_TYPE_Q4_0: return 18;
-    case MF_TYPE_Q4_1: return 20;
-    case MF_TYPE_Q5_0: return 22;
-    case MF_TYPE_Q5_1: return 24;
-    case MF_TYPE_Q8_0: return 34;
-    default: return 17;  /* MXFP4 */
-    }
-}
-
 /* Byte offset of the 16 nibble bytes (quant-formats.md §3, mxfp4.md §2). */
 INLINE int nibbles_at(uint32_t wt)
 {
@@ -74,8 +62,6 @@ INLINE int nibbles_at(uint32_t wt)
     default: return 1;  /* MXFP4 */
     }
 }
-
-INLINE int has_min(uint32_t wt) { return wt == MF_TYPE_Q4_1 || wt == MF_TYPE_Q5_1; }
 
 INLINE __m128i load16(const uint8_t *p) { return _mm_loadu_si128((const __m128i *)(const void *)p); }
 
@@ -153,13 +139,6 @@ INLINE void codes16(uint32_t wt, const uint8_t *blk, size_t rb, __m512i u[8])
 
 /* ================================================================ scales */
 
-/* mf_e8m0_half(e) for every e, as float bits (the MXFP4 block scale, see quant_avx2.c). */
-#define EH(e) ((e) < 2 ? 0x00200000u << ((e) & 1) : (uint32_t)((e) - 1) << 23)
-#define EH4(e) EH(e), EH((e) + 1), EH((e) + 2), EH((e) + 3)
-#define EH16(e) EH4(e), EH4((e) + 4), EH4((e) + 8), EH4((e) + 12)
-#define EH64(e) EH16(e), EH16((e) + 16), EH16((e) + 32), EH16((e) + 48)
-static const uint32_t E8M0_HALF_BITS[256] = {EH64(0), EH64(64), EH64(128), EH64(192)};
-
 /* The scale (and min) of n blocks of 16 rows, block-major: tab[b][r]. fp16 scales stay
  * fp16 (one vector conversion per block later); MXFP4's are float bits already. */
 typedef struct scale_tab {
@@ -170,16 +149,16 @@ typedef struct scale_tab {
 
 INLINE void fill_scales(uint32_t wt, const uint8_t *w, size_t rb, int n, scale_tab *st)
 {
-    const size_t bb = bytes32(wt);
+    const size_t bb = mf_simd_bytes32(wt);
     for (int r = 0; r < ROWS; r++) {
         const uint8_t *p = w + (size_t)r * rb;
         for (int b = 0; b < n; b++, p += bb) {
             if (wt == MF_TYPE_MXFP4) {
-                st->e[b][r] = E8M0_HALF_BITS[p[0]];
+                st->e[b][r] = mf_e8m0_half_bits[p[0]];
                 continue;
             }
             memcpy(&st->d[b][r], p, 2);
-            if (has_min(wt)) memcpy(&st->m[b][r], p + 2, 2);
+            if (mf_simd_has_min32(wt)) memcpy(&st->m[b][r], p + 2, 2);
         }
     }
 }
@@ -207,7 +186,7 @@ INLINE __m512i dot4(__m512i s, __m512i u, const int8_t *p)
 INLINE void tile32(const uint32_t wt, const int T, const uint8_t *w, size_t rb, const uint8_t *x, size_t xs,
                  int64_t nb, float *y, int64_t ys, const uint8_t *pf)
 {
-    const size_t bb = bytes32(wt);
+    const size_t bb = mf_simd_bytes32(wt);
     const int G = T < GROUP ? T : GROUP;
     scale_tab st;
     __m512 acc[16];
@@ -223,7 +202,7 @@ INLINE void tile32(const uint32_t wt, const int T, const uint8_t *w, size_t rb, 
             codes16(wt, w + b * bb, rb, u);
             const __m512 dw = scale_of(wt, &st, i);
             __m512 mw = _mm512_setzero_ps();
-            if (has_min(wt)) mw = _mm512_cvtph_ps(_mm256_load_si256((const __m256i *)(const void *)st.m[i]));
+            if (mf_simd_has_min32(wt)) mw = _mm512_cvtph_ps(_mm256_load_si256((const __m256i *)(const void *)st.m[i]));
             for (int t0 = 0; t0 < T; t0 += G) {
                 const mf_act32 *a[GROUP];
                 __m512i s[GROUP];
@@ -235,7 +214,7 @@ INLINE void tile32(const uint32_t wt, const int T, const uint8_t *w, size_t rb, 
                     for (int g = 0; g < G; g++) s[g] = dot4(s[g], u[j], a[g]->qs + 4 * j);
                 for (int g = 0; g < G; g++) {
                     acc[t0 + g] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s[g]), _mm512_mul_ps(dw, _mm512_set1_ps(a[g]->d)), acc[t0 + g]);
-                    if (has_min(wt)) acc[t0 + g] = _mm512_fmadd_ps(mw, _mm512_set1_ps(a[g]->s), acc[t0 + g]);
+                    if (mf_simd_has_min32(wt)) acc[t0 + g] = _mm512_fmadd_ps(mw, _mm512_set1_ps(a[g]->s), acc[t0 + g]);
                 }
             }
         }
@@ -260,27 +239,9 @@ INLINE void tile32(const uint32_t wt, const int T, const uint8_t *w, size_t rb, 
  * enter through 8 vpdpwssd (pairs of c times a broadcast pair of bsums) — into dot for the
  * offsets (exact integers: the scalar twin's), into a separate sum for the mins. */
 
-INLINE size_t bytesk(uint32_t wt)
-{
-    switch (wt) {
-    case MF_TYPE_Q2_K: return 84;
-    case MF_TYPE_Q3_K: return 110;
-    case MF_TYPE_Q4_K: return 144;
-    case MF_TYPE_Q5_K: return 176;
-    default: return 210;  /* Q6_K */
-    }
-}
-
-INLINE int k_has_min(uint32_t wt) { return wt == MF_TYPE_Q2_K || wt == MF_TYPE_Q4_K || wt == MF_TYPE_Q5_K; }
+INLINE int k_has_min(uint32_t wt) { return mf_simd_k_dmin_at(wt) >= 0; }
 /* elements per sub-block: 32 for Q4_K/Q5_K, 16 for the others */
 INLINE int k_sub(uint32_t wt) { return wt == MF_TYPE_Q4_K || wt == MF_TYPE_Q5_K ? 32 : 16; }
-/* byte offsets of the fp16 d and dmin (quant-formats.md §1) */
-INLINE int k_d_at(uint32_t wt)
-{
-    return wt == MF_TYPE_Q2_K ? 80 : wt == MF_TYPE_Q3_K ? 108 : wt == MF_TYPE_Q6_K ? 208 : 0;
-}
-INLINE int k_dmin_at(uint32_t wt) { return wt == MF_TYPE_Q2_K ? 82 : 2; }
-
 typedef struct kdec {
     __m512i u[64];  /* u[j] lane r: codes of elements 4j..4j+3 of row r, unsigned */
     __m512i sc[16]; /* sub-block scales, int32 per row (8 used for 32-element sub-blocks) */
@@ -433,8 +394,8 @@ INLINE void kscales16(uint32_t wt, const uint8_t *blk, size_t rb, kdec *k)
         }
         for (int p = 0; p < 8; p++) k->c[p] = pair16(cc[2 * p], cc[2 * p + 1]);
     }
-    k->d = f16_16(blk, rb, k_d_at(wt));
-    k->dmin = k_has_min(wt) ? f16_16(blk, rb, k_dmin_at(wt)) : _mm512_setzero_ps();
+    k->d = f16_16(blk, rb, mf_simd_k_d_at(wt));
+    k->dmin = k_has_min(wt) ? f16_16(blk, rb, mf_simd_k_dmin_at(wt)) : _mm512_setzero_ps();
 }
 
 INLINE __m512i dot_pairs(__m512i s, __m512i c, const int16_t *p)
@@ -448,7 +409,7 @@ INLINE __m512i dot_pairs(__m512i s, __m512i c, const int16_t *p)
 INLINE void tilek(const uint32_t wt, const int T, const uint8_t *w, size_t rb, const uint8_t *x, size_t xs,
                   int64_t nb, float *y, int64_t ys, const uint8_t *pf)
 {
-    const size_t bb = bytesk(wt);
+    const size_t bb = mf_simd_bytesk(wt);
     const int G = T < GROUP ? T : GROUP, E = k_sub(wt) / 4, NS = 256 / k_sub(wt);
     kdec k;
     __m512 acc[16];

@@ -1,5 +1,5 @@
-/* quant_impl.h — private to quant.c, quant_dot.c, quant_avx2.c and the quant tests:
- * the activation blocks of the fast path and the per-build entry points.
+/* quant_impl.h — private to quant.c, quant_dot.c, quant_avx2.c, quant_avx512.c and the
+ * quant tests: the activation blocks of the fast path and the per-build entry points.
  *
  * The activation vector of a matrix product is converted once into blocks of 8-bit
  * integers with one float scale per block, so the inner loop of every quantized weight
@@ -39,6 +39,8 @@
  */
 #ifndef MF_QUANT_IMPL_H
 #define MF_QUANT_IMPL_H
+
+#include "types.h"
 
 #include <stddef.h>
 #include <stdint.h>
@@ -99,6 +101,47 @@ void mf_quantize_act_avx2(uint32_t wtype, const float *x, void *qx, int64_t n);
 void mf_matmul_rows_avx2(uint32_t wtype, const void *W, int64_t n_in, int64_t r0, int64_t r1,
                          const void *qx, size_t qx_stride, int n_tok, float *y,
                          int64_t y_stride);
+
+/* Block geometry for the SIMD kernels of quant_avx2.c and quant_avx512.c (quant-formats.md
+ * §1-4, mxfp4.md §2). The same numbers as mf_type_get(), written as switches on purpose:
+ * the kernels are instantiated per type, so these fold to constants inside the loops. */
+/* Bytes of one block of a 32-element type (Q4_0 .. Q8_0, MXFP4). */
+static inline size_t mf_simd_bytes32(uint32_t wt)
+{
+    switch (wt) {
+    case MF_TYPE_Q4_0: return 18;
+    case MF_TYPE_Q4_1: return 20;
+    case MF_TYPE_Q5_0: return 22;
+    case MF_TYPE_Q5_1: return 24;
+    case MF_TYPE_Q8_0: return 34;
+    default: return 17;  /* MXFP4 */
+    }
+}
+/* 1 for the 32-element types with an fp16 min at byte 2 (Q4_1, Q5_1). */
+static inline int mf_simd_has_min32(uint32_t wt) { return wt == MF_TYPE_Q4_1 || wt == MF_TYPE_Q5_1; }
+/* Bytes of one K-quant super-block. */
+static inline size_t mf_simd_bytesk(uint32_t wt)
+{
+    switch (wt) {
+    case MF_TYPE_Q2_K: return 84;
+    case MF_TYPE_Q3_K: return 110;
+    case MF_TYPE_Q4_K: return 144;
+    case MF_TYPE_Q5_K: return 176;
+    default: return 210;  /* Q6_K */
+    }
+}
+/* Byte offsets of a K-quant super-block's fp16 scale d and of its dmin (-1: none). */
+static inline int mf_simd_k_d_at(uint32_t wt)
+{
+    return wt == MF_TYPE_Q2_K ? 80 : wt == MF_TYPE_Q3_K ? 108 : wt == MF_TYPE_Q6_K ? 208 : 0;
+}
+static inline int mf_simd_k_dmin_at(uint32_t wt)
+{
+    return wt == MF_TYPE_Q2_K ? 82 : wt == MF_TYPE_Q4_K || wt == MF_TYPE_Q5_K ? 2 : -1;
+}
+/* mf_e8m0_half(e) for every e, as float bit patterns (quant_avx2.c): the MXFP4 block scale
+ * by one table load instead of the branchy definition. */
+extern const uint32_t mf_e8m0_half_bits[256];
 #endif
 
 /* The AVX-512 VNNI batch kernels (quant_avx512.c): 16 weight rows × up to 16 tokens per
