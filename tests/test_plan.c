@@ -8,8 +8,8 @@
  * Models: stories260K.gguf (skipped when absent), small files written here with the GGUF
  * writer (their bytes are zeros: the plan reads only the header), a tiny gpt-oss from
  * mkmodel (cross-checked against model.c's own per-token count), and a gpt-oss-20b-shaped
- * file whose header is written byte by byte below and whose 12 GB of data are a hole
- * (ftruncate), so the real shape costs no disk and no time.
+ * file written by the writer's sparse mode: a complete header and 12 GB of data left as a
+ * hole, so the real shape costs no disk and no time.
  */
 #include "harness.h"
 #include "backend.h"
@@ -41,13 +41,6 @@ static int zero_fill(void *user, uint64_t index, const mf_gguf_tensor *t, void *
     memset(buf, 0, t->nbytes);
     return 0;
 }
-
-typedef struct tdesc {
-    const char *name;
-    uint32_t type;
-    uint32_t nd;
-    int64_t ne[3];
-} tdesc;
 
 static void add_tensor(mf_gguf_writer *w, const char *name, uint32_t type, uint32_t nd, int64_t e0, int64_t e1,
                        int64_t e2)
@@ -880,27 +873,37 @@ static void cli_cpu_record(void **state)
     unlink(rec);
 }
 
-/* ---- the gpt-oss-20b-shaped file: header written byte by byte (gguf.md §3-5), data a hole */
-
-static void put_u32(FILE *f, uint32_t v) { fwrite(&v, 4, 1, f); }
-static void put_u64(FILE *f, uint64_t v) { fwrite(&v, 8, 1, f); }
-static void put_str(FILE *f, const char *s) { put_u64(f, strlen(s)); fwrite(s, 1, strlen(s), f); }
-static void kv_u32(FILE *f, const char *k, uint32_t v) { put_str(f, k); put_u32(f, MF_GGUF_U32); put_u32(f, v); }
-static void kv_f32(FILE *f, const char *k, float v) { put_str(f, k); put_u32(f, MF_GGUF_F32); fwrite(&v, 4, 1, f); }
-static void kv_str(FILE *f, const char *k, const char *v) { put_str(f, k); put_u32(f, MF_GGUF_STR); put_str(f, v); }
+/* ---- the gpt-oss-20b-shaped file: the writer's sparse mode, data a hole ---- */
 
 /* gpt-oss-arch.md §1.2 and §2 with the ggml-org types: 24 layers x 19 tensors + 3 = 459 */
 static const char *write_20b_header(const char *name)
 {
-    const int L = 24;
-    tdesc t[3 + 24 * 19];
-    char names[3 + 24 * 19][48];
-    int n = 0;
-#define ADD(nm, ty, nd_, a, b, c) \
-    (snprintf(names[n], sizeof names[n], "%s", nm), t[n] = (tdesc){names[n], ty, nd_, {a, b, c}}, n++)
-    ADD("token_embd.weight", MF_TYPE_Q8_0, 2, 2880, 201088, 1);
-    ADD("output_norm.weight", MF_TYPE_F32, 1, 2880, 1, 1);
-    ADD("output.weight", MF_TYPE_Q8_0, 2, 2880, 201088, 1);
+    mf_gguf_writer *w = mf_gguf_writer_new();
+    assert_non_null(w);
+    /* the header is complete, the 12 GB of tensor data a hole (no disk blocks, reads give zeros) */
+    mf_gguf_w_set_sparse(w, 1);
+    int rc = mf_gguf_w_str(w, "general.architecture", "gpt-oss");
+    rc |= mf_gguf_w_u32(w, "gpt-oss.block_count", 24);
+    rc |= mf_gguf_w_u32(w, "gpt-oss.context_length", 131072);
+    rc |= mf_gguf_w_u32(w, "gpt-oss.embedding_length", 2880);
+    rc |= mf_gguf_w_u32(w, "gpt-oss.feed_forward_length", 2880);
+    rc |= mf_gguf_w_u32(w, "gpt-oss.attention.head_count", 64);
+    rc |= mf_gguf_w_u32(w, "gpt-oss.attention.head_count_kv", 8);
+    rc |= mf_gguf_w_f32(w, "gpt-oss.rope.freq_base", 150000.0f);
+    rc |= mf_gguf_w_f32(w, "gpt-oss.attention.layer_norm_rms_epsilon", 1e-5f);
+    rc |= mf_gguf_w_u32(w, "gpt-oss.expert_count", 32);
+    rc |= mf_gguf_w_u32(w, "gpt-oss.expert_used_count", 4);
+    rc |= mf_gguf_w_u32(w, "gpt-oss.attention.key_length", 64);
+    rc |= mf_gguf_w_u32(w, "gpt-oss.attention.value_length", 64);
+    rc |= mf_gguf_w_u32(w, "gpt-oss.attention.sliding_window", 128);
+    rc |= mf_gguf_w_u32(w, "gpt-oss.expert_feed_forward_length", 2880);
+    rc |= mf_gguf_w_str(w, "gpt-oss.rope.scaling.type", "yarn");
+    rc |= mf_gguf_w_f32(w, "gpt-oss.rope.scaling.factor", 32.0f);
+    rc |= mf_gguf_w_u32(w, "gpt-oss.vocab_size", 201088);
+    assert_int_equal(rc, 0);
+    add_tensor(w, "token_embd.weight", MF_TYPE_Q8_0, 2, 2880, 201088, 1);
+    add_tensor(w, "output_norm.weight", MF_TYPE_F32, 1, 2880, 1, 1);
+    add_tensor(w, "output.weight", MF_TYPE_Q8_0, 2, 2880, 201088, 1);
     const struct { const char *s; uint32_t ty; uint32_t nd; int64_t a, b, c; } per[] = {
         {"attn_norm.weight", MF_TYPE_F32, 1, 2880, 1, 1},       {"attn_q.weight", MF_TYPE_Q8_0, 2, 2880, 4096, 1},
         {"attn_q.bias", MF_TYPE_F32, 1, 4096, 1, 1},            {"attn_k.weight", MF_TYPE_Q8_0, 2, 2880, 512, 1},
@@ -913,53 +916,14 @@ static const char *write_20b_header(const char *name)
         {"ffn_up_exps.bias", MF_TYPE_F32, 2, 2880, 32, 1},      {"ffn_down_exps.weight", MF_TYPE_MXFP4, 3, 2880, 2880, 32},
         {"ffn_down_exps.bias", MF_TYPE_F32, 2, 2880, 32, 1},
     };
-    for (int l = 0; l < L; l++)
-        for (int j = 0; j < 19; j++) {
+    for (int l = 0; l < 24; l++)
+        for (size_t j = 0; j < sizeof per / sizeof per[0]; j++) {
             char nm[48];
             snprintf(nm, sizeof nm, "blk.%d.%s", l, per[j].s);
-            ADD(nm, per[j].ty, per[j].nd, per[j].a, per[j].b, per[j].c);
+            add_tensor(w, nm, per[j].ty, per[j].nd, per[j].a, per[j].b, per[j].c);
         }
-#undef ADD
     const char *path = mf_tmp_path(name);
-    FILE *f = fopen(path, "wb");
-    assert_non_null(f);
-    fwrite("GGUF", 1, 4, f);
-    put_u32(f, 3);
-    put_u64(f, (uint64_t)n);
-    put_u64(f, 18);
-    kv_str(f, "general.architecture", "gpt-oss");
-    kv_u32(f, "gpt-oss.block_count", 24);
-    kv_u32(f, "gpt-oss.context_length", 131072);
-    kv_u32(f, "gpt-oss.embedding_length", 2880);
-    kv_u32(f, "gpt-oss.feed_forward_length", 2880);
-    kv_u32(f, "gpt-oss.attention.head_count", 64);
-    kv_u32(f, "gpt-oss.attention.head_count_kv", 8);
-    kv_f32(f, "gpt-oss.rope.freq_base", 150000.0f);
-    kv_f32(f, "gpt-oss.attention.layer_norm_rms_epsilon", 1e-5f);
-    kv_u32(f, "gpt-oss.expert_count", 32);
-    kv_u32(f, "gpt-oss.expert_used_count", 4);
-    kv_u32(f, "gpt-oss.attention.key_length", 64);
-    kv_u32(f, "gpt-oss.attention.value_length", 64);
-    kv_u32(f, "gpt-oss.attention.sliding_window", 128);
-    kv_u32(f, "gpt-oss.expert_feed_forward_length", 2880);
-    kv_str(f, "gpt-oss.rope.scaling.type", "yarn");
-    kv_f32(f, "gpt-oss.rope.scaling.factor", 32.0f);
-    kv_u32(f, "gpt-oss.vocab_size", 201088);
-    uint64_t off = 0;
-    for (int i = 0; i < n; i++) {
-        put_str(f, t[i].name);
-        put_u32(f, t[i].nd);
-        for (uint32_t j = 0; j < t[i].nd; j++) put_u64(f, (uint64_t)t[i].ne[j]);
-        put_u32(f, t[i].type);
-        put_u64(f, off);
-        uint64_t bytes = mf_type_row_bytes(t[i].type, t[i].ne[0]) * (uint64_t)t[i].ne[1] * (uint64_t)t[i].ne[2];
-        off += (bytes + 31) / 32 * 32;
-    }
-    long pos = ftell(f);
-    while (pos % 32) { fputc(0, f); pos++; }
-    assert_int_equal(fclose(f), 0);
-    /* the data section: a hole of `off` bytes (no disk blocks, reads give zeros) */
-    assert_int_equal(truncate(path, pos + (off_t)off), 0);
+    write_file(w, path);
     return path;
 }
 
