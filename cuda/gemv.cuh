@@ -40,8 +40,16 @@ template <int T, int NT>
 __device__ __forceinline__ void mf_row_dot(const uint8_t *row, int64_t n_in, const float *x, int64_t ldx, int nt,
                                            int vec, int lane, float *acc)
 {
-    if constexpr (T == MF_TYPE_F32) {
-        if (vec) {
+    if constexpr (T == MF_TYPE_F32 || T == MF_TYPE_F16 || T == MF_TYPE_BF16) {
+        if (!vec) {
+            /* misaligned activations or a width of no whole 16-byte groups (mf_gemv_vec_ok) */
+            for (int64_t i = lane; i < n_in; i += MF_WARP) {
+                float w = mf_dq_elem<T>(row, i);
+#pragma unroll
+                for (int t = 0; t < NT; t++)
+                    if (t < nt) acc[t] += w * x[t * ldx + i];
+            }
+        } else if constexpr (T == MF_TYPE_F32) {
             const float4 *w4 = (const float4 *)row;
             for (int64_t i = lane; i < n_in / 4; i += MF_WARP) {
                 float4 w = w4[i];
@@ -53,15 +61,6 @@ __device__ __forceinline__ void mf_row_dot(const uint8_t *row, int64_t n_in, con
                     }
             }
         } else {
-            for (int64_t i = lane; i < n_in; i += MF_WARP) {
-                float w = mf_dq_elem<T>(row, i);
-#pragma unroll
-                for (int t = 0; t < NT; t++)
-                    if (t < nt) acc[t] += w * x[t * ldx + i];
-            }
-        }
-    } else if constexpr (T == MF_TYPE_F16 || T == MF_TYPE_BF16) {
-        if (vec) {
             const uint4 *w8 = (const uint4 *)row;
             for (int64_t i = lane; i < n_in / 8; i += MF_WARP) {
                 float w[8];
@@ -74,13 +73,6 @@ __device__ __forceinline__ void mf_row_dot(const uint8_t *row, int64_t n_in, con
                         acc[t] += w[0] * a.x + w[1] * a.y + w[2] * a.z + w[3] * a.w + w[4] * b.x + w[5] * b.y +
                                   w[6] * b.z + w[7] * b.w;
                     }
-            }
-        } else {
-            for (int64_t i = lane; i < n_in; i += MF_WARP) {
-                float w = mf_dq_elem<T>(row, i);
-#pragma unroll
-                for (int t = 0; t < NT; t++)
-                    if (t < nt) acc[t] += w * x[t * ldx + i];
             }
         }
     } else {
