@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 static int g_skipped;
@@ -104,4 +105,61 @@ uint8_t *mf_read_file(const char *path, size_t *len)
     fclose(f);
     if (b) *len = (size_t)n;
     return b;
+}
+
+char *mf_read_text(const char *path, size_t *len)
+{
+    size_t n = 0;
+    char *b = (char *)mf_read_file(path, &n);
+    if (!b) n = 0;
+    char *s = realloc(b, n + 1);
+    if (!s) abort();
+    s[n] = 0;
+    if (len) *len = n;
+    return s;
+}
+
+const char *mf_tool_path(const char *name)
+{
+    const char *d = getenv("MINFER_BIN");
+    if (!d || !*d) d = MF_BUILD_DIR;
+    size_t n = strlen(d) + strlen(name) + 2;
+    char *p = keep_path(n);
+    snprintf(p, n, "%s/%s", d, name);
+    return p;
+}
+
+mf_proc mf_run_tool(const char *name, const char *const *args)
+{
+    const char *bin = mf_tool_path(name);
+    const char *outp = mf_tmp_path("tool.out"), *errp = mf_tmp_path("tool.err");
+    char *argv[32];
+    int n = 0;
+    argv[n++] = (char *)bin;
+    for (int i = 0; args[i] && n < 31; i++) argv[n++] = (char *)args[i];
+    argv[n] = NULL;
+    fflush(NULL);  /* nothing buffered here may be written twice by the child */
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        if (!freopen(outp, "w", stdout) || !freopen(errp, "w", stderr)) _exit(126);
+        execv(bin, argv);
+        _exit(127);
+    }
+    int st;
+    assert_int_equal(waitpid(pid, &st, 0), pid);
+    mf_proc r;
+    r.rc = WIFEXITED(st) ? WEXITSTATUS(st) : 128;
+    if (r.rc == 127) fail_msg("could not run %s (set MINFER_BIN to the build folder)", bin);
+    r.out = mf_read_text(outp, &r.out_len);
+    r.err = mf_read_text(errp, NULL);
+    unlink(outp);
+    unlink(errp);
+    return r;
+}
+
+void mf_proc_free(mf_proc *p)
+{
+    free(p->out);
+    free(p->err);
 }

@@ -41,5 +41,23 @@ float mf_rng_normal(mf_rng *r);           /* N(0, 1) */
 
 /* Read a whole file; NULL if unreadable. *len receives its size. */
 uint8_t *mf_read_file(const char *path, size_t *len);
+/* A whole file as a NUL-terminated malloc'd string ("" if unreadable); *len (when not NULL)
+ * receives its size. */
+char *mf_read_text(const char *path, size_t *len);
+
+/* Path of a program built beside the tests (minfer, mkmodel): $MINFER_BIN/NAME, else in the
+ * build folder CMake configured. Owned by the harness like mf_model_path's. */
+const char *mf_tool_path(const char *name);
+
+/* One run of a built program with stdout and stderr captured. */
+typedef struct mf_proc {
+    char *out, *err; /* NUL-terminated, malloc'd */
+    size_t out_len;
+    int rc;          /* exit status; 128 when killed by a signal */
+} mf_proc;
+/* Run tool NAME (mf_tool_path) with args (NULL-terminated, at most 30), directly (no shell).
+ * Fails the test when the program cannot be executed. Free with mf_proc_free. */
+mf_proc mf_run_tool(const char *name, const char *const *args);
+void mf_proc_free(mf_proc *p);
 
 #endif

@@ -226,8 +226,7 @@ static void errors_name_the_problem(void **state)
 static int mkmodel(const char *out, const char *args)
 {
     char cmd[1024];
-    const char *bin = getenv("MINFER_BIN");
-    snprintf(cmd, sizeof cmd, "%s/mkmodel -o %s %s > /dev/null", bin ? bin : ".", out, args);
+    snprintf(cmd, sizeof cmd, "%s -o %s %s > /dev/null", mf_tool_path("mkmodel"), out, args);
     return system(cmd);
 }
 

@@ -219,9 +219,8 @@ static char *case_model(const jv *c, int *tmp)
         return strdup(p);
     }
     if (!args) fail_msg("manifest: case has neither 'model' nor 'mkmodel'");
-    const char *bin = getenv("MINFER_BIN");
-    char mk[1024], cmd[4096];
-    snprintf(mk, sizeof mk, "%s/mkmodel", bin && *bin ? bin : MF_BUILD_DIR);
+    const char *mk = mf_tool_path("mkmodel");
+    char cmd[4096];
     if (access(mk, X_OK) != 0) {
         mf_skip("mkmodel is not built");
         return NULL;

@@ -15,62 +15,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 /* ------------------------------------------------------------------ running minfer */
 
-typedef struct run_out {
-    char *out, *err;   /* NUL-terminated */
-    size_t out_len;
-    int rc;
-} run_out;
-
-static char *slurp(const char *path, size_t *len)
+/* argv of `minfer inspect ...`, run with stdout and stderr captured */
+static mf_proc run_inspect(const char *a1, const char *a2)
 {
-    size_t n = 0;
-    uint8_t *b = mf_read_file(path, &n);
-    char *s = malloc(n + 1);
-    assert_non_null(s);
-    if (b) memcpy(s, b, n);
-    s[n] = 0;
-    free(b);
-    if (len) *len = n;
-    return s;
-}
-
-/* argv of `minfer inspect ...`, run with stdout and stderr captured in files */
-static run_out run_inspect(const char *a1, const char *a2)
-{
-    const char *bin_dir = getenv("MINFER_BIN");
-    char bin[1024], outp[512], errp[512];
-    snprintf(bin, sizeof bin, "%s/minfer", bin_dir && *bin_dir ? bin_dir : MF_BUILD_DIR);
-    snprintf(outp, sizeof outp, "%s", mf_tmp_path("inspect.out"));
-    snprintf(errp, sizeof errp, "%s", mf_tmp_path("inspect.err"));
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        if (!freopen(outp, "w", stdout) || !freopen(errp, "w", stderr)) _exit(126);
-        char *argv[] = {bin, "inspect", (char *)a1, (char *)a2, NULL};
-        execv(bin, argv);
-        _exit(127);
-    }
-    int st;
-    assert_int_equal(waitpid(pid, &st, 0), pid);
-    run_out r;
-    r.rc = WIFEXITED(st) ? WEXITSTATUS(st) : 128;
-    if (r.rc == 127) fail_msg("could not run %s (set MINFER_BIN to the build folder)", bin);
-    r.out = slurp(outp, &r.out_len);
-    r.err = slurp(errp, NULL);
-    unlink(outp);
-    unlink(errp);
-    return r;
-}
-
-static void run_free(run_out *r)
-{
-    free(r->out);
-    free(r->err);
+    const char *args[] = {"inspect", a1, a2, NULL};
+    return mf_run_tool("minfer", args);
 }
 
 /* The rest of the line that starts with `prefix`, spaces trimmed; fails if there is none. */
@@ -398,7 +351,7 @@ static void stories_text(void **state)
 {
     (void)state;
     MF_REQUIRE_FILE(mf_model_path("stories260K.gguf"));
-    run_out r = run_inspect(mf_model_path("stories260K.gguf"), NULL);
+    mf_proc r = run_inspect(mf_model_path("stories260K.gguf"), NULL);
     assert_int_equal(r.rc, 0);
     assert_string_equal(r.err, "");
     char b[256];
@@ -437,14 +390,14 @@ static void stories_text(void **state)
     assert_non_null(strstr(b, "f32 2621440 bytes"));
     line_after(r.out, "kv cache:      4096", b, sizeof b);
     assert_non_null(strstr(b, "f16 2621440 bytes"));
-    run_free(&r);
+    mf_proc_free(&r);
 }
 
 static void stories_json(void **state)
 {
     (void)state;
     MF_REQUIRE_FILE(mf_model_path("stories260K.gguf"));
-    run_out r = run_inspect(mf_model_path("stories260K.gguf"), "--json");
+    mf_proc r = run_inspect(mf_model_path("stories260K.gguf"), "--json");
     assert_int_equal(r.rc, 0);
     jv *v = jparse(r.out, r.out_len);
     assert_string_equal(jstr(v, "file"), mf_model_path("stories260K.gguf"));
@@ -466,7 +419,7 @@ static void stories_json(void **state)
     assert_true(jnum(v, "tokenizer.special.bos") == 1);
     assert_true(jnum(v, "tokenizer.special.eos") == 2);
     assert_false(jbool(v, "tokenizer.chat_template"));
-    run_free(&r);
+    mf_proc_free(&r);
     jfree(v);
 }
 
@@ -474,7 +427,7 @@ static void stories_json_tables(void **state)
 {
     (void)state;
     MF_REQUIRE_FILE(mf_model_path("stories260K.gguf"));
-    run_out r = run_inspect(mf_model_path("stories260K.gguf"), "--json");
+    mf_proc r = run_inspect(mf_model_path("stories260K.gguf"), "--json");
     jv *v = jparse(r.out, r.out_len);
     /* metadata keys contain dots, so look them up directly in the object */
     const jv *md = jget(v, "metadata");
@@ -504,7 +457,7 @@ static void stories_json_tables(void **state)
     assert_true(jnum(v, "kv_cache.0.f16_bytes") == 1310720);
     assert_true(jnum(v, "kv_cache.1.n_ctx") == 4096);
     assert_true(jnum(v, "kv_cache.1.f32_bytes") == 5242880);
-    run_free(&r);
+    mf_proc_free(&r);
     jfree(v);
 }
 
@@ -538,7 +491,7 @@ static void hostile_strings(void **state)
     if (mf_gguf_w_write(w, path, NULL, NULL, &err)) fail_msg("%s", err.msg);
     mf_gguf_writer_free(w);
 
-    run_out r = run_inspect(path, "--json");
+    mf_proc r = run_inspect(path, "--json");
     assert_int_equal(r.rc, 0);
     jv *v = jparse(r.out, r.out_len);
     assert_string_equal(jstr(v, "architecture"), "mamba\"\n");
@@ -591,7 +544,7 @@ static void hostile_strings(void **state)
     assert_string_equal(jstr(v, "tensors.1.name"), "tab\there");
     assert_false(jbool(v, "types.IQ2_XXS.supported"));
     assert_true(jnum(v, "unsupported_tensors") == 1);
-    run_free(&r);
+    mf_proc_free(&r);
     jfree(v);
 
     /* the text output of the same file: marks, and no raw control bytes from the file */
@@ -605,7 +558,7 @@ static void hostile_strings(void **state)
         unsigned char c = (unsigned char)r.out[i];
         if ((c < 0x20 && c != '\n') || c == 0x7f) fail_msg("raw control byte 0x%02x at %zu of the text output", c, i);
     }
-    run_free(&r);
+    mf_proc_free(&r);
     unlink(path);
 }
 
@@ -619,37 +572,37 @@ static void bad_file(void **state)
     fwrite("\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0", 1, 16, f);
     fclose(f);
     for (int json = 0; json < 2; json++) {
-        run_out r = run_inspect(path, json ? "--json" : NULL);
+        mf_proc r = run_inspect(path, json ? "--json" : NULL);
         assert_int_equal(r.rc, 1);
         assert_string_equal(r.out, "");
         /* exactly the reader's line */
         char want[1024];
         snprintf(want, sizeof want, "%s: offset 4: GGUF version 1 is obsolete and not supported (re-convert the model)\n", path);
         assert_string_equal(r.err, want);
-        run_free(&r);
+        mf_proc_free(&r);
     }
     unlink(path);
-    run_out r = run_inspect("/nonexistent/model.gguf", NULL);
+    mf_proc r = run_inspect("/nonexistent/model.gguf", NULL);
     assert_int_equal(r.rc, 1);
     assert_non_null(strstr(r.err, "/nonexistent/model.gguf: cannot open"));
-    run_free(&r);
+    mf_proc_free(&r);
 }
 
 static void options(void **state)
 {
     (void)state;
-    run_out r = run_inspect("--help", NULL);
+    mf_proc r = run_inspect("--help", NULL);
     assert_int_equal(r.rc, 0);
     assert_non_null(strstr(r.out, "usage: minfer inspect MODEL [--json]"));
-    run_free(&r);
+    mf_proc_free(&r);
     r = run_inspect("--frobnicate", NULL);
     assert_int_equal(r.rc, 2);
     assert_non_null(strstr(r.err, "unknown option '--frobnicate'"));
-    run_free(&r);
+    mf_proc_free(&r);
     r = run_inspect("a.gguf", "b.gguf");
     assert_int_equal(r.rc, 2);
     assert_non_null(strstr(r.err, "more than one file"));
-    run_free(&r);
+    mf_proc_free(&r);
 }
 
 int main(void)

@@ -26,9 +26,8 @@
  * path in *path (malloc'd by the harness, kept until exit). */
 static int mkmodel(const char *name, const char *args, const char **path)
 {
-    const char *bin = getenv("MINFER_BIN");
-    char mk[1024], cmd[4096];
-    snprintf(mk, sizeof mk, "%s/mkmodel", bin && *bin ? bin : MF_BUILD_DIR);
+    const char *mk = mf_tool_path("mkmodel");
+    char cmd[4096];
     if (access(mk, X_OK) != 0) mf_skip("mkmodel is not built");
     *path = mf_tmp_path(name);
     snprintf(cmd, sizeof cmd, "'%s' -o '%s' %s > /dev/null 2>&1", mk, *path, args);

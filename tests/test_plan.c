@@ -22,7 +22,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 /* ================================================================ helpers */
@@ -312,9 +311,8 @@ static void scratch_moe(void **state)
 static void mkmodel_cross_check(void **state)
 {
     (void)state;
-    const char *bin = getenv("MINFER_BIN");
-    char mk[1024], cmd[3072];
-    snprintf(mk, sizeof mk, "%s/mkmodel", bin && *bin ? bin : MF_BUILD_DIR);
+    const char *mk = mf_tool_path("mkmodel");
+    char cmd[3072];
     if (access(mk, X_OK) != 0) mf_skip("mkmodel is not built");
     const char *path = mf_tmp_path("oss-tiny.gguf");
     snprintf(cmd, sizeof cmd, "'%s' -o '%s' --arch gpt-oss --threads 1 > /dev/null 2>&1", mk, path);
@@ -584,60 +582,15 @@ static void find_measurements(void **state)
 
 /* ================================================================ the driver */
 
-typedef struct run_out {
-    char *out, *err;
-    int rc;
-} run_out;
-
-static char *slurp(const char *path)
+/* `minfer plan ARGS...` (NULL-terminated, at most 29), stdout and stderr captured */
+static mf_proc run_plan(const char *const *args)
 {
-    size_t n = 0;
-    uint8_t *b = mf_read_file(path, &n);
-    char *s = malloc(n + 1);
-    assert_non_null(s);
-    if (b) memcpy(s, b, n);
-    s[n] = 0;
-    free(b);
-    return s;
-}
-
-/* `minfer plan ARGS...` (NULL-terminated), stdout and stderr captured */
-static run_out run_plan(const char *const *args)
-{
-    const char *bin_dir = getenv("MINFER_BIN");
-    char bin[1024], outp[512], errp[512];
-    snprintf(bin, sizeof bin, "%s/minfer", bin_dir && *bin_dir ? bin_dir : MF_BUILD_DIR);
-    snprintf(outp, sizeof outp, "%s", mf_tmp_path("plan.out"));
-    snprintf(errp, sizeof errp, "%s", mf_tmp_path("plan.err"));
-    char *argv[32];
+    const char *argv[31];
     int n = 0;
-    argv[n++] = bin;
     argv[n++] = "plan";
-    for (int i = 0; args[i] && n < 31; i++) argv[n++] = (char *)args[i];
+    for (int i = 0; args[i] && n < 30; i++) argv[n++] = args[i];
     argv[n] = NULL;
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        if (!freopen(outp, "w", stdout) || !freopen(errp, "w", stderr)) _exit(126);
-        execv(bin, argv);
-        _exit(127);
-    }
-    int st;
-    assert_int_equal(waitpid(pid, &st, 0), pid);
-    run_out r;
-    r.rc = WIFEXITED(st) ? WEXITSTATUS(st) : 128;
-    if (r.rc == 127) fail_msg("could not run %s (set MINFER_BIN to the build folder)", bin);
-    r.out = slurp(outp);
-    r.err = slurp(errp);
-    unlink(outp);
-    unlink(errp);
-    return r;
-}
-
-static void run_free(run_out *r)
-{
-    free(r->out);
-    free(r->err);
+    return mf_run_tool("minfer", argv);
 }
 
 static void expect_contains(const char *text, const char *want)
@@ -768,7 +721,7 @@ static void cli_stories(void **state)
     MF_REQUIRE_FILE(path);
     const char *empty = write_text("empty.jsonl", "");
     const char *a1[] = {"-m", path, "--results", empty, "--cpu-bandwidth", "10", NULL};
-    run_out r = run_plan(a1);
+    mf_proc r = run_plan(a1);
     if (r.rc != 0) fail_msg("exit %d: %s", r.rc, r.err);
     expect_contains(r.out, "model      stories260K.gguf: llama, 5 layers, d 64, 8 heads (4 KV) of 8, FFN 172, vocab 512");
     expect_contains(r.out, "weights    1.17 MB in 48 tensors (0.29M params): F32 1.17 MB (100.0%)");
@@ -794,7 +747,7 @@ static void cli_stories(void **state)
     assert_null(strstr(r.out, " no "));
     *notes = '\n';
     expect_contains(r.out, "measured   no generation record of this file on these devices");
-    run_free(&r);
+    mf_proc_free(&r);
 
     const char *rec = write_text("rec.jsonl",
                                  "{\"date\":\"2026-01-01T00:00:00Z\",\"commit\":\"c0ffee\",\"backend\":\"cuda\","
@@ -824,7 +777,7 @@ static void cli_stories(void **state)
     expect_contains(r.out, "\"commit\":\"c0ffee\"");
     expect_contains(r.out, "\"ctx\":64,");
     expect_contains(r.out, "\"record_bandwidth_gbs\":2900.000}");
-    run_free(&r);
+    mf_proc_free(&r);
 
     /* the text form of the same: the measured line with the ratio */
     const char *a3[] = {"-m", path, "--gpu", "H100 SXM", "--results", rec, NULL};
@@ -835,7 +788,7 @@ static void cli_stories(void **state)
              100.0 * 800.0 / bound, bound);
     expect_contains(r.out, want);
     expect_contains(r.out, "(the bench's own probe measured 2900.0 GB/s then; this row uses 3350.0)");
-    run_free(&r);
+    mf_proc_free(&r);
     unlink(empty);
     unlink(rec);
 }
@@ -859,7 +812,7 @@ static void cli_cpu_record(void **state)
     be->free(be);
     const char *rec = write_text("cpu.jsonl", text);
     const char *a[] = {"-m", path, "--gpu", "cpu", "--json", "--results", rec, NULL};
-    run_out r = run_plan(a);
+    mf_proc r = run_plan(a);
     if (r.rc != 0) fail_msg("exit %d: %s", r.rc, r.err);
     expect_json(r.out);
     /* the sha256 of the 14176 header bytes of stories260K.gguf, as bench records it */
@@ -869,7 +822,7 @@ static void cli_cpu_record(void **state)
     expect_contains(r.out, "\"measured\":{\"test\":\"tg32\"");
     /* the CPU row's bandwidth is measured: it must be there, positive */
     assert_true(json_number(r.out, "bandwidth_gbs") > 0);
-    run_free(&r);
+    mf_proc_free(&r);
     unlink(rec);
 }
 
@@ -957,7 +910,7 @@ static void cli_gpt_oss_20b(void **state)
     const char *path = write_20b_header("oss20b.gguf");
     const char *empty = write_text("empty20.jsonl", "");
     const char *a1[] = {"-m", path, "--gpu", "H100 SXM", "--ctx", "131072", "--json", "--results", empty, NULL};
-    run_out r = run_plan(a1);
+    mf_proc r = run_plan(a1);
     if (r.rc != 0) fail_msg("exit %d: %s", r.rc, r.err);
     expect_json(r.out);
     expect_json_u64(r.out, "weight_bytes", 12096558336ull);
@@ -975,7 +928,7 @@ static void cli_gpt_oss_20b(void **state)
     expect_contains(r.out, "\"unsupported_types\":\"\"");
     assert_true(fabs(json_number(r.out, "tok_s_ctx0") - 3350e9 / 2574705396.0) <= 5e-4);
     assert_true(fabs(json_number(r.out, "tok_s_ctx") - 3350e9 / 5799076596.0) <= 5e-4);
-    run_free(&r);
+    mf_proc_free(&r);
 
     const char *a2[] = {"-m", path, "--gpu", "3060", "--ctx", "131072", "--results", empty, NULL};
     r = run_plan(a2);
@@ -987,7 +940,7 @@ static void cli_gpt_oss_20b(void **state)
                            "(saves 3.22 GB, 50.0%)");
     /* 12.10 GB weights + KV + scratch = 15.6 GB against 11.8 GB usable: short by 3.83 GB */
     expect_contains(r.out, "RTX 3060 12GB         12.9 GB   11.8 GB   360 GB/s  f16   15.6 GB   -3.83 GB   no");
-    run_free(&r);
+    mf_proc_free(&r);
     unlink(path);
     unlink(empty);
 }
@@ -999,12 +952,12 @@ static void cli_unsupported(void **state)
     const char *path = write_tied_iq("iq.gguf");
     const char *empty = write_text("emptyiq.jsonl", "");
     const char *a[] = {"-m", path, "--mem", "8", "--bandwidth", "100", "--results", empty, NULL};
-    run_out r = run_plan(a);
+    mf_proc r = run_plan(a);
     if (r.rc != 0) fail_msg("exit %d: %s", r.rc, r.err);
     expect_contains(r.out, "note: 3 tensors of types minfer cannot compute (IQ4_NL)");
     expect_contains(r.out, "(and whole, as the tied output matrix)");
     expect_contains(r.out, "\ncustom     ");
-    run_free(&r);
+    mf_proc_free(&r);
     const char *b[] = {"-m", path, "--mem", "8", "--bandwidth", "100", "--json", "--results", empty, NULL};
     r = run_plan(b);
     if (r.rc != 0) fail_msg("exit %d: %s", r.rc, r.err);
@@ -1015,7 +968,7 @@ static void cli_unsupported(void **state)
     /* a custom device: --mem in GB of 1e9 bytes, no headroom */
     expect_json_u64(r.out, "memory_bytes", 8000000000ull);
     expect_json_u64(r.out, "headroom_bytes", 0);
-    run_free(&r);
+    mf_proc_free(&r);
     unlink(path);
     unlink(empty);
 }
@@ -1040,7 +993,7 @@ static void cli_errors(void **state)
         {"-m", path, "--results", missing, NULL},
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
-        run_out r = run_plan(cases[i]);
+        mf_proc r = run_plan(cases[i]);
         if (r.rc != 1) fail_msg("case %zu: exit %d, expected 1 (stderr: %s)", i, r.rc, r.err);
         assert_string_equal(r.out, "");
         size_t n = strlen(r.err);
@@ -1052,15 +1005,15 @@ static void cli_errors(void **state)
             expect_contains(r.err, "H100 SXM 80GB");
             expect_contains(r.err, "this CPU");
         }
-        run_free(&r);
+        mf_proc_free(&r);
     }
     /* a file that is not GGUF */
     const char *junk = write_text("junk.gguf", "this is not a model");
     const char *a[] = {"-m", junk, NULL};
-    run_out r = run_plan(a);
+    mf_proc r = run_plan(a);
     assert_int_equal(r.rc, 1);
     expect_contains(r.err, "minfer plan: ");
-    run_free(&r);
+    mf_proc_free(&r);
     unlink(junk);
 }
 

@@ -8,18 +8,6 @@
 
 #include "harness.h"
 
-/* a file's contents as a NUL-terminated string ("" if unreadable) */
-static char *read_text(const char *path)
-{
-    size_t n = 0;
-    char *b = (char *)mf_read_file(path, &n);
-    char *s = realloc(b, n + 1);
-    if (!s) abort();
-    if (!b) n = 0;
-    s[n] = 0;
-    return s;
-}
-
 /* run a shell command; capture stdout and stderr into malloc'd strings; return the status */
 static int sh(const char *cmd, char **out, char **err)
 {
@@ -27,17 +15,11 @@ static int sh(const char *cmd, char **out, char **err)
     char full[4096];
     snprintf(full, sizeof full, "%s > %s 2> %s", cmd, o, e);
     int rc = system(full);
-    *out = read_text(o);
-    *err = read_text(e);
+    *out = mf_read_text(o, NULL);
+    *err = mf_read_text(e, NULL);
     unlink(o);
     unlink(e);
     return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
-}
-
-static const char *bin(void)
-{
-    const char *b = getenv("MINFER_BIN");
-    return b ? b : ".";
 }
 
 static void harmony_final_channel(void **state)
@@ -46,14 +28,14 @@ static void harmony_final_channel(void **state)
     const char *m = mf_tmp_path("chat.gguf");
     char cmd[2048], *out, *err;
     snprintf(cmd, sizeof cmd,
-             "%s/mkmodel -o %s --arch gpt-oss --preset tiny --seed 15 --script "
-             "'assistant <|channel|> final <|message|> 4 <|return|>'", bin(), m);
+             "%s -o %s --arch gpt-oss --preset tiny --seed 15 --script "
+             "'assistant <|channel|> final <|message|> 4 <|return|>'", mf_tool_path("mkmodel"), m);
     assert_int_equal(sh(cmd, &out, &err), 0);
     free(out);
     free(err);
     /* the prompt ends with <|start|>assistant: the scripted model continues with the final
      * channel header, the answer "4" and <|return|>. Only the answer reaches stdout. */
-    snprintf(cmd, sizeof cmd, "%s/minfer run -m %s --chat -p 'What is 2+2?' --temp 0 --device cpu", bin(), m);
+    snprintf(cmd, sizeof cmd, "%s run -m %s --chat -p 'What is 2+2?' --temp 0 --device cpu", mf_tool_path("minfer"), m);
     assert_int_equal(sh(cmd, &out, &err), 0);
     assert_string_equal(out, "4\n");
     assert_non_null(strstr(err, "stopped at end of text"));
@@ -61,7 +43,7 @@ static void harmony_final_channel(void **state)
     free(err);
     /* the same without --chat: raw prompt, no harmony parsing, so the structure tokens are
      * printed as text after the echoed prompt */
-    snprintf(cmd, sizeof cmd, "%s/minfer run -m %s -p 'assistant' -n 3 --temp 0 --device cpu", bin(), m);
+    snprintf(cmd, sizeof cmd, "%s run -m %s -p 'assistant' -n 3 --temp 0 --device cpu", mf_tool_path("minfer"), m);
     assert_int_equal(sh(cmd, &out, &err), 0);
     assert_non_null(strstr(out, "assistant<|channel|>final<|message|>"));
     free(out);
@@ -76,7 +58,7 @@ static void seeds_and_errors(void **state)
     MF_REQUIRE_FILE(model);
     char cmd[2048], *a, *b, *err;
     /* same seed, same text; the text is the echoed prompt plus the continuation */
-    snprintf(cmd, sizeof cmd, "%s/minfer run -m %s -p 'Once upon a time' -n 40 --seed 5", bin(), model);
+    snprintf(cmd, sizeof cmd, "%s run -m %s -p 'Once upon a time' -n 40 --seed 5", mf_tool_path("minfer"), model);
     assert_int_equal(sh(cmd, &a, &err), 0);
     free(err);
     assert_int_equal(sh(cmd, &b, &err), 0);
@@ -90,14 +72,14 @@ static void seeds_and_errors(void **state)
     free(err);
 
     /* a prompt longer than the context: both lengths in one line, exit 1 */
-    snprintf(cmd, sizeof cmd, "%s/minfer run -m %s -c 8 -p 'Once upon a time there was a little girl named Lily who loved'", bin(), model);
+    snprintf(cmd, sizeof cmd, "%s run -m %s -c 8 -p 'Once upon a time there was a little girl named Lily who loved'", mf_tool_path("minfer"), model);
     assert_int_equal(sh(cmd, &a, &err), 1);
     assert_non_null(strstr(err, "context holds 8"));
     assert_non_null(strstr(err, "tokens"));
     free(a);
     free(err);
     /* generation that reaches the end of the context stops with a note */
-    snprintf(cmd, sizeof cmd, "%s/minfer run -m %s -c 12 -p 'Once upon a time' --temp 0", bin(), model);
+    snprintf(cmd, sizeof cmd, "%s run -m %s -c 12 -p 'Once upon a time' --temp 0", mf_tool_path("minfer"), model);
     assert_int_equal(sh(cmd, &a, &err), 0);
     assert_non_null(strstr(err, "end of the context (12 tokens)"));
     free(a);
@@ -111,7 +93,7 @@ static void seeds_and_errors(void **state)
         {"--chat-format nope", "unknown chat format 'nope'"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
-        snprintf(cmd, sizeof cmd, "%s/minfer run -m %s -p hi %s", bin(), model, bad[i][0]);
+        snprintf(cmd, sizeof cmd, "%s run -m %s -p hi %s", mf_tool_path("minfer"), model, bad[i][0]);
         int rc = sh(cmd, &a, &err);
         assert_true(rc == 1 || rc == 2);
         if (!strstr(err, bad[i][1])) fail_msg("'%s': expected '%s' in: %s", bad[i][0], bad[i][1], err);
@@ -129,7 +111,7 @@ static void logits_out(void **state)
     const char *lf = mf_tmp_path("logits.bin");
     char cmd[2048], *a, *err;
     /* BOS + "Once upon a time, there was" = the 8 ids of llama-arch.md §6 */
-    snprintf(cmd, sizeof cmd, "%s/minfer run -m %s -p 'Once upon a time, there was' -n 1 --temp 0 --logits-out %s", bin(), model, lf);
+    snprintf(cmd, sizeof cmd, "%s run -m %s -p 'Once upon a time, there was' -n 1 --temp 0 --logits-out %s", mf_tool_path("minfer"), model, lf);
     assert_int_equal(sh(cmd, &a, &err), 0);
     size_t n;
     float *l = (float *)mf_read_file(lf, &n);
