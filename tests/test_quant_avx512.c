@@ -1,4 +1,4 @@
-/* test_quant_avx512.c — the AVX-512 VNNI batch tiles (engine/quant_avx512.c) against the
+/* test_quant_avx512.c — the AVX-512 VNNI batch tiles (engine/cpu/quant_avx512.c) against the
  * scalar twin (mf_matmul_rows_scalar), bit for bit.
  *
  * Why bit for bit is possible: both compute the same integer sum per (row, token, block)

@@ -1,5 +1,5 @@
-/* test_quant_dot.c — the fast path (engine/quant_dot.c, engine/quant_avx2.c,
- * engine/quant_avx512.c):
+/* test_quant_dot.c — the fast path (engine/cpu/quant_dot.c, engine/cpu/quant_avx2.c,
+ * engine/cpu/quant_avx512.c):
  *   - the activation formats: codes, scales, sums and the llama.cpp rounding rule;
  *   - mf_vec_dot (this build's kernels: AVX2/VNNI or scalar) and mf_vec_dot_scalar (the
  *     portable twin, always built) against mf_dot_ref, with a bound derived from the
