@@ -9,6 +9,12 @@
  * Streams. Everything of a session runs in order on ctx->stream; nothing synchronizes with
  * the host except argmax/read (one value or one buffer back) and the MoE prompt path (the
  * per-expert token counts, needed to size the cuBLAS calls).
+ *
+ * Kernel names. Every __global__ function is declared inside namespace mf_kernels (around
+ * each file's anonymous namespace), so its mangled and demangled names contain
+ * "mf_kernels": tools/gpu_check.sh runs compute-sanitizer's racecheck with --kernel-name
+ * kns=mf_kernels, which checks minfer's kernels and leaves cuBLAS's alone (its Hopper
+ * kernels synchronize in ways racecheck reports as hazards that are not minfer's).
  */
 #ifndef MF_CUDA_CTX_CUH
 #define MF_CUDA_CTX_CUH

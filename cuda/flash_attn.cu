@@ -52,6 +52,7 @@
 #include "ctx.cuh"
 #include "math.cuh"
 
+namespace mf_kernels {  // in every kernel name: the racecheck filter (ctx.cuh)
 namespace {
 
 constexpr int FA_WARPS = MF_FA_WARPS;
@@ -244,6 +245,8 @@ void launch(mf_cu_ctx *c, const mf_cu_attn_args *a, dim3 grid, size_t smem)
 }
 
 }  // namespace
+}  // namespace mf_kernels
+using namespace mf_kernels;
 
 size_t mf_cu_attn_smem(int hd)
 {

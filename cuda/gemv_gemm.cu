@@ -35,6 +35,7 @@
 #include "ctx.cuh"
 #include "dequant.cuh"
 
+namespace mf_kernels {  // in every kernel name: the racecheck filter (ctx.cuh)
 namespace {
 
 __global__ void to_half_kernel(const float *x, int64_t ldx, int64_t n_in, int rows, __half *xh)
@@ -97,6 +98,8 @@ bool dequant_tile(mf_cu_ctx *c, const mf_cu_mat *m, int64_t o0, int64_t nr)
 }
 
 }  // namespace
+}  // namespace mf_kernels
+using namespace mf_kernels;
 
 void mf_cu_gemm(mf_cu_ctx *c, const mf_cu_mat *m, float *const *out, const int64_t *ldo, int n_mats,
                 const float *x, int64_t ldx, int rows, int accumulate)
