@@ -185,7 +185,7 @@ static void quantized_and_edge_blocks(void **state)
     (void)state;
     mf_rng r = {7};
     float x[512], a[512], b[512];
-    uint8_t q[1024];
+    uint8_t q[512 * sizeof(float)];  /* the widest row: 512 F32 elements */
     for (size_t ti = 0; ti < sizeof all_types / sizeof *all_types; ti++) {
         uint32_t t = all_types[ti];
         for (int rep = 0; rep < 50; rep++) {
