@@ -27,7 +27,10 @@
 #                racecheck side by side 120: 515 in all, and a deadline (MINFER_GPU_DEADLINE,
 #                default 530 for this set) that no step outlives, so the table and the
 #                archive are always written. Steps in one phase run in parallel, each under
-#                the phase's limit.
+#                the phase's limit. The limits are estimates — the build's from the 2-core
+#                development machine (107 s for these targets, sm_80 + sm_90); nothing had
+#                run on a GPU when they were set. A TIMEOUT row names its limit; --stages
+#                reruns a part.
 #   --quick      build,tests,check,bench (no sanitizers, no gpt-oss-20b)
 #   --stages L   any comma-separated list of the stages above; default: all of them
 #   --prepare    no GPU needed: copy stories260K.gguf from $MINFER_MODELS (default
@@ -99,8 +102,9 @@ if [ -z "${MINFER_MODELS:-}" ]; then
     if [ -s "$MODELS/stories260K.gguf" ]; then MINFER_MODELS=$ROOT/$MODELS; else MINFER_MODELS=$ROOT/../shared/models; fi
 fi
 export MINFER_MODELS
-rm -rf "$LOGS"
-mkdir -p "$OUT" "$LOGS/rows" "$MODELS"
+mkdir -p "$OUT" "$LOGS" "$MODELS"
+rm -rf "$LOGS/rows" "$LOGS"/*.log "$LOGS"/*.json "$LOGS/bench.tsv"  # a previous run's
+mkdir -p "$LOGS/rows"
 JOBS=$(nproc 2>/dev/null || echo 4)
 
 # ---------------------------------------------------------------- the bookkeeping
@@ -167,7 +171,8 @@ ctest_step() {
     local name=$1 lim=$2
     shift 2
     local rc=0 skipped
-    ROW_QUIET=1 step "$name" "$lim" ctest --test-dir "$BUILD" --output-on-failure --timeout "$lim" "$@" || rc=1
+    # -V: the tests' own output (a skipped test's reason) goes into the log too
+    ROW_QUIET=1 step "$name" "$lim" ctest --test-dir "$BUILD" -V --timeout "$lim" "$@" || rc=1
     skipped=$(grep -o '[^ ]* (Skipped)' "$LOGS/$name.log" 2>/dev/null | sed 's/ (Skipped)//' | tr '\n' ' ')
     if [ $rc = 1 ] || [ -z "$skipped" ]; then  # failed, or all ran: the row stands
         cat "$LOGS/rows/"*"-$name" | sed 's/^\(\S*\) *\(\S*\)/[\2] \1/'
@@ -183,17 +188,20 @@ ctest_step() {
 # ---------------------------------------------------------------- the device
 GPU=0
 CUDA_ARCH=""
-if nvidia-smi -L >"$LOGS/nvidia-smi.log" 2>&1 && grep -q "^GPU " "$LOGS/nvidia-smi.log"; then
+if ! command -v nvidia-smi >/dev/null; then
+    echo "nvidia-smi is not installed" >"$LOGS/nvidia-smi.log"
+fi
+if command -v nvidia-smi >/dev/null && nvidia-smi -L >"$LOGS/nvidia-smi.log" 2>&1 && grep -q "^GPU " "$LOGS/nvidia-smi.log"; then
     note device "$(grep -m1 '^GPU ' "$LOGS/nvidia-smi.log" | cut -c1-100)"
     GPU=1
     cap=$(nvidia-smi --query-gpu=compute_cap --format=csv,noheader 2>/dev/null | head -1 | tr -d ' .')
     [[ $cap =~ ^[0-9]+$ ]] && CUDA_ARCH=$cap
 else
     echo "gpu_check: ================================================================" >&2
-    echo "gpu_check: NO GPU: nvidia-smi finds no device ($(head -c 200 "$LOGS/nvidia-smi.log" | tr '\n' ' '))" >&2
+    echo "gpu_check: NO GPU: $(head -c 200 "$LOGS/nvidia-smi.log" | tr '\n' ' ')" >&2
     echo "gpu_check: every step that needs one is reported SKIPPED (FAIL with MINFER_GPU_REQUIRED=1)" >&2
     echo "gpu_check: ================================================================" >&2
-    skip device "no GPU (nvidia-smi: $(head -c 80 "$LOGS/nvidia-smi.log" | tr '\n' ' '))" gpu
+    skip device "no GPU ($(head -c 80 "$LOGS/nvidia-smi.log" | tr '\n' ' '))" gpu
 fi
 
 # ---------------------------------------------------------------- 1. build
@@ -223,7 +231,7 @@ if want build; then
     fi
     if [ $CONFIGURED = 1 ]; then
         grep -q "tests/cmocka_lite" "$LOGS/configure.log" && note cmocka "absent: the tests use the bundled tests/cmocka_lite"
-        note cuda-arch "$(grep '^CMAKE_CUDA_ARCHITECTURES:' "$BUILD/CMakeCache.txt" | cut -d= -f2)"
+        note cuda-arch "${CUDA_ARCH:-the default of CMakeLists.txt (no GPU to ask)}"
         TARGETS=()
         # --first-run builds what its stages use; the others build everything
         [ $FIRST_RUN = 1 ] && TARGETS=(--target minfer mkmodel test_cuda_host $CUDA_TESTS)
