@@ -13,9 +13,10 @@
 #              executable, with MINFER_GPU_QUICK=1 (the largest cases left out)
 #   racecheck  compute-sanitizer racecheck (shared-memory hazards) on the same, quick sizes,
 #              filtered to minfer's kernels (--kernel-name kns=mf_kernels, cuda/ctx.cuh)
-#   check      tiny synthetic models generated here by mkmodel (llama in all 13 types,
-#              gpt-oss Q8_0 + MXFP4 and F32), and `minfer check --device cuda` (GPU against
-#              CPU, layer by layer) on each and on stories260K
+#   check      tiny synthetic models generated on this machine by this build's mkmodel at
+#              every run (llama in all 13 types, gpt-oss Q8_0 + MXFP4 and F32), and `minfer
+#              check --device cuda` (GPU against CPU, layer by layer) on each and on
+#              stories260K
 #   bench      TinyLlama-1.1B-shaped models (Q4_0, Q8_0, F16) from mkmodel, `minfer bench
 #              --device cuda`, a table against the targets
 #   gptoss     the full gpt-oss-20b-shaped model from mkmodel and its bench
@@ -52,7 +53,8 @@
 #        BUILD     build folder (default build-gpu, inside the checkout, git-ignored); a build
 #                  folder configured for another absolute path (carried from elsewhere) is
 #                  rebuilt from scratch, since CMake caches absolute paths
-#        MODELS    folder of generated models (default .models, git-ignored; reused)
+#        MODELS    folder of generated models (default .models, git-ignored; the big bench
+#                  models are reused when present, the tiny ones always made anew)
 #        MINFER_MODELS  folder holding stories260K.gguf (default: .models when it holds it,
 #                  else ../shared/models)
 #        MINFER_GPU_REQUIRED=1  no GPU / no model is a failure, not a skip
@@ -82,8 +84,10 @@ case "${1:-}" in
     --prepare)
         src=${MINFER_MODELS:-$ROOT/../shared/models}/stories260K.gguf
         [ -s "$src" ] || { echo "gpu_check: no $src (set MINFER_MODELS)" >&2; exit 1; }
-        mkdir -p .models && cp "$src" .models/ || exit 1
-        echo "gpu_check: copied $src to .models/ (git-ignored: name .models in the device call's carry)"
+        mkdir -p .models && cp -f "$src" .models/ || exit 1
+        rm -f .models/tiny-*.gguf  # made on the GPU machine itself: nothing to carry
+        echo "gpu_check: copied $src to .models/ (git-ignored: name .models in the device call's carry;" \
+            "$(du -sh .models | cut -f1) now)"
         exit 0
         ;;
     "") ;;
@@ -270,6 +274,7 @@ check_model() {  # check_model NAME FILE
 }
 checks() {
     local t0=$SECONDS
+    rm -f "$MODELS"/tiny-*.gguf  # always made here, by this build's mkmodel (seconds)
     if [ -s "$MINFER_MODELS/stories260K.gguf" ]; then
         check_model stories260K "$MINFER_MODELS/stories260K.gguf"
     else
