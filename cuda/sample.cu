@@ -11,6 +11,7 @@
 #include "ctx.cuh"
 #include "math.cuh"
 
+namespace mf_kernels {  // in every kernel name: the racecheck filter (ctx.cuh)
 namespace {
 
 __device__ __forceinline__ void keep_better(float &bv, int &be, float v, int e)
@@ -52,6 +53,8 @@ __global__ void __launch_bounds__(1024) argmax_kernel(const float *buf, int n, i
 }
 
 }  // namespace
+}  // namespace mf_kernels
+using namespace mf_kernels;
 
 void mf_cu_argmax(mf_cu_ctx *c, const float *buf, int n, int32_t *out)
 {

@@ -50,7 +50,9 @@ mf_session_opts mf_session_defaults(void);
 typedef struct mf_session mf_session;
 
 /* Called after each layer (and once before the first, layer = -1) with the hidden state of
- * every row of the step, copied to the host. For `minfer check`. */
+ * every row of the step, copied to the host. For `minfer check`. While a hook is set, every
+ * step runs its operations as issued (no CUDA graph is captured or replayed), so the hook
+ * sees every layer of every step; a failed copy fails the step. */
 typedef void (*mf_layer_hook)(void *user, int layer, const float *x, int rows, int width);
 
 mf_session *mf_session_new(mf_model *m, const mf_session_opts *o, mf_err *err);

@@ -184,14 +184,14 @@ void mf_session_set_hook(mf_session *s, mf_layer_hook hook, void *user)
     s->hook_user = user;
 }
 
-void mf_session_call_hook(mf_session *s, int layer, int rows)
+int mf_session_call_hook(mf_session *s, int layer, int rows, mf_err *err)
 {
     int d = s->m->hp.n_embd;
     if (!s->hook_buf) {
         s->hook_buf = malloc(sizeof(float) * (size_t)s->max_batch * (size_t)d);
-        if (!s->hook_buf) return;
+        if (!s->hook_buf) return mf_errf(err, "out of memory for the hook's copy of the hidden state");
     }
-    mf_err err;
-    if (s->be->read(s->be, s->x, (size_t)rows * d, s->hook_buf, &err)) return;
+    if (s->be->read(s->be, s->x, (size_t)rows * d, s->hook_buf, err)) return -1;
     s->hook(s->hook_user, layer, s->hook_buf, rows, d);
+    return 0;
 }

@@ -177,9 +177,10 @@ oom:
 
 /* ------------------------------------------------------------------ step + small ops */
 
-static int cpu_step_begin(mf_backend *be, mf_bstate *st, const int32_t *tokens, int n, int pos0)
+static int cpu_step_begin(mf_backend *be, mf_bstate *st, const int32_t *tokens, int n, int pos0, int eager)
 {
     (void)be;
+    (void)eager;  /* every CPU step runs as issued */
     memcpy(st->tokens, tokens, sizeof(int32_t) * (size_t)n);
     st->n = n;
     st->pos0 = pos0;
