@@ -445,7 +445,7 @@ int mf_cmd_plan(int argc, char **argv)
     const char *results = a.results ? a.results : default_results(rbuf, sizeof rbuf);
     int n_bad = 0;
     if (results) {
-        text = drv_read_text("plan", results);
+        text = drv_read_file("plan", results, NULL);
         if (!text) goto done;
         char cpu[128] = "";
         for (int i = 0; i < n; i++)

@@ -149,15 +149,20 @@ int mf_cmd_run(int argc, char **argv)
     if (parse(argc, argv, &a)) return 2;
     const char *path = a.model ? a.model : drv_default_model();
     if (!path) return 1;
-    char *text = a.file ? drv_read_text("run", a.file) : strdup(a.prompt);
-    if (!text) return 1;
+    /* the prompt's exact bytes: a file may hold NULs, which are text like any other byte
+     * (as for `minfer tokenize -f`) */
+    size_t text_len = 0;
+    char *text = a.file ? drv_read_file("run", a.file, &text_len) : strdup(a.prompt);
+    if (!text) { if (!a.file) fprintf(stderr, "minfer run: out of memory\n"); return 1; }
+    if (!a.file) text_len = strlen(text);
 
     int rc = 1;
     mf_err err;
     mf_model *m = NULL;
     mf_session *s = NULL;
     mf_sampler *smp = NULL;
-    char *rendered = NULL;
+    char *rendered = NULL, *piece = NULL;
+    size_t piece_cap = 0;
     int32_t *ids = NULL;
     float *all = NULL;
 
@@ -191,6 +196,12 @@ int mf_cmd_run(int argc, char **argv)
                 goto done;
             }
         }
+        const char *nul = memchr(text, 0, text_len);
+        if (nul) {
+            fprintf(stderr, "minfer run: the prompt has a NUL byte at offset %zu, which a chat message cannot hold\n",
+                    (size_t)(nul - text));
+            goto done;
+        }
         char date[16];
         time_t now = time(NULL);
         strftime(date, sizeof date, "%Y-%m-%d", localtime(&now));
@@ -199,8 +210,9 @@ int mf_cmd_run(int argc, char **argv)
         if (!rendered) { fprintf(stderr, "minfer run: %s\n", err.msg); goto done; }
     }
     const char *prompt = rendered ? rendered : text;
+    size_t prompt_len = rendered ? strlen(rendered) : text_len;
     /* chat prompts contain the format's special tokens as text: parse them */
-    int64_t n = mf_tokenize(m->tok, prompt, strlen(prompt), 1, rendered != NULL, NULL, 0, &err);
+    int64_t n = mf_tokenize(m->tok, prompt, prompt_len, 1, rendered != NULL, NULL, 0, &err);
     if (n < 0) { fprintf(stderr, "minfer run: %s\n", err.msg); goto done; }
     int n_ctx = mf_session_n_ctx(s);
     if (n > n_ctx) {
@@ -211,12 +223,12 @@ int mf_cmd_run(int argc, char **argv)
     if (n == 0) { fprintf(stderr, "minfer run: the prompt is empty (0 tokens)\n"); goto done; }
     ids = malloc(sizeof(int32_t) * (size_t)n_ctx);
     if (!ids) { fprintf(stderr, "minfer run: out of memory\n"); goto done; }
-    mf_tokenize(m->tok, prompt, strlen(prompt), 1, rendered != NULL, ids, n, &err);
+    mf_tokenize(m->tok, prompt, prompt_len, 1, rendered != NULL, ids, n, &err);
 
     smp = mf_sampler_new(&a.sp, m->hp.n_vocab);
     if (!smp) { fprintf(stderr, "minfer run: out of memory\n"); goto done; }
     utf8_out out = {.f = stdout}, think = {.f = stderr};
-    if (a.echo && !rendered) out_bytes(&out, text, strlen(text));
+    if (a.echo && !rendered) out_bytes(&out, text, text_len);
 
     /* prompt processing */
     if (a.logits_out) {
@@ -239,7 +251,6 @@ int mf_cmd_run(int argc, char **argv)
     mf_harmony hm;
     int harmony = fmt == MF_CHAT_HARMONY && mf_harmony_init(&hm, m->tok) == 0;
     int greedy = mf_sampler_is_greedy(smp), n_gen = 0, n_eval = 0, pos = (int)n, stop_reason = 0;
-    char piece[256];
     double t_eval = 0.0;
     while (a.n_predict < 0 || n_gen < a.n_predict) {
         int32_t next;
@@ -251,24 +262,33 @@ int mf_cmd_run(int argc, char **argv)
             next = mf_sampler_sample(smp, lg, ids, pos);
         }
         n_gen++;
-        ids[pos++] = next;
         int stop = 0;
+        size_t len = 0;
+        if (harmony || !mf_tok_is_eog(m->tok, next)) {
+            /* a piece may be of any length: grow the buffer to what it needs */
+            len = mf_tok_piece(m->tok, next, 0, piece, piece_cap);
+            if (len > piece_cap) {
+                char *p = realloc(piece, len);
+                if (!p) { fprintf(stderr, "\nminfer run: out of memory\n"); goto done; }
+                piece = p;
+                piece_cap = len;
+                mf_tok_piece(m->tok, next, 0, piece, piece_cap);
+            }
+        }
         if (harmony) {
             int ch = mf_harmony_feed(&hm, m->tok, next, &stop);
-            size_t len = mf_tok_piece(m->tok, next, 0, piece, sizeof piece);
-            if (len > sizeof piece) len = sizeof piece;
             if (ch == MF_HCH_FINAL || (ch == MF_HCH_COMMENTARY && !hm.has_recipient)) out_bytes(&out, piece, len);
             else if (ch == MF_HCH_ANALYSIS && a.show_thinking) out_bytes(&think, piece, len);
         } else if (mf_tok_is_eog(m->tok, next)) {
             stop = 1;
         } else {
-            size_t len = mf_tok_piece(m->tok, next, 0, piece, sizeof piece);
-            if (len > sizeof piece) len = sizeof piece;
             out_bytes(&out, piece, len);
         }
         if (stop || mf_tok_is_eog(m->tok, next)) { stop_reason = 1; break; }
-        if (pos >= n_ctx) { stop_reason = 2; break; }
         if (a.n_predict >= 0 && n_gen >= a.n_predict) break;
+        /* the token was printed; it enters the context (and ids[]) only if there is room */
+        if (pos >= n_ctx) { stop_reason = 2; break; }
+        ids[pos++] = next;
         double te = drv_now();
         if (mf_session_eval(s, &next, 1, NULL, &err)) { fprintf(stderr, "\nminfer run: %s\n", err.msg); goto done; }
         t_eval += drv_now() - te;
@@ -299,6 +319,7 @@ done:
     free(all);
     free(ids);
     free(rendered);
+    free(piece);
     free(text);
     mf_sampler_free(smp);
     mf_session_free(s);

@@ -28,8 +28,10 @@ const char *drv_next(const char *cmd, int argc, char **argv, int *i);
  * the checkout holding the binary. NULL if none exists (a message says how to get one). */
 const char *drv_default_model(void);
 
-/* Read a whole text file into a malloc'd NUL-terminated string; NULL with a message. */
-char *drv_read_text(const char *cmd, const char *path);
+/* The exact bytes of a file (NULs included), malloc'd with a NUL after the last byte;
+ * *len (if not NULL) receives the count. NULL with a one-line message "minfer CMD: cannot
+ * read 'PATH': why" (a directory, a read error) or out of memory. */
+char *drv_read_file(const char *cmd, const char *path, size_t *len);
 
 /* Seconds on a monotonic clock. */
 double drv_now(void);
