@@ -131,6 +131,11 @@ const char *mf_tool_path(const char *name)
 
 mf_proc mf_run_tool(const char *name, const char *const *args)
 {
+    return mf_run_tool_timeout(name, args, 0);
+}
+
+mf_proc mf_run_tool_timeout(const char *name, const char *const *args, unsigned seconds)
+{
     const char *bin = mf_tool_path(name);
     const char *outp = mf_tmp_path("tool.out"), *errp = mf_tmp_path("tool.err");
     char *argv[32];
@@ -143,6 +148,7 @@ mf_proc mf_run_tool(const char *name, const char *const *args)
     assert_true(pid >= 0);
     if (pid == 0) {
         if (!freopen(outp, "w", stdout) || !freopen(errp, "w", stderr)) _exit(126);
+        alarm(seconds);  /* a pending alarm survives exec; 0 sets none */
         execv(bin, argv);
         _exit(127);
     }
@@ -150,6 +156,7 @@ mf_proc mf_run_tool(const char *name, const char *const *args)
     assert_int_equal(waitpid(pid, &st, 0), pid);
     mf_proc r;
     r.rc = WIFEXITED(st) ? WEXITSTATUS(st) : 128;
+    r.sig = WIFSIGNALED(st) ? WTERMSIG(st) : 0;
     if (r.rc == 127) fail_msg("could not run %s (set MINFER_BIN to the build folder)", bin);
     r.out = mf_read_text(outp, &r.out_len);
     r.err = mf_read_text(errp, NULL);

@@ -54,10 +54,13 @@ typedef struct mf_proc {
     char *out, *err; /* NUL-terminated, malloc'd */
     size_t out_len;
     int rc;          /* exit status; 128 when killed by a signal */
+    int sig;         /* the signal that killed it (SIGALRM: the time limit), else 0 */
 } mf_proc;
 /* Run tool NAME (mf_tool_path) with args (NULL-terminated, at most 30), directly (no shell).
  * Fails the test when the program cannot be executed. Free with mf_proc_free. */
 mf_proc mf_run_tool(const char *name, const char *const *args);
+/* The same, killed by SIGALRM after `seconds` (> 0): a hang becomes sig == SIGALRM. */
+mf_proc mf_run_tool_timeout(const char *name, const char *const *args, unsigned seconds);
 void mf_proc_free(mf_proc *p);
 
 #endif
