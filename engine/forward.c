@@ -29,7 +29,7 @@ int mf_forward_step(mf_session *s, const int32_t *tokens, int n, int pos0, int a
     int d = hp->n_embd;
 
     /* a backend that captured this step's shape replays it and issues nothing here */
-    if (!be->step_begin(be, st, tokens, n, pos0)) {
+    if (!be->step_begin(be, st, tokens, n, pos0, s->hook != NULL)) {
         be->embed(be, st, &m->tok_embd, s->x);
         if (s->hook) mf_session_call_hook(s, -1, n);
         for (int l = 0; l < hp->n_layers; l++) {

@@ -64,8 +64,17 @@ int mf_session_eval(mf_session *s, const int32_t *tokens, int n, float *all_logi
 /* Logits of the last evaluated token: the session's host copy (n_vocab floats, valid until
  * the next eval), which the caller may modify (the sampler penalizes in place). */
 float *mf_session_logits(mf_session *s, mf_err *err);
-/* Argmax of the last logits, computed where they live (no copy from a GPU). */
+/* Argmax of the last logits, computed where they live (no copy from a GPU); -1 when one
+ * of them is not finite (NaN, ±inf), which mf_session_explain_nonfinite then explains. */
 int32_t mf_session_argmax(mf_session *s);
+/* After logits that are not finite: say where they came from. Evaluates again the n tokens
+ * of the last mf_session_eval (they end at the current position) with a layer hook that
+ * finds the first stage whose output holds a NaN or an infinity — the token embeddings, a
+ * layer, or the output norm and matrix — and writes one line into err naming it (layer,
+ * position, element, value). The cache entries of those positions are rewritten with the
+ * same values. Always returns -1: it is the error path, paid only when the logits are bad;
+ * the per-step cost of the check itself is one scan of the logits (or the argmax's). */
+int mf_session_explain_nonfinite(mf_session *s, const int32_t *tokens, int n, mf_err *err);
 int mf_session_pos(const mf_session *s);
 int mf_session_n_ctx(const mf_session *s);
 void mf_session_reset(mf_session *s);

@@ -28,7 +28,8 @@ typedef struct mf_weight {
     int64_t ne[4];
     size_t row_bytes;        /* bytes of one row of ne[0] elements */
     size_t nbytes;
-    const void *data;        /* host bytes, in the mapping */
+    const void *data;        /* host bytes, in the mapping (an F32 vector the file places at an
+                                address that is not a multiple of 4: an aligned copy, model.c) */
     void *dev;               /* device copy (owned by the GPU backend), NULL on the CPU */
 } mf_weight;
 
@@ -64,6 +65,7 @@ typedef struct mf_hparams {
     int rope_neox;           /* 0: adjacent pairs (llama), 1: halves (gpt-oss) */
     int n_rot;               /* rotated dims (= head_dim for both archs) */
     float rope_base;
+    float rope_base_swa;     /* sliding-window layers' base (rope.freq_base_swa, default rope_base) */
     float rope_freq_scale;   /* 1/factor, 1 without scaling */
     int rope_yarn;           /* 1: YaRN ramp and magnitude correction */
     int n_ctx_orig;          /* YaRN original context */
@@ -91,6 +93,8 @@ typedef struct mf_model {
      * where the YaRN ramp lives (rope.c); every backend uses these numbers. */
     float **rope_freq;       /* [n_layers][n_rot/2] */
     float rope_mscale;
+    void **owned;            /* aligned copies of misaligned vectors (model.c check_values) */
+    size_t n_owned;
     /* totals for reports */
     uint64_t weight_bytes;   /* all tensor bytes */
     uint64_t n_params;

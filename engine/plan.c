@@ -71,11 +71,7 @@ int mf_plan_model_read(const mf_gguf *g, mf_plan_model *pm, mf_err *err)
     pm->dense_per_token += pm->embd_row_bytes + (pm->tied_output ? embd_bytes : 0);
 
     /* RoPE tables: one set per distinct base (gpt-oss may give sliding layers their own) */
-    char key[64];
-    float base_swa;
-    snprintf(key, sizeof key, "%s.rope.freq_base_swa", hp->arch_name);
-    if (mf_gguf_opt_f32(g, key, hp->rope_base, &base_swa, err)) return -1;
-    pm->rope_tables = hp->window > 0 && base_swa != hp->rope_base ? 2 : 1;
+    pm->rope_tables = hp->window > 0 && hp->rope_base_swa != hp->rope_base ? 2 : 1;
     return 0;
 }
 

@@ -3,6 +3,7 @@
 #include "session.h"
 #include "plan.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -170,6 +171,53 @@ int32_t mf_session_argmax(mf_session *s)
 {
     int V = s->m->hp.n_vocab;
     return s->be->argmax(s->be, s->bst, s->logits + (size_t)s->last_row * V, V);
+}
+
+/* The layer hook of mf_session_explain_nonfinite: remembers the first stage whose output
+ * holds a non-finite value (layer -1 = the embeddings). */
+typedef struct nf_find {
+    int found, layer, row, col;
+    float value;
+} nf_find;
+
+static void nf_hook(void *user, int layer, const float *x, int rows, int width)
+{
+    nf_find *f = user;
+    if (f->found) return;
+    int64_t i = mf_first_nonfinite_f32(x, (uint64_t)rows * (uint64_t)width);
+    if (i < 0) return;
+    *f = (nf_find){1, layer, (int)(i / width), (int)(i % width), x[i]};
+}
+
+static const char *nf_name(float v) { return isnan(v) ? "NaN" : v > 0 ? "+inf" : "-inf"; }
+
+int mf_session_explain_nonfinite(mf_session *s, const int32_t *tokens, int n, mf_err *err)
+{
+    const mf_hparams *hp = &s->m->hp;
+    if (n <= 0 || n > s->pos) return mf_errf(err, "the logits are not finite (NaN or infinite)");
+    int pos0 = s->pos - n;
+    nf_find f = {0};
+    mf_layer_hook saved = s->hook;
+    void *saved_user = s->hook_user;
+    mf_err e2;
+    s->pos = pos0;
+    mf_session_set_hook(s, nf_hook, &f);
+    int rc = mf_session_eval(s, tokens, n, NULL, &e2);
+    mf_session_set_hook(s, saved, saved_user);
+    if (rc) return mf_errf(err, "the logits are not finite, and evaluating again to find out why failed: %s", e2.msg);
+    if (f.found && f.layer < 0)
+        return mf_errf(err, "the logits are not finite: the token embedding (token_embd.weight) of token %d at position %d holds %s (element %d)",
+                       tokens[f.row], pos0 + f.row, nf_name(f.value), f.col);
+    if (f.found)
+        return mf_errf(err, "the logits are not finite: layer %d (of %d, blk.%d.*) is the first whose output holds %s (position %d, element %d)",
+                       f.layer, hp->n_layers, f.layer, nf_name(f.value), pos0 + f.row, f.col);
+    /* every layer's output is finite: the output norm or the output matrix */
+    float *lg = mf_session_logits(s, &e2);
+    int64_t bad = lg ? mf_first_nonfinite_f32(lg, (uint64_t)hp->n_vocab) : -1;
+    if (bad >= 0)
+        return mf_errf(err, "the logits are not finite (%s for token %lld) although every layer's output is: the output norm or the output matrix (%s) holds a non-finite value",
+                       nf_name(lg[bad]), (long long)bad, s->m->tied_output ? "token_embd.weight, tied" : "output.weight");
+    return mf_errf(err, "the logits were not finite, but evaluating the same tokens again gave finite ones");
 }
 
 int mf_session_pos(const mf_session *s) { return s->pos; }

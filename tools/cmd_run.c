@@ -137,6 +137,17 @@ static void out_flush(utf8_out *o)
     fflush(o->f);
 }
 
+/* An error after text was streamed: the text line is ended on stdout (as at a normal end),
+ * and the message is one line on stderr. */
+static void stream_error(utf8_out *out, utf8_out *think, const char *msg)
+{
+    out_flush(think);
+    out_flush(out);
+    fputc('\n', out->f);
+    fflush(out->f);
+    fprintf(stderr, "minfer run: %s\n", msg);
+}
+
 static void fmt_bytes(char *b, size_t n, double v)
 {
     if (v >= 1e9) snprintf(b, n, "%.2f GB", v / 1e9);
@@ -252,14 +263,25 @@ int mf_cmd_run(int argc, char **argv)
     int harmony = fmt == MF_CHAT_HARMONY && mf_harmony_init(&hm, m->tok) == 0;
     int greedy = mf_sampler_is_greedy(smp), n_gen = 0, n_eval = 0, pos = (int)n, stop_reason = 0;
     double t_eval = 0.0;
+    /* the tokens of the last evaluation: where to look when its logits are not finite */
+    const int32_t *last = ids;
+    int n_last = (int)n;
     while (a.n_predict < 0 || n_gen < a.n_predict) {
+        /* every step checks that the logits are numbers (the argmax does it where the logits
+         * live; sampling scans the host copy): a broken file stops here with the layer
+         * that broke, instead of printing token 0 forever */
         int32_t next;
         if (greedy) {
             next = mf_session_argmax(s);
         } else {
             float *lg = mf_session_logits(s, &err);
-            if (!lg) { fprintf(stderr, "\nminfer run: %s\n", err.msg); goto done; }
-            next = mf_sampler_sample(smp, lg, ids, pos);
+            if (!lg) { stream_error(&out, &think, err.msg); goto done; }
+            next = mf_first_nonfinite_f32(lg, (uint64_t)m->hp.n_vocab) >= 0 ? -1 : mf_sampler_sample(smp, lg, ids, pos);
+        }
+        if (next < 0) {
+            mf_session_explain_nonfinite(s, last, n_last, &err);
+            stream_error(&out, &think, err.msg);
+            goto done;
         }
         n_gen++;
         int stop = 0;
@@ -269,7 +291,7 @@ int mf_cmd_run(int argc, char **argv)
             len = mf_tok_piece(m->tok, next, 0, piece, piece_cap);
             if (len > piece_cap) {
                 char *p = realloc(piece, len);
-                if (!p) { fprintf(stderr, "\nminfer run: out of memory\n"); goto done; }
+                if (!p) { stream_error(&out, &think, "out of memory"); goto done; }
                 piece = p;
                 piece_cap = len;
                 mf_tok_piece(m->tok, next, 0, piece, piece_cap);
@@ -289,8 +311,10 @@ int mf_cmd_run(int argc, char **argv)
         /* the token was printed; it enters the context (and ids[]) only if there is room */
         if (pos >= n_ctx) { stop_reason = 2; break; }
         ids[pos++] = next;
+        last = &ids[pos - 1];
+        n_last = 1;
         double te = drv_now();
-        if (mf_session_eval(s, &next, 1, NULL, &err)) { fprintf(stderr, "\nminfer run: %s\n", err.msg); goto done; }
+        if (mf_session_eval(s, &next, 1, NULL, &err)) { stream_error(&out, &think, err.msg); goto done; }
         t_eval += drv_now() - te;
         n_eval++;
     }
