@@ -137,6 +137,11 @@ static int read_common(kreader *k, mf_hparams *hp)
     if (vlen != hp->head_dim)
         return mf_errf(k->err, "%s: value_length %d differs from key_length %d (unsupported)",
                        mf_gguf_path(k->g), vlen, hp->head_dim);
+    /* bounds every byte count derived from the shape (model.h, mf_mul_sat) */
+    if ((int64_t)hp->n_heads * hp->head_dim > MAX_DIM || (int64_t)hp->n_kv_heads * hp->head_dim > MAX_DIM)
+        return mf_errf(k->err, "%s: attention width head_count %d x head size %d = %lld (KV: %d x %d) exceeds %d",
+                       mf_gguf_path(k->g), hp->n_heads, hp->head_dim, (long long)hp->n_heads * hp->head_dim,
+                       hp->n_kv_heads, hp->head_dim, MAX_DIM);
     if (hp->n_rot != hp->head_dim)
         return mf_errf(k->err, "%s: rope.dimension_count %d differs from the head size %d (unsupported)",
                        mf_gguf_path(k->g), hp->n_rot, hp->head_dim);
@@ -260,12 +265,12 @@ static int layer_slides(const mf_hparams *hp, int l)
 
 uint64_t mf_kv_bytes(const mf_hparams *hp, int64_t n_ctx, int elem_bytes)
 {
-    uint64_t per_pos = 2ull * (uint64_t)hp->n_kv_heads * (uint64_t)hp->head_dim * (uint64_t)elem_bytes;
+    uint64_t per_pos = mf_mul_sat(2ull * (uint64_t)hp->n_kv_heads * (uint64_t)hp->head_dim, (uint64_t)elem_bytes);
     uint64_t total = 0;
     for (int l = 0; l < hp->n_layers; l++) {
-        int64_t slots = n_ctx;
-        if (layer_slides(hp, l) && hp->window < n_ctx) slots = hp->window;
-        total += per_pos * (uint64_t)slots;
+        int64_t slots = n_ctx > 0 ? n_ctx : 0;
+        if (layer_slides(hp, l) && hp->window < slots) slots = hp->window;
+        total = mf_add_sat(total, mf_mul_sat(per_pos, (uint64_t)slots));
     }
     return total;
 }
@@ -414,6 +419,23 @@ static void bind_layer(wloader *w, int l)
     L->sliding = layer_slides(hp, l);
 }
 
+static int check_vocab(const mf_gguf *g, const mf_hparams *hp, const mf_tokenizer *t, mf_err *err)
+{
+    if (mf_tok_n_vocab(t) <= hp->n_vocab) return 0;
+    return mf_errf(err, "%s: the tokenizer has %d tokens but the model only %d embeddings", mf_gguf_path(g),
+                   mf_tok_n_vocab(t), hp->n_vocab);
+}
+
+int mf_model_check_metadata(const mf_gguf *g, mf_err *err)
+{
+    mf_hparams hp;
+    if (mf_hparams_read(g, &hp, err)) return -1;
+    mf_tokenizer *t = mf_tokenizer_load(g, err);
+    int rc = !t || check_vocab(g, &hp, t, err) ? -1 : 0;
+    mf_tokenizer_free(t);
+    return rc;
+}
+
 mf_model *mf_model_load(const char *path, mf_err *err)
 {
     mf_model *m = calloc(1, sizeof *m);
@@ -424,12 +446,7 @@ mf_model *mf_model_load(const char *path, mf_err *err)
     mf_hparams *hp = &m->hp;
 
     m->tok = mf_tokenizer_load(m->gguf, err);
-    if (!m->tok) goto fail;
-    if (mf_tok_n_vocab(m->tok) > hp->n_vocab) {
-        mf_errf(err, "%s: the tokenizer has %d tokens but the model only %d embeddings", path,
-                mf_tok_n_vocab(m->tok), hp->n_vocab);
-        goto fail;
-    }
+    if (!m->tok || check_vocab(m->gguf, hp, m->tok, err)) goto fail;
 
     wloader w = {.m = m, .err = err};
     int64_t d = hp->n_embd;

@@ -106,8 +106,25 @@ typedef struct mf_model {
 mf_model *mf_model_load(const char *path, mf_err *err);
 void mf_model_free(mf_model *m);
 
+/* The checks of mf_model_load that need no tensor: hyperparameters, vocabulary, and their
+ * agreement. mkmodel runs them before it lays out any data. 0, or -1 with err. */
+int mf_model_check_metadata(const mf_gguf *g, mf_err *err);
+
 /* Hyperparameters only (no tokenizer, no tensors checked): used by `inspect` and `plan`. */
 int mf_hparams_read(const mf_gguf *g, mf_hparams *hp, mf_err *err);
+
+/* Byte counts are products of sizes the file gives. mf_hparams_read bounds those sizes so
+ * that every estimate of this header and plan.h fits 64 bits for contexts up to 2^24
+ * (attention widths H*hd and Hkv*hd <= 2^20, <= 4096 layers: at most 2^35 KV bytes per
+ * position); the estimates still multiply and add with these saturating helpers, so a
+ * count outside those bounds reads as "more than any memory" (UINT64_MAX), never as a
+ * small wrapped number. */
+static inline uint64_t mf_mul_sat(uint64_t a, uint64_t b)
+{
+    uint64_t r;
+    return __builtin_mul_overflow(a, b, &r) ? UINT64_MAX : r;
+}
+static inline uint64_t mf_add_sat(uint64_t a, uint64_t b) { return a > UINT64_MAX - b ? UINT64_MAX : a + b; }
 
 /* Bytes of the KV cache (K and V, all layers) for n_ctx positions with elements of
  * elem_bytes (2 or 4), counting sliding-window layers at min(n_ctx, window) (the steady

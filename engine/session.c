@@ -96,11 +96,12 @@ mf_session *mf_session_new(mf_model *m, const mf_session_opts *opts, mf_err *err
      * they must fit in RAM to run at memory speed) */
     if (!gpu) {
         uint64_t kv = mf_kv_bytes(hp, o.n_ctx, o.kv_f16 ? 2 : 4);
-        uint64_t act = (uint64_t)o.max_batch * 4 *
-                       (uint64_t)(2 * hp->n_embd + 2 * hp->n_heads * hp->head_dim + 2 * hp->n_kv_heads * hp->head_dim +
-                                  2 * (hp->n_ff > hp->n_ff_exp ? hp->n_ff : hp->n_ff_exp)) +
-                       (uint64_t)s->logits_rows * 4 * (uint64_t)hp->n_vocab;
-        uint64_t need = m->weight_bytes + kv + act, have = mf_plan_mem_total();
+        uint64_t width = 2 * (uint64_t)hp->n_embd + 2 * (uint64_t)hp->n_heads * (uint64_t)hp->head_dim +
+                         2 * (uint64_t)hp->n_kv_heads * (uint64_t)hp->head_dim +
+                         2 * (uint64_t)(hp->n_ff > hp->n_ff_exp ? hp->n_ff : hp->n_ff_exp);
+        uint64_t act = mf_add_sat(mf_mul_sat((uint64_t)o.max_batch * 4, width),
+                                  (uint64_t)s->logits_rows * 4 * (uint64_t)hp->n_vocab);
+        uint64_t need = mf_add_sat(mf_add_sat(m->weight_bytes, kv), act), have = mf_plan_mem_total();
         if (have && need > have) {
             mf_errf(err, "model needs %.2f GB (weights %.2f GB + KV cache %.2f GB + scratch %.2f GB) but this machine has %.2f GB of RAM",
                     need / 1e9, m->weight_bytes / 1e9, kv / 1e9, act / 1e9, have / 1e9);

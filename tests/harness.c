@@ -1,5 +1,6 @@
 /* harness.c — see harness.h. */
 #include "harness.h"
+#include "gguf.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -117,6 +118,35 @@ char *mf_read_text(const char *path, size_t *len)
     s[n] = 0;
     if (len) *len = n;
     return s;
+}
+
+void mf_copy_gguf(const char *src, const char *dst, const mf_key_edit *edits, int n_edits)
+{
+    mf_err err;
+    mf_gguf *g = mf_gguf_open(src, &err);
+    if (!g) fail_msg("%s", err.msg);
+    mf_gguf_writer *w = mf_gguf_writer_new();
+    assert_non_null(w);
+    for (uint64_t i = 0; i < mf_gguf_n_kv(g); i++) {
+        const mf_gguf_kv *kv = mf_gguf_kv_at(g, i);
+        int edited = 0;
+        for (int e = 0; e < n_edits; e++) edited |= !strcmp(kv->key, edits[e].key);
+        if (!edited) assert_int_equal(mf_gguf_w_copy_kv(w, kv), 0);
+    }
+    for (int e = 0; e < n_edits; e++) {
+        const mf_key_edit *k = &edits[e];
+        int rc = k->type == MF_GGUF_U32 ? mf_gguf_w_u32(w, k->key, k->u)
+               : k->type == MF_GGUF_F32 ? mf_gguf_w_f32(w, k->key, k->f)
+                                        : mf_gguf_w_str(w, k->key, k->s);
+        assert_int_equal(rc, 0);
+    }
+    for (uint64_t i = 0; i < mf_gguf_n_tensors(g); i++) {
+        const mf_gguf_tensor *t = mf_gguf_tensor_at(g, i);
+        if (mf_gguf_w_tensor(w, t->name, t->type, t->n_dims, t->ne, t->data, &err) < 0) fail_msg("%s", err.msg);
+    }
+    if (mf_gguf_w_write(w, dst, NULL, NULL, &err)) fail_msg("%s", err.msg);
+    mf_gguf_writer_free(w);
+    mf_gguf_close(g);
 }
 
 const char *mf_tool_path(const char *name)

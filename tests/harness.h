@@ -45,6 +45,19 @@ uint8_t *mf_read_file(const char *path, size_t *len);
  * receives its size. */
 char *mf_read_text(const char *path, size_t *len);
 
+/* A key set by mf_copy_gguf: type MF_GGUF_U32 (u), MF_GGUF_F32 (f) or MF_GGUF_STR (s). */
+typedef struct mf_key_edit {
+    const char *key;
+    uint32_t type;
+    uint32_t u;
+    float f;
+    const char *s;
+} mf_key_edit;
+/* Copy the GGUF file SRC to DST through the writer: every key except those named in edits,
+ * then the edits (so a key is changed or added; general.alignment also sets the layout),
+ * then every tensor with its data. Fails the test on any error. */
+void mf_copy_gguf(const char *src, const char *dst, const mf_key_edit *edits, int n_edits);
+
 /* Path of a program built beside the tests (minfer, mkmodel): $MINFER_BIN/NAME, else in the
  * build folder CMake configured. Owned by the harness like mf_model_path's. */
 const char *mf_tool_path(const char *name);

@@ -30,25 +30,11 @@ static const char *mk(const char *name, const char *const *args)
     return path;
 }
 
-/* SRC copied to DST through the writer, with the F32 key `key` set to v (added if absent). */
+/* SRC copied to DST with the F32 key `key` set to v (added if absent). */
 static void rewrite(const char *src, const char *dst, const char *key, float v)
 {
-    mf_err err;
-    mf_gguf *g = mf_gguf_open(src, &err);
-    if (!g) fail_msg("%s", err.msg);
-    mf_gguf_writer *w = mf_gguf_writer_new();
-    for (uint64_t i = 0; i < mf_gguf_n_kv(g); i++) {
-        const mf_gguf_kv *kv = mf_gguf_kv_at(g, i);
-        if (strcmp(kv->key, key)) assert_int_equal(mf_gguf_w_copy_kv(w, kv), 0);
-    }
-    assert_int_equal(mf_gguf_w_f32(w, key, v), 0);
-    for (uint64_t i = 0; i < mf_gguf_n_tensors(g); i++) {
-        const mf_gguf_tensor *t = mf_gguf_tensor_at(g, i);
-        if (mf_gguf_w_tensor(w, t->name, t->type, t->n_dims, t->ne, t->data, &err) < 0) fail_msg("%s", err.msg);
-    }
-    if (mf_gguf_w_write(w, dst, NULL, NULL, &err)) fail_msg("%s", err.msg);
-    mf_gguf_writer_free(w);
-    mf_gguf_close(g);
+    const mf_key_edit e = {.key = key, .type = MF_GGUF_F32, .f = v};
+    mf_copy_gguf(src, dst, &e, 1);
 }
 
 /* Write `bytes` (n of them) into tensor `name` of the file at path, at byte `at` of its
