@@ -7,11 +7,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
+#include <unistd.h>
 
 mf_session_opts mf_session_defaults(void)
 {
-    mf_session_opts o = {.device = "auto", .n_threads = 0, .n_ctx = 0, .max_batch = 512, .kv_f16 = -1, .no_graph = 0};
+    mf_session_opts o = {.device = "auto", .n_threads = 0, .n_ctx = 0, .max_batch = 512, .kv_f16 = -1, .no_graph = 0,
+                         .progress = NULL, .progress_user = NULL};
     return o;
 }
 
@@ -44,6 +47,28 @@ void mf_session_free(mf_session *s)
     free(s->host_logits);
     free(s->hook_buf);
     free(s);
+}
+
+/* Reads the model file's pages in order, 64 MiB at a time, reporting progress. Without it
+ * the first forward pass (or a GPU upload) faults the weights in page by page with nothing
+ * to show for it, which on a big file on a slow disk looks like a hang. The mapping is
+ * read-only and shared with the page cache: this costs no memory the weights would not
+ * take anyway once they are used (mf_session_new has checked that they fit). */
+static void prefetch(const mf_model *m, mf_progress_fn fn, void *user)
+{
+    const uint8_t *base = mf_gguf_bytes(m->gguf);
+    uint64_t size = mf_gguf_file_size(m->gguf), chunk = 64ull << 20;
+    long page = sysconf(_SC_PAGESIZE);
+    if (page <= 0) page = 4096;
+    volatile uint8_t sink = 0;
+    for (uint64_t off = 0; off < size; off += chunk) {
+        uint64_t n = size - off < chunk ? size - off : chunk;
+        /* a hint for read-ahead; it fails harmlessly where base is not a mapping */
+        madvise((void *)(uintptr_t)(base + off), (size_t)n, MADV_WILLNEED);
+        for (uint64_t i = 0; i < n; i += (uint64_t)page) sink ^= base[off + i];
+        fn(user, off + n, size);
+    }
+    (void)sink;
 }
 
 static mf_backend *pick_backend(mf_session *s, const mf_session_opts *o, mf_err *err)
@@ -109,6 +134,7 @@ mf_session *mf_session_new(mf_model *m, const mf_session_opts *opts, mf_err *err
         }
     }
 
+    if (o.progress) prefetch(m, o.progress, o.progress_user);
     if (s->be->prepare(s->be, m, err)) goto fail;
     mf_state_opts so = {.n_ctx = o.n_ctx, .max_batch = o.max_batch, .kv_f16 = o.kv_f16, .no_graph = o.no_graph};
     s->bst = s->be->state_new(s->be, m, &so, err);

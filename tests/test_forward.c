@@ -408,13 +408,56 @@ static void small_alignments(void **state)
     unlink(dst);
 }
 
+/* ---------------------------------------------------------------- progress */
+
+typedef struct progress_log {
+    int calls;
+    uint64_t last, total;
+    int increasing;
+} progress_log;
+
+static void on_progress(void *user, uint64_t done, uint64_t total)
+{
+    progress_log *p = user;
+    p->increasing &= done > p->last && done <= total;
+    p->calls++;
+    p->last = done;
+    p->total = total;
+}
+
+/* mf_session_opts.progress: called as the file is read, in increasing steps of at most
+ * 64 MiB, ending at the file's size; the session then computes what one without it does. */
+static void progress_callback(void **state)
+{
+    (void)state;
+    const char *path = mf_model_path("stories260K.gguf");
+    MF_REQUIRE_FILE(path);
+    mf_model *m = load(path);
+    mf_err err;
+    progress_log log = {.increasing = 1};
+    mf_session_opts o = mf_session_defaults();
+    o.device = "cpu";
+    o.progress = on_progress;
+    o.progress_user = &log;
+    mf_session *s = mf_session_new(m, &o, &err);
+    if (!s) fail_msg("%s", err.msg);
+    assert_true(log.increasing);
+    assert_int_equal(log.calls, 1);  /* 1.2 MB: one step */
+    assert_int_equal(log.last, mf_gguf_file_size(m->gguf));
+    assert_int_equal(log.total, mf_gguf_file_size(m->gguf));
+    assert_int_equal(mf_session_eval(s, PROMPT, 8, NULL, &err), 0);
+    assert_int_equal(mf_session_argmax(s), 261);  /* llama-arch.md §6: position 7 */
+    mf_session_free(s);
+    mf_model_free(m);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(stories_fast_matches_reference), cmocka_unit_test(threads_are_bit_identical),
         cmocka_unit_test(f16_cache_is_close),             cmocka_unit_test(errors_name_the_problem),
         cmocka_unit_test(every_type_end_to_end),          cmocka_unit_test(gpt_oss_fast_matches_reference),
-        cmocka_unit_test(small_alignments),
+        cmocka_unit_test(small_alignments),               cmocka_unit_test(progress_callback),
     };
     return MF_RUN("forward", tests);
 }

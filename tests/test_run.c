@@ -310,6 +310,37 @@ static void long_pieces(void **state)
     unlink(mf);
 }
 
+/* A model file of 256 MiB or more shows a progress line while it is read into memory, when
+ * stderr is a terminal (here a pseudo-terminal made by script(1)); with stderr captured to a
+ * file there is none. The file is sparse (mkmodel --sparse: zero weights, no disk blocks). */
+static void load_progress_on_terminal(void **state)
+{
+    (void)state;
+    if (system("command -v script > /dev/null 2>&1") != 0) mf_skip("script(1) is not installed");
+    const char *big = mf_tmp_path("big.gguf"), *log = mf_tmp_path("big.log");
+    const char *mk[] = {"-o", big, "--dim", "2048", "--heads", "16", "--kv-heads", "16", "--ff", "4096",
+                        "--layers", "2", "--sparse", "1", NULL};
+    mf_proc q = mf_run_tool("mkmodel", mk);
+    if (q.rc != 0) fail_msg("mkmodel: %s", q.err);
+    mf_proc_free(&q);
+    char cmd[4096];
+    snprintf(cmd, sizeof cmd, "script -qec \"'%s' run -m '%s' -p hi -n 1 --temp 0 --device cpu\" /dev/null > '%s' 2>&1",
+             mf_tool_path("minfer"), big, log);
+    assert_int_equal(system(cmd), 0);
+    char *text = mf_read_text(log, NULL);
+    char want[4200];
+    snprintf(want, sizeof want, "minfer: reading %s: 100%% (0.3 of 0.3 GB)", big);
+    if (!strstr(text, want)) fail_msg("no progress line '%s' in: %s", want, text);
+    free(text);
+    const char *r[] = {"run", "-m", big, "-p", "hi", "-n", "1", "--temp", "0", "--device", "cpu", NULL};
+    mf_proc p = run(r);
+    assert_int_equal(p.rc, 0);
+    assert_null(strstr(p.err, "reading"));
+    mf_proc_free(&p);
+    unlink(big);
+    unlink(log);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -319,6 +350,7 @@ int main(void)
         cmocka_unit_test(context_edges),
         cmocka_unit_test(prompt_files),
         cmocka_unit_test(long_pieces),
+        cmocka_unit_test(load_progress_on_terminal),
     };
     return MF_RUN("run", tests);
 }

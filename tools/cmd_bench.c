@@ -192,6 +192,7 @@ int mf_cmd_bench(int argc, char **argv)
     so.max_batch = a.batch;
     so.kv_f16 = a.kv_f16;
     so.no_graph = a.no_graph;
+    drv_progress_on_terminal(&so, m);
     s = mf_session_new(m, &so, &err);
     if (!s) { fprintf(stderr, "minfer bench: %s\n", err.msg); goto done; }
     if (mf_session_note(s)) fprintf(stderr, "minfer: %s\n", mf_session_note(s));

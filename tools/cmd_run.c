@@ -187,6 +187,7 @@ int mf_cmd_run(int argc, char **argv)
     so.max_batch = a.batch;
     so.kv_f16 = a.kv_f16;
     so.no_graph = a.no_graph;
+    drv_progress_on_terminal(&so, m);
     s = mf_session_new(m, &so, &err);
     if (!s) { fprintf(stderr, "minfer run: %s\n", err.msg); goto done; }
     double t_load = drv_now() - t0;

@@ -131,6 +131,22 @@ char *drv_read_file(const char *cmd, const char *path, size_t *len)
     return b;
 }
 
+static void progress_line(void *user, uint64_t done, uint64_t total)
+{
+    const mf_model *m = user;
+    fprintf(stderr, "\rminfer: reading %s: %3d%% (%.1f of %.1f GB)%s", m->path, (int)(100.0 * (double)done / (double)total),
+            (double)done / 1e9, (double)total / 1e9, done == total ? "\n" : "");
+    fflush(stderr);
+}
+
+void drv_progress_on_terminal(mf_session_opts *o, const mf_model *m)
+{
+    if (isatty(STDERR_FILENO) && mf_gguf_file_size(m->gguf) >= (256ull << 20)) {
+        o->progress = progress_line;
+        o->progress_user = (void *)m;
+    }
+}
+
 double drv_now(void)
 {
     struct timespec ts;
