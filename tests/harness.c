@@ -149,6 +149,34 @@ void mf_copy_gguf(const char *src, const char *dst, const mf_key_edit *edits, in
     mf_gguf_close(g);
 }
 
+void mf_write_vocab_with(const char *src, const char *dst, uint64_t id, const char *text, size_t len)
+{
+    mf_err err;
+    mf_gguf *g = mf_gguf_open(src, &err);
+    if (!g) fail_msg("%s", err.msg);
+    const mf_gguf_kv *toks = mf_gguf_find_kv(g, "tokenizer.ggml.tokens");
+    if (!toks || toks->type != MF_GGUF_ARR || toks->arr_type != MF_GGUF_STR || id >= toks->arr_n)
+        fail_msg("%s: no token %llu", src, (unsigned long long)id);
+    const char **strs = malloc(sizeof *strs * toks->arr_n);
+    uint64_t *lens = malloc(sizeof *lens * toks->arr_n);
+    assert_true(strs && lens);
+    for (uint64_t i = 0; i < toks->arr_n; i++) {
+        strs[i] = i == id ? text : toks->arr_str[i].ptr;
+        lens[i] = i == id ? len : toks->arr_str[i].len;
+    }
+    mf_gguf_writer *w = mf_gguf_writer_new();
+    assert_int_equal(mf_gguf_w_arr_str(w, "tokenizer.ggml.tokens", strs, lens, toks->arr_n), 0);
+    for (uint64_t i = 0; i < mf_gguf_n_kv(g); i++) {
+        const mf_gguf_kv *kv = mf_gguf_kv_at(g, i);
+        if (!strncmp(kv->key, "tokenizer.", 10) && kv != toks) assert_int_equal(mf_gguf_w_copy_kv(w, kv), 0);
+    }
+    if (mf_gguf_w_write(w, dst, NULL, NULL, &err)) fail_msg("%s", err.msg);
+    mf_gguf_writer_free(w);
+    free(strs);
+    free(lens);
+    mf_gguf_close(g);
+}
+
 const char *mf_tool_path(const char *name)
 {
     const char *d = getenv("MINFER_BIN");

@@ -58,6 +58,10 @@ typedef struct mf_key_edit {
  * then every tensor with its data. Fails the test on any error. */
 void mf_copy_gguf(const char *src, const char *dst, const mf_key_edit *edits, int n_edits);
 
+/* A vocabulary file for `mkmodel --vocab-from`: the tokenizer.* keys of the GGUF file SRC,
+ * with the text of token `id` replaced by the `len` bytes at `text`, written to DST. */
+void mf_write_vocab_with(const char *src, const char *dst, uint64_t id, const char *text, size_t len);
+
 /* Path of a program built beside the tests (minfer, mkmodel): $MINFER_BIN/NAME, else in the
  * build folder CMake configured. Owned by the harness like mf_model_path's. */
 const char *mf_tool_path(const char *name);

@@ -1,12 +1,13 @@
 /* test_run.c — the `minfer run` driver end to end, as a user calls it: streamed text, chat
  * formats (a scripted tiny gpt-oss file answering in harmony's final channel), seeds, stop
- * conditions, --logits-out, and the one-line errors for bad input. */
+ * conditions, --logits-out, and the one-line errors for bad input; every context length
+ * around the prompt's, prompt files (directories, NUL bytes), pieces of any length, and the
+ * load progress line on a terminal. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-#include "gguf.h"
 #include "harness.h"
 
 /* run a shell command; capture stdout and stderr into malloc'd strings; return the status */
@@ -264,33 +265,11 @@ static void long_pieces(void **state)
     (void)state;
     const char *model = mf_model_path("stories260K.gguf");
     MF_REQUIRE_FILE(model);
-    mf_err err;
-    mf_gguf *g = mf_gguf_open(model, &err);
-    assert_non_null(g);
-    const mf_gguf_kv *toks = mf_gguf_find_kv(g, "tokenizer.ggml.tokens");
-    assert_non_null(toks);
     char longtok[301];
     memset(longtok, 'q', 300);
     longtok[300] = 0;
-    const char **strs = malloc(sizeof *strs * toks->arr_n);
-    uint64_t *lens = malloc(sizeof *lens * toks->arr_n);
-    assert_true(strs && lens);
-    for (uint64_t i = 0; i < toks->arr_n; i++) {
-        strs[i] = i == 500 ? longtok : toks->arr_str[i].ptr;
-        lens[i] = i == 500 ? 300 : toks->arr_str[i].len;
-    }
-    mf_gguf_writer *w = mf_gguf_writer_new();
-    assert_int_equal(mf_gguf_w_arr_str(w, "tokenizer.ggml.tokens", strs, lens, toks->arr_n), 0);
-    for (uint64_t i = 0; i < mf_gguf_n_kv(g); i++) {
-        const mf_gguf_kv *kv = mf_gguf_kv_at(g, i);
-        if (!strncmp(kv->key, "tokenizer.", 10) && kv != toks) assert_int_equal(mf_gguf_w_copy_kv(w, kv), 0);
-    }
     const char *vf = mf_tmp_path("longvocab.gguf"), *mf = mf_tmp_path("long.gguf");
-    if (mf_gguf_w_write(w, vf, NULL, NULL, &err)) fail_msg("%s", err.msg);
-    mf_gguf_writer_free(w);
-    free(strs);
-    free(lens);
-    mf_gguf_close(g);
+    mf_write_vocab_with(model, vf, 500, longtok, 300);
 
     char script[400];
     snprintf(script, sizeof script, "\xe2\x96\x81Once %s", longtok);
