@@ -131,8 +131,10 @@ int32_t mf_sampler_sample(mf_sampler *s, float *logits, const int32_t *history, 
     int V = s->n_vocab;
     const mf_sampler_params *p = &s->p;
 
-    /* a penalty that is not a positive number is off (the driver validates its options) */
-    if (p->repeat_penalty != 1.0f && p->repeat_penalty > 0 && isfinite(p->repeat_penalty) && n_hist > 0) {
+    /* a penalty that is not a positive number, or a window of no tokens, is off (the driver
+     * validates its options; the library takes any) */
+    if (p->repeat_penalty != 1.0f && p->repeat_penalty > 0 && isfinite(p->repeat_penalty) && p->repeat_last_n > 0 &&
+        n_hist > 0) {
         int from = n_hist > p->repeat_last_n ? n_hist - p->repeat_last_n : 0;
         for (int i = from; i < n_hist; i++) {
             int32_t t = history[i];

@@ -2,6 +2,7 @@
  * the distribution it draws from, and each filter (top-k, top-p, min-p, repetition penalty)
  * against sets computed by hand from the logits. */
 #include <float.h>
+#include <limits.h>
 #include <math.h>
 #include <string.h>
 
@@ -142,6 +143,17 @@ static void repetition_penalty(void **state)
     mf_sampler_sample(s, l2, hist2, 2);
     assert_true(fabsf(l2[0] - 2.0f) < 1e-6f);
     mf_sampler_free(s);
+    /* a window of no tokens (0 or negative, INT_MIN included: found by fuzz_sampler, where
+     * n_hist - INT_MIN overflowed) penalizes nothing */
+    const int windows[] = {0, -1, INT_MIN};
+    for (int w = 0; w < 3; w++) {
+        p.repeat_last_n = windows[w];
+        s = mf_sampler_new(&p, 4);
+        float l3[4] = {2.0f, 1.9f, -1.0f, -1.2f};
+        assert_int_equal(mf_sampler_sample(s, l3, hist, 3), 0);
+        assert_true(l3[0] == 2.0f && l3[2] == -1.0f);
+        mf_sampler_free(s);
+    }
 }
 
 /* The configurations the non-finite tests run through: greedy, greedy with a penalty, plain
