@@ -119,6 +119,9 @@ static size_t n_corpus, cap_corpus;
 
 static void keep_case(const void *d, size_t n, uint64_t off, const char *phrase)
 {
+    /* the 2^30 caps are tested in a 1 GiB mapping that costs nothing until written: a copy
+     * of it (and a 1 GiB file per case) would; those two stay memory-only */
+    if (n > (16u << 20)) return;
     if (n_corpus == cap_corpus) {
         cap_corpus = cap_corpus ? 2 * cap_corpus : 256;
         corpus = realloc(corpus, cap_corpus * sizeof *corpus);
