@@ -89,7 +89,9 @@ struct mf_backend {
     void (*ffn)(mf_backend *be, mf_bstate *st, int l, const float *h, float *x);
     /* mixture of experts of layer l: x[r] += sum_e w_e * expert_e(h[r]) (gpt-oss-arch §3.2) */
     void (*moe)(mf_backend *be, mf_bstate *st, int l, const float *h, float *x);
-    /* index of the largest of n floats of buf (greedy decoding without copying logits) */
+    /* index of the largest of n floats of buf (greedy decoding without copying logits), the
+     * first one on ties; -1 when one of them is not finite (NaN, +inf, -inf): the logits
+     * are broken, which the caller reports (minfer.h mf_session_argmax) */
     int (*argmax)(mf_backend *be, mf_bstate *st, const float *buf, int n);
 };
 

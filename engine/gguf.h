@@ -90,6 +90,8 @@ uint32_t mf_gguf_version(const mf_gguf *g);
 uint64_t mf_gguf_file_size(const mf_gguf *g);
 uint64_t mf_gguf_data_offset(const mf_gguf *g);
 uint32_t mf_gguf_alignment(const mf_gguf *g);
+/* The file's bytes (the mapping, or the buffer of mf_gguf_open_memory), file_size of them. */
+const uint8_t *mf_gguf_bytes(const mf_gguf *g);
 
 /* metadata */
 uint64_t mf_gguf_n_kv(const mf_gguf *g);

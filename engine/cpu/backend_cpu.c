@@ -258,8 +258,10 @@ static int cpu_argmax(mf_backend *be, mf_bstate *st, const float *buf, int n)
     (void)be;
     (void)st;
     int best = 0;
-    for (int i = 1; i < n; i++)
+    for (int i = 0; i < n; i++) {
+        if (!isfinite(buf[i])) return -1;
         if (buf[i] > buf[best]) best = i;
+    }
     return best;
 }
 
