@@ -141,28 +141,10 @@ int cu_read(mf_backend *be, const float *buf, size_t n, float *host, mf_err *err
 
 /* ------------------------------------------------------------------ weights */
 
-int check_f32(const mf_weight *w, const char *what, mf_err *err)
-{
-    if (!w->name || w->type == MF_TYPE_F32) return 0;
-    char b[32];
-    return mf_errf(err, "%s: %s has type %s; the CUDA backend needs F32 %ss", w->name, what, mf_type_name(w->type, b),
-                   what);
-}
-
 int cu_prepare(mf_backend *be, mf_model *m, mf_err *err)
 {
     cu_backend *cb = impl(be);
-    if (check_f32(&m->output_norm, "norm weight", err)) return -1;
-    for (int l = 0; l < m->hp.n_layers; l++) {
-        const mf_layer *L = &m->layers[l];
-        const mf_weight *norms[] = {&L->attn_norm, &L->ffn_norm};
-        const mf_weight *vecs[] = {&L->bq, &L->bk, &L->bv, &L->bo, &L->sinks, &L->router_b,
-                                   &L->gate_exps_b, &L->up_exps_b, &L->down_exps_b};
-        for (const mf_weight *w : norms)
-            if (check_f32(w, "norm weight", err)) return -1;
-        for (const mf_weight *w : vecs)
-            if (check_f32(w, "bias or sink", err)) return -1;
-    }
+    /* norms, biases and sinks are F32 (the loader refuses anything else: MF_W_VECTOR) */
     /* mf_weight holds one device pointer: the model can live on the GPU once at a time */
     if (m->tok_embd.dev)
         return mf_errf(err, "%s: the model is already on the GPU for another CUDA session (one CUDA session per "
@@ -188,17 +170,7 @@ void cu_unprepare(mf_backend *be, mf_model *m)
         if (cb->ups[i].m != m) continue;
         cudaFree(cb->ups[i].base);
         cb->ups[i] = cb->ups[--cb->n_ups];
-        clear_dev(&m->tok_embd);
-        clear_dev(&m->output_norm);
-        clear_dev(&m->output);
-        for (int l = 0; l < m->hp.n_layers; l++) {
-            mf_layer *L = &m->layers[l];
-            mf_weight *lw[] = {&L->attn_norm, &L->wq, &L->wk, &L->wv, &L->wo, &L->bq, &L->bk, &L->bv,
-                               &L->bo, &L->sinks, &L->ffn_norm, &L->ffn_gate, &L->ffn_up, &L->ffn_down,
-                               &L->router, &L->router_b, &L->gate_exps, &L->up_exps, &L->down_exps,
-                               &L->gate_exps_b, &L->up_exps_b, &L->down_exps_b};
-            for (mf_weight *w : lw) clear_dev(w);
-        }
+        for (int w = 0; w < mf_model_n_weights(m); w++) clear_dev((mf_weight *)mf_model_weight(m, w));
         return;
     }
 }
@@ -246,13 +218,11 @@ int64_t max64(int64_t a, int64_t b) { return a > b ? a : b; }
 /* the largest single matrix (or expert slice) a matmul multiplies, in elements */
 int64_t largest_matrix(const mf_model *m)
 {
-    int64_t best = m->output.ne[0] * m->output.ne[1];
-    for (int l = 0; l < m->hp.n_layers; l++) {
-        const mf_layer *L = &m->layers[l];
-        const mf_weight *ws[] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->ffn_gate, &L->ffn_up, &L->ffn_down,
-                                 &L->router, &L->gate_exps, &L->up_exps, &L->down_exps};
-        for (const mf_weight *w : ws)
-            if (w->name) best = max64(best, w->ne[0] * w->ne[1]);
+    int64_t best = 0;
+    for (int i = 0; i < mf_model_n_weights(m); i++) {
+        const mf_weight *w = mf_model_weight(m, i);
+        if (w->name && mf_model_weight_desc(i)->kind != MF_W_VECTOR && i != MF_MT_tok_embd)
+            best = max64(best, w->ne[0] * w->ne[1]);
     }
     return best;
 }

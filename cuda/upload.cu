@@ -25,42 +25,22 @@ constexpr size_t ALIGN = 256;
 
 size_t align_up(size_t v) { return (v + ALIGN - 1) / ALIGN * ALIGN; }
 
-/* every weight slot of the model (absent ones have name == NULL) */
-int list_weights(mf_model *m, mf_weight **out, int cap)
-{
-    int n = 0;
-    mf_weight *top[] = {&m->tok_embd, &m->output_norm, &m->output};
-    for (mf_weight *w : top)
-        if (n < cap) out[n++] = w;
-    for (int l = 0; l < m->hp.n_layers; l++) {
-        mf_layer *L = &m->layers[l];
-        mf_weight *lw[] = {&L->attn_norm, &L->wq, &L->wk, &L->wv, &L->wo, &L->bq, &L->bk, &L->bv, &L->bo,
-                           &L->sinks, &L->ffn_norm, &L->ffn_gate, &L->ffn_up, &L->ffn_down, &L->router,
-                           &L->router_b, &L->gate_exps, &L->up_exps, &L->down_exps, &L->gate_exps_b,
-                           &L->up_exps_b, &L->down_exps_b};
-        for (mf_weight *w : lw)
-            if (n < cap) out[n++] = w;
-    }
-    return n;
-}
-
-constexpr int SLOTS_PER_LAYER = 22;
-
 }  // namespace
 
 int mf_cu_upload_model(mf_model *m, void **base_out, size_t *bytes_out, mf_err *err)
 {
     *base_out = nullptr;
     *bytes_out = 0;
-    int cap = 3 + SLOTS_PER_LAYER * m->hp.n_layers;
-    mf_weight **ws = (mf_weight **)calloc((size_t)cap, sizeof *ws);
-    size_t *offs = (size_t *)calloc((size_t)cap, sizeof *offs);
+    /* every weight of the model's list (absent ones have name == NULL) */
+    int n = mf_model_n_weights(m);
+    mf_weight **ws = (mf_weight **)calloc((size_t)n, sizeof *ws);
+    size_t *offs = (size_t *)calloc((size_t)n, sizeof *offs);
     if (!ws || !offs) {
         free(ws);
         free(offs);
         return mf_errf(err, "%s: out of memory listing the weights", m->path);
     }
-    int n = list_weights(m, ws, cap);
+    for (int i = 0; i < n; i++) ws[i] = (mf_weight *)mf_model_weight(m, i);
 
     /* offsets; a tensor whose bytes were already placed (tied output) shares them */
     size_t total = 0;

@@ -27,6 +27,56 @@
 #define MIN_SCALE 1e-3f
 #define MAX_SCALE 1e6f
 
+/* ------------------------------------------------------------------ the weight list */
+
+/* (MF_REQ("...") expands to a braced pair, so the rows cannot pass through a second macro) */
+#define MF_X_MODEL(field, kind, nd, e0, e1, e2, llama, gpt_oss) \
+    {#field, kind, nd, {MF_DIM_##e0, MF_DIM_##e1, MF_DIM_##e2}, {llama, gpt_oss}, offsetof(mf_model, field)},
+#define MF_X_LAYER(field, kind, nd, e0, e1, e2, llama, gpt_oss) \
+    {#field, kind, nd, {MF_DIM_##e0, MF_DIM_##e1, MF_DIM_##e2}, {llama, gpt_oss}, offsetof(mf_layer, field)},
+const mf_tensor_desc mf_model_tensors[MF_MODEL_N_TENSORS] = {MF_MODEL_TENSORS(MF_X_MODEL)};
+const mf_tensor_desc mf_layer_tensors[MF_LAYER_N_TENSORS] = {MF_LAYER_TENSORS(MF_X_LAYER)};
+#undef MF_X_MODEL
+#undef MF_X_LAYER
+
+int64_t mf_dim_size(const mf_hparams *hp, int dim)
+{
+    switch (dim) {
+    case MF_DIM_D: return hp->n_embd;
+    case MF_DIM_Q: return (int64_t)hp->n_heads * hp->head_dim;
+    case MF_DIM_KV: return (int64_t)hp->n_kv_heads * hp->head_dim;
+    case MF_DIM_H: return hp->n_heads;
+    case MF_DIM_FF: return hp->n_ff;
+    case MF_DIM_E: return hp->n_experts;
+    case MF_DIM_FE: return hp->n_ff_exp;
+    case MF_DIM_V: return hp->n_vocab;
+    default: return 1;
+    }
+}
+
+int mf_model_n_weights(const mf_model *m)
+{
+    return MF_MODEL_N_TENSORS + m->hp.n_layers * MF_LAYER_N_TENSORS;
+}
+
+const mf_tensor_desc *mf_model_weight_desc(int i)
+{
+    return i < MF_MODEL_N_TENSORS ? &mf_model_tensors[i]
+                                  : &mf_layer_tensors[(i - MF_MODEL_N_TENSORS) % MF_LAYER_N_TENSORS];
+}
+
+static mf_weight *weight_at(mf_model *m, int i)
+{
+    if (i < MF_MODEL_N_TENSORS) return (mf_weight *)((char *)m + mf_model_tensors[i].offset);
+    int l = (i - MF_MODEL_N_TENSORS) / MF_LAYER_N_TENSORS;
+    return (mf_weight *)((char *)&m->layers[l] + mf_model_weight_desc(i)->offset);
+}
+
+const mf_weight *mf_model_weight(const mf_model *m, int i)
+{
+    return weight_at((mf_model *)m, i);
+}
+
 typedef struct kreader {
     const mf_gguf *g;
     char prefix[40];
@@ -258,7 +308,7 @@ int mf_kv_slots(const mf_hparams *hp, int sliding, int n_ctx, int max_batch)
     return w < n_ctx ? (int)w : n_ctx;
 }
 
-static int layer_slides(const mf_hparams *hp, int l)
+int mf_layer_slides(const mf_hparams *hp, int l)
 {
     return hp->window > 0 && hp->swa_pattern > 0 && (l % hp->swa_pattern) < hp->swa_pattern - 1;
 }
@@ -269,7 +319,7 @@ uint64_t mf_kv_bytes(const mf_hparams *hp, int64_t n_ctx, int elem_bytes)
     uint64_t total = 0;
     for (int l = 0; l < hp->n_layers; l++) {
         int64_t slots = n_ctx > 0 ? n_ctx : 0;
-        if (layer_slides(hp, l) && hp->window < slots) slots = hp->window;
+        if (mf_layer_slides(hp, l) && hp->window < slots) slots = hp->window;
         total = mf_add_sat(total, mf_mul_sat(per_pos, (uint64_t)slots));
     }
     return total;
@@ -322,21 +372,27 @@ static void check_values(wloader *w, mf_weight *dst, const mf_gguf_tensor *t, in
     dst->data = copy;
 }
 
-/* What bind() checks beyond shape and type. */
-enum { W_MATRIX = 0, W_VECTOR = 1, W_ROUTER = 2 };
-
-/* Bind a tensor, checking its shape (ne, n dims given) and type. optional: absent is fine.
- * kind W_VECTOR: a tensor the ops read as floats (norms, biases, sinks), which must be F32;
- * check_values() runs on vectors and on the router (W_ROUTER). */
-static void bind(wloader *w, mf_weight *dst, const char *name, int nd, int64_t e0, int64_t e1,
-                 int64_t e2, int optional, int kind)
+/* Bind tensor `i` of the weight list (mf_model_weight) as its row describes it for this
+ * architecture: the name (prefixed by "blk.N." for a layer's tensor), the shape, required or
+ * optional. A vector (MF_W_VECTOR: norms, biases, sinks) must be F32; check_values() runs on
+ * vectors and on the router. */
+static void bind(wloader *w, int i)
 {
-    int vector = kind == W_VECTOR;
+    mf_model *m = w->m;
+    const mf_hparams *hp = &m->hp;
+    const mf_tensor_desc *t_desc = mf_model_weight_desc(i);
+    mf_weight *dst = weight_at(m, i);
+    const mf_tensor_use *use = &t_desc->arch[hp->arch];
+    int vector = t_desc->kind == MF_W_VECTOR;
     memset(dst, 0, sizeof *dst);
-    if (w->failed) return;
-    const mf_gguf_tensor *t = mf_gguf_find_tensor(w->m->gguf, name);
+    dst->slot = i;
+    if (w->failed || use->use == MF_USE_NONE) return;
+    char name[MF_GGUF_MAX_NAME + 16];
+    if (i < MF_MODEL_N_TENSORS) snprintf(name, sizeof name, "%s", use->name);
+    else snprintf(name, sizeof name, "blk.%d.%s", (i - MF_MODEL_N_TENSORS) / MF_LAYER_N_TENSORS, use->name);
+    const mf_gguf_tensor *t = mf_gguf_find_tensor(m->gguf, name);
     if (!t) {
-        if (optional) return;
+        if (use->use == MF_USE_OPT) return;
         if (w->n_missing < 6) {
             size_t n = strlen(w->missing);
             snprintf(w->missing + n, sizeof w->missing - n, "%s%s", n ? ", " : "", name);
@@ -344,26 +400,28 @@ static void bind(wloader *w, mf_weight *dst, const char *name, int nd, int64_t e
         w->n_missing++;
         return;
     }
-    int64_t want[4] = {e0, e1, e2, 1};
+    int nd = t_desc->nd;
+    int64_t want[4] = {1, 1, 1, 1};
+    for (int j = 0; j < nd; j++) want[j] = mf_dim_size(hp, t_desc->dim[j]);
     int ok = 1;
-    for (int j = 0; j < 4; j++) ok &= t->ne[j] == (j < nd ? want[j] : 1);
+    for (int j = 0; j < 4; j++) ok &= t->ne[j] == want[j];
     char tb[32];
     if (!ok) {
         mf_errf(w->err, "%s: tensor '%s' has shape [%lld, %lld, %lld, %lld], expected [%lld, %lld, %lld]",
-                w->m->path, name, (long long)t->ne[0], (long long)t->ne[1], (long long)t->ne[2],
-                (long long)t->ne[3], (long long)e0, (long long)(nd > 1 ? e1 : 1), (long long)(nd > 2 ? e2 : 1));
+                m->path, name, (long long)t->ne[0], (long long)t->ne[1], (long long)t->ne[2],
+                (long long)t->ne[3], (long long)want[0], (long long)want[1], (long long)want[2]);
         w->failed = 1;
         return;
     }
     if (!mf_type_supported(t->type)) {
-        mf_errf(w->err, "%s: tensor '%s' has type %s, which minfer cannot compute", w->m->path, name,
+        mf_errf(w->err, "%s: tensor '%s' has type %s, which minfer cannot compute", m->path, name,
                 mf_type_name(t->type, tb));
         w->failed = 1;
         return;
     }
     if (vector && t->type != MF_TYPE_F32) {
         mf_errf(w->err, "%s: tensor '%s' has type %s; minfer expects F32 for norms, biases and sinks",
-                w->m->path, name, mf_type_name(t->type, tb));
+                m->path, name, mf_type_name(t->type, tb));
         w->failed = 1;
         return;
     }
@@ -373,50 +431,7 @@ static void bind(wloader *w, mf_weight *dst, const char *name, int nd, int64_t e
     dst->row_bytes = mf_type_row_bytes(t->type, t->ne[0]);
     dst->nbytes = t->nbytes;
     dst->data = t->data;
-    if (kind != W_MATRIX) check_values(w, dst, t, vector);
-}
-
-static void bind_layer(wloader *w, int l)
-{
-    mf_model *m = w->m;
-    const mf_hparams *hp = &m->hp;
-    mf_layer *L = &m->layers[l];
-    int64_t d = hp->n_embd, q = (int64_t)hp->n_heads * hp->head_dim;
-    int64_t kv = (int64_t)hp->n_kv_heads * hp->head_dim;
-    int bias = hp->arch == MF_ARCH_GPT_OSS;
-    char n[MF_GGUF_MAX_NAME + 16];
-#define B(field, suffix, nd, a, b_, c, opt, vec) \
-    (snprintf(n, sizeof n, "blk.%d.%s", l, suffix), bind(w, &L->field, n, nd, a, b_, c, opt, vec))
-    B(attn_norm, "attn_norm.weight", 1, d, 1, 1, 0, 1);
-    B(wq, "attn_q.weight", 2, d, q, 1, 0, 0);
-    B(wk, "attn_k.weight", 2, d, kv, 1, 0, 0);
-    B(wv, "attn_v.weight", 2, d, kv, 1, 0, 0);
-    B(wo, "attn_output.weight", 2, q, d, 1, 0, 0);
-    /* llama.cpp accepts optional biases for llama too; gpt-oss requires them */
-    B(bq, "attn_q.bias", 1, q, 1, 1, !bias, 1);
-    B(bk, "attn_k.bias", 1, kv, 1, 1, !bias, 1);
-    B(bv, "attn_v.bias", 1, kv, 1, 1, !bias, 1);
-    B(bo, "attn_output.bias", 1, d, 1, 1, !bias, 1);
-    if (hp->arch == MF_ARCH_LLAMA) {
-        B(ffn_norm, "ffn_norm.weight", 1, d, 1, 1, 0, 1);
-        B(ffn_gate, "ffn_gate.weight", 2, d, hp->n_ff, 1, 0, 0);
-        B(ffn_up, "ffn_up.weight", 2, d, hp->n_ff, 1, 0, 0);
-        B(ffn_down, "ffn_down.weight", 2, hp->n_ff, d, 1, 0, 0);
-    } else {
-        int64_t E = hp->n_experts, F = hp->n_ff_exp;
-        B(sinks, "attn_sinks.weight", 1, hp->n_heads, 1, 1, 0, 1);
-        B(ffn_norm, "post_attention_norm.weight", 1, d, 1, 1, 0, 1);
-        B(router, "ffn_gate_inp.weight", 2, d, E, 1, 0, W_ROUTER);
-        B(router_b, "ffn_gate_inp.bias", 1, E, 1, 1, 0, 1);
-        B(gate_exps, "ffn_gate_exps.weight", 3, d, F, E, 0, 0);
-        B(up_exps, "ffn_up_exps.weight", 3, d, F, E, 0, 0);
-        B(down_exps, "ffn_down_exps.weight", 3, F, d, E, 0, 0);
-        B(gate_exps_b, "ffn_gate_exps.bias", 2, F, E, 1, 0, 1);
-        B(up_exps_b, "ffn_up_exps.bias", 2, F, E, 1, 0, 1);
-        B(down_exps_b, "ffn_down_exps.bias", 2, d, E, 1, 0, 1);
-    }
-#undef B
-    L->sliding = layer_slides(hp, l);
+    if (t_desc->kind != MF_W_MATRIX) check_values(w, dst, t, vector);
 }
 
 static int check_vocab(const mf_gguf *g, const mf_hparams *hp, const mf_tokenizer *t, mf_err *err)
@@ -449,18 +464,15 @@ mf_model *mf_model_load(const char *path, mf_err *err)
     if (!m->tok || check_vocab(m->gguf, hp, m->tok, err)) goto fail;
 
     wloader w = {.m = m, .err = err};
-    int64_t d = hp->n_embd;
-    bind(&w, &m->tok_embd, "token_embd.weight", 2, d, hp->n_vocab, 1, 0, 0);
-    bind(&w, &m->output_norm, "output_norm.weight", 1, d, 1, 1, 0, 1);
-    bind(&w, &m->output, "output.weight", 2, d, hp->n_vocab, 1, 1, 0);
-    if (!w.failed && !m->output.name) {  /* tied embeddings (llama-arch.md §3) */
+    m->layers = calloc(hp->n_layers ? (size_t)hp->n_layers : 1, sizeof *m->layers);
+    if (!m->layers) { mf_errf(err, "%s: out of memory", path); goto fail; }
+    for (int i = 0; i < mf_model_n_weights(m) && !w.failed; i++) bind(&w, i);
+    if (w.failed) goto fail;
+    if (!m->output.name) {  /* tied embeddings (llama-arch.md §3) */
         m->output = m->tok_embd;
         m->tied_output = 1;
     }
-    m->layers = calloc(hp->n_layers ? (size_t)hp->n_layers : 1, sizeof *m->layers);
-    if (!m->layers) { mf_errf(err, "%s: out of memory", path); goto fail; }
-    for (int l = 0; l < hp->n_layers && !w.failed; l++) bind_layer(&w, l);
-    if (w.failed) goto fail;
+    for (int l = 0; l < hp->n_layers; l++) m->layers[l].sliding = mf_layer_slides(hp, l);
     if (w.n_missing) {
         mf_errf(err, "%s: %d required tensor%s missing: %s%s", path, w.n_missing,
                 w.n_missing > 1 ? "s are" : " is", w.missing, w.n_missing > 6 ? ", ..." : "");
@@ -509,18 +521,17 @@ void mf_model_bytes_per_token(const mf_model *m, uint64_t *dense, uint64_t *expe
     const mf_hparams *hp = &m->hp;
     /* one embedding row is gathered; the output matrix is read whole (also when tied) */
     dn += m->tok_embd.row_bytes + m->output.nbytes + m->output_norm.nbytes;
-    for (int l = 0; l < hp->n_layers; l++) {
-        const mf_layer *L = &m->layers[l];
-        const mf_weight *dense_w[] = {&L->attn_norm, &L->wq, &L->wk, &L->wv, &L->wo, &L->bq,
-                                      &L->bk, &L->bv, &L->bo, &L->sinks, &L->ffn_norm,
-                                      &L->ffn_gate, &L->ffn_up, &L->ffn_down, &L->router, &L->router_b};
-        for (size_t i = 0; i < sizeof dense_w / sizeof *dense_w; i++) dn += dense_w[i]->nbytes;
-        const mf_weight *exp_w[] = {&L->gate_exps, &L->up_exps, &L->down_exps,
-                                    &L->gate_exps_b, &L->up_exps_b, &L->down_exps_b};
-        /* only the k selected experts' slices are read (gpt-oss-arch.md §3.2 step 11) */
-        for (size_t i = 0; i < sizeof exp_w / sizeof *exp_w; i++)
-            if (exp_w[i]->name) ex += exp_w[i]->nbytes / (uint64_t)hp->n_experts * (uint64_t)hp->n_experts_used;
-    }
+    for (int l = 0; l < hp->n_layers; l++)
+        for (int i = 0; i < MF_LAYER_N_TENSORS; i++) {
+            const mf_weight *w = mf_layer_weight(&m->layers[l], i);
+            if (!w->name) continue;
+            /* of a stack of experts only the k selected experts' slices are read
+             * (gpt-oss-arch.md §3.2 step 11) */
+            if (mf_tensor_per_expert(&mf_layer_tensors[i]) && hp->n_experts)
+                ex += w->nbytes / (uint64_t)hp->n_experts * (uint64_t)hp->n_experts_used;
+            else
+                dn += w->nbytes;
+        }
     *dense = dn;
     *experts = ex;
 }
@@ -534,13 +545,13 @@ uint64_t mf_model_macs_per_token(const mf_model *m)
 {
     const mf_hparams *hp = &m->hp;
     uint64_t macs = elements(&m->output);
-    for (int l = 0; l < hp->n_layers; l++) {
-        const mf_layer *L = &m->layers[l];
-        const mf_weight *mats[] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->ffn_gate, &L->ffn_up, &L->ffn_down, &L->router};
-        for (size_t i = 0; i < sizeof mats / sizeof *mats; i++) macs += elements(mats[i]);
-        const mf_weight *exps[] = {&L->gate_exps, &L->up_exps, &L->down_exps};
-        for (size_t i = 0; i < sizeof exps / sizeof *exps && hp->n_experts; i++)
-            macs += elements(exps[i]) / (uint64_t)hp->n_experts * (uint64_t)hp->n_experts_used;
-    }
+    for (int l = 0; l < hp->n_layers; l++)
+        for (int i = 0; i < MF_LAYER_N_TENSORS; i++) {
+            if (mf_layer_tensors[i].kind == MF_W_VECTOR) continue;
+            uint64_t e = elements(mf_layer_weight(&m->layers[l], i));
+            /* a stack of experts: k of its E matrices per token */
+            if (mf_tensor_per_expert(&mf_layer_tensors[i])) e = e / (uint64_t)hp->n_experts * (uint64_t)hp->n_experts_used;
+            macs += e;
+        }
     return macs;
 }

@@ -414,64 +414,64 @@ static void add_t(plan *p, const char *name, uint32_t type, uint32_t n_dims, int
     t->b = (float)b;
 }
 
-#define MATRIX(name, type, n_in, n_out) add_t(p, name, type, 2, n_in, n_out, 1, D_NORMAL, 1.0 / sqrt((double)(n_in)), 0)
-#define GAIN(name, n) add_t(p, name, MF_TYPE_F32, 1, n, 1, 1, D_UNIFORM, 0.9, 1.1)
-#define BIAS(name, n) add_t(p, name, MF_TYPE_F32, 1, n, 1, 1, D_NORMAL, 0.1, 0)
-
-/* name of a tensor of block l (uses the locals nm and l) */
-#define N(suffix) (snprintf(nm, sizeof nm, "blk.%lld." suffix, (long long)l), nm)
-
-static void plan_llama(plan *p, const cfg *c)
+/* One tensor of the weight list (model.h) as mkmodel fills it: its type and distribution
+ * (see the top of this file for the reasoning). */
+static void add_listed(plan *p, const cfg *c, const mf_hparams *hp, int i, const char *name)
 {
-    char nm[MF_GGUF_MAX_NAME];
-    int64_t d = c->dim, hd = c->head_dim, q = c->heads * hd, kv = c->kv_heads * hd;
-    add_t(p, "token_embd.weight", c->embd_type, 2, d, c->vocab, 1, D_NORMAL, 1.0, 0);
-    for (int64_t l = 0; l < c->layers; l++) {
-        GAIN(N("attn_norm.weight"), d);
-        MATRIX(N("attn_q.weight"), c->type, d, q);
-        MATRIX(N("attn_k.weight"), c->type, d, kv);
-        MATRIX(N("attn_v.weight"), c->type, d, kv);
-        MATRIX(N("attn_output.weight"), c->type, q, d);
-        GAIN(N("ffn_norm.weight"), d);
-        MATRIX(N("ffn_gate.weight"), c->type, d, c->ff);
-        MATRIX(N("ffn_up.weight"), c->type, d, c->ff);
-        MATRIX(N("ffn_down.weight"), c->type, c->ff, d);
+    const mf_tensor_desc *t = mf_model_weight_desc(i);
+    int64_t ne[3];
+    for (int j = 0; j < 3; j++) ne[j] = mf_dim_size(hp, t->dim[j]);
+    double d = (double)hp->n_embd, n_in = (double)ne[0];
+    uint32_t mtype = c->arch == ARCH_GPT_OSS && t->nd == 3 ? c->expert_type : c->type;
+    if (i == MF_MT_tok_embd) mtype = c->embd_type;
+    if (i == MF_MT_output) mtype = c->output_type;
+    int lt = i >= MF_MODEL_N_TENSORS ? (i - MF_MODEL_N_TENSORS) % MF_LAYER_N_TENSORS : -1;
+    if (i == MF_MT_tok_embd) {
+        add_t(p, name, mtype, 2, ne[0], ne[1], 1, D_NORMAL, 1.0, 0);
+    } else if (t->kind == MF_W_ROUTER) {
+        add_t(p, name, MF_TYPE_F32, 2, ne[0], ne[1], 1, D_NORMAL, 2.0 / sqrt(d), 0);
+    } else if (t->kind == MF_W_MATRIX) {
+        /* expert gate/up drive the clamps, expert down keeps the sum near RMS 1 */
+        double sd = lt == MF_LT_gate_exps || lt == MF_LT_up_exps ? 3.0 / sqrt(d)
+                    : lt == MF_LT_down_exps                         ? 0.3 / sqrt(n_in)
+                                                                       : 1.0 / sqrt(n_in);
+        add_t(p, name, mtype, (uint32_t)t->nd, ne[0], ne[1], ne[2], D_NORMAL, sd, 0);
+    } else if (lt == MF_LT_sinks) {
+        add_t(p, name, MF_TYPE_F32, 1, ne[0], 1, 1, D_UNIFORM, 0.0, 2.0);
+    } else if (strstr(t->field, "norm")) {  /* gains */
+        add_t(p, name, MF_TYPE_F32, 1, ne[0], 1, 1, D_UNIFORM, 0.9, 1.1);
+    } else {  /* biases */
+        add_t(p, name, MF_TYPE_F32, (uint32_t)t->nd, ne[0], ne[1], 1, D_NORMAL, 0.1, 0);
     }
-    GAIN("output_norm.weight", d);
-    MATRIX("output.weight", c->output_type, d, c->vocab);
 }
 
-static void plan_gpt_oss(plan *p, const cfg *c)
+/* Every tensor the architecture requires, in the list's order, and the output matrix (which
+ * the format allows to be absent: mkmodel always writes it); the embedding first and the
+ * output norm and matrix last, as converters lay files out. */
+static void plan_tensors(plan *p, const cfg *c)
 {
+    int arch = c->arch == ARCH_GPT_OSS ? MF_ARCH_GPT_OSS : MF_ARCH_LLAMA;
+    mf_hparams hp = {.arch = arch, .n_embd = (int)c->dim, .n_heads = (int)c->heads, .n_kv_heads = (int)c->kv_heads,
+                     .head_dim = (int)c->head_dim, .n_vocab = (int)c->vocab, .n_experts = (int)c->experts};
+    if (arch == MF_ARCH_GPT_OSS) hp.n_ff_exp = (int)c->ff;
+    else hp.n_ff = (int)c->ff;
+    if (!hp.head_dim) hp.head_dim = (int)(c->dim / c->heads);
     char nm[MF_GGUF_MAX_NAME];
-    int64_t d = c->dim, hd = c->head_dim, q = c->heads * hd, kv = c->kv_heads * hd;
-    int64_t E = c->experts, F = c->ff;
-    add_t(p, "token_embd.weight", c->embd_type, 2, d, c->vocab, 1, D_NORMAL, 1.0, 0);
-    for (int64_t l = 0; l < c->layers; l++) {
-        GAIN(N("attn_norm.weight"), d);
-        MATRIX(N("attn_q.weight"), c->type, d, q);
-        BIAS(N("attn_q.bias"), q);
-        MATRIX(N("attn_k.weight"), c->type, d, kv);
-        BIAS(N("attn_k.bias"), kv);
-        MATRIX(N("attn_v.weight"), c->type, d, kv);
-        BIAS(N("attn_v.bias"), kv);
-        MATRIX(N("attn_output.weight"), c->type, q, d);
-        BIAS(N("attn_output.bias"), d);
-        add_t(p, N("attn_sinks.weight"), MF_TYPE_F32, 1, c->heads, 1, 1, D_UNIFORM, 0.0, 2.0);
-        GAIN(N("post_attention_norm.weight"), d);
-        add_t(p, N("ffn_gate_inp.weight"), MF_TYPE_F32, 2, d, E, 1, D_NORMAL, 2.0 / sqrt((double)d), 0);
-        BIAS(N("ffn_gate_inp.bias"), E);
-        add_t(p, N("ffn_gate_exps.weight"), c->expert_type, 3, d, F, E, D_NORMAL, 3.0 / sqrt((double)d), 0);
-        add_t(p, N("ffn_gate_exps.bias"), MF_TYPE_F32, 2, F, E, 1, D_NORMAL, 0.1, 0);
-        add_t(p, N("ffn_up_exps.weight"), c->expert_type, 3, d, F, E, D_NORMAL, 3.0 / sqrt((double)d), 0);
-        add_t(p, N("ffn_up_exps.bias"), MF_TYPE_F32, 2, F, E, 1, D_NORMAL, 0.1, 0);
-        add_t(p, N("ffn_down_exps.weight"), c->expert_type, 3, F, d, E, D_NORMAL, 0.3 / sqrt((double)F), 0);
-        add_t(p, N("ffn_down_exps.bias"), MF_TYPE_F32, 2, d, E, 1, D_NORMAL, 0.1, 0);
+    const int top[] = {MF_MT_tok_embd, -1, MF_MT_output_norm, MF_MT_output};
+    for (size_t k = 0; k < sizeof top / sizeof *top; k++) {
+        if (top[k] >= 0) {
+            add_listed(p, c, &hp, top[k], mf_model_tensors[top[k]].arch[arch].name);
+            continue;
+        }
+        for (int64_t l = 0; l < c->layers; l++)
+            for (int i = 0; i < MF_LAYER_N_TENSORS; i++) {
+                const mf_tensor_use *u = &mf_layer_tensors[i].arch[arch];
+                if (u->use != MF_USE_REQ) continue;
+                snprintf(nm, sizeof nm, "blk.%lld.%s", (long long)l, u->name);
+                add_listed(p, c, &hp, MF_MODEL_N_TENSORS + i, nm);
+            }
     }
-    GAIN("output_norm.weight", d);
-    MATRIX("output.weight", c->output_type, d, c->vocab);
 }
-#undef N
 
 /* ================================================================ weights */
 
@@ -957,8 +957,7 @@ static int mkmodel(cfg *c, mf_err *err)
     } else {
         fail |= write_vocab(w, &v, gpt);
     }
-    if (gpt) plan_gpt_oss(&p, c);
-    else plan_llama(&p, c);
+    plan_tensors(&p, c);
     if (c->script && script_apply(&p, c, &v, vf_tokens, err)) goto done;
     if (any_quantized(&p)) fail |= mf_gguf_w_u32(w, "general.quantization_version", 2);
     fail |= mf_gguf_w_u32(w, "general.file_type", file_type(c));
