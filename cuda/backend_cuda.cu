@@ -42,13 +42,12 @@
 
 extern "C" {
 #include "backend.h"
+#include "memory.h"
 #include "model.h"
 #include "rope.h"
 }
 
 namespace {
-
-constexpr size_t WH_MAX = 32u << 20;  /* F16 weight tile: 32 Mi elements = 64 MiB */
 
 struct upload_rec {
     const mf_model *m;
@@ -92,6 +91,7 @@ struct cu_state {
     cudaGraph_t graph;
     cudaGraphExec_t exec;
     int have_graph;
+    uint64_t bytes;           /* device memory allocated (memory.h mf_mem_cuda_state) */
 };
 
 cu_backend *impl(mf_backend *be) { return (cu_backend *)be->impl; }
@@ -213,20 +213,6 @@ struct dev_req {
     size_t bytes;
 };
 
-int64_t max64(int64_t a, int64_t b) { return a > b ? a : b; }
-
-/* the largest single matrix (or expert slice) a matmul multiplies, in elements */
-int64_t largest_matrix(const mf_model *m)
-{
-    int64_t best = 0;
-    for (int i = 0; i < mf_model_n_weights(m); i++) {
-        const mf_weight *w = mf_model_weight(m, i);
-        if (w->name && mf_model_weight_desc(i)->kind != MF_W_VECTOR && i != MF_MT_tok_embd)
-            best = max64(best, w->ne[0] * w->ne[1]);
-    }
-    return best;
-}
-
 mf_bstate *cu_state_new(mf_backend *be, const mf_model *m, const mf_state_opts *o, mf_err *err)
 {
     const mf_hparams *hp = &m->hp;
@@ -244,88 +230,79 @@ mf_bstate *cu_state_new(mf_backend *be, const mf_model *m, const mf_state_opts *
     st->m = m;
     st->o = *o;
     const int L = hp->n_layers, B = o->max_batch, npair = hp->n_rot / 2, hd = hp->head_dim;
-    const size_t esz = o->kv_f16 ? 2 : 4;
     st->kc = (void **)calloc((size_t)L + 1, sizeof(void *));
     st->vc = (void **)calloc((size_t)L + 1, sizeof(void *));
     st->slots = (int *)calloc((size_t)L + 1, sizeof(int));
-    st->tabs = (float **)calloc(2 * (size_t)L + 2, sizeof(float *));
+    st->tabs = (float **)calloc(4, sizeof(float *));
     st->rcos = (const float **)calloc((size_t)L + 1, sizeof(float *));
     st->rsin = (const float **)calloc((size_t)L + 1, sizeof(float *));
     float *host_tab = (float *)malloc(sizeof(float) * 2 * (size_t)o->n_ctx * (size_t)(npair ? npair : 1));
-    dev_req *req = (dev_req *)calloc(4 * (size_t)L + 64, sizeof *req);
+    dev_req *req = (dev_req *)calloc(2 * (size_t)L + 64, sizeof *req);
     int nreq = 0;
-    size_t need = 0, free_b = 0, total_b = 0;
+    size_t free_b = 0, total_b = 0;
     cudaError_t e;
-    int64_t d = hp->n_embd, qw = (int64_t)hp->n_heads * hd;
-    int64_t max_in = max64(max64(d, qw), max64(hp->n_ff, hp->n_ff_exp));
-    size_t wh_cap = 0, xh_cap = 0;
+    mf_mem_cuda mem;
     if (!st->kc || !st->vc || !st->slots || !st->tabs || !st->rcos || !st->rsin || !host_tab || !req) {
         mf_errf(err, "out of memory");
         goto fail;
     }
-
-    /* ---- what the session needs on the device */
-    for (int l = 0; l < L; l++) {
-        st->slots[l] = mf_kv_slots(hp, m->layers[l].sliding, o->n_ctx, B);
-        size_t bytes = (size_t)hp->n_kv_heads * (size_t)st->slots[l] * (size_t)hd * esz;
-        req[nreq++] = {&st->kc[l], bytes};
-        req[nreq++] = {&st->vc[l], bytes};
-    }
-    for (int l = 0; l < L; l++) {  /* one table pair per distinct frequency set */
-        int same = -1;
-        for (int p = 0; p < l && same < 0; p++)
-            if (!memcmp(m->rope_freq[p], m->rope_freq[l], sizeof(float) * (size_t)npair)) same = p;
-        if (same >= 0) continue;
-        size_t bytes = sizeof(float) * (size_t)o->n_ctx * (size_t)(npair ? npair : 1);
-        req[nreq++] = {(void **)&st->tabs[st->n_tabs++], bytes};
-        req[nreq++] = {(void **)&st->tabs[st->n_tabs++], bytes};
-    }
-    req[nreq++] = {(void **)&st->d_params, sizeof(int32_t) * (size_t)(B + 1)};
-    req[nreq++] = {(void **)&st->d_arg, sizeof(int32_t)};
     if (mf_cu_ctx_init(&st->c, 0, 0, err)) goto fail;  /* stream, cuBLAS, device limits */
     {
         /* flash-decoding splits: full layers see up to n_ctx keys, sliding ones the window */
         int span_swa = hp->window > 0 && hp->window < o->n_ctx ? hp->window : o->n_ctx;
         mf_cu_attn_split(o->n_ctx, hp->n_kv_heads, st->c.sm_count, &st->chunk_full, &st->nsplit_full);
         mf_cu_attn_split(span_swa, hp->n_kv_heads, st->c.sm_count, &st->chunk_swa, &st->nsplit_swa);
-        int ns = st->nsplit_full > st->nsplit_swa ? st->nsplit_full : st->nsplit_swa;
-        req[nreq++] = {(void **)&st->part_o, sizeof(float) * (size_t)ns * (size_t)hp->n_heads * (size_t)hd};
-        req[nreq++] = {(void **)&st->part_ml, sizeof(float) * 2 * (size_t)ns * (size_t)hp->n_heads};
     }
     if (mf_cu_attn_configure(hd, o->kv_f16, st->c.smem_optin, err)) goto fail;
-    if (hp->n_ff > 0) {
-        req[nreq++] = {(void **)&st->ff_g, sizeof(float) * (size_t)B * (size_t)hp->n_ff};
-        req[nreq++] = {(void **)&st->ff_u, sizeof(float) * (size_t)B * (size_t)hp->n_ff};
+
+    /* ---- what the session needs on the device: memory.h's formula, buffer by buffer */
+    mf_mem_cuda_state(hp, o, st->nsplit_full > st->nsplit_swa ? st->nsplit_full : st->nsplit_swa, &mem);
+    for (int l = 0; l < L; l++) {
+        st->slots[l] = mf_mem_kv_slots(hp, l, o->n_ctx, B);
+        size_t bytes = (size_t)mf_mem_kv_layer_bytes(hp, l, o);
+        req[nreq++] = {&st->kc[l], bytes};
+        req[nreq++] = {&st->vc[l], bytes};
+    }
+    for (int t = 0; t < mf_mem_rope_tables(hp); t++) {
+        req[nreq++] = {(void **)&st->tabs[2 * t], mem.rope_table};
+        req[nreq++] = {(void **)&st->tabs[2 * t + 1], mem.rope_table};
+    }
+    st->n_tabs = 2 * mf_mem_rope_tables(hp);
+    req[nreq++] = {(void **)&st->d_params, mem.params};
+    req[nreq++] = {(void **)&st->d_arg, mem.arg};
+    req[nreq++] = {(void **)&st->part_o, mem.part_o};
+    req[nreq++] = {(void **)&st->part_ml, mem.part_ml};
+    if (mem.ff) {
+        req[nreq++] = {(void **)&st->ff_g, mem.ff};
+        req[nreq++] = {(void **)&st->ff_u, mem.ff};
     }
     if (hp->n_experts > 0) {
-        size_t E = (size_t)hp->n_experts, K = (size_t)B * (size_t)hp->n_experts_used, F = (size_t)hp->n_ff_exp;
-        req[nreq++] = {(void **)&st->logits, sizeof(float) * (size_t)B * E};
-        req[nreq++] = {(void **)&st->sel, sizeof(int32_t) * K};
-        req[nreq++] = {(void **)&st->selw, sizeof(float) * K};
-        req[nreq++] = {(void **)&st->eg, sizeof(float) * K * F};
-        req[nreq++] = {(void **)&st->eu, sizeof(float) * K * F};
-        req[nreq++] = {(void **)&st->hg, sizeof(float) * K * (size_t)d};
-        req[nreq++] = {(void **)&st->ey, sizeof(float) * K * (size_t)d};
-        req[nreq++] = {(void **)&st->counts, sizeof(int32_t) * 2 * (E + 1)};
-        req[nreq++] = {(void **)&st->perm, sizeof(int32_t) * K};
-        req[nreq++] = {(void **)&st->inv, sizeof(int32_t) * K};
+        req[nreq++] = {(void **)&st->logits, mem.logits};
+        req[nreq++] = {(void **)&st->sel, mem.sel};
+        req[nreq++] = {(void **)&st->selw, mem.sel};
+        req[nreq++] = {(void **)&st->eg, mem.eg};
+        req[nreq++] = {(void **)&st->eu, mem.eg};
+        req[nreq++] = {(void **)&st->hg, mem.hg};
+        req[nreq++] = {(void **)&st->ey, mem.hg};
+        req[nreq++] = {(void **)&st->counts, mem.counts};
+        req[nreq++] = {(void **)&st->perm, mem.sel};
+        req[nreq++] = {(void **)&st->inv, mem.sel};
     }
-    if (B >= MF_GEMM_MIN_ROWS || hp->n_experts > 0) {
-        int64_t big = largest_matrix(m);
-        wh_cap = (size_t)(big < (int64_t)WH_MAX ? big : (int64_t)WH_MAX);
-        if (wh_cap < (size_t)max_in) wh_cap = (size_t)max_in;
-        xh_cap = (size_t)B * (size_t)max_in;
+    if (mem.wh) {
+        req[nreq++] = {(void **)&st->c.wh, mem.wh};
+        req[nreq++] = {(void **)&st->c.xh, mem.xh};
+        st->c.wh_cap = mem.wh / sizeof(__half);
+        st->c.xh_cap = mem.xh / sizeof(__half);
     }
-    for (int i = 0; i < nreq; i++) need += req[i].bytes;
-    need += (wh_cap + xh_cap) * sizeof(__half);
+    st->bytes = mem.sum.total;
     if ((e = cudaMemGetInfo(&free_b, &total_b)) != cudaSuccess) {
         mf_cu_err(err, e, "cudaMemGetInfo");
         goto fail;
     }
-    if (need > free_b) {
+    if (mem.sum.total > free_b) {
         mf_errf(err, "CUDA backend: the session (KV cache, %d positions, and scratch) needs %.1f MiB of GPU memory "
                      "but only %.1f MiB of %.1f MiB are free",
-                o->n_ctx, need / 1048576.0, free_b / 1048576.0, total_b / 1048576.0);
+                o->n_ctx, mem.sum.total / 1048576.0, free_b / 1048576.0, total_b / 1048576.0);
         goto fail;
     }
 
@@ -338,15 +315,6 @@ mf_bstate *cu_state_new(mf_backend *be, const mf_model *m, const mf_state_opts *
             mf_cu_err(err, e, what);
             goto fail;
         }
-    if (wh_cap) {
-        st->c.wh_cap = wh_cap;
-        st->c.xh_cap = xh_cap;
-        if ((e = cudaMalloc((void **)&st->c.wh, wh_cap * sizeof(__half))) != cudaSuccess ||
-            (e = cudaMalloc((void **)&st->c.xh, xh_cap * sizeof(__half))) != cudaSuccess) {
-            mf_cu_err(err, e, "cudaMalloc of the F16 GEMM scratch");
-            goto fail;
-        }
-    }
     if ((e = cudaHostAlloc((void **)&st->h_params, sizeof(int32_t) * (size_t)(B + 1), cudaHostAllocDefault)) !=
             cudaSuccess ||
         (e = cudaHostAlloc((void **)&st->h_arg, sizeof(int32_t), cudaHostAllocDefault)) != cudaSuccess ||
@@ -363,32 +331,26 @@ mf_bstate *cu_state_new(mf_backend *be, const mf_model *m, const mf_state_opts *
 
     /* ---- zeroed KV cache (no slot is ever read uninitialized), RoPE tables */
     for (int l = 0; l < L; l++) {
-        size_t bytes = (size_t)hp->n_kv_heads * (size_t)st->slots[l] * (size_t)hd * esz;
+        size_t bytes = (size_t)mf_mem_kv_layer_bytes(hp, l, o);
         if ((e = cudaMemset(st->kc[l], 0, bytes)) != cudaSuccess || (e = cudaMemset(st->vc[l], 0, bytes)) != cudaSuccess) {
             mf_cu_err(err, e, "cudaMemset of the KV cache");
             goto fail;
         }
     }
-    for (int l = 0, t = 0; l < L; l++) {
-        int same = -1;
-        for (int p = 0; p < l && same < 0; p++)
-            if (!memcmp(m->rope_freq[p], m->rope_freq[l], sizeof(float) * (size_t)npair)) same = p;
-        if (same >= 0) {
-            st->rcos[l] = st->rcos[same];
-            st->rsin[l] = st->rsin[same];
-            continue;
-        }
+    for (int l = 0, filled[2] = {0, 0}; l < L; l++) {  /* each table from the first layer that uses it */
+        int t = mf_mem_rope_table(hp, l);
+        st->rcos[l] = st->tabs[2 * t];
+        st->rsin[l] = st->tabs[2 * t + 1];
+        if (filled[t]) continue;
+        filled[t] = 1;
         float *hc = host_tab, *hs = host_tab + (size_t)o->n_ctx * (size_t)npair;
         for (int p = 0; p < o->n_ctx; p++) mf_rope_cos_sin(m, l, p, hc + (size_t)p * npair, hs + (size_t)p * npair);
         size_t bytes = sizeof(float) * (size_t)o->n_ctx * (size_t)npair;
-        if (bytes && ((e = cudaMemcpy(st->tabs[t], hc, bytes, cudaMemcpyHostToDevice)) != cudaSuccess ||
-                      (e = cudaMemcpy(st->tabs[t + 1], hs, bytes, cudaMemcpyHostToDevice)) != cudaSuccess)) {
+        if (bytes && ((e = cudaMemcpy(st->tabs[2 * t], hc, bytes, cudaMemcpyHostToDevice)) != cudaSuccess ||
+                      (e = cudaMemcpy(st->tabs[2 * t + 1], hs, bytes, cudaMemcpyHostToDevice)) != cudaSuccess)) {
             mf_cu_err(err, e, "upload of the RoPE tables");
             goto fail;
         }
-        st->rcos[l] = st->tabs[t];
-        st->rsin[l] = st->tabs[t + 1];
-        t += 2;
     }
     free(host_tab);
     free(req);
@@ -398,6 +360,12 @@ fail:
     free(req);
     cu_state_free(be, (mf_bstate *)st);
     return nullptr;
+}
+
+uint64_t cu_state_bytes(mf_backend *be, const mf_bstate *bst)
+{
+    (void)be;
+    return ((const cu_state *)bst)->bytes;
 }
 
 /* ------------------------------------------------------------------ a step */
@@ -671,6 +639,7 @@ extern "C" mf_backend *mf_backend_cuda_new(int device, mf_err *err)
     be->unprepare = cu_unprepare;
     be->state_new = cu_state_new;
     be->state_free = cu_state_free;
+    be->state_bytes = cu_state_bytes;
     be->free = cu_free;
     be->alloc = cu_alloc;
     be->release = cu_release;

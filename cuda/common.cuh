@@ -17,6 +17,8 @@
 #include <cstring>
 #include <cmath>
 
+#include "memory_sizes.h"
+
 #ifdef __CUDACC__
 #include <cuda_fp16.h>
 #define MF_HD __host__ __device__ __forceinline__
@@ -28,7 +30,7 @@
 #define MF_WARP 32
 #define MF_GEMV_WARPS 4          /* warps (= weight rows) per GEMV block */
 #define MF_GEMV_MAX_TOK 8        /* tokens one GEMV launch multiplies with each weight row */
-#define MF_GEMM_MIN_ROWS 16      /* from this many tokens on, matmul dequantizes + cuBLAS */
+#define MF_GEMM_MIN_ROWS MF_CUDA_GEMM_MIN_ROWS  /* from here on matmul dequantizes + cuBLAS */
 
 /* ---------------------------------------------------------------- loads
  * Block data is little-endian (quant-formats.md conventions) and so are both the x86 host

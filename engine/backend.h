@@ -56,6 +56,8 @@ struct mf_backend {
     void (*unprepare)(mf_backend *be, mf_model *m);
     mf_bstate *(*state_new)(mf_backend *be, const mf_model *m, const mf_state_opts *o, mf_err *err);
     void (*state_free)(mf_backend *be, mf_bstate *st);
+    /* bytes the state allocated (KV cache, RoPE tables, scratch): memory.h predicts them */
+    uint64_t (*state_bytes)(mf_backend *be, const mf_bstate *st);
     void (*free)(mf_backend *be);
 
     /* ---- buffers ---- */

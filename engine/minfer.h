@@ -85,6 +85,8 @@ int32_t mf_session_argmax(mf_session *s);
  * the per-step cost of the check itself is one scan of the logits (or the argmax's). */
 int mf_session_explain_nonfinite(mf_session *s, const int32_t *tokens, int n, mf_err *err);
 int mf_session_pos(const mf_session *s);
+/* 1 when the session's KV cache is binary16, 0 for float32 (the default resolved). */
+int mf_session_kv_f16(const mf_session *s);
 int mf_session_n_ctx(const mf_session *s);
 void mf_session_reset(mf_session *s);
 const mf_backend *mf_session_backend(const mf_session *s);

@@ -6,6 +6,7 @@
  * tensor type against what minfer can compute. A model that loads can be run.
  */
 #include "model.h"
+#include "memory.h"
 #include "rope.h"
 #include "types.h"
 
@@ -187,7 +188,7 @@ static int read_common(kreader *k, mf_hparams *hp)
     if (vlen != hp->head_dim)
         return mf_errf(k->err, "%s: value_length %d differs from key_length %d (unsupported)",
                        mf_gguf_path(k->g), vlen, hp->head_dim);
-    /* bounds every byte count derived from the shape (model.h, mf_mul_sat) */
+    /* bounds every byte count derived from the shape (memory.h) */
     if ((int64_t)hp->n_heads * hp->head_dim > MAX_DIM || (int64_t)hp->n_kv_heads * hp->head_dim > MAX_DIM)
         return mf_errf(k->err, "%s: attention width head_count %d x head size %d = %lld (KV: %d x %d) exceeds %d",
                        mf_gguf_path(k->g), hp->n_heads, hp->head_dim, (long long)hp->n_heads * hp->head_dim,
@@ -301,28 +302,9 @@ int mf_hparams_read(const mf_gguf *g, mf_hparams *hp, mf_err *err)
     return 0;
 }
 
-int mf_kv_slots(const mf_hparams *hp, int sliding, int n_ctx, int max_batch)
-{
-    if (!sliding || hp->window <= 0) return n_ctx;
-    int64_t w = (int64_t)hp->window + max_batch - 1;
-    return w < n_ctx ? (int)w : n_ctx;
-}
-
 int mf_layer_slides(const mf_hparams *hp, int l)
 {
     return hp->window > 0 && hp->swa_pattern > 0 && (l % hp->swa_pattern) < hp->swa_pattern - 1;
-}
-
-uint64_t mf_kv_bytes(const mf_hparams *hp, int64_t n_ctx, int elem_bytes)
-{
-    uint64_t per_pos = mf_mul_sat(2ull * (uint64_t)hp->n_kv_heads * (uint64_t)hp->head_dim, (uint64_t)elem_bytes);
-    uint64_t total = 0;
-    for (int l = 0; l < hp->n_layers; l++) {
-        int64_t slots = n_ctx > 0 ? n_ctx : 0;
-        if (mf_layer_slides(hp, l) && hp->window < slots) slots = hp->window;
-        total = mf_add_sat(total, mf_mul_sat(per_pos, (uint64_t)slots));
-    }
-    return total;
 }
 
 /* ------------------------------------------------------------------ weights */
@@ -489,11 +471,7 @@ mf_model *mf_model_load(const char *path, mf_err *err)
         m->rope_mscale = mf_rope_freqs(hp, m->layers[l].rope_base, m->rope_freq[l]);
     }
 
-    for (uint64_t i = 0; i < mf_gguf_n_tensors(m->gguf); i++) {
-        const mf_gguf_tensor *t = mf_gguf_tensor_at(m->gguf, i);
-        m->weight_bytes += t->nbytes;
-        m->n_params += t->n_elements;
-    }
+    m->weight_bytes = mf_mem_file_weights(m->gguf, &m->n_params);
     return m;
 fail:
     mf_model_free(m);
@@ -513,27 +491,6 @@ void mf_model_free(mf_model *m)
     mf_gguf_close(m->gguf);
     free(m->path);
     free(m);
-}
-
-void mf_model_bytes_per_token(const mf_model *m, uint64_t *dense, uint64_t *experts)
-{
-    uint64_t dn = 0, ex = 0;
-    const mf_hparams *hp = &m->hp;
-    /* one embedding row is gathered; the output matrix is read whole (also when tied) */
-    dn += m->tok_embd.row_bytes + m->output.nbytes + m->output_norm.nbytes;
-    for (int l = 0; l < hp->n_layers; l++)
-        for (int i = 0; i < MF_LAYER_N_TENSORS; i++) {
-            const mf_weight *w = mf_layer_weight(&m->layers[l], i);
-            if (!w->name) continue;
-            /* of a stack of experts only the k selected experts' slices are read
-             * (gpt-oss-arch.md §3.2 step 11) */
-            if (mf_tensor_per_expert(&mf_layer_tensors[i]) && hp->n_experts)
-                ex += w->nbytes / (uint64_t)hp->n_experts * (uint64_t)hp->n_experts_used;
-            else
-                dn += w->nbytes;
-        }
-    *dense = dn;
-    *experts = ex;
 }
 
 static uint64_t elements(const mf_weight *w)

@@ -214,36 +214,6 @@ int mf_model_check_metadata(const mf_gguf *g, mf_err *err);
 /* Hyperparameters only (no tokenizer, no tensors checked): used by `inspect` and `plan`. */
 int mf_hparams_read(const mf_gguf *g, mf_hparams *hp, mf_err *err);
 
-/* Byte counts are products of sizes the file gives. mf_hparams_read bounds those sizes so
- * that every estimate of this header and plan.h fits 64 bits for contexts up to 2^24
- * (attention widths H*hd and Hkv*hd <= 2^20, <= 4096 layers: at most 2^35 KV bytes per
- * position); the estimates still multiply and add with these saturating helpers, so a
- * count outside those bounds reads as "more than any memory" (UINT64_MAX), never as a
- * small wrapped number. */
-static inline uint64_t mf_mul_sat(uint64_t a, uint64_t b)
-{
-    uint64_t r;
-    return __builtin_mul_overflow(a, b, &r) ? UINT64_MAX : r;
-}
-static inline uint64_t mf_add_sat(uint64_t a, uint64_t b) { return a > UINT64_MAX - b ? UINT64_MAX : a + b; }
-
-/* Bytes of the KV cache (K and V, all layers) for n_ctx positions with elements of
- * elem_bytes (2 or 4), counting sliding-window layers at min(n_ctx, window) (the steady
- * state of a one-token-at-a-time decode). */
-uint64_t mf_kv_bytes(const mf_hparams *hp, int64_t n_ctx, int elem_bytes);
-
-/* Number of KV cache slots a layer needs for a context of n_ctx positions and steps of at
- * most max_batch tokens: n_ctx for full-attention layers; for sliding-window layers a ring
- * buffer of min(n_ctx, window + max_batch - 1) slots (position p lives at slot p % slots).
- * The max_batch - 1 extra slots keep the keys that the first queries of a batch still need
- * while the batch's own keys are written. */
-int mf_kv_slots(const mf_hparams *hp, int sliding, int n_ctx, int max_batch);
-
-/* Bytes read from the weights to decode one token: every matrix once, except that of the
- * expert tensors only n_experts_used / n_experts are read (the active experts). The token
- * embedding contributes one row. Split into dense and expert parts for reports. */
-void mf_model_bytes_per_token(const mf_model *m, uint64_t *dense, uint64_t *experts);
-
 /* Multiply-adds of the matrix products for one token (attention over the cache excluded):
  * every projection matrix's elements, the output matrix, and k/E of the expert matrices.
  * The embedding is a lookup, not a product. 2 x this = FLOPs per token. */

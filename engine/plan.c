@@ -11,15 +11,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 /* ================================================================ the model */
-
-static int is_expert_tensor(const char *name)
-{
-    /* blk.N.ffn_{gate,up,down}_exps.{weight,bias}: stacked per-expert matrices and biases
-     * (gpt-oss-arch.md §2.2) */
-    return strstr(name, "_exps.") != NULL;
-}
 
 static void add_unsupported(mf_plan_model *pm, uint32_t type)
 {
@@ -39,12 +33,9 @@ int mf_plan_model_read(const mf_gguf *g, mf_plan_model *pm, mf_err *err)
     const mf_hparams *hp = &pm->hp;
     pm->file_bytes = mf_gguf_file_size(g);
     pm->n_tensors = mf_gguf_n_tensors(g);
-    pm->tied_output = mf_gguf_find_tensor(g, "output.weight") == NULL;
-    uint64_t embd_bytes = 0;
+    pm->weight_bytes = mf_mem_file_weights(g, &pm->n_params);
     for (uint64_t i = 0; i < pm->n_tensors; i++) {
         const mf_gguf_tensor *t = mf_gguf_tensor_at(g, i);
-        pm->weight_bytes += t->nbytes;
-        pm->n_params += t->n_elements;
         /* the reader rejects ids without a byte size, so t->type < MF_TYPE_COUNT here */
         pm->type_bytes[t->type] += t->nbytes;
         pm->type_tensors[t->type]++;
@@ -52,90 +43,40 @@ int mf_plan_model_read(const mf_gguf *g, mf_plan_model *pm, mf_err *err)
             pm->n_unsupported++;
             add_unsupported(pm, t->type);
         }
-        int64_t per_matrix = t->ne[0] * t->ne[1];
-        if (t->n_dims >= 2 && per_matrix > pm->largest_matrix) pm->largest_matrix = per_matrix;
-
-        if (!strcmp(t->name, "token_embd.weight")) {
-            embd_bytes = t->nbytes;
-            pm->embd_row_bytes = mf_type_row_bytes(t->type, t->ne[0]);
-        } else if (hp->n_experts > 0 && is_expert_tensor(t->name)) {
-            pm->expert_bytes += t->nbytes;
-            /* the k selected experts' slices of a stack of E: nbytes / E each */
-            pm->expert_per_token += t->nbytes / (uint64_t)hp->n_experts * (uint64_t)hp->n_experts_used;
-        } else {
-            pm->dense_per_token += t->nbytes;
-        }
     }
-    /* one embedding row is gathered per token; a tied output matrix is the embedding,
-     * read whole by the logits product */
-    pm->dense_per_token += pm->embd_row_bytes + (pm->tied_output ? embd_bytes : 0);
-
-    /* RoPE tables: one set per distinct base (gpt-oss may give sliding layers their own) */
-    pm->rope_tables = hp->window > 0 && hp->rope_base_swa != hp->rope_base ? 2 : 1;
+    mf_mem_bytes_per_token(g, hp, &pm->per_token);
+    pm->largest_matrix = mf_mem_largest_matrix(hp);
+    pm->rope_tables = mf_mem_rope_tables(hp);
     return 0;
 }
 
 uint64_t mf_plan_bytes_per_token(const mf_plan_model *pm)
 {
-    return pm->dense_per_token + pm->expert_per_token;
+    return pm->per_token.dense + pm->per_token.experts;
 }
 
-static uint64_t kv_per_layer_position(const mf_hparams *hp, int elem_bytes)
+/* the state the device's backend would allocate: the CUDA backend's on a CUDA card (with
+ * the most flash-decoding splits any card makes: the table has no SM counts), the CPU
+ * backend's elsewhere (the other rows have no minfer backend: the CPU's is the estimate) */
+static mf_mem_state plan_state(const mf_plan_model *pm, int64_t n_ctx, int batch, int kv_elem, int cuda, int threads)
 {
-    /* K and V: Hkv heads of hd elements each */
-    return mf_mul_sat(2ull * (uint64_t)hp->n_kv_heads * (uint64_t)hp->head_dim, (uint64_t)elem_bytes);
-}
-
-uint64_t mf_plan_kv_per_position(const mf_hparams *hp, int elem_bytes)
-{
-    return mf_mul_sat((uint64_t)hp->n_layers, kv_per_layer_position(hp, elem_bytes));
-}
-
-static int layer_slides(const mf_hparams *hp, int l)
-{
-    /* gpt-oss-arch.md §3.4: layer l slides iff l % P < P - 1 (model.c uses the same rule) */
-    return hp->window > 0 && hp->swa_pattern > 0 && l % hp->swa_pattern < hp->swa_pattern - 1;
-}
-
-uint64_t mf_plan_kv_alloc_bytes(const mf_hparams *hp, int64_t n_ctx, int batch, int elem_bytes)
-{
-    uint64_t total = 0;
-    int b = batch < n_ctx ? batch : (int)n_ctx;
-    for (int l = 0; l < hp->n_layers; l++)
-        total = mf_add_sat(total, mf_mul_sat((uint64_t)mf_kv_slots(hp, layer_slides(hp, l), (int)n_ctx, b),
-                                             kv_per_layer_position(hp, elem_bytes)));
-    return total;
-}
-
-static uint64_t max_u64(uint64_t a, uint64_t b) { return a > b ? a : b; }
-
-uint64_t mf_plan_scratch_bytes(const mf_plan_model *pm, int64_t n_ctx, int batch, int gpu)
-{
-    const mf_hparams *hp = &pm->hp;
-    uint64_t B = (uint64_t)(batch < n_ctx ? batch : n_ctx);
-    uint64_t d = (uint64_t)hp->n_embd, q = (uint64_t)hp->n_heads * (uint64_t)hp->head_dim;
-    uint64_t kv = (uint64_t)hp->n_kv_heads * (uint64_t)hp->head_dim, V = (uint64_t)hp->n_vocab;
-    uint64_t F = max_u64((uint64_t)hp->n_ff, (uint64_t)hp->n_ff_exp);
-
-    /* each factor is bounded by mf_hparams_read (widths <= 2^20, experts <= 4096) and B
-     * by the batch: the products stay far below 2^64; the sums saturate all the same */
-    uint64_t act = 4 * B * (2 * d + 2 * q + 2 * kv + 2 * F);
-    uint64_t moe = 0;
-    if (hp->n_experts > 0)
-        moe = mf_mul_sat(4 * B * (uint64_t)hp->n_experts_used, 2 * (uint64_t)hp->n_ff_exp + 2 * d) +
-              4 * B * (uint64_t)hp->n_experts;
-    /* logits rows are capped at 64 MiB of floats (session.c) */
-    uint64_t rows = (64ull << 20) / (4 * V);
-    rows = rows < 1 ? 1 : (rows > B ? B : rows);
-    uint64_t logits = 4 * rows * V;
-    uint64_t rope = mf_mul_sat(4 * (uint64_t)n_ctx, (uint64_t)hp->head_dim * (uint64_t)pm->rope_tables);
-    uint64_t gemm = 0;
-    if (gpu) {
-        uint64_t max_in = max_u64(max_u64(d, q), F);
-        uint64_t tile = (uint64_t)pm->largest_matrix < (32ull << 20) ? (uint64_t)pm->largest_matrix : (32ull << 20);
-        gemm = 2 * (max_u64(tile, max_in) + B * max_in);
+    mf_state_opts o = {.n_ctx = (int)n_ctx, .max_batch = batch < n_ctx ? batch : (int)n_ctx, .kv_f16 = kv_elem == 2};
+    if (cuda) {
+        mf_mem_cuda c;
+        mf_mem_cuda_state(&pm->hp, &o, mf_mem_cuda_nsplit_max(n_ctx), &c);
+        return c.sum;
     }
-    return mf_add_sat(mf_add_sat(act, moe), mf_add_sat(mf_add_sat(logits, rope), gemm));
+    mf_mem_cpu c;
+    mf_mem_cpu_state(&pm->hp, &o, threads, &c);
+    return c.sum;
+}
+
+uint64_t mf_plan_scratch_bytes(const mf_plan_model *pm, int64_t n_ctx, int batch, int cuda, int threads)
+{
+    mf_mem_state st = plan_state(pm, n_ctx, batch, 4, cuda, threads);
+    mf_mem_acts a;
+    mf_mem_acts_of(&pm->hp, batch < n_ctx ? batch : (int)n_ctx, &a);
+    return mf_add_sat(mf_add_sat(st.rope, st.scratch), a.bytes);
 }
 
 /* ================================================================ devices */
@@ -174,20 +115,20 @@ uint64_t mf_plan_scratch_bytes(const mf_plan_model *pm, int64_t n_ctx, int batch
  * PR #2011, ollama issue #434) and 84% of 128 GiB (107.52 GiB, measured on 128 GB Macs in
  * antirez/ds4 PR #893); the rest is the headroom. */
 static const mf_plan_device DEVICES[] = {
-    {"RTX 3050 8GB", MF_PLAN_CUDA, 8 * GIB, MF_PLAN_GPU_HEADROOM, 224.0, "NVIDIA GeForce RTX 3050"},
-    {"RTX 3060 12GB", MF_PLAN_CUDA, 12 * GIB, MF_PLAN_GPU_HEADROOM, 360.0, "NVIDIA GeForce RTX 3060"},
-    {"RTX 4070 12GB", MF_PLAN_CUDA, 12 * GIB, MF_PLAN_GPU_HEADROOM, 504.0, "NVIDIA GeForce RTX 4070"},
-    {"RTX 4090 24GB", MF_PLAN_CUDA, 24 * GIB, MF_PLAN_GPU_HEADROOM, 1008.0, "NVIDIA GeForce RTX 4090"},
-    {"RTX 5090 32GB", MF_PLAN_CUDA, 32 * GIB, MF_PLAN_GPU_HEADROOM, 1792.0, "NVIDIA GeForce RTX 5090"},
+    {"RTX 3050 8GB", MF_PLAN_CUDA, 8 * GIB, MF_PLAN_GPU_HEADROOM, 224.0, "NVIDIA GeForce RTX 3050", 0},
+    {"RTX 3060 12GB", MF_PLAN_CUDA, 12 * GIB, MF_PLAN_GPU_HEADROOM, 360.0, "NVIDIA GeForce RTX 3060", 0},
+    {"RTX 4070 12GB", MF_PLAN_CUDA, 12 * GIB, MF_PLAN_GPU_HEADROOM, 504.0, "NVIDIA GeForce RTX 4070", 0},
+    {"RTX 4090 24GB", MF_PLAN_CUDA, 24 * GIB, MF_PLAN_GPU_HEADROOM, 1008.0, "NVIDIA GeForce RTX 4090", 0},
+    {"RTX 5090 32GB", MF_PLAN_CUDA, 32 * GIB, MF_PLAN_GPU_HEADROOM, 1792.0, "NVIDIA GeForce RTX 5090", 0},
     {"A100 40GB", MF_PLAN_CUDA, 40 * GIB, MF_PLAN_GPU_HEADROOM, 1555.0,
-     "NVIDIA A100-SXM4-40GB|NVIDIA A100-PCIE-40GB"},
-    {"A100 80GB SXM", MF_PLAN_CUDA, 80 * GIB, MF_PLAN_GPU_HEADROOM, 2039.0, "NVIDIA A100-SXM4-80GB"},
-    {"A100 80GB PCIe", MF_PLAN_CUDA, 80 * GIB, MF_PLAN_GPU_HEADROOM, 1935.0, "NVIDIA A100 80GB PCIe"},
-    {"H100 SXM 80GB", MF_PLAN_CUDA, 80 * GIB, MF_PLAN_GPU_HEADROOM, 3350.0, "NVIDIA H100 80GB HBM3"},
-    {"H100 PCIe 80GB", MF_PLAN_CUDA, 80 * GIB, MF_PLAN_GPU_HEADROOM, 2000.0, "NVIDIA H100 PCIe"},
-    {"H200 141GB", MF_PLAN_CUDA, 141 * GIB, MF_PLAN_GPU_HEADROOM, 4800.0, "NVIDIA H200|NVIDIA H200 NVL"},
-    {"Apple M2 Max 32GB", MF_PLAN_APPLE, 32 * GIB, 32 * GIB / 3, 400.0, NULL},
-    {"Apple M3 Max 128GB", MF_PLAN_APPLE, 128 * GIB, 128 * GIB * 4 / 25, 400.0, NULL},
+     "NVIDIA A100-SXM4-40GB|NVIDIA A100-PCIE-40GB", 0},
+    {"A100 80GB SXM", MF_PLAN_CUDA, 80 * GIB, MF_PLAN_GPU_HEADROOM, 2039.0, "NVIDIA A100-SXM4-80GB", 0},
+    {"A100 80GB PCIe", MF_PLAN_CUDA, 80 * GIB, MF_PLAN_GPU_HEADROOM, 1935.0, "NVIDIA A100 80GB PCIe", 0},
+    {"H100 SXM 80GB", MF_PLAN_CUDA, 80 * GIB, MF_PLAN_GPU_HEADROOM, 3350.0, "NVIDIA H100 80GB HBM3", 0},
+    {"H100 PCIe 80GB", MF_PLAN_CUDA, 80 * GIB, MF_PLAN_GPU_HEADROOM, 2000.0, "NVIDIA H100 PCIe", 0},
+    {"H200 141GB", MF_PLAN_CUDA, 141 * GIB, MF_PLAN_GPU_HEADROOM, 4800.0, "NVIDIA H200|NVIDIA H200 NVL", 0},
+    {"Apple M2 Max 32GB", MF_PLAN_APPLE, 32 * GIB, 32 * GIB / 3, 400.0, NULL, 0},
+    {"Apple M3 Max 128GB", MF_PLAN_APPLE, 128 * GIB, 128 * GIB * 4 / 25, 400.0, NULL, 0},
 };
 
 size_t mf_plan_n_devices(void)
@@ -200,22 +141,12 @@ const mf_plan_device *mf_plan_device_at(size_t i)
     return i < mf_plan_n_devices() ? &DEVICES[i] : NULL;
 }
 
-uint64_t mf_plan_mem_total(void)
-{
-    FILE *f = fopen("/proc/meminfo", "r");
-    if (!f) return 0;
-    char line[256];
-    unsigned long long kb = 0;
-    while (fgets(line, sizeof line, f))
-        if (sscanf(line, "MemTotal: %llu kB", &kb) == 1) break;
-    fclose(f);
-    return (uint64_t)kb * 1024;
-}
-
 mf_plan_device mf_plan_host_device(double bandwidth_gbs)
 {
     /* the OS and other programs need memory too: a round allowance, not a measurement */
-    mf_plan_device d = {"this CPU", MF_PLAN_HOST, mf_plan_mem_total(), MF_PLAN_HOST_HEADROOM, bandwidth_gbs, NULL};
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    mf_plan_device d = {"this CPU", MF_PLAN_HOST, mf_mem_host_total(), MF_PLAN_HOST_HEADROOM, bandwidth_gbs, NULL,
+                        cores > 0 ? (int)cores : 1};
     return d;
 }
 
@@ -269,15 +200,15 @@ void mf_plan_evaluate(const mf_plan_model *pm, const mf_plan_device *dev, int64_
     /* session.c: binary16 cache on a GPU, float32 on the CPU, unless asked otherwise */
     out->kv_elem = kv_elem > 0 ? kv_elem : (gpu ? 2 : 4);
     out->weights = pm->weight_bytes;
-    out->kv = mf_plan_kv_alloc_bytes(&pm->hp, n_ctx, MF_PLAN_BATCH, out->kv_elem);
-    /* the CUDA staging buffers exist only with minfer's CUDA backend */
-    out->scratch = mf_plan_scratch_bytes(pm, n_ctx, MF_PLAN_BATCH, dev->kind == MF_PLAN_CUDA);
+    int cuda = dev->kind == MF_PLAN_CUDA;
+    out->kv = plan_state(pm, n_ctx, MF_PLAN_BATCH, out->kv_elem, cuda, dev->threads).kv;
+    out->scratch = mf_plan_scratch_bytes(pm, n_ctx, MF_PLAN_BATCH, cuda, dev->threads);
     out->need = mf_add_sat(mf_add_sat(out->weights, out->kv), out->scratch);
     out->usable = dev->mem_bytes > dev->headroom_bytes ? dev->mem_bytes - dev->headroom_bytes : 0;
     out->fits = out->need <= out->usable;
     out->spare = (int64_t)out->usable - (int64_t)out->need;
     out->bytes_ctx0 = mf_plan_bytes_per_token(pm);
-    out->bytes_ctx = mf_add_sat(out->bytes_ctx0, mf_kv_bytes(&pm->hp, n_ctx, out->kv_elem));
+    out->bytes_ctx = mf_add_sat(out->bytes_ctx0, mf_mem_kv_bytes(&pm->hp, n_ctx, 1, out->kv_elem));
     out->tok_s_ctx0 = mf_plan_bound(dev->bandwidth_gbs, out->bytes_ctx0);
     out->tok_s_ctx = mf_plan_bound(dev->bandwidth_gbs, out->bytes_ctx);
 }

@@ -3,27 +3,24 @@
  * Everything here is arithmetic on the GGUF header (tensor types and shapes, hyperparameters)
  * and on a table of devices; no weight is read and nothing runs. `minfer plan` prints it.
  *
- * The model (mf_plan_model_read):
+ * The model (mf_plan_model_read): every byte count comes from memory.h, the functions the
+ * session and the backends allocate with.
  *   weight bytes      sum of every tensor's bytes, per type. Types minfer has no kernel for
  *                     are counted like any other and listed in `unsupported` (the plan is
  *                     still made; `minfer run` would refuse the file).
- *   bytes per token   what one decoded token reads from the weights: every tensor once,
- *                     except the token embedding (one row is gathered) and the expert
- *                     tensors of a mixture of experts (only the k selected of E experts are
- *                     read: k/E of their bytes, gpt-oss-arch.md §3.2). A tied output matrix
- *                     (no output.weight) is the embedding read whole, so it is counted whole.
- *   KV cache          K and V of every layer: 2 * Hkv * hd * e bytes per position per layer
- *                     (e = 2 for binary16, 4 for float32). A sliding-window layer holds at
- *                     most W positions (model.h mf_kv_bytes).
- *   scratch           activation buffers for a prompt batch of B = min(512, ctx) tokens, the
- *                     logits, the RoPE tables, and on a GPU the F16 GEMM staging buffers
- *                     (mf_plan_scratch_bytes gives the formula).
+ *   bytes per token   what one decoded token reads from the weights (mf_mem_bytes_per_token).
+ *   KV cache          as the device's backend allocates it for the context and prompt steps
+ *                     of B = min(512, ctx) tokens (sliding layers: a ring of W + B − 1 slots).
+ *   scratch           the session's activation buffers and logits, and the RoPE tables and
+ *                     scratch of the device's backend (mf_plan_scratch_bytes).
  *
  * A device (mf_plan_device): memory, bandwidth, and a headroom kept free (what the driver
  * and the CUDA context take on a GPU, the OS on a host). For each device (mf_plan_evaluate):
  *   needs   = weight bytes + KV cache allocated for ctx + scratch
  *   fits    = needs <= memory - headroom
  *   bound   = bandwidth / (bytes per token + KV bytes read at that context)   [tok/s]
+ * (the KV bytes a token reads: the cache a context of ctx holds, mf_mem_kv_bytes with a
+ * batch of 1: a sliding layer holds at most W positions).
  * The bound is the memory roofline of decoding: a token cannot be produced faster than the
  * bytes it must read can stream from memory. Real engines reach a fraction of it.
  *
@@ -41,6 +38,7 @@
 
 #include "err.h"
 #include "gguf.h"
+#include "memory.h"
 #include "model.h"
 #include "types.h"
 
@@ -55,14 +53,9 @@ typedef struct mf_plan_model {
     uint64_t weight_bytes;                /* all tensors */
     uint64_t type_bytes[MF_TYPE_COUNT];   /* per ggml type id */
     uint32_t type_tensors[MF_TYPE_COUNT];
-    /* per decoded token */
-    uint64_t embd_row_bytes;              /* one row of token_embd (0 if absent) */
-    int tied_output;                      /* 1: no output.weight, the embedding is read whole */
-    uint64_t dense_per_token;             /* every non-expert tensor, the embedding as one row */
-    uint64_t expert_bytes;                /* all expert tensors (names with "_exps.") */
-    uint64_t expert_per_token;            /* sum over expert tensors of bytes / E * k */
+    mf_mem_token per_token;               /* what a decoded token reads (memory.h) */
     /* for the scratch estimate */
-    int64_t largest_matrix;               /* elements of the largest 2-D (per expert) matrix */
+    int64_t largest_matrix;               /* elements of the largest (per expert) matrix */
     int rope_tables;                      /* distinct RoPE frequency sets (1 or 2) */
     /* types without a minfer kernel: count of tensors and their type names ("IQ2_XS, TQ1_0") */
     int n_unsupported;
@@ -76,26 +69,10 @@ int mf_plan_model_read(const mf_gguf *g, mf_plan_model *pm, mf_err *err);
 /* Weight bytes read per decoded token (dense + active experts). */
 uint64_t mf_plan_bytes_per_token(const mf_plan_model *pm);
 
-/* KV bytes of one position across all layers, without any window: L * 2 * Hkv * hd * e. */
-uint64_t mf_plan_kv_per_position(const mf_hparams *hp, int elem_bytes);
-
-/* KV cache as minfer allocates it for a context of n_ctx (at most INT_MAX; minfer caps
- * contexts at 2^24) and prompt steps of `batch` tokens: per layer mf_kv_slots() positions
- * (sliding layers: a ring of min(n_ctx, W + batch - 1)), 2 * Hkv * hd * e bytes each. */
-uint64_t mf_plan_kv_alloc_bytes(const mf_hparams *hp, int64_t n_ctx, int batch, int elem_bytes);
-
-/* Scratch bytes for a context of n_ctx and prompt batch B (B is capped at n_ctx), with
- * F = max(n_ff, n_ff_exp), R = min(B, max(1, floor(64 MiB / (4 V)))) logits rows:
- *     4 B (2d + 2 H hd + 2 Hkv hd + 2F)          activations x, h, q, attention out, k, v,
- *                                                 FFN gate and up
- *   + 4 B k (2 F_exp + 2d) + 4 B E                MoE only: per-selection gate/up outputs,
- *                                                 gathered inputs and outputs, router logits
- *   + 4 R V                                       logits
- *   + 4 n_ctx hd * tables                         RoPE cos and sin, n_ctx x hd/2 each
- *   + gpu: 2 (min(largest matrix, 32 Mi) + B max_in)   F16 GEMM staging (weight tile and
- *                                                 activations, max_in = widest matrix input)
- */
-uint64_t mf_plan_scratch_bytes(const mf_plan_model *pm, int64_t n_ctx, int batch, int gpu);
+/* Scratch bytes for a context of n_ctx and prompt batch B (capped at n_ctx): the session's
+ * activation buffers and logits, and the RoPE tables and scratch of the backend's state —
+ * the CUDA backend's (cuda = 1) or the CPU backend's with `threads` threads (memory.h). */
+uint64_t mf_plan_scratch_bytes(const mf_plan_model *pm, int64_t n_ctx, int batch, int cuda, int threads);
 
 /* ------------------------------------------------------------------ devices */
 
@@ -115,6 +92,7 @@ typedef struct mf_plan_device {
     /* names the CUDA runtime reports for this card ("NVIDIA GeForce RTX 4090"), separated
      * by '|'; NULL for non-CUDA rows */
     const char *cuda_names;
+    int threads;              /* the host row: CPU threads (each has its own scratch); else 0 */
 } mf_plan_device;
 
 /* The built-in table (constant; the host row is made by mf_plan_host_device). */
@@ -122,12 +100,11 @@ size_t mf_plan_n_devices(void);
 const mf_plan_device *mf_plan_device_at(size_t i);
 
 /* The "this CPU" row: memory = MemTotal of /proc/meminfo (0 if unknown), the given
- * bandwidth (measured by the caller with mf_cpu_read_bandwidth), headroom MF_PLAN_HOST_HEADROOM. */
+ * bandwidth (measured by the caller with mf_cpu_read_bandwidth), headroom MF_PLAN_HOST_HEADROOM,
+ * one thread per online core (the session default). */
 #define MF_PLAN_GPU_HEADROOM (1ull << 30)
 #define MF_PLAN_HOST_HEADROOM (2ull << 30)
 mf_plan_device mf_plan_host_device(double bandwidth_gbs);
-/* MemTotal in bytes, 0 if /proc/meminfo cannot be read. */
-uint64_t mf_plan_mem_total(void);
 
 /* Devices of `devs` whose name matches `query`, case-insensitively: a row whose name
  * equals the query wins alone; otherwise every row whose name contains it. Writes up to

@@ -1,7 +1,7 @@
 /* session.c — a model opened on a device: backend choice, memory check, buffers, and the
  * prompt/generation entry points (batching, context checks, logits retrieval). */
 #include "session.h"
-#include "plan.h"
+#include "memory.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -113,26 +113,7 @@ mf_session *mf_session_new(mf_model *m, const mf_session_opts *opts, mf_err *err
     if (o.kv_f16 < 0) o.kv_f16 = gpu;  /* GPU: half the cache traffic; CPU: exact float32 */
     s->o = o;
 
-    /* logits for all rows of a batch cost rows * n_vocab floats: cap that scratch at 64 MB */
-    int64_t lr = (64ll << 20) / ((int64_t)hp->n_vocab * 4);
-    s->logits_rows = lr < 1 ? 1 : (lr > o.max_batch ? o.max_batch : (int)lr);
-
-    /* host memory check before any large allocation (weights are mapped, not copied, but
-     * they must fit in RAM to run at memory speed) */
-    if (!gpu) {
-        uint64_t kv = mf_kv_bytes(hp, o.n_ctx, o.kv_f16 ? 2 : 4);
-        uint64_t width = 2 * (uint64_t)hp->n_embd + 2 * (uint64_t)hp->n_heads * (uint64_t)hp->head_dim +
-                         2 * (uint64_t)hp->n_kv_heads * (uint64_t)hp->head_dim +
-                         2 * (uint64_t)(hp->n_ff > hp->n_ff_exp ? hp->n_ff : hp->n_ff_exp);
-        uint64_t act = mf_add_sat(mf_mul_sat((uint64_t)o.max_batch * 4, width),
-                                  (uint64_t)s->logits_rows * 4 * (uint64_t)hp->n_vocab);
-        uint64_t need = mf_add_sat(mf_add_sat(m->weight_bytes, kv), act), have = mf_plan_mem_total();
-        if (have && need > have) {
-            mf_errf(err, "model needs %.2f GB (weights %.2f GB + KV cache %.2f GB + scratch %.2f GB) but this machine has %.2f GB of RAM",
-                    need / 1e9, m->weight_bytes / 1e9, kv / 1e9, act / 1e9, have / 1e9);
-            goto fail;
-        }
-    }
+    s->logits_rows = mf_mem_logits_rows(hp, o.max_batch);
 
     if (o.progress) prefetch(m, o.progress, o.progress_user);
     if (s->be->prepare(s->be, m, err)) goto fail;
@@ -140,14 +121,17 @@ mf_session *mf_session_new(mf_model *m, const mf_session_opts *opts, mf_err *err
     s->bst = s->be->state_new(s->be, m, &so, err);
     if (!s->bst) goto fail;
 
-    size_t B = (size_t)o.max_batch, qw = (size_t)hp->n_heads * hp->head_dim, kw = (size_t)hp->n_kv_heads * hp->head_dim;
-    s->x = s->be->alloc(s->be, B * hp->n_embd);
-    s->h = s->be->alloc(s->be, B * hp->n_embd);
-    s->q = s->be->alloc(s->be, B * qw);
-    s->k = s->be->alloc(s->be, B * kw);
-    s->v = s->be->alloc(s->be, B * kw);
-    s->att = s->be->alloc(s->be, B * qw);
-    s->logits = s->be->alloc(s->be, (size_t)s->logits_rows * hp->n_vocab);
+    /* the activation buffers (memory.h); the backend's state_new has counted them in its
+     * memory check */
+    mf_mem_acts a;
+    mf_mem_acts_of(hp, o.max_batch, &a);
+    s->x = s->be->alloc(s->be, a.x);
+    s->h = s->be->alloc(s->be, a.h);
+    s->q = s->be->alloc(s->be, a.q);
+    s->k = s->be->alloc(s->be, a.k);
+    s->v = s->be->alloc(s->be, a.v);
+    s->att = s->be->alloc(s->be, a.attn_out);
+    s->logits = s->be->alloc(s->be, a.logits);
     s->host_logits = malloc(sizeof(float) * (size_t)hp->n_vocab);
     if (!s->x || !s->h || !s->q || !s->k || !s->v || !s->att || !s->logits || !s->host_logits) {
         mf_errf(err, "out of memory for the activation buffers (%s)", s->be->name);
@@ -248,6 +232,7 @@ int mf_session_explain_nonfinite(mf_session *s, const int32_t *tokens, int n, mf
 }
 
 int mf_session_pos(const mf_session *s) { return s->pos; }
+int mf_session_kv_f16(const mf_session *s) { return s->o.kv_f16; }
 int mf_session_n_ctx(const mf_session *s) { return s->n_ctx; }
 void mf_session_reset(mf_session *s) { s->pos = 0; s->host_valid = 0; }
 const mf_backend *mf_session_backend(const mf_session *s) { return s->be; }

@@ -27,6 +27,7 @@
 
 #if defined(MF_HAVE_CUDA) || defined(MF_HAVE_CUDA_TWINS)
 #include "../cuda/host_twins.h"
+#include "memory.h"
 #include "quant.h"
 #include "rope.h"
 #include "types.h"
@@ -327,20 +328,26 @@ static void online_softmax_matches_two_pass(void **state)
     free(v);
 }
 
-/* flash-decoding split sizes: whole tiles, enough splits to cover every key, none empty */
+/* flash-decoding split sizes: whole tiles, enough splits to cover every key, none empty; never
+ * more than memory.h's bound (which sizes `plan`'s estimate of the partial results), and
+ * exactly the bound on a device with SMs enough for one split per tile */
 static void attn_split_covers(void **state)
 {
     (void)state;
     const int spans[] = {1, 31, 32, 33, 128, 2048, 4096, 16384, 131072};
     const int hkvs[] = {1, 4, 8, 64};
+    const int sms[] = {1, 132, 1 << 20};
     for (size_t a = 0; a < sizeof spans / sizeof *spans; a++)
-        for (size_t b = 0; b < sizeof hkvs / sizeof *hkvs; b++) {
-            int chunk, ns;
-            mf_cuda_host_attn_split(spans[a], hkvs[b], 132, &chunk, &ns);
-            assert_true(chunk >= 32 && chunk % 32 == 0);
-            assert_true((int64_t)ns * chunk >= spans[a]);
-            assert_true((int64_t)(ns - 1) * chunk < spans[a]);
-        }
+        for (size_t b = 0; b < sizeof hkvs / sizeof *hkvs; b++)
+            for (size_t c = 0; c < sizeof sms / sizeof *sms; c++) {
+                int chunk, ns;
+                mf_cuda_host_attn_split(spans[a], hkvs[b], sms[c], &chunk, &ns);
+                assert_true(chunk >= 32 && chunk % 32 == 0);
+                assert_true((int64_t)ns * chunk >= spans[a]);
+                assert_true((int64_t)(ns - 1) * chunk < spans[a]);
+                assert_true(ns <= mf_mem_cuda_nsplit_max(spans[a]));
+                if (sms[c] == 1 << 20 && hkvs[b] == 1) assert_int_equal(ns, mf_mem_cuda_nsplit_max(spans[a]));
+            }
 }
 
 /* Every query tile of a KV head is worked on by exactly one block of the grid, each within

@@ -131,13 +131,20 @@ static const char *write_moe(const char *name)
  *             14176 B header)
  *   per token = 1171200 - 131072 + one row of 64 floats (256) = 1040384
  *   KV per position: 5 layers x 2 x 4 heads x 8 x 4 B = 1280 (f32), 640 (f16)
- *   scratch (ctx 2048, B = 512, F = 172; logits rows min(512, 64 MiB / (4*512) = 32768) = 512):
- *     activations 4*512*(2*64 + 2*64 + 2*32 + 2*172) = 2048 * 664 = 1359872
- *     logits      4*512*512                             = 1048576
- *     RoPE        4*2048*8*1                            = 65536
- *     CPU total                                         = 2473984
- *     CUDA adds   2*(largest matrix 64*512 = 32768 + 512 * widest input 172 = 88064)
- *                 = 241664                              -> 2715648 */
+ *   scratch (ctx 2048, B = 512, one thread; memory.h):
+ *     session     x, h, q, attn_out 512*64 floats each, k, v 512*32: 4*163840 = 655360
+ *                 logits: rows min(512, 64 MiB / (4*512) = 32768) = 512: 4*512*512 = 1048576
+ *                                                                      = 1703936
+ *     RoPE        cos and sin, 2048 x 4 pairs, one table: 2*4*2048*4  = 65536
+ *     CPU state   tokens 4*512 = 2048, krow 4*32 = 128, qx 16*(4*172 + 256) = 15104,
+ *                 tmp 4*16*512 = 32768 (widest output: the vocabulary), FFN gate and up
+ *                 2*4*512*172 = 704512, scores 4*2*2048 = 16384, dequantized tile
+ *                 4*64*172 = 44032                                     = 814976
+ *     CPU total                                                        = 2584448
+ *     CUDA state  step 4*513 = 2052, argmax 4, partials (64 splits of 32 keys at most)
+ *                 4*64*8*8 = 16384 and 4*2*64*8 = 4096, FFN 704512, F16 tile 2*(output
+ *                 64*512 = 32768) = 65536 and activations 2*512*172 = 176128 = 968712
+ *     CUDA total                                                       = 2738184 */
 static void dense_stories(void **state)
 {
     (void)state;
@@ -151,25 +158,22 @@ static void dense_stories(void **state)
     assert_int_equal(pm.type_tensors[MF_TYPE_F32], 48);
     assert_int_equal(pm.file_bytes, 1185376);
     assert_int_equal(pm.n_unsupported, 0);
-    assert_int_equal(pm.tied_output, 0);
-    assert_int_equal(pm.embd_row_bytes, 256);
+    assert_int_equal(pm.per_token.tied_output, 0);
+    assert_int_equal(pm.per_token.embd_row, 256);
     assert_int_equal(mf_plan_bytes_per_token(&pm), 1040384);
-    assert_int_equal(pm.expert_per_token, 0);
-    assert_int_equal(mf_plan_kv_per_position(&pm.hp, 4), 1280);
-    assert_int_equal(mf_plan_kv_per_position(&pm.hp, 2), 640);
-    assert_int_equal(mf_kv_bytes(&pm.hp, 2048, 4), 2048 * 1280);
+    assert_int_equal(pm.per_token.experts, 0);
+    assert_int_equal(mf_mem_kv_per_position(&pm.hp, 4), 1280);
+    assert_int_equal(mf_mem_kv_per_position(&pm.hp, 2), 640);
+    assert_int_equal(mf_mem_kv_bytes(&pm.hp, 2048, 1, 4), 2048 * 1280);
     /* no window: the allocation is the full context on every layer */
-    assert_int_equal(mf_plan_kv_alloc_bytes(&pm.hp, 2048, MF_PLAN_BATCH, 4), 2048 * 1280);
-    assert_int_equal(mf_plan_scratch_bytes(&pm, 2048, MF_PLAN_BATCH, 0), 2473984);
-    assert_int_equal(mf_plan_scratch_bytes(&pm, 2048, MF_PLAN_BATCH, 1), 2715648);
+    assert_int_equal(mf_mem_kv_bytes(&pm.hp, 2048, MF_PLAN_BATCH, 4), 2048 * 1280);
+    assert_int_equal(mf_plan_scratch_bytes(&pm, 2048, MF_PLAN_BATCH, 0, 1), 2584448);
+    assert_int_equal(mf_plan_scratch_bytes(&pm, 2048, MF_PLAN_BATCH, 1, 0), 2738184);
 
-    /* model.c counts the same bytes its own way, from the bound weight table */
+    /* the loaded model counts the same weights */
     mf_err err;
     mf_model *m = mf_model_load(path, &err);
     if (!m) fail_msg("%s", err.msg);
-    uint64_t dense, experts;
-    mf_model_bytes_per_token(m, &dense, &experts);
-    assert_int_equal(dense + experts, mf_plan_bytes_per_token(&pm));
     assert_int_equal(m->weight_bytes, pm.weight_bytes);
     mf_model_free(m);
 }
@@ -219,8 +223,8 @@ static void tied_and_unsupported(void **state)
     mf_plan_model pm;
     read_plan(path, &pm);
     assert_int_equal(pm.weight_bytes, 24320);
-    assert_int_equal(pm.tied_output, 1);
-    assert_int_equal(pm.embd_row_bytes, 64);
+    assert_int_equal(pm.per_token.tied_output, 1);
+    assert_int_equal(pm.per_token.embd_row, 64);
     assert_int_equal(mf_plan_bytes_per_token(&pm), 24384);
     assert_int_equal(pm.type_bytes[MF_TYPE_IQ4_NL], 3 * 1152);
     assert_int_equal(pm.type_tensors[MF_TYPE_IQ4_NL], 3);
@@ -245,9 +249,9 @@ static void moe_k_of_e(void **state)
     assert_int_equal(pm.hp.n_experts_used, 2);
     assert_int_equal(pm.weight_bytes, 208128);
     assert_int_equal(pm.type_bytes[MF_TYPE_MXFP4], 4 * 3 * 8704);
-    assert_int_equal(pm.expert_bytes, 112640);
-    assert_int_equal(pm.expert_per_token, 28160);
-    assert_int_equal(pm.dense_per_token, 78148);
+    assert_int_equal(pm.per_token.experts_all, 112640);
+    assert_int_equal(pm.per_token.experts, 28160);
+    assert_int_equal(pm.per_token.dense, 78148);
     assert_int_equal(mf_plan_bytes_per_token(&pm), 106308);
     unlink(path);
 }
@@ -268,26 +272,34 @@ static void sliding_window(void **state)
     read_plan(path, &pm);
     assert_int_equal(pm.hp.window, 4);
     assert_int_equal(pm.hp.swa_pattern, 2);
-    assert_int_equal(mf_plan_kv_per_position(&pm.hp, 4), 1024);
-    assert_int_equal(mf_kv_bytes(&pm.hp, 1000000, 4), 512002048ull);
-    assert_int_equal(1000000ull * mf_plan_kv_per_position(&pm.hp, 4), 1024000000ull);
-    assert_int_equal(mf_plan_kv_alloc_bytes(&pm.hp, 1000000, MF_PLAN_BATCH, 4), 512263680ull);
-    assert_int_equal(mf_kv_bytes(&pm.hp, 3, 4), 3072);
-    assert_int_equal(mf_plan_kv_alloc_bytes(&pm.hp, 3, MF_PLAN_BATCH, 4), 3072);
+    assert_int_equal(mf_mem_kv_per_position(&pm.hp, 4), 1024);
+    assert_int_equal(mf_mem_kv_bytes(&pm.hp, 1000000, 1, 4), 512002048ull);
+    assert_int_equal(1000000ull * mf_mem_kv_per_position(&pm.hp, 4), 1024000000ull);
+    assert_int_equal(mf_mem_kv_bytes(&pm.hp, 1000000, MF_PLAN_BATCH, 4), 512263680ull);
+    assert_int_equal(mf_mem_kv_bytes(&pm.hp, 3, 1, 4), 3072);
+    assert_int_equal(mf_mem_kv_bytes(&pm.hp, 3, MF_PLAN_BATCH, 4), 3072);
     /* binary16 halves everything */
-    assert_int_equal(mf_kv_bytes(&pm.hp, 1000000, 2), 256001024ull);
+    assert_int_equal(mf_mem_kv_bytes(&pm.hp, 1000000, 1, 2), 256001024ull);
     unlink(path);
 }
 
-/* Scratch of M at ctx 1024, B = 512 (d 64, q 64, kv 32, F = F_exp = 32, k 2, E 8, V 256,
- * hd 16, one RoPE table set since no freq_base_swa key):
- *   activations 4*512*(128 + 128 + 64 + 64)         = 2048 * 384   = 786432
- *   MoE         4*512*2*(64 + 128) + 4*512*8        = 786432 + 16384 = 802816
- *   logits      rows = min(512, 67108864 / 1024 = 65536) = 512: 4*512*256 = 524288
- *   RoPE        4*1024*16                                          = 65536
- *   CPU                                                            = 2179072
- *   CUDA adds   2*(largest matrix: output 64*256 = 16384, + 512 * max_in 64 = 32768) = 98304
- *               -> 2277376 */
+/* Scratch of M at ctx 1024, B = 512 (d 64, q 64, kv 32, H 4 of 16, Hkv 2, F_exp 32 (no dense
+ * FFN), k 2, E 8, V 256, one RoPE table set since no freq_base_swa key), one thread:
+ *   session     x, h, q, attn_out 512*64 floats, k, v 512*32: 4*163840 = 655360; logits
+ *               rows min(512, 67108864 / 1024) = 512: 4*512*256 = 524288     = 1179648
+ *   RoPE        2*4*1024*8                                                   = 65536
+ *   CPU state   tokens 2048, krow 128, qx 16*(4*64 + 256) = 8192, tmp 4*16*256 = 16384,
+ *               gate/up 2*4*512*32 = 131072, scores 4*2*1024 = 8192, tile 4*64*64 =
+ *               16384; MoE (K = 512*2 = 1024 selections): router 4*512*8 = 16384,
+ *               sel, selw, ex_tok, ex_slot 4*4*1024 = 16384, ex_in, ex_out 2*4*512*64
+ *               = 262144, ex_acc 4*1024*64 = 262144                           = 739456
+ *   CPU total                                                                 = 1984640
+ *   CUDA state  step 2052, argmax 4, partials (32 splits) 4*32*4*16 = 8192 and 4*2*32*4 =
+ *               1024; MoE: logits 16384, sel, selw, perm, inv 16384, gate/up outputs
+ *               2*4*1024*32 = 262144, gathered in/out 2*4*1024*64 = 524288, counts
+ *               4*2*9 = 72; F16 tile 2*16384 (output 64*256) = 32768, activations
+ *               2*512*64 = 65536                                              = 928848
+ *   CUDA total                                                                = 2174032 */
 static void scratch_moe(void **state)
 {
     (void)state;
@@ -296,14 +308,13 @@ static void scratch_moe(void **state)
     read_plan(path, &pm);
     assert_int_equal(pm.rope_tables, 1);
     assert_int_equal(pm.largest_matrix, 16384);
-    assert_int_equal(mf_plan_scratch_bytes(&pm, 1024, MF_PLAN_BATCH, 0), 2179072);
-    assert_int_equal(mf_plan_scratch_bytes(&pm, 1024, MF_PLAN_BATCH, 1), 2277376);
+    assert_int_equal(mf_plan_scratch_bytes(&pm, 1024, MF_PLAN_BATCH, 0, 1), 1984640);
+    assert_int_equal(mf_plan_scratch_bytes(&pm, 1024, MF_PLAN_BATCH, 1, 0), 2174032);
     unlink(path);
 }
 
-/* tools/mkmodel's tiny gpt-oss (d 128, 4 layers, 4 experts top-2 of width 96): model.c's
- * count of the bytes a token reads (from the loaded weight table) must equal the plan's
- * (from tensor names), and the expert part is worked out by hand:
+/* tools/mkmodel's tiny gpt-oss (d 128, 4 layers, 4 experts top-2 of width 96): the expert
+ * part of the bytes a token reads, worked out by hand:
  *   gate, up [128, 96, 4] MXFP4: row of 128 = 4 x 17 = 68 B, x 96 x 4 = 26112 each
  *   down [96, 128, 4] MXFP4: row of 96 = 3 x 17 = 51 B, x 128 x 4 = 26112
  *   biases F32: gate, up [96, 4] = 1536 each, down [128, 4] = 2048
@@ -319,16 +330,8 @@ static void mkmodel_cross_check(void **state)
     assert_int_equal(system(cmd), 0);
     mf_plan_model pm;
     read_plan(path, &pm);
-    assert_int_equal(pm.expert_bytes, 333824);
-    assert_int_equal(pm.expert_per_token, 166912);
-    mf_err err;
-    mf_model *m = mf_model_load(path, &err);
-    if (!m) fail_msg("%s", err.msg);
-    uint64_t dense, experts;
-    mf_model_bytes_per_token(m, &dense, &experts);
-    assert_int_equal(experts, pm.expert_per_token);
-    assert_int_equal(dense, pm.dense_per_token);
-    mf_model_free(m);
+    assert_int_equal(pm.per_token.experts_all, 333824);
+    assert_int_equal(pm.per_token.experts, 166912);
     unlink(path);
 }
 
@@ -355,7 +358,7 @@ static void device_table(void **state)
     assert_int_equal(all[n].kind, MF_PLAN_HOST);
     assert_int_equal(all[n].headroom_bytes, MF_PLAN_HOST_HEADROOM);
     /* the host memory is MemTotal; this test machine has some */
-    assert_int_equal(all[n].mem_bytes, mf_plan_mem_total());
+    assert_int_equal(all[n].mem_bytes, mf_mem_host_total());
     assert_true(all[n].mem_bytes > 0);
 
     int idx[40];
@@ -400,8 +403,9 @@ static void device_table(void **state)
  * (no headroom, KV binary16 by default):
  *   KV allocated, f16: per layer and position 2 x 2 x 16 x 2 = 128 B; sliding layers keep
  *     min(1024, 4 + 511) = 515 slots, full ones 1024: 128 x (2 x 515 + 2 x 1024) = 393984
- *   scratch: 2179072 (scratch_moe; a custom device has no CUDA staging)
- *   needs = 208128 + 393984 + 2179072 = 2781184
+ *   scratch: 1984640 (scratch_moe: a custom device is estimated with the CPU backend's
+ *     state, one thread)
+ *   needs = 208128 + 393984 + 1984640 = 2586752
  *   KV read at ctx 1024, f16: 128 x (2 x 4 + 2 x 1024) = 263168
  *   bound at 100 GB/s: ctx 0 = 1e11 / 106308 = 940663.01..., ctx 1024 = 1e11 / 369476
  * A memory of exactly `needs` fits with 0 spare; one byte less does not (spare -1).
@@ -412,15 +416,15 @@ static void fit_and_bound(void **state)
     const char *path = write_moe("fit.gguf");
     mf_plan_model pm;
     read_plan(path, &pm);
-    mf_plan_device d = {"custom", MF_PLAN_CUSTOM, 2781184, 0, 100.0, NULL};
+    mf_plan_device d = {"custom", MF_PLAN_CUSTOM, 2586752, 0, 100.0, NULL, 0};
     mf_plan_fit f;
     mf_plan_evaluate(&pm, &d, 1024, 0, &f);
     assert_int_equal(f.kv_elem, 2);
     assert_int_equal(f.weights, 208128);
     assert_int_equal(f.kv, 393984);
-    assert_int_equal(f.scratch, 2179072);
-    assert_int_equal(f.need, 2781184);
-    assert_int_equal(f.usable, 2781184);
+    assert_int_equal(f.scratch, 1984640);
+    assert_int_equal(f.need, 2586752);
+    assert_int_equal(f.usable, 2586752);
     assert_true(f.fits);
     assert_int_equal(f.spare, 0);
     assert_int_equal(f.bytes_ctx0, 106308);
@@ -428,16 +432,16 @@ static void fit_and_bound(void **state)
     expect_near(f.tok_s_ctx0, 1e11 / 106308.0, "tok/s at ctx 0");
     expect_near(f.tok_s_ctx, 1e11 / 369476.0, "tok/s at ctx 1024");
 
-    d.mem_bytes = 2781183;
+    d.mem_bytes = 2586751;
     mf_plan_evaluate(&pm, &d, 1024, 0, &f);
     assert_false(f.fits);
     assert_int_equal(f.spare, -1);
 
-    /* a GiB of headroom: fits at needs + 1 GiB, not one byte below (CUDA scratch adds the
-     * F16 staging: 98304, scratch_moe) */
-    mf_plan_device g = {"gpu", MF_PLAN_CUDA, 2781184 + 98304 + MF_PLAN_GPU_HEADROOM, MF_PLAN_GPU_HEADROOM, 100.0, "X"};
+    /* a GiB of headroom: fits at needs + 1 GiB, not one byte below (with the CUDA backend's
+     * state the scratch is 2174032, scratch_moe: needs 208128 + 393984 + 2174032) */
+    mf_plan_device g = {"gpu", MF_PLAN_CUDA, 2776144 + MF_PLAN_GPU_HEADROOM, MF_PLAN_GPU_HEADROOM, 100.0, "X", 0};
     mf_plan_evaluate(&pm, &g, 1024, 0, &f);
-    assert_int_equal(f.scratch, 2277376);
+    assert_int_equal(f.scratch, 2174032);
     assert_true(f.fits);
     assert_int_equal(f.spare, 0);
     g.mem_bytes -= 1;
@@ -450,7 +454,7 @@ static void fit_and_bound(void **state)
     assert_false(f.fits);
 
     /* the host keeps float32 unless told; --kv-f16 forces binary16 everywhere */
-    mf_plan_device h = {"this CPU", MF_PLAN_HOST, 1ull << 40, MF_PLAN_HOST_HEADROOM, 10.0, NULL};
+    mf_plan_device h = {"this CPU", MF_PLAN_HOST, 1ull << 40, MF_PLAN_HOST_HEADROOM, 10.0, NULL, 1};
     mf_plan_evaluate(&pm, &h, 1024, 0, &f);
     assert_int_equal(f.kv_elem, 4);
     assert_int_equal(f.kv, 2 * 393984);
@@ -728,7 +732,13 @@ static void cli_stories(void **state)
     expect_contains(r.out, "per token  1.04 MB read: every tensor once, token_embd as one 256 B row\n");
     expect_contains(r.out, "KV cache   1.28 KB per position in float32, 640 B in binary16 (5 layers x 2 x 4 KV heads x 8)");
     expect_contains(r.out, "at context 2048: 2.62 MB float32, 1.31 MB binary16");
-    expect_contains(r.out, "scratch    2.47 MB on the CPU, 2.72 MB with CUDA");
+    /* the CPU's scratch has per-thread parts: one thread per core of this machine
+     * (dense_stories: 2584448 with one, 60416 more per thread) */
+    int threads = mf_plan_host_device(0.0).threads;
+    char scratch_line[96];
+    snprintf(scratch_line, sizeof scratch_line, "scratch    %.2f MB on the CPU, 2.74 MB with CUDA",
+             (2584448 + 60416.0 * (threads - 1)) / 1e6);
+    expect_contains(r.out, scratch_line);
     expect_contains(r.out, "context    2048 (default");
     /* every row of the table, this CPU last; a 1 MB model fits everywhere */
     for (size_t i = 0; i < mf_plan_n_devices(); i++) {
@@ -762,12 +772,12 @@ static void cli_stories(void **state)
     expect_json_u64(r.out, "weight_bytes", 1171200);
     expect_json_u64(r.out, "total", 1040384);
     expect_json_u64(r.out, "at_ctx_f16", 2048 * 640);
-    expect_json_u64(r.out, "cpu", 2473984);
+    expect_json_u64(r.out, "cpu", 2584448 + 60416ull * (uint64_t)(mf_plan_host_device(0.0).threads - 1));
     expect_contains(r.out, "\"name\":\"H100 SXM 80GB\",\"kind\":\"cuda\"");
     expect_contains(r.out, "\"fits\":true");
     expect_json_u64(r.out, "kv_bytes", 2048 * 640);
-    expect_json_u64(r.out, "scratch_bytes", 2715648);
-    expect_json_u64(r.out, "need_bytes", 1171200 + 2048 * 640 + 2715648);
+    expect_json_u64(r.out, "scratch_bytes", 2738184);
+    expect_json_u64(r.out, "need_bytes", 1171200 + 2048 * 640 + 2738184);
     /* printed with 3 decimals: compare to half a unit of the last place */
     double bound = 3350e9 / (1040384.0 + 40960.0);
     assert_true(fabs(json_number(r.out, "tok_s_ctx0") - 3350e9 / 1040384.0) <= 5e-4);
@@ -894,16 +904,22 @@ static const char *write_20b_header(const char *name)
  *     layers hold 131072, the 12 sliding ones 128: 12 x 2048 x (131072 + 128) = 3,224,371,200
  *     (without the window 24 x 2048 x 131072 = 6,442,450,944); allocated with batch 512:
  *     sliding rings of 128 + 511 = 639: 12 x 2048 x (131072 + 639) = 3,236,929,536
- *   scratch with CUDA, B = 512, F = 2880 (n_ff is not read for gpt-oss: F = F_exp):
- *     activations 4*512*(5760 + 8192 + 1024 + 5760) = 42,467,328
- *     MoE 4*512*4*(5760 + 5760) + 4*512*32          = 94,437,376
- *     logits: rows floor(67108864 / 804352) = 83: 4*83*201088 = 66,761,216
- *     RoPE 4*131072*64                               = 33,554,432
- *     F16 staging 2*(32 Mi + 512*4096)              = 71,303,168   -> 308,523,520
- *   needs = 12,096,558,336 + 3,236,929,536 + 308,523,520 = 15,642,011,392
- *   H100 SXM: usable 79 GiB = 84,825,604,096: fits, spare 69,183,592,704
+ *   scratch with CUDA, B = 512 (memory.h):
+ *     session: x, h 2*512*2880, q, attn_out 2*512*4096, k, v 2*512*512 floats
+ *       = 4*7,667,712 = 30,670,848; logits rows floor(67108864 / 804352) = 83:
+ *       4*83*201088 = 66,761,216                                    = 97,432,064
+ *     RoPE 2*4*131072*32 (one table)                                = 33,554,432
+ *     CUDA state: step 2052, argmax 4; partials for 131072 / 32 = 4096 splits (the most
+ *       any card makes): 4*4096*64*64 = 67,108,864 and 4*2*4096*64 = 2,097,152; MoE with
+ *       K = 512*4 = 2048 selections: logits 4*512*32 = 65,536, sel/selw/perm/inv
+ *       4*4*2048 = 32,768, gate/up outputs 2*4*2048*2880 = 47,185,920, gathered in/out
+ *       the same 47,185,920, counts 4*2*33 = 264; F16 tile 2*32 Mi = 67,108,864 and
+ *       activations 2*512*4096 = 4,194,304                          = 234,981,648
+ *                                                                   -> 365,968,144
+ *   needs = 12,096,558,336 + 3,236,929,536 + 365,968,144 = 15,699,456,016
+ *   H100 SXM: usable 79 GiB = 84,825,604,096: fits, spare 69,126,148,080
  *     bound at ctx 0: 3350e9 / 2,574,705,396; at 131072: 3350e9 / 5,799,076,596
- *   RTX 3060 12GB: usable 11 GiB = 11,811,160,064: short by 3,830,851,328 */
+ *   RTX 3060 12GB: usable 11 GiB = 11,811,160,064: short by 3,888,295,952 */
 static void cli_gpt_oss_20b(void **state)
 {
     (void)state;
@@ -921,9 +937,9 @@ static void cli_gpt_oss_20b(void **state)
     expect_json_u64(r.out, "at_ctx_f16", 3224371200ull);
     expect_json_u64(r.out, "at_ctx_no_window_f16", 6442450944ull);
     expect_json_u64(r.out, "kv_bytes", 3236929536ull);
-    expect_json_u64(r.out, "scratch_bytes", 308523520ull);
-    expect_json_u64(r.out, "need_bytes", 15642011392ull);
-    expect_json_u64(r.out, "spare_bytes", 69183592704ull);
+    expect_json_u64(r.out, "scratch_bytes", 365968144ull);
+    expect_json_u64(r.out, "need_bytes", 15699456016ull);
+    expect_json_u64(r.out, "spare_bytes", 69126148080ull);
     expect_contains(r.out, "\"fits\":true");
     expect_contains(r.out, "\"unsupported_types\":\"\"");
     assert_true(fabs(json_number(r.out, "tok_s_ctx0") - 3350e9 / 2574705396.0) <= 5e-4);
@@ -938,8 +954,8 @@ static void cli_gpt_oss_20b(void **state)
     expect_contains(r.out, "weights    12.1 GB in 459 tensors");
     expect_contains(r.out, "sliding window 128 on 12 of 24 layers: binary16 at context 131072 takes 3.22 GB instead of 6.44 GB "
                            "(saves 3.22 GB, 50.0%)");
-    /* 12.10 GB weights + KV + scratch = 15.6 GB against 11.8 GB usable: short by 3.83 GB */
-    expect_contains(r.out, "RTX 3060 12GB         12.9 GB   11.8 GB   360 GB/s  f16   15.6 GB   -3.83 GB   no");
+    /* 12.10 GB weights + KV + scratch = 15.7 GB against 11.8 GB usable: short by 3.89 GB */
+    expect_contains(r.out, "RTX 3060 12GB         12.9 GB   11.8 GB   360 GB/s  f16   15.7 GB   -3.89 GB   no");
     mf_proc_free(&r);
     unlink(path);
     unlink(empty);

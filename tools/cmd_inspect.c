@@ -4,7 +4,7 @@
  * the architecture and every hyperparameter minfer reads for it (mf_hparams_read), the
  * tokenizer (model, vocabulary size, special ids, chat template), every metadata key, a table
  * of the tensors with their types, shapes and bytes, totals per type, parameter count, average
- * bits per weight, and the memory the weights and the KV cache take (mf_kv_bytes).
+ * bits per weight, and the memory the weights and the KV cache take (memory.h mf_mem_kv_bytes).
  *
  * It works on any file the GGUF reader accepts: for an architecture minfer does not run, the
  * generic parts are printed and the architecture is marked unsupported; tensor types without a
@@ -23,6 +23,7 @@
 #include <string.h>
 
 #include "driver.h"
+#include "memory.h"
 #include "types.h"
 
 /* ------------------------------------------------------------------ strings */
@@ -435,7 +436,7 @@ static void print_text(const mf_gguf *g, const mf_hparams *hp, int hp_ok, const 
         int64_t ctx[2] = {hp->n_ctx_train, 4096};
         for (int i = 0; i < (ctx[0] == ctx[1] ? 1 : 2); i++) {
             char h2[32];
-            uint64_t f16 = mf_kv_bytes(hp, ctx[i], 2), f32 = mf_kv_bytes(hp, ctx[i], 4);
+            uint64_t f16 = mf_mem_kv_bytes(hp, ctx[i], 1, 2), f32 = mf_mem_kv_bytes(hp, ctx[i], 1, 4);
             printf("kv cache:      %" PRId64 " tokens%s: f16 %" PRIu64 " bytes (%s), f32 %" PRIu64 " bytes (%s)\n",
                    ctx[i], i == 0 ? " (context_length)" : "", f16, human(f16, h), f32, human(f32, h2));
         }
@@ -546,7 +547,7 @@ static void print_json(const mf_gguf *g, const mf_hparams *hp, int hp_ok, const 
         putchar('[');
         for (int i = 0; i < (ctx[0] == ctx[1] ? 1 : 2); i++)
             printf("%s{\"n_ctx\": %" PRId64 ", \"f16_bytes\": %" PRIu64 ", \"f32_bytes\": %" PRIu64 "}",
-                   i ? ", " : "", ctx[i], mf_kv_bytes(hp, ctx[i], 2), mf_kv_bytes(hp, ctx[i], 4));
+                   i ? ", " : "", ctx[i], mf_mem_kv_bytes(hp, ctx[i], 1, 2), mf_mem_kv_bytes(hp, ctx[i], 1, 4));
         putchar(']');
     } else {
         fputs("null", stdout);

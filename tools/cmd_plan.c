@@ -197,6 +197,9 @@ typedef struct row {
 
 /* ------------------------------------------------------------------ output */
 
+/* the CPU backend's thread count by default: one per core (the host row's) */
+static int host_threads(void) { return mf_plan_host_device(0.0).threads; }
+
 static void print_text(const char *path, const mf_plan_model *pm, int ctx, int ctx_default,
                        const row *rows, int n, const char *results, int n_bad)
 {
@@ -225,26 +228,26 @@ static void print_text(const char *path, const mf_plan_model *pm, int ctx, int c
     uint64_t per_tok = mf_plan_bytes_per_token(pm);
     if (hp->n_experts) {
         printf("per token  %s read = %s shared (every non-expert tensor, token_embd as one %s row)\n",
-               fmt_bytes((double)per_tok, b1, sizeof b1), fmt_bytes((double)pm->dense_per_token, b2, sizeof b2),
-               fmt_bytes((double)pm->embd_row_bytes, b3, sizeof b3));
+               fmt_bytes((double)per_tok, b1, sizeof b1), fmt_bytes((double)pm->per_token.dense, b2, sizeof b2),
+               fmt_bytes((double)pm->per_token.embd_row, b3, sizeof b3));
         printf("           + %s experts (%d of %d selected: %d/%d of %s)\n",
-               fmt_bytes((double)pm->expert_per_token, b1, sizeof b1), hp->n_experts_used, hp->n_experts,
-               hp->n_experts_used, hp->n_experts, fmt_bytes((double)pm->expert_bytes, b2, sizeof b2));
+               fmt_bytes((double)pm->per_token.experts, b1, sizeof b1), hp->n_experts_used, hp->n_experts,
+               hp->n_experts_used, hp->n_experts, fmt_bytes((double)pm->per_token.experts_all, b2, sizeof b2));
     } else {
         printf("per token  %s read: every tensor once, token_embd as one %s row%s\n",
-               fmt_bytes((double)per_tok, b1, sizeof b1), fmt_bytes((double)pm->embd_row_bytes, b2, sizeof b2),
-               pm->tied_output ? " (and whole, as the tied output matrix)" : "");
+               fmt_bytes((double)per_tok, b1, sizeof b1), fmt_bytes((double)pm->per_token.embd_row, b2, sizeof b2),
+               pm->per_token.tied_output ? " (and whole, as the tied output matrix)" : "");
     }
 
     printf("KV cache   %s per position in float32, %s in binary16 (%d layers x 2 x %d KV heads x %d)\n",
-           fmt_bytes((double)mf_plan_kv_per_position(hp, 4), b1, sizeof b1),
-           fmt_bytes((double)mf_plan_kv_per_position(hp, 2), b2, sizeof b2), hp->n_layers, hp->n_kv_heads, hp->head_dim);
+           fmt_bytes((double)mf_mem_kv_per_position(hp, 4), b1, sizeof b1),
+           fmt_bytes((double)mf_mem_kv_per_position(hp, 2), b2, sizeof b2), hp->n_layers, hp->n_kv_heads, hp->head_dim);
     printf("           at context %d: %s float32, %s binary16\n", ctx,
-           fmt_bytes((double)mf_kv_bytes(hp, ctx, 4), b1, sizeof b1), fmt_bytes((double)mf_kv_bytes(hp, ctx, 2), b2, sizeof b2));
+           fmt_bytes((double)mf_mem_kv_bytes(hp, ctx, 1, 4), b1, sizeof b1), fmt_bytes((double)mf_mem_kv_bytes(hp, ctx, 1, 2), b2, sizeof b2));
     if (hp->window > 0) {
         int n_slide = 0;
         for (int l = 0; l < hp->n_layers; l++) n_slide += l % hp->swa_pattern < hp->swa_pattern - 1;
-        uint64_t with = mf_kv_bytes(hp, ctx, 2), without = (uint64_t)ctx * mf_plan_kv_per_position(hp, 2);
+        uint64_t with = mf_mem_kv_bytes(hp, ctx, 1, 2), without = (uint64_t)ctx * mf_mem_kv_per_position(hp, 2);
         printf("           sliding window %d on %d of %d layers: binary16 at context %d takes %s instead of %s",
                hp->window, n_slide, hp->n_layers, ctx, fmt_bytes((double)with, b1, sizeof b1),
                fmt_bytes((double)without, b2, sizeof b2));
@@ -254,8 +257,8 @@ static void print_text(const char *path, const mf_plan_model *pm, int ctx, int c
         printf("\n");
     }
     printf("scratch    %s on the CPU, %s with CUDA (prompt batch %d, logits, RoPE tables; formula in docs/plan.md)\n",
-           fmt_bytes((double)mf_plan_scratch_bytes(pm, ctx, MF_PLAN_BATCH, 0), b1, sizeof b1),
-           fmt_bytes((double)mf_plan_scratch_bytes(pm, ctx, MF_PLAN_BATCH, 1), b2, sizeof b2), MF_PLAN_BATCH);
+           fmt_bytes((double)mf_plan_scratch_bytes(pm, ctx, MF_PLAN_BATCH, 0, host_threads()), b1, sizeof b1),
+           fmt_bytes((double)mf_plan_scratch_bytes(pm, ctx, MF_PLAN_BATCH, 1, 0), b2, sizeof b2), MF_PLAN_BATCH);
     printf("context    %d%s\n", ctx,
            ctx_default ? " (default: the training context, at most 4096; --ctx N)"
                        : ctx > hp->n_ctx_train ? " (beyond the training context: quality is not the file's)" : "");
@@ -331,18 +334,18 @@ static void print_json(const char *path, const char *sha, const mf_plan_model *p
            hp->n_ctx_train, MF_PLAN_BATCH);
     printf("\"bytes_per_token\":{\"total\":%llu,\"dense\":%llu,\"embedding_row\":%llu,\"tied_output\":%s,"
            "\"experts\":%llu,\"experts_all\":%llu,\"experts_used\":%d,\"experts_count\":%d},",
-           (unsigned long long)mf_plan_bytes_per_token(pm), (unsigned long long)pm->dense_per_token,
-           (unsigned long long)pm->embd_row_bytes, pm->tied_output ? "true" : "false",
-           (unsigned long long)pm->expert_per_token, (unsigned long long)pm->expert_bytes, hp->n_experts_used,
+           (unsigned long long)mf_plan_bytes_per_token(pm), (unsigned long long)pm->per_token.dense,
+           (unsigned long long)pm->per_token.embd_row, pm->per_token.tied_output ? "true" : "false",
+           (unsigned long long)pm->per_token.experts, (unsigned long long)pm->per_token.experts_all, hp->n_experts_used,
            hp->n_experts);
     printf("\"kv\":{\"per_position_f32\":%llu,\"per_position_f16\":%llu,\"at_ctx_f32\":%llu,\"at_ctx_f16\":%llu,"
            "\"at_ctx_no_window_f16\":%llu,\"window\":%d},",
-           (unsigned long long)mf_plan_kv_per_position(hp, 4), (unsigned long long)mf_plan_kv_per_position(hp, 2),
-           (unsigned long long)mf_kv_bytes(hp, ctx, 4), (unsigned long long)mf_kv_bytes(hp, ctx, 2),
-           (unsigned long long)((uint64_t)ctx * mf_plan_kv_per_position(hp, 2)), hp->window);
+           (unsigned long long)mf_mem_kv_per_position(hp, 4), (unsigned long long)mf_mem_kv_per_position(hp, 2),
+           (unsigned long long)mf_mem_kv_bytes(hp, ctx, 1, 4), (unsigned long long)mf_mem_kv_bytes(hp, ctx, 1, 2),
+           (unsigned long long)((uint64_t)ctx * mf_mem_kv_per_position(hp, 2)), hp->window);
     printf("\"scratch\":{\"cpu\":%llu,\"cuda\":%llu},\"devices\":[",
-           (unsigned long long)mf_plan_scratch_bytes(pm, ctx, MF_PLAN_BATCH, 0),
-           (unsigned long long)mf_plan_scratch_bytes(pm, ctx, MF_PLAN_BATCH, 1));
+           (unsigned long long)mf_plan_scratch_bytes(pm, ctx, MF_PLAN_BATCH, 0, host_threads()),
+           (unsigned long long)mf_plan_scratch_bytes(pm, ctx, MF_PLAN_BATCH, 1, 0));
     for (int i = 0; i < n; i++) {
         const row *r = &rows[i];
         const mf_plan_fit *f = &r->fit;
@@ -410,7 +413,7 @@ int mf_cmd_plan(int argc, char **argv)
     if (!rows) { fprintf(stderr, "minfer plan: out of memory\n"); goto done; }
     int n = 0;
     if (a.mem_gb > 0) {
-        mf_plan_device d = {"custom", MF_PLAN_CUSTOM, (uint64_t)((double)a.mem_gb * 1e9), 0, a.bw_gbs, NULL};
+        mf_plan_device d = {"custom", MF_PLAN_CUSTOM, (uint64_t)((double)a.mem_gb * 1e9), 0, a.bw_gbs, NULL, 0};
         rows[n++].dev = d;
     } else {
         mf_plan_device all[MAX_ROWS];
@@ -454,7 +457,7 @@ int mf_cmd_plan(int argc, char **argv)
             /* the bench's tokens sit at depth .. depth + N: on average depth + N/2 */
             r->rec_ctx = (int64_t)r->rec.depth + r->rec.n_gen / 2;
             r->rec_bound = mf_plan_bound(r->dev.bandwidth_gbs,
-                                         r->fit.bytes_ctx0 + mf_kv_bytes(&pm.hp, r->rec_ctx, r->fit.kv_elem));
+                                         r->fit.bytes_ctx0 + mf_mem_kv_bytes(&pm.hp, r->rec_ctx, 1, r->fit.kv_elem));
         }
     }
 

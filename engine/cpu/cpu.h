@@ -2,7 +2,7 @@
  *
  * Memory plan of a session (mf_bstate):
  *   KV cache      per layer: K and V, [slots][n_kv_heads * head_dim], float32 or binary16;
- *                 slots = n_ctx, or a ring buffer for sliding-window layers (model.h)
+ *                 slots = n_ctx, or a ring buffer for sliding-window layers (memory.h)
  *   RoPE tables   cos/sin [n_ctx][n_rot/2] per distinct frequency set (rope.h), in double
  *                 precision rounded once, so every backend rotates by the same numbers
  *   scratch       converted activations (quant.h activation formats), FFN gate/up rows,
@@ -16,6 +16,7 @@
 #include <stdint.h>
 
 #include "backend.h"
+#include "memory_sizes.h"  /* MF_CPU_QROWS, MF_CPU_TILE_ROWS: they size the scratch */
 #include "threadpool.h"
 
 typedef struct cpu_backend {
@@ -39,8 +40,7 @@ struct mf_bstate {
     float **rcos, **rsin;
     float *tables[4];
     /* scratch */
-    void *qx;                     /* converted activations */
-    size_t qx_cap;
+    void *qx;                     /* converted activations, MF_CPU_QROWS rows */
     float *tmp;                   /* [MF_CPU_QROWS][max_out] matmul results before accumulate */
     float *ff_g, *ff_u;           /* [max_batch][n_ff or n_ff_exp] */
     float *scores;                /* [n_threads][heads per kv head][n_ctx] attention scores */
@@ -51,22 +51,18 @@ struct mf_bstate {
     float *selw;                  /* [max_batch][k] */
     int *ex_tok;                  /* [max_batch * k] tokens grouped by expert */
     int *ex_slot;                 /* [max_batch * k] which of the token's k picks */
-    float *ex_in, *ex_out;        /* [max_batch * k][max(d, n_ff_exp)] gathered rows */
+    float *ex_in, *ex_out;        /* [max_batch][d] one expert's gathered rows (an expert
+                                     appears at most once per token) */
     float *ex_acc;                /* [max_batch * k][d] expert outputs before weighting */
+    uint64_t allocated;           /* bytes of the buffers above (backend_cpu.c state_buf) */
 };
 
-/* rows of W dequantized per BLAS tile (see matmul.c) */
-#define MF_CPU_TILE_ROWS 64
 /* batches of float weights with at least this many rows take the sgemm path (BLAS on) */
 #ifndef MF_CPU_BLAS_MIN_ROWS
 #define MF_CPU_BLAS_MIN_ROWS 16
 #endif
 /* the least work (multiply-adds) worth a parallel task: about 10 µs */
 #define MF_CPU_MIN_TASK_MACS (1 << 18)
-/* the quantized path handles at most this many tokens per pass over the weights */
-#ifndef MF_CPU_QROWS
-#define MF_CPU_QROWS 16
-#endif
 
 /* y[r][o] (+)= sum_i W[o][i] x[r][i] (+ bias[o]) for r < rows, o < n_out: the one matrix
  * product of the backend (matmul.c). W: n_out rows of n_in elements of wtype, row_bytes
