@@ -47,23 +47,29 @@ extern "C" {
 #include "rope.h"
 }
 
-namespace {
-
-struct upload_rec {
+/* What the backend keeps per model (backend.h): the device copy of its weights, one
+ * allocation (upload.cu), and where each tensor of the model's weight list is in it, by slot
+ * (mf_weight.slot). Shared by every state on the model; counted. */
+struct mf_bmodel {
     const mf_model *m;
     void *base;
+    const uint8_t **dev;      /* [mf_model_n_weights] device address of each weight, or NULL */
+    int refs;
+    mf_bmodel *next;
 };
+
+namespace {
 
 struct cu_backend {
     int device;
-    upload_rec *ups;
-    int n_ups;
+    mf_bmodel *models;        /* prepared models */
     int capturing;            /* states of this backend inside a stream capture */
 };
 
 struct cu_state {
     mf_cu_ctx c;
     cu_backend *cb;
+    const mf_bmodel *bm;
     const mf_model *m;
     mf_state_opts o;
     /* KV cache */
@@ -97,15 +103,22 @@ struct cu_state {
 cu_backend *impl(mf_backend *be) { return (cu_backend *)be->impl; }
 cu_state *S(mf_bstate *st) { return (cu_state *)st; }
 
-mf_cu_mat mat_of(const mf_weight *w, const mf_weight *b)
+/* the device copy of a weight: its slot in the prepared model's table */
+const uint8_t *dev_of(const cu_state *st, const mf_weight *w) { return st->bm->dev[w->slot]; }
+const float *vec_of(const cu_state *st, const mf_weight *w)
+{
+    return w && w->name ? (const float *)dev_of(st, w) : nullptr;
+}
+
+mf_cu_mat mat_of(const cu_state *st, const mf_weight *w, const mf_weight *b)
 {
     mf_cu_mat m;
     m.type = w->type;
-    m.w = (const uint8_t *)w->dev;
+    m.w = dev_of(st, w);
     m.n_in = w->ne[0];
     m.n_out = w->ne[1];
     m.row_bytes = w->row_bytes;
-    m.bias = b && b->name ? (const float *)b->dev : nullptr;
+    m.bias = vec_of(st, b);
     return m;
 }
 
@@ -141,38 +154,53 @@ int cu_read(mf_backend *be, const float *buf, size_t n, float *host, mf_err *err
 
 /* ------------------------------------------------------------------ weights */
 
-int cu_prepare(mf_backend *be, mf_model *m, mf_err *err)
+mf_bmodel *cu_prepare(mf_backend *be, const mf_model *m, mf_progress_fn progress, void *user, mf_err *err)
 {
     cu_backend *cb = impl(be);
+    for (mf_bmodel *bm = cb->models; bm; bm = bm->next)
+        if (bm->m == m) {
+            bm->refs++;
+            return bm;
+        }
+    mf_bmodel *bm = (mf_bmodel *)calloc(1, sizeof *bm);
+    const uint8_t **dev = (const uint8_t **)calloc((size_t)mf_model_n_weights(m), sizeof *dev);
+    if (!bm || !dev) {
+        free(bm);
+        free(dev);
+        return (mf_errf(err, "out of memory"), nullptr);
+    }
     /* norms, biases and sinks are F32 (the loader refuses anything else: MF_W_VECTOR) */
-    /* mf_weight holds one device pointer: the model can live on the GPU once at a time */
-    if (m->tok_embd.dev)
-        return mf_errf(err, "%s: the model is already on the GPU for another CUDA session (one CUDA session per "
-                            "loaded model)", m->path);
-    void *base = nullptr;
     size_t bytes = 0;
-    upload_rec *ups = (upload_rec *)realloc(cb->ups, sizeof *ups * (size_t)(cb->n_ups + 1));
-    if (!ups) return mf_errf(err, "out of memory");
-    cb->ups = ups;
-    if (mf_cu_upload_model(m, &base, &bytes, err)) return -1;
-    cb->ups[cb->n_ups].m = m;
-    cb->ups[cb->n_ups].base = base;
-    cb->n_ups++;
-    return 0;
+    if (mf_cu_upload_model(m, &bm->base, dev, &bytes, progress, user, err)) {
+        free(bm);
+        free(dev);
+        return nullptr;
+    }
+    bm->m = m;
+    bm->dev = dev;
+    bm->refs = 1;
+    bm->next = cb->models;
+    cb->models = bm;
+    return bm;
 }
 
-void clear_dev(mf_weight *w) { w->dev = nullptr; }
+void free_bmodel(mf_bmodel *bm)
+{
+    cudaFree(bm->base);
+    free(bm->dev);
+    free(bm);
+}
 
-void cu_unprepare(mf_backend *be, mf_model *m)
+void cu_unprepare(mf_backend *be, mf_bmodel *bm)
 {
     cu_backend *cb = impl(be);
-    for (int i = 0; i < cb->n_ups; i++) {
-        if (cb->ups[i].m != m) continue;
-        cudaFree(cb->ups[i].base);
-        cb->ups[i] = cb->ups[--cb->n_ups];
-        for (int w = 0; w < mf_model_n_weights(m); w++) clear_dev((mf_weight *)mf_model_weight(m, w));
-        return;
-    }
+    if (!bm || --bm->refs > 0) return;
+    for (mf_bmodel **p = &cb->models; *p; p = &(*p)->next)
+        if (*p == bm) {
+            *p = bm->next;
+            break;
+        }
+    free_bmodel(bm);
 }
 
 /* ------------------------------------------------------------------ state */
@@ -213,8 +241,9 @@ struct dev_req {
     size_t bytes;
 };
 
-mf_bstate *cu_state_new(mf_backend *be, const mf_model *m, const mf_state_opts *o, mf_err *err)
+mf_bstate *cu_state_new(mf_backend *be, mf_bmodel *bm, const mf_state_opts *o, mf_err *err)
 {
+    const mf_model *m = bm->m;
     const mf_hparams *hp = &m->hp;
     if (hp->n_kv_heads <= 0 || hp->n_heads % hp->n_kv_heads)
         return (mf_errf(err, "CUDA backend: %d heads are not a multiple of %d KV heads", hp->n_heads, hp->n_kv_heads),
@@ -227,6 +256,7 @@ mf_bstate *cu_state_new(mf_backend *be, const mf_model *m, const mf_state_opts *
     cu_state *st = (cu_state *)calloc(1, sizeof *st);
     if (!st) return (mf_errf(err, "out of memory"), nullptr);
     st->cb = impl(be);
+    st->bm = bm;
     st->m = m;
     st->o = *o;
     const int L = hp->n_layers, B = o->max_batch, npair = hp->n_rot / 2, hd = hp->head_dim;
@@ -435,34 +465,34 @@ void cu_embed(mf_backend *be, mf_bstate *bst, const mf_weight *emb, float *x)
 {
     (void)be;
     cu_state *st = S(bst);
-    mf_cu_mat e = mat_of(emb, nullptr);
+    mf_cu_mat e = mat_of(st, emb, nullptr);
     mf_cu_embed(&st->c, &e, st->d_params + 1, st->n, x);
 }
 
 void cu_rmsnorm(mf_backend *be, mf_bstate *bst, const float *x, const mf_weight *g, float eps, float *out, int rows)
 {
     (void)be;
-    mf_cu_rmsnorm(&S(bst)->c, x, (const float *)g->dev, eps, out, rows, (int)g->ne[0]);
+    mf_cu_rmsnorm(&S(bst)->c, x, vec_of(S(bst), g), eps, out, rows, (int)g->ne[0]);
 }
 
 void cu_matmul(mf_backend *be, mf_bstate *bst, const mf_weight *W, const mf_weight *b, const float *in, float *out,
                int rows, int accumulate)
 {
     (void)be;
-    mf_cu_mat m = mat_of(W, b);
+    mf_cu_mat m = mat_of(S(bst), W, b);
     int64_t ldo = W->ne[1];
     mf_cu_matmul(&S(bst)->c, &m, &out, &ldo, 1, in, W->ne[0], rows, accumulate);
 }
 
-void cu_qkv(mf_backend *be, mf_bstate *bst, int l, const float *h, float *q, float *k, float *v)
+void cu_qkv(mf_backend *be, mf_bstate *bst, const mf_weight *const W[3], const mf_weight *const b[3], const float *h,
+            float *q, float *k, float *v)
 {
     (void)be;
     cu_state *st = S(bst);
-    const mf_layer *L = &st->m->layers[l];
-    mf_cu_mat m[3] = {mat_of(&L->wq, &L->bq), mat_of(&L->wk, &L->bk), mat_of(&L->wv, &L->bv)};
+    mf_cu_mat m[3] = {mat_of(st, W[0], b[0]), mat_of(st, W[1], b[1]), mat_of(st, W[2], b[2])};
     float *outs[3] = {q, k, v};
-    int64_t ldo[3] = {L->wq.ne[1], L->wk.ne[1], L->wv.ne[1]};
-    mf_cu_matmul(&st->c, m, outs, ldo, 3, h, L->wq.ne[0], st->n, 0);
+    int64_t ldo[3] = {W[0]->ne[1], W[1]->ne[1], W[2]->ne[1]};
+    mf_cu_matmul(&st->c, m, outs, ldo, 3, h, W[0]->ne[0], st->n, 0);
 }
 
 void cu_rope_kv(mf_backend *be, mf_bstate *bst, int l, float *q, const float *k, const float *v)
@@ -491,7 +521,7 @@ void cu_rope_kv(mf_backend *be, mf_bstate *bst, int l, float *q, const float *k,
     mf_cu_rope_kv(&st->c, &a);
 }
 
-void cu_attention(mf_backend *be, mf_bstate *bst, int l, const float *q, float *out)
+void cu_attention(mf_backend *be, mf_bstate *bst, int l, const mf_weight *sinks, const float *q, float *out)
 {
     (void)be;
     cu_state *st = S(bst);
@@ -512,7 +542,7 @@ void cu_attention(mf_backend *be, mf_bstate *bst, int l, const float *q, float *
     a.hd = hp->head_dim;
     a.window = sliding ? hp->window : 0;
     a.scale = hp->attn_scale;
-    a.sinks = hp->has_sinks && L->sinks.name ? (const float *)L->sinks.dev : nullptr;
+    a.sinks = vec_of(st, sinks);
     a.chunk = st->n == 1 ? (sliding ? st->chunk_swa : st->chunk_full) : 0;
     a.nsplit = sliding ? st->nsplit_swa : st->nsplit_full;
     a.part_o = st->part_o;
@@ -520,15 +550,14 @@ void cu_attention(mf_backend *be, mf_bstate *bst, int l, const float *q, float *
     mf_cu_attention(&st->c, &a);
 }
 
-void cu_ffn(mf_backend *be, mf_bstate *bst, int l, const float *h, float *x)
+void cu_ffn(mf_backend *be, mf_bstate *bst, const mf_weight *const W[3], const float *h, float *x)
 {
     (void)be;
     cu_state *st = S(bst);
     mf_cu_ctx *c = &st->c;
-    const mf_layer *L = &st->m->layers[l];
     const int n = st->n;
-    const int64_t d = L->ffn_gate.ne[0], F = L->ffn_gate.ne[1];
-    mf_cu_mat gate = mat_of(&L->ffn_gate, nullptr), up = mat_of(&L->ffn_up, nullptr);
+    const int64_t d = W[0]->ne[0], F = W[0]->ne[1];
+    mf_cu_mat gate = mat_of(st, W[0], nullptr), up = mat_of(st, W[1], nullptr);
     if (n < MF_GEMM_MIN_ROWS && gate.type == up.type) {
         mf_cu_gemv_swiglu(c, &gate, &up, h, d, n, st->ff_g, F);
     } else {
@@ -538,17 +567,17 @@ void cu_ffn(mf_backend *be, mf_bstate *bst, int l, const float *h, float *x)
         mf_cu_matmul(c, gu, outs, ldo, 2, h, d, n, 0);
         mf_cu_swiglu(c, st->ff_g, st->ff_u, (int64_t)n * F);
     }
-    mf_cu_mat down = mat_of(&L->ffn_down, nullptr);
-    int64_t ldo = L->ffn_down.ne[1];
+    mf_cu_mat down = mat_of(st, W[2], nullptr);
+    int64_t ldo = W[2]->ne[1];
     mf_cu_matmul(c, &down, &x, &ldo, 1, st->ff_g, F, n, 1);
 }
 
-void cu_moe(mf_backend *be, mf_bstate *bst, int l, const float *h, float *x)
+void cu_moe(mf_backend *be, mf_bstate *bst, const mf_weight *router, const mf_weight *router_b,
+            const mf_weight *const W[3], const mf_weight *const b[3], const float *h, float *x)
 {
     (void)be;
     cu_state *st = S(bst);
     const mf_hparams *hp = &st->m->hp;
-    const mf_layer *L = &st->m->layers[l];
     mf_cu_moe_args a;
     a.h = h;
     a.x = x;
@@ -559,10 +588,10 @@ void cu_moe(mf_backend *be, mf_bstate *bst, int l, const float *h, float *x)
     a.k = hp->n_experts_used;
     a.limit = hp->swiglu_limit;
     a.alpha = hp->swiglu_alpha;
-    a.router = mat_of(&L->router, &L->router_b);
-    a.gate = mat_of(&L->gate_exps, &L->gate_exps_b);
-    a.up = mat_of(&L->up_exps, &L->up_exps_b);
-    a.down = mat_of(&L->down_exps, &L->down_exps_b);
+    a.router = mat_of(st, router, router_b);
+    a.gate = mat_of(st, W[0], b[0]);
+    a.up = mat_of(st, W[1], b[1]);
+    a.down = mat_of(st, W[2], b[2]);
     a.logits = st->logits;
     a.sel = st->sel;
     a.selw = st->selw;
@@ -602,8 +631,11 @@ void cu_free(mf_backend *be)
     if (!be) return;
     cu_backend *cb = impl(be);
     if (cb) {
-        for (int i = 0; i < cb->n_ups; i++) cudaFree(cb->ups[i].base);
-        free(cb->ups);
+        while (cb->models) {  /* prepares without their unprepare */
+            mf_bmodel *next = cb->models->next;
+            free_bmodel(cb->models);
+            cb->models = next;
+        }
         free(cb);
     }
     free(be);
@@ -632,6 +664,7 @@ extern "C" mf_backend *mf_backend_cuda_new(int device, mf_err *err)
     }
     cb->device = device;
     be->name = "cuda";
+    be->kv_f16_default = 1;  /* half the cache traffic */
     snprintf(be->device_name, sizeof be->device_name, "%.80s (sm_%d%d, %d SMs)", p.name, p.major, p.minor,
              p.multiProcessorCount);
     be->impl = cb;

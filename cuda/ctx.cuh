@@ -175,9 +175,12 @@ void mf_cu_moe(mf_cu_ctx *c, const mf_cu_moe_args *a);
 
 struct mf_model;
 /* Copy every weight of m into one device allocation (each tensor once, in its file type,
- * 256-byte aligned) and set w->dev; *base receives the allocation, *bytes its size. Fails
- * with both numbers when the weights do not fit in the free device memory. */
-int mf_cu_upload_model(struct mf_model *m, void **base, size_t *bytes, mf_err *err);
+ * 256-byte aligned: memory.h mf_mem_device_weights); dev[i] receives the address of weight i
+ * of the model's list (NULL: absent), *base the allocation, *bytes its size. Fails with
+ * both numbers when the weights do not fit in the free device memory. progress (may be NULL)
+ * receives the bytes uploaded after each staged chunk. */
+int mf_cu_upload_model(const struct mf_model *m, void **base, const uint8_t **dev, size_t *bytes,
+                       void (*progress)(void *user, uint64_t done, uint64_t total), void *user, mf_err *err);
 
 /* ---------------------------------------------------------------- sample.cu */
 

@@ -3,7 +3,8 @@
  * Architectures: "llama" (spec llama-arch.md) and "gpt-oss" (gpt-oss-arch.md). Nothing
  * about a shape is hard-coded: every size comes from the file's keys and is checked
  * against every tensor's shape before anything runs. Weights are not copied: an mf_weight
- * points into the GGUF mapping (`data`); a GPU backend adds its own device copy (`dev`).
+ * points into the GGUF mapping (`data`); a GPU backend keeps its device copy in its own
+ * per-model state (backend.h), so one model can serve several sessions and devices.
  */
 #ifndef MF_MODEL_H
 #define MF_MODEL_H
@@ -30,9 +31,10 @@ typedef struct mf_weight {
     size_t nbytes;
     const void *data;        /* host bytes, in the mapping (an F32 vector the file places at an
                                 address that is not a multiple of 4: an aligned copy, model.c) */
-    void *dev;               /* device copy (owned by the GPU backend), NULL on the CPU */
     int slot;                /* index of this tensor in the model's weight list (mf_model_weight);
-                                a tied output has the embedding's */
+                                a tied output has the embedding's. A backend that keeps a
+                                copy of the tensor (a GPU) finds it by this index in its own
+                                table: the model holds nothing of any device (backend.h) */
 } mf_weight;
 
 /* ---------------------------------------------------------------- the weight list

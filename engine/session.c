@@ -1,5 +1,7 @@
-/* session.c — a model opened on a device: backend choice, memory check, buffers, and the
- * prompt/generation entry points (batching, context checks, logits retrieval). */
+/* session.c — a model opened on a device for one sequence: the backend choice, the model
+ * prepared on it, the sequence's state and activation buffers (the backend checks that they
+ * fit), and the entry points (batching, context checks, logits retrieval, the layer hook).
+ * Each step goes to forward.c with the session's view of it (mf_session_forward). */
 #include "session.h"
 #include "memory.h"
 
@@ -7,9 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/resource.h>
-#include <unistd.h>
 
 mf_session_opts mf_session_defaults(void)
 {
@@ -28,7 +28,8 @@ uint64_t mf_peak_rss(void)
 static void free_buffers(mf_session *s)
 {
     if (!s->be) return;
-    float **bufs[] = {&s->x, &s->h, &s->q, &s->k, &s->v, &s->att, &s->logits};
+    mf_fwd_bufs *b = &s->buf;
+    float **bufs[] = {&b->x, &b->h, &b->q, &b->k, &b->v, &b->attn_out, &b->logits};
     for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++) {
         if (*bufs[i]) s->be->release(s->be, *bufs[i]);
         *bufs[i] = NULL;
@@ -41,34 +42,12 @@ void mf_session_free(mf_session *s)
     free_buffers(s);
     if (s->be) {
         if (s->bst) s->be->state_free(s->be, s->bst);
-        s->be->unprepare(s->be, s->m);
+        if (s->bm) s->be->unprepare(s->be, s->bm);
         s->be->free(s->be);
     }
     free(s->host_logits);
     free(s->hook_buf);
     free(s);
-}
-
-/* Reads the model file's pages in order, 64 MiB at a time, reporting progress. Without it
- * the first forward pass (or a GPU upload) faults the weights in page by page with nothing
- * to show for it, which on a big file on a slow disk looks like a hang. The mapping is
- * read-only and shared with the page cache: this costs no memory the weights would not
- * take anyway once they are used (mf_session_new has checked that they fit). */
-static void prefetch(const mf_model *m, mf_progress_fn fn, void *user)
-{
-    const uint8_t *base = mf_gguf_bytes(m->gguf);
-    uint64_t size = mf_gguf_file_size(m->gguf), chunk = 64ull << 20;
-    long page = sysconf(_SC_PAGESIZE);
-    if (page <= 0) page = 4096;
-    volatile uint8_t sink = 0;
-    for (uint64_t off = 0; off < size; off += chunk) {
-        uint64_t n = size - off < chunk ? size - off : chunk;
-        /* a hint for read-ahead; it fails harmlessly where base is not a mapping */
-        madvise((void *)(uintptr_t)(base + off), (size_t)n, MADV_WILLNEED);
-        for (uint64_t i = 0; i < n; i += (uint64_t)page) sink ^= base[off + i];
-        fn(user, off + n, size);
-    }
-    (void)sink;
 }
 
 static mf_backend *pick_backend(mf_session *s, const mf_session_opts *o, mf_err *err)
@@ -109,31 +88,32 @@ mf_session *mf_session_new(mf_model *m, const mf_session_opts *opts, mf_err *err
     s->max_batch = o.max_batch;
     s->be = pick_backend(s, &o, err);
     if (!s->be) goto fail;
-    int gpu = strcmp(s->be->name, "cpu") != 0;
-    if (o.kv_f16 < 0) o.kv_f16 = gpu;  /* GPU: half the cache traffic; CPU: exact float32 */
+    if (o.kv_f16 < 0) o.kv_f16 = s->be->kv_f16_default;
     s->o = o;
 
     s->logits_rows = mf_mem_logits_rows(hp, o.max_batch);
 
-    if (o.progress) prefetch(m, o.progress, o.progress_user);
-    if (s->be->prepare(s->be, m, err)) goto fail;
+    s->bm = s->be->prepare(s->be, m, o.progress, o.progress_user, err);
+    if (!s->bm) goto fail;
+    /* the backend checks its memory (host RAM or device memory) against what it allocates */
     mf_state_opts so = {.n_ctx = o.n_ctx, .max_batch = o.max_batch, .kv_f16 = o.kv_f16, .no_graph = o.no_graph};
-    s->bst = s->be->state_new(s->be, m, &so, err);
+    s->bst = s->be->state_new(s->be, s->bm, &so, err);
     if (!s->bst) goto fail;
 
     /* the activation buffers (memory.h); the backend's state_new has counted them in its
      * memory check */
     mf_mem_acts a;
     mf_mem_acts_of(hp, o.max_batch, &a);
-    s->x = s->be->alloc(s->be, a.x);
-    s->h = s->be->alloc(s->be, a.h);
-    s->q = s->be->alloc(s->be, a.q);
-    s->k = s->be->alloc(s->be, a.k);
-    s->v = s->be->alloc(s->be, a.v);
-    s->att = s->be->alloc(s->be, a.attn_out);
-    s->logits = s->be->alloc(s->be, a.logits);
+    mf_fwd_bufs *b = &s->buf;
+    b->x = s->be->alloc(s->be, a.x);
+    b->h = s->be->alloc(s->be, a.h);
+    b->q = s->be->alloc(s->be, a.q);
+    b->k = s->be->alloc(s->be, a.k);
+    b->v = s->be->alloc(s->be, a.v);
+    b->attn_out = s->be->alloc(s->be, a.attn_out);
+    b->logits = s->be->alloc(s->be, a.logits);
     s->host_logits = malloc(sizeof(float) * (size_t)hp->n_vocab);
-    if (!s->x || !s->h || !s->q || !s->k || !s->v || !s->att || !s->logits || !s->host_logits) {
+    if (!b->x || !b->h || !b->q || !b->k || !b->v || !b->attn_out || !b->logits || !s->host_logits) {
         mf_errf(err, "out of memory for the activation buffers (%s)", s->be->name);
         goto fail;
     }
@@ -154,11 +134,12 @@ int mf_session_eval(mf_session *s, const int32_t *tokens, int n, float *all_logi
         if (tokens[i] < 0 || tokens[i] >= hp->n_vocab)
             return mf_errf(err, "token %d (at index %d) is outside the vocabulary of %d", tokens[i], i, hp->n_vocab);
     int B = all_logits ? s->logits_rows : s->max_batch;
+    mf_forward f = mf_session_forward(s);
     for (int done = 0; done < n;) {
         int c = n - done < B ? n - done : B;
-        if (mf_forward_step(s, tokens + done, c, s->pos, all_logits != NULL, err)) return -1;
+        if (mf_forward_step(&f, tokens + done, c, s->pos, all_logits != NULL, err)) return -1;
         if (all_logits &&
-            s->be->read(s->be, s->logits, (size_t)c * hp->n_vocab, all_logits + (size_t)done * hp->n_vocab, err))
+            s->be->read(s->be, s->buf.logits, (size_t)c * hp->n_vocab, all_logits + (size_t)done * hp->n_vocab, err))
             return -1;
         s->last_row = all_logits ? c - 1 : 0;
         s->pos += c;
@@ -172,7 +153,7 @@ float *mf_session_logits(mf_session *s, mf_err *err)
 {
     int V = s->m->hp.n_vocab;
     if (!s->host_valid) {
-        if (s->be->read(s->be, s->logits + (size_t)s->last_row * V, (size_t)V, s->host_logits, err)) return NULL;
+        if (s->be->read(s->be, s->buf.logits + (size_t)s->last_row * V, (size_t)V, s->host_logits, err)) return NULL;
         s->host_valid = 1;
     }
     return s->host_logits;
@@ -181,7 +162,7 @@ float *mf_session_logits(mf_session *s, mf_err *err)
 int32_t mf_session_argmax(mf_session *s)
 {
     int V = s->m->hp.n_vocab;
-    return s->be->argmax(s->be, s->bst, s->logits + (size_t)s->last_row * V, V);
+    return s->be->argmax(s->be, s->bst, s->buf.logits + (size_t)s->last_row * V, V);
 }
 
 /* The layer hook of mf_session_explain_nonfinite: remembers the first stage whose output
@@ -244,14 +225,27 @@ void mf_session_set_hook(mf_session *s, mf_layer_hook hook, void *user)
     s->hook_user = user;
 }
 
-int mf_session_call_hook(mf_session *s, int layer, int rows, mf_err *err)
+/* The forward pass's hook while a layer hook is set: the step's rows of x copied to the
+ * host, then the caller's hook; -1 with err when the copy fails (the hook is not called). */
+static int call_hook(void *user, int layer, int rows, mf_err *err)
 {
+    mf_session *s = user;
     int d = s->m->hp.n_embd;
     if (!s->hook_buf) {
         s->hook_buf = malloc(sizeof(float) * (size_t)s->max_batch * (size_t)d);
         if (!s->hook_buf) return mf_errf(err, "out of memory for the hook's copy of the hidden state");
     }
-    if (s->be->read(s->be, s->x, (size_t)rows * d, s->hook_buf, err)) return -1;
+    if (s->be->read(s->be, s->buf.x, (size_t)rows * d, s->hook_buf, err)) return -1;
     s->hook(s->hook_user, layer, s->hook_buf, rows, d);
     return 0;
+}
+
+mf_forward mf_session_forward(mf_session *s)
+{
+    mf_forward f = {.m = s->m, .be = s->be, .st = s->bst, .buf = s->buf};
+    if (s->hook) {
+        f.hook = call_hook;
+        f.hook_user = s;
+    }
+    return f;
 }

@@ -138,6 +138,7 @@ static void free_fake(fake *f)
 
 typedef struct rig {
     mf_backend *be;
+    mf_bmodel *bm;
     mf_bstate *st;
 } rig;
 
@@ -148,7 +149,9 @@ static rig open_rig(fake *f, int n_ctx, int max_batch)
     r.be = mf_backend_cpu_new(2, &err);
     assert_non_null(r.be);
     mf_state_opts o = {.n_ctx = n_ctx, .max_batch = max_batch};
-    r.st = r.be->state_new(r.be, &f->m, &o, &err);
+    r.bm = r.be->prepare(r.be, &f->m, NULL, NULL, &err);
+    if (!r.bm) fail_msg("%s", err.msg);
+    r.st = r.be->state_new(r.be, r.bm, &o, &err);
     if (!r.st) fail_msg("%s", err.msg);
     return r;
 }
@@ -156,6 +159,7 @@ static rig open_rig(fake *f, int n_ctx, int max_batch)
 static void close_rig(rig *r)
 {
     r->be->state_free(r->be, r->st);
+    r->be->unprepare(r->be, r->bm);
     r->be->free(r->be);
 }
 
@@ -173,9 +177,8 @@ static void attend(fake *f, rig *r, int layer, int n_steps, float (*kval)(int), 
         for (int i = 0; i < HKV * HD; i++) k[i] = kval(p), v[i] = vval(p);
         r->be->step_begin(r->be, r->st, &tok, 1, p, 0);
         r->be->rope_kv(r->be, r->st, layer, q, k, v);
-        r->be->attention(r->be, r->st, layer, q, out_all);
+        r->be->attention(r->be, r->st, layer, &f->m.layers[layer].sinks, q, out_all);
     }
-    (void)f;
 }
 
 static float k_zero(int t) { (void)t; return 0.0f; }
@@ -292,7 +295,10 @@ static void run_moe(fake *f, const float *h, float *x)
     int32_t tok = 0;
     for (int i = 0; i < D; i++) x[i] = 0;
     r.be->step_begin(r.be, r.st, &tok, 1, 0, 0);
-    r.be->moe(r.be, r.st, 0, h, x);
+    const mf_layer *L = &f->m.layers[0];
+    const mf_weight *w[3] = {&L->gate_exps, &L->up_exps, &L->down_exps};
+    const mf_weight *b[3] = {&L->gate_exps_b, &L->up_exps_b, &L->down_exps_b};
+    r.be->moe(r.be, r.st, &L->router, &L->router_b, w, b, h, x);
     close_rig(&r);
 }
 

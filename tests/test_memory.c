@@ -58,8 +58,9 @@ static void expect_cpu_state(mf_model *m, int n_ctx, int max_batch, int kv_f16, 
     mf_backend *be = mf_backend_cpu_new(threads, &err);
     if (!be) fail_msg("%s", err.msg);
     mf_state_opts o = {.n_ctx = n_ctx, .max_batch = max_batch, .kv_f16 = kv_f16};
-    if (be->prepare(be, m, &err)) fail_msg("%s", err.msg);
-    mf_bstate *st = be->state_new(be, m, &o, &err);
+    mf_bmodel *bm = be->prepare(be, m, NULL, NULL, &err);
+    if (!bm) fail_msg("%s", err.msg);
+    mf_bstate *st = be->state_new(be, bm, &o, &err);
     if (!st) fail_msg("%s", err.msg);
     mf_mem_cpu mem;
     mf_mem_cpu_state(&m->hp, &o, threads, &mem);
@@ -71,7 +72,7 @@ static void expect_cpu_state(mf_model *m, int n_ctx, int max_batch, int kv_f16, 
     assert_int_equal(mem.sum.total, mem.sum.kv + mem.sum.rope + mem.sum.scratch);
     assert_int_equal(mem.sum.kv, mf_mem_kv_bytes(&m->hp, n_ctx, max_batch, kv_f16 ? 2 : 4));
     be->state_free(be, st);
-    be->unprepare(be, m);
+    be->unprepare(be, bm);
     be->free(be);
 }
 

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #ifdef MF_HAVE_BLAS
@@ -93,9 +94,10 @@ static void *state_buf(mf_bstate *st, size_t bytes)
     return p;
 }
 
-static mf_bstate *cpu_state_new(mf_backend *be, const mf_model *m, const mf_state_opts *o, mf_err *err)
+static mf_bstate *cpu_state_new(mf_backend *be, mf_bmodel *bm, const mf_state_opts *o, mf_err *err)
 {
     cpu_backend *cb = be->impl;
+    const mf_model *m = bm->m;
     const mf_hparams *hp = &m->hp;
     int L = hp->n_layers, half = hp->n_rot / 2;
     mf_mem_cpu mem;
@@ -280,18 +282,63 @@ static int cpu_argmax(mf_backend *be, mf_bstate *st, const float *buf, int n)
 
 /* ------------------------------------------------------------------ lifetime */
 
-static int cpu_prepare(mf_backend *be, mf_model *m, mf_err *err)
+/* Reads the model file's pages in order, 64 MiB at a time, reporting progress. Without it
+ * the first forward pass faults the weights in page by page with nothing to show for it,
+ * which on a big file on a slow disk looks like a hang. The mapping is read-only and shared
+ * with the page cache: this costs no memory the weights would not take anyway once they are
+ * used (cpu_prepare has checked that they fit). */
+static void prefetch(const mf_model *m, mf_progress_fn fn, void *user)
 {
-    (void)be;
-    (void)m;
-    (void)err;
-    return 0;  /* weights stay in the file mapping */
+    const uint8_t *base = mf_gguf_bytes(m->gguf);
+    uint64_t size = mf_gguf_file_size(m->gguf), chunk = 64ull << 20;
+    long page = sysconf(_SC_PAGESIZE);
+    if (page <= 0) page = 4096;
+    volatile uint8_t sink = 0;
+    for (uint64_t off = 0; off < size; off += chunk) {
+        uint64_t n = size - off < chunk ? size - off : chunk;
+        /* a hint for read-ahead; it fails harmlessly where base is not a mapping */
+        madvise((void *)(uintptr_t)(base + off), (size_t)n, MADV_WILLNEED);
+        for (uint64_t i = 0; i < n; i += (uint64_t)page) sink ^= base[off + i];
+        fn(user, off + n, size);
+    }
+    (void)sink;
 }
 
-static void cpu_unprepare(mf_backend *be, mf_model *m)
+static mf_bmodel *cpu_prepare(mf_backend *be, const mf_model *m, mf_progress_fn progress, void *user, mf_err *err)
 {
-    (void)be;
-    (void)m;
+    cpu_backend *cb = be->impl;
+    for (mf_bmodel *bm = cb->models; bm; bm = bm->next)
+        if (bm->m == m) {
+            bm->refs++;
+            return bm;
+        }
+    /* the weights alone, before reading them (state_new checks them with the cache and the
+     * scratch of a session) */
+    uint64_t have = mf_mem_host_total();
+    if (have && m->weight_bytes > have) {
+        mf_errf(err, "the weights need %.2f GB but this machine has %.2f GB of RAM", m->weight_bytes / 1e9, have / 1e9);
+        return NULL;
+    }
+    if (progress) prefetch(m, progress, user);
+    mf_bmodel *bm = calloc(1, sizeof *bm);
+    if (!bm) { mf_errf(err, "out of memory"); return NULL; }
+    bm->m = m;  /* the weights stay in the file mapping */
+    bm->refs = 1;
+    bm->next = cb->models;
+    cb->models = bm;
+    return bm;
+}
+
+static void cpu_unprepare(mf_backend *be, mf_bmodel *bm)
+{
+    cpu_backend *cb = be->impl;
+    if (!bm || --bm->refs > 0) return;
+    for (mf_bmodel **p = &cb->models; *p; p = &(*p)->next)
+        if (*p == bm) {
+            *p = bm->next;
+            break;
+        }
+    free(bm);
 }
 
 static void cpu_free(mf_backend *be)
@@ -299,6 +346,11 @@ static void cpu_free(mf_backend *be)
     if (!be) return;
     cpu_backend *cb = be->impl;
     if (cb) mf_pool_free(cb->pool);
+    while (cb && cb->models) {  /* prepares without their unprepare */
+        mf_bmodel *next = cb->models->next;
+        free(cb->models);
+        cb->models = next;
+    }
     free(cb);
     free(be);
 }
@@ -364,6 +416,7 @@ mf_backend *mf_backend_cpu_new(int n_threads, mf_err *err)
     cb->blas_ok = blas_has_vector_kernels();
 #endif
     be->name = "cpu";
+    be->kv_f16_default = 0;  /* exact float32 */
     cpu_name(be->device_name, sizeof be->device_name, cb->n_threads);
 #ifdef MF_HAVE_BLAS
     size_t dl = strlen(be->device_name);

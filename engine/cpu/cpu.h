@@ -19,10 +19,19 @@
 #include "memory_sizes.h"  /* MF_CPU_QROWS, MF_CPU_TILE_ROWS: they size the scratch */
 #include "threadpool.h"
 
+/* What the CPU backend keeps per model (prepare): nothing but the model, whose weights it
+ * reads in the file mapping; counted, one per model (backend.h). */
+struct mf_bmodel {
+    const mf_model *m;
+    int refs;
+    struct mf_bmodel *next;
+};
+
 typedef struct cpu_backend {
     mf_pool *pool;
     int n_threads;
     int blas_ok;        /* OpenBLAS runs AVX2/AVX-512 kernels on this CPU (matmul.c path 2) */
+    mf_bmodel *models;  /* prepared models */
 } cpu_backend;
 
 struct mf_bstate {
@@ -74,10 +83,12 @@ void mf_cpu_matmul(cpu_backend *cb, mf_bstate *st, uint32_t wtype, const void *W
 /* ops implemented outside backend_cpu.c */
 void mf_cpu_matmul_op(mf_backend *be, mf_bstate *st, const mf_weight *W, const mf_weight *b,
                       const float *in, float *out, int rows, int accumulate);
-void mf_cpu_qkv(mf_backend *be, mf_bstate *st, int l, const float *h, float *q, float *k, float *v);
-void mf_cpu_ffn(mf_backend *be, mf_bstate *st, int l, const float *h, float *x);
-void mf_cpu_attention(mf_backend *be, mf_bstate *st, int l, const float *q, float *out);
-void mf_cpu_moe(mf_backend *be, mf_bstate *st, int l, const float *h, float *x);
+void mf_cpu_qkv(mf_backend *be, mf_bstate *st, const mf_weight *const W[3], const mf_weight *const b[3],
+                const float *h, float *q, float *k, float *v);
+void mf_cpu_ffn(mf_backend *be, mf_bstate *st, const mf_weight *const W[3], const float *h, float *x);
+void mf_cpu_attention(mf_backend *be, mf_bstate *st, int l, const mf_weight *sinks, const float *q, float *out);
+void mf_cpu_moe(mf_backend *be, mf_bstate *st, const mf_weight *router, const mf_weight *router_b,
+                const mf_weight *const W[3], const mf_weight *const b[3], const float *h, float *x);
 
 /* Elementwise helpers that also run on the pool (cheap but not free for 512-row batches). */
 float mf_silu(float z);

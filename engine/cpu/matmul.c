@@ -202,10 +202,9 @@ void mf_cpu_matmul_op(mf_backend *be, mf_bstate *st, const mf_weight *W, const m
                   rows, out, W->ne[1], accumulate, bias_of(b));
 }
 
-void mf_cpu_qkv(mf_backend *be, mf_bstate *st, int l, const float *h, float *q, float *k, float *v)
+void mf_cpu_qkv(mf_backend *be, mf_bstate *st, const mf_weight *const W[3], const mf_weight *const b[3],
+                const float *h, float *q, float *k, float *v)
 {
-    const mf_layer *L = &st->m->layers[l];
-    const mf_weight *W[3] = {&L->wq, &L->wk, &L->wv}, *b[3] = {&L->bq, &L->bk, &L->bv};
     float *out[3] = {q, k, v};
     matmul_group(be, st, 3, W, b, out, h, st->n);
 }
@@ -223,17 +222,16 @@ static void swiglu_task(void *ctx, int task, int thread)
     for (int64_t i = i0; i < i1; i++) j->g[i] = mf_silu(j->g[i]) * j->u[i];
 }
 
-void mf_cpu_ffn(mf_backend *be, mf_bstate *st, int l, const float *h, float *x)
+void mf_cpu_ffn(mf_backend *be, mf_bstate *st, const mf_weight *const W[3], const float *h, float *x)
 {
     cpu_backend *cb = be->impl;
-    const mf_layer *L = &st->m->layers[l];
     int n = st->n;
-    int64_t F = L->ffn_gate.ne[1];
+    int64_t F = W[0]->ne[1];
     /* x += W_down · (silu(W_gate·h) ⊙ (W_up·h))   (llama-arch.md §4.1 step 8) */
-    const mf_weight *W[2] = {&L->ffn_gate, &L->ffn_up}, *b[2] = {NULL, NULL};
+    const mf_weight *b[2] = {NULL, NULL};
     float *out[2] = {st->ff_g, st->ff_u};
     matmul_group(be, st, 2, W, b, out, h, n);
     swiglu_job j = {st->ff_g, st->ff_u, (int64_t)n * F};
     mf_pool_run(cb->pool, swiglu_task, &j, (int)((j.n + 4095) / 4096));
-    mf_cpu_matmul_op(be, st, &L->ffn_down, NULL, st->ff_g, x, n, 1);
+    mf_cpu_matmul_op(be, st, W[2], NULL, st->ff_g, x, n, 1);
 }
