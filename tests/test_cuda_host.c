@@ -22,6 +22,7 @@
 #ifdef MF_HAVE_CUDA
 #include "../cuda/host_twins.h"
 #include "quant.h"
+#include "quantize.h"
 #include "rope.h"
 #include "types.h"
 

@@ -55,6 +55,7 @@
  */
 #include "gguf.h"
 #include "quant.h"
+#include "quantize.h"
 #include "types.h"
 
 #include <errno.h>
