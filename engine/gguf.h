@@ -19,6 +19,11 @@
  *   - Tensor bytes come either from a caller pointer (kept, not copied: it must stay valid
  *     until the write) or from a fill callback invoked once per tensor at write time, so a
  *     multi-GB synthetic model is streamed through one tensor-sized buffer.
+ *   - Never a partial file under the final name: the file is written to a temporary name
+ *     beside it (PATH.tmp-PID-N), flushed to disk (fsync) and renamed over PATH only when
+ *     complete; on any failure (full disk, file-size limit, a fill error) the temporary
+ *     file is removed and an existing PATH is left as it was. (An existing PATH that is not
+ *     a regular file, e.g. /dev/null or a FIFO, is written in place.)
  */
 #ifndef MF_GGUF_H
 #define MF_GGUF_H

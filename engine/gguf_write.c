@@ -10,9 +10,11 @@
 #include "types.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 typedef struct wtensor {
@@ -222,11 +224,9 @@ static int pad_to(FILE *f, uint64_t *pos, uint64_t align)
     return 0;
 }
 
-int mf_gguf_w_write(mf_gguf_writer *w, const char *path, mf_gguf_fill_fn fill, void *user, mf_err *err)
+/* Header, metadata, tensor infos and data into an open stream (err names `path`). */
+static int write_stream(mf_gguf_writer *w, FILE *f, const char *path, mf_gguf_fill_fn fill, void *user, mf_err *err)
 {
-    if (w->oom) return mf_errf(err, "%s: out of memory while building metadata", path);
-    FILE *f = fopen(path, "wb");
-    if (!f) return mf_errf(err, "%s: cannot create: %s", path, strerror(errno));
     int rc = -1;
     void *buf = NULL;
     uint64_t pos = 0, off = 0;
@@ -265,11 +265,11 @@ int mf_gguf_w_write(mf_gguf_writer *w, const char *path, mf_gguf_fill_fn fill, v
             continue;
         }
         if (!src) {
-            if (!fill) { mf_errf(err, "%s: tensor '%s' has no data and no fill callback", path, t->name); goto fail; }
+            if (!fill) { mf_errf(err, "%s: tensor '%s' has no data and no fill callback", path, t->name); goto done; }
             free(buf);
             buf = malloc(t->nbytes ? t->nbytes : 1);
-            if (!buf) { mf_errf(err, "%s: out of memory for tensor '%s' (%llu bytes)", path, t->name, (unsigned long long)t->nbytes); goto fail; }
-            if (fill(user, i, t, buf, err)) goto fail;
+            if (!buf) { mf_errf(err, "%s: out of memory for tensor '%s' (%llu bytes)", path, t->name, (unsigned long long)t->nbytes); goto done; }
+            if (fill(user, i, t, buf, err)) goto done;
             src = buf;
         }
         if (wr(f, src, t->nbytes)) goto io_error;
@@ -278,15 +278,57 @@ int mf_gguf_w_write(mf_gguf_writer *w, const char *path, mf_gguf_fill_fn fill, v
     }
     /* a file that ends in a hole needs its length set explicitly */
     if (w->sparse && (fflush(f) != 0 || ftruncate(fileno(f), (off_t)pos) != 0)) goto io_error;
-    if (fclose(f) != 0) { f = NULL; goto io_error; }
-    f = NULL;
+    if (fflush(f) != 0) goto io_error;
     rc = 0;
     goto done;
 io_error:
     mf_errf(err, "%s: write failed: %s", path, strerror(errno));
-fail:
 done:
-    if (f) fclose(f);
     free(buf);
+    return rc;
+}
+
+int mf_gguf_w_write(mf_gguf_writer *w, const char *path, mf_gguf_fill_fn fill, void *user, mf_err *err)
+{
+    if (w->oom) return mf_errf(err, "%s: out of memory while building metadata", path);
+    /* an existing device or pipe (/dev/null, a FIFO) is written in place: it cannot be
+     * replaced by a rename, and holds no earlier file to protect */
+    struct stat sb;
+    if (stat(path, &sb) == 0 && !S_ISREG(sb.st_mode)) {
+        FILE *f = fopen(path, "wb");
+        if (!f) return mf_errf(err, "%s: cannot create: %s", path, strerror(errno));
+        int rc = write_stream(w, f, path, fill, user, err);
+        if (fclose(f) != 0 && rc == 0) rc = mf_errf(err, "%s: write failed: %s", path, strerror(errno));
+        return rc;
+    }
+    /* a temporary file beside the target, renamed over it only once complete and on disk:
+     * a failure (full disk, a fill error, a crash) never leaves a partial file under the
+     * final name, and the temporary one is removed */
+    char *tmp = malloc(strlen(path) + 48);
+    if (!tmp) return mf_errf(err, "%s: out of memory", path);
+    int fd = -1;
+    for (int k = 0; k < 100 && fd < 0; k++) {
+        sprintf(tmp, "%s.tmp-%ld-%d", path, (long)getpid(), k);
+        fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+        if (fd < 0 && errno != EEXIST) break;
+    }
+    if (fd < 0) {
+        mf_errf(err, "%s: cannot create: %s", path, strerror(errno));
+        free(tmp);
+        return -1;
+    }
+    FILE *f = fdopen(fd, "wb");
+    int rc = -1;
+    if (!f) {
+        mf_errf(err, "%s: cannot create: %s", path, strerror(errno));
+        close(fd);
+    } else {
+        rc = write_stream(w, f, path, fill, user, err);
+        if (rc == 0 && fsync(fd) != 0) rc = mf_errf(err, "%s: write failed: %s", path, strerror(errno));
+        if (fclose(f) != 0 && rc == 0) rc = mf_errf(err, "%s: write failed: %s", path, strerror(errno));
+        if (rc == 0 && rename(tmp, path) != 0) rc = mf_errf(err, "%s: cannot rename the finished file into place: %s", path, strerror(errno));
+    }
+    if (rc != 0) unlink(tmp);
+    free(tmp);
     return rc;
 }
