@@ -161,6 +161,8 @@ int mf_gguf_w_strn(mf_gguf_writer *w, const char *key, const char *v, uint64_t l
 int mf_gguf_w_u64(mf_gguf_writer *w, const char *key, uint64_t v);
 int mf_gguf_w_i64(mf_gguf_writer *w, const char *key, int64_t v);
 int mf_gguf_w_f64(mf_gguf_writer *w, const char *key, double v);
+/* Bytes of one value of a fixed-size type (1 for BOOL); 0 for STR, ARR and invalid ids. */
+size_t mf_gguf_vtype_size(uint32_t type);
 /* Array of fixed-size elements: n elements of elem_type taken (copied) from data, which
  * holds them in host order (little-endian on every machine minfer targets). */
 int mf_gguf_w_arr(mf_gguf_writer *w, const char *key, uint32_t elem_type, const void *data, uint64_t n);

@@ -132,6 +132,8 @@ int mf_gguf_w_str(mf_gguf_writer *w, const char *key, const char *v)
 
 static const uint8_t ELEM_SIZE[MF_GGUF_VTYPE_COUNT] = {1, 1, 2, 2, 4, 4, 4, 1, 0, 0, 8, 8, 8};
 
+size_t mf_gguf_vtype_size(uint32_t type) { return type < MF_GGUF_VTYPE_COUNT ? ELEM_SIZE[type] : 0; }
+
 int mf_gguf_w_arr(mf_gguf_writer *w, const char *key, uint32_t elem_type, const void *data, uint64_t n)
 {
     if (elem_type >= MF_GGUF_VTYPE_COUNT || ELEM_SIZE[elem_type] == 0) return -1;

@@ -45,6 +45,7 @@ typedef struct mf_layer {
     mf_weight gate_exps, up_exps, down_exps;
     mf_weight gate_exps_b, up_exps_b, down_exps_b;   /* [F or d, E] */
     int sliding;             /* 1: sliding-window attention on this layer */
+    int skip;                /* 1: the forward passes skip this layer (prune.h) */
     float rope_base;         /* rope.freq_base or rope.freq_base_swa */
 } mf_layer;
 
@@ -104,6 +105,10 @@ void mf_model_free(mf_model *m);
 
 /* Hyperparameters only (no tokenizer, no tensors checked): used by `inspect` and `plan`. */
 int mf_hparams_read(const mf_gguf *g, mf_hparams *hp, mf_err *err);
+
+/* 1 when layer l uses sliding-window attention: gpt-oss alternates, layer l slides iff
+ * l % swa_pattern < swa_pattern - 1 (gpt-oss-arch.md §1); llama never. */
+int mf_layer_slides(const mf_hparams *hp, int l);
 
 /* Bytes of the KV cache (K and V, all layers) for n_ctx positions with elements of
  * elem_bytes (2 or 4), counting sliding-window layers at min(n_ctx, window) (the steady

@@ -173,6 +173,10 @@ int mf_ref_forward(mf_ref *r, int32_t token, int pos, float *logits, float *hidd
 
     for (int l = 0; l < hp->n_layers; l++) {
         const mf_layer *L = &m->layers[l];
+        if (L->skip) {  /* --skip-layers: the block adds nothing, x passes through (prune.h) */
+            if (hidden) memcpy(hidden + (size_t)l * d, x, sizeof(float) * d);
+            continue;
+        }
         float *kc = r->kc + (size_t)l * r->n_ctx * kw, *vc = r->vc + (size_t)l * r->n_ctx * kw;
 
         /* 2.1-2.2 attention input and projections */

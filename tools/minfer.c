@@ -6,6 +6,7 @@
  *   minfer bench    -m MODEL ...             speed and % of the bandwidth roofline
  *   minfer check    -m MODEL ...             CPU vs GPU, layer by layer
  *   minfer plan     -m MODEL ...             will it fit, how fast at best
+ *   minfer prune    IN OUT --drop-layers L   a copy without some layers
  *   minfer --version                         build options and the CUDA devices seen
  */
 #include <stdio.h>
@@ -25,6 +26,7 @@ static void usage(FILE *f)
             "  bench     measure prompt/generation speed  (minfer bench -m MODEL)\n"
             "  check     compare CPU and GPU layer by layer (minfer check -m MODEL)\n"
             "  plan      memory and speed bounds per device (minfer plan -m MODEL)\n"
+            "  prune     write a copy without some layers (minfer prune IN OUT --drop-layers 3,7)\n"
             "  --version build options and CUDA devices\n"
             "Run 'minfer COMMAND --help' for the options of a command.\n");
 }
@@ -63,6 +65,7 @@ int main(int argc, char **argv)
     if (!strcmp(c, "bench")) return mf_cmd_bench(argc - 1, argv + 1);
     if (!strcmp(c, "check")) return mf_cmd_check(argc - 1, argv + 1);
     if (!strcmp(c, "plan")) return mf_cmd_plan(argc - 1, argv + 1);
+    if (!strcmp(c, "prune")) return mf_cmd_prune(argc - 1, argv + 1);
     fprintf(stderr, "minfer: unknown command '%s'\n", c);
     usage(stderr);
     return 2;
