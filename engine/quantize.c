@@ -58,91 +58,7 @@ static float max_signed(const float *x, int n)
     return m;
 }
 
-/* ================================================================ Q4_0, Q4_1, Q5_0, Q5_1, Q8_0 */
-
-static void quant_q4_0(const float *x, uint8_t *b)
-{
-    /* d = max / -8: the largest magnitude becomes code 0 (value -8·d = max, up to the fp16
-     * rounding of d) */
-    uint16_t dh = fp16_sat(max_signed(x, 32) / -8.0);
-    float d = mf_fp16_to_f32(dh);
-    wr16(b, dh);
-    for (int j = 0; j < 16; j++) {
-        int lo = code_of(x[j], d, -8, 7) + 8, hi = code_of(x[j + 16], d, -8, 7) + 8;
-        b[2 + j] = (uint8_t)(lo | hi << 4);
-    }
-}
-
-/* Scale and offset of an asymmetric block: m = min, d = (max - min) / nmax, both as fp16. */
-static void min_max_scale(const float *x, int n, int nmax, uint8_t *db, uint8_t *mb,
-                          float *d, float *m)
-{
-    float lo = x[0], hi = x[0];
-    for (int i = 1; i < n; i++) {
-        if (x[i] < lo) lo = x[i];
-        if (x[i] > hi) hi = x[i];
-    }
-    uint16_t dh = fp16_sat(((double)hi - lo) / nmax), mh = fp16_sat(lo);
-    wr16(db, dh);
-    wr16(mb, mh);
-    *d = mf_fp16_to_f32(dh);
-    *m = mf_fp16_to_f32(mh);
-}
-
-static void quant_q4_1(const float *x, uint8_t *b)
-{
-    float d, m;
-    min_max_scale(x, 32, 15, b, b + 2, &d, &m);
-    for (int j = 0; j < 16; j++) {
-        int lo = code_of((double)x[j] - m, d, 0, 15), hi = code_of((double)x[j + 16] - m, d, 0, 15);
-        b[4 + j] = (uint8_t)(lo | hi << 4);
-    }
-}
-
-static void wr32(uint8_t *p, uint32_t v)
-{
-    for (int i = 0; i < 4; i++) p[i] = (uint8_t)(v >> (8 * i));
-}
-
-/* Store 32 five-bit codes: nibbles into qs (Q4_0 order), fifth bits into h. */
-static void pack5(const int q[32], uint8_t *qh, uint8_t *qs)
-{
-    uint32_t h = 0;
-    for (int j = 0; j < 16; j++) {
-        qs[j] = (uint8_t)((q[j] & 0xF) | (q[j + 16] & 0xF) << 4);
-        h |= (uint32_t)(q[j] >> 4) << j | (uint32_t)(q[j + 16] >> 4) << (j + 16);
-    }
-    wr32(qh, h);
-}
-
-static void quant_q5_0(const float *x, uint8_t *b)
-{
-    uint16_t dh = fp16_sat(max_signed(x, 32) / -16.0);
-    float d = mf_fp16_to_f32(dh);
-    wr16(b, dh);
-    int q[32];
-    for (int i = 0; i < 32; i++) q[i] = code_of(x[i], d, -16, 15) + 16;
-    pack5(q, b + 2, b + 6);
-}
-
-static void quant_q5_1(const float *x, uint8_t *b)
-{
-    float d, m;
-    min_max_scale(x, 32, 31, b, b + 2, &d, &m);
-    int q[32];
-    for (int i = 0; i < 32; i++) q[i] = code_of((double)x[i] - m, d, 0, 31);
-    pack5(q, b + 4, b + 8);
-}
-
-static void quant_q8_0(const float *x, uint8_t *b)
-{
-    uint16_t dh = fp16_sat(fabsf(max_signed(x, 32)) / 127.0);
-    float d = mf_fp16_to_f32(dh);
-    wr16(b, dh);
-    for (int j = 0; j < 32; j++) b[2 + j] = (uint8_t)(int8_t)code_of(x[j], d, -127, 127);
-}
-
-/* ================================================================ K-quant scale search
+/* ================================================================ scale search
  *
  * Sub-block model y = s·q - m (q in 0..nmax, s >= 0, m >= 0: the K-quant mins are
  * subtracted and stored unsigned) or y = s·q (q in qlo..qhi, s signed). For a fixed set of
@@ -150,7 +66,17 @@ static void quant_q8_0(const float *x, uint8_t *b)
  * four candidate scales around the obvious one, range / (nmax + k/8) for k = -1..2, round
  * the codes for each, refit (s, m) to those codes, and keep the pair with the least squared
  * error. (Thirteen candidates, k = -4..8, lowered the RMS error on Gaussian data by under 1%
- * at three times the cost; the refit is what matters.) */
+ * at three times the cost; the refit is what matters.)
+ *
+ * Importance weights. Every error and every fit is weighted: the search minimizes
+ * Σ_i w_i (x_i - y_i)², where w_i says how much element i matters (minfer imatrix: the mean
+ * square of the activation it multiplies, docs/quantize.md §3). Without an importance
+ * matrix w = ONES, and since multiplying by 1.0f is exact the result is bit for bit the
+ * unweighted search. */
+
+/* The weights of a block without importance information (sub-blocks have <= 32 values). */
+static const float ONES[32] = {1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+                               1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1};
 
 typedef struct fit { double s, m, err; } fit;
 
@@ -170,68 +96,71 @@ static void search_codes(const float *x, int n, float s, float m, float qlo, flo
     }
 }
 
-/* Squared error of the candidate (s, m) with its codes q. */
-static double line_err(const float *x, const float *q, int n, float s, float m)
+/* Weighted squared error of the candidate (s, m) with its codes q. */
+static double line_err(const float *x, const float *w, const float *q, int n, float s, float m)
 {
     float e = 0;
     for (int i = 0; i < n; i++) {
         float d = x[i] - (s * q[i] - m);
-        e += d * d;
+        e += w[i] * d * d;
     }
     return e;
 }
 
-/* Asymmetric sub-block: returns s >= 0 and m >= 0 with x ≈ s·q - m, q in 0..nmax. */
-static fit fit_scale_min(const float *x, int n, int nmax)
+/* Asymmetric sub-block: returns s >= 0 and m with x ≈ s·q - m, q in 0..nmax. K-quants
+ * (free_min = 0) store m unsigned: m >= 0, so the fitted line passes at or below zero.
+ * Q4_1/Q5_1 (free_min = 1) store the offset as a signed fp16: any m. */
+static fit fit_scale_min(const float *x, const float *w, int n, int nmax, int free_min)
 {
-    float lo = 0, hi = x[0], q[32];  /* lo <= 0 because the offset -m cannot be positive */
+    float lo = free_min ? x[0] : 0, hi = x[0], q[32];
     for (int i = 0; i < n; i++) {
         if (x[i] < lo) lo = x[i];
         if (x[i] > hi) hi = x[i];
     }
     search_codes(x, n, 0, -lo, 0, (float)nmax, q);
-    fit best = {0, -lo, line_err(x, q, n, 0, -lo)};
+    fit best = {0, -lo, line_err(x, w, q, n, 0, -lo)};
     if (hi <= lo) return best;
     for (int k = -1; k <= 2; k++) {
         float s = (hi - lo) / (nmax + 0.125f * k), m = -lo;
         search_codes(x, n, s, m, 0, (float)nmax, q);
-        double e = line_err(x, q, n, s, m);
+        double e = line_err(x, w, q, n, s, m);
         if (e < best.err) best = (fit){s, m, e};
-        /* least-squares refit of x ≈ s·q + c to these codes (c = -m) */
-        float sq = 0, sx = 0, sqq = 0, sqx = 0;
-        for (int i = 0; i < n; i++) sq += q[i], sx += x[i], sqq += q[i] * q[i], sqx += q[i] * x[i];
-        float den = n * sqq - sq * sq;
+        /* weighted least-squares refit of x ≈ s·q + c to these codes (c = -m) */
+        float sw = 0, sq = 0, sx = 0, sqq = 0, sqx = 0;
+        for (int i = 0; i < n; i++)
+            sw += w[i], sq += w[i] * q[i], sx += w[i] * x[i], sqq += w[i] * q[i] * q[i], sqx += w[i] * q[i] * x[i];
+        float den = sw * sqq - sq * sq;
         if (den <= 0) continue;
-        float s2 = (n * sqx - sq * sx) / den, c = (sx - s2 * sq) / n;
-        if (c > 0) {  /* a positive offset is not representable: fit through the origin */
+        float s2 = (sw * sqx - sq * sx) / den, c = (sx - s2 * sq) / sw;
+        if (c > 0 && !free_min) {  /* a positive offset is not representable: fit through the origin */
             c = 0;
             s2 = sqx / sqq;
         }
         if (!(s2 > 0)) continue;
         search_codes(x, n, s2, -c, 0, (float)nmax, q);
-        e = line_err(x, q, n, s2, -c);
+        e = line_err(x, w, q, n, s2, -c);
         if (e < best.err) best = (fit){s2, -c, e};
     }
     return best;
 }
 
 /* Symmetric sub-block: returns a signed s with x ≈ s·q, q in qlo..qhi (qlo = -qhi - 1). */
-static fit fit_scale_sym(const float *x, int n, int qlo, int qhi)
+static fit fit_scale_sym(const float *x, const float *w, int n, int qlo, int qhi)
 {
     float mx = max_signed(x, n), q[32];
-    fit best = {0, 0, line_err(x, (const float[32]){0}, n, 0, 0)};
+    fit best = {0, 0, line_err(x, w, (const float[32]){0}, n, 0, 0)};
     if (mx == 0) return best;
     for (int k = -1; k <= 2; k++) {
         /* the largest magnitude maps near the long end qlo (as Q4_0 does) */
         float s = mx / (qlo - 0.125f * k);
         search_codes(x, n, s, 0, (float)qlo, (float)qhi, q);
-        double e = line_err(x, q, n, s, 0);
+        double e = line_err(x, w, q, n, s, 0);
         if (e < best.err) best = (fit){s, 0, e};
         float sqq = 0, sqx = 0;
-        for (int i = 0; i < n; i++) sqq += q[i] * q[i], sqx += q[i] * x[i];
+        for (int i = 0; i < n; i++) sqq += w[i] * q[i] * q[i], sqx += w[i] * q[i] * x[i];
         if (sqq == 0) continue;
         search_codes(x, n, sqx / sqq, 0, (float)qlo, (float)qhi, q);
-        e = line_err(x, q, n, sqx / sqq, 0);
+        e = line_err(x, w, q, n, sqx / sqq, 0);
         if (e < best.err) best = (fit){sqx / sqq, 0, e};
     }
     return best;
@@ -266,7 +195,7 @@ static uint16_t quant_scales_s(const double *v, int n, int cmin, int cmax, int *
  * neighbouring scale codes (and min codes, when mc is given) and keep the pair whose
  * requantized sub-block has the least squared error. Values as the dequantizer computes
  * them: a = d·sc, c = dmin·m, y = a·q - c. */
-static void refine_codes(const float *x, int n, float d, float dmin, int qlo, int qhi,
+static void refine_codes(const float *x, const float *w, int n, float d, float dmin, int qlo, int qhi,
                          int cmin, int cmax, int *sc, int *mc)
 {
     int s0 = *sc, m0 = mc ? *mc : 0, best_s = s0, best_m = m0;
@@ -277,7 +206,7 @@ static void refine_codes(const float *x, int n, float d, float dmin, int qlo, in
             if (s < cmin || s > cmax || (mc ? m < 0 || m > cmax : m != 0)) continue;
             float a = d * (float)s, c = dmin * (float)m;
             search_codes(x, n, a, c, (float)qlo, (float)qhi, q);
-            double e = line_err(x, q, n, a, c);
+            double e = line_err(x, w, q, n, a, c);
             if (best < 0 || e < best) best = e, best_s = s, best_m = m;
         }
     }
@@ -285,6 +214,139 @@ static void refine_codes(const float *x, int n, float d, float dmin, int qlo, in
     if (mc) *mc = best_m;
 }
 
+
+/* ================================================================ Q4_0, Q4_1, Q5_0, Q5_1, Q8_0
+ *
+ * Without importance weights (w == NULL) each block is the deterministic result its format
+ * defines: the scale from the block's extreme, every code the nearest (tests/test_quant.c
+ * checks hand-computed blocks). With weights, a scale search (above) proposes another scale;
+ * it is kept only if its weighted error, with the scale as stored (fp16), is smaller. */
+
+/* Weighted squared error of a symmetric block y = q·d, q in lo..hi, as the dequantizer
+ * computes y. */
+static double sym_err(const float *x, const float *w, int n, float d, int lo, int hi)
+{
+    double e = 0;
+    for (int i = 0; i < n; i++) {
+        float y = (float)code_of(x[i], d, lo, hi) * d;
+        e += w[i] * ((double)x[i] - y) * ((double)x[i] - y);
+    }
+    return e;
+}
+
+/* The fp16 scale of a symmetric 32-block with codes lo..hi (lo = -hi - 1): max / lo, where
+ * max is the signed value of largest magnitude, so it lands on the long end of the range
+ * (its value lo·d = max, up to the fp16 rounding of d). */
+static uint16_t sym_scale(const float *x, const float *w, int lo, int hi)
+{
+    uint16_t dh = fp16_sat(max_signed(x, 32) / (double)lo);
+    if (w) {
+        uint16_t alt = fp16_sat(fit_scale_sym(x, w, 32, lo, hi).s);
+        if (sym_err(x, w, 32, mf_fp16_to_f32(alt), lo, hi) < sym_err(x, w, 32, mf_fp16_to_f32(dh), lo, hi)) dh = alt;
+    }
+    return dh;
+}
+
+static void quant_q4_0(const float *x, const float *w, uint8_t *b)
+{
+    uint16_t dh = sym_scale(x, w, -8, 7);
+    float d = mf_fp16_to_f32(dh);
+    wr16(b, dh);
+    for (int j = 0; j < 16; j++) {
+        int lo = code_of(x[j], d, -8, 7) + 8, hi = code_of(x[j + 16], d, -8, 7) + 8;
+        b[2 + j] = (uint8_t)(lo | hi << 4);
+    }
+}
+
+/* Weighted squared error of an asymmetric block y = q·d + m, q in 0..nmax. */
+static double aff_err(const float *x, const float *w, float d, float m, int nmax)
+{
+    double e = 0;
+    for (int i = 0; i < 32; i++) {
+        float qd = (float)code_of((double)x[i] - m, d, 0, nmax) * d, y = qd + m;
+        e += w[i] * ((double)x[i] - y) * ((double)x[i] - y);
+    }
+    return e;
+}
+
+/* Scale and offset of an asymmetric 32-block as fp16: m = min, d = (max - min) / nmax
+ * (with weights: or the search's pair, whichever has the smaller weighted error). */
+static void aff_scale(const float *x, const float *w, int nmax, uint8_t *db, uint8_t *mb, float *d, float *m)
+{
+    float lo = x[0], hi = x[0];
+    for (int i = 1; i < 32; i++) {
+        if (x[i] < lo) lo = x[i];
+        if (x[i] > hi) hi = x[i];
+    }
+    uint16_t dh = fp16_sat(((double)hi - lo) / nmax), mh = fp16_sat(lo);
+    if (w) {
+        fit f = fit_scale_min(x, w, 32, nmax, 1);
+        uint16_t dh2 = fp16_sat(f.s), mh2 = fp16_sat(-f.m);
+        if (aff_err(x, w, mf_fp16_to_f32(dh2), mf_fp16_to_f32(mh2), nmax) <
+            aff_err(x, w, mf_fp16_to_f32(dh), mf_fp16_to_f32(mh), nmax))
+            dh = dh2, mh = mh2;
+    }
+    wr16(db, dh);
+    wr16(mb, mh);
+    *d = mf_fp16_to_f32(dh);
+    *m = mf_fp16_to_f32(mh);
+}
+
+static void quant_q4_1(const float *x, const float *w, uint8_t *b)
+{
+    float d, m;
+    aff_scale(x, w, 15, b, b + 2, &d, &m);
+    for (int j = 0; j < 16; j++) {
+        int lo = code_of((double)x[j] - m, d, 0, 15), hi = code_of((double)x[j + 16] - m, d, 0, 15);
+        b[4 + j] = (uint8_t)(lo | hi << 4);
+    }
+}
+
+static void wr32(uint8_t *p, uint32_t v)
+{
+    for (int i = 0; i < 4; i++) p[i] = (uint8_t)(v >> (8 * i));
+}
+
+/* Store 32 five-bit codes: nibbles into qs (Q4_0 order), fifth bits into h. */
+static void pack5(const int q[32], uint8_t *qh, uint8_t *qs)
+{
+    uint32_t h = 0;
+    for (int j = 0; j < 16; j++) {
+        qs[j] = (uint8_t)((q[j] & 0xF) | (q[j + 16] & 0xF) << 4);
+        h |= (uint32_t)(q[j] >> 4) << j | (uint32_t)(q[j + 16] >> 4) << (j + 16);
+    }
+    wr32(qh, h);
+}
+
+static void quant_q5_0(const float *x, const float *w, uint8_t *b)
+{
+    uint16_t dh = sym_scale(x, w, -16, 15);
+    float d = mf_fp16_to_f32(dh);
+    wr16(b, dh);
+    int q[32];
+    for (int i = 0; i < 32; i++) q[i] = code_of(x[i], d, -16, 15) + 16;
+    pack5(q, b + 2, b + 6);
+}
+
+static void quant_q5_1(const float *x, const float *w, uint8_t *b)
+{
+    float d, m;
+    aff_scale(x, w, 31, b, b + 2, &d, &m);
+    int q[32];
+    for (int i = 0; i < 32; i++) q[i] = code_of((double)x[i] - m, d, 0, 31);
+    pack5(q, b + 4, b + 8);
+}
+
+/* Q8_0 ignores importance weights: with 255 levels its rounding error (~0.5% RMS) leaves
+ * a scale search nothing measurable to gain. */
+static void quant_q8_0(const float *x, const float *w, uint8_t *b)
+{
+    (void)w;
+    uint16_t dh = fp16_sat(fabsf(max_signed(x, 32)) / 127.0);
+    float d = mf_fp16_to_f32(dh);
+    wr16(b, dh);
+    for (int j = 0; j < 32; j++) b[2 + j] = (uint8_t)(int8_t)code_of(x[j], d, -127, 127);
+}
 
 /* ================================================================ Q4_K, Q5_K, Q2_K, Q3_K, Q6_K */
 
@@ -301,11 +363,11 @@ static void pack_k4_scales(const int sc[8], const int m[8], uint8_t *s)
 
 /* Shared by Q4_K and Q5_K: fit 8 sub-blocks of 32, quantize their scales and mins to 6
  * bits, store d and dmin at b[0..3] and the scales at b[4..15], return the codes. */
-static void quant_k4_common(const float *x, uint8_t *b, int nmax, int q[256])
+static void quant_k4_common(const float *x, const float *w, uint8_t *b, int nmax, int q[256])
 {
     double s[8], m[8];
     for (int g = 0; g < 8; g++) {
-        fit f = fit_scale_min(x + 32 * g, 32, nmax);
+        fit f = fit_scale_min(x + 32 * g, w ? w + 32 * g : ONES, 32, nmax, 0);
         s[g] = f.s;
         m[g] = f.m;
     }
@@ -314,7 +376,8 @@ static void quant_k4_common(const float *x, uint8_t *b, int nmax, int q[256])
     wr16(b, dh);
     wr16(b + 2, mh);
     float d = mf_fp16_to_f32(dh), dmin = mf_fp16_to_f32(mh);
-    for (int g = 0; g < 8; g++) refine_codes(x + 32 * g, 32, d, dmin, 0, nmax, 0, 63, &sc[g], &mc[g]);
+    for (int g = 0; g < 8; g++)
+        refine_codes(x + 32 * g, w ? w + 32 * g : ONES, 32, d, dmin, 0, nmax, 0, 63, &sc[g], &mc[g]);
     pack_k4_scales(sc, mc, b + 4);
     for (int g = 0; g < 8; g++) {
         float a = d * (float)sc[g], c = dmin * (float)mc[g];  /* as the dequantizer: a·q - c */
@@ -322,19 +385,19 @@ static void quant_k4_common(const float *x, uint8_t *b, int nmax, int q[256])
     }
 }
 
-static void quant_q4_k(const float *x, uint8_t *b)
+static void quant_q4_k(const float *x, const float *w, uint8_t *b)
 {
     int q[256];
-    quant_k4_common(x, b, 15, q);
+    quant_k4_common(x, w, b, 15, q);
     uint8_t *qs = b + 16;
     for (int c = 0; c < 4; c++)
         for (int l = 0; l < 32; l++) qs[32 * c + l] = (uint8_t)(q[64 * c + l] | q[64 * c + 32 + l] << 4);
 }
 
-static void quant_q5_k(const float *x, uint8_t *b)
+static void quant_q5_k(const float *x, const float *w, uint8_t *b)
 {
     int q[256];
-    quant_k4_common(x, b, 31, q);
+    quant_k4_common(x, w, b, 31, q);
     uint8_t *qh = b + 16, *qs = b + 48;
     memset(qh, 0, 32);
     for (int c = 0; c < 4; c++)
@@ -343,11 +406,11 @@ static void quant_q5_k(const float *x, uint8_t *b)
     for (int i = 0; i < 256; i++) qh[i % 32] |= (uint8_t)((q[i] >> 4) << (i / 32));
 }
 
-static void quant_q2_k(const float *x, uint8_t *b)
+static void quant_q2_k(const float *x, const float *w, uint8_t *b)
 {
     double s[16], m[16];
     for (int k = 0; k < 16; k++) {
-        fit f = fit_scale_min(x + 16 * k, 16, 3);
+        fit f = fit_scale_min(x + 16 * k, w ? w + 16 * k : ONES, 16, 3, 0);
         s[k] = f.s;
         m[k] = f.m;
     }
@@ -356,7 +419,7 @@ static void quant_q2_k(const float *x, uint8_t *b)
     wr16(b + 80, dh);
     wr16(b + 82, mh);
     float d = mf_fp16_to_f32(dh), dmin = mf_fp16_to_f32(mh);
-    for (int k = 0; k < 16; k++) refine_codes(x + 16 * k, 16, d, dmin, 0, 3, 0, 15, &sc[k], &mc[k]);
+    for (int k = 0; k < 16; k++) refine_codes(x + 16 * k, w ? w + 16 * k : ONES, 16, d, dmin, 0, 3, 0, 15, &sc[k], &mc[k]);
     uint8_t *qs = b + 16;
     memset(qs, 0, 64);
     for (int k = 0; k < 16; k++) b[k] = (uint8_t)(sc[k] | mc[k] << 4);
@@ -368,15 +431,15 @@ static void quant_q2_k(const float *x, uint8_t *b)
     }
 }
 
-static void quant_q3_k(const float *x, uint8_t *b)
+static void quant_q3_k(const float *x, const float *w, uint8_t *b)
 {
     double s[16];
-    for (int k = 0; k < 16; k++) s[k] = fit_scale_sym(x + 16 * k, 16, -4, 3).s;
+    for (int k = 0; k < 16; k++) s[k] = fit_scale_sym(x + 16 * k, w ? w + 16 * k : ONES, 16, -4, 3).s;
     int sc[16];
     uint16_t dh = quant_scales_s(s, 16, -32, 31, sc);
     wr16(b + 108, dh);
     float d = mf_fp16_to_f32(dh);
-    for (int k = 0; k < 16; k++) refine_codes(x + 16 * k, 16, d, 0, -4, 3, -32, 31, &sc[k], NULL);
+    for (int k = 0; k < 16; k++) refine_codes(x + 16 * k, w ? w + 16 * k : ONES, 16, d, 0, -4, 3, -32, 31, &sc[k], NULL);
     uint8_t *hm = b, *qs = b + 32, *sb = b + 96;
     memset(b, 0, 108);
     for (int k = 0; k < 16; k++) {
@@ -394,15 +457,16 @@ static void quant_q3_k(const float *x, uint8_t *b)
     }
 }
 
-static void quant_q6_k(const float *x, uint8_t *b)
+static void quant_q6_k(const float *x, const float *w, uint8_t *b)
 {
     double s[16];
-    for (int k = 0; k < 16; k++) s[k] = fit_scale_sym(x + 16 * k, 16, -32, 31).s;
+    for (int k = 0; k < 16; k++) s[k] = fit_scale_sym(x + 16 * k, w ? w + 16 * k : ONES, 16, -32, 31).s;
     int sc[16];
     uint16_t dh = quant_scales_s(s, 16, -128, 127, sc);
     wr16(b + 208, dh);
     float d = mf_fp16_to_f32(dh);
-    for (int k = 0; k < 16; k++) refine_codes(x + 16 * k, 16, d, 0, -32, 31, -128, 127, &sc[k], NULL);
+    for (int k = 0; k < 16; k++)
+        refine_codes(x + 16 * k, w ? w + 16 * k : ONES, 16, d, 0, -32, 31, -128, 127, &sc[k], NULL);
     uint8_t *ql = b, *qh = b + 128;
     memset(b, 0, 192);
     for (int k = 0; k < 16; k++) b[192 + k] = (uint8_t)(int8_t)sc[k];
@@ -427,16 +491,39 @@ static int e2m1_code(double v)
     return best && v < 0 ? best | 8 : best;
 }
 
-static void quant_mxfp4(const float *x, uint8_t *b)
+/* Weighted squared error of an MXFP4 block with scale byte e. */
+static double mxfp4_err(const float *x, const float *w, int e)
 {
-    /* e = floor(log2(max|x|)) - 2 + 127 (mxfp4.md §5): max|x| / 2^(e-127) lies in [4, 8),
-     * near the top of the E2M1 range (6). frexp gives floor(log2) exactly. */
+    double d = mf_e8m0_half((uint8_t)e), err = 0;
+    for (int j = 0; j < 32; j++) {
+        double r = x[j] - mf_e2m1_x2[e2m1_code(x[j] / d)] * d;
+        err += w[j] * r * r;
+    }
+    return err;
+}
+
+static void quant_mxfp4(const float *x, const float *w, uint8_t *b)
+{
+    /* e = floor(log2(max|x|)) - 2 + 127 (docs/quantization.md §3): max|x| / 2^(e-127) lies
+     * in [4, 8), near the top of the E2M1 range (6). frexp gives floor(log2) exactly. */
     float amax = fabsf(max_signed(x, 32));
     int e = 0;
     if (amax > 0) {
         int ex;
         frexpf(amax, &ex);            /* amax = f · 2^ex, f in [0.5, 1) */
         e = clampi(ex - 1 - 2 + 127, 0, 254);
+    }
+    /* with weights, the neighbouring powers of two compete: one step up clips nothing, one
+     * step down resolves the small values twice as finely */
+    if (w && amax > 0) {
+        int best = e;
+        double best_err = mxfp4_err(x, w, e);
+        for (int c = e - 1; c <= e + 1; c += 2) {
+            if (c < 0 || c > 254) continue;
+            double err = mxfp4_err(x, w, c);
+            if (err < best_err) best = c, best_err = err;
+        }
+        e = best;
     }
     b[0] = (uint8_t)e;
     double d = mf_e8m0_half((uint8_t)e);
@@ -446,7 +533,7 @@ static void quant_mxfp4(const float *x, uint8_t *b)
 
 /* ================================================================ rows */
 
-typedef void (*quant_fn)(const float *, uint8_t *);
+typedef void (*quant_fn)(const float *, const float *, uint8_t *);
 
 static quant_fn block_quant(uint32_t type)
 {
@@ -468,6 +555,11 @@ static quant_fn block_quant(uint32_t type)
 
 size_t mf_quantize_row(uint32_t type, const float *src, void *dst, int64_t n)
 {
+    return mf_quantize_row_imp(type, src, dst, n, NULL);
+}
+
+size_t mf_quantize_row_imp(uint32_t type, const float *src, void *dst, int64_t n, const float *imp)
+{
     uint8_t *p = dst;
     size_t bytes = mf_type_row_bytes(type, n);
     switch (type) {
@@ -482,6 +574,6 @@ size_t mf_quantize_row(uint32_t type, const float *src, void *dst, int64_t n)
     quant_fn qnt = block_quant(type);
     if (bytes == 0 || !qnt) return 0;
     const mf_type_info *t = mf_type_get(type);
-    for (int64_t b = 0; b < n / t->blck; b++) qnt(src + b * t->blck, p + b * t->size);
+    for (int64_t b = 0; b < n / t->blck; b++) qnt(src + b * t->blck, imp ? imp + b * t->blck : NULL, p + b * t->size);
     return bytes;
 }

@@ -22,4 +22,13 @@
  * blocks beyond ~5e5 clamp. */
 size_t mf_quantize_row(uint32_t type, const float *src, void *dst, int64_t n);
 
+/* The same with importance weights imp[0..n) (one per element of the row; finite, >= 0,
+ * not all zero in a block; NULL: none). The scale search then minimizes, per block,
+ *     Σ_i imp_i (x_i - y_i)²,   y_i the value the stored block gives element i,
+ * instead of the unweighted error (docs/quantize.md §3). For Q4_0, Q4_1, Q5_0, Q5_1 and
+ * MXFP4 the format's own scale is kept unless a searched one has a smaller weighted error;
+ * the K-quants weight every fit; Q8_0 and the float types ignore imp. With imp == NULL the
+ * result is exactly mf_quantize_row's. */
+size_t mf_quantize_row_imp(uint32_t type, const float *src, void *dst, int64_t n, const float *imp);
+
 #endif
