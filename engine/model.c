@@ -460,3 +460,15 @@ uint64_t mf_model_macs_per_token(const mf_model *m)
     }
     return macs;
 }
+
+int mf_tensor_layer(const char *name, const char **rest)
+{
+    if (strncmp(name, "blk.", 4) != 0) return -1;
+    const char *p = name + 4;
+    long l = 0;
+    if (*p < '0' || *p > '9') return -1;
+    while (*p >= '0' && *p <= '9' && l < 1000000) l = l * 10 + (*p++ - '0');
+    if (*p != '.') return -1;
+    if (rest) *rest = p + 1;
+    return (int)l;
+}

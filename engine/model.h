@@ -106,6 +106,10 @@ void mf_model_free(mf_model *m);
 /* Hyperparameters only (no tokenizer, no tensors checked): used by `inspect` and `plan`. */
 int mf_hparams_read(const mf_gguf *g, mf_hparams *hp, mf_err *err);
 
+/* The layer of a tensor named blk.<l>.<rest> (with *rest, when not NULL, pointing at
+ * <rest>); -1 for every other name. */
+int mf_tensor_layer(const char *name, const char **rest);
+
 /* 1 when layer l uses sliding-window attention: gpt-oss alternates, layer l slides iff
  * l % swa_pattern < swa_pattern - 1 (gpt-oss-arch.md §1); llama never. */
 int mf_layer_slides(const mf_hparams *hp, int l);

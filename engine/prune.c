@@ -37,20 +37,6 @@ int mf_model_skip_layers(mf_model *m, const int *layers, int n, mf_err *err)
     return rc;
 }
 
-/* The layer index of a tensor named blk.<l>.<rest>, with *rest pointing at <rest>; -1 for
- * any other name. */
-static int layer_of(const char *name, const char **rest)
-{
-    if (strncmp(name, "blk.", 4) != 0) return -1;
-    const char *p = name + 4;
-    long l = 0;
-    if (*p < '0' || *p > '9') return -1;
-    while (*p >= '0' && *p <= '9' && l < 1000000) l = l * 10 + (*p++ - '0');
-    if (*p != '.') return -1;
-    *rest = p + 1;
-    return (int)l;
-}
-
 /* A per-layer array (length = old block count) with the dropped entries removed. */
 static int copy_layer_array(mf_gguf_writer *w, const mf_gguf_kv *kv, const uint8_t *dropped, mf_err *err)
 {
@@ -134,7 +120,7 @@ int mf_prune_file(const char *in, const char *out, const int *drop, int n, mf_er
     for (uint64_t i = 0; i < mf_gguf_n_tensors(g); i++) {
         const mf_gguf_tensor *t = mf_gguf_tensor_at(g, i);
         const char *rest;
-        int l = layer_of(t->name, &rest);
+        int l = mf_tensor_layer(t->name, &rest);
         char name[MF_GGUF_MAX_NAME + 16];
         if (l >= L) {
             mf_errf(err, "%s: tensor '%s' belongs to layer %d but the model has %d layers", in, t->name, l, L);

@@ -43,6 +43,10 @@ int mf_cmd_prune(int argc, char **argv)
         fprintf(stderr, "minfer prune: need IN.gguf, OUT.gguf and --drop-layers LIST (see minfer prune --help)\n");
         return 2;
     }
+    if (drv_same_file(in, out)) {
+        fprintf(stderr, "minfer prune: the output '%s' is the input file; write to another name\n", out);
+        return 2;
+    }
     int *drop, n;
     if (drv_layer_list(C, "--drop-layers", list, &drop, &n)) return 2;
     mf_err err;

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -109,6 +110,12 @@ int drv_skip_layers(const char *cmd, mf_model *m, const char *spec)
     if (rc) fprintf(stderr, "minfer %s: --skip-layers: %s\n", cmd, err.msg);
     free(l);
     return rc;
+}
+
+int drv_same_file(const char *a, const char *b)
+{
+    struct stat x, y;
+    return stat(a, &x) == 0 && stat(b, &y) == 0 && x.st_dev == y.st_dev && x.st_ino == y.st_ino;
 }
 
 void drv_json_str(FILE *f, const char *s)

@@ -36,6 +36,10 @@ int drv_layer_list(const char *cmd, const char *opt, const char *val, int **out,
  * Prints "minfer CMD: ..." and returns -1 on a bad list or index. */
 int drv_skip_layers(const char *cmd, mf_model *m, const char *spec);
 
+/* 1 when both paths name the same existing file (an output that would replace its own
+ * input), else 0. */
+int drv_same_file(const char *a, const char *b);
+
 /* A JSON string literal for s (quotes, backslashes and control bytes escaped). */
 void drv_json_str(FILE *f, const char *s);
 
