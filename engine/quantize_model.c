@@ -295,7 +295,14 @@ mf_qplan *mf_qplan_new(const char *in, const mf_quant_opts *o, mf_err *err)
     p->file_type = tg->ftype;
     if (compile_overrides(o, ov, &n_ov, err)) goto fail;
     if (!(p->in = mf_gguf_open(in, err))) goto fail;
-    if (o->imatrix && !(p->imat = mf_gguf_open(o->imatrix, err))) goto fail;
+    if (o->imatrix) {
+        uint32_t v;
+        if (!(p->imat = mf_gguf_open(o->imatrix, err))) goto fail;
+        if (mf_gguf_get_u32(p->imat, "minfer.imatrix.version", &v, err) || v != 1) {
+            mf_errf(err, "%s: not a minfer imatrix file (version 1 written by `minfer imatrix`)", o->imatrix);
+            goto fail;
+        }
+    }
     mf_hparams hp;
     if (mf_hparams_read(p->in, &hp, err)) goto fail;
     p->n = (int64_t)mf_gguf_n_tensors(p->in);
@@ -315,7 +322,7 @@ mf_qplan *mf_qplan_new(const char *in, const mf_quant_opts *o, mf_err *err)
         mf_qtensor *q = &p->t[i];
         q->src = t;
         q->type = q->wanted = t->type;
-        q->rule = "copied (not a weight matrix)";
+        q->rule = ends_with(t->name, "ffn_gate_inp.weight") ? "kept (MoE router)" : "kept (norm, bias or 1-D)";
         p->in_bytes += t->nbytes;
         p->n_elements += t->n_elements;
         if (is_matrix(t)) {

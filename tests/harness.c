@@ -5,6 +5,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -129,7 +131,9 @@ const char *mf_tool_path(const char *name)
     return p;
 }
 
-mf_proc mf_run_tool(const char *name, const char *const *args)
+mf_proc mf_run_tool(const char *name, const char *const *args) { return mf_run_tool_fsize(name, args, 0); }
+
+mf_proc mf_run_tool_fsize(const char *name, const char *const *args, long max_bytes)
 {
     const char *bin = mf_tool_path(name);
     const char *outp = mf_tmp_path("tool.out"), *errp = mf_tmp_path("tool.err");
@@ -143,6 +147,11 @@ mf_proc mf_run_tool(const char *name, const char *const *args)
     assert_true(pid >= 0);
     if (pid == 0) {
         if (!freopen(outp, "w", stdout) || !freopen(errp, "w", stderr)) _exit(126);
+        if (max_bytes > 0) {
+            struct rlimit rl = {(rlim_t)max_bytes, (rlim_t)max_bytes};
+            signal(SIGXFSZ, SIG_IGN);  /* kept across exec */
+            if (setrlimit(RLIMIT_FSIZE, &rl)) _exit(126);
+        }
         execv(bin, argv);
         _exit(127);
     }
@@ -162,4 +171,17 @@ void mf_proc_free(mf_proc *p)
 {
     free(p->out);
     free(p->err);
+}
+
+int mf_have_numpy(void)
+{
+    return access("/usr/bin/python3", X_OK) == 0 && system("/usr/bin/python3 -c 'import numpy' > /dev/null 2>&1") == 0;
+}
+
+double mf_json_num(const char *json, const char *key)
+{
+    char pat[128];
+    snprintf(pat, sizeof pat, "\"%s\":", key);
+    const char *p = json ? strstr(json, pat) : NULL;
+    return p ? strtod(p + strlen(pat), NULL) : NAN;
 }

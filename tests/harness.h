@@ -58,6 +58,15 @@ typedef struct mf_proc {
 /* Run tool NAME (mf_tool_path) with args (NULL-terminated, at most 30), directly (no shell).
  * Fails the test when the program cannot be executed. Free with mf_proc_free. */
 mf_proc mf_run_tool(const char *name, const char *const *args);
+/* The same with the child's file-size limit (RLIMIT_FSIZE) set to max_bytes and SIGXFSZ
+ * ignored, so that a write past it fails with EFBIG as on a full disk; 0: no limit. */
+mf_proc mf_run_tool_fsize(const char *name, const char *const *args, long max_bytes);
 void mf_proc_free(mf_proc *p);
+
+/* 1 when /usr/bin/python3 runs and imports numpy (tests that compare with
+ * tools/reference.py skip with a reason otherwise). */
+int mf_have_numpy(void);
+/* The number after "key": in a flat JSON text; NAN when absent. */
+double mf_json_num(const char *json, const char *key);
 
 #endif

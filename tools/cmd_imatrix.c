@@ -57,6 +57,7 @@ int mf_cmd_imatrix(int argc, char **argv)
     mf_err err;
     char *text = NULL;
     int32_t *tokens = NULL;
+    float *logits = NULL;
     mf_session *s = NULL;
     mf_imatrix *im = NULL;
     mf_model *m = mf_model_load(path, &err);
@@ -78,10 +79,15 @@ int mf_cmd_imatrix(int argc, char **argv)
         fprintf(stderr, "minfer imatrix: %s\n", err.msg);
         goto done;
     }
+    /* every row's logits: the output matrix then sees every token, not only the last */
+    if (!(logits = malloc(sizeof(float) * (size_t)n_ctx * (size_t)m->hp.n_vocab))) {
+        fprintf(stderr, "minfer imatrix: out of memory\n");
+        goto done;
+    }
     double t0 = drv_now();
     for (int k = 0; k < n_chunks; k++) {
         mf_session_reset(s);
-        if (mf_session_eval(s, tokens + (size_t)k * n_ctx, n_ctx, NULL, &err)) {
+        if (mf_session_eval(s, tokens + (size_t)k * n_ctx, n_ctx, logits, &err)) {
             fprintf(stderr, "\nminfer imatrix: %s\n", err.msg);
             goto done;
         }
@@ -99,6 +105,7 @@ int mf_cmd_imatrix(int argc, char **argv)
 done:
     mf_imatrix_free(im);
     mf_session_free(s);
+    free(logits);
     free(tokens);
     free(text);
     mf_model_free(m);
