@@ -1,6 +1,7 @@
 /* harness.c — see harness.h. */
 #include "harness.h"
 
+#include <dirent.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -184,4 +185,17 @@ double mf_json_num(const char *json, const char *key)
     snprintf(pat, sizeof pat, "\"%s\":", key);
     const char *p = json ? strstr(json, pat) : NULL;
     return p ? strtod(p + strlen(pat), NULL) : NAN;
+}
+
+void mf_list_dir(const char *dir, char *out, size_t cap)
+{
+    struct dirent **ents;
+    int n = scandir(dir, &ents, NULL, alphasort);
+    out[0] = 0;
+    for (int i = 0; i < n; i++) {
+        if (strcmp(ents[i]->d_name, ".") && strcmp(ents[i]->d_name, ".."))
+            snprintf(out + strlen(out), cap - strlen(out), "%s%s", out[0] ? " " : "", ents[i]->d_name);
+        free(ents[i]);
+    }
+    if (n >= 0) free(ents);
 }

@@ -63,6 +63,10 @@ mf_proc mf_run_tool(const char *name, const char *const *args);
 mf_proc mf_run_tool_fsize(const char *name, const char *const *args, long max_bytes);
 void mf_proc_free(mf_proc *p);
 
+/* The names in folder `dir` (no "." or ".."), sorted and joined by single spaces, into out
+ * (cut at cap): for "nothing else was left behind" checks. */
+void mf_list_dir(const char *dir, char *out, size_t cap);
+
 /* 1 when /usr/bin/python3 runs and imports numpy (tests that compare with
  * tools/reference.py skip with a reason otherwise). */
 int mf_have_numpy(void);

@@ -18,7 +18,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <dirent.h>
 #include <signal.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
@@ -639,20 +638,6 @@ static void writer_fill_error(void **state)
     mf_gguf_writer_free(w);
 }
 
-/* Names in directory `dir`, sorted and joined by spaces (for "nothing else was left"). */
-static void dir_listing(const char *dir, char *out, size_t cap)
-{
-    struct dirent **ents;
-    int n = scandir(dir, &ents, NULL, alphasort);
-    out[0] = 0;
-    for (int i = 0; i < n; i++) {
-        if (strcmp(ents[i]->d_name, ".") && strcmp(ents[i]->d_name, ".."))
-            snprintf(out + strlen(out), cap - strlen(out), "%s%s", out[0] ? " " : "", ents[i]->d_name);
-        free(ents[i]);
-    }
-    if (n >= 0) free(ents);
-}
-
 static int fill_ones(void *user, uint64_t index, const mf_gguf_tensor *t, void *buf, mf_err *err)
 {
     (void)user, (void)index, (void)err;
@@ -678,7 +663,7 @@ static void writer_atomic(void **state)
     size_t len0, len1;
     uint8_t *before = mf_read_file(path, &len0);
     assert_non_null(before);
-    dir_listing(dir, ls, sizeof ls);
+    mf_list_dir(dir, ls, sizeof ls);
     assert_string_equal(ls, "x.gguf");
 
     /* a fill error half-way */
@@ -686,7 +671,7 @@ static void writer_atomic(void **state)
     assert_int_equal(mf_gguf_w_tensor(w, "a", MF_TYPE_F32, 1, big, NULL, &err), 0);
     assert_int_equal(mf_gguf_w_tensor(w, "b", MF_TYPE_F32, 1, small, NULL, &err), 1);
     assert_int_equal(mf_gguf_w_write(w, path, fill_fails, NULL, &err), -1);
-    dir_listing(dir, ls, sizeof ls);
+    mf_list_dir(dir, ls, sizeof ls);
     assert_string_equal(ls, "x.gguf");
     uint8_t *after = mf_read_file(path, &len1);
     assert_true(len1 == len0 && memcmp(before, after, len0) == 0);
@@ -707,7 +692,7 @@ static void writer_atomic(void **state)
     int st;
     assert_int_equal(waitpid(pid, &st, 0), pid);
     assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
-    dir_listing(dir, ls, sizeof ls);
+    mf_list_dir(dir, ls, sizeof ls);
     assert_string_equal(ls, "x.gguf");
     after = mf_read_file(path, &len1);
     assert_true(len1 == len0 && memcmp(before, after, len0) == 0);
@@ -715,7 +700,7 @@ static void writer_atomic(void **state)
 
     /* success replaces the file; a device is written in place */
     if (mf_gguf_w_write(w, path, fill_ones, NULL, &err)) fail_msg("%s", err.msg);
-    dir_listing(dir, ls, sizeof ls);
+    mf_list_dir(dir, ls, sizeof ls);
     assert_string_equal(ls, "x.gguf");
     after = mf_read_file(path, &len1);
     assert_true(len1 > (size_t)(1 << 18));

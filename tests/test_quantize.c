@@ -17,7 +17,6 @@
  *    disk, output = input, a foreign importance file: a clear error, no output (no
  *    temporary file either), the input untouched.
  */
-#include <dirent.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -474,15 +473,8 @@ static char tmpdir_path[64];
 /* The folder holds exactly `want` (space-separated, sorted) */
 static void assert_dir(const char *want)
 {
-    struct dirent **ents;
-    int n = scandir(tmpdir_path, &ents, NULL, alphasort);
-    char got[512] = "";
-    for (int i = 0; i < n; i++) {
-        if (strcmp(ents[i]->d_name, ".") && strcmp(ents[i]->d_name, ".."))
-            snprintf(got + strlen(got), sizeof got - strlen(got), "%s%s", got[0] ? " " : "", ents[i]->d_name);
-        free(ents[i]);
-    }
-    free(ents);
+    char got[1024];
+    mf_list_dir(tmpdir_path, got, sizeof got);
     assert_string_equal(got, want);
 }
 
