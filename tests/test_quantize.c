@@ -526,6 +526,12 @@ static void hostile(void **state)
         {{"quantize", src, src, "Q4_0"}, "is the input file"},
         {{"quantize", src, out}, "need IN.gguf OUT.gguf TYPE"},
         {{"quantize", src, out, "Q4_0", "-t", "0"}, "bad value '0' for -t"},
+        {{"imatrix", "-m", src, "-f", MF_SOURCE_DIR "/tests/data/stories.txt", "-o", missing, "-c", "64", "--chunks", "1"},
+         "no-such-folder/out.gguf: cannot create"},
+        {{"imatrix", "-m", src, "-f", missing, "-o", out}, "cannot read"},
+        {{"imatrix", "-m", src, "-f", MF_SOURCE_DIR "/tests/data/stories.txt", "-o", src}, "would replace an input"},
+        {{"imatrix", "-m", src, "-f", MF_SOURCE_DIR "/tests/data/stories.txt", "-o", out, "-c", "100000"},
+         "fewer than one chunk of 100000"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         p = mf_run_tool("minfer", cases[i].args);
