@@ -10,6 +10,7 @@
 #include "ctx.cuh"
 #include "math.cuh"
 
+namespace mf_kernels {  // in every kernel name: the racecheck filter (ctx.cuh)
 namespace {
 
 __global__ void swiglu_kernel(float *g, const float *u, int64_t n)
@@ -31,6 +32,8 @@ unsigned grid_for(int64_t n)
 }
 
 }  // namespace
+}  // namespace mf_kernels
+using namespace mf_kernels;
 
 void mf_cu_swiglu(mf_cu_ctx *c, float *g, const float *u, int64_t n)
 {

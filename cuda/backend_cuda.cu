@@ -20,7 +20,9 @@
  * before the copy ran). For a decode step (n == 1) without no_graph: the first one starts a
  * stream capture and returns 0 — the forward pass issues its ops into the capture — and
  * step_end instantiates the graph and launches it; every later decode step launches the
- * graph and returns 1, so the forward pass issues nothing. All launch shapes of a decode
+ * graph and returns 1, so the forward pass issues nothing. A step begun with eager = 1 (a
+ * layer hook is set: it reads x between the ops) is neither captured nor replayed; its ops
+ * run as issued, and an existing graph stays valid for later steps. All launch shapes of a decode
  * step depend only on the model and the session (n_ctx), never on the position.
  * Launches per decoded token (TinyLlama, 22 layers): embed 1, per layer 9 (rmsnorm, qkv,
  * rope_kv, attention split + combine, wo, rmsnorm, gate/up/SwiGLU, down), final rmsnorm 1,
@@ -430,7 +432,7 @@ fail:
 
 /* ------------------------------------------------------------------ a step */
 
-int cu_step_begin(mf_backend *be, mf_bstate *bst, const int32_t *tokens, int n, int pos0)
+int cu_step_begin(mf_backend *be, mf_bstate *bst, const int32_t *tokens, int n, int pos0, int eager)
 {
     cu_state *st = S(bst);
     mf_cu_ctx *c = &st->c;
@@ -450,7 +452,7 @@ int cu_step_begin(mf_backend *be, mf_bstate *bst, const int32_t *tokens, int n, 
                                         cudaMemcpyHostToDevice, c->stream), "CUDA backend: copy of the step") ||
         !mf_cu_check(c, cudaEventRecord(st->params_copied, c->stream), "CUDA backend: cudaEventRecord"))
         return 0;
-    if (n != 1 || st->o.no_graph) return 0;
+    if (n != 1 || st->o.no_graph || eager) return 0;
     if (st->have_graph) {
         mf_cu_check(c, cudaGraphLaunch(st->exec, c->stream), "CUDA backend: cudaGraphLaunch");
         return 1;

@@ -5,7 +5,10 @@
  * "Host-testable": everything marked MF_HD compiles twice, once for the GPU and once for
  * the CPU (nvcc's host pass), so the host wrappers of host_twins.cu can run the very same
  * arithmetic on the CPU and tests/test_cuda_host.c can compare it with engine/quant.c and
- * plain C loops on a machine without a GPU.
+ * plain C loops on a machine without a GPU. Without nvcc (a CPU-only build) this header,
+ * dequant.cuh, math.cuh and geometry.cuh also compile as plain C++17, so that test runs in
+ * every build; only the binary16 rounding (mf_f2h_bits, which needs cuda_fp16.h) is left out
+ * there.
  */
 #ifndef MF_CUDA_COMMON_CUH
 #define MF_CUDA_COMMON_CUH
@@ -13,9 +16,13 @@
 #include <cstdint>
 #include <cstring>
 #include <cmath>
-#include <cuda_fp16.h>
 
+#ifdef __CUDACC__
+#include <cuda_fp16.h>
 #define MF_HD __host__ __device__ __forceinline__
+#else
+#define MF_HD inline
+#endif
 
 /* Launch geometry shared by the kernels (documented in docs/cuda.md). */
 #define MF_WARP 32
@@ -122,9 +129,17 @@ MF_HD float mf_cu_e8m0_half(uint32_t e)
     return mf_bits_f32(e < 2 ? (0x00200000u << e) : ((e - 1) << 23));
 }
 
-/* float32 -> binary16 bits, round to nearest even (what the KV cache stores); cuda_fp16.h
- * has the same conversion for the host. */
-MF_HD uint32_t mf_f2h_bits(float f) { return __half_as_ushort(__float2half_rn(f)); }
+#ifdef __CUDACC__
+/* float32 -> binary16 bits, round to nearest even (what the KV cache stores). cuda_fp16.h
+ * has __float2half_rn for host and device; the bits are read through the __half_raw
+ * conversion, also host and device, because __half_as_ushort is a device-only intrinsic in
+ * CUDA 11 and early 12.x (host-callable only in newer headers, e.g. CUDA 13's). */
+MF_HD uint32_t mf_f2h_bits(float f)
+{
+    __half_raw r = __float2half_rn(f);
+    return r.x;
+}
+#endif
 
 /* Products and sums that must round exactly as the C reference does: nvcc would otherwise
  * contract a·b + c into one fused multiply-add (one rounding instead of two). */

@@ -9,6 +9,12 @@
  * Streams. Everything of a session runs in order on ctx->stream; nothing synchronizes with
  * the host except argmax/read (one value or one buffer back) and the MoE prompt path (the
  * per-expert token counts, needed to size the cuBLAS calls).
+ *
+ * Kernel names. Every __global__ function is declared inside namespace mf_kernels (around
+ * each file's anonymous namespace), so its mangled and demangled names contain
+ * "mf_kernels": tools/gpu_check.sh runs compute-sanitizer's racecheck with --kernel-name
+ * kns=mf_kernels, which checks minfer's kernels and leaves cuBLAS's alone (its Hopper
+ * kernels synchronize in ways racecheck reports as hazards that are not minfer's).
  */
 #ifndef MF_CUDA_CTX_CUH
 #define MF_CUDA_CTX_CUH
@@ -20,6 +26,7 @@
 #include <cuda_runtime.h>
 
 #include "common.cuh"
+#include "geometry.cuh"
 
 extern "C" {
 #include "err.h"
@@ -136,9 +143,7 @@ void mf_cu_attention(mf_cu_ctx *c, const mf_cu_attn_args *a);
 /* Shared memory the kernel needs for head dim hd, and the one-time opt-in above 48 KiB. */
 size_t mf_cu_attn_smem(int hd);
 int mf_cu_attn_configure(int hd, int kv_f16, size_t smem_optin, mf_err *err);
-/* keys per split and number of splits for a layer of `span` visible keys (n_ctx, or the
- * window): about 8 blocks per SM over all KV heads at full length */
-void mf_cu_attn_split(int span, int Hkv, int sm_count, int *chunk, int *nsplit);
+/* the split (mf_cu_attn_split) and the grid (mf_cu_attn_grid): geometry.cuh */
 
 /* ---------------------------------------------------------------- moe.cu */
 

@@ -12,12 +12,14 @@
  * (HD template) and any other head dim up to 256 through the generic instance (HD = 0;
  * the tiny test models use 8 and 16), KV cache in float32 or binary16 (KT template).
  *
- * Grid / block (128 threads = 4 warps, 16 "query vectors" per block):
+ * Grid / block (128 threads = 4 warps, 16 "query vectors" per block; geometry.cuh):
  *   blockIdx.z  KV head g
- *   blockIdx.y  a tile of 16 query vectors (row, head of g's group), row-major: the G query
+ *   tile        a tile of 16 query vectors (row, head of g's group), row-major: the G query
  *               heads that share KV head g are neighbours, so one loaded K/V tile serves
- *               all of them (GQA) and, for prompts, several rows at once
- *   blockIdx.x  the split (flash-decoding), 0 for prompts
+ *               all of them (GQA) and, for prompts, several rows at once. Decode: tile =
+ *               blockIdx.y. Prompts: tile = blockIdx.x·gridDim.y + blockIdx.y, folded into
+ *               x when there are more than 65535 tiles (mf_cu_attn_grid)
+ *   blockIdx.x  the split (flash-decoding)
  * Each warp owns 4 query vectors (round robin); lane L owns key L of the 32-key tile for
  * the scores and head dims L, L+32, … for the output accumulator.
  *
@@ -50,12 +52,13 @@
 #include "ctx.cuh"
 #include "math.cuh"
 
+namespace mf_kernels {  // in every kernel name: the racecheck filter (ctx.cuh)
 namespace {
 
-constexpr int FA_WARPS = 4;
-constexpr int FA_QPW = 4;                   /* query vectors per warp */
-constexpr int FA_QB = FA_WARPS * FA_QPW;    /* query vectors per block */
-constexpr int FA_BK = 32;                   /* keys per tile = lanes of a warp */
+constexpr int FA_WARPS = MF_FA_WARPS;
+constexpr int FA_QPW = MF_FA_QPW;           /* query vectors per warp */
+constexpr int FA_QB = MF_FA_QB;             /* query vectors per block */
+constexpr int FA_BK = MF_FA_BK;             /* keys per tile = lanes of a warp */
 constexpr int FA_MAXDL = 8;                 /* generic instance: hd <= 8·32 = 256 */
 
 __device__ __forceinline__ float ld_kv(const float *p) { return *p; }
@@ -73,7 +76,8 @@ __global__ void __launch_bounds__(FA_WARPS * MF_WARP) flash_attn_kernel(const mf
     const int warp = threadIdx.x / MF_WARP, lane = threadIdx.x % MF_WARP;
     const int G = a.H / a.Hkv, g = blockIdx.z;
     const int64_t nq = (int64_t)a.n * G;    /* query vectors of KV head g */
-    const int64_t f0 = (int64_t)blockIdx.y * FA_QB;
+    const int64_t f0 = mf_cu_attn_tile(a.chunk, blockIdx.x, blockIdx.y, gridDim.y) * FA_QB;
+    if (f0 >= nq) return;                   /* a fold's spare block (whole block: no barrier skipped) */
     const KT *K = (const KT *)a.kc, *V = (const KT *)a.vc;
 
     /* the positions this block's rows span, and the keys they can see */
@@ -241,6 +245,8 @@ void launch(mf_cu_ctx *c, const mf_cu_attn_args *a, dim3 grid, size_t smem)
 }
 
 }  // namespace
+}  // namespace mf_kernels
+using namespace mf_kernels;
 
 size_t mf_cu_attn_smem(int hd)
 {
@@ -263,41 +269,28 @@ int mf_cu_attn_configure(int hd, int kv_f16, size_t smem_optin, mf_err *err)
     return 0;
 }
 
-void mf_cu_attn_split(int span, int Hkv, int sm_count, int *chunk, int *nsplit)
-{
-    int want = 8 * (sm_count > 0 ? sm_count : 1) / (Hkv > 0 ? Hkv : 1);
-    if (want < 1) want = 1;
-    int ch = (span + want - 1) / want;
-    ch = (ch + FA_BK - 1) / FA_BK * FA_BK;
-    if (ch < FA_BK) ch = FA_BK;
-    *chunk = ch;
-    *nsplit = (span + ch - 1) / ch;
-}
-
 void mf_cu_attention(mf_cu_ctx *c, const mf_cu_attn_args *a)
 {
     if (c->failed || a->n <= 0) return;
-    const int G = a->H / a->Hkv;
     const size_t smem = mf_cu_attn_smem(a->hd);
-    if (a->chunk) {
-        if (a->n != 1) {
-            mf_cu_fail(c, "attention: split (flash-decoding) launch with %d rows", a->n);
-            return;
-        }
-        dim3 grid(a->nsplit, mf_cdiv(G, FA_QB), a->Hkv);
-        if (a->kv_f16)
-            launch<__half>(c, a, grid, smem);
-        else
-            launch<float>(c, a, grid, smem);
-        if (!mf_cu_launched(c, "flash_attn_kernel (split)")) return;
-        attn_combine_kernel<<<a->H, 64, 0, c->stream>>>(*a);
-        mf_cu_launched(c, "attn_combine_kernel");
+    if (a->chunk && a->n != 1) {
+        mf_cu_fail(c, "attention: split (flash-decoding) launch with %d rows", a->n);
         return;
     }
-    dim3 grid(1, mf_cdiv((int64_t)a->n * G, FA_QB), a->Hkv);
+    mf_cu_grid g;
+    int64_t tiles;
+    if (a->Hkv < 1 || a->H % a->Hkv ||
+        mf_cu_attn_grid(a->n, a->H / a->Hkv, a->Hkv, a->chunk, a->nsplit, &g, &tiles)) {
+        mf_cu_fail(c, "attention: no CUDA grid holds %d rows of %d heads over %d KV heads (split %d)", a->n, a->H,
+                   a->Hkv, a->nsplit);
+        return;
+    }
+    dim3 grid((unsigned)g.x, (unsigned)g.y, (unsigned)g.z);
     if (a->kv_f16)
         launch<__half>(c, a, grid, smem);
     else
         launch<float>(c, a, grid, smem);
-    mf_cu_launched(c, "flash_attn_kernel");
+    if (!mf_cu_launched(c, a->chunk ? "flash_attn_kernel (split)" : "flash_attn_kernel") || !a->chunk) return;
+    attn_combine_kernel<<<a->H, 64, 0, c->stream>>>(*a);
+    mf_cu_launched(c, "attn_combine_kernel");
 }

@@ -8,8 +8,10 @@
  * (FP32 math), so all-F32 models and the F32 router of gpt-oss keep full precision.
  *
  * Steps per call, other types: (1) x [rows][n_in] float -> xh [rows][n_in] binary16, once for all the
- * matrices of the call (q, k, v share it); (2) per matrix, per tile of ≤ wh_cap / n_in
- * weight rows: dequantize the tile into wh (one thread per 32-element chunk: mf_dq32, then
+ * matrices of the call (q, k, v share it); (2) per matrix, per tile of weight rows (the whole
+ * matrix when it fits in wh_cap elements, else ≤ wh_cap / n_in rows rounded down to a
+ * multiple of 64, so each tile's output is as aligned as the first: mf_cu_gemm_tile_rows):
+ * dequantize the tile into wh (one thread per 32-element chunk: mf_dq32, then
  * four 16-byte stores; float types one thread per element), then cublasGemmEx with F16
  * inputs, F32 accumulation and F32 output written (or, accumulate = 1, added: beta = 1)
  * into the tile's columns of out; (3) the bias, if any, added by a small kernel.
@@ -33,6 +35,7 @@
 #include "ctx.cuh"
 #include "dequant.cuh"
 
+namespace mf_kernels {  // in every kernel name: the racecheck filter (ctx.cuh)
 namespace {
 
 __global__ void to_half_kernel(const float *x, int64_t ldx, int64_t n_in, int rows, __half *xh)
@@ -95,6 +98,8 @@ bool dequant_tile(mf_cu_ctx *c, const mf_cu_mat *m, int64_t o0, int64_t nr)
 }
 
 }  // namespace
+}  // namespace mf_kernels
+using namespace mf_kernels;
 
 void mf_cu_gemm(mf_cu_ctx *c, const mf_cu_mat *m, float *const *out, const int64_t *ldo, int n_mats,
                 const float *x, int64_t ldx, int rows, int accumulate)
@@ -132,11 +137,11 @@ void mf_cu_gemm(mf_cu_ctx *c, const mf_cu_mat *m, float *const *out, const int64
                                            accumulate ? &one : &zero, out[j], (int)ldo[j]);
             if (!mf_cu_blas_check(c, s, "cublasSgemm")) return;
         } else {
-            int64_t tile = (int64_t)(c->wh_cap / (size_t)n_in);
-            if (tile > w->n_out) tile = w->n_out;
+            /* whole matrix, or a multiple of 64 rows: every tile's output stays aligned */
+            const int64_t tile = mf_cu_gemm_tile_rows(c->wh_cap, n_in, w->n_out);
             if (tile < 1) {
-                mf_cu_fail(c, "GEMM: one row of %lld elements exceeds the F16 tile scratch (%zu)", (long long)n_in,
-                           c->wh_cap);
+                mf_cu_fail(c, "GEMM: the F16 tile scratch (%zu elements) holds fewer than %d rows of %lld elements",
+                           c->wh_cap, MF_GEMM_TILE_ALIGN, (long long)n_in);
                 return;
             }
             for (int64_t o0 = 0; o0 < w->n_out; o0 += tile) {

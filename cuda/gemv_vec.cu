@@ -26,6 +26,7 @@
 #include "gemv.cuh"
 #include "math.cuh"
 
+namespace mf_kernels {  // in every kernel name: the racecheck filter (ctx.cuh)
 namespace {
 
 struct gemv_job {
@@ -123,6 +124,8 @@ bool check_x(mf_cu_ctx *c, uint32_t type, const float *x, int64_t ldx, int64_t n
 }
 
 }  // namespace
+}  // namespace mf_kernels
+using namespace mf_kernels;
 
 void mf_cu_gemv(mf_cu_ctx *c, const mf_cu_mat *m, float *const *out, const int64_t *ldo, int n_mats,
                 const float *x, int64_t ldx, int rows, int accumulate)

@@ -35,6 +35,7 @@
 #include "gemv.cuh"
 #include "math.cuh"
 
+namespace mf_kernels {  // in every kernel name: the racecheck filter (ctx.cuh)
 namespace {
 
 constexpr int MOE_MAXK = 32;
@@ -269,6 +270,8 @@ void moe_grouped(mf_cu_ctx *c, const mf_cu_moe_args *a)
 }
 
 }  // namespace
+}  // namespace mf_kernels
+using namespace mf_kernels;
 
 void mf_cu_moe(mf_cu_ctx *c, const mf_cu_moe_args *a)
 {

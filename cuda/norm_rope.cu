@@ -24,6 +24,7 @@
 #include "ctx.cuh"
 #include "math.cuh"
 
+namespace mf_kernels {  // in every kernel name: the racecheck filter (ctx.cuh)
 namespace {
 
 __global__ void rmsnorm_kernel(const float *x, const float *g, float eps, float *out, int d)
@@ -91,6 +92,8 @@ __global__ void rope_kv_kernel(const mf_cu_rope_args a)
 }
 
 }  // namespace
+}  // namespace mf_kernels
+using namespace mf_kernels;
 
 void mf_cu_rmsnorm(mf_cu_ctx *c, const float *x, const float *g, float eps, float *out, int rows, int d)
 {

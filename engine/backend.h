@@ -20,7 +20,9 @@
  * may capture the op sequence of a decode step (n == 1) once and replay it: step_begin()
  * then returns 1 and the forward pass issues nothing (CUDA graphs). Ops that depend on the
  * position (embed, rope_kv, attention) take it from the staged step, so a captured sequence
- * stays valid for every position.
+ * stays valid for every position. A step begun with eager = 1 is neither captured nor
+ * replayed: its ops run as issued, so the host may read buffers between them (the layer
+ * hook of mf_session_set_hook, which a replay would skip and a capture would refuse).
  */
 #ifndef MF_BACKEND_H
 #define MF_BACKEND_H
@@ -67,7 +69,7 @@ struct mf_backend {
     int (*read)(mf_backend *be, const float *buf, size_t n, float *host, mf_err *err);
 
     /* ---- a step ---- */
-    int (*step_begin)(mf_backend *be, mf_bstate *st, const int32_t *tokens, int n, int pos0);
+    int (*step_begin)(mf_backend *be, mf_bstate *st, const int32_t *tokens, int n, int pos0, int eager);
     int (*step_end)(mf_backend *be, mf_bstate *st, mf_err *err);
 
     /* ---- operations (n rows = tokens of the step unless an explicit count is given) ---- */
@@ -91,7 +93,9 @@ struct mf_backend {
     void (*ffn)(mf_backend *be, mf_bstate *st, int l, const float *h, float *x);
     /* mixture of experts of layer l: x[r] += sum_e w_e * expert_e(h[r]) (gpt-oss-arch §3.2) */
     void (*moe)(mf_backend *be, mf_bstate *st, int l, const float *h, float *x);
-    /* index of the largest of n floats of buf (greedy decoding without copying logits) */
+    /* index of the largest of n floats of buf (greedy decoding without copying logits), the
+     * first one on ties; -1 when one of them is not finite (NaN, +inf, -inf): the logits
+     * are broken, which the caller reports (minfer.h mf_session_argmax) */
     int (*argmax)(mf_backend *be, mf_bstate *st, const float *buf, int n);
 
     /* ---- optional (NULL: not supported; the CUDA backend has none) ---- */

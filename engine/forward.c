@@ -28,10 +28,13 @@ int mf_forward_step(mf_session *s, const int32_t *tokens, int n, int pos0, int a
     const mf_hparams *hp = &m->hp;
     int d = hp->n_embd;
 
-    /* a backend that captured this step's shape replays it and issues nothing here */
-    if (!be->step_begin(be, st, tokens, n, pos0)) {
+    /* a backend that captured this step's shape replays it and issues nothing here; a layer
+     * hook reads x between the ops, so with a hook the step runs eagerly (never replayed) */
+    mf_err hook_err;
+    int hook_rc = 0;
+    if (!be->step_begin(be, st, tokens, n, pos0, s->hook != NULL)) {
         be->embed(be, st, &m->tok_embd, s->x);
-        if (s->hook) mf_session_call_hook(s, -1, n);
+        if (s->hook) hook_rc = mf_session_call_hook(s, -1, n, &hook_err);
         for (int l = 0; l < hp->n_layers; l++) {
             const mf_layer *L = &m->layers[l];
             if (L->skip) continue;  /* --skip-layers: x passes through unchanged (prune.h) */
@@ -45,12 +48,14 @@ int mf_forward_step(mf_session *s, const int32_t *tokens, int n, int pos0, int a
                 be->moe(be, st, l, s->h, s->x);
             else
                 be->ffn(be, st, l, s->h, s->x);
-            if (s->hook) mf_session_call_hook(s, l, n);
+            if (s->hook && !hook_rc) hook_rc = mf_session_call_hook(s, l, n, &hook_err);
         }
         /* logits of every row, or of the last only (all that generation needs) */
         int r0 = all_logits ? 0 : n - 1;
         be->rmsnorm(be, st, s->x + (size_t)r0 * d, &m->output_norm, hp->eps, s->h, n - r0);
         be->matmul(be, st, &m->output, NULL, s->h, s->logits, n - r0, 0);
     }
-    return be->step_end(be, st, err);
+    if (be->step_end(be, st, err)) return -1;
+    if (hook_rc) return mf_errf(err, "layer hook: %s", hook_err.msg);
+    return 0;
 }

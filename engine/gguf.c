@@ -506,11 +506,21 @@ mf_gguf *mf_gguf_open_memory(const void *data, size_t size, const char *name, mf
 
 mf_gguf *mf_gguf_open(const char *path, mf_err *err)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    /* O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer forever. The
+     * type check is on the opened descriptor (fstat), so the file cannot be swapped between
+     * the check and the mapping; for a regular file the flag changes nothing. */
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
     if (fd < 0) { gerr(err, "%s: cannot open: %s", path, strerror(errno)); return NULL; }
     struct stat st;
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        gerr(err, "%s: not a regular file", path);
+    if (fstat(fd, &st) != 0) {
+        gerr(err, "%s: cannot stat: %s", path, strerror(errno));
+        close(fd);
+        return NULL;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        gerr(err, "%s: not a regular file (%s)", path,
+             S_ISDIR(st.st_mode) ? "a directory" : S_ISFIFO(st.st_mode) ? "a FIFO" : S_ISCHR(st.st_mode) ? "a character device"
+             : S_ISBLK(st.st_mode) ? "a block device" : S_ISSOCK(st.st_mode) ? "a socket" : "a special file");
         close(fd);
         return NULL;
     }
@@ -559,6 +569,7 @@ uint32_t mf_gguf_version(const mf_gguf *g) { return g->version; }
 uint64_t mf_gguf_file_size(const mf_gguf *g) { return g->size; }
 uint64_t mf_gguf_data_offset(const mf_gguf *g) { return g->data_offset; }
 uint32_t mf_gguf_alignment(const mf_gguf *g) { return g->alignment; }
+const uint8_t *mf_gguf_bytes(const mf_gguf *g) { return g->base; }
 uint64_t mf_gguf_n_kv(const mf_gguf *g) { return g->n_kv; }
 uint64_t mf_gguf_n_tensors(const mf_gguf *g) { return g->n_tensors; }
 

@@ -20,7 +20,7 @@
  *     until the write) or from a fill callback invoked once per tensor at write time, so a
  *     multi-GB synthetic model is streamed through one tensor-sized buffer.
  *   - Never a partial file under the final name: the file is written to a temporary name
- *     beside it (PATH.tmp-PID-N), flushed to disk (fsync) and renamed over PATH only when
+ *     beside it (PATH.partPID-N), flushed to disk (fsync) and renamed over PATH only when
  *     complete; on any failure (full disk, file-size limit, a fill error) the temporary
  *     file is removed and an existing PATH is left as it was. (An existing PATH that is not
  *     a regular file, e.g. /dev/null or a FIFO, is written in place.)
@@ -95,6 +95,8 @@ uint32_t mf_gguf_version(const mf_gguf *g);
 uint64_t mf_gguf_file_size(const mf_gguf *g);
 uint64_t mf_gguf_data_offset(const mf_gguf *g);
 uint32_t mf_gguf_alignment(const mf_gguf *g);
+/* The file's bytes (the mapping, or the buffer of mf_gguf_open_memory), file_size of them. */
+const uint8_t *mf_gguf_bytes(const mf_gguf *g);
 
 /* metadata */
 uint64_t mf_gguf_n_kv(const mf_gguf *g);

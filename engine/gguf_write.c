@@ -200,6 +200,8 @@ int64_t mf_gguf_w_tensor(mf_gguf_writer *w, const char *name, uint32_t type, uin
         return mf_errf(err, "tensor '%s': row of %lld is not a multiple of the %s block %u", name,
                        (long long)t->info.ne[0], ti->name, ti->blck);
     t->info.n_elements = n_el;
+    if (n_el / ti->blck > (uint64_t)INT64_MAX / ti->size)  /* what the reader demands */
+        return mf_errf(err, "tensor '%s': byte size overflows", name);
     t->info.nbytes = n_el / ti->blck * ti->size;
     t->data = data;
     return (int64_t)w->n_t++;
@@ -226,12 +228,31 @@ static int pad_to(FILE *f, uint64_t *pos, uint64_t align)
     return 0;
 }
 
-/* Header, metadata, tensor infos and data into an open stream (err names `path`). */
+/* The data layout: each tensor's offset in record order, each rounded up to the alignment.
+ * -1 when the data section would not fit in an off_t (huge shapes: the reader would reject
+ * the wrapped offsets, and the file system could not hold the file). */
+static int layout(mf_gguf_writer *w, const char *path, mf_err *err)
+{
+    uint64_t off = 0, a = w->alignment, lim = (uint64_t)INT64_MAX;
+    for (uint64_t i = 0; i < w->n_t; i++) {
+        mf_gguf_tensor *t = &w->t[i].info;
+        uint64_t padded = t->nbytes / a * a + (t->nbytes % a ? a : 0);
+        if (t->nbytes > lim - a || off > lim - padded)
+            return mf_errf(err, "%s: tensor '%s' does not fit: the data section would exceed %llu bytes", path, t->name,
+                           (unsigned long long)lim);
+        t->offset = off;
+        off += padded;
+    }
+    return 0;
+}
+
+/* Header, metadata, tensor infos (offsets from layout()) and data into an open stream;
+ * err names `path`. */
 static int write_stream(mf_gguf_writer *w, FILE *f, const char *path, mf_gguf_fill_fn fill, void *user, mf_err *err)
 {
     int rc = -1;
     void *buf = NULL;
-    uint64_t pos = 0, off = 0;
+    uint64_t pos = 0;
 
     /* header + metadata */
     if (wr(f, "GGUF", 4) || wr_le(f, w->version, 4) || wr_le(f, w->n_t, 8) || wr_le(f, w->n_kv, 8) ||
@@ -239,12 +260,10 @@ static int write_stream(mf_gguf_writer *w, FILE *f, const char *path, mf_gguf_fi
         goto io_error;
     pos = 24 + w->kv_len;
 
-    /* tensor infos, offsets assigned in record order */
+    /* tensor infos, with the offsets of layout() */
     for (uint64_t i = 0; i < w->n_t; i++) {
         mf_gguf_tensor *t = &w->t[i].info;
         size_t nl = strlen(t->name);
-        t->offset = off;
-        off += (t->nbytes + w->alignment - 1) / w->alignment * w->alignment;
         if (wr_le(f, nl, 8) || wr(f, t->name, nl) || wr_le(f, t->n_dims, 4)) goto io_error;
         for (uint32_t j = 0; j < t->n_dims; j++)
             if (wr_le(f, (uint64_t)t->ne[j], 8)) goto io_error;
@@ -293,8 +312,10 @@ done:
 int mf_gguf_w_write(mf_gguf_writer *w, const char *path, mf_gguf_fill_fn fill, void *user, mf_err *err)
 {
     if (w->oom) return mf_errf(err, "%s: out of memory while building metadata", path);
+    if (layout(w, path, err)) return -1;
     /* an existing device or pipe (/dev/null, a FIFO) is written in place: it cannot be
-     * replaced by a rename, and holds no earlier file to protect */
+     * replaced by a rename (and must not be: a temporary file beside /dev/null renamed over
+     * it would replace the device), and holds no earlier file to protect */
     struct stat sb;
     if (stat(path, &sb) == 0 && !S_ISREG(sb.st_mode)) {
         FILE *f = fopen(path, "wb");
@@ -303,33 +324,28 @@ int mf_gguf_w_write(mf_gguf_writer *w, const char *path, mf_gguf_fill_fn fill, v
         if (fclose(f) != 0 && rc == 0) rc = mf_errf(err, "%s: write failed: %s", path, strerror(errno));
         return rc;
     }
-    /* a temporary file beside the target, renamed over it only once complete and on disk:
-     * a failure (full disk, a fill error, a crash) never leaves a partial file under the
-     * final name, and the temporary one is removed */
-    char *tmp = malloc(strlen(path) + 48);
+    /* written under a temporary name beside the target, flushed to disk and renamed when
+     * complete: a failed write (full disk, file-size limit, a fill error) never leaves a
+     * partial file under the final name, nor the temporary one */
+    char *tmp = malloc(strlen(path) + 32);
     if (!tmp) return mf_errf(err, "%s: out of memory", path);
     int fd = -1;
     for (int k = 0; k < 100 && fd < 0; k++) {
-        sprintf(tmp, "%s.tmp-%ld-%d", path, (long)getpid(), k);
+        sprintf(tmp, "%s.part%ld-%d", path, (long)getpid(), k);
         fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
         if (fd < 0 && errno != EEXIST) break;
     }
-    if (fd < 0) {
+    FILE *f = fd >= 0 ? fdopen(fd, "wb") : NULL;
+    if (!f) {
         mf_errf(err, "%s: cannot create: %s", path, strerror(errno));
+        if (fd >= 0) { close(fd); unlink(tmp); }
         free(tmp);
         return -1;
     }
-    FILE *f = fdopen(fd, "wb");
-    int rc = -1;
-    if (!f) {
-        mf_errf(err, "%s: cannot create: %s", path, strerror(errno));
-        close(fd);
-    } else {
-        rc = write_stream(w, f, path, fill, user, err);
-        if (rc == 0 && fsync(fd) != 0) rc = mf_errf(err, "%s: write failed: %s", path, strerror(errno));
-        if (fclose(f) != 0 && rc == 0) rc = mf_errf(err, "%s: write failed: %s", path, strerror(errno));
-        if (rc == 0 && rename(tmp, path) != 0) rc = mf_errf(err, "%s: cannot rename the finished file into place: %s", path, strerror(errno));
-    }
+    int rc = write_stream(w, f, path, fill, user, err);
+    if (rc == 0 && fsync(fd) != 0) rc = mf_errf(err, "%s: write failed: %s", path, strerror(errno));
+    if (fclose(f) != 0 && rc == 0) rc = mf_errf(err, "%s: write failed: %s", path, strerror(errno));
+    if (rc == 0 && rename(tmp, path) != 0) rc = mf_errf(err, "%s: cannot rename %s to it: %s", path, tmp, strerror(errno));
     if (rc != 0) unlink(tmp);
     free(tmp);
     return rc;

@@ -34,6 +34,9 @@
 
 #define MF_VERSION "0.1.0"
 
+/* Progress of a long step, for a driver's progress line: `done` of `total` bytes. */
+typedef void (*mf_progress_fn)(void *user, uint64_t done, uint64_t total);
+
 typedef struct mf_session_opts {
     const char *device;      /* "auto" (default: cuda when a GPU is present), "cpu", "cuda" */
     int n_threads;           /* CPU threads, <= 0: one per core */
@@ -43,6 +46,10 @@ typedef struct mf_session_opts {
     int kv_f16;              /* 1: binary16 KV cache (default 0 on the CPU, 1 on the GPU
                                 when left at -1) */
     int no_graph;            /* 1: no CUDA graph capture */
+    mf_progress_fn progress; /* when set, the model file is read into memory in order before
+                                the session is ready, reporting each 64 MiB (otherwise the
+                                first forward pass faults the pages in as it goes) */
+    void *progress_user;
 } mf_session_opts;
 
 mf_session_opts mf_session_defaults(void);
@@ -50,7 +57,9 @@ mf_session_opts mf_session_defaults(void);
 typedef struct mf_session mf_session;
 
 /* Called after each layer (and once before the first, layer = -1) with the hidden state of
- * every row of the step, copied to the host. For `minfer check`. */
+ * every row of the step, copied to the host. For `minfer check`. While a hook is set, every
+ * step runs its operations as issued (no CUDA graph is captured or replayed), so the hook
+ * sees every layer of every step; a failed copy fails the step. */
 typedef void (*mf_layer_hook)(void *user, int layer, const float *x, int rows, int width);
 
 mf_session *mf_session_new(mf_model *m, const mf_session_opts *o, mf_err *err);
@@ -64,8 +73,17 @@ int mf_session_eval(mf_session *s, const int32_t *tokens, int n, float *all_logi
 /* Logits of the last evaluated token: the session's host copy (n_vocab floats, valid until
  * the next eval), which the caller may modify (the sampler penalizes in place). */
 float *mf_session_logits(mf_session *s, mf_err *err);
-/* Argmax of the last logits, computed where they live (no copy from a GPU). */
+/* Argmax of the last logits, computed where they live (no copy from a GPU); -1 when one
+ * of them is not finite (NaN, ±inf), which mf_session_explain_nonfinite then explains. */
 int32_t mf_session_argmax(mf_session *s);
+/* After logits that are not finite: say where they came from. Evaluates again the n tokens
+ * of the last mf_session_eval (they end at the current position) with a layer hook that
+ * finds the first stage whose output holds a NaN or an infinity — the token embeddings, a
+ * layer, or the output norm and matrix — and writes one line into err naming it (layer,
+ * position, element, value). The cache entries of those positions are rewritten with the
+ * same values. Always returns -1: it is the error path, paid only when the logits are bad;
+ * the per-step cost of the check itself is one scan of the logits (or the argmax's). */
+int mf_session_explain_nonfinite(mf_session *s, const int32_t *tokens, int n, mf_err *err);
 int mf_session_pos(const mf_session *s);
 int mf_session_n_ctx(const mf_session *s);
 void mf_session_reset(mf_session *s);

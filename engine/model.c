@@ -19,6 +19,13 @@
 #define MAX_DIM (1 << 20)
 #define MAX_LAYERS 4096
 #define MAX_VOCAB (1 << 24)
+/* Domains of the float keys (beyond "finite"). RoPE bases: > 1, or the rotation frequencies
+ * base^(-2i/n) would not decrease. Scaling factors: every known file writes 1..64 (gpt-oss:
+ * 32, attn_factor 1); outside [1e-3, 1e6] the RoPE angles or the YaRN magnitude
+ * attn_factor * (1 + 0.1 ln factor) become meaningless (a denormal factor gives an infinite
+ * 1/factor), so such a file is refused rather than run into NaN logits. */
+#define MIN_SCALE 1e-3f
+#define MAX_SCALE 1e6f
 
 typedef struct kreader {
     const mf_gguf *g;
@@ -86,6 +93,15 @@ static int bad(kreader *k, const char *what)
     return mf_errf(k->err, "%s: %s", mf_gguf_path(k->g), what);
 }
 
+/* A float key's value outside its domain: the message names the key and the value. */
+static int bad_f32(kreader *k, const char *suffix, float v, const char *domain)
+{
+    return mf_errf(k->err, "%s: key '%s.%s' = %g is invalid (must be %s)", mf_gguf_path(k->g), k->prefix,
+                   suffix, (double)v, domain);
+}
+
+static int scale_ok(float v) { return isfinite(v) && v >= MIN_SCALE && v <= MAX_SCALE; }
+
 /* Keys shared by both architectures. */
 static int read_common(kreader *k, mf_hparams *hp)
 {
@@ -100,8 +116,14 @@ static int read_common(kreader *k, mf_hparams *hp)
     if (hp->n_heads <= 0 || hp->n_kv_heads <= 0 || hp->n_heads % hp->n_kv_heads)
         return mf_errf(k->err, "%s: head_count %d is not a positive multiple of head_count_kv %d",
                        mf_gguf_path(k->g), hp->n_heads, hp->n_kv_heads);
-    if (!(hp->eps > 0 && hp->eps < 1)) return bad(k, "layer_norm_rms_epsilon must be in (0, 1)");
-    if (!(hp->rope_base > 1)) return bad(k, "rope.freq_base must be > 1");
+    if (!(hp->eps > 0 && hp->eps < 1))
+        return bad_f32(k, "attention.layer_norm_rms_epsilon", hp->eps, "in (0, 1)");
+    if (!(isfinite(hp->rope_base) && hp->rope_base > 1))
+        return bad_f32(k, "rope.freq_base", hp->rope_base, "a finite number > 1");
+    /* sliding-window layers may have their own base (gpt-oss-arch.md §1.2) */
+    if (opt_f32(k, "rope.freq_base_swa", hp->rope_base, &hp->rope_base_swa)) return -1;
+    if (!(isfinite(hp->rope_base_swa) && hp->rope_base_swa > 1))
+        return bad_f32(k, "rope.freq_base_swa", hp->rope_base_swa, "a finite number > 1");
     /* head size: key_length when present (gpt-oss: 64 != d/H), else d/H */
     int def_hd = hp->n_embd % hp->n_heads ? 0 : hp->n_embd / hp->n_heads;
     int vlen;
@@ -115,6 +137,11 @@ static int read_common(kreader *k, mf_hparams *hp)
     if (vlen != hp->head_dim)
         return mf_errf(k->err, "%s: value_length %d differs from key_length %d (unsupported)",
                        mf_gguf_path(k->g), vlen, hp->head_dim);
+    /* bounds every byte count derived from the shape (model.h, mf_mul_sat) */
+    if ((int64_t)hp->n_heads * hp->head_dim > MAX_DIM || (int64_t)hp->n_kv_heads * hp->head_dim > MAX_DIM)
+        return mf_errf(k->err, "%s: attention width head_count %d x head size %d = %lld (KV: %d x %d) exceeds %d",
+                       mf_gguf_path(k->g), hp->n_heads, hp->head_dim, (long long)hp->n_heads * hp->head_dim,
+                       hp->n_kv_heads, hp->head_dim, MAX_DIM);
     if (hp->n_rot != hp->head_dim)
         return mf_errf(k->err, "%s: rope.dimension_count %d differs from the head size %d (unsupported)",
                        mf_gguf_path(k->g), hp->n_rot, hp->head_dim);
@@ -130,8 +157,12 @@ static int read_rope_scaling(kreader *k, mf_hparams *hp, int allow_yarn, float *
     float factor;
     if (opt_str(k, "rope.scaling.type", "linear", &type)) return -1;
     if (opt_f32(k, "rope.scaling.factor", 0.0f, &factor)) return -1;
-    if (factor == 0.0f && opt_f32(k, "rope.scale_linear", 0.0f, &factor)) return -1;
-    if (factor < 0 || !isfinite(factor)) return bad(k, "rope.scaling.factor must be >= 0");
+    const char *fkey = "rope.scaling.factor";
+    if (factor == 0.0f) {
+        if (opt_f32(k, "rope.scale_linear", 0.0f, &factor)) return -1;
+        fkey = "rope.scale_linear";
+    }
+    if (factor != 0.0f && !scale_ok(factor)) return bad_f32(k, fkey, factor, "0 (no scaling) or in [0.001, 1e6]");
     float s = factor > 0 ? 1.0f / factor : 1.0f;
     *swa_scale = s;
     if (!strcmp(type, "linear")) {
@@ -150,6 +181,8 @@ static int read_rope_scaling(kreader *k, mf_hparams *hp, int allow_yarn, float *
         hp->yarn_beta_fast = 32.0f;
         hp->yarn_beta_slow = 1.0f;
         if (hp->n_ctx_orig <= 0) return bad(k, "rope.scaling.original_context_length must be > 0");
+        if (!scale_ok(hp->yarn_attn_factor))
+            return bad_f32(k, "rope.scaling.attn_factor", hp->yarn_attn_factor, "in [0.001, 1e6]");
     } else {
         return mf_errf(k->err, "%s: RoPE scaling type '%s' is not supported for architecture '%s'",
                        mf_gguf_path(k->g), type, hp->arch_name);
@@ -232,12 +265,12 @@ int mf_layer_slides(const mf_hparams *hp, int l)
 
 uint64_t mf_kv_bytes(const mf_hparams *hp, int64_t n_ctx, int elem_bytes)
 {
-    uint64_t per_pos = 2ull * (uint64_t)hp->n_kv_heads * (uint64_t)hp->head_dim * (uint64_t)elem_bytes;
+    uint64_t per_pos = mf_mul_sat(2ull * (uint64_t)hp->n_kv_heads * (uint64_t)hp->head_dim, (uint64_t)elem_bytes);
     uint64_t total = 0;
     for (int l = 0; l < hp->n_layers; l++) {
-        int64_t slots = n_ctx;
-        if (mf_layer_slides(hp, l) && hp->window < n_ctx) slots = hp->window;
-        total += per_pos * (uint64_t)slots;
+        int64_t slots = n_ctx > 0 ? n_ctx : 0;
+        if (mf_layer_slides(hp, l) && hp->window < slots) slots = hp->window;
+        total = mf_add_sat(total, mf_mul_sat(per_pos, (uint64_t)slots));
     }
     return total;
 }
@@ -252,11 +285,53 @@ typedef struct wloader {
     int failed;             /* a non-"missing" error is in err */
 } wloader;
 
-/* Bind a tensor, checking its shape (ne, n dims given) and type. optional: absent is fine.
- * vector: a 1-D tensor the ops read as floats (norms, biases, sinks) must be F32. */
-static void bind(wloader *w, mf_weight *dst, const char *name, int nd, int64_t e0, int64_t e1,
-                 int64_t e2, int optional, int vector)
+/* The checks on a tensor's values, made once at load where they are cheap: vectors (norms,
+ * biases, sinks: a few KB per layer) and the MoE router (d x E) must be finite — a NaN
+ * there would not always reach the logits (a router row that top-k never picks) and
+ * would then go unnoticed. The big matrices are not read here (gigabytes); a non-finite
+ * value in one shows in the logits, which the generation loop checks every step.
+ * A vector the file places at an address that is not a multiple of 4 (general.alignment
+ * 1 or 2, gguf.md §5.1) gets an aligned copy owned by the model, so that every kernel may
+ * read vectors as float arrays; matrices are read with unaligned loads everywhere. */
+static void check_values(wloader *w, mf_weight *dst, const mf_gguf_tensor *t, int vector)
 {
+    if (t->type != MF_TYPE_F32) return;
+    int64_t bad_at = mf_first_nonfinite_f32(t->data, t->n_elements);
+    if (bad_at >= 0) {
+        float v;
+        memcpy(&v, (const uint8_t *)t->data + 4 * bad_at, 4);
+        mf_errf(w->err, "%s: tensor '%s' holds %s at element %lld (norms, biases, sinks and routers must be finite)",
+                w->m->path, t->name, isnan(v) ? "NaN" : v > 0 ? "+inf" : "-inf", (long long)bad_at);
+        w->failed = 1;
+        return;
+    }
+    if (!vector || (uintptr_t)t->data % sizeof(float) == 0) return;
+    mf_model *m = w->m;
+    void **owned = realloc(m->owned, (m->n_owned + 1) * sizeof *owned);
+    float *copy = malloc(t->nbytes);
+    if (!owned || !copy) {
+        free(copy);
+        if (owned) m->owned = owned;
+        mf_errf(w->err, "%s: out of memory", m->path);
+        w->failed = 1;
+        return;
+    }
+    m->owned = owned;
+    memcpy(copy, t->data, t->nbytes);
+    m->owned[m->n_owned++] = copy;
+    dst->data = copy;
+}
+
+/* What bind() checks beyond shape and type. */
+enum { W_MATRIX = 0, W_VECTOR = 1, W_ROUTER = 2 };
+
+/* Bind a tensor, checking its shape (ne, n dims given) and type. optional: absent is fine.
+ * kind W_VECTOR: a tensor the ops read as floats (norms, biases, sinks), which must be F32;
+ * check_values() runs on vectors and on the router (W_ROUTER). */
+static void bind(wloader *w, mf_weight *dst, const char *name, int nd, int64_t e0, int64_t e1,
+                 int64_t e2, int optional, int kind)
+{
+    int vector = kind == W_VECTOR;
     memset(dst, 0, sizeof *dst);
     if (w->failed) return;
     const mf_gguf_tensor *t = mf_gguf_find_tensor(w->m->gguf, name);
@@ -298,6 +373,7 @@ static void bind(wloader *w, mf_weight *dst, const char *name, int nd, int64_t e
     dst->row_bytes = mf_type_row_bytes(t->type, t->ne[0]);
     dst->nbytes = t->nbytes;
     dst->data = t->data;
+    if (kind != W_MATRIX) check_values(w, dst, t, vector);
 }
 
 static void bind_layer(wloader *w, int l)
@@ -330,7 +406,7 @@ static void bind_layer(wloader *w, int l)
         int64_t E = hp->n_experts, F = hp->n_ff_exp;
         B(sinks, "attn_sinks.weight", 1, hp->n_heads, 1, 1, 0, 1);
         B(ffn_norm, "post_attention_norm.weight", 1, d, 1, 1, 0, 1);
-        B(router, "ffn_gate_inp.weight", 2, d, E, 1, 0, 0);
+        B(router, "ffn_gate_inp.weight", 2, d, E, 1, 0, W_ROUTER);
         B(router_b, "ffn_gate_inp.bias", 1, E, 1, 1, 0, 1);
         B(gate_exps, "ffn_gate_exps.weight", 3, d, F, E, 0, 0);
         B(up_exps, "ffn_up_exps.weight", 3, d, F, E, 0, 0);
@@ -343,6 +419,23 @@ static void bind_layer(wloader *w, int l)
     L->sliding = mf_layer_slides(hp, l);
 }
 
+static int check_vocab(const mf_gguf *g, const mf_hparams *hp, const mf_tokenizer *t, mf_err *err)
+{
+    if (mf_tok_n_vocab(t) <= hp->n_vocab) return 0;
+    return mf_errf(err, "%s: the tokenizer has %d tokens but the model only %d embeddings", mf_gguf_path(g),
+                   mf_tok_n_vocab(t), hp->n_vocab);
+}
+
+int mf_model_check_metadata(const mf_gguf *g, mf_err *err)
+{
+    mf_hparams hp;
+    if (mf_hparams_read(g, &hp, err)) return -1;
+    mf_tokenizer *t = mf_tokenizer_load(g, err);
+    int rc = !t || check_vocab(g, &hp, t, err) ? -1 : 0;
+    mf_tokenizer_free(t);
+    return rc;
+}
+
 mf_model *mf_model_load(const char *path, mf_err *err)
 {
     mf_model *m = calloc(1, sizeof *m);
@@ -353,12 +446,7 @@ mf_model *mf_model_load(const char *path, mf_err *err)
     mf_hparams *hp = &m->hp;
 
     m->tok = mf_tokenizer_load(m->gguf, err);
-    if (!m->tok) goto fail;
-    if (mf_tok_n_vocab(m->tok) > hp->n_vocab) {
-        mf_errf(err, "%s: the tokenizer has %d tokens but the model only %d embeddings", path,
-                mf_tok_n_vocab(m->tok), hp->n_vocab);
-        goto fail;
-    }
+    if (!m->tok || check_vocab(m->gguf, hp, m->tok, err)) goto fail;
 
     wloader w = {.m = m, .err = err};
     int64_t d = hp->n_embd;
@@ -380,14 +468,10 @@ mf_model *mf_model_load(const char *path, mf_err *err)
     }
 
     /* RoPE frequencies per layer (a sliding layer may have its own base) */
-    float base_swa;
-    char kb[128];
-    snprintf(kb, sizeof kb, "%s.rope.freq_base_swa", hp->arch_name);
-    if (mf_gguf_opt_f32(m->gguf, kb, hp->rope_base, &base_swa, err)) goto fail;
     m->rope_freq = calloc(hp->n_layers ? (size_t)hp->n_layers : 1, sizeof *m->rope_freq);
     if (!m->rope_freq) { mf_errf(err, "%s: out of memory", path); goto fail; }
     for (int l = 0; l < hp->n_layers; l++) {
-        m->layers[l].rope_base = m->layers[l].sliding ? base_swa : hp->rope_base;
+        m->layers[l].rope_base = m->layers[l].sliding ? hp->rope_base_swa : hp->rope_base;
         m->rope_freq[l] = malloc((size_t)(hp->n_rot / 2) * sizeof(float));
         if (!m->rope_freq[l]) { mf_errf(err, "%s: out of memory", path); goto fail; }
         m->rope_mscale = mf_rope_freqs(hp, m->layers[l].rope_base, m->rope_freq[l]);
@@ -410,6 +494,8 @@ void mf_model_free(mf_model *m)
     if (m->rope_freq)
         for (int l = 0; l < m->hp.n_layers; l++) free(m->rope_freq[l]);
     free(m->rope_freq);
+    for (size_t i = 0; i < m->n_owned; i++) free(m->owned[i]);
+    free(m->owned);
     free(m->layers);
     mf_tokenizer_free(m->tok);
     mf_gguf_close(m->gguf);

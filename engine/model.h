@@ -28,7 +28,8 @@ typedef struct mf_weight {
     int64_t ne[4];
     size_t row_bytes;        /* bytes of one row of ne[0] elements */
     size_t nbytes;
-    const void *data;        /* host bytes, in the mapping */
+    const void *data;        /* host bytes, in the mapping (an F32 vector the file places at an
+                                address that is not a multiple of 4: an aligned copy, model.c) */
     void *dev;               /* device copy (owned by the GPU backend), NULL on the CPU */
 } mf_weight;
 
@@ -65,6 +66,7 @@ typedef struct mf_hparams {
     int rope_neox;           /* 0: adjacent pairs (llama), 1: halves (gpt-oss) */
     int n_rot;               /* rotated dims (= head_dim for both archs) */
     float rope_base;
+    float rope_base_swa;     /* sliding-window layers' base (rope.freq_base_swa, default rope_base) */
     float rope_freq_scale;   /* 1/factor, 1 without scaling */
     int rope_yarn;           /* 1: YaRN ramp and magnitude correction */
     int n_ctx_orig;          /* YaRN original context */
@@ -92,6 +94,8 @@ typedef struct mf_model {
      * where the YaRN ramp lives (rope.c); every backend uses these numbers. */
     float **rope_freq;       /* [n_layers][n_rot/2] */
     float rope_mscale;
+    void **owned;            /* aligned copies of misaligned vectors (model.c check_values) */
+    size_t n_owned;
     /* totals for reports */
     uint64_t weight_bytes;   /* all tensor bytes */
     uint64_t n_params;
@@ -103,6 +107,10 @@ typedef struct mf_model {
 mf_model *mf_model_load(const char *path, mf_err *err);
 void mf_model_free(mf_model *m);
 
+/* The checks of mf_model_load that need no tensor: hyperparameters, vocabulary, and their
+ * agreement. mkmodel runs them before it lays out any data. 0, or -1 with err. */
+int mf_model_check_metadata(const mf_gguf *g, mf_err *err);
+
 /* Hyperparameters only (no tokenizer, no tensors checked): used by `inspect` and `plan`. */
 int mf_hparams_read(const mf_gguf *g, mf_hparams *hp, mf_err *err);
 
@@ -113,6 +121,19 @@ int mf_tensor_layer(const char *name, const char **rest);
 /* 1 when layer l uses sliding-window attention: gpt-oss alternates, layer l slides iff
  * l % swa_pattern < swa_pattern - 1 (gpt-oss-arch.md §1); llama never. */
 int mf_layer_slides(const mf_hparams *hp, int l);
+
+/* Byte counts are products of sizes the file gives. mf_hparams_read bounds those sizes so
+ * that every estimate of this header and plan.h fits 64 bits for contexts up to 2^24
+ * (attention widths H*hd and Hkv*hd <= 2^20, <= 4096 layers: at most 2^35 KV bytes per
+ * position); the estimates still multiply and add with these saturating helpers, so a
+ * count outside those bounds reads as "more than any memory" (UINT64_MAX), never as a
+ * small wrapped number. */
+static inline uint64_t mf_mul_sat(uint64_t a, uint64_t b)
+{
+    uint64_t r;
+    return __builtin_mul_overflow(a, b, &r) ? UINT64_MAX : r;
+}
+static inline uint64_t mf_add_sat(uint64_t a, uint64_t b) { return a > UINT64_MAX - b ? UINT64_MAX : a + b; }
 
 /* Bytes of the KV cache (K and V, all layers) for n_ctx positions with elements of
  * elem_bytes (2 or 4), counting sliding-window layers at min(n_ctx, window) (the steady

@@ -71,11 +71,7 @@ int mf_plan_model_read(const mf_gguf *g, mf_plan_model *pm, mf_err *err)
     pm->dense_per_token += pm->embd_row_bytes + (pm->tied_output ? embd_bytes : 0);
 
     /* RoPE tables: one set per distinct base (gpt-oss may give sliding layers their own) */
-    char key[64];
-    float base_swa;
-    snprintf(key, sizeof key, "%s.rope.freq_base_swa", hp->arch_name);
-    if (mf_gguf_opt_f32(g, key, hp->rope_base, &base_swa, err)) return -1;
-    pm->rope_tables = hp->window > 0 && base_swa != hp->rope_base ? 2 : 1;
+    pm->rope_tables = hp->window > 0 && hp->rope_base_swa != hp->rope_base ? 2 : 1;
     return 0;
 }
 
@@ -87,12 +83,12 @@ uint64_t mf_plan_bytes_per_token(const mf_plan_model *pm)
 static uint64_t kv_per_layer_position(const mf_hparams *hp, int elem_bytes)
 {
     /* K and V: Hkv heads of hd elements each */
-    return 2ull * (uint64_t)hp->n_kv_heads * (uint64_t)hp->head_dim * (uint64_t)elem_bytes;
+    return mf_mul_sat(2ull * (uint64_t)hp->n_kv_heads * (uint64_t)hp->head_dim, (uint64_t)elem_bytes);
 }
 
 uint64_t mf_plan_kv_per_position(const mf_hparams *hp, int elem_bytes)
 {
-    return (uint64_t)hp->n_layers * kv_per_layer_position(hp, elem_bytes);
+    return mf_mul_sat((uint64_t)hp->n_layers, kv_per_layer_position(hp, elem_bytes));
 }
 
 static int layer_slides(const mf_hparams *hp, int l)
@@ -106,7 +102,8 @@ uint64_t mf_plan_kv_alloc_bytes(const mf_hparams *hp, int64_t n_ctx, int batch, 
     uint64_t total = 0;
     int b = batch < n_ctx ? batch : (int)n_ctx;
     for (int l = 0; l < hp->n_layers; l++)
-        total += (uint64_t)mf_kv_slots(hp, layer_slides(hp, l), (int)n_ctx, b) * kv_per_layer_position(hp, elem_bytes);
+        total = mf_add_sat(total, mf_mul_sat((uint64_t)mf_kv_slots(hp, layer_slides(hp, l), (int)n_ctx, b),
+                                             kv_per_layer_position(hp, elem_bytes)));
     return total;
 }
 
@@ -120,23 +117,25 @@ uint64_t mf_plan_scratch_bytes(const mf_plan_model *pm, int64_t n_ctx, int batch
     uint64_t kv = (uint64_t)hp->n_kv_heads * (uint64_t)hp->head_dim, V = (uint64_t)hp->n_vocab;
     uint64_t F = max_u64((uint64_t)hp->n_ff, (uint64_t)hp->n_ff_exp);
 
+    /* each factor is bounded by mf_hparams_read (widths <= 2^20, experts <= 4096) and B
+     * by the batch: the products stay far below 2^64; the sums saturate all the same */
     uint64_t act = 4 * B * (2 * d + 2 * q + 2 * kv + 2 * F);
     uint64_t moe = 0;
     if (hp->n_experts > 0)
-        moe = 4 * B * (uint64_t)hp->n_experts_used * (2 * (uint64_t)hp->n_ff_exp + 2 * d) +
+        moe = mf_mul_sat(4 * B * (uint64_t)hp->n_experts_used, 2 * (uint64_t)hp->n_ff_exp + 2 * d) +
               4 * B * (uint64_t)hp->n_experts;
     /* logits rows are capped at 64 MiB of floats (session.c) */
     uint64_t rows = (64ull << 20) / (4 * V);
     rows = rows < 1 ? 1 : (rows > B ? B : rows);
     uint64_t logits = 4 * rows * V;
-    uint64_t rope = 4 * (uint64_t)n_ctx * (uint64_t)hp->head_dim * (uint64_t)pm->rope_tables;
+    uint64_t rope = mf_mul_sat(4 * (uint64_t)n_ctx, (uint64_t)hp->head_dim * (uint64_t)pm->rope_tables);
     uint64_t gemm = 0;
     if (gpu) {
         uint64_t max_in = max_u64(max_u64(d, q), F);
         uint64_t tile = (uint64_t)pm->largest_matrix < (32ull << 20) ? (uint64_t)pm->largest_matrix : (32ull << 20);
         gemm = 2 * (max_u64(tile, max_in) + B * max_in);
     }
-    return act + moe + logits + rope + gemm;
+    return mf_add_sat(mf_add_sat(act, moe), mf_add_sat(mf_add_sat(logits, rope), gemm));
 }
 
 /* ================================================================ devices */
@@ -273,12 +272,12 @@ void mf_plan_evaluate(const mf_plan_model *pm, const mf_plan_device *dev, int64_
     out->kv = mf_plan_kv_alloc_bytes(&pm->hp, n_ctx, MF_PLAN_BATCH, out->kv_elem);
     /* the CUDA staging buffers exist only with minfer's CUDA backend */
     out->scratch = mf_plan_scratch_bytes(pm, n_ctx, MF_PLAN_BATCH, dev->kind == MF_PLAN_CUDA);
-    out->need = out->weights + out->kv + out->scratch;
+    out->need = mf_add_sat(mf_add_sat(out->weights, out->kv), out->scratch);
     out->usable = dev->mem_bytes > dev->headroom_bytes ? dev->mem_bytes - dev->headroom_bytes : 0;
     out->fits = out->need <= out->usable;
     out->spare = (int64_t)out->usable - (int64_t)out->need;
     out->bytes_ctx0 = mf_plan_bytes_per_token(pm);
-    out->bytes_ctx = out->bytes_ctx0 + mf_kv_bytes(&pm->hp, n_ctx, out->kv_elem);
+    out->bytes_ctx = mf_add_sat(out->bytes_ctx0, mf_kv_bytes(&pm->hp, n_ctx, out->kv_elem));
     out->tok_s_ctx0 = mf_plan_bound(dev->bandwidth_gbs, out->bytes_ctx0);
     out->tok_s_ctx = mf_plan_bound(dev->bandwidth_gbs, out->bytes_ctx);
 }

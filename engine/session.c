@@ -3,14 +3,18 @@
 #include "session.h"
 #include "plan.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
+#include <unistd.h>
 
 mf_session_opts mf_session_defaults(void)
 {
-    mf_session_opts o = {.device = "auto", .n_threads = 0, .n_ctx = 0, .max_batch = 512, .kv_f16 = -1, .no_graph = 0};
+    mf_session_opts o = {.device = "auto", .n_threads = 0, .n_ctx = 0, .max_batch = 512, .kv_f16 = -1, .no_graph = 0,
+                         .progress = NULL, .progress_user = NULL};
     return o;
 }
 
@@ -43,6 +47,28 @@ void mf_session_free(mf_session *s)
     free(s->host_logits);
     free(s->hook_buf);
     free(s);
+}
+
+/* Reads the model file's pages in order, 64 MiB at a time, reporting progress. Without it
+ * the first forward pass (or a GPU upload) faults the weights in page by page with nothing
+ * to show for it, which on a big file on a slow disk looks like a hang. The mapping is
+ * read-only and shared with the page cache: this costs no memory the weights would not
+ * take anyway once they are used (mf_session_new has checked that they fit). */
+static void prefetch(const mf_model *m, mf_progress_fn fn, void *user)
+{
+    const uint8_t *base = mf_gguf_bytes(m->gguf);
+    uint64_t size = mf_gguf_file_size(m->gguf), chunk = 64ull << 20;
+    long page = sysconf(_SC_PAGESIZE);
+    if (page <= 0) page = 4096;
+    volatile uint8_t sink = 0;
+    for (uint64_t off = 0; off < size; off += chunk) {
+        uint64_t n = size - off < chunk ? size - off : chunk;
+        /* a hint for read-ahead; it fails harmlessly where base is not a mapping */
+        madvise((void *)(uintptr_t)(base + off), (size_t)n, MADV_WILLNEED);
+        for (uint64_t i = 0; i < n; i += (uint64_t)page) sink ^= base[off + i];
+        fn(user, off + n, size);
+    }
+    (void)sink;
 }
 
 static mf_backend *pick_backend(mf_session *s, const mf_session_opts *o, mf_err *err)
@@ -95,11 +121,12 @@ mf_session *mf_session_new(mf_model *m, const mf_session_opts *opts, mf_err *err
      * they must fit in RAM to run at memory speed) */
     if (!gpu) {
         uint64_t kv = mf_kv_bytes(hp, o.n_ctx, o.kv_f16 ? 2 : 4);
-        uint64_t act = (uint64_t)o.max_batch * 4 *
-                       (uint64_t)(2 * hp->n_embd + 2 * hp->n_heads * hp->head_dim + 2 * hp->n_kv_heads * hp->head_dim +
-                                  2 * (hp->n_ff > hp->n_ff_exp ? hp->n_ff : hp->n_ff_exp)) +
-                       (uint64_t)s->logits_rows * 4 * (uint64_t)hp->n_vocab;
-        uint64_t need = m->weight_bytes + kv + act, have = mf_plan_mem_total();
+        uint64_t width = 2 * (uint64_t)hp->n_embd + 2 * (uint64_t)hp->n_heads * (uint64_t)hp->head_dim +
+                         2 * (uint64_t)hp->n_kv_heads * (uint64_t)hp->head_dim +
+                         2 * (uint64_t)(hp->n_ff > hp->n_ff_exp ? hp->n_ff : hp->n_ff_exp);
+        uint64_t act = mf_add_sat(mf_mul_sat((uint64_t)o.max_batch * 4, width),
+                                  (uint64_t)s->logits_rows * 4 * (uint64_t)hp->n_vocab);
+        uint64_t need = mf_add_sat(mf_add_sat(m->weight_bytes, kv), act), have = mf_plan_mem_total();
         if (have && need > have) {
             mf_errf(err, "model needs %.2f GB (weights %.2f GB + KV cache %.2f GB + scratch %.2f GB) but this machine has %.2f GB of RAM",
                     need / 1e9, m->weight_bytes / 1e9, kv / 1e9, act / 1e9, have / 1e9);
@@ -107,6 +134,7 @@ mf_session *mf_session_new(mf_model *m, const mf_session_opts *opts, mf_err *err
         }
     }
 
+    if (o.progress) prefetch(m, o.progress, o.progress_user);
     if (s->be->prepare(s->be, m, err)) goto fail;
     mf_state_opts so = {.n_ctx = o.n_ctx, .max_batch = o.max_batch, .kv_f16 = o.kv_f16, .no_graph = o.no_graph};
     s->bst = s->be->state_new(s->be, m, &so, err);
@@ -172,6 +200,53 @@ int32_t mf_session_argmax(mf_session *s)
     return s->be->argmax(s->be, s->bst, s->logits + (size_t)s->last_row * V, V);
 }
 
+/* The layer hook of mf_session_explain_nonfinite: remembers the first stage whose output
+ * holds a non-finite value (layer -1 = the embeddings). */
+typedef struct nf_find {
+    int found, layer, row, col;
+    float value;
+} nf_find;
+
+static void nf_hook(void *user, int layer, const float *x, int rows, int width)
+{
+    nf_find *f = user;
+    if (f->found) return;
+    int64_t i = mf_first_nonfinite_f32(x, (uint64_t)rows * (uint64_t)width);
+    if (i < 0) return;
+    *f = (nf_find){1, layer, (int)(i / width), (int)(i % width), x[i]};
+}
+
+static const char *nf_name(float v) { return isnan(v) ? "NaN" : v > 0 ? "+inf" : "-inf"; }
+
+int mf_session_explain_nonfinite(mf_session *s, const int32_t *tokens, int n, mf_err *err)
+{
+    const mf_hparams *hp = &s->m->hp;
+    if (n <= 0 || n > s->pos) return mf_errf(err, "the logits are not finite (NaN or infinite)");
+    int pos0 = s->pos - n;
+    nf_find f = {0};
+    mf_layer_hook saved = s->hook;
+    void *saved_user = s->hook_user;
+    mf_err e2;
+    s->pos = pos0;
+    mf_session_set_hook(s, nf_hook, &f);
+    int rc = mf_session_eval(s, tokens, n, NULL, &e2);
+    mf_session_set_hook(s, saved, saved_user);
+    if (rc) return mf_errf(err, "the logits are not finite, and evaluating again to find out why failed: %s", e2.msg);
+    if (f.found && f.layer < 0)
+        return mf_errf(err, "the logits are not finite: the token embedding (token_embd.weight) of token %d at position %d holds %s (element %d)",
+                       tokens[f.row], pos0 + f.row, nf_name(f.value), f.col);
+    if (f.found)
+        return mf_errf(err, "the logits are not finite: layer %d (of %d, blk.%d.*) is the first whose output holds %s (position %d, element %d)",
+                       f.layer, hp->n_layers, f.layer, nf_name(f.value), pos0 + f.row, f.col);
+    /* every layer's output is finite: the output norm or the output matrix */
+    float *lg = mf_session_logits(s, &e2);
+    int64_t bad = lg ? mf_first_nonfinite_f32(lg, (uint64_t)hp->n_vocab) : -1;
+    if (bad >= 0)
+        return mf_errf(err, "the logits are not finite (%s for token %lld) although every layer's output is: the output norm or the output matrix (%s) holds a non-finite value",
+                       nf_name(lg[bad]), (long long)bad, s->m->tied_output ? "token_embd.weight, tied" : "output.weight");
+    return mf_errf(err, "the logits were not finite, but evaluating the same tokens again gave finite ones");
+}
+
 int mf_session_pos(const mf_session *s) { return s->pos; }
 int mf_session_n_ctx(const mf_session *s) { return s->n_ctx; }
 void mf_session_reset(mf_session *s) { s->pos = 0; s->host_valid = 0; }
@@ -192,14 +267,14 @@ int mf_session_observe(mf_session *s, mf_matmul_observer fn, void *user, mf_err 
     return 0;
 }
 
-void mf_session_call_hook(mf_session *s, int layer, int rows)
+int mf_session_call_hook(mf_session *s, int layer, int rows, mf_err *err)
 {
     int d = s->m->hp.n_embd;
     if (!s->hook_buf) {
         s->hook_buf = malloc(sizeof(float) * (size_t)s->max_batch * (size_t)d);
-        if (!s->hook_buf) return;
+        if (!s->hook_buf) return mf_errf(err, "out of memory for the hook's copy of the hidden state");
     }
-    mf_err err;
-    if (s->be->read(s->be, s->x, (size_t)rows * d, s->hook_buf, &err)) return;
+    if (s->be->read(s->be, s->x, (size_t)rows * d, s->hook_buf, err)) return -1;
     s->hook(s->hook_user, layer, s->hook_buf, rows, d);
+    return 0;
 }

@@ -27,7 +27,8 @@ struct mf_session {
 /* One forward step (forward.c). all_logits: logits for every row (n <= logits_rows), else
  * only for the last. */
 int mf_forward_step(mf_session *s, const int32_t *tokens, int n, int pos0, int all_logits, mf_err *err);
-/* Copy the hidden state to the host and call the hook (session.c). */
-void mf_session_call_hook(mf_session *s, int layer, int rows);
+/* Copy the hidden state to the host and call the hook (session.c); -1 with err when the
+ * copy fails (the hook is then not called). */
+int mf_session_call_hook(mf_session *s, int layer, int rows, mf_err *err);
 
 #endif

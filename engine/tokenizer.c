@@ -13,6 +13,7 @@
 #include "tokenizer_impl.h"
 
 #include <stdio.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -262,6 +263,11 @@ mf_tokenizer *mf_tokenizer_load(const mf_gguf *g, mf_err *err)
     }
     for (int32_t i = 0; i < n; i++) {
         t->score[i] = scores ? mf_gguf_arr_f32(scores, (uint64_t)i) : 0.0f;
+        /* SPM merges the pair of highest score: NaN has no order (-inf is a valid "never") */
+        if (isnan(t->score[i])) {
+            mf_errf(err, "%s: offset %llu: tokenizer.ggml.scores[%d] is NaN", path, (unsigned long long)scores->offset, i);
+            goto fail;
+        }
         int32_t ty = types ? mf_gguf_arr_i32(types, (uint64_t)i) : MF_TT_NORMAL;
         t->type[i] = (uint8_t)(ty >= MF_TT_UNDEFINED && ty <= MF_TT_BYTE ? ty : MF_TT_UNDEFINED);
     }

@@ -2,7 +2,9 @@
  * type_traits[]). */
 #include "types.h"
 
+#include <math.h>
 #include <stdio.h>
+#include <string.h>
 
 static const mf_type_info TYPES[MF_TYPE_COUNT] = {
     [MF_TYPE_F32] = {"F32", 1, 4},          [MF_TYPE_F16] = {"F16", 1, 2},
@@ -60,4 +62,15 @@ size_t mf_type_row_bytes(uint32_t type, int64_t n)
     const mf_type_info *t = mf_type_get(type);
     if (!t || n <= 0 || n % t->blck) return 0;
     return (size_t)(n / t->blck) * t->size;
+}
+
+int64_t mf_first_nonfinite_f32(const void *p, uint64_t n)
+{
+    const uint8_t *b = p;
+    for (uint64_t i = 0; i < n; i++) {
+        float v;
+        memcpy(&v, b + 4 * i, 4);
+        if (!isfinite(v)) return (int64_t)i;
+    }
+    return -1;
 }

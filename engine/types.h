@@ -49,4 +49,8 @@ int mf_type_supported(uint32_t type);
 /* Bytes of a row of n elements; 0 if the type is invalid or n is not a multiple of B. */
 size_t mf_type_row_bytes(uint32_t type, int64_t n);
 
+/* Index of the first of n F32 values at p that is NaN or infinite, -1 if all are finite.
+ * p may have any alignment (the values are loaded with memcpy). */
+int64_t mf_first_nonfinite_f32(const void *p, uint64_t n);
+
 #endif

@@ -10,16 +10,22 @@
  *   - plain C loops written here from the specs: SwiGLU, clamped SwiGLU, the router's top-k
  *     and softmax (as engine/cpu/moe.c selects), attention by a two-pass softmax in double
  *     against the kernels' online-softmax recurrence with tiles, splits and sinks.
+ * and the launch geometry of geometry.cuh: the flash-attention grid stays within CUDA's
+ * limits (y, z <= 65535) and its blocks cover every query tile exactly once, folded or not;
+ * the prompt GEMM's weight tiles are whole multiples of 64 rows (aligned outputs) and fit
+ * the scratch; the flash-decoding split covers the keys.
  * This is the verification available on a machine without a GPU. It cannot see the
  * kernels' parallel structure (indexing, reductions, barriers): tests/cuda/ does, on a GPU.
- * Built only with the CUDA backend (MF_HAVE_CUDA); otherwise every test skips. */
+ * The twins come from nvcc in CUDA builds (MF_HAVE_CUDA) and from the C++ compiler in
+ * CPU-only builds (MF_HAVE_CUDA_TWINS), where the binary16 rounding test, which needs
+ * cuda_fp16.h, is not compiled. Without either, the test skips. */
 #include "harness.h"
 
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
-#ifdef MF_HAVE_CUDA
+#if defined(MF_HAVE_CUDA) || defined(MF_HAVE_CUDA_TWINS)
 #include "../cuda/host_twins.h"
 #include "quant.h"
 #include "quantize.h"
@@ -49,6 +55,7 @@ static void fp16_all_patterns(void **state)
     }
 }
 
+#ifdef MF_HAVE_CUDA
 /* float -> binary16 (the KV cache's rounding): random floats over the whole half range,
  * the halfway points between adjacent halves, and the edges (overflow, subnormals) */
 static void f2h_matches_quant(void **state)
@@ -69,6 +76,7 @@ static void f2h_matches_quant(void **state)
     for (size_t i = 0; i < sizeof edge / sizeof *edge; i++)
         assert_int_equal(mf_cuda_host_f2h(edge[i]), mf_f32_to_fp16(edge[i]));
 }
+#endif
 
 /* 2^(e−128) for every scale byte, exactly (mxfp4.md §3: e = 0, 1 are subnormals) */
 static void e8m0_all(void **state)
@@ -178,7 +186,7 @@ static void quantized_and_edge_blocks(void **state)
     (void)state;
     mf_rng r = {7};
     float x[512], a[512], b[512];
-    uint8_t q[1024];
+    uint8_t q[512 * sizeof(float)];  /* the widest row: 512 F32 elements */
     for (size_t ti = 0; ti < sizeof all_types / sizeof *all_types; ti++) {
         uint32_t t = all_types[ti];
         for (int rep = 0; rep < 50; rep++) {
@@ -336,6 +344,89 @@ static void attn_split_covers(void **state)
         }
 }
 
+/* Every query tile of a KV head is worked on by exactly one block of the grid, each within
+ * CUDA's limits; the blocks past the last tile (a fold's spares) are fewer than one row of
+ * the fold. Cases: decode with G = 1 … 64 (G = 16, 32: one and two tiles), prompts of every
+ * size around the 65535-tile edge (n·G/16 = 65535 fits in y; 65536 and the 32 769-row
+ * prompt at G = 32 fold into x), and a prompt of 2^22 rows at G = 16 (folds into 65 x). */
+static void attn_grid_covers(void **state)
+{
+    (void)state;
+    struct { int64_t n, G, Hkv; int chunk; int64_t nsplit; } cs[] = {
+        {1, 1, 8, 64, 33},   {1, 8, 8, 64, 33},     {1, 16, 4, 32, 200},   {1, 32, 2, 32, 200},
+        {1, 64, 1, 128, 7},  {7, 4, 2, 0, 1},       {333, 8, 1, 0, 1},     {65535, 16, 2, 0, 1},
+        {65536, 16, 1, 0, 1}, {1048560, 1, 3, 0, 1}, {1048561, 1, 1, 0, 1}, {32769, 32, 2, 0, 1},
+        {32768, 32, 1, 0, 1}, {4194304, 16, 1, 0, 1},
+    };
+    unsigned char *seen = NULL;
+    for (size_t i = 0; i < sizeof cs / sizeof *cs; i++) {
+        long long g[3];
+        int64_t tiles = 0;
+        assert_int_equal(mf_cuda_host_attn_grid(cs[i].n, cs[i].G, cs[i].Hkv, cs[i].chunk, cs[i].nsplit, g, &tiles), 0);
+        assert_int_equal(tiles, (cs[i].n * cs[i].G + 15) / 16);
+        if (!(g[0] >= 1 && g[0] <= 2147483647ll && g[1] >= 1 && g[1] <= 65535 && g[2] == cs[i].Hkv))
+            fail_msg("n %lld G %lld: grid %lld x %lld x %lld is outside CUDA's limits", (long long)cs[i].n,
+                     (long long)cs[i].G, g[0], g[1], g[2]);
+        if (cs[i].chunk) assert_int_equal(g[0], cs[i].nsplit);
+        seen = realloc(seen, (size_t)tiles);
+        assert_non_null(seen);
+        memset(seen, 0, (size_t)tiles);
+        int64_t spare = 0;
+        for (long long bx = 0; bx < g[0]; bx++)
+            for (long long by = 0; by < g[1]; by++) {
+                int64_t t = mf_cuda_host_attn_tile(cs[i].chunk, (unsigned)bx, (unsigned)by, (unsigned)g[1]);
+                assert_true(t >= 0);
+                if (t >= tiles) {
+                    spare++;
+                    continue;
+                }
+                /* decode: every split block works on its tile; prompts: one block per tile */
+                if (!cs[i].chunk && seen[t]) fail_msg("n %lld G %lld: tile %lld twice", (long long)cs[i].n, (long long)cs[i].G, (long long)t);
+                seen[t] = 1;
+            }
+        for (int64_t t = 0; t < tiles; t++)
+            if (!seen[t]) fail_msg("n %lld G %lld: tile %lld has no block", (long long)cs[i].n, (long long)cs[i].G, (long long)t);
+        assert_true(spare < (cs[i].chunk ? 1 : g[0]));
+    }
+    free(seen);
+    /* no grid: too many KV heads for z, a decode with more than 65535 tiles, two rows split */
+    long long g[3];
+    int64_t tiles;
+    assert_int_equal(mf_cuda_host_attn_grid(1, 1, 65536, 0, 1, g, &tiles), -1);
+    assert_int_equal(mf_cuda_host_attn_grid(1, 1048561, 1, 32, 4, g, &tiles), -1);
+    assert_int_equal(mf_cuda_host_attn_grid(2, 4, 1, 32, 4, g, &tiles), -1);
+}
+
+/* Tiles of the prompt GEMM: the whole matrix when it fits; else a multiple of 64 rows that
+ * fits the scratch, so tile k's output at out + k·rows is 256-byte aligned; 0 when not even
+ * 64 rows fit. Random shapes and the test's own scratch (test_cuda_matmul: 64·2880 + 1000). */
+static void gemm_tiles_aligned(void **state)
+{
+    (void)state;
+    mf_rng r = {17};
+    for (int i = 0; i < 100000; i++) {
+        int64_t n_in = 1 + (int64_t)(mf_rng_u64(&r) % 20000), n_out = 1 + (int64_t)(mf_rng_u64(&r) % 300000);
+        size_t cap = (size_t)(mf_rng_u64(&r) % (64ull << 20));
+        if (i % 4 == 0) cap = (size_t)n_in * (size_t)(1 + mf_rng_u64(&r) % 200);  /* near the 64-row edge */
+        int64_t rows = mf_cuda_host_gemm_tile_rows(cap, n_in, n_out);
+        if (rows == n_out) {
+            assert_true((size_t)n_out * (size_t)n_in <= cap);
+        } else if (rows == 0) {
+            assert_true((size_t)n_in * 64 > cap);
+        } else {
+            if (rows % 64 || (size_t)rows * (size_t)n_in > cap || rows > n_out || (size_t)(rows + 64) * (size_t)n_in <= cap)
+                fail_msg("n_in %lld n_out %lld scratch %zu: %lld rows per tile", (long long)n_in, (long long)n_out, cap,
+                         (long long)rows);
+        }
+    }
+    assert_int_equal(mf_cuda_host_gemm_tile_rows(64 * 2880 + 1000, 2880, 67), 64);
+    assert_int_equal(mf_cuda_host_gemm_tile_rows(64 * 2880 + 1000, 2880, 64), 64);
+    assert_int_equal(mf_cuda_host_gemm_tile_rows(64 * 2880 + 1000, 2304, 256), 64);
+    assert_int_equal(mf_cuda_host_gemm_tile_rows(64 * 2880 + 1000, 256, 256), 256);
+    assert_int_equal(mf_cuda_host_gemm_tile_rows(32u << 20, 2880, 201088), 11648);  /* gpt-oss-20b output, 64 MiB */
+    assert_int_equal(mf_cuda_host_gemm_tile_rows(63 * 100, 100, 1000), 0);
+}
+
 /* ---------------------------------------------------------------- MoE routing */
 
 /* engine/cpu/moe.c's selection, restated: scan up, a strictly larger logit replaces */
@@ -402,7 +493,9 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(fp16_all_patterns),
+#ifdef MF_HAVE_CUDA
         cmocka_unit_test(f2h_matches_quant),
+#endif
         cmocka_unit_test(e8m0_all),
         cmocka_unit_test(worked_examples),
         cmocka_unit_test(random_rows_match_quant),
@@ -411,9 +504,14 @@ int main(void)
         cmocka_unit_test(swiglu_formulas),
         cmocka_unit_test(online_softmax_matches_two_pass),
         cmocka_unit_test(attn_split_covers),
+        cmocka_unit_test(attn_grid_covers),
+        cmocka_unit_test(gemm_tiles_aligned),
         cmocka_unit_test(topk_matches_cpu),
         cmocka_unit_test(topk_order),
     };
+#ifndef MF_HAVE_CUDA
+    print_message("cuda_host: twins compiled as C++ (no nvcc); the binary16 rounding test needs nvcc's cuda_fp16.h\n");
+#endif
     return MF_RUN("cuda_host", tests);
 }
 
@@ -422,7 +520,7 @@ int main(void)
 static void no_cuda(void **state)
 {
     (void)state;
-    mf_skip("this build has no CUDA backend (MINFER_CUDA=OFF or no nvcc): the kernels' host twins are not compiled");
+    mf_skip("this build has neither nvcc nor a C++ compiler: the kernels' host twins are not compiled");
 }
 
 int main(void)

@@ -613,6 +613,34 @@ static void writer_errors(void **state)
     unlink(path);
 }
 
+/* Shapes whose byte counts do not fit 63 bits (issue 11: mkmodel wrote wrapped offsets for
+ * huge dimensions, a file the reader then rejected): refused when described or written. */
+static void writer_huge_sizes(void **state)
+{
+    (void)state;
+    mf_err err;
+    mf_gguf_writer *w = mf_gguf_writer_new();
+    const int64_t bytes63[1] = {1ll << 61};    /* 2^61 F32 elements: 2^63 bytes */
+    const int64_t f16[2] = {1ll << 61, 2};     /* F16: 2^62 elements of 2 bytes */
+    assert_int_equal(mf_gguf_w_tensor(w, "a", MF_TYPE_F32, 1, bytes63, NULL, &err), -1);
+    assert_non_null(strstr(err.msg, "tensor 'a': byte size overflows"));
+    assert_int_equal(mf_gguf_w_tensor(w, "b", MF_TYPE_F16, 2, f16, NULL, &err), -1);
+    assert_non_null(strstr(err.msg, "tensor 'b': byte size overflows"));
+    /* each fits, their sum does not: 4 x 2^61 bytes = 2^63 */
+    const int64_t big[1] = {1ll << 59};
+    for (int i = 0; i < 4; i++) {
+        char name[8];
+        snprintf(name, sizeof name, "t%d", i);
+        assert_true(mf_gguf_w_tensor(w, name, MF_TYPE_F32, 1, big, NULL, &err) >= 0);
+    }
+    const char *path = mf_tmp_path("whuge.gguf");
+    mf_gguf_w_set_sparse(w, 1);
+    assert_int_equal(mf_gguf_w_write(w, path, NULL, NULL, &err), -1);
+    assert_non_null(strstr(err.msg, "tensor 't3' does not fit: the data section would exceed"));
+    assert_int_equal(access(path, F_OK), -1);
+    mf_gguf_writer_free(w);
+}
+
 static int fill_fails(void *user, uint64_t index, const mf_gguf_tensor *t, void *buf, mf_err *err)
 {
     (void)user;
@@ -630,6 +658,11 @@ static void writer_fill_error(void **state)
     assert_int_equal(mf_gguf_w_tensor(w, "x", MF_TYPE_F32, 1, ne, NULL, &err), 0);
     assert_int_equal(mf_gguf_w_write(w, path, fill_fails, NULL, &err), -1);
     assert_string_equal(err.msg, "fill of 'x' (0) refused");
+    /* a failed write leaves nothing: no partial file under the name, no temporary beside it */
+    assert_int_equal(access(path, F_OK), -1);
+    char part[4096];
+    snprintf(part, sizeof part, "%s.part%ld-0", path, (long)getpid());
+    assert_int_equal(access(part, F_OK), -1);
     mf_gguf_writer_free(w);
     unlink(path);
     w = mf_gguf_writer_new();
@@ -889,6 +922,7 @@ int main(void)
         cmocka_unit_test(writer_errors),
         cmocka_unit_test(writer_fill_error),
         cmocka_unit_test(writer_atomic),
+        cmocka_unit_test(writer_huge_sizes),
         cmocka_unit_test(getters),
         cmocka_unit_test(many_names),
         cmocka_unit_test(fuzz_seeds_are_valid),

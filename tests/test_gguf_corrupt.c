@@ -9,6 +9,9 @@
  * the check that should fire (so a file rejected for the wrong reason fails the test); and the
  * message starts with "NAME: offset N: " where N is the byte offset of the offending field,
  * computed while the file was built. A last group of odd-but-valid files must open.
+ * Every rejected case is also kept, and the last test gives each one, written to a file, to
+ * `minfer run`: the program must refuse it with the reader's message on one line and exit 1
+ * — the whole corpus through the driver, not only through the reader.
  * Everything runs under ASan+UBSan in the sanitizer build.
  */
 #include "harness.h"
@@ -104,6 +107,35 @@ static void data(bb *b, uint32_t align, size_t n)
 
 /* ------------------------------------------------------------------ expectations */
 
+/* Every case expect_reject_mem saw, for minfer_run_refuses_the_corpus (the last test). */
+typedef struct corpus_case {
+    uint8_t *bytes;
+    size_t n;
+    uint64_t off;
+    char *phrase;
+} corpus_case;
+static corpus_case *corpus;
+static size_t n_corpus, cap_corpus;
+
+static void keep_case(const void *d, size_t n, uint64_t off, const char *phrase)
+{
+    /* the 2^30 caps are tested in a 1 GiB mapping that costs nothing until written: a copy
+     * of it (and a 1 GiB file per case) would; those two stay memory-only */
+    if (n > (16u << 20)) return;
+    if (n_corpus == cap_corpus) {
+        cap_corpus = cap_corpus ? 2 * cap_corpus : 256;
+        corpus = realloc(corpus, cap_corpus * sizeof *corpus);
+        assert_non_null(corpus);
+    }
+    corpus_case *c = &corpus[n_corpus++];
+    c->bytes = malloc(n ? n : 1);
+    c->phrase = strdup(phrase);
+    assert_true(c->bytes && c->phrase);
+    if (n) memcpy(c->bytes, d, n);
+    c->n = n;
+    c->off = off;
+}
+
 /* Reject `d`, with `phrase` in the message, which must begin "NAME: offset OFF: ". */
 static void expect_reject_mem(const void *d, size_t n, const char *name, uint64_t off,
                               const char *phrase)
@@ -122,6 +154,7 @@ static void expect_reject_mem(const void *d, size_t n, const char *name, uint64_
     if (!strstr(err.msg, phrase))
         fail_msg("%s: message '%s' lacks '%s'", name, err.msg, phrase);
     if (strchr(err.msg, '\n')) fail_msg("%s: message has a newline", name);
+    keep_case(d, n, off, phrase);
 }
 
 static void expect_reject(bb *b, uint64_t off, const char *phrase)
@@ -1139,6 +1172,41 @@ TEST(odd_but_valid_files_open)
     free(b.p);
 }
 
+/* ------------------------------------------------------------------ the driver */
+
+/* Every rejected case above, written to a file and given to `minfer run`: exit 1, no signal
+ * (no crash, no sanitizer report, no hang within the bound), and exactly one line on
+ * stderr, "minfer run: FILE: offset N: ..." with the offset and the phrase the reader gave
+ * in memory. */
+TEST(minfer_run_refuses_the_corpus)
+{
+    (void)state;
+    if (n_corpus < 50) fail_msg("only %zu cases were collected: run the whole group", n_corpus);
+    const char *path = mf_tmp_path("corpus-case.gguf");
+    for (size_t i = 0; i < n_corpus; i++) {
+        const corpus_case *c = &corpus[i];
+        FILE *f = fopen(path, "wb");
+        assert_non_null(f);
+        assert_int_equal(fwrite(c->bytes, 1, c->n, f), c->n);
+        assert_int_equal(fclose(f), 0);
+        const char *args[] = {"run", "-m", path, "-p", "hi", "--device", "cpu", NULL};
+        mf_proc p = mf_run_tool_timeout("minfer", args, 60);
+        char want[4200];
+        snprintf(want, sizeof want, "minfer run: %s: offset %llu: ", path, (unsigned long long)c->off);
+        const char *nl = strchr(p.err, '\n');
+        if (p.sig || p.rc != 1 || strncmp(p.err, want, strlen(want)) || !strstr(p.err, c->phrase) || !nl || nl[1])
+            fail_msg("case %zu ('%s'): exit %d, signal %d, stderr: %s", i, c->phrase, p.rc, p.sig, p.err);
+        mf_proc_free(&p);
+        free(c->bytes);
+        free(c->phrase);
+    }
+    print_message("minfer run refused all %zu malformed files\n", n_corpus);
+    free(corpus);
+    corpus = NULL;
+    n_corpus = cap_corpus = 0;
+    unlink(path);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1194,6 +1262,7 @@ int main(void)
         cmocka_unit_test(mutate_stories),
         cmocka_unit_test(valid_unsupported_types_open),
         cmocka_unit_test(odd_but_valid_files_open),
+        cmocka_unit_test(minfer_run_refuses_the_corpus),
     };
     return MF_RUN("gguf_corrupt", tests);
 }

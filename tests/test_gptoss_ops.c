@@ -171,7 +171,7 @@ static void attend(fake *f, rig *r, int layer, int n_steps, float (*kval)(int), 
     for (int p = 0; p < n_steps; p++) {
         for (int i = 0; i < H * HD; i++) q[i] = qhead[i % HD];
         for (int i = 0; i < HKV * HD; i++) k[i] = kval(p), v[i] = vval(p);
-        r->be->step_begin(r->be, r->st, &tok, 1, p);
+        r->be->step_begin(r->be, r->st, &tok, 1, p, 0);
         r->be->rope_kv(r->be, r->st, layer, q, k, v);
         r->be->attention(r->be, r->st, layer, q, out_all);
     }
@@ -291,7 +291,7 @@ static void run_moe(fake *f, const float *h, float *x)
     rig r = open_rig(f, 8, 1);
     int32_t tok = 0;
     for (int i = 0; i < D; i++) x[i] = 0;
-    r.be->step_begin(r.be, r.st, &tok, 1, 0);
+    r.be->step_begin(r.be, r.st, &tok, 1, 0, 0);
     r.be->moe(r.be, r.st, 0, h, x);
     close_rig(&r);
 }

@@ -605,6 +605,57 @@ static void options(void **state)
     mf_proc_free(&r);
 }
 
+/* ------------------------------------------------------------------ absurd shapes */
+
+/* The memory estimates are products of sizes the file gives (issue 11: 4 million heads of
+ * 1024 printed a wrapped KV size). Attention widths beyond 2^20 are refused by name by every
+ * command that reads the hyperparameters; at the largest accepted shape the KV cache is
+ * printed exactly: gpt-oss tiny rewritten with 1024 heads (and KV heads) of 1024, 4096
+ * layers and a context of 2^22. Every second layer slides over a window of 8 (pattern 2):
+ * per layer and position K and V take 2 * 2^20 * 4 = 2^23 bytes in float32, so
+ * 2048 * 2^23 * 2^22 + 2048 * 2^23 * 8 = 2^56 + 2^37 = 72057731476881408 bytes. */
+static void absurd_shapes(void **state)
+{
+    (void)state;
+    const char *src = mf_tmp_path("shape-src.gguf"), *dst = mf_tmp_path("shape.gguf");
+    const char *mk[] = {"-o", src, "--arch", "gpt-oss", NULL};
+    mf_proc p = mf_run_tool("mkmodel", mk);
+    assert_int_equal(p.rc, 0);
+    mf_proc_free(&p);
+    mf_key_edit e[] = {{"gpt-oss.attention.head_count", MF_GGUF_U32, 1024, 0, NULL},
+                       {"gpt-oss.attention.head_count_kv", MF_GGUF_U32, 1024, 0, NULL},
+                       {"gpt-oss.attention.key_length", MF_GGUF_U32, 1024, 0, NULL},
+                       {"gpt-oss.attention.value_length", MF_GGUF_U32, 1024, 0, NULL},
+                       {"gpt-oss.block_count", MF_GGUF_U32, 4096, 0, NULL},
+                       {"gpt-oss.context_length", MF_GGUF_U32, 1u << 22, 0, NULL}};
+    mf_copy_gguf(src, dst, e, 6);
+    p = run_inspect(dst, NULL);
+    assert_int_equal(p.rc, 0);
+    if (!strstr(p.out, "kv cache:      4194304 tokens (context_length): f16 36028865738440704 bytes") ||
+        !strstr(p.out, "f32 72057731476881408 bytes"))
+        fail_msg("exact KV sizes expected in: %s", p.out);
+    mf_proc_free(&p);
+    /* one more head: the width 1025 * 1024 exceeds 2^20, refused by inspect (which still
+     * shows the file), plan and run alike */
+    e[0].u = e[1].u = 1025;
+    mf_copy_gguf(src, dst, e, 6);
+    const char *phrase = "attention width head_count 1025 x head size 1024 = 1049600 (KV: 1025 x 1024) exceeds 1048576";
+    p = run_inspect(dst, NULL);
+    assert_int_equal(p.rc, 0);
+    if (!strstr(p.out, phrase) || strstr(p.out, "kv cache:")) fail_msg("inspect: %s", p.out);
+    mf_proc_free(&p);
+    const char *plan[] = {"plan", "-m", dst, NULL}, *run[] = {"run", "-m", dst, "-p", "hi", NULL};
+    const char *const *cmds[] = {plan, run};
+    for (int c = 0; c < 2; c++) {
+        p = mf_run_tool("minfer", cmds[c]);
+        assert_int_equal(p.rc, 1);
+        if (!strstr(p.err, phrase)) fail_msg("%s: %s", cmds[c][0], p.err);
+        mf_proc_free(&p);
+    }
+    unlink(src);
+    unlink(dst);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -615,6 +666,7 @@ int main(void)
         cmocka_unit_test(hostile_strings),
         cmocka_unit_test(bad_file),
         cmocka_unit_test(options),
+        cmocka_unit_test(absurd_shapes),
     };
     return MF_RUN("inspect", tests);
 }

@@ -657,6 +657,60 @@ static void bad_options(void **state)
     }
 }
 
+/* mkmodel refuses what minfer would refuse, with minfer's own checks (issue 11: it wrote
+ * files with wrapped offsets, windows and head sizes minfer refuses, duplicate tokens):
+ * exit 1, the loader's reason, and no file — neither under the name nor a temporary one. */
+static void refuses_what_minfer_refuses(void **state)
+{
+    (void)state;
+    const char *model = mf_model_path("stories260K.gguf");
+    const char *dup = mf_tmp_path("dupvocab.gguf"), *out = mf_tmp_path("refused.gguf");
+    /* the stories vocabulary with token 500 spelled like token 499 */
+    int have_stories = access(model, R_OK) == 0;
+    if (have_stories) {
+        mf_err err;
+        mf_gguf *g = mf_gguf_open(model, &err);
+        assert_non_null(g);
+        const mf_str t499 = mf_gguf_find_kv(g, "tokenizer.ggml.tokens")->arr_str[499];
+        mf_write_vocab_with(model, dup, 500, t499.ptr, t499.len);
+        mf_gguf_close(g);
+    }
+    const struct { const char *args[12]; const char *phrase; } cases[] = {
+        {{"--head-dim", "2048", "--heads", "1", "--kv-heads", "1"}, "head size 2048 is invalid"},
+        {{"--arch", "gpt-oss", "--window", "5000000"}, "key 'gpt-oss.attention.sliding_window' = 5000000 is out of range"},
+        {{"--dim", "2147483647", "--heads", "1", "--kv-heads", "1", "--head-dim", "2", "--sparse", "1"},
+         "key 'llama.embedding_length' = 2147483647 is out of range"},
+        {{"--dim", "4096", "--heads", "4096", "--kv-heads", "4096", "--head-dim", "1024", "--sparse", "1"},
+         "attention width head_count 4096 x head size 1024 = 4194304"},
+        {{"--ctx", "2147483647"}, "key 'llama.context_length' = 2147483647 is out of range"},
+        {{"--vocab-from", dup}, "tokenizer.ggml.tokens: token 500 '&' duplicates token 499"},
+    };
+    for (size_t c = 0; c < sizeof cases / sizeof *cases; c++) {
+        if (c == 5 && !have_stories) continue;
+        const char *args[16] = {"-o", out};
+        int n = 2;
+        for (int k = 0; cases[c].args[k]; k++) args[n++] = cases[c].args[k];
+        args[n] = NULL;
+        mf_proc p = mf_run_tool("mkmodel", args);
+        char want[256];
+        snprintf(want, sizeof want, "mkmodel: %s: minfer would refuse this file: ", out);
+        if (p.rc != 1 || strncmp(p.err, want, strlen(want)) || !strstr(p.err, cases[c].phrase))
+            fail_msg("case %zu: exit %d, expected 1 with '%s...%s': %s", c, p.rc, want, cases[c].phrase, p.err);
+        assert_int_equal(access(out, F_OK), -1);
+        mf_proc_free(&p);
+    }
+    /* nothing left beside the output either (the check files and the writer's temporaries) */
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s", out);
+    char *slash = strrchr(dir, '/');
+    assert_non_null(slash);
+    char cmd[8192];
+    snprintf(cmd, sizeof cmd, "ls '%.*s' | grep -q -F '%s.'", (int)(slash - dir), dir, slash + 1);
+    assert_int_not_equal(system(cmd), 0);
+    unlink(dup);
+    if (!have_stories) mf_skip("stories260K.gguf missing: the duplicate-vocabulary case was not run");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -671,6 +725,7 @@ int main(void)
         cmocka_unit_test(determinism),
         cmocka_unit_test(layers_zero),
         cmocka_unit_test(bad_options),
+        cmocka_unit_test(refuses_what_minfer_refuses),
     };
     return MF_RUN("mkmodel", tests);
 }

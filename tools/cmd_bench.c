@@ -87,6 +87,10 @@ static int parse(int argc, char **argv, bench_args *a)
         else { fprintf(stderr, "minfer bench: unknown option '%s' (see minfer bench --help)\n", o); return -1; }
 #undef VAL
     }
+    if (!a->bw_only && a->pp == 0 && a->tg == 0) {
+        fprintf(stderr, "minfer bench: -p 0 and -n 0 leave nothing to measure (give -p or -n above 0, or --bandwidth)\n");
+        return -1;
+    }
     return 0;
 }
 
@@ -179,6 +183,7 @@ int mf_cmd_bench(int argc, char **argv)
     so.max_batch = a.batch;
     so.kv_f16 = a.kv_f16;
     so.no_graph = a.no_graph;
+    drv_progress_on_terminal(&so, m);
     s = mf_session_new(m, &so, &err);
     if (!s) { fprintf(stderr, "minfer bench: %s\n", err.msg); goto done; }
     if (mf_session_note(s)) fprintf(stderr, "minfer: %s\n", mf_session_note(s));
@@ -303,11 +308,7 @@ int mf_cmd_bench(int argc, char **argv)
         if (!f) { fprintf(stderr, "minfer bench: cannot append to '%s'\n", a.save); goto done; }
         char sha[65], date[32];
         /* the header (metadata + tensor infos) identifies the file without hashing gigabytes */
-        if (drv_header_sha256(path, (size_t)mf_gguf_data_offset(m->gguf), sha)) {
-            fprintf(stderr, "minfer bench: cannot read the header of '%s'\n", path);
-            fclose(f);
-            goto done;
-        }
+        drv_header_sha256(m->gguf, sha);
         time_t now = time(NULL);
         strftime(date, sizeof date, "%Y-%m-%dT%H:%M:%SZ", gmtime(&now));
         for (int i = 0; i < n_res; i++) {

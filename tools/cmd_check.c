@@ -161,8 +161,10 @@ int mf_cmd_check(int argc, char **argv)
     so.n_threads = threads;
     so.kv_f16 = 0;  /* compare the kernels, not the cache precision */
     so.device = device;
+    drv_progress_on_terminal(&so, m);
     test.s = mf_session_new(m, &so, &err);
     if (!test.s) { fprintf(stderr, "minfer check: %s\n", err.msg); goto done; }
+    so.progress = NULL;  /* read once; the second session finds the pages in memory */
     if (!strcmp(device, "cuda")) {
         so.device = "cpu";
         ref.s = mf_session_new(m, &so, &err);

@@ -63,8 +63,9 @@ int mf_cmd_imatrix(int argc, char **argv)
     mf_model *m = mf_model_load(path, &err);
     if (!m) { fprintf(stderr, "minfer imatrix: %s\n", err.msg); goto done; }
     if (!n_ctx) n_ctx = m->hp.n_ctx_train < 512 ? m->hp.n_ctx_train : 512;
-    if (!(text = drv_read_text(C, file))) goto done;
-    if (mf_ppl_chunks(m, text, strlen(text), n_ctx, &tokens, &n_chunks, &err)) {
+    size_t text_len;
+    if (!(text = drv_read_file(C, file, &text_len))) goto done;
+    if (mf_ppl_chunks(m, text, text_len, n_ctx, &tokens, &n_chunks, &err)) {
         fprintf(stderr, "minfer imatrix: %s: %s\n", file, err.msg);
         goto done;
     }

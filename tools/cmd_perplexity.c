@@ -139,8 +139,9 @@ int mf_cmd_perplexity(int argc, char **argv)
     if (drv_skip_layers("perplexity", m, a.skip)) goto done;
     int n_ctx = a.n_ctx ? a.n_ctx : (m->hp.n_ctx_train < 512 ? m->hp.n_ctx_train : 512), n_chunks = 0;
     if (a.file) {
-        if (!(text = drv_read_text("perplexity", a.file))) goto done;
-        if (mf_ppl_chunks(m, text, strlen(text), n_ctx, &tokens, &n_chunks, &err)) {
+        size_t text_len;
+        if (!(text = drv_read_file("perplexity", a.file, &text_len))) goto done;
+        if (mf_ppl_chunks(m, text, text_len, n_ctx, &tokens, &n_chunks, &err)) {
             fprintf(stderr, "minfer perplexity: %s: %s\n", a.file, err.msg);
             goto done;
         }

@@ -436,16 +436,13 @@ int mf_cmd_plan(int argc, char **argv)
     for (int i = 0; i < n; i++) mf_plan_evaluate(&pm, &rows[i].dev, ctx, a.kv_elem, &rows[i].fit);
 
     char sha[65] = "", rbuf[PATH_MAX + 32];
-    if (drv_header_sha256(path, mf_gguf_data_offset(g), sha)) {
-        fprintf(stderr, "minfer plan: cannot read the header of '%s'\n", path);
-        goto done;
-    }
+    drv_header_sha256(g, sha);
 
     /* measurements */
     const char *results = a.results ? a.results : default_results(rbuf, sizeof rbuf);
     int n_bad = 0;
     if (results) {
-        text = drv_read_text("plan", results);
+        text = drv_read_file("plan", results, NULL);
         if (!text) goto done;
         char cpu[128] = "";
         for (int i = 0; i < n; i++)

@@ -139,6 +139,17 @@ static void out_flush(utf8_out *o)
     fflush(o->f);
 }
 
+/* An error after text was streamed: the text line is ended on stdout (as at a normal end),
+ * and the message is one line on stderr. */
+static void stream_error(utf8_out *out, utf8_out *think, const char *msg)
+{
+    out_flush(think);
+    out_flush(out);
+    fputc('\n', out->f);
+    fflush(out->f);
+    fprintf(stderr, "minfer run: %s\n", msg);
+}
+
 static void fmt_bytes(char *b, size_t n, double v)
 {
     if (v >= 1e9) snprintf(b, n, "%.2f GB", v / 1e9);
@@ -151,15 +162,20 @@ int mf_cmd_run(int argc, char **argv)
     if (parse(argc, argv, &a)) return 2;
     const char *path = a.model ? a.model : drv_default_model();
     if (!path) return 1;
-    char *text = a.file ? drv_read_text("run", a.file) : strdup(a.prompt);
-    if (!text) return 1;
+    /* the prompt's exact bytes: a file may hold NULs, which are text like any other byte
+     * (as for `minfer tokenize -f`) */
+    size_t text_len = 0;
+    char *text = a.file ? drv_read_file("run", a.file, &text_len) : strdup(a.prompt);
+    if (!text) { if (!a.file) fprintf(stderr, "minfer run: out of memory\n"); return 1; }
+    if (!a.file) text_len = strlen(text);
 
     int rc = 1;
     mf_err err;
     mf_model *m = NULL;
     mf_session *s = NULL;
     mf_sampler *smp = NULL;
-    char *rendered = NULL;
+    char *rendered = NULL, *piece = NULL;
+    size_t piece_cap = 0;
     int32_t *ids = NULL;
     float *all = NULL;
 
@@ -174,6 +190,7 @@ int mf_cmd_run(int argc, char **argv)
     so.max_batch = a.batch;
     so.kv_f16 = a.kv_f16;
     so.no_graph = a.no_graph;
+    drv_progress_on_terminal(&so, m);
     s = mf_session_new(m, &so, &err);
     if (!s) { fprintf(stderr, "minfer run: %s\n", err.msg); goto done; }
     double t_load = drv_now() - t0;
@@ -194,6 +211,12 @@ int mf_cmd_run(int argc, char **argv)
                 goto done;
             }
         }
+        const char *nul = memchr(text, 0, text_len);
+        if (nul) {
+            fprintf(stderr, "minfer run: the prompt has a NUL byte at offset %zu, which a chat message cannot hold\n",
+                    (size_t)(nul - text));
+            goto done;
+        }
         char date[16];
         time_t now = time(NULL);
         strftime(date, sizeof date, "%Y-%m-%d", localtime(&now));
@@ -202,8 +225,9 @@ int mf_cmd_run(int argc, char **argv)
         if (!rendered) { fprintf(stderr, "minfer run: %s\n", err.msg); goto done; }
     }
     const char *prompt = rendered ? rendered : text;
+    size_t prompt_len = rendered ? strlen(rendered) : text_len;
     /* chat prompts contain the format's special tokens as text: parse them */
-    int64_t n = mf_tokenize(m->tok, prompt, strlen(prompt), 1, rendered != NULL, NULL, 0, &err);
+    int64_t n = mf_tokenize(m->tok, prompt, prompt_len, 1, rendered != NULL, NULL, 0, &err);
     if (n < 0) { fprintf(stderr, "minfer run: %s\n", err.msg); goto done; }
     int n_ctx = mf_session_n_ctx(s);
     if (n > n_ctx) {
@@ -214,12 +238,12 @@ int mf_cmd_run(int argc, char **argv)
     if (n == 0) { fprintf(stderr, "minfer run: the prompt is empty (0 tokens)\n"); goto done; }
     ids = malloc(sizeof(int32_t) * (size_t)n_ctx);
     if (!ids) { fprintf(stderr, "minfer run: out of memory\n"); goto done; }
-    mf_tokenize(m->tok, prompt, strlen(prompt), 1, rendered != NULL, ids, n, &err);
+    mf_tokenize(m->tok, prompt, prompt_len, 1, rendered != NULL, ids, n, &err);
 
     smp = mf_sampler_new(&a.sp, m->hp.n_vocab);
     if (!smp) { fprintf(stderr, "minfer run: out of memory\n"); goto done; }
     utf8_out out = {.f = stdout}, think = {.f = stderr};
-    if (a.echo && !rendered) out_bytes(&out, text, strlen(text));
+    if (a.echo && !rendered) out_bytes(&out, text, text_len);
 
     /* prompt processing */
     if (a.logits_out) {
@@ -242,38 +266,59 @@ int mf_cmd_run(int argc, char **argv)
     mf_harmony hm;
     int harmony = fmt == MF_CHAT_HARMONY && mf_harmony_init(&hm, m->tok) == 0;
     int greedy = mf_sampler_is_greedy(smp), n_gen = 0, n_eval = 0, pos = (int)n, stop_reason = 0;
-    char piece[256];
     double t_eval = 0.0;
+    /* the tokens of the last evaluation: where to look when its logits are not finite */
+    const int32_t *last = ids;
+    int n_last = (int)n;
     while (a.n_predict < 0 || n_gen < a.n_predict) {
+        /* every step checks that the logits are numbers (the argmax does it where the logits
+         * live; sampling scans the host copy): a broken file stops here with the layer
+         * that broke, instead of printing token 0 forever */
         int32_t next;
         if (greedy) {
             next = mf_session_argmax(s);
         } else {
             float *lg = mf_session_logits(s, &err);
-            if (!lg) { fprintf(stderr, "\nminfer run: %s\n", err.msg); goto done; }
-            next = mf_sampler_sample(smp, lg, ids, pos);
+            if (!lg) { stream_error(&out, &think, err.msg); goto done; }
+            next = mf_first_nonfinite_f32(lg, (uint64_t)m->hp.n_vocab) >= 0 ? -1 : mf_sampler_sample(smp, lg, ids, pos);
+        }
+        if (next < 0) {
+            mf_session_explain_nonfinite(s, last, n_last, &err);
+            stream_error(&out, &think, err.msg);
+            goto done;
         }
         n_gen++;
-        ids[pos++] = next;
         int stop = 0;
+        size_t len = 0;
+        if (harmony || !mf_tok_is_eog(m->tok, next)) {
+            /* a piece may be of any length: grow the buffer to what it needs */
+            len = mf_tok_piece(m->tok, next, 0, piece, piece_cap);
+            if (len > piece_cap) {
+                char *p = realloc(piece, len);
+                if (!p) { stream_error(&out, &think, "out of memory"); goto done; }
+                piece = p;
+                piece_cap = len;
+                mf_tok_piece(m->tok, next, 0, piece, piece_cap);
+            }
+        }
         if (harmony) {
             int ch = mf_harmony_feed(&hm, m->tok, next, &stop);
-            size_t len = mf_tok_piece(m->tok, next, 0, piece, sizeof piece);
-            if (len > sizeof piece) len = sizeof piece;
             if (ch == MF_HCH_FINAL || (ch == MF_HCH_COMMENTARY && !hm.has_recipient)) out_bytes(&out, piece, len);
             else if (ch == MF_HCH_ANALYSIS && a.show_thinking) out_bytes(&think, piece, len);
         } else if (mf_tok_is_eog(m->tok, next)) {
             stop = 1;
         } else {
-            size_t len = mf_tok_piece(m->tok, next, 0, piece, sizeof piece);
-            if (len > sizeof piece) len = sizeof piece;
             out_bytes(&out, piece, len);
         }
         if (stop || mf_tok_is_eog(m->tok, next)) { stop_reason = 1; break; }
-        if (pos >= n_ctx) { stop_reason = 2; break; }
         if (a.n_predict >= 0 && n_gen >= a.n_predict) break;
+        /* the token was printed; it enters the context (and ids[]) only if there is room */
+        if (pos >= n_ctx) { stop_reason = 2; break; }
+        ids[pos++] = next;
+        last = &ids[pos - 1];
+        n_last = 1;
         double te = drv_now();
-        if (mf_session_eval(s, &next, 1, NULL, &err)) { fprintf(stderr, "\nminfer run: %s\n", err.msg); goto done; }
+        if (mf_session_eval(s, &next, 1, NULL, &err)) { stream_error(&out, &think, err.msg); goto done; }
         t_eval += drv_now() - te;
         n_eval++;
     }
@@ -302,6 +347,7 @@ done:
     free(all);
     free(ids);
     free(rendered);
+    free(piece);
     free(text);
     mf_sampler_free(smp);
     mf_session_free(s);

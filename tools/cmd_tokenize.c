@@ -9,7 +9,6 @@
  * "id<TAB>'piece'", with special tokens shown as their text and bytes that are not
  * printable (controls, quotes, backslash, broken UTF-8) escaped.
  */
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,34 +25,6 @@ static void usage(FILE *f)
             "  --no-bos            do not add BOS/EOS even if the vocabulary asks for them\n"
             "  --no-parse-special  treat special-token texts such as </s> as plain text\n"
             "  --pieces            one line per token: id<TAB>'piece'\n");
-}
-
-/* The exact bytes of a file (it may hold NULs). NULL with a message. */
-static char *read_bytes(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        fprintf(stderr, "minfer tokenize: cannot read '%s': %s\n", path, strerror(errno));
-        return NULL;
-    }
-    size_t cap = 4096, n = 0;
-    char *b = malloc(cap);
-    while (b) {
-        n += fread(b + n, 1, cap - n, f);
-        if (n < cap) break;
-        char *nb = realloc(b, cap *= 2);
-        if (!nb) { free(b); b = NULL; }
-        else b = nb;
-    }
-    int bad = ferror(f);
-    fclose(f);
-    if (!b || bad) {
-        free(b);
-        fprintf(stderr, "minfer tokenize: cannot read '%s'%s\n", path, bad ? "" : ": out of memory");
-        return NULL;
-    }
-    *len = n;
-    return b;
 }
 
 /* Length of the well-formed UTF-8 character at s (n bytes left), 0 if not one. */
@@ -114,7 +85,7 @@ int mf_cmd_tokenize(int argc, char **argv)
     size_t len = 0;
     char *owned = NULL;
     if (file) {
-        if (!(owned = read_bytes(file, &len))) return 1;
+        if (!(owned = drv_read_file("tokenize", file, &len))) return 1;
         text = owned;
     } else {
         len = strlen(text);

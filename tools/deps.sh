@@ -19,7 +19,8 @@ mf_install_deps() {
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y --no-install-recommends "${missing[@]}"
 }
 
-# mf_build DIR [cmake options...]: configure (Release unless overridden) and build
+# mf_build DIR [cmake options...]: configure (Release unless overridden) and build; the
+# build's progress goes to stdout (tools/run.sh sends it to stderr)
 mf_build() {
     local dir=$1
     shift

@@ -171,7 +171,7 @@ const char *drv_default_model(void)
     return NULL;
 }
 
-char *drv_read_text(const char *cmd, const char *path)
+char *drv_read_file(const char *cmd, const char *path, size_t *len)
 {
     FILE *f = fopen(path, "rb");
     if (!f) {
@@ -180,19 +180,41 @@ char *drv_read_text(const char *cmd, const char *path)
     }
     size_t cap = 4096, n = 0;
     char *b = malloc(cap);
-    for (;;) {
-        if (!b) break;
+    while (b) {
         n += fread(b + n, 1, cap - n - 1, f);
         if (n < cap - 1) break;
-        cap *= 2;
-        char *nb = realloc(b, cap);
-        if (!nb) { free(b); b = NULL; break; }
-        b = nb;
+        char *nb = realloc(b, cap *= 2);
+        if (!nb) { free(b); b = NULL; }
+        else b = nb;
     }
+    /* a directory opens but fails the first read (EISDIR): an error, not an empty text */
+    int bad = ferror(f), e = errno;
     fclose(f);
-    if (!b) { fprintf(stderr, "minfer %s: out of memory reading '%s'\n", cmd, path); return NULL; }
+    if (!b || bad) {
+        free(b);
+        if (bad) fprintf(stderr, "minfer %s: cannot read '%s': %s\n", cmd, path, strerror(e));
+        else fprintf(stderr, "minfer %s: out of memory reading '%s'\n", cmd, path);
+        return NULL;
+    }
     b[n] = 0;
+    if (len) *len = n;
     return b;
+}
+
+static void progress_line(void *user, uint64_t done, uint64_t total)
+{
+    const mf_model *m = user;
+    fprintf(stderr, "\rminfer: reading %s: %3d%% (%.1f of %.1f GB)%s", m->path, (int)(100.0 * (double)done / (double)total),
+            (double)done / 1e9, (double)total / 1e9, done == total ? "\n" : "");
+    fflush(stderr);
+}
+
+void drv_progress_on_terminal(mf_session_opts *o, const mf_model *m)
+{
+    if (isatty(STDERR_FILENO) && mf_gguf_file_size(m->gguf) >= (256ull << 20)) {
+        o->progress = progress_line;
+        o->progress_user = (void *)m;
+    }
 }
 
 double drv_now(void)

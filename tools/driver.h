@@ -48,8 +48,15 @@ void drv_json_str(FILE *f, const char *s);
  * the checkout holding the binary. NULL if none exists (a message says how to get one). */
 const char *drv_default_model(void);
 
-/* Read a whole text file into a malloc'd NUL-terminated string; NULL with a message. */
-char *drv_read_text(const char *cmd, const char *path);
+/* The exact bytes of a file (NULs included), malloc'd with a NUL after the last byte;
+ * *len (if not NULL) receives the count. NULL with a one-line message "minfer CMD: cannot
+ * read 'PATH': why" (a directory, a read error) or out of memory. */
+char *drv_read_file(const char *cmd, const char *path, size_t *len);
+
+/* Sets o's progress callback when stderr is a terminal and the model file has 256 MiB or
+ * more: a line "minfer: reading MODEL: 45% (1.2 of 2.6 GB)" is then redrawn as the file is
+ * read into memory (mf_session_opts.progress). */
+void drv_progress_on_terminal(mf_session_opts *o, const mf_model *m);
 
 /* Seconds on a monotonic clock. */
 double drv_now(void);

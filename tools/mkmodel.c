@@ -54,6 +54,7 @@
  * online CPUs).
  */
 #include "gguf.h"
+#include "model.h"
 #include "quant.h"
 #include "quantize.h"
 #include "quantize_model.h"
@@ -864,6 +865,39 @@ static int script_apply(plan *p, const cfg *c, const vocab *v, const mf_gguf_kv 
     return 0;
 }
 
+/* mkmodel refuses what minfer would refuse, with minfer's own checks (one source of truth),
+ * in two steps: before any tensor is laid out, the metadata alone is written under a
+ * temporary name and checked by mf_model_check_metadata (keys, vocabulary); then the
+ * whole file is written sparse (complete header, data as holes: no weights generated) and
+ * loaded by mf_model_load (shapes, types, offsets). Only a file that loads is written for
+ * real. `whole` selects the step. */
+static int check_with_minfer(mf_gguf_writer *w, const char *out, int whole, mf_err *err)
+{
+    char *tmp = malloc(strlen(out) + 32);
+    if (!tmp) return mf_errf(err, "out of memory");
+    sprintf(tmp, "%s.check%ld", out, (long)getpid());
+    mf_gguf_w_set_sparse(w, 1);
+    int rc = mf_gguf_w_write(w, tmp, NULL, NULL, err);
+    if (rc == 0) {
+        mf_err lerr;
+        mf_model *m = NULL;
+        mf_gguf *g = NULL;
+        int bad = whole ? !(m = mf_model_load(tmp, &lerr))
+                        : !(g = mf_gguf_open(tmp, &lerr)) || mf_model_check_metadata(g, &lerr);
+        if (bad) {
+            /* the loader names the file it read: name the one asked for instead */
+            size_t k = strlen(tmp);
+            const char *why = !strncmp(lerr.msg, tmp, k) && !strncmp(lerr.msg + k, ": ", 2) ? lerr.msg + k + 2 : lerr.msg;
+            rc = mf_errf(err, "%s: minfer would refuse this file: %s", out, why);
+        }
+        mf_model_free(m);
+        mf_gguf_close(g);
+        unlink(tmp);
+    }
+    free(tmp);
+    return rc;
+}
+
 /* Build everything, then stream the file. Returns 0 or -1 with err. */
 static int mkmodel(cfg *c, mf_err *err)
 {
@@ -912,11 +946,13 @@ static int mkmodel(cfg *c, mf_err *err)
     if (any_quantized(&p)) fail |= mf_gguf_w_u32(w, "general.quantization_version", 2);
     fail |= mf_gguf_w_u32(w, "general.file_type", file_type(c));
     if (fail) { mf_errf(err, "out of memory building the metadata"); goto done; }
+    if (check_with_minfer(w, c->out, 0, err)) goto done;
 
     for (int64_t i = 0; i < p.n; i++) {
         const ptensor *t = &p.t[i];
         if (mf_gguf_w_tensor(w, t->name, t->type, t->n_dims, t->ne, NULL, err) < 0) goto done;
     }
+    if (check_with_minfer(w, c->out, 1, err)) goto done;
     mf_gguf_w_set_sparse(w, c->sparse);
     rc = mf_gguf_w_write(w, c->out, fill, &p, err);
 done:

@@ -3,7 +3,6 @@
 #include "sha256.h"
 
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
 static const uint32_t K[64] = {
@@ -55,13 +54,7 @@ void mf_sha256_hex(const void *data, size_t n, char out[65])
     for (int b = 0; b < 8; b++) snprintf(out + 8 * b, 9, "%08x", h[b]);
 }
 
-int drv_header_sha256(const char *path, uint64_t n, char out[65])
+void drv_header_sha256(const mf_gguf *g, char out[65])
 {
-    FILE *f = fopen(path, "rb");
-    uint8_t *b = malloc(n ? (size_t)n : 1);
-    int ok = f && b && fread(b, 1, (size_t)n, f) == n;
-    if (ok) mf_sha256_hex(b, (size_t)n, out);
-    if (f) fclose(f);
-    free(b);
-    return ok ? 0 : -1;
+    mf_sha256_hex(mf_gguf_bytes(g), (size_t)mf_gguf_data_offset(g), out);
 }

@@ -177,9 +177,10 @@ oom:
 
 /* ------------------------------------------------------------------ step + small ops */
 
-static int cpu_step_begin(mf_backend *be, mf_bstate *st, const int32_t *tokens, int n, int pos0)
+static int cpu_step_begin(mf_backend *be, mf_bstate *st, const int32_t *tokens, int n, int pos0, int eager)
 {
     (void)be;
+    (void)eager;  /* every CPU step runs as issued */
     memcpy(st->tokens, tokens, sizeof(int32_t) * (size_t)n);
     st->n = n;
     st->pos0 = pos0;
@@ -257,8 +258,10 @@ static int cpu_argmax(mf_backend *be, mf_bstate *st, const float *buf, int n)
     (void)be;
     (void)st;
     int best = 0;
-    for (int i = 1; i < n; i++)
+    for (int i = 0; i < n; i++) {
+        if (!isfinite(buf[i])) return -1;
         if (buf[i] > buf[best]) best = i;
+    }
     return best;
 }
 

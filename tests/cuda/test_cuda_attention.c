@@ -8,7 +8,14 @@
  * caches; with and without a window (ring buffer of window + max_batch − 1 slots, so keys
  * wrap around) and sinks. Every cache slot holds distinct random data, so a wrong slot or
  * a key outside the window changes the result.
- * MINFER_GPU_QUICK=1 leaves out length 2048 and the 333-row prompts (sanitizer runs).
+ * More query heads per KV head than one block holds: G = 16 (one full block of query
+ * vectors) and G = 32 (two blocks: blockIdx.y = 1 in the split launch) on decode and short
+ * prompts. The grid-y edge: a 32 769-row prompt at G = 32 has 65 538 tiles of 16 query
+ * vectors per KV head, more than gridDim.y allows (65535): the launch folds them into x
+ * (geometry.cuh, whose arithmetic tests/test_cuda_host.c checks on the CPU); with a window
+ * of 16 the reference stays cheap.
+ * MINFER_GPU_QUICK=1 leaves out length 2048, the 333-row prompts and the grid-y edge
+ * (sanitizer runs).
  * Tolerance: |out − ref| <= 1e-4·max|v| against the reference on the same cache values
  * (fp32 arithmetic: a score is a ≤ 256-term fp32 dot, worst-case relative error ~1.5e-5 of
  * Σ|q·k|·scale ≈ 5e-5 absolute, moving the weights by that relative amount). For binary16
@@ -150,6 +157,48 @@ static void prompt_rows(void **state)
     }
 }
 
+/* G = 16 and 32 query heads per KV head (gpt-oss-120b has 64/8 = 8; models with 32+ exist):
+ * the decode launch's second block row (blockIdx.y = 1 for G = 32) and prompt blocks that
+ * cover half a row */
+static void many_heads_per_kv_head(void **state)
+{
+    (void)state;
+    mf_rng r = {24};
+    const int lens[] = {1, 33, 333, 2048};
+    for (int G = 16; G <= 32; G += 16)
+        for (int li = 0; li < (gpu_quick() ? 3 : 4); li++)
+            for (int v = 0; v < 8; v++) {
+                int hd = v % 2 ? 128 : (v % 4 == 2 ? 16 : 64);
+                acase c = {1, lens[li] - 1, G, 2, hd, (v >> 1) & 1, (v >> 2) & 1, v % 3 == 0 ? 100 : 0, 1, 4096};
+                run_case(&r, &c);
+                if (v % 4 == 0) { /* the one-pass kernel on the same decode row */
+                    c.split = 0;
+                    run_case(&r, &c);
+                }
+            }
+    for (int G = 16; G <= 32; G += 16)
+        for (int v = 0; v < 4; v++) {
+            acase p = {7 + 26 * v, 5 * v, G, 2, v % 2 ? 128 : 64, v & 1, v >> 1, v == 3 ? 12 : 0, 0, 512};
+            run_case(&r, &p);
+        }
+}
+
+/* more than 65535 tiles per KV head: 32 769 rows · 32 heads / 16 = 65 538 (folded into x),
+ * and 32 768 rows (65 536 tiles: the first count past the limit) with a binary16 cache */
+static void grid_y_edge(void **state)
+{
+    (void)state;
+    if (gpu_quick()) {
+        print_message("grid_y_edge: left out under MINFER_GPU_QUICK (131 076 blocks)\n");
+        return;
+    }
+    mf_rng r = {25};
+    acase a = {32769, 0, 32, 2, 8, 0, 1, 16, 0, 32769};
+    acase b = {32768, 3, 32, 1, 16, 1, 1, 16, 0, 32771};
+    run_case(&r, &a);
+    run_case(&r, &b);
+}
+
 /* head dims without an unrolled instance (tiny test models: 8, 16), an odd size (80) and
  * the largest supported (256, shared memory above 48 KiB) */
 static void generic_head_dims(void **state)
@@ -176,6 +225,8 @@ int main(void)
         cmocka_unit_test(decode_lengths),
         cmocka_unit_test(prompt_rows),
         cmocka_unit_test(generic_head_dims),
+        cmocka_unit_test(many_heads_per_kv_head),
+        cmocka_unit_test(grid_y_edge),
     };
     int rc = MF_RUN("cuda_attention", tests);
     mf_cuda_test_free(gpu_ctx);

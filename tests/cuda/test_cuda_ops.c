@@ -4,7 +4,8 @@
  *   rope_kv_kernel vs mf_rope_apply on the same cos/sin table (mf_rope_cos_sin): q and the
  *     cached k bit for bit, v copied bit for bit, binary16 caches equal to mf_f32_to_fp16 of
  *     the CPU's values; ring-buffer slots (p % slots) and untouched slots checked;
- *   argmax_kernel vs cpu_argmax's rule (first index of the maximum), ties and −∞ included. */
+ *   argmax_kernel vs cpu_argmax's rule (first index of the maximum; -1 when a value is NaN or
+ *   ±∞), ties included. */
 #include "gpu_util.h"
 #include "rope.h"
 
@@ -124,11 +125,14 @@ static void rope_kv_vs_cpu(void **state)
         }
 }
 
+/* cpu_argmax's rule: the first index of the maximum, -1 when a value is not finite */
 static int first_max(const float *b, int n)
 {
     int best = 0;
-    for (int i = 1; i < n; i++)
+    for (int i = 0; i < n; i++) {
+        if (!isfinite(b[i])) return -1;
         if (b[i] > b[best]) best = i;
+    }
     return best;
 }
 
@@ -138,14 +142,16 @@ static void argmax_vs_cpu(void **state)
     mf_rng r = {12};
     const int ns[] = {1, 2, 31, 1024, 1025, 32000, 201088};
     for (size_t i = 0; i < sizeof ns / sizeof *ns; i++)
-        for (int variant = 0; variant < 4; variant++) {
+        for (int variant = 0; variant < 6; variant++) {
             int n = ns[i];
             float *b = rand_vec(&r, (size_t)n, 3.0f);
             if (variant == 1 && n > 2) b[n / 3] = b[n - 1] = 100.0f;           /* tie: the lower index */
             if (variant == 2)
                 for (int j = 0; j < n; j++) b[j] = 0.5f;                       /* all equal: index 0 */
             if (variant == 3)
-                for (int j = 0; j < n; j += 2) b[j] = -INFINITY;
+                for (int j = 0; j < n; j += 2) b[j] = -INFINITY;                /* not finite: -1 */
+            if (variant == 4) b[n - 1] = NAN;                                   /* one NaN, at the end */
+            if (variant == 5) b[n / 2] = INFINITY;
             int32_t got = -1;
             mf_err err;
             GPU_OK(mf_cuda_test_argmax(gpu_ctx, b, n, &got, &err), err);
