@@ -37,6 +37,7 @@ int mf_forward_step(mf_session *s, const int32_t *tokens, int n, int pos0, int a
         if (s->hook) hook_rc = mf_session_call_hook(s, -1, n, &hook_err);
         for (int l = 0; l < hp->n_layers; l++) {
             const mf_layer *L = &m->layers[l];
+            if (L->skip) continue;  /* --skip-layers: x passes through unchanged (prune.h) */
             be->rmsnorm(be, st, s->x, &L->attn_norm, hp->eps, s->h, n);
             be->qkv(be, st, l, s->h, s->q, s->k, s->v);
             be->rope_kv(be, st, l, s->q, s->k, s->v);

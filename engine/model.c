@@ -258,7 +258,7 @@ int mf_kv_slots(const mf_hparams *hp, int sliding, int n_ctx, int max_batch)
     return w < n_ctx ? (int)w : n_ctx;
 }
 
-static int layer_slides(const mf_hparams *hp, int l)
+int mf_layer_slides(const mf_hparams *hp, int l)
 {
     return hp->window > 0 && hp->swa_pattern > 0 && (l % hp->swa_pattern) < hp->swa_pattern - 1;
 }
@@ -269,7 +269,7 @@ uint64_t mf_kv_bytes(const mf_hparams *hp, int64_t n_ctx, int elem_bytes)
     uint64_t total = 0;
     for (int l = 0; l < hp->n_layers; l++) {
         int64_t slots = n_ctx > 0 ? n_ctx : 0;
-        if (layer_slides(hp, l) && hp->window < slots) slots = hp->window;
+        if (mf_layer_slides(hp, l) && hp->window < slots) slots = hp->window;
         total = mf_add_sat(total, mf_mul_sat(per_pos, (uint64_t)slots));
     }
     return total;
@@ -416,7 +416,7 @@ static void bind_layer(wloader *w, int l)
         B(down_exps_b, "ffn_down_exps.bias", 2, d, E, 1, 0, 1);
     }
 #undef B
-    L->sliding = layer_slides(hp, l);
+    L->sliding = mf_layer_slides(hp, l);
 }
 
 static int check_vocab(const mf_gguf *g, const mf_hparams *hp, const mf_tokenizer *t, mf_err *err)
@@ -511,6 +511,7 @@ void mf_model_bytes_per_token(const mf_model *m, uint64_t *dense, uint64_t *expe
     dn += m->tok_embd.row_bytes + m->output.nbytes + m->output_norm.nbytes;
     for (int l = 0; l < hp->n_layers; l++) {
         const mf_layer *L = &m->layers[l];
+        if (L->skip) continue;  /* not read (prune.h) */
         const mf_weight *dense_w[] = {&L->attn_norm, &L->wq, &L->wk, &L->wv, &L->wo, &L->bq,
                                       &L->bk, &L->bv, &L->bo, &L->sinks, &L->ffn_norm,
                                       &L->ffn_gate, &L->ffn_up, &L->ffn_down, &L->router, &L->router_b};
@@ -536,6 +537,7 @@ uint64_t mf_model_macs_per_token(const mf_model *m)
     uint64_t macs = elements(&m->output);
     for (int l = 0; l < hp->n_layers; l++) {
         const mf_layer *L = &m->layers[l];
+        if (L->skip) continue;
         const mf_weight *mats[] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->ffn_gate, &L->ffn_up, &L->ffn_down, &L->router};
         for (size_t i = 0; i < sizeof mats / sizeof *mats; i++) macs += elements(mats[i]);
         const mf_weight *exps[] = {&L->gate_exps, &L->up_exps, &L->down_exps};
@@ -543,4 +545,16 @@ uint64_t mf_model_macs_per_token(const mf_model *m)
             macs += elements(exps[i]) / (uint64_t)hp->n_experts * (uint64_t)hp->n_experts_used;
     }
     return macs;
+}
+
+int mf_tensor_layer(const char *name, const char **rest)
+{
+    if (strncmp(name, "blk.", 4) != 0) return -1;
+    const char *p = name + 4;
+    long l = 0;
+    if (*p < '0' || *p > '9') return -1;
+    while (*p >= '0' && *p <= '9' && l < 1000000) l = l * 10 + (*p++ - '0');
+    if (*p != '.') return -1;
+    if (rest) *rest = p + 1;
+    return (int)l;
 }

@@ -46,6 +46,7 @@ typedef struct mf_layer {
     mf_weight gate_exps, up_exps, down_exps;
     mf_weight gate_exps_b, up_exps_b, down_exps_b;   /* [F or d, E] */
     int sliding;             /* 1: sliding-window attention on this layer */
+    int skip;                /* 1: the forward passes skip this layer (prune.h) */
     float rope_base;         /* rope.freq_base or rope.freq_base_swa */
 } mf_layer;
 
@@ -112,6 +113,14 @@ int mf_model_check_metadata(const mf_gguf *g, mf_err *err);
 
 /* Hyperparameters only (no tokenizer, no tensors checked): used by `inspect` and `plan`. */
 int mf_hparams_read(const mf_gguf *g, mf_hparams *hp, mf_err *err);
+
+/* The layer of a tensor named blk.<l>.<rest> (with *rest, when not NULL, pointing at
+ * <rest>); -1 for every other name. */
+int mf_tensor_layer(const char *name, const char **rest);
+
+/* 1 when layer l uses sliding-window attention: gpt-oss alternates, layer l slides iff
+ * l % swa_pattern < swa_pattern - 1 (gpt-oss-arch.md §1); llama never. */
+int mf_layer_slides(const mf_hparams *hp, int l);
 
 /* Byte counts are products of sizes the file gives. mf_hparams_read bounds those sizes so
  * that every estimate of this header and plan.h fits 64 bits for contexts up to 2^24

@@ -259,6 +259,14 @@ void mf_session_set_hook(mf_session *s, mf_layer_hook hook, void *user)
     s->hook_user = user;
 }
 
+int mf_session_observe(mf_session *s, mf_matmul_observer fn, void *user, mf_err *err)
+{
+    if (!s->be->observe)
+        return mf_errf(err, "the %s backend cannot report matrix inputs (use the CPU: --device cpu)", s->be->name);
+    s->be->observe(s->be, s->bst, fn, user);
+    return 0;
+}
+
 int mf_session_call_hook(mf_session *s, int layer, int rows, mf_err *err)
 {
     int d = s->m->hp.n_embd;

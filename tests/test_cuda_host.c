@@ -28,6 +28,7 @@
 #if defined(MF_HAVE_CUDA) || defined(MF_HAVE_CUDA_TWINS)
 #include "../cuda/host_twins.h"
 #include "quant.h"
+#include "quantize.h"
 #include "rope.h"
 #include "types.h"
 

@@ -267,6 +267,13 @@ static int cpu_argmax(mf_backend *be, mf_bstate *st, const float *buf, int n)
 
 /* ------------------------------------------------------------------ lifetime */
 
+static void cpu_observe(mf_backend *be, mf_bstate *st, mf_matmul_observer fn, void *user)
+{
+    (void)be;
+    st->obs = fn;
+    st->obs_user = user;
+}
+
 static int cpu_prepare(mf_backend *be, mf_model *m, mf_err *err)
 {
     (void)be;
@@ -375,6 +382,7 @@ mf_backend *mf_backend_cpu_new(int n_threads, mf_err *err)
     be->rope_kv = cpu_rope_kv;
     be->attention = mf_cpu_attention;
     be->ffn = mf_cpu_ffn;
+    be->observe = cpu_observe;
     be->moe = mf_cpu_moe;
     be->argmax = cpu_argmax;
     return be;

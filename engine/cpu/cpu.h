@@ -53,7 +53,15 @@ struct mf_bstate {
     int *ex_slot;                 /* [max_batch * k] which of the token's k picks */
     float *ex_in, *ex_out;        /* [max_batch * k][max(d, n_ff_exp)] gathered rows */
     float *ex_acc;                /* [max_batch * k][d] expert outputs before weighting */
+    /* the observer of every matrix product's input (backend.h observe), or NULL */
+    mf_matmul_observer obs;
+    void *obs_user;
 };
+
+static inline void mf_cpu_observe(mf_bstate *st, const mf_weight *W, int matrix, const float *x, int rows)
+{
+    if (st->obs) st->obs(st->obs_user, W, matrix, x, rows);
+}
 
 /* rows of W dequantized per BLAS tile (see matmul.c) */
 #define MF_CPU_TILE_ROWS 64
