@@ -55,6 +55,10 @@ typedef struct mf_bstate mf_bstate;   /* per-session state (state_new), opaque, 
 /* Progress of a long step, for a driver's progress line: `done` of `total` bytes. */
 typedef void (*mf_progress_fn)(void *user, uint64_t done, uint64_t total);
 
+/* Sees the float input of a matrix product: `rows` rows of W->ne[0] values, for matrix
+ * `matrix` of W (the expert of a stacked expert tensor, else 0). */
+typedef void (*mf_matmul_observer)(void *user, const mf_weight *W, int matrix, const float *x, int rows);
+
 typedef struct mf_state_opts {
     int n_ctx;               /* positions the KV cache holds */
     int max_batch;           /* most tokens in one step */
@@ -126,6 +130,11 @@ struct mf_backend {
      * first one on ties; -1 when one of them is not finite (NaN, +inf, -inf): the logits
      * are broken, which the caller reports (minfer.h mf_session_argmax) */
     int (*argmax)(mf_backend *be, mf_bstate *st, const float *buf, int n);
+
+    /* ---- optional (NULL: not supported; the CUDA backend has none) ---- */
+    /* From now on call fn(user, ...) with the input of every matrix product, before the
+     * product (fn NULL: stop). The activation statistics of `minfer imatrix`. */
+    void (*observe)(mf_backend *be, mf_bstate *st, mf_matmul_observer fn, void *user);
 };
 
 /* Memory bandwidth probes for the roofline of `minfer bench`, in GB/s (1e9 bytes/s):

@@ -19,6 +19,11 @@
  *   - Tensor bytes come either from a caller pointer (kept, not copied: it must stay valid
  *     until the write) or from a fill callback invoked once per tensor at write time, so a
  *     multi-GB synthetic model is streamed through one tensor-sized buffer.
+ *   - Never a partial file under the final name: the file is written to a temporary name
+ *     beside it (PATH.partPID-N), flushed to disk (fsync) and renamed over PATH only when
+ *     complete; on any failure (full disk, file-size limit, a fill error) the temporary
+ *     file is removed and an existing PATH is left as it was. (An existing PATH that is not
+ *     a regular file, e.g. /dev/null or a FIFO, is written in place.)
  */
 #ifndef MF_GGUF_H
 #define MF_GGUF_H
@@ -158,6 +163,8 @@ int mf_gguf_w_strn(mf_gguf_writer *w, const char *key, const char *v, uint64_t l
 int mf_gguf_w_u64(mf_gguf_writer *w, const char *key, uint64_t v);
 int mf_gguf_w_i64(mf_gguf_writer *w, const char *key, int64_t v);
 int mf_gguf_w_f64(mf_gguf_writer *w, const char *key, double v);
+/* Bytes of one value of a fixed-size type (1 for BOOL); 0 for STR, ARR and invalid ids. */
+size_t mf_gguf_vtype_size(uint32_t type);
 /* Array of fixed-size elements: n elements of elem_type taken (copied) from data, which
  * holds them in host order (little-endian on every machine minfer targets). */
 int mf_gguf_w_arr(mf_gguf_writer *w, const char *key, uint32_t elem_type, const void *data, uint64_t n);

@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 typedef struct wtensor {
@@ -131,6 +132,8 @@ int mf_gguf_w_str(mf_gguf_writer *w, const char *key, const char *v)
 
 static const uint8_t ELEM_SIZE[MF_GGUF_VTYPE_COUNT] = {1, 1, 2, 2, 4, 4, 4, 1, 0, 0, 8, 8, 8};
 
+size_t mf_gguf_vtype_size(uint32_t type) { return type < MF_GGUF_VTYPE_COUNT ? ELEM_SIZE[type] : 0; }
+
 int mf_gguf_w_arr(mf_gguf_writer *w, const char *key, uint32_t elem_type, const void *data, uint64_t n)
 {
     if (elem_type >= MF_GGUF_VTYPE_COUNT || ELEM_SIZE[elem_type] == 0) return -1;
@@ -243,27 +246,10 @@ static int layout(mf_gguf_writer *w, const char *path, mf_err *err)
     return 0;
 }
 
-int mf_gguf_w_write(mf_gguf_writer *w, const char *path, mf_gguf_fill_fn fill, void *user, mf_err *err)
+/* Header, metadata, tensor infos (offsets from layout()) and data into an open stream;
+ * err names `path`. */
+static int write_stream(mf_gguf_writer *w, FILE *f, const char *path, mf_gguf_fill_fn fill, void *user, mf_err *err)
 {
-    if (w->oom) return mf_errf(err, "%s: out of memory while building metadata", path);
-    if (layout(w, path, err)) return -1;
-    /* written under a temporary name beside the target, renamed when complete: a failed
-     * write never leaves a partial file under the final name */
-    char *tmp = malloc(strlen(path) + 32);
-    if (!tmp) return mf_errf(err, "%s: out of memory", path);
-    int fd = -1;
-    for (int k = 0; k < 100 && fd < 0; k++) {
-        sprintf(tmp, "%s.part%ld-%d", path, (long)getpid(), k);
-        fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
-        if (fd < 0 && errno != EEXIST) break;
-    }
-    FILE *f = fd >= 0 ? fdopen(fd, "wb") : NULL;
-    if (!f) {
-        mf_errf(err, "%s: cannot create: %s", path, strerror(errno));
-        if (fd >= 0) { close(fd); unlink(tmp); }
-        free(tmp);
-        return -1;
-    }
     int rc = -1;
     void *buf = NULL;
     uint64_t pos = 0;
@@ -300,11 +286,11 @@ int mf_gguf_w_write(mf_gguf_writer *w, const char *path, mf_gguf_fill_fn fill, v
             continue;
         }
         if (!src) {
-            if (!fill) { mf_errf(err, "%s: tensor '%s' has no data and no fill callback", path, t->name); goto fail; }
+            if (!fill) { mf_errf(err, "%s: tensor '%s' has no data and no fill callback", path, t->name); goto done; }
             free(buf);
             buf = malloc(t->nbytes ? t->nbytes : 1);
-            if (!buf) { mf_errf(err, "%s: out of memory for tensor '%s' (%llu bytes)", path, t->name, (unsigned long long)t->nbytes); goto fail; }
-            if (fill(user, i, t, buf, err)) goto fail;
+            if (!buf) { mf_errf(err, "%s: out of memory for tensor '%s' (%llu bytes)", path, t->name, (unsigned long long)t->nbytes); goto done; }
+            if (fill(user, i, t, buf, err)) goto done;
             src = buf;
         }
         if (wr(f, src, t->nbytes)) goto io_error;
@@ -313,22 +299,54 @@ int mf_gguf_w_write(mf_gguf_writer *w, const char *path, mf_gguf_fill_fn fill, v
     }
     /* a file that ends in a hole needs its length set explicitly */
     if (w->sparse && (fflush(f) != 0 || ftruncate(fileno(f), (off_t)pos) != 0)) goto io_error;
-    if (fclose(f) != 0) { f = NULL; goto io_error; }
-    f = NULL;
-    if (rename(tmp, path) != 0) {
-        mf_errf(err, "%s: cannot rename %s to it: %s", path, tmp, strerror(errno));
-        goto fail;
-    }
+    if (fflush(f) != 0) goto io_error;
     rc = 0;
     goto done;
 io_error:
     mf_errf(err, "%s: write failed: %s", path, strerror(errno));
-fail:
-    if (f) fclose(f);
-    f = NULL;
-    unlink(tmp);
 done:
-    free(tmp);
     free(buf);
+    return rc;
+}
+
+int mf_gguf_w_write(mf_gguf_writer *w, const char *path, mf_gguf_fill_fn fill, void *user, mf_err *err)
+{
+    if (w->oom) return mf_errf(err, "%s: out of memory while building metadata", path);
+    if (layout(w, path, err)) return -1;
+    /* an existing device or pipe (/dev/null, a FIFO) is written in place: it cannot be
+     * replaced by a rename (and must not be: a temporary file beside /dev/null renamed over
+     * it would replace the device), and holds no earlier file to protect */
+    struct stat sb;
+    if (stat(path, &sb) == 0 && !S_ISREG(sb.st_mode)) {
+        FILE *f = fopen(path, "wb");
+        if (!f) return mf_errf(err, "%s: cannot create: %s", path, strerror(errno));
+        int rc = write_stream(w, f, path, fill, user, err);
+        if (fclose(f) != 0 && rc == 0) rc = mf_errf(err, "%s: write failed: %s", path, strerror(errno));
+        return rc;
+    }
+    /* written under a temporary name beside the target, flushed to disk and renamed when
+     * complete: a failed write (full disk, file-size limit, a fill error) never leaves a
+     * partial file under the final name, nor the temporary one */
+    char *tmp = malloc(strlen(path) + 32);
+    if (!tmp) return mf_errf(err, "%s: out of memory", path);
+    int fd = -1;
+    for (int k = 0; k < 100 && fd < 0; k++) {
+        sprintf(tmp, "%s.part%ld-%d", path, (long)getpid(), k);
+        fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+        if (fd < 0 && errno != EEXIST) break;
+    }
+    FILE *f = fd >= 0 ? fdopen(fd, "wb") : NULL;
+    if (!f) {
+        mf_errf(err, "%s: cannot create: %s", path, strerror(errno));
+        if (fd >= 0) { close(fd); unlink(tmp); }
+        free(tmp);
+        return -1;
+    }
+    int rc = write_stream(w, f, path, fill, user, err);
+    if (rc == 0 && fsync(fd) != 0) rc = mf_errf(err, "%s: write failed: %s", path, strerror(errno));
+    if (fclose(f) != 0 && rc == 0) rc = mf_errf(err, "%s: write failed: %s", path, strerror(errno));
+    if (rc == 0 && rename(tmp, path) != 0) rc = mf_errf(err, "%s: cannot rename %s to it: %s", path, tmp, strerror(errno));
+    if (rc != 0) unlink(tmp);
+    free(tmp);
     return rc;
 }

@@ -54,10 +54,7 @@ static const mf_tensor_desc *desc_of(int arch, const char *name)
 {
     const char *suffix = name;
     int first = 0, n = MF_MODEL_N_TENSORS;
-    if (!strncmp(name, "blk.", 4)) {
-        const char *dot = strchr(name + 4, '.');
-        if (!dot) return NULL;
-        suffix = dot + 1;
+    if (mf_tensor_layer(name, &suffix) >= 0) {
         first = MF_MODEL_N_TENSORS;
         n = MF_LAYER_N_TENSORS;
     }
@@ -68,13 +65,15 @@ static const mf_tensor_desc *desc_of(int arch, const char *name)
     return NULL;
 }
 
-void mf_mem_bytes_per_token(const mf_gguf *g, const mf_hparams *hp, mf_mem_token *out)
+void mf_mem_bytes_per_token(const mf_gguf *g, const mf_hparams *hp, const mf_layer *layers, mf_mem_token *out)
 {
     memset(out, 0, sizeof *out);
     out->tied_output = mf_gguf_find_tensor(g, "output.weight") == NULL;
     uint64_t embd_bytes = 0;
     for (uint64_t i = 0; i < mf_gguf_n_tensors(g); i++) {
         const mf_gguf_tensor *t = mf_gguf_tensor_at(g, i);
+        int l = mf_tensor_layer(t->name, NULL);
+        if (layers && l >= 0 && l < hp->n_layers && layers[l].skip) continue;  /* not read (prune.h) */
         const mf_tensor_desc *d = desc_of(hp->arch, t->name);
         if (!strcmp(t->name, "token_embd.weight")) {
             embd_bytes = t->nbytes;

@@ -74,8 +74,9 @@ typedef struct mf_mem_token {
 /* What one decoded token reads from the weights, from the file's tensor table (so that
  * `plan` computes it without loading the model): every tensor once, except the embedding
  * (one row is gathered) and the stacked expert tensors (only the k selected of E experts'
- * slices). dense + experts is the bytes per token. */
-void mf_mem_bytes_per_token(const mf_gguf *g, const mf_hparams *hp, mf_mem_token *out);
+ * slices). dense + experts is the bytes per token. layers (may be NULL: none skipped): a
+ * loaded model's layers, whose skipped ones (mf_layer.skip) are not read. */
+void mf_mem_bytes_per_token(const mf_gguf *g, const mf_hparams *hp, const mf_layer *layers, mf_mem_token *out);
 
 /* ---------------------------------------------------------------- KV cache */
 

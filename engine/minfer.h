@@ -93,6 +93,9 @@ const mf_backend *mf_session_backend(const mf_session *s);
  * NULL when there is nothing to say. */
 const char *mf_session_note(const mf_session *s);
 void mf_session_set_hook(mf_session *s, mf_layer_hook hook, void *user);
+/* Call fn with the float input of every matrix product of the following evaluations
+ * (backend.h observe; fn NULL stops). -1 with a message on a backend without it (CUDA). */
+int mf_session_observe(mf_session *s, mf_matmul_observer fn, void *user, mf_err *err);
 
 /* Peak resident memory of this process in bytes (for the driver's statistics). */
 uint64_t mf_peak_rss(void);

@@ -503,7 +503,7 @@ uint64_t mf_model_macs_per_token(const mf_model *m)
     const mf_hparams *hp = &m->hp;
     uint64_t macs = elements(&m->output);
     for (int l = 0; l < hp->n_layers; l++)
-        for (int i = 0; i < MF_LAYER_N_TENSORS; i++) {
+        for (int i = 0; i < MF_LAYER_N_TENSORS && !m->layers[l].skip; i++) {
             if (mf_layer_tensors[i].kind == MF_W_VECTOR) continue;
             uint64_t e = elements(mf_layer_weight(&m->layers[l], i));
             /* a stack of experts: k of its E matrices per token */
@@ -511,4 +511,16 @@ uint64_t mf_model_macs_per_token(const mf_model *m)
             macs += e;
         }
     return macs;
+}
+
+int mf_tensor_layer(const char *name, const char **rest)
+{
+    if (strncmp(name, "blk.", 4) != 0) return -1;
+    const char *p = name + 4;
+    long l = 0;
+    if (*p < '0' || *p > '9') return -1;
+    while (*p >= '0' && *p <= '9' && l < 1000000) l = l * 10 + (*p++ - '0');
+    if (*p != '.') return -1;
+    if (rest) *rest = p + 1;
+    return (int)l;
 }

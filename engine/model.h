@@ -107,6 +107,7 @@ enum { MF_LAYER_TENSORS(MF_X_LT) MF_LAYER_N_TENSORS };
 typedef struct mf_layer {
     MF_LAYER_TENSORS(MF_X_FIELD)
     int sliding;             /* 1: sliding-window attention on this layer */
+    int skip;                /* 1: the forward passes skip this layer (prune.h) */
     float rope_base;         /* rope.freq_base or rope.freq_base_swa */
 } mf_layer;
 
@@ -215,6 +216,10 @@ int mf_model_check_metadata(const mf_gguf *g, mf_err *err);
 
 /* Hyperparameters only (no tokenizer, no tensors checked): used by `inspect` and `plan`. */
 int mf_hparams_read(const mf_gguf *g, mf_hparams *hp, mf_err *err);
+
+/* The layer of a tensor named blk.<l>.<rest> (with *rest, when not NULL, pointing at
+ * <rest>); -1 for every other name. */
+int mf_tensor_layer(const char *name, const char **rest);
 
 /* Multiply-adds of the matrix products for one token (attention over the cache excluded):
  * every projection matrix's elements, the output matrix, and k/E of the expert matrices.

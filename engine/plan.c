@@ -44,7 +44,7 @@ int mf_plan_model_read(const mf_gguf *g, mf_plan_model *pm, mf_err *err)
             add_unsupported(pm, t->type);
         }
     }
-    mf_mem_bytes_per_token(g, hp, &pm->per_token);
+    mf_mem_bytes_per_token(g, hp, NULL, &pm->per_token);
     pm->largest_matrix = mf_mem_largest_matrix(hp);
     pm->rope_tables = mf_mem_rope_tables(hp);
     return 0;

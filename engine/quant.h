@@ -1,4 +1,4 @@
-/* quant.h — tensor block formats: dequantize, quantize, dot products.
+/* quant.h — tensor block formats: dequantize, dot products (quantizers: quantize.h).
  *
  * Spec: ../shared/spec/quant-formats.md (block layouts) and mxfp4.md.
  * Types: F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, MXFP4
@@ -9,8 +9,7 @@
  * 1. The scalar reference (quant.c) — the teaching path and the truth for every test:
  *      mf_dequantize_row   block bytes -> floats, arithmetic order of quant-formats.md §4.8
  *                          (bit-exact with ggml's CPU dequantizers)
- *      mf_quantize_row     floats -> block bytes (round-to-nearest for the 32-blocks, a
- *                          min/scale search for the K-quants, nearest value for MXFP4)
+ *      (mf_quantize_row    floats -> block bytes: quantize.h, quantize.c)
  *      mf_dot_ref          dot(dequantize(row), x), accumulated in double
  *
  * 2. The fast path used by the CPU backend. The activation vector x is first converted
@@ -34,7 +33,7 @@
  *
  * Preconditions (not checked: these are inner loops): the type is supported
  * (mf_type_supported) and n, n_in are multiples of its block size. mf_dequantize_row of an
- * unsupported type writes zeros; mf_quantize_row returns 0 for it or for a bad n.
+ * unsupported type writes zeros.
  */
 #ifndef MF_QUANT_H
 #define MF_QUANT_H
@@ -62,10 +61,6 @@ float mf_e8m0_to_f32(uint8_t e);
 
 /* n must be a multiple of the type's block size. */
 void mf_dequantize_row(uint32_t type, const void *src, float *dst, int64_t n);
-/* Returns the number of bytes written (mf_type_row_bytes(type, n)), 0 when the type has no
- * quantizer or n is not a multiple of its block size. Never produces NaN or inf scales:
- * fp16 scales saturate at 65504, so blocks beyond ~5e5 clamp. */
-size_t mf_quantize_row(uint32_t type, const float *src, void *dst, int64_t n);
 /* Σ dequantize(row)[i]·x[i], accumulated in double: the reference every kernel is tested
  * against. */
 double mf_dot_ref(uint32_t type, const void *row, const float *x, int64_t n);

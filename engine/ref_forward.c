@@ -30,6 +30,8 @@ struct mf_ref {
     const mf_model *m;
     int n_ctx;
     int round_act;       /* emulate the fast path's 8-bit activations (mf_ref_round_activations) */
+    mf_matmul_observer obs;  /* sees every product's input (mf_ref_observe) */
+    void *obs_user;
     void *qx;            /* converted activation */
     float *xr;           /* the values it stands for */
     float *x, *h, *q, *k, *v, *att, *gate, *up, *scores, *moe, *ey, *router;
@@ -40,6 +42,7 @@ struct mf_ref {
 static void matvec(mf_ref *r, const mf_weight *W, size_t matrix, const float *b, const float *in, float *out)
 {
     int64_t n_in = W->ne[0], n_out = W->ne[1];
+    if (r->obs) r->obs(r->obs_user, W, (int)matrix, in, 1);
     if (r->round_act && mf_act_type(W->type) != MF_TYPE_F32) {
         /* the input as the fast path sees it: rounded to 8 bits per block (quant.h) */
         mf_quantize_act(W->type, in, r->qx, n_in);
@@ -118,6 +121,12 @@ void mf_ref_free(mf_ref *r)
 
 void mf_ref_round_activations(mf_ref *r, int on) { r->round_act = on; }
 
+void mf_ref_observe(mf_ref *r, mf_matmul_observer fn, void *user)
+{
+    r->obs = fn;
+    r->obs_user = user;
+}
+
 /* gpt-oss feed-forward: route h to the top-k experts and add their weighted outputs to x */
 static void moe(mf_ref *r, const mf_layer *L, float *x)
 {
@@ -173,6 +182,10 @@ int mf_ref_forward(mf_ref *r, int32_t token, int pos, float *logits, float *hidd
 
     for (int l = 0; l < hp->n_layers; l++) {
         const mf_layer *L = &m->layers[l];
+        if (L->skip) {  /* --skip-layers: the block adds nothing, x passes through (prune.h) */
+            if (hidden) memcpy(hidden + (size_t)l * d, x, sizeof(float) * d);
+            continue;
+        }
         float *kc = r->kc + (size_t)l * r->n_ctx * kw, *vc = r->vc + (size_t)l * r->n_ctx * kw;
 
         /* 2.1-2.2 attention input and projections */

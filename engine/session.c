@@ -225,6 +225,14 @@ void mf_session_set_hook(mf_session *s, mf_layer_hook hook, void *user)
     s->hook_user = user;
 }
 
+int mf_session_observe(mf_session *s, mf_matmul_observer fn, void *user, mf_err *err)
+{
+    if (!s->be->observe)
+        return mf_errf(err, "the %s backend cannot report matrix inputs (use the CPU: --device cpu)", s->be->name);
+    s->be->observe(s->be, s->bst, fn, user);
+    return 0;
+}
+
 /* The forward pass's hook while a layer hook is set: the step's rows of x copied to the
  * host, then the caller's hook; -1 with err when the copy fails (the hook is not called). */
 static int call_hook(void *user, int layer, int rows, mf_err *err)

@@ -2,10 +2,13 @@
 #include "harness.h"
 #include "gguf.h"
 
+#include <dirent.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -187,12 +190,23 @@ const char *mf_tool_path(const char *name)
     return p;
 }
 
-mf_proc mf_run_tool(const char *name, const char *const *args)
+/* One run of a tool: a time limit (SIGALRM after `seconds`, 0 none) and a file-size limit
+ * (max_bytes, 0 none) in the child. */
+static mf_proc run_tool(const char *name, const char *const *args, unsigned seconds, long max_bytes);
+
+mf_proc mf_run_tool(const char *name, const char *const *args) { return run_tool(name, args, 0, 0); }
+
+mf_proc mf_run_tool_fsize(const char *name, const char *const *args, long max_bytes)
 {
-    return mf_run_tool_timeout(name, args, 0);
+    return run_tool(name, args, 0, max_bytes);
 }
 
 mf_proc mf_run_tool_timeout(const char *name, const char *const *args, unsigned seconds)
+{
+    return run_tool(name, args, seconds, 0);
+}
+
+static mf_proc run_tool(const char *name, const char *const *args, unsigned seconds, long max_bytes)
 {
     const char *bin = mf_tool_path(name);
     const char *outp = mf_tmp_path("tool.out"), *errp = mf_tmp_path("tool.err");
@@ -206,6 +220,11 @@ mf_proc mf_run_tool_timeout(const char *name, const char *const *args, unsigned 
     assert_true(pid >= 0);
     if (pid == 0) {
         if (!freopen(outp, "w", stdout) || !freopen(errp, "w", stderr)) _exit(126);
+        if (max_bytes > 0) {
+            struct rlimit rl = {(rlim_t)max_bytes, (rlim_t)max_bytes};
+            signal(SIGXFSZ, SIG_IGN);  /* kept across exec */
+            if (setrlimit(RLIMIT_FSIZE, &rl)) _exit(126);
+        }
         alarm(seconds);  /* a pending alarm survives exec; 0 sets none */
         execv(bin, argv);
         _exit(127);
@@ -227,4 +246,30 @@ void mf_proc_free(mf_proc *p)
 {
     free(p->out);
     free(p->err);
+}
+
+int mf_have_numpy(void)
+{
+    return access("/usr/bin/python3", X_OK) == 0 && system("/usr/bin/python3 -c 'import numpy' > /dev/null 2>&1") == 0;
+}
+
+double mf_json_num(const char *json, const char *key)
+{
+    char pat[128];
+    snprintf(pat, sizeof pat, "\"%s\":", key);
+    const char *p = json ? strstr(json, pat) : NULL;
+    return p ? strtod(p + strlen(pat), NULL) : NAN;
+}
+
+void mf_list_dir(const char *dir, char *out, size_t cap)
+{
+    struct dirent **ents;
+    int n = scandir(dir, &ents, NULL, alphasort);
+    out[0] = 0;
+    for (int i = 0; i < n; i++) {
+        if (strcmp(ents[i]->d_name, ".") && strcmp(ents[i]->d_name, ".."))
+            snprintf(out + strlen(out), cap - strlen(out), "%s%s", out[0] ? " " : "", ents[i]->d_name);
+        free(ents[i]);
+    }
+    if (n >= 0) free(ents);
 }

@@ -76,8 +76,21 @@ typedef struct mf_proc {
 /* Run tool NAME (mf_tool_path) with args (NULL-terminated, at most 30), directly (no shell).
  * Fails the test when the program cannot be executed. Free with mf_proc_free. */
 mf_proc mf_run_tool(const char *name, const char *const *args);
+/* The same with the child's file-size limit (RLIMIT_FSIZE) set to max_bytes and SIGXFSZ
+ * ignored, so that a write past it fails with EFBIG as on a full disk; 0: no limit. */
+mf_proc mf_run_tool_fsize(const char *name, const char *const *args, long max_bytes);
 /* The same, killed by SIGALRM after `seconds` (> 0): a hang becomes sig == SIGALRM. */
 mf_proc mf_run_tool_timeout(const char *name, const char *const *args, unsigned seconds);
 void mf_proc_free(mf_proc *p);
+
+/* The names in folder `dir` (no "." or ".."), sorted and joined by single spaces, into out
+ * (cut at cap): for "nothing else was left behind" checks. */
+void mf_list_dir(const char *dir, char *out, size_t cap);
+
+/* 1 when /usr/bin/python3 runs and imports numpy (tests that compare with
+ * tools/reference.py skip with a reason otherwise). */
+int mf_have_numpy(void);
+/* The number after "key": in a flat JSON text; NAN when absent. */
+double mf_json_num(const char *json, const char *key);
 
 #endif

@@ -29,6 +29,7 @@
 #include "../cuda/host_twins.h"
 #include "memory.h"
 #include "quant.h"
+#include "quantize.h"
 #include "rope.h"
 #include "types.h"
 

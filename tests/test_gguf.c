@@ -18,6 +18,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 static mf_gguf *open_or_fail(const char *path)
@@ -668,6 +671,80 @@ static void writer_fill_error(void **state)
     mf_gguf_writer_free(w);
 }
 
+static int fill_ones(void *user, uint64_t index, const mf_gguf_tensor *t, void *buf, mf_err *err)
+{
+    (void)user, (void)index, (void)err;
+    memset(buf, 1, t->nbytes);
+    return 0;
+}
+
+/* The writer's file appears complete or not at all: a failed write (a fill error, a
+ * file-size limit standing in for a full disk) leaves an existing file untouched and no
+ * temporary file behind. */
+static void writer_atomic(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/mf-gguf-atomic-XXXXXX", path[64], ls[512];
+    assert_non_null(mkdtemp(dir));
+    snprintf(path, sizeof path, "%s/x.gguf", dir);
+    mf_err err;
+    const int64_t small[1] = {4}, big[1] = {1 << 16};
+    mf_gguf_writer *w = mf_gguf_writer_new();
+    assert_int_equal(mf_gguf_w_tensor(w, "x", MF_TYPE_F32, 1, small, NULL, &err), 0);
+    if (mf_gguf_w_write(w, path, fill_ones, NULL, &err)) fail_msg("%s", err.msg);
+    mf_gguf_writer_free(w);
+    size_t len0, len1;
+    uint8_t *before = mf_read_file(path, &len0);
+    assert_non_null(before);
+    mf_list_dir(dir, ls, sizeof ls);
+    assert_string_equal(ls, "x.gguf");
+
+    /* a fill error half-way */
+    w = mf_gguf_writer_new();
+    assert_int_equal(mf_gguf_w_tensor(w, "a", MF_TYPE_F32, 1, big, NULL, &err), 0);
+    assert_int_equal(mf_gguf_w_tensor(w, "b", MF_TYPE_F32, 1, small, NULL, &err), 1);
+    assert_int_equal(mf_gguf_w_write(w, path, fill_fails, NULL, &err), -1);
+    mf_list_dir(dir, ls, sizeof ls);
+    assert_string_equal(ls, "x.gguf");
+    uint8_t *after = mf_read_file(path, &len1);
+    assert_true(len1 == len0 && memcmp(before, after, len0) == 0);
+    free(after);
+
+    /* a full disk: a child process limited to 8 KB files (SIGXFSZ ignored, so write()
+     * fails with EFBIG instead of killing it) writes 256 KB */
+    fflush(NULL);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        struct rlimit rl = {8192, 8192};
+        signal(SIGXFSZ, SIG_IGN);
+        if (setrlimit(RLIMIT_FSIZE, &rl)) _exit(3);
+        int rc = mf_gguf_w_write(w, path, fill_ones, NULL, &err);
+        _exit(rc == -1 && strstr(err.msg, "write failed: File too large") ? 0 : 1);
+    }
+    int st;
+    assert_int_equal(waitpid(pid, &st, 0), pid);
+    assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    mf_list_dir(dir, ls, sizeof ls);
+    assert_string_equal(ls, "x.gguf");
+    after = mf_read_file(path, &len1);
+    assert_true(len1 == len0 && memcmp(before, after, len0) == 0);
+    free(after);
+
+    /* success replaces the file; a device is written in place */
+    if (mf_gguf_w_write(w, path, fill_ones, NULL, &err)) fail_msg("%s", err.msg);
+    mf_list_dir(dir, ls, sizeof ls);
+    assert_string_equal(ls, "x.gguf");
+    after = mf_read_file(path, &len1);
+    assert_true(len1 > (size_t)(1 << 18));
+    free(after);
+    if (mf_gguf_w_write(w, "/dev/null", fill_ones, NULL, &err)) fail_msg("%s", err.msg);
+    mf_gguf_writer_free(w);
+    free(before);
+    unlink(path);
+    rmdir(dir);
+}
+
 /* ------------------------------------------------------------------ typed getters */
 
 static void getters(void **state)
@@ -844,6 +921,7 @@ int main(void)
         cmocka_unit_test(rt_empty_file),
         cmocka_unit_test(writer_errors),
         cmocka_unit_test(writer_fill_error),
+        cmocka_unit_test(writer_atomic),
         cmocka_unit_test(writer_huge_sizes),
         cmocka_unit_test(getters),
         cmocka_unit_test(many_names),

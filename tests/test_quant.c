@@ -8,6 +8,7 @@
  * The fast path (activations, integer dots, matmul tiles) is tested in test_quant_dot.c. */
 #include "harness.h"
 #include "quant.h"
+#include "quantize.h"
 #include "quant_impl.h"
 
 #include <math.h>

@@ -9,6 +9,7 @@
  *     and that it writes nothing outside its rows. */
 #include "harness.h"
 #include "quant.h"
+#include "quantize.h"
 #include "quant_impl.h"
 
 #include <math.h>

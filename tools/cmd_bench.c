@@ -20,7 +20,7 @@
 #include "sha256.h"
 
 typedef struct bench_args {
-    const char *model, *device, *save;
+    const char *model, *device, *save, *skip;
     int pp, tg, reps, threads, json, bw_only, batch, kv_f16, no_graph;
     int depths[8], n_depths;
 } bench_args;
@@ -40,7 +40,8 @@ static void usage(FILE *f)
             "  --no-graph      no CUDA graph capture\n"
             "  --json          one JSON object on stdout instead of the table\n"
             "  --save FILE     append one JSON record per test to FILE (JSON Lines)\n"
-            "  --bandwidth     only run the memory-bandwidth probe\n");
+            "  --bandwidth     only run the memory-bandwidth probe\n"
+            "  --skip-layers L run without these layers, e.g. 3,7 or 2-5 (an experiment)\n");
 }
 
 static int parse_depths(const char *v, bench_args *a)
@@ -83,6 +84,7 @@ static int parse(int argc, char **argv, bench_args *a)
         else if (!strcmp(o, "--json")) a->json = 1;
         else if (!strcmp(o, "--save")) { VAL(); a->save = v; }
         else if (!strcmp(o, "--bandwidth")) a->bw_only = 1;
+        else if (!strcmp(o, "--skip-layers")) { VAL(); a->skip = v; }
         else { fprintf(stderr, "minfer bench: unknown option '%s' (see minfer bench --help)\n", o); return -1; }
 #undef VAL
     }
@@ -147,18 +149,6 @@ static double pp_macs(const mf_model *m, int n)
     return (double)mf_model_macs_per_token(m) - out + out / n;
 }
 
-static void json_str(FILE *f, const char *s)
-{
-    fputc('"', f);
-    for (; *s; s++) {
-        unsigned char c = (unsigned char)*s;
-        if (c == '"' || c == '\\') fprintf(f, "\\%c", c);
-        else if (c < 0x20) fprintf(f, "\\u%04x", c);
-        else fputc(c, f);
-    }
-    fputc('"', f);
-}
-
 int mf_cmd_bench(int argc, char **argv)
 {
     bench_args a;
@@ -182,6 +172,7 @@ int mf_cmd_bench(int argc, char **argv)
     result res[16];
     mf_model *m = mf_model_load(path, &err);
     if (!m || !times) { fprintf(stderr, "minfer bench: %s\n", m ? "out of memory" : err.msg); goto done; }
+    if (drv_skip_layers("bench", m, a.skip)) goto done;
 
     int max_depth = 0;
     for (int i = 0; i < a.n_depths; i++) max_depth = a.depths[i] > max_depth ? a.depths[i] : max_depth;
@@ -205,7 +196,7 @@ int mf_cmd_bench(int argc, char **argv)
 
     double bw = probe(&a, gpu);
     mf_mem_token per_tok;
-    mf_mem_bytes_per_token(m->gguf, &m->hp, &per_tok);
+    mf_mem_bytes_per_token(m->gguf, &m->hp, m->layers, &per_tok);
     uint64_t dense = per_tok.dense, experts = per_tok.experts;
     int kv_esz = mf_session_kv_f16(s) ? 2 : 4;
 
@@ -270,10 +261,14 @@ int mf_cmd_bench(int argc, char **argv)
     snprintf(fname, sizeof fname, "%s", base ? base + 1 : path);
     if (a.json) {
         printf("{\"model\":");
-        json_str(stdout, fname);
+        drv_json_str(stdout, fname);
         printf(",\"arch\":\"%s\",\"params\":%llu,\"bytes\":%llu,\"types\":\"%s\",\"backend\":\"%s\",\"device\":",
                m->hp.arch_name, (unsigned long long)m->n_params, (unsigned long long)m->weight_bytes, types, be->name);
-        json_str(stdout, be->device_name);
+        drv_json_str(stdout, be->device_name);
+        if (a.skip) {
+            printf(",\"skip_layers\":");
+            drv_json_str(stdout, a.skip);
+        }
         printf(",\"bandwidth_gbs\":%.2f,\"weight_bytes_per_token\":%llu,\"results\":[", bw,
                (unsigned long long)(dense + experts));
         for (int i = 0; i < n_res; i++) {
@@ -291,6 +286,7 @@ int mf_cmd_bench(int argc, char **argv)
         printf("model:     %s (%s, %.2fM params, %.1f MB, %s)\n", fname, m->hp.arch_name, m->n_params / 1e6,
                m->weight_bytes / 1e6, types);
         printf("device:    %s: %s\n", be->name, be->device_name);
+        if (a.skip) printf("skipped:   layers %s\n", a.skip);
         printf("bandwidth: %.1f GB/s measured (%s); weights read per token: %.1f MB (%s)\n", bw,
                gpu ? "device copy" : "streaming read", (dense + experts) / 1e6,
                experts ? "active experts only" : "all weights");
@@ -320,9 +316,13 @@ int mf_cmd_bench(int argc, char **argv)
         for (int i = 0; i < n_res; i++) {
             result *x = &res[i];
             fprintf(f, "{\"date\":\"%s\",\"commit\":\"%s\",\"backend\":\"%s\",\"device\":", date, MF_GIT_COMMIT, be->name);
-            json_str(f, be->device_name);
+            drv_json_str(f, be->device_name);
             fprintf(f, ",\"model\":");
-            json_str(f, fname);
+            drv_json_str(f, fname);
+            if (a.skip) {
+                fprintf(f, ",\"skip_layers\":");
+                drv_json_str(f, a.skip);
+            }
             fprintf(f, ",\"header_sha256\":\"%s\",\"arch\":\"%s\",\"types\":\"%s\",\"test\":\"%s\",\"depth\":%d,"
                        "\"tok_s_median\":%.3f,\"tok_s_min\":%.3f,\"tok_s_max\":%.3f,\"runs\":%d,\"bandwidth_gbs\":%.2f",
                     sha, m->hp.arch_name, types, x->test, x->depth, x->med, x->min, x->max, a.reps, x->bw);

@@ -35,11 +35,12 @@ static void usage(FILE *f)
             "      --no-graph          do not capture CUDA graphs\n"
             "      --logits-out FILE   write the float32 logits of every prompt position\n"
             "                          ([n_tokens][n_vocab], row-major, little-endian)\n"
-            "      --no-display-prompt do not echo the prompt\n");
+            "      --no-display-prompt do not echo the prompt\n"
+            "      --skip-layers LIST  run without these layers, e.g. 3,7 or 2-5 (an experiment)\n");
 }
 
 typedef struct run_args {
-    const char *model, *prompt, *file, *device, *chat_format, *system, *reasoning, *logits_out;
+    const char *model, *prompt, *file, *device, *chat_format, *system, *reasoning, *logits_out, *skip;
     int n_predict, n_ctx, n_threads, batch, chat, show_thinking, kv_f16, no_graph, echo;
     int seed_given;
     mf_sampler_params sp;
@@ -83,6 +84,7 @@ static int parse(int argc, char **argv, run_args *a)
         else if (!strcmp(o, "--no-graph")) a->no_graph = 1;
         else if (!strcmp(o, "--logits-out")) { VAL(); a->logits_out = v; }
         else if (!strcmp(o, "--no-display-prompt")) a->echo = 0;
+        else if (!strcmp(o, "--skip-layers")) { VAL(); a->skip = v; }
         else {
             fprintf(stderr, "minfer run: unknown option '%s' (see minfer run --help)\n", o);
             return -1;
@@ -180,6 +182,7 @@ int mf_cmd_run(int argc, char **argv)
     double t0 = drv_now();
     m = mf_model_load(path, &err);
     if (!m) { fprintf(stderr, "minfer run: %s\n", err.msg); goto done; }
+    if (drv_skip_layers("run", m, a.skip)) goto done;
     mf_session_opts so = mf_session_defaults();
     so.device = a.device;
     so.n_threads = a.n_threads;

@@ -4,8 +4,9 @@
 # is missing, then `apt-get install -y` of the missing packages (sudo when not root).
 # The CUDA toolkit is not a Debian package here: it is used when /usr/local/cuda/bin/nvcc
 # exists (MINFER_CUDA=AUTO), and the CPU build works without it.
+# python3-numpy: tools/reference.py and the tests that compare with it (test_perplexity, test_quantize)
 mf_install_deps() {
-    local want=(gcc g++ make cmake pkg-config libopenblas-dev libcmocka-dev "$@")
+    local want=(gcc g++ make cmake pkg-config libopenblas-dev libcmocka-dev python3-numpy "$@")
     local missing=()
     for p in "${want[@]}"; do
         dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -1,11 +1,13 @@
 /* driver.c — argument helpers and default-model search shared by the subcommands. */
 #include "driver.h"
+#include "prune.h"
 
 #include <errno.h>
 #include <glob.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -58,6 +60,74 @@ const char *drv_next(const char *cmd, int argc, char **argv, int *i)
         return NULL;
     }
     return argv[++*i];
+}
+
+int drv_layer_list(const char *cmd, const char *opt, const char *val, int **out, int *n)
+{
+    int cap = 4096, k = 0;
+    int *v = malloc(sizeof *v * (size_t)cap);
+    if (!v) { fprintf(stderr, "minfer %s: out of memory\n", cmd); return -1; }
+    const char *p = val;
+    for (;;) {
+        char *end;
+        errno = 0;
+        long a = strtol(p, &end, 10), b;
+        if (end == p || errno || a < 0 || a > 65535 || (*p < '0' || *p > '9')) goto bad;
+        b = a;
+        if (*end == '-') {
+            const char *q = end + 1;
+            b = strtol(q, &end, 10);
+            if (end == q || errno || *q < '0' || *q > '9' || b < a || b > 65535) goto bad;
+        }
+        for (long l = a; l <= b; l++) {
+            if (k == cap) {
+                fprintf(stderr, "minfer %s: %s lists more than %d layers\n", cmd, opt, cap);
+                free(v);
+                return -1;
+            }
+            v[k++] = (int)l;
+        }
+        if (*end == 0) break;
+        if (*end != ',') goto bad;
+        p = end + 1;
+    }
+    *out = v;
+    *n = k;
+    return 0;
+bad:
+    fprintf(stderr, "minfer %s: bad value '%s' for %s (expected layer numbers like 3,7 or 2-5)\n", cmd, val, opt);
+    free(v);
+    return -1;
+}
+
+int drv_skip_layers(const char *cmd, mf_model *m, const char *spec)
+{
+    if (!spec) return 0;
+    int *l, n;
+    if (drv_layer_list(cmd, "--skip-layers", spec, &l, &n)) return -1;
+    mf_err err;
+    int rc = mf_model_skip_layers(m, l, n, &err);
+    if (rc) fprintf(stderr, "minfer %s: --skip-layers: %s\n", cmd, err.msg);
+    free(l);
+    return rc;
+}
+
+int drv_same_file(const char *a, const char *b)
+{
+    struct stat x, y;
+    return stat(a, &x) == 0 && stat(b, &y) == 0 && x.st_dev == y.st_dev && x.st_ino == y.st_ino;
+}
+
+void drv_json_str(FILE *f, const char *s)
+{
+    fputc('"', f);
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '"' || c == '\\') fprintf(f, "\\%c", c);
+        else if (c < 0x20) fprintf(f, "\\u%04x", c);
+        else fputc(c, f);
+    }
+    fputc('"', f);
 }
 
 const char *drv_default_model(void)

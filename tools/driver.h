@@ -4,6 +4,7 @@
 #define MF_DRIVER_H
 
 #include <stdint.h>
+#include <stdio.h>
 
 #include "minfer.h"
 
@@ -14,6 +15,10 @@ int mf_cmd_inspect(int argc, char **argv);
 int mf_cmd_bench(int argc, char **argv);
 int mf_cmd_check(int argc, char **argv);
 int mf_cmd_plan(int argc, char **argv);
+int mf_cmd_quantize(int argc, char **argv);
+int mf_cmd_prune(int argc, char **argv);
+int mf_cmd_perplexity(int argc, char **argv);
+int mf_cmd_imatrix(int argc, char **argv);
 
 /* Argument parsing helpers: each returns 0, or prints "minfer NAME: bad value 'X' for
  * OPT (expected ...)" to stderr and returns -1. */
@@ -22,6 +27,21 @@ int drv_float(const char *cmd, const char *opt, const char *val, double lo, doub
 int drv_u64(const char *cmd, const char *opt, const char *val, uint64_t *out);
 /* The value after option argv[*i], advancing *i; NULL (with a message) if missing. */
 const char *drv_next(const char *cmd, int argc, char **argv, int *i);
+
+/* A list of layer indices "3,7" or with ranges "0-2,9" (at most 4096 entries, each in
+ * 0..65535, ranges ascending) into a malloc'd array (*out, *n); -1 with a message naming
+ * opt. An empty list is an error. */
+int drv_layer_list(const char *cmd, const char *opt, const char *val, int **out, int *n);
+/* --skip-layers LIST on a loaded model (prune.h mf_model_skip_layers); spec NULL: nothing.
+ * Prints "minfer CMD: ..." and returns -1 on a bad list or index. */
+int drv_skip_layers(const char *cmd, mf_model *m, const char *spec);
+
+/* 1 when both paths name the same existing file (an output that would replace its own
+ * input), else 0. */
+int drv_same_file(const char *a, const char *b);
+
+/* A JSON string literal for s (quotes, backslashes and control bytes escaped). */
+void drv_json_str(FILE *f, const char *s);
 
 /* The model to use when -m is not given: $MINFER_MODEL, then the first weights/ *.gguf file,
  * then ../shared/models/stories260K.gguf — both relative to the current directory, then to

@@ -6,6 +6,10 @@
  *   minfer bench    -m MODEL ...             speed and % of the bandwidth roofline
  *   minfer check    -m MODEL ...             CPU vs GPU, layer by layer
  *   minfer plan     -m MODEL ...             will it fit, how fast at best
+ *   minfer quantize IN OUT TYPE              a quantized copy of a model (cmd_quantize.c)
+ *   minfer imatrix  -m MODEL -f TEXT -o FILE importance statistics for quantize
+ *   minfer prune    IN OUT --drop-layers L   a copy without some layers
+ *   minfer perplexity -m MODEL -f TEXT       perplexity; KL divergence against a base
  *   minfer default-model                     the model used when -m is not given
  *   minfer --version                         build options and the CUDA devices seen
  */
@@ -26,6 +30,10 @@ static void usage(FILE *f)
             "  bench     measure prompt/generation speed  (minfer bench -m MODEL)\n"
             "  check     compare CPU and GPU layer by layer (minfer check -m MODEL)\n"
             "  plan      memory and speed bounds per device (minfer plan -m MODEL)\n"
+            "  quantize  write a quantized copy of a model (minfer quantize IN OUT TYPE)\n"
+            "  imatrix   activation statistics for quantize (minfer imatrix -m MODEL -f TEXT -o FILE)\n"
+            "  prune     write a copy without some layers (minfer prune IN OUT --drop-layers 3,7)\n"
+            "  perplexity score a text; KL divergence vs a base (minfer perplexity -m MODEL -f TEXT)\n"
             "  default-model  print the model used when -m is not given (exit 1 if none)\n"
             "  --version build options and CUDA devices\n"
             "Run 'minfer COMMAND --help' for the options of a command.\n");
@@ -65,6 +73,10 @@ int main(int argc, char **argv)
     if (!strcmp(c, "bench")) return mf_cmd_bench(argc - 1, argv + 1);
     if (!strcmp(c, "check")) return mf_cmd_check(argc - 1, argv + 1);
     if (!strcmp(c, "plan")) return mf_cmd_plan(argc - 1, argv + 1);
+    if (!strcmp(c, "quantize")) return mf_cmd_quantize(argc - 1, argv + 1);
+    if (!strcmp(c, "imatrix")) return mf_cmd_imatrix(argc - 1, argv + 1);
+    if (!strcmp(c, "prune")) return mf_cmd_prune(argc - 1, argv + 1);
+    if (!strcmp(c, "perplexity")) return mf_cmd_perplexity(argc - 1, argv + 1);
     if (!strcmp(c, "default-model")) {
         const char *m = drv_default_model();  /* NULL: it said why and how to get one */
         if (!m) return 1;

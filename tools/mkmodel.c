@@ -56,6 +56,8 @@
 #include "gguf.h"
 #include "model.h"
 #include "quant.h"
+#include "quantize.h"
+#include "quantize_model.h"
 #include "types.h"
 
 #include <errno.h>
@@ -70,11 +72,6 @@
 #include <malloc.h>
 
 enum { ARCH_LLAMA = 0, ARCH_GPT_OSS = 1 };
-
-/* llama_ftype values written to general.file_type (gguf.md §8; informational only) */
-enum { FT_ALL_F32 = 0, FT_F16 = 1, FT_Q4_0 = 2, FT_Q4_1 = 3, FT_Q8_0 = 7, FT_Q5_0 = 8, FT_Q5_1 = 9,
-       FT_Q2_K = 10, FT_Q3_K_S = 11, FT_Q4_K_S = 14, FT_Q5_K_S = 16, FT_Q6_K = 18, FT_BF16 = 32,
-       FT_MXFP4_MOE = 38 };
 
 typedef struct cfg {
     int arch;
@@ -598,25 +595,11 @@ static int fill(void *user, uint64_t index, const mf_gguf_tensor *info, void *bu
 
 /* ================================================================ metadata */
 
+/* general.file_type: the llama_ftype of the file's main type (quantize_model.h) */
 static uint32_t file_type(const cfg *c)
 {
-    if (c->arch == ARCH_GPT_OSS && c->expert_type == MF_TYPE_MXFP4) return FT_MXFP4_MOE;
-    switch (c->type) {
-    case MF_TYPE_F32: return FT_ALL_F32;
-    case MF_TYPE_F16: return FT_F16;
-    case MF_TYPE_BF16: return FT_BF16;
-    case MF_TYPE_Q4_0: return FT_Q4_0;
-    case MF_TYPE_Q4_1: return FT_Q4_1;
-    case MF_TYPE_Q5_0: return FT_Q5_0;
-    case MF_TYPE_Q5_1: return FT_Q5_1;
-    case MF_TYPE_Q8_0: return FT_Q8_0;
-    case MF_TYPE_Q2_K: return FT_Q2_K;
-    case MF_TYPE_Q3_K: return FT_Q3_K_S;
-    case MF_TYPE_Q4_K: return FT_Q4_K_S;
-    case MF_TYPE_Q5_K: return FT_Q5_K_S;
-    case MF_TYPE_Q6_K: return FT_Q6_K;
-    default: return FT_ALL_F32;
-    }
+    if (c->arch == ARCH_GPT_OSS && c->expert_type == MF_TYPE_MXFP4) return mf_quant_file_type("MXFP4");
+    return mf_quant_file_type(mf_type_get(c->type)->name);
 }
 
 static int any_quantized(const plan *p)

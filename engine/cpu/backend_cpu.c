@@ -282,6 +282,13 @@ static int cpu_argmax(mf_backend *be, mf_bstate *st, const float *buf, int n)
 
 /* ------------------------------------------------------------------ lifetime */
 
+static void cpu_observe(mf_backend *be, mf_bstate *st, mf_matmul_observer fn, void *user)
+{
+    (void)be;
+    st->obs = fn;
+    st->obs_user = user;
+}
+
 /* Reads the model file's pages in order, 64 MiB at a time, reporting progress. Without it
  * the first forward pass faults the weights in page by page with nothing to show for it,
  * which on a big file on a slow disk looks like a hang. The mapping is read-only and shared
@@ -442,6 +449,7 @@ mf_backend *mf_backend_cpu_new(int n_threads, mf_err *err)
     be->rope_kv = cpu_rope_kv;
     be->attention = mf_cpu_attention;
     be->ffn = mf_cpu_ffn;
+    be->observe = cpu_observe;
     be->moe = mf_cpu_moe;
     be->argmax = cpu_argmax;
     return be;

@@ -64,7 +64,15 @@ struct mf_bstate {
                                      appears at most once per token) */
     float *ex_acc;                /* [max_batch * k][d] expert outputs before weighting */
     uint64_t allocated;           /* bytes of the buffers above (backend_cpu.c state_buf) */
+    /* the observer of every matrix product's input (backend.h observe), or NULL */
+    mf_matmul_observer obs;
+    void *obs_user;
 };
+
+static inline void mf_cpu_observe(mf_bstate *st, const mf_weight *W, int matrix, const float *x, int rows)
+{
+    if (st->obs) st->obs(st->obs_user, W, matrix, x, rows);
+}
 
 /* batches of float weights with at least this many rows take the sgemm path (BLAS on) */
 #ifndef MF_CPU_BLAS_MIN_ROWS

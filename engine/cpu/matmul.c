@@ -145,6 +145,13 @@ static const float *bias_of(const mf_weight *b)
     return b && b->name ? (const float *)b->data : NULL;
 }
 
+static void matmul_w(mf_backend *be, mf_bstate *st, const mf_weight *W, const mf_weight *b, const float *in,
+                     float *out, int rows, int accumulate)
+{
+    mf_cpu_matmul(be->impl, st, W->type, W->data, W->row_bytes, W->ne[0], W->ne[1], in, W->ne[0],
+                  rows, out, W->ne[1], accumulate, bias_of(b));
+}
+
 static void mm_task_group(void *ctx, int task, int thread)
 {
     mm_group *g = ctx;
@@ -161,12 +168,13 @@ static void matmul_group(mf_backend *be, mf_bstate *st, int n, const mf_weight *
 {
     cpu_backend *cb = be->impl;
     int same = 1;
+    for (int i = 0; i < n; i++) mf_cpu_observe(st, W[i], 0, x, rows);
     for (int i = 1; i < n; i++) same &= W[i]->type == W[0]->type && W[i]->ne[0] == W[0]->ne[0];
 #ifdef MF_HAVE_BLAS
     same &= !(cb->blas_ok && rows >= MF_CPU_BLAS_MIN_ROWS && mf_act_type(W[0]->type) == MF_TYPE_F32);
 #endif
     if (!same || rows > MF_CPU_QROWS) {
-        for (int i = 0; i < n; i++) mf_cpu_matmul_op(be, st, W[i], b[i], x, out[i], rows, 0);
+        for (int i = 0; i < n; i++) matmul_w(be, st, W[i], b[i], x, out[i], rows, 0);
         return;
     }
     uint32_t wtype = W[0]->type;
@@ -198,8 +206,8 @@ static void matmul_group(mf_backend *be, mf_bstate *st, int n, const mf_weight *
 void mf_cpu_matmul_op(mf_backend *be, mf_bstate *st, const mf_weight *W, const mf_weight *b,
                       const float *in, float *out, int rows, int accumulate)
 {
-    mf_cpu_matmul(be->impl, st, W->type, W->data, W->row_bytes, W->ne[0], W->ne[1], in, W->ne[0],
-                  rows, out, W->ne[1], accumulate, bias_of(b));
+    mf_cpu_observe(st, W, 0, in, rows);
+    matmul_w(be, st, W, b, in, out, rows, accumulate);
 }
 
 void mf_cpu_qkv(mf_backend *be, mf_bstate *st, const mf_weight *const W[3], const mf_weight *const b[3],

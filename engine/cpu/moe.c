@@ -47,6 +47,7 @@ static void expert_matmul(mf_backend *be, mf_bstate *st, const mf_weight *W, con
 {
     const uint8_t *slice = (const uint8_t *)W->data + (size_t)e * (size_t)W->ne[1] * W->row_bytes;
     const float *bias = (const float *)b->data + (size_t)e * (size_t)W->ne[1];
+    mf_cpu_observe(st, W, e, in, c);
     mf_cpu_matmul(be->impl, st, W->type, slice, W->row_bytes, W->ne[0], W->ne[1], in, W->ne[0], c,
                   out, W->ne[1], 0, bias);
 }

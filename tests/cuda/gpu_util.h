@@ -13,6 +13,7 @@
 #include "backend.h"
 #include "harness.h"
 #include "quant.h"
+#include "quantize.h"
 #include "types.h"
 
 #ifdef MF_HAVE_CUDA
