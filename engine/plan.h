@@ -24,9 +24,6 @@
  * The bound is the memory roofline of decoding: a token cannot be produced faster than the
  * bytes it must read can stream from memory. Real engines reach a fraction of it.
  *
- * Measurements (mf_plan_find_measurement) come from the JSON Lines files that
- * `minfer bench --save` writes: one flat JSON object per test.
- *
  * Units: bytes are bytes; bandwidth is GB/s with GB = 1e9 bytes (as vendors and
  * `minfer bench` state it).
  */
@@ -76,6 +73,8 @@ uint64_t mf_plan_scratch_bytes(const mf_plan_model *pm, int64_t n_ctx, int batch
 
 /* ------------------------------------------------------------------ devices */
 
+/* A device: memory, bandwidth, a headroom kept free. The table of known devices is the plan
+ * command's (tools/plan_devices.h). */
 enum mf_plan_kind {
     MF_PLAN_CUDA = 0,    /* discrete NVIDIA GPU: minfer's CUDA backend */
     MF_PLAN_APPLE = 1,   /* unified memory, GPU working-set limit (no minfer backend) */
@@ -94,26 +93,6 @@ typedef struct mf_plan_device {
     const char *cuda_names;
     int threads;              /* the host row: CPU threads (each has its own scratch); else 0 */
 } mf_plan_device;
-
-/* The built-in table (constant; the host row is made by mf_plan_host_device). */
-size_t mf_plan_n_devices(void);
-const mf_plan_device *mf_plan_device_at(size_t i);
-
-/* The "this CPU" row: memory = MemTotal of /proc/meminfo (0 if unknown), the given
- * bandwidth (measured by the caller with mf_cpu_read_bandwidth), headroom MF_PLAN_HOST_HEADROOM,
- * one thread per online core (the session default). */
-#define MF_PLAN_GPU_HEADROOM (1ull << 30)
-#define MF_PLAN_HOST_HEADROOM (2ull << 30)
-mf_plan_device mf_plan_host_device(double bandwidth_gbs);
-
-/* Devices of `devs` whose name matches `query`, case-insensitively: a row whose name
- * equals the query wins alone; otherwise every row whose name contains it. Writes up to
- * cap indices, returns how many matched (0: unknown). */
-int mf_plan_find_devices(const mf_plan_device *devs, int n, const char *query, int *idx, int cap);
-
-/* 1 when a device string reported by a backend ("NVIDIA H100 80GB HBM3 (sm_90, 132 SMs)")
- * is one of the row's CUDA names: equal to it, or it followed by " (". */
-int mf_plan_cuda_name_matches(const mf_plan_device *dev, const char *device_string);
 
 /* ------------------------------------------------------------------ per device */
 
@@ -135,34 +114,5 @@ void mf_plan_evaluate(const mf_plan_model *pm, const mf_plan_device *dev, int64_
 
 /* Decode bound in tokens per second: bandwidth_gbs * 1e9 / bytes (0 if bytes is 0). */
 double mf_plan_bound(double bandwidth_gbs, uint64_t bytes_per_token);
-
-/* ------------------------------------------------------------------ measurements */
-
-typedef struct mf_plan_record {
-    char date[32], commit[48], backend[16], device[128], model[256], sha[72], test[48];
-    int depth;
-    int n_gen;                /* N of a "tgN" test (0 for other tests) */
-    double tok_s;             /* tok_s_median */
-    double bandwidth_gbs;
-    int line;                 /* 1-based line in the file */
-} mf_plan_record;
-
-/* Parse one line written by `minfer bench --save` (a flat JSON object; unknown keys are
- * ignored). -1 with err when the line is not such an object or lacks test/backend/
- * tok_s_median. */
-int mf_plan_parse_record(const char *line, mf_plan_record *r, mf_err *err);
-
-/* The last generation ("tg...") record of `text` (a whole results file) measured on the same
- * model file and device class as `dev`:
- *   file:   header_sha256 equal to `sha` (when both are non-empty), else the model's file
- *           name equal to `model_name`;
- *   device: CUDA rows: backend "cuda" and mf_plan_cuda_name_matches; the host row: backend
- *           "cpu" and the device string's CPU model (before " (") equal to `cpu_model`
- *           (any CPU record when cpu_model is NULL or empty); other rows never match.
- * Returns 1 and fills *out when found, 0 when not. *n_bad (may be NULL) receives the number
- * of non-empty lines that were not records. */
-int mf_plan_find_measurement(const char *text, const char *model_name, const char *sha,
-                             const mf_plan_device *dev, const char *cpu_model,
-                             mf_plan_record *out, int *n_bad);
 
 #endif

@@ -16,6 +16,8 @@
 #include "gguf.h"
 #include "model.h"
 #include "plan.h"
+#include "plan_devices.h"
+#include "plan_records.h"
 #include "types.h"
 
 #include <math.h>
@@ -340,63 +342,63 @@ static void mkmodel_cross_check(void **state)
 static void device_table(void **state)
 {
     (void)state;
-    size_t n = mf_plan_n_devices();
+    size_t n = plan_n_devices();
     assert_true(n >= 13);
     mf_plan_device all[40];
     assert_true(n < 40);
     for (size_t i = 0; i < n; i++) {
-        const mf_plan_device *d = mf_plan_device_at(i);
+        const mf_plan_device *d = plan_device_at(i);
         assert_non_null(d);
         assert_true(d->mem_bytes > d->headroom_bytes);
         assert_true(d->bandwidth_gbs > 0);
         assert_int_equal(d->kind == MF_PLAN_CUDA, d->cuda_names != NULL);
         all[i] = *d;
     }
-    assert_null(mf_plan_device_at(n));
-    all[n] = mf_plan_host_device(12.5);
+    assert_null(plan_device_at(n));
+    all[n] = plan_host_device(12.5);
     int na = (int)n + 1;
     assert_int_equal(all[n].kind, MF_PLAN_HOST);
-    assert_int_equal(all[n].headroom_bytes, MF_PLAN_HOST_HEADROOM);
+    assert_int_equal(all[n].headroom_bytes, PLAN_HOST_HEADROOM);
     /* the host memory is MemTotal; this test machine has some */
     assert_int_equal(all[n].mem_bytes, mf_mem_host_total());
     assert_true(all[n].mem_bytes > 0);
 
     int idx[40];
     /* datasheet values of a few rows: H100 SXM 3.35 TB/s, H100 PCIe 2.0 TB/s, 80 GiB each */
-    assert_int_equal(mf_plan_find_devices(all, na, "h100", idx, 40), 2);
+    assert_int_equal(plan_find_devices(all, na, "h100", idx, 40), 2);
     assert_string_equal(all[idx[0]].name, "H100 SXM 80GB");
     assert_true(all[idx[0]].bandwidth_gbs == 3350.0);
     assert_int_equal(all[idx[0]].mem_bytes, 80ull << 30);
     assert_string_equal(all[idx[1]].name, "H100 PCIe 80GB");
     assert_true(all[idx[1]].bandwidth_gbs == 2000.0);
-    assert_int_equal(mf_plan_find_devices(all, na, "4090", idx, 40), 1);
+    assert_int_equal(plan_find_devices(all, na, "4090", idx, 40), 1);
     assert_true(all[idx[0]].bandwidth_gbs == 1008.0);
     assert_int_equal(all[idx[0]].mem_bytes, 24ull << 30);
-    assert_int_equal(mf_plan_find_devices(all, na, "H200", idx, 40), 1);
+    assert_int_equal(plan_find_devices(all, na, "H200", idx, 40), 1);
     assert_true(all[idx[0]].bandwidth_gbs == 4800.0);
     /* an exact name wins over the rows that merely contain it */
-    assert_int_equal(mf_plan_find_devices(all, na, "a100 40gb", idx, 40), 1);
-    assert_int_equal(mf_plan_find_devices(all, na, "A100", idx, 40), 3);
-    assert_int_equal(mf_plan_find_devices(all, na, "cpu", idx, 40), 1);
+    assert_int_equal(plan_find_devices(all, na, "a100 40gb", idx, 40), 1);
+    assert_int_equal(plan_find_devices(all, na, "A100", idx, 40), 3);
+    assert_int_equal(plan_find_devices(all, na, "cpu", idx, 40), 1);
     assert_int_equal(idx[0], (int)n);
-    assert_int_equal(mf_plan_find_devices(all, na, "apple", idx, 40), 2);
-    assert_int_equal(mf_plan_find_devices(all, na, "TPU", idx, 40), 0);
-    assert_int_equal(mf_plan_find_devices(all, na, "", idx, 40), 0);
+    assert_int_equal(plan_find_devices(all, na, "apple", idx, 40), 2);
+    assert_int_equal(plan_find_devices(all, na, "TPU", idx, 40), 0);
+    assert_int_equal(plan_find_devices(all, na, "", idx, 40), 0);
 
     /* CUDA names as the backend reports them: "<name> (sm_XY, N SMs)" */
-    mf_plan_find_devices(all, na, "RTX 4070", idx, 40);
+    plan_find_devices(all, na, "RTX 4070", idx, 40);
     const mf_plan_device *r4070 = &all[idx[0]];
-    assert_true(mf_plan_cuda_name_matches(r4070, "NVIDIA GeForce RTX 4070 (sm_89, 46 SMs)"));
-    assert_true(mf_plan_cuda_name_matches(r4070, "NVIDIA GeForce RTX 4070"));
-    assert_false(mf_plan_cuda_name_matches(r4070, "NVIDIA GeForce RTX 4070 Ti (sm_89, 60 SMs)"));
-    assert_false(mf_plan_cuda_name_matches(r4070, "NVIDIA GeForce RTX 4070 SUPER"));
-    mf_plan_find_devices(all, na, "H100 SXM", idx, 40);
-    assert_true(mf_plan_cuda_name_matches(&all[idx[0]], "NVIDIA H100 80GB HBM3 (sm_90, 132 SMs)"));
-    assert_false(mf_plan_cuda_name_matches(&all[idx[0]], "NVIDIA H100 PCIe (sm_90, 114 SMs)"));
-    mf_plan_find_devices(all, na, "H200", idx, 40);
-    assert_true(mf_plan_cuda_name_matches(&all[idx[0]], "NVIDIA H200 (sm_90, 132 SMs)"));
-    assert_true(mf_plan_cuda_name_matches(&all[idx[0]], "NVIDIA H200 NVL (sm_90, 132 SMs)"));
-    assert_false(mf_plan_cuda_name_matches(&all[n], "Intel(R) Xeon(R) Processor (2 threads)"));
+    assert_true(plan_cuda_name_matches(r4070, "NVIDIA GeForce RTX 4070 (sm_89, 46 SMs)"));
+    assert_true(plan_cuda_name_matches(r4070, "NVIDIA GeForce RTX 4070"));
+    assert_false(plan_cuda_name_matches(r4070, "NVIDIA GeForce RTX 4070 Ti (sm_89, 60 SMs)"));
+    assert_false(plan_cuda_name_matches(r4070, "NVIDIA GeForce RTX 4070 SUPER"));
+    plan_find_devices(all, na, "H100 SXM", idx, 40);
+    assert_true(plan_cuda_name_matches(&all[idx[0]], "NVIDIA H100 80GB HBM3 (sm_90, 132 SMs)"));
+    assert_false(plan_cuda_name_matches(&all[idx[0]], "NVIDIA H100 PCIe (sm_90, 114 SMs)"));
+    plan_find_devices(all, na, "H200", idx, 40);
+    assert_true(plan_cuda_name_matches(&all[idx[0]], "NVIDIA H200 (sm_90, 132 SMs)"));
+    assert_true(plan_cuda_name_matches(&all[idx[0]], "NVIDIA H200 NVL (sm_90, 132 SMs)"));
+    assert_false(plan_cuda_name_matches(&all[n], "Intel(R) Xeon(R) Processor (2 threads)"));
 }
 
 /* Fit and bound on M (weights 208128, per token 106308) at ctx 1024 on custom devices
@@ -439,7 +441,7 @@ static void fit_and_bound(void **state)
 
     /* a GiB of headroom: fits at needs + 1 GiB, not one byte below (with the CUDA backend's
      * state the scratch is 2174032, scratch_moe: needs 208128 + 393984 + 2174032) */
-    mf_plan_device g = {"gpu", MF_PLAN_CUDA, 2776144 + MF_PLAN_GPU_HEADROOM, MF_PLAN_GPU_HEADROOM, 100.0, "X", 0};
+    mf_plan_device g = {"gpu", MF_PLAN_CUDA, 2776144 + PLAN_GPU_HEADROOM, PLAN_GPU_HEADROOM, 100.0, "X", 0};
     mf_plan_evaluate(&pm, &g, 1024, 0, &f);
     assert_int_equal(f.scratch, 2174032);
     assert_true(f.fits);
@@ -454,7 +456,7 @@ static void fit_and_bound(void **state)
     assert_false(f.fits);
 
     /* the host keeps float32 unless told; --kv-f16 forces binary16 everywhere */
-    mf_plan_device h = {"this CPU", MF_PLAN_HOST, 1ull << 40, MF_PLAN_HOST_HEADROOM, 10.0, NULL, 1};
+    mf_plan_device h = {"this CPU", MF_PLAN_HOST, 1ull << 40, PLAN_HOST_HEADROOM, 10.0, NULL, 1};
     mf_plan_evaluate(&pm, &h, 1024, 0, &f);
     assert_int_equal(f.kv_elem, 4);
     assert_int_equal(f.kv, 2 * 393984);
@@ -474,7 +476,7 @@ static void fit_and_bound(void **state)
 static void parse_records(void **state)
 {
     (void)state;
-    mf_plan_record r;
+    plan_record r;
     mf_err err;
     const char *good =
         "{\"date\":\"2026-01-02T03:04:05Z\",\"commit\":\"abc123\",\"backend\":\"cuda\","
@@ -482,7 +484,7 @@ static void parse_records(void **state)
         "\"header_sha256\":\"00ff\",\"arch\":\"llama\",\"types\":\"F32:100.0%\",\"test\":\"tg128@d512\","
         "\"depth\":512,\"tok_s_median\":1234.5,\"tok_s_min\":1e3,\"tok_s_max\":1300,\"runs\":5,"
         "\"bandwidth_gbs\":2890.25,\"bytes_per_token\":1060864,\"roofline_pct\":25.95,\"extra\":true}";
-    if (mf_plan_parse_record(good, &r, &err)) fail_msg("%s", err.msg);
+    if (plan_parse_record(good, &r, &err)) fail_msg("%s", err.msg);
     assert_string_equal(r.backend, "cuda");
     assert_string_equal(r.device, "NVIDIA H100 80GB HBM3 (sm_90, 132 SMs)");
     /* escapes decoded: \" \\ and \u00e9 (UTF-8 C3 A9) */
@@ -496,7 +498,7 @@ static void parse_records(void **state)
     assert_string_equal(r.commit, "abc123");
 
     /* a prompt test is a record, but not of generation */
-    assert_int_equal(mf_plan_parse_record("{\"backend\":\"cpu\",\"test\":\"pp512\",\"tok_s_median\":10}", &r, &err), 0);
+    assert_int_equal(plan_parse_record("{\"backend\":\"cpu\",\"test\":\"pp512\",\"tok_s_median\":10}", &r, &err), 0);
     assert_int_equal(r.n_gen, 0);
 
     const char *bad[] = {
@@ -515,7 +517,7 @@ static void parse_records(void **state)
     };
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         err.msg[0] = 0;
-        if (mf_plan_parse_record(bad[i], &r, &err) == 0) fail_msg("accepted bad line %zu: %s", i, bad[i]);
+        if (plan_parse_record(bad[i], &r, &err) == 0) fail_msg("accepted bad line %zu: %s", i, bad[i]);
         assert_true(err.msg[0] != 0);
         assert_null(strchr(err.msg, '\n'));
     }
@@ -544,43 +546,43 @@ static void find_measurements(void **state)
         "{\"backend\":\"cpu\",\"device\":\"Other CPU (16 threads)\",\"model\":\"m.gguf\","
         "\"test\":\"tg32\",\"depth\":0,\"tok_s_median\":50}\n"                                          /* 9 */
         "{\"broken\":";                                                                                /* 10 bad */
-    int n = (int)mf_plan_n_devices(), h100 = -1, pcie = -1, rtx = -1;
+    int n = (int)plan_n_devices(), h100 = -1, pcie = -1, rtx = -1;
     for (int i = 0; i < n; i++) {
-        const char *name = mf_plan_device_at(i)->name;
+        const char *name = plan_device_at(i)->name;
         if (!strcmp(name, "H100 SXM 80GB")) h100 = i;
         if (!strcmp(name, "H100 PCIe 80GB")) pcie = i;
         if (!strcmp(name, "RTX 4090 24GB")) rtx = i;
     }
     assert_true(h100 >= 0 && pcie >= 0 && rtx >= 0);
-    mf_plan_record r;
+    plan_record r;
     int bad = -1;
     /* by hash (case-insensitive hex): lines 2 and 7 match, 7 is the later one */
-    assert_int_equal(mf_plan_find_measurement(text, "m.gguf", "aa", mf_plan_device_at(h100), NULL, &r, &bad), 1);
+    assert_int_equal(plan_find_measurement(text, "m.gguf", "aa", plan_device_at(h100), NULL, &r, &bad), 1);
     assert_int_equal(r.line, 7);
     assert_int_equal(r.depth, 1000);
     assert_int_equal(r.n_gen, 64);
     assert_true(r.tok_s == 90);
     assert_int_equal(bad, 2);
     /* the hash decides over the name: "bb" is line 6 only */
-    assert_int_equal(mf_plan_find_measurement(text, "x.gguf", "bb", mf_plan_device_at(h100), NULL, &r, NULL), 1);
+    assert_int_equal(plan_find_measurement(text, "x.gguf", "bb", plan_device_at(h100), NULL, &r, NULL), 1);
     assert_int_equal(r.line, 6);
     /* no hash given: by file name, the last H100 SXM tg record is line 7 */
-    assert_int_equal(mf_plan_find_measurement(text, "m.gguf", "", mf_plan_device_at(h100), NULL, &r, NULL), 1);
+    assert_int_equal(plan_find_measurement(text, "m.gguf", "", plan_device_at(h100), NULL, &r, NULL), 1);
     assert_int_equal(r.line, 7);
-    assert_int_equal(mf_plan_find_measurement(text, "m.gguf", "aa", mf_plan_device_at(pcie), NULL, &r, NULL), 1);
+    assert_int_equal(plan_find_measurement(text, "m.gguf", "aa", plan_device_at(pcie), NULL, &r, NULL), 1);
     assert_int_equal(r.line, 5);
-    assert_int_equal(mf_plan_find_measurement(text, "m.gguf", "aa", mf_plan_device_at(rtx), NULL, &r, NULL), 0);
-    assert_int_equal(mf_plan_find_measurement(text, "n.gguf", "cc", mf_plan_device_at(h100), NULL, &r, NULL), 0);
+    assert_int_equal(plan_find_measurement(text, "m.gguf", "aa", plan_device_at(rtx), NULL, &r, NULL), 0);
+    assert_int_equal(plan_find_measurement(text, "n.gguf", "cc", plan_device_at(h100), NULL, &r, NULL), 0);
     /* the host row: only CPU records, of the same CPU model when it is known */
-    mf_plan_device host = mf_plan_host_device(10.0);
-    assert_int_equal(mf_plan_find_measurement(text, "m.gguf", "", &host, "Some CPU", &r, NULL), 1);
+    mf_plan_device host = plan_host_device(10.0);
+    assert_int_equal(plan_find_measurement(text, "m.gguf", "", &host, "Some CPU", &r, NULL), 1);
     assert_int_equal(r.line, 8);
-    assert_int_equal(mf_plan_find_measurement(text, "m.gguf", "", &host, "Some", &r, NULL), 0);
-    assert_int_equal(mf_plan_find_measurement(text, "m.gguf", "", &host, NULL, &r, NULL), 1);
+    assert_int_equal(plan_find_measurement(text, "m.gguf", "", &host, "Some", &r, NULL), 0);
+    assert_int_equal(plan_find_measurement(text, "m.gguf", "", &host, NULL, &r, NULL), 1);
     assert_int_equal(r.line, 9);
     /* Apple and custom rows have no minfer backend to have measured them */
-    assert_int_equal(mf_plan_find_measurement(text, "m.gguf", "", mf_plan_device_at(n - 1), NULL, &r, NULL), 0);
-    assert_int_equal(mf_plan_find_measurement("", "m.gguf", "", &host, NULL, &r, &bad), 0);
+    assert_int_equal(plan_find_measurement(text, "m.gguf", "", plan_device_at(n - 1), NULL, &r, NULL), 0);
+    assert_int_equal(plan_find_measurement("", "m.gguf", "", &host, NULL, &r, &bad), 0);
     assert_int_equal(bad, 0);
 }
 
@@ -734,16 +736,16 @@ static void cli_stories(void **state)
     expect_contains(r.out, "at context 2048: 2.62 MB float32, 1.31 MB binary16");
     /* the CPU's scratch has per-thread parts: one thread per core of this machine
      * (dense_stories: 2584448 with one, 60416 more per thread) */
-    int threads = mf_plan_host_device(0.0).threads;
+    int threads = plan_host_device(0.0).threads;
     char scratch_line[96];
     snprintf(scratch_line, sizeof scratch_line, "scratch    %.2f MB on the CPU, 2.74 MB with CUDA",
              (2584448 + 60416.0 * (threads - 1)) / 1e6);
     expect_contains(r.out, scratch_line);
     expect_contains(r.out, "context    2048 (default");
     /* every row of the table, this CPU last; a 1 MB model fits everywhere */
-    for (size_t i = 0; i < mf_plan_n_devices(); i++) {
+    for (size_t i = 0; i < plan_n_devices(); i++) {
         char line[64];
-        snprintf(line, sizeof line, "\n%-19s ", mf_plan_device_at(i)->name);
+        snprintf(line, sizeof line, "\n%-19s ", plan_device_at(i)->name);
         expect_contains(r.out, line);
     }
     /* this CPU at the given 10 GB/s, KV float32: 1e10 / 1040384 = 9611.8 -> "9612";
@@ -772,7 +774,7 @@ static void cli_stories(void **state)
     expect_json_u64(r.out, "weight_bytes", 1171200);
     expect_json_u64(r.out, "total", 1040384);
     expect_json_u64(r.out, "at_ctx_f16", 2048 * 640);
-    expect_json_u64(r.out, "cpu", 2584448 + 60416ull * (uint64_t)(mf_plan_host_device(0.0).threads - 1));
+    expect_json_u64(r.out, "cpu", 2584448 + 60416ull * (uint64_t)(plan_host_device(0.0).threads - 1));
     expect_contains(r.out, "\"name\":\"H100 SXM 80GB\",\"kind\":\"cuda\"");
     expect_contains(r.out, "\"fits\":true");
     expect_json_u64(r.out, "kv_bytes", 2048 * 640);

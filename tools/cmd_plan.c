@@ -21,6 +21,8 @@
 
 #include "driver.h"
 #include "plan.h"
+#include "plan_devices.h"
+#include "plan_records.h"
 #include "sha256.h"
 
 #define MAX_ROWS 32
@@ -190,7 +192,7 @@ typedef struct row {
     mf_plan_device dev;
     mf_plan_fit fit;
     int measured;
-    mf_plan_record rec;
+    plan_record rec;
     int64_t rec_ctx;          /* context at which the record's tokens were decoded, on average */
     double rec_bound;
 } row;
@@ -198,7 +200,7 @@ typedef struct row {
 /* ------------------------------------------------------------------ output */
 
 /* the CPU backend's thread count by default: one per core (the host row's) */
-static int host_threads(void) { return mf_plan_host_device(0.0).threads; }
+static int host_threads(void) { return plan_host_device(0.0).threads; }
 
 static void print_text(const char *path, const mf_plan_model *pm, int ctx, int ctx_default,
                        const row *rows, int n, const char *results, int n_bad)
@@ -418,10 +420,10 @@ int mf_cmd_plan(int argc, char **argv)
     } else {
         mf_plan_device all[MAX_ROWS];
         int n_all = 0;
-        for (size_t i = 0; i < mf_plan_n_devices() && n_all < MAX_ROWS - 1; i++) all[n_all++] = *mf_plan_device_at(i);
-        all[n_all++] = mf_plan_host_device(0.0);
+        for (size_t i = 0; i < plan_n_devices() && n_all < MAX_ROWS - 1; i++) all[n_all++] = *plan_device_at(i);
+        all[n_all++] = plan_host_device(0.0);
         int idx[MAX_ROWS];
-        int found = a.gpu ? mf_plan_find_devices(all, n_all, a.gpu, idx, MAX_ROWS) : n_all;
+        int found = a.gpu ? plan_find_devices(all, n_all, a.gpu, idx, MAX_ROWS) : n_all;
         if (found == 0) {
             fprintf(stderr, "minfer plan: unknown device '%s' (known:", a.gpu);
             for (int i = 0; i < n_all; i++) fprintf(stderr, "%s %s", i ? "," : "", all[i].name);
@@ -452,7 +454,7 @@ int mf_cmd_plan(int argc, char **argv)
             if (rows[i].dev.kind == MF_PLAN_HOST) cpu_model(cpu, sizeof cpu);
         for (int i = 0; i < n; i++) {
             row *r = &rows[i];
-            r->measured = mf_plan_find_measurement(text, base_name(path), sha, &r->dev, cpu, &r->rec, &n_bad);
+            r->measured = plan_find_measurement(text, base_name(path), sha, &r->dev, cpu, &r->rec, &n_bad);
             if (!r->measured) continue;
             /* the bench's tokens sit at depth .. depth + N: on average depth + N/2 */
             r->rec_ctx = (int64_t)r->rec.depth + r->rec.n_gen / 2;

@@ -88,6 +88,12 @@ void mf_cpu_matmul(cpu_backend *cb, mf_bstate *st, uint32_t wtype, const void *W
                    int64_t n_in, int64_t n_out, const float *x, int64_t x_stride, int rows,
                    float *y, int64_t y_stride, int accumulate, const float *bias);
 
+/* out[i] = W[i] · x (+ b[i]) for i < n (at most 3) matrices sharing the input x of `rows`
+ * rows (matmul.c): the input is converted once and the products run in one parallel region
+ * where they can. b[i] may be NULL or absent. */
+void mf_cpu_matmul_group(mf_backend *be, mf_bstate *st, int n, const mf_weight *const *W,
+                         const mf_weight *const *b, float *const *out, const float *x, int rows);
+
 /* ops implemented outside backend_cpu.c */
 void mf_cpu_matmul_op(mf_backend *be, mf_bstate *st, const mf_weight *W, const mf_weight *b,
                       const float *in, float *out, int rows, int accumulate);
@@ -97,9 +103,5 @@ void mf_cpu_ffn(mf_backend *be, mf_bstate *st, const mf_weight *const W[3], cons
 void mf_cpu_attention(mf_backend *be, mf_bstate *st, int l, const mf_weight *sinks, const float *q, float *out);
 void mf_cpu_moe(mf_backend *be, mf_bstate *st, const mf_weight *router, const mf_weight *router_b,
                 const mf_weight *const W[3], const mf_weight *const b[3], const float *h, float *x);
-
-/* Elementwise helpers that also run on the pool (cheap but not free for 512-row batches). */
-float mf_silu(float z);
-
 
 #endif
