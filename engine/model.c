@@ -202,7 +202,7 @@ static int read_common(kreader *k, mf_hparams *hp)
 }
 
 /* rope.scaling.* (llama-arch.md §2, gpt-oss-arch.md §1.2) */
-static int read_rope_scaling(kreader *k, mf_hparams *hp, int allow_yarn, float *swa_scale)
+static int read_rope_scaling(kreader *k, mf_hparams *hp, int allow_yarn)
 {
     const char *type;
     float factor;
@@ -215,15 +215,15 @@ static int read_rope_scaling(kreader *k, mf_hparams *hp, int allow_yarn, float *
     }
     if (factor != 0.0f && !scale_ok(factor)) return bad_f32(k, fkey, factor, "0 (no scaling) or in [0.001, 1e6]");
     float s = factor > 0 ? 1.0f / factor : 1.0f;
-    *swa_scale = s;
     if (!strcmp(type, "linear")) {
         hp->rope_freq_scale = s;
     } else if (!strcmp(type, "none")) {
-        /* llama.cpp: full-attention layers unscaled, sliding layers keep the file's scale */
+        /* no scaling on any layer, whatever the factor says. (llama.cpp keeps the factor on
+         * the sliding layers of a gpt-oss file that says "none"; no real file does, and
+         * minfer has one scale for all layers.) */
         hp->rope_freq_scale = 1.0f;
     } else if (!strcmp(type, "yarn") && allow_yarn) {
         hp->rope_freq_scale = s;
-        *swa_scale = s;
         hp->rope_yarn = 1;
         if (opt_u32(k, "rope.scaling.original_context_length", hp->n_ctx_train, &hp->n_ctx_orig) ||
             opt_f32(k, "rope.scaling.attn_factor", 1.0f, &hp->yarn_attn_factor))
@@ -249,13 +249,12 @@ int mf_hparams_read(const mf_gguf *g, mf_hparams *hp, mf_err *err)
     snprintf(hp->arch_name, sizeof hp->arch_name, "%s", arch);
     kreader k = {g, "", err};
     snprintf(k.prefix, sizeof k.prefix, "%s", arch);
-    float swa_scale;
 
     if (!strcmp(arch, "llama")) {
         hp->arch = MF_ARCH_LLAMA;
         int n_exp;
         if (read_common(&k, hp) || req_u32(&k, "feed_forward_length", &hp->n_ff) ||
-            opt_u32(&k, "expert_count", 0, &n_exp) || read_rope_scaling(&k, hp, 0, &swa_scale))
+            opt_u32(&k, "expert_count", 0, &n_exp) || read_rope_scaling(&k, hp, 0))
             return -1;
         if (n_exp > 0) return bad(&k, "llama models with experts (Mixtral-style) are not supported");
         if (hp->n_ff <= 0 || hp->n_ff > MAX_DIM) return bad(&k, "feed_forward_length out of range");
@@ -267,7 +266,7 @@ int mf_hparams_read(const mf_gguf *g, mf_hparams *hp, mf_err *err)
             req_u32(&k, "expert_feed_forward_length", &hp->n_ff_exp) ||
             req_u32(&k, "attention.sliding_window", &hp->window) ||
             opt_u32(&k, "attention.sliding_window_pattern", 2, &hp->swa_pattern) ||
-            read_rope_scaling(&k, hp, 1, &swa_scale))
+            read_rope_scaling(&k, hp, 1))
             return -1;
         if (hp->n_experts <= 0 || hp->n_experts > MF_MAX_EXPERTS || hp->n_experts_used <= 0 ||
             hp->n_experts_used > hp->n_experts)
@@ -298,7 +297,6 @@ int mf_hparams_read(const mf_gguf *g, mf_hparams *hp, mf_err *err)
         return mf_errf(err, "%s: vocabulary size %d is invalid (vocab_size key or tokenizer.ggml.tokens)",
                        mf_gguf_path(g), vsize);
     hp->n_vocab = vsize;
-    (void)swa_scale;
     return 0;
 }
 

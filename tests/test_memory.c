@@ -11,6 +11,7 @@
  *   - the CUDA formula on the host: its parts add up, and the sizes of a small gpt-oss by
  *     hand (tests/test_plan.c checks stories260K and gpt-oss-20b the same way). */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -198,6 +199,35 @@ static void cuda_formula_by_hand(void **state)
     mf_model_free(m);
 }
 
+/* The device copy's layout (memory.h mf_mem_device_weights, what upload.cu allocates): every
+ * weight present once at a 256-aligned offset, in list order, without overlap; the total is
+ * the sum of the sizes rounded up to 256 bytes. */
+static void device_weights_layout(void **state)
+{
+    (void)state;
+    const char *oss[] = {"--arch", "gpt-oss", NULL};
+    mf_model *m = make_model("mem-dev.gguf", oss);
+    int n = mf_model_n_weights(m);
+    uint64_t *off = calloc((size_t)n, sizeof *off), end = 0, sum = 0;
+    uint64_t total = mf_mem_device_weights(m, 256, off);
+    for (int i = 0; i < n; i++) {
+        const mf_weight *w = mf_model_weight(m, i);
+        if (!w->name) {
+            assert_true(off[i] == UINT64_MAX);
+            continue;
+        }
+        assert_int_equal(w->slot, i);  /* mkmodel writes output.weight: nothing is tied */
+        assert_int_equal(off[i] % 256, 0);
+        assert_true(off[i] >= end);
+        end = off[i] + w->nbytes;
+        sum += (w->nbytes + 255) / 256 * 256;
+    }
+    assert_int_equal(total, sum);
+    assert_true(end <= total);
+    free(off);
+    mf_model_free(m);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -205,6 +235,7 @@ int main(void)
         cmocka_unit_test(kv_by_hand),
         cmocka_unit_test(session_refused_by_backend_check),
         cmocka_unit_test(cuda_formula_by_hand),
+        cmocka_unit_test(device_weights_layout),
     };
     return mf_run("test_memory", tests, sizeof tests / sizeof *tests);
 }

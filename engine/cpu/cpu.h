@@ -1,13 +1,19 @@
 /* cpu.h — internals of the CPU backend (the files of engine/cpu/), shared between them.
  *
- * Memory plan of a session (mf_bstate):
+ * Memory plan of a session (mf_bstate; every size from memory.h mf_mem_cpu_state):
  *   KV cache      per layer: K and V, [slots][n_kv_heads * head_dim], float32 or binary16;
- *                 slots = n_ctx, or a ring buffer for sliding-window layers (memory.h)
+ *                 slots = n_ctx, or a ring buffer for sliding-window layers (memory.h
+ *                 mf_mem_kv_slots)
  *   RoPE tables   cos/sin [n_ctx][n_rot/2] per distinct frequency set (rope.h), in double
  *                 precision rounded once, so every backend rotates by the same numbers
  *   scratch       converted activations (quant.h activation formats), FFN gate/up rows,
  *                 per-thread attention scores and dequantized weight tiles, MoE routing
  * Weights are never copied: matrix rows are read from the file mapping.
+ *
+ * Which file runs which op of backend.h: backend_cpu.c the state and the small ops (embed,
+ * rmsnorm, rope_kv, argmax), matmul.c matmul and qkv, attention.c attention, ffn.c ffn,
+ * moe.c moe; quant_dot.c dispatches each product to the kernel of its weight type and CPU
+ * (docs/cpu.md §3 maps be->matmul to the tile that runs).
  */
 #ifndef MF_CPU_H
 #define MF_CPU_H
@@ -50,10 +56,11 @@ struct mf_bstate {
     float *tables[4];
     /* scratch */
     void *qx;                     /* converted activations, MF_CPU_QROWS rows */
-    float *tmp;                   /* [MF_CPU_QROWS][max_out] matmul results before accumulate */
+    float *tmp;                   /* [MF_CPU_QROWS][max_out] products before they are added to y
+                                     (max_out: a group's outputs side by side, memory.c) */
     float *ff_g, *ff_u;           /* [max_batch][n_ff or n_ff_exp] */
     float *scores;                /* [n_threads][heads per kv head][n_ctx] attention scores */
-    float *deq;                   /* [n_threads][TILE_ROWS][max_in] dequantized weight tiles */
+    float *deq;                   /* [n_threads][MF_CPU_TILE_ROWS][max_in] dequantized weight tiles */
     /* MoE routing: per token k (expert, weight) pairs, and per-expert token lists */
     float *router;                /* [max_batch][n_experts] */
     int *sel;                     /* [max_batch][k] */

@@ -3,7 +3,7 @@
  *
  *   y[r][o] (+)= Σ_i W[o][i]·x[r][i] (+ b[o])
  *
- * Two paths, chosen by the number of rows (tokens) of the step:
+ * Two paths, chosen by the weight type and the number of rows (tokens) of the step:
  *
  * 1. Quantized weights, any number of rows. Convert each activation row once into the weight
  *    type's 8-bit block format (quant.h) and let the threads split the weight rows; each
@@ -122,8 +122,6 @@ void mf_cpu_matmul(cpu_backend *cb, mf_bstate *st, uint32_t wtype, const void *W
         return;
     }
 #endif
-    /* about 8 chunks per thread, multiples of 16 rows: enough for dynamic balance, few enough
-     * that claiming a chunk is noise */
     int64_t chunk = chunk_rows(cb, n_out, n_in, rows);
     j.chunk = chunk;
     size_t ab = mf_act_bytes(wtype, n_in);
