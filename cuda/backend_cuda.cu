@@ -2,10 +2,11 @@
  * the device, the step protocol with CUDA graphs. The kernels are in the other cuda/ files;
  * what each op computes is backend.h's contract, identical to engine/cpu/.
  *
- * Memory plan of a session (all device memory, sized once in state_new and checked against
- * cudaMemGetInfo before the first allocation — one error naming both numbers):
+ * Memory plan of a session (all device memory, sized once in state_new by memory.h's
+ * mf_mem_cuda_state and checked against cudaMemGetInfo before the first allocation — one
+ * error naming both numbers):
  *   KV cache        per layer K and V, [Hkv][slots][hd], binary16 or float32; slots from
- *                   mf_kv_slots (ring buffer of window + max_batch − 1 on sliding layers)
+ *                   mf_mem_kv_slots (ring buffer of window + max_batch − 1 on sliding layers)
  *   RoPE tables     cos/sin [n_ctx][n_rot/2] per distinct frequency set, from
  *                   mf_rope_cos_sin on the host (double, mscale included): the CPU's numbers
  *   step params     [1 + max_batch] int32: pos0, then the step's tokens (kernels read them
@@ -13,7 +14,9 @@
  *   attention       flash-decoding partials [nsplit][H][hd + 2]
  *   FFN / MoE       gate and up outputs; router logits, selections, grouped buffers
  *   prompt GEMM     F16 weight tile (≤ 64 MiB) and F16 activations [max_batch][widest input]
- * The weights are uploaded once per model by prepare() (upload.cu).
+ * The weights are uploaded once per model by prepare() (upload.cu) into the backend's
+ * per-model state (mf_bmodel: one allocation and a table of device addresses by weight
+ * slot), which every state on that model shares.
  *
  * A step. step_begin copies pos0 and the tokens from pinned host memory into the step
  * params (cudaMemcpyAsync; an event guards the pinned buffer against being overwritten

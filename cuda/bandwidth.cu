@@ -1,7 +1,7 @@
 /* bandwidth.cu — the GPU memory-bandwidth probe of `minfer bench` (backend.h): a large
  * device-to-device copy, timed with events around each pass after one untimed warm-up,
- * counting bytes read plus bytes written (METHOD.md: the measured ceiling the roofline is
- * quoted against). Returns the median of `reps` passes in GB/s (1e9 bytes/s), or -1 when
+ * counting bytes read plus bytes written (docs/benchmarks.md, "Method": the measured
+ * ceiling the roofline is quoted against). Returns the median of `reps` passes in GB/s (1e9 bytes/s), or -1 when
  * there is no device or a call fails. */
 #include <algorithm>
 #include <vector>

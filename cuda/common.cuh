@@ -33,7 +33,7 @@
 #define MF_GEMM_MIN_ROWS MF_CUDA_GEMM_MIN_ROWS  /* from here on matmul dequantizes + cuBLAS */
 
 /* ---------------------------------------------------------------- loads
- * Block data is little-endian (quant-formats.md conventions) and so are both the x86 host
+ * Block data is little-endian (docs/quantization.md §2 conventions) and so are both the x86 host
  * and the GPU, so a load is a plain load. On the device the pointer must be aligned to the
  * load width (each block type states the alignment its blocks have, see dequant.cuh); on the
  * host memcpy keeps the strict-aliasing rules. */
@@ -102,7 +102,7 @@ MF_HD uint32_t mf_f32_bits(float f)
 #endif
 }
 
-/* IEEE binary16 -> float32, exact, subnormals kept (quant-formats.md §2). The device uses the
+/* IEEE binary16 -> float32, exact, subnormals kept (docs/quantization.md §1). The device uses the
  * hardware conversion; the host decodes the fields (E = 0: M·2^-24; E = 31: inf/NaN). */
 MF_HD float mf_h2f(uint32_t h)
 {
@@ -121,10 +121,10 @@ MF_HD float mf_h2f(uint32_t h)
 #endif
 }
 
-/* bfloat16 -> float32: the upper half of a binary32 (quant-formats.md §2). */
+/* bfloat16 -> float32: the upper half of a binary32 (docs/quantization.md §1). */
 MF_HD float mf_bf2f(uint32_t h) { return mf_bits_f32(h << 16); }
 
-/* MXFP4 scale as llama.cpp applies it (mxfp4.md §3): 2^(e-128), the half scale that pairs
+/* MXFP4 scale as llama.cpp applies it (docs/quantization.md §2): 2^(e-128), the half scale that pairs
  * with the doubled E2M1 table. e = 0, 1 are the subnormals 2^-128, 2^-127. */
 MF_HD float mf_cu_e8m0_half(uint32_t e)
 {

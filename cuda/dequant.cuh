@@ -8,9 +8,9 @@
  * it, so one function per type is what has to agree with engine/quant.c's
  * mf_dequantize_row — checked on the host by tests/test_cuda_host.c, bit for bit.
  *
- * Formulas and arithmetic order: quant-formats.md §3–§4 (order of §4.8: Q4_K/Q5_K
+ * Formulas and arithmetic order: docs/quantization.md §2 (order: Q4_K/Q5_K
  * a = d·sc, b = dmin·m, then a·q − b; Q2_K likewise; Q3_K/Q6_K (d·sc)·q; legacy q·d (+ m)),
- * mxfp4.md §3 (doubled table × 2^(e−128), code 8 gives −0). mf_mul/mf_add keep nvcc from
+ * docs/quantization.md §2 (doubled table × 2^(e−128), code 8 gives −0). mf_mul/mf_add keep nvcc from
  * fusing these into FMAs, so device and host round identically.
  *
  * Alignment: weights are uploaded to 256-byte aligned addresses and a row is a whole number
@@ -114,7 +114,7 @@ MF_HD void mf_dq_q8_0(const uint8_t *b, float *y)
 
 /* MXFP4, 17 bytes: e (E8M0) | qs[16], nibbles as Q4_0; y = kv[code]·2^(e−128) with the
  * doubled E2M1 table kv = 0 1 2 3 4 6 8 12 and the same negated for codes 8..15 — code 8
- * is −0 as E2M1 defines it (mxfp4.md §3; llama.cpp's integer table gives +0, equal in
+ * is −0 as E2M1 defines it (docs/quantization.md §2; llama.cpp's integer table gives +0, equal in
  * value), which is what engine/quant.c returns too. */
 MF_HD float mf_mxfp4_kv(uint32_t c)
 {
@@ -180,7 +180,7 @@ MF_HD void mf_dq_q3_k(const uint8_t *blk, int c, float *y)
     }
 }
 
-/* 6-bit scale and min of sub-block g from the 12 packed bytes (quant-formats.md §4.1) */
+/* 6-bit scale and min of sub-block g from the 12 packed bytes (docs/quantization.md §2) */
 MF_HD void mf_scale_min_k4(const uint32_t *s, int g, uint32_t *sc, uint32_t *m)
 {
     if (g < 4) {

@@ -1,4 +1,4 @@
-/* moe.cu — the mixture-of-experts block of gpt-oss on the GPU (gpt-oss-arch.md §3.2, 9–13):
+/* moe.cu — the mixture-of-experts block of gpt-oss on the GPU (docs/moe.md §1):
  *
  *   r   = W_r h + b_r                           router logits (GEMV / SGEMM, FP32)
  *   S   = top-k of r (ties: lower index)         topk_kernel, one warp per token

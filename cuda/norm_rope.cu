@@ -1,7 +1,7 @@
 /* norm_rope.cu — RMSNorm, and RoPE fused with the KV-cache write.
  *
  * rmsnorm_kernel:  out[r][i] = x[r][i] · (1 / sqrt(Σ_i x[r][i]² / d + eps)) · g[i]
- *   (llama-arch.md §4.2). CPU twin: cpu_rmsnorm (engine/cpu/backend_cpu.c; it sums the
+ *   (docs/forward.md §2). CPU twin: cpu_rmsnorm (engine/cpu/backend_cpu.c; it sums the
  *   squares in double, this kernel in float over a tree of 256 partial sums — relative
  *   difference of the scale ≈ 1e-7 for the widths of real models). One 256-thread block per
  *   row: strided partial sums, warp shuffles, then 8 warp sums through shared memory.

@@ -141,7 +141,7 @@ struct mf_backend {
  * the median of `reps` timed passes.
  * CPU: streaming read of a `bytes`-sized buffer (much larger than the caches) by n_threads
  * threads, each summing its slice with wide loads (the access pattern of a decode step).
- * CUDA: a device-to-device copy, counting bytes read plus bytes written (METHOD.md); -1 when
+ * CUDA: a device-to-device copy, counting bytes read plus bytes written (docs/benchmarks.md, "Method"); -1 when
  * there is no device. */
 double mf_cpu_read_bandwidth(int n_threads, size_t bytes, int reps);
 double mf_cuda_bandwidth(int device, size_t bytes, int reps);

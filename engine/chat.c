@@ -1,5 +1,5 @@
 /* chat.c — prompt formats for chat models and the harmony output parser (contract:
- * chat.h; specs: chat-templates.md, harmony.md).
+ * chat.h; docs/chat.md §2).
  *
  * minfer runs no Jinja: it recognizes the format from the GGUF's chat template (or the
  * architecture) and renders one user turn with the hard-coded rules below. The rendered
@@ -81,8 +81,8 @@ static int valid_date(const char *d)
     return 1;
 }
 
-/* harmony.md §3.1 (system message as the GGUF Jinja template renders it) and §3.3 (the
- * user's system prompt becomes the developer message "# Instructions"). */
+/* docs/chat.md §2: the system message as the GGUF Jinja template renders it, and the user's
+ * system prompt as the developer message "# Instructions". */
 static int render_harmony(sbuf *b, const char *user, const mf_chat_opts *o, mf_err *err)
 {
     const char *effort = o && o->reasoning ? o->reasoning : "medium";
@@ -116,7 +116,7 @@ char *mf_chat_render(int fmt, const char *user, const mf_chat_opts *o, mf_err *e
     case MF_CHAT_NONE:
         add(&b, user);
         break;
-    case MF_CHAT_ZEPHYR:   /* chat-templates.md §1: no BOS here, the tokenizer adds it */
+    case MF_CHAT_ZEPHYR:   /* docs/chat.md §2: no BOS here, the tokenizer adds it */
         if (sys) { add(&b, "<|system|>\n"); add(&b, sys); add(&b, "</s>\n"); }
         add(&b, "<|user|>\n");
         add(&b, user);
@@ -147,7 +147,7 @@ char *mf_chat_render(int fmt, const char *user, const mf_chat_opts *o, mf_err *e
 
 /* ------------------------------------------------------------------ harmony parser */
 
-/* harmony.md §5: the completion starts in HEADER (the prompt ended with <|start|>assistant) */
+/* docs/chat.md §4: the completion starts in HEADER (the prompt ended with <|start|>assistant) */
 enum { HS_HEADER = 0, HS_CHANNEL, HS_CONTENT, HS_WAIT };
 
 int mf_harmony_init(mf_harmony *h, const mf_tokenizer *t)

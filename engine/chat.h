@@ -1,8 +1,9 @@
 /* chat.h — prompt formats for chat models, and the harmony output parser.
  *
- * Specs: chat-templates.md (TinyLlama / Zephyr), harmony.md (gpt-oss). minfer does not run
- * Jinja: it recognizes the format from tokenizer.chat_template (or the --chat-format flag)
- * and renders it with the hard-coded rules of the spec.
+ * The formats: docs/chat.md §2 (Zephyr for TinyLlama-Chat, Llama-2, ChatML, and OpenAI's
+ * harmony format for gpt-oss, https://cookbook.openai.com/articles/openai-harmony). minfer
+ * does not run Jinja: it recognizes the format from tokenizer.chat_template (or the
+ * --chat-format flag) and renders it with hard-coded rules that give the same text.
  */
 #ifndef MF_CHAT_H
 #define MF_CHAT_H
@@ -45,12 +46,12 @@ int mf_chat_detect(const char *chat_template, const char *arch);
  *            <|im_start|>assistant\n
  *   harmony: system message (identity, knowledge cutoff, optional "Current date", reasoning
  *            effort, valid channels), optional developer message "# Instructions\n\n{system}\n\n",
- *            the user message, then <|start|>assistant (harmony.md §3.1, §3.3). An effort
+ *            the user message, then <|start|>assistant (docs/chat.md §2). An effort
  *            other than low/medium/high or a date not shaped YYYY-MM-DD is an error.
  *   none:    {user} */
 char *mf_chat_render(int fmt, const char *user, const mf_chat_opts *o, mf_err *err);
 
-/* ---- harmony output: which channel each generated token belongs to (harmony.md §5) ---- */
+/* ---- harmony output: which channel each generated token belongs to (docs/chat.md §4) ---- */
 
 enum mf_harmony_channel { MF_HCH_NONE = 0, MF_HCH_ANALYSIS, MF_HCH_COMMENTARY, MF_HCH_FINAL };
 

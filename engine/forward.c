@@ -1,8 +1,8 @@
 /* forward.c — the fast forward pass, written once against the backend contract.
  *
  * One step processes n tokens at positions pos0 .. pos0+n-1 (a prompt batch, or n = 1 when
- * generating). The sequence of operations is the Llama / gpt-oss block of the specs
- * (llama-arch.md §4.1, gpt-oss-arch.md §3.2):
+ * generating). The sequence of operations is the Llama / gpt-oss block of docs/forward.md §2
+ * (docs/forward.md §2, docs/moe.md §1):
  *
  *   x = embed(tokens)
  *   for each layer l:

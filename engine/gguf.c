@@ -1,11 +1,12 @@
 /* gguf.c — GGUF reader: mmap the file, validate everything, index metadata and tensors.
  *
- * Spec: ../shared/spec/gguf.md. The file is hostile until proven otherwise: every read goes
+ * The format: the GGUF specification, https://github.com/ggml-org/ggml/blob/master/docs/gguf.md
+ * (in minfer's words, with the checks this reader makes: docs/gguf.md). The file is hostile until proven otherwise: every read goes
  * through rd_need(), which checks `pos + n <= size` without overflow before a single byte is
  * touched, and every size derived from the file is computed with explicit overflow checks
- * (gguf.md §9). Errors carry the file name and the byte offset of the offending field.
+ * (docs/gguf.md §3). Errors carry the file name and the byte offset of the offending field.
  *
- * Layout of the file (gguf.md §2):
+ * Layout of the file (docs/gguf.md §1):
  *   header (24 B) | n_kv metadata records | n_tensors tensor infos | pad | data section
  */
 #include "gguf.h"
@@ -306,10 +307,10 @@ static int parse_tensor_info(mf_gguf *g, rd *r, mf_gguf_tensor *t)
         at = r->pos;
         if (rd_uint(r, 8, &d, "tensor dimension")) return -1;
         if (d == 0) return fail(r, at, "tensor '%s' dimension %d is zero", t->name, j);
-        if (d > (uint64_t)INT64_MAX)  /* §9.12: stored as i64 by llama.cpp */
+        if (d > (uint64_t)INT64_MAX)  /* docs/gguf.md §3: stored as i64 by llama.cpp */
             return fail(r, at, "tensor '%s' dimension %d is negative (%lld)", t->name, j,
                         (long long)(int64_t)d);
-        if (n_el > (uint64_t)INT64_MAX / d)  /* §9.13: the product must fit in i64 */
+        if (n_el > (uint64_t)INT64_MAX / d)  /* docs/gguf.md §3: the product must fit in i64 */
             return fail(r, at, "tensor '%s' element count overflows (dimension %d is %llu)",
                         t->name, j, (unsigned long long)d);
         n_el *= d;
@@ -328,7 +329,7 @@ static int parse_tensor_info(mf_gguf *g, rd *r, mf_gguf_tensor *t)
         return fail(r, at, "tensor '%s': row of %lld elements is not a multiple of the %s block size %u",
                     t->name, (long long)t->ne[0], mf_type_name(t->type, tb), ti->blck);
     uint64_t blocks = n_el / ti->blck;  /* exact: ne[0] is a multiple of blck */
-    if (blocks > UINT64_MAX / ti->size)  /* §9.14 */
+    if (blocks > UINT64_MAX / ti->size)  /* docs/gguf.md §3 */
         return fail(r, at, "tensor '%s' byte size overflows (%llu blocks of %u bytes)", t->name,
                     (unsigned long long)blocks, ti->size);
     t->nbytes = blocks * ti->size;
@@ -349,7 +350,7 @@ static int cmp_by_offset(const void *a, const void *b, void *ctx)
     return i < j ? -1 : i > j;  /* ties in file order: the message names the later record */
 }
 
-/* §9.18 and §9.19: every tensor's bytes lie inside the file, and no two tensors share a
+/* docs/gguf.md §3: every tensor's bytes lie inside the file, and no two tensors share a
  * byte. Errors point at the tensor-info record whose offset is wrong. */
 
 static int check_tensor_data(mf_gguf *g, rd *r)
@@ -389,7 +390,7 @@ static int check_tensor_data(mf_gguf *g, rd *r)
 
 /* ------------------------------------------------------------------ open */
 
-/* Build a sorted name index and reject the file if a name occurs twice (gguf.md §9.8, §9.10).
+/* Build a sorted name index and reject the file if a name occurs twice (docs/gguf.md §3).
  * `offset_of` gives the file offset of a record for the message. */
 static int index_or_fail(mf_gguf *g, rd *r, uint64_t n, name_of_fn nm, uint64_t **out,
                          const char *what, uint64_t (*offset_of)(const mf_gguf *, uint64_t))
@@ -409,7 +410,7 @@ static uint64_t t_off(const mf_gguf *g, uint64_t i) { return g->tensors[i].info_
 static int parse(mf_gguf *g, mf_err *err)
 {
     rd r = {g->base, g->size, 0, g->path, err};
-    /* header (gguf.md §3) */
+    /* header (docs/gguf.md §2) */
     if (g->size < 24)
         return fail(&r, 0, "file of %llu bytes is too small to be GGUF (header is 24 bytes)",
                     (unsigned long long)g->size);
@@ -423,13 +424,13 @@ static int parse(mf_gguf *g, mf_err *err)
         return -1;
     /* version 0 is tested first: its low 16 bits are zero too, but it is not a swapped file */
     if (g->version == 0) return fail(&r, 4, "unsupported GGUF version 0");
-    if ((g->version & 0xFFFF) == 0)  /* §3.2: a byte-swapped 2 or 3 */
+    if ((g->version & 0xFFFF) == 0)  /* docs/gguf.md §2: a byte-swapped 2 or 3 */
         return fail(&r, 4, "big-endian GGUF not supported (version field 0x%08x)", g->version);
     if (g->version == 1)
         return fail(&r, 4, "GGUF version 1 is obsolete and not supported (re-convert the model)");
     if (g->version != 2 && g->version != 3)
         return fail(&r, 4, "unsupported GGUF version %u (minfer reads versions 2 and 3)", g->version);
-    /* §9.4: a KV record takes >= 14 bytes and a tensor info >= 25, so counts the rest of the
+    /* docs/gguf.md §3: a KV record takes >= 14 bytes and a tensor info >= 25, so counts the rest of the
      * file cannot hold are rejected before anything is allocated from them */
     uint64_t remain = g->size - 24;
     if (n_t > (uint64_t)INT64_MAX || n_t > remain / 25)
@@ -439,7 +440,7 @@ static int parse(mf_gguf *g, mf_err *err)
         return fail(&r, 16, "metadata count %llu is impossible for a file of %llu bytes",
                     (unsigned long long)n_kv, (unsigned long long)g->size);
 
-    /* metadata (§4) */
+    /* metadata (docs/gguf.md §2) */
     g->kv = calloc(n_kv ? n_kv : 1, sizeof *g->kv);
     if (!g->kv) return fail(&r, 16, "out of memory for %llu metadata records", (unsigned long long)n_kv);
     for (uint64_t i = 0; i < n_kv; i++) {
@@ -448,7 +449,7 @@ static int parse(mf_gguf *g, mf_err *err)
     }
     if (index_or_fail(g, &r, n_kv, kv_name, &g->kv_sorted, "metadata key", kv_off)) return -1;
 
-    /* §5.1: general.alignment, when present, must be a UINT32 power of two */
+    /* docs/gguf.md §2: general.alignment, when present, must be a UINT32 power of two */
     g->alignment = MF_GGUF_DEFAULT_ALIGNMENT;
     const mf_gguf_kv *al = mf_gguf_find_kv(g, "general.alignment");
     if (al) {
@@ -461,7 +462,7 @@ static int parse(mf_gguf *g, mf_err *err)
         g->alignment = (uint32_t)al->v.u;
     }
 
-    /* tensor infos (§5) */
+    /* tensor infos (docs/gguf.md §2) */
     g->tensors = calloc(n_t ? n_t : 1, sizeof *g->tensors);
     if (!g->tensors) return fail(&r, 8, "out of memory for %llu tensor infos", (unsigned long long)n_t);
     for (uint64_t i = 0; i < n_t; i++) {
@@ -470,7 +471,7 @@ static int parse(mf_gguf *g, mf_err *err)
     }
     if (index_or_fail(g, &r, n_t, t_name, &g->t_sorted, "tensor name", t_off)) return -1;
 
-    /* data section (§5.1): aligned only when there are tensors, as llama.cpp does. p <= size
+    /* data section (docs/gguf.md §2): aligned only when there are tensors, as llama.cpp does. p <= size
      * and the alignment is at most 2^31, so p + a - 1 cannot overflow. */
     uint64_t p = r.pos;
     g->data_offset = p;

@@ -1,11 +1,11 @@
-/* gguf.h — reading and writing GGUF files (spec: ../shared/spec/gguf.md).
+/* gguf.h — reading and writing GGUF files (docs/gguf.md).
  *
  * Reader contract
  *   - The file is mapped read-only (mmap). Tensor data pointers and array payloads point
  *     into the mapping: nothing is copied at open, so a 12 GB model opens in milliseconds
  *     and costs no RAM until its pages are touched.
  *   - The file is untrusted input. mf_gguf_open() validates every field before using it
- *     (gguf.md §9: bounds of every read, counts vs remaining bytes, overflow-checked sizes,
+ *     (docs/gguf.md §3: bounds of every read, counts vs remaining bytes, overflow-checked sizes,
  *     names, duplicates, alignment, offsets, overlaps). On failure it returns NULL and one
  *     line "FILE: offset N: what is wrong" in err.
  *   - Tensor type ids that the format does not define (>= 43 or removed) are rejected at
@@ -33,7 +33,7 @@
 
 #include "err.h"
 
-/* metadata value types (gguf.md §4.1) */
+/* metadata value types (docs/gguf.md §2) */
 enum mf_gguf_vtype {
     MF_GGUF_U8 = 0, MF_GGUF_I8 = 1, MF_GGUF_U16 = 2, MF_GGUF_I16 = 3,
     MF_GGUF_U32 = 4, MF_GGUF_I32 = 5, MF_GGUF_F32 = 6, MF_GGUF_BOOL = 7,
@@ -43,7 +43,7 @@ enum mf_gguf_vtype {
 
 #define MF_GGUF_DEFAULT_ALIGNMENT 32
 #define MF_GGUF_MAX_NAME 64              /* tensor names are < 64 bytes */
-#define MF_GGUF_MAX_ARRAY (1ull << 30)   /* llama.cpp's caps, adopted (gguf.md §9.5) */
+#define MF_GGUF_MAX_ARRAY (1ull << 30)   /* llama.cpp's caps, adopted (docs/gguf.md §3) */
 #define MF_GGUF_MAX_STRING (1ull << 30)
 
 /* A string inside the mapping: not NUL-terminated. */

@@ -1,9 +1,9 @@
-/* gguf_write.c — a small GGUF writer (spec: gguf.md). Used by the tests to build valid and
+/* gguf_write.c — a small GGUF writer (docs/gguf.md). Used by the tests to build valid and
  * deliberately broken files, and by mkmodel to stream multi-GB synthetic models.
  *
  * Metadata records are serialized into one growing byte buffer as they are added; tensor
  * infos are kept as descriptions and laid out at write time the way every known writer does
- * it (gguf.md §5.1): in record order, each at the previous offset plus its size rounded up
+ * it (docs/gguf.md §2): in record order, each at the previous offset plus its size rounded up
  * to the alignment.
  */
 #include "gguf.h"

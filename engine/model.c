@@ -2,7 +2,7 @@
  *
  * Everything the forward pass needs is read here, once, and checked: every key against its
  * type (missing required keys and wrong types are errors naming the key), every tensor
- * against the shape the hyperparameters imply (llama-arch.md §3, gpt-oss-arch.md §2), every
+ * against the shape the hyperparameters imply (docs/forward.md §1), every
  * tensor type against what minfer can compute. A model that loads can be run.
  */
 #include "model.h"
@@ -171,7 +171,7 @@ static int read_common(kreader *k, mf_hparams *hp)
         return bad_f32(k, "attention.layer_norm_rms_epsilon", hp->eps, "in (0, 1)");
     if (!(isfinite(hp->rope_base) && hp->rope_base > 1))
         return bad_f32(k, "rope.freq_base", hp->rope_base, "a finite number > 1");
-    /* sliding-window layers may have their own base (gpt-oss-arch.md §1.2) */
+    /* sliding-window layers may have their own base (docs/forward.md §1) */
     if (opt_f32(k, "rope.freq_base_swa", hp->rope_base, &hp->rope_base_swa)) return -1;
     if (!(isfinite(hp->rope_base_swa) && hp->rope_base_swa > 1))
         return bad_f32(k, "rope.freq_base_swa", hp->rope_base_swa, "a finite number > 1");
@@ -201,7 +201,7 @@ static int read_common(kreader *k, mf_hparams *hp)
     return 0;
 }
 
-/* rope.scaling.* (llama-arch.md §2, gpt-oss-arch.md §1.2) */
+/* rope.scaling.* (docs/forward.md §1) */
 static int read_rope_scaling(kreader *k, mf_hparams *hp, int allow_yarn)
 {
     const char *type;
@@ -228,7 +228,7 @@ static int read_rope_scaling(kreader *k, mf_hparams *hp, int allow_yarn)
         if (opt_u32(k, "rope.scaling.original_context_length", hp->n_ctx_train, &hp->n_ctx_orig) ||
             opt_f32(k, "rope.scaling.attn_factor", 1.0f, &hp->yarn_attn_factor))
             return -1;
-        /* beta_fast/slow are not read for gpt-oss by llama.cpp: fixed 32 / 1 (spec §1.2) */
+        /* beta_fast/slow are not read for gpt-oss by llama.cpp: fixed 32 / 1 (docs/moe.md §4) */
         hp->yarn_beta_fast = 32.0f;
         hp->yarn_beta_slow = 1.0f;
         if (hp->n_ctx_orig <= 0) return bad(k, "rope.scaling.original_context_length must be > 0");
@@ -279,7 +279,7 @@ int mf_hparams_read(const mf_gguf *g, mf_hparams *hp, mf_err *err)
                            mf_gguf_path(g), hp->swa_pattern);
         hp->rope_neox = 1;
         hp->has_sinks = 1;
-        /* clamped SwiGLU constants are fixed by the architecture (gpt-oss-arch.md §3.2) */
+        /* clamped SwiGLU constants are fixed by the architecture (docs/moe.md §1) */
         hp->swiglu_limit = 7.0f;
         hp->swiglu_alpha = 1.702f;
     } else {
@@ -321,7 +321,7 @@ typedef struct wloader {
  * would then go unnoticed. The big matrices are not read here (gigabytes); a non-finite
  * value in one shows in the logits, which the generation loop checks every step.
  * A vector the file places at an address that is not a multiple of 4 (general.alignment
- * 1 or 2, gguf.md §5.1) gets an aligned copy owned by the model, so that every kernel may
+ * 1 or 2, docs/gguf.md §2) gets an aligned copy owned by the model, so that every kernel may
  * read vectors as float arrays; matrices are read with unaligned loads everywhere. */
 static void check_values(wloader *w, mf_weight *dst, const mf_gguf_tensor *t, int vector)
 {
@@ -448,7 +448,7 @@ mf_model *mf_model_load(const char *path, mf_err *err)
     if (!m->layers) { mf_errf(err, "%s: out of memory", path); goto fail; }
     for (int i = 0; i < mf_model_n_weights(m) && !w.failed; i++) bind(&w, i);
     if (w.failed) goto fail;
-    if (!m->output.name) {  /* tied embeddings (llama-arch.md §3) */
+    if (!m->output.name) {  /* tied embeddings (docs/forward.md §1) */
         m->output = m->tok_embd;
         m->tied_output = 1;
     }

@@ -1,6 +1,6 @@
 /* model.h — a model: hyperparameters and weight table read from GGUF metadata.
  *
- * Architectures: "llama" (spec llama-arch.md) and "gpt-oss" (gpt-oss-arch.md). Nothing
+ * Architectures: "llama" (docs/forward.md) and "gpt-oss" (docs/moe.md). Nothing
  * about a shape is hard-coded: every size comes from the file's keys and is checked
  * against every tensor's shape before anything runs. Weights are not copied: an mf_weight
  * points into the GGUF mapping (`data`); a GPU backend keeps its device copy in its own
@@ -22,7 +22,7 @@ enum mf_arch { MF_ARCH_LLAMA = 0, MF_ARCH_GPT_OSS = 1 };
 #define MF_MAX_EXPERTS 4096
 
 /* One weight tensor as the forward pass sees it: a stack of ne[2] matrices of ne[1] rows of
- * ne[0] elements (rows are output features, ne[0] the input width; gguf.md §7). */
+ * ne[0] elements (rows are output features, ne[0] the input width; docs/gguf.md §1). */
 typedef struct mf_weight {
     const char *name;        /* NULL: the tensor is absent (optional tensors, e.g. biases) */
     uint32_t type;
@@ -201,7 +201,7 @@ static inline const mf_weight *mf_layer_weight(const mf_layer *L, int i)
 /* the size a shape letter stands for */
 int64_t mf_dim_size(const mf_hparams *hp, int dim);
 /* 1 when layer l attends over a sliding window: l % P < P - 1 for the pattern P of a model
- * with a window (gpt-oss-arch.md §3.4) */
+ * with a window (docs/moe.md §3) */
 int mf_layer_slides(const mf_hparams *hp, int l);
 
 /* Open a GGUF file and build the model: metadata, tokenizer, weight table, shape checks.

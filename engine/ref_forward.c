@@ -1,6 +1,6 @@
 /* ref_forward.c — the whole forward pass in one readable file (contract: ref_forward.h).
  *
- * Llama (llama-arch.md §4) and gpt-oss (gpt-oss-arch.md §3), one token at position pos:
+ * Llama (docs/forward.md §2) and gpt-oss (docs/forward.md §2), one token at position pos:
  *
  *   x = token_embd[token]
  *   per layer:

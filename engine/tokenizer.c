@@ -1,8 +1,8 @@
 /* tokenizer.c — the vocabulary: loading and validating the tokenizer.* keys, lookup by
  * text, the special-token partition that both algorithms run first, pieces and
  * detokenization. The algorithms themselves live in tokenizer_spm.c (SentencePiece-style,
- * spec tokenizer-spm.md) and tokenizer_bpe.c + tokenizer_o200k.c (byte-level BPE, spec
- * tokenizer-o200k.md).
+ * docs/tokenizer.md §3) and tokenizer_bpe.c + tokenizer_o200k.c (byte-level BPE,
+ * docs/tokenizer.md §4).
  *
  * The GGUF is untrusted input (the fuzzer runs this loader on arbitrary files): every
  * array is type- and length-checked against the token count, every id read from the file
@@ -101,7 +101,7 @@ static int is_signed_type(uint32_t ty)
     return ty == MF_GGUF_I8 || ty == MF_GGUF_I16 || ty == MF_GGUF_I32 || ty == MF_GGUF_I64;
 }
 
-/* A special-token id key (tokenizer-spm.md §1): absent, negative or >= n_vocab (such as
+/* A special-token id key (docs/tokenizer.md §1): absent, negative or >= n_vocab (such as
  * the 0xFFFFFFFF that stories260K.gguf writes for "none") keeps the default; a key of a
  * non-integer type is an error. */
 static int opt_id(const mf_gguf *g, const char *key, int32_t def, int32_t n, int32_t *out, mf_err *err)
@@ -118,7 +118,7 @@ static int opt_id(const mf_gguf *g, const char *key, int32_t def, int32_t n, int
 }
 
 /* An optional per-token array: absent -> NULL; otherwise it must hold elem_type and at
- * least n entries (tokenizer-spm.md §1; llama.cpp reads n entries without checking). */
+ * least n entries (docs/tokenizer.md §1; llama.cpp reads n entries without checking). */
 static int opt_token_arr(const mf_gguf *g, const char *key, uint32_t elem_type, int32_t n,
                          const mf_gguf_kv **out, mf_err *err)
 {
@@ -140,7 +140,7 @@ static int by_len_desc(const void *pa, const void *pb)
     return (a->id > b->id) - (a->id < b->id);
 }
 
-/* Special-token candidates of the partition (tokenizer-spm.md §3.1), longest first. */
+/* Special-token candidates of the partition (docs/tokenizer.md §2), longest first. */
 static int collect_specials(mf_tokenizer *t, const char *path, mf_err *err)
 {
     int32_t n = 0;
@@ -166,7 +166,7 @@ static int collect_specials(mf_tokenizer *t, const char *path, mf_err *err)
 
 /* The gpt-oss vocabulary (o200k_harmony): llama.cpp forces the harmony structure tokens to
  * USER_DEFINED so that they are matched in prompts without parse_special and printed when
- * detokenizing (tokenizer-o200k.md §2). Recognized by <|start|>, <|channel|>, <|message|>. */
+ * detokenizing (docs/tokenizer.md §1). Recognized by <|start|>, <|channel|>, <|message|>. */
 static void force_harmony_types(mf_tokenizer *t)
 {
     if (mf_tok_find(t, "<|start|>") < 0 || mf_tok_find(t, "<|channel|>") < 0 ||
@@ -181,7 +181,7 @@ static void force_harmony_types(mf_tokenizer *t)
 
 /* End of generation: EOS, the eot/eom keys and an eos_token_ids array when a converter
  * wrote them, and the end tokens of the chat formats minfer renders (ChatML <|im_end|>;
- * harmony <|return|> <|call|> and <|endoftext|>, harmony.md §4). Not <|end|>: in harmony
+ * harmony <|return|> <|call|> and <|endoftext|>, docs/chat.md §3). Not <|end|>: in harmony
  * it only closes the analysis message. */
 static int mark_eog(mf_tokenizer *t, const mf_gguf *g, mf_err *err)
 {
@@ -273,7 +273,7 @@ mf_tokenizer *mf_tokenizer_load(const mf_gguf *g, mf_err *err)
     }
     if (build_index(t, path, err)) goto fail;
 
-    /* defaults: tokenizer-spm.md §1 for SPM; tokenizer-o200k.md §6 for BPE (no BOS) */
+    /* defaults: docs/tokenizer.md §1 for SPM; docs/tokenizer.md §5 for BPE (no BOS) */
     int spm = kind == MF_TOK_SPM;
     int32_t sep, pad;
     if (opt_id(g, "tokenizer.ggml.bos_token_id", spm ? 1 : -1, n, &t->bos, err) ||
@@ -450,7 +450,7 @@ static int frag_push(frag_list *l, frag f)
     return 0;
 }
 
-/* tokenizer-spm.md §3.1 (both algorithms): candidates longest first; each one splits every
+/* docs/tokenizer.md §2 (both algorithms): candidates longest first; each one splits every
  * remaining text fragment at its exact occurrences, left to right, non-overlapping;
  * matched tokens are never scanned again. */
 static int partition(const mf_tokenizer *t, const char *text, size_t len, int parse_special,
@@ -503,7 +503,7 @@ int64_t mf_tokenize(const mf_tokenizer *t, const char *text, size_t len, int add
     frag_list fr = {0};
     if (partition(t, text, len, parse_special, &fr, err)) { free(fr.a); return -1; }
 
-    /* tokenizer-spm.md §3.2: BOS, then the fragments; an SPM text fragment gets the space
+    /* docs/tokenizer.md §3: BOS, then the fragments; an SPM text fragment gets the space
      * prefix when it comes first or right after a special token. */
     mf_tok_out o = {out, cap, 0};
     if (add_special && t->add_bos && t->bos >= 0) mf_tok_emit(&o, t->bos);
@@ -551,7 +551,7 @@ static int hexval(char c)
     return -1;
 }
 
-/* tokenizer-spm.md §5 / tokenizer-o200k.md §6: the bytes one token stands for. */
+/* docs/tokenizer.md §5: the bytes one token stands for. */
 static void piece(const mf_tokenizer *t, int32_t id, int render_special, writer *w)
 {
     if (id < 0 || id >= t->n_vocab) return;
@@ -567,7 +567,7 @@ static void piece(const mf_tokenizer *t, int32_t id, int render_special, writer 
         return;
     case MF_TT_NORMAL:
         if (t->kind == MF_TOK_BPE) {
-            /* tokenizer-o200k.md §3: each code point stands for one byte; one outside
+            /* docs/tokenizer.md §4.1: each code point stands for one byte; one outside
              * the map (only in a malformed vocabulary) is kept as it is */
             for (size_t i = 0; i < n;) {
                 uint32_t cp;
@@ -606,7 +606,7 @@ size_t mf_tok_piece(const mf_tokenizer *t, int32_t id, int render_special, char 
 size_t mf_detokenize(const mf_tokenizer *t, const int32_t *ids, size_t n, int remove_special,
                      int render_special, char *out, size_t cap)
 {
-    /* tokenizer-spm.md §5: the leading space of the first piece is removed (it is the one
+    /* docs/tokenizer.md §5: the leading space of the first piece is removed (it is the one
      * the encoder added), unless a BOS was dropped first. */
     int strip = t->add_space_prefix;
     if (remove_special && t->add_bos && n > 0 && ids[0] == t->bos) { ids++; n--; strip = 0; }

@@ -1,5 +1,5 @@
 /* tokenizer_bpe.c — byte-level BPE for tokenizer.ggml.model = "gpt2" (gpt-oss, o200k;
- * spec: tokenizer-o200k.md §3, §5).
+ * docs/tokenizer.md §4.1, docs/tokenizer.md §4.3).
  *
  *   1. the text fragment is cut into pieces by the o200k pre-tokenizer (tokenizer_o200k.c);
  *   2. a piece that is itself an ordinary token is that token (tiktoken's rule);
@@ -21,7 +21,7 @@
 
 /* Bytes that stand for themselves: printable ASCII 0x21-0x7E and Latin-1 0xA1-0xAC,
  * 0xAE-0xFF. The other 68 (0x00-0x20, 0x7F-0xA0, 0xAD), in increasing order, become
- * U+0100, U+0101, ... U+0143 (tokenizer-o200k.md §3: space -> U+0120 'Ġ'). */
+ * U+0100, U+0101, ... U+0143 (docs/tokenizer.md §4.1: space -> U+0120 'Ġ'). */
 static int kept(uint32_t b)
 {
     return (b >= 0x21 && b <= 0x7E) || (b >= 0xA1 && b <= 0xAC) || (b >= 0xAE && b <= 0xFF);
@@ -87,7 +87,7 @@ int mf_bpe_load(mf_tokenizer *t, const mf_gguf *g, mf_err *err)
     for (uint64_t r = 0; r < kv->arr_n; r++) {
         const mf_str *m = &kv->arr_str[r];
         char b1[64], b2[64];
-        /* "A B": split at the first space at index >= 1 (tokenizer-o200k.md §5 step 3) */
+        /* "A B": split at the first space at index >= 1 (docs/tokenizer.md §4.3) */
         const char *sp = m->len >= 2 ? memchr(m->ptr + 1, ' ', m->len - 1) : NULL;
         if (!sp)
             return mf_errf(err, "%s: tokenizer.ggml.merges[%llu] '%s' is not two tokens separated by a space", path,

@@ -4,10 +4,10 @@
  *                    partition, encode dispatch, pieces and detokenization, UTF-8 helpers,
  *                    the candidate heap both merge loops use
  *   tokenizer_spm.c  SentencePiece-style merging by score with byte fallback
- *                    (tokenizer-spm.md §3.2-§3.3)
+ *                    (docs/tokenizer.md §3)
  *   tokenizer_bpe.c  byte-level BPE: GPT-2 byte map, merge ranks, the merge loop
- *                    (tokenizer-o200k.md §3, §5)
- *   tokenizer_o200k.c  the o200k pre-tokenizer (tokenizer-o200k.md §4)
+ *                    (docs/tokenizer.md §4.1, docs/tokenizer.md §4.3)
+ *   tokenizer_o200k.c  the o200k pre-tokenizer (docs/tokenizer.md §4.2)
  */
 #ifndef MF_TOKENIZER_IMPL_H
 #define MF_TOKENIZER_IMPL_H
@@ -128,7 +128,7 @@ void mf_spm_init(mf_tokenizer *t);
  * merges per piece). */
 int mf_bpe_load(mf_tokenizer *t, const mf_gguf *g, mf_err *err);
 int mf_bpe_encode(const mf_tokenizer *t, const char *text, size_t len, mf_tok_out *o, mf_err *err);
-/* The GPT-2 byte map (tokenizer-o200k.md §3): the code point standing for byte b, and
+/* The GPT-2 byte map (docs/tokenizer.md §4.1): the code point standing for byte b, and
  * back (-1 for a code point outside the map). */
 uint32_t mf_gpt2_cp(uint8_t b);
 int mf_gpt2_byte(uint32_t cp);

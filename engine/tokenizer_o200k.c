@@ -1,5 +1,5 @@
 /* tokenizer_o200k.c — the o200k pre-tokenizer (tokenizer.ggml.pre = "gpt-4o"): cuts text
- * into the pieces that BPE then encodes one by one (spec: tokenizer-o200k.md §4).
+ * into the pieces that BPE then encodes one by one (docs/tokenizer.md §4.2).
  *
  * The pattern of tiktoken's o200k_base, seven alternatives tried in order at each position:
  *   A1 [^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]*[\p{Ll}\p{Lm}\p{Lo}\p{M}]+(?i:'s|'t|'re|'ve|'m|'ll|'d)?
@@ -9,7 +9,7 @@
  *   A5 \s*[\r\n]+
  *   A6 \s+(?!\S)
  *   A7 \s+
- * implemented without a regex engine as the deterministic procedure of §4, with the real
+ * implemented without a regex engine as the deterministic procedure of docs/tokenizer.md §4.2, with the real
  * Unicode categories (unicode.h). What backtracking would do is worked out once, in the
  * comments of each step, so the code is a plain forward scan: linear in the text.
  *

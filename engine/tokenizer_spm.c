@@ -1,5 +1,5 @@
 /* tokenizer_spm.c — SentencePiece-style tokenization of one text fragment, as llama.cpp
- * does it for tokenizer.ggml.model = "llama" (spec: tokenizer-spm.md §3.2-§3.3).
+ * does it for tokenizer.ggml.model = "llama" (docs/tokenizer.md §3).
  *
  *   1. escape: optional leading space, then every ' ' becomes U+2581 "▁" (E2 96 81);
  *   2. symbols: one per UTF-8 character (by the lead byte only), in a linked list;
@@ -8,7 +8,7 @@
  *   4. output each symbol's id, or, for a character the vocabulary lacks, one <0xXX>
  *      byte token per byte (byte fallback).
  *
- * Worked example (tokenizer-spm.md §4, traced in docs/tokenizer.md): "Hello world" on
+ * Worked example (traced in docs/tokenizer.md §3): "Hello world" on
  * stories260K gives ▁He | ll | o | ▁w | or | ld.
  */
 #include "tokenizer_impl.h"
@@ -19,7 +19,7 @@
 
 void mf_spm_init(mf_tokenizer *t)
 {
-    /* byte fallback (tokenizer-spm.md §3.3 step 4): "<0xXX>" with uppercase hex digits,
+    /* byte fallback (docs/tokenizer.md §3): "<0xXX>" with uppercase hex digits,
      * else the token whose text is that one byte */
     for (int b = 0; b < 256; b++) {
         char name[8];
@@ -37,7 +37,7 @@ void mf_spm_init(mf_tokenizer *t)
  * neighbour */
 typedef struct sym { int32_t prev, next; int32_t off, n; } sym;
 
-/* Lead-byte length (tokenizer-spm.md §3.3 step 1): no validation, clamped at the end. */
+/* Lead-byte length (docs/tokenizer.md §3): no validation, clamped at the end. */
 static int32_t char_len(uint8_t c)
 {
     static const int8_t by_high_nibble[16] = {1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 3, 4};

@@ -1,4 +1,4 @@
-/* types.c — block sizes of every ggml type id (spec: gguf.md §6, values of llama.cpp's
+/* types.c — block sizes of every ggml type id (docs/gguf.md §1, values of llama.cpp's
  * type_traits[]). */
 #include "types.h"
 

@@ -2,7 +2,7 @@
  *
  * Every tensor in a GGUF file names one of these types. A type fixes the block size B
  * (elements per block) and the block byte size S; a row of n elements (n % B == 0) takes
- * (n / B) * S bytes (spec: gguf.md §5.2, §6).
+ * (n / B) * S bytes (docs/gguf.md §1).
  *
  * Three kinds of id:
  *   - invalid: >= MF_TYPE_COUNT or a removed id (B == 0): the file is rejected at open,

@@ -1,6 +1,6 @@
 /* unicode.h — the Unicode character classes of the o200k pre-tokenizer.
  *
- * The split pattern (tokenizer-o200k.md §4) names general categories (\p{Lu}, \p{Ll},
+ * The split pattern (docs/tokenizer.md §4.2) names general categories (\p{Lu}, \p{Ll},
  * \p{Lt}, \p{Lm}, \p{Lo}, \p{M}, \p{N}) and \s, which in the Rust regex engine behind
  * tiktoken is the White_Space property. mf_unicode_class() returns the set of these a code
  * point belongs to, one bit each; 0 for everything else (punctuation, symbols, controls,

@@ -1,7 +1,7 @@
-/* test_chat.c — prompt formats and the harmony output parser (specs: chat-templates.md,
- * harmony.md).
+/* test_chat.c — prompt formats and the harmony output parser (docs/chat.md §2,
+ * docs/chat.md §2).
  *
- * Rendered prompts are compared byte for byte with the strings the specs give (from the
+ * Rendered prompts are compared byte for byte with the strings the formats define (from the
  * models' Jinja templates and harmony's test data). The Zephyr prompt is also tokenized
  * with the real Llama vocabulary (vocab-llama-spm.gguf). The harmony parser runs on
  * synthetic token streams over a small harmony vocabulary (tests/tok_vocab.h).
@@ -27,7 +27,7 @@ static void expect_render(int fmt, const char *user, const mf_chat_opts *o, cons
 static void render_zephyr(void **state)
 {
     (void)state;
-    /* chat-templates.md §1, the example: system + user + generation prompt */
+    /* docs/chat.md §2, the example: system + user + generation prompt */
     mf_chat_opts o = {.system = "You are a friendly chatbot."};
     expect_render(MF_CHAT_ZEPHYR, "Hello!", &o,
                   "<|system|>\nYou are a friendly chatbot.</s>\n<|user|>\nHello!</s>\n<|assistant|>\n");
@@ -38,14 +38,14 @@ static void render_zephyr(void **state)
 static void render_harmony(void **state)
 {
     (void)state;
-    /* harmony.md §3.1 with the harmony library's default system message (no date) */
+    /* docs/chat.md §2 with the harmony library's default system message (no date) */
     expect_render(MF_CHAT_HARMONY, "What is 2 + 2?", NULL,
                   "<|start|>system<|message|>You are ChatGPT, a large language model trained by OpenAI.\n"
                   "Knowledge cutoff: 2024-06\n\nReasoning: medium\n\n"
                   "# Valid channels: analysis, commentary, final. Channel must be included for every message."
                   "<|end|><|start|>user<|message|>What is 2 + 2?<|end|><|start|>assistant");
     /* with a date, another effort, and a developer message as the Jinja template renders
-     * it (§3.3: two trailing newlines) */
+     * it (docs/chat.md §2: two trailing newlines) */
     mf_chat_opts o = {.system = "Use a friendly tone.", .reasoning = "high", .date = "2025-06-28"};
     expect_render(MF_CHAT_HARMONY, "Hi", &o,
                   "<|start|>system<|message|>You are ChatGPT, a large language model trained by OpenAI.\n"
@@ -95,7 +95,7 @@ static void names_and_detection(void **state)
         assert_int_equal(mf_chat_format_from_name(mf_chat_format_name(f)), f);
     assert_int_equal(mf_chat_format_from_name("vicuna"), -1);
     assert_int_equal(mf_chat_format_from_name(NULL), -1);
-    /* TinyLlama-Chat's template (chat-templates.md: it uses eos_token, no literal </s>) */
+    /* TinyLlama-Chat's template (docs/chat.md §2: it uses eos_token, no literal </s>) */
     const char *tinyllama =
         "{% for message in messages %}\n{% if message['role'] == 'user' %}\n{{ '<|user|>\n' + message['content'] + "
         "eos_token }}\n{% elif message['role'] == 'system' %}\n{{ '<|system|>\n' + message['content'] + eos_token "
@@ -113,7 +113,7 @@ static void names_and_detection(void **state)
     assert_int_equal(mf_chat_detect(NULL, NULL), MF_CHAT_NONE);
 }
 
-/* The rendered Zephyr prompt through the real Llama tokenizer, as chat-templates.md §3 says:
+/* The rendered Zephyr prompt through the real Llama tokenizer, as docs/chat.md §2 says:
  * add_special and parse_special on, each </s> becomes id 2 and the text after it gets the
  * SPM space prefix, an extra ▁ (29871) before its "\n" (13). The <|...|> markers are no
  * tokens of this vocabulary and come out as text pieces. */
@@ -196,7 +196,7 @@ static void harmony_parser(void **state)
     mf_gguf *g;
     mf_tokenizer *t = tv_harmony_vocab(&ids, &g);
 
-    /* analysis then final (harmony.md §4), stop on <|return|> */
+    /* analysis then final (docs/chat.md §3), stop on <|return|> */
     stream_result r = run_stream(t, "<|channel|>analysis<|message|>Let me think.<|end|>"
                                     "<|start|>assistant<|channel|>final<|message|>Hi there!<|return|>");
     assert_string_equal(r.text[MF_HCH_ANALYSIS], "Let me think.");

@@ -4,10 +4,10 @@
  * math.cuh and common.cuh for the host; this test compares them with
  *   - engine/quant.c (mf_dequantize_row, fp16/bf16 conversions): bit for bit (the sign of
  *     zero included; NaN only as NaN), every type,
- *     random rows and edge blocks, plus the worked examples of quant-formats.md §7 and
- *     mxfp4.md §6;
+ *     random rows and edge blocks, plus the worked examples of docs/quantization.md §7 and
+ *     docs/quantization.md §7;
  *   - engine/rope.c (mf_rope_apply with tables from mf_rope_cos_sin): bit for bit;
- *   - plain C loops written here from the specs: SwiGLU, clamped SwiGLU, the router's top-k
+ *   - plain C loops written here from the formulas of docs/forward.md and docs/moe.md: SwiGLU, clamped SwiGLU, the router's top-k
  *     and softmax (as engine/cpu/moe.c selects), attention by a two-pass softmax in double
  *     against the kernels' online-softmax recurrence with tiles, splits and sinks.
  * and the launch geometry of geometry.cuh: the flash-attention grid stays within CUDA's
@@ -79,7 +79,7 @@ static void f2h_matches_quant(void **state)
 }
 #endif
 
-/* 2^(e−128) for every scale byte, exactly (mxfp4.md §3: e = 0, 1 are subnormals) */
+/* 2^(e−128) for every scale byte, exactly (docs/quantization.md §2: e = 0, 1 are subnormals) */
 static void e8m0_all(void **state)
 {
     (void)state;
@@ -99,7 +99,7 @@ static void expect_values(uint32_t type, const uint8_t *blk, int n, const int *i
 static void worked_examples(void **state)
 {
     (void)state;
-    /* quant-formats.md §7.1 Q4_0 */
+    /* docs/quantization.md §7 Q4_0 */
     const uint8_t q40[18] = {0x66, 0xAE, 0x63, 0x18, 0xCD, 0x72, 0x27, 0xDC, 0x81,
                              0x36, 0xEB, 0x90, 0x45, 0xFA, 0xAF, 0x54, 0x09, 0xBE};
     const int i40[] = {0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23};
@@ -108,7 +108,7 @@ static void worked_examples(void **state)
                          0.599853516f, -0.49987793f, -0.0f, 0.49987793f};
     expect_values(MF_TYPE_Q4_0, q40, 32, i40, v40, 16);
 
-    /* §7.2 Q8_0 */
+    /* docs/quantization.md §7 Q8_0 */
     const uint8_t q80[34] = {0x3D, 0x2A, 0x9C, 0xB9, 0xD6, 0xF3, 0x10, 0x2D, 0x4A, 0x67, 0x84, 0xA1,
                              0xBE, 0xDB, 0xF8, 0x15, 0x32, 0x4F, 0x6C, 0x89, 0xA6, 0xC3, 0xE0, 0xFD,
                              0x1A, 0x37, 0x54, 0x71, 0x8E, 0xAB, 0xC8, 0xE5, 0x02, 0x1F};
@@ -117,7 +117,7 @@ static void worked_examples(void **state)
                          0.779785156f, 2.19314575f, 3.60650635f, 5.01986694f};
     expect_values(MF_TYPE_Q8_0, q80, 32, i80, v80, 8);
 
-    /* §7.3 Q4_K: d, dmin, scales as printed, qs[k] = (37k + 11) mod 256 */
+    /* docs/quantization.md §7 Q4_K: d, dmin, scales as printed, qs[k] = (37k + 11) mod 256 */
     uint8_t q4k[144] = {0x66, 0x2E, 0x66, 0x24, 0xC5, 0x4A, 0x8F, 0x13, 0x87, 0x21, 0xFE, 0x40, 0x9C, 0x3B, 0x71, 0xE2};
     for (int k = 0; k < 128; k++) q4k[16 + k] = (uint8_t)((37 * k + 11) % 256);
     const int i4k[] = {0, 1, 2, 3, 4, 5, 6, 7, 32, 33, 34, 35, 36, 37, 38, 39, 128, 129, 130, 131, 132, 133, 134, 135};
@@ -127,14 +127,14 @@ static void worked_examples(void **state)
                          29.2882385f, 59.2809143f, 89.2735901f, 23.2897034f, 53.2823792f, 83.2750549f};
     expect_values(MF_TYPE_Q4_K, q4k, 256, i4k, v4k, 24);
 
-    /* §7.4 MXFP4 */
+    /* docs/quantization.md §7 MXFP4 */
     const uint8_t mx[17] = {0x7E, 0x10, 0x32, 0x54, 0x76, 0x98, 0xBA, 0xDC, 0xFE,
                             0x0F, 0x1E, 0x2D, 0x3C, 0x4B, 0x5A, 0x69, 0x78};
     const int imx[] = {0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23};
     const float vmx[] = {0, 0.5f, 1, 2, -0.0f, -0.5f, -1, -2, 0.25f, 0.75f, 1.5f, 3, -0.25f, -0.75f, -1.5f, -3};
     expect_values(MF_TYPE_MXFP4, mx, 32, imx, vmx, 16);
 
-    /* mxfp4.md §6, cases A (scale 0x7E) and B (0x81): all 32 values */
+    /* docs/quantization.md §7, cases A (scale 0x7E) and B (0x81): all 32 values */
     uint8_t mb[17] = {0x7E, 0xF0, 0x01, 0xE2, 0x13, 0xD4, 0x25, 0xC6, 0x37, 0xB8, 0x49, 0xAA, 0x5B, 0x9C, 0x6D, 0x8E, 0x7F};
     int iall[32];
     for (int i = 0; i < 32; i++) iall[i] = i;
@@ -248,7 +248,7 @@ static void rope_matches_engine(void **state)
 
 /* ---------------------------------------------------------------- activations */
 
-/* Against the formulas (llama-arch.md §4.1, gpt-oss-arch.md §3.2) in double (with alpha
+/* Against the formulas (docs/forward.md §2, docs/moe.md §1) in double (with alpha
  * as the float the kernel gets); the differences are float rounding and libm's expf:
  * 1e-6 relative to the size of the factors (uc + 1 may cancel, so not relative to the
  * product), plus, for the clamped form, the rounding of the product α·gc before the
@@ -275,7 +275,7 @@ static void swiglu_formulas(void **state)
 
 /* ---------------------------------------------------------------- attention */
 
-/* Two-pass softmax in double (gpt-oss-arch.md §3.2 step 5) — the independent reference. */
+/* Two-pass softmax in double (docs/moe.md §2) — the independent reference. */
 static void attend_ref(const float *s, const float *v, int n, int hd, int has_sink, float sink, double *out)
 {
     double M = has_sink ? sink : -INFINITY, Z = 0;

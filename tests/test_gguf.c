@@ -1,13 +1,13 @@
 /* test_gguf.c — the GGUF reader on the real shared files, and the writer by round trip.
  *
  * Real files (skipped when absent): every expected number below was read once from the file
- * with an independent parser (a few lines of Python struct.unpack written from gguf.md, not
- * from our C code) and is asserted exactly; the byte walk of gguf.md §4.3 is checked against
+ * with an independent parser (a few lines of Python struct.unpack written from docs/gguf.md, not
+ * from our C code) and is asserted exactly; the byte walk of docs/gguf.md §2 is checked against
  * the raw bytes, not only through the reader.
  *
  * Round trip: the writer builds files with every metadata type and tensors of several types,
  * shapes and alignments; the reader must give back identical values and bytes, and the
- * layout must match sizes computed by hand from gguf.md §4-§5 (so a writer and a reader that
+ * layout must match sizes computed by hand from docs/gguf.md §2 (so a writer and a reader that
  * agreed on a wrong layout would still fail).
  */
 #include "harness.h"
@@ -65,7 +65,7 @@ static void stories_header(void **state)
     assert_int_equal(mf_gguf_file_size(g), 1185376);
     assert_int_equal(mf_gguf_alignment(g), 32);          /* no general.alignment key */
     assert_null(mf_gguf_find_kv(g, "general.alignment"));
-    /* gguf.md §5.1: P = 14152, data_offset = align_up(14152, 32) = 14176 */
+    /* docs/gguf.md §2: P = 14152, data_offset = align_up(14152, 32) = 14176 */
     assert_int_equal(mf_gguf_data_offset(g), 14176);
     mf_gguf_close(g);
 }
@@ -158,12 +158,12 @@ static void stories_tensors(void **state)
     assert_int_equal(t->offset, 131072);
     assert_int_equal((const uint8_t *)t->data - file_base(g), 145248);
 
-    /* gguf.md §7: ffn_down maps 172 -> 64 */
+    /* docs/gguf.md §1: ffn_down maps 172 -> 64 */
     t = mf_gguf_find_tensor(g, "blk.0.ffn_down.weight");
     assert_non_null(t);
     assert_int_equal(t->ne[0], 172);
     assert_int_equal(t->ne[1], 64);
-    /* the last tensor ends exactly at EOF (gguf.md §5.1) */
+    /* the last tensor ends exactly at EOF (docs/gguf.md §2) */
     t = mf_gguf_tensor_at(g, 47);
     assert_string_equal(t->name, "blk.4.ffn_norm.weight");
     assert_int_equal(mf_gguf_data_offset(g) + t->offset + t->nbytes, mf_gguf_file_size(g));
@@ -185,7 +185,7 @@ static void stories_tensors(void **state)
     mf_gguf_close(g);
 }
 
-/* gguf.md §4.3, byte for byte, against the raw file and against the reader */
+/* docs/gguf.md §2, byte for byte, against the raw file and against the reader */
 static void stories_byte_walk(void **state)
 {
     (void)state;
@@ -206,7 +206,7 @@ static void stories_byte_walk(void **state)
     assert_int_equal(rd_le(b + 61, 8), 512);
     assert_int_equal(rd_le(b + 69, 8), 5);
     assert_memory_equal(b + 77, "<unk>", 5);
-    /* §5: the first tensor-info record at 11347 */
+    /* docs/gguf.md §2: the first tensor-info record at 11347 */
     const uint8_t *q = b + 11347;
     assert_int_equal(rd_le(q, 8), 17);
     assert_memory_equal(q + 8, "token_embd.weight", 17);
@@ -254,7 +254,7 @@ static void spm_vocab(void **state)
     mf_gguf *g = mf_gguf_open(p, NULL);
     assert_non_null(g);
     mf_err err;
-    /* a vocabulary-only file: no tensors, so no data section padding (gguf.md §5.1) */
+    /* a vocabulary-only file: no tensors, so no data section padding (docs/gguf.md §2) */
     assert_int_equal(mf_gguf_n_tensors(g), 0);
     assert_int_equal(mf_gguf_n_kv(g), 22);
     assert_int_equal(mf_gguf_data_offset(g), mf_gguf_file_size(g));
@@ -405,7 +405,7 @@ typedef struct tspec {
     const char *name;
     uint32_t type, n_dims;
     int64_t ne[4];
-    uint64_t nbytes;   /* by hand from gguf.md §5.2 / §6 */
+    uint64_t nbytes;   /* by hand from docs/gguf.md §1 */
 } tspec;
 
 static const tspec TENSORS[] = {
@@ -440,7 +440,7 @@ static int fill_cb(void *user, uint64_t index, const mf_gguf_tensor *t, void *bu
     return 0;
 }
 
-/* Hand-computed size of the tensor-info section (gguf.md §5: 8 + name + 4 + 8*n_dims + 4 + 8). */
+/* Hand-computed size of the tensor-info section (docs/gguf.md §2: 8 + name + 4 + 8*n_dims + 4 + 8). */
 static uint64_t tinfo_bytes(void)
 {
     uint64_t n = 0;
@@ -484,7 +484,7 @@ static void round_trip(uint32_t alignment, int use_fill, uint32_t version)
     check_all_metadata(g);
     assert_int_equal(mf_gguf_n_tensors(g), N_TENSORS);
     /* layout by hand: infos start after the last KV, data at align_up(P), tensors in record
-     * order each at the previous offset + align_up(nbytes) (gguf.md §5.1) */
+     * order each at the previous offset + align_up(nbytes) (docs/gguf.md §2) */
     const mf_gguf_kv *last = mf_gguf_kv_at(g, (uint64_t)n_kv - 1);
     uint64_t p = mf_gguf_tensor_at(g, 0)->info_offset + tinfo_bytes();
     assert_true(mf_gguf_tensor_at(g, 0)->info_offset > last->offset);

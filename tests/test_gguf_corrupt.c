@@ -1,7 +1,7 @@
-/* test_gguf_corrupt.c — the reader against malformed files (gguf.md §9).
+/* test_gguf_corrupt.c — the reader against malformed files (docs/gguf.md §3).
  *
  * Every malformed file is made here: most byte by byte with the small builder below (written
- * from gguf.md, independent of engine/gguf_write.c, so that a shared misunderstanding of the
+ * from docs/gguf.md, independent of engine/gguf_write.c, so that a shared misunderstanding of the
  * layout cannot hide), the truncation series from a valid file made by the writer, and a few
  * mutations of stories260K.gguf when it is present.
  *
@@ -54,7 +54,7 @@ static void bb_u8(bb *b, uint8_t v) { bb_le(b, v, 1); }
 static void bb_u32(bb *b, uint32_t v) { bb_le(b, v, 4); }
 static void bb_u64(bb *b, uint64_t v) { bb_le(b, v, 8); }
 static void bb_zeros(bb *b, size_t n) { while (n--) bb_u8(b, 0); }
-/* gguf_string (§1): u64 length, then the bytes */
+/* gguf_string (docs/gguf.md §1): u64 length, then the bytes */
 static void bb_str(bb *b, const char *s) { bb_u64(b, strlen(s)); bb_raw(b, s, strlen(s)); }
 static uint64_t at(const bb *b) { return b->n; }
 
@@ -85,7 +85,7 @@ static uint64_t kv_str(bb *b, const char *key, const char *v)
     return o;
 }
 
-/* tensor info (§5); returns the offset of the record */
+/* tensor info (docs/gguf.md §2); returns the offset of the record */
 static uint64_t tinfo(bb *b, const char *name, uint32_t n_dims, const uint64_t *ne, uint32_t type,
                       uint64_t offset)
 {
@@ -277,7 +277,7 @@ TEST(big_endian)
 {
     (void)state;
     bb b = {0};
-    hdr(&b, 0x03000000u, 0, 0);  /* a v3 file written big-endian, read little-endian (§3.2) */
+    hdr(&b, 0x03000000u, 0, 0);  /* a v3 file written big-endian, read little-endian (docs/gguf.md §2) */
     expect_reject(&b, 4, "big-endian GGUF not supported (version field 0x03000000)");
     hdr(&b, 0x02000000u, 0, 0);
     expect_reject(&b, 4, "big-endian");
@@ -297,7 +297,7 @@ TEST(huge_counts)
     expect_reject(&b, 16, "metadata count 18446744073709551615 is impossible");
 }
 
-/* §9.4: counts just beyond what the bytes can hold (14 per KV, 25 per tensor info) */
+/* docs/gguf.md §3: counts just beyond what the bytes can hold (14 per KV, 25 per tensor info) */
 TEST(counts_past_file)
 {
     (void)state;
@@ -396,7 +396,7 @@ TEST(tensor_name_past_eof)
     expect_reject(&b, 24, "tensor name length 18446744073709551615 exceeds the limit");
 }
 
-/* The 2^30 caps (§9.5) can only fire on a file larger than 1 GiB: map 1 GiB + a page of
+/* The 2^30 caps (docs/gguf.md §3) can only fire on a file larger than 1 GiB: map 1 GiB + a page of
  * untouched anonymous memory (free until written) and put the record at its start. */
 TEST(caps_need_a_gigabyte)
 {
@@ -731,7 +731,7 @@ TEST(element_count_overflow)
     expect_reject(&b, ti_dim(r, 1, 1), "element count overflows");
 }
 
-/* n_elements fits in i64 but the byte size does not fit in u64 (§9.14) */
+/* n_elements fits in i64 but the byte size does not fit in u64 (docs/gguf.md §3) */
 TEST(byte_size_overflow)
 {
     (void)state;
@@ -1049,7 +1049,7 @@ TEST(truncate_stories)
     free(f);
 }
 
-/* Single-field corruptions of the real file at the offsets gguf.md §4.3/§5 documents. */
+/* Single-field corruptions of the real file at the offsets docs/gguf.md §2 documents. */
 TEST(mutate_stories)
 {
     (void)state;
@@ -1130,7 +1130,7 @@ TEST(odd_but_valid_files_open)
     kv_u32(&b, "general.alignment", 16);
     bb_str(&b, "flag");
     bb_u32(&b, MF_GGUF_BOOL);
-    bb_u8(&b, 2);  /* not 0/1: accepted as true, like llama.cpp (gguf.md §1) */
+    bb_u8(&b, 2);  /* not 0/1: accepted as true, like llama.cpp (docs/gguf.md §1) */
     tinfo(&b, "late", 1, ne, MF_TYPE_F32, 32);
     tinfo(&b, "early", 1, ne, MF_TYPE_F32, 0);
     while (b.n % 16) bb_u8(&b, 0xEE);

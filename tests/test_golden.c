@@ -1,7 +1,7 @@
 /* test_golden.c — the engine against the committed reference outputs of tests/golden/.
  *
  * The goldens were computed by tools/reference.py, an independent float64 NumPy
- * implementation written from the specs (tests/golden/README.md says how, and what each
+ * implementation written from the formats' and models' descriptions, not from the engine (tests/golden/README.md says how, and what each
  * field of manifest.json means). One cmocka test per case of the manifest:
  *
  *   1. the model: a shared file ($MINFER_MODELS), or regenerated with the recorded mkmodel

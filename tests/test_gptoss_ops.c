@@ -1,13 +1,13 @@
 /* test_gptoss_ops.c — the gpt-oss specific pieces of the CPU backend, one at a time, on a
  * model built in memory so every weight is chosen by the test:
- *   - YaRN frequencies and mscale against gpt-oss-arch.md §3.5 (values and formula)
+ *   - YaRN frequencies and mscale against docs/moe.md §4 (values and formula)
  *   - attention sinks (a sink that dominates; a sink that ties with the keys)
  *   - the sliding window boundary (key at distance W - 1 seen, at distance W not) and the
  *     ring buffer of the window cache across many decode steps
  *   - the router: top-k by value, ties to the lower expert, softmax over the k only
  *   - the clamped SwiGLU at its limits
  *   - only the selected experts' bytes are read (the others are NaN)
- * Each expected value is computed in the test from the spec's formula with plain loops.
+ * Each expected value is computed in the test from the formula (docs/moe.md) with plain loops.
  */
 #include <math.h>
 #include <stdlib.h>
@@ -33,9 +33,9 @@ static void yarn_frequencies(void **state)
     hp.yarn_attn_factor = 1;
     float f[32];
     float ms = mf_rope_freqs(&hp, 150000.0f, f);
-    /* mscale = 1 + 0.1 ln 32 (gpt-oss-arch.md §3.5) */
+    /* mscale = 1 + 0.1 ln 32 (docs/moe.md §4) */
     assert_true(fabsf(ms - 1.3465736f) < 1e-6f);
-    /* the spec's table (llama.cpp column; it accumulates powers in float, we compute them in
+    /* llama.cpp's frequencies (docs/moe.md §4; it accumulates powers in float, we compute them in
      * double: relative agreement 1e-5) */
     const int idx[] = {0, 1, 4, 8, 9, 10, 12, 14, 16, 17, 18, 20, 24, 28, 31};
     const double want[] = {1.0, 6.890443e-1, 2.254180e-1, 5.081327e-2, 3.162075e-2, 1.945097e-2,

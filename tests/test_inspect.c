@@ -371,7 +371,7 @@ static void stories_text(void **state)
     line_after(r.out, "special ids:", b, sizeof b);
     assert_non_null(strstr(b, "bos 1 eos 2 unk 0 pad 4294967295 (none"));
     assert_string_equal(line_after(r.out, "chat template:", b, sizeof b), "absent");
-    /* tensor 1: output_norm.weight, 64 floats at 14176 + 131072 (gguf.md §5.1) */
+    /* tensor 1: output_norm.weight, 64 floats at 14176 + 131072 (docs/gguf.md §2) */
     line_after(r.out, "      1  output_norm.weight", b, sizeof b);
     assert_non_null(strstr(b, "F32"));
     assert_non_null(strstr(b, " 256 "));

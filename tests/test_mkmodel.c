@@ -1,9 +1,9 @@
-/* test_mkmodel.c — tools/mkmodel writes what the architecture specs describe.
+/* test_mkmodel.c — tools/mkmodel writes what the architectures require (docs/forward.md §1).
  *
  * Each test runs the built mkmodel into a temporary file, reopens it with the GGUF reader
- * and checks: every metadata key of llama-arch.md §2 / gpt-oss-arch.md §1.2 (type and
+ * and checks: every metadata key of docs/forward.md §1 (type and
  * value), the tokenizer keys and the layout of the synthetic vocabularies, every tensor's
- * name, shape and type (llama-arch.md §3, gpt-oss-arch.md §2), and that the dequantized
+ * name, shape and type (docs/forward.md §1), and that the dequantized
  * weights have the statistics mkmodel promises (standard deviation 1/sqrt(n_in) for the
  * matrices, gains in [0.9, 1.1], ...). Quantized files are compared with the F32 file of
  * the same seed, which holds the very values they quantize. Also: determinism (same
@@ -157,7 +157,7 @@ static int cmp_str(const void *a, const void *b)
     return c ? c : (x->len > y->len) - (x->len < y->len);
 }
 
-/* token strings must be unique (tokenizer-spm.md §1) */
+/* token strings must be unique (docs/tokenizer.md §1) */
 static void expect_unique_tokens(const mf_gguf_kv *tokens)
 {
     mf_str *s = malloc((size_t)tokens->arr_n * sizeof *s);
@@ -198,7 +198,7 @@ static void check_llama_tiny(const mf_gguf *g, uint32_t type)
     expect_u32(g, "llama.vocab_size", TINY_V);
     assert_null(mf_gguf_find_kv(g, "llama.attention.key_length"));   /* hd = d / H */
 
-    /* 9·L + 3 tensors (llama-arch.md §3) */
+    /* 9·L + 3 tensors (docs/forward.md §1) */
     assert_int_equal(mf_gguf_n_tensors(g), 9 * TINY_L + 3);
     expect_tensor(g, "token_embd.weight", type, TINY_D, TINY_V, 1);
     expect_tensor(g, "output_norm.weight", MF_TYPE_F32, TINY_D, 1, 1);
@@ -218,7 +218,7 @@ static void check_llama_tiny(const mf_gguf *g, uint32_t type)
 #undef T
     }
 
-    /* the synthetic SPM vocabulary (tokenizer-spm.md §1): <unk> <s> </s>, bytes, pieces */
+    /* the synthetic SPM vocabulary (docs/tokenizer.md §1): <unk> <s> </s>, bytes, pieces */
     expect_str(g, "tokenizer.ggml.model", "llama");
     const mf_gguf_kv *tokens = expect_arr(g, "tokenizer.ggml.tokens", MF_GGUF_STR, TINY_V);
     const mf_gguf_kv *types = expect_arr(g, "tokenizer.ggml.token_type", MF_GGUF_I32, TINY_V);
@@ -335,7 +335,7 @@ static void llama_mixed_types(void **state)
     unlink(path);
 }
 
-/* the TinyLlama shape (llama-arch.md §5), cut to one layer and a small vocabulary so the
+/* the TinyLlama shape (docs/reference.md §2), cut to one layer and a small vocabulary so the
  * test stays small: keys, and the shapes that involve GQA 32/4 and FFN 5632 */
 static void llama_tinyllama_shape(void **state)
 {
@@ -408,7 +408,7 @@ static void llama_vocab_from(void **state)
 
 /* ---------------------------------------------------------------- gpt-oss */
 
-/* The keys of gpt-oss-arch.md §1.2 with the given values. */
+/* The keys of docs/forward.md §1 with the given values. */
 static void check_gpt_oss_keys(const mf_gguf *g, uint32_t L, uint32_t ctx, uint32_t d, uint32_t H, uint32_t Hkv,
                                uint32_t hd, uint32_t E, uint32_t k, uint32_t F, uint32_t W)
 {
@@ -434,7 +434,7 @@ static void check_gpt_oss_keys(const mf_gguf *g, uint32_t L, uint32_t ctx, uint3
     expect_str(g, "tokenizer.ggml.pre", "gpt-4o");
 }
 
-/* 19·L + 3 tensors of gpt-oss-arch.md §2 with the types of the ggml-org release */
+/* 19·L + 3 tensors of docs/forward.md §1 with the types of the ggml-org release */
 static void check_gpt_oss_tensors(const mf_gguf *g, int L, int64_t d, int64_t H, int64_t Hkv, int64_t hd,
                                   int64_t E, int64_t F, int64_t V, uint32_t mt, uint32_t et)
 {
@@ -469,8 +469,8 @@ static void check_gpt_oss_tensors(const mf_gguf *g, int L, int64_t d, int64_t H,
     }
 }
 
-/* The synthetic byte-level vocabulary: the 256 byte tokens in GPT-2 order (tokenizer-o200k.md
- * §3: '!' = 0, space = 220), every merge "a b" has its token "ab", the 15 harmony tokens
+/* The synthetic byte-level vocabulary: the 256 byte tokens in GPT-2 order (docs/tokenizer.md §4
+ * docs/tokenizer.md §4.1: '!' = 0, space = 220), every merge "a b" has its token "ab", the 15 harmony tokens
  * start at `first_special` and bos/eos/pad point at the right ones. */
 static void check_bpe_vocab(const mf_gguf *g, uint64_t V, uint64_t first_special)
 {
@@ -568,7 +568,7 @@ static void gpt_oss_20b_shape(void **state)
     unlink(path);
 }
 
-/* The real 201088-token layout (tokenizer-o200k.md §2), on a model of width 32 without
+/* The real 201088-token layout (docs/tokenizer.md §1), on a model of width 32 without
  * layers so that the file stays small. */
 static void gpt_oss_real_vocab(void **state)
 {

@@ -1,7 +1,7 @@
 /* test_plan.c — `minfer plan`: the arithmetic of engine/plan.c and the driver end to end.
  *
  * Every expected number is worked out by hand in a comment from the tensor shapes and the
- * formulas of plan.h (row bytes from gguf.md §6: F32 4 B per value, F16 2, Q8_0 34 B per 32,
+ * formulas of plan.h (row bytes from docs/gguf.md §1: F32 4 B per value, F16 2, Q8_0 34 B per 32,
  * MXFP4 17 B per 32, IQ4_NL 18 B per 32). Byte counts are integers and compared exactly;
  * speeds are one double division and compared to 1e-9 relative (a few ulps of the inputs).
  *
@@ -840,7 +840,7 @@ static void cli_cpu_record(void **state)
 
 /* ---- the gpt-oss-20b-shaped file: the writer's sparse mode, data a hole ---- */
 
-/* gpt-oss-arch.md §1.2 and §2 with the ggml-org types: 24 layers x 19 tensors + 3 = 459 */
+/* docs/forward.md §1 with the ggml-org types: 24 layers x 19 tensors + 3 = 459 */
 static const char *write_20b_header(const char *name)
 {
     mf_gguf_writer *w = mf_gguf_writer_new();
@@ -892,7 +892,7 @@ static const char *write_20b_header(const char *name)
     return path;
 }
 
-/* gpt-oss-20b (ggml-org layout, gpt-oss-arch.md §2):
+/* gpt-oss-20b (ggml-org layout, docs/forward.md §1):
  *   per layer: attn_q, attn_output 4096 x 3060 and 2880 x 4352 = 12,533,760 each;
  *     attn_k, attn_v 512 x 3060 = 1,566,720 each; F32: attn_norm, attn_output.bias,
  *     post_attention_norm 11,520 each, attn_q.bias 16,384, k/v biases 2,048 each, sinks 256,

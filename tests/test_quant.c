@@ -2,7 +2,7 @@
  *   - fp16 / bf16 / E8M0 conversions against independent formulas (exhaustive over all
  *     16-bit patterns, every round-to-nearest-even tie, the F16C instruction as a second
  *     opinion on random floats);
- *   - every worked example of quant-formats.md §7 and mxfp4.md §6, bit for bit;
+ *   - every worked example of docs/quantization.md §7, bit for bit;
  *   - quantize -> dequantize on random N(0,1) data per type, with error bounds derived
  *     from the format (stated at each check), plus all-zero, constant, huge and tiny blocks.
  * The fast path (activations, integer dots, matmul tiles) is tested in test_quant_dot.c. */
@@ -35,7 +35,7 @@ static float from_bits(uint32_t u)
 
 /* ================================================================ fp16 */
 
-/* binary16 by the definition (quant-formats.md §2), in double: an independent decoder. */
+/* binary16 by the definition (docs/quantization.md §1), in double: an independent decoder. */
 static double fp16_by_formula(uint16_t h)
 {
     int s = h >> 15, e = (h >> 10) & 31, m = h & 1023;
@@ -46,7 +46,7 @@ static double fp16_by_formula(uint16_t h)
 static void fp16_spec_examples(void **state)
 {
     (void)state;
-    /* quant-formats.md §2 */
+    /* docs/quantization.md §1 */
     assert_true(mf_fp16_to_f32(0x3C00) == 1.0f);
     assert_true(mf_fp16_to_f32(0x2E66) == 0.0999755859375f);
     assert_true(mf_fp16_to_f32(0xAE66) == -0.0999755859375f);
@@ -152,7 +152,7 @@ static void fp16_vs_f16c(void **state)
 static void bf16_conversions(void **state)
 {
     (void)state;
-    assert_true(mf_bf16_to_f32(0x3F80) == 1.0f);   /* quant-formats.md §2 */
+    assert_true(mf_bf16_to_f32(0x3F80) == 1.0f);   /* docs/quantization.md §1 */
     assert_true(mf_bf16_to_f32(0xC040) == -3.0f);
     for (uint32_t h = 0; h < 65536; h++) {  /* decode = shift; encode(decode) = identity */
         float f = mf_bf16_to_f32((uint16_t)h);
@@ -176,12 +176,12 @@ static void bf16_conversions(void **state)
 static void e8m0_values(void **state)
 {
     (void)state;
-    /* mxfp4.md §3: 2^(e-127); e = 0 is the subnormal 2^-127; 255 is NaN (OCP) */
+    /* docs/quantization.md §2: 2^(e-127); e = 0 is the subnormal 2^-127; 255 is NaN (OCP) */
     for (int e = 0; e < 255; e++) assert_true(mf_e8m0_to_f32((uint8_t)e) == ldexpf(1, e - 127));
     assert_true(mf_e8m0_to_f32(0) != 0 && mf_e8m0_to_f32(0) < 1.18e-38f);
     assert_true(isnan(mf_e8m0_to_f32(255)));
     assert_true(mf_e8m0_to_f32(127) == 1.0f);
-    /* the halved scale llama.cpp uses: its bit patterns for e = 0, 1 (mxfp4.md §3) */
+    /* the halved scale llama.cpp uses: its bit patterns for e = 0, 1 (docs/quantization.md §2) */
     assert_int_equal(bits(mf_e8m0_half(0)), 0x00200000);
     assert_int_equal(bits(mf_e8m0_half(1)), 0x00400000);
     assert_int_equal(bits(mf_e8m0_half(2)), 1u << 23);
@@ -200,7 +200,7 @@ static void expect_values(const float *y, int first, const float *want, int n)
 static void example_q4_0(void **state)
 {
     (void)state;
-    /* quant-formats.md §7.1 */
+    /* docs/quantization.md §7 */
     const uint8_t blk[18] = {0x66, 0xAE, 0x63, 0x18, 0xCD, 0x72, 0x27, 0xDC, 0x81,
                              0x36, 0xEB, 0x90, 0x45, 0xFA, 0xAF, 0x54, 0x09, 0xBE};
     float y[32];
@@ -209,14 +209,14 @@ static void example_q4_0(void **state)
     const float hi[8] = {0.199951172f, 0.699829102f, -0.399902344f, 0.0999755859f, 0.599853516f, -0.49987793f, -0.0f, 0.49987793f};
     expect_values(y, 0, lo, 8);
     expect_values(y, 16, hi, 8);
-    assert_true(y[0] == 0.4998779296875f);  /* (3 - 8)·(-0.0999755859375), the spec's check */
+    assert_true(y[0] == 0.4998779296875f);  /* (3 - 8)·(-0.0999755859375), worked by hand */
     assert_true(signbit(y[1]));            /* 0·(negative d) is -0 */
 }
 
 static void example_q8_0(void **state)
 {
     (void)state;
-    /* quant-formats.md §7.2 */
+    /* docs/quantization.md §7 */
     const uint8_t blk[34] = {0x3D, 0x2A, 0x9C, 0xB9, 0xD6, 0xF3, 0x10, 0x2D, 0x4A, 0x67, 0x84, 0xA1,
                              0xBE, 0xDB, 0xF8, 0x15, 0x32, 0x4F, 0x6C, 0x89, 0xA6, 0xC3, 0xE0, 0xFD,
                              0x1A, 0x37, 0x54, 0x71, 0x8E, 0xAB, 0xC8, 0xE5, 0x02, 0x1F};
@@ -231,11 +231,11 @@ static void example_q8_0(void **state)
 static void example_q4_k(void **state)
 {
     (void)state;
-    /* quant-formats.md §7.3: header bytes, then qs[k] = (37k + 11) mod 256 */
+    /* docs/quantization.md §7: header bytes, then qs[k] = (37k + 11) mod 256 */
     uint8_t blk[144] = {0x66, 0x2E, 0x66, 0x24, 0xC5, 0x4A, 0x8F, 0x13,
                         0x87, 0x21, 0xFE, 0x40, 0x9C, 0x3B, 0x71, 0xE2};
     for (int k = 0; k < 128; k++) blk[16 + k] = (uint8_t)((37 * k + 11) % 256);
-    assert_int_equal(blk[16 + 127], 0x66);  /* the last byte of the spec's dump */
+    assert_int_equal(blk[16 + 127], 0x66);  /* the last byte of the worked block */
     const int sc[8] = {5, 10, 15, 19, 60, 27, 33, 2}, mn[8] = {7, 33, 62, 0, 41, 3, 55, 30};
     for (int g = 0; g < 8; g++) {
         int s, m;
@@ -257,7 +257,7 @@ static void example_mxfp4(void **state)
 {
     (void)state;
     float y[32];
-    /* quant-formats.md §7.4: codes 0,2,4,...,14 then 1,3,...,15; scale 2^-1 */
+    /* docs/quantization.md §7: codes 0,2,4,...,14 then 1,3,...,15; scale 2^-1 */
     const uint8_t a[17] = {0x7E, 0x10, 0x32, 0x54, 0x76, 0x98, 0xBA, 0xDC, 0xFE,
                            0x0F, 0x1E, 0x2D, 0x3C, 0x4B, 0x5A, 0x69, 0x78};
     mf_dequantize_row(MF_TYPE_MXFP4, a, y, 32);
@@ -266,7 +266,7 @@ static void example_mxfp4(void **state)
     expect_values(y, 16, a16, 8);
     assert_true(signbit(y[4]));  /* code 8 is E2M1 -0 */
 
-    /* mxfp4.md §6, cases A (e = 0x7E) and B (e = 0x81), same codes */
+    /* docs/quantization.md §7, cases A (e = 0x7E) and B (e = 0x81), same codes */
     uint8_t b[17] = {0x7E, 0xF0, 0x01, 0xE2, 0x13, 0xD4, 0x25, 0xC6, 0x37,
                      0xB8, 0x49, 0xAA, 0x5B, 0x9C, 0x6D, 0x8E, 0x7F};
     const float caseA[32] = {0, 0.25f, 0.5f, 0.75f, 1, 1.5f, 2, 3, 0, -0.25f, -0.5f, -0.75f, -1, -1.5f, -2, -3,
@@ -335,7 +335,7 @@ static void check_block32(uint32_t type, const float *x, const uint8_t *blk, con
     if (type == MF_TYPE_MXFP4) {
         int e = amax > 0 ? (int)floor(log2((double)amax)) + 125 : 0;
         if (e < 0) e = 0;
-        assert_int_equal(blk[0], e);  /* mxfp4.md §5: floor(log2(max)) - 2 + 127 */
+        assert_int_equal(blk[0], e);  /* docs/quantization.md §3: floor(log2(max)) - 2 + 127 */
         double s = ldexp(1, blk[0] - 127);
         for (int i = 0; i < 32; i++) {
             double r = fabs(x[i]) / s, gap = r <= 2 ? 0.25 : r <= 4 ? 0.5 : r <= 6 ? 1 : 2;

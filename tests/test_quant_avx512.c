@@ -34,7 +34,7 @@ static const uint32_t TYPES[] = {MF_TYPE_Q4_0, MF_TYPE_Q4_1, MF_TYPE_Q5_0, MF_TY
                                  MF_TYPE_Q2_K, MF_TYPE_Q3_K, MF_TYPE_Q4_K, MF_TYPE_Q5_K, MF_TYPE_Q6_K};
 #define N_TYPES (sizeof TYPES / sizeof TYPES[0])
 
-/* Byte offsets of the fp16 block scale and of the fp16 min (-1: none), quant-formats.md §1;
+/* Byte offsets of the fp16 block scale and of the fp16 min (-1: none), docs/quantization.md §2;
  * MXFP4's scale is the E8M0 byte at 0. */
 static int d_at(uint32_t t)
 {
@@ -60,7 +60,7 @@ static void exact_row(uint32_t type, mf_rng *rng, int64_t n, uint8_t *q)
         uint8_t *blk = q + (size_t)b * ti->size;
         int e = (int)(mf_rng_u64(rng) % 3);  /* scale 2^(e-1) */
         if (type == MF_TYPE_MXFP4) {
-            blk[0] = (uint8_t)(127 + e);     /* 2^(e8m0 - 128), mxfp4.md §3 */
+            blk[0] = (uint8_t)(127 + e);     /* 2^(e8m0 - 128), docs/quantization.md §2 */
             continue;
         }
         put16(blk + d_at(type), mf_f32_to_fp16(ldexpf(1.0f, e - 1)));

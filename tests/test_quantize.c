@@ -340,7 +340,7 @@ static const int32_t IDS[] = {1, 403, 407, 261, 378, 432, 383, 286, 261, 376, 29
 #define N_IDS ((int)(sizeof IDS / sizeof IDS[0]))
 
 /* A quantized file through minfer's reference pass (exact activations) against
- * tools/reference.py (float64, written from the specs) on the same file: only float32
+ * tools/reference.py (float64, independent of the engine: docs/reference.md §1) on the same file: only float32
  * rounding differs, bound 2e-3 absolute on logits of magnitude ~10 (test_golden's atol).
  * And the fast path against the reference pass in its 8-bit activation mode (what the fast
  * path computes, up to the order of additions and rounding ties of the 8-bit codes, which

@@ -112,14 +112,14 @@ static void logits_out(void **state)
     MF_REQUIRE_FILE(model);
     const char *lf = mf_tmp_path("logits.bin");
     char cmd[2048], *a, *err;
-    /* BOS + "Once upon a time, there was" = the 8 ids of llama-arch.md §6 */
+    /* BOS + "Once upon a time, there was" = the 8 ids of docs/reference.md §1 */
     snprintf(cmd, sizeof cmd, "%s run -m %s -p 'Once upon a time, there was' -n 1 --temp 0 --logits-out %s", mf_tool_path("minfer"), model, lf);
     assert_int_equal(sh(cmd, &a, &err), 0);
     size_t n;
     float *l = (float *)mf_read_file(lf, &n);
     assert_non_null(l);
     assert_int_equal(n, 8 * 512 * sizeof(float));
-    /* spec values: position 0 logit of id 403 = 17.0235, position 7 of id 261 = 19.5159 */
+    /* llama.cpp's values (docs/reference.md §1): position 0 logit of id 403 = 17.0235, position 7 of id 261 = 19.5159 */
     assert_true(l[403] > 17.0225f && l[403] < 17.0245f);
     assert_true(l[7 * 512 + 261] > 19.5149f && l[7 * 512 + 261] < 19.5169f);
     free(l);

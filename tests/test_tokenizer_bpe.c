@@ -1,8 +1,7 @@
-/* test_tokenizer_bpe.c — byte-level BPE and the o200k pre-tokenizer (spec:
- * tokenizer-o200k.md).
+/* test_tokenizer_bpe.c — byte-level BPE and the o200k pre-tokenizer (docs/tokenizer.md §4).
  *
- * The real o200k vocabulary is not available here, so the spec's ids (e.g. "2 + 2 = 4."
- * -> 17 659 220 17 314 220 19 13) cannot be checked; instead:
+ * The real o200k vocabulary is not available here, so the ids tiktoken and llama.cpp give
+ * (e.g. "2 + 2 = 4." -> 17 659 220 17 314 220 19 13) cannot be checked; instead:
  *   - splits: a synthetic vocabulary holding the 256 byte tokens plus every expected piece
  *     as one token, so the ids reveal where the text was cut. Each expected split is
  *     stated by hand below, per alternative of the pattern (each was also confirmed with
@@ -109,7 +108,7 @@ static const split_case cases[] = {
     {{"\xC7\x85" "emal"}},                 /* U+01C5 (Lt) starts a word */
     /* mixed */
     {{"Hello", ",", " world", "!"}},
-    {{"2", " +", " ", "2", " =", " ", "4", "."}},   /* the spec's "2 + 2 = 4." split */
+    {{"2", " +", " ", "2", " =", " ", "4", "."}},   /* the "2 + 2 = 4." split of o200k */
 };
 
 static void hand_splits(void **state)

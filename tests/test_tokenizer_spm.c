@@ -1,11 +1,11 @@
-/* test_tokenizer_spm.c — the SentencePiece-style tokenizer (spec: tokenizer-spm.md).
+/* test_tokenizer_spm.c — the SentencePiece-style tokenizer (docs/tokenizer.md §3).
  *
  * References, all independent of this implementation:
  *   - llama.cpp's own test vectors for the real 32000-token Llama vocabulary
  *     (vocab-llama-spm.gguf / .inp / .out, made with add_special = 0, parse_special = 0);
- *   - the 13 stories260K vectors of spec §6 and the worked example of §4 (ids printed by
- *     llama-tokenize, copied from the spec);
- *   - the decoding checks of spec §5 (checked there against llama_detokenize);
+ *   - 13 stories260K vectors and the worked example of docs/tokenizer.md §3 (ids printed by
+ *     llama.cpp's llama-tokenize on the same file; docs/tokenizer.md §7);
+ *   - the decoding rules of docs/tokenizer.md §5 (each checked against llama_detokenize);
  *   - hand-built vocabularies for the partition, the loader's validation and byte fallback.
  * All comparisons are exact: token ids and bytes have no tolerance.
  */
@@ -109,7 +109,7 @@ static void llama_spm_vectors(void **state)
     close_model(m);
 }
 
-/* spec §6: llama-tokenize ids on stories260K (add_special = 1, parse_special = 1); all
+/* docs/tokenizer.md §7: llama-tokenize ids on stories260K (add_special = 1, parse_special = 1); all
  * but #13 also hold with parse_special = 0. */
 static void stories_vectors(void **state)
 {
@@ -143,14 +143,14 @@ static void stories_vectors(void **state)
     close_model(m);
 }
 
-/* spec §4: "Hello world" -> ▁He | ll | o | ▁w | or | ld (the merge trace is in
+/* docs/tokenizer.md §3: "Hello world" -> ▁He | ll | o | ▁w | or | ld (the merge trace is in
  * docs/tokenizer.md), and the scores that drive it. */
 static void stories_worked_example(void **state)
 {
     (void)state;
     opened m = open_model("stories260K.gguf");
     EXPECT(m.t, "Hello world", 1, 0, 1, 346, 306, 414, 263, 304, 341);
-    /* the candidates of the first merge round, with the spec's scores */
+    /* the candidates of the first merge round, with their vocabulary scores */
     static const struct { const char *text; float score; } cand[] = {
         {"\xE2\x96\x81w", -4}, {"or", -45}, {"ll", -47}, {"\xE2\x96\x81H", -61}, {"ld", -82}, {"\xE2\x96\x81He", -87}};
     for (size_t i = 0; i < sizeof cand / sizeof cand[0]; i++) {
@@ -181,7 +181,7 @@ static void expect_text(const mf_tokenizer *t, const int32_t *ids, size_t n, int
     assert_string_equal(buf, want);
 }
 
-/* spec §5, each case as the spec states it */
+/* docs/tokenizer.md §5, case by case (each checked against llama_detokenize) */
 static void stories_decoding(void **state)
 {
     (void)state;
@@ -219,7 +219,7 @@ static void stories_decoding(void **state)
  * stripped again) for text of every kind, random bytes included: byte fallback covers
  * every byte and the decoder glues the bytes back. Two exceptions, kept out of the random
  * input: a literal U+2581 decodes as a space; and a space after a broken lead byte, since
- * symbols are cut by the lead byte alone (spec §3.3 step 1), so e.g. FB swallows the next
+ * symbols are cut by the lead byte alone (docs/tokenizer.md §3), so e.g. FB swallows the next
  * three bytes, the escaped space's E2 among them, and the ▁ comes back as raw bytes. */
 static void stories_round_trip(void **state)
 {

@@ -2,7 +2,7 @@
  * holding only tokenizer.* keys, written with the GGUF writer and opened again, so the
  * tests go through the same loader as real files.
  *
- * Also an independent GPT-2 byte map (tokenizer-o200k.md §3), written from the spec's
+ * Also an independent GPT-2 byte map (docs/tokenizer.md §4.1), written from the
  * definition as a loop (the engine uses a closed form), to build byte-level token texts.
  */
 #ifndef MF_TOK_VOCAB_H
@@ -72,7 +72,7 @@ static inline void tv_free(tv_vocab *v)
     memset(v, 0, sizeof *v);
 }
 
-/* GPT-2 byte map, as the spec states it: bytes 0x21-0x7E, 0xA1-0xAC, 0xAE-0xFF keep their
+/* GPT-2 byte map, as GPT-2's encoder defines it: bytes 0x21-0x7E, 0xA1-0xAC, 0xAE-0xFF keep their
  * value; the others, in increasing order, get 256, 257, ... */
 static inline uint32_t tv_gpt2_cp(uint8_t b)
 {
@@ -154,7 +154,7 @@ static inline void tv_byte_tokens(tv_vocab *v)
 }
 
 /* A small harmony vocabulary: the byte tokens, then the specials of o200k_harmony, all
- * CONTROL in the file as the converter writes them (tokenizer-o200k.md §2), BOS/EOS/pad
+ * CONTROL in the file as the converter writes them (docs/tokenizer.md §1), BOS/EOS/pad
  * keys as in the gpt-oss GGUF, and an UNUSED "[PAD300]". Text is all byte tokens. */
 typedef struct tv_harmony { int32_t sot, eot, ret, con, chan, start, end, msg, call, pad; } tv_harmony;
 

@@ -10,12 +10,12 @@
  * Presets (the shape; every option above overrides its part):
  *   llama   tiny            d 256, 2 layers, 8 heads / 2 KV heads (hd 32), FFN 512, vocab 512,
  *                           ctx 512: every row is a multiple of 256, so every type fits
- *           tinyllama-1.1b  TinyLlama-1.1B (llama-arch.md §5): d 2048, 22 layers, 32/4 heads,
+ *           tinyllama-1.1b  TinyLlama-1.1B (docs/reference.md §2): d 2048, 22 layers, 32/4 heads,
  *                           FFN 5632, vocab 32000, ctx 2048, rope base 10000, eps 1e-5
  *   gpt-oss tiny            d 128, 4 layers, 4/2 heads of 16 (so H·hd = 64 != d), 4 experts
  *                           top-2 of width 96, window 8, ctx 256, YaRN 32 over 4096 (all three
  *                           ramp regimes occur with hd 16), a small byte-level BPE vocabulary
- *           gpt-oss-20b     gpt-oss-arch.md §1: 24 layers, d 2880, 64/8 heads of 64, 32 experts
+ *           gpt-oss-20b     docs/forward.md §1: 24 layers, d 2880, 64/8 heads of 64, 32 experts
  *                           top-4 of width 2880, vocab 201088, window 128, ctx 131072, base
  *                           150000, YaRN 32 over 4096; MXFP4 experts, Q8_0 attention,
  *                           embedding and output, F32 norms, biases, sinks and router
@@ -162,7 +162,7 @@ static int64_t vocab_find(const vocab *v, const char *s)
 }
 
 /* Append a token; returns its id (or the existing id of an equal string: token strings
- * must be unique, tokenizer-spm.md §1). */
+ * must be unique, docs/tokenizer.md §1). */
 static int64_t vocab_add(vocab *v, const char *s, int32_t type, float score)
 {
     int64_t id = vocab_find(v, s);
@@ -208,7 +208,7 @@ static const char *const WORDS[] = {
 };
 #define N_WORDS (sizeof WORDS / sizeof WORDS[0])
 
-/* SentencePiece-style vocabulary (tokenizer-spm.md): <unk>, <s>, </s>, the 256 byte tokens
+/* SentencePiece-style vocabulary (docs/tokenizer.md §3): <unk>, <s>, </s>, the 256 byte tokens
  * <0x00>..<0xFF>, single characters, then every prefix of "▁word" for the word list, with
  * scores 0, −1, −2, … in that order (a higher score merges first), padded with UNUSED
  * <unusedN> tokens up to n. */
@@ -250,7 +250,7 @@ static int vocab_spm(vocab *v, int64_t n, mf_err *err)
     return 0;
 }
 
-/* GPT-2 byte map (tokenizer-o200k.md §3): printable bytes map to themselves, the other 68
+/* GPT-2 byte map (docs/tokenizer.md §4.1): printable bytes map to themselves, the other 68
  * bytes to U+0100, U+0101, ... in increasing order. */
 static uint32_t gpt2_byte_cp(int b)
 {
@@ -269,7 +269,7 @@ static int utf8_put(char *out, uint32_t cp)
     return 2;  /* the byte map only reaches U+0143 */
 }
 
-/* The 15 harmony tokens in id order from <|startoftext|> (tokenizer-o200k.md §2). */
+/* The 15 harmony tokens in id order from <|startoftext|> (docs/tokenizer.md §1). */
 static const char *const HARMONY[] = {
     "<|startoftext|>", "<|endoftext|>", "<|reserved_200000|>", "<|reserved_200001|>",
     "<|return|>", "<|constrain|>", "<|reserved_200004|>", "<|channel|>", "<|start|>",
@@ -295,7 +295,7 @@ static void bpe_merge(vocab *v, const char *a, const char *b)
     vocab_add(v, t, TT_NORMAL, 0.0f);
 }
 
-/* Byte-level BPE vocabulary in the layout of o200k_harmony (tokenizer-o200k.md): the 256
+/* Byte-level BPE vocabulary in the layout of o200k_harmony (docs/tokenizer.md §4): the 256
  * byte tokens in GPT-2 order (bytes 0x21.. first, space = id 220), then for each word the
  * left-to-right merges of "Ġword" and "word" (rank = order of creation), then — when n
  * leaves room — "[PAD<id>]" UNUSED fillers so that the 15 harmony tokens start at
@@ -609,7 +609,7 @@ static int any_quantized(const plan *p)
     return 0;
 }
 
-/* Keys of llama-arch.md §2 (what the converter writes for TinyLlama). */
+/* Keys of docs/forward.md §1 (what the converter writes for TinyLlama). */
 static int meta_llama(mf_gguf_writer *w, const cfg *c)
 {
     int rc = 0;
@@ -630,7 +630,7 @@ static int meta_llama(mf_gguf_writer *w, const cfg *c)
     return rc ? -1 : 0;
 }
 
-/* Keys of gpt-oss-arch.md §1.2, in the order of the ggml-org file. */
+/* Keys of docs/forward.md §1, in the order of the ggml-org file. */
 static int meta_gpt_oss(mf_gguf_writer *w, const cfg *c)
 {
     int rc = 0;
@@ -796,7 +796,7 @@ static int parse_args(int argc, char **argv, cfg *c)
     if (has_type[2]) c->output_type = types[2];
     if (has_type[3]) c->expert_type = types[3];
 
-    /* shape rules of the architectures (llama-arch.md §1-2, gpt-oss-arch.md §1) */
+    /* shape rules of the architectures (docs/forward.md §1) */
     if (c->arch == ARCH_LLAMA && c->head_dim == 0) {
         if (c->dim % c->heads) {
             fprintf(stderr, "mkmodel: --dim %lld is not a multiple of --heads %lld (or give --head-dim)\n",

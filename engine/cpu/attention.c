@@ -8,7 +8,7 @@
  *   M = max(max_t s_t, S_j),  Z = Σ_t e^{s_t - M} + e^{S_j - M}
  *   o_j = Σ_t (e^{s_t - M} / Z) · v_{g,t}
  *
- * (llama-arch.md §4.1 step 5 and §4.5; gpt-oss-arch.md §3.2 step 5.) Work is split over
+ * (docs/forward.md §2; the sink: docs/moe.md §2.) Work is split over
  * (row, kv head) pairs; each thread keeps its scores in its own scratch rows. This is the plain
  * two-pass softmax — the CPU twin of the GPU's online-softmax flash attention.
  */

@@ -229,7 +229,7 @@ static void cpu_rmsnorm(mf_backend *be, mf_bstate *st, const float *x, const mf_
     for (int r = 0; r < rows; r++) {
         const float *xr = x + (size_t)r * d;
         float *o = out + (size_t)r * d;
-        /* sum of squares in double, scale in float (llama-arch.md §4.2) */
+        /* sum of squares in double, scale in float (docs/forward.md §2) */
         double ss = 0.0;
         for (int64_t i = 0; i < d; i++) ss += (double)xr[i] * xr[i];
         float scale = 1.0f / sqrtf((float)(ss / (double)d) + eps);

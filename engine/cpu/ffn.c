@@ -30,7 +30,7 @@ void mf_cpu_ffn(mf_backend *be, mf_bstate *st, const mf_weight *const W[3], cons
     cpu_backend *cb = be->impl;
     int n = st->n;
     int64_t F = W[0]->ne[1];
-    /* x += W_down · (silu(W_gate·h) ⊙ (W_up·h))   (llama-arch.md §4.1 step 8) */
+    /* x += W_down · (silu(W_gate·h) ⊙ (W_up·h))   (docs/forward.md §2) */
     const mf_weight *b[2] = {NULL, NULL};
     float *out[2] = {st->ff_g, st->ff_u};
     mf_cpu_matmul_group(be, st, 2, W, b, out, h, n);

@@ -1,4 +1,4 @@
-/* moe.c — the mixture-of-experts block of gpt-oss on the CPU (gpt-oss-arch.md §3.2, 9–13).
+/* moe.c — the mixture-of-experts block of gpt-oss on the CPU (docs/moe.md §1).
  *
  *   r   = W_r h + b_r                          router logits, one per expert
  *   S   = the k largest r_e (ties: lower e)    top-k selection

@@ -1,6 +1,6 @@
 /* test_cuda_attention.c — flash_attn.cu against a plain attention in float64 on the host:
  *   s_t = q·k_t·scale over the visible keys (t <= p; p − t < window on sliding layers),
- *   softmax with the sink joining the denominator (gpt-oss-arch.md §3.2 step 5), Σ w_t·v_t.
+ *   softmax with the sink joining the denominator (docs/moe.md §2), Σ w_t·v_t.
  * Cases: decode (n = 1) through the flash-decoding split + combine and through the one-pass
  * kernel, at sequence lengths 1, 7, 64, 333, 2048; prompts of 7, 64, 333 and 2048 rows at
  * positions 0 and 50; GQA ratios 1, 4, 8; head dims 64 and 128 (unrolled instances) and 8,
@@ -64,7 +64,7 @@ static void attn_ref(const acase *c, int slots, const float *q, const float *kf,
 static void run_case(mf_rng *r, const acase *c)
 {
     int H = c->G * c->Hkv, hd = c->hd;
-    /* ring buffer as mf_kv_slots sizes it for steps of at most n tokens */
+    /* ring buffer as mf_mem_kv_slots sizes it for steps of at most n tokens */
     int slots = c->window ? (c->window + c->n - 1 < c->n_ctx ? c->window + c->n - 1 : c->n_ctx) : c->n_ctx;
     size_t cn = (size_t)c->Hkv * slots * hd, qn = (size_t)c->n * H * hd;
     float *kf = rand_vec(r, cn, 1.0f), *vf = rand_vec(r, cn, 1.0f), *k0 = NULL, *v0 = NULL;

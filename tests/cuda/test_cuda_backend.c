@@ -1,7 +1,7 @@
 /* test_cuda_backend.c — the whole CUDA backend (backend_cuda.cu: upload, session state,
  * step protocol, CUDA graphs) through the session API, against the CPU backend on
  * stories260K.gguf (all F32, so both sides compute in fp32):
- *   - the llama-arch.md §6 prompt: the greedy argmax per position is the spec's, all logits
+ *   - the docs/reference.md §1 prompt: the greedy argmax per position is llama.cpp's, all logits
  *     agree with the CPU within 1e-4·max|logit| (float32 cache) / 5e-3 (binary16 cache:
  *     keys and values rounded to 11 bits, relative 4.9e-4, through 5 layers);
  *   - 40 decoded tokens, teacher-forced with the CPU's choice: logits within the same

@@ -1,4 +1,4 @@
-/* test_cuda_moe.c — moe.cu against the MoE block of gpt-oss-arch.md §3.2 (steps 9–13)
+/* test_cuda_moe.c — moe.cu against the MoE block of docs/moe.md §1 (steps 9–13)
  * computed on the host in float64 from mf_dequantize_row'd weights:
  *   - router logits (F32, fp32 GEMV or SGEMM): |err| <= 1e-5·Σ|w·h| + 1e-6;
  *   - selection and routing weights: exactly the CPU's rule (engine/cpu/moe.c: larger logit

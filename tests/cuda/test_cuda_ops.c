@@ -1,5 +1,5 @@
 /* test_cuda_ops.c — the small kernels against their CPU twins:
- *   rmsnorm_kernel vs the formula in float64 (llama-arch.md §4.2): |err| <= 1e-5·|ref| + 1e-7
+ *   rmsnorm_kernel vs the formula in float64 (docs/forward.md §2): |err| <= 1e-5·|ref| + 1e-7
  *     (the scale is one float rounding away, the tree sum of squares ~1e-7 relative);
  *   rope_kv_kernel vs mf_rope_apply on the same cos/sin table (mf_rope_cos_sin): q and the
  *     cached k bit for bit, v copied bit for bit, binary16 caches equal to mf_f32_to_fp16 of

@@ -6,7 +6,7 @@
  *
  * When the file holds a vocabulary the tokenizer loads it, then encodes a text the fuzzer
  * controls too: the bytes after the last tensor (after the metadata when there are no
- * tensors), which a valid file may carry (gguf.md §9: trailing bytes are accepted). The ids
+ * tensors), which a valid file may carry (docs/gguf.md §3: trailing bytes are accepted). The ids
  * are decoded again, and every token of the vocabulary is rendered as a piece. */
 #include <stdint.h>
 #include <stddef.h>
