@@ -10,8 +10,10 @@
 #include "ctx.cuh"
 #include "math.cuh"
 
-namespace mf_kernels {  // in every kernel name: the racecheck filter (ctx.cuh)
-namespace {
+namespace mf_kernels
+{  // in every kernel name: the racecheck filter (ctx.cuh)
+namespace
+{
 
 __global__ void swiglu_kernel(float *g, const float *u, int64_t n)
 {

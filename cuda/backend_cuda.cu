@@ -56,17 +56,18 @@ extern "C" {
 struct mf_bmodel {
     const mf_model *m;
     void *base;
-    const uint8_t **dev;      /* [mf_model_n_weights] device address of each weight, or NULL */
+    const uint8_t **dev; /* [mf_model_n_weights] device address of each weight, or NULL */
     int refs;
     mf_bmodel *next;
 };
 
-namespace {
+namespace
+{
 
 struct cu_backend {
     int device;
-    mf_bmodel *models;        /* prepared models */
-    int capturing;            /* states of this backend inside a stream capture */
+    mf_bmodel *models; /* prepared models */
+    int capturing;     /* states of this backend inside a stream capture */
 };
 
 struct cu_state {
@@ -100,7 +101,7 @@ struct cu_state {
     cudaGraph_t graph;
     cudaGraphExec_t exec;
     int have_graph;
-    uint64_t bytes;           /* device memory allocated (memory.h mf_mem_cuda_state) */
+    uint64_t bytes; /* device memory allocated (memory.h mf_mem_cuda_state) */
 };
 
 cu_backend *impl(mf_backend *be) { return (cu_backend *)be->impl; }
@@ -221,8 +222,8 @@ void cu_state_free(mf_backend *be, mf_bstate *bst)
         if (st->vc && st->vc[l]) cudaFree(st->vc[l]);
     }
     for (int i = 0; i < st->n_tabs; i++) cudaFree(st->tabs[i]);
-    void *dev[] = {st->d_params, st->part_o, st->part_ml, st->ff_g, st->ff_u, st->logits, st->selw, st->eg,
-                   st->eu, st->hg, st->ey, st->sel, st->counts, st->perm, st->inv, st->d_arg};
+    void *dev[] = {st->d_params, st->part_o, st->part_ml, st->ff_g, st->ff_u,   st->logits, st->selw, st->eg,
+                   st->eu,       st->hg,     st->ey,      st->sel,  st->counts, st->perm,   st->inv,  st->d_arg};
     for (void *p : dev)
         if (p) cudaFree(p);
     void *pinned[] = {st->h_params, st->counts_host, st->h_arg};
@@ -279,7 +280,7 @@ mf_bstate *cu_state_new(mf_backend *be, mf_bmodel *bm, const mf_state_opts *o, m
         mf_errf(err, "out of memory");
         goto fail;
     }
-    if (mf_cu_ctx_init(&st->c, 0, 0, err)) goto fail;  /* stream, cuBLAS, device limits */
+    if (mf_cu_ctx_init(&st->c, 0, 0, err)) goto fail; /* stream, cuBLAS, device limits */
     {
         /* flash-decoding splits: full layers see up to n_ctx keys, sliding ones the window */
         int span_swa = hp->window > 0 && hp->window < o->n_ctx ? hp->window : o->n_ctx;
@@ -333,8 +334,9 @@ mf_bstate *cu_state_new(mf_backend *be, mf_bmodel *bm, const mf_state_opts *o, m
         goto fail;
     }
     if (mem.sum.total > free_b) {
-        mf_errf(err, "CUDA backend: the session (KV cache, %d positions, and scratch) needs %.1f MiB of GPU memory "
-                     "but only %.1f MiB of %.1f MiB are free",
+        mf_errf(err,
+                "CUDA backend: the session (KV cache, %d positions, and scratch) needs %.1f MiB of GPU memory "
+                "but only %.1f MiB of %.1f MiB are free",
                 o->n_ctx, mem.sum.total / 1048576.0, free_b / 1048576.0, total_b / 1048576.0);
         goto fail;
     }
@@ -351,9 +353,9 @@ mf_bstate *cu_state_new(mf_backend *be, mf_bmodel *bm, const mf_state_opts *o, m
     if ((e = cudaHostAlloc((void **)&st->h_params, sizeof(int32_t) * (size_t)(B + 1), cudaHostAllocDefault)) !=
             cudaSuccess ||
         (e = cudaHostAlloc((void **)&st->h_arg, sizeof(int32_t), cudaHostAllocDefault)) != cudaSuccess ||
-        (hp->n_experts > 0 && (e = cudaHostAlloc((void **)&st->counts_host,
-                                                 sizeof(int32_t) * 2 * (size_t)(hp->n_experts + 1),
-                                                 cudaHostAllocDefault)) != cudaSuccess)) {
+        (hp->n_experts > 0 &&
+         (e = cudaHostAlloc((void **)&st->counts_host, sizeof(int32_t) * 2 * (size_t)(hp->n_experts + 1),
+                            cudaHostAllocDefault)) != cudaSuccess)) {
         mf_cu_err(err, e, "cudaHostAlloc of the step buffers");
         goto fail;
     }
@@ -365,12 +367,13 @@ mf_bstate *cu_state_new(mf_backend *be, mf_bmodel *bm, const mf_state_opts *o, m
     /* ---- zeroed KV cache (no slot is ever read uninitialized), RoPE tables */
     for (int l = 0; l < L; l++) {
         size_t bytes = (size_t)mf_mem_kv_layer_bytes(hp, l, o);
-        if ((e = cudaMemset(st->kc[l], 0, bytes)) != cudaSuccess || (e = cudaMemset(st->vc[l], 0, bytes)) != cudaSuccess) {
+        if ((e = cudaMemset(st->kc[l], 0, bytes)) != cudaSuccess ||
+            (e = cudaMemset(st->vc[l], 0, bytes)) != cudaSuccess) {
             mf_cu_err(err, e, "cudaMemset of the KV cache");
             goto fail;
         }
     }
-    for (int l = 0, filled[2] = {0, 0}; l < L; l++) {  /* each table from the first layer that uses it */
+    for (int l = 0, filled[2] = {0, 0}; l < L; l++) { /* each table from the first layer that uses it */
         int t = mf_mem_rope_table(hp, l);
         st->rcos[l] = st->tabs[2 * t];
         st->rsin[l] = st->tabs[2 * t + 1];
@@ -419,8 +422,10 @@ int cu_step_begin(mf_backend *be, mf_bstate *bst, const int32_t *tokens, int n, 
     if (!mf_cu_check(c, cudaEventSynchronize(st->params_copied), "CUDA backend: wait for the step copy")) return 0;
     st->h_params[0] = pos0;
     memcpy(st->h_params + 1, tokens, sizeof(int32_t) * (size_t)n);
-    if (!mf_cu_check(c, cudaMemcpyAsync(st->d_params, st->h_params, sizeof(int32_t) * (size_t)(n + 1),
-                                        cudaMemcpyHostToDevice, c->stream), "CUDA backend: copy of the step") ||
+    if (!mf_cu_check(c,
+                     cudaMemcpyAsync(st->d_params, st->h_params, sizeof(int32_t) * (size_t)(n + 1),
+                                     cudaMemcpyHostToDevice, c->stream),
+                     "CUDA backend: copy of the step") ||
         !mf_cu_check(c, cudaEventRecord(st->params_copied, c->stream), "CUDA backend: cudaEventRecord"))
         return 0;
     if (n != 1 || st->o.no_graph || eager) return 0;
@@ -634,7 +639,7 @@ void cu_free(mf_backend *be)
     if (!be) return;
     cu_backend *cb = impl(be);
     if (cb) {
-        while (cb->models) {  /* prepares without their unprepare */
+        while (cb->models) { /* prepares without their unprepare */
             mf_bmodel *next = cb->models->next;
             free_bmodel(cb->models);
             cb->models = next;
@@ -667,7 +672,7 @@ extern "C" mf_backend *mf_backend_cuda_new(int device, mf_err *err)
     }
     cb->device = device;
     be->name = "cuda";
-    be->kv_f16_default = 1;  /* half the cache traffic */
+    be->kv_f16_default = 1; /* half the cache traffic */
     snprintf(be->device_name, sizeof be->device_name, "%.80s (sm_%d%d, %d SMs)", p.name, p.major, p.minor,
              p.multiProcessorCount);
     be->impl = cb;

@@ -25,9 +25,10 @@ extern "C" double mf_cuda_bandwidth(int device, size_t bytes, int reps)
     bool ok = cudaSetDevice(device) == cudaSuccess && cudaMalloc(&src, bytes) == cudaSuccess &&
               cudaMalloc(&dst, bytes) == cudaSuccess && cudaMemset(src, 1, bytes) == cudaSuccess &&
               cudaEventCreate(&t0) == cudaSuccess && cudaEventCreate(&t1) == cudaSuccess;
-    for (int i = -1; ok && i < reps; i++) {  /* pass −1 warms up */
+    for (int i = -1; ok && i < reps; i++) { /* pass −1 warms up */
         float t = 0;
-        ok = cudaEventRecord(t0) == cudaSuccess && cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice) == cudaSuccess &&
+        ok = cudaEventRecord(t0) == cudaSuccess &&
+             cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice) == cudaSuccess &&
              cudaEventRecord(t1) == cudaSuccess && cudaEventSynchronize(t1) == cudaSuccess &&
              cudaEventElapsedTime(&t, t0, t1) == cudaSuccess;
         if (ok && i >= 0) ms.push_back(t);

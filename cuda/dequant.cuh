@@ -28,19 +28,14 @@
 
 /* ---------------------------------------------------------------- float types, per element */
 
-template <int T>
-MF_HD float mf_dq_elem(const uint8_t *row, int64_t i)
+template <int T> MF_HD float mf_dq_elem(const uint8_t *row, int64_t i)
 {
-    if constexpr (T == MF_TYPE_F32)
-        return mf_bits_f32(mf_ld_u32(row + 4 * i));
-    else if constexpr (T == MF_TYPE_F16)
-        return mf_h2f(mf_ld_u16(row + 2 * i));
-    else
-        return mf_bf2f(mf_ld_u16(row + 2 * i));
+    if constexpr (T == MF_TYPE_F32) return mf_bits_f32(mf_ld_u32(row + 4 * i));
+    else if constexpr (T == MF_TYPE_F16) return mf_h2f(mf_ld_u16(row + 2 * i));
+    else return mf_bf2f(mf_ld_u16(row + 2 * i));
 }
 
-template <int T>
-constexpr bool mf_is_float_type = T == MF_TYPE_F32 || T == MF_TYPE_F16 || T == MF_TYPE_BF16;
+template <int T> constexpr bool mf_is_float_type = T == MF_TYPE_F32 || T == MF_TYPE_F16 || T == MF_TYPE_BF16;
 
 /* ---------------------------------------------------------------- 32-element blocks */
 
@@ -251,8 +246,7 @@ MF_HD void mf_dq_q6_k(const uint8_t *blk, int c, float *y)
 
 /* Elements [32·ch, 32·ch + 32) of a row of type T into y[0..31]. For the float types the row
  * must hold them (n a multiple of 32); GEMV handles other widths itself. */
-template <int T>
-MF_HD void mf_dq32(const uint8_t *row, int64_t ch, float *y)
+template <int T> MF_HD void mf_dq32(const uint8_t *row, int64_t ch, float *y)
 {
     if constexpr (mf_is_float_type<T>) {
         for (int j = 0; j < 32; j++) y[j] = mf_dq_elem<T>(row, 32 * ch + j);
@@ -284,19 +278,31 @@ MF_HD void mf_dq32(const uint8_t *row, int64_t ch, float *y)
 
 /* Run f(std::integral_constant<int, T>) for the runtime type; false for a type without
  * kernels. The one place that lists the 14 supported types (as types.c does). */
-template <typename F>
-bool mf_type_dispatch(uint32_t type, F &&f)
+template <typename F> bool mf_type_dispatch(uint32_t type, F &&f)
 {
+    /* a table of cases, one type per row (clang-format would pack it) */
+    /* clang-format off */
     switch (type) {
 #define MF_CASE(T) \
     case T: f(std::integral_constant<int, T>()); return true;
-    MF_CASE(MF_TYPE_F32) MF_CASE(MF_TYPE_F16) MF_CASE(MF_TYPE_BF16)
-    MF_CASE(MF_TYPE_Q4_0) MF_CASE(MF_TYPE_Q4_1) MF_CASE(MF_TYPE_Q5_0) MF_CASE(MF_TYPE_Q5_1)
-    MF_CASE(MF_TYPE_Q8_0) MF_CASE(MF_TYPE_Q2_K) MF_CASE(MF_TYPE_Q3_K) MF_CASE(MF_TYPE_Q4_K)
-    MF_CASE(MF_TYPE_Q5_K) MF_CASE(MF_TYPE_Q6_K) MF_CASE(MF_TYPE_MXFP4)
+    MF_CASE(MF_TYPE_F32)
+    MF_CASE(MF_TYPE_F16)
+    MF_CASE(MF_TYPE_BF16)
+    MF_CASE(MF_TYPE_Q4_0)
+    MF_CASE(MF_TYPE_Q4_1)
+    MF_CASE(MF_TYPE_Q5_0)
+    MF_CASE(MF_TYPE_Q5_1)
+    MF_CASE(MF_TYPE_Q8_0)
+    MF_CASE(MF_TYPE_Q2_K)
+    MF_CASE(MF_TYPE_Q3_K)
+    MF_CASE(MF_TYPE_Q4_K)
+    MF_CASE(MF_TYPE_Q5_K)
+    MF_CASE(MF_TYPE_Q6_K)
+    MF_CASE(MF_TYPE_MXFP4)
 #undef MF_CASE
     default: return false;
     }
+    /* clang-format on */
 }
 
 #endif

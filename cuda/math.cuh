@@ -52,16 +52,10 @@ MF_HD float mf_swiglu_oai(float g, float u, float limit, float alpha)
  * e^(m − max(m, m')) — mf_sm_rescale gives that factor — and two states (from two blocks of
  * flash-decoding) merge the same way. −∞ means "nothing seen yet"; it must not produce
  * e^(−∞ − (−∞)) = NaN, hence the guard. */
-MF_HD float mf_sm_rescale(float m_old, float m_new)
-{
-    return m_old == -INFINITY ? 0.0f : expf(m_old - m_new);
-}
+MF_HD float mf_sm_rescale(float m_old, float m_new) { return m_old == -INFINITY ? 0.0f : expf(m_old - m_new); }
 
 /* weight of one score s in a state whose running maximum is m (masked: s = −∞ → 0) */
-MF_HD float mf_sm_weight(float s, float m)
-{
-    return s == -INFINITY ? 0.0f : expf(s - m);
-}
+MF_HD float mf_sm_weight(float s, float m) { return s == -INFINITY ? 0.0f : expf(s - m); }
 
 /* Finish a state with an attention sink S (docs/moe.md §2): the sink joins the
  * maximum and the denominator only. Returns the factor that turns o into the output:

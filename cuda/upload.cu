@@ -21,9 +21,10 @@ extern "C" {
 #include "model.h"
 }
 
-namespace {
+namespace
+{
 
-constexpr size_t STAGE_BYTES = 32u << 20;  /* each of the two pinned staging buffers */
+constexpr size_t STAGE_BYTES = 32u << 20; /* each of the two pinned staging buffers */
 constexpr size_t ALIGN = 256;
 
 }  // namespace
@@ -56,13 +57,16 @@ int mf_cu_upload_model(const mf_model *m, void **base_out, const uint8_t **dev, 
     cudaEvent_t done[2] = {nullptr, nullptr};
     cudaStream_t s = nullptr;
     int rc = 0, buf = 0;
-    uint64_t uploaded = 0;  /* bytes handed to the copy engine */
+    uint64_t uploaded = 0; /* bytes handed to the copy engine */
     if ((e = cudaMalloc((void **)&base, total ? total : ALIGN)) != cudaSuccess) {
         rc = mf_cu_err(err, e, "cudaMalloc of the weights");
         base = nullptr;
         goto out;
     }
-    if ((e = cudaStreamCreate(&s)) != cudaSuccess) { rc = mf_cu_err(err, e, "cudaStreamCreate"); goto out; }
+    if ((e = cudaStreamCreate(&s)) != cudaSuccess) {
+        rc = mf_cu_err(err, e, "cudaStreamCreate");
+        goto out;
+    }
     for (int b = 0; b < 2; b++) {
         if ((e = cudaHostAlloc((void **)&stage[b], STAGE_BYTES, cudaHostAllocDefault)) != cudaSuccess) {
             stage[b] = nullptr;

@@ -49,8 +49,8 @@
 #include "model.h"
 
 typedef struct mf_backend mf_backend;
-typedef struct mf_bmodel mf_bmodel;   /* per-model state (prepare), opaque, backend-defined */
-typedef struct mf_bstate mf_bstate;   /* per-session state (state_new), opaque, backend-defined */
+typedef struct mf_bmodel mf_bmodel; /* per-model state (prepare), opaque, backend-defined */
+typedef struct mf_bstate mf_bstate; /* per-session state (state_new), opaque, backend-defined */
 
 /* Progress of a long step, for a driver's progress line: `done` of `total` bytes. */
 typedef void (*mf_progress_fn)(void *user, uint64_t done, uint64_t total);
@@ -60,16 +60,16 @@ typedef void (*mf_progress_fn)(void *user, uint64_t done, uint64_t total);
 typedef void (*mf_matmul_observer)(void *user, const mf_weight *W, int matrix, const float *x, int rows);
 
 typedef struct mf_state_opts {
-    int n_ctx;               /* positions the KV cache holds */
-    int max_batch;           /* most tokens in one step */
-    int kv_f16;              /* 1: KV cache in binary16, 0: float32 */
-    int no_graph;            /* 1: never capture/replay (debug hooks, `minfer check`) */
+    int n_ctx;     /* positions the KV cache holds */
+    int max_batch; /* most tokens in one step */
+    int kv_f16;    /* 1: KV cache in binary16, 0: float32 */
+    int no_graph;  /* 1: never capture/replay (debug hooks, `minfer check`) */
 } mf_state_opts;
 
 struct mf_backend {
-    const char *name;        /* "cpu", "cuda" */
-    char device_name[128];   /* "Intel Xeon ... (2 threads)", "NVIDIA H100 80GB HBM3" */
-    int kv_f16_default;      /* the KV cache type when the session leaves it open: 0 float32
+    const char *name;      /* "cpu", "cuda" */
+    char device_name[128]; /* "Intel Xeon ... (2 threads)", "NVIDIA H100 80GB HBM3" */
+    int kv_f16_default;    /* the KV cache type when the session leaves it open: 0 float32
                                 (CPU: exact), 1 binary16 (GPU: half the cache traffic) */
     void *impl;
 
@@ -103,16 +103,15 @@ struct mf_backend {
     /* x[i] = dequantized row tokens[i] of emb */
     void (*embed)(mf_backend *be, mf_bstate *st, const mf_weight *emb, float *x);
     /* out[r] = x[r] / sqrt(mean(x[r]^2) + eps) * g, for `rows` rows of width g->ne[0] */
-    void (*rmsnorm)(mf_backend *be, mf_bstate *st, const float *x, const mf_weight *g, float eps,
-                    float *out, int rows);
+    void (*rmsnorm)(mf_backend *be, mf_bstate *st, const float *x, const mf_weight *g, float eps, float *out, int rows);
     /* out[r] (+)= W * in[r] (+ b), rows of width W->ne[0] in, W->ne[1] out.
      * accumulate = 1 adds into out (residual connections). b may be NULL or absent. */
-    void (*matmul)(mf_backend *be, mf_bstate *st, const mf_weight *W, const mf_weight *b,
-                   const float *in, float *out, int rows, int accumulate);
+    void (*matmul)(mf_backend *be, mf_bstate *st, const mf_weight *W, const mf_weight *b, const float *in, float *out,
+                   int rows, int accumulate);
     /* q, k, v = W[0] h (+ b[0]), W[1] h (+ b[1]), W[2] h (+ b[2]): the projections of one
      * layer, matrices of one input width (a bias may be absent) */
-    void (*qkv)(mf_backend *be, mf_bstate *st, const mf_weight *const W[3], const mf_weight *const b[3],
-                const float *h, float *q, float *k, float *v);
+    void (*qkv)(mf_backend *be, mf_bstate *st, const mf_weight *const W[3], const mf_weight *const b[3], const float *h,
+                float *q, float *k, float *v);
     /* RoPE on q and k at the step's positions, then append k and v to layer l's cache */
     void (*rope_kv)(mf_backend *be, mf_bstate *st, int l, float *q, const float *k, const float *v);
     /* causal GQA attention of layer l for the step's queries over its cache (sliding window

@@ -15,17 +15,17 @@
 #include "tokenizer.h"
 
 enum mf_chat_format {
-    MF_CHAT_NONE = 0,        /* raw prompt */
-    MF_CHAT_ZEPHYR,          /* <|user|>\n...</s>\n<|assistant|>\n  (TinyLlama-Chat) */
-    MF_CHAT_LLAMA2,          /* [INST] <<SYS>>...<</SYS>> ... [/INST] */
-    MF_CHAT_CHATML,          /* <|im_start|>user\n...<|im_end|>\n<|im_start|>assistant\n */
-    MF_CHAT_HARMONY,         /* gpt-oss harmony */
+    MF_CHAT_NONE = 0, /* raw prompt */
+    MF_CHAT_ZEPHYR,   /* <|user|>\n...</s>\n<|assistant|>\n  (TinyLlama-Chat) */
+    MF_CHAT_LLAMA2,   /* [INST] <<SYS>>...<</SYS>> ... [/INST] */
+    MF_CHAT_CHATML,   /* <|im_start|>user\n...<|im_end|>\n<|im_start|>assistant\n */
+    MF_CHAT_HARMONY,  /* gpt-oss harmony */
 };
 
 typedef struct mf_chat_opts {
-    const char *system;      /* system prompt (harmony: developer instructions), may be NULL */
-    const char *reasoning;   /* harmony: "low" | "medium" | "high" (NULL: medium) */
-    const char *date;        /* harmony: "YYYY-MM-DD" for the Current date line, NULL: none */
+    const char *system;    /* system prompt (harmony: developer instructions), may be NULL */
+    const char *reasoning; /* harmony: "low" | "medium" | "high" (NULL: medium) */
+    const char *date;      /* harmony: "YYYY-MM-DD" for the Current date line, NULL: none */
 } mf_chat_opts;
 
 /* Format from a name ("zephyr", "llama2", "chatml", "harmony", "none"); -1 if unknown. */
@@ -56,13 +56,13 @@ char *mf_chat_render(int fmt, const char *user, const mf_chat_opts *o, mf_err *e
 enum mf_harmony_channel { MF_HCH_NONE = 0, MF_HCH_ANALYSIS, MF_HCH_COMMENTARY, MF_HCH_FINAL };
 
 typedef struct mf_harmony {
-    int state;               /* internal: header / channel / content / wait */
-    int channel;             /* enum mf_harmony_channel of the current content */
-    int has_recipient;       /* the current message is addressed (" to=...") */
-    char header[256];        /* role and channel text of the current header (NUL-terminated,
+    int state;         /* internal: header / channel / content / wait */
+    int channel;       /* enum mf_harmony_channel of the current content */
+    int has_recipient; /* the current message is addressed (" to=...") */
+    char header[256];  /* role and channel text of the current header (NUL-terminated,
                                 cut at 255 bytes) */
     size_t header_len;
-    size_t channel_off;      /* where the text after the last <|channel|> starts in header */
+    size_t channel_off; /* where the text after the last <|channel|> starts in header */
     int32_t tok_start, tok_channel, tok_message, tok_end, tok_return, tok_call, tok_constrain;
 } mf_harmony;
 

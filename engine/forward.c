@@ -38,7 +38,7 @@ int mf_forward_step(const mf_forward *f, const int32_t *tokens, int n, int pos0,
         if (f->hook) hook_rc = f->hook(f->hook_user, -1, n, &hook_err);
         for (int l = 0; l < hp->n_layers; l++) {
             const mf_layer *L = &m->layers[l];
-            if (L->skip) continue;  /* --skip-layers: x passes through unchanged (prune.h) */
+            if (L->skip) continue; /* --skip-layers: x passes through unchanged (prune.h) */
             const mf_weight *wqkv[3] = {&L->wq, &L->wk, &L->wv}, *bqkv[3] = {&L->bq, &L->bk, &L->bv};
             be->rmsnorm(be, st, b->x, &L->attn_norm, hp->eps, b->h, n);
             be->qkv(be, st, wqkv, bqkv, b->h, b->q, b->k, b->v);

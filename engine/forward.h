@@ -28,7 +28,7 @@ typedef struct mf_forward {
     mf_backend *be;
     mf_bstate *st;
     mf_fwd_bufs buf;
-    mf_fwd_hook hook;        /* NULL: none. With a hook every step runs eagerly (backend.h) */
+    mf_fwd_hook hook; /* NULL: none. With a hook every step runs eagerly (backend.h) */
     void *hook_user;
 } mf_forward;
 

@@ -73,7 +73,7 @@ void mf_mem_bytes_per_token(const mf_gguf *g, const mf_hparams *hp, const mf_lay
     for (uint64_t i = 0; i < mf_gguf_n_tensors(g); i++) {
         const mf_gguf_tensor *t = mf_gguf_tensor_at(g, i);
         int l = mf_tensor_layer(t->name, NULL);
-        if (layers && l >= 0 && l < hp->n_layers && layers[l].skip) continue;  /* not read (prune.h) */
+        if (layers && l >= 0 && l < hp->n_layers && layers[l].skip) continue; /* not read (prune.h) */
         const mf_tensor_desc *d = desc_of(hp->arch, t->name);
         if (!strcmp(t->name, "token_embd.weight")) {
             embd_bytes = t->nbytes;
@@ -116,8 +116,8 @@ uint64_t mf_mem_kv_bytes(const mf_hparams *hp, int64_t n_ctx, int max_batch, int
 {
     uint64_t total = 0;
     for (int l = 0; l < hp->n_layers; l++)
-        total = mf_add_sat(total, mf_mul_sat((uint64_t)mf_mem_kv_slots(hp, l, n_ctx, max_batch),
-                                             kv_layer_position(hp, elem_bytes)));
+        total = mf_add_sat(
+            total, mf_mul_sat((uint64_t)mf_mem_kv_slots(hp, l, n_ctx, max_batch), kv_layer_position(hp, elem_bytes)));
     return total;
 }
 
@@ -214,9 +214,8 @@ void mf_mem_cpu_state(const mf_hparams *hp, const mf_state_opts *o, int n_thread
     out->rope_table = 4 * (size_t)o->n_ctx * half;
     uint64_t kv = 0;
     for (int l = 0; l < hp->n_layers; l++) kv = mf_add_sat(kv, 2 * mf_mem_kv_layer_bytes(hp, l, o));
-    uint64_t scratch = (uint64_t)out->tokens + out->krow + out->qx + out->tmp + 2 * (uint64_t)out->ff +
-                       out->scores + out->deq + out->router + 4 * (uint64_t)out->sel + 2 * (uint64_t)out->ex_io +
-                       out->ex_acc;
+    uint64_t scratch = (uint64_t)out->tokens + out->krow + out->qx + out->tmp + 2 * (uint64_t)out->ff + out->scores +
+                       out->deq + out->router + 4 * (uint64_t)out->sel + 2 * (uint64_t)out->ex_io + out->ex_acc;
     state_sum(&out->sum, kv, 2 * (uint64_t)mf_mem_rope_tables(hp) * out->rope_table, scratch);
 }
 

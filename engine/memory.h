@@ -63,12 +63,12 @@ int64_t mf_mem_largest_matrix(const mf_hparams *hp);
 /* ---------------------------------------------------------------- per decoded token */
 
 typedef struct mf_mem_token {
-    uint64_t embd_row;       /* one row of token_embd (0 if absent) */
-    int tied_output;         /* no output.weight: the embedding is the output matrix */
-    uint64_t dense;          /* every tensor that is not a stack of experts, read once; the
+    uint64_t embd_row;    /* one row of token_embd (0 if absent) */
+    int tied_output;      /* no output.weight: the embedding is the output matrix */
+    uint64_t dense;       /* every tensor that is not a stack of experts, read once; the
                                 embedding as one row, and whole again when it is tied */
-    uint64_t experts_all;    /* all stacked expert tensors */
-    uint64_t experts;        /* of them what a token reads: k / E of each */
+    uint64_t experts_all; /* all stacked expert tensors */
+    uint64_t experts;     /* of them what a token reads: k / E of each */
 } mf_mem_token;
 
 /* What one decoded token reads from the weights, from the file's tensor table (so that
@@ -107,7 +107,7 @@ int mf_mem_logits_rows(const mf_hparams *hp, int max_batch);
  * [logits_rows][V]. */
 typedef struct mf_mem_acts {
     size_t x, h, q, k, v, attn_out, logits;
-    uint64_t bytes;          /* all of them */
+    uint64_t bytes; /* all of them */
 } mf_mem_acts;
 void mf_mem_acts_of(const mf_hparams *hp, int max_batch, mf_mem_acts *a);
 
@@ -124,7 +124,7 @@ int mf_mem_rope_tables(const mf_hparams *hp);
 /* The three parts of a state, for reports and memory checks. */
 typedef struct mf_mem_state {
     uint64_t kv, rope, scratch;
-    uint64_t total;          /* kv + rope + scratch */
+    uint64_t total; /* kv + rope + scratch */
 } mf_mem_state;
 
 /* What cpu_state_new (engine/cpu/backend_cpu.c) allocates, buffer by buffer, in bytes; it
@@ -132,17 +132,17 @@ typedef struct mf_mem_state {
  * and its per-layer pointer arrays) is not counted. */
 typedef struct mf_mem_cpu {
     mf_mem_state sum;
-    size_t tokens;           /* the step's tokens */
-    size_t krow;             /* one rotated key row */
-    size_t qx;               /* converted activations, MF_CPU_QROWS rows (whole cache lines) */
-    size_t tmp;              /* products before they are accumulated, MF_CPU_QROWS rows */
-    size_t ff;               /* each of the FFN gate and up outputs, max_batch rows */
-    size_t scores;           /* attention scores, per thread */
-    size_t deq;              /* dequantized weight tiles of the BLAS path, per thread */
+    size_t tokens; /* the step's tokens */
+    size_t krow;   /* one rotated key row */
+    size_t qx;     /* converted activations, MF_CPU_QROWS rows (whole cache lines) */
+    size_t tmp;    /* products before they are accumulated, MF_CPU_QROWS rows */
+    size_t ff;     /* each of the FFN gate and up outputs, max_batch rows */
+    size_t scores; /* attention scores, per thread */
+    size_t deq;    /* dequantized weight tiles of the BLAS path, per thread */
     /* MoE (0 without experts): router logits; each of sel, selw, ex_tok, ex_slot; each of
      * ex_in, ex_out; ex_acc */
     size_t router, sel, ex_io, ex_acc;
-    size_t rope_table;       /* each of cos and sin of one table */
+    size_t rope_table; /* each of cos and sin of one table */
 } mf_mem_cpu;
 void mf_mem_cpu_state(const mf_hparams *hp, const mf_state_opts *o, int n_threads, mf_mem_cpu *out);
 /* bytes of layer l's K (or V) cache */
@@ -153,16 +153,16 @@ uint64_t mf_mem_kv_layer_bytes(const mf_hparams *hp, int l, const mf_state_opts 
  * backend computes it from its SM count; plan, which knows no SM count, passes the most any
  * device makes). */
 typedef struct mf_mem_cuda {
-    mf_mem_state sum;        /* device memory */
-    size_t params, arg;      /* the step (pos0 and tokens), the argmax result */
-    size_t part_o, part_ml;  /* flash-decoding partials */
-    size_t ff;               /* each of the dense FFN gate and up outputs */
+    mf_mem_state sum;       /* device memory */
+    size_t params, arg;     /* the step (pos0 and tokens), the argmax result */
+    size_t part_o, part_ml; /* flash-decoding partials */
+    size_t ff;              /* each of the dense FFN gate and up outputs */
     /* MoE (0 without experts): router logits; each of sel, selw, perm, inv; each of the
      * per-selection gate and up outputs; each of the gathered inputs and outputs; counts */
     size_t logits, sel, eg, hg, counts;
-    size_t wh, xh;           /* F16 weight tile and activations of the prompt GEMM */
-    size_t rope_table;       /* each of cos and sin of one table */
-    uint64_t pinned;         /* host: the step, the argmax result, the MoE counts */
+    size_t wh, xh;     /* F16 weight tile and activations of the prompt GEMM */
+    size_t rope_table; /* each of cos and sin of one table */
+    uint64_t pinned;   /* host: the step, the argmax result, the MoE counts */
 } mf_mem_cuda;
 void mf_mem_cuda_state(const mf_hparams *hp, const mf_state_opts *o, int nsplit, mf_mem_cuda *out);
 /* The most flash-decoding splits any device makes for a context of n_ctx: one per

@@ -55,10 +55,7 @@ int64_t mf_dim_size(const mf_hparams *hp, int dim)
     }
 }
 
-int mf_model_n_weights(const mf_model *m)
-{
-    return MF_MODEL_N_TENSORS + m->hp.n_layers * MF_LAYER_N_TENSORS;
-}
+int mf_model_n_weights(const mf_model *m) { return MF_MODEL_N_TENSORS + m->hp.n_layers * MF_LAYER_N_TENSORS; }
 
 const mf_tensor_desc *mf_model_weight_desc(int i)
 {
@@ -73,10 +70,7 @@ static mf_weight *weight_at(mf_model *m, int i)
     return (mf_weight *)((char *)&m->layers[l] + mf_model_weight_desc(i)->offset);
 }
 
-const mf_weight *mf_model_weight(const mf_model *m, int i)
-{
-    return weight_at((mf_model *)m, i);
-}
+const mf_weight *mf_model_weight(const mf_model *m, int i) { return weight_at((mf_model *)m, i); }
 
 typedef struct kreader {
     const mf_gguf *g;
@@ -107,8 +101,7 @@ static int req_u32(kreader *k, const char *suffix, int *out)
     } else if (mf_gguf_get_u32(k->g, name, &v, k->err)) {
         return -1;
     }
-    if (v > MAX_DIM * 4u)
-        return mf_errf(k->err, "%s: key '%s' = %u is out of range", mf_gguf_path(k->g), name, v);
+    if (v > MAX_DIM * 4u) return mf_errf(k->err, "%s: key '%s' = %u is out of range", mf_gguf_path(k->g), name, v);
     *out = (int)v;
     return 0;
 }
@@ -117,7 +110,10 @@ static int opt_u32(kreader *k, const char *suffix, int def, int *out)
 {
     char b[128];
     const char *name = key(k, suffix, b);
-    if (!mf_gguf_find_kv(k->g, name)) { *out = def; return 0; }
+    if (!mf_gguf_find_kv(k->g, name)) {
+        *out = def;
+        return 0;
+    }
     return req_u32(k, suffix, out);
 }
 
@@ -139,16 +135,13 @@ static int opt_str(kreader *k, const char *suffix, const char *def, const char *
     return mf_gguf_opt_str(k->g, key(k, suffix, b), def, out, k->err);
 }
 
-static int bad(kreader *k, const char *what)
-{
-    return mf_errf(k->err, "%s: %s", mf_gguf_path(k->g), what);
-}
+static int bad(kreader *k, const char *what) { return mf_errf(k->err, "%s: %s", mf_gguf_path(k->g), what); }
 
 /* A float key's value outside its domain: the message names the key and the value. */
 static int bad_f32(kreader *k, const char *suffix, float v, const char *domain)
 {
-    return mf_errf(k->err, "%s: key '%s.%s' = %g is invalid (must be %s)", mf_gguf_path(k->g), k->prefix,
-                   suffix, (double)v, domain);
+    return mf_errf(k->err, "%s: key '%s.%s' = %g is invalid (must be %s)", mf_gguf_path(k->g), k->prefix, suffix,
+                   (double)v, domain);
 }
 
 static int scale_ok(float v) { return isfinite(v) && v >= MIN_SCALE && v <= MAX_SCALE; }
@@ -165,10 +158,9 @@ static int read_common(kreader *k, mf_hparams *hp)
     if (hp->n_embd <= 0 || hp->n_embd > MAX_DIM) return bad(k, "embedding_length out of range");
     if (hp->n_layers < 0 || hp->n_layers > MAX_LAYERS) return bad(k, "block_count out of range");
     if (hp->n_heads <= 0 || hp->n_kv_heads <= 0 || hp->n_heads % hp->n_kv_heads)
-        return mf_errf(k->err, "%s: head_count %d is not a positive multiple of head_count_kv %d",
-                       mf_gguf_path(k->g), hp->n_heads, hp->n_kv_heads);
-    if (!(hp->eps > 0 && hp->eps < 1))
-        return bad_f32(k, "attention.layer_norm_rms_epsilon", hp->eps, "in (0, 1)");
+        return mf_errf(k->err, "%s: head_count %d is not a positive multiple of head_count_kv %d", mf_gguf_path(k->g),
+                       hp->n_heads, hp->n_kv_heads);
+    if (!(hp->eps > 0 && hp->eps < 1)) return bad_f32(k, "attention.layer_norm_rms_epsilon", hp->eps, "in (0, 1)");
     if (!(isfinite(hp->rope_base) && hp->rope_base > 1))
         return bad_f32(k, "rope.freq_base", hp->rope_base, "a finite number > 1");
     /* sliding-window layers may have their own base (docs/forward.md §1) */
@@ -186,8 +178,8 @@ static int read_common(kreader *k, mf_hparams *hp)
         return mf_errf(k->err, "%s: head size %d is invalid (embedding %d, %d heads, key_length absent or bad)",
                        mf_gguf_path(k->g), hp->head_dim, hp->n_embd, hp->n_heads);
     if (vlen != hp->head_dim)
-        return mf_errf(k->err, "%s: value_length %d differs from key_length %d (unsupported)",
-                       mf_gguf_path(k->g), vlen, hp->head_dim);
+        return mf_errf(k->err, "%s: value_length %d differs from key_length %d (unsupported)", mf_gguf_path(k->g), vlen,
+                       hp->head_dim);
     /* bounds every byte count derived from the shape (memory.h) */
     if ((int64_t)hp->n_heads * hp->head_dim > MAX_DIM || (int64_t)hp->n_kv_heads * hp->head_dim > MAX_DIM)
         return mf_errf(k->err, "%s: attention width head_count %d x head size %d = %lld (KV: %d x %d) exceeds %d",
@@ -235,8 +227,8 @@ static int read_rope_scaling(kreader *k, mf_hparams *hp, int allow_yarn)
         if (!scale_ok(hp->yarn_attn_factor))
             return bad_f32(k, "rope.scaling.attn_factor", hp->yarn_attn_factor, "in [0.001, 1e6]");
     } else {
-        return mf_errf(k->err, "%s: RoPE scaling type '%s' is not supported for architecture '%s'",
-                       mf_gguf_path(k->g), type, hp->arch_name);
+        return mf_errf(k->err, "%s: RoPE scaling type '%s' is not supported for architecture '%s'", mf_gguf_path(k->g),
+                       type, hp->arch_name);
     }
     return 0;
 }
@@ -265,8 +257,7 @@ int mf_hparams_read(const mf_gguf *g, mf_hparams *hp, mf_err *err)
             req_u32(&k, "expert_used_count", &hp->n_experts_used) ||
             req_u32(&k, "expert_feed_forward_length", &hp->n_ff_exp) ||
             req_u32(&k, "attention.sliding_window", &hp->window) ||
-            opt_u32(&k, "attention.sliding_window_pattern", 2, &hp->swa_pattern) ||
-            read_rope_scaling(&k, hp, 1))
+            opt_u32(&k, "attention.sliding_window_pattern", 2, &hp->swa_pattern) || read_rope_scaling(&k, hp, 1))
             return -1;
         if (hp->n_experts <= 0 || hp->n_experts > MF_MAX_EXPERTS || hp->n_experts_used <= 0 ||
             hp->n_experts_used > hp->n_experts)
@@ -275,24 +266,22 @@ int mf_hparams_read(const mf_gguf *g, mf_hparams *hp, mf_err *err)
         if (hp->n_ff_exp <= 0 || hp->n_ff_exp > MAX_DIM) return bad(&k, "expert_feed_forward_length out of range");
         if (hp->window <= 0) return bad(&k, "attention.sliding_window must be > 0");
         if (hp->swa_pattern < 2)
-            return mf_errf(err, "%s: sliding_window_pattern %d leaves no sliding layer (must be >= 2)",
-                           mf_gguf_path(g), hp->swa_pattern);
+            return mf_errf(err, "%s: sliding_window_pattern %d leaves no sliding layer (must be >= 2)", mf_gguf_path(g),
+                           hp->swa_pattern);
         hp->rope_neox = 1;
         hp->has_sinks = 1;
         /* clamped SwiGLU constants are fixed by the architecture (docs/moe.md §1) */
         hp->swiglu_limit = 7.0f;
         hp->swiglu_alpha = 1.702f;
     } else {
-        return mf_errf(err, "%s: unsupported architecture '%s' (minfer runs llama and gpt-oss)",
-                       mf_gguf_path(g), arch);
+        return mf_errf(err, "%s: unsupported architecture '%s' (minfer runs llama and gpt-oss)", mf_gguf_path(g), arch);
     }
     if (hp->n_ctx_train <= 0) return bad(&k, "context_length must be > 0");
 
     /* vocabulary size: <arch>.vocab_size, else the token list */
     const mf_gguf_kv *tokens = mf_gguf_find_kv(g, "tokenizer.ggml.tokens");
     int vsize;
-    if (opt_u32(&k, "vocab_size", tokens && tokens->type == MF_GGUF_ARR ? (int)tokens->arr_n : 0, &vsize))
-        return -1;
+    if (opt_u32(&k, "vocab_size", tokens && tokens->type == MF_GGUF_ARR ? (int)tokens->arr_n : 0, &vsize)) return -1;
     if (vsize <= 0 || vsize > MAX_VOCAB)
         return mf_errf(err, "%s: vocabulary size %d is invalid (vocab_size key or tokenizer.ggml.tokens)",
                        mf_gguf_path(g), vsize);
@@ -310,9 +299,9 @@ int mf_layer_slides(const mf_hparams *hp, int l)
 typedef struct wloader {
     mf_model *m;
     mf_err *err;
-    char missing[640];      /* names of missing tensors, for one message */
+    char missing[640]; /* names of missing tensors, for one message */
     int n_missing;
-    int failed;             /* a non-"missing" error is in err */
+    int failed; /* a non-"missing" error is in err */
 } wloader;
 
 /* The checks on a tensor's values, made once at load where they are cheap: vectors (norms,
@@ -331,7 +320,11 @@ static void check_values(wloader *w, mf_weight *dst, const mf_gguf_tensor *t, in
         float v;
         memcpy(&v, (const uint8_t *)t->data + 4 * bad_at, 4);
         mf_errf(w->err, "%s: tensor '%s' holds %s at element %lld (norms, biases, sinks and routers must be finite)",
-                w->m->path, t->name, isnan(v) ? "NaN" : v > 0 ? "+inf" : "-inf", (long long)bad_at);
+                w->m->path, t->name,
+                isnan(v) ? "NaN"
+                : v > 0  ? "+inf"
+                         : "-inf",
+                (long long)bad_at);
         w->failed = 1;
         return;
     }
@@ -387,9 +380,9 @@ static void bind(wloader *w, int i)
     for (int j = 0; j < 4; j++) ok &= t->ne[j] == want[j];
     char tb[32];
     if (!ok) {
-        mf_errf(w->err, "%s: tensor '%s' has shape [%lld, %lld, %lld, %lld], expected [%lld, %lld, %lld]",
-                m->path, name, (long long)t->ne[0], (long long)t->ne[1], (long long)t->ne[2],
-                (long long)t->ne[3], (long long)want[0], (long long)want[1], (long long)want[2]);
+        mf_errf(w->err, "%s: tensor '%s' has shape [%lld, %lld, %lld, %lld], expected [%lld, %lld, %lld]", m->path,
+                name, (long long)t->ne[0], (long long)t->ne[1], (long long)t->ne[2], (long long)t->ne[3],
+                (long long)want[0], (long long)want[1], (long long)want[2]);
         w->failed = 1;
         return;
     }
@@ -400,8 +393,8 @@ static void bind(wloader *w, int i)
         return;
     }
     if (vector && t->type != MF_TYPE_F32) {
-        mf_errf(w->err, "%s: tensor '%s' has type %s; minfer expects F32 for norms, biases and sinks",
-                m->path, name, mf_type_name(t->type, tb));
+        mf_errf(w->err, "%s: tensor '%s' has type %s; minfer expects F32 for norms, biases and sinks", m->path, name,
+                mf_type_name(t->type, tb));
         w->failed = 1;
         return;
     }
@@ -434,7 +427,10 @@ int mf_model_check_metadata(const mf_gguf *g, mf_err *err)
 mf_model *mf_model_load(const char *path, mf_err *err)
 {
     mf_model *m = calloc(1, sizeof *m);
-    if (!m) { mf_errf(err, "%s: out of memory", path); return NULL; }
+    if (!m) {
+        mf_errf(err, "%s: out of memory", path);
+        return NULL;
+    }
     m->path = strdup(path);
     m->gguf = mf_gguf_open(path, err);
     if (!m->path || !m->gguf || mf_hparams_read(m->gguf, &m->hp, err)) goto fail;
@@ -445,27 +441,36 @@ mf_model *mf_model_load(const char *path, mf_err *err)
 
     wloader w = {.m = m, .err = err};
     m->layers = calloc(hp->n_layers ? (size_t)hp->n_layers : 1, sizeof *m->layers);
-    if (!m->layers) { mf_errf(err, "%s: out of memory", path); goto fail; }
+    if (!m->layers) {
+        mf_errf(err, "%s: out of memory", path);
+        goto fail;
+    }
     for (int i = 0; i < mf_model_n_weights(m) && !w.failed; i++) bind(&w, i);
     if (w.failed) goto fail;
-    if (!m->output.name) {  /* tied embeddings (docs/forward.md §1) */
+    if (!m->output.name) { /* tied embeddings (docs/forward.md §1) */
         m->output = m->tok_embd;
         m->tied_output = 1;
     }
     for (int l = 0; l < hp->n_layers; l++) m->layers[l].sliding = mf_layer_slides(hp, l);
     if (w.n_missing) {
-        mf_errf(err, "%s: %d required tensor%s missing: %s%s", path, w.n_missing,
-                w.n_missing > 1 ? "s are" : " is", w.missing, w.n_missing > 6 ? ", ..." : "");
+        mf_errf(err, "%s: %d required tensor%s missing: %s%s", path, w.n_missing, w.n_missing > 1 ? "s are" : " is",
+                w.missing, w.n_missing > 6 ? ", ..." : "");
         goto fail;
     }
 
     /* RoPE frequencies per layer (a sliding layer may have its own base) */
     m->rope_freq = calloc(hp->n_layers ? (size_t)hp->n_layers : 1, sizeof *m->rope_freq);
-    if (!m->rope_freq) { mf_errf(err, "%s: out of memory", path); goto fail; }
+    if (!m->rope_freq) {
+        mf_errf(err, "%s: out of memory", path);
+        goto fail;
+    }
     for (int l = 0; l < hp->n_layers; l++) {
         m->layers[l].rope_base = m->layers[l].sliding ? hp->rope_base_swa : hp->rope_base;
         m->rope_freq[l] = malloc((size_t)(hp->n_rot / 2) * sizeof(float));
-        if (!m->rope_freq[l]) { mf_errf(err, "%s: out of memory", path); goto fail; }
+        if (!m->rope_freq[l]) {
+            mf_errf(err, "%s: out of memory", path);
+            goto fail;
+        }
         m->rope_mscale = mf_rope_freqs(hp, m->layers[l].rope_base, m->rope_freq[l]);
     }
 
@@ -505,7 +510,8 @@ uint64_t mf_model_macs_per_token(const mf_model *m)
             if (mf_layer_tensors[i].kind == MF_W_VECTOR) continue;
             uint64_t e = elements(mf_layer_weight(&m->layers[l], i));
             /* a stack of experts: k of its E matrices per token */
-            if (mf_tensor_per_expert(&mf_layer_tensors[i])) e = e / (uint64_t)hp->n_experts * (uint64_t)hp->n_experts_used;
+            if (mf_tensor_per_expert(&mf_layer_tensors[i]))
+                e = e / (uint64_t)hp->n_experts * (uint64_t)hp->n_experts_used;
             macs += e;
         }
     return macs;

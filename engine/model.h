@@ -24,14 +24,14 @@ enum mf_arch { MF_ARCH_LLAMA = 0, MF_ARCH_GPT_OSS = 1 };
 /* One weight tensor as the forward pass sees it: a stack of ne[2] matrices of ne[1] rows of
  * ne[0] elements (rows are output features, ne[0] the input width; docs/gguf.md §1). */
 typedef struct mf_weight {
-    const char *name;        /* NULL: the tensor is absent (optional tensors, e.g. biases) */
+    const char *name; /* NULL: the tensor is absent (optional tensors, e.g. biases) */
     uint32_t type;
     int64_t ne[4];
-    size_t row_bytes;        /* bytes of one row of ne[0] elements */
+    size_t row_bytes; /* bytes of one row of ne[0] elements */
     size_t nbytes;
-    const void *data;        /* host bytes, in the mapping (an F32 vector the file places at an
+    const void *data; /* host bytes, in the mapping (an F32 vector the file places at an
                                 address that is not a multiple of 4: an aligned copy, model.c) */
-    int slot;                /* index of this tensor in the model's weight list (mf_model_weight);
+    int slot;         /* index of this tensor in the model's weight list (mf_model_weight);
                                 a tied output has the embedding's. A backend that keeps a
                                 copy of the tensor (a GPU) finds it by this index in its own
                                 table: the model holds nothing of any device (backend.h) */
@@ -56,44 +56,46 @@ typedef struct mf_weight {
 enum mf_wkind { MF_W_MATRIX = 0, MF_W_VECTOR = 1, MF_W_ROUTER = 2 };
 enum mf_wuse { MF_USE_NONE = 0, MF_USE_REQ = 1, MF_USE_OPT = 2 };
 enum mf_dim { MF_DIM_1, MF_DIM_D, MF_DIM_Q, MF_DIM_KV, MF_DIM_H, MF_DIM_FF, MF_DIM_E, MF_DIM_FE, MF_DIM_V };
+/* clang-format off */
 #define MF_REQ(name) {MF_USE_REQ, name}
 #define MF_OPT(name) {MF_USE_OPT, name}
 #define MF_NONE {MF_USE_NONE, NULL}
+/* clang-format on */
 
 /* X(field, kind, nd, e0, e1, e2, llama, gpt_oss) */
-#define MF_MODEL_TENSORS(X)                                                                                   \
-    X(tok_embd, MF_W_MATRIX, 2, D, V, 1, MF_REQ("token_embd.weight"), MF_REQ("token_embd.weight"))             \
-    X(output_norm, MF_W_VECTOR, 1, D, 1, 1, MF_REQ("output_norm.weight"), MF_REQ("output_norm.weight"))        \
-    /* absent: the output matrix is the embedding (tied, model.c) */                                          \
+#define MF_MODEL_TENSORS(X)                                                                             \
+    X(tok_embd, MF_W_MATRIX, 2, D, V, 1, MF_REQ("token_embd.weight"), MF_REQ("token_embd.weight"))      \
+    X(output_norm, MF_W_VECTOR, 1, D, 1, 1, MF_REQ("output_norm.weight"), MF_REQ("output_norm.weight")) \
+    /* absent: the output matrix is the embedding (tied, model.c) */                                    \
     X(output, MF_W_MATRIX, 2, D, V, 1, MF_OPT("output.weight"), MF_OPT("output.weight"))
 
-#define MF_LAYER_TENSORS(X)                                                                                   \
-    X(attn_norm, MF_W_VECTOR, 1, D, 1, 1, MF_REQ("attn_norm.weight"), MF_REQ("attn_norm.weight"))              \
-    /* projections and their biases (gpt-oss has biases; llama.cpp accepts them on llama too) */              \
-    X(wq, MF_W_MATRIX, 2, D, Q, 1, MF_REQ("attn_q.weight"), MF_REQ("attn_q.weight"))                           \
-    X(bq, MF_W_VECTOR, 1, Q, 1, 1, MF_OPT("attn_q.bias"), MF_REQ("attn_q.bias"))                               \
-    X(wk, MF_W_MATRIX, 2, D, KV, 1, MF_REQ("attn_k.weight"), MF_REQ("attn_k.weight"))                          \
-    X(bk, MF_W_VECTOR, 1, KV, 1, 1, MF_OPT("attn_k.bias"), MF_REQ("attn_k.bias"))                              \
-    X(wv, MF_W_MATRIX, 2, D, KV, 1, MF_REQ("attn_v.weight"), MF_REQ("attn_v.weight"))                          \
-    X(bv, MF_W_VECTOR, 1, KV, 1, 1, MF_OPT("attn_v.bias"), MF_REQ("attn_v.bias"))                              \
-    X(wo, MF_W_MATRIX, 2, Q, D, 1, MF_REQ("attn_output.weight"), MF_REQ("attn_output.weight"))                 \
-    X(bo, MF_W_VECTOR, 1, D, 1, 1, MF_OPT("attn_output.bias"), MF_REQ("attn_output.bias"))                     \
-    /* per-head sink logits (gpt-oss) */                                                                      \
-    X(sinks, MF_W_VECTOR, 1, H, 1, 1, MF_NONE, MF_REQ("attn_sinks.weight"))                                    \
-    /* the norm before the FFN: llama's ffn_norm, gpt-oss's post_attention_norm */                            \
-    X(ffn_norm, MF_W_VECTOR, 1, D, 1, 1, MF_REQ("ffn_norm.weight"), MF_REQ("post_attention_norm.weight"))      \
-    /* dense SwiGLU FFN (llama) */                                                                            \
-    X(ffn_gate, MF_W_MATRIX, 2, D, FF, 1, MF_REQ("ffn_gate.weight"), MF_NONE)                                  \
-    X(ffn_up, MF_W_MATRIX, 2, D, FF, 1, MF_REQ("ffn_up.weight"), MF_NONE)                                      \
-    X(ffn_down, MF_W_MATRIX, 2, FF, D, 1, MF_REQ("ffn_down.weight"), MF_NONE)                                  \
-    /* mixture of experts (gpt-oss): router, stacked expert matrices [ne0, ne1, E] and biases */              \
-    X(router, MF_W_ROUTER, 2, D, E, 1, MF_NONE, MF_REQ("ffn_gate_inp.weight"))                                 \
-    X(router_b, MF_W_VECTOR, 1, E, 1, 1, MF_NONE, MF_REQ("ffn_gate_inp.bias"))                                 \
-    X(gate_exps, MF_W_MATRIX, 3, D, FE, E, MF_NONE, MF_REQ("ffn_gate_exps.weight"))                            \
-    X(gate_exps_b, MF_W_VECTOR, 2, FE, E, 1, MF_NONE, MF_REQ("ffn_gate_exps.bias"))                            \
-    X(up_exps, MF_W_MATRIX, 3, D, FE, E, MF_NONE, MF_REQ("ffn_up_exps.weight"))                                \
-    X(up_exps_b, MF_W_VECTOR, 2, FE, E, 1, MF_NONE, MF_REQ("ffn_up_exps.bias"))                                \
-    X(down_exps, MF_W_MATRIX, 3, FE, D, E, MF_NONE, MF_REQ("ffn_down_exps.weight"))                            \
+#define MF_LAYER_TENSORS(X)                                                                               \
+    X(attn_norm, MF_W_VECTOR, 1, D, 1, 1, MF_REQ("attn_norm.weight"), MF_REQ("attn_norm.weight"))         \
+    /* projections and their biases (gpt-oss has biases; llama.cpp accepts them on llama too) */          \
+    X(wq, MF_W_MATRIX, 2, D, Q, 1, MF_REQ("attn_q.weight"), MF_REQ("attn_q.weight"))                      \
+    X(bq, MF_W_VECTOR, 1, Q, 1, 1, MF_OPT("attn_q.bias"), MF_REQ("attn_q.bias"))                          \
+    X(wk, MF_W_MATRIX, 2, D, KV, 1, MF_REQ("attn_k.weight"), MF_REQ("attn_k.weight"))                     \
+    X(bk, MF_W_VECTOR, 1, KV, 1, 1, MF_OPT("attn_k.bias"), MF_REQ("attn_k.bias"))                         \
+    X(wv, MF_W_MATRIX, 2, D, KV, 1, MF_REQ("attn_v.weight"), MF_REQ("attn_v.weight"))                     \
+    X(bv, MF_W_VECTOR, 1, KV, 1, 1, MF_OPT("attn_v.bias"), MF_REQ("attn_v.bias"))                         \
+    X(wo, MF_W_MATRIX, 2, Q, D, 1, MF_REQ("attn_output.weight"), MF_REQ("attn_output.weight"))            \
+    X(bo, MF_W_VECTOR, 1, D, 1, 1, MF_OPT("attn_output.bias"), MF_REQ("attn_output.bias"))                \
+    /* per-head sink logits (gpt-oss) */                                                                  \
+    X(sinks, MF_W_VECTOR, 1, H, 1, 1, MF_NONE, MF_REQ("attn_sinks.weight"))                               \
+    /* the norm before the FFN: llama's ffn_norm, gpt-oss's post_attention_norm */                        \
+    X(ffn_norm, MF_W_VECTOR, 1, D, 1, 1, MF_REQ("ffn_norm.weight"), MF_REQ("post_attention_norm.weight")) \
+    /* dense SwiGLU FFN (llama) */                                                                        \
+    X(ffn_gate, MF_W_MATRIX, 2, D, FF, 1, MF_REQ("ffn_gate.weight"), MF_NONE)                             \
+    X(ffn_up, MF_W_MATRIX, 2, D, FF, 1, MF_REQ("ffn_up.weight"), MF_NONE)                                 \
+    X(ffn_down, MF_W_MATRIX, 2, FF, D, 1, MF_REQ("ffn_down.weight"), MF_NONE)                             \
+    /* mixture of experts (gpt-oss): router, stacked expert matrices [ne0, ne1, E] and biases */          \
+    X(router, MF_W_ROUTER, 2, D, E, 1, MF_NONE, MF_REQ("ffn_gate_inp.weight"))                            \
+    X(router_b, MF_W_VECTOR, 1, E, 1, 1, MF_NONE, MF_REQ("ffn_gate_inp.bias"))                            \
+    X(gate_exps, MF_W_MATRIX, 3, D, FE, E, MF_NONE, MF_REQ("ffn_gate_exps.weight"))                       \
+    X(gate_exps_b, MF_W_VECTOR, 2, FE, E, 1, MF_NONE, MF_REQ("ffn_gate_exps.bias"))                       \
+    X(up_exps, MF_W_MATRIX, 3, D, FE, E, MF_NONE, MF_REQ("ffn_up_exps.weight"))                           \
+    X(up_exps_b, MF_W_VECTOR, 2, FE, E, 1, MF_NONE, MF_REQ("ffn_up_exps.bias"))                           \
+    X(down_exps, MF_W_MATRIX, 3, FE, D, E, MF_NONE, MF_REQ("ffn_down_exps.weight"))                       \
     X(down_exps_b, MF_W_VECTOR, 2, D, E, 1, MF_NONE, MF_REQ("ffn_down_exps.bias"))
 
 #define MF_X_FIELD(field, ...) mf_weight field;
@@ -106,24 +108,24 @@ enum { MF_LAYER_TENSORS(MF_X_LT) MF_LAYER_N_TENSORS };
 
 typedef struct mf_layer {
     MF_LAYER_TENSORS(MF_X_FIELD)
-    int sliding;             /* 1: sliding-window attention on this layer */
-    int skip;                /* 1: the forward passes skip this layer (prune.h) */
-    float rope_base;         /* rope.freq_base or rope.freq_base_swa */
+    int sliding;     /* 1: sliding-window attention on this layer */
+    int skip;        /* 1: the forward passes skip this layer (prune.h) */
+    float rope_base; /* rope.freq_base or rope.freq_base_swa */
 } mf_layer;
 
 /* One row of the list, as data. */
 typedef struct mf_tensor_use {
-    int use;                 /* enum mf_wuse */
-    const char *name;        /* GGUF name, after "blk.N." for a layer's tensor */
+    int use;          /* enum mf_wuse */
+    const char *name; /* GGUF name, after "blk.N." for a layer's tensor */
 } mf_tensor_use;
 
 typedef struct mf_tensor_desc {
-    const char *field;       /* "wq" */
-    int kind;                /* enum mf_wkind */
+    const char *field; /* "wq" */
+    int kind;          /* enum mf_wkind */
     int nd;
-    int dim[3];              /* enum mf_dim */
-    mf_tensor_use arch[2];   /* by enum mf_arch */
-    size_t offset;           /* of the field in mf_model or mf_layer */
+    int dim[3];            /* enum mf_dim */
+    mf_tensor_use arch[2]; /* by enum mf_arch */
+    size_t offset;         /* of the field in mf_model or mf_layer */
 } mf_tensor_desc;
 
 extern const mf_tensor_desc mf_model_tensors[MF_MODEL_N_TENSORS];
@@ -137,31 +139,31 @@ static inline int mf_tensor_per_expert(const mf_tensor_desc *t)
 }
 
 typedef struct mf_hparams {
-    int arch;                /* enum mf_arch */
+    int arch; /* enum mf_arch */
     char arch_name[32];
     int n_ctx_train;
-    int n_embd;              /* d */
-    int n_layers;            /* L */
-    int n_heads;             /* H */
-    int n_kv_heads;          /* Hkv */
-    int head_dim;            /* hd (key_length) */
-    int n_ff;                /* dense FFN width (llama) */
+    int n_embd;     /* d */
+    int n_layers;   /* L */
+    int n_heads;    /* H */
+    int n_kv_heads; /* Hkv */
+    int head_dim;   /* hd (key_length) */
+    int n_ff;       /* dense FFN width (llama) */
     int n_vocab;
-    float eps;               /* RMSNorm epsilon */
+    float eps; /* RMSNorm epsilon */
     /* RoPE */
-    int rope_neox;           /* 0: adjacent pairs (llama), 1: halves (gpt-oss) */
-    int n_rot;               /* rotated dims (= head_dim for both archs) */
+    int rope_neox; /* 0: adjacent pairs (llama), 1: halves (gpt-oss) */
+    int n_rot;     /* rotated dims (= head_dim for both archs) */
     float rope_base;
-    float rope_base_swa;     /* sliding-window layers' base (rope.freq_base_swa, default rope_base) */
-    float rope_freq_scale;   /* 1/factor, 1 without scaling */
-    int rope_yarn;           /* 1: YaRN ramp and magnitude correction */
-    int n_ctx_orig;          /* YaRN original context */
+    float rope_base_swa;   /* sliding-window layers' base (rope.freq_base_swa, default rope_base) */
+    float rope_freq_scale; /* 1/factor, 1 without scaling */
+    int rope_yarn;         /* 1: YaRN ramp and magnitude correction */
+    int n_ctx_orig;        /* YaRN original context */
     float yarn_beta_fast, yarn_beta_slow, yarn_attn_factor;
     /* attention extras (gpt-oss) */
-    int window;              /* sliding window W (0: none) */
-    int swa_pattern;         /* layer l slides iff l % P < P - 1 */
+    int window;      /* sliding window W (0: none) */
+    int swa_pattern; /* layer l slides iff l % P < P - 1 */
     int has_sinks;
-    float attn_scale;        /* 1/sqrt(head_dim) */
+    float attn_scale; /* 1/sqrt(head_dim) */
     /* mixture of experts (gpt-oss) */
     int n_experts, n_experts_used, n_ff_exp;
     float swiglu_limit, swiglu_alpha;
@@ -172,18 +174,18 @@ typedef struct mf_model {
     mf_gguf *gguf;
     mf_hparams hp;
     mf_tokenizer *tok;
-    MF_MODEL_TENSORS(MF_X_FIELD)             /* tok_embd, output_norm, output */
-    int tied_output;                         /* 1: output is a copy of tok_embd */
+    MF_MODEL_TENSORS(MF_X_FIELD) /* tok_embd, output_norm, output */
+    int tied_output;             /* 1: output is a copy of tok_embd */
     mf_layer *layers;
     /* RoPE frequencies, per rotated pair i < n_rot/2, per layer kind: the angle of pair i at
      * position p is p * rope_freq[l][i] and cos/sin are multiplied by rope_mscale. This is
      * where the YaRN ramp lives (rope.c); every backend uses these numbers. */
-    float **rope_freq;       /* [n_layers][n_rot/2] */
+    float **rope_freq; /* [n_layers][n_rot/2] */
     float rope_mscale;
-    void **owned;            /* aligned copies of misaligned vectors (model.c check_values) */
+    void **owned; /* aligned copies of misaligned vectors (model.c check_values) */
     size_t n_owned;
     /* totals for reports */
-    uint64_t weight_bytes;   /* all tensor bytes */
+    uint64_t weight_bytes; /* all tensor bytes */
     uint64_t n_params;
 } mf_model;
 

@@ -48,10 +48,7 @@ int mf_plan_model_read(const mf_gguf *g, mf_plan_model *pm, mf_err *err)
     return 0;
 }
 
-uint64_t mf_plan_bytes_per_token(const mf_plan_model *pm)
-{
-    return pm->per_token.dense + pm->per_token.experts;
-}
+uint64_t mf_plan_bytes_per_token(const mf_plan_model *pm) { return pm->per_token.dense + pm->per_token.experts; }
 
 /* the state the device's backend would allocate: the CUDA backend's on a CUDA card (with
  * the most flash-decoding splits any card makes: the table has no SM counts), the CPU
@@ -84,8 +81,7 @@ double mf_plan_bound(double bandwidth_gbs, uint64_t bytes_per_token)
     return bytes_per_token ? bandwidth_gbs * 1e9 / (double)bytes_per_token : 0.0;
 }
 
-void mf_plan_evaluate(const mf_plan_model *pm, const mf_plan_device *dev, int64_t n_ctx, int kv_elem,
-                      mf_plan_fit *out)
+void mf_plan_evaluate(const mf_plan_model *pm, const mf_plan_device *dev, int64_t n_ctx, int kv_elem, mf_plan_fit *out)
 {
     memset(out, 0, sizeof *out);
     int gpu = dev->kind != MF_PLAN_HOST;
@@ -104,4 +100,3 @@ void mf_plan_evaluate(const mf_plan_model *pm, const mf_plan_device *dev, int64_
     out->tok_s_ctx0 = mf_plan_bound(dev->bandwidth_gbs, out->bytes_ctx0);
     out->tok_s_ctx = mf_plan_bound(dev->bandwidth_gbs, out->bytes_ctx);
 }
-

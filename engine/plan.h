@@ -47,13 +47,13 @@ typedef struct mf_plan_model {
     uint64_t file_bytes;
     uint64_t n_tensors;
     uint64_t n_params;
-    uint64_t weight_bytes;                /* all tensors */
-    uint64_t type_bytes[MF_TYPE_COUNT];   /* per ggml type id */
+    uint64_t weight_bytes;              /* all tensors */
+    uint64_t type_bytes[MF_TYPE_COUNT]; /* per ggml type id */
     uint32_t type_tensors[MF_TYPE_COUNT];
-    mf_mem_token per_token;               /* what a decoded token reads (memory.h) */
+    mf_mem_token per_token; /* what a decoded token reads (memory.h) */
     /* for the scratch estimate */
-    int64_t largest_matrix;               /* elements of the largest (per expert) matrix */
-    int rope_tables;                      /* distinct RoPE frequency sets (1 or 2) */
+    int64_t largest_matrix; /* elements of the largest (per expert) matrix */
+    int rope_tables;        /* distinct RoPE frequency sets (1 or 2) */
     /* types without a minfer kernel: count of tensors and their type names ("IQ2_XS, TQ1_0") */
     int n_unsupported;
     char unsupported[160];
@@ -76,41 +76,40 @@ uint64_t mf_plan_scratch_bytes(const mf_plan_model *pm, int64_t n_ctx, int batch
 /* A device: memory, bandwidth, a headroom kept free. The table of known devices is the plan
  * command's (tools/plan_devices.h). */
 enum mf_plan_kind {
-    MF_PLAN_CUDA = 0,    /* discrete NVIDIA GPU: minfer's CUDA backend */
-    MF_PLAN_APPLE = 1,   /* unified memory, GPU working-set limit (no minfer backend) */
-    MF_PLAN_HOST = 2,    /* this machine's CPU: minfer's CPU backend */
-    MF_PLAN_CUSTOM = 3   /* --mem / --bandwidth */
+    MF_PLAN_CUDA = 0,  /* discrete NVIDIA GPU: minfer's CUDA backend */
+    MF_PLAN_APPLE = 1, /* unified memory, GPU working-set limit (no minfer backend) */
+    MF_PLAN_HOST = 2,  /* this machine's CPU: minfer's CPU backend */
+    MF_PLAN_CUSTOM = 3 /* --mem / --bandwidth */
 };
 
 typedef struct mf_plan_device {
-    const char *name;         /* "RTX 4090 24GB" */
-    int kind;                 /* enum mf_plan_kind */
+    const char *name; /* "RTX 4090 24GB" */
+    int kind;         /* enum mf_plan_kind */
     uint64_t mem_bytes;
-    uint64_t headroom_bytes;  /* kept free: driver reserve + CUDA context, OS, ... */
+    uint64_t headroom_bytes; /* kept free: driver reserve + CUDA context, OS, ... */
     double bandwidth_gbs;
     /* names the CUDA runtime reports for this card ("NVIDIA GeForce RTX 4090"), separated
      * by '|'; NULL for non-CUDA rows */
     const char *cuda_names;
-    int threads;              /* the host row: CPU threads (each has its own scratch); else 0 */
+    int threads; /* the host row: CPU threads (each has its own scratch); else 0 */
 } mf_plan_device;
 
 /* ------------------------------------------------------------------ per device */
 
 typedef struct mf_plan_fit {
-    int kv_elem;              /* 2 or 4 */
-    uint64_t weights, kv, scratch, need;    /* need = weights + kv + scratch */
-    uint64_t usable;          /* memory - headroom (0 if the headroom exceeds it) */
+    int kv_elem;                         /* 2 or 4 */
+    uint64_t weights, kv, scratch, need; /* need = weights + kv + scratch */
+    uint64_t usable;                     /* memory - headroom (0 if the headroom exceeds it) */
     int fits;
-    int64_t spare;            /* usable - need: negative = short by that much */
-    uint64_t bytes_ctx0;      /* weight bytes per token (KV read: nothing at context 0) */
-    uint64_t bytes_ctx;       /* weight bytes per token + KV read at n_ctx */
+    int64_t spare;       /* usable - need: negative = short by that much */
+    uint64_t bytes_ctx0; /* weight bytes per token (KV read: nothing at context 0) */
+    uint64_t bytes_ctx;  /* weight bytes per token + KV read at n_ctx */
     double tok_s_ctx0, tok_s_ctx;
 } mf_plan_fit;
 
 /* kv_elem: 2 or 4; <= 0 takes the backend default (binary16 on GPUs and custom devices,
  * float32 on the host: session.c). */
-void mf_plan_evaluate(const mf_plan_model *pm, const mf_plan_device *dev, int64_t n_ctx,
-                      int kv_elem, mf_plan_fit *out);
+void mf_plan_evaluate(const mf_plan_model *pm, const mf_plan_device *dev, int64_t n_ctx, int kv_elem, mf_plan_fit *out);
 
 /* Decode bound in tokens per second: bandwidth_gbs * 1e9 / bytes (0 if bytes is 0). */
 double mf_plan_bound(double bandwidth_gbs, uint64_t bytes_per_token);

@@ -39,11 +39,11 @@ float mf_fp16_to_f32(uint16_t h)
 {
     uint32_t sign = (uint32_t)(h >> 15) << 31;
     uint32_t e = (h >> 10) & 0x1F, m = h & 0x3FF;
-    if (e == 0) {                       /* zero and subnormals: m · 2^-24, exact in f32 */
+    if (e == 0) { /* zero and subnormals: m · 2^-24, exact in f32 */
         float v = (float)m * 0x1p-24f;
         return sign ? -v : v;
     }
-    if (e == 31) return bits_f32(sign | 0x7F800000u | (m << 13));  /* inf, NaN (payload kept) */
+    if (e == 31) return bits_f32(sign | 0x7F800000u | (m << 13)); /* inf, NaN (payload kept) */
     return bits_f32(sign | ((e + 127 - 15) << 23) | (m << 13));
 }
 
@@ -60,16 +60,16 @@ uint16_t mf_f32_to_fp16(float f)
     uint32_t x = f32_bits(f);
     uint16_t sign = (uint16_t)((x >> 16) & 0x8000);
     uint32_t ax = x & 0x7FFFFFFFu;
-    if (ax > 0x7F800000u)                     /* NaN: stays a (quiet) NaN */
+    if (ax > 0x7F800000u) /* NaN: stays a (quiet) NaN */
         return (uint16_t)(sign | 0x7E00 | ((ax >> 13) & 0x3FF));
-    if (ax >= 0x47800000u) return (uint16_t)(sign | 0x7C00);  /* >= 2^16 (and inf): inf */
+    if (ax >= 0x47800000u) return (uint16_t)(sign | 0x7C00); /* >= 2^16 (and inf): inf */
     if (ax >= 0x38800000u) {
         /* normal half (|f| >= 2^-14): rebias the exponent (127 -> 15) and drop 13 mantissa
          * bits with RNE; a carry out of the mantissa correctly bumps the exponent, and
          * values >= 65520 carry into 0x7C00 = inf. */
         return (uint16_t)(sign | shift_rne(ax - (112u << 23), 13));
     }
-    if (ax < 0x33000000u) return sign;       /* |f| < 2^-25: rounds to (signed) zero */
+    if (ax < 0x33000000u) return sign; /* |f| < 2^-25: rounds to (signed) zero */
     /* subnormal half: the value in units of 2^-24 is mant · 2^(E - 126), E = f32 exponent.
      * A carry from 0x3FF to 0x400 gives the smallest normal, which is the right encoding. */
     uint32_t E = ax >> 23, mant = (ax & 0x7FFFFFu) | 0x800000u;
@@ -82,7 +82,7 @@ float mf_bf16_to_f32(uint16_t h) { return bits_f32((uint32_t)h << 16); }
 uint16_t mf_f32_to_bf16(float f)
 {
     uint32_t x = f32_bits(f);
-    if ((x & 0x7FFFFFFFu) > 0x7F800000u) return (uint16_t)((x >> 16) | 0x0040);  /* quiet NaN */
+    if ((x & 0x7FFFFFFFu) > 0x7F800000u) return (uint16_t)((x >> 16) | 0x0040); /* quiet NaN */
     /* RNE: add 0x7FFF plus the lowest kept bit, then truncate; overflow carries into inf */
     return (uint16_t)((x + 0x7FFFu + ((x >> 16) & 1)) >> 16);
 }
@@ -408,7 +408,7 @@ void mf_dequantize_row(uint32_t type, const void *src, float *dst, int64_t n)
     }
     deq_fn deq = block_deq(type);
     if (!deq) {
-        memset(dst, 0, (size_t)n * sizeof *dst);  /* unsupported: documented as zeros */
+        memset(dst, 0, (size_t)n * sizeof *dst); /* unsupported: documented as zeros */
         return;
     }
     const mf_type_info *t = mf_type_get(type);

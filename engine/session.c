@@ -13,8 +13,14 @@
 
 mf_session_opts mf_session_defaults(void)
 {
-    mf_session_opts o = {.device = "auto", .n_threads = 0, .n_ctx = 0, .max_batch = 512, .kv_f16 = -1, .no_graph = 0,
-                         .progress = NULL, .progress_user = NULL};
+    mf_session_opts o = {.device = "auto",
+                         .n_threads = 0,
+                         .n_ctx = 0,
+                         .max_batch = 512,
+                         .kv_f16 = -1,
+                         .no_graph = 0,
+                         .progress = NULL,
+                         .progress_user = NULL};
     return o;
 }
 
@@ -22,7 +28,7 @@ uint64_t mf_peak_rss(void)
 {
     struct rusage ru;
     if (getrusage(RUSAGE_SELF, &ru) != 0) return 0;
-    return (uint64_t)ru.ru_maxrss * 1024;  /* Linux reports kilobytes */
+    return (uint64_t)ru.ru_maxrss * 1024; /* Linux reports kilobytes */
 }
 
 static void free_buffers(mf_session *s)
@@ -77,12 +83,18 @@ mf_session *mf_session_new(mf_model *m, const mf_session_opts *opts, mf_err *err
     mf_session_opts o = opts ? *opts : mf_session_defaults();
     const mf_hparams *hp = &m->hp;
     if (o.n_ctx <= 0) o.n_ctx = hp->n_ctx_train < 4096 ? hp->n_ctx_train : 4096;
-    if (o.n_ctx > (1 << 24)) { mf_errf(err, "context of %d tokens is too large", o.n_ctx); return NULL; }
+    if (o.n_ctx > (1 << 24)) {
+        mf_errf(err, "context of %d tokens is too large", o.n_ctx);
+        return NULL;
+    }
     if (o.max_batch <= 0) o.max_batch = 512;
     if (o.max_batch > o.n_ctx) o.max_batch = o.n_ctx;
 
     mf_session *s = calloc(1, sizeof *s);
-    if (!s) { mf_errf(err, "out of memory"); return NULL; }
+    if (!s) {
+        mf_errf(err, "out of memory");
+        return NULL;
+    }
     s->m = m;
     s->n_ctx = o.n_ctx;
     s->max_batch = o.max_batch;
@@ -128,8 +140,8 @@ int mf_session_eval(mf_session *s, const int32_t *tokens, int n, float *all_logi
     const mf_hparams *hp = &s->m->hp;
     if (n <= 0) return mf_errf(err, "nothing to evaluate (0 tokens)");
     if ((int64_t)s->pos + n > s->n_ctx)
-        return mf_errf(err, "%d tokens at position %d exceed the context of %d tokens (use -c to enlarge it)",
-                       n, s->pos, s->n_ctx);
+        return mf_errf(err, "%d tokens at position %d exceed the context of %d tokens (use -c to enlarge it)", n,
+                       s->pos, s->n_ctx);
     for (int i = 0; i < n; i++)
         if (tokens[i] < 0 || tokens[i] >= hp->n_vocab)
             return mf_errf(err, "token %d (at index %d) is outside the vocabulary of %d", tokens[i], i, hp->n_vocab);
@@ -198,24 +210,34 @@ int mf_session_explain_nonfinite(mf_session *s, const int32_t *tokens, int n, mf
     mf_session_set_hook(s, saved, saved_user);
     if (rc) return mf_errf(err, "the logits are not finite, and evaluating again to find out why failed: %s", e2.msg);
     if (f.found && f.layer < 0)
-        return mf_errf(err, "the logits are not finite: the token embedding (token_embd.weight) of token %d at position %d holds %s (element %d)",
-                       tokens[f.row], pos0 + f.row, nf_name(f.value), f.col);
+        return mf_errf(
+            err,
+            "the logits are not finite: the token embedding (token_embd.weight) of token %d at position %d holds %s (element %d)",
+            tokens[f.row], pos0 + f.row, nf_name(f.value), f.col);
     if (f.found)
-        return mf_errf(err, "the logits are not finite: layer %d (of %d, blk.%d.*) is the first whose output holds %s (position %d, element %d)",
-                       f.layer, hp->n_layers, f.layer, nf_name(f.value), pos0 + f.row, f.col);
+        return mf_errf(
+            err,
+            "the logits are not finite: layer %d (of %d, blk.%d.*) is the first whose output holds %s (position %d, element %d)",
+            f.layer, hp->n_layers, f.layer, nf_name(f.value), pos0 + f.row, f.col);
     /* every layer's output is finite: the output norm or the output matrix */
     float *lg = mf_session_logits(s, &e2);
     int64_t bad = lg ? mf_first_nonfinite_f32(lg, (uint64_t)hp->n_vocab) : -1;
     if (bad >= 0)
-        return mf_errf(err, "the logits are not finite (%s for token %lld) although every layer's output is: the output norm or the output matrix (%s) holds a non-finite value",
-                       nf_name(lg[bad]), (long long)bad, s->m->tied_output ? "token_embd.weight, tied" : "output.weight");
+        return mf_errf(
+            err,
+            "the logits are not finite (%s for token %lld) although every layer's output is: the output norm or the output matrix (%s) holds a non-finite value",
+            nf_name(lg[bad]), (long long)bad, s->m->tied_output ? "token_embd.weight, tied" : "output.weight");
     return mf_errf(err, "the logits were not finite, but evaluating the same tokens again gave finite ones");
 }
 
 int mf_session_pos(const mf_session *s) { return s->pos; }
 int mf_session_kv_f16(const mf_session *s) { return s->o.kv_f16; }
 int mf_session_n_ctx(const mf_session *s) { return s->n_ctx; }
-void mf_session_reset(mf_session *s) { s->pos = 0; s->host_valid = 0; }
+void mf_session_reset(mf_session *s)
+{
+    s->pos = 0;
+    s->host_valid = 0;
+}
 const mf_backend *mf_session_backend(const mf_session *s) { return s->be; }
 const char *mf_session_note(const mf_session *s) { return s->note[0] ? s->note : NULL; }
 

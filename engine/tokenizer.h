@@ -37,8 +37,13 @@ enum mf_tok_kind { MF_TOK_SPM = 0, MF_TOK_BPE = 1 };
 
 /* token types of tokenizer.ggml.token_type (docs/tokenizer.md §1) */
 enum mf_tok_type {
-    MF_TT_UNDEFINED = 0, MF_TT_NORMAL = 1, MF_TT_UNKNOWN = 2, MF_TT_CONTROL = 3,
-    MF_TT_USER_DEFINED = 4, MF_TT_UNUSED = 5, MF_TT_BYTE = 6
+    MF_TT_UNDEFINED = 0,
+    MF_TT_NORMAL = 1,
+    MF_TT_UNKNOWN = 2,
+    MF_TT_CONTROL = 3,
+    MF_TT_USER_DEFINED = 4,
+    MF_TT_UNUSED = 5,
+    MF_TT_BYTE = 6
 };
 
 typedef struct mf_tokenizer mf_tokenizer;
@@ -50,9 +55,9 @@ void mf_tokenizer_free(mf_tokenizer *t);
 
 int mf_tok_kind(const mf_tokenizer *t);
 int32_t mf_tok_n_vocab(const mf_tokenizer *t);
-int32_t mf_tok_bos(const mf_tokenizer *t);          /* -1 if none */
-int32_t mf_tok_eos(const mf_tokenizer *t);          /* -1 if none */
-int mf_tok_add_bos(const mf_tokenizer *t);          /* tokenizer.ggml.add_bos_token (SPM default 1) */
+int32_t mf_tok_bos(const mf_tokenizer *t); /* -1 if none */
+int32_t mf_tok_eos(const mf_tokenizer *t); /* -1 if none */
+int mf_tok_add_bos(const mf_tokenizer *t); /* tokenizer.ggml.add_bos_token (SPM default 1) */
 /* 1 when generation should stop at this id. The end-of-generation set: EOS, the
  * tokenizer.ggml.eot_token_id / eom_token_id keys and a tokenizer.ggml.eos_token_ids array
  * when present, and the tokens named <|im_end|> (ChatML), <|return|>, <|call|>,
@@ -71,8 +76,8 @@ float mf_tok_score(const mf_tokenizer *t, int32_t id);
  *   parse_special: match CONTROL/UNKNOWN token texts in the input (USER_DEFINED always)
  * Writes at most cap ids to out and returns the total count the text needs (so a caller
  * can size the buffer with a first call of cap 0), or -1 with err on failure. */
-int64_t mf_tokenize(const mf_tokenizer *t, const char *text, size_t len, int add_special,
-                    int parse_special, int32_t *out, int64_t cap, mf_err *err);
+int64_t mf_tokenize(const mf_tokenizer *t, const char *text, size_t len, int add_special, int parse_special,
+                    int32_t *out, int64_t cap, mf_err *err);
 
 /* Bytes of one token as they appear in the output text (docs/tokenizer.md §5: NORMAL with
  * U+2581 -> ' ' (SPM) or through the inverse GPT-2 byte map (BPE), BYTE -> its byte (SPM),
@@ -86,8 +91,8 @@ size_t mf_tok_piece(const mf_tokenizer *t, int32_t id, int render_special, char 
  * space of the first piece is dropped when the vocabulary adds a space prefix; with
  * remove_special a leading BOS / trailing EOS is dropped as the vocabulary adds them).
  * Returns the bytes needed; writes the first min(needed, cap) (no NUL). */
-size_t mf_detokenize(const mf_tokenizer *t, const int32_t *ids, size_t n, int remove_special,
-                     int render_special, char *out, size_t cap);
+size_t mf_detokenize(const mf_tokenizer *t, const int32_t *ids, size_t n, int remove_special, int render_special,
+                     char *out, size_t cap);
 
 /* Streaming output: the length of the longest prefix of s[0..n) that does not end in the
  * middle of a UTF-8 character. Only a well-formed but unfinished sequence at the very end

@@ -35,7 +35,10 @@ void mf_spm_init(mf_tokenizer *t)
 
 /* one symbol: bytes [off, off+n) of the escaped text; n = 0 once merged into its left
  * neighbour */
-typedef struct sym { int32_t prev, next; int32_t off, n; } sym;
+typedef struct sym {
+    int32_t prev, next;
+    int32_t off, n;
+} sym;
 
 /* Lead-byte length (docs/tokenizer.md §3): no validation, clamped at the end. */
 static int32_t char_len(uint8_t c)
@@ -54,8 +57,7 @@ static int try_pair(const mf_tokenizer *t, const char *buf, const sym *s, int32_
     return mf_tok_heap_push(h, (mf_tok_cand){t->score[id], l, r, size, id});
 }
 
-int mf_spm_encode(const mf_tokenizer *t, const char *text, size_t len, int add_prefix,
-                  mf_tok_out *o, mf_err *err)
+int mf_spm_encode(const mf_tokenizer *t, const char *text, size_t len, int add_prefix, mf_tok_out *o, mf_err *err)
 {
     /* 1. escape (the caller bounds len, so the escaped length fits an int32) */
     size_t spaces = 0;
@@ -65,12 +67,20 @@ int mf_spm_encode(const mf_tokenizer *t, const char *text, size_t len, int add_p
     sym *s = malloc((elen ? elen : 1) * sizeof *s);
     mf_tok_heap h = {0};
     int rc = -1;
-    if (!buf || !s) { mf_errf(err, "tokenize: out of memory for a fragment of %zu bytes", len); goto done; }
+    if (!buf || !s) {
+        mf_errf(err, "tokenize: out of memory for a fragment of %zu bytes", len);
+        goto done;
+    }
     size_t e = 0;
-    if (add_prefix) { memcpy(buf, "\xE2\x96\x81", 3); e = 3; }
+    if (add_prefix) {
+        memcpy(buf, "\xE2\x96\x81", 3);
+        e = 3;
+    }
     for (size_t i = 0; i < len; i++) {
-        if (text[i] == ' ') { memcpy(buf + e, "\xE2\x96\x81", 3); e += 3; }
-        else buf[e++] = text[i];
+        if (text[i] == ' ') {
+            memcpy(buf + e, "\xE2\x96\x81", 3);
+            e += 3;
+        } else buf[e++] = text[i];
     }
 
     /* 2. symbols */
@@ -102,11 +112,17 @@ int mf_spm_encode(const mf_tokenizer *t, const char *text, size_t len, int add_p
     /* 4. output */
     for (int32_t i = ns ? 0 : -1; i >= 0; i = s[i].next) {
         int32_t id = mf_tok_find2(t, buf + s[i].off, (size_t)s[i].n, "", 0);
-        if (id >= 0) { mf_tok_emit(o, id); continue; }
+        if (id >= 0) {
+            mf_tok_emit(o, id);
+            continue;
+        }
         for (int32_t j = 0; j < s[i].n; j++) {
             uint8_t b = (uint8_t)buf[s[i].off + j];
             if (t->spm_byte[b] < 0) {
-                mf_errf(err, "tokenize: byte 0x%02X has no token (neither <0x%02X> nor the byte itself is in the vocabulary)", b, b);
+                mf_errf(
+                    err,
+                    "tokenize: byte 0x%02X has no token (neither <0x%02X> nor the byte itself is in the vocabulary)", b,
+                    b);
                 goto done;
             }
             mf_tok_emit(o, t->spm_byte[b]);

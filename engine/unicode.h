@@ -16,14 +16,14 @@
 #include <stdint.h>
 
 enum mf_unicode_bits {
-    MF_UC_LU = 1 << 0,   /* Lu: uppercase letter */
-    MF_UC_LL = 1 << 1,   /* Ll: lowercase letter */
-    MF_UC_LT = 1 << 2,   /* Lt: titlecase letter (e.g. U+01C5) */
-    MF_UC_LM = 1 << 3,   /* Lm: modifier letter */
-    MF_UC_LO = 1 << 4,   /* Lo: other letter (CJK, Arabic, ...) */
-    MF_UC_M = 1 << 5,    /* Mn | Mc | Me: combining marks */
-    MF_UC_N = 1 << 6,    /* Nd | Nl | No: numbers */
-    MF_UC_WS = 1 << 7,   /* White_Space property */
+    MF_UC_LU = 1 << 0, /* Lu: uppercase letter */
+    MF_UC_LL = 1 << 1, /* Ll: lowercase letter */
+    MF_UC_LT = 1 << 2, /* Lt: titlecase letter (e.g. U+01C5) */
+    MF_UC_LM = 1 << 3, /* Lm: modifier letter */
+    MF_UC_LO = 1 << 4, /* Lo: other letter (CJK, Arabic, ...) */
+    MF_UC_M = 1 << 5,  /* Mn | Mc | Me: combining marks */
+    MF_UC_N = 1 << 6,  /* Nd | Nl | No: numbers */
+    MF_UC_WS = 1 << 7, /* White_Space property */
 };
 
 #define MF_UC_L (MF_UC_LU | MF_UC_LL | MF_UC_LT | MF_UC_LM | MF_UC_LO)

@@ -69,7 +69,7 @@ static void prepared_model_is_shared(void **state)
     mf_bmodel *p1 = be->prepare(be, m, NULL, NULL, &err), *p2 = be->prepare(be, m, NULL, NULL, &err);
     assert_non_null(p1);
     assert_ptr_equal(p1, p2);
-    be->unprepare(be, p2);  /* one reference left: p1 stays valid */
+    be->unprepare(be, p2); /* one reference left: p1 stays valid */
     mf_state_opts o = {.n_ctx = 32, .max_batch = 8};
     mf_bstate *s1 = be->state_new(be, p1, &o, &err), *s2 = be->state_new(be, p1, &o, &err);
     assert_non_null(s1);

@@ -66,7 +66,7 @@ static void render_others(void **state)
     (void)state;
     mf_chat_opts o = {.system = "Be brief."};
     expect_render(MF_CHAT_LLAMA2, "Hi", &o, "[INST] <<SYS>>\nBe brief.\n<</SYS>>\n\nHi [/INST]");
-    expect_render(MF_CHAT_LLAMA2, "  Hi \n", NULL, "[INST] Hi [/INST]");   /* Llama-2 strips */
+    expect_render(MF_CHAT_LLAMA2, "  Hi \n", NULL, "[INST] Hi [/INST]"); /* Llama-2 strips */
     expect_render(MF_CHAT_CHATML, "Hi", &o,
                   "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n");
     expect_render(MF_CHAT_CHATML, "Hi", NULL, "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n");
@@ -77,7 +77,8 @@ static void render_errors(void **state)
 {
     (void)state;
     mf_err err;
-    mf_chat_opts bad_effort = {.reasoning = "max"}, bad_date = {.date = "2025/06/28"}, short_date = {.date = "2025-6-8"};
+    mf_chat_opts bad_effort = {.reasoning = "max"}, bad_date = {.date = "2025/06/28"},
+                 short_date = {.date = "2025-6-8"};
     assert_null(mf_chat_render(MF_CHAT_HARMONY, "x", &bad_effort, &err));
     assert_non_null(strstr(err.msg, "max"));
     assert_null(mf_chat_render(MF_CHAT_HARMONY, "x", &bad_date, &err));
@@ -108,7 +109,7 @@ static void names_and_detection(void **state)
                      MF_CHAT_LLAMA2);
     assert_int_equal(mf_chat_detect("{{- '<|start|>assistant<|channel|>final<|message|>' }}", NULL), MF_CHAT_HARMONY);
     assert_int_equal(mf_chat_detect(NULL, "gpt-oss"), MF_CHAT_HARMONY);
-    assert_int_equal(mf_chat_detect(tinyllama, "gpt-oss"), MF_CHAT_HARMONY);   /* the architecture decides */
+    assert_int_equal(mf_chat_detect(tinyllama, "gpt-oss"), MF_CHAT_HARMONY); /* the architecture decides */
     assert_int_equal(mf_chat_detect("{{ messages }}", "llama"), MF_CHAT_NONE);
     assert_int_equal(mf_chat_detect(NULL, NULL), MF_CHAT_NONE);
 }
@@ -133,14 +134,14 @@ static void zephyr_tokens(void **state)
     int32_t ids[64];
     int64_t n = mf_tokenize(t, prompt, strlen(prompt), 1, 1, ids, 64, &err);
     static const int32_t want[] = {
-        1,                                           /* <s> */
-        529, 29989, 5205, 29989, 29958, 13,          /* ▁< | system | > \n */
-        3492, 526, 263, 19780, 13563, 7451, 29889,   /* You ▁are ▁a ▁friendly ▁chat bot . */
-        2, 29871, 13,                                /* </s> ▁ \n */
-        29966, 29989, 1792, 29989, 29958, 13,        /* < | user | > \n */
-        10994, 29991,                                /* Hello ! */
-        2, 29871, 13,                                /* </s> ▁ \n */
-        29966, 29989, 465, 22137, 29989, 29958, 13,  /* < | ass istant | > \n */
+        1,                                              /* <s> */
+        529,   29989, 5205, 29989, 29958, 13,           /* ▁< | system | > \n */
+        3492,  526,   263,  19780, 13563, 7451,  29889, /* You ▁are ▁a ▁friendly ▁chat bot . */
+        2,     29871, 13,                               /* </s> ▁ \n */
+        29966, 29989, 1792, 29989, 29958, 13,           /* < | user | > \n */
+        10994, 29991,                                   /* Hello ! */
+        2,     29871, 13,                               /* </s> ▁ \n */
+        29966, 29989, 465,  22137, 29989, 29958, 13,    /* < | ass istant | > \n */
     };
     assert_int_equal(n, (int64_t)(sizeof want / sizeof want[0]));
     assert_memory_equal(ids, want, sizeof want);
@@ -156,8 +157,8 @@ static void zephyr_tokens(void **state)
 /* ------------------------------------------------------------------ harmony parser */
 
 typedef struct stream_result {
-    char text[4][256];   /* printed bytes per channel (index = enum mf_harmony_channel) */
-    int stopped_at;      /* index of the token that stopped generation, -1 if none */
+    char text[4][256]; /* printed bytes per channel (index = enum mf_harmony_channel) */
+    int stopped_at;    /* index of the token that stopped generation, -1 if none */
     int n_tokens;
 } stream_result;
 
@@ -184,7 +185,10 @@ static stream_result run_stream(const mf_tokenizer *t, const char *completion)
             size_t k = mf_tok_piece(t, ids[i], 0, r.text[ch] + len, sizeof r.text[ch] - 1 - len);
             r.text[ch][len + k] = 0;
         }
-        if (stop) { r.stopped_at = (int)i; break; }
+        if (stop) {
+            r.stopped_at = (int)i;
+            break;
+        }
     }
     return r;
 }
@@ -268,9 +272,8 @@ static void harmony_init_other_vocab(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(render_zephyr),  cmocka_unit_test(render_harmony),
-        cmocka_unit_test(render_others),  cmocka_unit_test(render_errors),
-        cmocka_unit_test(names_and_detection), cmocka_unit_test(zephyr_tokens),
+        cmocka_unit_test(render_zephyr),  cmocka_unit_test(render_harmony),           cmocka_unit_test(render_others),
+        cmocka_unit_test(render_errors),  cmocka_unit_test(names_and_detection),      cmocka_unit_test(zephyr_tokens),
         cmocka_unit_test(harmony_parser), cmocka_unit_test(harmony_init_other_vocab),
     };
     return MF_RUN("chat", tests);

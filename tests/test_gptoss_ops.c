@@ -38,11 +38,10 @@ static void yarn_frequencies(void **state)
     /* llama.cpp's frequencies (docs/moe.md §4; it accumulates powers in float, we compute them in
      * double: relative agreement 1e-5) */
     const int idx[] = {0, 1, 4, 8, 9, 10, 12, 14, 16, 17, 18, 20, 24, 28, 31};
-    const double want[] = {1.0, 6.890443e-1, 2.254180e-1, 5.081327e-2, 3.162075e-2, 1.945097e-2,
-                           7.015714e-3, 2.277272e-3, 5.809475e-4, 2.279478e-4, 3.830881e-5,
-                           1.818834e-5, 4.099978e-6, 9.242090e-7, 3.023511e-7};
-    for (size_t k = 0; k < sizeof idx / sizeof *idx; k++)
-        assert_true(fabs(f[idx[k]] - want[k]) <= 1e-5 * want[k]);
+    const double want[] = {1.0,         6.890443e-1, 2.254180e-1, 5.081327e-2, 3.162075e-2,
+                           1.945097e-2, 7.015714e-3, 2.277272e-3, 5.809475e-4, 2.279478e-4,
+                           3.830881e-5, 1.818834e-5, 4.099978e-6, 9.242090e-7, 3.023511e-7};
+    for (size_t k = 0; k < sizeof idx / sizeof *idx; k++) assert_true(fabs(f[idx[k]] - want[k]) <= 1e-5 * want[k]);
     /* and the formula itself: low = floor(corr(32)) = 8, high = ceil(corr(1)) = 18 */
     double lo = floor(64 * log(4096 / (2 * M_PI * 32)) / (2 * log(150000.0)));
     double hi = ceil(64 * log(4096 / (2 * M_PI * 1)) / (2 * log(150000.0)));
@@ -119,7 +118,7 @@ static fake *make_fake(void)
     f->m.rope_freq = f->freq;
     f->m.rope_mscale = 1;
     for (int l = 0; l < 2; l++) {
-        f->freq[l] = calloc(HD / 2, sizeof(float));  /* zero frequency: RoPE is the identity */
+        f->freq[l] = calloc(HD / 2, sizeof(float)); /* zero frequency: RoPE is the identity */
         f->layer[l].sliding = l == 0;
         wt(&f->layer[l].sinks, "sinks", f->sinks, H, 1, 1);
     }
@@ -131,7 +130,8 @@ static fake *make_fake(void)
 static void free_fake(fake *f)
 {
     for (int l = 0; l < 2; l++) free(f->freq[l]);
-    float *p[] = {f->wq, f->wk, f->wv, f->wo, f->router, f->rbias, f->gate, f->up, f->down, f->gb, f->ub, f->db, f->emb};
+    float *p[] = {f->wq, f->wk,   f->wv, f->wo, f->router, f->rbias, f->gate,
+                  f->up, f->down, f->gb, f->ub, f->db,     f->emb};
     for (size_t i = 0; i < sizeof p / sizeof *p; i++) free(p[i]);
     free(f);
 }
@@ -167,8 +167,8 @@ static void close_rig(rig *r)
 
 /* Feed keys/values with chosen contents one decode step at a time and return the attention
  * output of the last step for head `head`. key t has k = kval(t) in every dim, v = vval(t). */
-static void attend(fake *f, rig *r, int layer, int n_steps, float (*kval)(int), float (*vval)(int),
-                   const float *qhead, float *out_all)
+static void attend(fake *f, rig *r, int layer, int n_steps, float (*kval)(int), float (*vval)(int), const float *qhead,
+                   float *out_all)
 {
     float q[H * HD], k[HKV * HD], v[HKV * HD];
     int32_t tok = 0;
@@ -181,7 +181,11 @@ static void attend(fake *f, rig *r, int layer, int n_steps, float (*kval)(int), 
     }
 }
 
-static float k_zero(int t) { (void)t; return 0.0f; }
+static float k_zero(int t)
+{
+    (void)t;
+    return 0.0f;
+}
 static float v_pos(int t) { return (float)t; }
 static float v_marked(int t) { return t == 0 ? 1000.0f : 1.0f; }
 
@@ -191,13 +195,13 @@ static void sink_dominates_and_ties(void **state)
     fake *f = make_fake();
     float q[HD] = {0}, out[H * HD];
     /* all scores are 0 (k = 0), so with n keys: w_t = 1 / (n + e^S) */
-    for (int h = 0; h < H; h++) f->sinks[h] = 30.0f;  /* e^30 swamps the 3 keys */
+    for (int h = 0; h < H; h++) f->sinks[h] = 30.0f; /* e^30 swamps the 3 keys */
     rig r = open_rig(f, 16, 1);
     attend(f, &r, 1, 3, k_zero, v_pos, q, out);
     for (int i = 0; i < H * HD; i++) assert_true(fabsf(out[i]) < 1e-11f);
     close_rig(&r);
 
-    for (int h = 0; h < H; h++) f->sinks[h] = 0.0f;  /* a sink equal to the keys: 4 equal shares */
+    for (int h = 0; h < H; h++) f->sinks[h] = 0.0f; /* a sink equal to the keys: 4 equal shares */
     r = open_rig(f, 16, 1);
     attend(f, &r, 1, 3, k_zero, v_pos, q, out);
     /* o = (0 + 1 + 2) / (3 + 1) */
@@ -210,7 +214,7 @@ static void window_boundary_and_ring(void **state)
 {
     (void)state;
     fake *f = make_fake();
-    for (int h = 0; h < H; h++) f->sinks[h] = -INFINITY;  /* no sink: plain softmax */
+    for (int h = 0; h < H; h++) f->sinks[h] = -INFINITY; /* no sink: plain softmax */
     float q[HD] = {0}, out[H * HD];
     /* query at p = W - 1: the key at distance W - 1 (t = 0, v = 1000) is still visible */
     rig r = open_rig(f, 64, 1);
@@ -339,7 +343,7 @@ static void clamp_limits(void **state)
         fake *f = make_fake();
         int sel[2] = {0, 1};
         set_experts(f, cases[c][0], cases[c][1], 0, sel, 2);
-        f->rbias[0] = 5.0f, f->rbias[1] = 5.0f;  /* experts 0 and 1, weight 1/2 each */
+        f->rbias[0] = 5.0f, f->rbias[1] = 5.0f; /* experts 0 and 1, weight 1/2 each */
         float h[D], x[D];
         for (int i = 0; i < D; i++) h[i] = 1.0f;
         run_moe(f, h, x);
@@ -354,8 +358,10 @@ static void clamp_limits(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(yarn_frequencies),        cmocka_unit_test(sink_dominates_and_ties),
-        cmocka_unit_test(window_boundary_and_ring), cmocka_unit_test(router_ties_and_softmax),
+        cmocka_unit_test(yarn_frequencies),
+        cmocka_unit_test(sink_dominates_and_ties),
+        cmocka_unit_test(window_boundary_and_ring),
+        cmocka_unit_test(router_ties_and_softmax),
         cmocka_unit_test(clamp_limits),
     };
     return MF_RUN("gpt-oss ops", tests);

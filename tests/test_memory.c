@@ -41,14 +41,11 @@ static mf_model *make_model_edited(const char *name, const char *const *extra, c
     mf_err err;
     mf_model *m = mf_model_load(path, &err);
     if (!m) fail_msg("%s", err.msg);
-    unlink(path);  /* the mapping stays valid */
+    unlink(path); /* the mapping stays valid */
     return m;
 }
 
-static mf_model *make_model(const char *name, const char *const *extra)
-{
-    return make_model_edited(name, extra, NULL);
-}
+static mf_model *make_model(const char *name, const char *const *extra) { return make_model_edited(name, extra, NULL); }
 
 /* gpt-oss tiny with a RoPE base of its own on the sliding layers: two tables */
 static const mf_key_edit SWA_BASE = {"gpt-oss.rope.freq_base_swa", MF_GGUF_F32, 0, 10000.0f, NULL};
@@ -129,8 +126,8 @@ static void kv_by_hand(void **state)
 static void session_refused_by_backend_check(void **state)
 {
     (void)state;
-    const char *big[] = {"--arch", "llama", "--dim", "4096", "--heads", "32", "--kv-heads", "32", "--layers", "2",
-                         "--ff", "64", "--sparse", "1", NULL};
+    const char *big[] = {"--arch",   "llama", "--dim", "4096", "--heads",  "32", "--kv-heads", "32",
+                         "--layers", "2",     "--ff",  "64",   "--sparse", "1",  NULL};
     mf_model *m = make_model("mem-big.gguf", big);
     mf_session_opts o = mf_session_defaults();
     o.device = "cpu";
@@ -216,7 +213,7 @@ static void device_weights_layout(void **state)
             assert_true(off[i] == UINT64_MAX);
             continue;
         }
-        assert_int_equal(w->slot, i);  /* mkmodel writes output.weight: nothing is tied */
+        assert_int_equal(w->slot, i); /* mkmodel writes output.weight: nothing is tied */
         assert_int_equal(off[i] % 256, 0);
         assert_true(off[i] >= end);
         end = off[i] + w->nbytes;

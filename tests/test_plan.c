@@ -105,7 +105,8 @@ static const char *write_moe(const char *name)
     add_tensor(w, "output.weight", MF_TYPE_Q8_0, 2, 64, 256, 1);
     for (int l = 0; l < 4; l++) {
         char n[64];
-#define T(suffix, type, nd, a, b, c) (snprintf(n, sizeof n, "blk.%d.%s", l, suffix), add_tensor(w, n, type, nd, a, b, c))
+#define T(suffix, type, nd, a, b, c) \
+    (snprintf(n, sizeof n, "blk.%d.%s", l, suffix), add_tensor(w, n, type, nd, a, b, c))
         T("attn_q.weight", MF_TYPE_Q8_0, 2, 64, 64, 1);
         T("attn_k.weight", MF_TYPE_Q8_0, 2, 64, 32, 1);
         T("attn_v.weight", MF_TYPE_Q8_0, 2, 64, 32, 1);
@@ -502,18 +503,18 @@ static void parse_records(void **state)
     assert_int_equal(r.n_gen, 0);
 
     const char *bad[] = {
-        "",                                                             /* empty */
-        "[1,2]",                                                        /* not an object */
-        "{\"backend\":\"cpu\",\"test\":\"tg1\"}",                      /* no speed */
-        "{\"backend\":\"cpu\",\"tok_s_median\":1}",                     /* no test */
-        "{\"test\":\"tg1\",\"tok_s_median\":1}",                        /* no backend */
-        "{\"backend\":\"cpu\",\"test\":\"tg1\",\"tok_s_median\":1,\"x\":{}}",   /* nested */
-        "{\"backend\":\"cpu\",\"test\":\"tg1\",\"tok_s_median\":1} x",  /* trailing text */
-        "{\"backend\":\"cpu\" \"test\":\"tg1\",\"tok_s_median\":1}",    /* missing comma */
-        "{\"backend\":\"cpu\",\"test\":\"tg1\",\"tok_s_median\":1",     /* unterminated */
-        "{\"backend\":\"c\\qpu\",\"test\":\"tg1\",\"tok_s_median\":1}", /* bad escape */
-        "{\"backend\":\"cpu\",\"test\":\"tg\\u12\",\"tok_s_median\":1}",/* short \u */
-        "{\"backend\":\"cpu\",\"test\":\"tg1\",\"tok_s_median\":}",     /* no value */
+        "",                                                                   /* empty */
+        "[1,2]",                                                              /* not an object */
+        "{\"backend\":\"cpu\",\"test\":\"tg1\"}",                             /* no speed */
+        "{\"backend\":\"cpu\",\"tok_s_median\":1}",                           /* no test */
+        "{\"test\":\"tg1\",\"tok_s_median\":1}",                              /* no backend */
+        "{\"backend\":\"cpu\",\"test\":\"tg1\",\"tok_s_median\":1,\"x\":{}}", /* nested */
+        "{\"backend\":\"cpu\",\"test\":\"tg1\",\"tok_s_median\":1} x",        /* trailing text */
+        "{\"backend\":\"cpu\" \"test\":\"tg1\",\"tok_s_median\":1}",          /* missing comma */
+        "{\"backend\":\"cpu\",\"test\":\"tg1\",\"tok_s_median\":1",           /* unterminated */
+        "{\"backend\":\"c\\qpu\",\"test\":\"tg1\",\"tok_s_median\":1}",       /* bad escape */
+        "{\"backend\":\"cpu\",\"test\":\"tg\\u12\",\"tok_s_median\":1}",      /* short \u */
+        "{\"backend\":\"cpu\",\"test\":\"tg1\",\"tok_s_median\":}",           /* no value */
     };
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         err.msg[0] = 0;
@@ -529,23 +530,23 @@ static void find_measurements(void **state)
 {
     (void)state;
     const char *text =
-        "not json\n"                                                                                   /* 1 bad */
+        "not json\n" /* 1 bad */
         "{\"backend\":\"cuda\",\"device\":\"NVIDIA H100 80GB HBM3 (sm_90, 132 SMs)\",\"model\":\"m.gguf\","
-        "\"header_sha256\":\"aa\",\"test\":\"tg128\",\"depth\":0,\"tok_s_median\":100}\n"                /* 2 */
+        "\"header_sha256\":\"aa\",\"test\":\"tg128\",\"depth\":0,\"tok_s_median\":100}\n" /* 2 */
         "{\"backend\":\"cuda\",\"device\":\"NVIDIA H100 80GB HBM3 (sm_90, 132 SMs)\",\"model\":\"m.gguf\","
-        "\"header_sha256\":\"aa\",\"test\":\"pp512\",\"depth\":0,\"tok_s_median\":9000}\n"               /* 3 pp */
+        "\"header_sha256\":\"aa\",\"test\":\"pp512\",\"depth\":0,\"tok_s_median\":9000}\n" /* 3 pp */
         "\n"
         "{\"backend\":\"cuda\",\"device\":\"NVIDIA H100 PCIe (sm_90, 114 SMs)\",\"model\":\"m.gguf\","
-        "\"header_sha256\":\"aa\",\"test\":\"tg128\",\"depth\":0,\"tok_s_median\":70}\n"                 /* 5 PCIe */
+        "\"header_sha256\":\"aa\",\"test\":\"tg128\",\"depth\":0,\"tok_s_median\":70}\n" /* 5 PCIe */
         "{\"backend\":\"cuda\",\"device\":\"NVIDIA H100 80GB HBM3 (sm_90, 132 SMs)\",\"model\":\"m.gguf\","
-        "\"header_sha256\":\"bb\",\"test\":\"tg128\",\"depth\":0,\"tok_s_median\":55}\n"                 /* 6 other hash */
+        "\"header_sha256\":\"bb\",\"test\":\"tg128\",\"depth\":0,\"tok_s_median\":55}\n" /* 6 other hash */
         "{\"backend\":\"cuda\",\"device\":\"NVIDIA H100 80GB HBM3 (sm_90, 132 SMs)\",\"model\":\"m.gguf\","
-        "\"header_sha256\":\"AA\",\"test\":\"tg64@d1000\",\"depth\":1000,\"tok_s_median\":90}\n"         /* 7 */
+        "\"header_sha256\":\"AA\",\"test\":\"tg64@d1000\",\"depth\":1000,\"tok_s_median\":90}\n" /* 7 */
         "{\"backend\":\"cpu\",\"device\":\"Some CPU (2 threads)\",\"model\":\"m.gguf\","
-        "\"test\":\"tg32\",\"depth\":0,\"tok_s_median\":5}\n"                                           /* 8 */
+        "\"test\":\"tg32\",\"depth\":0,\"tok_s_median\":5}\n" /* 8 */
         "{\"backend\":\"cpu\",\"device\":\"Other CPU (16 threads)\",\"model\":\"m.gguf\","
-        "\"test\":\"tg32\",\"depth\":0,\"tok_s_median\":50}\n"                                          /* 9 */
-        "{\"broken\":";                                                                                /* 10 bad */
+        "\"test\":\"tg32\",\"depth\":0,\"tok_s_median\":50}\n" /* 9 */
+        "{\"broken\":";                                        /* 10 bad */
     int n = (int)plan_n_devices(), h100 = -1, pcie = -1, rtx = -1;
     for (int i = 0; i < n; i++) {
         const char *name = plan_device_at(i)->name;
@@ -637,7 +638,8 @@ static const char *jv_number(const char *p)
 {
     if (*p == '-') p++;
     if (*p == '0') p++;
-    else if (*p >= '1' && *p <= '9') while (*p >= '0' && *p <= '9') p++;
+    else if (*p >= '1' && *p <= '9')
+        while (*p >= '0' && *p <= '9') p++;
     else return NULL;
     if (*p == '.') {
         p++;
@@ -729,10 +731,12 @@ static void cli_stories(void **state)
     const char *a1[] = {"-m", path, "--results", empty, "--cpu-bandwidth", "10", NULL};
     mf_proc r = run_plan(a1);
     if (r.rc != 0) fail_msg("exit %d: %s", r.rc, r.err);
-    expect_contains(r.out, "model      stories260K.gguf: llama, 5 layers, d 64, 8 heads (4 KV) of 8, FFN 172, vocab 512");
+    expect_contains(r.out,
+                    "model      stories260K.gguf: llama, 5 layers, d 64, 8 heads (4 KV) of 8, FFN 172, vocab 512");
     expect_contains(r.out, "weights    1.17 MB in 48 tensors (0.29M params): F32 1.17 MB (100.0%)");
     expect_contains(r.out, "per token  1.04 MB read: every tensor once, token_embd as one 256 B row\n");
-    expect_contains(r.out, "KV cache   1.28 KB per position in float32, 640 B in binary16 (5 layers x 2 x 4 KV heads x 8)");
+    expect_contains(r.out,
+                    "KV cache   1.28 KB per position in float32, 640 B in binary16 (5 layers x 2 x 4 KV heads x 8)");
     expect_contains(r.out, "at context 2048: 2.62 MB float32, 1.31 MB binary16");
     /* the CPU's scratch has per-thread parts: one thread per core of this machine
      * (dense_stories: 2584448 with one, 60416 more per thread) */
@@ -761,11 +765,11 @@ static void cli_stories(void **state)
     expect_contains(r.out, "measured   no generation record of this file on these devices");
     mf_proc_free(&r);
 
-    const char *rec = write_text("rec.jsonl",
-                                 "{\"date\":\"2026-01-01T00:00:00Z\",\"commit\":\"c0ffee\",\"backend\":\"cuda\","
-                                 "\"device\":\"NVIDIA H100 80GB HBM3 (sm_90, 132 SMs)\",\"model\":\"stories260K.gguf\","
-                                 "\"header_sha256\":\"\",\"test\":\"tg128\",\"depth\":0,\"tok_s_median\":800,"
-                                 "\"bandwidth_gbs\":2900}\n");
+    const char *rec =
+        write_text("rec.jsonl", "{\"date\":\"2026-01-01T00:00:00Z\",\"commit\":\"c0ffee\",\"backend\":\"cuda\","
+                                "\"device\":\"NVIDIA H100 80GB HBM3 (sm_90, 132 SMs)\",\"model\":\"stories260K.gguf\","
+                                "\"header_sha256\":\"\",\"test\":\"tg128\",\"depth\":0,\"tok_s_median\":800,"
+                                "\"bandwidth_gbs\":2900}\n");
     const char *a2[] = {"-m", path, "--gpu", "H100 SXM", "--json", "--results", rec, NULL};
     r = run_plan(a2);
     if (r.rc != 0) fail_msg("exit %d: %s", r.rc, r.err);
@@ -796,8 +800,10 @@ static void cli_stories(void **state)
     r = run_plan(a3);
     if (r.rc != 0) fail_msg("exit %d: %s", r.rc, r.err);
     char want[256];
-    snprintf(want, sizeof want, "measured   H100 SXM 80GB       tg128 800.0 tok/s (2026-01-01T00:00:00Z, c0ffee, line 1) = %.1f%% of the bound %.0f tok/s at context 64",
-             100.0 * 800.0 / bound, bound);
+    snprintf(
+        want, sizeof want,
+        "measured   H100 SXM 80GB       tg128 800.0 tok/s (2026-01-01T00:00:00Z, c0ffee, line 1) = %.1f%% of the bound %.0f tok/s at context 64",
+        100.0 * 800.0 / bound, bound);
     expect_contains(r.out, want);
     expect_contains(r.out, "(the bench's own probe measured 2900.0 GB/s then; this row uses 3350.0)");
     mf_proc_free(&r);
@@ -869,16 +875,30 @@ static const char *write_20b_header(const char *name)
     add_tensor(w, "token_embd.weight", MF_TYPE_Q8_0, 2, 2880, 201088, 1);
     add_tensor(w, "output_norm.weight", MF_TYPE_F32, 1, 2880, 1, 1);
     add_tensor(w, "output.weight", MF_TYPE_Q8_0, 2, 2880, 201088, 1);
-    const struct { const char *s; uint32_t ty; uint32_t nd; int64_t a, b, c; } per[] = {
-        {"attn_norm.weight", MF_TYPE_F32, 1, 2880, 1, 1},       {"attn_q.weight", MF_TYPE_Q8_0, 2, 2880, 4096, 1},
-        {"attn_q.bias", MF_TYPE_F32, 1, 4096, 1, 1},            {"attn_k.weight", MF_TYPE_Q8_0, 2, 2880, 512, 1},
-        {"attn_k.bias", MF_TYPE_F32, 1, 512, 1, 1},             {"attn_v.weight", MF_TYPE_Q8_0, 2, 2880, 512, 1},
-        {"attn_v.bias", MF_TYPE_F32, 1, 512, 1, 1},             {"attn_output.weight", MF_TYPE_Q8_0, 2, 4096, 2880, 1},
-        {"attn_output.bias", MF_TYPE_F32, 1, 2880, 1, 1},       {"attn_sinks.weight", MF_TYPE_F32, 1, 64, 1, 1},
-        {"post_attention_norm.weight", MF_TYPE_F32, 1, 2880, 1, 1}, {"ffn_gate_inp.weight", MF_TYPE_F32, 2, 2880, 32, 1},
-        {"ffn_gate_inp.bias", MF_TYPE_F32, 1, 32, 1, 1},        {"ffn_gate_exps.weight", MF_TYPE_MXFP4, 3, 2880, 2880, 32},
-        {"ffn_gate_exps.bias", MF_TYPE_F32, 2, 2880, 32, 1},    {"ffn_up_exps.weight", MF_TYPE_MXFP4, 3, 2880, 2880, 32},
-        {"ffn_up_exps.bias", MF_TYPE_F32, 2, 2880, 32, 1},      {"ffn_down_exps.weight", MF_TYPE_MXFP4, 3, 2880, 2880, 32},
+    const struct {
+        const char *s;
+        uint32_t ty;
+        uint32_t nd;
+        int64_t a, b, c;
+    } per[] = {
+        {"attn_norm.weight", MF_TYPE_F32, 1, 2880, 1, 1},
+        {"attn_q.weight", MF_TYPE_Q8_0, 2, 2880, 4096, 1},
+        {"attn_q.bias", MF_TYPE_F32, 1, 4096, 1, 1},
+        {"attn_k.weight", MF_TYPE_Q8_0, 2, 2880, 512, 1},
+        {"attn_k.bias", MF_TYPE_F32, 1, 512, 1, 1},
+        {"attn_v.weight", MF_TYPE_Q8_0, 2, 2880, 512, 1},
+        {"attn_v.bias", MF_TYPE_F32, 1, 512, 1, 1},
+        {"attn_output.weight", MF_TYPE_Q8_0, 2, 4096, 2880, 1},
+        {"attn_output.bias", MF_TYPE_F32, 1, 2880, 1, 1},
+        {"attn_sinks.weight", MF_TYPE_F32, 1, 64, 1, 1},
+        {"post_attention_norm.weight", MF_TYPE_F32, 1, 2880, 1, 1},
+        {"ffn_gate_inp.weight", MF_TYPE_F32, 2, 2880, 32, 1},
+        {"ffn_gate_inp.bias", MF_TYPE_F32, 1, 32, 1, 1},
+        {"ffn_gate_exps.weight", MF_TYPE_MXFP4, 3, 2880, 2880, 32},
+        {"ffn_gate_exps.bias", MF_TYPE_F32, 2, 2880, 32, 1},
+        {"ffn_up_exps.weight", MF_TYPE_MXFP4, 3, 2880, 2880, 32},
+        {"ffn_up_exps.bias", MF_TYPE_F32, 2, 2880, 32, 1},
+        {"ffn_down_exps.weight", MF_TYPE_MXFP4, 3, 2880, 2880, 32},
         {"ffn_down_exps.bias", MF_TYPE_F32, 2, 2880, 32, 1},
     };
     for (int l = 0; l < 24; l++)
@@ -951,11 +971,13 @@ static void cli_gpt_oss_20b(void **state)
     const char *a2[] = {"-m", path, "--gpu", "3060", "--ctx", "131072", "--results", empty, NULL};
     r = run_plan(a2);
     if (r.rc != 0) fail_msg("exit %d: %s", r.rc, r.err);
-    expect_contains(r.out, "per token  2.57 GB read = 1.30 GB shared (every non-expert tensor, token_embd as one 3.06 KB row)\n"
-                           "           + 1.27 GB experts (4 of 32 selected: 4/32 of 10.2 GB)\n");
+    expect_contains(
+        r.out, "per token  2.57 GB read = 1.30 GB shared (every non-expert tensor, token_embd as one 3.06 KB row)\n"
+               "           + 1.27 GB experts (4 of 32 selected: 4/32 of 10.2 GB)\n");
     expect_contains(r.out, "weights    12.1 GB in 459 tensors");
-    expect_contains(r.out, "sliding window 128 on 12 of 24 layers: binary16 at context 131072 takes 3.22 GB instead of 6.44 GB "
-                           "(saves 3.22 GB, 50.0%)");
+    expect_contains(
+        r.out, "sliding window 128 on 12 of 24 layers: binary16 at context 131072 takes 3.22 GB instead of 6.44 GB "
+               "(saves 3.22 GB, 50.0%)");
     /* 12.10 GB weights + KV + scratch = 15.7 GB against 11.8 GB usable: short by 3.89 GB */
     expect_contains(r.out, "RTX 3060 12GB         12.9 GB   11.8 GB   360 GB/s  f16   15.7 GB   -3.89 GB   no");
     mf_proc_free(&r);
@@ -1038,20 +1060,13 @@ static void cli_errors(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(dense_stories),
-        cmocka_unit_test(tied_and_unsupported),
-        cmocka_unit_test(moe_k_of_e),
-        cmocka_unit_test(sliding_window),
-        cmocka_unit_test(scratch_moe),
-        cmocka_unit_test(mkmodel_cross_check),
-        cmocka_unit_test(device_table),
-        cmocka_unit_test(fit_and_bound),
-        cmocka_unit_test(parse_records),
-        cmocka_unit_test(find_measurements),
-        cmocka_unit_test(cli_stories),
-        cmocka_unit_test(cli_cpu_record),
-        cmocka_unit_test(cli_gpt_oss_20b),
-        cmocka_unit_test(cli_unsupported),
+        cmocka_unit_test(dense_stories),   cmocka_unit_test(tied_and_unsupported),
+        cmocka_unit_test(moe_k_of_e),      cmocka_unit_test(sliding_window),
+        cmocka_unit_test(scratch_moe),     cmocka_unit_test(mkmodel_cross_check),
+        cmocka_unit_test(device_table),    cmocka_unit_test(fit_and_bound),
+        cmocka_unit_test(parse_records),   cmocka_unit_test(find_measurements),
+        cmocka_unit_test(cli_stories),     cmocka_unit_test(cli_cpu_record),
+        cmocka_unit_test(cli_gpt_oss_20b), cmocka_unit_test(cli_unsupported),
         cmocka_unit_test(cli_errors),
     };
     return MF_RUN("plan", tests);

@@ -20,10 +20,10 @@
 #define D 4
 
 typedef struct recorder {
-    int captured;   /* a decode step has been "captured" */
-    int replays;    /* decode steps replayed (nothing issued) */
-    int ops;        /* operations issued */
-    int eager;      /* steps begun with eager = 1 */
+    int captured; /* a decode step has been "captured" */
+    int replays;  /* decode steps replayed (nothing issued) */
+    int ops;      /* operations issued */
+    int eager;    /* steps begun with eager = 1 */
     int fail_read;
 } recorder;
 
@@ -42,22 +42,31 @@ static int rec_step_begin(mf_backend *be, mf_bstate *st, const int32_t *tokens, 
     r->captured = 1;
     return 0;
 }
-static int rec_step_end(mf_backend *be, mf_bstate *st, mf_err *err) { (void)be, (void)st, (void)err; return 0; }
+static int rec_step_end(mf_backend *be, mf_bstate *st, mf_err *err)
+{
+    (void)be, (void)st, (void)err;
+    return 0;
+}
 static int rec_read(mf_backend *be, const float *buf, size_t n, float *host, mf_err *err)
 {
     (void)buf;
     if (rec(be)->fail_read) return mf_errf(err, "read() during a graph capture");
-    for (size_t i = 0; i < n; i++) host[i] = (float)rec(be)->ops;  /* ops issued so far */
+    for (size_t i = 0; i < n; i++) host[i] = (float)rec(be)->ops; /* ops issued so far */
     return 0;
 }
-static void rec_embed(mf_backend *be, mf_bstate *st, const mf_weight *emb, float *x) { (void)st, (void)emb, (void)x; rec(be)->ops++; }
-static void rec_rmsnorm(mf_backend *be, mf_bstate *st, const float *x, const mf_weight *g, float eps, float *out, int rows)
+static void rec_embed(mf_backend *be, mf_bstate *st, const mf_weight *emb, float *x)
+{
+    (void)st, (void)emb, (void)x;
+    rec(be)->ops++;
+}
+static void rec_rmsnorm(mf_backend *be, mf_bstate *st, const float *x, const mf_weight *g, float eps, float *out,
+                        int rows)
 {
     (void)st, (void)x, (void)g, (void)eps, (void)out, (void)rows;
     rec(be)->ops++;
 }
-static void rec_matmul(mf_backend *be, mf_bstate *st, const mf_weight *W, const mf_weight *b, const float *in, float *out,
-                       int rows, int accumulate)
+static void rec_matmul(mf_backend *be, mf_bstate *st, const mf_weight *W, const mf_weight *b, const float *in,
+                       float *out, int rows, int accumulate)
 {
     (void)st, (void)W, (void)b, (void)in, (void)out, (void)rows, (void)accumulate;
     rec(be)->ops++;
@@ -128,8 +137,8 @@ static void fixture_init(fixture *f)
 }
 
 typedef struct seen {
-    int calls[LAYERS + 1];  /* per layer + 1 (the embedding is layer -1) */
-    float last_ops;         /* what the read reported at the last call */
+    int calls[LAYERS + 1]; /* per layer + 1 (the embedding is layer -1) */
+    float last_ops;        /* what the read reported at the last call */
     int order_ok;
 } seen;
 
@@ -140,7 +149,7 @@ static void hook(void *user, int layer, const float *x, int rows, int width)
     assert_int_equal(width, D);
     assert_true(rows >= 1);
     v->calls[layer + 1]++;
-    v->order_ok &= x[0] > v->last_ops || layer == -1;  /* called after more ops were issued */
+    v->order_ok &= x[0] > v->last_ops || layer == -1; /* called after more ops were issued */
     v->last_ops = x[0];
 }
 
@@ -161,7 +170,7 @@ static int run_steps(fixture *f, mf_err *err)
     return 0;
 }
 
-#define OPS_PER_STEP (1 + 7 * LAYERS + 2)  /* embed, 7 per layer, final norm and output */
+#define OPS_PER_STEP (1 + 7 * LAYERS + 2) /* embed, 7 per layer, final norm and output */
 
 static void hook_sees_every_layer_of_every_step(void **state)
 {
@@ -189,8 +198,8 @@ static void without_hook_decode_is_replayed(void **state)
     mf_err err;
     if (run_steps(&f, &err)) fail_msg("%s", err.msg);
     assert_int_equal(f.r.eager, 0);
-    assert_int_equal(f.r.replays, 4);                /* decode steps 2 … 5 */
-    assert_int_equal(f.r.ops, 2 * OPS_PER_STEP);     /* the prompt and the captured step */
+    assert_int_equal(f.r.replays, 4);            /* decode steps 2 … 5 */
+    assert_int_equal(f.r.ops, 2 * OPS_PER_STEP); /* the prompt and the captured step */
     /* the hook set later switches replay off from the next step on, and off again later */
     seen v = {.order_ok = 1};
     mf_session_set_hook(&f.s, hook, &v);

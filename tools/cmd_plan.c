@@ -29,28 +29,27 @@
 
 typedef struct plan_args {
     const char *model, *gpu, *results;
-    int ctx;                 /* 0: the default */
-    float mem_gb, bw_gbs;    /* custom device, 0 = not given */
-    float cpu_bw_gbs;        /* this CPU's bandwidth, 0 = measure it */
-    int kv_elem;             /* 0: backend default */
+    int ctx;              /* 0: the default */
+    float mem_gb, bw_gbs; /* custom device, 0 = not given */
+    float cpu_bw_gbs;     /* this CPU's bandwidth, 0 = measure it */
+    int kv_elem;          /* 0: backend default */
     int json;
 } plan_args;
 
 static void usage(FILE *f)
 {
-    fprintf(f,
-            "usage: minfer plan [-m MODEL] [options]\n"
-            "  --ctx N          context length (default: the training context, at most 4096)\n"
-            "  --gpu NAME       only the devices whose name contains NAME (case-insensitive;\n"
-            "                   'cpu' selects this machine's CPU)\n"
-            "  --mem GB --bandwidth GB/s   a custom device (GB = 1e9 bytes, no headroom)\n"
-            "  --cpu-bandwidth GB/s        this CPU's bandwidth instead of measuring it\n"
-            "  --kv-f16         binary16 KV cache on every device\n"
-            "  --kv-f32         float32 KV cache on every device\n"
-            "                   (default: binary16 on GPUs and custom devices, float32 on the CPU)\n"
-            "  --results FILE   `minfer bench --save` records to compare with\n"
-            "                   (default: docs/bench-results.jsonl when present)\n"
-            "  --json           one JSON object on stdout (keys: docs/plan.md)\n");
+    fprintf(f, "usage: minfer plan [-m MODEL] [options]\n"
+               "  --ctx N          context length (default: the training context, at most 4096)\n"
+               "  --gpu NAME       only the devices whose name contains NAME (case-insensitive;\n"
+               "                   'cpu' selects this machine's CPU)\n"
+               "  --mem GB --bandwidth GB/s   a custom device (GB = 1e9 bytes, no headroom)\n"
+               "  --cpu-bandwidth GB/s        this CPU's bandwidth instead of measuring it\n"
+               "  --kv-f16         binary16 KV cache on every device\n"
+               "  --kv-f32         float32 KV cache on every device\n"
+               "                   (default: binary16 on GPUs and custom devices, float32 on the CPU)\n"
+               "  --results FILE   `minfer bench --save` records to compare with\n"
+               "                   (default: docs/bench-results.jsonl when present)\n"
+               "  --json           one JSON object on stdout (keys: docs/plan.md)\n");
 }
 
 static int parse(int argc, char **argv, plan_args *a)
@@ -59,19 +58,41 @@ static int parse(int argc, char **argv, plan_args *a)
     const char *C = "plan";
     for (int i = 1; i < argc; i++) {
         const char *o = argv[i], *v;
-#define VAL() do { if (!(v = drv_next(C, argc, argv, &i))) return -1; } while (0)
-        if (!strcmp(o, "-h") || !strcmp(o, "--help")) { usage(stdout); exit(0); }
-        else if (!strcmp(o, "-m") || !strcmp(o, "--model")) { VAL(); a->model = v; }
-        else if (!strcmp(o, "--ctx")) { VAL(); if (drv_int(C, o, v, 1, 1 << 24, &a->ctx)) return -1; }
-        else if (!strcmp(o, "--gpu")) { VAL(); a->gpu = v; }
-        else if (!strcmp(o, "--mem")) { VAL(); if (drv_float(C, o, v, 1e-3, 1e6, &a->mem_gb)) return -1; }
-        else if (!strcmp(o, "--bandwidth")) { VAL(); if (drv_float(C, o, v, 1e-3, 1e6, &a->bw_gbs)) return -1; }
-        else if (!strcmp(o, "--cpu-bandwidth")) { VAL(); if (drv_float(C, o, v, 1e-3, 1e6, &a->cpu_bw_gbs)) return -1; }
-        else if (!strcmp(o, "--kv-f16")) a->kv_elem = 2;
+#define VAL()                                              \
+    do {                                                   \
+        if (!(v = drv_next(C, argc, argv, &i))) return -1; \
+    } while (0)
+        if (!strcmp(o, "-h") || !strcmp(o, "--help")) {
+            usage(stdout);
+            exit(0);
+        } else if (!strcmp(o, "-m") || !strcmp(o, "--model")) {
+            VAL();
+            a->model = v;
+        } else if (!strcmp(o, "--ctx")) {
+            VAL();
+            if (drv_int(C, o, v, 1, 1 << 24, &a->ctx)) return -1;
+        } else if (!strcmp(o, "--gpu")) {
+            VAL();
+            a->gpu = v;
+        } else if (!strcmp(o, "--mem")) {
+            VAL();
+            if (drv_float(C, o, v, 1e-3, 1e6, &a->mem_gb)) return -1;
+        } else if (!strcmp(o, "--bandwidth")) {
+            VAL();
+            if (drv_float(C, o, v, 1e-3, 1e6, &a->bw_gbs)) return -1;
+        } else if (!strcmp(o, "--cpu-bandwidth")) {
+            VAL();
+            if (drv_float(C, o, v, 1e-3, 1e6, &a->cpu_bw_gbs)) return -1;
+        } else if (!strcmp(o, "--kv-f16")) a->kv_elem = 2;
         else if (!strcmp(o, "--kv-f32")) a->kv_elem = 4;
-        else if (!strcmp(o, "--results")) { VAL(); a->results = v; }
-        else if (!strcmp(o, "--json")) a->json = 1;
-        else { fprintf(stderr, "minfer plan: unknown option '%s' (see minfer plan --help)\n", o); return -1; }
+        else if (!strcmp(o, "--results")) {
+            VAL();
+            a->results = v;
+        } else if (!strcmp(o, "--json")) a->json = 1;
+        else {
+            fprintf(stderr, "minfer plan: unknown option '%s' (see minfer plan --help)\n", o);
+            return -1;
+        }
 #undef VAL
     }
     if ((a->mem_gb > 0) != (a->bw_gbs > 0)) {
@@ -93,7 +114,11 @@ static const char *fmt_bytes(double b, char *buf, size_t cap)
     const char *unit[] = {"B", "KB", "MB", "GB", "TB"};
     int u = 0;
     double a = b < 0 ? -b : b;
-    while (a >= 1000 && u < 4) { a /= 1000; b /= 1000; u++; }
+    while (a >= 1000 && u < 4) {
+        a /= 1000;
+        b /= 1000;
+        u++;
+    }
     if (u == 0) snprintf(buf, cap, "%.0f B", b);
     else snprintf(buf, cap, a >= 100 ? "%.0f %s" : a >= 10 ? "%.1f %s" : "%.2f %s", b, unit[u]);
     return buf;
@@ -126,14 +151,27 @@ static void json_str(const char *str)
     putchar('"');
     while (*s) {
         unsigned c = *s;
-        if (c == '"' || c == '\\') { printf("\\%c", c); s++; }
-        else if (c == '\n') { printf("\\n"); s++; }
-        else if (c < 0x20) { printf("\\u%04x", c); s++; }
-        else if (c < 0x80) { putchar((int)c); s++; }
-        else {
+        if (c == '"' || c == '\\') {
+            printf("\\%c", c);
+            s++;
+        } else if (c == '\n') {
+            printf("\\n");
+            s++;
+        } else if (c < 0x20) {
+            printf("\\u%04x", c);
+            s++;
+        } else if (c < 0x80) {
+            putchar((int)c);
+            s++;
+        } else {
             size_t n = utf8_seq(s);
-            if (n) { fwrite(s, 1, n, stdout); s += n; }
-            else { printf("\\ufffd"); s++; }
+            if (n) {
+                fwrite(s, 1, n, stdout);
+                s += n;
+            } else {
+                printf("\\ufffd");
+                s++;
+            }
         }
     }
     putchar('"');
@@ -193,7 +231,7 @@ typedef struct row {
     mf_plan_fit fit;
     int measured;
     plan_record rec;
-    int64_t rec_ctx;          /* context at which the record's tokens were decoded, on average */
+    int64_t rec_ctx; /* context at which the record's tokens were decoded, on average */
     double rec_bound;
 } row;
 
@@ -202,13 +240,13 @@ typedef struct row {
 /* the CPU backend's thread count by default: one per core (the host row's) */
 static int host_threads(void) { return plan_host_device(0.0).threads; }
 
-static void print_text(const char *path, const mf_plan_model *pm, int ctx, int ctx_default,
-                       const row *rows, int n, const char *results, int n_bad)
+static void print_text(const char *path, const mf_plan_model *pm, int ctx, int ctx_default, const row *rows, int n,
+                       const char *results, int n_bad)
 {
     const mf_hparams *hp = &pm->hp;
     char b1[32], b2[32], b3[32];
-    printf("model      %s: %s, %d layers, d %d, %d heads (%d KV) of %d, ", base_name(path), hp->arch_name,
-           hp->n_layers, hp->n_embd, hp->n_heads, hp->n_kv_heads, hp->head_dim);
+    printf("model      %s: %s, %d layers, d %d, %d heads (%d KV) of %d, ", base_name(path), hp->arch_name, hp->n_layers,
+           hp->n_embd, hp->n_heads, hp->n_kv_heads, hp->head_dim);
     if (hp->n_experts) printf("%d experts (%d used) of width %d", hp->n_experts, hp->n_experts_used, hp->n_ff_exp);
     else printf("FFN %d", hp->n_ff);
     printf(", vocab %d, trained context %d\n", hp->n_vocab, hp->n_ctx_train);
@@ -245,7 +283,8 @@ static void print_text(const char *path, const mf_plan_model *pm, int ctx, int c
            fmt_bytes((double)mf_mem_kv_per_position(hp, 4), b1, sizeof b1),
            fmt_bytes((double)mf_mem_kv_per_position(hp, 2), b2, sizeof b2), hp->n_layers, hp->n_kv_heads, hp->head_dim);
     printf("           at context %d: %s float32, %s binary16\n", ctx,
-           fmt_bytes((double)mf_mem_kv_bytes(hp, ctx, 1, 4), b1, sizeof b1), fmt_bytes((double)mf_mem_kv_bytes(hp, ctx, 1, 2), b2, sizeof b2));
+           fmt_bytes((double)mf_mem_kv_bytes(hp, ctx, 1, 4), b1, sizeof b1),
+           fmt_bytes((double)mf_mem_kv_bytes(hp, ctx, 1, 2), b2, sizeof b2));
     if (hp->window > 0) {
         int n_slide = 0;
         for (int l = 0; l < hp->n_layers; l++) n_slide += l % hp->swa_pattern < hp->swa_pattern - 1;
@@ -262,13 +301,14 @@ static void print_text(const char *path, const mf_plan_model *pm, int ctx, int c
            fmt_bytes((double)mf_plan_scratch_bytes(pm, ctx, MF_PLAN_BATCH, 0, host_threads()), b1, sizeof b1),
            fmt_bytes((double)mf_plan_scratch_bytes(pm, ctx, MF_PLAN_BATCH, 1, 0), b2, sizeof b2), MF_PLAN_BATCH);
     printf("context    %d%s\n", ctx,
-           ctx_default ? " (default: the training context, at most 4096; --ctx N)"
-                       : ctx > hp->n_ctx_train ? " (beyond the training context: quality is not the file's)" : "");
+           ctx_default             ? " (default: the training context, at most 4096; --ctx N)"
+           : ctx > hp->n_ctx_train ? " (beyond the training context: quality is not the file's)"
+                                   : "");
 
     char hdr[32];
     snprintf(hdr, sizeof hdr, "tok/s ctx %d", ctx);
-    printf("\n%-19s %9s %9s %10s %4s %9s %10s %4s %11s %*s\n", "device", "memory", "usable", "bandwidth", "KV",
-           "needs", "spare", "fits", "tok/s ctx 0", (int)strlen(hdr) > 11 ? (int)strlen(hdr) : 11, hdr);
+    printf("\n%-19s %9s %9s %10s %4s %9s %10s %4s %11s %*s\n", "device", "memory", "usable", "bandwidth", "KV", "needs",
+           "spare", "fits", "tok/s ctx 0", (int)strlen(hdr) > 11 ? (int)strlen(hdr) : 11, hdr);
     for (int i = 0; i < n; i++) {
         const row *r = &rows[i];
         char bw[32], sp[40], mem[32], use[32], need[32], t0[32], tc[32];
@@ -307,11 +347,13 @@ static void print_text(const char *path, const mf_plan_model *pm, int ctx, int c
         any = 1;
     }
     if (!any) printf("measured   no generation record of this file on these devices in %s\n", results);
-    if (n_bad) printf("           (%d line%s of %s are not bench records and were skipped)\n", n_bad, n_bad > 1 ? "s" : "", results);
+    if (n_bad)
+        printf("           (%d line%s of %s are not bench records and were skipped)\n", n_bad, n_bad > 1 ? "s" : "",
+               results);
 }
 
-static void print_json(const char *path, const char *sha, const mf_plan_model *pm, int ctx, const row *rows,
-                       int n, const char *results, int n_bad)
+static void print_json(const char *path, const char *sha, const mf_plan_model *pm, int ctx, const row *rows, int n,
+                       const char *results, int n_bad)
 {
     const mf_hparams *hp = &pm->hp;
     printf("{\"model\":");
@@ -332,8 +374,8 @@ static void print_json(const char *path, const char *sha, const mf_plan_model *p
                mf_type_supported((uint32_t)t) ? "true" : "false");
         first = 0;
     }
-    printf("],\"runnable_types\":%s,\"ctx\":%d,\"ctx_train\":%d,\"batch\":%d,", pm->n_unsupported ? "false" : "true", ctx,
-           hp->n_ctx_train, MF_PLAN_BATCH);
+    printf("],\"runnable_types\":%s,\"ctx\":%d,\"ctx_train\":%d,\"batch\":%d,", pm->n_unsupported ? "false" : "true",
+           ctx, hp->n_ctx_train, MF_PLAN_BATCH);
     printf("\"bytes_per_token\":{\"total\":%llu,\"dense\":%llu,\"embedding_row\":%llu,\"tied_output\":%s,"
            "\"experts\":%llu,\"experts_all\":%llu,\"experts_used\":%d,\"experts_count\":%d},",
            (unsigned long long)mf_plan_bytes_per_token(pm), (unsigned long long)pm->per_token.dense,
@@ -412,7 +454,10 @@ int mf_cmd_plan(int argc, char **argv)
 
     /* the devices: a custom one, or the table plus this CPU, filtered by --gpu */
     rows = calloc(MAX_ROWS, sizeof *rows);
-    if (!rows) { fprintf(stderr, "minfer plan: out of memory\n"); goto done; }
+    if (!rows) {
+        fprintf(stderr, "minfer plan: out of memory\n");
+        goto done;
+    }
     int n = 0;
     if (a.mem_gb > 0) {
         mf_plan_device d = {"custom", MF_PLAN_CUSTOM, (uint64_t)((double)a.mem_gb * 1e9), 0, a.bw_gbs, NULL, 0};

@@ -4,7 +4,9 @@
 #   tools/format.sh            format every source in place
 #   tools/format.sh --check    change nothing; exit 0 when every file is formatted
 # CLANG_FORMAT names the binary (default: clang-format-14, else clang-format); exit 77
-# when there is none (the ctest that runs --check is then skipped).
+# when there is none, or outside a git checkout (the ctest format_check is then skipped).
+# Another clang-format version may format a few constructs differently: the style is
+# checked with version 14.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cf=${CLANG_FORMAT:-}
@@ -12,6 +14,7 @@ if [ -z "$cf" ]; then
     for c in clang-format-14 clang-format; do command -v "$c" > /dev/null && { cf=$c; break; }; done
 fi
 [ -n "$cf" ] || { echo "format.sh: no clang-format found (set CLANG_FORMAT)" >&2; exit 77; }
+git rev-parse --is-inside-work-tree > /dev/null 2>&1 || { echo "format.sh: not a git checkout" >&2; exit 77; }
 
 # Not formatted: the generated Unicode table, and the CPU kernel files that another branch
 # (issue 16) is rewriting, so that its merge stays a merge of code, not of whitespace; they

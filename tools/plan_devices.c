@@ -47,8 +47,7 @@ static const mf_plan_device DEVICES[] = {
     {"RTX 4070 12GB", MF_PLAN_CUDA, 12 * GIB, PLAN_GPU_HEADROOM, 504.0, "NVIDIA GeForce RTX 4070", 0},
     {"RTX 4090 24GB", MF_PLAN_CUDA, 24 * GIB, PLAN_GPU_HEADROOM, 1008.0, "NVIDIA GeForce RTX 4090", 0},
     {"RTX 5090 32GB", MF_PLAN_CUDA, 32 * GIB, PLAN_GPU_HEADROOM, 1792.0, "NVIDIA GeForce RTX 5090", 0},
-    {"A100 40GB", MF_PLAN_CUDA, 40 * GIB, PLAN_GPU_HEADROOM, 1555.0,
-     "NVIDIA A100-SXM4-40GB|NVIDIA A100-PCIE-40GB", 0},
+    {"A100 40GB", MF_PLAN_CUDA, 40 * GIB, PLAN_GPU_HEADROOM, 1555.0, "NVIDIA A100-SXM4-40GB|NVIDIA A100-PCIE-40GB", 0},
     {"A100 80GB SXM", MF_PLAN_CUDA, 80 * GIB, PLAN_GPU_HEADROOM, 2039.0, "NVIDIA A100-SXM4-80GB", 0},
     {"A100 80GB PCIe", MF_PLAN_CUDA, 80 * GIB, PLAN_GPU_HEADROOM, 1935.0, "NVIDIA A100 80GB PCIe", 0},
     {"H100 SXM 80GB", MF_PLAN_CUDA, 80 * GIB, PLAN_GPU_HEADROOM, 3350.0, "NVIDIA H100 80GB HBM3", 0},
@@ -58,22 +57,16 @@ static const mf_plan_device DEVICES[] = {
     {"Apple M3 Max 128GB", MF_PLAN_APPLE, 128 * GIB, 128 * GIB * 4 / 25, 400.0, NULL, 0},
 };
 
-size_t plan_n_devices(void)
-{
-    return sizeof DEVICES / sizeof *DEVICES;
-}
+size_t plan_n_devices(void) { return sizeof DEVICES / sizeof *DEVICES; }
 
-const mf_plan_device *plan_device_at(size_t i)
-{
-    return i < plan_n_devices() ? &DEVICES[i] : NULL;
-}
+const mf_plan_device *plan_device_at(size_t i) { return i < plan_n_devices() ? &DEVICES[i] : NULL; }
 
 mf_plan_device plan_host_device(double bandwidth_gbs)
 {
     /* the OS and other programs need memory too: a round allowance, not a measurement */
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
-    mf_plan_device d = {"this CPU", MF_PLAN_HOST, mf_mem_host_total(), PLAN_HOST_HEADROOM, bandwidth_gbs, NULL,
-                        cores > 0 ? (int)cores : 1};
+    mf_plan_device d = {"this CPU",    MF_PLAN_HOST, mf_mem_host_total(),       PLAN_HOST_HEADROOM,
+                        bandwidth_gbs, NULL,         cores > 0 ? (int)cores : 1};
     return d;
 }
 
@@ -104,8 +97,7 @@ int plan_cuda_name_matches(const mf_plan_device *dev, const char *device_string)
     for (const char *p = dev->cuda_names; *p;) {
         size_t k = strcspn(p, "|");
         /* "NVIDIA GeForce RTX 4070 Ti (sm_89, ...)" must not match "NVIDIA GeForce RTX 4070" */
-        if (!strncasecmp(device_string, p, k) &&
-            (device_string[k] == 0 || !strncmp(device_string + k, " (", 2)))
+        if (!strncasecmp(device_string, p, k) && (device_string[k] == 0 || !strncmp(device_string + k, " (", 2)))
             return 1;
         p += k + (p[k] == '|');
     }

@@ -40,7 +40,7 @@ static int jstring(jcur *c, char *out, size_t cap)
         char enc[4];
         size_t len = 1;
         if (ch == '"') break;
-        if (ch < 0x20) return -1;   /* raw control byte or the end of the line */
+        if (ch < 0x20) return -1; /* raw control byte or the end of the line */
         enc[0] = (char)ch;
         if (ch == '\\') {
             char e = *c->p++;
@@ -187,9 +187,8 @@ static int same_device(const plan_record *r, const mf_plan_device *dev, const ch
     return strlen(cpu_model) == k && !strncmp(r->device, cpu_model, k);
 }
 
-int plan_find_measurement(const char *text, const char *model_name, const char *sha,
-                             const mf_plan_device *dev, const char *cpu_model,
-                             plan_record *out, int *n_bad)
+int plan_find_measurement(const char *text, const char *model_name, const char *sha, const mf_plan_device *dev,
+                          const char *cpu_model, plan_record *out, int *n_bad)
 {
     int found = 0, bad = 0, lineno = 0;
     char *line = NULL;

@@ -10,10 +10,10 @@
 typedef struct plan_record {
     char date[32], commit[48], backend[16], device[128], model[256], sha[72], test[48];
     int depth;
-    int n_gen;                /* N of a "tgN" test (0 for other tests) */
-    double tok_s;             /* tok_s_median */
+    int n_gen;    /* N of a "tgN" test (0 for other tests) */
+    double tok_s; /* tok_s_median */
     double bandwidth_gbs;
-    int line;                 /* 1-based line in the file */
+    int line; /* 1-based line in the file */
 } plan_record;
 
 /* Parse one line written by `minfer bench --save` (a flat JSON object; unknown keys are
@@ -30,8 +30,7 @@ int plan_parse_record(const char *line, plan_record *r, mf_err *err);
  *           (any CPU record when cpu_model is NULL or empty); other rows never match.
  * Returns 1 and fills *out when found, 0 when not. *n_bad (may be NULL) receives the number
  * of non-empty lines that were not records. */
-int plan_find_measurement(const char *text, const char *model_name, const char *sha,
-                             const mf_plan_device *dev, const char *cpu_model,
-                             plan_record *out, int *n_bad);
+int plan_find_measurement(const char *text, const char *model_name, const char *sha, const mf_plan_device *dev,
+                          const char *cpu_model, plan_record *out, int *n_bad);
 
 #endif

@@ -88,15 +88,17 @@ static void run_case(mf_rng *r, const acase *c)
     double *ref = malloc(sizeof(double) * qn);
     float scale = 1.0f / sqrtf((float)hd), vmax = 0;
     for (size_t i = 0; i < cn; i++) vmax = fmaxf(vmax, fabsf(vf[i]));
-    mf_cuda_test_attn a = {q, kc, vc, c->f16, slots, c->n_ctx, c->pos0, c->n, H, c->Hkv, hd, c->window, scale,
-                           c->sinks ? sk : NULL, c->split, out};
+    mf_cuda_test_attn a = {q,        kc, vc,     c->f16, slots,     c->n_ctx, c->pos0,
+                           c->n,     H,  c->Hkv, hd,     c->window, scale,    c->sinks ? sk : NULL,
+                           c->split, out};
     mf_err err;
     GPU_OK(mf_cuda_test_attention(gpu_ctx, &a, &err), err);
     attn_ref(c, slots, q, kf, vf, sk, scale, ref);
     for (size_t i = 0; i < qn; i++)
         if (!(fabs(out[i] - ref[i]) <= 1e-4 * vmax))
-            fail_msg("attention n %d pos0 %d G %d hd %d f16 %d sinks %d window %d split %d: out[%zu] = %.9g, expected %.9g",
-                     c->n, c->pos0, c->G, hd, c->f16, c->sinks, c->window, c->split, i, out[i], ref[i]);
+            fail_msg(
+                "attention n %d pos0 %d G %d hd %d f16 %d sinks %d window %d split %d: out[%zu] = %.9g, expected %.9g",
+                c->n, c->pos0, c->G, hd, c->f16, c->sinks, c->window, c->split, i, out[i], ref[i]);
     if (c->f16) {
         attn_ref(c, slots, q, k0, v0, sk, scale, ref);
         for (size_t i = 0; i < qn; i++)
@@ -128,7 +130,7 @@ static void decode_lengths(void **state)
                 for (int v = 0; v < 8; v++) {
                     acase c = {1, lens[li] - 1, Gs[gi], 2, hd, v & 1, (v >> 1) & 1, (v >> 2) & 1 ? 100 : 0, 1, 4096};
                     run_case(&r, &c);
-                    if (v == 0 || v == 7) {  /* the one-pass kernel on a decode row too */
+                    if (v == 0 || v == 7) { /* the one-pass kernel on a decode row too */
                         c.split = 0;
                         run_case(&r, &c);
                     }
@@ -149,7 +151,7 @@ static void prompt_rows(void **state)
                     acase c = {ns[ni], pos0, Gs[gi], 2, hd, (v >> 1) & 1, (v >> 2) & 1, v % 3 == 0 ? 40 : 0, 0, 1024};
                     run_case(&r, &c);
                 }
-    for (int gi = 0; gi < (gpu_quick() ? 0 : 3); gi++) {  /* a 2048-token prompt, gpt-oss-like and Llama-like */
+    for (int gi = 0; gi < (gpu_quick() ? 0 : 3); gi++) { /* a 2048-token prompt, gpt-oss-like and Llama-like */
         acase c1 = {2048, 0, Gs[gi], 1, 64, 1, 1, 128, 0, 2048};
         acase c2 = {2048, 0, Gs[gi], 1, 128, 0, 0, 0, 0, 2048};
         run_case(&r, &c1);
@@ -222,11 +224,8 @@ int main(void)
         return MF_RUN("cuda_attention", skip);
     }
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(decode_lengths),
-        cmocka_unit_test(prompt_rows),
-        cmocka_unit_test(generic_head_dims),
-        cmocka_unit_test(many_heads_per_kv_head),
-        cmocka_unit_test(grid_y_edge),
+        cmocka_unit_test(decode_lengths),         cmocka_unit_test(prompt_rows), cmocka_unit_test(generic_head_dims),
+        cmocka_unit_test(many_heads_per_kv_head), cmocka_unit_test(grid_y_edge),
     };
     int rc = MF_RUN("cuda_attention", tests);
     mf_cuda_test_free(gpu_ctx);

@@ -56,7 +56,8 @@ static void close_enough(const char *what, const float *got, const float *ref, s
 {
     double tol = rel * max_abs(ref, n);
     for (size_t i = 0; i < n; i++)
-        if (!(fabs((double)got[i] - ref[i]) <= tol)) fail_msg("%s: [%zu] %.9g vs CPU %.9g (tol %.3g)", what, i, got[i], ref[i], tol);
+        if (!(fabs((double)got[i] - ref[i]) <= tol))
+            fail_msg("%s: [%zu] %.9g vs CPU %.9g (tol %.3g)", what, i, got[i], ref[i], tol);
 }
 
 static mf_model *load_stories(void)
@@ -94,7 +95,10 @@ static void prompt_and_decode_vs_cpu(void **state)
     mf_session_free(cpu);
 
     /* one GPU session at a time (a model is uploaded once): graphs, no graphs, F16 cache */
-    struct { int f16, no_graph; double tol; } var[3] = {{0, 0, 1e-4}, {0, 1, 1e-4}, {1, 0, 5e-3}};
+    struct {
+        int f16, no_graph;
+        double tol;
+    } var[3] = {{0, 0, 1e-4}, {0, 1, 1e-4}, {1, 0, 5e-3}};
     for (int i = 0; i < 3; i++) {
         mf_session *gpu = open_session(m, "cuda", var[i].f16, var[i].no_graph, 64);
         GPU_OK(mf_session_eval(gpu, spec_ids, 8, got, &err), err);
@@ -106,7 +110,7 @@ static void prompt_and_decode_vs_cpu(void **state)
             assert_int_equal(best, spec_argmax[p]);
         }
         assert_int_equal(mf_session_argmax(gpu), spec_argmax[7]);
-        for (int step = 0; step < N_DEC; step++) {  /* teacher-forced with the CPU's tokens */
+        for (int step = 0; step < N_DEC; step++) { /* teacher-forced with the CPU's tokens */
             GPU_OK(mf_session_eval(gpu, &toks[step], 1, NULL, &err), err);
             const float *lg = mf_session_logits(gpu, &err);
             if (!lg) fail_msg("%s", err.msg);
@@ -296,9 +300,9 @@ static void gpt_oss_graphs(void **state)
     }
     mf_ref_free(rf);
 
-    run_gpt_oss(m, 0, 0, ids, dec, a);  /* graphs */
-    run_gpt_oss(m, 1, 0, ids, dec, b);  /* no graphs */
-    run_gpt_oss(m, 0, 1, ids, dec, c);  /* graphs, hook from step 10 to 50 */
+    run_gpt_oss(m, 0, 0, ids, dec, a); /* graphs */
+    run_gpt_oss(m, 1, 0, ids, dec, b); /* no graphs */
+    run_gpt_oss(m, 0, 1, ids, dec, c); /* graphs, hook from step 10 to 50 */
     for (int p = 0; p < GO_N; p++) {
         if (memcmp(a + (size_t)p * V, b + (size_t)p * V, sizeof(float) * (size_t)V))
             fail_msg("position %d: logits with graphs differ from those without", p);
@@ -328,7 +332,8 @@ static void gpt_oss_graphs(void **state)
             sorted[j - 1] = t;
         }
     print_message("gpt-oss tiny vs CPU reference: %d of %d positions within 2e-2; max|dlogit|/max|logit| median %.2e, "
-                  "largest %.2e\n", within, GO_N, sorted[GO_N / 2], worst);
+                  "largest %.2e\n",
+                  within, GO_N, sorted[GO_N / 2], worst);
     if (within < GO_N - GO_N / 20) {
         for (int p = 0; p < GO_N; p++)
             if (rel[p] > 2e-2) print_message("  position %d: %.3e\n", p, rel[p]);

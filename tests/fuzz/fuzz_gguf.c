@@ -69,8 +69,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             sink += mf_detokenize(tok, ids, (size_t)n, 1, 1, out, sizeof out);
             sink += mf_detokenize(tok, ids, (size_t)n, 0, 0, out, 16);
         }
-        for (int32_t id = 0; id < mf_tok_n_vocab(tok); id++)
-            sink += mf_tok_piece(tok, id, 1, out, 8);
+        for (int32_t id = 0; id < mf_tok_n_vocab(tok); id++) sink += mf_tok_piece(tok, id, 1, out, 8);
         mf_tokenizer_free(tok);
     }
     (void)sink;
