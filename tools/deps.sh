@@ -5,7 +5,9 @@
 # The CUDA toolkit is not a Debian package here: it is used when /usr/local/cuda/bin/nvcc
 # exists (MINFER_CUDA=AUTO), and the CPU build works without it.
 mf_install_deps() {
-    local want=(gcc g++ make cmake pkg-config libopenblas-dev libcmocka-dev "$@")
+    # libmicrohttpd-dev, libjansson-dev: `minfer serve` (HTTP and JSON). Node.js and npm, for
+    # the client tests only, are installed by tests/clients/run.sh when `node` is missing.
+    local want=(gcc g++ make cmake pkg-config libopenblas-dev libcmocka-dev libmicrohttpd-dev libjansson-dev "$@")
     local missing=()
     for p in "${want[@]}"; do
         dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

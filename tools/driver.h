@@ -14,6 +14,7 @@ int mf_cmd_inspect(int argc, char **argv);
 int mf_cmd_bench(int argc, char **argv);
 int mf_cmd_check(int argc, char **argv);
 int mf_cmd_plan(int argc, char **argv);
+int mf_cmd_serve(int argc, char **argv);
 
 /* Argument parsing helpers: each returns 0, or prints "minfer NAME: bad value 'X' for
  * OPT (expected ...)" to stderr and returns -1. */

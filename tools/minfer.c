@@ -6,6 +6,7 @@
  *   minfer bench    -m MODEL ...             speed and % of the bandwidth roofline
  *   minfer check    -m MODEL ...             CPU vs GPU, layer by layer
  *   minfer plan     -m MODEL ...             will it fit, how fast at best
+ *   minfer serve    -m MODEL ...             OpenAI-compatible HTTP server (tools/cmd_serve.c)
  *   minfer default-model                     the model used when -m is not given
  *   minfer --version                         build options and the CUDA devices seen
  */
@@ -26,6 +27,7 @@ static void usage(FILE *f)
             "  bench     measure prompt/generation speed  (minfer bench -m MODEL)\n"
             "  check     compare CPU and GPU layer by layer (minfer check -m MODEL)\n"
             "  plan      memory and speed bounds per device (minfer plan -m MODEL)\n"
+            "  serve     OpenAI-compatible HTTP server    (minfer serve -m MODEL [--port 8080])\n"
             "  default-model  print the model used when -m is not given (exit 1 if none)\n"
             "  --version build options and CUDA devices\n"
             "Run 'minfer COMMAND --help' for the options of a command.\n");
@@ -65,6 +67,7 @@ int main(int argc, char **argv)
     if (!strcmp(c, "bench")) return mf_cmd_bench(argc - 1, argv + 1);
     if (!strcmp(c, "check")) return mf_cmd_check(argc - 1, argv + 1);
     if (!strcmp(c, "plan")) return mf_cmd_plan(argc - 1, argv + 1);
+    if (!strcmp(c, "serve")) return mf_cmd_serve(argc - 1, argv + 1);
     if (!strcmp(c, "default-model")) {
         const char *m = drv_default_model();  /* NULL: it said why and how to get one */
         if (!m) return 1;
