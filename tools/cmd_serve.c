@@ -2,7 +2,7 @@
  *
  * The main thread parses the options, starts the engine thread (which loads the model: until
  * it is ready /health says 503) and the HTTP daemon, then waits for SIGINT or SIGTERM. On
- * one it stops accepting connections, lets the running answers finish for --grace seconds,
+ * the first it stops accepting connections, lets the running answers finish for --grace seconds,
  * cancels what is left, closes the connections and exits 0.
  */
 #include <signal.h>
@@ -110,6 +110,13 @@ static int parse(int argc, char **argv, serve_args *a)
     return 0;
 }
 
+static volatile sig_atomic_t got_signal;
+
+static void on_signal(int sig)
+{
+    got_signal = sig;
+}
+
 int mf_cmd_serve(int argc, char **argv)
 {
     serve_args a;
@@ -120,13 +127,16 @@ int mf_cmd_serve(int argc, char **argv)
     const char *base = strrchr(path, '/');
     const char *model_id = a.alias ? a.alias : base ? base + 1 : path;
 
-    /* SIGINT and SIGTERM are taken by sigtimedwait below: blocked here, before any thread
-     * starts, so every thread inherits the mask; a write to a closed socket must not kill us */
-    sigset_t sigs;
-    sigemptyset(&sigs);
-    sigaddset(&sigs, SIGINT);
-    sigaddset(&sigs, SIGTERM);
-    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+    /* SIGINT and SIGTERM set a flag that the loop below reads. A handler rather than a
+     * blocked signal: libraries start threads of their own (OpenBLAS at load time) that
+     * would otherwise take the signal with its default action. A write to a closed socket
+     * must not kill the server either. */
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
 
     mf_err err;
@@ -152,12 +162,11 @@ int mf_cmd_serve(int argc, char **argv)
     fprintf(stderr, "minfer serve: listening on http://%s%s%s:%d (loading %s)\n", v6 ? "[" : "", a.host, v6 ? "]" : "",
             srv_http_port(h), path);
 
-    int rc = 0, ready = 0, sig = 0;
-    struct timespec tick = {0, 200 * 1000 * 1000};
-    while (!sig) {
-        int s = sigtimedwait(&sigs, NULL, &tick);
-        if (s > 0) { sig = s; break; }
-        if (ready) continue;
+    int rc = 0, ready = 0;
+    struct timespec tick = {0, 100 * 1000 * 1000};
+    while (!got_signal) {
+        nanosleep(&tick, NULL);   /* a signal ends it early */
+        if (got_signal || ready) continue;
         ready = srv_queue_ready(q);
         if (ready > 0) {
             int n_seq = srv_engine_n_seq(a.parallel);
@@ -171,6 +180,7 @@ int mf_cmd_serve(int argc, char **argv)
             break;
         }
     }
+    int sig = got_signal;
     if (sig) fprintf(stderr, "minfer serve: %s: stopping (running answers may take %d s)\n", sig == SIGINT ? "SIGINT" : "SIGTERM", a.grace);
     srv_http_quiesce(h);
     srv_queue_stop(q, a.grace);

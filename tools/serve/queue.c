@@ -451,7 +451,8 @@ void srv_queue_stop(srv_queue *q, double grace_s)
     double deadline = now_s() + grace_s;
     while (q->n_running && now_s() < deadline) wait_until(&q->idle, &q->mu, deadline);
     if (q->n_running)
-        fprintf(stderr, "minfer serve: %d answers still running after %.0f s: cancelling them\n", q->n_running, grace_s);
+        fprintf(stderr, "minfer serve: %d answer%s still running after %.0f s: cancelling\n", q->n_running,
+                q->n_running == 1 ? "" : "s", grace_s);
     q->stopping = 2;
     pthread_cond_signal(&q->wake);
     pthread_mutex_unlock(&q->mu);
