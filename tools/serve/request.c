@@ -375,7 +375,7 @@ static int parse_completion(json_t *root, srv_request *rq, srv_error *e)
     return 0;
 }
 
-int srv_request_parse(int kind, const char *body, size_t len, srv_request *rq, srv_error *e)
+static int parse_all(int kind, const char *body, size_t len, srv_request *rq, srv_error *e)
 {
     memset(rq, 0, sizeof *rq);
     rq->kind = kind;
@@ -389,6 +389,13 @@ int srv_request_parse(int kind, const char *body, size_t len, srv_request *rq, s
         return srv_err(e, 400, "invalid_type", NULL, "the request body must be a JSON object, not %s", type_name(rq->root));
     if (parse_common(rq->root, rq, e)) return -1;
     return kind == SRV_CHAT ? parse_chat(rq->root, rq, e) : parse_completion(rq->root, rq, e);
+}
+
+int srv_request_parse(int kind, const char *body, size_t len, srv_request *rq, srv_error *e)
+{
+    if (!parse_all(kind, body, len, rq, e)) return 0;
+    srv_request_free(rq);
+    return -1;
 }
 
 void srv_request_free(srv_request *rq)

@@ -62,7 +62,7 @@ typedef struct srv_request {
 } srv_request;
 
 /* 0, or -1 with e (400; 'code' names the kind of problem: invalid_json, invalid_type,
- * invalid_value, missing_field, unsupported_parameter). */
+ * invalid_value, missing_field, unsupported_parameter) and nothing left to free. */
 int srv_request_parse(int kind, const char *body, size_t len, srv_request *rq, srv_error *e);
 void srv_request_free(srv_request *rq);
 
