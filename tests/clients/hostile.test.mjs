@@ -105,6 +105,15 @@ test('bodies over --max-body: 413, announced (Content-Length) or not (chunked)',
   pieces.push('0\r\n\r\n');
   const chunked = await raw(pieces);
   assert.equal(status(chunked.text), 413);
+  // the default limit is 8 MB (8388608 bytes)
+  const def = await startServer([]);
+  try {
+    const over = await raw(`POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Length: 8388609\r\n\r\n`, { port: def.port });
+    assert.equal(status(over.text), 413);
+    assert.match(errorOf(over.text).message, /limit is 8388608/);
+  } finally {
+    assert.equal((await def.stop()).code, 0, def.log());
+  }
   await stillServing();
 });
 
