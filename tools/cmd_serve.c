@@ -19,8 +19,9 @@ int mf_cmd_serve(int argc, char **argv)
 {
     (void)argc;
     (void)argv;
-    fprintf(stderr, "minfer serve: this build has no server: libmicrohttpd-dev and libjansson-dev were not found when it "
-                    "was configured (tools/deps.sh installs them; then configure and build again)\n");
+    fprintf(stderr, "minfer serve: this build has no server: it was configured with MINFER_SERVE=OFF, or without "
+                    "libmicrohttpd-dev and libjansson-dev (tools/deps.sh installs them; then configure with "
+                    "-DMINFER_SERVE=ON and build again)\n");
     return 1;
 }
 
