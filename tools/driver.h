@@ -19,6 +19,7 @@ int mf_cmd_quantize(int argc, char **argv);
 int mf_cmd_prune(int argc, char **argv);
 int mf_cmd_perplexity(int argc, char **argv);
 int mf_cmd_imatrix(int argc, char **argv);
+int mf_cmd_serve(int argc, char **argv);
 
 /* Argument parsing helpers: each returns 0, or prints "minfer NAME: bad value 'X' for
  * OPT (expected ...)" to stderr and returns -1. */

@@ -3,6 +3,7 @@
 #   gguf      the GGUF reader and the tokenizer loader (tests/fuzz/fuzz_gguf.c)
 #   sampler   the sampler on any parameters and logits (tests/fuzz/fuzz_sampler.c)
 #   chat      the chat formats and the harmony parser (tests/fuzz/fuzz_chat.c)
+#   serve     the server's request parser and reply text (tests/fuzz/fuzz_serve.c)
 #
 #   tools/fuzz.sh 600              # ten minutes of the GGUF reader on every core
 #   FUZZ_JOBS=1 tools/fuzz.sh 60 chat  # one worker, one minute of the chat code
@@ -22,7 +23,7 @@
 set -eu
 
 if [ $# -lt 1 ] || [ $# -gt 2 ]; then
-    echo "usage: tools/fuzz.sh SECONDS [gguf|sampler|chat]" >&2
+    echo "usage: tools/fuzz.sh SECONDS [gguf|sampler|chat|serve]" >&2
     exit 2
 fi
 secs=$1
@@ -42,7 +43,9 @@ case $target in
     gguf) seeds=$root/tests/fuzz/corpus; max_len=${FUZZ_MAX_LEN:-16384} ;;
     # sampler: 29 bytes of parameters, up to 256 logits and some history; chat: texts and ids
     sampler | chat) seeds=$root/tests/fuzz/corpus-$target; max_len=${FUZZ_MAX_LEN:-4096} ;;
-    *) echo "fuzz.sh: unknown target '$target' (gguf, sampler or chat)" >&2; exit 2 ;;
+    # serve: request bodies (the nested seed is 6 KB)
+    serve) seeds=$root/tests/fuzz/corpus-serve; max_len=${FUZZ_MAX_LEN:-16384} ;;
+    *) echo "fuzz.sh: unknown target '$target' (gguf, sampler, chat or serve)" >&2; exit 2 ;;
 esac
 
 command -v clang > /dev/null || { echo "fuzz.sh: clang not found (apt-get install clang)" >&2; exit 1; }

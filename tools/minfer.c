@@ -10,6 +10,7 @@
  *   minfer imatrix  -m MODEL -f TEXT -o FILE importance statistics for quantize
  *   minfer prune    IN OUT --drop-layers L   a copy without some layers
  *   minfer perplexity -m MODEL -f TEXT       perplexity; KL divergence against a base
+ *   minfer serve    -m MODEL ...             OpenAI-compatible HTTP server (tools/cmd_serve.c)
  *   minfer default-model                     the model used when -m is not given
  *   minfer --version                         build options and the CUDA devices seen
  */
@@ -33,6 +34,7 @@ static void usage(FILE *f)
                "  imatrix   activation statistics for quantize (minfer imatrix -m MODEL -f TEXT -o FILE)\n"
                "  prune     write a copy without some layers (minfer prune IN OUT --drop-layers 3,7)\n"
                "  perplexity score a text; KL divergence vs a base (minfer perplexity -m MODEL -f TEXT)\n"
+               "  serve     OpenAI-compatible HTTP server    (minfer serve -m MODEL [--port 8080])\n"
                "  default-model  print the model used when -m is not given (exit 1 if none)\n"
                "  --version build options and CUDA devices\n"
                "Run 'minfer COMMAND --help' for the options of a command.\n");
@@ -81,6 +83,7 @@ int main(int argc, char **argv)
     if (!strcmp(c, "imatrix")) return mf_cmd_imatrix(argc - 1, argv + 1);
     if (!strcmp(c, "prune")) return mf_cmd_prune(argc - 1, argv + 1);
     if (!strcmp(c, "perplexity")) return mf_cmd_perplexity(argc - 1, argv + 1);
+    if (!strcmp(c, "serve")) return mf_cmd_serve(argc - 1, argv + 1);
     if (!strcmp(c, "default-model")) {
         const char *m = drv_default_model(); /* NULL: it said why and how to get one */
         if (!m) return 1;
