@@ -70,7 +70,7 @@ struct mf_backend {
     const char *name;      /* "cpu", "cuda" */
     char device_name[128]; /* "Intel Xeon ... (2 threads)", "NVIDIA H100 80GB HBM3" */
     int kv_f16_default;    /* the KV cache type when the session leaves it open: 0 float32
-                                (CPU: exact), 1 binary16 (GPU: half the cache traffic) */
+                              (CPU: exact), 1 binary16 (GPU: half the cache traffic) */
     void *impl;
 
     /* ---- lifetime ---- */

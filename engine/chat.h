@@ -60,7 +60,7 @@ typedef struct mf_harmony {
     int channel;       /* enum mf_harmony_channel of the current content */
     int has_recipient; /* the current message is addressed (" to=...") */
     char header[256];  /* role and channel text of the current header (NUL-terminated,
-                                cut at 255 bytes) */
+                          cut at 255 bytes) */
     size_t header_len;
     size_t channel_off; /* where the text after the last <|channel|> starts in header */
     int32_t tok_start, tok_channel, tok_message, tok_end, tok_return, tok_call, tok_constrain;

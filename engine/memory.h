@@ -66,7 +66,7 @@ typedef struct mf_mem_token {
     uint64_t embd_row;    /* one row of token_embd (0 if absent) */
     int tied_output;      /* no output.weight: the embedding is the output matrix */
     uint64_t dense;       /* every tensor that is not a stack of experts, read once; the
-                                embedding as one row, and whole again when it is tied */
+                             embedding as one row, and whole again when it is tied */
     uint64_t experts_all; /* all stacked expert tensors */
     uint64_t experts;     /* of them what a token reads: k / E of each */
 } mf_mem_token;

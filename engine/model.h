@@ -30,11 +30,11 @@ typedef struct mf_weight {
     size_t row_bytes; /* bytes of one row of ne[0] elements */
     size_t nbytes;
     const void *data; /* host bytes, in the mapping (an F32 vector the file places at an
-                                address that is not a multiple of 4: an aligned copy, model.c) */
+                         address that is not a multiple of 4: an aligned copy, model.c) */
     int slot;         /* index of this tensor in the model's weight list (mf_model_weight);
-                                a tied output has the embedding's. A backend that keeps a
-                                copy of the tensor (a GPU) finds it by this index in its own
-                                table: the model holds nothing of any device (backend.h) */
+                         a tied output has the embedding's. A backend that keeps a
+                         copy of the tensor (a GPU) finds it by this index in its own
+                         table: the model holds nothing of any device (backend.h) */
 } mf_weight;
 
 /* ---------------------------------------------------------------- the weight list

@@ -32,9 +32,9 @@ typedef void (*mf_quant_progress)(void *user, const mf_qplan *p, int64_t i);
 
 typedef struct mf_quant_opts {
     const char *target;           /* a type (F32, F16, BF16, Q4_0 .. Q6_K, MXFP4) or a
-                                        recipe (Q3_K_M, Q4_K_M, Q5_K_M); case-insensitive */
+                                     recipe (Q3_K_M, Q4_K_M, Q5_K_M); case-insensitive */
     const char *const *overrides; /* "PATTERN=TYPE": a POSIX extended regular expression
-                                        searched in the tensor name; the first match wins */
+                                     searched in the tensor name; the first match wins */
     int n_overrides;
     int keep_output;     /* output.weight (or the tied embedding) keeps its type */
     const char *imatrix; /* importance file written by `minfer imatrix`, or NULL */
@@ -52,7 +52,7 @@ typedef struct mf_qtensor {
     const char *rule;          /* why this type: "recipe", "override", "kept", ... */
     const float *imp;          /* importance per column (ne[0] x matrices), or NULL */
     double rel_rms;            /* with report: sqrt(Σ(x-y)²/Σx²) over the tensor, x the
-                                        source values, y the written ones; 0 when copied */
+                                  source values, y the written ones; 0 when copied */
 } mf_qtensor;
 
 struct mf_qplan {

@@ -62,8 +62,8 @@ char *srv_reply_final(const srv_reply_info *ri, const mf_gen_result *r, const sr
 /* Streaming: the "data: {...}\n\n" events. */
 char *srv_event_start(const srv_reply_info *ri); /* chat: the role chunk */
 char *srv_event_delta(const srv_reply_info *ri, const mf_delta *d);
-char *srv_event_finish(const srv_reply_info *ri, const mf_gen_result *r); /* finish chunk,
-                                     the usage chunk when asked, and "data: [DONE]" */
-char *srv_event_error(const srv_error *e);                                /* an error after the start */
+/* the finish chunk, the usage chunk when asked, and "data: [DONE]" */
+char *srv_event_finish(const srv_reply_info *ri, const mf_gen_result *r);
+char *srv_event_error(const srv_error *e); /* an error after the start */
 
 #endif

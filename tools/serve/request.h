@@ -56,7 +56,7 @@ typedef struct srv_request {
     const char *reasoning_effort; /* NULL: the model's default */
     const char **stop;            /* gen.stop points here */
     mf_gen_params gen;            /* sampler, max_tokens, stop, logprobs; format is the
-                                       server's to set */
+                                     server's to set */
     int seed_given;               /* 0: the caller picks a random seed */
     int stream, include_usage;
 } srv_request;
