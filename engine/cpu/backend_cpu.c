@@ -82,15 +82,20 @@ static void cpu_state_free(mf_backend *be, mf_bstate *st)
     free(st);
 }
 
-/* Every buffer of a state comes from here, zeroed, and is counted: state_bytes() reports the
- * count, and tests/test_memory.c checks it against mf_mem_cpu_state. */
-static void *state_buf(mf_bstate *st, size_t bytes)
+/* Every buffer of a state comes from here, zeroed (no slot of the cache is ever read
+ * uninitialized), and is counted: state_bytes() reports the count, and tests/test_memory.c
+ * checks it against mf_mem_cpu_state. calloc leaves the pages of a large buffer (a long
+ * context's cache) untouched until they are used; `aligned` asks for whole cache lines
+ * (the converted activations the SIMD kernels read). */
+static void *state_buf(mf_bstate *st, size_t bytes, int aligned)
 {
-    /* 64-byte alignment: whole cache lines, aligned SIMD loads; bytes is a multiple of 4 */
     void *p = NULL;
-    if (posix_memalign(&p, 64, bytes ? bytes : 64)) return NULL;
-    memset(p, 0, bytes);
-    st->allocated += bytes;
+    if (!aligned) {
+        p = calloc(1, bytes ? bytes : 1);
+    } else if (!posix_memalign(&p, 64, bytes ? bytes : 64)) {
+        memset(p, 0, bytes);
+    }
+    if (p) st->allocated += bytes;
     return p;
 }
 
@@ -126,26 +131,26 @@ static mf_bstate *cpu_state_new(mf_backend *be, mf_bmodel *bm, const mf_state_op
     st->slots = calloc((size_t)L + 1, sizeof(int));
     st->rcos = calloc((size_t)L + 1, sizeof(float *));
     st->rsin = calloc((size_t)L + 1, sizeof(float *));
-    st->tokens = state_buf(st, mem.tokens);
-    st->krow = state_buf(st, mem.krow);
-    st->qx = state_buf(st, mem.qx);
-    st->tmp = state_buf(st, mem.tmp);
-    st->ff_g = state_buf(st, mem.ff);
-    st->ff_u = state_buf(st, mem.ff);
-    st->scores = state_buf(st, mem.scores);
-    st->deq = state_buf(st, mem.deq);
+    st->tokens = state_buf(st, mem.tokens, 0);
+    st->krow = state_buf(st, mem.krow, 0);
+    st->qx = state_buf(st, mem.qx, 1);
+    st->tmp = state_buf(st, mem.tmp, 0);
+    st->ff_g = state_buf(st, mem.ff, 0);
+    st->ff_u = state_buf(st, mem.ff, 0);
+    st->scores = state_buf(st, mem.scores, 0);
+    st->deq = state_buf(st, mem.deq, 0);
     if (!st->tokens || !st->krow || !st->kc || !st->vc || !st->slots || !st->rcos || !st->rsin || !st->qx ||
         !st->tmp || !st->ff_g || !st->ff_u || !st->scores || !st->deq)
         goto oom;
     if (hp->n_experts) {
-        st->router = state_buf(st, mem.router);
-        st->sel = state_buf(st, mem.sel);
-        st->selw = state_buf(st, mem.sel);
-        st->ex_tok = state_buf(st, mem.sel);
-        st->ex_slot = state_buf(st, mem.sel);
-        st->ex_in = state_buf(st, mem.ex_io);
-        st->ex_out = state_buf(st, mem.ex_io);
-        st->ex_acc = state_buf(st, mem.ex_acc);
+        st->router = state_buf(st, mem.router, 0);
+        st->sel = state_buf(st, mem.sel, 0);
+        st->selw = state_buf(st, mem.sel, 0);
+        st->ex_tok = state_buf(st, mem.sel, 0);
+        st->ex_slot = state_buf(st, mem.sel, 0);
+        st->ex_in = state_buf(st, mem.ex_io, 0);
+        st->ex_out = state_buf(st, mem.ex_io, 0);
+        st->ex_acc = state_buf(st, mem.ex_acc, 0);
         if (!st->router || !st->sel || !st->selw || !st->ex_tok || !st->ex_slot || !st->ex_in ||
             !st->ex_out || !st->ex_acc)
             goto oom;
@@ -156,8 +161,8 @@ static mf_bstate *cpu_state_new(mf_backend *be, mf_bmodel *bm, const mf_state_op
     for (int l = 0; l < L; l++) {
         st->slots[l] = mf_mem_kv_slots(hp, l, o->n_ctx, o->max_batch);
         size_t bytes = (size_t)mf_mem_kv_layer_bytes(hp, l, o);
-        st->kc[l] = state_buf(st, bytes);
-        st->vc[l] = state_buf(st, bytes);
+        st->kc[l] = state_buf(st, bytes, 0);
+        st->vc[l] = state_buf(st, bytes, 0);
         if (!st->kc[l] || !st->vc[l]) {
             mf_errf(err, "out of memory for the KV cache (%zu bytes per layer)", 2 * bytes);
             cpu_state_free(be, st);
@@ -169,8 +174,8 @@ static mf_bstate *cpu_state_new(mf_backend *be, mf_bmodel *bm, const mf_state_op
     for (int l = 0; l < L; l++) {
         int t = mf_mem_rope_table(hp, l);
         if (!st->tables[2 * t]) {
-            float *c = st->tables[2 * t] = state_buf(st, mem.rope_table);
-            float *s = st->tables[2 * t + 1] = state_buf(st, mem.rope_table);
+            float *c = st->tables[2 * t] = state_buf(st, mem.rope_table, 0);
+            float *s = st->tables[2 * t + 1] = state_buf(st, mem.rope_table, 0);
             if (!c || !s) goto oom;
             for (int p = 0; p < o->n_ctx; p++) mf_rope_cos_sin(m, l, p, c + (size_t)p * half, s + (size_t)p * half);
         }
