@@ -12,8 +12,10 @@
 #include "ctx.cuh"
 #include "dequant.cuh"
 
-namespace mf_kernels {  // in every kernel name: the racecheck filter (ctx.cuh)
-namespace {
+namespace mf_kernels
+{  // in every kernel name: the racecheck filter (ctx.cuh)
+namespace
+{
 
 template <int T>
 __global__ void embed_kernel(const uint8_t *w, size_t row_bytes, int64_t d, int64_t n_vocab, const int32_t *tokens,

@@ -35,8 +35,10 @@
 #include "ctx.cuh"
 #include "dequant.cuh"
 
-namespace mf_kernels {  // in every kernel name: the racecheck filter (ctx.cuh)
-namespace {
+namespace mf_kernels
+{  // in every kernel name: the racecheck filter (ctx.cuh)
+namespace
+{
 
 __global__ void to_half_kernel(const float *x, int64_t ldx, int64_t n_in, int rows, __half *xh)
 {
@@ -62,11 +64,12 @@ __global__ void dequant_tile_kernel(const uint8_t *w, size_t row_bytes, int64_t 
         int64_t r = i / nch, ch = i % nch;
         float y[32];
         mf_dq32<T>(w + (o0 + r) * row_bytes, ch, y);
-        uint4 *dst = (uint4 *)(wh + r * n_in + 32 * ch);  /* 64-byte aligned: n_in % 32 == 0 */
+        uint4 *dst = (uint4 *)(wh + r * n_in + 32 * ch); /* 64-byte aligned: n_in % 32 == 0 */
 #pragma unroll
         for (int q = 0; q < 4; q++) {
             __half2 h0 = __floats2half2_rn(y[8 * q], y[8 * q + 1]), h1 = __floats2half2_rn(y[8 * q + 2], y[8 * q + 3]);
-            __half2 h2 = __floats2half2_rn(y[8 * q + 4], y[8 * q + 5]), h3 = __floats2half2_rn(y[8 * q + 6], y[8 * q + 7]);
+            __half2 h2 = __floats2half2_rn(y[8 * q + 4], y[8 * q + 5]),
+                    h3 = __floats2half2_rn(y[8 * q + 6], y[8 * q + 7]);
             uint4 v;
             v.x = *(uint32_t *)&h0;
             v.y = *(uint32_t *)&h1;
@@ -101,8 +104,8 @@ bool dequant_tile(mf_cu_ctx *c, const mf_cu_mat *m, int64_t o0, int64_t nr)
 }  // namespace mf_kernels
 using namespace mf_kernels;
 
-void mf_cu_gemm(mf_cu_ctx *c, const mf_cu_mat *m, float *const *out, const int64_t *ldo, int n_mats,
-                const float *x, int64_t ldx, int rows, int accumulate)
+void mf_cu_gemm(mf_cu_ctx *c, const mf_cu_mat *m, float *const *out, const int64_t *ldo, int n_mats, const float *x,
+                int64_t ldx, int rows, int accumulate)
 {
     if (c->failed) return;
     int64_t n_in = m[0].n_in;
@@ -147,16 +150,16 @@ void mf_cu_gemm(mf_cu_ctx *c, const mf_cu_mat *m, float *const *out, const int64
             for (int64_t o0 = 0; o0 < w->n_out; o0 += tile) {
                 int64_t nr = w->n_out - o0 < tile ? w->n_out - o0 : tile;
                 if (!dequant_tile(c, w, o0, nr)) return;
-                cublasStatus_t s = cublasGemmEx(c->blas, CUBLAS_OP_T, CUBLAS_OP_N, (int)nr, rows, (int)n_in, &one,
-                                                c->wh, CUDA_R_16F, (int)n_in, c->xh, CUDA_R_16F, (int)n_in,
-                                                accumulate ? &one : &zero, out[j] + o0, CUDA_R_32F, (int)ldo[j],
-                                                CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT);
+                cublasStatus_t s =
+                    cublasGemmEx(c->blas, CUBLAS_OP_T, CUBLAS_OP_N, (int)nr, rows, (int)n_in, &one, c->wh, CUDA_R_16F,
+                                 (int)n_in, c->xh, CUDA_R_16F, (int)n_in, accumulate ? &one : &zero, out[j] + o0,
+                                 CUDA_R_32F, (int)ldo[j], CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT);
                 if (!mf_cu_blas_check(c, s, "cublasGemmEx")) return;
             }
         }
         if (w->bias) {
             add_bias_kernel<<<mf_cdiv(w->n_out * rows, 256), 256, 0, c->stream>>>(out[j], ldo[j], w->n_out, rows,
-                                                                                w->bias);
+                                                                                  w->bias);
             if (!mf_cu_launched(c, "add_bias_kernel")) return;
         }
     }

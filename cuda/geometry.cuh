@@ -15,10 +15,10 @@
 
 /* ---------------------------------------------------------------- flash attention */
 
-#define MF_FA_WARPS 4                       /* warps per block */
-#define MF_FA_QPW 4                         /* query vectors per warp */
-#define MF_FA_QB (MF_FA_WARPS * MF_FA_QPW)  /* query vectors per block (one "tile") */
-#define MF_FA_BK 32                         /* keys per tile = lanes of a warp */
+#define MF_FA_WARPS 4                      /* warps per block */
+#define MF_FA_QPW 4                        /* query vectors per warp */
+#define MF_FA_QB (MF_FA_WARPS * MF_FA_QPW) /* query vectors per block (one "tile") */
+#define MF_FA_BK MF_CUDA_FA_KEYS           /* keys per tile = lanes of a warp */
 
 typedef struct mf_cu_grid {
     long long x, y, z;

@@ -13,14 +13,15 @@
 extern "C" int mf_cuda_host_dequant_row(uint32_t type, const void *src, float *dst, int64_t n)
 {
     const uint8_t *row = (const uint8_t *)src;
-    return mf_type_dispatch(type, [&](auto tc) {
-               constexpr int T = decltype(tc)::value;
-               if constexpr (mf_is_float_type<T>) {
-                   for (int64_t i = 0; i < n; i++) dst[i] = mf_dq_elem<T>(row, i);
-               } else {
-                   for (int64_t ch = 0; ch < n / 32; ch++) mf_dq32<T>(row, ch, dst + 32 * ch);
-               }
-           })
+    return mf_type_dispatch(type,
+                            [&](auto tc) {
+                                constexpr int T = decltype(tc)::value;
+                                if constexpr (mf_is_float_type<T>) {
+                                    for (int64_t i = 0; i < n; i++) dst[i] = mf_dq_elem<T>(row, i);
+                                } else {
+                                    for (int64_t ch = 0; ch < n / 32; ch++) mf_dq32<T>(row, ch, dst + 32 * ch);
+                                }
+                            })
                ? 0
                : -1;
 }

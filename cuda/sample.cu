@@ -12,8 +12,10 @@
 #include "ctx.cuh"
 #include "math.cuh"
 
-namespace mf_kernels {  // in every kernel name: the racecheck filter (ctx.cuh)
-namespace {
+namespace mf_kernels
+{  // in every kernel name: the racecheck filter (ctx.cuh)
+namespace
+{
 
 __device__ __forceinline__ void keep_better(float &bv, int &be, float v, int e)
 {

@@ -1,11 +1,11 @@
-/* gguf.h — reading and writing GGUF files (spec: ../shared/spec/gguf.md).
+/* gguf.h — reading and writing GGUF files (docs/gguf.md).
  *
  * Reader contract
  *   - The file is mapped read-only (mmap). Tensor data pointers and array payloads point
  *     into the mapping: nothing is copied at open, so a 12 GB model opens in milliseconds
  *     and costs no RAM until its pages are touched.
  *   - The file is untrusted input. mf_gguf_open() validates every field before using it
- *     (gguf.md §9: bounds of every read, counts vs remaining bytes, overflow-checked sizes,
+ *     (docs/gguf.md §3: bounds of every read, counts vs remaining bytes, overflow-checked sizes,
  *     names, duplicates, alignment, offsets, overlaps). On failure it returns NULL and one
  *     line "FILE: offset N: what is wrong" in err.
  *   - Tensor type ids that the format does not define (>= 43 or removed) are rejected at
@@ -33,17 +33,27 @@
 
 #include "err.h"
 
-/* metadata value types (gguf.md §4.1) */
+/* metadata value types (docs/gguf.md §2) */
 enum mf_gguf_vtype {
-    MF_GGUF_U8 = 0, MF_GGUF_I8 = 1, MF_GGUF_U16 = 2, MF_GGUF_I16 = 3,
-    MF_GGUF_U32 = 4, MF_GGUF_I32 = 5, MF_GGUF_F32 = 6, MF_GGUF_BOOL = 7,
-    MF_GGUF_STR = 8, MF_GGUF_ARR = 9, MF_GGUF_U64 = 10, MF_GGUF_I64 = 11,
-    MF_GGUF_F64 = 12, MF_GGUF_VTYPE_COUNT = 13
+    MF_GGUF_U8 = 0,
+    MF_GGUF_I8 = 1,
+    MF_GGUF_U16 = 2,
+    MF_GGUF_I16 = 3,
+    MF_GGUF_U32 = 4,
+    MF_GGUF_I32 = 5,
+    MF_GGUF_F32 = 6,
+    MF_GGUF_BOOL = 7,
+    MF_GGUF_STR = 8,
+    MF_GGUF_ARR = 9,
+    MF_GGUF_U64 = 10,
+    MF_GGUF_I64 = 11,
+    MF_GGUF_F64 = 12,
+    MF_GGUF_VTYPE_COUNT = 13
 };
 
 #define MF_GGUF_DEFAULT_ALIGNMENT 32
-#define MF_GGUF_MAX_NAME 64              /* tensor names are < 64 bytes */
-#define MF_GGUF_MAX_ARRAY (1ull << 30)   /* llama.cpp's caps, adopted (gguf.md §9.5) */
+#define MF_GGUF_MAX_NAME 64            /* tensor names are < 64 bytes */
+#define MF_GGUF_MAX_ARRAY (1ull << 30) /* llama.cpp's caps, adopted (docs/gguf.md §3) */
 #define MF_GGUF_MAX_STRING (1ull << 30)
 
 /* A string inside the mapping: not NUL-terminated. */
@@ -53,11 +63,15 @@ typedef struct mf_str {
 } mf_str;
 
 typedef struct mf_gguf_kv {
-    const char *key;         /* NUL-terminated copy */
-    uint32_t type;           /* enum mf_gguf_vtype */
-    uint64_t offset;         /* file offset of the record (for messages) */
+    const char *key; /* NUL-terminated copy */
+    uint32_t type;   /* enum mf_gguf_vtype */
+    uint64_t offset; /* file offset of the record (for messages) */
     /* scalars: the value, widened */
-    union { uint64_t u; int64_t i; double f; } v;
+    union {
+        uint64_t u;
+        int64_t i;
+        double f;
+    } v;
     /* STR: NUL-terminated copy of the value (str_len bytes, may contain NULs) */
     const char *str;
     uint64_t str_len;
@@ -71,14 +85,14 @@ typedef struct mf_gguf_kv {
 
 typedef struct mf_gguf_tensor {
     char name[MF_GGUF_MAX_NAME];
-    uint32_t type;           /* ggml type id (types.h) */
+    uint32_t type; /* ggml type id (types.h) */
     uint32_t n_dims;
-    int64_t ne[4];           /* ne[0] fastest; missing dims are 1 */
+    int64_t ne[4]; /* ne[0] fastest; missing dims are 1 */
     uint64_t n_elements;
     uint64_t nbytes;
-    uint64_t offset;         /* relative to the data section, as stored */
-    uint64_t info_offset;    /* file offset of the tensor-info record (for messages) */
-    const void *data;        /* into the mapping */
+    uint64_t offset;      /* relative to the data section, as stored */
+    uint64_t info_offset; /* file offset of the tensor-info record (for messages) */
+    const void *data;     /* into the mapping */
 } mf_gguf_tensor;
 
 typedef struct mf_gguf mf_gguf;
@@ -117,8 +131,7 @@ int mf_gguf_opt_f32(const mf_gguf *g, const char *key, float def, float *out, mf
 int mf_gguf_opt_bool(const mf_gguf *g, const char *key, int def, int *out, mf_err *err);
 int mf_gguf_opt_str(const mf_gguf *g, const char *key, const char *def, const char **out, mf_err *err);
 /* An array of elem_type (any count); -1 if missing, not an array, or of another type. */
-int mf_gguf_get_arr(const mf_gguf *g, const char *key, uint32_t elem_type,
-                    const mf_gguf_kv **out, mf_err *err);
+int mf_gguf_get_arr(const mf_gguf *g, const char *key, uint32_t elem_type, const mf_gguf_kv **out, mf_err *err);
 
 /* element accessors for fixed-size arrays (index must be < arr_n) */
 float mf_gguf_arr_f32(const mf_gguf_kv *kv, uint64_t i);
@@ -136,8 +149,7 @@ typedef struct mf_gguf_writer mf_gguf_writer;
 
 /* Called once per tensor whose data pointer was NULL, at write time, to fill `buf`
  * (nbytes long) with the tensor's bytes. Return 0, or -1 with a message in err. */
-typedef int (*mf_gguf_fill_fn)(void *user, uint64_t index, const mf_gguf_tensor *t,
-                               void *buf, mf_err *err);
+typedef int (*mf_gguf_fill_fn)(void *user, uint64_t index, const mf_gguf_tensor *t, void *buf, mf_err *err);
 
 mf_gguf_writer *mf_gguf_writer_new(void);
 void mf_gguf_writer_free(mf_gguf_writer *w);
@@ -169,19 +181,17 @@ size_t mf_gguf_vtype_size(uint32_t type);
  * holds them in host order (little-endian on every machine minfer targets). */
 int mf_gguf_w_arr(mf_gguf_writer *w, const char *key, uint32_t elem_type, const void *data, uint64_t n);
 /* Array of strings (copied). lens may be NULL for NUL-terminated strings. */
-int mf_gguf_w_arr_str(mf_gguf_writer *w, const char *key, const char *const *strs,
-                      const uint64_t *lens, uint64_t n);
+int mf_gguf_w_arr_str(mf_gguf_writer *w, const char *key, const char *const *strs, const uint64_t *lens, uint64_t n);
 /* Copy one key/value record verbatim from an open file (e.g. the tokenizer of another
  * model, `mkmodel --vocab-from`). */
 int mf_gguf_w_copy_kv(mf_gguf_writer *w, const mf_gguf_kv *kv);
 
 /* Describe a tensor; ne has n_dims entries. data may be NULL (then the fill callback
  * supplies it). Returns the tensor's index or -1 (bad name/type/shape, with err). */
-int64_t mf_gguf_w_tensor(mf_gguf_writer *w, const char *name, uint32_t type, uint32_t n_dims,
-                         const int64_t *ne, const void *data, mf_err *err);
+int64_t mf_gguf_w_tensor(mf_gguf_writer *w, const char *name, uint32_t type, uint32_t n_dims, const int64_t *ne,
+                         const void *data, mf_err *err);
 
 /* Write the whole file. Returns 0 or -1 with err naming the path. */
-int mf_gguf_w_write(mf_gguf_writer *w, const char *path, mf_gguf_fill_fn fill, void *user,
-                    mf_err *err);
+int mf_gguf_w_write(mf_gguf_writer *w, const char *path, mf_gguf_fill_fn fill, void *user, mf_err *err);
 
 #endif

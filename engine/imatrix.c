@@ -7,10 +7,10 @@
 #include <string.h>
 
 typedef struct entry {
-    const char *name;        /* the weight's tensor name (in the model's mapping) */
+    const char *name; /* the weight's tensor name (in the model's mapping) */
     int64_t n_in, n_mat;
-    double *sum;             /* [n_mat][n_in] Σ x² */
-    int64_t *count;          /* [n_mat] rows seen */
+    double *sum;    /* [n_mat][n_in] Σ x² */
+    int64_t *count; /* [n_mat] rows seen */
 } entry;
 
 struct mf_imatrix {
@@ -27,7 +27,7 @@ static entry *find(const mf_imatrix *im, const char *name)
 
 static int add(mf_imatrix *im, const mf_weight *w, mf_err *err)
 {
-    if (!w->name || find(im, w->name)) return 0;  /* absent, or the tied output seen twice */
+    if (!w->name || find(im, w->name)) return 0; /* absent, or the tied output seen twice */
     if (im->n == im->cap) {
         int cap = im->cap ? 2 * im->cap : 64;
         entry *e = realloc(im->e, sizeof *e * (size_t)cap);
@@ -53,14 +53,15 @@ static int add(mf_imatrix *im, const mf_weight *w, mf_err *err)
 mf_imatrix *mf_imatrix_new(const mf_model *m, mf_err *err)
 {
     mf_imatrix *im = calloc(1, sizeof *im);
-    if (!im) { mf_errf(err, "out of memory"); return NULL; }
-    int rc = add(im, &m->output, err);
-    for (int l = 0; l < m->hp.n_layers && !rc; l++) {
-        const mf_layer *L = &m->layers[l];
-        const mf_weight *w[] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->ffn_gate, &L->ffn_up, &L->ffn_down,
-                                &L->router, &L->gate_exps, &L->up_exps, &L->down_exps};
-        for (size_t i = 0; i < sizeof w / sizeof *w && !rc; i++) rc = add(im, w[i], err);
+    if (!im) {
+        mf_errf(err, "out of memory");
+        return NULL;
     }
+    int rc = add(im, &m->output, err);
+    /* every matrix of every layer, in the order of the weight list (model.h) */
+    for (int l = 0; l < m->hp.n_layers && !rc; l++)
+        for (int i = 0; i < MF_LAYER_N_TENSORS && !rc; i++)
+            if (mf_layer_tensors[i].kind != MF_W_VECTOR) rc = add(im, mf_layer_weight(&m->layers[l], i), err);
     if (rc) {
         mf_imatrix_free(im);
         return NULL;
@@ -101,7 +102,10 @@ int mf_imatrix_write(const mf_imatrix *im, const char *path, const char *model, 
     mf_gguf_writer *w = mf_gguf_writer_new();
     float **data = calloc((size_t)(im->n ? im->n : 1), sizeof *data);
     int rc = -1;
-    if (!w || !data) { mf_errf(err, "out of memory"); goto done; }
+    if (!w || !data) {
+        mf_errf(err, "out of memory");
+        goto done;
+    }
     if (mf_gguf_w_str(w, "general.type", "imatrix") || mf_gguf_w_u32(w, "minfer.imatrix.version", 1) ||
         mf_gguf_w_str(w, "minfer.imatrix.model", model) || mf_gguf_w_str(w, "minfer.imatrix.text", text) ||
         mf_gguf_w_u32(w, "minfer.imatrix.chunks", (uint32_t)chunks) ||
@@ -112,7 +116,10 @@ int mf_imatrix_write(const mf_imatrix *im, const char *path, const char *model, 
     }
     for (int i = 0; i < im->n; i++) {
         const entry *e = &im->e[i];
-        if (!(data[i] = malloc(sizeof(float) * (size_t)(e->n_in * e->n_mat)))) { mf_errf(err, "out of memory"); goto done; }
+        if (!(data[i] = malloc(sizeof(float) * (size_t)(e->n_in * e->n_mat)))) {
+            mf_errf(err, "out of memory");
+            goto done;
+        }
         for (int64_t k = 0; k < e->n_mat; k++)
             for (int64_t j = 0; j < e->n_in; j++)
                 data[i][k * e->n_in + j] = e->count[k] ? (float)(e->sum[k * e->n_in + j] / (double)e->count[k]) : 0.0f;

@@ -34,9 +34,6 @@
 
 #define MF_VERSION "0.1.0"
 
-/* Progress of a long step, for a driver's progress line: `done` of `total` bytes. */
-typedef void (*mf_progress_fn)(void *user, uint64_t done, uint64_t total);
-
 typedef struct mf_session_opts {
     const char *device;      /* "auto" (default: cuda when a GPU is present), "cpu", "cuda" */
     int n_threads;           /* CPU threads, <= 0: one per core */
@@ -46,9 +43,11 @@ typedef struct mf_session_opts {
     int kv_f16;              /* 1: binary16 KV cache (default 0 on the CPU, 1 on the GPU
                                 when left at -1) */
     int no_graph;            /* 1: no CUDA graph capture */
-    mf_progress_fn progress; /* when set, the model file is read into memory in order before
-                                the session is ready, reporting each 64 MiB (otherwise the
-                                first forward pass faults the pages in as it goes) */
+    mf_progress_fn progress; /* when set, the backend reports how it makes the weights
+                                usable (backend.h prepare): the CPU reads the model file into
+                                memory in order, reporting each 64 MiB (otherwise the first
+                                forward pass faults the pages in as it goes); a GPU reports
+                                its upload */
     void *progress_user;
 } mf_session_opts;
 
@@ -85,6 +84,8 @@ int32_t mf_session_argmax(mf_session *s);
  * the per-step cost of the check itself is one scan of the logits (or the argmax's). */
 int mf_session_explain_nonfinite(mf_session *s, const int32_t *tokens, int n, mf_err *err);
 int mf_session_pos(const mf_session *s);
+/* 1 when the session's KV cache is binary16, 0 for float32 (the default resolved). */
+int mf_session_kv_f16(const mf_session *s);
 int mf_session_n_ctx(const mf_session *s);
 void mf_session_reset(mf_session *s);
 const mf_backend *mf_session_backend(const mf_session *s);

@@ -11,15 +11,15 @@ struct mf_ppl {
     mf_model *m;
     mf_session *s;
     int n_ctx, n_chunks, first, V;
-    int32_t *tokens;          /* [n_chunks][n_ctx] */
-    float *logits;            /* [n_ctx][V] */
-    mf_gguf *base;            /* the base's log-probs, or NULL */
+    int32_t *tokens; /* [n_chunks][n_ctx] */
+    float *logits;   /* [n_ctx][V] */
+    mf_gguf *base;   /* the base's log-probs, or NULL */
     /* sums over scored tokens */
     int chunks_done;
     int64_t n;
     double s_nll, s_nll2, s_base_nll, s_kl, s_kl2, kl_max, s_dp;
     int64_t top1;
-    double *kl;               /* every token's KL (for the percentile), base runs only */
+    double *kl; /* every token's KL (for the percentile), base runs only */
 };
 
 int mf_ppl_chunks(const mf_model *m, const char *text, size_t len, int n_ctx, int32_t **tokens, int *n_chunks,
@@ -29,8 +29,10 @@ int mf_ppl_chunks(const mf_model *m, const char *text, size_t len, int n_ctx, in
     int64_t n = mf_tokenize(m->tok, text, len, 1, 0, NULL, 0, err);
     if (n < 0) return -1;
     if (n < n_ctx || n_ctx < 4)
-        return mf_errf(err, "the text has %lld tokens, fewer than one chunk of %d (give a longer text or a smaller -c, at least 4)",
-                       (long long)n, n_ctx);
+        return mf_errf(
+            err,
+            "the text has %lld tokens, fewer than one chunk of %d (give a longer text or a smaller -c, at least 4)",
+            (long long)n, n_ctx);
     int32_t *ids = malloc(sizeof *ids * (size_t)n);
     if (!ids) return mf_errf(err, "out of memory for %lld tokens", (long long)n);
     mf_tokenize(m->tok, text, len, 1, 0, ids, n, err);
@@ -69,13 +71,15 @@ static int open_base(mf_ppl *p, const char *path, const int32_t *tokens, mf_err 
         return mf_err_prefix(err, "not a minfer --save-logits file");
     if (ver != 1) return mf_errf(err, "%s: logits file version %u (this minfer reads 1)", path, ver);
     if ((int)n_vocab != p->V)
-        return mf_errf(err, "%s: the base model has a vocabulary of %u, this model %d: KL divergence needs the same vocabulary",
-                       path, n_vocab, p->V);
+        return mf_errf(
+            err, "%s: the base model has a vocabulary of %u, this model %d: KL divergence needs the same vocabulary",
+            path, n_vocab, p->V);
     if (n_ctx < 4 || n_ctx > (1u << 20) || n_chunks < 1 || n_chunks > (1u << 20) || first != n_ctx / 2)
         return mf_errf(err, "%s: n_ctx %u, n_chunks %u, first %u are inconsistent", path, n_ctx, n_chunks, first);
     if (tokens && ((int)n_ctx != p->n_ctx || (int)n_chunks != p->n_chunks))
-        return mf_errf(err, "%s: the base was computed on %u chunks of %u tokens, this run has %d of %d (another text or -c?)",
-                       path, n_chunks, n_ctx, p->n_chunks, p->n_ctx);
+        return mf_errf(
+            err, "%s: the base was computed on %u chunks of %u tokens, this run has %d of %d (another text or -c?)",
+            path, n_chunks, n_ctx, p->n_chunks, p->n_ctx);
     p->n_ctx = (int)n_ctx;
     p->n_chunks = (int)n_chunks;
     p->first = (int)first;
@@ -95,7 +99,8 @@ static int open_base(mf_ppl *p, const char *path, const int32_t *tokens, mf_err 
         char name[32];
         snprintf(name, sizeof name, "logp.%d", k);
         const mf_gguf_tensor *lt = mf_gguf_find_tensor(p->base, name);
-        if (!lt || lt->type != MF_TYPE_F16 || lt->ne[0] != p->V || lt->ne[1] != scored || lt->ne[2] != 1 || lt->ne[3] != 1)
+        if (!lt || lt->type != MF_TYPE_F16 || lt->ne[0] != p->V || lt->ne[1] != scored || lt->ne[2] != 1 ||
+            lt->ne[3] != 1)
             return mf_errf(err, "%s: tensor '%s' is missing or not F16 [%d, %d]", path, name, p->V, scored);
     }
     return 0;
@@ -105,7 +110,10 @@ mf_ppl *mf_ppl_new(mf_model *m, const mf_session_opts *o, const int32_t *tokens,
                    const char *base, mf_err *err)
 {
     mf_ppl *p = calloc(1, sizeof *p);
-    if (!p) { mf_errf(err, "out of memory"); return NULL; }
+    if (!p) {
+        mf_errf(err, "out of memory");
+        return NULL;
+    }
     p->m = m;
     p->V = m->hp.n_vocab;
     p->n_ctx = n_ctx;
@@ -114,9 +122,15 @@ mf_ppl *mf_ppl_new(mf_model *m, const mf_session_opts *o, const int32_t *tokens,
     if (base) {
         if (open_base(p, base, tokens, err)) goto fail;
     } else {
-        if (!tokens || n_chunks < 1 || n_ctx < 4) { mf_errf(err, "no chunks to evaluate"); goto fail; }
+        if (!tokens || n_chunks < 1 || n_ctx < 4) {
+            mf_errf(err, "no chunks to evaluate");
+            goto fail;
+        }
         size_t nt = (size_t)n_ctx * (size_t)n_chunks;
-        if (!(p->tokens = malloc(sizeof(int32_t) * nt))) { mf_errf(err, "out of memory"); goto fail; }
+        if (!(p->tokens = malloc(sizeof(int32_t) * nt))) {
+            mf_errf(err, "out of memory");
+            goto fail;
+        }
         memcpy(p->tokens, tokens, sizeof(int32_t) * nt);
     }
     if (p->n_ctx > m->hp.n_ctx_train) {
@@ -128,7 +142,10 @@ mf_ppl *mf_ppl_new(mf_model *m, const mf_session_opts *o, const int32_t *tokens,
     if (!(p->s = mf_session_new(m, &so, err))) goto fail;
     p->logits = malloc(sizeof(float) * (size_t)p->n_ctx * (size_t)p->V);
     if (base) p->kl = malloc(sizeof(double) * (size_t)p->n_chunks * (size_t)(p->n_ctx - 1 - p->first));
-    if (!p->logits || (base && !p->kl)) { mf_errf(err, "out of memory for the logits of a chunk"); goto fail; }
+    if (!p->logits || (base && !p->kl)) {
+        mf_errf(err, "out of memory for the logits of a chunk");
+        goto fail;
+    }
     return p;
 fail:
     mf_ppl_free(p);
@@ -161,7 +178,7 @@ static void compare(mf_ppl *p, const float *l, double lse, const uint8_t *base_r
     double blse = logsumexp_f(lb, V), kl = 0;
     for (int i = 0; i < V; i++) {
         double lp = lb[i] - blse;
-        if (lp < -700) continue;  /* p = 0 (a -inf log-prob): no contribution */
+        if (lp < -700) continue; /* p = 0 (a -inf log-prob): no contribution */
         kl += exp(lp) * (lp - ((double)l[i] - lse));
     }
     int tb = argmax_f(lb, V), tq = argmax_f(l, V);
@@ -306,7 +323,7 @@ void mf_ppl_result(const mf_ppl *p, mf_ppl_stats *st)
     if (sorted) {
         memcpy(sorted, p->kl, sizeof(double) * (size_t)p->n);
         qsort(sorted, (size_t)p->n, sizeof *sorted, cmp_double);
-        int64_t rank = (int64_t)ceil(0.99 * (double)p->n);  /* nearest rank, 1-based */
+        int64_t rank = (int64_t)ceil(0.99 * (double)p->n); /* nearest rank, 1-based */
         st->kld_p99 = sorted[(rank < 1 ? 1 : rank) - 1];
         free(sorted);
     }

@@ -39,14 +39,14 @@ typedef struct mf_ppl mf_ppl;
 
 typedef struct mf_ppl_stats {
     int n_ctx, n_chunks, chunks_done;
-    int64_t n;                        /* scored tokens so far */
+    int64_t n; /* scored tokens so far */
     double nll, nll_se, ppl, ppl_se;
     /* against a base (has_base) */
     int has_base;
-    double base_ppl;                  /* exp(mean base NLL) over the same tokens */
+    double base_ppl; /* exp(mean base NLL) over the same tokens */
     double kld, kld_se, kld_p99, kld_max;
-    double top1, top1_se;             /* fraction, 0..1 */
-    double dp_top;                    /* mean |q(top) - p(top)| */
+    double top1, top1_se; /* fraction, 0..1 */
+    double dp_top;        /* mean |q(top) - p(top)| */
 } mf_ppl_stats;
 
 /* Called after each chunk with the statistics so far. */

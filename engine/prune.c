@@ -76,26 +76,42 @@ int mf_prune_file(const char *in, const char *out, const int *drop, int n, mf_er
     if (mf_hparams_read(g, &hp, err)) goto done;
     int L = hp.n_layers;
     dropped = calloc(L ? (size_t)L : 1, 1);
-    if (!dropped) { mf_errf(err, "out of memory"); goto done; }
-    if (mark_layers(drop, n, L, "drop", dropped, err)) { mf_err_prefix(err, "%s", in); goto done; }
-    if (n == L) { mf_errf(err, "%s: dropping all %d layers would leave no model", in, L); goto done; }
+    if (!dropped) {
+        mf_errf(err, "out of memory");
+        goto done;
+    }
+    if (mark_layers(drop, n, L, "drop", dropped, err)) {
+        mf_err_prefix(err, "%s", in);
+        goto done;
+    }
+    if (n == L) {
+        mf_errf(err, "%s: dropping all %d layers would leave no model", in, L);
+        goto done;
+    }
 
     /* every kept layer must keep its attention kind at its new index */
     for (int l = 0, below = 0; l < L; l++) {
-        if (dropped[l]) { below++; continue; }
+        if (dropped[l]) {
+            below++;
+            continue;
+        }
         if (mf_layer_slides(&hp, l) != mf_layer_slides(&hp, l - below)) {
-            mf_errf(err, "%s: dropping these layers would move layer %d (%s attention) to index %d, where %s "
+            mf_errf(err,
+                    "%s: dropping these layers would move layer %d (%s attention) to index %d, where %s "
                     "has %s attention (layer l slides iff l %% %d < %d): the number of dropped layers below "
                     "every kept layer must be a multiple of %d",
                     in, l, mf_layer_slides(&hp, l) ? "sliding-window" : "full", l - below, hp.arch_name,
-                    mf_layer_slides(&hp, l - below) ? "sliding-window" : "full", hp.swa_pattern,
-                    hp.swa_pattern - 1, hp.swa_pattern);
+                    mf_layer_slides(&hp, l - below) ? "sliding-window" : "full", hp.swa_pattern, hp.swa_pattern - 1,
+                    hp.swa_pattern);
             goto done;
         }
     }
 
     w = mf_gguf_writer_new();
-    if (!w) { mf_errf(err, "out of memory"); goto done; }
+    if (!w) {
+        mf_errf(err, "out of memory");
+        goto done;
+    }
     mf_gguf_w_set_version(w, mf_gguf_version(g));
     char bc_key[64];
     snprintf(bc_key, sizeof bc_key, "%s.block_count", hp.arch_name);
@@ -112,10 +128,16 @@ int mf_prune_file(const char *in, const char *out, const int *drop, int n, mf_er
         } else {
             r = mf_gguf_w_copy_kv(w, kv);
         }
-        if (r) { mf_errf(err, "out of memory copying key '%s'", kv->key); goto done; }
+        if (r) {
+            mf_errf(err, "out of memory copying key '%s'", kv->key);
+            goto done;
+        }
     }
     int *new_index = malloc((L ? (size_t)L : 1) * sizeof *new_index);
-    if (!new_index) { mf_errf(err, "out of memory"); goto done; }
+    if (!new_index) {
+        mf_errf(err, "out of memory");
+        goto done;
+    }
     for (int l = 0, k = 0; l < L; l++) new_index[l] = dropped[l] ? -1 : k++;
     for (uint64_t i = 0; i < mf_gguf_n_tensors(g); i++) {
         const mf_gguf_tensor *t = mf_gguf_tensor_at(g, i);

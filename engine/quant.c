@@ -4,11 +4,11 @@
  *
  * This file is the truth the fast kernels (quant_dot.c, quant_avx2.c) and the CUDA kernels
  * are tested against. Each type has one dequantizer, written as a plain loop over the
- * formulas of the block format (docs/quantization.md §2; the § numbers below are those of
- * the format spec that chapter follows), with the block layout drawn above it.
+ * formulas of the block format (docs/quantization.md §2), with the block layout drawn above
+ * it.
  *
  * Bit-exactness: every dequantizer does its float32 arithmetic in the order of
- * quant-formats.md §4.8, one operation per statement, so that no compiler may fuse a
+ * docs/quantization.md §2, one operation per statement, so that no compiler may fuse a
  * multiply and an add into an FMA (GCC contracts only with -ffp-contract=fast, clang within
  * one expression): the values are then identical to ggml's CPU dequantizers.
  */
@@ -34,16 +34,16 @@ static float bits_f32(uint32_t u)
     return f;
 }
 
-/* binary16: s EEEEE MMMMMMMMMM (quant-formats.md §2). */
+/* binary16: s EEEEE MMMMMMMMMM (docs/quantization.md §1). */
 float mf_fp16_to_f32(uint16_t h)
 {
     uint32_t sign = (uint32_t)(h >> 15) << 31;
     uint32_t e = (h >> 10) & 0x1F, m = h & 0x3FF;
-    if (e == 0) {                       /* zero and subnormals: m · 2^-24, exact in f32 */
+    if (e == 0) { /* zero and subnormals: m · 2^-24, exact in f32 */
         float v = (float)m * 0x1p-24f;
         return sign ? -v : v;
     }
-    if (e == 31) return bits_f32(sign | 0x7F800000u | (m << 13));  /* inf, NaN (payload kept) */
+    if (e == 31) return bits_f32(sign | 0x7F800000u | (m << 13)); /* inf, NaN (payload kept) */
     return bits_f32(sign | ((e + 127 - 15) << 23) | (m << 13));
 }
 
@@ -60,35 +60,35 @@ uint16_t mf_f32_to_fp16(float f)
     uint32_t x = f32_bits(f);
     uint16_t sign = (uint16_t)((x >> 16) & 0x8000);
     uint32_t ax = x & 0x7FFFFFFFu;
-    if (ax > 0x7F800000u)                     /* NaN: stays a (quiet) NaN */
+    if (ax > 0x7F800000u) /* NaN: stays a (quiet) NaN */
         return (uint16_t)(sign | 0x7E00 | ((ax >> 13) & 0x3FF));
-    if (ax >= 0x47800000u) return (uint16_t)(sign | 0x7C00);  /* >= 2^16 (and inf): inf */
+    if (ax >= 0x47800000u) return (uint16_t)(sign | 0x7C00); /* >= 2^16 (and inf): inf */
     if (ax >= 0x38800000u) {
         /* normal half (|f| >= 2^-14): rebias the exponent (127 -> 15) and drop 13 mantissa
          * bits with RNE; a carry out of the mantissa correctly bumps the exponent, and
          * values >= 65520 carry into 0x7C00 = inf. */
         return (uint16_t)(sign | shift_rne(ax - (112u << 23), 13));
     }
-    if (ax < 0x33000000u) return sign;       /* |f| < 2^-25: rounds to (signed) zero */
+    if (ax < 0x33000000u) return sign; /* |f| < 2^-25: rounds to (signed) zero */
     /* subnormal half: the value in units of 2^-24 is mant · 2^(E - 126), E = f32 exponent.
      * A carry from 0x3FF to 0x400 gives the smallest normal, which is the right encoding. */
     uint32_t E = ax >> 23, mant = (ax & 0x7FFFFFu) | 0x800000u;
     return (uint16_t)(sign | shift_rne(mant, 126 - E));
 }
 
-/* bfloat16 = upper 16 bits of binary32 (quant-formats.md §2). */
+/* bfloat16 = upper 16 bits of binary32 (docs/quantization.md §1). */
 float mf_bf16_to_f32(uint16_t h) { return bits_f32((uint32_t)h << 16); }
 
 uint16_t mf_f32_to_bf16(float f)
 {
     uint32_t x = f32_bits(f);
-    if ((x & 0x7FFFFFFFu) > 0x7F800000u) return (uint16_t)((x >> 16) | 0x0040);  /* quiet NaN */
+    if ((x & 0x7FFFFFFFu) > 0x7F800000u) return (uint16_t)((x >> 16) | 0x0040); /* quiet NaN */
     /* RNE: add 0x7FFF plus the lowest kept bit, then truncate; overflow carries into inf */
     return (uint16_t)((x + 0x7FFFu + ((x >> 16) & 1)) >> 16);
 }
 
-/* E8M0: value 2^(e-127) (mxfp4.md §3). e = 0 is the one subnormal (2^-127); e = 255 is NaN
- * in the OCP Microscaling spec. */
+/* E8M0: value 2^(e-127) (docs/quantization.md §2). e = 0 is the one subnormal (2^-127); e = 255 is NaN
+ * in the OCP Microscaling Formats (MX) specification v1.0. */
 float mf_e8m0_to_f32(uint8_t e)
 {
     if (e == 255) return NAN;
@@ -102,7 +102,7 @@ static uint16_t rd16(const uint8_t *p) { return (uint16_t)(p[0] | p[1] << 8); }
 
 static float rdf16(const uint8_t *p) { return mf_fp16_to_f32(rd16(p)); }
 
-/* ================================================================ Q4_0 (§3)
+/* ================================================================ Q4_0 (docs/quantization.md §2)
  *
  *   byte  0      2                                   18
  *         +------+-----------------------------------+
@@ -121,7 +121,7 @@ static void deq_q4_0(const uint8_t *b, float *y)
     }
 }
 
-/* ================================================================ Q4_1 (§3)
+/* ================================================================ Q4_1 (docs/quantization.md §2)
  *
  *   byte  0      2      4                            20
  *         +------+------+----------------------------+
@@ -140,7 +140,7 @@ static void deq_q4_1(const uint8_t *b, float *y)
     }
 }
 
-/* ================================================================ Q5_0 (§3)
+/* ================================================================ Q5_0 (docs/quantization.md §2)
  *
  *   byte  0      2          6                        22
  *         +------+----------+------------------------+
@@ -167,7 +167,7 @@ static void deq_q5_0(const uint8_t *b, float *y)
     }
 }
 
-/* ================================================================ Q5_1 (§3)
+/* ================================================================ Q5_1 (docs/quantization.md §2)
  *
  *   byte  0      2      4          8                  24
  *         +------+------+----------+------------------+
@@ -189,7 +189,7 @@ static void deq_q5_1(const uint8_t *b, float *y)
     }
 }
 
-/* ================================================================ Q8_0 (§3)
+/* ================================================================ Q8_0 (docs/quantization.md §2)
  *
  *   byte  0      2                                   34
  *         +------+-----------------------------------+
@@ -203,7 +203,7 @@ static void deq_q8_0(const uint8_t *b, float *y)
     for (int j = 0; j < 32; j++) y[j] = (float)(int8_t)b[2 + j] * d;
 }
 
-/* ================================================================ Q4_K and Q5_K scales (§4.1)
+/* ================================================================ Q4_K and Q5_K scales (docs/quantization.md §2)
  *
  *   scales[12]:  s[0..3]  bits 0-5: sc0..sc3      bits 6-7: bits 4-5 of sc4..sc7
  *                s[4..7]  bits 0-5: m0..m3        bits 6-7: bits 4-5 of m4..m7
@@ -220,7 +220,7 @@ void mf_k4_scale_min(const uint8_t *s, int g, int *sc, int *m)
     }
 }
 
-/* ================================================================ Q4_K (§4.2)
+/* ================================================================ Q4_K (docs/quantization.md §2)
  *
  *   byte  0      2      4             16                               144
  *         +------+------+-------------+--------------------------------+
@@ -243,7 +243,7 @@ static void deq_q4_k(const uint8_t *b, float *y)
     }
 }
 
-/* ================================================================ Q5_K (§4.3)
+/* ================================================================ Q5_K (docs/quantization.md §2)
  *
  *   byte  0      2      4             16          48                   176
  *         +------+------+-------------+-----------+--------------------+
@@ -266,7 +266,7 @@ static void deq_q5_k(const uint8_t *b, float *y)
     }
 }
 
-/* ================================================================ Q2_K (§4.4)
+/* ================================================================ Q2_K (docs/quantization.md §2)
  *
  *   byte  0             16                                  80     82     84
  *         +-------------+-----------------------------------+------+------+
@@ -289,7 +289,7 @@ static void deq_q2_k(const uint8_t *b, float *y)
     }
 }
 
-/* ================================================================ Q3_K (§4.5)
+/* ================================================================ Q3_K (docs/quantization.md §2)
  *
  *   byte  0            32                     96            108    110
  *         +------------+----------------------+-------------+------+
@@ -320,7 +320,7 @@ static void deq_q3_k(const uint8_t *b, float *y)
     }
 }
 
-/* ================================================================ Q6_K (§4.6)
+/* ================================================================ Q6_K (docs/quantization.md §2)
  *
  *   byte  0                  128           192           208    210
  *         +------------------+-------------+-------------+------+
@@ -347,7 +347,7 @@ static void deq_q6_k(const uint8_t *b, float *y)
     }
 }
 
-/* ================================================================ MXFP4 (mxfp4.md)
+/* ================================================================ MXFP4 (docs/quantization.md §2)
  *
  *   byte  0    1                                     17
  *         +----+-------------------------------------+
@@ -356,7 +356,7 @@ static void deq_q6_k(const uint8_t *b, float *y)
  *   code c: bit 3 sign, bits 2-1 exponent (bias 1), bit 0 mantissa (E2M1)
  *   y = E2M1(c) · 2^(e-127) = (2·E2M1(c)) · 2^(e-128)
  *
- * The doubled table with the halved scale is llama.cpp's form (mxfp4.md §3): it stays
+ * The doubled table with the halved scale is llama.cpp's form (docs/quantization.md §2): it stays
  * exact for e = 255, where 2^(e-127) is not a float. Code 8 is -0 (E2M1), which llama.cpp's
  * integer table writes as +0; the two compare equal.
  */
@@ -408,7 +408,7 @@ void mf_dequantize_row(uint32_t type, const void *src, float *dst, int64_t n)
     }
     deq_fn deq = block_deq(type);
     if (!deq) {
-        memset(dst, 0, (size_t)n * sizeof *dst);  /* unsupported: documented as zeros */
+        memset(dst, 0, (size_t)n * sizeof *dst); /* unsupported: documented as zeros */
         return;
     }
     const mf_type_info *t = mf_type_get(type);

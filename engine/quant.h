@@ -1,13 +1,13 @@
 /* quant.h — tensor block formats: dequantize, dot products (quantizers: quantize.h).
  *
- * Spec: ../shared/spec/quant-formats.md (block layouts) and mxfp4.md.
+ * The formats: docs/quantization.md §1 (number formats) and §2 (block layouts).
  * Types: F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, MXFP4
  * (mf_type_supported() in types.h).
  *
  * Two layers, as in llama.cpp:
  *
  * 1. The scalar reference (quant.c) — the teaching path and the truth for every test:
- *      mf_dequantize_row   block bytes -> floats, arithmetic order of quant-formats.md §4.8
+ *      mf_dequantize_row   block bytes -> floats, arithmetic order of docs/quantization.md §2
  *                          (bit-exact with ggml's CPU dequantizers)
  *      (mf_quantize_row    floats -> block bytes: quantize.h, quantize.c)
  *      mf_dot_ref          dot(dequantize(row), x), accumulated in double
@@ -24,7 +24,7 @@
  *    The converted activations are private blocks (quant_impl.h), not GGUF Q8_0/Q8_1/Q8_K
  *    blocks: only mf_act_bytes/mf_quantize_act/mf_vec_dot/mf_matmul_rows read them. For
  *    speed, give them a 64-byte aligned buffer (every block size is a multiple of 32).
- *    Rounding (as llama.cpp's x86 code, gpt-oss-arch.md §3.6): per block of 32,
+ *    Rounding (as llama.cpp's x86 code, docs/quantization.md §4): per block of 32,
  *    d = max|x|/127 in f32, codes = round-to-nearest-even(x·127/max|x|), then d rounded to
  *    fp16 for the products; per block of 256 (K-quants) the same with d kept in f32.
  *    The error of the fast path against mf_dot_ref comes from rounding x to 8 bits:
@@ -53,7 +53,7 @@ uint16_t mf_f32_to_fp16(float f);
 float mf_bf16_to_f32(uint16_t h);
 uint16_t mf_f32_to_bf16(float f);
 /* E8M0 (MXFP4 scale byte) -> 2^(e-127) as a float: e = 0 gives the subnormal 2^-127,
- * e = 255 NaN (OCP MX spec; mxfp4.md §3). MXFP4 dequantization itself uses llama.cpp's
+ * e = 255 NaN (OCP Microscaling Formats v1.0; docs/quantization.md §2). MXFP4 dequantization itself uses llama.cpp's
  * doubled table with 2^(e-128) (subnormal for e = 0, 1; 2^127 for e = 255), see quant.c. */
 float mf_e8m0_to_f32(uint8_t e);
 

@@ -44,7 +44,7 @@ static int code_of(double x, double s, int lo, int hi)
 {
     if (s == 0.0) return clampi(0, lo, hi);
     double v = x / s;
-    if (!(v >= lo - 0.5)) return lo;  /* also NaN */
+    if (!(v >= lo - 0.5)) return lo; /* also NaN */
     if (v >= hi + 0.5) return hi;
     return (int)(v + 1024.5) - 1024;
 }
@@ -78,7 +78,9 @@ static float max_signed(const float *x, int n)
 static const float ONES[32] = {1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
                                1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1};
 
-typedef struct fit { double s, m, err; } fit;
+typedef struct fit {
+    double s, m, err;
+} fit;
 
 /* Codes of x on the line y = s·q - m, rounded to nearest and clamped to qlo..qhi. The
  * search only ranks candidates, so it multiplies by 1/s in float (fast, vectorizable); the
@@ -132,7 +134,7 @@ static fit fit_scale_min(const float *x, const float *w, int n, int nmax, int fr
         float den = sw * sqq - sq * sq;
         if (den <= 0) continue;
         float s2 = (sw * sqx - sq * sx) / den, c = (sx - s2 * sq) / sw;
-        if (c > 0 && !free_min) {  /* a positive offset is not representable: fit through the origin */
+        if (c > 0 && !free_min) { /* a positive offset is not representable: fit through the origin */
             c = 0;
             s2 = sqx / sqq;
         }
@@ -195,8 +197,8 @@ static uint16_t quant_scales_s(const double *v, int n, int cmin, int cmax, int *
  * neighbouring scale codes (and min codes, when mc is given) and keep the pair whose
  * requantized sub-block has the least squared error. Values as the dequantizer computes
  * them: a = d·sc, c = dmin·m, y = a·q - c. */
-static void refine_codes(const float *x, const float *w, int n, float d, float dmin, int qlo, int qhi,
-                         int cmin, int cmax, int *sc, int *mc)
+static void refine_codes(const float *x, const float *w, int n, float d, float dmin, int qlo, int qhi, int cmin,
+                         int cmax, int *sc, int *mc)
 {
     int s0 = *sc, m0 = mc ? *mc : 0, best_s = s0, best_m = m0;
     double best = -1;
@@ -380,7 +382,7 @@ static void quant_k4_common(const float *x, const float *w, uint8_t *b, int nmax
         refine_codes(x + 32 * g, w ? w + 32 * g : ONES, 32, d, dmin, 0, nmax, 0, 63, &sc[g], &mc[g]);
     pack_k4_scales(sc, mc, b + 4);
     for (int g = 0; g < 8; g++) {
-        float a = d * (float)sc[g], c = dmin * (float)mc[g];  /* as the dequantizer: a·q - c */
+        float a = d * (float)sc[g], c = dmin * (float)mc[g]; /* as the dequantizer: a·q - c */
         for (int l = 0; l < 32; l++) q[32 * g + l] = code_of((double)x[32 * g + l] + c, a, 0, nmax);
     }
 }
@@ -419,7 +421,8 @@ static void quant_q2_k(const float *x, const float *w, uint8_t *b)
     wr16(b + 80, dh);
     wr16(b + 82, mh);
     float d = mf_fp16_to_f32(dh), dmin = mf_fp16_to_f32(mh);
-    for (int k = 0; k < 16; k++) refine_codes(x + 16 * k, w ? w + 16 * k : ONES, 16, d, dmin, 0, 3, 0, 15, &sc[k], &mc[k]);
+    for (int k = 0; k < 16; k++)
+        refine_codes(x + 16 * k, w ? w + 16 * k : ONES, 16, d, dmin, 0, 3, 0, 15, &sc[k], &mc[k]);
     uint8_t *qs = b + 16;
     memset(qs, 0, 64);
     for (int k = 0; k < 16; k++) b[k] = (uint8_t)(sc[k] | mc[k] << 4);
@@ -439,11 +442,12 @@ static void quant_q3_k(const float *x, const float *w, uint8_t *b)
     uint16_t dh = quant_scales_s(s, 16, -32, 31, sc);
     wr16(b + 108, dh);
     float d = mf_fp16_to_f32(dh);
-    for (int k = 0; k < 16; k++) refine_codes(x + 16 * k, w ? w + 16 * k : ONES, 16, d, 0, -4, 3, -32, 31, &sc[k], NULL);
+    for (int k = 0; k < 16; k++)
+        refine_codes(x + 16 * k, w ? w + 16 * k : ONES, 16, d, 0, -4, 3, -32, 31, &sc[k], NULL);
     uint8_t *hm = b, *qs = b + 32, *sb = b + 96;
     memset(b, 0, 108);
     for (int k = 0; k < 16; k++) {
-        int u = sc[k] + 32;  /* stored unsigned 0..63 */
+        int u = sc[k] + 32; /* stored unsigned 0..63 */
         if (k < 8) sb[k] |= (uint8_t)(u & 0xF);
         else sb[k - 8] |= (uint8_t)((u & 0xF) << 4);
         sb[8 + k % 4] |= (uint8_t)((u >> 4) << (2 * (k / 4)));
@@ -451,7 +455,7 @@ static void quant_q3_k(const float *x, const float *w, uint8_t *b)
     for (int i = 0; i < 256; i++) {
         int h = i / 128, k2 = (i % 128) / 32, l = i % 32;
         float a = d * (float)sc[i / 16];
-        int q = code_of(x[i], a, -4, 3) + 4;  /* 0..7: bit 2 is the hmask bit */
+        int q = code_of(x[i], a, -4, 3) + 4; /* 0..7: bit 2 is the hmask bit */
         qs[32 * h + l] |= (uint8_t)((q & 3) << (2 * k2));
         hm[l] |= (uint8_t)((q >> 2) << (4 * h + k2));
     }
@@ -510,7 +514,7 @@ static void quant_mxfp4(const float *x, const float *w, uint8_t *b)
     int e = 0;
     if (amax > 0) {
         int ex;
-        frexpf(amax, &ex);            /* amax = f · 2^ex, f in [0.5, 1) */
+        frexpf(amax, &ex); /* amax = f · 2^ex, f in [0.5, 1) */
         e = clampi(ex - 1 - 2 + 127, 0, 254);
     }
     /* with weights, the neighbouring powers of two compete: one step up clips nothing, one
@@ -527,8 +531,7 @@ static void quant_mxfp4(const float *x, const float *w, uint8_t *b)
     }
     b[0] = (uint8_t)e;
     double d = mf_e8m0_half((uint8_t)e);
-    for (int j = 0; j < 16; j++)
-        b[1 + j] = (uint8_t)(e2m1_code(x[j] / d) | e2m1_code(x[j + 16] / d) << 4);
+    for (int j = 0; j < 16; j++) b[1 + j] = (uint8_t)(e2m1_code(x[j] / d) | e2m1_code(x[j + 16] / d) << 4);
 }
 
 /* ================================================================ rows */

@@ -37,13 +37,13 @@ static const struct target {
     int recipe;
     uint32_t ftype;
 } TARGETS[] = {
-    {"F32", MF_TYPE_F32, R_PLAIN, 0},      {"F16", MF_TYPE_F16, R_PLAIN, 1},
-    {"BF16", MF_TYPE_BF16, R_PLAIN, 32},   {"Q4_0", MF_TYPE_Q4_0, R_PLAIN, 2},
-    {"Q4_1", MF_TYPE_Q4_1, R_PLAIN, 3},    {"Q5_0", MF_TYPE_Q5_0, R_PLAIN, 8},
-    {"Q5_1", MF_TYPE_Q5_1, R_PLAIN, 9},    {"Q8_0", MF_TYPE_Q8_0, R_PLAIN, 7},
-    {"Q2_K", MF_TYPE_Q2_K, R_PLAIN, 10},   {"Q3_K", MF_TYPE_Q3_K, R_PLAIN, 11},
-    {"Q4_K", MF_TYPE_Q4_K, R_PLAIN, 14},   {"Q5_K", MF_TYPE_Q5_K, R_PLAIN, 16},
-    {"Q6_K", MF_TYPE_Q6_K, R_PLAIN, 18},   {"MXFP4", MF_TYPE_MXFP4, R_MXFP4, 38},
+    {"F32", MF_TYPE_F32, R_PLAIN, 0},       {"F16", MF_TYPE_F16, R_PLAIN, 1},
+    {"BF16", MF_TYPE_BF16, R_PLAIN, 32},    {"Q4_0", MF_TYPE_Q4_0, R_PLAIN, 2},
+    {"Q4_1", MF_TYPE_Q4_1, R_PLAIN, 3},     {"Q5_0", MF_TYPE_Q5_0, R_PLAIN, 8},
+    {"Q5_1", MF_TYPE_Q5_1, R_PLAIN, 9},     {"Q8_0", MF_TYPE_Q8_0, R_PLAIN, 7},
+    {"Q2_K", MF_TYPE_Q2_K, R_PLAIN, 10},    {"Q3_K", MF_TYPE_Q3_K, R_PLAIN, 11},
+    {"Q4_K", MF_TYPE_Q4_K, R_PLAIN, 14},    {"Q5_K", MF_TYPE_Q5_K, R_PLAIN, 16},
+    {"Q6_K", MF_TYPE_Q6_K, R_PLAIN, 18},    {"MXFP4", MF_TYPE_MXFP4, R_MXFP4, 38},
     {"Q3_K_M", MF_TYPE_Q3_K, R_Q3_K_M, 12}, {"Q4_K_M", MF_TYPE_Q4_K, R_Q4_K_M, 15},
     {"Q5_K_M", MF_TYPE_Q5_K, R_Q5_K_M, 17},
 };
@@ -93,10 +93,7 @@ static int is_expert(const char *name) { return ends_with(name, "_exps.weight");
  * feed the output directly), and attn_v / ffn_down write straight into the residual
  * stream. This is the layer rule of llama.cpp's _M recipes (src/llama-quant.cpp), kept so
  * that files and measurements compare with llama.cpp's. */
-static int more_bits(int l, int L)
-{
-    return l < L / 8 || l >= 7 * L / 8 || (l - L / 8) % 3 == 2;
-}
+static int more_bits(int l, int L) { return l < L / 8 || l >= 7 * L / 8 || (l - L / 8) % 3 == 2; }
 
 /* The type a recipe gives a weight matrix (output: the output matrix, or the tied
  * embedding). */
@@ -120,8 +117,7 @@ static uint32_t recipe_type(const struct target *tg, const char *name, int outpu
     case R_MXFP4:
         /* the gpt-oss release: experts in MXFP4, the rest at 8 bits */
         return is_expert(name) ? MF_TYPE_MXFP4 : MF_TYPE_Q8_0;
-    default:
-        return tg->type;
+    default: return tg->type;
     }
 }
 
@@ -132,7 +128,8 @@ static uint32_t fitting_type(uint32_t want, int64_t n, uint32_t src_type)
     if (n % mf_type_get(want)->blck == 0) return want;
     uint32_t alt = 0;
     switch (want) {
-    case MF_TYPE_Q2_K: case MF_TYPE_Q3_K: alt = MF_TYPE_Q4_0; break;
+    case MF_TYPE_Q2_K:
+    case MF_TYPE_Q3_K: alt = MF_TYPE_Q4_0; break;
     case MF_TYPE_Q4_K: alt = MF_TYPE_Q5_0; break;
     case MF_TYPE_Q5_K: alt = MF_TYPE_Q5_1; break;
     case MF_TYPE_Q6_K: alt = MF_TYPE_Q8_0; break;
@@ -188,10 +185,13 @@ static int compile_overrides(const mf_quant_opts *o, override *ov, int *n_ok, mf
     *n_ok = 0;
     for (int i = 0; i < o->n_overrides; i++) {
         const char *s = o->overrides[i], *eq = strrchr(s, '=');
-        if (!eq || eq == s || !eq[1])
-            return mf_errf(err, "--tensor-type '%s': expected PATTERN=TYPE", s);
+        if (!eq || eq == s || !eq[1]) return mf_errf(err, "--tensor-type '%s': expected PATTERN=TYPE", s);
         int64_t ty = plain_type(eq + 1);
-        if (ty < 0) return mf_errf(err, "--tensor-type '%s': unknown type '%s' (expected one of F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, MXFP4)", s, eq + 1);
+        if (ty < 0)
+            return mf_errf(
+                err,
+                "--tensor-type '%s': unknown type '%s' (expected one of F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, MXFP4)",
+                s, eq + 1);
         char pat[256];
         if ((size_t)(eq - s) >= sizeof pat) return mf_errf(err, "--tensor-type '%s': pattern too long", s);
         memcpy(pat, s, (size_t)(eq - s));
@@ -215,12 +215,14 @@ static int compile_overrides(const mf_quant_opts *o, override *ov, int *n_ok, mf
 static int load_importance(mf_qplan *p, mf_qtensor *q, mf_err *err)
 {
     const mf_gguf_tensor *it = mf_gguf_find_tensor(p->imat, q->src->name);
-    if (!it) return 1;  /* no entry */
+    if (!it) return 1; /* no entry */
     int64_t n_in = q->src->ne[0], n_mat = q->src->ne[2] * q->src->ne[3];
     if (it->type != MF_TYPE_F32 || it->ne[0] != n_in || it->ne[1] != n_mat || it->ne[2] != 1 || it->ne[3] != 1)
-        return mf_errf(err, "%s: entry '%s' has shape [%lld, %lld] %s, expected [%lld, %lld] F32 (an importance file of another model?)",
-                       mf_gguf_path(p->imat), it->name, (long long)it->ne[0], (long long)it->ne[1],
-                       mf_type_get(it->type) ? mf_type_get(it->type)->name : "?", (long long)n_in, (long long)n_mat);
+        return mf_errf(
+            err,
+            "%s: entry '%s' has shape [%lld, %lld] %s, expected [%lld, %lld] F32 (an importance file of another model?)",
+            mf_gguf_path(p->imat), it->name, (long long)it->ne[0], (long long)it->ne[1],
+            mf_type_get(it->type) ? mf_type_get(it->type)->name : "?", (long long)n_in, (long long)n_mat);
     float *w = malloc(sizeof *w * (size_t)(n_in * n_mat));
     if (!w) return mf_errf(err, "out of memory");
     for (int64_t e = 0; e < n_mat; e++) {
@@ -278,8 +280,10 @@ mf_qplan *mf_qplan_new(const char *in, const mf_quant_opts *o, mf_err *err)
 {
     const struct target *tg = o->target ? find_target(o->target) : NULL;
     if (!tg) {
-        mf_errf(err, "unknown target type '%s' (expected F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K, Q3_K, "
-                "Q4_K, Q5_K, Q6_K, MXFP4 or a recipe: Q3_K_M, Q4_K_M, Q5_K_M)", o->target ? o->target : "");
+        mf_errf(err,
+                "unknown target type '%s' (expected F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K, Q3_K, "
+                "Q4_K, Q5_K, Q6_K, MXFP4 or a recipe: Q3_K_M, Q4_K_M, Q5_K_M)",
+                o->target ? o->target : "");
         return NULL;
     }
     mf_qplan *p = calloc(1, sizeof *p);
@@ -307,13 +311,18 @@ mf_qplan *mf_qplan_new(const char *in, const mf_quant_opts *o, mf_err *err)
     if (mf_hparams_read(p->in, &hp, err)) goto fail;
     p->n = (int64_t)mf_gguf_n_tensors(p->in);
     p->t = calloc((size_t)(p->n ? p->n : 1), sizeof *p->t);
-    if (!p->t) { mf_errf(err, "out of memory"); goto fail; }
+    if (!p->t) {
+        mf_errf(err, "out of memory");
+        goto fail;
+    }
     int tied = !mf_gguf_find_tensor(p->in, "output.weight"), any_expert = 0, q8_src = 0, n_imp = 0, n_no_imp = 0;
     const char *first_no_imp = NULL;
     for (int64_t i = 0; i < p->n; i++) any_expert |= is_expert(mf_gguf_tensor_at(p->in, (uint64_t)i)->name);
     if (tg->recipe == R_MXFP4 && !any_expert) {
-        mf_errf(err, "%s: MXFP4 is for expert tensors (*_exps.weight) and this model has none; to put MXFP4 on other "
-                "matrices anyway, give another target and --tensor-type PATTERN=MXFP4", in);
+        mf_errf(err,
+                "%s: MXFP4 is for expert tensors (*_exps.weight) and this model has none; to put MXFP4 on other "
+                "matrices anyway, give another target and --tensor-type PATTERN=MXFP4",
+                in);
         goto fail;
     }
 
@@ -345,8 +354,10 @@ mf_qplan *mf_qplan_new(const char *in, const mf_quant_opts *o, mf_err *err)
         }
         if (q->convert && !readable_source(t->type)) {
             char tb[32];
-            mf_errf(err, "%s: tensor '%s' is stored as %s, which minfer cannot quantize further (sources: F32, F16, "
-                    "BF16, Q8_0); start from an unquantized file", in, t->name, mf_type_name(t->type, tb));
+            mf_errf(err,
+                    "%s: tensor '%s' is stored as %s, which minfer cannot quantize further (sources: F32, F16, "
+                    "BF16, Q8_0); start from an unquantized file",
+                    in, t->name, mf_type_name(t->type, tb));
             goto fail;
         }
         q8_src |= q->convert && t->type == MF_TYPE_Q8_0;
@@ -356,16 +367,20 @@ mf_qplan *mf_qplan_new(const char *in, const mf_quant_opts *o, mf_err *err)
             if (r == 0) n_imp++;
             else if (!n_no_imp++) first_no_imp = t->name;
         }
-        p->out_bytes += q->convert ? t->n_elements / mf_type_get(q->type)->blck * mf_type_get(q->type)->size : t->nbytes;
+        p->out_bytes +=
+            q->convert ? t->n_elements / mf_type_get(q->type)->blck * mf_type_get(q->type)->size : t->nbytes;
     }
     if (fallback_notes(p, err)) goto fail;
     for (int k = 0; k < n_ov; k++)
         if (!ov[k].used) {
-            mf_errf(err, "--tensor-type '%s': the pattern matches no weight matrix of %s (norms, biases and 1-D "
-                    "tensors are never converted)", o->overrides[k], in);
+            mf_errf(err,
+                    "--tensor-type '%s': the pattern matches no weight matrix of %s (norms, biases and 1-D "
+                    "tensors are never converted)",
+                    o->overrides[k], in);
             goto fail;
         }
-    if (q8_src && note(p, err, "warning: some source tensors are Q8_0: their rounding error adds to the new type's "
+    if (q8_src && note(p, err,
+                       "warning: some source tensors are Q8_0: their rounding error adds to the new type's "
                        "(quantize from F32, F16 or BF16 when you can)"))
         goto fail;
     if (p->imat && n_imp == 0 && n_no_imp > 0) {
@@ -392,10 +407,10 @@ typedef struct conv {
     int64_t n_in, rows, rows_per_mat, chunk;
     size_t src_rb, dst_rb;
     uint8_t *dst;
-    float *scratch;          /* [threads][2 * n_in] */
-    double *sse, *ssx;       /* [threads] */
-    int64_t *bad_row;        /* [threads]: a row with a non-finite value (-1: none) */
-    int64_t *overflow;       /* [threads]: values beyond the F16 range */
+    float *scratch;    /* [threads][2 * n_in] */
+    double *sse, *ssx; /* [threads] */
+    int64_t *bad_row;  /* [threads]: a row with a non-finite value (-1: none) */
+    int64_t *overflow; /* [threads]: values beyond the F16 range */
     int report;
 } conv;
 
@@ -433,7 +448,7 @@ static void conv_task(void *ctx, int task, int thread)
 typedef struct wctx {
     mf_qplan *p;
     mf_pool *pool;
-    int64_t *index;          /* writer tensor index -> plan index */
+    int64_t *index; /* writer tensor index -> plan index */
 } wctx;
 
 static int fill(void *user, uint64_t index, const mf_gguf_tensor *info, void *buf, mf_err *err)
@@ -496,7 +511,10 @@ int mf_qplan_write(mf_qplan *p, const char *out, mf_err *err)
     mf_pool *pool = mf_pool_new(p->o.n_threads);
     int64_t *index = malloc(sizeof *index * (size_t)(p->n ? p->n : 1));
     int rc = -1, have_ft = 0, have_qv = 0, qv = any_block_type(p);
-    if (!w || !pool || !index) { mf_errf(err, "out of memory"); goto done; }
+    if (!w || !pool || !index) {
+        mf_errf(err, "out of memory");
+        goto done;
+    }
     mf_gguf_w_set_version(w, mf_gguf_version(p->in));
     for (uint64_t i = 0; i < mf_gguf_n_kv(p->in); i++) {
         const mf_gguf_kv *kv = mf_gguf_kv_at(p->in, i);
@@ -504,7 +522,10 @@ int mf_qplan_write(mf_qplan *p, const char *out, mf_err *err)
         if (!strcmp(kv->key, "general.file_type")) r = mf_gguf_w_u32(w, kv->key, p->file_type), have_ft = 1;
         else if (!strcmp(kv->key, "general.quantization_version") && qv) r = mf_gguf_w_u32(w, kv->key, 2), have_qv = 1;
         else r = mf_gguf_w_copy_kv(w, kv);
-        if (r) { mf_errf(err, "out of memory copying metadata"); goto done; }
+        if (r) {
+            mf_errf(err, "out of memory copying metadata");
+            goto done;
+        }
     }
     if ((!have_ft && mf_gguf_w_u32(w, "general.file_type", p->file_type)) ||
         (qv && !have_qv && mf_gguf_w_u32(w, "general.quantization_version", 2))) {

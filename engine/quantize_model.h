@@ -31,40 +31,40 @@ typedef struct mf_qplan mf_qplan;
 typedef void (*mf_quant_progress)(void *user, const mf_qplan *p, int64_t i);
 
 typedef struct mf_quant_opts {
-    const char *target;              /* a type (F32, F16, BF16, Q4_0 .. Q6_K, MXFP4) or a
-                                        recipe (Q3_K_M, Q4_K_M, Q5_K_M); case-insensitive */
-    const char *const *overrides;    /* "PATTERN=TYPE": a POSIX extended regular expression
-                                        searched in the tensor name; the first match wins */
+    const char *target;           /* a type (F32, F16, BF16, Q4_0 .. Q6_K, MXFP4) or a
+                                     recipe (Q3_K_M, Q4_K_M, Q5_K_M); case-insensitive */
+    const char *const *overrides; /* "PATTERN=TYPE": a POSIX extended regular expression
+                                     searched in the tensor name; the first match wins */
     int n_overrides;
-    int keep_output;                 /* output.weight (or the tied embedding) keeps its type */
-    const char *imatrix;             /* importance file written by `minfer imatrix`, or NULL */
-    int n_threads;                   /* <= 0: one per core */
-    int report;                      /* compute every tensor's relative RMS error */
+    int keep_output;     /* output.weight (or the tied embedding) keeps its type */
+    const char *imatrix; /* importance file written by `minfer imatrix`, or NULL */
+    int n_threads;       /* <= 0: one per core */
+    int report;          /* compute every tensor's relative RMS error */
     mf_quant_progress progress;
     void *user;
 } mf_quant_opts;
 
 typedef struct mf_qtensor {
-    const mf_gguf_tensor *src;       /* in the input's mapping */
-    uint32_t type;                   /* written type */
-    uint32_t wanted;                 /* type the target/override asked for (!= type: fallback) */
-    int convert;                     /* 0: bytes copied unchanged */
-    const char *rule;                /* why this type: "recipe", "override", "kept", ... */
-    const float *imp;                /* importance per column (ne[0] x matrices), or NULL */
-    double rel_rms;                  /* with report: sqrt(Σ(x-y)²/Σx²) over the tensor, x the
-                                        source values, y the written ones; 0 when copied */
+    const mf_gguf_tensor *src; /* in the input's mapping */
+    uint32_t type;             /* written type */
+    uint32_t wanted;           /* type the target/override asked for (!= type: fallback) */
+    int convert;               /* 0: bytes copied unchanged */
+    const char *rule;          /* why this type: "recipe", "override", "kept", ... */
+    const float *imp;          /* importance per column (ne[0] x matrices), or NULL */
+    double rel_rms;            /* with report: sqrt(Σ(x-y)²/Σx²) over the tensor, x the
+                                  source values, y the written ones; 0 when copied */
 } mf_qtensor;
 
 struct mf_qplan {
-    mf_gguf *in;                     /* the input, open */
-    mf_gguf *imat;                   /* the importance file, open (or NULL) */
+    mf_gguf *in;   /* the input, open */
+    mf_gguf *imat; /* the importance file, open (or NULL) */
     mf_quant_opts o;
-    uint32_t file_type;              /* general.file_type written (llama_ftype numbering) */
+    uint32_t file_type; /* general.file_type written (llama_ftype numbering) */
     int64_t n;
-    mf_qtensor *t;                   /* one per input tensor, in file order */
-    char **notes;                    /* one line each: fallbacks, warnings */
+    mf_qtensor *t; /* one per input tensor, in file order */
+    char **notes;  /* one line each: fallbacks, warnings */
     int n_notes;
-    uint64_t in_bytes, out_bytes, n_elements;   /* tensor data totals */
+    uint64_t in_bytes, out_bytes, n_elements; /* tensor data totals */
 };
 
 /* Open IN, decide every tensor's type, check everything that can be checked before

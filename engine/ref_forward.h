@@ -1,6 +1,6 @@
 /* ref_forward.h — the plain forward pass: scalar C, one token at a time, float32 KV cache.
  *
- * The teaching path (read it beside the specs: every step is a loop you can map to a
+ * The teaching path (read it beside docs/forward.md: every step is a loop you can map to a
  * formula) and the ground truth of the tests: the fast CPU path and the CUDA path are
  * compared with it. It uses only the scalar reference of quant.c (mf_dot_ref,
  * mf_dequantize_row), never the optimized kernels.

@@ -27,15 +27,20 @@ struct mf_sampler {
     mf_sampler_params p;
     int n_vocab;
     uint64_t rng;
-    int32_t *idx;        /* candidate ids */
+    int32_t *idx; /* candidate ids */
     float *prob;
-    uint8_t *seen;       /* penalty bookkeeping, one flag per id */
+    uint8_t *seen; /* penalty bookkeeping, one flag per id */
 };
 
 mf_sampler_params mf_sampler_defaults(void)
 {
-    mf_sampler_params p = {.temp = 0.8f, .top_k = 40, .top_p = 0.95f, .min_p = 0.05f,
-                           .repeat_penalty = 1.0f, .repeat_last_n = 64, .seed = 0};
+    mf_sampler_params p = {.temp = 0.8f,
+                           .top_k = 40,
+                           .top_p = 0.95f,
+                           .min_p = 0.05f,
+                           .repeat_penalty = 1.0f,
+                           .repeat_last_n = 64,
+                           .seed = 0};
     return p;
 }
 
@@ -69,10 +74,7 @@ void mf_sampler_free(mf_sampler *s)
     free(s);
 }
 
-int mf_sampler_is_greedy(const mf_sampler *s)
-{
-    return s->p.temp <= 0.0f && s->p.repeat_penalty == 1.0f;
-}
+int mf_sampler_is_greedy(const mf_sampler *s) { return s->p.temp <= 0.0f && s->p.repeat_penalty == 1.0f; }
 
 static double next_uniform(mf_sampler *s)
 {
@@ -81,7 +83,7 @@ static double next_uniform(mf_sampler *s)
     x ^= x << 25;
     x ^= x >> 27;
     s->rng = x;
-    return (double)((x * 0x2545F4914F6CDD1Dull) >> 11) / 9007199254740992.0;  /* [0, 1) */
+    return (double)((x * 0x2545F4914F6CDD1Dull) >> 11) / 9007199254740992.0; /* [0, 1) */
 }
 
 /* first index of the largest of the n logits; the caller made sure one is above -inf */
@@ -183,7 +185,10 @@ int32_t mf_sampler_sample(mf_sampler *s, float *logits, const int32_t *history, 
         int keep = n;
         for (int i = 0; i < n; i++) {
             cum += s->prob[i];
-            if (cum >= p->top_p) { keep = i + 1; break; }
+            if (cum >= p->top_p) {
+                keep = i + 1;
+                break;
+            }
         }
         n = keep;
     }

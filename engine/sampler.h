@@ -10,12 +10,12 @@
 #include <stdint.h>
 
 typedef struct mf_sampler_params {
-    float temp;              /* <= 0: greedy (argmax) */
-    int top_k;               /* <= 0: off */
-    float top_p;             /* >= 1: off */
-    float min_p;             /* <= 0: off */
-    float repeat_penalty;    /* 1: off */
-    int repeat_last_n;       /* tokens of history the penalty looks at */
+    float temp;           /* <= 0: greedy (argmax) */
+    int top_k;            /* <= 0: off */
+    float top_p;          /* >= 1: off */
+    float min_p;          /* <= 0: off */
+    float repeat_penalty; /* 1: off */
+    int repeat_last_n;    /* tokens of history the penalty looks at */
     uint64_t seed;
 } mf_sampler_params;
 

@@ -24,7 +24,10 @@ const char *mf_models_dir(void)
 
 /* Paths handed out below live until exit. Chaining them from a static list keeps them
  * reachable, so LeakSanitizer (the sanitizer build) does not report them as leaks. */
-typedef struct kept_path { struct kept_path *next; char path[]; } kept_path;
+typedef struct kept_path {
+    struct kept_path *next;
+    char path[];
+} kept_path;
 static kept_path *g_kept;
 
 static char *keep_path(size_t n)
@@ -105,7 +108,10 @@ uint8_t *mf_read_file(const char *path, size_t *len)
     long n = ftell(f);
     fseek(f, 0, SEEK_SET);
     uint8_t *b = malloc(n > 0 ? (size_t)n : 1);
-    if (b && fread(b, 1, (size_t)n, f) != (size_t)n) { free(b); b = NULL; }
+    if (b && fread(b, 1, (size_t)n, f) != (size_t)n) {
+        free(b);
+        b = NULL;
+    }
     fclose(f);
     if (b) *len = (size_t)n;
     return b;
@@ -138,9 +144,9 @@ void mf_copy_gguf(const char *src, const char *dst, const mf_key_edit *edits, in
     }
     for (int e = 0; e < n_edits; e++) {
         const mf_key_edit *k = &edits[e];
-        int rc = k->type == MF_GGUF_U32 ? mf_gguf_w_u32(w, k->key, k->u)
-               : k->type == MF_GGUF_F32 ? mf_gguf_w_f32(w, k->key, k->f)
-                                        : mf_gguf_w_str(w, k->key, k->s);
+        int rc = k->type == MF_GGUF_U32   ? mf_gguf_w_u32(w, k->key, k->u)
+                 : k->type == MF_GGUF_F32 ? mf_gguf_w_f32(w, k->key, k->f)
+                                          : mf_gguf_w_str(w, k->key, k->s);
         assert_int_equal(rc, 0);
     }
     for (uint64_t i = 0; i < mf_gguf_n_tensors(g); i++) {
@@ -215,17 +221,17 @@ static mf_proc run_tool(const char *name, const char *const *args, unsigned seco
     argv[n++] = (char *)bin;
     for (int i = 0; args[i] && n < 31; i++) argv[n++] = (char *)args[i];
     argv[n] = NULL;
-    fflush(NULL);  /* nothing buffered here may be written twice by the child */
+    fflush(NULL); /* nothing buffered here may be written twice by the child */
     pid_t pid = fork();
     assert_true(pid >= 0);
     if (pid == 0) {
         if (!freopen(outp, "w", stdout) || !freopen(errp, "w", stderr)) _exit(126);
         if (max_bytes > 0) {
             struct rlimit rl = {(rlim_t)max_bytes, (rlim_t)max_bytes};
-            signal(SIGXFSZ, SIG_IGN);  /* kept across exec */
+            signal(SIGXFSZ, SIG_IGN); /* kept across exec */
             if (setrlimit(RLIMIT_FSIZE, &rl)) _exit(126);
         }
-        alarm(seconds);  /* a pending alarm survives exec; 0 sets none */
+        alarm(seconds); /* a pending alarm survives exec; 0 sets none */
         execv(bin, argv);
         _exit(127);
     }

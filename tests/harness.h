@@ -25,7 +25,10 @@ const char *mf_tmp_path(const char *name);
 
 /* Skip the current test (with a printed reason) unless `path` exists. */
 void mf_skip_unless_exists(const char *path);
-#define MF_REQUIRE_FILE(path) do { mf_skip_unless_exists(path); } while (0)
+#define MF_REQUIRE_FILE(path)        \
+    do {                             \
+        mf_skip_unless_exists(path); \
+    } while (0)
 /* Skip the current test with a reason (e.g. no GPU). */
 void mf_skip(const char *why);
 
@@ -34,10 +37,12 @@ int mf_run(const char *name, const struct CMUnitTest *tests, size_t n);
 #define MF_RUN(name, tests) mf_run(name, tests, sizeof(tests) / sizeof(tests[0]))
 
 /* Deterministic random numbers for tests (xorshift64*). */
-typedef struct mf_rng { uint64_t s; } mf_rng;
+typedef struct mf_rng {
+    uint64_t s;
+} mf_rng;
 uint64_t mf_rng_u64(mf_rng *r);
-float mf_rng_uniform(mf_rng *r);          /* [0, 1) */
-float mf_rng_normal(mf_rng *r);           /* N(0, 1) */
+float mf_rng_uniform(mf_rng *r); /* [0, 1) */
+float mf_rng_normal(mf_rng *r);  /* N(0, 1) */
 
 /* Read a whole file; NULL if unreadable. *len receives its size. */
 uint8_t *mf_read_file(const char *path, size_t *len);
@@ -70,8 +75,8 @@ const char *mf_tool_path(const char *name);
 typedef struct mf_proc {
     char *out, *err; /* NUL-terminated, malloc'd */
     size_t out_len;
-    int rc;          /* exit status; 128 when killed by a signal */
-    int sig;         /* the signal that killed it (SIGALRM: the time limit), else 0 */
+    int rc;  /* exit status; 128 when killed by a signal */
+    int sig; /* the signal that killed it (SIGALRM: the time limit), else 0 */
 } mf_proc;
 /* Run tool NAME (mf_tool_path) with args (NULL-terminated, at most 30), directly (no shell).
  * Fails the test when the program cannot be executed. Free with mf_proc_free. */

@@ -45,7 +45,7 @@ static void fifo_as_model(void **state)
     expect_refusal("minfer", plan, phrase);
     const char *mk[] = {"-o", out, "--vocab-from", f, NULL};
     expect_refusal("mkmodel", mk, phrase);
-    assert_int_equal(access(out, F_OK), -1);  /* no output file */
+    assert_int_equal(access(out, F_OK), -1); /* no output file */
     /* the default model named by the environment goes through the same open */
     setenv("MINFER_MODEL", f, 1);
     const char *dflt[] = {"run", "-p", "hi", NULL};

@@ -40,14 +40,17 @@ static void fetch_offline(void **state)
     (void)state;
     const char *model = mf_model_path("stories260K.gguf");
     MF_REQUIRE_FILE(model);
-    if (system("command -v curl > /dev/null 2>&1") != 0) mf_skip("curl is not installed (wget cannot read file:// URLs)");
+    if (system("command -v curl > /dev/null 2>&1") != 0)
+        mf_skip("curl is not installed (wget cannot read file:// URLs)");
     snprintf(dir, sizeof dir, "%s", mf_tmp_path("weights"));
     char cmd[32768], good[4200], bad[8300], missing[8300];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s' && mkdir -p '%s' && cp '%s/weights/fetch.sh' '%s/'", dir, dir, MF_SOURCE_DIR, dir);
+    snprintf(cmd, sizeof cmd, "rm -rf '%s' && mkdir -p '%s' && cp '%s/weights/fetch.sh' '%s/'", dir, dir, MF_SOURCE_DIR,
+             dir);
     assert_int_equal(system(cmd), 0);
     /* a copy of the model with one byte changed: same size, other hash */
     snprintf(bad, sizeof bad, "%s/corrupt.bin", dir);
-    snprintf(cmd, sizeof cmd, "cp '%s' '%s' && printf 'X' | dd of='%s' bs=1 seek=5000 conv=notrunc 2>/dev/null", model, bad, bad);
+    snprintf(cmd, sizeof cmd, "cp '%s' '%s' && printf 'X' | dd of='%s' bs=1 seek=5000 conv=notrunc 2>/dev/null", model,
+             bad, bad);
     assert_int_equal(system(cmd), 0);
     snprintf(good, sizeof good, "file://%s", model);
     snprintf(missing, sizeof missing, "file://%s/nowhere.gguf", dir);
@@ -103,7 +106,8 @@ static void default_model(void **state)
     unsetenv("MINFER_MODEL");
     const char *d = mf_tmp_path("nomodel");
     char cmd[8192];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s' && mkdir -p '%s/a/b' && cp '%s' '%s/a/b/minfer'", d, d, mf_tool_path("minfer"), d);
+    snprintf(cmd, sizeof cmd, "rm -rf '%s' && mkdir -p '%s/a/b' && cp '%s' '%s/a/b/minfer'", d, d,
+             mf_tool_path("minfer"), d);
     assert_int_equal(system(cmd), 0);
     snprintf(cmd, sizeof cmd, "cd '%s' && ./a/b/minfer default-model > out 2> err", d);
     int rc = system(cmd);

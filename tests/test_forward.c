@@ -23,7 +23,7 @@
 #include "quant.h"
 #include "ref_forward.h"
 
-/* prompt of stories260K (llama-arch.md §6) continued with ordinary tokens */
+/* prompt of stories260K (docs/reference.md §1) continued with ordinary tokens */
 static const int32_t PROMPT[] = {1,   403, 407, 261, 378, 432, 383, 286, 261, 376, 298, 315, 421, 395,
                                  317, 263, 415, 414, 401, 396, 267, 337, 410, 408, 419, 292, 411, 322,
                                  265, 262, 379, 419, 415, 271, 411, 426, 403, 407, 261, 378};
@@ -94,7 +94,7 @@ static double max_abs_diff(const float *a, const float *b, size_t n, double *sca
  * compute the inputs of that rounding in different orders (sgemm or integer dots vs double
  * sums), so an input within float noise (~1e-6 relative) of a code boundary can round the
  * other way: about one value in 10^4 here, i.e. a few per run of these small models
- * (gpt-oss-arch.md §3.6 sees the same against llama.cpp). A tie in a row-local product
+ * (docs/quantization.md §4 sees the same against llama.cpp). A tie in a row-local product
  * moves one position; a tie in a key/value moves every later position, by up to a few
  * percent. Hence: no position differs by more than 5% of the logit range (the size of the
  * activation rounding itself), and at least a quarter of the positions match to 1e-4 of it
@@ -140,10 +140,10 @@ static void stories_fast_matches_reference(void **state)
     /* F32 weights: summation order only (see the header) */
     assert_true(d1 <= 1e-4);
     assert_true(d2 <= 1e-4);
-    /* llama-arch.md §6: greedy argmax per position of the first 8 tokens */
+    /* docs/reference.md §1: greedy argmax per position of the first 8 tokens */
     const int want[8] = {403, 407, 261, 378, 432, 383, 286, 261};
     for (int t = 0; t < 8; t++) assert_int_equal(argmax(batch + (size_t)t * V, V), want[t]);
-    /* and the spec's logits at position 0 (printed with 4 decimals) */
+    /* and llama.cpp's logits at position 0 (docs/reference.md §1, 4 decimals) */
     assert_true(fabsf(batch[0] - -6.2229f) < 1e-3f && fabsf(batch[1] - 8.4043f) < 1e-3f);
     assert_true(fabsf(batch[403] - 17.0235f) < 1e-3f);
     assert_true(fabsf(batch[(size_t)7 * V + 261] - 19.5159f) < 1e-3f);
@@ -362,7 +362,7 @@ static void misaligned_f32(const char *path, int *vectors, int *matrices)
     mf_gguf_close(g);
 }
 
-/* general.alignment 1 and 2 (gguf.md §5.1 allows any power of two) put F32 data at
+/* general.alignment 1 and 2 (docs/gguf.md §2 allows any power of two) put F32 data at
  * addresses that are not multiples of 4 (issue 11: misaligned float loads, undefined
  * behaviour that UBSan reports in the sanitizer build). Such a file loads and computes
  * exactly what the 32-aligned file computes: bit-identical logits on the reference and
@@ -446,7 +446,7 @@ static void progress_callback(void **state)
     assert_int_equal(log.last, mf_gguf_file_size(m->gguf));
     assert_int_equal(log.total, mf_gguf_file_size(m->gguf));
     assert_int_equal(mf_session_eval(s, PROMPT, 8, NULL, &err), 0);
-    assert_int_equal(mf_session_argmax(s), 261);  /* llama-arch.md §6: position 7 */
+    assert_int_equal(mf_session_argmax(s), 261);  /* docs/reference.md §1: position 7 */
     mf_session_free(s);
     mf_model_free(m);
 }

@@ -39,8 +39,8 @@ static void rewrite(const char *src, const char *dst, const char *key, float v)
 
 /* Write `bytes` (n of them) into tensor `name` of the file at path, at byte `at` of its
  * data, every `stride` bytes `count` times. */
-static void patch(const char *path, const char *name, uint64_t at, uint64_t stride, uint64_t count,
-                  const void *bytes, size_t n)
+static void patch(const char *path, const char *name, uint64_t at, uint64_t stride, uint64_t count, const void *bytes,
+                  size_t n)
 {
     mf_err err;
     mf_gguf *g = mf_gguf_open(path, &err);
@@ -59,7 +59,7 @@ static void patch(const char *path, const char *name, uint64_t at, uint64_t stri
 }
 
 static const float F_NAN = NAN;
-static const uint16_t H_NAN = 0x7E00;   /* binary16 NaN: the scale of a Q8_0 block */
+static const uint16_t H_NAN = 0x7E00; /* binary16 NaN: the scale of a Q8_0 block */
 
 /* minfer run on FILE with extra options: exit 1 and exactly one line on stderr holding
  * `phrase` (the statistics are not printed after an error). */
@@ -90,23 +90,33 @@ static void expect_load_error(const char *file, const char *phrase)
     expect_run_error(file, NULL, phrase);
 }
 
-static const char *const LLAMA[] = {"--layers", "2", "--dim", "64", "--heads", "4", "--kv-heads", "2", "--ff", "96", NULL};
+static const char *const LLAMA[] = {"--layers",   "2", "--dim", "64", "--heads", "4",
+                                    "--kv-heads", "2", "--ff",  "96", NULL};
 static const char *const GPT_OSS[] = {"--arch", "gpt-oss", NULL};
 
 static void keys_out_of_domain(void **state)
 {
     (void)state;
-    const char *oss = mk("nf-oss.gguf", GPT_OSS), *llama = mk("nf-llama.gguf", LLAMA), *bad = mf_tmp_path("nf-key.gguf");
-    const struct { const char **src; const char *key; float v; const char *phrase; } cases[] = {
-        {&oss, "gpt-oss.rope.freq_base_swa", INFINITY, "'gpt-oss.rope.freq_base_swa' = inf is invalid (must be a finite number > 1)"},
+    const char *oss = mk("nf-oss.gguf", GPT_OSS), *llama = mk("nf-llama.gguf", LLAMA),
+               *bad = mf_tmp_path("nf-key.gguf");
+    const struct {
+        const char **src;
+        const char *key;
+        float v;
+        const char *phrase;
+    } cases[] = {
+        {&oss, "gpt-oss.rope.freq_base_swa", INFINITY,
+         "'gpt-oss.rope.freq_base_swa' = inf is invalid (must be a finite number > 1)"},
         {&oss, "gpt-oss.rope.freq_base_swa", NAN, "'gpt-oss.rope.freq_base_swa' = nan is invalid"},
         {&oss, "gpt-oss.rope.freq_base_swa", 0.5f, "'gpt-oss.rope.freq_base_swa' = 0.5 is invalid"},
         {&oss, "gpt-oss.rope.freq_base", INFINITY, "'gpt-oss.rope.freq_base' = inf is invalid"},
-        {&oss, "gpt-oss.rope.scaling.attn_factor", 1e-40f, "'gpt-oss.rope.scaling.attn_factor' = 9.99995e-41 is invalid"},
+        {&oss, "gpt-oss.rope.scaling.attn_factor", 1e-40f,
+         "'gpt-oss.rope.scaling.attn_factor' = 9.99995e-41 is invalid"},
         {&oss, "gpt-oss.rope.scaling.attn_factor", NAN, "'gpt-oss.rope.scaling.attn_factor' = nan is invalid"},
         {&oss, "gpt-oss.rope.scaling.factor", 1e-40f, "'gpt-oss.rope.scaling.factor' = 9.99995e-41 is invalid"},
         {&oss, "gpt-oss.rope.scaling.factor", INFINITY, "'gpt-oss.rope.scaling.factor' = inf is invalid"},
-        {&oss, "gpt-oss.attention.layer_norm_rms_epsilon", NAN, "layer_norm_rms_epsilon' = nan is invalid (must be in (0, 1))"},
+        {&oss, "gpt-oss.attention.layer_norm_rms_epsilon", NAN,
+         "layer_norm_rms_epsilon' = nan is invalid (must be in (0, 1))"},
         {&llama, "llama.rope.freq_base", NAN, "'llama.rope.freq_base' = nan is invalid"},
         {&llama, "llama.rope.scaling.factor", -INFINITY, "'llama.rope.scaling.factor' = -inf is invalid"},
         {&llama, "llama.rope.scale_linear", 1e-38f, "'llama.rope.scale_linear' = 1e-38 is invalid"},
@@ -130,7 +140,12 @@ static void keys_out_of_domain(void **state)
 static void vectors_and_router(void **state)
 {
     (void)state;
-    const struct { const char *const *shape; const char *tensor; uint64_t elem; const char *phrase; } cases[] = {
+    const struct {
+        const char *const *shape;
+        const char *tensor;
+        uint64_t elem;
+        const char *phrase;
+    } cases[] = {
         {LLAMA, "blk.0.attn_norm.weight", 5, "tensor 'blk.0.attn_norm.weight' holds NaN at element 5"},
         {LLAMA, "output_norm.weight", 0, "tensor 'output_norm.weight' holds NaN at element 0"},
         {GPT_OSS, "blk.1.attn_sinks.weight", 2, "tensor 'blk.1.attn_sinks.weight' holds NaN at element 2"},
@@ -169,18 +184,21 @@ static void weights_named_at_run(void **state)
         expect_run_error(f, modes[k], "layer 1 (of 2, blk.1.*) is the first whose output holds NaN (position 0");
     unlink(f);
     f = mk("nf-w.gguf", LLAMA);
-    patch(f, "token_embd.weight", 12, 256, 512, &F_NAN, 4);  /* element 3 of every row */
+    patch(f, "token_embd.weight", 12, 256, 512, &F_NAN, 4); /* element 3 of every row */
     for (int k = 0; k < 2; k++)
-        expect_run_error(f, modes[k], "the token embedding (token_embd.weight) of token 1 at position 0 holds NaN (element 3)");
+        expect_run_error(f, modes[k],
+                         "the token embedding (token_embd.weight) of token 1 at position 0 holds NaN (element 3)");
     unlink(f);
     f = mk("nf-w.gguf", LLAMA);
-    patch(f, "output.weight", 4 * 64 * 7, 0, 1, &F_NAN, 4);  /* row 7: the logit of token 7 */
+    patch(f, "output.weight", 4 * 64 * 7, 0, 1, &F_NAN, 4); /* row 7: the logit of token 7 */
     for (int k = 0; k < 2; k++)
-        expect_run_error(f, modes[k], "the logits are not finite (NaN for token 7) although every layer's output is: the output norm or the output matrix (output.weight)");
+        expect_run_error(
+            f, modes[k],
+            "the logits are not finite (NaN for token 7) although every layer's output is: the output norm or the output matrix (output.weight)");
     unlink(f);
     /* gpt-oss tiny: Q8_0 attention, the scale of every block of layer 2's V projection */
     f = mk("nf-w.gguf", GPT_OSS);
-    patch(f, "blk.2.attn_v.weight", 0, 34, 4 * 32, &H_NAN, 2);  /* [128 in, 32 out]: 4 blocks per row */
+    patch(f, "blk.2.attn_v.weight", 0, 34, 4 * 32, &H_NAN, 2); /* [128 in, 32 out]: 4 blocks per row */
     for (int k = 0; k < 2; k++)
         expect_run_error(f, modes[k], "layer 2 (of 4, blk.2.*) is the first whose output holds NaN");
     unlink(f);
@@ -210,8 +228,8 @@ static void nonfinite_during_generation(void **state)
     mf_model_free(m);
     patch(f, "token_embd.weight", 256ull * (uint64_t)first, 0, 1, &F_NAN, 4);
     char phrase[160];
-    snprintf(phrase, sizeof phrase, "the token embedding (token_embd.weight) of token %d at position %d holds NaN (element 0)",
-             first, (int)n);
+    snprintf(phrase, sizeof phrase,
+             "the token embedding (token_embd.weight) of token %d at position %d holds NaN (element 0)", first, (int)n);
     const char *const greedy[] = {"--temp", "0", NULL};
     expect_run_error(f, greedy, phrase);
     unlink(f);

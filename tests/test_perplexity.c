@@ -65,8 +65,8 @@ static char *numpy_json(const char *chunks, const char *model, const char *base,
 {
     char cmd[1024], *out;
     const char *res = mf_tmp_path("numpy.json");
-    snprintf(cmd, sizeof cmd, "/usr/bin/python3 '%s/tests/ppl_numpy.py' '%s' '%s' %s%s%s %s > '%s'", MF_SOURCE_DIR, chunks,
-             model, base ? "'" : "", base ? base : "", base ? "'" : "", act_q8 ? "--act-q8" : "", res);
+    snprintf(cmd, sizeof cmd, "/usr/bin/python3 '%s/tests/ppl_numpy.py' '%s' '%s' %s%s%s %s > '%s'", MF_SOURCE_DIR,
+             chunks, model, base ? "'" : "", base ? base : "", base ? "'" : "", act_q8 ? "--act-q8" : "", res);
     fflush(NULL);
     if (system(cmd) != 0) fail_msg("%s failed", cmd);
     out = mf_read_text(res, NULL);
@@ -84,11 +84,15 @@ static void assert_close(const char *a, const char *b, const char *key, double r
 static void matches_numpy(void **state)
 {
     (void)state;
-    if (!mf_have_numpy()) { mf_skip("/usr/bin/python3 with numpy is missing (apt-get install python3-numpy)"); return; }
+    if (!mf_have_numpy()) {
+        mf_skip("/usr/bin/python3 with numpy is missing (apt-get install python3-numpy)");
+        return;
+    }
     const char *src = stories(), *chunks = mf_tmp_path("chunks.txt"), *base = mf_tmp_path("base.gguf"),
                *q = mf_tmp_path("q4.gguf");
     write_chunks(src, 64, 6, chunks);
-    const char *a1[] = {"perplexity", "-m", src, "-f", TEXT, "-c", "64", "--chunks", "6", "--save-logits", base, "--json", NULL};
+    const char *a1[] = {"perplexity",    "-m", src,      "-f", TEXT, "-c", "64", "--chunks", "6",
+                        "--save-logits", base, "--json", NULL};
     char *mine = run_json(a1), *np = numpy_json(chunks, src, NULL, 0);
     assert_int_equal((int)mf_json_num(mine, "tokens_scored"), 6 * 31);
     assert_int_equal((int)mf_json_num(np, "tokens_scored"), 6 * 31);
@@ -109,7 +113,7 @@ static void matches_numpy(void **state)
     mine = run_json(a2);
     np = numpy_json(chunks, q, src, 1);
     assert_close(mine, np, "ppl", 5e-4, 0);
-    assert_close(mine, np, "base_ppl", 1e-4, 0);  /* F16 storage only: measured 3e-5 */
+    assert_close(mine, np, "base_ppl", 1e-4, 0); /* F16 storage only: measured 3e-5 */
     /* measured: 5e-4 relative or less (8-bit rounding ties between the two pipelines) */
     assert_close(mine, np, "kld", 2e-3, 0);
     assert_close(mine, np, "kld_se", 2e-3, 0);
@@ -126,7 +130,8 @@ static void self_base(void **state)
 {
     (void)state;
     const char *src = stories(), *base = mf_tmp_path("self.gguf");
-    const char *a1[] = {"perplexity", "-m", src, "-f", TEXT, "-c", "128", "--chunks", "4", "--save-logits", base, "--json", NULL};
+    const char *a1[] = {"perplexity",    "-m", src,      "-f", TEXT, "-c", "128", "--chunks", "4",
+                        "--save-logits", base, "--json", NULL};
     char *first = run_json(a1);
     const char *a2[] = {"perplexity", "-m", src, "--kl-divergence", base, "-f", TEXT, "-c", "128", "--json", NULL};
     mf_proc p = mf_run_tool("minfer", a2);
@@ -155,7 +160,8 @@ static void skip_is_prune(void **state)
     const int drop[] = {2};
     mf_err err;
     assert_int_equal(mf_prune_file(src, pruned, drop, 1, &err), 0);
-    const char *a1[] = {"perplexity", "-m", src, "-f", TEXT, "-c", "64", "--chunks", "3", "--skip-layers", "2", "--json", NULL};
+    const char *a1[] = {"perplexity",    "-m", src,      "-f", TEXT, "-c", "64", "--chunks", "3",
+                        "--skip-layers", "2",  "--json", NULL};
     const char *a2[] = {"perplexity", "-m", pruned, "-f", TEXT, "-c", "64", "--chunks", "3", "--json", NULL};
     const char *a3[] = {"perplexity", "-m", src, "-f", TEXT, "-c", "64", "--chunks", "3", "--json", NULL};
     char *s = run_json(a1), *p = run_json(a2), *full = run_json(a3);
@@ -175,28 +181,34 @@ static void hostile(void **state)
     snprintf(oss, sizeof oss, "%s/oss.gguf", dir);
     snprintf(shorttext, sizeof shorttext, "%s/short.txt", dir);
     snprintf(other, sizeof other, "%s/other.txt", dir);
-    const char *a1[] = {"perplexity", "-m", src, "-f", TEXT, "-c", "64", "--chunks", "2", "--save-logits", base, "--json", NULL};
+    const char *a1[] = {"perplexity",    "-m", src,      "-f", TEXT, "-c", "64", "--chunks", "2",
+                        "--save-logits", base, "--json", NULL};
     free(run_json(a1));
     FILE *f = fopen(shorttext, "w");
     fputs("Once upon a time.", f);
     fclose(f);
     char *t = mf_read_text(TEXT, NULL);
     f = fopen(other, "w");
-    fputs(t + 300, f);  /* the same stories, from another point */
+    fputs(t + 300, f); /* the same stories, from another point */
     fclose(f);
     free(t);
     char cmd[512];
-    snprintf(cmd, sizeof cmd, "'%s' -o '%s' --arch gpt-oss --preset tiny --threads 1 > /dev/null 2>&1", mf_tool_path("mkmodel"), oss);
+    snprintf(cmd, sizeof cmd, "'%s' -o '%s' --arch gpt-oss --preset tiny --threads 1 > /dev/null 2>&1",
+             mf_tool_path("mkmodel"), oss);
     fflush(NULL);
     assert_int_equal(system(cmd), 0);
     char missing[128];
     snprintf(missing, sizeof missing, "%s/none/b.gguf", dir);
-    struct { const char *args[14]; const char *msg; } cases[] = {
+    struct {
+        const char *args[14];
+        const char *msg;
+    } cases[] = {
         {{"perplexity", "-m", oss, "--kl-divergence", base}, "KL divergence needs the same vocabulary"},
         {{"perplexity", "-m", src, "--kl-divergence", src}, "not a minfer --save-logits file"},
         {{"perplexity", "-m", src, "--kl-divergence", base, "-f", other, "-c", "64"}, "another text"},
         {{"perplexity", "-m", src, "-f", shorttext}, "fewer than one chunk of 512"},
-        {{"perplexity", "-m", src, "-f", TEXT, "-c", "64", "--save-logits", missing}, "none/b.gguf: cannot create: No such file"},
+        {{"perplexity", "-m", src, "-f", TEXT, "-c", "64", "--save-logits", missing},
+         "none/b.gguf: cannot create: No such file"},
         {{"perplexity", "-m", src, "-f", TEXT, "--save-logits", src}, "would replace an input"},
         {{"perplexity", "-m", src, "--kl-divergence", base, "--chunks", "1"}, "--chunks does not apply"},
         {{"perplexity", "-m", src, "-f", TEXT, "--save-logits", missing, "--kl-divergence", base}, "exclusive"},

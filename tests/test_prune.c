@@ -84,9 +84,7 @@ static void assert_pruned_copy(const char *src, const char *pruned, const int *d
         char name[96];
         int l;
         if (sscanf(t->name, "blk.%d.", &l) == 1) {
-            if (map[l] < 0) {
-                continue;
-            }
+            if (map[l] < 0) { continue; }
             snprintf(name, sizeof name, "blk.%d.%s", map[l], strchr(t->name + 4, '.') + 1);
         } else {
             snprintf(name, sizeof name, "%s", t->name);
@@ -127,7 +125,7 @@ static void stories_prune_is_skip(void **state)
     if (mf_prune_file(src, out, drop, 2, &err)) fail_msg("%s", err.msg);
     assert_pruned_copy(src, out, drop, 2);
     uint8_t *after = mf_read_file(src, &len1);
-    assert_true(len0 == len1 && memcmp(before, after, len0) == 0);  /* input untouched */
+    assert_true(len0 == len1 && memcmp(before, after, len0) == 0); /* input untouched */
     free(before);
     free(after);
 
@@ -256,7 +254,9 @@ static void hostile_input(void **state)
     const char *out = mf_tmp_path("hostile.gguf");
     size_t len0, len1;
     uint8_t *before = mf_read_file(src, &len0);
-    struct { const char *list, *msg; } cases[] = {
+    struct {
+        const char *list, *msg;
+    } cases[] = {
         {"7", "cannot drop layer 7: the model has layers 0..4"},
         {"1,1", "layer 1 is listed twice"},
         {"0-4", "dropping all 5 layers would leave no model"},

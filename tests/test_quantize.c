@@ -43,16 +43,16 @@ static void hand_blocks(void **state)
      * x_0 = -4: d = -4 / -8 = 0.5 (fp16 0x3800). x_j / d = (j - 16)/2 (+ 0.1): code
      * round(.) + 8 = ceil(j/2), clamped to 15. Byte j = code_j | code_{j+16} << 4. */
     for (int j = 0; j < 32; j++) x[j] = (float)(j - 16) / 4 + (j % 2 ? 0.05f : 0.0f);
-    const uint8_t q4[18] = {0x00, 0x38, 0x80, 0x91, 0x91, 0xA2, 0xA2, 0xB3, 0xB3, 0xC4,
-                            0xC4, 0xD5, 0xD5, 0xE6, 0xE6, 0xF7, 0xF7, 0xF8};
+    const uint8_t q4[18] = {0x00, 0x38, 0x80, 0x91, 0x91, 0xA2, 0xA2, 0xB3, 0xB3,
+                            0xC4, 0xC4, 0xD5, 0xD5, 0xE6, 0xE6, 0xF7, 0xF7, 0xF8};
     assert_int_equal(mf_quantize_row(MF_TYPE_Q4_0, x, b, 32), 18);
     assert_memory_equal(b, q4, 18);
     /* Q4_0 with a scale fp16 cannot hold: x_0 = -1.3, the others 1. d = -1.3 / -8 = 0.1625
      * -> fp16 0x3133 = 0.16247559; codes from that stored d: -1.3/d = -8.0012 -> 0,
      * 1/d = 6.1548 -> 6 + 8 = 14. */
     for (int j = 0; j < 32; j++) x[j] = j ? 1.0f : -1.3f;
-    const uint8_t q4b[18] = {0x33, 0x31, 0xE0, 0xEE, 0xEE, 0xEE, 0xEE, 0xEE, 0xEE, 0xEE,
-                             0xEE, 0xEE, 0xEE, 0xEE, 0xEE, 0xEE, 0xEE, 0xEE};
+    const uint8_t q4b[18] = {0x33, 0x31, 0xE0, 0xEE, 0xEE, 0xEE, 0xEE, 0xEE, 0xEE,
+                             0xEE, 0xEE, 0xEE, 0xEE, 0xEE, 0xEE, 0xEE, 0xEE, 0xEE};
     mf_quantize_row(MF_TYPE_Q4_0, x, b, 32);
     assert_memory_equal(b, q4b, 18);
     /* Q8_0: x_0 = -127, x_j = 3(j - 16) + 0.2 (j mod 3). d = max|x| / 127 = 1 (fp16
@@ -71,7 +71,8 @@ static void hand_blocks(void **state)
 static const uint32_t WTYPES[] = {MF_TYPE_Q4_0, MF_TYPE_Q4_1, MF_TYPE_Q5_0, MF_TYPE_Q5_1, MF_TYPE_MXFP4,
                                   MF_TYPE_Q2_K, MF_TYPE_Q3_K, MF_TYPE_Q4_K, MF_TYPE_Q5_K, MF_TYPE_Q6_K};
 
-static double weighted_err(uint32_t type, const uint8_t *q, const float *x, const float *w, int64_t n, int64_t i0, int64_t i1)
+static double weighted_err(uint32_t type, const uint8_t *q, const float *x, const float *w, int64_t n, int64_t i0,
+                           int64_t i1)
 {
     float *y = malloc(sizeof(float) * (size_t)n);
     mf_dequantize_row(type, q, y, n);
@@ -96,17 +97,19 @@ static void importance_weights(void **state)
         const mf_type_info *ti = mf_type_get(t);
         size_t rb = mf_quantize_row(t, x, a, N);
         assert_int_equal(mf_quantize_row_imp(t, x, b, N, NULL), rb);
-        assert_memory_equal(a, b, rb);  /* no weights: the plain quantizer */
+        assert_memory_equal(a, b, rb); /* no weights: the plain quantizer */
         mf_quantize_row_imp(t, x, b, N, w);
         double plain = weighted_err(t, a, x, w, N, 0, N), weighted = weighted_err(t, b, x, w, N, 0, N);
-        if (ti->blck == 32)  /* per block: never worse (the format's scale is the fallback) */
+        if (ti->blck == 32) /* per block: never worse (the format's scale is the fallback) */
             for (int64_t i = 0; i < N; i += 32)
-                assert_true(weighted_err(t, b, x, w, N, i, i + 32) <= weighted_err(t, a, x, w, N, i, i + 32) * (1 + 1e-12));
+                assert_true(weighted_err(t, b, x, w, N, i, i + 32) <=
+                            weighted_err(t, a, x, w, N, i, i + 32) * (1 + 1e-12));
         /* overall at least 5% lower: measured 12-35% on this data (docs/quantize.md §3) */
         print_message("%-6s weighted error with importance / without: %.3f\n", ti->name, weighted / plain);
-        if (!(weighted < (t == MF_TYPE_MXFP4 ? 0.99 : 0.95) * plain)) fail_msg("%s: weighted error %g vs unweighted %g", ti->name, weighted, plain);
+        if (!(weighted < (t == MF_TYPE_MXFP4 ? 0.99 : 0.95) * plain))
+            fail_msg("%s: weighted error %g vs unweighted %g", ti->name, weighted, plain);
         mf_quantize_row_imp(t, x, b, N, ones);
-        if (ti->blck == 256) assert_memory_equal(a, b, rb);  /* weights of 1 = the unweighted search */
+        if (ti->blck == 256) assert_memory_equal(a, b, rb); /* weights of 1 = the unweighted search */
     }
     /* Q8_0 and the float types ignore weights */
     size_t rb = mf_quantize_row(MF_TYPE_Q8_0, x, a, N);
@@ -119,8 +122,13 @@ static void importance_weights(void **state)
 
 static mf_qplan *plan(const char *in, const char *target, const char *const *ov, int n_ov, int keep, const char *imat)
 {
-    mf_quant_opts o = {.target = target, .overrides = ov, .n_overrides = n_ov, .keep_output = keep, .imatrix = imat,
-                       .n_threads = 2, .report = 1};
+    mf_quant_opts o = {.target = target,
+                       .overrides = ov,
+                       .n_overrides = n_ov,
+                       .keep_output = keep,
+                       .imatrix = imat,
+                       .n_threads = 2,
+                       .report = 1};
     mf_err err;
     mf_qplan *p = mf_qplan_new(in, &o, &err);
     if (!p) fail_msg("%s: %s", target, err.msg);
@@ -165,7 +173,8 @@ static void check_file(const char *in, const char *out, const mf_qplan *p, uint3
             if (memcmp(row, (const uint8_t *)t->data + (size_t)r * drb, drb))
                 fail_msg("%s row %lld differs from the scalar quantizer", t->name, (long long)r);
             mf_dequantize_row(t->type, row, y, n);
-            for (int64_t j = 0; j < n; j++) sse += ((double)x[j] - y[j]) * ((double)x[j] - y[j]), ssx += (double)x[j] * x[j];
+            for (int64_t j = 0; j < n; j++)
+                sse += ((double)x[j] - y[j]) * ((double)x[j] - y[j]), ssx += (double)x[j] * x[j];
         }
         assert_true(fabs(sqrt(sse / ssx) - q->rel_rms) <= 1e-9 + 1e-9 * q->rel_rms);
         free(x), free(y), free(row);
@@ -196,8 +205,8 @@ static void every_target(void **state)
     const char *src = mf_model_path("stories260K.gguf");
     MF_REQUIRE_FILE(src);
     const char *out = mf_tmp_path("q.gguf");
-    const char *targets[] = {"F32", "F16", "BF16", "Q8_0", "Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q2_K", "Q3_K", "Q4_K",
-                             "Q5_K", "Q6_K", "Q3_K_M", "Q4_K_M", "Q5_K_M"};
+    const char *targets[] = {"F32",  "F16",  "BF16", "Q8_0", "Q4_0", "Q4_1",   "Q5_0",   "Q5_1",
+                             "Q2_K", "Q3_K", "Q4_K", "Q5_K", "Q6_K", "Q3_K_M", "Q4_K_M", "Q5_K_M"};
     const uint32_t ftypes[] = {0, 1, 32, 7, 2, 3, 8, 9, 10, 11, 14, 16, 18, 12, 15, 17};
     for (size_t k = 0; k < sizeof targets / sizeof *targets; k++) {
         mf_qplan *p = plan(src, targets[k], NULL, 0, 0, NULL);
@@ -305,8 +314,11 @@ static void fallbacks(void **state)
     assert_non_null(strstr(p->notes[0], "rows of 64 do not fit Q4_K's 256-element blocks: Q5_0 instead (32 matrices"));
     assert_non_null(strstr(p->notes[1], "rows of 172 do not fit Q4_K's 256-element blocks: F16 instead (5 matrices"));
     mf_qplan_free(p);
-    const uint32_t want[][2] = {{MF_TYPE_Q2_K, MF_TYPE_Q4_0}, {MF_TYPE_Q3_K, MF_TYPE_Q4_0}, {MF_TYPE_Q5_K, MF_TYPE_Q5_1},
-                                {MF_TYPE_Q6_K, MF_TYPE_Q8_0}, {MF_TYPE_Q4_0, MF_TYPE_Q4_0}};
+    const uint32_t want[][2] = {{MF_TYPE_Q2_K, MF_TYPE_Q4_0},
+                                {MF_TYPE_Q3_K, MF_TYPE_Q4_0},
+                                {MF_TYPE_Q5_K, MF_TYPE_Q5_1},
+                                {MF_TYPE_Q6_K, MF_TYPE_Q8_0},
+                                {MF_TYPE_Q4_0, MF_TYPE_Q4_0}};
     for (size_t k = 0; k < sizeof want / sizeof *want; k++) {
         p = plan(src, mf_type_get(want[k][0])->name, NULL, 0, 0, NULL);
         assert_int_equal(find_q(p, "blk.3.ffn_up.weight")->type, want[k][1]);
@@ -340,7 +352,7 @@ static const int32_t IDS[] = {1, 403, 407, 261, 378, 432, 383, 286, 261, 376, 29
 #define N_IDS ((int)(sizeof IDS / sizeof IDS[0]))
 
 /* A quantized file through minfer's reference pass (exact activations) against
- * tools/reference.py (float64, written from the specs) on the same file: only float32
+ * tools/reference.py (float64, independent of the engine: docs/reference.md §1) on the same file: only float32
  * rounding differs, bound 2e-3 absolute on logits of magnitude ~10 (test_golden's atol).
  * And the fast path against the reference pass in its 8-bit activation mode (what the fast
  * path computes, up to the order of additions and rounding ties of the 8-bit codes, which
@@ -348,7 +360,10 @@ static const int32_t IDS[] = {1, 403, 407, 261, 378, 432, 383, 286, 261, 376, 29
 static void logits_match_reference_py(void **state)
 {
     (void)state;
-    if (!mf_have_numpy()) { mf_skip("/usr/bin/python3 with numpy is missing (apt-get install python3-numpy)"); return; }
+    if (!mf_have_numpy()) {
+        mf_skip("/usr/bin/python3 with numpy is missing (apt-get install python3-numpy)");
+        return;
+    }
     const char *src = mf_model_path("stories260K.gguf");
     MF_REQUIRE_FILE(src);
     const char *targets[][2] = {{src, "Q4_K_M"}, {tiny8(), "Q4_K_M"}, {tiny8(), "Q3_K_M"}, {src, "Q4_1"}};
@@ -383,7 +398,8 @@ static void logits_match_reference_py(void **state)
         assert_int_equal(mf_session_eval(s, ids, n, fast, &err), 0);
         mf_session_free(s);
         char cmd[1024];
-        snprintf(cmd, sizeof cmd, "/usr/bin/python3 '%s/tools/reference.py' logits '%s' --tokens '%s' --out '%s' > /dev/null",
+        snprintf(cmd, sizeof cmd,
+                 "/usr/bin/python3 '%s/tools/reference.py' logits '%s' --tokens '%s' --out '%s' > /dev/null",
                  MF_SOURCE_DIR, out, toks, lg);
         assert_int_equal(sh(cmd), 0);
         size_t len;
@@ -397,7 +413,8 @@ static void logits_match_reference_py(void **state)
         }
         print_message("%s %s: max |logit diff| reference pass vs reference.py %g, fast path vs rounded reference %g\n",
                       targets[k][0], targets[k][1], d_ref, d_fast);
-        if (d_ref > 2e-3 || d_fast > 0.05 * range) fail_msg("%s %s: differences %g, %g", targets[k][0], targets[k][1], d_ref, d_fast);
+        if (d_ref > 2e-3 || d_fast > 0.05 * range)
+            fail_msg("%s %s: differences %g, %g", targets[k][0], targets[k][1], d_ref, d_fast);
         free(want), free(exact), free(rounded), free(fast);
         mf_model_free(m);
         unlink(out);
@@ -407,7 +424,9 @@ static void logits_match_reference_py(void **state)
 
 /* ================================================================ imatrix */
 
-typedef struct refstat { mf_imatrix *im; } refstat;
+typedef struct refstat {
+    mf_imatrix *im;
+} refstat;
 
 static void imatrix_matches_reference(void **state)
 {
@@ -445,11 +464,12 @@ static void imatrix_matches_reference(void **state)
         for (int64_t j = 0; j < e->ne[0]; j++) {
             double want = mf_imatrix_value(im, e->name, 0, j);
             /* float32 sums in a different order: 1e-4 relative */
-            if (!(fabs(v[j] - want) <= 1e-4 * want + 1e-7)) fail_msg("%s[%lld]: %g vs reference %g", e->name, (long long)j, v[j], want);
+            if (!(fabs(v[j] - want) <= 1e-4 * want + 1e-7))
+                fail_msg("%s[%lld]: %g vs reference %g", e->name, (long long)j, v[j], want);
         }
         n_entries++;
     }
-    assert_int_equal(n_entries, 1 + 5 * 7);  /* output and 7 matrices per layer */
+    assert_int_equal(n_entries, 1 + 5 * 7); /* output and 7 matrices per layer */
     mf_gguf_close(g);
     free(lg);
     mf_ref_free(r);
@@ -511,7 +531,10 @@ static void hostile(void **state)
     mf_gguf_writer_free(w);
     assert_dir("im.gguf in.gguf q4.gguf");
 
-    struct { const char *args[12]; const char *msg; } cases[] = {
+    struct {
+        const char *args[12];
+        const char *msg;
+    } cases[] = {
         {{"quantize", q4, out, "Q8_0"}, "is stored as Q4_0, which minfer cannot quantize further"},
         {{"quantize", src, out, "Q7_0"}, "unknown target type 'Q7_0'"},
         {{"quantize", src, out, "Q4_0", "--tensor-type", "(attn=Q8_0"}, "bad pattern '(attn'"},
@@ -526,7 +549,8 @@ static void hostile(void **state)
         {{"quantize", src, src, "Q4_0"}, "is the input file"},
         {{"quantize", src, out}, "need IN.gguf OUT.gguf TYPE"},
         {{"quantize", src, out, "Q4_0", "-t", "0"}, "bad value '0' for -t"},
-        {{"imatrix", "-m", src, "-f", MF_SOURCE_DIR "/tests/data/stories.txt", "-o", missing, "-c", "64", "--chunks", "1"},
+        {{"imatrix", "-m", src, "-f", MF_SOURCE_DIR "/tests/data/stories.txt", "-o", missing, "-c", "64", "--chunks",
+          "1"},
          "no-such-folder/out.gguf: cannot create"},
         {{"imatrix", "-m", src, "-f", missing, "-o", out}, "cannot read"},
         {{"imatrix", "-m", src, "-f", MF_SOURCE_DIR "/tests/data/stories.txt", "-o", src}, "would replace an input"},
@@ -549,7 +573,7 @@ static void hostile(void **state)
     /* a Q8_0 source is allowed, with a warning */
     const char *q8[] = {"quantize", q4, out, "Q4_0", NULL};
     p = mf_run_tool("minfer", q8);
-    assert_int_equal(p.rc, 0);  /* Q4_0 -> Q4_0: nothing to convert, copied */
+    assert_int_equal(p.rc, 0); /* Q4_0 -> Q4_0: nothing to convert, copied */
     mf_proc_free(&p);
     unlink(out);
     const char *mk8[] = {"quantize", src, out, "Q8_0", NULL};

@@ -31,7 +31,8 @@ static void harmony_final_channel(void **state)
     char cmd[2048], *out, *err;
     snprintf(cmd, sizeof cmd,
              "%s -o %s --arch gpt-oss --preset tiny --seed 15 --script "
-             "'assistant <|channel|> final <|message|> 4 <|return|>'", mf_tool_path("mkmodel"), m);
+             "'assistant <|channel|> final <|message|> 4 <|return|>'",
+             mf_tool_path("mkmodel"), m);
     assert_int_equal(sh(cmd, &out, &err), 0);
     free(out);
     free(err);
@@ -74,7 +75,8 @@ static void seeds_and_errors(void **state)
     free(err);
 
     /* a prompt longer than the context: both lengths in one line, exit 1 */
-    snprintf(cmd, sizeof cmd, "%s run -m %s -c 8 -p 'Once upon a time there was a little girl named Lily who loved'", mf_tool_path("minfer"), model);
+    snprintf(cmd, sizeof cmd, "%s run -m %s -c 8 -p 'Once upon a time there was a little girl named Lily who loved'",
+             mf_tool_path("minfer"), model);
     assert_int_equal(sh(cmd, &a, &err), 1);
     assert_non_null(strstr(err, "context holds 8"));
     assert_non_null(strstr(err, "tokens"));
@@ -112,14 +114,15 @@ static void logits_out(void **state)
     MF_REQUIRE_FILE(model);
     const char *lf = mf_tmp_path("logits.bin");
     char cmd[2048], *a, *err;
-    /* BOS + "Once upon a time, there was" = the 8 ids of llama-arch.md §6 */
-    snprintf(cmd, sizeof cmd, "%s run -m %s -p 'Once upon a time, there was' -n 1 --temp 0 --logits-out %s", mf_tool_path("minfer"), model, lf);
+    /* BOS + "Once upon a time, there was" = the 8 ids of docs/reference.md §1 */
+    snprintf(cmd, sizeof cmd, "%s run -m %s -p 'Once upon a time, there was' -n 1 --temp 0 --logits-out %s",
+             mf_tool_path("minfer"), model, lf);
     assert_int_equal(sh(cmd, &a, &err), 0);
     size_t n;
     float *l = (float *)mf_read_file(lf, &n);
     assert_non_null(l);
     assert_int_equal(n, 8 * 512 * sizeof(float));
-    /* spec values: position 0 logit of id 403 = 17.0235, position 7 of id 261 = 19.5159 */
+    /* llama.cpp's values (docs/reference.md §1): position 0 logit of id 403 = 17.0235, position 7 of id 261 = 19.5159 */
     assert_true(l[403] > 17.0225f && l[403] < 17.0245f);
     assert_true(l[7 * 512 + 261] > 19.5149f && l[7 * 512 + 261] < 19.5169f);
     free(l);
@@ -148,12 +151,12 @@ static void context_edges(void **state)
     (void)state;
     const char *model = mf_model_path("stories260K.gguf");
     MF_REQUIRE_FILE(model);
-    const int n = 5;  /* BOS + "Once upon a time" = 1 403 407 261 378 */
+    const int n = 5; /* BOS + "Once upon a time" = 1 403 407 261 378 */
     char ctx[16], prev[4096] = "";
     for (int c = n - 1; c <= n + 2; c++) {
         snprintf(ctx, sizeof ctx, "%d", c);
-        const char *args[] = {"run", "-m", model, "-p", "Once upon a time", "-c", ctx, "-n", "3", "--temp", "0",
-                              "--device", "cpu", NULL};
+        const char *args[] = {"run", "-m", model,    "-p", "Once upon a time", "-c",  ctx,
+                              "-n",  "3",  "--temp", "0",  "--device",         "cpu", NULL};
         mf_proc p = run(args);
         if (c < n) {
             assert_int_equal(p.rc, 1);
@@ -161,7 +164,8 @@ static void context_edges(void **state)
         } else {
             if (p.rc != 0) fail_msg("-c %d: exit %d: %s", c, p.rc, p.err);
             int want = c - n + 1 < 3 ? c - n + 1 : 3;
-            if (generated(p.err) != want) fail_msg("-c %d: %d tokens generated, expected %d: %s", c, generated(p.err), want, p.err);
+            if (generated(p.err) != want)
+                fail_msg("-c %d: %d tokens generated, expected %d: %s", c, generated(p.err), want, p.err);
             char note[64];
             snprintf(note, sizeof note, "end of the context (%d tokens)", c);
             /* the note when the context, not -n, ended the generation */
@@ -169,14 +173,15 @@ static void context_edges(void **state)
             /* greedy: each longer context continues the shorter one's text */
             assert_true(strlen(p.out) > 17 && strncmp(p.out, "Once upon a time", 16) == 0);
             size_t k = strlen(prev);
-            if (k) assert_memory_equal(p.out, prev, k - 1);  /* without the final newline */
+            if (k) assert_memory_equal(p.out, prev, k - 1); /* without the final newline */
             snprintf(prev, sizeof prev, "%s", p.out);
         }
         mf_proc_free(&p);
     }
     /* the same with sampling and a repetition penalty, which reads the token history */
-    const char *sargs[] = {"run", "-m", model, "-p", "Once upon a time", "-c", "5", "--temp", "0.8", "--seed", "3",
-                           "--repeat-penalty", "1.3", "--device", "cpu", NULL};
+    const char *sargs[] = {"run",    "-m",  model,    "-p", "Once upon a time", "-c",  "5",
+                           "--temp", "0.8", "--seed", "3",  "--repeat-penalty", "1.3", "--device",
+                           "cpu",    NULL};
     mf_proc p = run(sargs);
     if (p.rc != 0 || generated(p.err) != 1) fail_msg("sampling at -c 5: exit %d: %s", p.rc, p.err);
     mf_proc_free(&p);
@@ -184,8 +189,10 @@ static void context_edges(void **state)
     /* a prompt exactly as long as the default context (the model's own, here 5), and a
      * model whose context holds one token: BOS alone fills it */
     const char *m5 = mf_tmp_path("ctx5.gguf"), *m1 = mf_tmp_path("ctx1.gguf");
-    const char *mk5[] = {"-o", m5, "--vocab-from", model, "--ctx", "5", "--dim", "64", "--heads", "2", "--kv-heads", "1", "--ff", "64", NULL};
-    const char *mk1[] = {"-o", m1, "--vocab-from", model, "--ctx", "1", "--dim", "64", "--heads", "2", "--kv-heads", "1", "--ff", "64", NULL};
+    const char *mk5[] = {"-o",      m5,  "--vocab-from", model, "--ctx", "5",  "--dim", "64",
+                         "--heads", "2", "--kv-heads",   "1",   "--ff",  "64", NULL};
+    const char *mk1[] = {"-o",      m1,  "--vocab-from", model, "--ctx", "1",  "--dim", "64",
+                         "--heads", "2", "--kv-heads",   "1",   "--ff",  "64", NULL};
     mf_proc q = mf_run_tool("mkmodel", mk5);
     assert_int_equal(q.rc, 0);
     mf_proc_free(&q);
@@ -226,7 +233,7 @@ static void prompt_files(void **state)
     mf_proc_free(&p);
 
     const char *f = mf_tmp_path("nul.txt");
-    static const char text[] = "Once upon\0 a time";  /* 17 bytes, the NUL at offset 9 */
+    static const char text[] = "Once upon\0 a time"; /* 17 bytes, the NUL at offset 9 */
     FILE *fp = fopen(f, "wb");
     assert_non_null(fp);
     assert_int_equal(fwrite(text, 1, 17, fp), 17);
@@ -236,7 +243,7 @@ static void prompt_files(void **state)
     assert_int_equal(t.rc, 0);
     int n_tok = 1;
     for (const char *c = t.out; *c; c++) n_tok += *c == ' ';
-    assert_true(n_tok > 5);  /* more than BOS + "Once upon": the text after the NUL counts */
+    assert_true(n_tok > 5); /* more than BOS + "Once upon": the text after the NUL counts */
     const char *r[] = {"run", "-m", model, "-f", f, "-n", "1", "--temp", "0", "--device", "cpu", NULL};
     p = run(r);
     if (p.rc != 0) fail_msg("exit %d: %s", p.rc, p.err);
@@ -273,8 +280,8 @@ static void long_pieces(void **state)
 
     char script[400];
     snprintf(script, sizeof script, "\xe2\x96\x81Once %s", longtok);
-    const char *mk[] = {"-o", mf, "--vocab-from", vf, "--script", script, "--dim", "64", "--heads", "2",
-                        "--kv-heads", "1", "--ff", "64", NULL};
+    const char *mk[] = {"-o",      mf,  "--vocab-from", vf,  "--script", script, "--dim", "64",
+                        "--heads", "2", "--kv-heads",   "1", "--ff",     "64",   NULL};
     mf_proc q = mf_run_tool("mkmodel", mk);
     if (q.rc != 0) fail_msg("mkmodel: %s", q.err);
     mf_proc_free(&q);
@@ -297,8 +304,8 @@ static void load_progress_on_terminal(void **state)
     (void)state;
     if (system("command -v script > /dev/null 2>&1") != 0) mf_skip("script(1) is not installed");
     const char *big = mf_tmp_path("big.gguf"), *log = mf_tmp_path("big.log");
-    const char *mk[] = {"-o", big, "--dim", "2048", "--heads", "16", "--kv-heads", "16", "--ff", "4096",
-                        "--layers", "2", "--sparse", "1", NULL};
+    const char *mk[] = {"-o",   big,    "--dim",    "2048", "--heads",  "16", "--kv-heads", "16",
+                        "--ff", "4096", "--layers", "2",    "--sparse", "1",  NULL};
     mf_proc q = mf_run_tool("mkmodel", mk);
     if (q.rc != 0) fail_msg("mkmodel: %s", q.err);
     mf_proc_free(&q);

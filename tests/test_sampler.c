@@ -102,22 +102,22 @@ static void top_k_top_p_min_p(void **state)
     int seen[6];
 
     mf_sampler_params p = plain(1.0f);
-    p.top_k = 2;  /* ids 0, 1 only */
+    p.top_k = 2; /* ids 0, 1 only */
     allowed(p, l, 6, seen);
     assert_true(seen[0] && seen[1] && !seen[2] && !seen[3] && !seen[4] && !seen[5]);
 
     p = plain(1.0f);
-    p.top_p = 0.7f;  /* cumulative 0.4, 0.65, 0.80 >= 0.7: ids 0, 1, 2 */
+    p.top_p = 0.7f; /* cumulative 0.4, 0.65, 0.80 >= 0.7: ids 0, 1, 2 */
     allowed(p, l, 6, seen);
     assert_true(seen[0] && seen[1] && seen[2] && !seen[3] && !seen[4] && !seen[5]);
 
     p = plain(1.0f);
-    p.min_p = 0.3f;  /* keep p >= 0.3 * 0.4 = 0.12: ids 0, 1, 2 */
+    p.min_p = 0.3f; /* keep p >= 0.3 * 0.4 = 0.12: ids 0, 1, 2 */
     allowed(p, l, 6, seen);
     assert_true(seen[0] && seen[1] && seen[2] && !seen[3] && !seen[4] && !seen[5]);
 
     p = plain(1.0f);
-    p.top_k = 1;  /* top-k 1 is greedy whatever the temperature */
+    p.top_k = 1; /* top-k 1 is greedy whatever the temperature */
     allowed(p, l, 6, seen);
     assert_true(seen[0] && !seen[1]);
 }
@@ -132,7 +132,7 @@ static void repetition_penalty(void **state)
     assert_false(mf_sampler_is_greedy(s));
     /* positive logits are divided, negative multiplied: 2.0 -> 1.333 < 1.9 */
     float l[4] = {2.0f, 1.9f, -1.0f, -1.2f};
-    int32_t hist[3] = {1, 0, 2};  /* only the last 2 (0 and 2) are looked at */
+    int32_t hist[3] = {1, 0, 2}; /* only the last 2 (0 and 2) are looked at */
     assert_int_equal(mf_sampler_sample(s, l, hist, 3), 1);
     assert_true(fabsf(l[0] - 2.0f / 1.5f) < 1e-6f);
     assert_true(fabsf(l[1] - 1.9f) < 1e-6f);
@@ -186,11 +186,15 @@ static void nonfinite_logits(void **state)
                 float l[V];
                 for (int v = 0; v < V; v++) l[v] = (float)v * 0.1f;
                 l[pos] = bad[b];
-                if (mf_sampler_sample(s, l, hist, 2) != -1) fail_msg("config %d: %g at %d was sampled from", c, (double)bad[b], pos);
+                if (mf_sampler_sample(s, l, hist, 2) != -1)
+                    fail_msg("config %d: %g at %d was sampled from", c, (double)bad[b], pos);
             }
         }
         float all_nan[V], all_ninf[V];
-        for (int v = 0; v < V; v++) { all_nan[v] = NAN; all_ninf[v] = -INFINITY; }
+        for (int v = 0; v < V; v++) {
+            all_nan[v] = NAN;
+            all_ninf[v] = -INFINITY;
+        }
         assert_int_equal(mf_sampler_sample(s, all_nan, hist, 2), -1);
         assert_int_equal(mf_sampler_sample(s, all_ninf, hist, 2), -1);
         /* -inf is a token that cannot be drawn: only ids 2 and 5 may come out */
@@ -234,9 +238,9 @@ static void nonfinite_logits(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(greedy_is_argmax),      cmocka_unit_test(same_seed_same_tokens),
-        cmocka_unit_test(draws_follow_softmax),  cmocka_unit_test(top_k_top_p_min_p),
-        cmocka_unit_test(repetition_penalty),    cmocka_unit_test(nonfinite_logits),
+        cmocka_unit_test(greedy_is_argmax),     cmocka_unit_test(same_seed_same_tokens),
+        cmocka_unit_test(draws_follow_softmax), cmocka_unit_test(top_k_top_p_min_p),
+        cmocka_unit_test(repetition_penalty),   cmocka_unit_test(nonfinite_logits),
     };
     return MF_RUN("sampler", tests);
 }

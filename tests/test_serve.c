@@ -34,7 +34,8 @@ static void expect_error(int kind, const char *body, const char *code, const cha
     int rc = srv_request_parse(kind, body, strlen(body), &rq, &e);
     if (rc == 0) fail_msg("accepted: %s", body);
     assert_int_equal(e.status, 400);
-    if (!e.code || strcmp(e.code, code)) fail_msg("code %s, expected %s: %s (%s)", e.code ? e.code : "null", code, body, e.message);
+    if (!e.code || strcmp(e.code, code))
+        fail_msg("code %s, expected %s: %s (%s)", e.code ? e.code : "null", code, body, e.message);
     if (!strstr(e.message, needle)) fail_msg("message '%s' lacks '%s' (%s)", e.message, needle, body);
     srv_request_free(&rq);
 }
@@ -42,7 +43,10 @@ static void expect_error(int kind, const char *body, const char *code, const cha
 static void request_errors(void **state)
 {
     (void)state;
-    static const struct { int kind; const char *body, *code, *needle; } cases[] = {
+    static const struct {
+        int kind;
+        const char *body, *code, *needle;
+    } cases[] = {
         {SRV_CHAT, "{", "invalid_json", "malformed JSON"},
         {SRV_CHAT, "\"x\"", "invalid_json", "malformed JSON"},
         {SRV_CHAT, "[]", "invalid_type", "must be a JSON object"},
@@ -54,52 +58,100 @@ static void request_errors(void **state)
         {SRV_CHAT, "{\"messages\": [{\"content\": \"x\"}]}", "invalid_type", "role' must be a string"},
         {SRV_CHAT, "{\"messages\": [{\"role\": \"function\", \"content\": \"x\"}]}", "invalid_value", "is 'function'"},
         {SRV_CHAT, "{\"messages\": [{\"role\": \"user\"}]}", "missing_field", "has no content"},
-        {SRV_CHAT, "{\"messages\": [{\"role\": \"user\", \"content\": 5}]}", "invalid_type", "content' must be a string or an array"},
-        {SRV_CHAT, "{\"messages\": [{\"role\": \"user\", \"content\": [{\"type\": \"image_url\"}]}]}", "unsupported_parameter", "only text parts"},
-        {SRV_CHAT, "{\"messages\": [{\"role\": \"user\", \"content\": [{\"text\": \"a\"}]}]}", "invalid_type", "with a 'type'"},
-        {SRV_CHAT, "{\"messages\": [{\"role\": \"user\", \"content\": [{\"type\": \"text\", \"text\": 1}]}]}", "invalid_type", ".text' must be a string"},
-        {SRV_CHAT, "{\"messages\": [{\"role\": \"tool\", \"content\": \"r\"}]}", "missing_field", "without 'tool_call_id'"},
-        {SRV_CHAT, "{\"messages\": [{\"role\": \"user\", \"content\": \"x\", \"tool_calls\": []}]}", "invalid_value", "not an assistant"},
-        {SRV_CHAT, "{\"messages\": [{\"role\": \"assistant\", \"tool_calls\": [{\"id\": \"a\"}]}]}", "invalid_type", "tool_calls[0]' must be"},
-        {SRV_CHAT, "{\"messages\": [{\"role\": \"assistant\", \"tool_calls\": [{\"id\": \"a\", \"type\": \"web\", \"function\": {\"name\": \"f\", \"arguments\": \"{}\"}}]}]}",
+        {SRV_CHAT, "{\"messages\": [{\"role\": \"user\", \"content\": 5}]}", "invalid_type",
+         "content' must be a string or an array"},
+        {SRV_CHAT, "{\"messages\": [{\"role\": \"user\", \"content\": [{\"type\": \"image_url\"}]}]}",
+         "unsupported_parameter", "only text parts"},
+        {SRV_CHAT, "{\"messages\": [{\"role\": \"user\", \"content\": [{\"text\": \"a\"}]}]}", "invalid_type",
+         "with a 'type'"},
+        {SRV_CHAT, "{\"messages\": [{\"role\": \"user\", \"content\": [{\"type\": \"text\", \"text\": 1}]}]}",
+         "invalid_type", ".text' must be a string"},
+        {SRV_CHAT, "{\"messages\": [{\"role\": \"tool\", \"content\": \"r\"}]}", "missing_field",
+         "without 'tool_call_id'"},
+        {SRV_CHAT, "{\"messages\": [{\"role\": \"user\", \"content\": \"x\", \"tool_calls\": []}]}", "invalid_value",
+         "not an assistant"},
+        {SRV_CHAT, "{\"messages\": [{\"role\": \"assistant\", \"tool_calls\": [{\"id\": \"a\"}]}]}", "invalid_type",
+         "tool_calls[0]' must be"},
+        {SRV_CHAT,
+         "{\"messages\": [{\"role\": \"assistant\", \"tool_calls\": [{\"id\": \"a\", \"type\": \"web\", \"function\": {\"name\": \"f\", \"arguments\": \"{}\"}}]}]}",
          "unsupported_parameter", "must be \"function\""},
-        {SRV_CHAT, "{\"messages\": [{\"role\": \"assistant\", \"tool_calls\": [{\"id\": \"a\", \"function\": {\"name\": \"f\", \"arguments\": {}}}]}]}",
+        {SRV_CHAT,
+         "{\"messages\": [{\"role\": \"assistant\", \"tool_calls\": [{\"id\": \"a\", \"function\": {\"name\": \"f\", \"arguments\": {}}}]}]}",
          "invalid_type", "\"arguments\": string"},
-        {SRV_CHAT, "{\"messages\": [{\"role\": \"user\", \"content\": \"x\", \"name\": 3}]}", "invalid_type", "in messages[0]"},
-        {SRV_CHAT, "{\"messages\": [{\"role\": \"user\", \"content\": \"x\"}], \"temperature\": \"1\"}", "invalid_type", "'temperature' must be a number, not a string"},
-        {SRV_CHAT, "{\"messages\": [{\"role\": \"user\", \"content\": \"x\"}], \"temperature\": 2.5}", "invalid_value", "between 0 and 2"},
-        {SRV_CHAT, "{\"messages\": [{\"role\": \"user\", \"content\": \"x\"}], \"top_p\": -0.1}", "invalid_value", "'top_p'"},
-        {SRV_CHAT, "{\"messages\": [{\"role\": \"user\", \"content\": \"x\"}], \"min_p\": true}", "invalid_type", "'min_p' must be a number, not a boolean"},
-        {SRV_CHAT, "{\"messages\": [{\"role\": \"user\", \"content\": \"x\"}], \"top_k\": 1.5}", "invalid_type", "'top_k' must be an integer"},
-        {SRV_CHAT, "{\"messages\": [{\"role\": \"user\", \"content\": \"x\"}], \"top_k\": -1}", "invalid_value", "'top_k'"},
-        {SRV_CHAT, "{\"messages\": [{\"role\": \"user\", \"content\": \"x\"}], \"max_tokens\": 0}", "invalid_value", "'max_tokens' must be between 1"},
-        {SRV_CHAT, "{\"messages\": [{\"role\": \"user\", \"content\": \"x\"}], \"max_tokens\": 5, \"max_completion_tokens\": 6}", "invalid_value", "disagree"},
-        {SRV_CHAT, "{\"messages\": [{\"role\": \"user\", \"content\": \"x\"}], \"seed\": -2}", "invalid_value", "'seed'"},
-        {SRV_CHAT, "{\"messages\": [{\"role\": \"user\", \"content\": \"x\"}], \"seed\": \"1\"}", "invalid_type", "'seed' must be an integer"},
-        {SRV_CHAT, "{\"messages\": [{\"role\": \"user\", \"content\": \"x\"}], \"n\": 2}", "unsupported_parameter", "'n' must be 1"},
-        {SRV_CHAT, "{\"messages\": [{\"role\": \"user\", \"content\": \"x\"}], \"n\": 0}", "unsupported_parameter", "'n' must be 1"},
-        {SRV_CHAT, "{\"messages\": [{\"role\": \"user\", \"content\": \"x\"}], \"stream\": 1}", "invalid_type", "'stream' must be a boolean"},
-        {SRV_CHAT, "{\"messages\": [{\"role\": \"user\", \"content\": \"x\"}], \"stream_options\": true}", "invalid_type", "'stream_options' must be an object"},
-        {SRV_CHAT, "{\"messages\": [{\"role\": \"user\", \"content\": \"x\"}], \"stream_options\": {\"include_usage\": \"yes\"}}", "invalid_type", "'include_usage'"},
-        {SRV_CHAT, "{\"messages\": [{\"role\": \"user\", \"content\": \"x\"}], \"stop\": 5}", "invalid_type", "'stop' must be a string or an array"},
-        {SRV_CHAT, "{\"messages\": [{\"role\": \"user\", \"content\": \"x\"}], \"stop\": [\"a\", 5]}", "invalid_type", "'stop[1]'"},
-        {SRV_CHAT, "{\"messages\": [{\"role\": \"user\", \"content\": \"x\"}], \"stop\": \"\"}", "invalid_value", "must not be empty"},
-        {SRV_CHAT, "{\"messages\": [{\"role\": \"user\", \"content\": \"x\"}], \"frequency_penalty\": 0.5}", "unsupported_parameter", "penalties"},
-        {SRV_CHAT, "{\"messages\": [{\"role\": \"user\", \"content\": \"x\"}], \"presence_penalty\": 3}", "invalid_value", "'presence_penalty'"},
-        {SRV_CHAT, "{\"messages\": [{\"role\": \"user\", \"content\": \"x\"}], \"logit_bias\": {\"1\": 5}}", "unsupported_parameter", "logit_bias"},
-        {SRV_CHAT, "{\"messages\": [{\"role\": \"user\", \"content\": \"x\"}], \"response_format\": {\"type\": \"json_schema\"}}", "unsupported_parameter", "'json_schema'"},
-        {SRV_CHAT, "{\"messages\": [{\"role\": \"user\", \"content\": \"x\"}], \"response_format\": \"text\"}", "invalid_type", "response_format"},
-        {SRV_CHAT, "{\"messages\": [{\"role\": \"user\", \"content\": \"x\"}], \"reasoning_effort\": \"minimal\"}", "invalid_value", "'minimal'"},
-        {SRV_CHAT, "{\"messages\": [{\"role\": \"user\", \"content\": \"x\"}], \"top_logprobs\": 2}", "invalid_value", "needs 'logprobs'"},
-        {SRV_CHAT, "{\"messages\": [{\"role\": \"user\", \"content\": \"x\"}], \"logprobs\": true, \"top_logprobs\": 21}", "invalid_value", "'top_logprobs'"},
-        {SRV_CHAT, "{\"messages\": [{\"role\": \"user\", \"content\": \"x\"}], \"tools\": {}}", "invalid_type", "'tools' must be an array"},
-        {SRV_CHAT, "{\"messages\": [{\"role\": \"user\", \"content\": \"x\"}], \"tools\": [{\"type\": \"function\"}]}", "invalid_type", "tools[0]"},
-        {SRV_CHAT, "{\"messages\": [{\"role\": \"user\", \"content\": \"x\"}], \"tools\": [{\"type\": \"function\", \"function\": {\"name\": \"f\", \"parameters\": []}}]}",
+        {SRV_CHAT, "{\"messages\": [{\"role\": \"user\", \"content\": \"x\", \"name\": 3}]}", "invalid_type",
+         "in messages[0]"},
+        {SRV_CHAT, "{\"messages\": [{\"role\": \"user\", \"content\": \"x\"}], \"temperature\": \"1\"}", "invalid_type",
+         "'temperature' must be a number, not a string"},
+        {SRV_CHAT, "{\"messages\": [{\"role\": \"user\", \"content\": \"x\"}], \"temperature\": 2.5}", "invalid_value",
+         "between 0 and 2"},
+        {SRV_CHAT, "{\"messages\": [{\"role\": \"user\", \"content\": \"x\"}], \"top_p\": -0.1}", "invalid_value",
+         "'top_p'"},
+        {SRV_CHAT, "{\"messages\": [{\"role\": \"user\", \"content\": \"x\"}], \"min_p\": true}", "invalid_type",
+         "'min_p' must be a number, not a boolean"},
+        {SRV_CHAT, "{\"messages\": [{\"role\": \"user\", \"content\": \"x\"}], \"top_k\": 1.5}", "invalid_type",
+         "'top_k' must be an integer"},
+        {SRV_CHAT, "{\"messages\": [{\"role\": \"user\", \"content\": \"x\"}], \"top_k\": -1}", "invalid_value",
+         "'top_k'"},
+        {SRV_CHAT, "{\"messages\": [{\"role\": \"user\", \"content\": \"x\"}], \"max_tokens\": 0}", "invalid_value",
+         "'max_tokens' must be between 1"},
+        {SRV_CHAT,
+         "{\"messages\": [{\"role\": \"user\", \"content\": \"x\"}], \"max_tokens\": 5, \"max_completion_tokens\": 6}",
+         "invalid_value", "disagree"},
+        {SRV_CHAT, "{\"messages\": [{\"role\": \"user\", \"content\": \"x\"}], \"seed\": -2}", "invalid_value",
+         "'seed'"},
+        {SRV_CHAT, "{\"messages\": [{\"role\": \"user\", \"content\": \"x\"}], \"seed\": \"1\"}", "invalid_type",
+         "'seed' must be an integer"},
+        {SRV_CHAT, "{\"messages\": [{\"role\": \"user\", \"content\": \"x\"}], \"n\": 2}", "unsupported_parameter",
+         "'n' must be 1"},
+        {SRV_CHAT, "{\"messages\": [{\"role\": \"user\", \"content\": \"x\"}], \"n\": 0}", "unsupported_parameter",
+         "'n' must be 1"},
+        {SRV_CHAT, "{\"messages\": [{\"role\": \"user\", \"content\": \"x\"}], \"stream\": 1}", "invalid_type",
+         "'stream' must be a boolean"},
+        {SRV_CHAT, "{\"messages\": [{\"role\": \"user\", \"content\": \"x\"}], \"stream_options\": true}",
+         "invalid_type", "'stream_options' must be an object"},
+        {SRV_CHAT,
+         "{\"messages\": [{\"role\": \"user\", \"content\": \"x\"}], \"stream_options\": {\"include_usage\": \"yes\"}}",
+         "invalid_type", "'include_usage'"},
+        {SRV_CHAT, "{\"messages\": [{\"role\": \"user\", \"content\": \"x\"}], \"stop\": 5}", "invalid_type",
+         "'stop' must be a string or an array"},
+        {SRV_CHAT, "{\"messages\": [{\"role\": \"user\", \"content\": \"x\"}], \"stop\": [\"a\", 5]}", "invalid_type",
+         "'stop[1]'"},
+        {SRV_CHAT, "{\"messages\": [{\"role\": \"user\", \"content\": \"x\"}], \"stop\": \"\"}", "invalid_value",
+         "must not be empty"},
+        {SRV_CHAT, "{\"messages\": [{\"role\": \"user\", \"content\": \"x\"}], \"frequency_penalty\": 0.5}",
+         "unsupported_parameter", "penalties"},
+        {SRV_CHAT, "{\"messages\": [{\"role\": \"user\", \"content\": \"x\"}], \"presence_penalty\": 3}",
+         "invalid_value", "'presence_penalty'"},
+        {SRV_CHAT, "{\"messages\": [{\"role\": \"user\", \"content\": \"x\"}], \"logit_bias\": {\"1\": 5}}",
+         "unsupported_parameter", "logit_bias"},
+        {SRV_CHAT,
+         "{\"messages\": [{\"role\": \"user\", \"content\": \"x\"}], \"response_format\": {\"type\": \"json_schema\"}}",
+         "unsupported_parameter", "'json_schema'"},
+        {SRV_CHAT, "{\"messages\": [{\"role\": \"user\", \"content\": \"x\"}], \"response_format\": \"text\"}",
+         "invalid_type", "response_format"},
+        {SRV_CHAT, "{\"messages\": [{\"role\": \"user\", \"content\": \"x\"}], \"reasoning_effort\": \"minimal\"}",
+         "invalid_value", "'minimal'"},
+        {SRV_CHAT, "{\"messages\": [{\"role\": \"user\", \"content\": \"x\"}], \"top_logprobs\": 2}", "invalid_value",
+         "needs 'logprobs'"},
+        {SRV_CHAT,
+         "{\"messages\": [{\"role\": \"user\", \"content\": \"x\"}], \"logprobs\": true, \"top_logprobs\": 21}",
+         "invalid_value", "'top_logprobs'"},
+        {SRV_CHAT, "{\"messages\": [{\"role\": \"user\", \"content\": \"x\"}], \"tools\": {}}", "invalid_type",
+         "'tools' must be an array"},
+        {SRV_CHAT, "{\"messages\": [{\"role\": \"user\", \"content\": \"x\"}], \"tools\": [{\"type\": \"function\"}]}",
+         "invalid_type", "tools[0]"},
+        {SRV_CHAT,
+         "{\"messages\": [{\"role\": \"user\", \"content\": \"x\"}], \"tools\": [{\"type\": \"function\", \"function\": {\"name\": \"f\", \"parameters\": []}}]}",
          "invalid_type", "a JSON schema"},
-        {SRV_CHAT, "{\"messages\": [{\"role\": \"user\", \"content\": \"x\"}], \"tool_choice\": \"required\"}", "unsupported_parameter", "'required'"},
-        {SRV_CHAT, "{\"messages\": [{\"role\": \"user\", \"content\": \"x\"}], \"tool_choice\": {\"type\": \"function\"}}", "unsupported_parameter", "named tool_choice"},
-        {SRV_CHAT, "{\"messages\": [{\"role\": \"user\", \"content\": \"x\"}], \"tool_choice\": \"maybe\"}", "invalid_value", "'maybe'"},
-        {SRV_CHAT, "{\"messages\": [{\"role\": \"user\", \"content\": \"x\"}], \"model\": 7}", "invalid_type", "'model' must be a string"},
+        {SRV_CHAT, "{\"messages\": [{\"role\": \"user\", \"content\": \"x\"}], \"tool_choice\": \"required\"}",
+         "unsupported_parameter", "'required'"},
+        {SRV_CHAT,
+         "{\"messages\": [{\"role\": \"user\", \"content\": \"x\"}], \"tool_choice\": {\"type\": \"function\"}}",
+         "unsupported_parameter", "named tool_choice"},
+        {SRV_CHAT, "{\"messages\": [{\"role\": \"user\", \"content\": \"x\"}], \"tool_choice\": \"maybe\"}",
+         "invalid_value", "'maybe'"},
+        {SRV_CHAT, "{\"messages\": [{\"role\": \"user\", \"content\": \"x\"}], \"model\": 7}", "invalid_type",
+         "'model' must be a string"},
         {SRV_COMPLETION, "{}", "missing_field", "'prompt' is required"},
         {SRV_COMPLETION, "{\"prompt\": 5}", "invalid_type", "'prompt' must be a string"},
         {SRV_COMPLETION, "{\"prompt\": [\"a\", \"b\"]}", "unsupported_parameter", "array of one string"},
@@ -137,7 +189,7 @@ static void request_chat_fields(void **state)
     if (srv_request_parse(SRV_CHAT, body, strlen(body), &rq, &e)) fail_msg("%s", e.message);
     assert_int_equal(rq.n_msgs, 5);
     assert_int_equal(rq.msgs[0].role, MF_ROLE_DEVELOPER);
-    assert_string_equal(rq.msgs[1].content, "Hello, world");   /* parts joined as they are */
+    assert_string_equal(rq.msgs[1].content, "Hello, world"); /* parts joined as they are */
     assert_int_equal(rq.msgs[2].role, MF_ROLE_ASSISTANT);
     assert_null(rq.msgs[2].content);
     assert_string_equal(rq.msgs[2].reasoning, "think");
@@ -160,13 +212,15 @@ static void request_chat_fields(void **state)
     assert_string_equal(rq.reasoning_effort, "high");
     assert_true(rq.gen.logprobs && rq.gen.top_logprobs == 3);
     json_t *tools = parse_json(rq.tools_json);
-    assert_string_equal(json_string_value(json_object_get(json_object_get(json_array_get(tools, 0), "function"), "name")), "f");
+    assert_string_equal(
+        json_string_value(json_object_get(json_object_get(json_array_get(tools, 0), "function"), "name")), "f");
     json_decref(tools);
     srv_request_free(&rq);
 
     /* defaults: the library's sampler, no limit, a seed to pick; tool_choice none drops the tools */
-    const char *small = "{\"messages\": [{\"role\": \"user\", \"content\": \"x\"}], \"tools\": [{\"type\": \"function\", "
-                        "\"function\": {\"name\": \"f\"}}], \"tool_choice\": \"none\", \"seed\": -1, \"max_tokens\": null}";
+    const char *small =
+        "{\"messages\": [{\"role\": \"user\", \"content\": \"x\"}], \"tools\": [{\"type\": \"function\", "
+        "\"function\": {\"name\": \"f\"}}], \"tool_choice\": \"none\", \"seed\": -1, \"max_tokens\": null}";
     if (srv_request_parse(SRV_CHAT, small, strlen(small), &rq, &e)) fail_msg("%s", e.message);
     mf_sampler_params d = mf_sampler_defaults();
     assert_true(rq.gen.sampler.temp == d.temp && rq.gen.sampler.top_k == d.top_k);
@@ -181,12 +235,13 @@ static void request_chat_fields(void **state)
 static void request_completion_fields(void **state)
 {
     (void)state;
-    const char *body = "{\"prompt\": [\"Once\"], \"logprobs\": 2, \"stop\": \"x\", \"suffix\": \"\", \"echo\": false, \"best_of\": 1}";
+    const char *body =
+        "{\"prompt\": [\"Once\"], \"logprobs\": 2, \"stop\": \"x\", \"suffix\": \"\", \"echo\": false, \"best_of\": 1}";
     srv_request rq;
     srv_error e;
     if (srv_request_parse(SRV_COMPLETION, body, strlen(body), &rq, &e)) fail_msg("%s", e.message);
     assert_string_equal(rq.prompt, "Once");
-    assert_int_equal(rq.gen.max_tokens, 16);   /* OpenAI's documented default */
+    assert_int_equal(rq.gen.max_tokens, 16); /* OpenAI's documented default */
     assert_true(rq.gen.logprobs && rq.gen.top_logprobs == 2);
     assert_int_equal(rq.gen.n_stop, 1);
     srv_request_free(&rq);
@@ -200,23 +255,31 @@ static void reply_chat_objects(void **state)
 {
     (void)state;
     mf_tool_call calls[] = {{.id = "call_a", .name = "get_weather", .arguments = "{\"city\":\"Paris\"}"}};
-    mf_gen_result r = {.finish = MF_FINISH_TOOL_CALLS, .n_prompt = 10, .n_cached = 4, .n_generated = 5,
-                       .content = NULL, .reasoning = "Need weather.", .calls = calls, .n_calls = 1};
+    mf_gen_result r = {.finish = MF_FINISH_TOOL_CALLS,
+                       .n_prompt = 10,
+                       .n_cached = 4,
+                       .n_generated = 5,
+                       .content = NULL,
+                       .reasoning = "Need weather.",
+                       .calls = calls,
+                       .n_calls = 1};
     char *s = srv_reply_final(&chat_ri, &r, NULL);
     json_t *o = parse_json(s);
     assert_string_equal(json_string_value(json_object_get(o, "object")), "chat.completion");
     json_t *ch = json_array_get(json_object_get(o, "choices"), 0), *msg = json_object_get(ch, "message");
-    assert_true(json_is_null(json_object_get(msg, "content")));   /* only tool calls */
+    assert_true(json_is_null(json_object_get(msg, "content"))); /* only tool calls */
     assert_string_equal(json_string_value(json_object_get(msg, "reasoning_content")), "Need weather.");
     json_t *c = json_array_get(json_object_get(msg, "tool_calls"), 0);
     assert_string_equal(json_string_value(json_object_get(c, "id")), "call_a");
     assert_string_equal(json_string_value(json_object_get(c, "type")), "function");
-    assert_string_equal(json_string_value(json_object_get(json_object_get(c, "function"), "arguments")), "{\"city\":\"Paris\"}");
+    assert_string_equal(json_string_value(json_object_get(json_object_get(c, "function"), "arguments")),
+                        "{\"city\":\"Paris\"}");
     assert_null(json_object_get(c, "index"));
     assert_string_equal(json_string_value(json_object_get(ch, "finish_reason")), "tool_calls");
     json_t *u = json_object_get(o, "usage");
     assert_int_equal(json_integer_value(json_object_get(u, "total_tokens")), 15);
-    assert_int_equal(json_integer_value(json_object_get(json_object_get(u, "prompt_tokens_details"), "cached_tokens")), 4);
+    assert_int_equal(json_integer_value(json_object_get(json_object_get(u, "prompt_tokens_details"), "cached_tokens")),
+                     4);
     json_decref(o);
     free(s);
 
@@ -248,11 +311,13 @@ static void reply_stream_events(void **state)
     free(s);
 
     /* a tool call's first delta has id, type and name; later ones only arguments */
-    mf_delta first = {.kind = MF_DELTA_TOOL_CALL, .text = "{\"ci", .len = 4, .tool_index = 1, .tool_id = "call_x", .tool_name = "f"};
+    mf_delta first = {
+        .kind = MF_DELTA_TOOL_CALL, .text = "{\"ci", .len = 4, .tool_index = 1, .tool_id = "call_x", .tool_name = "f"};
     mf_delta more = {.kind = MF_DELTA_TOOL_CALL, .text = "ty\":1}", .len = 6, .tool_index = 1};
     s = srv_event_delta(&ri, &first);
     o = parse_json(s + 6);
-    json_t *c = json_array_get(json_object_get(json_object_get(json_array_get(json_object_get(o, "choices"), 0), "delta"), "tool_calls"), 0);
+    json_t *c = json_array_get(
+        json_object_get(json_object_get(json_array_get(json_object_get(o, "choices"), 0), "delta"), "tool_calls"), 0);
     assert_int_equal(json_integer_value(json_object_get(c, "index")), 1);
     assert_string_equal(json_string_value(json_object_get(c, "id")), "call_x");
     assert_string_equal(json_string_value(json_object_get(json_object_get(c, "function"), "name")), "f");
@@ -260,7 +325,8 @@ static void reply_stream_events(void **state)
     free(s);
     s = srv_event_delta(&ri, &more);
     o = parse_json(s + 6);
-    c = json_array_get(json_object_get(json_object_get(json_array_get(json_object_get(o, "choices"), 0), "delta"), "tool_calls"), 0);
+    c = json_array_get(
+        json_object_get(json_object_get(json_array_get(json_object_get(o, "choices"), 0), "delta"), "tool_calls"), 0);
     assert_null(json_object_get(c, "id"));
     assert_null(json_object_get(json_object_get(c, "function"), "name"));
     assert_string_equal(json_string_value(json_object_get(json_object_get(c, "function"), "arguments")), "ty\":1}");
@@ -318,7 +384,8 @@ static void reply_logprobs(void **state)
     mf_gen_result r = {.finish = MF_FINISH_LENGTH, .content = "Hello,"};
     char *s = srv_reply_final(&ri, &r, &list);
     json_t *o = parse_json(s);
-    json_t *content = json_object_get(json_object_get(json_array_get(json_object_get(o, "choices"), 0), "logprobs"), "content");
+    json_t *content =
+        json_object_get(json_object_get(json_array_get(json_object_get(o, "choices"), 0), "logprobs"), "content");
     assert_int_equal(json_array_size(content), 2);
     json_t *e0 = json_array_get(content, 0);
     assert_true(json_real_value(json_object_get(e0, "logprob")) == -0.25);
@@ -351,26 +418,32 @@ static void reply_text_and_errors(void **state)
     (void)state;
     /* invalid UTF-8 and NUL: one U+FFFD per bad byte, the valid characters kept */
     json_t *j = srv_json_text("a\xC3\x28\xFF\0b\xE2\x82\xAC", 9);
-    assert_string_equal(json_string_value(j), "a\xEF\xBF\xBD(\xEF\xBF\xBD\xEF\xBF\xBD" "b\xE2\x82\xAC");
+    assert_string_equal(json_string_value(j), "a\xEF\xBF\xBD(\xEF\xBF\xBD\xEF\xBF\xBD"
+                                              "b\xE2\x82\xAC");
     json_decref(j);
-    j = srv_json_text("\xE2\x82", 2);   /* a cut character */
+    j = srv_json_text("\xE2\x82", 2); /* a cut character */
     assert_string_equal(json_string_value(j), "\xEF\xBF\xBD\xEF\xBF\xBD");
     json_decref(j);
 
     srv_error e;
     srv_err(&e, 503, "queue_full", NULL, "busy");
     char *s = srv_reply_error(&e);
-    assert_string_equal(s, "{\"error\":{\"message\":\"busy\",\"type\":\"server_error\",\"param\":null,\"code\":\"queue_full\"}}");
+    assert_string_equal(
+        s, "{\"error\":{\"message\":\"busy\",\"type\":\"server_error\",\"param\":null,\"code\":\"queue_full\"}}");
     free(s);
     srv_err(&e, 400, NULL, "temperature", "bad \"x\"");
     s = srv_reply_error(&e);
-    assert_string_equal(s, "{\"error\":{\"message\":\"bad \\\"x\\\"\",\"type\":\"invalid_request_error\",\"param\":\"temperature\",\"code\":null}}");
+    assert_string_equal(
+        s,
+        "{\"error\":{\"message\":\"bad \\\"x\\\"\",\"type\":\"invalid_request_error\",\"param\":\"temperature\",\"code\":null}}");
     free(s);
     s = srv_event_error(&e);
     assert_int_equal(strncmp(s, "data: {\"error\"", 14), 0);
     free(s);
     s = srv_reply_models("stories260K.gguf", 5);
-    assert_string_equal(s, "{\"object\":\"list\",\"data\":[{\"id\":\"stories260K.gguf\",\"object\":\"model\",\"created\":5,\"owned_by\":\"minfer\"}]}");
+    assert_string_equal(
+        s,
+        "{\"object\":\"list\",\"data\":[{\"id\":\"stories260K.gguf\",\"object\":\"model\",\"created\":5,\"owned_by\":\"minfer\"}]}");
     free(s);
     assert_null(srv_finish_reason(MF_FINISH_CANCELLED));
     assert_null(srv_finish_reason(MF_FINISH_ERROR));
@@ -379,7 +452,12 @@ static void reply_text_and_errors(void **state)
 static void metrics_text(void **state)
 {
     (void)state;
-    srv_metrics m = {.ready = 1, .generated_tokens = 12, .queue_depth = 2, .queue_capacity = 8, .active = 1, .n_seq = 4,
+    srv_metrics m = {.ready = 1,
+                     .generated_tokens = 12,
+                     .queue_depth = 2,
+                     .queue_capacity = 8,
+                     .active = 1,
+                     .n_seq = 4,
                      .decode_tok_s = 3.5};
     srv_metrics_count(&m, 200);
     srv_metrics_count(&m, 200);
@@ -387,10 +465,17 @@ static void metrics_text(void **state)
     srv_metrics_count(&m, 418);
     char *s = srv_metrics_text(&m);
     static const char *const want[] = {
-        "\nminfer_ready 1\n", "\nminfer_http_requests_total{code=\"200\"} 2\n", "\nminfer_http_requests_total{code=\"503\"} 1\n",
-        "\nminfer_http_requests_total{code=\"other\"} 1\n", "\nminfer_generated_tokens_total 12\n", "\nminfer_queue_depth 2\n",
-        "\nminfer_active_sequences 1\n", "\nminfer_sequences 4\n", "\nminfer_decode_tokens_per_second 3.500\n",
-        "# TYPE minfer_generated_tokens_total counter\n", "# TYPE minfer_queue_depth gauge\n",
+        "\nminfer_ready 1\n",
+        "\nminfer_http_requests_total{code=\"200\"} 2\n",
+        "\nminfer_http_requests_total{code=\"503\"} 1\n",
+        "\nminfer_http_requests_total{code=\"other\"} 1\n",
+        "\nminfer_generated_tokens_total 12\n",
+        "\nminfer_queue_depth 2\n",
+        "\nminfer_active_sequences 1\n",
+        "\nminfer_sequences 4\n",
+        "\nminfer_decode_tokens_per_second 3.500\n",
+        "# TYPE minfer_generated_tokens_total counter\n",
+        "# TYPE minfer_queue_depth gauge\n",
     };
     for (size_t i = 0; i < sizeof want / sizeof want[0]; i++)
         if (!strstr(s, want[i])) fail_msg("missing %s in\n%s", want[i], s);
@@ -400,10 +485,14 @@ static void metrics_text(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(request_errors),      cmocka_unit_test(request_chat_fields),
-        cmocka_unit_test(request_completion_fields), cmocka_unit_test(reply_chat_objects),
-        cmocka_unit_test(reply_stream_events), cmocka_unit_test(reply_logprobs),
-        cmocka_unit_test(reply_text_and_errors), cmocka_unit_test(metrics_text),
+        cmocka_unit_test(request_errors),
+        cmocka_unit_test(request_chat_fields),
+        cmocka_unit_test(request_completion_fields),
+        cmocka_unit_test(reply_chat_objects),
+        cmocka_unit_test(reply_stream_events),
+        cmocka_unit_test(reply_logprobs),
+        cmocka_unit_test(reply_text_and_errors),
+        cmocka_unit_test(metrics_text),
     };
     return mf_run("test_serve", tests, sizeof tests / sizeof tests[0]);
 }

@@ -20,10 +20,10 @@
 #define D 4
 
 typedef struct recorder {
-    int captured;   /* a decode step has been "captured" */
-    int replays;    /* decode steps replayed (nothing issued) */
-    int ops;        /* operations issued */
-    int eager;      /* steps begun with eager = 1 */
+    int captured; /* a decode step has been "captured" */
+    int replays;  /* decode steps replayed (nothing issued) */
+    int ops;      /* operations issued */
+    int eager;    /* steps begun with eager = 1 */
     int fail_read;
 } recorder;
 
@@ -42,29 +42,39 @@ static int rec_step_begin(mf_backend *be, mf_bstate *st, const int32_t *tokens, 
     r->captured = 1;
     return 0;
 }
-static int rec_step_end(mf_backend *be, mf_bstate *st, mf_err *err) { (void)be, (void)st, (void)err; return 0; }
+static int rec_step_end(mf_backend *be, mf_bstate *st, mf_err *err)
+{
+    (void)be, (void)st, (void)err;
+    return 0;
+}
 static int rec_read(mf_backend *be, const float *buf, size_t n, float *host, mf_err *err)
 {
     (void)buf;
     if (rec(be)->fail_read) return mf_errf(err, "read() during a graph capture");
-    for (size_t i = 0; i < n; i++) host[i] = (float)rec(be)->ops;  /* ops issued so far */
+    for (size_t i = 0; i < n; i++) host[i] = (float)rec(be)->ops; /* ops issued so far */
     return 0;
 }
-static void rec_embed(mf_backend *be, mf_bstate *st, const mf_weight *emb, float *x) { (void)st, (void)emb, (void)x; rec(be)->ops++; }
-static void rec_rmsnorm(mf_backend *be, mf_bstate *st, const float *x, const mf_weight *g, float eps, float *out, int rows)
+static void rec_embed(mf_backend *be, mf_bstate *st, const mf_weight *emb, float *x)
+{
+    (void)st, (void)emb, (void)x;
+    rec(be)->ops++;
+}
+static void rec_rmsnorm(mf_backend *be, mf_bstate *st, const float *x, const mf_weight *g, float eps, float *out,
+                        int rows)
 {
     (void)st, (void)x, (void)g, (void)eps, (void)out, (void)rows;
     rec(be)->ops++;
 }
-static void rec_matmul(mf_backend *be, mf_bstate *st, const mf_weight *W, const mf_weight *b, const float *in, float *out,
-                       int rows, int accumulate)
+static void rec_matmul(mf_backend *be, mf_bstate *st, const mf_weight *W, const mf_weight *b, const float *in,
+                       float *out, int rows, int accumulate)
 {
     (void)st, (void)W, (void)b, (void)in, (void)out, (void)rows, (void)accumulate;
     rec(be)->ops++;
 }
-static void rec_qkv(mf_backend *be, mf_bstate *st, int l, const float *h, float *q, float *k, float *v)
+static void rec_qkv(mf_backend *be, mf_bstate *st, const mf_weight *const W[3], const mf_weight *const b[3],
+                    const float *h, float *q, float *k, float *v)
 {
-    (void)st, (void)l, (void)h, (void)q, (void)k, (void)v;
+    (void)st, (void)W, (void)b, (void)h, (void)q, (void)k, (void)v;
     rec(be)->ops++;
 }
 static void rec_rope_kv(mf_backend *be, mf_bstate *st, int l, float *q, const float *k, const float *v)
@@ -72,9 +82,20 @@ static void rec_rope_kv(mf_backend *be, mf_bstate *st, int l, float *q, const fl
     (void)st, (void)l, (void)q, (void)k, (void)v;
     rec(be)->ops++;
 }
-static void rec_layer_op(mf_backend *be, mf_bstate *st, int l, const float *in, float *out)
+static void rec_attention(mf_backend *be, mf_bstate *st, int l, const mf_weight *sinks, const float *q, float *out)
 {
-    (void)st, (void)l, (void)in, (void)out;
+    (void)st, (void)l, (void)sinks, (void)q, (void)out;
+    rec(be)->ops++;
+}
+static void rec_ffn(mf_backend *be, mf_bstate *st, const mf_weight *const W[3], const float *h, float *x)
+{
+    (void)st, (void)W, (void)h, (void)x;
+    rec(be)->ops++;
+}
+static void rec_moe(mf_backend *be, mf_bstate *st, const mf_weight *router, const mf_weight *router_b,
+                    const mf_weight *const W[3], const mf_weight *const b[3], const float *h, float *x)
+{
+    (void)st, (void)router, (void)router_b, (void)W, (void)b, (void)h, (void)x;
     rec(be)->ops++;
 }
 
@@ -100,24 +121,24 @@ static void fixture_init(fixture *f)
     f->be.matmul = rec_matmul;
     f->be.qkv = rec_qkv;
     f->be.rope_kv = rec_rope_kv;
-    f->be.attention = rec_layer_op;
-    f->be.ffn = rec_layer_op;
-    f->be.moe = rec_layer_op;
+    f->be.attention = rec_attention;
+    f->be.ffn = rec_ffn;
+    f->be.moe = rec_moe;
     f->m.hp.n_layers = LAYERS;
     f->m.hp.n_embd = D;
     f->m.layers = f->layers;
     f->s.m = &f->m;
     f->s.be = &f->be;
     f->s.max_batch = 2;
-    f->s.x = f->buf[0];
-    f->s.h = f->buf[2];
-    f->s.q = f->s.k = f->s.v = f->s.att = f->buf[4];
-    f->s.logits = f->buf[6];
+    f->s.buf.x = f->buf[0];
+    f->s.buf.h = f->buf[2];
+    f->s.buf.q = f->s.buf.k = f->s.buf.v = f->s.buf.attn_out = f->buf[4];
+    f->s.buf.logits = f->buf[6];
 }
 
 typedef struct seen {
-    int calls[LAYERS + 1];  /* per layer + 1 (the embedding is layer -1) */
-    float last_ops;         /* what the read reported at the last call */
+    int calls[LAYERS + 1]; /* per layer + 1 (the embedding is layer -1) */
+    float last_ops;        /* what the read reported at the last call */
     int order_ok;
 } seen;
 
@@ -128,21 +149,28 @@ static void hook(void *user, int layer, const float *x, int rows, int width)
     assert_int_equal(width, D);
     assert_true(rows >= 1);
     v->calls[layer + 1]++;
-    v->order_ok &= x[0] > v->last_ops || layer == -1;  /* called after more ops were issued */
+    v->order_ok &= x[0] > v->last_ops || layer == -1; /* called after more ops were issued */
     v->last_ops = x[0];
+}
+
+/* one step of the session as mf_session_eval makes it (the hook as currently set) */
+static int step(fixture *f, const int32_t *tokens, int n, int pos0, mf_err *err)
+{
+    mf_forward fw = mf_session_forward(&f->s);
+    return mf_forward_step(&fw, tokens, n, pos0, 0, err);
 }
 
 /* 2-token prompt, then 5 decode steps (the first would be captured, the others replayed) */
 static int run_steps(fixture *f, mf_err *err)
 {
     int32_t prompt[2] = {1, 2}, tok = 3;
-    if (mf_forward_step(&f->s, prompt, 2, 0, 0, err)) return -1;
+    if (step(f, prompt, 2, 0, err)) return -1;
     for (int p = 2; p < 7; p++)
-        if (mf_forward_step(&f->s, &tok, 1, p, 0, err)) return -1;
+        if (step(f, &tok, 1, p, err)) return -1;
     return 0;
 }
 
-#define OPS_PER_STEP (1 + 7 * LAYERS + 2)  /* embed, 7 per layer, final norm and output */
+#define OPS_PER_STEP (1 + 7 * LAYERS + 2) /* embed, 7 per layer, final norm and output */
 
 static void hook_sees_every_layer_of_every_step(void **state)
 {
@@ -170,16 +198,16 @@ static void without_hook_decode_is_replayed(void **state)
     mf_err err;
     if (run_steps(&f, &err)) fail_msg("%s", err.msg);
     assert_int_equal(f.r.eager, 0);
-    assert_int_equal(f.r.replays, 4);                /* decode steps 2 … 5 */
-    assert_int_equal(f.r.ops, 2 * OPS_PER_STEP);     /* the prompt and the captured step */
+    assert_int_equal(f.r.replays, 4);            /* decode steps 2 … 5 */
+    assert_int_equal(f.r.ops, 2 * OPS_PER_STEP); /* the prompt and the captured step */
     /* the hook set later switches replay off from the next step on, and off again later */
     seen v = {.order_ok = 1};
     mf_session_set_hook(&f.s, hook, &v);
     int32_t tok = 4;
-    if (mf_forward_step(&f.s, &tok, 1, 7, 0, &err)) fail_msg("%s", err.msg);
+    if (step(&f, &tok, 1, 7, &err)) fail_msg("%s", err.msg);
     assert_int_equal(v.calls[LAYERS], 1);
     mf_session_set_hook(&f.s, NULL, NULL);
-    if (mf_forward_step(&f.s, &tok, 1, 8, 0, &err)) fail_msg("%s", err.msg);
+    if (step(&f, &tok, 1, 8, &err)) fail_msg("%s", err.msg);
     assert_int_equal(f.r.replays, 5);
     free(f.s.hook_buf);
 }
@@ -194,7 +222,7 @@ static void failed_hook_copy_fails_the_step(void **state)
     mf_session_set_hook(&f.s, hook, &v);
     mf_err err;
     int32_t tok = 3;
-    assert_int_equal(mf_forward_step(&f.s, &tok, 1, 0, 0, &err), -1);
+    assert_int_equal(step(&f, &tok, 1, 0, &err), -1);
     assert_non_null(strstr(err.msg, "layer hook"));
     assert_non_null(strstr(err.msg, "graph capture"));
     assert_int_equal(v.calls[0], 0);

@@ -5,7 +5,7 @@
  * tokens as one prompt; "tgN" evaluates N single tokens one after the other (after `depth`
  * untimed tokens when -d is given). Every test runs -r times after one warm-up; the table
  * shows the median, min and max. The roofline: a decoded token must read every weight once
- * (MoE: only the active experts, model.h mf_model_bytes_per_token) plus the KV cache up to its
+ * (MoE: only the active experts, memory.h mf_mem_bytes_per_token) plus the KV cache up to its
  * position, so bytes/token ÷ measured bandwidth is the fastest possible token; "% roofline"
  * is achieved GB/s over the bandwidth measured by the built-in probe on the same machine.
  */
@@ -15,6 +15,7 @@
 #include <time.h>
 
 #include "driver.h"
+#include "memory.h"
 #include "mf_git_commit.h"
 #include "sha256.h"
 
@@ -194,9 +195,10 @@ int mf_cmd_bench(int argc, char **argv)
     fill_tokens(tok, need + 16, m->hp.n_vocab, 42);
 
     double bw = probe(&a, gpu);
-    uint64_t dense, experts;
-    mf_model_bytes_per_token(m, &dense, &experts);
-    int kv_esz = so.kv_f16 > 0 || (so.kv_f16 < 0 && gpu) ? 2 : 4;
+    mf_mem_token per_tok;
+    mf_mem_bytes_per_token(m->gguf, &m->hp, m->layers, &per_tok);
+    uint64_t dense = per_tok.dense, experts = per_tok.experts;
+    int kv_esz = mf_session_kv_f16(s) ? 2 : 4;
 
     /* warm-up: page in the weights, start the threads, compile/capture on a GPU */
     if (mf_session_eval(s, tok, 8 < need ? 8 : need, NULL, &err) || mf_session_eval(s, tok + 8, 1, NULL, &err) ||
@@ -248,7 +250,7 @@ int mf_cmd_bench(int argc, char **argv)
         x->min = times[0];
         x->max = times[a.reps - 1];
         /* weights once + the KV cache up to the average position of the timed tokens */
-        x->bytes_per_tok = (double)(dense + experts) + (double)mf_kv_bytes(&m->hp, depth + a.tg / 2, kv_esz);
+        x->bytes_per_tok = (double)(dense + experts) + (double)mf_mem_kv_bytes(&m->hp, depth + a.tg / 2, 1, kv_esz);
         qsort(bws, (size_t)nbw, sizeof *bws, cmp_d);
         x->bw = bws[nbw / 2];
     }

@@ -9,14 +9,13 @@
 
 static void usage(FILE *f)
 {
-    fprintf(f,
-            "usage: minfer prune IN.gguf OUT.gguf --drop-layers LIST\n"
-            "  --drop-layers LIST  layers to remove, e.g. 3,7 or 2-5; the others are renumbered\n"
-            "                      0.. in order, their tensors copied byte for byte, block_count\n"
-            "                      and per-layer metadata arrays updated. gpt-oss: a drop that\n"
-            "                      would change a kept layer's attention kind (sliding window or\n"
-            "                      full) is refused.\n"
-            "To try a drop without writing a file: minfer run/bench/perplexity --skip-layers LIST\n");
+    fprintf(f, "usage: minfer prune IN.gguf OUT.gguf --drop-layers LIST\n"
+               "  --drop-layers LIST  layers to remove, e.g. 3,7 or 2-5; the others are renumbered\n"
+               "                      0.. in order, their tensors copied byte for byte, block_count\n"
+               "                      and per-layer metadata arrays updated. gpt-oss: a drop that\n"
+               "                      would change a kept layer's attention kind (sliding window or\n"
+               "                      full) is refused.\n"
+               "To try a drop without writing a file: minfer run/bench/perplexity --skip-layers LIST\n");
 }
 
 int mf_cmd_prune(int argc, char **argv)
@@ -24,7 +23,10 @@ int mf_cmd_prune(int argc, char **argv)
     const char *in = NULL, *out = NULL, *list = NULL, *C = "prune";
     for (int i = 1; i < argc; i++) {
         const char *o = argv[i];
-        if (!strcmp(o, "-h") || !strcmp(o, "--help")) { usage(stdout); return 0; }
+        if (!strcmp(o, "-h") || !strcmp(o, "--help")) {
+            usage(stdout);
+            return 0;
+        }
         if (!strcmp(o, "--drop-layers")) {
             if (!(list = drv_next(C, argc, argv, &i))) return 2;
         } else if (o[0] == '-' && o[1]) {

@@ -17,8 +17,7 @@ int drv_int(const char *cmd, const char *opt, const char *val, long lo, long hi,
     errno = 0;
     long v = strtol(val, &end, 10);
     if (errno || end == val || *end || v < lo || v > hi) {
-        fprintf(stderr, "minfer %s: bad value '%s' for %s (expected an integer in %ld..%ld)\n",
-                cmd, val, opt, lo, hi);
+        fprintf(stderr, "minfer %s: bad value '%s' for %s (expected an integer in %ld..%ld)\n", cmd, val, opt, lo, hi);
         return -1;
     }
     *out = (int)v;
@@ -31,8 +30,7 @@ int drv_float(const char *cmd, const char *opt, const char *val, double lo, doub
     errno = 0;
     double v = strtod(val, &end);
     if (errno || end == val || *end || !(v >= lo && v <= hi)) {
-        fprintf(stderr, "minfer %s: bad value '%s' for %s (expected a number in %g..%g)\n", cmd,
-                val, opt, lo, hi);
+        fprintf(stderr, "minfer %s: bad value '%s' for %s (expected a number in %g..%g)\n", cmd, val, opt, lo, hi);
         return -1;
     }
     *out = (float)v;
@@ -45,8 +43,7 @@ int drv_u64(const char *cmd, const char *opt, const char *val, uint64_t *out)
     errno = 0;
     unsigned long long v = strtoull(val, &end, 10);
     if (errno || end == val || *end || val[0] == '-') {
-        fprintf(stderr, "minfer %s: bad value '%s' for %s (expected a non-negative integer)\n",
-                cmd, val, opt);
+        fprintf(stderr, "minfer %s: bad value '%s' for %s (expected a non-negative integer)\n", cmd, val, opt);
         return -1;
     }
     *out = v;
@@ -66,7 +63,10 @@ int drv_layer_list(const char *cmd, const char *opt, const char *val, int **out,
 {
     int cap = 4096, k = 0;
     int *v = malloc(sizeof *v * (size_t)cap);
-    if (!v) { fprintf(stderr, "minfer %s: out of memory\n", cmd); return -1; }
+    if (!v) {
+        fprintf(stderr, "minfer %s: out of memory\n", cmd);
+        return -1;
+    }
     const char *p = val;
     for (;;) {
         char *end;
@@ -184,8 +184,10 @@ char *drv_read_file(const char *cmd, const char *path, size_t *len)
         n += fread(b + n, 1, cap - n - 1, f);
         if (n < cap - 1) break;
         char *nb = realloc(b, cap *= 2);
-        if (!nb) { free(b); b = NULL; }
-        else b = nb;
+        if (!nb) {
+            free(b);
+            b = NULL;
+        } else b = nb;
     }
     /* a directory opens but fails the first read (EISDIR): an error, not an empty text */
     int bad = ferror(f), e = errno;
@@ -204,8 +206,9 @@ char *drv_read_file(const char *cmd, const char *path, size_t *len)
 static void progress_line(void *user, uint64_t done, uint64_t total)
 {
     const mf_model *m = user;
-    fprintf(stderr, "\rminfer: reading %s: %3d%% (%.1f of %.1f GB)%s", m->path, (int)(100.0 * (double)done / (double)total),
-            (double)done / 1e9, (double)total / 1e9, done == total ? "\n" : "");
+    fprintf(stderr, "\rminfer: reading %s: %3d%% (%.1f of %.1f GB)%s", m->path,
+            (int)(100.0 * (double)done / (double)total), (double)done / 1e9, (double)total / 1e9,
+            done == total ? "\n" : "");
     fflush(stderr);
 }
 

@@ -8,7 +8,7 @@
  *   M = max(max_t s_t, S_j),  Z = Σ_t e^{s_t - M} + e^{S_j - M}
  *   o_j = Σ_t (e^{s_t - M} / Z) · v_{g,t}
  *
- * (llama-arch.md §4.1 step 5 and §4.5; gpt-oss-arch.md §3.2 step 5.) Work is split over
+ * (docs/forward.md §2; the sink: docs/moe.md §2.) Work is split over
  * (row, kv head) pairs; each thread keeps its scores in its own scratch rows. This is the plain
  * two-pass softmax — the CPU twin of the GPU's online-softmax flash attention.
  */
@@ -105,6 +105,7 @@ static inline __m256 kv_dot8(const float *q, const uint8_t *const k[8], int n, i
 typedef struct att_job {
     mf_bstate *st;
     int l;
+    const float *sinks;  /* [H] or NULL */
     const float *q;
     float *out;
 } att_job;
@@ -150,9 +151,9 @@ static void att_task(void *ctx, int task, int thread)
         float *s = sc + (size_t)h * span;
         float M = -INFINITY;
         for (int i = 0; i < span; i++) M = s[i] > M ? s[i] : M;
-        float S = hp->has_sinks ? ((const float *)L->sinks.data)[g * grp + h] : -INFINITY;
+        float S = j->sinks ? j->sinks[g * grp + h] : -INFINITY;
         if (S > M) M = S;
-        double Z = hp->has_sinks ? exp((double)S - M) : 0.0;
+        double Z = j->sinks ? exp((double)S - M) : 0.0;
         for (int i = 0; i < span; i++) Z += s[i] = expf(s[i] - M);
         float inv = (float)(1.0 / Z);
         for (int i = 0; i < span; i++) s[i] *= inv;
@@ -165,10 +166,10 @@ static void att_task(void *ctx, int task, int thread)
     }
 }
 
-void mf_cpu_attention(mf_backend *be, mf_bstate *st, int l, const float *q, float *out)
+void mf_cpu_attention(mf_backend *be, mf_bstate *st, int l, const mf_weight *sinks, const float *q, float *out)
 {
     cpu_backend *cb = be->impl;
-    att_job j = {st, l, q, out};
+    att_job j = {st, l, sinks && sinks->name ? (const float *)sinks->data : NULL, q, out};
     const mf_hparams *hp = &st->m->hp;
     int tasks = st->n * hp->n_kv_heads;
     /* a short cache of a small model: less work than waking a thread costs */

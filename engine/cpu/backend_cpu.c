@@ -3,6 +3,7 @@
  * in matmul.c, attention.c and moe.c. Contract: backend.h; memory plan: cpu.h.
  */
 #include "cpu.h"
+#include "memory.h"
 #include "quant.h"
 #include "rope.h"
 
@@ -11,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #ifdef MF_HAVE_BLAS
@@ -80,66 +82,87 @@ static void cpu_state_free(mf_backend *be, mf_bstate *st)
     free(st);
 }
 
-static int64_t max64(int64_t a, int64_t b) { return a > b ? a : b; }
+/* Every buffer of a state comes from here, zeroed (no slot of the cache is ever read
+ * uninitialized), and is counted: state_bytes() reports the count, and tests/test_memory.c
+ * checks it against mf_mem_cpu_state. calloc leaves the pages of a large buffer (a long
+ * context's cache) untouched until they are used; `aligned` asks for whole cache lines
+ * (the converted activations the SIMD kernels read). */
+static void *state_buf(mf_bstate *st, size_t bytes, int aligned)
+{
+    void *p = NULL;
+    if (!aligned) {
+        p = calloc(1, bytes ? bytes : 1);
+    } else if (!posix_memalign(&p, 64, bytes ? bytes : 64)) {
+        memset(p, 0, bytes);
+    }
+    if (p) st->allocated += bytes;
+    return p;
+}
 
-static mf_bstate *cpu_state_new(mf_backend *be, const mf_model *m, const mf_state_opts *o, mf_err *err)
+static mf_bstate *cpu_state_new(mf_backend *be, mf_bmodel *bm, const mf_state_opts *o, mf_err *err)
 {
     cpu_backend *cb = be->impl;
+    const mf_model *m = bm->m;
     const mf_hparams *hp = &m->hp;
+    int L = hp->n_layers, half = hp->n_rot / 2;
+    mf_mem_cpu mem;
+    mf_mem_cpu_state(hp, o, cb->n_threads, &mem);
+
+    /* the host's memory, before any large allocation: the weights are mapped, not copied,
+     * but they must fit in RAM to run at memory speed; so must the cache, the scratch and
+     * the session's activation buffers */
+    mf_mem_acts acts;
+    mf_mem_acts_of(hp, o->max_batch, &acts);
+    uint64_t scratch = mf_add_sat(mf_add_sat(mem.sum.rope, mem.sum.scratch), acts.bytes);
+    uint64_t need = mf_add_sat(mf_add_sat(m->weight_bytes, mem.sum.kv), scratch), have = mf_mem_host_total();
+    if (have && need > have) {
+        mf_errf(err, "model needs %.2f GB (weights %.2f GB + KV cache %.2f GB + scratch %.2f GB) but this machine has %.2f GB of RAM",
+                need / 1e9, m->weight_bytes / 1e9, mem.sum.kv / 1e9, scratch / 1e9, have / 1e9);
+        return NULL;
+    }
+
     mf_bstate *st = calloc(1, sizeof *st);
     if (!st) { mf_errf(err, "out of memory"); return NULL; }
     st->m = m;
     st->o = *o;
-    int L = hp->n_layers, B = o->max_batch, half = hp->n_rot / 2;
-    int64_t d = hp->n_embd, qw = (int64_t)hp->n_heads * hp->head_dim;
     st->kv_width = hp->n_kv_heads * hp->head_dim;
-    size_t esz = o->kv_f16 ? 2 : 4;
-
-    /* the widest matrix input and output over every weight the forward pass multiplies */
-    int64_t F = max64(hp->n_ff, hp->n_ff_exp);
-    int64_t max_in = max64(max64(d, qw), F);
-    int64_t max_out = max64(max64(max64(d, qw), F), max64(hp->n_vocab, hp->n_experts));
-    /* grouped products (q+k+v, gate+up) keep their results side by side in tmp */
-    max_out = max64(max_out, max64(qw + 2 * (int64_t)hp->n_kv_heads * hp->head_dim, 2 * F));
-
-    st->tokens = malloc(sizeof(int32_t) * (size_t)B);
-    st->krow = malloc(sizeof(float) * (size_t)st->kv_width);
     st->kc = calloc((size_t)L + 1, sizeof(void *));
     st->vc = calloc((size_t)L + 1, sizeof(void *));
     st->slots = calloc((size_t)L + 1, sizeof(int));
     st->rcos = calloc((size_t)L + 1, sizeof(float *));
     st->rsin = calloc((size_t)L + 1, sizeof(float *));
-    st->qx_cap = (size_t)MF_CPU_QROWS * (size_t)(4 * max_in + 256);
-    st->qx = aligned_alloc(64, (st->qx_cap + 63) / 64 * 64);  /* whole cache lines for the SIMD kernels */
-    st->tmp = malloc(sizeof(float) * (size_t)MF_CPU_QROWS * (size_t)max_out);
-    st->ff_g = malloc(sizeof(float) * (size_t)B * (size_t)F);
-    st->ff_u = malloc(sizeof(float) * (size_t)B * (size_t)F);
-    st->scores = malloc(sizeof(float) * (size_t)cb->n_threads * (size_t)(hp->n_heads / hp->n_kv_heads) * (size_t)o->n_ctx);
-    st->deq = malloc(sizeof(float) * (size_t)cb->n_threads * MF_CPU_TILE_ROWS * (size_t)max_in);
+    st->tokens = state_buf(st, mem.tokens, 0);
+    st->krow = state_buf(st, mem.krow, 0);
+    st->qx = state_buf(st, mem.qx, 1);
+    st->tmp = state_buf(st, mem.tmp, 0);
+    st->ff_g = state_buf(st, mem.ff, 0);
+    st->ff_u = state_buf(st, mem.ff, 0);
+    st->scores = state_buf(st, mem.scores, 0);
+    st->deq = state_buf(st, mem.deq, 0);
     if (!st->tokens || !st->krow || !st->kc || !st->vc || !st->slots || !st->rcos || !st->rsin || !st->qx ||
         !st->tmp || !st->ff_g || !st->ff_u || !st->scores || !st->deq)
         goto oom;
     if (hp->n_experts) {
-        size_t K = (size_t)B * (size_t)hp->n_experts_used;
-        st->router = malloc(sizeof(float) * (size_t)B * (size_t)hp->n_experts);
-        st->sel = malloc(sizeof(int) * K);
-        st->selw = malloc(sizeof(float) * K);
-        st->ex_tok = malloc(sizeof(int) * K);
-        st->ex_slot = malloc(sizeof(int) * K);
-        st->ex_in = malloc(sizeof(float) * (size_t)B * (size_t)d);
-        st->ex_out = malloc(sizeof(float) * (size_t)B * (size_t)d);
-        st->ex_acc = malloc(sizeof(float) * K * (size_t)d);
+        st->router = state_buf(st, mem.router, 0);
+        st->sel = state_buf(st, mem.sel, 0);
+        st->selw = state_buf(st, mem.sel, 0);
+        st->ex_tok = state_buf(st, mem.sel, 0);
+        st->ex_slot = state_buf(st, mem.sel, 0);
+        st->ex_in = state_buf(st, mem.ex_io, 0);
+        st->ex_out = state_buf(st, mem.ex_io, 0);
+        st->ex_acc = state_buf(st, mem.ex_acc, 0);
         if (!st->router || !st->sel || !st->selw || !st->ex_tok || !st->ex_slot || !st->ex_in ||
             !st->ex_out || !st->ex_acc)
             goto oom;
     }
 
-    /* KV cache, zeroed so that no slot is ever read uninitialized */
+    /* KV cache, zeroed so that no slot is ever read uninitialized; the slots of a sliding
+     * layer are a ring (memory.h mf_mem_kv_slots) */
     for (int l = 0; l < L; l++) {
-        st->slots[l] = mf_kv_slots(hp, m->layers[l].sliding, o->n_ctx, B);
-        size_t bytes = (size_t)st->slots[l] * (size_t)st->kv_width * esz;
-        st->kc[l] = calloc(1, bytes);
-        st->vc[l] = calloc(1, bytes);
+        st->slots[l] = mf_mem_kv_slots(hp, l, o->n_ctx, o->max_batch);
+        size_t bytes = (size_t)mf_mem_kv_layer_bytes(hp, l, o);
+        st->kc[l] = state_buf(st, bytes, 0);
+        st->vc[l] = state_buf(st, bytes, 0);
         if (!st->kc[l] || !st->vc[l]) {
             mf_errf(err, "out of memory for the KV cache (%zu bytes per layer)", 2 * bytes);
             cpu_state_free(be, st);
@@ -147,32 +170,29 @@ static mf_bstate *cpu_state_new(mf_backend *be, const mf_model *m, const mf_stat
         }
     }
 
-    /* RoPE tables: one per distinct frequency set (layers share it when their freqs match) */
-    int nt = 0;
+    /* RoPE tables: one per distinct frequency set (memory.h mf_mem_rope_table) */
     for (int l = 0; l < L; l++) {
-        int same = -1;
-        for (int p = 0; p < l && same < 0; p++)
-            if (!memcmp(m->rope_freq[p], m->rope_freq[l], sizeof(float) * (size_t)half)) same = p;
-        if (same >= 0) {
-            st->rcos[l] = st->rcos[same];
-            st->rsin[l] = st->rsin[same];
-            continue;
+        int t = mf_mem_rope_table(hp, l);
+        if (!st->tables[2 * t]) {
+            float *c = st->tables[2 * t] = state_buf(st, mem.rope_table, 0);
+            float *s = st->tables[2 * t + 1] = state_buf(st, mem.rope_table, 0);
+            if (!c || !s) goto oom;
+            for (int p = 0; p < o->n_ctx; p++) mf_rope_cos_sin(m, l, p, c + (size_t)p * half, s + (size_t)p * half);
         }
-        if (nt + 2 > 4) { mf_errf(err, "more than two RoPE frequency sets"); cpu_state_free(be, st); return NULL; }
-        float *c = malloc(sizeof(float) * (size_t)o->n_ctx * (size_t)half);
-        float *s = malloc(sizeof(float) * (size_t)o->n_ctx * (size_t)half);
-        st->tables[nt++] = c;
-        st->tables[nt++] = s;
-        if (!c || !s) goto oom;
-        for (int p = 0; p < o->n_ctx; p++) mf_rope_cos_sin(m, l, p, c + (size_t)p * half, s + (size_t)p * half);
-        st->rcos[l] = c;
-        st->rsin[l] = s;
+        st->rcos[l] = st->tables[2 * t];
+        st->rsin[l] = st->tables[2 * t + 1];
     }
     return st;
 oom:
     mf_errf(err, "out of memory for the session scratch buffers");
     cpu_state_free(be, st);
     return NULL;
+}
+
+static uint64_t cpu_state_bytes(mf_backend *be, const mf_bstate *st)
+{
+    (void)be;
+    return st->allocated;
 }
 
 /* ------------------------------------------------------------------ step + small ops */
@@ -214,7 +234,7 @@ static void cpu_rmsnorm(mf_backend *be, mf_bstate *st, const float *x, const mf_
     for (int r = 0; r < rows; r++) {
         const float *xr = x + (size_t)r * d;
         float *o = out + (size_t)r * d;
-        /* sum of squares in double, scale in float (llama-arch.md §4.2) */
+        /* sum of squares in double, scale in float (docs/forward.md §2) */
         double ss = 0.0;
         for (int64_t i = 0; i < d; i++) ss += (double)xr[i] * xr[i];
         float scale = 1.0f / sqrtf((float)(ss / (double)d) + eps);
@@ -274,18 +294,63 @@ static void cpu_observe(mf_backend *be, mf_bstate *st, mf_matmul_observer fn, vo
     st->obs_user = user;
 }
 
-static int cpu_prepare(mf_backend *be, mf_model *m, mf_err *err)
+/* Reads the model file's pages in order, 64 MiB at a time, reporting progress. Without it
+ * the first forward pass faults the weights in page by page with nothing to show for it,
+ * which on a big file on a slow disk looks like a hang. The mapping is read-only and shared
+ * with the page cache: this costs no memory the weights would not take anyway once they are
+ * used (cpu_prepare has checked that they fit). */
+static void prefetch(const mf_model *m, mf_progress_fn fn, void *user)
 {
-    (void)be;
-    (void)m;
-    (void)err;
-    return 0;  /* weights stay in the file mapping */
+    const uint8_t *base = mf_gguf_bytes(m->gguf);
+    uint64_t size = mf_gguf_file_size(m->gguf), chunk = 64ull << 20;
+    long page = sysconf(_SC_PAGESIZE);
+    if (page <= 0) page = 4096;
+    volatile uint8_t sink = 0;
+    for (uint64_t off = 0; off < size; off += chunk) {
+        uint64_t n = size - off < chunk ? size - off : chunk;
+        /* a hint for read-ahead; it fails harmlessly where base is not a mapping */
+        madvise((void *)(uintptr_t)(base + off), (size_t)n, MADV_WILLNEED);
+        for (uint64_t i = 0; i < n; i += (uint64_t)page) sink ^= base[off + i];
+        fn(user, off + n, size);
+    }
+    (void)sink;
 }
 
-static void cpu_unprepare(mf_backend *be, mf_model *m)
+static mf_bmodel *cpu_prepare(mf_backend *be, const mf_model *m, mf_progress_fn progress, void *user, mf_err *err)
 {
-    (void)be;
-    (void)m;
+    cpu_backend *cb = be->impl;
+    for (mf_bmodel *bm = cb->models; bm; bm = bm->next)
+        if (bm->m == m) {
+            bm->refs++;
+            return bm;
+        }
+    /* the weights alone, before reading them (state_new checks them with the cache and the
+     * scratch of a session) */
+    uint64_t have = mf_mem_host_total();
+    if (have && m->weight_bytes > have) {
+        mf_errf(err, "the weights need %.2f GB but this machine has %.2f GB of RAM", m->weight_bytes / 1e9, have / 1e9);
+        return NULL;
+    }
+    if (progress) prefetch(m, progress, user);
+    mf_bmodel *bm = calloc(1, sizeof *bm);
+    if (!bm) { mf_errf(err, "out of memory"); return NULL; }
+    bm->m = m;  /* the weights stay in the file mapping */
+    bm->refs = 1;
+    bm->next = cb->models;
+    cb->models = bm;
+    return bm;
+}
+
+static void cpu_unprepare(mf_backend *be, mf_bmodel *bm)
+{
+    cpu_backend *cb = be->impl;
+    if (!bm || --bm->refs > 0) return;
+    for (mf_bmodel **p = &cb->models; *p; p = &(*p)->next)
+        if (*p == bm) {
+            *p = bm->next;
+            break;
+        }
+    free(bm);
 }
 
 static void cpu_free(mf_backend *be)
@@ -293,6 +358,11 @@ static void cpu_free(mf_backend *be)
     if (!be) return;
     cpu_backend *cb = be->impl;
     if (cb) mf_pool_free(cb->pool);
+    while (cb && cb->models) {  /* prepares without their unprepare */
+        mf_bmodel *next = cb->models->next;
+        free(cb->models);
+        cb->models = next;
+    }
     free(cb);
     free(be);
 }
@@ -358,6 +428,7 @@ mf_backend *mf_backend_cpu_new(int n_threads, mf_err *err)
     cb->blas_ok = blas_has_vector_kernels();
 #endif
     be->name = "cpu";
+    be->kv_f16_default = 0;  /* exact float32 */
     cpu_name(be->device_name, sizeof be->device_name, cb->n_threads);
 #ifdef MF_HAVE_BLAS
     size_t dl = strlen(be->device_name);
@@ -369,6 +440,7 @@ mf_backend *mf_backend_cpu_new(int n_threads, mf_err *err)
     be->unprepare = cpu_unprepare;
     be->state_new = cpu_state_new;
     be->state_free = cpu_state_free;
+    be->state_bytes = cpu_state_bytes;
     be->free = cpu_free;
     be->alloc = cpu_alloc;
     be->release = cpu_release;

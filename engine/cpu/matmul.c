@@ -1,8 +1,9 @@
-/* matmul.c — the CPU backend's matrix product, and the ops built from it (qkv, dense FFN).
+/* matmul.c — the CPU backend's matrix product, alone and in groups sharing an input, and the
+ * qkv op built from it (the dense FFN is ffn.c, the experts moe.c).
  *
  *   y[r][o] (+)= Σ_i W[o][i]·x[r][i] (+ b[o])
  *
- * Two paths, chosen by the number of rows (tokens) of the step:
+ * Two paths, chosen by the weight type and the number of rows (tokens) of the step:
  *
  * 1. Quantized weights, any number of rows. Convert each activation row once into the weight
  *    type's 8-bit block format (quant.h) and let the threads split the weight rows; each
@@ -121,8 +122,6 @@ void mf_cpu_matmul(cpu_backend *cb, mf_bstate *st, uint32_t wtype, const void *W
         return;
     }
 #endif
-    /* about 8 chunks per thread, multiples of 16 rows: enough for dynamic balance, few enough
-     * that claiming a chunk is noise */
     int64_t chunk = chunk_rows(cb, n_out, n_in, rows);
     j.chunk = chunk;
     size_t ab = mf_act_bytes(wtype, n_in);
@@ -160,10 +159,10 @@ static void mm_task_group(void *ctx, int task, int thread)
     mm_task_q(&g->job[m], task, thread);
 }
 
-/* out[i] = W[i] · x (+ b[i]) for n matrices sharing the input. A decode step (fewer rows than
- * the BLAS threshold) with matrices of one type and width takes a single parallel region;
- * anything else falls back to one product after the other. */
-static void matmul_group(mf_backend *be, mf_bstate *st, int n, const mf_weight *const *W,
+/* out[i] = W[i] · x (+ b[i]) for n matrices sharing the input (cpu.h). A decode step (fewer
+ * rows than the BLAS threshold) with matrices of one type and width takes a single parallel
+ * region; anything else falls back to one product after the other. */
+void mf_cpu_matmul_group(mf_backend *be, mf_bstate *st, int n, const mf_weight *const *W,
                          const mf_weight *const *b, float *const *out, const float *x, int rows)
 {
     cpu_backend *cb = be->impl;
@@ -210,38 +209,9 @@ void mf_cpu_matmul_op(mf_backend *be, mf_bstate *st, const mf_weight *W, const m
     matmul_w(be, st, W, b, in, out, rows, accumulate);
 }
 
-void mf_cpu_qkv(mf_backend *be, mf_bstate *st, int l, const float *h, float *q, float *k, float *v)
+void mf_cpu_qkv(mf_backend *be, mf_bstate *st, const mf_weight *const W[3], const mf_weight *const b[3],
+                const float *h, float *q, float *k, float *v)
 {
-    const mf_layer *L = &st->m->layers[l];
-    const mf_weight *W[3] = {&L->wq, &L->wk, &L->wv}, *b[3] = {&L->bq, &L->bk, &L->bv};
     float *out[3] = {q, k, v};
-    matmul_group(be, st, 3, W, b, out, h, st->n);
-}
-
-float mf_silu(float z) { return z / (1.0f + expf(-z)); }
-
-typedef struct swiglu_job { float *g; const float *u; int64_t n; } swiglu_job;
-
-static void swiglu_task(void *ctx, int task, int thread)
-{
-    (void)thread;
-    swiglu_job *j = ctx;
-    int64_t i0 = (int64_t)task * 4096, i1 = i0 + 4096;
-    if (i1 > j->n) i1 = j->n;
-    for (int64_t i = i0; i < i1; i++) j->g[i] = mf_silu(j->g[i]) * j->u[i];
-}
-
-void mf_cpu_ffn(mf_backend *be, mf_bstate *st, int l, const float *h, float *x)
-{
-    cpu_backend *cb = be->impl;
-    const mf_layer *L = &st->m->layers[l];
-    int n = st->n;
-    int64_t F = L->ffn_gate.ne[1];
-    /* x += W_down · (silu(W_gate·h) ⊙ (W_up·h))   (llama-arch.md §4.1 step 8) */
-    const mf_weight *W[2] = {&L->ffn_gate, &L->ffn_up}, *b[2] = {NULL, NULL};
-    float *out[2] = {st->ff_g, st->ff_u};
-    matmul_group(be, st, 2, W, b, out, h, n);
-    swiglu_job j = {st->ff_g, st->ff_u, (int64_t)n * F};
-    mf_pool_run(cb->pool, swiglu_task, &j, (int)((j.n + 4095) / 4096));
-    mf_cpu_matmul_op(be, st, &L->ffn_down, NULL, st->ff_g, x, n, 1);
+    mf_cpu_matmul_group(be, st, 3, W, b, out, h, st->n);
 }

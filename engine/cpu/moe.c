@@ -1,4 +1,4 @@
-/* moe.c — the mixture-of-experts block of gpt-oss on the CPU (gpt-oss-arch.md §3.2, 9–13).
+/* moe.c — the mixture-of-experts block of gpt-oss on the CPU (docs/moe.md §1).
  *
  *   r   = W_r h + b_r                          router logits, one per expert
  *   S   = the k largest r_e (ties: lower e)    top-k selection
@@ -52,14 +52,14 @@ static void expert_matmul(mf_backend *be, mf_bstate *st, const mf_weight *W, con
                   out, W->ne[1], 0, bias);
 }
 
-void mf_cpu_moe(mf_backend *be, mf_bstate *st, int l, const float *h, float *x)
+void mf_cpu_moe(mf_backend *be, mf_bstate *st, const mf_weight *router, const mf_weight *router_b,
+                const mf_weight *const W[3], const mf_weight *const b[3], const float *h, float *x)
 {
     const mf_hparams *hp = &st->m->hp;
-    const mf_layer *L = &st->m->layers[l];
     int n = st->n, E = hp->n_experts, k = hp->n_experts_used, d = hp->n_embd, F = hp->n_ff_exp;
 
     /* router and selection */
-    mf_cpu_matmul_op(be, st, &L->router, &L->router_b, h, st->router, n, 0);
+    mf_cpu_matmul_op(be, st, router, router_b, h, st->router, n, 0);
     int count[MF_MAX_EXPERTS + 1];
     memset(count, 0, sizeof(int) * (size_t)(E + 1));
     for (int t = 0; t < n; t++) {
@@ -88,11 +88,11 @@ void mf_cpu_moe(mf_backend *be, mf_bstate *st, int l, const float *h, float *x)
         if (c == 0) continue;
         for (int i = 0; i < c; i++)
             memcpy(st->ex_in + (size_t)i * d, h + (size_t)st->ex_tok[c0 + i] * d, sizeof(float) * (size_t)d);
-        expert_matmul(be, st, &L->gate_exps, &L->gate_exps_b, e, st->ex_in, c, st->ff_g);
-        expert_matmul(be, st, &L->up_exps, &L->up_exps_b, e, st->ex_in, c, st->ff_u);
+        expert_matmul(be, st, W[0], b[0], e, st->ex_in, c, st->ff_g);
+        expert_matmul(be, st, W[1], b[1], e, st->ex_in, c, st->ff_u);
         for (size_t i = 0; i < (size_t)c * F; i++)
             st->ff_g[i] = clamped_swiglu(st->ff_g[i], st->ff_u[i], hp->swiglu_limit, hp->swiglu_alpha);
-        expert_matmul(be, st, &L->down_exps, &L->down_exps_b, e, st->ff_g, c, st->ex_out);
+        expert_matmul(be, st, W[2], b[2], e, st->ff_g, c, st->ex_out);
         for (int i = 0; i < c; i++) {
             int t = st->ex_tok[c0 + i], s = st->ex_slot[c0 + i];
             memcpy(st->ex_acc + ((size_t)t * k + s) * d, st->ex_out + (size_t)i * d, sizeof(float) * (size_t)d);

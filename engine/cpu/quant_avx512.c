@@ -51,7 +51,7 @@ enum {
 
 /* ================================================================ weight codes */
 
-/* Byte offset of the 16 nibble bytes (quant-formats.md §3, mxfp4.md §2). */
+/* Byte offset of the 16 nibble bytes (docs/quantization.md §2). */
 INLINE int nibbles_at(uint32_t wt)
 {
     switch (wt) {
@@ -130,7 +130,7 @@ INLINE void codes16(uint32_t wt, const uint8_t *blk, size_t rb, __m512i u[8])
         }
     }
     if (wt == MF_TYPE_MXFP4) {
-        /* 2·E2M1(c) + 12 for c = 0..15 (mxfp4.md §3), in each 128-bit lane for vpshufb */
+        /* 2·E2M1(c) + 12 for c = 0..15 (docs/quantization.md §2), in each 128-bit lane for vpshufb */
         const __m512i tbl = _mm512_broadcast_i32x4(_mm_setr_epi8(12, 13, 14, 15, 16, 18, 20, 24, 12, 11, 10, 9,
                                                                  8, 6, 4, 0));
         for (int j = 0; j < 8; j++) u[j] = _mm512_shuffle_epi8(tbl, u[j]);
@@ -273,7 +273,7 @@ INLINE __m512 f16_16(const uint8_t *blk, size_t rb, int at)
     return _mm512_cvtph_ps(_mm256_load_si256((const __m256i *)(const void *)h));
 }
 
-/* Codes (quant-formats.md §4.2–4.6) of super-block `blk` of rows 0..15. Each rows16 load
+/* Codes (docs/quantization.md §2) of super-block `blk` of rows 0..15. Each rows16 load
  * covers 16 bytes, i.e. elements l = 16m .. 16m+15 of a 32-element group; its word q holds
  * l = 16m + 4q .. +3, which is u[j] with j = (element index of l)/4. */
 INLINE void kcodes16(uint32_t wt, const uint8_t *blk, size_t rb, kdec *k)
@@ -342,7 +342,7 @@ INLINE void kscales16(uint32_t wt, const uint8_t *blk, size_t rb, kdec *k)
     switch (wt) {
     case MF_TYPE_Q4_K:
     case MF_TYPE_Q5_K: {
-        /* quant-formats.md §4.1 on 4 bytes at a time, as quant_avx2.c: sc/m 0..3 are bits 0-5
+        /* docs/quantization.md §2 on 4 bytes at a time, as quant_avx2.c: sc/m 0..3 are bits 0-5
          * of bytes 0..3 / 4..7, sc/m 4..7 the nibbles of bytes 8..11 plus bits 6-7 of 0..3 / 4..7 */
         rows16(blk + 4, rb, Z);
         const __m512i m6 = _mm512_set1_epi8(0x3F), m4 = _mm512_set1_epi8(0x0F), m2 = _mm512_set1_epi8(3);
@@ -368,7 +368,7 @@ INLINE void kscales16(uint32_t wt, const uint8_t *blk, size_t rb, kdec *k)
         for (int p = 0; p < 8; p++) k->c[p] = pair16(cc[2 * p], cc[2 * p + 1]);
         break;
     case MF_TYPE_Q3_K: {
-        /* quant-formats.md §4.5: low 4 bits from bytes 0..7 (low then high nibbles), high 2
+        /* docs/quantization.md §2: low 4 bits from bytes 0..7 (low then high nibbles), high 2
          * bits from bytes 8..11 shifted by 2·(k/4). Loaded from byte 92 so that the 16-byte
          * load ends inside the block: words 1..3 are scales[0..11]. */
         rows16(blk + 92, rb, Z);

@@ -34,8 +34,14 @@ struct CMUnitTest {
     void *initial_state;
 };
 
-#define cmocka_unit_test(f) {#f, f, NULL, NULL, NULL}
-#define cmocka_unit_test_setup_teardown(f, setup, teardown) {#f, f, setup, teardown, NULL}
+#define cmocka_unit_test(f)     \
+    {                           \
+#f, f, NULL, NULL, NULL \
+    }
+#define cmocka_unit_test_setup_teardown(f, setup, teardown) \
+    {                                                       \
+#f, f, setup, teardown, NULL                        \
+    }
 
 int _cmocka_run_group_tests(const char *group_name, const struct CMUnitTest *tests, size_t n,
                             CMFixtureFunction group_setup, CMFixtureFunction group_teardown);
@@ -61,12 +67,13 @@ void _assert_memory_equal(const void *a, const void *b, size_t size, const char 
     } while (0)
 #define skip() _skip(__FILE__, __LINE__)
 
-#define assert_true(c) _assert_true((uintmax_t)!!(c), #c, __FILE__, __LINE__)
-#define assert_false(c) _assert_true((uintmax_t)!(c), "!(" #c ")", __FILE__, __LINE__)
+#define assert_true(c) _assert_true((uintmax_t) !!(c), #c, __FILE__, __LINE__)
+#define assert_false(c) _assert_true((uintmax_t) !(c), "!(" #c ")", __FILE__, __LINE__)
 #define assert_int_equal(a, b) _assert_int_equal((uintmax_t)(a), (uintmax_t)(b), __FILE__, __LINE__)
 #define assert_int_not_equal(a, b) _assert_int_not_equal((uintmax_t)(a), (uintmax_t)(b), __FILE__, __LINE__)
-#define assert_ptr_equal(a, b) \
-    _assert_int_equal((uintmax_t)(uintptr_t)(const void *)(a), (uintmax_t)(uintptr_t)(const void *)(b), __FILE__, __LINE__)
+#define assert_ptr_equal(a, b)                                                                                    \
+    _assert_int_equal((uintmax_t)(uintptr_t)(const void *)(a), (uintmax_t)(uintptr_t)(const void *)(b), __FILE__, \
+                      __LINE__)
 #define assert_null(p) _assert_true((uintmax_t)((const void *)(p) == NULL), #p " == NULL", __FILE__, __LINE__)
 #define assert_non_null(p) _assert_true((uintmax_t)((const void *)(p) != NULL), #p " != NULL", __FILE__, __LINE__)
 #define assert_string_equal(a, b) _assert_string_equal((const char *)(a), (const char *)(b), __FILE__, __LINE__)

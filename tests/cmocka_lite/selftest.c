@@ -55,14 +55,48 @@ static int tear_down(void **state)
 }
 static void fixture_passes_state(void **state) { assert_int_equal(*(int *)*state, 42); }
 
-static void fails_int_equal(void **state) { (void)state; assert_int_equal(1, 2); }
-static void fails_int_not_equal(void **state) { (void)state; assert_int_not_equal(5, 5); }
-static void fails_true(void **state) { (void)state; assert_true(0); }
-static void fails_false(void **state) { (void)state; assert_false(1); }
-static void fails_null(void **state) { (void)state; int x; assert_null(&x); }
-static void fails_non_null(void **state) { (void)state; assert_non_null(NULL); }
-static void fails_ptr_equal(void **state) { (void)state; int a, b; assert_ptr_equal(&a, &b); }
-static void fails_string_equal(void **state) { (void)state; assert_string_equal("abc", "abd"); }
+static void fails_int_equal(void **state)
+{
+    (void)state;
+    assert_int_equal(1, 2);
+}
+static void fails_int_not_equal(void **state)
+{
+    (void)state;
+    assert_int_not_equal(5, 5);
+}
+static void fails_true(void **state)
+{
+    (void)state;
+    assert_true(0);
+}
+static void fails_false(void **state)
+{
+    (void)state;
+    assert_false(1);
+}
+static void fails_null(void **state)
+{
+    (void)state;
+    int x;
+    assert_null(&x);
+}
+static void fails_non_null(void **state)
+{
+    (void)state;
+    assert_non_null(NULL);
+}
+static void fails_ptr_equal(void **state)
+{
+    (void)state;
+    int a, b;
+    assert_ptr_equal(&a, &b);
+}
+static void fails_string_equal(void **state)
+{
+    (void)state;
+    assert_string_equal("abc", "abd");
+}
 static void fails_memory_equal(void **state)
 {
     (void)state;
@@ -70,11 +104,31 @@ static void fails_memory_equal(void **state)
     b[63] = 1; /* only the last byte differs */
     assert_memory_equal(a, b, sizeof a);
 }
-static void fails_msg(void **state) { (void)state; fail_msg("deliberate failure %d", 7); }
-static void fails_in_helper(void **state) { (void)state; selftest_helper_fail(); }
-static void runs_after_failure(void **state) { (void)state; g_after_failure_ran = 1; }
-static void skips_plain(void **state) { (void)state; skip(); }
-static void skips_with_reason(void **state) { (void)state; mf_skip("deliberate skip from the harness"); }
+static void fails_msg(void **state)
+{
+    (void)state;
+    fail_msg("deliberate failure %d", 7);
+}
+static void fails_in_helper(void **state)
+{
+    (void)state;
+    selftest_helper_fail();
+}
+static void runs_after_failure(void **state)
+{
+    (void)state;
+    g_after_failure_ran = 1;
+}
+static void skips_plain(void **state)
+{
+    (void)state;
+    skip();
+}
+static void skips_with_reason(void **state)
+{
+    (void)state;
+    mf_skip("deliberate skip from the harness");
+}
 
 #define N_DELIBERATE_FAILURES 11
 
@@ -94,12 +148,10 @@ int main(void)
     bad += expect(MF_RUN("selftest_passing", passing) == 0, "a group of passing tests returns 0");
 
     const struct CMUnitTest mixed[] = {
-        cmocka_unit_test(all_assertions_pass), cmocka_unit_test(fails_int_equal),
-        cmocka_unit_test(fails_int_not_equal), cmocka_unit_test(fails_true),
-        cmocka_unit_test(fails_false),         cmocka_unit_test(fails_null),
-        cmocka_unit_test(fails_non_null),      cmocka_unit_test(fails_ptr_equal),
-        cmocka_unit_test(fails_string_equal),  cmocka_unit_test(fails_memory_equal),
-        cmocka_unit_test(fails_msg),           cmocka_unit_test(fails_in_helper),
+        cmocka_unit_test(all_assertions_pass), cmocka_unit_test(fails_int_equal), cmocka_unit_test(fails_int_not_equal),
+        cmocka_unit_test(fails_true),          cmocka_unit_test(fails_false),     cmocka_unit_test(fails_null),
+        cmocka_unit_test(fails_non_null),      cmocka_unit_test(fails_ptr_equal), cmocka_unit_test(fails_string_equal),
+        cmocka_unit_test(fails_memory_equal),  cmocka_unit_test(fails_msg),       cmocka_unit_test(fails_in_helper),
         cmocka_unit_test(runs_after_failure),  cmocka_unit_test(skips_plain),
     };
     int failed = cmocka_run_group_tests(mixed, NULL, NULL);

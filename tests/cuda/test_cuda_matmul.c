@@ -33,9 +33,9 @@ static void check_out(const char *what, uint32_t type, const gmat *g, const floa
             if (init) ref += init[(int64_t)r * n_out + o];
             double got = out[(int64_t)r * n_out + o], tol = rel * as + 1e-6;
             if (!(fabs(got - ref) <= tol))
-                fail_msg("%s type %s n_in %lld n_out %lld rows %d: out[%d][%lld] = %.9g, expected %.9g (tol %.3g)", what,
-                         mf_type_name(type, (char[32]){0}), (long long)n_in, (long long)n_out, rows, r, (long long)o,
-                         got, ref, tol);
+                fail_msg("%s type %s n_in %lld n_out %lld rows %d: out[%d][%lld] = %.9g, expected %.9g (tol %.3g)",
+                         what, mf_type_name(type, (char[32]){0}), (long long)n_in, (long long)n_out, rows, r,
+                         (long long)o, got, ref, tol);
         }
 }
 
@@ -56,7 +56,8 @@ static void matmul_all_types(void **state)
             for (int oi = 0; oi < 4; oi++)
                 for (size_t ri = 0; ri < sizeof rows_list / sizeof *rows_list; ri++)
                     for (int path = 1; path <= 2; path++) {
-                        if (ins[ii] == 2880 && (oi != 2 || ri % 3 || gpu_quick())) continue;  /* keep the CPU reference short */
+                        if (ins[ii] == 2880 && (oi != 2 || ri % 3 || gpu_quick()))
+                            continue; /* keep the CPU reference short */
                         int rows = rows_list[ri], acc = (oi + (int)ri) % 2, bias = (oi + ii) % 2;
                         gmat g = gmat_rand(&r, t, ins[ii], outs[oi], 1, 1.0f, bias);
                         float *x = rand_vec(&r, (size_t)rows * ins[ii], 1.0f);
@@ -123,7 +124,8 @@ static void gemv_swiglu_fused(void **state)
                     /* each dot within 1e-5·Σ|w·x|, propagated through the product */
                     double tol = 2e-5 * (ag * fabs(uv) + au * (fabs(gv) + 1)) + 1e-6;
                     double got = act[rr * F + o];
-                    if (!(fabs(got - ref) <= tol)) fail_msg("swiglu type %u row %d out %lld: %.9g vs %.9g", t, rr, (long long)o, got, ref);
+                    if (!(fabs(got - ref) <= tol))
+                        fail_msg("swiglu type %u row %d out %lld: %.9g vs %.9g", t, rr, (long long)o, got, ref);
                 }
             free(x);
             free(act);
@@ -236,12 +238,9 @@ int main(void)
         return MF_RUN("cuda_matmul", skip);
     }
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(matmul_all_types),
-        cmocka_unit_test(matmul_three_fused),
-        cmocka_unit_test(gemv_swiglu_fused),
-        cmocka_unit_test(embed_all_types),
-        cmocka_unit_test(mxfp4_edge_values),
-        cmocka_unit_test(long_rows_all_block_types),
+        cmocka_unit_test(matmul_all_types),  cmocka_unit_test(matmul_three_fused),
+        cmocka_unit_test(gemv_swiglu_fused), cmocka_unit_test(embed_all_types),
+        cmocka_unit_test(mxfp4_edge_values), cmocka_unit_test(long_rows_all_block_types),
     };
     int rc = MF_RUN("cuda_matmul", tests);
     mf_cuda_test_free(gpu_ctx);

@@ -28,9 +28,31 @@ static const mf_tokenizer *harmony_vocab(void)
     static mf_tokenizer *tok;
     static mf_gguf *g;
     if (tok) return tok;
-    const char *toks[] = {"<|start|>", "<|channel|>", "<|message|>", "<|end|>", "<|return|>", "<|call|>",
-                          "<|constrain|>", "<|endoftext|>", "assistant", "analysis", "commentary", "final",
-                          "\xc4\xa0to", "=", "functions", ".x", "json", "H", "i", "\xc4\xa0", "!", "a", "l", "y", "Hi"};
+    const char *toks[] = {"<|start|>",
+                          "<|channel|>",
+                          "<|message|>",
+                          "<|end|>",
+                          "<|return|>",
+                          "<|call|>",
+                          "<|constrain|>",
+                          "<|endoftext|>",
+                          "assistant",
+                          "analysis",
+                          "commentary",
+                          "final",
+                          "\xc4\xa0to",
+                          "=",
+                          "functions",
+                          ".x",
+                          "json",
+                          "H",
+                          "i",
+                          "\xc4\xa0",
+                          "!",
+                          "a",
+                          "l",
+                          "y",
+                          "Hi"};
     enum { NT = sizeof toks / sizeof toks[0] };
     int32_t types[NT];
     for (int i = 0; i < NT; i++) types[i] = i < 8 ? 3 : 1;
@@ -47,9 +69,12 @@ static const mf_tokenizer *harmony_vocab(void)
     mf_err err;
     if (mf_gguf_w_write(w, path, NULL, NULL, &err)) __builtin_trap();
     mf_gguf_writer_free(w);
-    g = mf_gguf_open(path, &err);  /* the mapping outlives the file name */
+    g = mf_gguf_open(path, &err); /* the mapping outlives the file name */
     unlink(path);
-    if (!g || !(tok = mf_tokenizer_load(g, &err))) { fprintf(stderr, "%s\n", err.msg); __builtin_trap(); }
+    if (!g || !(tok = mf_tokenizer_load(g, &err))) {
+        fprintf(stderr, "%s\n", err.msg);
+        __builtin_trap();
+    }
     return tok;
 }
 
@@ -82,8 +107,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     (void)mf_chat_format_name(fmt);
 
     static const char *const efforts[] = {NULL, "low", "high", "extreme"};
-    mf_chat_opts o = {.system = flags & 1 ? sys : NULL, .reasoning = efforts[(flags >> 1) & 3],
-                      .date = flags & 8 ? date : NULL};
+    mf_chat_opts o = {
+        .system = flags & 1 ? sys : NULL, .reasoning = efforts[(flags >> 1) & 3], .date = flags & 8 ? date : NULL};
     mf_err err = {{0}};
     char *r = mf_chat_render(fmt, user, &o, &err);
     if (r) {
@@ -100,7 +125,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (mf_harmony_init(&h, t)) __builtin_trap();
     int32_t V = mf_tok_n_vocab(t);
     for (; p + 1 < end; p += 2) {
-        int32_t id = (int32_t)(p[0] | p[1] << 8) % (V + 2) - 1;  /* -1 and V: ids outside the vocabulary */
+        int32_t id = (int32_t)(p[0] | p[1] << 8) % (V + 2) - 1; /* -1 and V: ids outside the vocabulary */
         int stop = -1;
         int ch = mf_harmony_feed(&h, t, id, &stop);
         if (ch < MF_HCH_NONE || ch > MF_HCH_FINAL || (stop != 0 && stop != 1)) __builtin_trap();

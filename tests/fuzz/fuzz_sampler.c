@@ -38,9 +38,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (size < 1) return 0;
     int V = data[0] + 1;
-    mf_sampler_params p = {.temp = rdf(data, size, 1), .top_p = rdf(data, size, 5), .min_p = rdf(data, size, 9),
-                           .repeat_penalty = rdf(data, size, 13), .top_k = (int32_t)rd32(data, size, 17),
-                           .repeat_last_n = (int32_t)rd32(data, size, 21), .seed = rd32(data, size, 25)};
+    mf_sampler_params p = {.temp = rdf(data, size, 1),
+                           .top_p = rdf(data, size, 5),
+                           .min_p = rdf(data, size, 9),
+                           .repeat_penalty = rdf(data, size, 13),
+                           .top_k = (int32_t)rd32(data, size, 17),
+                           .repeat_last_n = (int32_t)rd32(data, size, 21),
+                           .seed = rd32(data, size, 25)};
     size_t at = 29;
     float *logits = malloc(sizeof(float) * (size_t)V), *copy = malloc(sizeof(float) * (size_t)V);
     size_t n_hist = size > at + 4 * (size_t)V ? (size - at - 4 * (size_t)V) / 4 : 0;

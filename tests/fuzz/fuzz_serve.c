@@ -45,7 +45,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         }
         const mf_sampler_params *sp = &rq.gen.sampler;
         if (!(sp->temp >= 0 && sp->temp <= 2) || !(sp->top_p >= 0 && sp->top_p <= 1) || sp->top_k < 0) abort();
-        if (rq.gen.max_tokens == 0 || rq.gen.max_tokens < -1 || rq.gen.top_logprobs < 0 || rq.gen.top_logprobs > 20) abort();
+        if (rq.gen.max_tokens == 0 || rq.gen.max_tokens < -1 || rq.gen.top_logprobs < 0 || rq.gen.top_logprobs > 20)
+            abort();
         for (int i = 0; i < rq.gen.n_stop; i++)
             if (!rq.gen.stop[i][0]) abort();
         srv_request_free(&rq);

@@ -73,9 +73,9 @@ static int tiny_llama(const char *dir)
     mf_gguf_w_u32(w, "llama.rope.dimension_count", 8);
     mf_gguf_w_f32(w, "llama.attention.layer_norm_rms_epsilon", 1e-5f);
     mf_gguf_w_str(w, "tokenizer.ggml.model", "llama");
-    const char *toks[] = {"<unk>", "<s>", "</s>", "<0x0A>", "<0x20>", "<0xE2>",
-                          "\xe2\x96\x81", "\xe2\x96\x81H", "H", "e", "l", "o", "ll",
-                          "\xe2\x96\x81Hello", "\xe2\x96\x81w", "orld", "1", "2", "3"};
+    const char *toks[] = {"<unk>",         "<s>",  "</s>", "<0x0A>", "<0x20>", "<0xE2>", "\xe2\x96\x81",
+                          "\xe2\x96\x81H", "H",    "e",    "l",      "o",      "ll",     "\xe2\x96\x81Hello",
+                          "\xe2\x96\x81w", "orld", "1",    "2",      "3"};
     enum { NT = sizeof toks / sizeof toks[0] };
     float scores[NT];
     int32_t types[NT];
@@ -113,9 +113,28 @@ static int tiny_bpe(const char *dir)
     mf_gguf_w_str(w, "tokenizer.ggml.model", "gpt2");
     mf_gguf_w_str(w, "tokenizer.ggml.pre", "gpt-4o");
     /* GPT-2 byte map: 'Ġ' (U+0120) is the space byte */
-    const char *toks[] = {"H", "e", "l", "o", "w", "r", "d", "\xc4\xa0", "1", "2", "He", "ll",
-                          "llo", "Hello", "\xc4\xa0w", "or", "\xc4\xa0wor", "ld",
-                          "<|endoftext|>", "<|start|>", "<|end|>", "<|return|>"};
+    const char *toks[] = {"H",
+                          "e",
+                          "l",
+                          "o",
+                          "w",
+                          "r",
+                          "d",
+                          "\xc4\xa0",
+                          "1",
+                          "2",
+                          "He",
+                          "ll",
+                          "llo",
+                          "Hello",
+                          "\xc4\xa0w",
+                          "or",
+                          "\xc4\xa0wor",
+                          "ld",
+                          "<|endoftext|>",
+                          "<|start|>",
+                          "<|end|>",
+                          "<|return|>"};
     enum { NT = sizeof toks / sizeof toks[0] };
     int32_t types[NT];
     for (int i = 0; i < NT; i++) types[i] = i >= 18 ? 3 : 1;
@@ -167,9 +186,8 @@ static int all_kv(const char *dir)
     mf_gguf_w_i64(w, "k.i64", -4);
     mf_gguf_w_f64(w, "k.f64", 0.25);
     static const uint8_t raw[16] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16};
-    const uint32_t arr_types[] = {MF_GGUF_U8, MF_GGUF_I8, MF_GGUF_U16, MF_GGUF_I16, MF_GGUF_U32,
-                                  MF_GGUF_I32, MF_GGUF_F32, MF_GGUF_BOOL, MF_GGUF_U64,
-                                  MF_GGUF_I64, MF_GGUF_F64};
+    const uint32_t arr_types[] = {MF_GGUF_U8,  MF_GGUF_I8,   MF_GGUF_U16, MF_GGUF_I16, MF_GGUF_U32, MF_GGUF_I32,
+                                  MF_GGUF_F32, MF_GGUF_BOOL, MF_GGUF_U64, MF_GGUF_I64, MF_GGUF_F64};
     for (size_t i = 0; i < sizeof arr_types / sizeof arr_types[0]; i++) {
         char key[32];
         snprintf(key, sizeof key, "a.%s", mf_gguf_vtype_name(arr_types[i]));
@@ -201,10 +219,10 @@ static void put(seed *s, const void *p, size_t n)
     memcpy(s->b + s->n, p, n);
     s->n += n;
 }
-static void put_u32(seed *s, uint32_t v) { put(s, &v, 4); }   /* little-endian hosts only */
+static void put_u32(seed *s, uint32_t v) { put(s, &v, 4); } /* little-endian hosts only */
 static void put_f32(seed *s, float v) { put(s, &v, 4); }
 static void put_u8(seed *s, uint8_t v) { put(s, &v, 1); }
-static void put_str(seed *s, const char *t) { put(s, t, strlen(t) + 1); }   /* with its NUL */
+static void put_str(seed *s, const char *t) { put(s, t, strlen(t) + 1); } /* with its NUL */
 
 static int save(const char *dir, const char *name, const seed *s)
 {

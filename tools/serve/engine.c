@@ -41,13 +41,19 @@ void mf_gen_result_free(mf_gen_result *r)
     memset(r, 0, sizeof *r);
 }
 
-char *mf_chat_render_conv(int fmt, const mf_chat_msg *msgs, int n, const mf_chat_opts *o,
-                          int add_generation_prompt, mf_err *err)
+char *mf_chat_render_conv(int fmt, const mf_chat_msg *msgs, int n, const mf_chat_opts *o, int add_generation_prompt,
+                          mf_err *err)
 {
     static const char *why = "this build renders a system (or developer) message and one user message; "
                              "conversations with more turns need the library of issue 14";
-    if (n < 1) { mf_errf(err, "the conversation is empty"); return NULL; }
-    if (!add_generation_prompt) { mf_errf(err, "%s", why); return NULL; }
+    if (n < 1) {
+        mf_errf(err, "the conversation is empty");
+        return NULL;
+    }
+    if (!add_generation_prompt) {
+        mf_errf(err, "%s", why);
+        return NULL;
+    }
     mf_chat_opts co = o ? *o : (mf_chat_opts){0};
     int i = 0;
     if (n == 2 && (msgs[0].role == MF_ROLE_SYSTEM || msgs[0].role == MF_ROLE_DEVELOPER)) {
@@ -58,7 +64,10 @@ char *mf_chat_render_conv(int fmt, const mf_chat_msg *msgs, int n, const mf_chat
         co.system = msgs[0].content ? msgs[0].content : "";
         i = 1;
     }
-    if (n - i != 1 || msgs[i].role != MF_ROLE_USER || msgs[i].n_tool_calls) { mf_errf(err, "%s", why); return NULL; }
+    if (n - i != 1 || msgs[i].role != MF_ROLE_USER || msgs[i].n_tool_calls) {
+        mf_errf(err, "%s", why);
+        return NULL;
+    }
     return mf_chat_render(fmt, msgs[i].content ? msgs[i].content : "", &co, err);
 }
 
@@ -77,7 +86,10 @@ int srv_engine_n_seq(int requested)
 
 /* ---------------------------------------------------------------- the generator */
 
-typedef struct text_buf { char *p; size_t n, cap; } text_buf;
+typedef struct text_buf {
+    char *p;
+    size_t n, cap;
+} text_buf;
 
 static int text_add(text_buf *b, const char *s, size_t n)
 {
@@ -102,21 +114,21 @@ struct mf_batcher {
     int n_ctx, next_id;
     /* the one sequence */
     int active, id, prompt_done, n_prompt, n_ids, n_gen, harmony;
-    int32_t *ids;                   /* prompt and generated tokens: the sampler's history */
+    int32_t *ids; /* prompt and generated tokens: the sampler's history */
     mf_gen_params p;
     mf_delta_fn on_delta;
     mf_done_fn on_done;
     void *user;
     mf_harmony hm;
-    text_buf text[2];               /* whole content and reasoning */
-    char hold[2][4];                /* an unfinished UTF-8 character per kind */
+    text_buf text[2]; /* whole content and reasoning */
+    char hold[2][4];  /* an unfinished UTF-8 character per kind */
     size_t n_hold[2];
     char *piece;
     size_t piece_cap;
     double t_start, t_prompt, t_gen;
     mf_batcher_stats st;
-    double decode_s;                /* all single-token evaluations and their count, */
-    uint64_t n_decode;              /* for st.decode_tok_s */
+    double decode_s;   /* all single-token evaluations and their count, */
+    uint64_t n_decode; /* for st.decode_tok_s */
 };
 
 static double now_s(void)
@@ -129,13 +141,24 @@ static double now_s(void)
 mf_batcher *mf_batcher_new(mf_model *m, const mf_batcher_opts *o, mf_err *err)
 {
     mf_batcher *b = calloc(1, sizeof *b);
-    if (!b) { mf_errf(err, "out of memory"); return NULL; }
+    if (!b) {
+        mf_errf(err, "out of memory");
+        return NULL;
+    }
     b->m = m;
     b->s = mf_session_new(m, &o->session, err);
-    if (!b->s) { free(b); return NULL; }
+    if (!b->s) {
+        free(b);
+        return NULL;
+    }
     b->n_ctx = mf_session_n_ctx(b->s);
     b->ids = malloc(sizeof(int32_t) * (size_t)b->n_ctx);
-    if (!b->ids) { mf_session_free(b->s); free(b); mf_errf(err, "out of memory"); return NULL; }
+    if (!b->ids) {
+        mf_session_free(b->s);
+        free(b);
+        mf_errf(err, "out of memory");
+        return NULL;
+    }
     b->st.n_seq = 1;
     return b;
 }
@@ -163,8 +186,8 @@ void mf_batcher_stats_get(const mf_batcher *b, mf_batcher_stats *s)
     s->decode_tok_s = b->decode_s > 0 ? (double)b->n_decode / b->decode_s : 0.0;
 }
 
-int mf_batcher_submit(mf_batcher *b, const int32_t *prompt, int n, const mf_gen_params *p,
-                      mf_delta_fn on_delta, mf_done_fn on_done, void *user, mf_err *err)
+int mf_batcher_submit(mf_batcher *b, const int32_t *prompt, int n, const mf_gen_params *p, mf_delta_fn on_delta,
+                      mf_done_fn on_done, void *user, mf_err *err)
 {
     if (n < 1) return mf_errf(err, "the prompt is empty (0 tokens)");
     if (n > b->n_ctx) return mf_errf(err, "the prompt has %d tokens but the context holds %d", n, b->n_ctx);
@@ -187,7 +210,10 @@ int mf_batcher_submit(mf_batcher *b, const int32_t *prompt, int n, const mf_gen_
     b->on_done = on_done;
     b->user = user;
     b->harmony = p->format == MF_CHAT_HARMONY && mf_harmony_init(&b->hm, b->m->tok) == 0;
-    for (int k = 0; k < 2; k++) { b->text[k].n = 0; b->n_hold[k] = 0; }
+    for (int k = 0; k < 2; k++) {
+        b->text[k].n = 0;
+        b->n_hold[k] = 0;
+    }
     b->t_start = now_s();
     b->t_prompt = b->t_gen = 0;
     b->active = 1;
@@ -198,9 +224,13 @@ int mf_batcher_submit(mf_batcher *b, const int32_t *prompt, int n, const mf_gen_
 
 static void finish(mf_batcher *b, int why, const char *error)
 {
-    mf_gen_result r = {.finish = why, .n_prompt = b->n_prompt, .n_generated = b->n_gen,
-                       .content = b->text[0].p, .reasoning = b->text[1].n ? b->text[1].p : NULL,
-                       .t_prompt_s = b->t_prompt, .t_gen_s = b->t_gen};
+    mf_gen_result r = {.finish = why,
+                       .n_prompt = b->n_prompt,
+                       .n_generated = b->n_gen,
+                       .content = b->text[0].p,
+                       .reasoning = b->text[1].n ? b->text[1].p : NULL,
+                       .t_prompt_s = b->t_prompt,
+                       .t_gen_s = b->t_gen};
     if (error) snprintf(r.error, sizeof r.error, "%s", error);
     b->active = 0;
     b->on_done(b->user, &r);
@@ -258,7 +288,10 @@ int mf_batcher_step(mf_batcher *b, mf_err *err)
     if (!b->prompt_done) {
         double t = now_s();
         mf_session_reset(b->s);
-        if (mf_session_eval(b->s, b->ids, b->n_prompt, NULL, &e)) { finish(b, MF_FINISH_ERROR, e.msg); return 0; }
+        if (mf_session_eval(b->s, b->ids, b->n_prompt, NULL, &e)) {
+            finish(b, MF_FINISH_ERROR, e.msg);
+            return 0;
+        }
         b->t_prompt = now_s() - t;
         b->prompt_done = 1;
         b->st.prompt_tokens += (uint64_t)b->n_prompt;
@@ -269,9 +302,13 @@ int mf_batcher_step(mf_batcher *b, mf_err *err)
         next = mf_session_argmax(b->s);
     } else {
         float *lg = mf_session_logits(b->s, &e);
-        if (!lg) { finish(b, MF_FINISH_ERROR, e.msg); return 0; }
+        if (!lg) {
+            finish(b, MF_FINISH_ERROR, e.msg);
+            return 0;
+        }
         next = mf_first_nonfinite_f32(lg, (uint64_t)b->m->hp.n_vocab) >= 0
-                   ? -1 : mf_sampler_sample(b->smp, lg, b->ids, b->n_ids);
+                   ? -1
+                   : mf_sampler_sample(b->smp, lg, b->ids, b->n_ids);
     }
     if (next < 0) {
         int last = b->n_gen ? 1 : b->n_prompt;
@@ -286,7 +323,8 @@ int mf_batcher_step(mf_batcher *b, mf_err *err)
         int ch = mf_harmony_feed(&b->hm, tok, next, &stop);
         call = stop && next == b->hm.tok_call;
         kind = ch == MF_HCH_FINAL || (ch == MF_HCH_COMMENTARY && !b->hm.has_recipient) ? 0
-             : ch == MF_HCH_ANALYSIS ? 1 : -1;
+               : ch == MF_HCH_ANALYSIS                                                 ? 1
+                                                                                       : -1;
     } else {
         stop = mf_tok_is_eog(tok, next);
         kind = stop ? -1 : 0;
@@ -296,27 +334,43 @@ int mf_batcher_step(mf_batcher *b, mf_err *err)
         size_t len = mf_tok_piece(tok, next, 0, b->piece, b->piece_cap);
         if (len > b->piece_cap) {
             char *p = realloc(b->piece, len);
-            if (!p) { finish(b, MF_FINISH_ERROR, "out of memory"); return 0; }
+            if (!p) {
+                finish(b, MF_FINISH_ERROR, "out of memory");
+                return 0;
+            }
             b->piece = p;
             b->piece_cap = len;
             mf_tok_piece(tok, next, 0, b->piece, b->piece_cap);
         }
         r = emit(b, kind, b->piece, len, 0);
     }
-    int why = call ? MF_FINISH_ERROR : stop ? MF_FINISH_STOP
-            : b->p.max_tokens >= 0 && b->n_gen >= b->p.max_tokens ? MF_FINISH_LENGTH
-            : b->n_ids >= b->n_ctx ? MF_FINISH_CONTEXT : MF_FINISH_NONE;
+    int why = call                                                  ? MF_FINISH_ERROR
+              : stop                                                ? MF_FINISH_STOP
+              : b->p.max_tokens >= 0 && b->n_gen >= b->p.max_tokens ? MF_FINISH_LENGTH
+              : b->n_ids >= b->n_ctx                                ? MF_FINISH_CONTEXT
+                                                                    : MF_FINISH_NONE;
     if (!r && why != MF_FINISH_NONE) r = flush_all(b);
-    if (r < 0) { finish(b, MF_FINISH_ERROR, "out of memory"); return 0; }
-    if (r > 0) { finish(b, MF_FINISH_CANCELLED, NULL); return 0; }
+    if (r < 0) {
+        finish(b, MF_FINISH_ERROR, "out of memory");
+        return 0;
+    }
+    if (r > 0) {
+        finish(b, MF_FINISH_CANCELLED, NULL);
+        return 0;
+    }
     if (why != MF_FINISH_NONE) {
-        finish(b, why, call ? "the model called a tool; tool calls are not supported by this build yet "
-                              "(they need the library of issue 14)" : NULL);
+        finish(b, why,
+               call ? "the model called a tool; tool calls are not supported by this build yet "
+                      "(they need the library of issue 14)"
+                    : NULL);
         return 0;
     }
     b->ids[b->n_ids++] = next;
     double t = now_s();
-    if (mf_session_eval(b->s, &next, 1, NULL, &e)) { finish(b, MF_FINISH_ERROR, e.msg); return 0; }
+    if (mf_session_eval(b->s, &next, 1, NULL, &e)) {
+        finish(b, MF_FINISH_ERROR, e.msg);
+        return 0;
+    }
     double dt = now_s() - t;
     b->t_gen += dt;
     b->decode_s += dt;

@@ -29,9 +29,9 @@
 enum mf_role { MF_ROLE_SYSTEM, MF_ROLE_DEVELOPER, MF_ROLE_USER, MF_ROLE_ASSISTANT, MF_ROLE_TOOL };
 
 typedef struct mf_tool_call {
-    char *id;          /* "call_..." */
-    char *name;        /* function name */
-    char *arguments;   /* JSON text as generated (not re-serialized) */
+    char *id;        /* "call_..." */
+    char *name;      /* function name */
+    char *arguments; /* JSON text as generated (not re-serialized) */
 } mf_tool_call;
 
 typedef struct mf_chat_msg {
@@ -40,12 +40,19 @@ typedef struct mf_chat_msg {
     const char *reasoning;          /* assistant: analysis text (harmony), may be NULL */
     const mf_tool_call *tool_calls; /* assistant */
     int n_tool_calls;
-    const char *tool_call_id;       /* tool: the call this message answers */
-    const char *name;               /* tool: function name; NULL: found from tool_call_id */
+    const char *tool_call_id; /* tool: the call this message answers */
+    const char *name;         /* tool: function name; NULL: found from tool_call_id */
 } mf_chat_msg;
 
-enum mf_finish { MF_FINISH_NONE = 0, MF_FINISH_STOP, MF_FINISH_LENGTH, MF_FINISH_TOOL_CALLS,
-                 MF_FINISH_CONTEXT, MF_FINISH_CANCELLED, MF_FINISH_ERROR };
+enum mf_finish {
+    MF_FINISH_NONE = 0,
+    MF_FINISH_STOP,
+    MF_FINISH_LENGTH,
+    MF_FINISH_TOOL_CALLS,
+    MF_FINISH_CONTEXT,
+    MF_FINISH_CANCELLED,
+    MF_FINISH_ERROR
+};
 const char *mf_finish_name(int f);
 
 enum mf_delta_kind { MF_DELTA_CONTENT, MF_DELTA_REASONING, MF_DELTA_TOOL_CALL };
@@ -61,14 +68,14 @@ typedef struct mf_token_logprob {
 /* A piece of output, streamed as soon as it is safe (never a split UTF-8 character, never
  * text that could still begin a stop string, never text past one). */
 typedef struct mf_delta {
-    int kind;                       /* enum mf_delta_kind */
+    int kind; /* enum mf_delta_kind */
     const char *text;
-    size_t len;                     /* content / reasoning text, or a piece of arguments */
-    int tool_index;                 /* MF_DELTA_TOOL_CALL: 0, 1, ... in this answer */
-    const char *tool_id;            /* first delta of a call, else NULL */
-    const char *tool_name;          /* first delta of a call, else NULL */
+    size_t len;            /* content / reasoning text, or a piece of arguments */
+    int tool_index;        /* MF_DELTA_TOOL_CALL: 0, 1, ... in this answer */
+    const char *tool_id;   /* first delta of a call, else NULL */
+    const char *tool_name; /* first delta of a call, else NULL */
     int n_lp;
-    const mf_token_logprob *lp;     /* the tokens behind this text (when asked) */
+    const mf_token_logprob *lp; /* the tokens behind this text (when asked) */
 } mf_delta;
 
 /* Return non-zero to cancel the generation. */
@@ -76,29 +83,29 @@ typedef int (*mf_delta_fn)(void *user, const mf_delta *d);
 
 typedef struct mf_gen_params {
     mf_sampler_params sampler;
-    int max_tokens;                 /* < 0: until an end token or the context */
+    int max_tokens; /* < 0: until an end token or the context */
     const char *const *stop;
     int n_stop;
-    int format;                     /* enum mf_chat_format: how to read the output */
+    int format; /* enum mf_chat_format: how to read the output */
     int logprobs, top_logprobs;
 } mf_gen_params;
 
 typedef struct mf_gen_result {
-    int finish;                     /* enum mf_finish */
+    int finish; /* enum mf_finish */
     int n_prompt, n_cached, n_generated;
-    char *content, *reasoning;      /* whole texts (malloc'd, NUL-terminated, may be NULL) */
+    char *content, *reasoning; /* whole texts (malloc'd, NUL-terminated, may be NULL) */
     mf_tool_call *calls;
     int n_calls;
     double t_prompt_s, t_gen_s;
-    char error[256];                /* MF_FINISH_ERROR: the one-line reason */
+    char error[256]; /* MF_FINISH_ERROR: the one-line reason */
 } mf_gen_result;
 void mf_gen_result_free(mf_gen_result *r);
 
 typedef struct mf_batcher mf_batcher;
 
 typedef struct mf_batcher_opts {
-    mf_session_opts session;        /* device, threads, n_ctx (per sequence) */
-    int n_seq;                      /* sequences decoded together (--parallel) */
+    mf_session_opts session; /* device, threads, n_ctx (per sequence) */
+    int n_seq;               /* sequences decoded together (--parallel) */
 } mf_batcher_opts;
 
 typedef void (*mf_done_fn)(void *user, const mf_gen_result *r);
@@ -114,16 +121,16 @@ typedef struct mf_batcher_stats {
 /* The conversation rendered as the prompt, ending with the assistant's generation prompt
  * when add_generation_prompt. malloc'd; NULL with err (unknown role for the format, an
  * empty conversation, and in the stand-in anything but [system|developer] user). */
-char *mf_chat_render_conv(int fmt, const mf_chat_msg *msgs, int n, const mf_chat_opts *o,
-                          int add_generation_prompt, mf_err *err);
+char *mf_chat_render_conv(int fmt, const mf_chat_msg *msgs, int n, const mf_chat_opts *o, int add_generation_prompt,
+                          mf_err *err);
 
 mf_batcher *mf_batcher_new(mf_model *m, const mf_batcher_opts *o, mf_err *err);
 void mf_batcher_free(mf_batcher *b);
 /* Start a generation: a request id >= 0; -1 with err (the prompt does not fit the context:
  * the message gives both lengths; the stand-in also refuses here what it cannot do);
  * -2 when every sequence is busy (the caller queues). on_done runs once, at the end. */
-int mf_batcher_submit(mf_batcher *b, const int32_t *prompt, int n, const mf_gen_params *p,
-                      mf_delta_fn on_delta, mf_done_fn on_done, void *user, mf_err *err);
+int mf_batcher_submit(mf_batcher *b, const int32_t *prompt, int n, const mf_gen_params *p, mf_delta_fn on_delta,
+                      mf_done_fn on_done, void *user, mf_err *err);
 /* The sequence is freed at once; its done callback runs with MF_FINISH_CANCELLED. */
 void mf_batcher_cancel(mf_batcher *b, int id);
 /* One forward step over every active sequence; delivers deltas and done callbacks.

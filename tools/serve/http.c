@@ -31,19 +31,19 @@ typedef struct conn {
     srv_http *h;
     struct MHD_Connection *mc;
     int route;
-    char method[16], path[96];      /* for the log, cut and with controls replaced */
+    char method[16], path[96]; /* for the log, cut and with controls replaced */
     double t0;
     char *body;
     size_t n_body, cap_body;
     int too_large, answered;
-    int status;                     /* of the answer queued, for the log and metrics */
-    char note[160];                 /* the log's tail: tokens and finish, or the error code */
+    int status;     /* of the answer queued, for the log and metrics */
+    char note[160]; /* the log's tail: tokens and finish, or the error code */
     srv_job *job;
     /* streaming */
     srv_reply_info ri;
     char id[48], *out;
     size_t n_out, off_out;
-    int phase;                      /* 0 nothing sent, 1 streaming, 2 end sent */
+    int phase; /* 0 nothing sent, 1 streaming, 2 end sent */
 } conn;
 
 static double now_s(void)
@@ -56,7 +56,8 @@ static double now_s(void)
 static void copy_printable(char *dst, size_t cap, const char *s)
 {
     size_t i = 0;
-    for (; s && s[i] && i + 1 < cap; i++) dst[i] = (unsigned char)s[i] < 0x20 || s[i] == 0x7F || s[i] == '"' ? '?' : s[i];
+    for (; s && s[i] && i + 1 < cap; i++)
+        dst[i] = (unsigned char)s[i] < 0x20 || s[i] == 0x7F || s[i] == '"' ? '?' : s[i];
     dst[i] = 0;
 }
 
@@ -64,10 +65,17 @@ static void copy_printable(char *dst, size_t cap, const char *s)
 
 static enum MHD_Result answer(conn *c, int status, char *body, const char *type)
 {
-    if (!body) { status = 500; body = strdup("{\"error\":{\"message\":\"out of memory\",\"type\":\"server_error\",\"param\":null,\"code\":null}}"); }
+    if (!body) {
+        status = 500;
+        body = strdup(
+            "{\"error\":{\"message\":\"out of memory\",\"type\":\"server_error\",\"param\":null,\"code\":null}}");
+    }
     if (!body) return MHD_NO;
     struct MHD_Response *r = MHD_create_response_from_buffer(strlen(body), body, MHD_RESPMEM_MUST_FREE);
-    if (!r) { free(body); return MHD_NO; }
+    if (!r) {
+        free(body);
+        return MHD_NO;
+    }
     MHD_add_response_header(r, "Content-Type", type);
     if (status == 405)
         MHD_add_response_header(r, "Allow", c->route == R_CHAT || c->route == R_COMPLETIONS ? "POST" : "GET, HEAD");
@@ -115,7 +123,7 @@ static int client_gone(conn *c)
 static void random_id(char *out, size_t cap, const char *prefix)
 {
     unsigned char r[12];
-    if (getrandom(r, sizeof r, 0) != (ssize_t)sizeof r) {   /* never expected: fall back to the clock */
+    if (getrandom(r, sizeof r, 0) != (ssize_t)sizeof r) { /* never expected: fall back to the clock */
         double t = now_s();
         memcpy(r, &t, sizeof t);
         memset(r + sizeof t, 0x5A, sizeof r - sizeof t);
@@ -147,7 +155,7 @@ static int make_prompt(srv_http *h, const srv_request *rq, srv_job *j, srv_error
         text = mf_chat_render_conv(fmt, rq->msgs, rq->n_msgs, &co, 1, &err);
         if (!text) return srv_err(e, 400, "invalid_value", "messages", "%s", err.msg);
         prompt = text;
-        parse_special = fmt != MF_CHAT_NONE;   /* a template's special tokens are markup */
+        parse_special = fmt != MF_CHAT_NONE; /* a template's special tokens are markup */
     } else {
         prompt = rq->prompt;
     }
@@ -159,7 +167,8 @@ static int make_prompt(srv_http *h, const srv_request *rq, srv_job *j, srv_error
     else if (n > n_ctx)
         rc = srv_err(e, 400, "context_length_exceeded", rq->kind == SRV_CHAT ? "messages" : "prompt",
                      "the prompt has %lld tokens but the context holds %d (--ctx)", (long long)n, n_ctx);
-    else if (!(j->prompt = malloc(sizeof(int32_t) * (size_t)(n ? n : 1)))) rc = srv_err(e, 500, NULL, NULL, "out of memory");
+    else if (!(j->prompt = malloc(sizeof(int32_t) * (size_t)(n ? n : 1))))
+        rc = srv_err(e, 500, NULL, NULL, "out of memory");
     else if (mf_tokenize(m->tok, prompt, len, 1, parse_special, j->prompt, n, &err) != n)
         rc = srv_err(e, 500, NULL, NULL, "tokenizing the prompt twice gave different counts");
     else j->n_prompt = (int)n;
@@ -169,8 +178,8 @@ static int make_prompt(srv_http *h, const srv_request *rq, srv_job *j, srv_error
 
 static void note_result(conn *c, const mf_gen_result *r)
 {
-    snprintf(c->note, sizeof c->note, "prompt=%d cached=%d completion=%d finish=%s", r->n_prompt, r->n_cached, r->n_generated,
-             mf_finish_name(r->finish));
+    snprintf(c->note, sizeof c->note, "prompt=%d cached=%d completion=%d finish=%s", r->n_prompt, r->n_cached,
+             r->n_generated, mf_finish_name(r->finish));
 }
 
 /* The error of a job that ended without an answer, or with an engine error. */
@@ -189,7 +198,10 @@ static int wait_job(conn *c, int wait_done)
     for (;;) {
         int st = srv_job_wait(q, c->job, 100, NULL, NULL);
         if (st == SRV_DONE || (st == SRV_RUNNING && !wait_done)) return st;
-        if (client_gone(c)) { srv_queue_cancel(q, c->job); return -1; }
+        if (client_gone(c)) {
+            srv_queue_cancel(q, c->job);
+            return -1;
+        }
     }
 }
 
@@ -226,7 +238,8 @@ static int refill(conn *c)
             const mf_gen_result *r = &c->job->result;
             char *ev;
             srv_error e;
-            if (!c->job->refused && !c->job->shutdown && r->finish != MF_FINISH_ERROR && r->finish != MF_FINISH_CANCELLED) {
+            if (!c->job->refused && !c->job->shutdown && r->finish != MF_FINISH_ERROR &&
+                r->finish != MF_FINISH_CANCELLED) {
                 ev = srv_event_finish(&c->ri, r);
                 note_result(c, r);
             } else {
@@ -238,10 +251,20 @@ static int refill(conn *c)
             free(ev);
             c->phase = 2;
         }
-        if (!f || fclose(f)) { free(buf); return -1; }
-        if (len || c->phase == 2) { c->out = buf; c->n_out = len; return 0; }
+        if (!f || fclose(f)) {
+            free(buf);
+            return -1;
+        }
+        if (len || c->phase == 2) {
+            c->out = buf;
+            c->n_out = len;
+            return 0;
+        }
         free(buf);
-        if (client_gone(c)) { srv_queue_cancel(q, c->job); return -1; }
+        if (client_gone(c)) {
+            srv_queue_cancel(q, c->job);
+            return -1;
+        }
     }
 }
 
@@ -272,14 +295,13 @@ static enum MHD_Result generate(conn *c, int kind)
     srv_error e;
     c->job = srv_job_new();
     if (!c->job) return fail(c, 500, NULL, "out of memory");
-    if (srv_request_parse(kind, c->body ? c->body : "", c->n_body, &rq, &e) ||
-        make_prompt(h, &rq, c->job, &e)) {
+    if (srv_request_parse(kind, c->body ? c->body : "", c->n_body, &rq, &e) || make_prompt(h, &rq, c->job, &e)) {
         srv_request_free(&rq);
         return answer_error(c, &e);
     }
     srv_job *j = c->job;
     j->gen = rq.gen;
-    j->gen.stop = NULL;   /* the request is freed before the job ends: the stop strings are copied */
+    j->gen.stop = NULL; /* the request is freed before the job ends: the stop strings are copied */
     j->gen.format = kind == SRV_CHAT ? srv_queue_format(h->q) : MF_CHAT_NONE;
     j->want_pieces = rq.stream;
     if (!rq.seed_given) {
@@ -293,7 +315,10 @@ static enum MHD_Result generate(conn *c, int kind)
         size_t total = sizeof(char *) * (size_t)rq.gen.n_stop;
         for (int i = 0; i < rq.gen.n_stop; i++) total += strlen(rq.gen.stop[i]) + 1;
         stops = malloc(total);
-        if (!stops) { srv_request_free(&rq); return fail(c, 500, NULL, "out of memory"); }
+        if (!stops) {
+            srv_request_free(&rq);
+            return fail(c, 500, NULL, "out of memory");
+        }
         char *p = (char *)(stops + rq.gen.n_stop);
         for (int i = 0; i < rq.gen.n_stop; i++) {
             stops[i] = strcpy(p, rq.gen.stop[i]);
@@ -303,14 +328,22 @@ static enum MHD_Result generate(conn *c, int kind)
     }
     j->stop_mem = stops;
     random_id(c->id, sizeof c->id, kind == SRV_CHAT ? "chatcmpl-" : "cmpl-");
-    c->ri = (srv_reply_info){.kind = kind, .id = c->id, .model = h->o.model_id, .created = (long long)time(NULL),
-                             .include_usage = rq.stream && rq.include_usage, .tok = srv_queue_model(h->q)->tok};
+    c->ri = (srv_reply_info){.kind = kind,
+                             .id = c->id,
+                             .model = h->o.model_id,
+                             .created = (long long)time(NULL),
+                             .include_usage = rq.stream && rq.include_usage,
+                             .tok = srv_queue_model(h->q)->tok};
     int stream = rq.stream;
     srv_request_free(&rq);
     if (srv_queue_push(h->q, j, &e)) return answer_error(c, &e);
 
     int st = wait_job(c, !stream);
-    if (st < 0) { snprintf(c->note, sizeof c->note, "client gone"); c->status = 499; return MHD_NO; }
+    if (st < 0) {
+        snprintf(c->note, sizeof c->note, "client gone");
+        c->status = 499;
+        return MHD_NO;
+    }
     if (st == SRV_DONE && (j->refused || j->shutdown || j->result.finish == MF_FINISH_ERROR)) {
         job_error(j, &e);
         return answer_error(c, &e);
@@ -334,9 +367,13 @@ static enum MHD_Result generate(conn *c, int kind)
 
 static int route_of(const char *url)
 {
-    static const struct { const char *path; int route; } routes[] = {
-        {"/v1/chat/completions", R_CHAT}, {"/v1/completions", R_COMPLETIONS}, {"/v1/models", R_MODELS},
-        {"/health", R_HEALTH}, {"/metrics", R_METRICS},
+    static const struct {
+        const char *path;
+        int route;
+    } routes[] = {
+        {"/v1/chat/completions", R_CHAT}, {"/v1/completions", R_COMPLETIONS},
+        {"/v1/models", R_MODELS},         {"/health", R_HEALTH},
+        {"/metrics", R_METRICS},
     };
     for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++)
         if (!strcmp(url, routes[i].path)) return routes[i].route;
@@ -359,7 +396,10 @@ static enum MHD_Result get_route(conn *c)
     srv_http *h = c->h;
     if (c->route == R_HEALTH) {
         int r = srv_queue_ready(h->q);
-        return answer(c, r == 1 ? 200 : 503, strdup(r == 1 ? "{\"status\":\"ok\"}" : r == 0 ? "{\"status\":\"loading\"}" : "{\"status\":\"failed\"}"),
+        return answer(c, r == 1 ? 200 : 503,
+                      strdup(r == 1   ? "{\"status\":\"ok\"}"
+                             : r == 0 ? "{\"status\":\"loading\"}"
+                                      : "{\"status\":\"failed\"}"),
                       "application/json");
     }
     if (c->route == R_METRICS) {
@@ -376,7 +416,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *mc, const ch
     srv_http *h = cls;
     (void)version;
     conn *c = *ctx;
-    if (!c) {   /* the headers are in: route, method, key, announced size */
+    if (!c) { /* the headers are in: route, method, key, announced size */
         c = calloc(1, sizeof *c);
         if (!c) return MHD_NO;
         *ctx = c;
@@ -390,21 +430,27 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *mc, const ch
         int is_get = !strcmp(method, "GET") || !strcmp(method, "HEAD");
         if (c->route == R_NONE) return fail(c, 404, "not_found", "no such route: %s %s", c->method, c->path);
         if (post ? strcmp(method, "POST") : !is_get)
-            return fail(c, 405, "method_not_allowed", "%s is not allowed on %s (use %s)", c->method, c->path, post ? "POST" : "GET");
+            return fail(c, 405, "method_not_allowed", "%s is not allowed on %s (use %s)", c->method, c->path,
+                        post ? "POST" : "GET");
         if (h->o.api_key && !strncmp(url, "/v1/", 4) &&
             !key_ok(h->o.api_key, MHD_lookup_connection_value(mc, MHD_HEADER_KIND, "Authorization")))
-            return fail(c, 401, "invalid_api_key", "missing or wrong API key (send the header 'Authorization: Bearer KEY')");
+            return fail(c, 401, "invalid_api_key",
+                        "missing or wrong API key (send the header 'Authorization: Bearer KEY')");
         const char *cl = MHD_lookup_connection_value(mc, MHD_HEADER_KIND, "Content-Length");
         if (post && cl && strtoull(cl, NULL, 10) > h->o.max_body)
-            return fail(c, 413, "request_too_large", "the body has %s bytes, the limit is %zu (--max-body)", cl, h->o.max_body);
+            return fail(c, 413, "request_too_large", "the body has %s bytes, the limit is %zu (--max-body)", cl,
+                        h->o.max_body);
         if (!post) return get_route(c);
         return MHD_YES;
     }
-    if (c->answered) { *upload_size = 0; return MHD_YES; }   /* the rest of a refused body */
+    if (c->answered) {
+        *upload_size = 0;
+        return MHD_YES;
+    } /* the rest of a refused body */
     if (*upload_size) {
         size_t n = *upload_size;
         *upload_size = 0;
-        if (c->too_large || c->n_body + n > h->o.max_body) {   /* chunked, without Content-Length */
+        if (c->too_large || c->n_body + n > h->o.max_body) { /* chunked, without Content-Length */
             c->too_large = 1;
             return MHD_YES;
         }
@@ -420,7 +466,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *mc, const ch
         c->n_body += n;
         return MHD_YES;
     }
-    if (c->too_large) return fail(c, 413, "request_too_large", "the body is over the limit of %zu bytes (--max-body)", h->o.max_body);
+    if (c->too_large)
+        return fail(c, 413, "request_too_large", "the body is over the limit of %zu bytes (--max-body)", h->o.max_body);
     return generate(c, c->route == R_CHAT ? SRV_CHAT : SRV_COMPLETION);
 }
 
@@ -433,7 +480,7 @@ static void on_completed(void *cls, struct MHD_Connection *mc, void **ctx, enum 
     *ctx = NULL;
     if (c->job) {
         if (toe != MHD_REQUEST_TERMINATED_COMPLETED_OK) {
-            srv_queue_cancel(h->q, c->job);   /* a no-op once it is done */
+            srv_queue_cancel(h->q, c->job); /* a no-op once it is done */
             if (c->status == 200 && c->phase != 2) snprintf(c->note, sizeof c->note, "client gone");
         }
         srv_job_release(h->q, c->job);
@@ -443,8 +490,10 @@ static void on_completed(void *cls, struct MHD_Connection *mc, void **ctx, enum 
     const union MHD_ConnectionInfo *ci = MHD_get_connection_info(mc, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
     if (ci && ci->client_addr) {
         const struct sockaddr *sa = ci->client_addr;
-        if (sa->sa_family == AF_INET) inet_ntop(AF_INET, &((const struct sockaddr_in *)(const void *)sa)->sin_addr, addr, sizeof addr);
-        else if (sa->sa_family == AF_INET6) inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr, addr, sizeof addr);
+        if (sa->sa_family == AF_INET)
+            inet_ntop(AF_INET, &((const struct sockaddr_in *)(const void *)sa)->sin_addr, addr, sizeof addr);
+        else if (sa->sa_family == AF_INET6)
+            inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr, addr, sizeof addr);
     }
     fprintf(stderr, "minfer serve: %s \"%s %s\" %d %.1f ms%s%s\n", addr, c->method, c->path, c->status ? c->status : 0,
             (now_s() - c->t0) * 1e3, c->note[0] ? " " : "", c->note);
@@ -469,7 +518,10 @@ srv_http *srv_http_start(const srv_http_opts *o, srv_queue *q, mf_err *err)
 {
     struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE}, *ai = NULL;
     int rc = getaddrinfo(o->host, NULL, &hints, &ai);
-    if (rc || !ai) { mf_errf(err, "cannot resolve host '%s': %s", o->host, gai_strerror(rc)); return NULL; }
+    if (rc || !ai) {
+        mf_errf(err, "cannot resolve host '%s': %s", o->host, gai_strerror(rc));
+        return NULL;
+    }
     struct sockaddr_storage ss;
     memset(&ss, 0, sizeof ss);
     memcpy(&ss, ai->ai_addr, ai->ai_addrlen);
@@ -479,18 +531,19 @@ srv_http *srv_http_start(const srv_http_opts *o, srv_queue *q, mf_err *err)
     else ((struct sockaddr_in *)&ss)->sin_port = htons((uint16_t)o->port);
 
     srv_http *h = calloc(1, sizeof *h);
-    if (!h) { mf_errf(err, "out of memory"); return NULL; }
+    if (!h) {
+        mf_errf(err, "out of memory");
+        return NULL;
+    }
     h->o = *o;
     h->q = q;
     unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL | MHD_USE_ITC |
                      MHD_USE_ERROR_LOG | (v6 ? MHD_USE_IPv6 : 0);
-    h->d = MHD_start_daemon(flags, 0, NULL, NULL, on_request, h,
-                            MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,   /* first, so that it covers every message */
-                            MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
-                            MHD_OPTION_NOTIFY_COMPLETED, on_completed, h,
-                            MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)o->timeout_s,
-                            MHD_OPTION_CONNECTION_LIMIT, (unsigned)o->max_connections,
-                            MHD_OPTION_END);
+    h->d = MHD_start_daemon(flags, 0, NULL, NULL, on_request, h, MHD_OPTION_EXTERNAL_LOGGER, mhd_log,
+                            NULL, /* first, so that it covers every message */
+                            MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss, MHD_OPTION_NOTIFY_COMPLETED, on_completed, h,
+                            MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)o->timeout_s, MHD_OPTION_CONNECTION_LIMIT,
+                            (unsigned)o->max_connections, MHD_OPTION_END);
     if (!h->d) {
         mf_errf(err, "cannot listen on %s port %d (in use, or not an address of this machine)", o->host, o->port);
         free(h);

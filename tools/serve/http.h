@@ -26,13 +26,13 @@
 #include "queue.h"
 
 typedef struct srv_http_opts {
-    const char *host;               /* address to bind (numeric or a name) */
-    int port;                       /* 0: any free port (srv_http_port tells which) */
-    const char *api_key;            /* NULL: no authentication */
-    size_t max_body;                /* bytes */
-    int timeout_s;                  /* idle connection timeout */
+    const char *host;    /* address to bind (numeric or a name) */
+    int port;            /* 0: any free port (srv_http_port tells which) */
+    const char *api_key; /* NULL: no authentication */
+    size_t max_body;     /* bytes */
+    int timeout_s;       /* idle connection timeout */
     int max_connections;
-    const char *model_id;           /* the name /v1/models and replies give */
+    const char *model_id; /* the name /v1/models and replies give */
 } srv_http_opts;
 
 typedef struct srv_http srv_http;

@@ -20,16 +20,22 @@ char *srv_metrics_text(const srv_metrics *m)
     size_t n = 0;
     FILE *f = open_memstream(&s, &n);
     if (!f) return NULL;
-    fprintf(f, "# HELP minfer_ready 1 when the model is loaded and requests are served.\n"
-               "# TYPE minfer_ready gauge\nminfer_ready %d\n", m->ready);
+    fprintf(f,
+            "# HELP minfer_ready 1 when the model is loaded and requests are served.\n"
+            "# TYPE minfer_ready gauge\nminfer_ready %d\n",
+            m->ready);
     fprintf(f, "# HELP minfer_http_requests_total HTTP requests answered, by status code.\n"
                "# TYPE minfer_http_requests_total counter\n");
     for (int i = 0; i < SRV_N_STATUS; i++)
-        if (statuses[i]) fprintf(f, "minfer_http_requests_total{code=\"%d\"} %llu\n", statuses[i], (unsigned long long)m->by_status[i]);
+        if (statuses[i])
+            fprintf(f, "minfer_http_requests_total{code=\"%d\"} %llu\n", statuses[i],
+                    (unsigned long long)m->by_status[i]);
         else fprintf(f, "minfer_http_requests_total{code=\"other\"} %llu\n", (unsigned long long)m->by_status[i]);
-#define COUNTER(name, help, v) fprintf(f, "# HELP " name " " help "\n# TYPE " name " counter\n" name " %llu\n", (unsigned long long)(v))
+#define COUNTER(name, help, v) \
+    fprintf(f, "# HELP " name " " help "\n# TYPE " name " counter\n" name " %llu\n", (unsigned long long)(v))
 #define GAUGE(name, help, fmt, v) fprintf(f, "# HELP " name " " help "\n# TYPE " name " gauge\n" name " " fmt "\n", v)
-    COUNTER("minfer_prompt_tokens_total", "Prompt tokens of started generations (cached ones included).", m->prompt_tokens);
+    COUNTER("minfer_prompt_tokens_total", "Prompt tokens of started generations (cached ones included).",
+            m->prompt_tokens);
     COUNTER("minfer_cached_prompt_tokens_total", "Prompt tokens reused from a sequence's cache.", m->cached_tokens);
     COUNTER("minfer_generated_tokens_total", "Tokens generated.", m->generated_tokens);
     COUNTER("minfer_requests_cancelled_total", "Generations cancelled because the client went away.", m->cancelled);
@@ -37,9 +43,13 @@ char *srv_metrics_text(const srv_metrics *m)
     GAUGE("minfer_queue_capacity", "Requests that may wait before new ones get 503.", "%d", m->queue_capacity);
     GAUGE("minfer_active_sequences", "Sequences generating now.", "%d", m->active);
     GAUGE("minfer_sequences", "Sequences the engine decodes together.", "%d", m->n_seq);
-    GAUGE("minfer_decode_tokens_per_second", "Decode rate of the engine (generated tokens per second of decoding).", "%.3f", m->decode_tok_s);
+    GAUGE("minfer_decode_tokens_per_second", "Decode rate of the engine (generated tokens per second of decoding).",
+          "%.3f", m->decode_tok_s);
 #undef COUNTER
 #undef GAUGE
-    if (fclose(f)) { free(s); return NULL; }
+    if (fclose(f)) {
+        free(s);
+        return NULL;
+    }
     return s;
 }

@@ -21,7 +21,7 @@ enum { SRV_N_STATUS = 10 };
 
 typedef struct srv_metrics {
     int ready;
-    uint64_t by_status[SRV_N_STATUS];   /* index: srv_metrics_status_index */
+    uint64_t by_status[SRV_N_STATUS]; /* index: srv_metrics_status_index */
     uint64_t prompt_tokens, cached_tokens, generated_tokens, cancelled;
     int queue_depth, queue_capacity, active, n_seq;
     double decode_tok_s;

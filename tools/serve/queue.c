@@ -9,20 +9,20 @@
 
 struct srv_queue {
     pthread_mutex_t mu;
-    pthread_cond_t wake;            /* the engine thread: work, a cancel, stop */
-    pthread_cond_t idle;            /* srv_queue_stop: a running job ended */
+    pthread_cond_t wake; /* the engine thread: work, a cancel, stop */
+    pthread_cond_t idle; /* srv_queue_stop: a running job ended */
     srv_queue_opts o;
     pthread_t thread;
-    int ready;                      /* 0 loading, 1 ready, -1 failed */
+    int ready; /* 0 loading, 1 ready, -1 failed */
     char load_error[1024];
-    mf_model *m;                    /* freed by srv_queue_free: HTTP threads tokenize with it */
-    mf_batcher *b;                  /* the engine thread's alone */
+    mf_model *m;   /* freed by srv_queue_free: HTTP threads tokenize with it */
+    mf_batcher *b; /* the engine thread's alone */
     int fmt, n_ctx, n_seq;
     srv_job *head, *tail;
     int depth;
     srv_job **running;
     int n_running;
-    int stopping;                   /* 1: no new jobs; 2: cancel the running ones */
+    int stopping; /* 1: no new jobs; 2: cancel the running ones */
     srv_metrics met;
 };
 
@@ -121,8 +121,10 @@ static int on_delta(void *user, const mf_delta *d)
         if (j->n_pieces == j->cap_pieces) {
             int cap = j->cap_pieces ? 2 * j->cap_pieces : 16;
             srv_piece *p = realloc(j->pieces, sizeof *p * (size_t)cap);
-            if (p) { j->pieces = p; j->cap_pieces = cap; }
-            else ok = 0;
+            if (p) {
+                j->pieces = p;
+                j->cap_pieces = cap;
+            } else ok = 0;
         }
         if (ok) {
             size_t ni = d->tool_id ? strlen(d->tool_id) + 1 : 0, nn = d->tool_name ? strlen(d->tool_name) + 1 : 0;
@@ -147,7 +149,7 @@ static int on_delta(void *user, const mf_delta *d)
     } else if (d->n_lp && j->gen.logprobs) {
         ok = srv_lp_append(&j->lp, d->lp, d->n_lp) == 0;
     }
-    if (!ok) {   /* out of memory: the answer cannot be delivered whole, so it ends */
+    if (!ok) { /* out of memory: the answer cannot be delivered whole, so it ends */
         j->failed = 1;
         srv_err(&j->error, 500, NULL, NULL, "out of memory");
     }
@@ -179,7 +181,10 @@ static void on_done(void *user, const mf_gen_result *r)
             c->n_calls = i + 1;
         }
     }
-    if (!ok && !j->failed) { j->failed = 1; srv_err(&j->error, 500, NULL, NULL, "out of memory"); }
+    if (!ok && !j->failed) {
+        j->failed = 1;
+        srv_err(&j->error, 500, NULL, NULL, "out of memory");
+    }
     if (j->failed) {
         c->finish = MF_FINISH_ERROR;
         snprintf(c->error, sizeof c->error, "%.255s", j->error.message);
@@ -188,7 +193,10 @@ static void on_done(void *user, const mf_gen_result *r)
     }
     if (r->finish == MF_FINISH_CANCELLED && j->cancel) q->met.cancelled++;
     for (int i = 0; i < q->n_running; i++)
-        if (q->running[i] == j) { q->running[i] = q->running[--q->n_running]; break; }
+        if (q->running[i] == j) {
+            q->running[i] = q->running[--q->n_running];
+            break;
+        }
     j->state = SRV_DONE;
     pthread_cond_broadcast(&j->cv);
     pthread_cond_broadcast(&q->idle);
@@ -258,7 +266,11 @@ static int load(srv_queue *q)
         q->ready = 1;
     }
     pthread_mutex_unlock(&q->mu);
-    if (!running) { mf_batcher_free(b); mf_model_free(m); return -1; }
+    if (!running) {
+        mf_batcher_free(b);
+        mf_model_free(m);
+        return -1;
+    }
     return 0;
 }
 
@@ -278,7 +290,7 @@ static void *engine_main(void *arg)
                 pthread_mutex_unlock(&q->mu);
                 mf_batcher_cancel(q->b, id);
                 pthread_mutex_lock(&q->mu);
-                i = -1;   /* the running list changed: scan again */
+                i = -1; /* the running list changed: scan again */
             }
         }
         /* admissions, oldest first, while a sequence is free */
@@ -287,21 +299,25 @@ static void *engine_main(void *arg)
             pthread_mutex_unlock(&q->mu);
             int id = mf_batcher_submit(q->b, j->prompt, j->n_prompt, &j->gen, on_delta, on_done, j, &err);
             pthread_mutex_lock(&q->mu);
-            if (id == -2) {   /* busy after all: back to the front */
+            if (id == -2) { /* busy after all: back to the front */
                 j->next = q->head;
                 q->head = j;
                 if (!q->tail) q->tail = j;
                 q->depth++;
                 break;
             }
-            if (id < 0) { refuse_locked(j, 400, "invalid_request", err.msg); continue; }
+            if (id < 0) {
+                refuse_locked(j, 400, "invalid_request", err.msg);
+                continue;
+            }
             j->id = id;
             j->state = SRV_RUNNING;
             j->t_started = now_s();
             q->running[q->n_running++] = j;
             pthread_cond_broadcast(&j->cv);
         }
-        while (q->stopping && q->head) refuse_locked(pop_locked(q), 503, "shutting_down", "the server is shutting down");
+        while (q->stopping && q->head)
+            refuse_locked(pop_locked(q), 503, "shutting_down", "the server is shutting down");
         update_metrics_locked(q);
         if (!q->n_running) {
             if (q->stopping) break;
@@ -311,7 +327,7 @@ static void *engine_main(void *arg)
         pthread_mutex_unlock(&q->mu);
         int r = mf_batcher_step(q->b, &err);
         pthread_mutex_lock(&q->mu);
-        if (r < 0) {   /* a device error: every running answer ends with it */
+        if (r < 0) { /* a device error: every running answer ends with it */
             fprintf(stderr, "minfer serve: %s\n", err.msg);
             for (int i = 0; i < q->n_running; i++) {
                 q->running[i]->failed = 1;
@@ -332,7 +348,10 @@ static void *engine_main(void *arg)
 srv_queue *srv_queue_start(const srv_queue_opts *o, mf_err *err)
 {
     srv_queue *q = calloc(1, sizeof *q);
-    if (!q) { mf_errf(err, "out of memory"); return NULL; }
+    if (!q) {
+        mf_errf(err, "out of memory");
+        return NULL;
+    }
     q->o = *o;
     q->met.queue_capacity = o->capacity;
     pthread_mutex_init(&q->mu, NULL);
@@ -372,8 +391,9 @@ int srv_queue_push(srv_queue *q, srv_job *j, srv_error *e)
     else if (q->ready < 0) rc = srv_err(e, 503, "model_failed", NULL, "the model failed to load");
     else if (q->stopping) rc = srv_err(e, 503, "shutting_down", NULL, "the server is shutting down");
     else if (q->depth >= q->o.capacity + (q->n_seq - q->n_running))
-        rc = srv_err(e, 503, "queue_full", NULL, "the server is busy: %d requests are waiting (--queue %d); try again later",
-                     q->depth, q->o.capacity);
+        rc = srv_err(e, 503, "queue_full", NULL,
+                     "the server is busy: %d requests are waiting (--queue %d); try again later", q->depth,
+                     q->o.capacity);
     if (!rc) {
         j->refs++;
         j->owner = q;
@@ -397,7 +417,10 @@ void srv_queue_cancel(srv_queue *q, srv_job *j)
     j->cancel = 1;
     if (j->state == SRV_QUEUED && j->owner == q) {
         srv_job **p = &q->head, *prev = NULL;
-        while (*p && *p != j) { prev = *p; p = &(*p)->next; }
+        while (*p && *p != j) {
+            prev = *p;
+            p = &(*p)->next;
+        }
         if (*p) {
             *p = j->next;
             if (q->tail == j) q->tail = prev;

@@ -26,7 +26,7 @@ enum srv_job_state { SRV_QUEUED, SRV_RUNNING, SRV_DONE };
 
 /* One delta, copied out of the engine's callback. */
 typedef struct srv_piece {
-    mf_delta d;                     /* text, tool_id, tool_name point into `mem` */
+    mf_delta d; /* text, tool_id, tool_name point into `mem` */
     char *mem;
     srv_lp_list lp;
 } srv_piece;
@@ -35,27 +35,27 @@ typedef struct srv_job {
     /* input: set by the HTTP thread before srv_queue_push, read-only afterwards */
     int32_t *prompt;
     int n_prompt;
-    mf_gen_params gen;              /* gen.stop points into stop_mem */
-    char **stop_mem;                /* the stop strings, owned (one block) */
-    int want_pieces;                /* keep deltas (streaming) */
+    mf_gen_params gen; /* gen.stop points into stop_mem */
+    char **stop_mem;   /* the stop strings, owned (one block) */
+    int want_pieces;   /* keep deltas (streaming) */
     /* shared state (under the queue's mutex) */
-    int state;                      /* enum srv_job_state */
-    int cancel;                     /* the client left */
-    int shutdown;                   /* ended by the server stopping */
-    int id;                         /* the batcher's request id while RUNNING */
-    srv_piece *pieces;              /* deltas not yet taken */
+    int state;         /* enum srv_job_state */
+    int cancel;        /* the client left */
+    int shutdown;      /* ended by the server stopping */
+    int id;            /* the batcher's request id while RUNNING */
+    srv_piece *pieces; /* deltas not yet taken */
     int n_pieces, cap_pieces;
-    srv_lp_list lp;                 /* every delta's logprobs (non-streamed answers) */
-    mf_gen_result result;           /* DONE: a deep copy */
-    srv_error error;                /* DONE without result: why (status 400 / 503) */
-    int refused;                    /* DONE because of `error` */
-    int failed;                     /* cancelled after a device error (in `error`) */
-    int cancel_sent;                /* the engine asked the batcher to cancel it */
+    srv_lp_list lp;       /* every delta's logprobs (non-streamed answers) */
+    mf_gen_result result; /* DONE: a deep copy */
+    srv_error error;      /* DONE without result: why (status 400 / 503) */
+    int refused;          /* DONE because of `error` */
+    int failed;           /* cancelled after a device error (in `error`) */
+    int cancel_sent;      /* the engine asked the batcher to cancel it */
     struct srv_queue *owner;
     double t_queued, t_started;
     pthread_cond_t cv;
     int refs;
-    struct srv_job *next;           /* queue link */
+    struct srv_job *next; /* queue link */
 } srv_job;
 
 typedef struct srv_queue srv_queue;
@@ -63,8 +63,8 @@ typedef struct srv_queue srv_queue;
 typedef struct srv_queue_opts {
     const char *model_path;
     mf_batcher_opts batcher;
-    int capacity;                   /* jobs that may wait */
-    const char *chat_format;        /* NULL: from the model */
+    int capacity;            /* jobs that may wait */
+    const char *chat_format; /* NULL: from the model */
 } srv_queue_opts;
 
 /* Starts the engine thread, which loads the model. NULL with err if the thread cannot start. */
@@ -90,8 +90,8 @@ void srv_queue_cancel(srv_queue *q, srv_job *j);
 int srv_job_wait(srv_queue *q, srv_job *j, int ms, srv_piece **pieces, int *n);
 void srv_pieces_free(srv_piece *p, int n);
 
-void srv_queue_count(srv_queue *q, int status);     /* an answered request, for metrics */
-void srv_queue_metrics(srv_queue *q, srv_metrics *m);  /* a snapshot */
+void srv_queue_count(srv_queue *q, int status);       /* an answered request, for metrics */
+void srv_queue_metrics(srv_queue *q, srv_metrics *m); /* a snapshot */
 /* Stops: queued jobs end with 503 at once, running ones may finish for grace_s seconds and
  * are then cancelled; the engine thread ends and the model is freed. */
 void srv_queue_stop(srv_queue *q, double grace_s);

@@ -4,7 +4,7 @@
 #include <string.h>
 
 #include "reply.h"
-#include "tokenizer_impl.h"   /* mf_utf8_decode */
+#include "tokenizer_impl.h" /* mf_utf8_decode */
 
 json_t *srv_json_text(const char *s, size_t n)
 {
@@ -24,8 +24,13 @@ json_t *srv_json_text(const char *s, size_t n)
     for (size_t i = 0; i < n;) {
         uint32_t cp;
         size_t l = mf_utf8_decode(u + i, n - i, &cp);
-        if (cp == MF_UTF8_INVALID || cp == 0) { memcpy(t + o, "\xEF\xBF\xBD", 3); o += 3; }
-        else { memcpy(t + o, s + i, l); o += l; }
+        if (cp == MF_UTF8_INVALID || cp == 0) {
+            memcpy(t + o, "\xEF\xBF\xBD", 3);
+            o += 3;
+        } else {
+            memcpy(t + o, s + i, l);
+            o += l;
+        }
         i += l;
     }
     json_t *j = json_stringn(t, o);
@@ -37,7 +42,8 @@ const char *srv_finish_reason(int finish)
 {
     switch (finish) {
     case MF_FINISH_STOP: return "stop";
-    case MF_FINISH_LENGTH: case MF_FINISH_CONTEXT: return "length";
+    case MF_FINISH_LENGTH:
+    case MF_FINISH_CONTEXT: return "length";
     case MF_FINISH_TOOL_CALLS: return "tool_calls";
     default: return NULL;
     }
@@ -57,7 +63,11 @@ int srv_lp_append(srv_lp_list *l, const mf_token_logprob *lp, int n)
         mf_token_logprob c = lp[i];
         int32_t *ids = c.n_top > 0 ? malloc(sizeof *ids * (size_t)c.n_top) : NULL;
         float *lps = c.n_top > 0 ? malloc(sizeof *lps * (size_t)c.n_top) : NULL;
-        if (c.n_top > 0 && (!ids || !lps)) { free(ids); free(lps); return -1; }
+        if (c.n_top > 0 && (!ids || !lps)) {
+            free(ids);
+            free(lps);
+            return -1;
+        }
         if (c.n_top > 0) {
             memcpy(ids, lp[i].top_id, sizeof *ids * (size_t)c.n_top);
             memcpy(lps, lp[i].top_logprob, sizeof *lps * (size_t)c.n_top);
@@ -101,10 +111,7 @@ static char *dump(json_t *o, int ok)
     return s;
 }
 
-static const char *error_type(int status)
-{
-    return status >= 500 ? "server_error" : "invalid_request_error";
-}
+static const char *error_type(int status) { return status >= 500 ? "server_error" : "invalid_request_error"; }
 
 static json_t *error_obj(const srv_error *e, int *ok)
 {
@@ -143,7 +150,7 @@ static json_t *token_text(const mf_tokenizer *t, int32_t id, json_t **bytes, int
 {
     char buf[256];
     size_t n = mf_tok_piece(t, id, 1, buf, sizeof buf);
-    if (n > sizeof buf) n = sizeof buf;   /* a piece longer than 256 bytes is cut here */
+    if (n > sizeof buf) n = sizeof buf; /* a piece longer than 256 bytes is cut here */
     if (bytes) {
         *bytes = json_array();
         for (size_t i = 0; i < n; i++) push(*bytes, json_integer((unsigned char)buf[i]), ok);
@@ -177,7 +184,8 @@ static json_t *chat_logprobs(const srv_reply_info *ri, const mf_token_logprob *v
 /* completions: {tokens, token_logprobs, top_logprobs: [{text: logprob}], text_offset};
  * offsets count bytes from the start of this answer's text (*offset carries them across
  * chunks). */
-static json_t *completion_logprobs(const srv_reply_info *ri, const mf_token_logprob *v, int n, long long *offset, int *ok)
+static json_t *completion_logprobs(const srv_reply_info *ri, const mf_token_logprob *v, int n, long long *offset,
+                                   int *ok)
 {
     json_t *o = json_object(), *toks = json_array(), *lps = json_array(), *tops = json_array(), *offs = json_array();
     for (int i = 0; i < n; i++) {
@@ -217,8 +225,9 @@ static json_t *envelope(const srv_reply_info *ri, int chunk, int *ok)
 {
     json_t *o = json_object();
     put(o, "id", json_string(ri->id), ok);
-    put(o, "object", json_string(ri->kind == SRV_CHAT ? (chunk ? "chat.completion.chunk" : "chat.completion")
-                                                      : "text_completion"), ok);
+    put(o, "object",
+        json_string(ri->kind == SRV_CHAT ? (chunk ? "chat.completion.chunk" : "chat.completion") : "text_completion"),
+        ok);
     put(o, "created", json_integer(ri->created), ok);
     put(o, "model", json_string(ri->model), ok);
     return o;
@@ -252,7 +261,8 @@ char *srv_reply_final(const srv_reply_info *ri, const mf_gen_result *r, const sr
         json_t *msg = json_object();
         put(msg, "role", json_string("assistant"), &ok);
         put(msg, "content", !*content && r->n_calls ? json_null() : srv_json_text(content, strlen(content)), &ok);
-        if (r->reasoning && *r->reasoning) put(msg, "reasoning_content", srv_json_text(r->reasoning, strlen(r->reasoning)), &ok);
+        if (r->reasoning && *r->reasoning)
+            put(msg, "reasoning_content", srv_json_text(r->reasoning, strlen(r->reasoning)), &ok);
         if (r->n_calls) {
             json_t *calls = json_array();
             for (int i = 0; i < r->n_calls; i++) {
@@ -329,12 +339,13 @@ char *srv_event_delta(const srv_reply_info *ri, const mf_delta *d)
             push(calls, tool_call_obj(d->tool_id, d->tool_name, d->text, d->len, d->tool_index, &ok), &ok);
             put(delta, "tool_calls", calls, &ok);
         } else {
-            put(delta, d->kind == MF_DELTA_REASONING ? "reasoning_content" : "content", srv_json_text(d->text, d->len), &ok);
+            put(delta, d->kind == MF_DELTA_REASONING ? "reasoning_content" : "content", srv_json_text(d->text, d->len),
+                &ok);
         }
         put(ch, "delta", delta, &ok);
         put(ch, "logprobs", d->n_lp ? chat_logprobs(ri, d->lp, d->n_lp, &ok) : json_null(), &ok);
     } else {
-        long long off = 0;   /* a chunk's offsets start at its own text */
+        long long off = 0; /* a chunk's offsets start at its own text */
         put(ch, "text", srv_json_text(d->text, d->len), &ok);
         put(ch, "logprobs", d->n_lp ? completion_logprobs(ri, d->lp, d->n_lp, &off, &ok) : json_null(), &ok);
     }

@@ -33,17 +33,17 @@
 
 /* What every object of one request shares. */
 typedef struct srv_reply_info {
-    int kind;                       /* enum srv_kind */
-    const char *id;                 /* "chatcmpl-..." / "cmpl-..." */
+    int kind;       /* enum srv_kind */
+    const char *id; /* "chatcmpl-..." / "cmpl-..." */
     const char *model;
-    long long created;              /* Unix seconds */
-    int include_usage;              /* streaming: usage: null in chunks + a usage chunk */
-    const mf_tokenizer *tok;        /* for logprobs: token texts */
+    long long created;       /* Unix seconds */
+    int include_usage;       /* streaming: usage: null in chunks + a usage chunk */
+    const mf_tokenizer *tok; /* for logprobs: token texts */
 } srv_reply_info;
 
 /* The logprobs of the tokens behind an answer, gathered from its deltas. */
 typedef struct srv_lp_list {
-    mf_token_logprob *v;            /* top_id / top_logprob arrays owned */
+    mf_token_logprob *v; /* top_id / top_logprob arrays owned */
     int n, cap;
 } srv_lp_list;
 int srv_lp_append(srv_lp_list *l, const mf_token_logprob *lp, int n);
@@ -60,10 +60,10 @@ char *srv_reply_models(const char *model_id, long long created);
 char *srv_reply_final(const srv_reply_info *ri, const mf_gen_result *r, const srv_lp_list *lp);
 
 /* Streaming: the "data: {...}\n\n" events. */
-char *srv_event_start(const srv_reply_info *ri);                 /* chat: the role chunk */
+char *srv_event_start(const srv_reply_info *ri); /* chat: the role chunk */
 char *srv_event_delta(const srv_reply_info *ri, const mf_delta *d);
-char *srv_event_finish(const srv_reply_info *ri, const mf_gen_result *r);   /* finish chunk,
-                                     the usage chunk when asked, and "data: [DONE]" */
-char *srv_event_error(const srv_error *e);                       /* an error after the start */
+/* the finish chunk, the usage chunk when asked, and "data: [DONE]" */
+char *srv_event_finish(const srv_reply_info *ri, const mf_gen_result *r);
+char *srv_event_error(const srv_error *e); /* an error after the start */
 
 #endif

@@ -32,7 +32,8 @@ static const char *type_name(const json_t *v)
     case JSON_STRING: return "a string";
     case JSON_INTEGER: return "an integer";
     case JSON_REAL: return "a number";
-    case JSON_TRUE: case JSON_FALSE: return "a boolean";
+    case JSON_TRUE:
+    case JSON_FALSE: return "a boolean";
     default: return "null";
     }
 }
@@ -75,8 +76,8 @@ static int get_int(json_t *o, const char *key, json_int_t lo, json_int_t hi, jso
     if (!json_is_integer(v)) return bad_type(e, key, "an integer", v);
     json_int_t x = json_integer_value(v);
     if (x < lo || x > hi)
-        return srv_err(e, 400, "invalid_value", key, "'%s' must be between %lld and %lld, not %lld", key,
-                       (long long)lo, (long long)hi, (long long)x);
+        return srv_err(e, 400, "invalid_value", key, "'%s' must be between %lld and %lld, not %lld", key, (long long)lo,
+                       (long long)hi, (long long)x);
     *out = x;
     return 0;
 }
@@ -113,13 +114,15 @@ static int parse_stop(json_t *root, srv_request *rq, srv_error *e)
     enum { MAX_STOP = 64 };
     size_t n = json_is_string(v) ? 1 : json_is_array(v) ? json_array_size(v) : 0;
     if (!json_is_string(v) && !json_is_array(v)) return bad_type(e, "stop", "a string or an array of strings", v);
-    if (n > MAX_STOP) return srv_err(e, 400, "invalid_value", "stop", "'stop' has %zu strings, at most %d are accepted", n, MAX_STOP);
+    if (n > MAX_STOP)
+        return srv_err(e, 400, "invalid_value", "stop", "'stop' has %zu strings, at most %d are accepted", n, MAX_STOP);
     if (!n) return 0;
     rq->stop = calloc(n, sizeof *rq->stop);
     if (!rq->stop) return srv_err(e, 500, NULL, NULL, "out of memory");
     for (size_t i = 0; i < n; i++) {
         json_t *s = json_is_string(v) ? v : json_array_get(v, i);
-        if (!json_is_string(s)) return srv_err(e, 400, "invalid_type", "stop", "'stop[%zu]' must be a string, not %s", i, type_name(s));
+        if (!json_is_string(s))
+            return srv_err(e, 400, "invalid_type", "stop", "'stop[%zu]' must be a string, not %s", i, type_name(s));
         if (!json_string_length(s)) return srv_err(e, 400, "invalid_value", "stop", "'stop' strings must not be empty");
         rq->stop[i] = json_string_value(s);
     }
@@ -139,21 +142,27 @@ static int parse_common(json_t *root, srv_request *rq, srv_error *e)
         get_float(root, "top_p", 0, 1, &sp->top_p, e) || get_int(root, "top_k", 0, 1 << 30, &k, e) ||
         get_float(root, "min_p", 0, 1, &sp->min_p, e) || get_int(root, "seed", -1, INT64_MAX, &seed, e) ||
         get_int(root, "n", -1000000, 1000000, &n, e) || get_bool(root, "stream", &rq->stream, e) ||
-        get_int(root, "max_tokens", 1, 1 << 30, &mt, e) || get_int(root, "max_completion_tokens", 1, 1 << 30, &mct, e) ||
-        parse_stop(root, rq, e))
+        get_int(root, "max_tokens", 1, 1 << 30, &mt, e) ||
+        get_int(root, "max_completion_tokens", 1, 1 << 30, &mct, e) || parse_stop(root, rq, e))
         return -1;
     sp->top_k = (int)k;
-    if (seed >= 0) { sp->seed = (uint64_t)seed; rq->seed_given = 1; }
+    if (seed >= 0) {
+        sp->seed = (uint64_t)seed;
+        rq->seed_given = 1;
+    }
     if (n != 1) return unsupported(e, "n", "'n' must be 1: this server returns one choice per request");
     if (mt >= 0 && mct >= 0 && mt != mct)
-        return srv_err(e, 400, "invalid_value", "max_tokens", "'max_tokens' (%lld) and 'max_completion_tokens' (%lld) disagree",
-                       (long long)mt, (long long)mct);
+        return srv_err(e, 400, "invalid_value", "max_tokens",
+                       "'max_tokens' (%lld) and 'max_completion_tokens' (%lld) disagree", (long long)mt,
+                       (long long)mct);
     if (mct >= 0) rq->gen.max_tokens = (int)mct;
     else if (mt >= 0) rq->gen.max_tokens = (int)mt;
     static const char *const penalties[] = {"frequency_penalty", "presence_penalty"};
     for (int i = 0; i < 2; i++) {
         if (get_number(root, penalties[i], -2, 2, &pen, e)) return -1;
-        if (pen != 0) return unsupported(e, penalties[i], "frequency and presence penalties are not supported (give 0 or leave them out)");
+        if (pen != 0)
+            return unsupported(e, penalties[i],
+                               "frequency and presence penalties are not supported (give 0 or leave them out)");
     }
     json_t *bias = field(root, "logit_bias");
     if (bias && !json_is_object(bias)) return bad_type(e, "logit_bias", "an object", bias);
@@ -170,7 +179,7 @@ static int role_of(const char *s)
 {
     static const char *const names[] = {"system", "developer", "user", "assistant", "tool"};
     for (int i = 0; i < 5; i++)
-        if (!strcmp(s, names[i])) return i;   /* enum mf_role order */
+        if (!strcmp(s, names[i])) return i; /* enum mf_role order */
     return -1;
 }
 
@@ -179,29 +188,38 @@ static int parse_content(json_t *m, size_t i, srv_request *rq, const char **out,
 {
     json_t *c = field(m, "content");
     if (!c) return 0;
-    if (json_is_string(c)) { *out = json_string_value(c); return 0; }
+    if (json_is_string(c)) {
+        *out = json_string_value(c);
+        return 0;
+    }
     if (!json_is_array(c))
-        return srv_err(e, 400, "invalid_type", "messages", "'messages[%zu].content' must be a string or an array of parts, not %s",
-                       i, type_name(c));
+        return srv_err(e, 400, "invalid_type", "messages",
+                       "'messages[%zu].content' must be a string or an array of parts, not %s", i, type_name(c));
     size_t total = 0;
     for (size_t k = 0; k < json_array_size(c); k++) {
         json_t *p = json_array_get(c, k);
         const char *type = NULL;
         json_t *t = json_is_object(p) ? json_object_get(p, "type") : NULL;
         if (!json_is_object(p) || !json_is_string(t))
-            return srv_err(e, 400, "invalid_type", "messages", "'messages[%zu].content[%zu]' must be an object with a 'type'", i, k);
+            return srv_err(e, 400, "invalid_type", "messages",
+                           "'messages[%zu].content[%zu]' must be an object with a 'type'", i, k);
         type = json_string_value(t);
         if (strcmp(type, "text"))
             return srv_err(e, 400, "unsupported_parameter", "messages",
-                           "'messages[%zu].content[%zu]' is of type '%.40s': only text parts are supported", i, k, type);
+                           "'messages[%zu].content[%zu]' is of type '%.40s': only text parts are supported", i, k,
+                           type);
         json_t *x = json_object_get(p, "text");
         if (!json_is_string(x))
-            return srv_err(e, 400, "invalid_type", "messages", "'messages[%zu].content[%zu].text' must be a string", i, k);
+            return srv_err(e, 400, "invalid_type", "messages", "'messages[%zu].content[%zu].text' must be a string", i,
+                           k);
         total += json_string_length(x);
     }
     char *s = malloc(total + 1), **j = realloc(rq->joined, sizeof *j * (size_t)(rq->n_joined + 1));
     if (j) rq->joined = j;
-    if (!s || !j) { free(s); return srv_err(e, 500, NULL, NULL, "out of memory"); }
+    if (!s || !j) {
+        free(s);
+        return srv_err(e, 500, NULL, NULL, "out of memory");
+    }
     rq->joined[rq->n_joined++] = s;
     size_t off = 0;
     for (size_t k = 0; k < json_array_size(c); k++) {
@@ -219,22 +237,27 @@ static int parse_tool_calls(json_t *m, size_t i, srv_request *rq, mf_chat_msg *m
     json_t *tc = field(m, "tool_calls");
     if (!tc) return 0;
     if (!json_is_array(tc))
-        return srv_err(e, 400, "invalid_type", "messages", "'messages[%zu].tool_calls' must be an array, not %s", i, type_name(tc));
+        return srv_err(e, 400, "invalid_type", "messages", "'messages[%zu].tool_calls' must be an array, not %s", i,
+                       type_name(tc));
     if (msg->role != MF_ROLE_ASSISTANT)
-        return srv_err(e, 400, "invalid_value", "messages", "'messages[%zu]' has tool_calls but is not an assistant message", i);
+        return srv_err(e, 400, "invalid_value", "messages",
+                       "'messages[%zu]' has tool_calls but is not an assistant message", i);
     msg->tool_calls = rq->calls + *used;
     msg->n_tool_calls = (int)json_array_size(tc);
     for (size_t k = 0; k < json_array_size(tc); k++) {
         json_t *c = json_array_get(tc, k), *f = json_is_object(c) ? json_object_get(c, "function") : NULL;
-        json_t *id = json_is_object(c) ? json_object_get(c, "id") : NULL, *type = json_is_object(c) ? json_object_get(c, "type") : NULL;
+        json_t *id = json_is_object(c) ? json_object_get(c, "id") : NULL,
+               *type = json_is_object(c) ? json_object_get(c, "type") : NULL;
         json_t *name = json_is_object(f) ? json_object_get(f, "name") : NULL;
         json_t *args = json_is_object(f) ? json_object_get(f, "arguments") : NULL;
         if (!json_is_string(id) || !json_is_string(name) || !json_is_string(args) || (type && !json_is_string(type)))
             return srv_err(e, 400, "invalid_type", "messages",
                            "'messages[%zu].tool_calls[%zu]' must be {\"id\": string, \"type\": \"function\", "
-                           "\"function\": {\"name\": string, \"arguments\": string}}", i, k);
+                           "\"function\": {\"name\": string, \"arguments\": string}}",
+                           i, k);
         if (type && strcmp(json_string_value(type), "function"))
-            return srv_err(e, 400, "unsupported_parameter", "messages", "'messages[%zu].tool_calls[%zu].type' must be \"function\"", i, k);
+            return srv_err(e, 400, "unsupported_parameter", "messages",
+                           "'messages[%zu].tool_calls[%zu].type' must be \"function\"", i, k);
         mf_tool_call *call = &rq->calls[(*used)++];
         call->id = (char *)json_string_value(id);
         call->name = (char *)json_string_value(name);
@@ -263,9 +286,11 @@ static int parse_messages(json_t *root, srv_request *rq, srv_error *e)
         json_t *m = json_array_get(ms, i);
         mf_chat_msg *msg = &rq->msgs[i];
         if (!json_is_object(m))
-            return srv_err(e, 400, "invalid_type", "messages", "'messages[%zu]' must be an object, not %s", i, type_name(m));
+            return srv_err(e, 400, "invalid_type", "messages", "'messages[%zu]' must be an object, not %s", i,
+                           type_name(m));
         json_t *r = json_object_get(m, "role");
-        if (!json_is_string(r)) return srv_err(e, 400, "invalid_type", "messages", "'messages[%zu].role' must be a string", i);
+        if (!json_is_string(r))
+            return srv_err(e, 400, "invalid_type", "messages", "'messages[%zu].role' must be a string", i);
         msg->role = role_of(json_string_value(r));
         if (msg->role < 0)
             return srv_err(e, 400, "invalid_value", "messages",
@@ -279,7 +304,9 @@ static int parse_messages(json_t *root, srv_request *rq, srv_error *e)
             return -1;
         }
         if (msg->role == MF_ROLE_TOOL) {
-            if (!call_id) return srv_err(e, 400, "missing_field", "messages", "'messages[%zu]' is a tool message without 'tool_call_id'", i);
+            if (!call_id)
+                return srv_err(e, 400, "missing_field", "messages",
+                               "'messages[%zu]' is a tool message without 'tool_call_id'", i);
             msg->tool_call_id = call_id;
             msg->name = name;
         }
@@ -303,7 +330,8 @@ static int parse_tools(json_t *root, srv_request *rq, srv_error *e)
                            "'tools[%zu]' must be {\"type\": \"function\", \"function\": {\"name\": string, ...}}", i);
         json_t *params = json_object_get(f, "parameters"), *desc = json_object_get(f, "description");
         if (params && !json_is_null(params) && !json_is_object(params))
-            return srv_err(e, 400, "invalid_type", "tools", "'tools[%zu].function.parameters' must be an object (a JSON schema)", i);
+            return srv_err(e, 400, "invalid_type", "tools",
+                           "'tools[%zu].function.parameters' must be an object (a JSON schema)", i);
         if (desc && !json_is_null(desc) && !json_is_string(desc))
             return srv_err(e, 400, "invalid_type", "tools", "'tools[%zu].function.description' must be a string", i);
     }
@@ -313,11 +341,16 @@ static int parse_tools(json_t *root, srv_request *rq, srv_error *e)
             const char *c = json_string_value(choice);
             if (!strcmp(c, "none")) render = 0;
             else if (!strcmp(c, "required"))
-                return unsupported(e, "tool_choice", "tool_choice 'required' is not supported (the model is not forced to call a tool): use 'auto'");
+                return unsupported(
+                    e, "tool_choice",
+                    "tool_choice 'required' is not supported (the model is not forced to call a tool): use 'auto'");
             else if (strcmp(c, "auto"))
-                return srv_err(e, 400, "invalid_value", "tool_choice", "'tool_choice' is '%.40s' (expected none, auto or required)", c);
+                return srv_err(e, 400, "invalid_value", "tool_choice",
+                               "'tool_choice' is '%.40s' (expected none, auto or required)", c);
         } else if (json_is_object(choice)) {
-            return unsupported(e, "tool_choice", "a named tool_choice is not supported (the model is not forced to call a tool): use 'auto'");
+            return unsupported(
+                e, "tool_choice",
+                "a named tool_choice is not supported (the model is not forced to call a tool): use 'auto'");
         } else {
             return bad_type(e, "tool_choice", "a string or an object", choice);
         }
@@ -335,7 +368,8 @@ static int parse_chat(json_t *root, srv_request *rq, srv_error *e)
     if (get_string(root, "reasoning_effort", &rq->reasoning_effort, e)) return -1;
     const char *re = rq->reasoning_effort;
     if (re && strcmp(re, "low") && strcmp(re, "medium") && strcmp(re, "high"))
-        return srv_err(e, 400, "invalid_value", "reasoning_effort", "'reasoning_effort' is '%.40s' (expected low, medium or high)", re);
+        return srv_err(e, 400, "invalid_value", "reasoning_effort",
+                       "'reasoning_effort' is '%.40s' (expected low, medium or high)", re);
     json_int_t top = 0;
     if (get_bool(root, "logprobs", &rq->gen.logprobs, e) || get_int(root, "top_logprobs", 0, 20, &top, e)) return -1;
     if (top > 0 && !rq->gen.logprobs)
@@ -344,7 +378,9 @@ static int parse_chat(json_t *root, srv_request *rq, srv_error *e)
     json_t *rf = field(root, "response_format");
     if (rf) {
         json_t *t = json_is_object(rf) ? json_object_get(rf, "type") : NULL;
-        if (!json_is_string(t)) return srv_err(e, 400, "invalid_type", "response_format", "'response_format' must be an object with a string 'type'");
+        if (!json_is_string(t))
+            return srv_err(e, 400, "invalid_type", "response_format",
+                           "'response_format' must be an object with a string 'type'");
         if (strcmp(json_string_value(t), "text"))
             return srv_err(e, 400, "unsupported_parameter", "response_format",
                            "response_format '%.40s' is not supported yet (only 'text')", json_string_value(t));
@@ -371,7 +407,10 @@ static int parse_completion(json_t *root, srv_request *rq, srv_error *e)
     if (echo) return unsupported(e, "echo", "'echo' is not supported");
     if (best_of != 1) return unsupported(e, "best_of", "'best_of' must be 1");
     if (suffix && *suffix) return unsupported(e, "suffix", "'suffix' is not supported");
-    if (lp >= 0) { rq->gen.logprobs = 1; rq->gen.top_logprobs = (int)lp; }
+    if (lp >= 0) {
+        rq->gen.logprobs = 1;
+        rq->gen.top_logprobs = (int)lp;
+    }
     return 0;
 }
 
@@ -384,9 +423,11 @@ static int parse_all(int kind, const char *body, size_t len, srv_request *rq, sr
     json_error_t je;
     rq->root = json_loadb(body, len, JSON_REJECT_DUPLICATES, &je);
     if (!rq->root)
-        return srv_err(e, 400, "invalid_json", NULL, "malformed JSON: %s (line %d, column %d)", je.text, je.line, je.column);
+        return srv_err(e, 400, "invalid_json", NULL, "malformed JSON: %s (line %d, column %d)", je.text, je.line,
+                       je.column);
     if (!json_is_object(rq->root))
-        return srv_err(e, 400, "invalid_type", NULL, "the request body must be a JSON object, not %s", type_name(rq->root));
+        return srv_err(e, 400, "invalid_type", NULL, "the request body must be a JSON object, not %s",
+                       type_name(rq->root));
     if (parse_common(rq->root, rq, e)) return -1;
     return kind == SRV_CHAT ? parse_chat(rq->root, rq, e) : parse_completion(rq->root, rq, e);
 }

@@ -44,20 +44,20 @@ int srv_err(srv_error *e, int status, const char *code, const char *param, const
     __attribute__((format(printf, 5, 6)));
 
 typedef struct srv_request {
-    int kind;                       /* enum srv_kind */
-    json_t *root;                   /* the document: every string below points into it */
-    mf_chat_msg *msgs;              /* chat */
+    int kind;          /* enum srv_kind */
+    json_t *root;      /* the document: every string below points into it */
+    mf_chat_msg *msgs; /* chat */
     int n_msgs;
-    mf_tool_call *calls;            /* the history's assistant tool calls, msgs point here */
-    char **joined;                  /* contents given as parts, joined (owned) */
+    mf_tool_call *calls; /* the history's assistant tool calls, msgs point here */
+    char **joined;       /* contents given as parts, joined (owned) */
     int n_joined;
-    const char *prompt;             /* completion */
-    char *tools_json;               /* the "tools" array (compact JSON, owned), NULL: none */
-    const char *reasoning_effort;   /* NULL: the model's default */
-    const char **stop;              /* gen.stop points here */
-    mf_gen_params gen;              /* sampler, max_tokens, stop, logprobs; format is the
-                                       server's to set */
-    int seed_given;                 /* 0: the caller picks a random seed */
+    const char *prompt;           /* completion */
+    char *tools_json;             /* the "tools" array (compact JSON, owned), NULL: none */
+    const char *reasoning_effort; /* NULL: the model's default */
+    const char **stop;            /* gen.stop points here */
+    mf_gen_params gen;            /* sampler, max_tokens, stop, logprobs; format is the
+                                     server's to set */
+    int seed_given;               /* 0: the caller picks a random seed */
     int stream, include_usage;
 } srv_request;
 
