@@ -1,6 +1,7 @@
 /* attention.c — causal grouped-query attention over the KV cache, on the CPU.
  *
- * For the query of row r (position p = pos0 + r) and head j, with kv head g = j / (H/Hkv):
+ * For the query of row r (position p = pos[r] of sequence seq[r]: the row attends over that
+ * sequence's cache only) and head j, with kv head g = j / (H/Hkv):
  *
  *   s_t = (q_j · k_{g,t}) · scale                 for visible keys t
  *   visible: t <= p, and on sliding-window layers also p - t < W
@@ -121,11 +122,12 @@ static void att_task(void *ctx, int task, int thread)
     const mf_layer *L = &st->m->layers[j->l];
     int H = hp->n_heads, Hkv = hp->n_kv_heads, hd = hp->head_dim, grp = H / Hkv;
     int r = task / Hkv, g = task % Hkv;
-    int p = st->pos0 + r;
+    int p = st->pos[r];
     int t_lo = L->sliding && p - hp->window + 1 > 0 ? p - hp->window + 1 : 0, span = p - t_lo + 1;
     int slots = st->slots[j->l], f16 = st->o.kv_f16;
     size_t esz = f16 ? 2 : 4, row = (size_t)st->kv_width * esz;
-    const uint8_t *kc = st->kc[j->l] + (size_t)g * hd * esz, *vc = st->vc[j->l] + (size_t)g * hd * esz;
+    const uint8_t *kc = mf_cpu_kv(st, 0, st->seq[r], j->l) + (size_t)g * hd * esz;
+    const uint8_t *vc = mf_cpu_kv(st, 1, st->seq[r], j->l) + (size_t)g * hd * esz;
     const float *q = j->q + (size_t)r * H * hd + (size_t)g * grp * hd;
     float *sc = st->scores + (size_t)thread * grp * st->o.n_ctx;  /* [grp][span] */
     float *out = j->out + (size_t)r * H * hd + (size_t)g * grp * hd;
@@ -173,7 +175,9 @@ void mf_cpu_attention(mf_backend *be, mf_bstate *st, int l, const mf_weight *sin
     const mf_hparams *hp = &st->m->hp;
     int tasks = st->n * hp->n_kv_heads;
     /* a short cache of a small model: less work than waking a thread costs */
-    double work = (double)st->n * (st->pos0 + st->n) * hp->n_heads * hp->head_dim;
+    int span = 0;
+    for (int r = 0; r < st->n; r++) span = st->pos[r] + 1 > span ? st->pos[r] + 1 : span;
+    double work = (double)st->n * span * hp->n_heads * hp->head_dim;
     if (work < MF_CPU_MIN_TASK_MACS) {
         for (int t = 0; t < tasks; t++) att_task(&j, t, 0);
         return;

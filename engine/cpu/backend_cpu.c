@@ -64,6 +64,8 @@ static void cpu_state_free(mf_backend *be, mf_bstate *st)
     free(st->rsin);
     for (int i = 0; i < 4; i++) free(st->tables[i]);
     free(st->tokens);
+    free(st->seq);
+    free(st->pos);
     free(st->krow);
     free(st->qx);
     free(st->tmp);
@@ -112,7 +114,7 @@ static mf_bstate *cpu_state_new(mf_backend *be, mf_bmodel *bm, const mf_state_op
      * but they must fit in RAM to run at memory speed; so must the cache, the scratch and
      * the session's activation buffers */
     mf_mem_acts acts;
-    mf_mem_acts_of(hp, o->max_batch, &acts);
+    mf_mem_acts_of(hp, o->max_batch, mf_mem_n_seq(o), &acts);
     uint64_t scratch = mf_add_sat(mf_add_sat(mem.sum.rope, mem.sum.scratch), acts.bytes);
     uint64_t need = mf_add_sat(mf_add_sat(m->weight_bytes, mem.sum.kv), scratch), have = mf_mem_host_total();
     if (have && need > have) {
@@ -131,7 +133,9 @@ static mf_bstate *cpu_state_new(mf_backend *be, mf_bmodel *bm, const mf_state_op
     st->slots = calloc((size_t)L + 1, sizeof(int));
     st->rcos = calloc((size_t)L + 1, sizeof(float *));
     st->rsin = calloc((size_t)L + 1, sizeof(float *));
-    st->tokens = state_buf(st, mem.tokens, 0);
+    st->tokens = state_buf(st, mem.rows, 0);
+    st->seq = state_buf(st, mem.rows, 0);
+    st->pos = state_buf(st, mem.rows, 0);
     st->krow = state_buf(st, mem.krow, 0);
     st->qx = state_buf(st, mem.qx, 1);
     st->tmp = state_buf(st, mem.tmp, 0);
@@ -139,7 +143,7 @@ static mf_bstate *cpu_state_new(mf_backend *be, mf_bmodel *bm, const mf_state_op
     st->ff_u = state_buf(st, mem.ff, 0);
     st->scores = state_buf(st, mem.scores, 0);
     st->deq = state_buf(st, mem.deq, 0);
-    if (!st->tokens || !st->krow || !st->kc || !st->vc || !st->slots || !st->rcos || !st->rsin || !st->qx ||
+    if (!st->tokens || !st->seq || !st->pos || !st->krow || !st->kc || !st->vc || !st->slots || !st->rcos || !st->rsin || !st->qx ||
         !st->tmp || !st->ff_g || !st->ff_u || !st->scores || !st->deq)
         goto oom;
     if (hp->n_experts) {
@@ -156,11 +160,11 @@ static mf_bstate *cpu_state_new(mf_backend *be, mf_bmodel *bm, const mf_state_op
             goto oom;
     }
 
-    /* KV cache, zeroed so that no slot is ever read uninitialized; the slots of a sliding
-     * layer are a ring (memory.h mf_mem_kv_slots) */
+    /* KV cache, one per sequence side by side, zeroed so that no slot is ever read
+     * uninitialized; the slots of a sliding layer are a ring (memory.h mf_mem_kv_slots) */
     for (int l = 0; l < L; l++) {
         st->slots[l] = mf_mem_kv_slots(hp, l, o->n_ctx, o->max_batch);
-        size_t bytes = (size_t)mf_mem_kv_layer_bytes(hp, l, o);
+        size_t bytes = (size_t)mf_mem_kv_layer_bytes(hp, l, o) * (size_t)mf_mem_n_seq(o);
         st->kc[l] = state_buf(st, bytes, 0);
         st->vc[l] = state_buf(st, bytes, 0);
         if (!st->kc[l] || !st->vc[l]) {
@@ -197,13 +201,15 @@ static uint64_t cpu_state_bytes(mf_backend *be, const mf_bstate *st)
 
 /* ------------------------------------------------------------------ step + small ops */
 
-static int cpu_step_begin(mf_backend *be, mf_bstate *st, const int32_t *tokens, int n, int pos0, int eager)
+static int cpu_step_begin(mf_backend *be, mf_bstate *st, const mf_step *s, int eager)
 {
     (void)be;
     (void)eager;  /* every CPU step runs as issued */
-    memcpy(st->tokens, tokens, sizeof(int32_t) * (size_t)n);
-    st->n = n;
-    st->pos0 = pos0;
+    size_t bytes = sizeof(int32_t) * (size_t)s->n;
+    memcpy(st->tokens, s->tokens, bytes);
+    memcpy(st->seq, s->seq, bytes);
+    memcpy(st->pos, s->pos, bytes);
+    st->n = s->n;
     return 0;
 }
 
@@ -249,7 +255,7 @@ static void cpu_rope_kv(mf_backend *be, mf_bstate *st, int l, float *q, const fl
     int H = hp->n_heads, Hkv = hp->n_kv_heads, hd = hp->head_dim, half = hp->n_rot / 2;
     int slots = st->slots[l], kvw = st->kv_width;
     for (int r = 0; r < st->n; r++) {
-        int p = st->pos0 + r;
+        int p = st->pos[r];
         const float *c = st->rcos[l] + (size_t)p * half, *s = st->rsin[l] + (size_t)p * half;
         for (int j = 0; j < H; j++) mf_rope_apply(q + ((size_t)r * H + j) * hd, c, s, hp->n_rot, hp->rope_neox);
         /* rotate k into a row buffer, then store k and v at the position's slot */
@@ -260,15 +266,17 @@ static void cpu_rope_kv(mf_backend *be, mf_bstate *st, int l, float *q, const fl
             mf_rope_apply(kr + (size_t)j * hd, c, s, hp->n_rot, hp->rope_neox);
         }
         const float *vr = v + (size_t)r * kvw;
+        /* the caches of the row's own sequence */
+        void *kc = mf_cpu_kv(st, 0, st->seq[r], l), *vc = mf_cpu_kv(st, 1, st->seq[r], l);
         if (st->o.kv_f16) {
-            uint16_t *kd = (uint16_t *)st->kc[l] + slot * kvw, *vd = (uint16_t *)st->vc[l] + slot * kvw;
+            uint16_t *kd = (uint16_t *)kc + slot * kvw, *vd = (uint16_t *)vc + slot * kvw;
             for (int i = 0; i < kvw; i++) {
                 kd[i] = mf_f32_to_fp16(kr[i]);
                 vd[i] = mf_f32_to_fp16(vr[i]);
             }
         } else {
-            memcpy((float *)st->kc[l] + slot * kvw, kr, sizeof(float) * (size_t)kvw);
-            memcpy((float *)st->vc[l] + slot * kvw, vr, sizeof(float) * (size_t)kvw);
+            memcpy((float *)kc + slot * kvw, kr, sizeof(float) * (size_t)kvw);
+            memcpy((float *)vc + slot * kvw, vr, sizeof(float) * (size_t)kvw);
         }
     }
 }

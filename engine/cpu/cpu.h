@@ -1,9 +1,9 @@
 /* cpu.h — internals of the CPU backend (the files of engine/cpu/), shared between them.
  *
  * Memory plan of a session (mf_bstate; every size from memory.h mf_mem_cpu_state):
- *   KV cache      per layer: K and V, [slots][n_kv_heads * head_dim], float32 or binary16;
- *                 slots = n_ctx, or a ring buffer for sliding-window layers (memory.h
- *                 mf_mem_kv_slots)
+ *   KV cache      per layer: K and V, [n_seq][slots][n_kv_heads * head_dim], float32 or
+ *                 binary16: one cache per sequence (mf_cpu_kv); slots = n_ctx, or a ring
+ *                 buffer for sliding-window layers (memory.h mf_mem_kv_slots)
  *   RoPE tables   cos/sin [n_ctx][n_rot/2] per distinct frequency set (rope.h), in double
  *                 precision rounded once, so every backend rotates by the same numbers
  *   scratch       converted activations (quant.h activation formats), FFN gate/up rows,
@@ -43,11 +43,11 @@ typedef struct cpu_backend {
 struct mf_bstate {
     const mf_model *m;
     mf_state_opts o;
-    /* the current step */
-    int n, pos0;
-    int32_t *tokens;              /* [max_batch] */
+    /* the current step: its rows' tokens, sequences and positions (backend.h mf_step) */
+    int n;
+    int32_t *tokens, *seq, *pos;  /* [max_batch] */
     /* KV cache */
-    void **kc, **vc;              /* [n_layers] -> [slots][kv_width] */
+    void **kc, **vc;              /* [n_layers] -> [n_seq][slots][kv_width] */
     int *slots;                   /* [n_layers] */
     int kv_width;                 /* n_kv_heads * head_dim */
     float *krow;                  /* [kv_width] one rotated key row before it is stored */
@@ -75,6 +75,13 @@ struct mf_bstate {
     mf_matmul_observer obs;
     void *obs_user;
 };
+
+/* Layer l's K (kv = 0) or V (kv = 1) cache of sequence s: [slots][kv_width] */
+static inline uint8_t *mf_cpu_kv(const mf_bstate *st, int kv, int s, int l)
+{
+    size_t seq_bytes = (size_t)st->slots[l] * (size_t)st->kv_width * (st->o.kv_f16 ? 2u : 4u);
+    return (uint8_t *)(kv ? st->vc : st->kc)[l] + (size_t)s * seq_bytes;
+}
 
 static inline void mf_cpu_observe(mf_bstate *st, const mf_weight *W, int matrix, const float *x, int rows)
 {

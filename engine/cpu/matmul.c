@@ -20,9 +20,12 @@
  *    MF_CPU_TILE_ROWS weight rows to float32 (it fits in L2) and multiplies it with all
  *    rows of x by a single-threaded sgemm. OpenBLAS runs single-threaded inside our pool, so
  *    the two never compete for cores. (An OpenBLAS that did not recognize the CPU falls back
- *    to SSE3 kernels three times slower than path 1; then path 1 is used.)
+ *    to SSE3 kernels three times slower than path 1; then path 1 is used.) Its sums are not
+ *    those of path 1, so a state of several sequences never takes it: there a row's result
+ *    must not depend on how many rows share its step (docs/batching.md §4).
  */
 #include "cpu.h"
+#include "memory.h"
 #include "quant.h"
 
 #include <math.h>
@@ -107,6 +110,13 @@ static void mm_task_blas(void *ctx, int task, int thread)
         for (int t = 0; t < j->rows; t++)
             for (int64_t o = 0; o < nr; o++) j->y[(int64_t)t * j->y_stride + r0 + o] += j->bias[r0 + o];
 }
+
+/* path 2 for this product? */
+static int use_blas(const cpu_backend *cb, const mf_bstate *st, uint32_t wtype, int rows)
+{
+    return cb->blas_ok && rows >= MF_CPU_BLAS_MIN_ROWS && mf_act_type(wtype) == MF_TYPE_F32 &&
+           mf_mem_n_seq(&st->o) == 1;
+}
 #endif
 
 void mf_cpu_matmul(cpu_backend *cb, mf_bstate *st, uint32_t wtype, const void *W, size_t row_bytes,
@@ -117,7 +127,7 @@ void mf_cpu_matmul(cpu_backend *cb, mf_bstate *st, uint32_t wtype, const void *W
                 .x = x, .x_stride = x_stride, .rows = rows, .y = y, .y_stride = y_stride,
                 .accumulate = accumulate, .bias = bias, .tmp = st->tmp, .deq = st->deq};
 #ifdef MF_HAVE_BLAS
-    if (cb->blas_ok && rows >= MF_CPU_BLAS_MIN_ROWS && mf_act_type(wtype) == MF_TYPE_F32) {
+    if (use_blas(cb, st, wtype, rows)) {
         mf_pool_run(cb->pool, mm_task_blas, &j, (int)((n_out + MF_CPU_TILE_ROWS - 1) / MF_CPU_TILE_ROWS));
         return;
     }
@@ -170,7 +180,7 @@ void mf_cpu_matmul_group(mf_backend *be, mf_bstate *st, int n, const mf_weight *
     for (int i = 0; i < n; i++) mf_cpu_observe(st, W[i], 0, x, rows);
     for (int i = 1; i < n; i++) same &= W[i]->type == W[0]->type && W[i]->ne[0] == W[0]->ne[0];
 #ifdef MF_HAVE_BLAS
-    same &= !(cb->blas_ok && rows >= MF_CPU_BLAS_MIN_ROWS && mf_act_type(W[0]->type) == MF_TYPE_F32);
+    same &= !use_blas(cb, st, W[0]->type, rows);
 #endif
     if (!same || rows > MF_CPU_QROWS) {
         for (int i = 0; i < n; i++) matmul_w(be, st, W[i], b[i], x, out[i], rows, 0);
