@@ -18,6 +18,7 @@
  *     sequence at once (from outside and from a delta callback); the schedule (every
  *     generating sequence advances each step, prompts in chunks of prompt_chunk); the end of
  *     the context; bad input to submit and to mf_session_step. */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -835,6 +836,43 @@ static void bad_input(void **state)
     mf_model_free(m);
 }
 
+/* `minfer bench --parallel`: a result per number of sequences, the per-sequence rate, and
+ * bad lists refused. */
+static void bench_parallel_cli(void **state)
+{
+    (void)state;
+    const char *path = mf_model_path("stories260K.gguf");
+    MF_REQUIRE_FILE(path);
+    const char *args[] = {"bench", "-m", path,       "-p",  "0",          "-n",  "4",      "-r", "1",
+                          "-t",    "1",  "--device", "cpu", "--parallel", "1,3", "--json", NULL};
+    mf_proc pr = mf_run_tool("minfer", args);
+    if (pr.rc) fail_msg("minfer bench: %s", pr.err);
+    const char *one = strstr(pr.out, "\"test\":\"tg4\""), *three = strstr(pr.out, "\"test\":\"tg4x3\"");
+    assert_non_null(one);
+    assert_non_null(three);
+    assert_non_null(strstr(one, "\"parallel\":1"));
+    double agg = mf_json_num(three, "tok_s_median"), each = mf_json_num(three, "tok_s_per_seq");
+    assert_true(agg > 0);
+    assert_true(fabs(each - agg / 3) <= 1e-3 * agg);
+    assert_true(mf_json_num(three, "parallel") == 3);
+    mf_proc_free(&pr);
+    /* a prompt test of a model without experts (its multiply-add count divided by zero
+     * experts once) */
+    const char *pp[] = {"bench", "-m", path, "-p", "8", "-n", "0", "-r", "1", "-t", "1", "--device", "cpu", NULL};
+    pr = mf_run_tool("minfer", pp);
+    if (pr.rc) fail_msg("minfer bench -p 8: exit %d %s", pr.rc, pr.err);
+    assert_non_null(strstr(pr.out, "pp8"));
+    mf_proc_free(&pr);
+    static const char *bad[] = {"0", "x", ",", "5000", "1,2,3,4,5,6,7,8,9"};
+    for (int i = 0; i < 5; i++) {
+        const char *a2[] = {"bench", "-m", path, "-n", "2", "--parallel", bad[i], NULL};
+        pr = mf_run_tool("minfer", a2);
+        assert_int_equal(pr.rc, 2);
+        if (!strstr(pr.err, "--parallel")) fail_msg("--parallel %s: %s", bad[i], pr.err);
+        mf_proc_free(&pr);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -847,6 +885,7 @@ int main(void)
         cmocka_unit_test(schedule_decode_never_waits),
         cmocka_unit_test(context_end),
         cmocka_unit_test(bad_input),
+        cmocka_unit_test(bench_parallel_cli),
     };
     return MF_RUN("batch", tests);
 }

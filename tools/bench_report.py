@@ -1,11 +1,15 @@
 #!/usr/bin/python3
-"""bench_report.py [--summary] [RESULTS.jsonl] — the markdown tables of docs/benchmarks.md and
-the README, made from the records `minfer bench --save` appended (never typed by hand).
+"""bench_report.py [--summary | --parallel] [RESULTS.jsonl] — the markdown tables of
+docs/benchmarks.md, docs/batching.md and the README, made from the records `minfer bench
+--save` appended (never typed by hand).
 
 Without --summary: one row per record. With --summary: one row per (device, model, test)
 over all its records: how many bench sessions, the median of their medians and the lowest
 and highest session median (the spread between sessions, which on a shared VM is larger
-than the spread inside one), and the median % roofline."""
+than the spread inside one), and the median % roofline. With --parallel: the runs of
+`minfer bench --parallel`, one row per number of sequences decoding together: the aggregate
+and per-sequence tok/s and the ratio to one sequence measured in the same run (alternating
+repetitions), with the load average the run started at."""
 import json
 import statistics
 import sys
@@ -42,12 +46,34 @@ def summary(rows):
               f"{min(meds):.2f} | {max(meds):.2f} | {roof} | {', '.join(dates)} |")
 
 
+def parallel(rows):
+    runs = {}
+    for r in rows:
+        if "parallel" in r:
+            runs.setdefault((r["date"], r["commit"], r["backend"], r["device"], r["model"], r["depth"]), []).append(r)
+    print("| date (UTC) | commit | device | model | depth | sequences | tok/s, all sequences | min | max | "
+          "tok/s per sequence | x one sequence | load |")
+    print("|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for (date, commit, backend, device, model, depth), rs in runs.items():
+        one = [r for r in rs if r["parallel"] == 1]
+        for r in sorted(rs, key=lambda r: r["parallel"]):
+            ratio = f"{r['tok_s_median'] / one[0]['tok_s_median']:.2f}" if one else "-"
+            load = f"{r['load_1m']:.2f}" if "load_1m" in r else "-"
+            print(f"| {date[:16].replace('T', ' ')} | {commit} | {backend}: {device.split(',')[0]} | {model} | {depth} | "
+                  f"{r['parallel']} | {r['tok_s_median']:.2f} | {r['tok_s_min']:.2f} | {r['tok_s_max']:.2f} | "
+                  f"{r['tok_s_per_seq']:.2f} | {ratio} | {load} |")
+
+
 def main():
     args = sys.argv[1:]
-    summ = "--summary" in args
-    args = [a for a in args if a != "--summary"]
+    mode = per_record
+    if "--summary" in args:
+        mode = summary
+    if "--parallel" in args:
+        mode = parallel
+    args = [a for a in args if a not in ("--summary", "--parallel")]
     rows = load(args[0] if args else "docs/bench-results.jsonl")
-    (summary if summ else per_record)(rows)
+    mode(rows)
 
 
 if __name__ == "__main__":
