@@ -62,4 +62,10 @@ void drv_progress_on_terminal(mf_session_opts *o, const mf_model *m);
 /* Seconds on a monotonic clock. */
 double drv_now(void);
 
+/* For commands that write a file (quantize, prune): installs SIGINT/SIGTERM/SIGHUP handlers
+ * that set the returned flag, which the GGUF writer polls before each tensor, so an
+ * interrupted write removes its temporary file and exits with the writer's error instead
+ * of leaving a partial file behind. A second signal ends the process at once. */
+const volatile sig_atomic_t *drv_interrupt_flag(void);
+
 #endif
