@@ -53,6 +53,7 @@ void mf_session_free(mf_session *s)
     }
     free(s->host_logits);
     free(s->hook_buf);
+    free(s->tokens);
     free(s);
 }
 
@@ -104,6 +105,8 @@ mf_session *mf_session_new(mf_model *m, const mf_session_opts *opts, mf_err *err
     s->o = o;
 
     s->logits_rows = mf_mem_logits_rows(hp, o.max_batch);
+    for (int l = 0; l < hp->n_layers; l++)
+        if (mf_layer_slides(hp, l)) s->swa_slots = mf_mem_kv_slots(hp, l, o.n_ctx, o.max_batch);
 
     s->bm = s->be->prepare(s->be, m, o.progress, o.progress_user, err);
     if (!s->bm) goto fail;
@@ -125,7 +128,8 @@ mf_session *mf_session_new(mf_model *m, const mf_session_opts *opts, mf_err *err
     b->attn_out = s->be->alloc(s->be, a.attn_out);
     b->logits = s->be->alloc(s->be, a.logits);
     s->host_logits = malloc(sizeof(float) * (size_t)hp->n_vocab);
-    if (!b->x || !b->h || !b->q || !b->k || !b->v || !b->attn_out || !b->logits || !s->host_logits) {
+    s->tokens = malloc(sizeof(int32_t) * (size_t)o.n_ctx);
+    if (!b->x || !b->h || !b->q || !b->k || !b->v || !b->attn_out || !b->logits || !s->host_logits || !s->tokens) {
         mf_errf(err, "out of memory for the activation buffers (%s)", s->be->name);
         goto fail;
     }
@@ -154,10 +158,14 @@ int mf_session_eval(mf_session *s, const int32_t *tokens, int n, float *all_logi
             s->be->read(s->be, s->buf.logits, (size_t)c * hp->n_vocab, all_logits + (size_t)done * hp->n_vocab, err))
             return -1;
         s->last_row = all_logits ? c - 1 : 0;
+        memcpy(s->tokens + s->pos, tokens + done, sizeof(int32_t) * (size_t)c);
+        /* the step overwrote the ring slots of positions pos + c - slots .. pos - 1 */
+        if (s->swa_slots && s->pos + c - s->swa_slots > s->swa_lo) s->swa_lo = s->pos + c - s->swa_slots;
         s->pos += c;
         done += c;
     }
     s->host_valid = 0;
+    s->logits_ok = 1;
     return 0;
 }
 
@@ -233,10 +241,49 @@ int mf_session_explain_nonfinite(mf_session *s, const int32_t *tokens, int n, mf
 int mf_session_pos(const mf_session *s) { return s->pos; }
 int mf_session_kv_f16(const mf_session *s) { return s->o.kv_f16; }
 int mf_session_n_ctx(const mf_session *s) { return s->n_ctx; }
+const mf_model *mf_session_model(const mf_session *s) { return s->m; }
 void mf_session_reset(mf_session *s)
 {
     s->pos = 0;
     s->host_valid = 0;
+    s->logits_ok = 0;
+    s->swa_lo = 0;
+}
+
+const int32_t *mf_session_tokens(const mf_session *s) { return s->tokens; }
+int mf_session_has_logits(const mf_session *s) { return s->pos > 0 && s->logits_ok; }
+
+/* docs/session.md §5: evaluating from position n, the query at n needs the keys of the W − 1
+ * positions before it; a sliding layer's ring still holds them when none was overwritten
+ * since, i.e. swa_lo <= n − W + 1 (everything from position 0 on before the ring wrapped). */
+static int can_rewind(const mf_session *s, int n)
+{
+    if (n == 0 || !s->swa_slots) return 1;
+    int need = n - s->m->hp.window + 1;
+    return s->swa_lo <= (need > 0 ? need : 0);
+}
+
+int mf_session_reusable(const mf_session *s, const int32_t *toks, int n)
+{
+    int k = 0;
+    while (k < n && k < s->pos && toks[k] == s->tokens[k]) k++;
+    return can_rewind(s, k) ? k : 0;
+}
+
+int mf_session_truncate(mf_session *s, int n, mf_err *err)
+{
+    if (n < 0 || n > s->pos) return mf_errf(err, "cannot keep %d tokens of a cache that holds %d", n, s->pos);
+    if (n == s->pos) return 0;
+    if (!can_rewind(s, n))
+        return mf_errf(err,
+                       "cannot go back to position %d: the sliding-window layers' rings (%d slots) no longer hold "
+                       "the positions before it",
+                       n, s->swa_slots);
+    s->pos = n;
+    s->logits_ok = 0;
+    s->host_valid = 0;
+    if (n == 0) s->swa_lo = 0;
+    return 0;
 }
 const mf_backend *mf_session_backend(const mf_session *s) { return s->be; }
 const char *mf_session_note(const mf_session *s) { return s->note[0] ? s->note : NULL; }

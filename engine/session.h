@@ -15,6 +15,10 @@ struct mf_session {
     mf_session_opts o;
     int n_ctx, max_batch, logits_rows;
     int pos;            /* tokens in the cache */
+    int32_t *tokens;    /* [n_ctx]: the ids of the cache's positions 0 .. pos-1 (prefix reuse) */
+    int logits_ok;      /* the logits buffer holds the logits of position pos-1 */
+    int swa_slots;      /* ring slots of the sliding-window layers (0: none slides) */
+    int swa_lo;         /* every position from swa_lo to pos-1 is still in those rings */
     mf_fwd_bufs buf;    /* activation buffers; logits: [logits_rows][n_vocab] */
     int last_row;       /* row of `logits` holding the last token's logits */
     float *host_logits; /* [n_vocab] */

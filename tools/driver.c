@@ -246,6 +246,20 @@ const volatile sig_atomic_t *drv_interrupt_flag(void)
     return &drv_interrupted;
 }
 
+int drv_chat_format(const mf_model *m)
+{
+    const char *tmpl = NULL;
+    mf_gguf_opt_str(m->gguf, "tokenizer.chat_template", NULL, &tmpl, NULL);
+    return mf_chat_detect(tmpl, m->hp.arch_name);
+}
+
+void drv_today(char *out, size_t cap)
+{
+    time_t now = time(NULL);
+    struct tm tmv;
+    strftime(out, cap, "%Y-%m-%d", localtime_r(&now, &tmv));
+}
+
 double drv_now(void)
 {
     struct timespec ts;

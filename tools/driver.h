@@ -59,6 +59,12 @@ char *drv_read_file(const char *cmd, const char *path, size_t *len);
  * read into memory (mf_session_opts.progress). */
 void drv_progress_on_terminal(mf_session_opts *o, const mf_model *m);
 
+/* The chat format of a model: from its tokenizer.chat_template and architecture
+ * (mf_chat_detect); MF_CHAT_NONE when nothing is recognized. */
+int drv_chat_format(const mf_model *m);
+/* Today's local date as YYYY-MM-DD (harmony's "Current date"). */
+void drv_today(char *out, size_t cap);
+
 /* Seconds on a monotonic clock. */
 double drv_now(void);
 
