@@ -152,7 +152,8 @@ int mf_batcher_submit(mf_batcher *b, const int32_t *prompt, int n, const mf_gen_
     int best = -1, best_score = -1, best_keep = 0;
     for (int i = 0; i < b->n_seq; i++) {
         if (b->seq[i].id >= 0) continue;
-        int keep = mf_session_seq_reusable(b->s, i, prompt, n);
+        /* the last prompt token is evaluated again, for its logits */
+        int keep = mf_session_seq_reusable(b->s, i, prompt, n - 1);
         int score = 2 * keep >= mf_session_seq_pos(b->s, i) ? keep : 0;
         if (score > best_score || (score == best_score && b->seq[i].used < b->seq[best].used)) {
             best = i;
@@ -171,7 +172,7 @@ int mf_batcher_submit(mf_batcher *b, const int32_t *prompt, int n, const mf_gen_
         mf_gen_free(g);
         return mf_errf(err, "out of memory");
     }
-    if (mf_session_seq_keep(b->s, best, best_keep, err)) {
+    if (mf_session_seq_truncate(b->s, best, best_keep, err)) {
         free(copy);
         mf_gen_free(g);
         return -1;

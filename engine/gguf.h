@@ -28,6 +28,7 @@
 #ifndef MF_GGUF_H
 #define MF_GGUF_H
 
+#include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -159,6 +160,10 @@ void mf_gguf_w_set_version(mf_gguf_writer *w, uint32_t version);
  * are left as holes (they read as zeros and take no disk space): a real-shaped file for
  * `inspect` and `plan` without generating gigabytes of weights. */
 void mf_gguf_w_set_sparse(mf_gguf_writer *w, int on);
+/* Cancellation: when *flag becomes non-zero (a driver's SIGINT/SIGTERM handler sets it) the
+ * write stops before the next tensor and fails like any other write: the temporary file
+ * is removed and nothing appears under the final name. flag may be NULL. */
+void mf_gguf_w_set_cancel(mf_gguf_writer *w, const volatile sig_atomic_t *flag);
 
 /* Scalars and strings. Keys are copied. general.alignment written with mf_gguf_w_u32 also
  * sets the alignment used for the data layout. Return 0 or -1 (out of memory). */

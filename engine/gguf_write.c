@@ -29,8 +29,9 @@ struct mf_gguf_writer {
     uint64_t n_kv;
     wtensor *t;
     uint64_t n_t, t_cap;
-    int oom;    /* sticky allocation failure */
-    int sparse; /* leave tensor data as holes (mf_gguf_w_set_sparse) */
+    int oom;                             /* sticky allocation failure */
+    int sparse;                          /* leave tensor data as holes (mf_gguf_w_set_sparse) */
+    const volatile sig_atomic_t *cancel; /* mf_gguf_w_set_cancel, may be NULL */
 };
 
 mf_gguf_writer *mf_gguf_writer_new(void)
@@ -53,6 +54,7 @@ void mf_gguf_writer_free(mf_gguf_writer *w)
 
 void mf_gguf_w_set_version(mf_gguf_writer *w, uint32_t version) { w->version = version; }
 void mf_gguf_w_set_sparse(mf_gguf_writer *w, int on) { w->sparse = on; }
+void mf_gguf_w_set_cancel(mf_gguf_writer *w, const volatile sig_atomic_t *flag) { w->cancel = flag; }
 
 static int put(mf_gguf_writer *w, const void *p, size_t n)
 {
@@ -281,6 +283,10 @@ static int write_stream(mf_gguf_writer *w, FILE *f, const char *path, mf_gguf_fi
     for (uint64_t i = 0; i < w->n_t; i++) {
         mf_gguf_tensor *t = &w->t[i].info;
         const void *src = w->t[i].data;
+        if (w->cancel && *w->cancel) {
+            mf_errf(err, "%s: interrupted before tensor '%s'; nothing was written", path, t->name);
+            goto done;
+        }
         if (w->sparse) {
             /* a hole the size of the tensor: the file system stores no blocks for it */
             if (fseeko(f, (off_t)t->nbytes, SEEK_CUR) != 0) goto io_error;

@@ -101,17 +101,6 @@ int mf_mem_kv_slots(const mf_hparams *hp, int l, int64_t n_ctx, int max_batch)
     return (int)(ring < n_ctx ? ring : n_ctx);
 }
 
-int mf_mem_kv_can_keep(const mf_hparams *hp, int64_t n_ctx, int max_batch, int held, int keep)
-{
-    if (keep <= 0) return 1;
-    if (keep > held) return 0;
-    int64_t first = keep - (int64_t)hp->window + 1; /* the oldest key the next query reads */
-    if (first < 0) first = 0;
-    for (int l = 0; l < hp->n_layers; l++)
-        if (mf_layer_slides(hp, l) && first < (int64_t)held - mf_mem_kv_slots(hp, l, n_ctx, max_batch)) return 0;
-    return 1;
-}
-
 /* K and V of one position of one layer: Hkv heads of hd elements each */
 static uint64_t kv_layer_position(const mf_hparams *hp, int elem_bytes)
 {

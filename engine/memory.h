@@ -89,14 +89,6 @@ void mf_mem_bytes_per_token(const mf_gguf *g, const mf_hparams *hp, const mf_lay
  * at a time (max_batch 1), the ring is the window itself. */
 int mf_mem_kv_slots(const mf_hparams *hp, int l, int64_t n_ctx, int max_batch);
 
-/* Whether a cache that holds positions 0 .. held − 1 of a sequence may be cut back to its
- * first `keep` positions and the sequence continued from position `keep` (prefix reuse): the
- * query at `keep` reads keys max(0, keep − W + 1) .. keep − 1, and a sliding layer's ring
- * has lost position t once position t + slots was written, i.e. every t < held − slots.
- * Full-attention layers lose nothing. keep = 0 is always possible; beyond that, a longer
- * keep is possible whenever a shorter one is (the condition only loosens as keep grows). */
-int mf_mem_kv_can_keep(const mf_hparams *hp, int64_t n_ctx, int max_batch, int held, int keep);
-
 /* K and V of one position over all layers, without any window: L · 2 · Hkv · hd · e. */
 uint64_t mf_mem_kv_per_position(const mf_hparams *hp, int elem_bytes);
 

@@ -90,7 +90,22 @@ int mf_session_pos(const mf_session *s);
 /* 1 when the session's KV cache is binary16, 0 for float32 (the default resolved). */
 int mf_session_kv_f16(const mf_session *s);
 int mf_session_n_ctx(const mf_session *s);
+const mf_model *mf_session_model(const mf_session *s);
 void mf_session_reset(mf_session *s);
+/* Prefix reuse (docs/session.md §5). The ids of the tokens the cache holds, in order:
+ * mf_session_pos(s) of them, valid until the session changes. */
+const int32_t *mf_session_tokens(const mf_session *s);
+/* How many leading tokens of toks[0..n) the cache can keep: their common prefix with
+ * mf_session_tokens — or 0 when a sliding-window layer's ring no longer holds the keys that
+ * evaluating from the end of that prefix would need (the caller then evaluates from the
+ * start). */
+int mf_session_reusable(const mf_session *s, const int32_t *toks, int n);
+/* Keep the first n tokens of the cache (0 <= n <= pos): the next eval continues at position
+ * n. -1 with err for an n out of range or one mf_session_reusable would not give. */
+int mf_session_truncate(mf_session *s, int n, mf_err *err);
+/* 1 when the logits of the cache's last token are available (an eval ended there; not
+ * after a truncation, a reset, or a step of other sequences). */
+int mf_session_has_logits(const mf_session *s);
 const mf_backend *mf_session_backend(const mf_session *s);
 /* A one-line note about the device choice (e.g. "no CUDA device (...); using the CPU"),
  * NULL when there is nothing to say. */
@@ -133,14 +148,9 @@ int mf_session_max_batch(const mf_session *s);
  * step, keep or reset. */
 const int32_t *mf_session_seq_tokens(const mf_session *s, int seq);
 int mf_session_seq_pos(const mf_session *s, int seq);
-/* How many leading tokens of prompt (n of them) sequence seq's cache holds and can keep:
- * the common prefix of the two, at most n − 1 (the last prompt token is evaluated again for
- * its logits), and 0 when a sliding-window ring has already overwritten keys that
- * continuing after that prefix needs (memory.h mf_mem_kv_can_keep). */
-int mf_session_seq_reusable(const mf_session *s, int seq, const int32_t *prompt, int n);
-/* Cut sequence seq's cache back to its first n positions (0: empty); -1 with err when a
- * sliding-window ring no longer holds what continuing from there needs. */
-int mf_session_seq_keep(mf_session *s, int seq, int n, mf_err *err);
+/* mf_session_reusable and mf_session_truncate for sequence seq. */
+int mf_session_seq_reusable(const mf_session *s, int seq, const int32_t *toks, int n);
+int mf_session_seq_truncate(mf_session *s, int seq, int n, mf_err *err);
 /* mf_session_explain_nonfinite for sequence seq: its last n tokens are evaluated again,
  * alone. Always -1. */
 int mf_session_seq_explain_nonfinite(mf_session *s, int seq, int n, mf_err *err);

@@ -65,7 +65,8 @@ static int copy_layer_array(mf_gguf_writer *w, const mf_gguf_kv *kv, const uint8
     return rc ? mf_errf(err, "out of memory copying key '%s'", kv->key) : 0;
 }
 
-int mf_prune_file(const char *in, const char *out, const int *drop, int n, mf_err *err)
+int mf_prune_file(const char *in, const char *out, const int *drop, int n, const volatile sig_atomic_t *cancel,
+                  mf_err *err)
 {
     mf_gguf *g = mf_gguf_open(in, err);
     if (!g) return -1;
@@ -113,6 +114,7 @@ int mf_prune_file(const char *in, const char *out, const int *drop, int n, mf_er
         goto done;
     }
     mf_gguf_w_set_version(w, mf_gguf_version(g));
+    mf_gguf_w_set_cancel(w, cancel);
     char bc_key[64];
     snprintf(bc_key, sizeof bc_key, "%s.block_count", hp.arch_name);
     size_t plen = strlen(hp.arch_name);

@@ -28,7 +28,9 @@ int mf_model_skip_layers(mf_model *m, const int *layers, int n, mf_err *err);
  *     the layer; that holds exactly when the number of dropped layers below every kept
  *     layer is a multiple of P.
  * Refused as well: an index out of range, a repeat, dropping every layer. OUT is written
- * through the GGUF writer (temporary file, renamed when complete); IN is only read. */
-int mf_prune_file(const char *in, const char *out, const int *drop, int n, mf_err *err);
+ * through the GGUF writer (temporary file, renamed when complete; a non-zero *cancel stops
+ * it, see mf_gguf_w_set_cancel; cancel may be NULL); IN is only read. */
+int mf_prune_file(const char *in, const char *out, const int *drop, int n, const volatile sig_atomic_t *cancel,
+                  mf_err *err);
 
 #endif

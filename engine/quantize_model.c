@@ -508,6 +508,7 @@ static int any_block_type(const mf_qplan *p)
 int mf_qplan_write(mf_qplan *p, const char *out, mf_err *err)
 {
     mf_gguf_writer *w = mf_gguf_writer_new();
+    if (w) mf_gguf_w_set_cancel(w, p->o.cancel);
     mf_pool *pool = mf_pool_new(p->o.n_threads);
     int64_t *index = malloc(sizeof *index * (size_t)(p->n ? p->n : 1));
     int rc = -1, have_ft = 0, have_qv = 0, qv = any_block_type(p);

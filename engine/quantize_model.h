@@ -42,6 +42,7 @@ typedef struct mf_quant_opts {
     int report;          /* compute every tensor's relative RMS error */
     mf_quant_progress progress;
     void *user;
+    const volatile sig_atomic_t *cancel; /* non-zero stops the write (mf_gguf_w_set_cancel) */
 } mf_quant_opts;
 
 typedef struct mf_qtensor {

@@ -124,6 +124,8 @@ mf_session *mf_session_new(mf_model *m, const mf_session_opts *opts, mf_err *err
     s->o = o;
 
     s->logits_rows = mf_mem_logits_rows(hp, o.max_batch, o.n_seq);
+    for (int l = 0; l < hp->n_layers; l++)
+        if (mf_layer_slides(hp, l)) s->swa_slots = mf_mem_kv_slots(hp, l, o.n_ctx, o.max_batch);
 
     s->bm = s->be->prepare(s->be, m, o.progress, o.progress_user, err);
     if (!s->bm) goto fail;
@@ -194,6 +196,8 @@ static int run_step(mf_session *s, const mf_seq_chunk *c, int n_chunks, int all_
     for (int i = 0, row = 0; i < n_chunks; i++) {
         mf_seq *q = &s->seq[c[i].seq];
         memcpy(q->tokens + q->pos, c[i].tokens, sizeof(int32_t) * (size_t)c[i].n);
+        /* the step overwrote the ring slots of positions pos + n − slots .. pos − 1 */
+        if (s->swa_slots && q->pos + c[i].n - s->swa_slots > q->swa_lo) q->swa_lo = q->pos + c[i].n - s->swa_slots;
         q->pos += c[i].n;
         if (all_rows) q->logits_row = c[i].n - 1;
         else if (c[i].logits) q->logits_row = row++;
@@ -284,29 +288,41 @@ int32_t mf_session_argmax(mf_session *s)
     return t < 0 ? -1 : t;
 }
 
-int mf_session_seq_reusable(const mf_session *s, int seq, const int32_t *prompt, int n)
+/* docs/session.md §5: evaluating from position n, the query at n needs the keys of the W − 1
+ * positions before it; a sliding layer's ring still holds them when none was overwritten
+ * since, i.e. swa_lo <= n − W + 1 (everything from position 0 on before the ring wrapped). */
+static int can_rewind(const mf_session *s, const mf_seq *q, int n)
+{
+    if (n == 0 || !s->swa_slots) return 1;
+    int need = n - s->m->hp.window + 1;
+    return q->swa_lo <= (need > 0 ? need : 0);
+}
+
+int mf_session_seq_reusable(const mf_session *s, int seq, const int32_t *toks, int n)
 {
     if (seq < 0 || seq >= s->n_seq) return 0;
     const mf_seq *q = &s->seq[seq];
-    int c = 0;
-    while (c < q->pos && c < n - 1 && q->tokens[c] == prompt[c]) c++;
-    return mf_mem_kv_can_keep(&s->m->hp, s->n_ctx, s->max_batch, q->pos, c) ? c : 0;
+    int k = 0;
+    while (k < n && k < q->pos && toks[k] == q->tokens[k]) k++;
+    return can_rewind(s, q, k) ? k : 0;
 }
 
-int mf_session_seq_keep(mf_session *s, int seq, int n, mf_err *err)
+int mf_session_seq_truncate(mf_session *s, int seq, int n, mf_err *err)
 {
     if (seq < 0 || seq >= s->n_seq)
         return mf_errf(err, "sequence %d does not exist (the session has %d)", seq, s->n_seq);
     mf_seq *q = &s->seq[seq];
-    if (n < 0 || n > q->pos) return mf_errf(err, "sequence %d holds %d positions: it cannot keep %d", seq, q->pos, n);
-    if (!mf_mem_kv_can_keep(&s->m->hp, s->n_ctx, s->max_batch, q->pos, n))
+    if (n < 0 || n > q->pos) return mf_errf(err, "cannot keep %d tokens of a cache that holds %d", n, q->pos);
+    if (n == q->pos) return 0;
+    if (!can_rewind(s, q, n))
         return mf_errf(err,
-                       "sequence %d cannot be cut back to %d of its %d positions: its sliding-window cache has "
-                       "overwritten keys that position %d attends to",
-                       seq, n, q->pos, n);
+                       "cannot go back to position %d: the sliding-window layers' rings (%d slots) no longer hold "
+                       "the positions before it",
+                       n, s->swa_slots);
     q->pos = n;
-    if (s->host_seq == seq) s->host_seq = -1;
     q->logits_row = -1;
+    if (s->host_seq == seq) s->host_seq = -1;
+    if (n == 0) q->swa_lo = 0;
     return 0;
 }
 
@@ -408,9 +424,19 @@ void mf_session_reset(mf_session *s)
     for (int i = 0; i < s->n_seq; i++) {
         s->seq[i].pos = 0;
         s->seq[i].logits_row = -1;
+        s->seq[i].swa_lo = 0;
     }
     s->host_seq = -1;
 }
+
+const mf_model *mf_session_model(const mf_session *s) { return s->m; }
+const int32_t *mf_session_tokens(const mf_session *s) { return s->seq[0].tokens; }
+int mf_session_has_logits(const mf_session *s) { return s->seq[0].pos > 0 && s->seq[0].logits_row >= 0; }
+int mf_session_reusable(const mf_session *s, const int32_t *toks, int n)
+{
+    return mf_session_seq_reusable(s, 0, toks, n);
+}
+int mf_session_truncate(mf_session *s, int n, mf_err *err) { return mf_session_seq_truncate(s, 0, n, err); }
 const mf_backend *mf_session_backend(const mf_session *s) { return s->be; }
 const char *mf_session_note(const mf_session *s) { return s->note[0] ? s->note : NULL; }
 

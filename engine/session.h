@@ -13,8 +13,12 @@ typedef struct mf_seq {
     int pos;         /* tokens in its cache */
     int32_t *tokens; /* [cap] the tokens its cache holds, positions 0 .. pos − 1 */
     int cap;
-    int logits_row; /* row of the session's logits holding its last token's, −1: none
-                          (it had no row with logits in the last step) */
+    /* row of the session's logits holding its last token's, −1: none (it had no row with
+     * logits in the last step) */
+    int logits_row;
+    /* every position from swa_lo to pos − 1 is still in the sliding-window layers' rings
+     * (docs/session.md §5) */
+    int swa_lo;
 } mf_seq;
 
 struct mf_session {
@@ -24,6 +28,7 @@ struct mf_session {
     mf_bstate *bst;
     mf_session_opts o;
     int n_ctx, max_batch, logits_rows, n_seq;
+    int swa_slots;      /* ring slots of the sliding-window layers (0: none slides) */
     mf_seq *seq;        /* [n_seq] */
     int32_t *step_rows; /* [4][max_batch] the step being built: tokens, sequences, positions,
                            rows with logits (backend.h mf_step) */

@@ -596,7 +596,9 @@ static void prefix_reuse(void **state)
     mf_model_free(m);
 }
 
-/* gpt-oss tiny: window 8 on layers 0 and 2; steps of at most 4 tokens make rings of 11. */
+/* gpt-oss tiny: window 8 on layers 0 and 2; steps of at most 4 tokens make rings of 11
+ * slots. A cache that has held 20 positions has lost those before 20 - 11 = 9 from its
+ * rings; going back to position k needs positions k - 7 .. k - 1. */
 static void ring_limits_reuse(void **state)
 {
     (void)state;
@@ -605,22 +607,13 @@ static void ring_limits_reuse(void **state)
     const mf_hparams *hp = &m->hp;
     assert_int_equal(hp->window, 8);
     assert_int_equal(mf_mem_kv_slots(hp, 0, 64, 4), 11);
-    /* by hand: 20 held, the oldest key position k's query needs is k - 7; positions before
-     * 20 - 11 = 9 are gone */
-    assert_true(mf_mem_kv_can_keep(hp, 64, 4, 20, 16));  /* needs 9 .. 15 */
-    assert_false(mf_mem_kv_can_keep(hp, 64, 4, 20, 15)); /* needs 8 */
-    assert_false(mf_mem_kv_can_keep(hp, 64, 4, 20, 5));  /* needs 0 .. 4 */
-    assert_true(mf_mem_kv_can_keep(hp, 64, 4, 20, 0));
-    assert_true(mf_mem_kv_can_keep(hp, 64, 4, 20, 20));
-    assert_false(mf_mem_kv_can_keep(hp, 64, 4, 20, 21));
-    assert_true(mf_mem_kv_can_keep(hp, 64, 4, 11, 3)); /* nothing overwritten yet */
-    assert_false(mf_mem_kv_can_keep(hp, 64, 4, 12, 3));
-
     int V = hp->n_vocab;
-    int32_t t[24], u[24];
+    int32_t t[24], u[24], w[24];
     fill(t, 24, V, 5);
     memcpy(u, t, sizeof t);
     fill(u + 15, 9, V, 6); /* u shares t's first 15 tokens */
+    memcpy(w, t, sizeof w);
+    fill(w + 16, 8, V, 7); /* w its first 16 */
     mf_session *ss = open_session(m, 2, 64, 4, 1);
     mf_err err;
     /* sequence 0 holds t[0..20) */
@@ -629,17 +622,23 @@ static void ring_limits_reuse(void **state)
         if (mf_session_step(ss, &ch, 1, &err)) fail_msg("%s", err.msg);
     }
     assert_int_equal(mf_session_seq_reusable(ss, 0, t, 24), 20);
-    assert_int_equal(mf_session_seq_reusable(ss, 0, u, 24), 0); /* 15 would be too short */
-    assert_int_equal(mf_session_seq_keep(ss, 0, 15, &err), -1);
+    assert_int_equal(mf_session_seq_reusable(ss, 0, w, 24), 16); /* needs 9 .. 15 */
+    assert_int_equal(mf_session_seq_reusable(ss, 0, u, 24), 0);  /* 15 needs 8 */
+    assert_int_equal(mf_session_seq_reusable(ss, 0, t, 5), 0);   /* 5 needs 0 .. 4 */
+    assert_int_equal(mf_session_seq_truncate(ss, 0, 15, &err), -1);
     assert_non_null(strstr(err.msg, "sliding-window"));
+    assert_int_equal(mf_session_seq_truncate(ss, 0, 21, &err), -1);
     /* keeping 16 and going on equals evaluating from scratch, bit for bit */
     float *kept = malloc(sizeof(float) * (size_t)V), *scratch = malloc(sizeof(float) * (size_t)V);
-    int32_t w[24];
-    memcpy(w, t, sizeof w);
-    fill(w + 16, 8, V, 7);
-    if (mf_session_seq_keep(ss, 0, 16, &err)) fail_msg("%s", err.msg);
-    for (int i = 16; i < 24; i += 4) {
-        mf_seq_chunk ch = {0, w + i, 4, 1};
+    if (mf_session_seq_truncate(ss, 0, 16, &err)) fail_msg("%s", err.msg);
+    mf_seq_chunk two = {0, w + 16, 2, 1};
+    if (mf_session_step(ss, &two, 1, &err)) fail_msg("%s", err.msg);
+    /* 18 positions now, but 18 and 19 were written over the slots of 7 and 8 before: the
+     * history counts, not only the length (a cache that only ever held 18 could go back
+     * to 15) */
+    assert_int_equal(mf_session_seq_reusable(ss, 0, u, 24), 0);
+    for (int i = 18; i < 24; i += 3) {
+        mf_seq_chunk ch = {0, w + i, 3, 1};
         if (mf_session_step(ss, &ch, 1, &err)) fail_msg("%s", err.msg);
     }
     memcpy(kept, mf_session_seq_logits(ss, 0, &err), sizeof(float) * (size_t)V);

@@ -750,6 +750,51 @@ static int fill_ones(void *user, uint64_t index, const mf_gguf_tensor *t, void *
     return 0;
 }
 
+/* Sets the cancel flag while tensor 1 is filled, as a signal handler would mid-write. */
+static int fill_then_cancel(void *user, uint64_t index, const mf_gguf_tensor *t, void *buf, mf_err *err)
+{
+    if (index == 1) *(volatile sig_atomic_t *)user = 1;
+    return fill_ones(NULL, index, t, buf, err);
+}
+
+/* An interrupted write (mf_gguf_w_set_cancel) ends like a failed one: an error naming the
+ * next tensor, no temporary file, and an existing file under the name untouched. */
+static void writer_cancel(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/mf-gguf-cancel-XXXXXX", path[64], ls[512];
+    assert_non_null(mkdtemp(dir));
+    snprintf(path, sizeof path, "%s/x.gguf", dir);
+    FILE *f = fopen(path, "wb");
+    assert_non_null(f);
+    fputs("earlier file", f);
+    assert_int_equal(fclose(f), 0);
+    mf_err err;
+    const int64_t ne[1] = {1024};
+    volatile sig_atomic_t cancel = 0;
+    mf_gguf_writer *w = mf_gguf_writer_new();
+    mf_gguf_w_set_cancel(w, &cancel);
+    for (int i = 0; i < 4; i++) {
+        char name[8];
+        snprintf(name, sizeof name, "t%d", i);
+        assert_int_equal(mf_gguf_w_tensor(w, name, MF_TYPE_F32, 1, ne, NULL, &err), i);
+    }
+    assert_int_equal(mf_gguf_w_write(w, path, fill_then_cancel, (void *)&cancel, &err), -1);
+    assert_non_null(strstr(err.msg, "interrupted before tensor 't2'; nothing was written"));
+    mf_list_dir(dir, ls, sizeof ls);
+    assert_string_equal(ls, "x.gguf");
+    char *text = mf_read_text(path, NULL);
+    assert_string_equal(text, "earlier file");
+    free(text);
+    /* a flag that stays 0 changes nothing */
+    cancel = 0;
+    mf_gguf_w_set_cancel(w, &cancel);
+    if (mf_gguf_w_write(w, path, fill_ones, NULL, &err)) fail_msg("%s", err.msg);
+    mf_gguf_writer_free(w);
+    unlink(path);
+    rmdir(dir);
+}
+
 /* The writer's file appears complete or not at all: a failed write (a fill error, a
  * file-size limit standing in for a full disk) leaves an existing file untouched and no
  * temporary file behind. */
@@ -994,7 +1039,7 @@ int main(void)
         cmocka_unit_test(writer_fill_error),    cmocka_unit_test(writer_atomic),
         cmocka_unit_test(writer_huge_sizes),    cmocka_unit_test(getters),
         cmocka_unit_test(many_names),           cmocka_unit_test(fuzz_seeds_are_valid),
-        cmocka_unit_test(writer_sparse),
+        cmocka_unit_test(writer_sparse),        cmocka_unit_test(writer_cancel),
     };
     return MF_RUN("gguf", tests);
 }

@@ -159,7 +159,7 @@ static void skip_is_prune(void **state)
     const char *src = stories(), *pruned = mf_tmp_path("pruned.gguf");
     const int drop[] = {2};
     mf_err err;
-    assert_int_equal(mf_prune_file(src, pruned, drop, 1, &err), 0);
+    assert_int_equal(mf_prune_file(src, pruned, drop, 1, NULL, &err), 0);
     const char *a1[] = {"perplexity",    "-m", src,      "-f", TEXT, "-c", "64", "--chunks", "3",
                         "--skip-layers", "2",  "--json", NULL};
     const char *a2[] = {"perplexity", "-m", pruned, "-f", TEXT, "-c", "64", "--chunks", "3", "--json", NULL};

@@ -122,7 +122,7 @@ static void stories_prune_is_skip(void **state)
     mf_err err;
     size_t len0, len1;
     uint8_t *before = mf_read_file(src, &len0);
-    if (mf_prune_file(src, out, drop, 2, &err)) fail_msg("%s", err.msg);
+    if (mf_prune_file(src, out, drop, 2, NULL, &err)) fail_msg("%s", err.msg);
     assert_pruned_copy(src, out, drop, 2);
     uint8_t *after = mf_read_file(src, &len1);
     assert_true(len0 == len1 && memcmp(before, after, len0) == 0); /* input untouched */
@@ -183,7 +183,7 @@ static void per_layer_arrays(void **state)
     write_with_layer_arrays(src, mid);
     const int drop[] = {3, 1};
     mf_err err;
-    if (mf_prune_file(mid, out, drop, 2, &err)) fail_msg("%s", err.msg);
+    if (mf_prune_file(mid, out, drop, 2, NULL, &err)) fail_msg("%s", err.msg);
     assert_pruned_copy(mid, out, drop, 2);
     mf_gguf *g = mf_gguf_open(out, &err);
     assert_non_null(g);
@@ -216,18 +216,18 @@ static void gpt_oss_keeps_layer_kinds(void **state)
     if (mkmodel(src, "--arch gpt-oss --preset tiny --seed 5 --threads 1") != 0) fail_msg("mkmodel failed");
     mf_err err;
     const int bad1[] = {1}, bad2[] = {0}, bad3[] = {0, 3}, good[] = {2, 3}, good2[] = {1, 2};
-    assert_int_equal(mf_prune_file(src, out, bad1, 1, &err), -1);
+    assert_int_equal(mf_prune_file(src, out, bad1, 1, NULL, &err), -1);
     assert_non_null(strstr(err.msg, "would move layer 2 (sliding-window attention) to index 1"));
     assert_non_null(strstr(err.msg, "multiple of 2"));
     assert_int_equal(access(out, F_OK), -1);
-    assert_int_equal(mf_prune_file(src, out, bad2, 1, &err), -1);
+    assert_int_equal(mf_prune_file(src, out, bad2, 1, NULL, &err), -1);
     assert_non_null(strstr(err.msg, "would move layer 1 (full attention) to index 0"));
-    assert_int_equal(mf_prune_file(src, out, bad3, 2, &err), -1);
+    assert_int_equal(mf_prune_file(src, out, bad3, 2, NULL, &err), -1);
     assert_int_equal(access(out, F_OK), -1);
 
     const int *drops[] = {good, good2};
     for (int k = 0; k < 2; k++) {
-        if (mf_prune_file(src, out, drops[k], 2, &err)) fail_msg("%s", err.msg);
+        if (mf_prune_file(src, out, drops[k], 2, NULL, &err)) fail_msg("%s", err.msg);
         assert_pruned_copy(src, out, drops[k], 2);
         mf_model *full = load(src), *pruned = load(out);
         assert_int_equal(pruned->hp.n_layers, 2);

@@ -21,6 +21,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "harness.h"
@@ -595,6 +597,69 @@ static void hostile(void **state)
     rmdir(tmpdir_path);
 }
 
+/* Ctrl-C during `minfer quantize`: the process is signalled once its first tensor is
+ * written (its progress line says so); it must stop with the writer's "interrupted" error,
+ * leave no temporary file and no output, and the input untouched. */
+static void interrupted(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/mf-quant-int-XXXXXX", src[64], out[64], ls[256];
+    assert_non_null(mkdtemp(dir));
+    snprintf(src, sizeof src, "%s/in.gguf", dir);
+    snprintf(out, sizeof out, "%s/out.gguf", dir);
+    /* 6 layers of 512 x 1536 F32 matrices: 43 tensors, long enough to be caught mid-way */
+    const char *mk[] = {"-o",         src, "--layers", "6",    "--dim",   "512", "--heads", "8",
+                        "--kv-heads", "8", "--ff",     "1536", "--vocab", "512", NULL};
+    mf_proc p = mf_run_tool("mkmodel", mk);
+    if (p.rc) fail_msg("mkmodel: %s", p.err);
+    mf_proc_free(&p);
+    size_t len0, len1;
+    uint8_t *orig = mf_read_file(src, &len0);
+
+    int errp[2];
+    assert_int_equal(pipe(errp), 0);
+    fflush(NULL);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        dup2(errp[1], 2);
+        close(errp[0]);
+        close(errp[1]);
+        execl(mf_tool_path("minfer"), "minfer", "quantize", src, out, "Q4_K", "--report", "-t", "1", (char *)NULL);
+        _exit(127);
+    }
+    close(errp[1]);
+    char err[8192];
+    size_t n = 0;
+    int signalled = 0;
+    for (;;) {
+        ssize_t r = read(errp[0], err + n, sizeof err - 1 - n);
+        if (r <= 0) break;
+        n += (size_t)r;
+        err[n] = 0;
+        if (!signalled && strstr(err, "[1/")) {
+            kill(pid, SIGINT);
+            signalled = 1;
+        }
+        if (n == sizeof err - 1) break;
+    }
+    close(errp[0]);
+    int st;
+    assert_int_equal(waitpid(pid, &st, 0), pid);
+    if (!signalled) fail_msg("no progress line seen: %s", err);
+    if (!WIFEXITED(st) || WEXITSTATUS(st) != 1 || !strstr(err, "interrupted before tensor") ||
+        !strstr(err, "nothing written to"))
+        fail_msg("status %d, stderr: %s", st, err);
+    mf_list_dir(dir, ls, sizeof ls);
+    assert_string_equal(ls, "in.gguf");
+    uint8_t *now = mf_read_file(src, &len1);
+    assert_true(len0 == len1 && memcmp(orig, now, len0) == 0);
+    free(now);
+    free(orig);
+    unlink(src);
+    rmdir(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -607,6 +672,7 @@ int main(void)
         cmocka_unit_test(logits_match_reference_py),
         cmocka_unit_test(imatrix_matches_reference),
         cmocka_unit_test(hostile),
+        cmocka_unit_test(interrupted),
     };
     int rc = MF_RUN("quantize", tests);
     unlink(mf_tmp_path("tiny8.gguf"));

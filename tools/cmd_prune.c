@@ -52,7 +52,7 @@ int mf_cmd_prune(int argc, char **argv)
     int *drop, n;
     if (drv_layer_list(C, "--drop-layers", list, &drop, &n)) return 2;
     mf_err err;
-    int rc = mf_prune_file(in, out, drop, n, &err);
+    int rc = mf_prune_file(in, out, drop, n, drv_interrupt_flag(), &err);
     free(drop);
     if (rc) {
         fprintf(stderr, "minfer prune: %s\n", err.msg);

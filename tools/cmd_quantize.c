@@ -93,6 +93,7 @@ int mf_cmd_quantize(int argc, char **argv)
     }
     o.target = pos[2];
     o.report = report;
+    o.cancel = drv_interrupt_flag();
     int64_t done_n = 0;
     o.progress = progress;
     o.user = &done_n;

@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <glob.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -218,6 +219,45 @@ void drv_progress_on_terminal(mf_session_opts *o, const mf_model *m)
         o->progress = progress_line;
         o->progress_user = (void *)m;
     }
+}
+
+/* The one flag a signal handler may set (C11 7.14.1.1: only a volatile sig_atomic_t object
+ * may be written from a handler), hence a file-scope variable. */
+static volatile sig_atomic_t drv_interrupted;
+
+static void drv_on_signal(int sig)
+{
+    if (drv_interrupted) {
+        /* second signal: the user insists; default action (terminate) */
+        signal(sig, SIG_DFL);
+        raise(sig);
+    }
+    drv_interrupted = 1;
+}
+
+const volatile sig_atomic_t *drv_interrupt_flag(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = drv_on_signal;
+    sigemptyset(&sa.sa_mask);
+    const int sigs[] = {SIGINT, SIGTERM, SIGHUP};
+    for (size_t i = 0; i < sizeof sigs / sizeof *sigs; i++) sigaction(sigs[i], &sa, NULL);
+    return &drv_interrupted;
+}
+
+int drv_chat_format(const mf_model *m)
+{
+    const char *tmpl = NULL;
+    mf_gguf_opt_str(m->gguf, "tokenizer.chat_template", NULL, &tmpl, NULL);
+    return mf_chat_detect(tmpl, m->hp.arch_name);
+}
+
+void drv_today(char *out, size_t cap)
+{
+    time_t now = time(NULL);
+    struct tm tmv;
+    strftime(out, cap, "%Y-%m-%d", localtime_r(&now, &tmv));
 }
 
 double drv_now(void)

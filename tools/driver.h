@@ -59,7 +59,19 @@ char *drv_read_file(const char *cmd, const char *path, size_t *len);
  * read into memory (mf_session_opts.progress). */
 void drv_progress_on_terminal(mf_session_opts *o, const mf_model *m);
 
+/* The chat format of a model: from its tokenizer.chat_template and architecture
+ * (mf_chat_detect); MF_CHAT_NONE when nothing is recognized. */
+int drv_chat_format(const mf_model *m);
+/* Today's local date as YYYY-MM-DD (harmony's "Current date"). */
+void drv_today(char *out, size_t cap);
+
 /* Seconds on a monotonic clock. */
 double drv_now(void);
+
+/* For commands that write a file (quantize, prune): installs SIGINT/SIGTERM/SIGHUP handlers
+ * that set the returned flag, which the GGUF writer polls before each tensor, so an
+ * interrupted write removes its temporary file and exits with the writer's error instead
+ * of leaving a partial file behind. A second signal ends the process at once. */
+const volatile sig_atomic_t *drv_interrupt_flag(void);
 
 #endif

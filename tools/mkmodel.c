@@ -59,6 +59,7 @@
 #include "quantize.h"
 #include "quantize_model.h"
 #include "types.h"
+#include "driver.h"
 
 #include <errno.h>
 #include <math.h>
@@ -1060,6 +1061,7 @@ static int mkmodel(cfg *c, mf_err *err)
     }
     if (check_with_minfer(w, c->out, 1, err)) goto done;
     mf_gguf_w_set_sparse(w, c->sparse);
+    mf_gguf_w_set_cancel(w, drv_interrupt_flag());
     rc = mf_gguf_w_write(w, c->out, fill, &p, err);
 done:
     mf_gguf_writer_free(w);

@@ -22,7 +22,7 @@ before(async () => {
   dir = mkdtempSync(join(tmpdir(), 'minfer-library-'));
   const model = join(dir, 'gpt-oss-tiny.gguf');
   execFileSync(`${process.env.MINFER_BIN}/mkmodel`, ['-o', model, '--arch', 'gpt-oss', '--preset', 'tiny', '--seed', '7'], { stdio: 'ignore' });
-  oss = await startServer([], { model });
+  oss = await startServer(['--ctx', '1024'], { model }); // the tools' developer message alone is ~450 tokens of this small vocabulary
   ossClient = new OpenAI({ baseURL: oss.base, apiKey: 'x', maxRetries: 0 });
 });
 

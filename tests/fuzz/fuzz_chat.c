@@ -128,7 +128,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         int32_t id = (int32_t)(p[0] | p[1] << 8) % (V + 2) - 1; /* -1 and V: ids outside the vocabulary */
         int stop = -1;
         int ch = mf_harmony_feed(&h, t, id, &stop);
-        if (ch < MF_HCH_NONE || ch > MF_HCH_FINAL || (stop != 0 && stop != 1)) __builtin_trap();
+        if (ch < MF_HCH_NONE || ch > MF_HCH_TOOL || (stop != 0 && stop != 1)) __builtin_trap();
         if (h.header_len >= sizeof h.header || h.header[h.header_len] != 0) __builtin_trap();
         if ((id == h.tok_return || id == h.tok_call) && !stop) __builtin_trap();
         if (stop) mf_harmony_init(&h, t);
