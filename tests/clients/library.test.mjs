@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import OpenAI from 'openai';
 import { ChatOpenAI } from '@langchain/openai';
-import { startServer, needsLibrary } from './server.mjs';
+import { startServer, needsLibrary, metric } from './server.mjs';
 
 let srv, client, oss, ossClient, dir;
 const PROMPT = 'Once upon a time';
@@ -111,7 +111,19 @@ test('tools: a history with an assistant tool call and the tool result renders a
   assert.ok(none.usage.prompt_tokens < r.usage.prompt_tokens, "tool_choice 'none' leaves the tools out of the prompt");
 }));
 
-test('--parallel 4: sequences decode together (the server says so)', (t) => {
+test('--parallel 4: four concurrent requests share forward steps', async (t) => {
   if (/one sequence at a time/.test(srv.log())) { t.skip("needs issue 14's library"); return; }
   assert.match(srv.log(), /4 sequences/);
+  const steps0 = await metric(srv.url, 'minfer_batch_steps_total');
+  const gen0 = await metric(srv.url, 'minfer_generated_tokens_total');
+  const ask = (i) => client.chat.completions.create({
+    model: 'x', messages: [{ role: 'user', content: `${PROMPT} ${i}` }], temperature: 0, max_tokens: 32,
+  });
+  const rs = await Promise.all([0, 1, 2, 3].map(ask));
+  const generated = (await metric(srv.url, 'minfer_generated_tokens_total')) - gen0;
+  const steps = (await metric(srv.url, 'minfer_batch_steps_total')) - steps0;
+  assert.equal(generated, rs.reduce((a, r) => a + r.usage.completion_tokens, 0));
+  // alone, every generated token takes a step of its own (and each prompt one more): shared
+  // steps are the only way to need fewer steps than tokens
+  assert.ok(steps < generated, `${steps} steps for ${generated} tokens: the sequences did not decode together`);
 });

@@ -215,6 +215,7 @@ static void update_metrics_locked(srv_queue *q)
     q->met.prompt_tokens = st.prompt_tokens;
     q->met.cached_tokens = st.cached_tokens;
     q->met.generated_tokens = st.generated_tokens;
+    q->met.steps = st.steps;
     q->met.decode_tok_s = st.decode_tok_s;
     q->met.active = q->n_running;
     q->met.queue_depth = q->depth;
