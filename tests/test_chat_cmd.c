@@ -127,6 +127,19 @@ static void context_limits(void **state)
     assert_int_equal(stats(p.err, 2, &P, &C, &E), -1);
     mf_proc_free(&p);
 
+    /* a stop string that cannot fit in the context, an empty one: one line each, exit 1 / 2 */
+    snprintf(args, sizeof args, "-m %s -c 8 --stop 'one two three four five six seven eight nine'", model);
+    p = chat("hi\n", args);
+    assert_int_equal(p.rc, 1);
+    assert_string_equal(p.err, "minfer chat: stop string 1 is 28 tokens long but the context holds 8\n");
+    assert_string_equal(p.out, "");
+    mf_proc_free(&p);
+    snprintf(args, sizeof args, "-m %s --stop ''", model);
+    p = chat("hi\n", args);
+    assert_int_equal(p.rc, 2);
+    assert_string_equal(p.err, "minfer chat: --stop needs a non-empty string\n");
+    mf_proc_free(&p);
+
     snprintf(args, sizeof args, "-m %s -c 40 --temp 0 --context-shift --system Tales", model);
     p = chat("Once upon a time\nThe end\n", args);
     if (p.rc != 0) fail_msg("exit %d: %s", p.rc, p.err);
