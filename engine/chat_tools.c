@@ -1,4 +1,4 @@
-/* chat_tools.c — function tools for the harmony format (contract: chat.h; docs/chat.md §5).
+/* chat_tools.c — function tools for the harmony format (contract: chat.h; docs/generate.md §6).
  *
  * The caller gives OpenAI's "tools" array as JSON text; the developer message lists the
  * functions in the TypeScript-like syntax gpt-oss was trained on:

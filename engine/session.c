@@ -253,7 +253,7 @@ void mf_session_reset(mf_session *s)
 const int32_t *mf_session_tokens(const mf_session *s) { return s->tokens; }
 int mf_session_has_logits(const mf_session *s) { return s->pos > 0 && s->logits_ok; }
 
-/* docs/session.md §5: evaluating from position n, the query at n needs the keys of the W − 1
+/* docs/generate.md §5: evaluating from position n, the query at n needs the keys of the W − 1
  * positions before it; a sliding layer's ring still holds them when none was overwritten
  * since, i.e. swa_lo <= n − W + 1 (everything from position 0 on before the ring wrapped). */
 static int can_rewind(const mf_session *s, int n)
