@@ -14,13 +14,14 @@
 
 #include "harness.h"
 
-/* Runs `minfer chat ARGS` with `input` on its stdin; stdout and stderr captured. */
-static mf_proc chat(const char *input, const char *args)
+/* Runs `minfer chat ARGS` with the n bytes of `input` on its stdin; stdout and stderr
+ * captured. */
+static mf_proc chat_n(const char *input, size_t n, const char *args)
 {
     const char *in = mf_tmp_path("chat.in"), *out = mf_tmp_path("chat.out"), *err = mf_tmp_path("chat.err");
     FILE *f = fopen(in, "wb");
     assert_non_null(f);
-    fputs(input, f);
+    assert_int_equal(fwrite(input, 1, n, f), n);
     fclose(f);
     char cmd[4096];
     snprintf(cmd, sizeof cmd, "%s chat %s --device cpu < %s > %s 2> %s", mf_tool_path("minfer"), args, in, out, err);
@@ -34,6 +35,8 @@ static mf_proc chat(const char *input, const char *args)
     unlink(err);
     return p;
 }
+
+static mf_proc chat(const char *input, const char *args) { return chat_n(input, strlen(input), args); }
 
 /* the numbers of the k-th statistics line: prompt P (C cached, E evaluated); -1 if absent */
 static int stats(const char *err, int k, int *p, int *c, int *e)
@@ -104,6 +107,18 @@ static void piped_conversation(void **state)
     assert_int_equal(C2, 1);
     assert_non_null(strstr(p.err, "new system prompt"));
     assert_non_null(strstr(p.err, "no system prompt"));
+    mf_proc_free(&p);
+
+    /* a line with a NUL byte is refused whole (its text would end there), and the next one
+     * is answered as a first message */
+    static const char nul[] = "Once upon\0 a time\nThe end\n";
+    p = chat_n(nul, sizeof nul - 1, args);
+    assert_int_equal(p.rc, 0);
+    assert_non_null(strstr(p.err, "minfer chat: the line holds a NUL byte, which is not text (not sent)\n"));
+    assert_int_equal(count_lines(p.out), 1);
+    assert_int_equal(stats(p.err, 0, &P1, &C1, &E1), 0);
+    assert_int_equal(C1, 0);
+    assert_int_equal(stats(p.err, 1, &P1, &C1, &E1), -1);
     mf_proc_free(&p);
 }
 

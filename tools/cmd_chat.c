@@ -170,7 +170,7 @@ static int edit_getc(FILE *f)
 #endif
 
 /* The next line without its end of line (malloc'd), NULL at the end of input; *interrupted
- * is set when Ctrl-C came instead of a line. */
+ * is 1 when Ctrl-C came instead of a line, -1 for a line refused with a message. */
 static char *read_line(const char *prompt, const volatile sig_atomic_t *stop, int *interrupted)
 {
     *interrupted = 0;
@@ -202,6 +202,12 @@ static char *read_line(const char *prompt, const volatile sig_atomic_t *stop, in
         return NULL;
     }
     while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r')) line[--n] = 0;
+    if (memchr(line, 0, (size_t)n)) {
+        /* the text would end at the NUL: refuse the line rather than send part of it */
+        fprintf(stderr, "minfer chat: the line holds a NUL byte, which is not text (not sent)\n");
+        line[0] = 0;
+        *interrupted = -1;
+    }
     return line;
 }
 
@@ -403,6 +409,10 @@ static void run_loop(chat *ch)
         else snprintf(prompt, sizeof prompt, "> ");
         int intr;
         char *line = read_line(prompt, ch->stop, &intr);
+        if (intr < 0) {
+            free(line);
+            continue;
+        }
         if (intr) {
             /* Ctrl-C at the prompt: a second one in a row ends the program (driver.c) */
             if (interactive) fputs("\n(Ctrl-C again, /exit or Ctrl-D to quit)\n", stdout);
