@@ -60,6 +60,7 @@ typedef struct capture {
     int n_lp;
     int32_t lp_id[MAX_DELTAS];
     float lp[MAX_DELTAS];
+    int n_top[MAX_DELTAS];
 } capture;
 
 static int on_delta(void *user, const mf_delta *d)
@@ -84,6 +85,7 @@ static int on_delta(void *user, const mf_delta *d)
     for (int i = 0; i < d->n_lp; i++) {
         assert_true(c->n_lp < MAX_DELTAS);
         c->lp_id[c->n_lp] = d->lp[i].id;
+        c->n_top[c->n_lp] = d->lp[i].n_top;
         c->lp[c->n_lp++] = d->lp[i].logprob;
     }
     return c->cancel_at && c->n >= c->cancel_at;
@@ -354,47 +356,54 @@ static void logprobs(void **state)
     (void)state;
     int V = llama->hp.n_vocab;
     float *logits = malloc(sizeof(float) * (size_t)V), *copy = malloc(sizeof(float) * (size_t)V);
-    mf_rng rng = {7};
+    /* with 3 alternatives, and with none (top_logprobs 0 once wrote top_id[-1]) */
     const char *stop[] = {"dog"};
-    mf_gen_params p = mf_gen_defaults();
-    p.sampler.temp = 0;
-    p.logprobs = 1;
-    p.top_logprobs = 3;
-    p.stop = stop;
-    p.n_stop = 1;
-    capture c = {0};
+    mf_gen_params p;
+    capture c;
     mf_err err;
-    mf_gen *g = mf_gen_new(llama, &p, on_delta, &c, &err);
-    assert_non_null(g);
-    assert_int_equal(mf_gen_wants_logits(g), 1);
-    int32_t want[4] = {tok(llama, "\xe2\x96\x81the"),
-                       tok(llama, "\xe2\x96\x81"
-                                  "cat"),
-                       tok(llama, "\xe2\x96\x81"),
-                       tok(llama, "\xe2\x96\x81"
-                                  "dog")};
-    int n = 0;
-    for (; n < 4; n++) {
-        for (int v = 0; v < V; v++) logits[v] = mf_rng_normal(&rng);
-        logits[want[n]] = 6.0f; /* greedy picks it */
-        memcpy(copy, logits, sizeof(float) * (size_t)V);
-        double z = 0;
-        for (int v = 0; v < V; v++) z += exp((double)copy[v] - 6.0);
-        int32_t got = mf_gen_next(g, logits, NULL, 0, 100);
-        /* the entry of this token: once delivered, its value */
-        if (n < 2) {
-            assert_int_equal(got, want[n]);
-            assert_int_equal(c.lp_id[n], want[n]);
-            assert_true(fabs(c.lp[n] - (float)(-log(z))) < 1e-5);
+    mf_gen *g;
+    for (int top = 3; top >= 0; top -= 3) {
+        mf_rng rng = {7};
+        p = mf_gen_defaults();
+        p.sampler.temp = 0;
+        p.logprobs = 1;
+        p.top_logprobs = top;
+        p.stop = stop;
+        p.n_stop = 1;
+        memset(&c, 0, sizeof c);
+        g = mf_gen_new(llama, &p, on_delta, &c, &err);
+        assert_non_null(g);
+        assert_int_equal(mf_gen_wants_logits(g), 1);
+        int32_t want[4] = {tok(llama, "\xe2\x96\x81the"),
+                           tok(llama, "\xe2\x96\x81"
+                                      "cat"),
+                           tok(llama, "\xe2\x96\x81"),
+                           tok(llama, "\xe2\x96\x81"
+                                      "dog")};
+        int n = 0;
+        for (; n < 4; n++) {
+            for (int v = 0; v < V; v++) logits[v] = mf_rng_normal(&rng);
+            logits[want[n]] = 6.0f; /* greedy picks it */
+            memcpy(copy, logits, sizeof(float) * (size_t)V);
+            double z = 0;
+            for (int v = 0; v < V; v++) z += exp((double)copy[v] - 6.0);
+            int32_t got = mf_gen_next(g, logits, NULL, 0, 100);
+            /* the entry of this token: once delivered, its value */
+            if (n < 2) {
+                assert_int_equal(got, want[n]);
+                assert_int_equal(c.lp_id[n], want[n]);
+                assert_true(fabs(c.lp[n] - (float)(-log(z))) < 1e-5);
+            }
+            if (got < 0) break;
         }
-        if (got < 0) break;
+        const mf_gen_result *r = mf_gen_status(g);
+        assert_int_equal(r->finish, MF_FINISH_STOP);
+        assert_string_equal(r->content, " the cat  "); /* up to the stop string " dog" starts */
+        assert_int_equal(c.n_lp, r->n_generated);
+        assert_memory_equal(c.lp_id, want, sizeof want);
+        mf_gen_free(g);
+        for (int k = 0; k < c.n_lp; k++) assert_int_equal(c.n_top[k], top);
     }
-    const mf_gen_result *r = mf_gen_status(g);
-    assert_int_equal(r->finish, MF_FINISH_STOP);
-    assert_string_equal(r->content, " the cat  "); /* up to the stop string " dog" starts */
-    assert_int_equal(c.n_lp, r->n_generated);
-    assert_memory_equal(c.lp_id, want, sizeof want);
-    mf_gen_free(g);
     free(logits);
     free(copy);
 
