@@ -232,7 +232,7 @@ static const char *call_name(const mf_chat_msg *msgs, int upto, const char *id)
     return NULL;
 }
 
-/* harmony (docs/chat.md §2, §5): the system message as the GGUF Jinja template renders it,
+/* harmony (docs/chat.md §2, docs/generate.md §6): the system message as the GGUF Jinja template renders it,
  * the system text as the developer message's "# Instructions", the tools as its "# Tools" */
 static int render_harmony(mf_sb *b, const conv *c, const mf_chat_opts *o, int gen, mf_err *err)
 {

@@ -60,7 +60,7 @@ const char *mf_role_name(int role);
  * NULL). Returns MF_CHAT_NONE when nothing matches. */
 int mf_chat_detect(const char *chat_template, const char *arch);
 
-/* A whole conversation rendered as the prompt (docs/chat.md §2, §5), ending with the
+/* A whole conversation rendered as the prompt (docs/chat.md §2, docs/generate.md §6), ending with the
  * assistant's generation prompt when add_generation_prompt. Returns a malloc'd
  * NUL-terminated string, NULL with err (an empty conversation, a message without content,
  * a role or tool the format cannot say, a bad effort or date, tools JSON that is invalid or
@@ -92,7 +92,7 @@ char *mf_chat_render(int fmt, const char *user, const mf_chat_opts *o, mf_err *e
  * template's special-token texts parsed, plain text not). Same contract as mf_tokenize. */
 int64_t mf_chat_tokenize(const mf_tokenizer *t, int fmt, const char *rendered, int32_t *out, int64_t cap, mf_err *err);
 
-/* Context shift (docs/chat.md §6): the messages to keep so that the rendered prompt has at
+/* Context shift (docs/generate.md §7): the messages to keep so that the rendered prompt has at
  * most max_tokens tokens. The leading system and developer messages are always kept; whole
  * turns (a user message and everything up to the next one) are dropped, oldest first; the
  * last user turn is never dropped. Writes the kept messages' indices into keep (at most n)
@@ -100,7 +100,7 @@ int64_t mf_chat_tokenize(const mf_tokenizer *t, int fmt, const char *rendered, i
 int mf_chat_fit(const mf_tokenizer *t, int fmt, const mf_chat_msg *msgs, int n, const mf_chat_opts *o, int max_tokens,
                 int *keep, mf_err *err);
 
-/* ---- tools (harmony; engine/chat_tools.c, docs/chat.md §5) ---- */
+/* ---- tools (harmony; engine/chat_tools.c, docs/generate.md §6) ---- */
 
 /* 0 when tools_json is an OpenAI "tools" array this build can render (each item
  * {"type": "function", "function": {"name", "description"?, "parameters"?}}, names of

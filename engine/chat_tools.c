@@ -1,4 +1,4 @@
-/* chat_tools.c — function tools for the harmony format (contract: chat.h; docs/chat.md §5).
+/* chat_tools.c — function tools for the harmony format (contract: chat.h; docs/generate.md §6).
  *
  * The caller gives OpenAI's "tools" array as JSON text; the developer message lists the
  * functions in the TypeScript-like syntax gpt-oss was trained on:
@@ -278,6 +278,37 @@ static char *deeper(const char *indent, const char *more)
     return s;
 }
 
+/* The variants of a oneOf list, one a line: " | TYPE // DESCRIPTION DEFAULT". A property's
+ * list (top = 0) ends each line with a newline; the schema's own (top = 1) starts each with
+ * one and writes even an enum's string default quoted (add_default). A variant's description is left out when it repeats
+ * the property's (pdesc), or, for the first variant, when it was said above the property.
+ * -1 out of memory (b->oom set). */
+static int variant_lines(mf_sb *b, const json_t *arr, const char *indent, int depth, int top, int above,
+                         const char *pdesc)
+{
+    char *in3 = deeper(indent, "   ");
+    if (!in3) {
+        b->oom = 1;
+        return -1;
+    }
+    size_t i;
+    json_t *v;
+    json_array_foreach((json_t *)arr, i, v) {
+        mf_sb_addf(b, top ? "\n%s | " : "%s | ", indent);
+        variant_type(b, v, in3, depth + 1);
+        const char *vdesc = str_of(v, "description");
+        const json_t *vd = json_object_get(v, "default");
+        int say_desc = !(i == 0 && above) && vdesc && !(pdesc && !strcmp(vdesc, pdesc));
+        if (say_desc || vd) mf_sb_add(b, " // ");
+        if (say_desc) mf_sb_add(b, vdesc);
+        if (say_desc && vd) mf_sb_add(b, " ");
+        if (vd) add_default(b, v, vd, top);
+        if (!top) mf_sb_add(b, "\n");
+    }
+    free(in3);
+    return 0;
+}
+
 /* a property whose schema is a oneOf list: its comments, then "key?:" and one variant a line */
 static void oneof_property(mf_sb *b, const char *key, const json_t *val, const json_t *arr, int required,
                            const char *indent, int depth)
@@ -296,27 +327,7 @@ static void oneof_property(mf_sb *b, const char *key, const json_t *val, const j
         mf_sb_add(b, "\n");
     }
     mf_sb_addf(b, "%s%s%s:\n", indent, key, required ? "" : "?");
-    char *in3 = deeper(indent, "   ");
-    if (!in3) {
-        b->oom = 1;
-        return;
-    }
-    size_t i;
-    json_t *v;
-    json_array_foreach((json_t *)arr, i, v) {
-        mf_sb_addf(b, "%s | ", indent);
-        variant_type(b, v, in3, depth + 1);
-        const char *vdesc = str_of(v, "description");
-        const json_t *vd = json_object_get(v, "default");
-        int say_desc = !(i == 0 && above) && vdesc && !(pdesc && !strcmp(vdesc, pdesc));
-        if (say_desc || vd) mf_sb_add(b, " // ");
-        if (say_desc) mf_sb_add(b, vdesc);
-        if (say_desc && vd) mf_sb_add(b, " ");
-        if (vd) add_default(b, v, vd, 0);
-        mf_sb_add(b, "\n");
-    }
-    mf_sb_addf(b, "%s,\n", indent);
-    free(in3);
+    if (variant_lines(b, arr, indent, depth, 0, above, pdesc) == 0) mf_sb_addf(b, "%s,\n", indent);
 }
 
 static void object_type(mf_sb *b, const json_t *s, const char *indent, int depth)
@@ -377,24 +388,7 @@ static void to_ts(mf_sb *b, const json_t *s, const char *indent, int depth)
     }
     const json_t *oneof = json_object_get(s, "oneOf"), *type = json_object_get(s, "type");
     if (json_is_array(oneof)) {
-        char *in3 = deeper(indent, "   ");
-        if (!in3) {
-            b->oom = 1;
-            return;
-        }
-        size_t i;
-        json_t *v;
-        json_array_foreach((json_t *)oneof, i, v) {
-            mf_sb_addf(b, "\n%s | ", indent);
-            variant_type(b, v, in3, depth + 1);
-            const char *vdesc = str_of(v, "description");
-            const json_t *vd = json_object_get(v, "default");
-            if (vdesc || vd) mf_sb_add(b, " // ");
-            if (vdesc) mf_sb_add(b, vdesc);
-            if (vdesc && vd) mf_sb_add(b, " ");
-            if (vd) add_default(b, v, vd, 1);
-        }
-        free(in3);
+        variant_lines(b, oneof, indent, depth, 1, 0, NULL);
         return;
     }
     if (json_is_array(type)) {

@@ -508,7 +508,7 @@ static void lp_fill(mf_gen *g, int i, const float *l)
     double lse = mx + log(z);
     lp_meta *m = &g->lpm[i];
     int n = 0;
-    for (int v = 0; v < V; v++) {
+    for (int v = 0; k > 0 && v < V; v++) { /* k = 0: no alternatives (top_id[n - 1] would be top_id[-1]) */
         if (n == k && !(l[v] > l[m->top_id[n - 1]])) continue;
         int j = n < k ? n++ : n - 1;
         while (j > 0 && l[v] > l[m->top_id[j - 1]]) {

@@ -92,7 +92,7 @@ int mf_session_kv_f16(const mf_session *s);
 int mf_session_n_ctx(const mf_session *s);
 const mf_model *mf_session_model(const mf_session *s);
 void mf_session_reset(mf_session *s);
-/* Prefix reuse (docs/session.md §5). The ids of the tokens the cache holds, in order:
+/* Prefix reuse (docs/generate.md §5). The ids of the tokens the cache holds, in order:
  * mf_session_pos(s) of them, valid until the session changes. */
 const int32_t *mf_session_tokens(const mf_session *s);
 /* How many leading tokens of toks[0..n) the cache can keep: their common prefix with

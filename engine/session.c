@@ -288,7 +288,7 @@ int32_t mf_session_argmax(mf_session *s)
     return t < 0 ? -1 : t;
 }
 
-/* docs/session.md §5: evaluating from position n, the query at n needs the keys of the W − 1
+/* docs/generate.md §5: evaluating from position n, the query at n needs the keys of the W − 1
  * positions before it; a sliding layer's ring still holds them when none was overwritten
  * since, i.e. swa_lo <= n − W + 1 (everything from position 0 on before the ring wrapped). */
 static int can_rewind(const mf_session *s, const mf_seq *q, int n)

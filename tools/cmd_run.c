@@ -12,29 +12,9 @@ static void usage(FILE *f)
     fprintf(
         f,
         "usage: minfer run [-m MODEL] (-p PROMPT | -f FILE) [options]\n"
-        "  -m, --model FILE        GGUF model (default: $MINFER_MODEL, weights/*.gguf, ../shared/models/stories260K.gguf)\n"
         "  -p, --prompt TEXT       prompt text\n"
         "  -f, --file FILE         read the prompt from a file\n"
-        "  -n, --n-predict N       tokens to generate (-1: until end of text or context; default -1)\n"
-        "  -c, --ctx-size N        context length (default: the model's, at most 4096)\n"
-        "  -t, --threads N         CPU threads (default: one per core)\n"
-        "  -b, --batch-size N      prompt tokens per forward step (default 512)\n"
-        "      --device D          auto | cpu | cuda (default auto)\n"
-        "      --temp T            temperature, 0 = greedy (default 0.8)\n"
-        "      --top-k K           (default 40, 0 = off)\n"
-        "      --top-p P           (default 0.95, 1 = off)\n"
-        "      --min-p P           (default 0.05, 0 = off)\n"
-        "      --repeat-penalty R  (default 1.0 = off)\n"
-        "      --repeat-last-n N   tokens the penalty looks back (default 64)\n"
-        "  -s, --seed S            random seed (default: from the clock; printed)\n"
-        "      --chat              wrap the prompt in the model's chat format\n"
-        "      --chat-format NAME  zephyr | llama2 | chatml | harmony (default: from the model)\n"
-        "      --system TEXT       system prompt for --chat\n"
-        "      --reasoning LEVEL   low | medium | high (harmony, default medium)\n"
-        "      --show-thinking     harmony: print the analysis channel to stderr\n"
-        "      --stop STRING       end the text before STRING (repeatable; not printed)\n"
-        "      --kv-f16            store the KV cache in binary16\n"
-        "      --no-graph          do not capture CUDA graphs\n"
+        "      --chat              wrap the prompt in the model's chat format (so does --chat-format)\n" DRV_GEN_USAGE
         "      --logits-out FILE   write the float32 logits of every prompt position\n"
         "                          ([n_tokens][n_vocab], row-major, little-endian)\n"
         "      --no-display-prompt do not echo the prompt\n"
@@ -42,107 +22,37 @@ static void usage(FILE *f)
 }
 
 typedef struct run_args {
-    const char *model, *prompt, *file, *device, *chat_format, *system, *reasoning, *logits_out, *skip;
-    int n_predict, n_ctx, n_threads, batch, chat, show_thinking, kv_f16, no_graph, echo;
-    int seed_given;
-    mf_sampler_params sp;
-    const char **stop; /* --stop, in the order given */
-    int n_stop;
+    drv_gen_args g; /* the options run shares with chat */
+    const char *prompt, *file, *logits_out, *skip;
+    int chat, echo;
 } run_args;
 
 static int parse(int argc, char **argv, run_args *a)
 {
     memset(a, 0, sizeof *a);
-    /* at most one stop string per argument: argv's count bounds the list */
-    a->stop = calloc((size_t)argc, sizeof *a->stop);
-    if (!a->stop) {
-        fprintf(stderr, "minfer run: out of memory\n");
-        return -1;
-    }
-    a->n_predict = -1;
-    a->batch = 512;
-    a->device = "auto";
-    a->echo = 1;
-    a->kv_f16 = -1;
-    a->sp = mf_sampler_defaults();
     const char *C = "run";
+    if (drv_gen_args_init(C, &a->g, argc)) return -1;
+    a->echo = 1;
     for (int i = 1; i < argc; i++) {
         const char *o = argv[i], *v;
+        int shared = drv_gen_option(C, argc, argv, &i, &a->g);
+        if (shared < 0) return -1;
+        if (shared) continue;
 #define VAL()                                              \
     do {                                                   \
         if (!(v = drv_next(C, argc, argv, &i))) return -1; \
     } while (0)
         if (!strcmp(o, "-h") || !strcmp(o, "--help")) {
             usage(stdout);
-            free(a->stop);
+            drv_gen_args_free(&a->g);
             exit(0);
-        } else if (!strcmp(o, "-m") || !strcmp(o, "--model")) {
-            VAL();
-            a->model = v;
         } else if (!strcmp(o, "-p") || !strcmp(o, "--prompt")) {
             VAL();
             a->prompt = v;
         } else if (!strcmp(o, "-f") || !strcmp(o, "--file")) {
             VAL();
             a->file = v;
-        } else if (!strcmp(o, "-n") || !strcmp(o, "--n-predict")) {
-            VAL();
-            if (drv_int(C, o, v, -1, 1 << 24, &a->n_predict)) return -1;
-        } else if (!strcmp(o, "-c") || !strcmp(o, "--ctx-size")) {
-            VAL();
-            if (drv_int(C, o, v, 1, 1 << 24, &a->n_ctx)) return -1;
-        } else if (!strcmp(o, "-t") || !strcmp(o, "--threads")) {
-            VAL();
-            if (drv_int(C, o, v, 1, 1024, &a->n_threads)) return -1;
-        } else if (!strcmp(o, "-b") || !strcmp(o, "--batch-size")) {
-            VAL();
-            if (drv_int(C, o, v, 1, 1 << 16, &a->batch)) return -1;
-        } else if (!strcmp(o, "--device")) {
-            VAL();
-            a->device = v;
-        } else if (!strcmp(o, "--temp")) {
-            VAL();
-            if (drv_float(C, o, v, 0, 100, &a->sp.temp)) return -1;
-        } else if (!strcmp(o, "--top-k")) {
-            VAL();
-            if (drv_int(C, o, v, 0, 1 << 24, &a->sp.top_k)) return -1;
-        } else if (!strcmp(o, "--top-p")) {
-            VAL();
-            if (drv_float(C, o, v, 0, 1, &a->sp.top_p)) return -1;
-        } else if (!strcmp(o, "--min-p")) {
-            VAL();
-            if (drv_float(C, o, v, 0, 1, &a->sp.min_p)) return -1;
-        } else if (!strcmp(o, "--repeat-penalty")) {
-            VAL();
-            if (drv_float(C, o, v, 0.01, 100, &a->sp.repeat_penalty)) return -1;
-        } else if (!strcmp(o, "--repeat-last-n")) {
-            VAL();
-            if (drv_int(C, o, v, 0, 1 << 24, &a->sp.repeat_last_n)) return -1;
-        } else if (!strcmp(o, "-s") || !strcmp(o, "--seed")) {
-            VAL();
-            if (drv_u64(C, o, v, &a->sp.seed)) return -1;
-            a->seed_given = 1;
         } else if (!strcmp(o, "--chat")) a->chat = 1;
-        else if (!strcmp(o, "--chat-format")) {
-            VAL();
-            a->chat_format = v;
-            a->chat = 1;
-        } else if (!strcmp(o, "--system")) {
-            VAL();
-            a->system = v;
-        } else if (!strcmp(o, "--reasoning")) {
-            VAL();
-            a->reasoning = v;
-        } else if (!strcmp(o, "--show-thinking")) a->show_thinking = 1;
-        else if (!strcmp(o, "--stop")) {
-            VAL();
-            if (!v[0]) {
-                fprintf(stderr, "minfer run: --stop needs a non-empty string\n");
-                return -1;
-            }
-            a->stop[a->n_stop++] = v;
-        } else if (!strcmp(o, "--kv-f16")) a->kv_f16 = 1;
-        else if (!strcmp(o, "--no-graph")) a->no_graph = 1;
         else if (!strcmp(o, "--logits-out")) {
             VAL();
             a->logits_out = v;
@@ -164,12 +74,8 @@ static int parse(int argc, char **argv, run_args *a)
         fprintf(stderr, "minfer run: -p and -f are exclusive\n");
         return -1;
     }
-    if (a->reasoning && strcmp(a->reasoning, "low") && strcmp(a->reasoning, "medium") && strcmp(a->reasoning, "high")) {
-        fprintf(stderr, "minfer run: bad value '%s' for --reasoning (expected low, medium or high)\n", a->reasoning);
-        return -1;
-    }
-    if (!a->seed_given) a->sp.seed = (uint64_t)time(NULL);
-    return 0;
+    if (a->g.chat_format) a->chat = 1;
+    return drv_gen_args_finish(C, &a->g);
 }
 
 /* Streams bytes to a FILE, holding back an unfinished UTF-8 character at the end until the
@@ -229,12 +135,12 @@ int mf_cmd_run(int argc, char **argv)
 {
     run_args a;
     if (parse(argc, argv, &a)) {
-        free(a.stop);
+        drv_gen_args_free(&a.g);
         return 2;
     }
-    const char *path = a.model ? a.model : drv_default_model();
+    const char *path = a.g.model ? a.g.model : drv_default_model();
     if (!path) {
-        free(a.stop);
+        drv_gen_args_free(&a.g);
         return 1;
     }
     /* the prompt's exact bytes: a file may hold NULs, which are text like any other byte
@@ -243,7 +149,7 @@ int mf_cmd_run(int argc, char **argv)
     char *text = a.file ? drv_read_file("run", a.file, &text_len) : strdup(a.prompt);
     if (!text) {
         if (!a.file) fprintf(stderr, "minfer run: out of memory\n");
-        free(a.stop);
+        drv_gen_args_free(&a.g);
         return 1;
     }
     if (!a.file) text_len = strlen(text);
@@ -264,13 +170,7 @@ int mf_cmd_run(int argc, char **argv)
         goto done;
     }
     if (drv_skip_layers("run", m, a.skip)) goto done;
-    mf_session_opts so = mf_session_defaults();
-    so.device = a.device;
-    so.n_threads = a.n_threads;
-    so.n_ctx = a.n_ctx;
-    so.max_batch = a.batch;
-    so.kv_f16 = a.kv_f16;
-    so.no_graph = a.no_graph;
+    mf_session_opts so = drv_gen_session_opts(&a.g);
     drv_progress_on_terminal(&so, m);
     s = mf_session_new(m, &so, &err);
     if (!s) {
@@ -283,12 +183,8 @@ int mf_cmd_run(int argc, char **argv)
     /* the prompt: raw, or rendered in the chat format */
     int fmt = MF_CHAT_NONE;
     if (a.chat) {
-        if (a.chat_format) {
-            fmt = mf_chat_format_from_name(a.chat_format);
-            if (fmt < 0) {
-                fprintf(stderr, "minfer run: unknown chat format '%s'\n", a.chat_format);
-                goto done;
-            }
+        if (a.g.chat_format) {
+            fmt = mf_chat_format_from_name(a.g.chat_format);
         } else {
             fmt = drv_chat_format(m);
             if (fmt == MF_CHAT_NONE) {
@@ -304,7 +200,7 @@ int mf_cmd_run(int argc, char **argv)
         }
         char date[16];
         drv_today(date, sizeof date);
-        mf_chat_opts co = {.system = a.system, .reasoning = a.reasoning, .date = date};
+        mf_chat_opts co = {.system = a.g.system, .reasoning = a.g.reasoning, .date = date};
         rendered = mf_chat_render(fmt, text, &co, &err);
         if (!rendered) {
             fprintf(stderr, "minfer run: %s\n", err.msg);
@@ -337,16 +233,16 @@ int mf_cmd_run(int argc, char **argv)
     mf_tokenize(m->tok, prompt, prompt_len, 1, rendered != NULL, ids, n, &err);
 
     mf_gen_params gp = mf_gen_defaults();
-    gp.sampler = a.sp;
-    gp.max_tokens = a.n_predict;
-    gp.stop = a.stop;
-    gp.n_stop = a.n_stop;
+    gp.sampler = a.g.sp;
+    gp.max_tokens = a.g.n_predict;
+    gp.stop = a.g.stop;
+    gp.n_stop = a.g.n_stop;
     gp.format = fmt;
     if (mf_gen_check(m, &gp, n_ctx, &err)) {
         fprintf(stderr, "minfer run: %s\n", err.msg);
         goto done;
     }
-    run_out out = {.out = {.f = stdout}, .think = {.f = stderr}, .show_thinking = a.show_thinking};
+    run_out out = {.out = {.f = stdout}, .think = {.f = stderr}, .show_thinking = a.g.show_thinking};
     if (a.echo && !rendered) out_bytes(&out.out, text, text_len);
 
     /* --logits-out: the prompt evaluated here with every row's logits; the generation then
@@ -392,7 +288,7 @@ int mf_cmd_run(int argc, char **argv)
     if (r.finish == MF_FINISH_CONTEXT)
         fprintf(stderr, "minfer: stopped at the end of the context (%d tokens)\n", n_ctx);
     fprintf(stderr, "minfer: %s on %s: %s, seed %llu\n", path, be->name, be->device_name,
-            (unsigned long long)a.sp.seed);
+            (unsigned long long)a.g.sp.seed);
     fprintf(stderr, "load:     %8.1f ms\n", t_load * 1e3);
     fprintf(stderr, "prompt:   %5lld tokens in %8.1f ms (%8.1f tok/s)\n", (long long)n, t_prompt * 1e3,
             n / (t_prompt > 0 ? t_prompt : 1e-9));
@@ -413,7 +309,7 @@ done:
     free(ids);
     free(rendered);
     free(text);
-    free(a.stop);
+    drv_gen_args_free(&a.g);
     mf_session_free(s);
     mf_model_free(m);
     return rc;
