@@ -93,17 +93,8 @@ void mf_matmul_rows_scalar(uint32_t wtype, const void *W, int64_t n_in, int64_t 
                            const void *qx, size_t qx_stride, int n_tok, float *y,
                            int64_t y_stride);
 
-/* The AVX2/FMA kernels (quant_avx2.c); present only when the compiler targets AVX2, FMA and
- * F16C (the fp16 scale conversions; every AVX2 CPU has it). */
-#if defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
-#define MF_QUANT_AVX2 1
-void mf_quantize_act_avx2(uint32_t wtype, const float *x, void *qx, int64_t n);
-void mf_matmul_rows_avx2(uint32_t wtype, const void *W, int64_t n_in, int64_t r0, int64_t r1,
-                         const void *qx, size_t qx_stride, int n_tok, float *y,
-                         int64_t y_stride);
-
-/* Block geometry for the SIMD kernels of quant_avx2.c and quant_avx512.c (quant-formats.md
- * §1-4, mxfp4.md §2). The same numbers as mf_type_get(), written as switches on purpose:
+/* Block geometry for the fast path: the SIMD kernels, the scalar twin and the packed layout
+ * (quant-formats.md §1-4, mxfp4.md §2). The same numbers as mf_type_get(), written as switches on purpose:
  * the kernels are instantiated per type, so these fold to constants inside the loops. */
 /* Bytes of one block of a 32-element type (Q4_0 .. Q8_0, MXFP4). */
 static inline size_t mf_simd_bytes32(uint32_t wt)
@@ -139,6 +130,15 @@ static inline int mf_simd_k_dmin_at(uint32_t wt)
 {
     return wt == MF_TYPE_Q2_K ? 82 : wt == MF_TYPE_Q4_K || wt == MF_TYPE_Q5_K ? 2 : -1;
 }
+/* The AVX2/FMA kernels (quant_avx2.c); present only when the compiler targets AVX2, FMA and
+ * F16C (the fp16 scale conversions; every AVX2 CPU has it). */
+#if defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
+#define MF_QUANT_AVX2 1
+void mf_quantize_act_avx2(uint32_t wtype, const float *x, void *qx, int64_t n);
+void mf_matmul_rows_avx2(uint32_t wtype, const void *W, int64_t n_in, int64_t r0, int64_t r1,
+                         const void *qx, size_t qx_stride, int n_tok, float *y,
+                         int64_t y_stride);
+
 /* mf_e8m0_half(e) for every e, as float bit patterns (quant_avx2.c): the MXFP4 block scale
  * by one table load instead of the branchy definition. */
 extern const uint32_t mf_e8m0_half_bits[256];

@@ -198,12 +198,13 @@ INLINE __m256i block_dot(uint32_t wt, __m256i u, __m256i av, __m256i bias)
     return dot_u8s8(bias, u, av);
 }
 
-/* The 4 lanes of a reduce4 accumulator -> 4 results: lanes i and i + 4 summed (after
- * undoing the ×16 of the high nibbles), plus the min terms. */
-INLINE __m128 fold4(uint32_t wt, __m256 acc, __m128 mins)
+/* A reduce4 result -> the 4 whole-block integer sums: lanes i and i + 4 added, after
+ * undoing the ×16 of the high nibbles (exact: those lanes are multiples of 16). */
+INLINE __m128i fold4(uint32_t wt, __m256i v)
 {
-    if (high_x16(wt)) acc = _mm256_mul_ps(acc, _mm256_setr_ps(1, 1, 1, 1, 0.0625f, 0.0625f, 0.0625f, 0.0625f));
-    return _mm_add_ps(_mm_add_ps(_mm256_castps256_ps128(acc), _mm256_extractf128_ps(acc, 1)), mins);
+    __m128i hi = _mm256_extracti128_si256(v, 1);
+    if (high_x16(wt)) hi = _mm_srai_epi32(hi, 4);
+    return _mm_add_epi32(_mm256_castsi256_si128(v), hi);
 }
 
 INLINE float min32(uint32_t wt, const uint8_t *blk) { return mf_simd_has_min32(wt) ? h2f(blk + 2) : 0.0f; }
@@ -230,8 +231,11 @@ INLINE __m128 scales4(uint32_t wt, const uint8_t *blk, size_t rb, int R)
 }
 
 /* y[t·ys + r] = row r · token t for r < R, t < T; x points at token 0's mf_act32 blocks.
- * T = 1: the four block sums of R <= 4 rows (missing rows padded with zeros) share one
- * accumulator. T = 4: each row's four token sums share one accumulator. */
+ * T = 1: the block sums of R <= 4 rows (missing rows padded with zeros) share one
+ * accumulator, a lane per row. T = 4: each row's four token sums share one, a lane per
+ * token. Either way every (row, token) pair gets the canonical steps of quant.h, block
+ * after block: acc = fma(float(isum), d_w·d_x, acc), then acc = fma(m, s, acc) for the
+ * types with a min. */
 INLINE void tile32(const uint32_t wt, const int R, const int T, const uint8_t *w, size_t rb,
                    const uint8_t *x, size_t xs, int64_t nb, float *y, int64_t ys, const uint8_t *pf)
 {
@@ -239,25 +243,23 @@ INLINE void tile32(const uint32_t wt, const int R, const int T, const uint8_t *w
     const __m256i zero = _mm256_setzero_si256();
     if (T == 1) {
         const mf_act32 *a = (const mf_act32 *)x;
-        __m256 acc = _mm256_setzero_ps();
-        __m128 mins = _mm_setzero_ps();
+        __m128 acc = _mm_setzero_ps();
         for (int64_t b = 0; b < nb; b++, a++) {
             __m256i av = load32(a->qs), bias = bias32(wt, a), v[4] = {zero, zero, zero, zero};
             const uint8_t *blk = w + b * bb;
             prefetch_span(pf, (size_t)b * R * bb, R * bb);
             for (int r = 0; r < R; r++) v[r] = block_dot(wt, codes32(wt, blk + r * rb), av, bias);
             __m128 d4 = _mm_mul_ps(scales4(wt, blk, rb, R), _mm_set1_ps(a->d));
-            acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(reduce4(v[0], v[1], v[2], v[3])), _mm256_set_m128(d4, d4), acc);
-            if (mf_simd_has_min32(wt)) mins = _mm_fmadd_ps(f16x4(blk, rb, R, 2), _mm_set1_ps(a->s), mins);
+            acc = _mm_fmadd_ps(_mm_cvtepi32_ps(fold4(wt, reduce4(v[0], v[1], v[2], v[3]))), d4, acc);
+            if (mf_simd_has_min32(wt)) acc = _mm_fmadd_ps(f16x4(blk, rb, R, 2), _mm_set1_ps(a->s), acc);
         }
         float out[4];
-        _mm_storeu_ps(out, fold4(wt, acc, mins));
+        _mm_storeu_ps(out, acc);
         for (int r = 0; r < R; r++) y[r] = out[r];
         return;
     }
-    __m256 acc[4];
-    __m128 mins[4];
-    for (int r = 0; r < R; r++) acc[r] = _mm256_setzero_ps(), mins[r] = _mm_setzero_ps();
+    __m128 acc[4];
+    for (int r = 0; r < R; r++) acc[r] = _mm_setzero_ps();
     for (int64_t b = 0; b < nb; b++) {
         prefetch_span(pf, (size_t)b * R * bb, R * bb);
         const mf_act32 *a[4];
@@ -267,21 +269,21 @@ INLINE void tile32(const uint32_t wt, const int R, const int T, const uint8_t *w
             av[t] = load32(a[t]->qs);
             bias[t] = bias32(wt, a[t]);
         }
-        __m128 d4 = _mm_setr_ps(a[0]->d, a[1]->d, a[2]->d, a[3]->d);
-        __m256 ad = _mm256_set_m128(d4, d4);
+        __m128 dx = _mm_setr_ps(a[0]->d, a[1]->d, a[2]->d, a[3]->d);
         __m128 s4 = mf_simd_has_min32(wt) ? _mm_setr_ps(a[0]->s, a[1]->s, a[2]->s, a[3]->s) : _mm_setzero_ps();
         for (int r = 0; r < R; r++) {
             const uint8_t *blk = w + r * rb + b * bb;
             __m256i u = codes32(wt, blk);
             __m256i v = reduce4(block_dot(wt, u, av[0], bias[0]), block_dot(wt, u, av[1], bias[1]),
                                 block_dot(wt, u, av[2], bias[2]), block_dot(wt, u, av[3], bias[3]));
-            acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(v), _mm256_mul_ps(scale32(wt, blk), ad), acc[r]);
-            if (mf_simd_has_min32(wt)) mins[r] = _mm_fmadd_ps(_mm_set1_ps(min32(wt, blk)), s4, mins[r]);
+            __m128 d4 = _mm_mul_ps(_mm256_castps256_ps128(scale32(wt, blk)), dx);
+            acc[r] = _mm_fmadd_ps(_mm_cvtepi32_ps(fold4(wt, v)), d4, acc[r]);
+            if (mf_simd_has_min32(wt)) acc[r] = _mm_fmadd_ps(_mm_set1_ps(min32(wt, blk)), s4, acc[r]);
         }
     }
     for (int r = 0; r < R; r++) {
         float out[4];
-        _mm_storeu_ps(out, fold4(wt, acc[r], mins[r]));
+        _mm_storeu_ps(out, acc[r]);
         for (int t = 0; t < 4; t++) y[t * ys + r] = out[t];
     }
 }
@@ -421,16 +423,17 @@ INLINE ksum kfinish(uint32_t wt, __m256i iacc, const kscales *ks, const mf_actk 
 }
 
 /* y[t·ys + r] = row r · token t for r < R, t < T (T = 1 or 4), as tile32: per super-block
- * the integer sums of four (row, token) pairs are reduced into one vector, then scaled by
- * d·dx and dmin·dx. */
+ * the integer sums of four (row, token) pairs are reduced into one vector a lane per pair,
+ * then the canonical steps of quant.h: acc = fma(float(dot), d·dx, acc), and for the types
+ * with mins acc = fma(-float(mins), dmin·dx, acc). */
 INLINE void tilek(const uint32_t wt, const int R, const int T, const uint8_t *w, size_t rb,
                   const uint8_t *x, size_t xs, int64_t nb, float *y, int64_t ys, const uint8_t *pf)
 {
     const size_t bb = mf_simd_bytesk(wt);
     const int has_dmin = mf_simd_k_dmin_at(wt) >= 0;
     const int NR = R, NT = T;
-    __m256 acc[4];
-    for (int r = 0; r < 4; r++) acc[r] = _mm256_setzero_ps();
+    __m128 acc[4];
+    for (int r = 0; r < 4; r++) acc[r] = _mm_setzero_ps();
     for (int64_t b = 0; b < nb; b++) {
         const uint8_t *blk = w + b * bb;
         prefetch_span(pf, (size_t)b * R * bb, R * bb);
@@ -460,12 +463,11 @@ INLINE void tilek(const uint32_t wt, const int R, const int T, const uint8_t *w,
             for (int r = 0; r < R; r++) k[r] = kfinish(wt, iacc[r][0], &ks[r], a[0]);
             __m128 dx = _mm_set1_ps(a[0]->d);
             __m128 d4 = _mm_mul_ps(f16x4(blk, rb, R, mf_simd_k_d_at(wt)), dx);
-            acc[0] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(reduce4(k[0].dot, k[1].dot, k[2].dot, k[3].dot)),
-                                     _mm256_set_m128(d4, d4), acc[0]);
+            acc[0] = _mm_fmadd_ps(_mm_cvtepi32_ps(fold4(wt, reduce4(k[0].dot, k[1].dot, k[2].dot, k[3].dot))), d4, acc[0]);
             if (has_dmin) {
                 __m128 m4 = _mm_mul_ps(f16x4(blk, rb, R, mf_simd_k_dmin_at(wt)), dx);
-                acc[0] = _mm256_fnmadd_ps(_mm256_cvtepi32_ps(reduce4(k[0].mins, k[1].mins, k[2].mins, k[3].mins)),
-                                          _mm256_set_m128(m4, m4), acc[0]);
+                acc[0] = _mm_fnmadd_ps(_mm_cvtepi32_ps(fold4(wt, reduce4(k[0].mins, k[1].mins, k[2].mins, k[3].mins))),
+                                       m4, acc[0]);
             }
         } else {
             __m128 dx = _mm_setr_ps(a[0]->d, a[1]->d, a[2]->d, a[3]->d);
@@ -473,25 +475,23 @@ INLINE void tilek(const uint32_t wt, const int R, const int T, const uint8_t *w,
                 ksum k[4];
                 for (int t = 0; t < 4; t++) k[t] = kfinish(wt, iacc[r][t], &ks[r], a[t]);
                 __m128 d4 = _mm_mul_ps(_mm_set1_ps(h2f(blk + r * rb + mf_simd_k_d_at(wt))), dx);
-                acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(reduce4(k[0].dot, k[1].dot, k[2].dot, k[3].dot)),
-                                         _mm256_set_m128(d4, d4), acc[r]);
+                acc[r] = _mm_fmadd_ps(_mm_cvtepi32_ps(fold4(wt, reduce4(k[0].dot, k[1].dot, k[2].dot, k[3].dot))), d4, acc[r]);
                 if (has_dmin) {
                     __m128 m4 = _mm_mul_ps(_mm_set1_ps(h2f(blk + r * rb + mf_simd_k_dmin_at(wt))), dx);
-                    acc[r] = _mm256_fnmadd_ps(
-                        _mm256_cvtepi32_ps(reduce4(k[0].mins, k[1].mins, k[2].mins, k[3].mins)),
-                        _mm256_set_m128(m4, m4), acc[r]);
+                    acc[r] = _mm_fnmadd_ps(
+                        _mm_cvtepi32_ps(fold4(wt, reduce4(k[0].mins, k[1].mins, k[2].mins, k[3].mins))), m4, acc[r]);
                 }
             }
         }
     }
     float out[4];
     if (T == 1) {
-        _mm_storeu_ps(out, fold4(wt, acc[0], _mm_setzero_ps()));
+        _mm_storeu_ps(out, acc[0]);
         for (int r = 0; r < R; r++) y[r] = out[r];
         return;
     }
     for (int r = 0; r < R; r++) {
-        _mm_storeu_ps(out, fold4(wt, acc[r], _mm_setzero_ps()));
+        _mm_storeu_ps(out, acc[r]);
         for (int t = 0; t < 4; t++) y[t * ys + r] = out[t];
     }
 }

@@ -174,7 +174,7 @@ static void fifth_bits(const uint8_t *qh, int8_t q[32])
 static float dot32(uint32_t wtype, const uint8_t *w, const mf_act32 *a, int64_t nb)
 {
     const mf_type_info *t = mf_type_get(wtype);
-    float sum = 0;
+    float acc = 0;
     for (int64_t b = 0; b < nb; b++, w += t->size, a++) {
         int8_t q[32];
         float dw, m = 0;
@@ -193,9 +193,11 @@ static float dot32(uint32_t wtype, const uint8_t *w, const mf_act32 *a, int64_t 
                 q[j + 16] = (int8_t)mf_e2m1_x2[w[1 + j] >> 4];
             }
         }
-        sum += (float)isum(q, a->qs, 32) * (dw * a->d) + m * a->s;
+        /* the canonical order (quant.h): one rounding per block step, blocks in order */
+        acc = fmaf((float)isum(q, a->qs, 32), dw * a->d, acc);
+        if (mf_simd_has_min32(wtype)) acc = fmaf(m, a->s, acc);
     }
-    return sum;
+    return acc;
 }
 
 /* K-quant codes of one super-block plus its scales: y[i] = d·sc[i/16]·q[i] - dmin·mn[i/16]
@@ -262,7 +264,7 @@ static void kcodes(uint32_t wtype, const uint8_t *b, kblock *k)
 static float dotk(uint32_t wtype, const uint8_t *w, const mf_actk *a, int64_t nb)
 {
     const mf_type_info *t = mf_type_get(wtype);
-    float sum = 0;
+    float acc = 0;
     for (int64_t b = 0; b < nb; b++, w += t->size, a++) {
         kblock k;
         kcodes(wtype, w, &k);
@@ -271,9 +273,10 @@ static float dotk(uint32_t wtype, const uint8_t *w, const mf_actk *a, int64_t nb
             dot += k.sc[s] * isum(k.q + 16 * s, a->qs + 16 * s, 16);
             mins += k.mn[s] * a->bsums[s];
         }
-        sum += k.d * a->d * (float)dot - k.dmin * a->d * (float)mins;
+        acc = fmaf((float)dot, k.d * a->d, acc);
+        if (mf_simd_k_dmin_at(wtype) >= 0) acc = fmaf(-(float)mins, k.dmin * a->d, acc);
     }
-    return sum;
+    return acc;
 }
 
 static float dotf(uint32_t wtype, const uint8_t *w, const float *x, int64_t n)
