@@ -95,6 +95,17 @@ float mf_vec_dot(uint32_t wtype, const void *row, const void *qx, int64_t n);
 void mf_matmul_rows(uint32_t wtype, const void *W, int64_t n_in, int64_t r0, int64_t r1,
                     const void *qx, size_t qx_stride, int n_tok, float *y, int64_t y_stride);
 
+/* Packed weights (quant_impl.h, docs/cpu.md §3): a matrix repacked at load into groups of
+ * 16 interleaved rows, same size, for the kernels of this build. mf_pack_supported: this
+ * build has packed kernels for the type. mf_pack_matrix packs rows [16·g0, 16·g1) of W into
+ * P (P and W the same size; g1 = ceil(n_out / 16) also copies the leftover rows).
+ * mf_matmul_packed is mf_matmul_rows on a packed matrix of n_out rows, for r0 a multiple
+ * of 16 and r1 a multiple of 16 or n_out; it gives the same floats, bit for bit. */
+int mf_pack_supported(uint32_t wtype);
+void mf_pack_matrix(uint32_t wtype, const void *W, int64_t n_in, int64_t n_out, int64_t g0, int64_t g1, void *P);
+void mf_matmul_packed(uint32_t wtype, const void *P, int64_t n_in, int64_t n_out, int64_t r0, int64_t r1,
+                      const void *qx, size_t qx_stride, int n_tok, float *y, int64_t y_stride);
+
 /* The matrix kernels this build uses: "avx512-vnni+avx2", "avx2" or
  * "scalar" (for `minfer --version` and qbench's header). */
 const char *mf_quant_kernels(void);

@@ -94,23 +94,61 @@ INLINE __m512i dwords16(const uint8_t *p, size_t rb)
     return _mm512_load_si512((const void *)h);
 }
 
+/* The 16 bytes at block byte o of rows 0..15 as lane-per-row words (rows16), from a packed
+ * block (pk = 1: plain loads of payload words, quant_impl.h) or from the rows (transposed). */
+INLINE void words16(const int pk, uint32_t wt, const uint8_t *blk, size_t rb, int o, __m512i Z[4])
+{
+    if (pk) {
+        const uint8_t *p = blk + mf_pack_word(wt, (o - mf_pack_lead(wt)) / 4);
+        for (int j = 0; j < 4; j++) Z[j] = _mm512_loadu_si512((const void *)(p + 64 * j));
+        return;
+    }
+    rows16(blk + o, rb, Z);
+}
+
+/* The 32-bit words at block byte o of rows 0..15 in lanes 0..15 (dwords16), packed or not. */
+INLINE __m512i word16(const int pk, uint32_t wt, const uint8_t *blk, size_t rb, int o)
+{
+    if (pk) return _mm512_loadu_si512((const void *)(blk + mf_pack_word(wt, (o - mf_pack_lead(wt)) / 4)));
+    return dwords16(blk + o, rb);
+}
+
+/* The fp16 field at block byte `at` of rows 0..15 as floats, packed or not. */
+INLINE __m512 f16_16(const int pk, uint32_t wt, const uint8_t *blk, size_t rb, int at, int bb)
+{
+    if (pk) return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(const void *)(blk + mf_pack_field(wt, at, bb))));
+    _Alignas(32) uint16_t h[ROWS];
+    for (int r = 0; r < ROWS; r++) memcpy(&h[r], blk + (size_t)r * rb + at, 2);
+    return _mm512_cvtph_ps(_mm256_load_si256((const __m256i *)(const void *)h));
+}
+
+/* 16 E8M0 bytes -> mf_e8m0_half of each as floats (quant_impl.h): (e - 1) << 23 for e >= 2,
+ * the subnormals 0x00200000 << e for e = 0, 1. */
+INLINE __m512 e8m0_16(const uint8_t *e)
+{
+    __m512i v = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(const void *)e));
+    __m512i normal = _mm512_slli_epi32(_mm512_sub_epi32(v, _mm512_set1_epi32(1)), 23);
+    __m512i sub = _mm512_sllv_epi32(_mm512_set1_epi32(0x00200000), v);
+    return _mm512_castsi512_ps(_mm512_mask_blend_epi32(_mm512_cmplt_epu32_mask(v, _mm512_set1_epi32(2)), normal, sub));
+}
+
 /* u[j] lane r = codes of elements 4j..4j+3 of block `blk` of row r, as unsigned bytes:
  * Q4_0/Q4_1 0..15, Q5_0/Q5_1 0..31, MXFP4 2·E2M1 + 12 in 0..24, Q8_0 w + 128. Elements
  * 0..15 are the low nibbles of bytes 0..15, elements 16..31 the high ones (Q4_0 order), so
  * u[j] and u[j + 4] come from the same transposed word j. */
-INLINE void codes16(uint32_t wt, const uint8_t *blk, size_t rb, __m512i u[8])
+INLINE void codes16(const int pk, uint32_t wt, const uint8_t *blk, size_t rb, __m512i u[8])
 {
     __m512i Z[4];
     if (wt == MF_TYPE_Q8_0) {
         const __m512i flip = _mm512_set1_epi8((char)0x80);
-        rows16(blk + 2, rb, Z);
+        words16(pk, wt, blk, rb, 2, Z);
         for (int j = 0; j < 4; j++) u[j] = _mm512_xor_si512(Z[j], flip);
-        rows16(blk + 18, rb, Z);
+        words16(pk, wt, blk, rb, 18, Z);
         for (int j = 0; j < 4; j++) u[j + 4] = _mm512_xor_si512(Z[j], flip);
         return;
     }
     const __m512i m4 = _mm512_set1_epi8(0x0F);
-    rows16(blk + nibbles_at(wt), rb, Z);
+    words16(pk, wt, blk, rb, nibbles_at(wt), Z);
     for (int j = 0; j < 4; j++) {
         u[j] = _mm512_and_si512(Z[j], m4);
         u[j + 4] = _mm512_and_si512(_mm512_srli_epi16(Z[j], 4), m4);
@@ -118,7 +156,7 @@ INLINE void codes16(uint32_t wt, const uint8_t *blk, size_t rb, __m512i u[8])
     if (wt == MF_TYPE_Q5_0 || wt == MF_TYPE_Q5_1) {
         /* fifth bit of element e = bit e of the 32-bit qh: for u[j], byte j/2 of qh copied
          * to the 4 bytes of its lane, tested against one bit per byte, 16 added where set */
-        __m512i h = dwords16(blk + (wt == MF_TYPE_Q5_0 ? 2 : 4), rb);
+        __m512i h = word16(pk, wt, blk, rb, wt == MF_TYPE_Q5_0 ? 2 : 4);
         const __m512i lo = _mm512_set1_epi32(0x08040201), hi = _mm512_set1_epi32((int)0x80402010u);
         const __m512i sixteen = _mm512_set1_epi8(16);
         for (int j = 0; j < 8; j++) {
@@ -181,28 +219,62 @@ INLINE __m512i dot4(__m512i s, __m512i u, const int8_t *p)
     return s;
 }
 
-/* y[t·ys + r] = row r · token t for r < 16, t < T; w points at row 0, x at token 0's
- * mf_act32 blocks (xs bytes per token), nb blocks per row. */
-INLINE void tile32(const uint32_t wt, const int T, const uint8_t *w, size_t rb, const uint8_t *x, size_t xs,
-                 int64_t nb, float *y, int64_t ys, const uint8_t *pf)
+/* Prefetch of a packed matrix: the group is one sequential stream, so the kernel asks for
+ * the bytes MF_PACK_PREFETCH ahead of the block it works on (the hardware prefetchers stop
+ * at every 4 KB page; this keeps the next pages' lines in flight). Measured in
+ * docs/cpu.md §3. */
+#ifndef MF_PACK_PREFETCH
+#define MF_PACK_PREFETCH 2048
+#endif
+INLINE void prefetch_ahead(const uint8_t *p, size_t n)
 {
-    const size_t bb = mf_simd_bytes32(wt);
+    for (size_t o = 0; o < n; o += 64) _mm_prefetch((const char *)(p + MF_PACK_PREFETCH + o), _MM_HINT_T0);
+}
+
+/* y[t·ys + r] = row r · token t for r < 16, t < T, nb blocks per row. pk = 0: w points at
+ * row 0 of 16 rows rb bytes apart (the file's layout); pk = 1: at a packed group (block b
+ * at w + b·16·bb, quant_impl.h). x points at token 0's mf_act32 blocks, xs bytes per token.
+ * Every (row, token) pair takes the canonical steps of quant.h. */
+INLINE void tile32(const int pk, const uint32_t wt, const int T, const uint8_t *w, size_t rb, const uint8_t *x,
+                   size_t xs, int64_t nb, float *y, int64_t ys, const uint8_t *pf)
+{
+    const size_t bb = mf_simd_bytes32(wt), pbb = pk ? ROWS * bb : bb;
     const int G = T < GROUP ? T : GROUP;
     scale_tab st;
     __m512 acc[16];
     for (int t = 0; t < T; t++) acc[t] = _mm512_setzero_ps();
     for (int64_t b0 = 0; b0 < nb; b0 += SLAB) {
         const int n = nb - b0 < SLAB ? (int)(nb - b0) : SLAB;
-        fill_scales(wt, w + b0 * bb, rb, n, &st);
+        if (!pk) fill_scales(wt, w + b0 * bb, rb, n, &st);
         for (int i = 0; i < n; i++) {
             const int64_t b = b0 + i;
-            if (pf && ((size_t)b * bb & 63) < bb)
+            const uint8_t *blk = w + b * pbb;
+            if (pk) prefetch_ahead(blk, pbb);
+            else if (pf && ((size_t)b * bb & 63) < bb)
                 for (int r = 0; r < ROWS; r++) _mm_prefetch((const char *)(pf + (size_t)r * rb + (size_t)b * bb), _MM_HINT_T1);
             __m512i u[8];
-            codes16(wt, w + b * bb, rb, u);
-            const __m512 dw = scale_of(wt, &st, i);
-            __m512 mw = _mm512_setzero_ps();
-            if (mf_simd_has_min32(wt)) mw = _mm512_cvtph_ps(_mm256_load_si256((const __m256i *)(const void *)st.m[i]));
+            codes16(pk, wt, blk, rb, u);
+            __m512 dw, mw = _mm512_setzero_ps();
+            if (pk) {
+                dw = wt == MF_TYPE_MXFP4 ? e8m0_16(blk) : f16_16(1, wt, blk, rb, 0, (int)bb);
+                if (mf_simd_has_min32(wt)) mw = f16_16(1, wt, blk, rb, 2, (int)bb);
+            } else {
+                dw = scale_of(wt, &st, i);
+                if (mf_simd_has_min32(wt)) mw = _mm512_cvtph_ps(_mm256_load_si256((const __m256i *)(const void *)st.m[i]));
+            }
+            if (T == 1) {
+                /* one token: two chains of vpdpbusd instead of one of eight (its latency) */
+                const mf_act32 *a = (const mf_act32 *)(const void *)x + b;
+                __m512i s0 = _mm512_set1_epi32(a->corr), s1 = _mm512_setzero_si512();
+                for (int j = 0; j < 8; j += 2) {
+                    s0 = dot4(s0, u[j], a->qs + 4 * j);
+                    s1 = dot4(s1, u[j + 1], a->qs + 4 * j + 4);
+                }
+                __m512i sum = _mm512_add_epi32(s0, s1);
+                acc[0] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum), _mm512_mul_ps(dw, _mm512_set1_ps(a->d)), acc[0]);
+                if (mf_simd_has_min32(wt)) acc[0] = _mm512_fmadd_ps(mw, _mm512_set1_ps(a->s), acc[0]);
+                continue;
+            }
             for (int t0 = 0; t0 < T; t0 += G) {
                 const mf_act32 *a[GROUP];
                 __m512i s[GROUP];
@@ -265,18 +337,10 @@ INLINE __m512i bit_to(__m512i v, int from, int to)
     return _mm512_and_si512(v, m);
 }
 
-/* The fp16 at byte `at` of 16 rows' super-blocks as floats. */
-INLINE __m512 f16_16(const uint8_t *blk, size_t rb, int at)
-{
-    _Alignas(32) uint16_t h[ROWS];
-    for (int r = 0; r < ROWS; r++) memcpy(&h[r], blk + (size_t)r * rb + at, 2);
-    return _mm512_cvtph_ps(_mm256_load_si256((const __m256i *)(const void *)h));
-}
-
 /* Codes (quant-formats.md §4.2–4.6) of super-block `blk` of rows 0..15. Each rows16 load
  * covers 16 bytes, i.e. elements l = 16m .. 16m+15 of a 32-element group; its word q holds
  * l = 16m + 4q .. +3, which is u[j] with j = (element index of l)/4. */
-INLINE void kcodes16(uint32_t wt, const uint8_t *blk, size_t rb, kdec *k)
+INLINE void kcodes16(const int pk, uint32_t wt, const uint8_t *blk, size_t rb, kdec *k)
 {
     const __m512i m4 = _mm512_set1_epi8(0x0F), m2 = _mm512_set1_epi8(3);
     __m512i A[4], B[4], H[4];
@@ -285,8 +349,8 @@ INLINE void kcodes16(uint32_t wt, const uint8_t *blk, size_t rb, kdec *k)
     case MF_TYPE_Q5_K: /* element 64c + 32·(g%2) + l: nibble of qs[32c + l], low for even g */
         for (int c = 0; c < 4; c++)
             for (int m = 0; m < 2; m++) {
-                rows16(blk + (wt == MF_TYPE_Q4_K ? 16 : 48) + 32 * c + 16 * m, rb, A);
-                if (wt == MF_TYPE_Q5_K) rows16(blk + 16 + 16 * m, rb, H);  /* fifth bit: bit g of qh[l] */
+                words16(pk, wt, blk, rb, (wt == MF_TYPE_Q4_K ? 16 : 48) + 32 * c + 16 * m, A);
+                if (wt == MF_TYPE_Q5_K) words16(pk, wt, blk, rb, 16 + 16 * m, H);  /* fifth bit: bit g of qh[l] */
                 for (int q = 0; q < 4; q++) {
                     __m512i lo = _mm512_and_si512(A[q], m4), hi = _mm512_and_si512(_mm512_srli_epi16(A[q], 4), m4);
                     if (wt == MF_TYPE_Q5_K) {
@@ -302,8 +366,8 @@ INLINE void kcodes16(uint32_t wt, const uint8_t *blk, size_t rb, kdec *k)
     case MF_TYPE_Q3_K: /* element 128h + 32·k2 + l: bits 2·k2 of qs[32h + l] (+ hmask bit 4h + k2) */
         for (int h = 0; h < 2; h++)
             for (int m = 0; m < 2; m++) {
-                rows16(blk + (wt == MF_TYPE_Q2_K ? 16 : 32) + 32 * h + 16 * m, rb, A);
-                if (wt == MF_TYPE_Q3_K) rows16(blk + 16 * m, rb, H);
+                words16(pk, wt, blk, rb, (wt == MF_TYPE_Q2_K ? 16 : 32) + 32 * h + 16 * m, A);
+                if (wt == MF_TYPE_Q3_K) words16(pk, wt, blk, rb, 16 * m, H);
                 for (int k2 = 0; k2 < 4; k2++)
                     for (int q = 0; q < 4; q++) {
                         __m512i v = _mm512_and_si512(_mm512_srli_epi16(A[q], 2 * k2), m2);
@@ -316,9 +380,9 @@ INLINE void kcodes16(uint32_t wt, const uint8_t *blk, size_t rb, kdec *k)
               * bits 4-5 from bits 2·k2 of qh[32h + l]; u = q + 32 */
         for (int h = 0; h < 2; h++)
             for (int m = 0; m < 2; m++) {
-                rows16(blk + 64 * h + 16 * m, rb, A);
-                rows16(blk + 64 * h + 32 + 16 * m, rb, B);
-                rows16(blk + 128 + 32 * h + 16 * m, rb, H);
+                words16(pk, wt, blk, rb, 64 * h + 16 * m, A);
+                words16(pk, wt, blk, rb, 64 * h + 32 + 16 * m, B);
+                words16(pk, wt, blk, rb, 128 + 32 * h + 16 * m, H);
                 for (int q = 0; q < 4; q++) {
                     const __m512i m30 = _mm512_set1_epi8(0x30);
                     __m512i l0 = _mm512_and_si512(A[q], m4), l1 = _mm512_and_si512(B[q], m4);
@@ -336,7 +400,7 @@ INLINE void kcodes16(uint32_t wt, const uint8_t *blk, size_t rb, kdec *k)
 
 /* Scales (sc, int32 per row), the bsum coefficients (c, int16 pairs) and d, dmin of
  * super-block `blk` of rows 0..15. */
-INLINE void kscales16(uint32_t wt, const uint8_t *blk, size_t rb, kdec *k)
+INLINE void kscales16(const int pk, uint32_t wt, const uint8_t *blk, size_t rb, kdec *k)
 {
     __m512i Z[4], cc[16];
     switch (wt) {
@@ -344,7 +408,7 @@ INLINE void kscales16(uint32_t wt, const uint8_t *blk, size_t rb, kdec *k)
     case MF_TYPE_Q5_K: {
         /* quant-formats.md §4.1 on 4 bytes at a time, as quant_avx2.c: sc/m 0..3 are bits 0-5
          * of bytes 0..3 / 4..7, sc/m 4..7 the nibbles of bytes 8..11 plus bits 6-7 of 0..3 / 4..7 */
-        rows16(blk + 4, rb, Z);
+        words16(pk, wt, blk, rb, 4, Z);
         const __m512i m6 = _mm512_set1_epi8(0x3F), m4 = _mm512_set1_epi8(0x0F), m2 = _mm512_set1_epi8(3);
         __m512i sl = _mm512_and_si512(Z[0], m6), ml = _mm512_and_si512(Z[1], m6);
         __m512i sh = _mm512_or_si512(_mm512_and_si512(Z[2], m4),
@@ -359,7 +423,7 @@ INLINE void kscales16(uint32_t wt, const uint8_t *blk, size_t rb, kdec *k)
         break;
     }
     case MF_TYPE_Q2_K: /* scales[s]: low nibble the scale, high nibble the min */
-        rows16(blk, rb, Z);
+        words16(pk, wt, blk, rb, 0, Z);
         for (int s = 0; s < 16; s++) {
             __m512i v = byte_u(Z[s / 4], s % 4);
             k->sc[s] = _mm512_and_si512(v, _mm512_set1_epi32(0x0F));
@@ -371,7 +435,7 @@ INLINE void kscales16(uint32_t wt, const uint8_t *blk, size_t rb, kdec *k)
         /* quant-formats.md §4.5: low 4 bits from bytes 0..7 (low then high nibbles), high 2
          * bits from bytes 8..11 shifted by 2·(k/4). Loaded from byte 92 so that the 16-byte
          * load ends inside the block: words 1..3 are scales[0..11]. */
-        rows16(blk + 92, rb, Z);
+        words16(pk, wt, blk, rb, 92, Z);
         const __m512i m4 = _mm512_set1_epi8(0x0F), m2 = _mm512_set1_epi8(3);
         __m512i w4[4];
         for (int q = 0; q < 4; q++) {
@@ -387,15 +451,16 @@ INLINE void kscales16(uint32_t wt, const uint8_t *blk, size_t rb, kdec *k)
         break;
     }
     default: /* Q6_K: 16 signed bytes at 192 */
-        rows16(blk + 192, rb, Z);
+        words16(pk, wt, blk, rb, 192, Z);
         for (int s = 0; s < 16; s++) {
             k->sc[s] = _mm512_srai_epi32(_mm512_slli_epi32(Z[s / 4], 24 - 8 * (s % 4)), 24);
             cc[s] = _mm512_mullo_epi32(k->sc[s], _mm512_set1_epi32(-32));  /* q = u - 32 */
         }
         for (int p = 0; p < 8; p++) k->c[p] = pair16(cc[2 * p], cc[2 * p + 1]);
     }
-    k->d = f16_16(blk, rb, mf_simd_k_d_at(wt));
-    k->dmin = k_has_min(wt) ? f16_16(blk, rb, mf_simd_k_dmin_at(wt)) : _mm512_setzero_ps();
+    const int bb = (int)mf_simd_bytesk(wt);
+    k->d = f16_16(pk, wt, blk, rb, mf_simd_k_d_at(wt), bb);
+    k->dmin = k_has_min(wt) ? f16_16(pk, wt, blk, rb, mf_simd_k_dmin_at(wt), bb) : _mm512_setzero_ps();
 }
 
 INLINE __m512i dot_pairs(__m512i s, __m512i c, const int16_t *p)
@@ -406,21 +471,22 @@ INLINE __m512i dot_pairs(__m512i s, __m512i c, const int16_t *p)
 }
 
 /* As tile32 for the K-quants: y[t·ys + r] = row r · token t, nb super-blocks per row. */
-INLINE void tilek(const uint32_t wt, const int T, const uint8_t *w, size_t rb, const uint8_t *x, size_t xs,
-                  int64_t nb, float *y, int64_t ys, const uint8_t *pf)
+INLINE void tilek(const int pk, const uint32_t wt, const int T, const uint8_t *w, size_t rb, const uint8_t *x,
+                  size_t xs, int64_t nb, float *y, int64_t ys, const uint8_t *pf)
 {
-    const size_t bb = mf_simd_bytesk(wt);
+    const size_t bb = mf_simd_bytesk(wt), pbb = pk ? ROWS * bb : bb;
     const int G = T < GROUP ? T : GROUP, E = k_sub(wt) / 4, NS = 256 / k_sub(wt);
     kdec k;
     __m512 acc[16];
     for (int t = 0; t < T; t++) acc[t] = _mm512_setzero_ps();
     for (int64_t b = 0; b < nb; b++) {
-        const uint8_t *blk = w + b * bb;
-        if (pf)
+        const uint8_t *blk = w + b * pbb;
+        if (pk) prefetch_ahead(blk, pbb);
+        else if (pf)
             for (int r = 0; r < ROWS; r++)
                 for (size_t o = 0; o < bb; o += 64) _mm_prefetch((const char *)(pf + (size_t)r * rb + (size_t)b * bb + o), _MM_HINT_T1);
-        kcodes16(wt, blk, rb, &k);
-        kscales16(wt, blk, rb, &k);
+        kcodes16(pk, wt, blk, rb, &k);
+        kscales16(pk, wt, blk, rb, &k);
         for (int t0 = 0; t0 < T; t0 += G) {
             const mf_actk *a[GROUP];
             __m512i dot[GROUP], p[GROUP];
@@ -455,17 +521,21 @@ INLINE void tilek(const uint32_t wt, const int T, const uint8_t *w, size_t rb, c
 typedef void (*tile_fn)(const uint8_t *w, size_t rb, const uint8_t *x, size_t xs, int64_t nb, float *y,
                         int64_t ys, const uint8_t *pf);
 
-/* The tiles of one type by token count: 16, 8, 4, 2, 1. */
-typedef struct tiles { tile_fn t[5]; } tiles;
+/* The tiles of one type by token count: 16, 8, 4, 2, 1; row-major (t) and packed (p). */
+typedef struct tiles { tile_fn t[5], p[5]; } tiles;
 
 #define TILE(name, tile, WT, T)                                                                         \
     static void name##_##T(const uint8_t *w, size_t rb, const uint8_t *x, size_t xs, int64_t nb, float *y, \
                            int64_t ys, const uint8_t *pf)                                               \
-    { tile(WT, T, w, rb, x, xs, nb, y, ys, pf); }
+    { tile(0, WT, T, w, rb, x, xs, nb, y, ys, pf); }                                                    \
+    static void name##_p##T(const uint8_t *w, size_t rb, const uint8_t *x, size_t xs, int64_t nb, float *y, \
+                            int64_t ys, const uint8_t *pf)                                              \
+    { tile(1, WT, T, w, rb, x, xs, nb, y, ys, pf); }
 #define TILES(name, tile, WT)                                                                           \
     TILE(name, tile, WT, 16) TILE(name, tile, WT, 8) TILE(name, tile, WT, 4) TILE(name, tile, WT, 2)    \
     TILE(name, tile, WT, 1)                                                                             \
-    static const tiles name = {{name##_16, name##_8, name##_4, name##_2, name##_1}};
+    static const tiles name = {{name##_16, name##_8, name##_4, name##_2, name##_1},                     \
+                               {name##_p16, name##_p8, name##_p4, name##_p2, name##_p1}};
 
 TILES(t_q4_0, tile32, MF_TYPE_Q4_0)
 TILES(t_q4_1, tile32, MF_TYPE_Q4_1)
@@ -497,6 +567,20 @@ static const tiles *tiles_of(uint32_t wt)
     }
 }
 
+/* All tokens over one tile's 16 rows: 16 at a time, then 8, 4, 2, 1 as the rest's bits say.
+ * pf (row-major tiles only) is prefetched by the first call. */
+static void walk_tokens(const tile_fn *f, const uint8_t *w, size_t rb, const uint8_t *x, size_t xs, int n_tok,
+                        int64_t nb, float *y, int64_t ys, const uint8_t *pf)
+{
+    int t = 0;
+    for (; t + 16 <= n_tok; t += 16, pf = NULL) f[0](w, rb, x + t * xs, xs, nb, y + t * ys, ys, pf);
+    for (int g = 1; g < 5; g++)
+        if ((n_tok - t) & (16 >> g)) {
+            f[g](w, rb, x + t * xs, xs, nb, y + t * ys, ys, pf);
+            t += 16 >> g, pf = NULL;
+        }
+}
+
 void mf_matmul_rows_avx512(uint32_t wtype, const void *W, int64_t n_in, int64_t r0, int64_t r1,
                            const void *qx, size_t qx_stride, int n_tok, float *y, int64_t y_stride)
 {
@@ -507,22 +591,24 @@ void mf_matmul_rows_avx512(uint32_t wtype, const void *W, int64_t n_in, int64_t 
     }
     const size_t rb = mf_type_row_bytes(wtype, n_in);
     const int64_t nb = n_in / mf_type_get(wtype)->blck;
-    const uint8_t *x = qx;
     int64_t r = r0;
     for (; r + ROWS <= r1; r += ROWS) {
         const uint8_t *w = (const uint8_t *)W + (size_t)r * rb;
         /* the first tile over these rows prefetches the next 16 (when they are ours) */
-        const uint8_t *pf = r + 2 * ROWS <= r1 ? w + ROWS * rb : NULL;
-        int t = 0;
-        for (; t + 16 <= n_tok; t += 16, pf = NULL)
-            k->t[0](w, rb, x + t * qx_stride, qx_stride, nb, y + t * y_stride + r, y_stride, pf);
-        for (int g = 1; g < 5; g++)  /* the rest: 8, 4, 2, 1 tokens as its bits say */
-            if ((n_tok - t) & (16 >> g)) {
-                k->t[g](w, rb, x + t * qx_stride, qx_stride, nb, y + t * y_stride + r, y_stride, pf);
-                t += 16 >> g, pf = NULL;
-            }
+        walk_tokens(k->t, w, rb, qx, qx_stride, n_tok, nb, y + r, y_stride, r + 2 * ROWS <= r1 ? w + ROWS * rb : NULL);
     }
     if (r < r1) mf_matmul_rows_avx2(wtype, W, n_in, r, r1, qx, qx_stride, n_tok, y, y_stride);
+}
+
+void mf_matmul_packed_avx512(uint32_t wtype, const void *P, int64_t n_in, int64_t g0, int64_t g1,
+                             const void *qx, size_t qx_stride, int n_tok, float *y, int64_t y_stride)
+{
+    const tiles *k = tiles_of(wtype);
+    const size_t rb = mf_type_row_bytes(wtype, n_in);
+    const int64_t nb = n_in / mf_type_get(wtype)->blck;
+    for (int64_t g = g0; g < g1; g++)
+        walk_tokens(k->p, (const uint8_t *)P + (size_t)g * ROWS * rb, rb, qx, qx_stride, n_tok, nb, y + g * ROWS,
+                    y_stride, NULL);
 }
 
 #endif
