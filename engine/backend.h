@@ -39,6 +39,8 @@ typedef struct mf_state_opts {
     int max_batch;           /* most tokens in one step */
     int kv_f16;              /* 1: KV cache in binary16, 0: float32 */
     int no_graph;            /* 1: never capture/replay (debug hooks, `minfer check`) */
+    int no_pack;             /* CPU: 1 keeps the weights in the file's layout only (no packed
+                                copy, docs/cpu.md §3) */
 } mf_state_opts;
 
 struct mf_backend {

@@ -43,6 +43,8 @@ typedef struct mf_session_opts {
     int kv_f16;              /* 1: binary16 KV cache (default 0 on the CPU, 1 on the GPU
                                 when left at -1) */
     int no_graph;            /* 1: no CUDA graph capture */
+    int no_pack;             /* 1: the CPU keeps no packed copy of the weights (half the
+                                memory, slower; docs/cpu.md §3) */
 } mf_session_opts;
 
 mf_session_opts mf_session_defaults(void);

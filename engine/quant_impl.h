@@ -196,6 +196,10 @@ void mf_matmul_rows_avx2(uint32_t wtype, const void *W, int64_t n_in, int64_t r0
                          const void *qx, size_t qx_stride, int n_tok, float *y,
                          int64_t y_stride);
 
+/* Groups [g0, g1) of a packed matrix (every quantized type, any n_tok >= 1), 8-lane tiles. */
+void mf_matmul_packed_avx2(uint32_t wtype, const void *P, int64_t n_in, int64_t g0, int64_t g1,
+                           const void *qx, size_t qx_stride, int n_tok, float *y, int64_t y_stride);
+
 /* mf_e8m0_half(e) for every e, as float bit patterns (quant_avx2.c): the MXFP4 block scale
  * by one table load instead of the branchy definition. */
 extern const uint32_t mf_e8m0_half_bits[256];

@@ -103,6 +103,18 @@ static void check_case(const mat *m, int64_t r0, int64_t r1, int n_tok, const ui
     mf_matmul_packed(m->type, m->P, m->n_in, m->n_out, r0, r1, qx, xs, n_tok, yp, ys);
     mf_matmul_packed_scalar(m->type, m->P, m->n_in, m->n_out, r0, r1, qx, xs, n_tok, ysc, ys);
     mf_matmul_rows(m->type, m->W, m->n_in, r0, r1, qx, xs, n_tok, yr, ys);
+#ifdef MF_QUANT_AVX2
+    /* the 8-lane packed tiles too, also where the AVX-512 ones serve the backend: the
+     * groups of [r0, r1) (the leftover rows are row-major: tested above) */
+    float *y2 = malloc(sizeof(float) * ny);
+    memcpy(y2, yp, sizeof(float) * ny);
+    int64_t g1 = (r1 < m->n_out / 16 * 16 ? r1 : m->n_out / 16 * 16) / 16;
+    if (r0 / 16 < g1) mf_matmul_packed_avx2(m->type, m->P, m->n_in, r0 / 16, g1, qx, xs, n_tok, y2, ys);
+    if (memcmp(y2, yp, sizeof(float) * ny))
+        fail_msg("%s n_in=%lld rows [%lld,%lld) n_tok=%d: the AVX2 packed tiles differ from mf_matmul_packed",
+                 tname(m->type), (long long)m->n_in, (long long)r0, (long long)r1, n_tok);
+    free(y2);
+#endif
     for (int t = 0; t < n_tok; t++)
         for (int64_t r = 0; r < ys; r++) {
             size_t i = (size_t)(t * ys + r);
@@ -187,16 +199,18 @@ static void packed_zero_activations(void **state)
     }
 }
 
-/* Which types this build packs: every quantized type with the AVX-512 kernels, none
- * otherwise (then the backend keeps the file's layout). */
+/* Which types this build packs: every quantized type with the AVX2 or AVX-512 kernels,
+ * none in a scalar build (then the backend keeps the file's layout). */
 static void supported_types(void **state)
 {
     (void)state;
     assert_false(mf_pack_supported(MF_TYPE_F32));
     assert_false(mf_pack_supported(MF_TYPE_F16));
     assert_false(mf_pack_supported(MF_TYPE_IQ4_NL));
-#ifdef MF_QUANT_AVX512
+#ifdef MF_QUANT_AVX2
     for (size_t k = 0; k < N_TYPES; k++) assert_true(mf_pack_supported(TYPES[k]));
+#else
+    for (size_t k = 0; k < N_TYPES; k++) assert_false(mf_pack_supported(TYPES[k]));
 #endif
 }
 

@@ -20,7 +20,7 @@
 
 typedef struct bench_args {
     const char *model, *device, *save;
-    int pp, tg, reps, threads, json, bw_only, batch, kv_f16, no_graph;
+    int pp, tg, reps, threads, json, bw_only, batch, kv_f16, no_graph, no_pack;
     int depths[8], n_depths;
 } bench_args;
 
@@ -37,6 +37,7 @@ static void usage(FILE *f)
             "  --device D      auto | cpu | cuda\n"
             "  --kv-f16        binary16 KV cache\n"
             "  --no-graph      no CUDA graph capture\n"
+            "  --no-pack       CPU: no packed copy of the weights (the file's layout)\n"
             "  --json          one JSON object on stdout instead of the table\n"
             "  --save FILE     append one JSON record per test to FILE (JSON Lines)\n"
             "  --bandwidth     only run the memory-bandwidth probe\n");
@@ -79,6 +80,7 @@ static int parse(int argc, char **argv, bench_args *a)
         else if (!strcmp(o, "--device")) { VAL(); a->device = v; }
         else if (!strcmp(o, "--kv-f16")) a->kv_f16 = 1;
         else if (!strcmp(o, "--no-graph")) a->no_graph = 1;
+        else if (!strcmp(o, "--no-pack")) a->no_pack = 1;
         else if (!strcmp(o, "--json")) a->json = 1;
         else if (!strcmp(o, "--save")) { VAL(); a->save = v; }
         else if (!strcmp(o, "--bandwidth")) a->bw_only = 1;
@@ -188,7 +190,10 @@ int mf_cmd_bench(int argc, char **argv)
     so.max_batch = a.batch;
     so.kv_f16 = a.kv_f16;
     so.no_graph = a.no_graph;
+    so.no_pack = a.no_pack;
+    double t_open = drv_now();
     s = mf_session_new(m, &so, &err);
+    t_open = drv_now() - t_open;
     if (!s) { fprintf(stderr, "minfer bench: %s\n", err.msg); goto done; }
     if (mf_session_note(s)) fprintf(stderr, "minfer: %s\n", mf_session_note(s));
     const mf_backend *be = mf_session_backend(s);
@@ -283,7 +288,8 @@ int mf_cmd_bench(int argc, char **argv)
     } else {
         printf("model:     %s (%s, %.2fM params, %.1f MB, %s)\n", fname, m->hp.arch_name, m->n_params / 1e6,
                m->weight_bytes / 1e6, types);
-        printf("device:    %s: %s\n", be->name, be->device_name);
+        printf("device:    %s: %s (session opened in %.0f ms%s)\n", be->name, be->device_name, 1e3 * t_open,
+               a.no_pack ? ", weights unpacked" : "");
         printf("bandwidth: %.1f GB/s measured (%s); weights read per token: %.1f MB (%s)\n", bw,
                gpu ? "device copy" : "streaming read", (dense + experts) / 1e6,
                experts ? "active experts only" : "all weights");

@@ -90,6 +90,7 @@ static mf_bstate *cpu_state_new(mf_backend *be, const mf_model *m, const mf_stat
     if (!st) { mf_errf(err, "out of memory"); return NULL; }
     st->m = m;
     st->o = *o;
+    if (!o->no_pack) mf_cpu_pack_model(cb, m);
     int L = hp->n_layers, B = o->max_batch, half = hp->n_rot / 2;
     int64_t d = hp->n_embd, qw = (int64_t)hp->n_heads * hp->head_dim;
     st->kv_width = hp->n_kv_heads * hp->head_dim;
@@ -282,6 +283,7 @@ static void cpu_free(mf_backend *be)
 {
     if (!be) return;
     cpu_backend *cb = be->impl;
+    if (cb) mf_cpu_pack_free(cb);
     if (cb) mf_pool_free(cb->pool);
     free(cb);
     free(be);

@@ -7,7 +7,8 @@
  *                 precision rounded once, so every backend rotates by the same numbers
  *   scratch       converted activations (quant.h activation formats), FFN gate/up rows,
  *                 per-thread attention scores and dequantized weight tiles, MoE routing
- * Weights are never copied: matrix rows are read from the file mapping.
+ * Weights: read from the file mapping, or from one packed copy per matrix made when the
+ * first session state is created (repack.c, docs/cpu.md §3; none with no_pack).
  */
 #ifndef MF_CPU_H
 #define MF_CPU_H
@@ -18,10 +19,25 @@
 #include "backend.h"
 #include "threadpool.h"
 
+/* A matrix's packed copy (repack.c): the bytes [src, src + bytes) of the file mapping are
+ * at dst in the packed layout of quant_impl.h, one packed matrix per n_out * row_bytes. */
+typedef struct cpu_packed {
+    const uint8_t *src;
+    uint8_t *dst;
+    size_t bytes, matrix_bytes;
+} cpu_packed;
+
 typedef struct cpu_backend {
     mf_pool *pool;
     int n_threads;
     int blas_ok;        /* OpenBLAS runs AVX2/AVX-512 kernels on this CPU (matmul.c path 2) */
+    /* packed weights (repack.c), sorted by src; one anonymous mapping holds them all */
+    const mf_model *packed_model;
+    cpu_packed *packed;
+    int n_packed;
+    void *pack_mem;
+    size_t pack_len;
+    double pack_seconds;
 } cpu_backend;
 
 struct mf_bstate {
@@ -82,6 +98,13 @@ void mf_cpu_qkv(mf_backend *be, mf_bstate *st, int l, const float *h, float *q, 
 void mf_cpu_ffn(mf_backend *be, mf_bstate *st, int l, const float *h, float *x);
 void mf_cpu_attention(mf_backend *be, mf_bstate *st, int l, const float *q, float *out);
 void mf_cpu_moe(mf_backend *be, mf_bstate *st, int l, const float *h, float *x);
+
+/* Packed copies (repack.c): make them for every matrix of m this build has packed kernels
+ * for (a failure only leaves the rest unpacked: the file's layout works for all), look one
+ * up by the address of a matrix (NULL: not packed), free them. */
+void mf_cpu_pack_model(cpu_backend *cb, const mf_model *m);
+const uint8_t *mf_cpu_packed_of(const cpu_backend *cb, const void *W, size_t matrix_bytes);
+void mf_cpu_pack_free(cpu_backend *cb);
 
 /* Elementwise helpers that also run on the pool (cheap but not free for 512-row batches). */
 float mf_silu(float z);

@@ -34,6 +34,7 @@
 typedef struct mm_job {
     uint32_t wtype;
     const uint8_t *W;
+    const uint8_t *P;       /* W's packed copy (repack.c), or NULL */
     size_t row_bytes;
     int64_t n_in, n_out;
     const float *x;
@@ -65,7 +66,8 @@ static void mm_task_q(void *ctx, int task, int thread)
     task -= j->first_task;
     int64_t r0 = (int64_t)task * j->chunk, r1 = r0 + j->chunk;
     if (r1 > j->n_out) r1 = j->n_out;
-    mf_matmul_rows(j->wtype, j->W, j->n_in, r0, r1, j->qx, j->qx_stride, j->rows, j->tmp, j->n_out);
+    if (j->P) mf_matmul_packed(j->wtype, j->P, j->n_in, j->n_out, r0, r1, j->qx, j->qx_stride, j->rows, j->tmp, j->n_out);
+    else mf_matmul_rows(j->wtype, j->W, j->n_in, r0, r1, j->qx, j->qx_stride, j->rows, j->tmp, j->n_out);
     for (int t = 0; t < j->rows; t++) {
         float *yr = j->y + (int64_t)t * j->y_stride;
         const float *tr = j->tmp + (int64_t)t * j->n_out;
@@ -125,6 +127,7 @@ void mf_cpu_matmul(cpu_backend *cb, mf_bstate *st, uint32_t wtype, const void *W
      * that claiming a chunk is noise */
     int64_t chunk = chunk_rows(cb, n_out, n_in, rows);
     j.chunk = chunk;
+    j.P = mf_cpu_packed_of(cb, W, (size_t)n_out * row_bytes);
     size_t ab = mf_act_bytes(wtype, n_in);
     /* groups of at most MF_CPU_QROWS tokens (the size of the tmp scratch) */
     for (int t0 = 0; t0 < rows; t0 += MF_CPU_QROWS) {
@@ -180,6 +183,7 @@ static void matmul_group(mf_backend *be, mf_bstate *st, int n, const mf_weight *
         int64_t n_out = W[i]->ne[1];
         int64_t chunk = chunk_rows(cb, n_out, n_in, rows);
         g.job[i] = (mm_job){.wtype = wtype, .W = W[i]->data, .row_bytes = W[i]->row_bytes, .n_in = n_in,
+                            .P = mf_cpu_packed_of(cb, W[i]->data, (size_t)n_out * W[i]->row_bytes),
                             .n_out = n_out, .qx = st->qx, .qx_stride = ab, .rows = rows, .y = out[i],
                             .tmp = tmp, .y_stride = n_out, .bias = bias_of(b[i]), .chunk = chunk,
                             .first_task = tasks};

@@ -86,7 +86,7 @@ void mf_matmul_packed_scalar(uint32_t wtype, const void *P, int64_t n_in, int64_
 
 int mf_pack_supported(uint32_t wtype)
 {
-#if defined(MF_QUANT_AVX512)
+#if defined(MF_QUANT_AVX2)
     return mf_act_type(wtype) != MF_TYPE_F32 && mf_type_supported(wtype);
 #else
     (void)wtype;
@@ -112,6 +112,9 @@ void mf_matmul_packed(uint32_t wtype, const void *P, int64_t n_in, int64_t n_out
 #if defined(MF_QUANT_AVX512)
     if (r0 / MF_PACK_ROWS < g1)
         mf_matmul_packed_avx512(wtype, P, n_in, r0 / MF_PACK_ROWS, g1, qx, qx_stride, n_tok, y, y_stride);
+#elif defined(MF_QUANT_AVX2)
+    if (r0 / MF_PACK_ROWS < g1)
+        mf_matmul_packed_avx2(wtype, P, n_in, r0 / MF_PACK_ROWS, g1, qx, qx_stride, n_tok, y, y_stride);
 #else
     if (r0 < g1 * MF_PACK_ROWS)
         mf_matmul_packed_scalar(wtype, P, n_in, n_out, r0, g1 * MF_PACK_ROWS, qx, qx_stride, n_tok, y, y_stride);

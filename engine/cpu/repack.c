@@ -1,0 +1,168 @@
+/* repack.c — the CPU backend's packed copies of a model's matrices (docs/cpu.md §3).
+ *
+ * Which: every projection matrix the forward pass multiplies (q, k, v, o, the FFN or expert
+ * matrices, the output matrix unless it is the token embedding, which embed() reads by
+ * rows) whose type this build has packed kernels for (mf_pack_supported). Stacked expert
+ * tensors are packed expert by expert, so an expert's slice keeps its offset.
+ *
+ * Where: one anonymous mapping for all copies, 2 MB aligned and marked MADV_HUGEPAGE: the
+ * decode product walks all of it once per token, and with 4 KB pages that is a TLB miss
+ * every 4 KB. After packing, the file's pages of those matrices are released from this
+ * process (MADV_DONTNEED: the mapping stays valid and reads the file again if touched; the
+ * page cache keeps or drops them as memory requires), so the resident size is about the
+ * model's size, not twice it. Weights given as a caller's buffer (mf_gguf_open_mem) are not
+ * released.
+ *
+ * When: at the first state_new() of the backend (the session's open), on the pool's threads.
+ * It costs one read and one write of the packed bytes (measured in docs/cpu.md §3).
+ */
+#include "cpu.h"
+#include "quant.h"
+#include "quant_impl.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <time.h>
+#include <unistd.h>
+
+#define HUGE_PAGE ((size_t)2 << 20)
+#define GROUPS_PER_TASK 64
+
+static int packable(const mf_weight *w)
+{
+    return w->name && w->data && mf_pack_supported(w->type) && w->ne[1] > 0 &&
+           mf_type_row_bytes(w->type, w->ne[0]) == w->row_bytes;
+}
+
+/* The matrices to pack: fills out (when not NULL) and returns how many. */
+static int collect(const mf_model *m, const mf_weight **out)
+{
+    int n = 0;
+#define ADD(w) do { if (packable(w)) { if (out) out[n] = (w); n++; } } while (0)
+    for (int l = 0; l < m->hp.n_layers; l++) {
+        const mf_layer *L = &m->layers[l];
+        ADD(&L->wq); ADD(&L->wk); ADD(&L->wv); ADD(&L->wo);
+        ADD(&L->ffn_gate); ADD(&L->ffn_up); ADD(&L->ffn_down);
+        ADD(&L->gate_exps); ADD(&L->up_exps); ADD(&L->down_exps);
+    }
+    if (!m->tied_output) ADD(&m->output);
+#undef ADD
+    return n;
+}
+
+typedef struct pack_task { const mf_weight *w; const cpu_packed *p; int64_t e, g0, g1; } pack_task;
+typedef struct pack_job { pack_task *t; } pack_job;
+
+static void pack_task_fn(void *ctx, int task, int thread)
+{
+    (void)thread;
+    const pack_task *t = &((pack_job *)ctx)->t[task];
+    size_t off = (size_t)t->e * t->p->matrix_bytes;
+    mf_pack_matrix(t->w->type, t->p->src + off, t->w->ne[0], t->w->ne[1], t->g0, t->g1, t->p->dst + off);
+}
+
+static int by_src(const void *a, const void *b)
+{
+    const cpu_packed *x = a, *y = b;
+    return x->src < y->src ? -1 : x->src > y->src;
+}
+
+static double now(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+void mf_cpu_pack_model(cpu_backend *cb, const mf_model *m)
+{
+    if (cb->packed_model == m) return;
+    mf_cpu_pack_free(cb);
+    double t0 = now();
+    int n = collect(m, NULL);
+    if (n == 0) return;
+    const mf_weight **ws = malloc(sizeof *ws * (size_t)n);
+    cpu_packed *ps = calloc((size_t)n, sizeof *ps);
+    if (!ws || !ps) goto fail;
+    collect(m, ws);
+    size_t total = 0;
+    int64_t n_tasks = 0;
+    for (int i = 0; i < n; i++) {
+        total += (ws[i]->nbytes + 63) / 64 * 64;
+        int64_t groups = (ws[i]->ne[1] + MF_PACK_ROWS - 1) / MF_PACK_ROWS, E = ws[i]->ne[2] > 1 ? ws[i]->ne[2] : 1;
+        n_tasks += E * ((groups + GROUPS_PER_TASK - 1) / GROUPS_PER_TASK);
+    }
+    size_t len = (total + HUGE_PAGE - 1) / HUGE_PAGE * HUGE_PAGE;
+    void *mem = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    pack_task *tasks = malloc(sizeof *tasks * (size_t)n_tasks);
+    if (mem == MAP_FAILED || !tasks || n_tasks > 0x7fffffff) {
+        if (mem != MAP_FAILED) munmap(mem, len);
+        free(tasks);
+        goto fail;
+    }
+    madvise(mem, len, MADV_HUGEPAGE);  /* a hint: without THP the copy still works */
+    size_t at = 0;
+    int64_t k = 0;
+    for (int i = 0; i < n; i++) {
+        const mf_weight *w = ws[i];
+        ps[i] = (cpu_packed){.src = w->data, .dst = (uint8_t *)mem + at, .bytes = w->nbytes,
+                             .matrix_bytes = (size_t)w->ne[1] * w->row_bytes};
+        at += (w->nbytes + 63) / 64 * 64;
+        int64_t groups = (w->ne[1] + MF_PACK_ROWS - 1) / MF_PACK_ROWS, E = w->ne[2] > 1 ? w->ne[2] : 1;
+        for (int64_t e = 0; e < E; e++)
+            for (int64_t g = 0; g < groups; g += GROUPS_PER_TASK)
+                tasks[k++] = (pack_task){w, &ps[i], e, g, g + GROUPS_PER_TASK < groups ? g + GROUPS_PER_TASK : groups};
+    }
+    pack_job job = {tasks};
+    mf_pool_run(cb->pool, pack_task_fn, &job, (int)n_tasks);
+    free(tasks);
+    /* the file's pages of the packed matrices: no longer read by this process */
+    if (mf_gguf_mapped(m->gguf)) {
+        size_t page = (size_t)sysconf(_SC_PAGESIZE);
+        for (int i = 0; i < n; i++) {
+            uintptr_t a = ((uintptr_t)ps[i].src + page - 1) / page * page, b = ((uintptr_t)ps[i].src + ps[i].bytes) / page * page;
+            if (b > a) madvise((void *)a, b - a, MADV_DONTNEED);
+        }
+    }
+    qsort(ps, (size_t)n, sizeof *ps, by_src);
+    free(ws);
+    cb->packed_model = m;
+    cb->packed = ps;
+    cb->n_packed = n;
+    cb->pack_mem = mem;
+    cb->pack_len = len;
+    cb->pack_seconds = now() - t0;
+    return;
+fail:  /* no memory for the copy: every product reads the file's layout */
+    free(ws);
+    free(ps);
+}
+
+const uint8_t *mf_cpu_packed_of(const cpu_backend *cb, const void *W, size_t matrix_bytes)
+{
+    const uint8_t *w = W;
+    int lo = 0, hi = cb->n_packed - 1;
+    while (lo <= hi) {  /* the last packed tensor starting at or before w */
+        int mid = (lo + hi) / 2;
+        if (cb->packed[mid].src <= w) lo = mid + 1;
+        else hi = mid - 1;
+    }
+    if (hi < 0) return NULL;
+    const cpu_packed *p = &cb->packed[hi];
+    size_t off = (size_t)(w - p->src);
+    /* a whole matrix (an expert's slice) of the packed tensor, nothing else */
+    if (off >= p->bytes || matrix_bytes != p->matrix_bytes || off % p->matrix_bytes) return NULL;
+    return p->dst + off;
+}
+
+void mf_cpu_pack_free(cpu_backend *cb)
+{
+    if (cb->pack_mem) munmap(cb->pack_mem, cb->pack_len);
+    free(cb->packed);
+    cb->packed = NULL;
+    cb->n_packed = 0;
+    cb->pack_mem = NULL;
+    cb->pack_len = 0;
+    cb->packed_model = NULL;
+}
