@@ -55,8 +55,10 @@ static float *ref_logits_mode(const mf_model *m, const int32_t *ids, int n, int 
 
 static float *ref_logits(const mf_model *m, const int32_t *ids, int n) { return ref_logits_mode(m, ids, n, 0); }
 
-/* fast-path logits of every position: as one prompt (batch = n) or token by token */
-static float *fast_logits(mf_model *m, const int32_t *ids, int n, int one_by_one, int threads, int kv_f16)
+/* fast-path logits of every position: as one prompt (batch = n) or token by token; no_pack:
+ * the weights in the file's layout only (docs/cpu.md §3) */
+static float *fast_logits_pack(mf_model *m, const int32_t *ids, int n, int one_by_one, int threads, int kv_f16,
+                               int no_pack)
 {
     mf_err err;
     int V = m->hp.n_vocab;
@@ -65,6 +67,7 @@ static float *fast_logits(mf_model *m, const int32_t *ids, int n, int one_by_one
     o.n_ctx = n;
     o.n_threads = threads;
     o.kv_f16 = kv_f16;
+    o.no_pack = no_pack;
     mf_session *s = mf_session_new(m, &o, &err);
     if (!s) fail_msg("%s", err.msg);
     float *out = malloc(sizeof(float) * (size_t)n * V);
@@ -76,6 +79,21 @@ static float *fast_logits(mf_model *m, const int32_t *ids, int n, int one_by_one
     }
     mf_session_free(s);
     return out;
+}
+
+static float *fast_logits(mf_model *m, const int32_t *ids, int n, int one_by_one, int threads, int kv_f16)
+{
+    return fast_logits_pack(m, ids, n, one_by_one, threads, kv_f16, 0);
+}
+
+/* Batch invariance (docs/cpu.md §3): with quantized weights every row of a batch gets the
+ * same float operations as the same token evaluated alone, and the packed layout the same
+ * as the file's, so the logits are equal bit for bit, not just close. */
+static void assert_bit_identical(const float *a, const float *b, int n, int V, const char *what)
+{
+    for (int t = 0; t < n; t++)
+        if (memcmp(a + (size_t)t * V, b + (size_t)t * V, sizeof(float) * (size_t)V))
+            fail_msg("%s: the logits of position %d differ", what, t);
 }
 
 static double max_abs_diff(const float *a, const float *b, size_t n, double *scale)
@@ -291,6 +309,15 @@ static void every_type_end_to_end(void **state)
         assert_true(d_ref <= 1e-5 * (s > 1 ? s : 1));
         assert_same_function(fast, ref_r, n, V, s, types[ti]);
         assert_same_function(fastb, ref_r, n, V, s, types[ti]);
+        if (mf_act_type(mq->layers[0].wq.type) != MF_TYPE_F32) {
+            char what[64];
+            snprintf(what, sizeof what, "%s batch vs token by token", types[ti]);
+            assert_bit_identical(fastb, fast, n, V, what);
+            float *unpacked = fast_logits_pack(mq, ids, n, 0, 0, 0, 1);
+            snprintf(what, sizeof what, "%s packed vs file layout", types[ti]);
+            assert_bit_identical(unpacked, fastb, n, V, what);
+            free(unpacked);
+        }
         assert_true(d_exact <= 0.05 * s);
         assert_true(agree >= n - 1);
         free(ref_r);
@@ -325,6 +352,7 @@ static void gpt_oss_fast_matches_reference(void **state)
     /* same rounding mode: order of additions only (see the header) */
     assert_same_function(seq, ref, n, V, s, "gpt-oss token by token");
     assert_same_function(batch, ref, n, V, s, "gpt-oss batch");
+    assert_bit_identical(batch, seq, n, V, "gpt-oss batch vs token by token");
     assert_true(agree >= n - 1);
     free(exact);
     free(ids);

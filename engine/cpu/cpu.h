@@ -91,6 +91,16 @@ void mf_cpu_matmul(cpu_backend *cb, mf_bstate *st, uint32_t wtype, const void *W
                    int64_t n_in, int64_t n_out, const float *x, int64_t x_stride, int rows,
                    float *y, int64_t y_stride, int accumulate, const float *bias);
 
+/* A gated activation applied to n pairs: y[i] = f(g[i], u[i]) (y may be g). */
+typedef void (*mf_cpu_act)(float *y, const float *g, const float *u, int64_t n, const void *params);
+
+/* out[r] = act(W_g·x[r] + b_g, W_u·x[r] + b_u) for r < rows (b_g, b_u: NULL or ne[1]
+ * floats): both products and the activation in one parallel region per group of tokens
+ * (matmul.c). scratch: rows x W_u->ne[1] floats for the case it cannot fuse. */
+void mf_cpu_gated(mf_backend *be, mf_bstate *st, const mf_weight *Wg, const float *bg, const mf_weight *Wu,
+                  const float *bu, const float *x, int rows, float *out, float *scratch, mf_cpu_act act,
+                  const void *params);
+
 /* ops implemented outside backend_cpu.c */
 void mf_cpu_matmul_op(mf_backend *be, mf_bstate *st, const mf_weight *W, const mf_weight *b,
                       const float *in, float *out, int rows, int accumulate);

@@ -41,14 +41,26 @@ static float clamped_swiglu(float g, float u, float limit, float alpha)
     return gc / (1.0f + expf(-alpha * gc)) * (uc + 1.0f);
 }
 
-/* one stacked-expert matrix product for the c gathered rows of expert e */
-static void expert_matmul(mf_backend *be, mf_bstate *st, const mf_weight *W, const mf_weight *b,
-                          int e, const float *in, int c, float *out)
+/* the activation of the expert FFN, as mf_cpu_gated applies it; params: the hparams */
+static void clamped_swiglu_n(float *y, const float *g, const float *u, int64_t n, const void *params)
 {
-    const uint8_t *slice = (const uint8_t *)W->data + (size_t)e * (size_t)W->ne[1] * W->row_bytes;
-    const float *bias = (const float *)b->data + (size_t)e * (size_t)W->ne[1];
-    mf_cpu_matmul(be->impl, st, W->type, slice, W->row_bytes, W->ne[0], W->ne[1], in, W->ne[0], c,
-                  out, W->ne[1], 0, bias);
+    const mf_hparams *hp = params;
+    for (int64_t i = 0; i < n; i++) y[i] = clamped_swiglu(g[i], u[i], hp->swiglu_limit, hp->swiglu_alpha);
+}
+
+/* expert e's matrix of a stacked tensor, as a weight of its own, and its bias */
+static mf_weight expert_of(const mf_weight *W, int e)
+{
+    mf_weight w = *W;
+    w.data = (const uint8_t *)W->data + (size_t)e * (size_t)W->ne[1] * W->row_bytes;
+    w.ne[2] = 1;
+    w.nbytes = (size_t)W->ne[1] * W->row_bytes;
+    return w;
+}
+
+static const float *expert_bias(const mf_weight *b, const mf_weight *W, int e)
+{
+    return (const float *)b->data + (size_t)e * (size_t)W->ne[1];
 }
 
 void mf_cpu_moe(mf_backend *be, mf_bstate *st, int l, const float *h, float *x)
@@ -87,11 +99,11 @@ void mf_cpu_moe(mf_backend *be, mf_bstate *st, int l, const float *h, float *x)
         if (c == 0) continue;
         for (int i = 0; i < c; i++)
             memcpy(st->ex_in + (size_t)i * d, h + (size_t)st->ex_tok[c0 + i] * d, sizeof(float) * (size_t)d);
-        expert_matmul(be, st, &L->gate_exps, &L->gate_exps_b, e, st->ex_in, c, st->ff_g);
-        expert_matmul(be, st, &L->up_exps, &L->up_exps_b, e, st->ex_in, c, st->ff_u);
-        for (size_t i = 0; i < (size_t)c * F; i++)
-            st->ff_g[i] = clamped_swiglu(st->ff_g[i], st->ff_u[i], hp->swiglu_limit, hp->swiglu_alpha);
-        expert_matmul(be, st, &L->down_exps, &L->down_exps_b, e, st->ff_g, c, st->ex_out);
+        mf_weight wg = expert_of(&L->gate_exps, e), wu = expert_of(&L->up_exps, e), wd = expert_of(&L->down_exps, e);
+        mf_cpu_gated(be, st, &wg, expert_bias(&L->gate_exps_b, &L->gate_exps, e), &wu,
+                     expert_bias(&L->up_exps_b, &L->up_exps, e), st->ex_in, c, st->ff_g, st->ff_u, clamped_swiglu_n, hp);
+        mf_cpu_matmul(be->impl, st, wd.type, wd.data, wd.row_bytes, F, d, st->ff_g, F, c, st->ex_out, d, 0,
+                      expert_bias(&L->down_exps_b, &L->down_exps, e));
         for (int i = 0; i < c; i++) {
             int t = st->ex_tok[c0 + i], s = st->ex_slot[c0 + i];
             memcpy(st->ex_acc + ((size_t)t * k + s) * d, st->ex_out + (size_t)i * d, sizeof(float) * (size_t)d);
