@@ -9,98 +9,314 @@
  *   o_j = Σ_t (e^{s_t - M} / Z) · v_{g,t}
  *
  * (llama-arch.md §4.1 step 5 and §4.5; gpt-oss-arch.md §3.2 step 5.) Work is split over
- * (row, kv head) pairs; each thread keeps its scores in its own scratch rows. This is the plain
+ * (row, kv head) pairs; each task computes the grp = H/Hkv query heads that share the kv
+ * head, so every key and value is loaded once for all of them (GQA). This is the plain
  * two-pass softmax — the CPU twin of the GPU's online-softmax flash attention.
+ *
+ * Memory layout of the cache (docs/cpu.md §4). V: [slot][kv head][hd], a row per slot, as
+ * the weighted sum reads it (a value row times one weight per head). K: tiles of
+ * MF_KV_TILE slots, [slot / 16][kv head][d][slot % 16]: dimension d of 16 consecutive keys
+ * is one vector, so the scores of 16 keys and up to 8 heads accumulate in 8 registers,
+ * one FMA per (head, d) with the query element broadcast — no horizontal sums. Decoding at
+ * depth is then a stream through the cache at the rate memory delivers it: per key and kv
+ * head, hd·grp multiply-adds for the scores and as many for the values against 2·hd
+ * cached numbers.
+ *
+ * The canonical order of the float operations (docs/cpu.md §4), which the SIMD code and the
+ * scalar twin (simd = 0) follow exactly, so that they agree bit for bit
+ * (tests/test_attention.c) and a row's result never depends on the batch:
+ *   score      s = fma chain over d = 0..hd-1 from 0, then s · scale
+ *   max        M over the scores and the sink (order-free)
+ *   weights    e_i = mf_att_exp(s_i - M): a polynomial exp (below), the same in both
+ *   sum        Z: 16 partial sums z[i mod 16] in order of i, combined pairwise
+ *              (k with k + 8, then + 4, + 2, + 1), then + mf_att_exp(S - M) for a sink
+ *   output     o[d] = fma chain over the keys in order of position, from 0, of
+ *              (e_i · (1/Z)) and v_i[d]
  */
 #include "cpu.h"
 #include "quant.h"
 
 #include <math.h>
+#include <string.h>
 
 #if defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
 #include <immintrin.h>
-#define MF_ATT_SIMD 1
+#define ATT_SIMD 1
 #endif
 
-static inline float kv_dot(const float *q, const void *krow, int n, int f16)
+/* ---------------------------------------------------------------- exp */
+
+/* e^x for x <= 0 (softmax arguments s - M), Cephes' expf: x = n·ln 2 + r with n = round(x /
+ * ln 2) and ln 2 split in two parts so that r is exact, e^r by a degree-5 polynomial, 2^n
+ * put in the exponent. Relative error about 2e-7 (1-2 ulp) against expf; below -87.3 (e^x
+ * < 1.2e-38, a weight that cannot matter) it returns e^-87.3. Every step is one rounded
+ * float operation, so the vector version below gives the same bits. */
+#define EXP_LO -87.33654f
+#define EXP_LOG2E 1.44269504088896341f
+#define EXP_C1 0.693359375f
+#define EXP_C2 -2.12194440e-4f
+static const float exp_p[6] = {1.9875691500e-4f, 1.3981999507e-3f, 8.3334519073e-3f,
+                               4.1665795894e-2f, 1.6666665459e-1f, 5.0000001201e-1f};
+
+float mf_att_exp(float x)
 {
-    int i = 0;
-    float s = 0.0f;
-#ifdef MF_ATT_SIMD
-    __m256 acc = _mm256_setzero_ps();
-    if (f16) {
-        const uint16_t *k = krow;
-        for (; i + 8 <= n; i += 8)
-            acc = _mm256_fmadd_ps(_mm256_loadu_ps(q + i),
-                                  _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(k + i))), acc);
-    } else {
-        const float *k = krow;
-        for (; i + 8 <= n; i += 8) acc = _mm256_fmadd_ps(_mm256_loadu_ps(q + i), _mm256_loadu_ps(k + i), acc);
-    }
-    __m128 h = _mm_add_ps(_mm256_castps256_ps128(acc), _mm256_extractf128_ps(acc, 1));
-    h = _mm_add_ps(h, _mm_movehl_ps(h, h));
-    h = _mm_add_ss(h, _mm_movehdup_ps(h));
-    s = _mm_cvtss_f32(h);
-#endif
-    if (f16) {
-        const uint16_t *k = krow;
-        for (; i < n; i++) s += q[i] * mf_fp16_to_f32(k[i]);
-    } else {
-        const float *k = krow;
-        for (; i < n; i++) s += q[i] * k[i];
-    }
-    return s;
+    x = x > EXP_LO ? x : EXP_LO;
+    float n = nearbyintf(x * EXP_LOG2E);
+    float r = fmaf(n, -EXP_C1, x);
+    r = fmaf(n, -EXP_C2, r);
+    float p = exp_p[0];
+    for (int k = 1; k < 6; k++) p = fmaf(p, r, exp_p[k]);
+    float y = fmaf(p, r * r, r) + 1.0f;
+    uint32_t bits = (uint32_t)((int32_t)n + 127) << 23;
+    float scale;
+    memcpy(&scale, &bits, 4);
+    return y * scale;
 }
 
-static inline void kv_axpy(float a, const void *vrow, float *out, int n, int f16)
+/* The pairwise combination of the 16 partial sums of Z. */
+static float sum16(const float z[16])
 {
-    int i = 0;
-#ifdef MF_ATT_SIMD
-    __m256 va = _mm256_set1_ps(a);
-    if (f16) {
-        const uint16_t *v = vrow;
-        for (; i + 8 <= n; i += 8)
-            _mm256_storeu_ps(out + i, _mm256_fmadd_ps(va, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(v + i))),
-                                                      _mm256_loadu_ps(out + i)));
-    } else {
-        const float *v = vrow;
-        for (; i + 8 <= n; i += 8)
-            _mm256_storeu_ps(out + i, _mm256_fmadd_ps(va, _mm256_loadu_ps(v + i), _mm256_loadu_ps(out + i)));
-    }
-#endif
-    if (f16) {
-        const uint16_t *v = vrow;
-        for (; i < n; i++) out[i] += a * mf_fp16_to_f32(v[i]);
-    } else {
-        const float *v = vrow;
-        for (; i < n; i++) out[i] += a * v[i];
-    }
+    float a[8], b[4], c[2];
+    for (int k = 0; k < 8; k++) a[k] = z[k] + z[k + 8];
+    for (int k = 0; k < 4; k++) b[k] = a[k] + a[k + 4];
+    for (int k = 0; k < 2; k++) c[k] = b[k] + b[k + 2];
+    return c[0] + c[1];
 }
 
-#ifdef MF_ATT_SIMD
-/* Eight dot products q·k_i (i < 8, n a multiple of 8) returned as one vector: eight vertical
- * accumulators, then a transpose-and-add that costs what one horizontal sum costs, instead
- * of one horizontal sum per key. */
-static inline __m256 kv_dot8(const float *q, const uint8_t *const k[8], int n, int f16)
+/* ---------------------------------------------------------------- vectors */
+
+#ifdef ATT_SIMD
+#if defined(__AVX512F__)
+#define AW 16
+typedef __m512 av;
+static inline av av_zero(void) { return _mm512_setzero_ps(); }
+static inline av av_set1(float f) { return _mm512_set1_ps(f); }
+static inline av av_load(const float *p) { return _mm512_loadu_ps(p); }
+static inline av av_loadh(const uint16_t *p) { return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(const void *)p)); }
+static inline void av_store(float *p, av v) { _mm512_storeu_ps(p, v); }
+static inline av av_fmadd(av a, av b, av c) { return _mm512_fmadd_ps(a, b, c); }
+static inline av av_mul(av a, av b) { return _mm512_mul_ps(a, b); }
+static inline av av_add(av a, av b) { return _mm512_add_ps(a, b); }
+static inline av av_sub(av a, av b) { return _mm512_sub_ps(a, b); }
+static inline av av_max(av a, av b) { return _mm512_max_ps(a, b); }
+static inline av av_round(av a) { return _mm512_roundscale_ps(a, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); }
+static inline av av_pow2(av n)  /* 2^n for integral n in [-126, 127] */
 {
-    __m256 a[8];
-    for (int i = 0; i < 8; i++) a[i] = _mm256_setzero_ps();
-    for (int c = 0; c < n; c += 8) {
-        __m256 qv = _mm256_loadu_ps(q + c);
-        for (int i = 0; i < 8; i++) {
-            __m256 kv = f16 ? _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)((const uint16_t *)k[i] + c)))
-                            : _mm256_loadu_ps((const float *)k[i] + c);
-            a[i] = _mm256_fmadd_ps(qv, kv, a[i]);
+    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_add_epi32(_mm512_cvtps_epi32(n), _mm512_set1_epi32(127)), 23));
+}
+static inline float av_hmax(av a) { return _mm512_reduce_max_ps(a); }
+#else
+#define AW 8
+typedef __m256 av;
+static inline av av_zero(void) { return _mm256_setzero_ps(); }
+static inline av av_set1(float f) { return _mm256_set1_ps(f); }
+static inline av av_load(const float *p) { return _mm256_loadu_ps(p); }
+static inline av av_loadh(const uint16_t *p) { return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(const void *)p)); }
+static inline void av_store(float *p, av v) { _mm256_storeu_ps(p, v); }
+static inline av av_fmadd(av a, av b, av c) { return _mm256_fmadd_ps(a, b, c); }
+static inline av av_mul(av a, av b) { return _mm256_mul_ps(a, b); }
+static inline av av_add(av a, av b) { return _mm256_add_ps(a, b); }
+static inline av av_sub(av a, av b) { return _mm256_sub_ps(a, b); }
+static inline av av_max(av a, av b) { return _mm256_max_ps(a, b); }
+static inline av av_round(av a) { return _mm256_round_ps(a, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); }
+static inline av av_pow2(av n)
+{
+    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23));
+}
+static inline float av_hmax(av a)
+{
+    __m128 m = _mm_max_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
+    m = _mm_max_ps(m, _mm_movehl_ps(m, m));
+    return _mm_cvtss_f32(_mm_max_ss(m, _mm_movehdup_ps(m)));
+}
+#endif
+
+/* mf_att_exp on AW lanes, operation for operation */
+static inline av av_exp(av x)
+{
+    x = av_max(x, av_set1(EXP_LO));
+    av n = av_round(av_mul(x, av_set1(EXP_LOG2E)));
+    av r = av_fmadd(n, av_set1(-EXP_C1), x);
+    r = av_fmadd(n, av_set1(-EXP_C2), r);
+    av p = av_set1(exp_p[0]);
+    for (int k = 1; k < 6; k++) p = av_fmadd(p, r, av_set1(exp_p[k]));
+    av y = av_add(av_fmadd(p, av_mul(r, r), r), av_set1(1.0f));
+    return av_mul(y, av_pow2(n));
+}
+#endif
+
+/* ---------------------------------------------------------------- one task */
+
+/* Where things are for one (row, kv head) task. */
+typedef struct att_ctx {
+    const uint8_t *kc, *vc;    /* the layer's K tiles and V rows */
+    int slots, f16, hd, Hkv, grp;
+    size_t vrow;               /* bytes of one V slot row (all kv heads) */
+    int g;                     /* the kv head */
+    int t_lo, span;            /* visible keys: positions t_lo .. t_lo + span - 1 */
+    float scale;
+} att_ctx;
+
+/* Element d of key slot s of kv head g in the tiled K cache. */
+static inline size_t k_index(const att_ctx *c, int s, int d)
+{
+    return (((size_t)(s / MF_KV_TILE) * (size_t)c->Hkv + (size_t)c->g) * (size_t)c->hd + (size_t)d) * MF_KV_TILE +
+           (size_t)(s % MF_KV_TILE);
+}
+
+static inline float kv_at(const uint8_t *base, size_t i, int f16)
+{
+    if (f16) return mf_fp16_to_f32(((const uint16_t *)(const void *)base)[i]);
+    return ((const float *)(const void *)base)[i];
+}
+
+/* sc[h * stride + i] = score of head h (of nh, from q + h·hd) against the key at position
+ * t_lo + i, for i in [i0, i0 + n), all in one K tile (tile-aligned slots). */
+static void tile_scores(const att_ctx *c, const float *q, int nh, int s0, int n, float *sc, size_t stride, int simd)
+{
+#ifdef ATT_SIMD
+    if (simd) {
+        /* all 16 lanes of the tile, then the n wanted ones */
+        const int tile0 = s0 / MF_KV_TILE * MF_KV_TILE, lane0 = s0 - tile0;
+        float buf[8][MF_KV_TILE];
+        for (int half = 0; half < MF_KV_TILE; half += AW) {
+            av acc[8];
+            for (int h = 0; h < nh; h++) acc[h] = av_zero();
+            size_t base = k_index(c, tile0, 0) + (size_t)half;
+            for (int d = 0; d < c->hd; d++) {
+                size_t at = base + (size_t)d * MF_KV_TILE;
+                av kt = c->f16 ? av_loadh((const uint16_t *)(const void *)c->kc + at) : av_load((const float *)(const void *)c->kc + at);
+                for (int h = 0; h < nh; h++) acc[h] = av_fmadd(av_set1(q[(size_t)h * c->hd + d]), kt, acc[h]);
+            }
+            for (int h = 0; h < nh; h++) av_store(buf[h] + half, av_mul(acc[h], av_set1(c->scale)));
+        }
+        for (int h = 0; h < nh; h++) memcpy(sc + (size_t)h * stride, buf[h] + lane0, sizeof(float) * (size_t)n);
+        return;
+    }
+#endif
+    for (int h = 0; h < nh; h++)
+        for (int i = 0; i < n; i++) {
+            float s = 0.0f;
+            for (int d = 0; d < c->hd; d++) s = fmaf(q[(size_t)h * c->hd + d], kv_at(c->kc, k_index(c, s0 + i, d), c->f16), s);
+            sc[(size_t)h * stride + i] = s * c->scale;
+        }
+}
+
+/* e_i = exp(s_i - M) in place; returns Z (without the sink) by the canonical sum */
+static float exp_sum(float *s, int span, float M, int simd)
+{
+    float z[16] = {0};
+    int i = 0;
+#ifdef ATT_SIMD
+    if (simd) {
+        av zv[16 / AW], m = av_set1(M);
+        for (int k = 0; k < 16 / AW; k++) zv[k] = av_zero();
+        for (; i + 16 <= span; i += 16)
+            for (int k = 0; k < 16 / AW; k++) {
+                av e = av_exp(av_sub(av_load(s + i + k * AW), m));
+                av_store(s + i + k * AW, e);
+                zv[k] = av_add(zv[k], e);
+            }
+        for (int k = 0; k < 16 / AW; k++) av_store(z + k * AW, zv[k]);
+    }
+#endif
+    for (; i < span; i++) {
+        s[i] = mf_att_exp(s[i] - M);
+        z[i % 16] += s[i];
+    }
+    return sum16(z);
+}
+
+/* out[h][d] (heads [0, nh), d < hd) = Σ_i a[h][i] · v_i[d], keys in order of position */
+static void weighted_values(const att_ctx *c, const float *a, size_t stride, int nh, float *out, int simd)
+{
+    const size_t esz = c->f16 ? 2 : 4;
+    const uint8_t *v0 = c->vc + (size_t)c->g * (size_t)c->hd * esz;
+    for (size_t i = 0; i < (size_t)nh * (size_t)c->hd; i++) out[i] = 0.0f;
+#ifdef ATT_SIMD
+    if (simd && c->hd % AW == 0) {
+        /* blocks of 32 keys (their values stay in L1), for each head the accumulators of
+         * its hd outputs in registers across the block */
+        enum { KB = 32, MAXV = 256 / AW };
+        const int nv = c->hd / AW;
+        for (int i0 = 0; i0 < c->span; i0 += KB) {
+            int n = c->span - i0 < KB ? c->span - i0 : KB;
+            for (int h = 0; h < nh; h++) {
+                float *o = out + (size_t)h * c->hd;
+                for (int v0i = 0; v0i < nv; v0i += MAXV) {
+                    int nvv = nv - v0i < MAXV ? nv - v0i : MAXV;
+                    av acc[MAXV];
+                    for (int k = 0; k < nvv; k++) acc[k] = av_load(o + (v0i + k) * AW);
+                    for (int i = i0; i < i0 + n; i++) {
+                        const uint8_t *vr = v0 + (size_t)((c->t_lo + i) % c->slots) * c->vrow;
+                        av w = av_set1(a[(size_t)h * stride + i]);
+                        for (int k = 0; k < nvv; k++) {
+                            size_t e = (size_t)(v0i + k) * AW;
+                            av v = c->f16 ? av_loadh((const uint16_t *)(const void *)vr + e) : av_load((const float *)(const void *)vr + e);
+                            acc[k] = av_fmadd(w, v, acc[k]);
+                        }
+                    }
+                    for (int k = 0; k < nvv; k++) av_store(o + (v0i + k) * AW, acc[k]);
+                }
+            }
+        }
+        return;
+    }
+#endif
+    for (int i = 0; i < c->span; i++) {
+        const uint8_t *vr = v0 + (size_t)((c->t_lo + i) % c->slots) * c->vrow;
+        for (int h = 0; h < nh; h++) {
+            float w = a[(size_t)h * stride + i];
+            for (int d = 0; d < c->hd; d++) out[(size_t)h * c->hd + d] = fmaf(w, kv_at(vr, (size_t)d, c->f16), out[(size_t)h * c->hd + d]);
         }
     }
-    /* lane j of the result = sum of a[j] */
-    __m256 s01 = _mm256_hadd_ps(a[0], a[1]), s23 = _mm256_hadd_ps(a[2], a[3]);
-    __m256 s45 = _mm256_hadd_ps(a[4], a[5]), s67 = _mm256_hadd_ps(a[6], a[7]);
-    __m256 s0123 = _mm256_hadd_ps(s01, s23), s4567 = _mm256_hadd_ps(s45, s67);
-    __m256 lo = _mm256_permute2f128_ps(s0123, s4567, 0x20), hi = _mm256_permute2f128_ps(s0123, s4567, 0x31);
-    return _mm256_add_ps(lo, hi);
 }
+
+void mf_cpu_attention_row(const mf_bstate *st, int l, int r, int g, const float *q, float *out, float *sc, int simd)
+{
+    const mf_hparams *hp = &st->m->hp;
+    const mf_layer *L = &st->m->layers[l];
+    att_ctx c = {.kc = st->kc[l], .vc = st->vc[l], .slots = st->slots[l], .f16 = st->o.kv_f16, .hd = hp->head_dim,
+                 .Hkv = hp->n_kv_heads, .grp = hp->n_heads / hp->n_kv_heads, .g = g, .scale = hp->attn_scale};
+    c.vrow = (size_t)st->kv_width * (c.f16 ? 2 : 4);
+    int p = st->pos0 + r;
+    c.t_lo = L->sliding && p - hp->window + 1 > 0 ? p - hp->window + 1 : 0;
+    c.span = p - c.t_lo + 1;
+    const size_t stride = (size_t)c.span;
+
+    for (int h0 = 0; h0 < c.grp; h0 += 8) {
+        int nh = c.grp - h0 < 8 ? c.grp - h0 : 8;
+        const float *qh = q + (size_t)h0 * c.hd;
+        /* scores, tile by tile of the slots the visible positions occupy */
+        for (int i = 0; i < c.span;) {
+            int s = (c.t_lo + i) % c.slots, n = MF_KV_TILE - s % MF_KV_TILE;
+            if (n > c.span - i) n = c.span - i;
+            tile_scores(&c, qh, nh, s, n, sc + i, stride, simd);
+            i += n;
+        }
+        /* softmax per head, the sink (if any) joining the denominator */
+        for (int h = 0; h < nh; h++) {
+            float *s = sc + (size_t)h * stride;
+            float M = -INFINITY;
+            int i = 0;
+#ifdef ATT_SIMD
+            if (simd && c.span >= AW) {
+                av m = av_load(s);
+                for (i = AW; i + AW <= c.span; i += AW) m = av_max(m, av_load(s + i));
+                M = av_hmax(m);
+            }
 #endif
+            for (; i < c.span; i++) M = s[i] > M ? s[i] : M;
+            float S = hp->has_sinks ? ((const float *)L->sinks.data)[g * c.grp + h0 + h] : -INFINITY;
+            if (S > M) M = S;
+            float Z = exp_sum(s, c.span, M, simd);
+            if (hp->has_sinks) Z += mf_att_exp(S - M);
+            float inv = 1.0f / Z;
+            for (i = 0; i < c.span; i++) s[i] *= inv;
+        }
+        weighted_values(&c, sc, stride, nh, out + (size_t)h0 * c.hd, simd);
+    }
+}
 
 typedef struct att_job {
     mf_bstate *st;
@@ -109,60 +325,15 @@ typedef struct att_job {
     float *out;
 } att_job;
 
-/* One task = one query row and one kv head with the grp query heads that share it: each
- * key and value row is loaded once for all of them (GQA), which matters when the keys no
- * longer fit in L1 (long prompts). */
 static void att_task(void *ctx, int task, int thread)
 {
     att_job *j = ctx;
     mf_bstate *st = j->st;
     const mf_hparams *hp = &st->m->hp;
-    const mf_layer *L = &st->m->layers[j->l];
     int H = hp->n_heads, Hkv = hp->n_kv_heads, hd = hp->head_dim, grp = H / Hkv;
     int r = task / Hkv, g = task % Hkv;
-    int p = st->pos0 + r;
-    int t_lo = L->sliding && p - hp->window + 1 > 0 ? p - hp->window + 1 : 0, span = p - t_lo + 1;
-    int slots = st->slots[j->l], f16 = st->o.kv_f16;
-    size_t esz = f16 ? 2 : 4, row = (size_t)st->kv_width * esz;
-    const uint8_t *kc = st->kc[j->l] + (size_t)g * hd * esz, *vc = st->vc[j->l] + (size_t)g * hd * esz;
-    const float *q = j->q + (size_t)r * H * hd + (size_t)g * grp * hd;
-    float *sc = st->scores + (size_t)thread * grp * st->o.n_ctx;  /* [grp][span] */
-    float *out = j->out + (size_t)r * H * hd + (size_t)g * grp * hd;
-
-    /* s = q·k · scale for every head of the group, eight keys at a time where SIMD allows */
-    int t = t_lo;
-#ifdef MF_ATT_SIMD
-    if (hd % 8 == 0)
-        for (; t + 8 <= p + 1; t += 8) {
-            const uint8_t *kr[8];
-            for (int i = 0; i < 8; i++) kr[i] = kc + (size_t)((t + i) % slots) * row;
-            for (int h = 0; h < grp; h++)
-                _mm256_storeu_ps(sc + (size_t)h * span + (t - t_lo),
-                                 _mm256_mul_ps(kv_dot8(q + (size_t)h * hd, kr, hd, f16), _mm256_set1_ps(hp->attn_scale)));
-        }
-#endif
-    for (; t <= p; t++) {
-        const uint8_t *kr = kc + (size_t)(t % slots) * row;
-        for (int h = 0; h < grp; h++) sc[(size_t)h * span + (t - t_lo)] = kv_dot(q + (size_t)h * hd, kr, hd, f16) * hp->attn_scale;
-    }
-    /* softmax per head, the sink (if any) joining the denominator */
-    for (int h = 0; h < grp; h++) {
-        float *s = sc + (size_t)h * span;
-        float M = -INFINITY;
-        for (int i = 0; i < span; i++) M = s[i] > M ? s[i] : M;
-        float S = hp->has_sinks ? ((const float *)L->sinks.data)[g * grp + h] : -INFINITY;
-        if (S > M) M = S;
-        double Z = hp->has_sinks ? exp((double)S - M) : 0.0;
-        for (int i = 0; i < span; i++) Z += s[i] = expf(s[i] - M);
-        float inv = (float)(1.0 / Z);
-        for (int i = 0; i < span; i++) s[i] *= inv;
-    }
-    /* o = Σ a_t v_t, value row by value row */
-    for (int i = 0; i < grp * hd; i++) out[i] = 0.0f;
-    for (t = t_lo; t <= p; t++) {
-        const uint8_t *vr = vc + (size_t)(t % slots) * row;
-        for (int h = 0; h < grp; h++) kv_axpy(sc[(size_t)h * span + (t - t_lo)], vr, out + (size_t)h * hd, hd, f16);
-    }
+    size_t at = (size_t)r * H * hd + (size_t)g * grp * hd;
+    mf_cpu_attention_row(st, j->l, r, g, j->q + at, j->out + at, st->scores + (size_t)thread * grp * st->o.n_ctx, 1);
 }
 
 void mf_cpu_attention(mf_backend *be, mf_bstate *st, int l, const float *q, float *out)
@@ -178,4 +349,26 @@ void mf_cpu_attention(mf_backend *be, mf_bstate *st, int l, const float *q, floa
         return;
     }
     mf_pool_run(cb->pool, att_task, &j, tasks);
+}
+
+void mf_cpu_kv_store(mf_bstate *st, int l, int slot, const float *k, const float *v)
+{
+    const mf_hparams *hp = &st->m->hp;
+    int hd = hp->head_dim, kvw = st->kv_width;
+    att_ctx c = {.hd = hd, .Hkv = hp->n_kv_heads};
+    for (int g = 0; g < c.Hkv; g++) {
+        c.g = g;
+        for (int d = 0; d < hd; d++) {
+            size_t at = k_index(&c, slot, d);
+            float x = k[g * hd + d];
+            if (st->o.kv_f16) ((uint16_t *)st->kc[l])[at] = mf_f32_to_fp16(x);
+            else ((float *)st->kc[l])[at] = x;
+        }
+    }
+    if (st->o.kv_f16) {
+        uint16_t *vd = (uint16_t *)st->vc[l] + (size_t)slot * kvw;
+        for (int i = 0; i < kvw; i++) vd[i] = mf_f32_to_fp16(v[i]);
+    } else {
+        memcpy((float *)st->vc[l] + (size_t)slot * kvw, v, sizeof(float) * (size_t)kvw);
+    }
 }

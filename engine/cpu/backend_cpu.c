@@ -137,7 +137,8 @@ static mf_bstate *cpu_state_new(mf_backend *be, const mf_model *m, const mf_stat
 
     /* KV cache, zeroed so that no slot is ever read uninitialized */
     for (int l = 0; l < L; l++) {
-        st->slots[l] = mf_kv_slots(hp, m->layers[l].sliding, o->n_ctx, B);
+        int slots = mf_kv_slots(hp, m->layers[l].sliding, o->n_ctx, B);
+        st->slots[l] = (slots + MF_KV_TILE - 1) / MF_KV_TILE * MF_KV_TILE;  /* whole K tiles */
         size_t bytes = (size_t)st->slots[l] * (size_t)st->kv_width * esz;
         st->kc[l] = calloc(1, bytes);
         st->vc[l] = calloc(1, bytes);
@@ -239,17 +240,7 @@ static void cpu_rope_kv(mf_backend *be, mf_bstate *st, int l, float *q, const fl
             memcpy(kr + (size_t)j * hd, k + ((size_t)r * Hkv + j) * hd, sizeof(float) * (size_t)hd);
             mf_rope_apply(kr + (size_t)j * hd, c, s, hp->n_rot, hp->rope_neox);
         }
-        const float *vr = v + (size_t)r * kvw;
-        if (st->o.kv_f16) {
-            uint16_t *kd = (uint16_t *)st->kc[l] + slot * kvw, *vd = (uint16_t *)st->vc[l] + slot * kvw;
-            for (int i = 0; i < kvw; i++) {
-                kd[i] = mf_f32_to_fp16(kr[i]);
-                vd[i] = mf_f32_to_fp16(vr[i]);
-            }
-        } else {
-            memcpy((float *)st->kc[l] + slot * kvw, kr, sizeof(float) * (size_t)kvw);
-            memcpy((float *)st->vc[l] + slot * kvw, vr, sizeof(float) * (size_t)kvw);
-        }
+        mf_cpu_kv_store(st, l, (int)slot, kr, v + (size_t)r * kvw);
     }
 }
 

@@ -1,8 +1,10 @@
 /* cpu.h — internals of the CPU backend (the files of engine/cpu/), shared between them.
  *
  * Memory plan of a session (mf_bstate):
- *   KV cache      per layer: K and V, [slots][n_kv_heads * head_dim], float32 or binary16;
- *                 slots = n_ctx, or a ring buffer for sliding-window layers (model.h)
+ *   KV cache      per layer: K and V, float32 or binary16, for `slots` positions: n_ctx, or
+ *                 a ring buffer for sliding-window layers (model.h), rounded up to a whole
+ *                 K tile. V: [slots][n_kv_heads * head_dim]. K: tiles of MF_KV_TILE slots,
+ *                 [slots / 16][n_kv_heads][head_dim][16] (attention.c explains why).
  *   RoPE tables   cos/sin [n_ctx][n_rot/2] per distinct frequency set (rope.h), in double
  *                 precision rounded once, so every backend rotates by the same numbers
  *   scratch       converted activations (quant.h activation formats), FFN gate/up rows,
@@ -71,6 +73,9 @@ struct mf_bstate {
     float *ex_acc;                /* [max_batch * k][d] expert outputs before weighting */
 };
 
+/* slots per tile of the K cache (attention.c) */
+#define MF_KV_TILE 16
+
 /* rows of W dequantized per BLAS tile (see matmul.c) */
 #define MF_CPU_TILE_ROWS 64
 /* batches of float weights with at least this many rows take the sgemm path (BLAS on) */
@@ -115,6 +120,16 @@ void mf_cpu_moe(mf_backend *be, mf_bstate *st, int l, const float *h, float *x);
 void mf_cpu_pack_model(cpu_backend *cb, const mf_model *m);
 const uint8_t *mf_cpu_packed_of(const cpu_backend *cb, const void *W, size_t matrix_bytes);
 void mf_cpu_pack_free(cpu_backend *cb);
+
+/* Attention (attention.c). mf_cpu_attention_row: the task of row r and kv head g of layer l
+ * over the cache as it is: q, out: the row's grp query heads of g (grp·head_dim floats);
+ * sc: scratch of grp·n_ctx floats; simd = 0 runs the scalar twin (the same float
+ * operations in the same order: equal bits). mf_cpu_kv_store: key row k (rotated) and
+ * value row v (kv_width floats each) of one position into slot `slot` of layer l.
+ * mf_att_exp: the softmax's exp. */
+void mf_cpu_attention_row(const mf_bstate *st, int l, int r, int g, const float *q, float *out, float *sc, int simd);
+void mf_cpu_kv_store(mf_bstate *st, int l, int slot, const float *k, const float *v);
+float mf_att_exp(float x);
 
 /* Elementwise helpers that also run on the pool (cheap but not free for 512-row batches). */
 float mf_silu(float z);

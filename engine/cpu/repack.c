@@ -7,11 +7,11 @@
  *
  * Where: one anonymous mapping for all copies, 2 MB aligned and marked MADV_HUGEPAGE: the
  * decode product walks all of it once per token, and with 4 KB pages that is a TLB miss
- * every 4 KB. After packing, the file's pages of those matrices are released from this
- * process (MADV_DONTNEED: the mapping stays valid and reads the file again if touched; the
- * page cache keeps or drops them as memory requires), so the resident size is about the
- * model's size, not twice it. Weights given as a caller's buffer (mf_gguf_open_mem) are not
- * released.
+ * every 4 KB. As each chunk is packed, the file's pages of its rows are released from
+ * this process (MADV_DONTNEED: the mapping stays valid and reads the file again if touched;
+ * the page cache keeps or drops them as memory requires), so the resident size stays about
+ * the model's size, not twice it, during packing too. Weights given as a caller's buffer
+ * (mf_gguf_open_mem) are not released.
  *
  * When: at the first state_new() of the backend (the session's open), on the pool's threads.
  * It costs one read and one write of the packed bytes (measured in docs/cpu.md §3).
@@ -52,14 +52,26 @@ static int collect(const mf_model *m, const mf_weight **out)
 }
 
 typedef struct pack_task { const mf_weight *w; const cpu_packed *p; int64_t e, g0, g1; } pack_task;
-typedef struct pack_job { pack_task *t; } pack_job;
+typedef struct pack_job { pack_task *t; int release; size_t page; } pack_job;
+
+/* Drop this process's mapping of the whole pages inside [a, b) (see the header). */
+static void release(const uint8_t *a, const uint8_t *b, size_t page)
+{
+    uintptr_t lo = ((uintptr_t)a + page - 1) / page * page, hi = (uintptr_t)b / page * page;
+    if (hi > lo) madvise((void *)lo, hi - lo, MADV_DONTNEED);
+}
 
 static void pack_task_fn(void *ctx, int task, int thread)
 {
     (void)thread;
-    const pack_task *t = &((pack_job *)ctx)->t[task];
-    size_t off = (size_t)t->e * t->p->matrix_bytes;
+    const pack_job *j = ctx;
+    const pack_task *t = &j->t[task];
+    size_t off = (size_t)t->e * t->p->matrix_bytes, rb = t->w->row_bytes;
     mf_pack_matrix(t->w->type, t->p->src + off, t->w->ne[0], t->w->ne[1], t->g0, t->g1, t->p->dst + off);
+    /* the rows just packed, as soon as they are (no task reads another task's rows): the
+     * resident size never holds both copies of more than a few chunks */
+    int64_t r1 = t->g1 * MF_PACK_ROWS < t->w->ne[1] ? t->g1 * MF_PACK_ROWS : t->w->ne[1];
+    if (j->release) release(t->p->src + off + (size_t)t->g0 * MF_PACK_ROWS * rb, t->p->src + off + (size_t)r1 * rb, j->page);
 }
 
 static int by_src(const void *a, const void *b)
@@ -114,17 +126,13 @@ void mf_cpu_pack_model(cpu_backend *cb, const mf_model *m)
             for (int64_t g = 0; g < groups; g += GROUPS_PER_TASK)
                 tasks[k++] = (pack_task){w, &ps[i], e, g, g + GROUPS_PER_TASK < groups ? g + GROUPS_PER_TASK : groups};
     }
-    pack_job job = {tasks};
+    pack_job job = {tasks, mf_gguf_mapped(m->gguf), (size_t)sysconf(_SC_PAGESIZE)};
     mf_pool_run(cb->pool, pack_task_fn, &job, (int)n_tasks);
     free(tasks);
-    /* the file's pages of the packed matrices: no longer read by this process */
-    if (mf_gguf_mapped(m->gguf)) {
-        size_t page = (size_t)sysconf(_SC_PAGESIZE);
-        for (int i = 0; i < n; i++) {
-            uintptr_t a = ((uintptr_t)ps[i].src + page - 1) / page * page, b = ((uintptr_t)ps[i].src + ps[i].bytes) / page * page;
-            if (b > a) madvise((void *)a, b - a, MADV_DONTNEED);
-        }
-    }
+    /* the pages the chunks shared: the file's pages of the packed matrices are no longer
+     * read by this process */
+    if (job.release)
+        for (int i = 0; i < n; i++) release(ps[i].src, ps[i].src + ps[i].bytes, job.page);
     qsort(ps, (size_t)n, sizeof *ps, by_src);
     free(ws);
     cb->packed_model = m;
