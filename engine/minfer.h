@@ -69,6 +69,8 @@ float *mf_session_logits(mf_session *s, mf_err *err);
 /* Argmax of the last logits, computed where they live (no copy from a GPU). */
 int32_t mf_session_argmax(mf_session *s);
 int mf_session_pos(const mf_session *s);
+/* 1 when the session's KV cache is binary16, 0 for float32 (the default resolved). */
+int mf_session_kv_f16(const mf_session *s);
 int mf_session_n_ctx(const mf_session *s);
 void mf_session_reset(mf_session *s);
 const mf_backend *mf_session_backend(const mf_session *s);

@@ -174,6 +174,7 @@ int32_t mf_session_argmax(mf_session *s)
 }
 
 int mf_session_pos(const mf_session *s) { return s->pos; }
+int mf_session_kv_f16(const mf_session *s) { return s->o.kv_f16; }
 int mf_session_n_ctx(const mf_session *s) { return s->n_ctx; }
 void mf_session_reset(mf_session *s) { s->pos = 0; s->host_valid = 0; }
 const mf_backend *mf_session_backend(const mf_session *s) { return s->be; }

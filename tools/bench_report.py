@@ -26,14 +26,15 @@ def per_record(rows):
         gbs = f"{bpt * r['tok_s_median'] / 1e9:.2f}" if bpt else "-"
         roof = f"{r['roofline_pct']:.1f}%" if "roofline_pct" in r else "-"
         print(f"| {r['date'][:16].replace('T', ' ')} | {r['commit']} | {r['backend']}: {r['device']} | {r['model']} | "
-              f"{r['types']} | {r['test']} | {r['tok_s_median']:.2f} | {r['tok_s_min']:.2f} | {r['tok_s_max']:.2f} | "
+              f"{r['types']} | {r['test']}{' (KV ' + r['kv'] + ')' if r.get('kv') else ''} | {r['tok_s_median']:.2f} | {r['tok_s_min']:.2f} | {r['tok_s_max']:.2f} | "
               f"{r['runs']} | {gbs} | {roof} | {r['bandwidth_gbs']:.1f} |")
 
 
 def summary(rows):
     groups = {}
     for r in rows:
-        groups.setdefault((r["backend"], r["device"], r["model"], r["test"]), []).append(r)
+        test = r["test"] + (f" (KV {r['kv']})" if r.get("kv") else "")
+        groups.setdefault((r["backend"], r["device"], r["model"], test), []).append(r)
     print("| device | model | test | sessions | tok/s (median of session medians) | lowest | highest | % roofline | dates (UTC) |")
     print("|---|---|---|---:|---:|---:|---:|---:|---|")
     for (backend, device, model, test), rs in groups.items():
@@ -52,7 +53,7 @@ def compare(rows):
         ml, mm = r.get("llama_median"), r.get("minfer_median")
         per = " ".join(f"{a / b:.2f}" for a, b in zip(r["minfer_tok_s"], r.get("llama_tok_s") or []))
         roof = f"{r['minfer_roofline_pct']:.1f}%" if "minfer_roofline_pct" in r else "-"
-        kv = "" if r.get("minfer_kv") == "default" else f" (KV {r['minfer_kv']})"
+        kv = f" (KV {r['minfer_kv']} / {r.get('llama_kv') or '-'})"
         other = f"; other KV type {r['minfer_other_kv_median']:.2f}" if "minfer_other_kv_median" in r else ""
         flags = " ".join(f for f in r["cpu_flags"] if f.startswith(("avx512_vnni", "avx_vnni", "amx_int8", "avx512f")) or f == "avx2")
         ratio = f"{r['ratio']:.2f}x" if r.get("ratio") else "-"

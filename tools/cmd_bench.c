@@ -36,6 +36,7 @@ static void usage(FILE *f)
             "  -b N            prompt batch size (default 512)\n"
             "  --device D      auto | cpu | cuda\n"
             "  --kv-f16        binary16 KV cache\n"
+            "  --kv-f32        float32 KV cache (default: the session's, docs/cpu.md)\n"
             "  --no-graph      no CUDA graph capture\n"
             "  --no-pack       CPU: no packed copy of the weights (the file's layout)\n"
             "  --json          one JSON object on stdout instead of the table\n"
@@ -79,6 +80,7 @@ static int parse(int argc, char **argv, bench_args *a)
         else if (!strcmp(o, "-b")) { VAL(); if (drv_int(C, o, v, 1, 1 << 16, &a->batch)) return -1; }
         else if (!strcmp(o, "--device")) { VAL(); a->device = v; }
         else if (!strcmp(o, "--kv-f16")) a->kv_f16 = 1;
+        else if (!strcmp(o, "--kv-f32")) a->kv_f16 = 0;
         else if (!strcmp(o, "--no-graph")) a->no_graph = 1;
         else if (!strcmp(o, "--no-pack")) a->no_pack = 1;
         else if (!strcmp(o, "--json")) a->json = 1;
@@ -205,7 +207,7 @@ int mf_cmd_bench(int argc, char **argv)
     double bw = probe(&a, gpu);
     uint64_t dense, experts;
     mf_model_bytes_per_token(m, &dense, &experts);
-    int kv_esz = so.kv_f16 > 0 || (so.kv_f16 < 0 && gpu) ? 2 : 4;
+    int kv_esz = mf_session_kv_f16(s) ? 2 : 4;
 
     /* warm-up: page in the weights, start the threads, compile/capture on a GPU */
     if (mf_session_eval(s, tok, 8 < need ? 8 : need, NULL, &err) || mf_session_eval(s, tok + 8, 1, NULL, &err) ||
@@ -272,7 +274,7 @@ int mf_cmd_bench(int argc, char **argv)
         printf(",\"arch\":\"%s\",\"params\":%llu,\"bytes\":%llu,\"types\":\"%s\",\"backend\":\"%s\",\"device\":",
                m->hp.arch_name, (unsigned long long)m->n_params, (unsigned long long)m->weight_bytes, types, be->name);
         json_str(stdout, be->device_name);
-        printf(",\"bandwidth_gbs\":%.2f,\"weight_bytes_per_token\":%llu,\"results\":[", bw,
+        printf(",\"kv\":\"%s\",\"bandwidth_gbs\":%.2f,\"weight_bytes_per_token\":%llu,\"results\":[", kv_esz == 2 ? "f16" : "f32", bw,
                (unsigned long long)(dense + experts));
         for (int i = 0; i < n_res; i++) {
             result *x = &res[i];
@@ -290,6 +292,7 @@ int mf_cmd_bench(int argc, char **argv)
                m->weight_bytes / 1e6, types);
         printf("device:    %s: %s (session opened in %.0f ms%s)\n", be->name, be->device_name, 1e3 * t_open,
                a.no_pack ? ", weights unpacked" : "");
+        printf("KV cache:  %s\n", kv_esz == 2 ? "binary16" : "float32");
         printf("bandwidth: %.1f GB/s measured (%s); weights read per token: %.1f MB (%s)\n", bw,
                gpu ? "device copy" : "streaming read", (dense + experts) / 1e6,
                experts ? "active experts only" : "all weights");
@@ -326,9 +329,10 @@ int mf_cmd_bench(int argc, char **argv)
             json_str(f, be->device_name);
             fprintf(f, ",\"model\":");
             json_str(f, fname);
-            fprintf(f, ",\"header_sha256\":\"%s\",\"arch\":\"%s\",\"types\":\"%s\",\"test\":\"%s\",\"depth\":%d,"
+            fprintf(f, ",\"header_sha256\":\"%s\",\"arch\":\"%s\",\"types\":\"%s\",\"kv\":\"%s\",\"test\":\"%s\",\"depth\":%d,"
                        "\"tok_s_median\":%.3f,\"tok_s_min\":%.3f,\"tok_s_max\":%.3f,\"runs\":%d,\"bandwidth_gbs\":%.2f",
-                    sha, m->hp.arch_name, types, x->test, x->depth, x->med, x->min, x->max, a.reps, x->bw);
+                    sha, m->hp.arch_name, types, kv_esz == 2 ? "f16" : "f32", x->test, x->depth, x->med, x->min, x->max,
+                    a.reps, x->bw);
             if (x->bytes_per_tok > 0)
                 fprintf(f, ",\"bytes_per_token\":%.0f,\"roofline_pct\":%.2f", x->bytes_per_tok,
                         x->bw > 0 ? 100.0 * x->bytes_per_tok * x->med / 1e9 / x->bw : 0.0);

@@ -120,6 +120,7 @@ for i, f in enumerate(files):
         m = json.load(open(f"{work}/m.{i}.{r}.json"))
         for x in m["results"]:
             d = res.setdefault((f, mtest(x["test"])), {})
+            d["minfer_kv"] = m.get("kv", "?")
             d.setdefault("minfer", []).append(x["tok_s_median"])
             if "roofline_pct" in x: d.setdefault("roof", []).append(x["roofline_pct"]); d.setdefault("bw", []).append(x["bandwidth_gbs"])
         kf = f"{work}/k.{i}.{r}.json"
@@ -139,7 +140,6 @@ model, flags = cpu()
 load = [open(f"{work}/load.{w}").read().split()[:3] for w in ("start", "end")]
 print(f"\nCPU: {model}, {threads} threads; flags: {' '.join(flags)}")
 print(f"load average at start {' '.join(load[0])}, at end {' '.join(load[1])}; {rounds} alternating rounds x {reps} runs")
-kv_m = "f16" if kvf16 else "minfer default"
 print(f"{'file':32} {'test':14} {'minfer':>9} {'llama.cpp':>9} {'ratio':>7}  per-round ratios   (% roofline)")
 date = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 recs = []
@@ -154,12 +154,13 @@ for (f, t), d in res.items():
     line += f"{ml:9.2f} {ratio:6.2f}x  " if ml else f"{'-':>9} {'-':>7}  "
     line += " ".join(f"{p:.2f}" for p in per)
     if roof: line += f"   ({roof:.1f}%)"
+    if d.get("minfer_kv"): line += f"   (KV minfer {d['minfer_kv']}, llama.cpp {d.get('llama_kv', '-')})"
     if o: line += f"   other KV type: {statistics.median(o):.2f} tok/s"
     if not ml and " @ d" in t: line += "   (this llama-bench has no depth option)"
     print(line)
     rec = {"date": date, "commit": commit, "cpu": model, "cpu_flags": flags, "threads": threads, "load_start": load[0],
            "load_end": load[1], "model": os.path.basename(f), "file_sha256_16m": header_sha(f), "test": t,
-           "rounds": rounds, "runs_per_round": reps, "minfer_kv": "f16" if kvf16 else "default",
+           "rounds": rounds, "runs_per_round": reps, "minfer_kv": d.get("minfer_kv", "?"),
            "minfer_tok_s": m, "minfer_median": mm, "llama_tok_s": l, "llama_median": ml, "ratio": ratio,
            "llama_build": d.get("llama_build"), "llama_kv": d.get("llama_kv")}
     if roof is not None: rec["minfer_roofline_pct"] = roof; rec["bandwidth_gbs"] = statistics.median(d["bw"])
