@@ -20,8 +20,9 @@
  *    float activations. mf_vec_dot() is the dot of one weight row with a converted
  *    activation; mf_matmul_rows() the multi-row, multi-token kernel the thread pool calls.
  *    With MINFER_NATIVE these use AVX2/FMA/F16C (quant_avx2.c, selected at build time via
- *    __AVX2__, plus AVX-VNNI where the compiler targets it), otherwise the scalar code of
- *    quant_dot.c with the same activations and the same integer sums.
+ *    __AVX2__, plus AVX-VNNI where the compiler targets it) and AVX-512 VNNI
+ *    (quant_avx512.c), otherwise the scalar code of quant_dot.c with the same activations
+ *    and the same integer sums.
  *    The converted activations are private blocks (quant_impl.h), not GGUF Q8_0/Q8_1/Q8_K
  *    blocks: only mf_act_bytes/mf_quantize_act/mf_vec_dot/mf_matmul_rows read them. For
  *    speed, give them a 64-byte aligned buffer (every block size is a multiple of 32).
@@ -31,6 +32,20 @@
  *    The error of the fast path against mf_dot_ref comes from rounding x to 8 bits:
  *    |err| <= sum_blocks (d_x/2) * sum_i |w_i| (+ the fp16 rounding of d_x and float
  *    rounding), tested in tests/test_quant_dot.c.
+ *
+ *    The canonical order. Every quantized kernel — scalar, AVX2, AVX-512, row-major or
+ *    packed, 1 token or 16 — computes each (weight row, token) pair with the same float
+ *    operations in the same order, so they all give the same bits (docs/cpu.md §3):
+ *      acc = 0; for each block b in order:
+ *        32-element types: acc = fma((float)isum_b, d_w·d_x, acc)
+ *                          then, Q4_1/Q5_1: acc = fma(m_w, s_x, acc)
+ *        K-quants:         acc = fma((float)dot_b, d·d_x, acc)
+ *                          then, Q2_K/Q4_K/Q5_K: acc = fma(-(float)mins_b, dmin·d_x, acc)
+ *      result = acc
+ *    where isum_b, dot_b, mins_b are the exact integer sums of the block (quant_dot.c) and
+ *    d_w·d_x one rounded float product. A row's result therefore never depends on how many
+ *    tokens share the product, which rows a thread's chunk holds or the build's vector
+ *    width: batch-invariant logits (tests/test_quant_dot.c, test_quant_pack.c).
  *
  * Preconditions (not checked: these are inner loops): the type is supported
  * (mf_type_supported) and n, n_in are multiples of its block size. mf_dequantize_row of an

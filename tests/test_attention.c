@@ -3,8 +3,8 @@
  *   - mf_att_exp, the softmax's polynomial exp, within 2 ulp-scale (3e-7 relative) of
  *     exp() over the range a softmax uses, exact at 0, tiny and finite far below;
  *   - the SIMD tasks equal the scalar twin bit for bit (the canonical order of
- *     attention.c's header): float32 and binary16 caches, grouped heads (grp 1, 2, 4, 8, 16:
- *     one and two chunks of 8), head sizes 16, 32, 64, every span from 1 to 70 (partial K
+ *     attention.c's header): float32 and binary16 caches, grouped heads (grp 1, 2, 3, 4, 8,
+ *     16: one and two chunks of 8), head sizes 16, 32, 48, 64, 128, every span from 1 to 70 (partial K
  *     tiles at both ends, spans that are not multiples of 16), the sliding-window ring of
  *     gpt-oss across its wrap, sinks;
  *   - both within 2e-6 (relative to the largest |v|) of attention computed in double from
@@ -62,7 +62,7 @@ static void reference(const mf_session *s, int l, int g, const float *q, double 
             int slot = (t_lo + i) % st->slots[l];
             double d = 0;
             for (int k = 0; k < hd; k++) {
-                size_t at = (((size_t)(slot / MF_KV_TILE) * hp->n_kv_heads + g) * hd + k) * MF_KV_TILE + slot % MF_KV_TILE;
+                size_t at = (((size_t)g * (st->slots[l] / MF_KV_TILE) + slot / MF_KV_TILE) * hd + k) * MF_KV_TILE + slot % MF_KV_TILE;
                 float kv = st->o.kv_f16 ? mf_fp16_to_f32(((const uint16_t *)st->kc[l])[at]) : ((const float *)st->kc[l])[at];
                 d += (double)q[h * hd + k] * kv;
             }
@@ -76,7 +76,7 @@ static void reference(const mf_session *s, int l, int g, const float *q, double 
         for (int k = 0; k < hd; k++) {
             double o = 0;
             for (int i = 0; i < span; i++) {
-                size_t at = (size_t)((t_lo + i) % st->slots[l]) * st->kv_width + (size_t)g * hd + k;
+                size_t at = ((size_t)g * st->slots[l] + (size_t)((t_lo + i) % st->slots[l])) * hd + k;
                 float v = st->o.kv_f16 ? mf_fp16_to_f32(((const uint16_t *)st->vc[l])[at]) : ((const float *)st->vc[l])[at];
                 o += sc[i] / Z * v;
             }
@@ -146,6 +146,8 @@ static void simd_equals_twin_llama(void **state)
         check_model("--arch llama --preset tiny --type Q8_0 --heads 8 --kv-heads 1 --head-dim 64 --seed 7", 35, f16); /* grp 8 */
         check_model("--arch llama --preset tiny --type Q8_0 --heads 16 --kv-heads 1 --head-dim 32 --seed 8", 33, f16); /* grp 16: two chunks */
         check_model("--arch llama --preset tiny --type Q8_0 --heads 4 --kv-heads 4 --head-dim 32 --seed 9", 20, f16); /* grp 1 */
+        check_model("--arch llama --preset tiny --type Q8_0 --heads 4 --kv-heads 2 --head-dim 128 --seed 10", 18, f16); /* hd 128 */
+        check_model("--arch llama --preset tiny --type Q8_0 --heads 6 --kv-heads 2 --head-dim 48 --seed 11", 18, f16); /* grp 3, hd 48 */
     }
 }
 

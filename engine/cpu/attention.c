@@ -13,14 +13,15 @@
  * head, so every key and value is loaded once for all of them (GQA). This is the plain
  * two-pass softmax — the CPU twin of the GPU's online-softmax flash attention.
  *
- * Memory layout of the cache (docs/cpu.md §4). V: [slot][kv head][hd], a row per slot, as
- * the weighted sum reads it (a value row times one weight per head). K: tiles of
- * MF_KV_TILE slots, [slot / 16][kv head][d][slot % 16]: dimension d of 16 consecutive keys
- * is one vector, so the scores of 16 keys and up to 8 heads accumulate in 8 registers,
- * one FMA per (head, d) with the query element broadcast — no horizontal sums. Decoding at
- * depth is then a stream through the cache at the rate memory delivers it: per key and kv
- * head, hd·grp multiply-adds for the scores and as many for the values against 2·hd
- * cached numbers.
+ * Memory layout of the cache (docs/cpu.md §4), per kv head so that a task reads one
+ * contiguous stream of keys and one of values (the hardware prefetchers follow those; slot
+ * rows interleaving the heads made every task a strided reader, latency-bound). V:
+ * [kv head][slot][hd], a value per slot, as the weighted sum reads it (a value times one
+ * weight per head). K: tiles of MF_KV_TILE slots, [kv head][slot / 16][d][slot % 16]:
+ * dimension d of 16 consecutive keys is one vector, so the scores of 16 keys and up to 8
+ * heads accumulate in 8 registers, one FMA per (head, d) with the query element broadcast —
+ * no horizontal sums. Per key and kv head that is hd·grp multiply-adds for the scores and
+ * as many for the values against 2·hd cached numbers.
  *
  * The canonical order of the float operations (docs/cpu.md §4), which the SIMD code and the
  * scalar twin (simd = 0) follow exactly, so that they agree bit for bit
@@ -151,7 +152,7 @@ static inline av av_exp(av x)
 typedef struct att_ctx {
     const uint8_t *kc, *vc;    /* the layer's K tiles and V rows */
     int slots, f16, hd, Hkv, grp;
-    size_t vrow;               /* bytes of one V slot row (all kv heads) */
+    size_t vrow;               /* bytes of one value (hd numbers) */
     int g;                     /* the kv head */
     int t_lo, span;            /* visible keys: positions t_lo .. t_lo + span - 1 */
     float scale;
@@ -160,9 +161,12 @@ typedef struct att_ctx {
 /* Element d of key slot s of kv head g in the tiled K cache. */
 static inline size_t k_index(const att_ctx *c, int s, int d)
 {
-    return (((size_t)(s / MF_KV_TILE) * (size_t)c->Hkv + (size_t)c->g) * (size_t)c->hd + (size_t)d) * MF_KV_TILE +
-           (size_t)(s % MF_KV_TILE);
+    return (((size_t)c->g * (size_t)(c->slots / MF_KV_TILE) + (size_t)(s / MF_KV_TILE)) * (size_t)c->hd + (size_t)d) *
+               MF_KV_TILE + (size_t)(s % MF_KV_TILE);
 }
+
+/* The first element of value slot s of kv head g. */
+static inline size_t v_index(const att_ctx *c, int s) { return ((size_t)c->g * (size_t)c->slots + (size_t)s) * (size_t)c->hd; }
 
 static inline float kv_at(const uint8_t *base, size_t i, int f16)
 {
@@ -170,27 +174,51 @@ static inline float kv_at(const uint8_t *base, size_t i, int f16)
     return ((const float *)(const void *)base)[i];
 }
 
+#ifdef ATT_SIMD
+#define INLINE static inline __attribute__((always_inline))
+/* The scores of NH heads (a constant, so the accumulators stay in registers) against all 16
+ * keys of the K tile starting at slot tile0, times scale, into out[h·ostride ..+16]. */
+INLINE void tile_scores_nh(const att_ctx *c, const float *q, const int NH, int tile0, float *out, size_t ostride)
+{
+    for (int half = 0; half < MF_KV_TILE; half += AW) {
+        av acc[8];
+        for (int h = 0; h < NH; h++) acc[h] = av_zero();
+        size_t base = k_index(c, tile0, 0) + (size_t)half;
+        for (int d = 0; d < c->hd; d++) {
+            size_t at = base + (size_t)d * MF_KV_TILE;
+            av kt = c->f16 ? av_loadh((const uint16_t *)(const void *)c->kc + at) : av_load((const float *)(const void *)c->kc + at);
+            for (int h = 0; h < NH; h++) acc[h] = av_fmadd(av_set1(q[(size_t)h * c->hd + d]), kt, acc[h]);
+        }
+        for (int h = 0; h < NH; h++) av_store(out + (size_t)h * ostride + half, av_mul(acc[h], av_set1(c->scale)));
+    }
+}
+#endif
+
 /* sc[h * stride + i] = score of head h (of nh, from q + h·hd) against the key at position
  * t_lo + i, for i in [i0, i0 + n), all in one K tile (tile-aligned slots). */
 static void tile_scores(const att_ctx *c, const float *q, int nh, int s0, int n, float *sc, size_t stride, int simd)
 {
 #ifdef ATT_SIMD
     if (simd) {
-        /* all 16 lanes of the tile, then the n wanted ones */
-        const int tile0 = s0 / MF_KV_TILE * MF_KV_TILE, lane0 = s0 - tile0;
-        float buf[8][MF_KV_TILE];
-        for (int half = 0; half < MF_KV_TILE; half += AW) {
-            av acc[8];
-            for (int h = 0; h < nh; h++) acc[h] = av_zero();
-            size_t base = k_index(c, tile0, 0) + (size_t)half;
-            for (int d = 0; d < c->hd; d++) {
-                size_t at = base + (size_t)d * MF_KV_TILE;
-                av kt = c->f16 ? av_loadh((const uint16_t *)(const void *)c->kc + at) : av_load((const float *)(const void *)c->kc + at);
-                for (int h = 0; h < nh; h++) acc[h] = av_fmadd(av_set1(q[(size_t)h * c->hd + d]), kt, acc[h]);
+        /* all 16 lanes of the tile: a whole tile straight into sc, a partial one (the first
+         * or last of the visible range) through buf */
+        const int tile0 = s0 / MF_KV_TILE * MF_KV_TILE, lane0 = s0 - tile0, whole = n == MF_KV_TILE;
+        float buf[8 * MF_KV_TILE];
+        for (int h0 = 0; h0 < nh;) {
+            int k = nh - h0 >= 8 ? 8 : nh - h0 >= 4 ? 4 : nh - h0 >= 2 ? 2 : 1;
+            const float *qh = q + (size_t)h0 * c->hd;
+            float *o = whole ? sc + (size_t)h0 * stride : buf;
+            size_t os = whole ? stride : MF_KV_TILE;
+            switch (k) {
+            case 8: tile_scores_nh(c, qh, 8, tile0, o, os); break;
+            case 4: tile_scores_nh(c, qh, 4, tile0, o, os); break;
+            case 2: tile_scores_nh(c, qh, 2, tile0, o, os); break;
+            default: tile_scores_nh(c, qh, 1, tile0, o, os);
             }
-            for (int h = 0; h < nh; h++) av_store(buf[h] + half, av_mul(acc[h], av_set1(c->scale)));
+            if (!whole)
+                for (int h = 0; h < k; h++) memcpy(sc + (size_t)(h0 + h) * stride, buf + h * MF_KV_TILE + lane0, sizeof(float) * (size_t)n);
+            h0 += k;
         }
-        for (int h = 0; h < nh; h++) memcpy(sc + (size_t)h * stride, buf[h] + lane0, sizeof(float) * (size_t)n);
         return;
     }
 #endif
@@ -227,37 +255,78 @@ static float exp_sum(float *s, int span, float M, int simd)
     return sum16(z);
 }
 
+#ifdef ATT_SIMD
+/* Keys in blocks of KB (their value rows stay in L1), read once for HB heads at a time. */
+enum { KB = 32 };
+/* out[h][v·AW ..] += Σ_i a[h][i] · v_i for heads [0, HB) and the NV vectors of hd starting
+ * at vector v0i, over the n keys whose value rows are vrow[] (constants HB, NV: the HB·NV
+ * accumulators stay in registers) */
+INLINE void values_block(const att_ctx *c, const float *a, size_t stride, int i0, int n, const uint8_t *const *vrow,
+                         const int HB, const int NV, int v0i, float *out)
+{
+    av acc[16];
+    for (int h = 0; h < HB; h++)
+        for (int k = 0; k < NV; k++) acc[h * NV + k] = av_load(out + (size_t)h * c->hd + (size_t)(v0i + k) * AW);
+    for (int i = 0; i < n; i++) {
+        av v[8];
+        for (int k = 0; k < NV; k++) {
+            size_t e = (size_t)(v0i + k) * AW;
+            v[k] = c->f16 ? av_loadh((const uint16_t *)(const void *)vrow[i] + e) : av_load((const float *)(const void *)vrow[i] + e);
+        }
+        for (int h = 0; h < HB; h++) {
+            av w = av_set1(a[(size_t)h * stride + (size_t)(i0 + i)]);
+            for (int k = 0; k < NV; k++) acc[h * NV + k] = av_fmadd(w, v[k], acc[h * NV + k]);
+        }
+    }
+    for (int h = 0; h < HB; h++)
+        for (int k = 0; k < NV; k++) av_store(out + (size_t)h * c->hd + (size_t)(v0i + k) * AW, acc[h * NV + k]);
+}
+
+/* values_block for as many of `left` heads as fit beside NV vectors in the registers
+ * (up to 16 accumulators with AVX-512, 8 with AVX2); returns how many it did. */
+static int values_heads(const att_ctx *c, const float *a, size_t stride, int i0, int n, const uint8_t *const *vrow,
+                        int NV, int v0i, float *out, int left)
+{
+    const int room = AW == 16 ? 16 : 8;
+    switch (NV) {
+    case 8: values_block(c, a, stride, i0, n, vrow, 1, 8, v0i, out); return 1;
+    case 4:
+        if (left >= 4 && room >= 16) { values_block(c, a, stride, i0, n, vrow, 4, 4, v0i, out); return 4; }
+        if (left >= 2) { values_block(c, a, stride, i0, n, vrow, 2, 4, v0i, out); return 2; }
+        values_block(c, a, stride, i0, n, vrow, 1, 4, v0i, out);
+        return 1;
+    case 2:
+        if (left >= 4) { values_block(c, a, stride, i0, n, vrow, 4, 2, v0i, out); return 4; }
+        values_block(c, a, stride, i0, n, vrow, 1, 2, v0i, out);
+        return 1;
+    default:
+        if (left >= 4) { values_block(c, a, stride, i0, n, vrow, 4, 1, v0i, out); return 4; }
+        values_block(c, a, stride, i0, n, vrow, 1, 1, v0i, out);
+        return 1;
+    }
+}
+#endif
+
 /* out[h][d] (heads [0, nh), d < hd) = Σ_i a[h][i] · v_i[d], keys in order of position */
 static void weighted_values(const att_ctx *c, const float *a, size_t stride, int nh, float *out, int simd)
 {
     const size_t esz = c->f16 ? 2 : 4;
-    const uint8_t *v0 = c->vc + (size_t)c->g * (size_t)c->hd * esz;
+    const uint8_t *v0 = c->vc + v_index(c, 0) * esz;
     for (size_t i = 0; i < (size_t)nh * (size_t)c->hd; i++) out[i] = 0.0f;
 #ifdef ATT_SIMD
     if (simd && c->hd % AW == 0) {
-        /* blocks of 32 keys (their values stay in L1), for each head the accumulators of
-         * its hd outputs in registers across the block */
-        enum { KB = 32, MAXV = 256 / AW };
         const int nv = c->hd / AW;
+        int slot = c->t_lo % c->slots;
         for (int i0 = 0; i0 < c->span; i0 += KB) {
             int n = c->span - i0 < KB ? c->span - i0 : KB;
-            for (int h = 0; h < nh; h++) {
-                float *o = out + (size_t)h * c->hd;
-                for (int v0i = 0; v0i < nv; v0i += MAXV) {
-                    int nvv = nv - v0i < MAXV ? nv - v0i : MAXV;
-                    av acc[MAXV];
-                    for (int k = 0; k < nvv; k++) acc[k] = av_load(o + (v0i + k) * AW);
-                    for (int i = i0; i < i0 + n; i++) {
-                        const uint8_t *vr = v0 + (size_t)((c->t_lo + i) % c->slots) * c->vrow;
-                        av w = av_set1(a[(size_t)h * stride + i]);
-                        for (int k = 0; k < nvv; k++) {
-                            size_t e = (size_t)(v0i + k) * AW;
-                            av v = c->f16 ? av_loadh((const uint16_t *)(const void *)vr + e) : av_load((const float *)(const void *)vr + e);
-                            acc[k] = av_fmadd(w, v, acc[k]);
-                        }
-                    }
-                    for (int k = 0; k < nvv; k++) av_store(o + (v0i + k) * AW, acc[k]);
-                }
+            const uint8_t *vrow[KB];  /* the block's value rows, the ring's wrap resolved once */
+            for (int i = 0; i < n; i++, slot = slot + 1 == c->slots ? 0 : slot + 1) vrow[i] = v0 + (size_t)slot * c->vrow;
+            /* the hd outputs of a head in vectors of up to 8 */
+            for (int v0i = 0; v0i < nv;) {
+                int NV = nv - v0i >= 8 ? 8 : nv - v0i >= 4 ? 4 : nv - v0i >= 2 ? 2 : 1;
+                for (int h = 0; h < nh;)
+                    h += values_heads(c, a + (size_t)h * stride, stride, i0, n, vrow, NV, v0i, out + (size_t)h * c->hd, nh - h);
+                v0i += NV;
             }
         }
         return;
@@ -278,7 +347,7 @@ void mf_cpu_attention_row(const mf_bstate *st, int l, int r, int g, const float 
     const mf_layer *L = &st->m->layers[l];
     att_ctx c = {.kc = st->kc[l], .vc = st->vc[l], .slots = st->slots[l], .f16 = st->o.kv_f16, .hd = hp->head_dim,
                  .Hkv = hp->n_kv_heads, .grp = hp->n_heads / hp->n_kv_heads, .g = g, .scale = hp->attn_scale};
-    c.vrow = (size_t)st->kv_width * (c.f16 ? 2 : 4);
+    c.vrow = (size_t)c.hd * (c.f16 ? 2 : 4);
     int p = st->pos0 + r;
     c.t_lo = L->sliding && p - hp->window + 1 > 0 ? p - hp->window + 1 : 0;
     c.span = p - c.t_lo + 1;
@@ -351,24 +420,35 @@ void mf_cpu_attention(mf_backend *be, mf_bstate *st, int l, const float *q, floa
     mf_pool_run(cb->pool, att_task, &j, tasks);
 }
 
+/* binary16, rounded to nearest even: F16C where the build has it, the same result as
+ * mf_f32_to_fp16 (quant.h) for every finite value */
+static inline uint16_t to_fp16(float x)
+{
+#ifdef ATT_SIMD
+    return (uint16_t)_cvtss_sh(x, _MM_FROUND_TO_NEAREST_INT);
+#else
+    return mf_f32_to_fp16(x);
+#endif
+}
+
 void mf_cpu_kv_store(mf_bstate *st, int l, int slot, const float *k, const float *v)
 {
     const mf_hparams *hp = &st->m->hp;
-    int hd = hp->head_dim, kvw = st->kv_width;
-    att_ctx c = {.hd = hd, .Hkv = hp->n_kv_heads};
+    int hd = hp->head_dim;
+    att_ctx c = {.hd = hd, .Hkv = hp->n_kv_heads, .slots = st->slots[l]};
     for (int g = 0; g < c.Hkv; g++) {
         c.g = g;
+        size_t vat = v_index(&c, slot);
         for (int d = 0; d < hd; d++) {
             size_t at = k_index(&c, slot, d);
-            float x = k[g * hd + d];
-            if (st->o.kv_f16) ((uint16_t *)st->kc[l])[at] = mf_f32_to_fp16(x);
-            else ((float *)st->kc[l])[at] = x;
+            float x = k[g * hd + d], y = v[g * hd + d];
+            if (st->o.kv_f16) {
+                ((uint16_t *)st->kc[l])[at] = to_fp16(x);
+                ((uint16_t *)st->vc[l])[vat + (size_t)d] = to_fp16(y);
+            } else {
+                ((float *)st->kc[l])[at] = x;
+                ((float *)st->vc[l])[vat + (size_t)d] = y;
+            }
         }
-    }
-    if (st->o.kv_f16) {
-        uint16_t *vd = (uint16_t *)st->vc[l] + (size_t)slot * kvw;
-        for (int i = 0; i < kvw; i++) vd[i] = mf_f32_to_fp16(v[i]);
-    } else {
-        memcpy((float *)st->vc[l] + (size_t)slot * kvw, v, sizeof(float) * (size_t)kvw);
     }
 }

@@ -3,8 +3,8 @@
  * Memory plan of a session (mf_bstate):
  *   KV cache      per layer: K and V, float32 or binary16, for `slots` positions: n_ctx, or
  *                 a ring buffer for sliding-window layers (model.h), rounded up to a whole
- *                 K tile. V: [slots][n_kv_heads * head_dim]. K: tiles of MF_KV_TILE slots,
- *                 [slots / 16][n_kv_heads][head_dim][16] (attention.c explains why).
+ *                 K tile. V: [n_kv_heads][slots][head_dim]. K: tiles of MF_KV_TILE slots,
+ *                 [n_kv_heads][slots / 16][head_dim][16] (attention.c explains why).
  *   RoPE tables   cos/sin [n_ctx][n_rot/2] per distinct frequency set (rope.h), in double
  *                 precision rounded once, so every backend rotates by the same numbers
  *   scratch       converted activations (quant.h activation formats), FFN gate/up rows,

@@ -15,9 +15,11 @@
  * groups of 4 and, inside a group, all tokens, so the group's rows come from memory once
  * and from L1 afterwards; while it works on one group it prefetches the next.
  *
- * The integer part is exact and identical to the scalar code; the float part (per-block
- * scale products, accumulation) runs in lanes, so results differ from the scalar path only
- * by the order of float additions. See docs/quantization.md for the measured speeds.
+ * The integer part is exact and identical to the scalar code; a block's two half sums are
+ * added as integers before the float steps, which follow quant.h's canonical order, so the
+ * results equal the scalar twin's bit for bit. See docs/quantization.md for the measured
+ * speeds. Packed matrices (the CPU backend's copies) use the 8-lane tiles of
+ * quant_tiles.h instead, at the end of this file.
  */
 #include "quant.h"
 #include "quant_impl.h"

@@ -11,7 +11,8 @@
  * tests/test_quant_dot.c. See docs/quantization.md §4.
  *
  * The scalar code below computes exactly the integer sums the SIMD code computes and
- * scales them the same way per block; the two differ only in the order of float additions.
+ * applies the same float steps in the same order (quant.h's canonical order, with fmaf), so
+ * the SIMD kernels equal it bit for bit.
  */
 #include "quant.h"
 #include "quant_impl.h"
