@@ -118,13 +118,8 @@ void mf_matmul_rows(uint32_t wtype, const void *W, int64_t n_in, int64_t r0, int
  * of 16 and r1 a multiple of 16 or n_out; it gives the same floats, bit for bit. */
 int mf_pack_supported(uint32_t wtype);
 void mf_pack_matrix(uint32_t wtype, const void *W, int64_t n_in, int64_t n_out, int64_t g0, int64_t g1, void *P);
-/* amx = 1: batches may use AMX tiles; only pass what mf_amx_enable() returned. */
 void mf_matmul_packed(uint32_t wtype, const void *P, int64_t n_in, int64_t n_out, int64_t r0, int64_t r1,
-                      const void *qx, size_t qx_stride, int n_tok, float *y, int64_t y_stride, int amx);
-/* Ask the kernel for this process's AMX tile state (Intel AMX-INT8, Linux 5.16+): 1 when
- * this build has AMX kernels (the compiler targets AMX-TILE and AMX-INT8) and the tiles may
- * be used, 0 otherwise. Call once per process before passing amx = 1. */
-int mf_amx_enable(void);
+                      const void *qx, size_t qx_stride, int n_tok, float *y, int64_t y_stride);
 
 /* The matrix kernels this build uses: "avx512-vnni+avx2", "avx2" or
  * "scalar" (for `minfer --version` and qbench's header). */

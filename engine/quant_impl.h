@@ -215,13 +215,9 @@ extern const uint32_t mf_e8m0_half_bits[256];
 void mf_matmul_rows_avx512(uint32_t wtype, const void *W, int64_t n_in, int64_t r0, int64_t r1,
                            const void *qx, size_t qx_stride, int n_tok, float *y,
                            int64_t y_stride);
-/* Groups [g0, g1) of a packed matrix (every quantized type, any n_tok >= 1); amx: the
- * process may use AMX tiles (mf_amx_enable), which serve the 32-element types' batches. */
+/* Groups [g0, g1) of a packed matrix (every quantized type, any n_tok >= 1). */
 void mf_matmul_packed_avx512(uint32_t wtype, const void *P, int64_t n_in, int64_t g0, int64_t g1,
-                             const void *qx, size_t qx_stride, int n_tok, float *y, int64_t y_stride, int amx);
-#if defined(__AMX_TILE__) && defined(__AMX_INT8__)
-#define MF_QUANT_AMX 1
-#endif
+                             const void *qx, size_t qx_stride, int n_tok, float *y, int64_t y_stride);
 #endif
 
 #endif

@@ -8,9 +8,7 @@
  *     rows quantized by mf_quantize_row, activations with outliers), every token count
  *     from 1 to 20, chunk ranges as the CPU backend cuts them (starting on a group,
  *     ending on a group or at the last row), rows longer than the kernels' scale tables;
- *   - the AMX tiles (where this build and CPU have them) equal the AVX-512 tiles;
- *   - batch invariance on the packed path: T tokens at once (AMX tiles included) equal T
- *     products of one;
+ *   - batch invariance on the packed path: T tokens at once equal T products of one;
  *   - zero activations give exact zeros (nothing left over between tiles).
  * In builds without packed kernels (mf_pack_supported = 0) mf_matmul_packed runs the scalar
  * twin, and the same checks hold. */
@@ -27,9 +25,6 @@ static const uint32_t TYPES[] = {MF_TYPE_Q4_0, MF_TYPE_Q4_1, MF_TYPE_Q5_0, MF_TY
 #define N_TYPES (sizeof TYPES / sizeof TYPES[0])
 
 static const char *tname(uint32_t t) { return mf_type_get(t)->name; }
-
-/* 1 when this build and this machine run the AMX tiles (set in main) */
-static int amx;
 
 /* A matrix of realistic rows and its packed copy. */
 typedef struct mat {
@@ -105,18 +100,9 @@ static void check_case(const mat *m, int64_t r0, int64_t r1, int n_tok, const ui
     size_t ny = (size_t)(ys * n_tok);
     float *yp = malloc(sizeof(float) * ny), *ysc = malloc(sizeof(float) * ny), *yr = malloc(sizeof(float) * ny);
     for (size_t i = 0; i < ny; i++) yp[i] = ysc[i] = yr[i] = NAN;
-    mf_matmul_packed(m->type, m->P, m->n_in, m->n_out, r0, r1, qx, xs, n_tok, yp, ys, 0);
+    mf_matmul_packed(m->type, m->P, m->n_in, m->n_out, r0, r1, qx, xs, n_tok, yp, ys);
     mf_matmul_packed_scalar(m->type, m->P, m->n_in, m->n_out, r0, r1, qx, xs, n_tok, ysc, ys);
     mf_matmul_rows(m->type, m->W, m->n_in, r0, r1, qx, xs, n_tok, yr, ys);
-    if (amx) {  /* the AMX tiles (32-element types, 4 tokens or more) give the same bits */
-        float *ya = malloc(sizeof(float) * ny);
-        memcpy(ya, yp, sizeof(float) * ny);
-        mf_matmul_packed(m->type, m->P, m->n_in, m->n_out, r0, r1, qx, xs, n_tok, ya, ys, 1);
-        if (memcmp(ya, yp, sizeof(float) * ny))
-            fail_msg("%s n_in=%lld rows [%lld,%lld) n_tok=%d: the AMX tiles differ from the AVX-512 tiles", tname(m->type),
-                     (long long)m->n_in, (long long)r0, (long long)r1, n_tok);
-        free(ya);
-    }
 #ifdef MF_QUANT_AVX2
     /* the 8-lane packed tiles too, also where the AVX-512 ones serve the backend: the
      * groups of [r0, r1) (the leftover rows are row-major: tested above) */
@@ -180,9 +166,9 @@ static void packed_batch_invariant(void **state)
         uint8_t *qx = make_acts(type, n_in, 20, xs, &rng, 0);
         float *yb = malloc(sizeof(float) * 20 * (size_t)n_out), *y1 = malloc(sizeof(float) * (size_t)n_out);
         for (int T = 1; T <= 20; T++) {
-            mf_matmul_packed(type, m.P, n_in, n_out, 0, n_out, qx, xs, T, yb, n_out, amx);
+            mf_matmul_packed(type, m.P, n_in, n_out, 0, n_out, qx, xs, T, yb, n_out);
             for (int t = 0; t < T; t++) {
-                mf_matmul_packed(type, m.P, n_in, n_out, 0, n_out, qx + (size_t)t * xs, xs, 1, y1, n_out, 0);
+                mf_matmul_packed(type, m.P, n_in, n_out, 0, n_out, qx + (size_t)t * xs, xs, 1, y1, n_out);
                 if (memcmp(yb + (size_t)t * n_out, y1, sizeof(float) * (size_t)n_out))
                     fail_msg("%s: token %d of %d differs from the same token alone", tname(type), t, T);
             }
@@ -204,7 +190,7 @@ static void packed_zero_activations(void **state)
         uint8_t *qx = make_acts(type, n_in, 16, xs, &rng, 1);
         float y[16 * 32];
         for (int T = 1; T <= 16; T += 15) {
-            mf_matmul_packed(type, m.P, n_in, n_out, 0, n_out, qx, xs, T, y, n_out, amx);
+            mf_matmul_packed(type, m.P, n_in, n_out, 0, n_out, qx, xs, T, y, n_out);
             for (int i = 0; i < T * 32; i++)
                 if (y[i] != 0) fail_msg("%s: y[%d] = %g with zero activations", tname(type), i, y[i]);
         }
@@ -230,8 +216,6 @@ static void supported_types(void **state)
 
 int main(void)
 {
-    amx = mf_amx_enable();
-    print_message("AMX tiles: %s\n", amx ? "used (this build and CPU have them)" : "not available");
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(pack_roundtrip),
         cmocka_unit_test(packed_equals_rows),

@@ -8,11 +8,10 @@
  * copies, so every weight byte really comes from DRAM (as in a model's forward pass, where
  * the ~0.6–1.2 GB of weights of a token never fit in cache).
  *
- * usage: qbench [-t THREADS] [-r RUNS] [-p POOL_MB] [-l rows|packed|both|amx|all] [-s ROWSxN_IN]... [TYPE...]
+ * usage: qbench [-t THREADS] [-r RUNS] [-p POOL_MB] [-l rows|packed|both] [-s ROWSxN_IN]... [TYPE...]
  *   -l: the file's row-major layout (mf_matmul_rows, default), the packed layout the CPU
  *   backend makes at load (mf_matmul_packed, engine/cpu/pack.c), or both, one line each,
- *   one after the other for every shape and type; amx: packed with the AMX tiles for
- *   batches (CPUs with AMX-INT8); all: the three.
+ *   one after the other for every shape and type.
  *   defaults: 1 thread, 5 runs, 1024 MB, the TinyLlama shapes 5632x2048 (ffn gate/up),
  *   2048x5632 (ffn down), 32000x2048 (output), types Q4_0 Q8_0 Q6_K Q4_K MXFP4 F16.
  *   With -t 2 the rows are split between 2 threads (the CPU backend's job in the engine):
@@ -68,7 +67,7 @@ typedef struct job {
 static void *run_job(void *p)
 {
     job *j = p;
-    if (j->packed) mf_matmul_packed(j->type, j->W, j->n_in, j->ys, j->r0, j->r1, j->qx, j->xs, j->n_tok, j->y, j->ys, j->packed == 2);
+    if (j->packed) mf_matmul_packed(j->type, j->W, j->n_in, j->ys, j->r0, j->r1, j->qx, j->xs, j->n_tok, j->y, j->ys);
     else mf_matmul_rows(j->type, j->W, j->n_in, j->r0, j->r1, j->qx, j->xs, j->n_tok, j->y, j->ys);
     return NULL;
 }
@@ -195,7 +194,7 @@ static void bench(uint32_t type, shape sh, int threads, int runs, size_t pool_by
         free(t);
     }
     printf("%-6s %-6s %6lldx%-6lld %8.2f MB %7.2f GB/s %9.3f ms %5.0f%% of %5.2f  %7.1f GFLOP/s %7.1f GFLOP/s\n",
-           ti->name, packed == 2 ? "amx" : packed ? "packed" : "rows", (long long)sh.rows, (long long)sh.n_in, (double)mat / 1e6, result[0],
+           ti->name, packed ? "packed" : "rows", (long long)sh.rows, (long long)sh.n_in, (double)mat / 1e6, result[0],
            (double)mat / result[0] / 1e6, 100 * result[0] / read_gbs, read_gbs, result[1], result[2]);
     fflush(stdout);
     free(pool), free(row), free(qx), free(x), free(y);
@@ -212,7 +211,7 @@ static int type_by_name(const char *name)
 
 int main(int argc, char **argv)
 {
-    int threads = 1, runs = 5, ntypes = 0, nshapes = 0, layouts = 1;  /* bit 0: rows, 1: packed, 2: packed + AMX */
+    int threads = 1, runs = 5, ntypes = 0, nshapes = 0, layouts = 1;  /* bit 0: rows, bit 1: packed */
     size_t pool_mb = 1024;
     uint32_t types[32];
     shape shapes[16];
@@ -222,10 +221,9 @@ int main(int argc, char **argv)
         else if (!strcmp(argv[i], "-p") && i + 1 < argc) pool_mb = (size_t)atol(argv[++i]);
         else if (!strcmp(argv[i], "-l") && i + 1 < argc) {
             const char *l = argv[++i];
-            layouts = !strcmp(l, "rows") ? 1 : !strcmp(l, "packed") ? 2 : !strcmp(l, "both") ? 3 : !strcmp(l, "amx") ? 4
-                      : !strcmp(l, "all") ? 7 : 0;
+            layouts = !strcmp(l, "rows") ? 1 : !strcmp(l, "packed") ? 2 : !strcmp(l, "both") ? 3 : 0;
             if (!layouts) {
-                fprintf(stderr, "qbench: bad layout '%s' (expected rows, packed, both, amx or all)\n", l);
+                fprintf(stderr, "qbench: bad layout '%s' (expected rows, packed or both)\n", l);
                 return 2;
             }
         }
@@ -238,7 +236,7 @@ int main(int argc, char **argv)
             shapes[nshapes++] = (shape){r, n};
         } else if (type_by_name(argv[i]) >= 0 && ntypes < 32) types[ntypes++] = (uint32_t)type_by_name(argv[i]);
         else {
-            fprintf(stderr, "usage: qbench [-t THREADS] [-r RUNS] [-p POOL_MB] [-l rows|packed|both|amx|all] [-s ROWSxN_IN]... [TYPE...]\n");
+            fprintf(stderr, "usage: qbench [-t THREADS] [-r RUNS] [-p POOL_MB] [-l rows|packed|both] [-s ROWSxN_IN]... [TYPE...]\n");
             return 2;
         }
     }
@@ -258,15 +256,11 @@ int main(int argc, char **argv)
     printf("qbench: mf_matmul_rows, %s kernels, %d thread%s, median of %d runs, %zu MB weight pool\n",
            mf_quant_kernels(), threads, threads > 1 ? "s" : "", runs, pool_mb);
     if ((layouts & 2) && !mf_pack_supported(types[0])) printf("(this build has no packed kernels: packed = the scalar twin)\n");
-    if ((layouts & 4) && !mf_amx_enable()) {
-        fprintf(stderr, "qbench: no AMX tiles in this build or on this CPU\n");
-        return 2;
-    }
     printf("%-6s %-6s %13s %11s %12s %12s %14s %15s %15s\n", "type", "layout", "rows x n_in", "weights", "n_tok=1",
            "per product", "of read GB/s", "n_tok=16", "n_tok=64");
     for (int s = 0; s < nshapes; s++)
         for (int k = 0; k < ntypes; k++)
-            for (int l = 0; l < 3; l++)
+            for (int l = 0; l < 2; l++)
                 if (layouts & (1 << l)) bench(types[k], shapes[s], threads, runs, pool_mb << 20, l);
     return 0;
 }

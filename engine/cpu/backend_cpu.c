@@ -335,7 +335,6 @@ mf_backend *mf_backend_cpu_new(int n_threads, mf_err *err)
         return NULL;
     }
     cb->n_threads = mf_pool_threads(cb->pool);
-    cb->amx = mf_amx_enable();
 #ifdef MF_HAVE_BLAS
     /* sgemm runs inside our pool's threads, one tile each: OpenBLAS must not start its own */
     openblas_set_num_threads(1);

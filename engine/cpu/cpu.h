@@ -33,7 +33,6 @@ typedef struct cpu_backend {
     mf_pool *pool;
     int n_threads;
     int blas_ok;        /* OpenBLAS runs AVX2/AVX-512 kernels on this CPU (matmul.c path 2) */
-    int amx;            /* AMX tiles usable (mf_amx_enable): prompts of packed matrices */
     /* packed weights (repack.c), sorted by src; one anonymous mapping holds them all */
     const mf_model *packed_model;
     cpu_packed *packed;

@@ -66,7 +66,6 @@ typedef struct mm_region {
     int64_t total;          /* rows of the row space */
     mf_cpu_act act;
     const void *act_params;
-    int amx;                /* AMX tiles may serve the batch (cpu_backend) */
     int64_t least;          /* smallest chunk, a multiple of 16 */
     int shares;             /* 2 x threads: a claim takes rows left / shares */
     _Atomic int64_t next;   /* the cursor */
@@ -96,7 +95,7 @@ static int claim(mm_region *g, int64_t *r0, int64_t *r1)
 /* Rows [r0, r1) of matrix m into its tmp. */
 static void kernel(const mm_region *g, const mm_mat *m, int64_t r0, int64_t r1)
 {
-    if (m->P) mf_matmul_packed(g->wtype, m->P, g->n_in, m->n_out, r0, r1, g->qx, g->qx_stride, g->rows, m->tmp, m->n_out, g->amx);
+    if (m->P) mf_matmul_packed(g->wtype, m->P, g->n_in, m->n_out, r0, r1, g->qx, g->qx_stride, g->rows, m->tmp, m->n_out);
     else mf_matmul_rows(g->wtype, m->W, g->n_in, r0, r1, g->qx, g->qx_stride, g->rows, m->tmp, m->n_out);
 }
 
@@ -154,7 +153,6 @@ static void run_region(cpu_backend *cb, mm_region *g)
     int64_t least = MF_CPU_MIN_TASK_MACS / 8 / (g->n_in * g->rows + 1);
     g->least = least < 16 ? 16 : (least + 15) / 16 * 16;
     g->shares = 2 * cb->n_threads;
-    g->amx = cb->amx;
     atomic_store_explicit(&g->next, 0, memory_order_relaxed);
     if (macs < MF_CPU_MIN_TASK_MACS || cb->n_threads == 1) {
         region_task(g, 0, 0);

@@ -84,10 +84,6 @@ void mf_matmul_packed_scalar(uint32_t wtype, const void *P, int64_t n_in, int64_
 
 /* ================================================================ the build's choice */
 
-#ifndef MF_QUANT_AMX
-int mf_amx_enable(void) { return 0; }  /* no AMX kernels in this build */
-#endif
-
 int mf_pack_supported(uint32_t wtype)
 {
 #if defined(MF_QUANT_AVX2)
@@ -109,14 +105,13 @@ void mf_pack_matrix(uint32_t wtype, const void *W, int64_t n_in, int64_t n_out, 
 }
 
 void mf_matmul_packed(uint32_t wtype, const void *P, int64_t n_in, int64_t n_out, int64_t r0, int64_t r1,
-                      const void *qx, size_t qx_stride, int n_tok, float *y, int64_t y_stride, int amx)
+                      const void *qx, size_t qx_stride, int n_tok, float *y, int64_t y_stride)
 {
-    (void)amx;  /* only the AVX-512 build has AMX tiles */
     const int64_t n16 = n_out / MF_PACK_ROWS * MF_PACK_ROWS;
     int64_t g1 = (r1 < n16 ? r1 : n16) / MF_PACK_ROWS;
 #if defined(MF_QUANT_AVX512)
     if (r0 / MF_PACK_ROWS < g1)
-        mf_matmul_packed_avx512(wtype, P, n_in, r0 / MF_PACK_ROWS, g1, qx, qx_stride, n_tok, y, y_stride, amx);
+        mf_matmul_packed_avx512(wtype, P, n_in, r0 / MF_PACK_ROWS, g1, qx, qx_stride, n_tok, y, y_stride);
 #elif defined(MF_QUANT_AVX2)
     if (r0 / MF_PACK_ROWS < g1)
         mf_matmul_packed_avx2(wtype, P, n_in, r0 / MF_PACK_ROWS, g1, qx, qx_stride, n_tok, y, y_stride);

@@ -249,139 +249,15 @@ void mf_matmul_rows_avx512(uint32_t wtype, const void *W, int64_t n_in, int64_t 
     if (r < r1) mf_matmul_rows_avx2(wtype, W, n_in, r, r1, qx, qx_stride, n_tok, y, y_stride);
 }
 
-/* ================================================================ AMX tiles
- *
- * Where the CPU has AMX-INT8 (Sapphire Rapids and later), a prompt's integer block sums of
- * 16 rows × up to 16 tokens come from one tile instruction instead of 128 vpdpbusd:
- * TDPBSUD C[t][r] += Σ_k a[t][k] · u[r][k] with A = the tokens' activation codes (signed;
- * row t = token t's 32 codes of the block, read in place from the activation buffer) and B =
- * the weight codes (unsigned; B row j = word j of the 16 rows, which is exactly a packed
- * block's payload layout, quant_impl.h). Q8_0's signed codes use TDPBSSD straight from the
- * packed block, no unpacking at all; the nibble types are unpacked into 8 registers (as
- * vtile32 does) and stored as the B tile. One tile instruction per block (K = 32: a block's
- * elements, since every block has its own scale), then the block's canonical float steps on
- * the 16 result rows — the same integers and the same operations as vtile32, so the same
- * bits (tests/test_quant_pack.c compares both with the scalar twin). */
-#ifdef MF_QUANT_AMX
-
-#include <sys/syscall.h>
-#include <unistd.h>
-
-typedef struct amx_cfg {
-    uint8_t palette, start_row, reserved[14];
-    uint16_t colsb[16];
-    uint8_t rows[16];
-} amx_cfg;
-
-int mf_amx_enable(void)
-{
-    /* ARCH_REQ_XCOMP_PERM for XFEATURE_XTILEDATA (Linux 5.16+): without the grant the first
-     * tile instruction faults; a process asks once, asking again is harmless */
-    return syscall(SYS_arch_prctl, 0x1023, 18) == 0;
-}
-
-/* The tile configuration for T tokens: C = tiles 0 and 3 (T rows of 16 int32), A = tiles 1
- * and 4 (T rows of 32 bytes), B = tiles 2 and 5 (8 rows of 64 bytes); two of each so that
- * the tile unit works on block b + 1 while the vector unit finishes block b. */
-static void amx_configure(int T)
-{
-    amx_cfg cfg = {.palette = 1};
-    for (int i = 0; i < 2; i++) {
-        cfg.rows[3 * i] = (uint8_t)T, cfg.colsb[3 * i] = 64;
-        cfg.rows[3 * i + 1] = (uint8_t)T, cfg.colsb[3 * i + 1] = 32;
-        cfg.rows[3 * i + 2] = 8, cfg.colsb[3 * i + 2] = 64;
-    }
-    _tile_loadconfig(&cfg);
-}
-
-/* Block b's integer sums into tile C (tile numbers are instruction immediates: a macro) */
-#define AMX_BLOCK(C, A, B, b)                                                                     \
-    do {                                                                                          \
-        const uint8_t *blk_ = w + (b) * pbb;                                                      \
-        vprefetch(blk_, pbb);                                                                     \
-        _tile_loadd(A, x + (size_t)(b) * sizeof(mf_act32), (long)xs);                             \
-        _tile_zero(C);                                                                            \
-        if (wt == MF_TYPE_Q8_0) {                                                                 \
-            _tile_loadd(B, blk_ + mf_pack_word(wt, 0), 64);                                       \
-            _tile_dpbssd(C, A, B);                                                                \
-        } else {                                                                                  \
-            vi u_[8];                                                                             \
-            uint8_t *bt_ = bt[(b) & 1];                                                           \
-            vcodes32(1, wt, blk_, 0, 0, u_);                                                      \
-            for (int j_ = 0; j_ < 8; j_++) _mm512_store_si512((void *)(bt_ + 64 * j_), u_[j_]);  \
-            _tile_loadd(B, bt_, 64);                                                              \
-            _tile_dpbsud(C, A, B);                                                                \
-        }                                                                                         \
-    } while (0)
-
-/* y[t·ys + r] for the 16 rows of packed group w, T <= 16 tokens (tiles configured for T) */
-static void amx_tile32(uint32_t wt, const uint8_t *w, const uint8_t *x, size_t xs, int T, int64_t nb, float *y,
-                       int64_t ys)
-{
-    const size_t bb = mf_simd_bytes32(wt), pbb = ROWS * bb;
-    _Alignas(64) uint8_t bt[2][8 * 64];
-    _Alignas(64) int32_t c[16][16];
-    __m512 acc[16];
-    for (int t = 0; t < T; t++) acc[t] = _mm512_setzero_ps();
-    AMX_BLOCK(0, 1, 2, 0);
-    for (int64_t b = 0; b < nb; b++) {
-        /* the tiles take block b + 1 while block b's sums are scaled below */
-        if (b % 2 == 0) {
-            if (b + 1 < nb) AMX_BLOCK(3, 4, 5, b + 1);
-            _tile_stored(0, c, 64);
-        } else {
-            if (b + 1 < nb) AMX_BLOCK(0, 1, 2, b + 1);
-            _tile_stored(3, c, 64);
-        }
-        const uint8_t *blk = w + b * pbb;
-        __m512 dw = wt == MF_TYPE_MXFP4 ? ve8m0(blk) : vf16(1, wt, blk, 0, 0, 0, (int)bb), mw = _mm512_setzero_ps();
-        if (mf_simd_has_min32(wt)) mw = vf16(1, wt, blk, 0, 0, 2, (int)bb);
-        for (int t = 0; t < T; t++) {
-            const mf_act32 *a = (const mf_act32 *)(const void *)(x + (size_t)t * xs) + b;
-            __m512i s = _mm512_load_si512((const void *)c[t]);
-            if (wt != MF_TYPE_Q8_0) s = _mm512_add_epi32(s, _mm512_set1_epi32(a->corr));
-            acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), _mm512_mul_ps(dw, _mm512_set1_ps(a->d)), acc[t]);
-            if (mf_simd_has_min32(wt)) acc[t] = _mm512_fmadd_ps(mw, _mm512_set1_ps(a->s), acc[t]);
-        }
-    }
-    for (int t = 0; t < T; t++) _mm512_storeu_ps(y + t * ys, acc[t]);
-}
-
-/* the integer sums of vtile32 for this many tokens or more come from the tiles */
-#define AMX_MIN_TOK 4
-static int amx_type(uint32_t wt) { return mf_act_type(wt) == MF_TYPE_Q8_0 || mf_act_type(wt) == MF_TYPE_Q8_1; }
-#endif
-
 void mf_matmul_packed_avx512(uint32_t wtype, const void *P, int64_t n_in, int64_t g0, int64_t g1,
-                             const void *qx, size_t qx_stride, int n_tok, float *y, int64_t y_stride, int amx)
+                             const void *qx, size_t qx_stride, int n_tok, float *y, int64_t y_stride)
 {
     const tiles *k = tiles_of(wtype);
     const size_t rb = mf_type_row_bytes(wtype, n_in);
     const int64_t nb = n_in / mf_type_get(wtype)->blck;
-    const uint8_t *x = qx;
-    int configured = 0;  /* token count the tiles are configured for (0: not yet) */
-    for (int64_t g = g0; g < g1; g++) {
-        const uint8_t *w = (const uint8_t *)P + (size_t)g * ROWS * rb;
-        float *yg = y + g * ROWS;
-        int t = 0;
-#ifdef MF_QUANT_AMX
-        if (amx && amx_type(wtype))
-            for (; n_tok - t >= AMX_MIN_TOK; t += 16) {
-                int T = n_tok - t < 16 ? n_tok - t : 16;
-                if (T != configured) amx_configure(configured = T);
-                amx_tile32(wtype, w, x + (size_t)t * qx_stride, qx_stride, T, nb, yg + t * y_stride, y_stride);
-                if (T < 16) t = n_tok - 16;  /* all done */
-            }
-#else
-        (void)amx;
-#endif
-        if (t < n_tok) walk_tokens(k->p, w, rb, x + (size_t)t * qx_stride, qx_stride, n_tok - t, nb, yg + t * y_stride, y_stride, NULL);
-    }
-#ifdef MF_QUANT_AMX
-    if (configured) _tile_release();
-#else
-    (void)configured;
-#endif
+    for (int64_t g = g0; g < g1; g++)
+        walk_tokens(k->p, (const uint8_t *)P + (size_t)g * ROWS * rb, rb, qx, qx_stride, n_tok, nb, y + g * ROWS,
+                    y_stride, NULL);
 }
 
 #endif
