@@ -140,7 +140,7 @@ model, flags = cpu()
 load = [open(f"{work}/load.{w}").read().split()[:3] for w in ("start", "end")]
 print(f"\nCPU: {model}, {threads} threads; flags: {' '.join(flags)}")
 print(f"load average at start {' '.join(load[0])}, at end {' '.join(load[1])}; {rounds} alternating rounds x {reps} runs")
-print(f"{'file':32} {'test':14} {'minfer':>9} {'llama.cpp':>9} {'ratio':>7}  per-round ratios   (% roofline)")
+print(f"{'file':32} {'test':14} {'minfer':>9} {'llama.cpp':>9} {'ratio':>7}  per-round ratios   [minfer/llama.cpp tok/s per round]   (% roofline)")
 date = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 recs = []
 for (f, t), d in res.items():
@@ -153,6 +153,7 @@ for (f, t), d in res.items():
     line = f"{os.path.basename(f):32} {t:14} {mm if mm else float('nan'):9.2f} "
     line += f"{ml:9.2f} {ratio:6.2f}x  " if ml else f"{'-':>9} {'-':>7}  "
     line += " ".join(f"{p:.2f}" for p in per)
+    if m and l: line += "   [" + " ".join(f"{a:.1f}/{b:.1f}" for a, b in zip(m, l)) + "]"
     if roof: line += f"   ({roof:.1f}%)"
     if d.get("minfer_kv"): line += f"   (KV minfer {d['minfer_kv']}, llama.cpp {d.get('llama_kv', '-')})"
     if o: line += f"   other KV type: {statistics.median(o):.2f} tok/s"
