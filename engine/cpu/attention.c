@@ -28,9 +28,9 @@
  * (tests/test_attention.c) and a row's result never depends on the batch:
  *   score      s = fma chain over d = 0..hd-1 from 0, then s · scale
  *   max        M over the scores and the sink (order-free)
- *   weights    e_i = mf_att_exp(s_i - M): a polynomial exp (below), the same in both
+ *   weights    e_i = mf_expf(s_i - M): a polynomial exp (below), the same in both
  *   sum        Z: 16 partial sums z[i mod 16] in order of i, combined pairwise
- *              (k with k + 8, then + 4, + 2, + 1), then + mf_att_exp(S - M) for a sink
+ *              (k with k + 8, then + 4, + 2, + 1), then + mf_expf(S - M) for a sink
  *   output     o[d] = fma chain over the keys in order of position, from 0, of
  *              (e_i · (1/Z)) and v_i[d]
  */
@@ -40,39 +40,7 @@
 #include <math.h>
 #include <string.h>
 
-#if defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
-#include <immintrin.h>
-#define ATT_SIMD 1
-#endif
-
-/* ---------------------------------------------------------------- exp */
-
-/* e^x for x <= 0 (softmax arguments s - M), Cephes' expf: x = n·ln 2 + r with n = round(x /
- * ln 2) and ln 2 split in two parts so that r is exact, e^r by a degree-5 polynomial, 2^n
- * put in the exponent. Relative error about 2e-7 (1-2 ulp) against expf; below -87.3 (e^x
- * < 1.2e-38, a weight that cannot matter) it returns e^-87.3. Every step is one rounded
- * float operation, so the vector version below gives the same bits. */
-#define EXP_LO -87.33654f
-#define EXP_LOG2E 1.44269504088896341f
-#define EXP_C1 0.693359375f
-#define EXP_C2 -2.12194440e-4f
-static const float exp_p[6] = {1.9875691500e-4f, 1.3981999507e-3f, 8.3334519073e-3f,
-                               4.1665795894e-2f, 1.6666665459e-1f, 5.0000001201e-1f};
-
-float mf_att_exp(float x)
-{
-    x = x > EXP_LO ? x : EXP_LO;
-    float n = nearbyintf(x * EXP_LOG2E);
-    float r = fmaf(n, -EXP_C1, x);
-    r = fmaf(n, -EXP_C2, r);
-    float p = exp_p[0];
-    for (int k = 1; k < 6; k++) p = fmaf(p, r, exp_p[k]);
-    float y = fmaf(p, r * r, r) + 1.0f;
-    uint32_t bits = (uint32_t)((int32_t)n + 127) << 23;
-    float scale;
-    memcpy(&scale, &bits, 4);
-    return y * scale;
-}
+#include "vecf.h"
 
 /* The pairwise combination of the 16 partial sums of Z. */
 static float sum16(const float z[16])
@@ -84,67 +52,6 @@ static float sum16(const float z[16])
     return c[0] + c[1];
 }
 
-/* ---------------------------------------------------------------- vectors */
-
-#ifdef ATT_SIMD
-#if defined(__AVX512F__)
-#define AW 16
-typedef __m512 av;
-static inline av av_zero(void) { return _mm512_setzero_ps(); }
-static inline av av_set1(float f) { return _mm512_set1_ps(f); }
-static inline av av_load(const float *p) { return _mm512_loadu_ps(p); }
-static inline av av_loadh(const uint16_t *p) { return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(const void *)p)); }
-static inline void av_store(float *p, av v) { _mm512_storeu_ps(p, v); }
-static inline av av_fmadd(av a, av b, av c) { return _mm512_fmadd_ps(a, b, c); }
-static inline av av_mul(av a, av b) { return _mm512_mul_ps(a, b); }
-static inline av av_add(av a, av b) { return _mm512_add_ps(a, b); }
-static inline av av_sub(av a, av b) { return _mm512_sub_ps(a, b); }
-static inline av av_max(av a, av b) { return _mm512_max_ps(a, b); }
-static inline av av_round(av a) { return _mm512_roundscale_ps(a, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); }
-static inline av av_pow2(av n)  /* 2^n for integral n in [-126, 127] */
-{
-    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_add_epi32(_mm512_cvtps_epi32(n), _mm512_set1_epi32(127)), 23));
-}
-static inline float av_hmax(av a) { return _mm512_reduce_max_ps(a); }
-#else
-#define AW 8
-typedef __m256 av;
-static inline av av_zero(void) { return _mm256_setzero_ps(); }
-static inline av av_set1(float f) { return _mm256_set1_ps(f); }
-static inline av av_load(const float *p) { return _mm256_loadu_ps(p); }
-static inline av av_loadh(const uint16_t *p) { return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(const void *)p)); }
-static inline void av_store(float *p, av v) { _mm256_storeu_ps(p, v); }
-static inline av av_fmadd(av a, av b, av c) { return _mm256_fmadd_ps(a, b, c); }
-static inline av av_mul(av a, av b) { return _mm256_mul_ps(a, b); }
-static inline av av_add(av a, av b) { return _mm256_add_ps(a, b); }
-static inline av av_sub(av a, av b) { return _mm256_sub_ps(a, b); }
-static inline av av_max(av a, av b) { return _mm256_max_ps(a, b); }
-static inline av av_round(av a) { return _mm256_round_ps(a, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); }
-static inline av av_pow2(av n)
-{
-    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23));
-}
-static inline float av_hmax(av a)
-{
-    __m128 m = _mm_max_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
-    m = _mm_max_ps(m, _mm_movehl_ps(m, m));
-    return _mm_cvtss_f32(_mm_max_ss(m, _mm_movehdup_ps(m)));
-}
-#endif
-
-/* mf_att_exp on AW lanes, operation for operation */
-static inline av av_exp(av x)
-{
-    x = av_max(x, av_set1(EXP_LO));
-    av n = av_round(av_mul(x, av_set1(EXP_LOG2E)));
-    av r = av_fmadd(n, av_set1(-EXP_C1), x);
-    r = av_fmadd(n, av_set1(-EXP_C2), r);
-    av p = av_set1(exp_p[0]);
-    for (int k = 1; k < 6; k++) p = av_fmadd(p, r, av_set1(exp_p[k]));
-    av y = av_add(av_fmadd(p, av_mul(r, r), r), av_set1(1.0f));
-    return av_mul(y, av_pow2(n));
-}
-#endif
 
 /* ---------------------------------------------------------------- one task */
 
@@ -174,7 +81,7 @@ static inline float kv_at(const uint8_t *base, size_t i, int f16)
     return ((const float *)(const void *)base)[i];
 }
 
-#ifdef ATT_SIMD
+#ifdef MF_VECF
 #define INLINE static inline __attribute__((always_inline))
 /* The scores of NH heads (a constant, so the accumulators stay in registers) against all 16
  * keys of the K tile starting at slot tile0, times scale, into out[h·ostride ..+16]. */
@@ -198,7 +105,7 @@ INLINE void tile_scores_nh(const att_ctx *c, const float *q, const int NH, int t
  * t_lo + i, for i in [i0, i0 + n), all in one K tile (tile-aligned slots). */
 static void tile_scores(const att_ctx *c, const float *q, int nh, int s0, int n, float *sc, size_t stride, int simd)
 {
-#ifdef ATT_SIMD
+#ifdef MF_VECF
     if (simd) {
         /* all 16 lanes of the tile: a whole tile straight into sc, a partial one (the first
          * or last of the visible range) through buf */
@@ -235,13 +142,13 @@ static float exp_sum(float *s, int span, float M, int simd)
 {
     float z[16] = {0};
     int i = 0;
-#ifdef ATT_SIMD
+#ifdef MF_VECF
     if (simd) {
         av zv[16 / AW], m = av_set1(M);
         for (int k = 0; k < 16 / AW; k++) zv[k] = av_zero();
         for (; i + 16 <= span; i += 16)
             for (int k = 0; k < 16 / AW; k++) {
-                av e = av_exp(av_sub(av_load(s + i + k * AW), m));
+                av e = av_expf(av_sub(av_load(s + i + k * AW), m));
                 av_store(s + i + k * AW, e);
                 zv[k] = av_add(zv[k], e);
             }
@@ -249,13 +156,13 @@ static float exp_sum(float *s, int span, float M, int simd)
     }
 #endif
     for (; i < span; i++) {
-        s[i] = mf_att_exp(s[i] - M);
+        s[i] = mf_expf(s[i] - M);
         z[i % 16] += s[i];
     }
     return sum16(z);
 }
 
-#ifdef ATT_SIMD
+#ifdef MF_VECF
 /* Keys in blocks of KB (their value rows stay in L1), read once for HB heads at a time. */
 enum { KB = 32 };
 /* out[h][v·AW ..] += Σ_i a[h][i] · v_i for heads [0, HB) and the NV vectors of hd starting
@@ -313,7 +220,7 @@ static void weighted_values(const att_ctx *c, const float *a, size_t stride, int
     const size_t esz = c->f16 ? 2 : 4;
     const uint8_t *v0 = c->vc + v_index(c, 0) * esz;
     for (size_t i = 0; i < (size_t)nh * (size_t)c->hd; i++) out[i] = 0.0f;
-#ifdef ATT_SIMD
+#ifdef MF_VECF
     if (simd && c->hd % AW == 0) {
         const int nv = c->hd / AW;
         int slot = c->t_lo % c->slots;
@@ -368,7 +275,7 @@ void mf_cpu_attention_row(const mf_bstate *st, int l, int r, int g, const float 
             float *s = sc + (size_t)h * stride;
             float M = -INFINITY;
             int i = 0;
-#ifdef ATT_SIMD
+#ifdef MF_VECF
             if (simd && c.span >= AW) {
                 av m = av_load(s);
                 for (i = AW; i + AW <= c.span; i += AW) m = av_max(m, av_load(s + i));
@@ -379,7 +286,7 @@ void mf_cpu_attention_row(const mf_bstate *st, int l, int r, int g, const float 
             float S = hp->has_sinks ? ((const float *)L->sinks.data)[g * c.grp + h0 + h] : -INFINITY;
             if (S > M) M = S;
             float Z = exp_sum(s, c.span, M, simd);
-            if (hp->has_sinks) Z += mf_att_exp(S - M);
+            if (hp->has_sinks) Z += mf_expf(S - M);
             float inv = 1.0f / Z;
             for (i = 0; i < c.span; i++) s[i] *= inv;
         }
@@ -424,7 +331,7 @@ void mf_cpu_attention(mf_backend *be, mf_bstate *st, int l, const float *q, floa
  * mf_f32_to_fp16 (quant.h) for every finite value */
 static inline uint16_t to_fp16(float x)
 {
-#ifdef ATT_SIMD
+#ifdef MF_VECF
     return (uint16_t)_cvtss_sh(x, _MM_FROUND_TO_NEAREST_INT);
 #else
     return mf_f32_to_fp16(x);

@@ -110,9 +110,9 @@ static mf_bstate *cpu_state_new(mf_backend *be, const mf_model *m, const mf_stat
     st->slots = calloc((size_t)L + 1, sizeof(int));
     st->rcos = calloc((size_t)L + 1, sizeof(float *));
     st->rsin = calloc((size_t)L + 1, sizeof(float *));
-    st->qx_cap = (size_t)MF_CPU_QROWS * (size_t)(4 * max_in + 256);
+    st->qx_cap = (size_t)B * (size_t)(4 * max_in + 256);  /* float activations: 4 bytes, 8-bit blocks: fewer */
     st->qx = aligned_alloc(64, (st->qx_cap + 63) / 64 * 64);  /* whole cache lines for the SIMD kernels */
-    st->tmp = malloc(sizeof(float) * (size_t)MF_CPU_QROWS * (size_t)max_out);
+    st->tmp = malloc(sizeof(float) * (size_t)cb->n_threads * 2 * MF_CPU_TOK_BLOCK * 16);
     st->ff_g = malloc(sizeof(float) * (size_t)B * (size_t)F);
     st->ff_u = malloc(sizeof(float) * (size_t)B * (size_t)F);
     st->scores = malloc(sizeof(float) * (size_t)cb->n_threads * (size_t)(hp->n_heads / hp->n_kv_heads) * (size_t)o->n_ctx);

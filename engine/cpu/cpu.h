@@ -57,9 +57,9 @@ struct mf_bstate {
     float **rcos, **rsin;
     float *tables[4];
     /* scratch */
-    void *qx;                     /* converted activations */
+    void *qx;                     /* converted activations, [max_batch][act bytes of max_in] */
     size_t qx_cap;
-    float *tmp;                   /* [MF_CPU_QROWS][max_out] matmul results before accumulate */
+    float *tmp;                   /* per thread [2][MF_CPU_TOK_BLOCK][16] kernel results (matmul.c) */
     float *ff_g, *ff_u;           /* [max_batch][n_ff or n_ff_exp] */
     float *scores;                /* [n_threads][heads per kv head][n_ctx] attention scores */
     float *deq;                   /* [n_threads][TILE_ROWS][max_in] dequantized weight tiles */
@@ -84,9 +84,10 @@ struct mf_bstate {
 #endif
 /* the least work (multiply-adds) worth a parallel task: about 10 µs */
 #define MF_CPU_MIN_TASK_MACS (1 << 18)
-/* the quantized path handles at most this many tokens per pass over the weights */
-#ifndef MF_CPU_QROWS
-#define MF_CPU_QROWS 16
+/* tokens whose converted activations a matmul chunk keeps in L2 while its 16-row groups pass
+ * (matmul.c); every token of a step shares one pass over the weights */
+#ifndef MF_CPU_TOK_BLOCK
+#define MF_CPU_TOK_BLOCK 64
 #endif
 
 /* y[r][o] (+)= sum_i W[o][i] x[r][i] (+ bias[o]) for r < rows, o < n_out: the one matrix
@@ -125,14 +126,10 @@ void mf_cpu_pack_free(cpu_backend *cb);
  * over the cache as it is: q, out: the row's grp query heads of g (grp·head_dim floats);
  * sc: scratch of grp·n_ctx floats; simd = 0 runs the scalar twin (the same float
  * operations in the same order: equal bits). mf_cpu_kv_store: key row k (rotated) and
- * value row v (kv_width floats each) of one position into slot `slot` of layer l.
- * mf_att_exp: the softmax's exp. */
+ * value row v (kv_width floats each) of one position into slot `slot` of layer l. */
 void mf_cpu_attention_row(const mf_bstate *st, int l, int r, int g, const float *q, float *out, float *sc, int simd);
 void mf_cpu_kv_store(mf_bstate *st, int l, int slot, const float *k, const float *v);
-float mf_att_exp(float x);
 
-/* Elementwise helpers that also run on the pool (cheap but not free for 512-row batches). */
-float mf_silu(float z);
 
 
 #endif

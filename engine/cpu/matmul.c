@@ -31,6 +31,7 @@
  */
 #include "cpu.h"
 #include "quant.h"
+#include "vecf.h"
 
 #include <math.h>
 #include <stdatomic.h>
@@ -45,8 +46,9 @@
 /* One matrix of a region. */
 typedef struct mm_mat {
     const uint8_t *W, *P;   /* the file's rows; the packed copy or NULL */
+    size_t row_bytes;
     int64_t n_out;
-    float *y, *tmp;         /* y[t * y_stride + o]; tmp: kernel results [rows][n_out] */
+    float *y;               /* y[t * y_stride + o] */
     int64_t y_stride;
     const float *bias;      /* n_out floats or NULL */
     int accumulate;
@@ -54,7 +56,8 @@ typedef struct mm_mat {
 } mm_mat;
 
 /* A parallel region: up to three products with the same converted input, or (act != NULL)
- * a gated pair: m[0] gate, m[1] up over one row space, y0 = act(gate + b, up + b). */
+ * a gated pair: m[0] gate, m[1] up over one row space, y0 = act(gate + b, up + b). All the
+ * step's tokens in one region: each weight row is read from memory once per step. */
 typedef struct mm_region {
     uint32_t wtype;
     int64_t n_in;
@@ -66,7 +69,8 @@ typedef struct mm_region {
     int64_t total;          /* rows of the row space */
     mf_cpu_act act;
     const void *act_params;
-    int64_t least;          /* smallest chunk, a multiple of 16 */
+    float *tmp;             /* per thread: 2 x [MF_CPU_TOK_BLOCK][16] kernel results */
+    int64_t least, most;    /* smallest and largest chunk, multiples of 16 */
     int shares;             /* 2 x threads: a claim takes rows left / shares */
     _Atomic int64_t next;   /* the cursor */
 } mm_region;
@@ -79,7 +83,7 @@ static int claim(mm_region *g, int64_t *r0, int64_t *r1)
     for (;;) {
         if (cur >= g->total) return 0;
         int64_t size = (g->total - cur) / g->shares;
-        size = size < g->least ? g->least : (size + 15) / 16 * 16;
+        size = size < g->least ? g->least : size > g->most ? g->most : (size + 15) / 16 * 16;
         int m = 0;
         while (m + 1 < g->n && !g->act && cur >= g->m[m + 1].base) m++;
         int64_t end = g->act || m + 1 == g->n ? g->total : g->m[m + 1].base;
@@ -92,67 +96,99 @@ static int claim(mm_region *g, int64_t *r0, int64_t *r1)
     }
 }
 
-/* Rows [r0, r1) of matrix m into its tmp. */
-static void kernel(const mm_region *g, const mm_mat *m, int64_t r0, int64_t r1)
+/* out[t][0 .. nr) = rows [r, r + nr) of matrix m (nr <= 16, r a multiple of 16) · tokens
+ * [t0, t0 + nt), 16 floats per token */
+static void kernel16(const mm_region *g, const mm_mat *m, int64_t r, int nr, int t0, int nt, float *out)
 {
-    if (m->P) mf_matmul_packed(g->wtype, m->P, g->n_in, m->n_out, r0, r1, g->qx, g->qx_stride, g->rows, m->tmp, m->n_out);
-    else mf_matmul_rows(g->wtype, m->W, g->n_in, r0, r1, g->qx, g->qx_stride, g->rows, m->tmp, m->n_out);
+    const uint8_t *x = g->qx + (size_t)t0 * g->qx_stride;
+    if (m->P) mf_matmul_packed(g->wtype, m->P + (size_t)r * m->row_bytes, g->n_in, m->n_out - r, 0, nr, x, g->qx_stride, nt, out, 16);
+    else mf_matmul_rows(g->wtype, m->W + (size_t)r * m->row_bytes, g->n_in, 0, nr, x, g->qx_stride, nt, out, 16);
 }
 
-static void region_task(void *ctx, int task, int thread)
+/* A chunk of rows [r0, r1) of matrix m (or of the gated pair) for all tokens: tokens in
+ * blocks whose converted activations stay in L2, within a block the chunk's rows 16 at a
+ * time (their weights stay in L1/L2 across the blocks). */
+static void chunk(const mm_region *g, const mm_mat *m, int64_t r0, int64_t r1, float *tmp)
 {
-    (void)task;
-    (void)thread;
-    mm_region *g = ctx;
-    int64_t c0, c1;
-    while (claim(g, &c0, &c1)) {
-        if (g->act) {
-            const mm_mat *a = &g->m[0], *b = &g->m[1];
-            kernel(g, a, c0, c1);
-            kernel(g, b, c0, c1);
-            for (int t = 0; t < g->rows; t++) {
-                float *ga = a->tmp + (int64_t)t * a->n_out, *ub = b->tmp + (int64_t)t * b->n_out;
-                for (int64_t o = c0; o < c1; o++) {
-                    if (a->bias) ga[o] += a->bias[o];
-                    if (b->bias) ub[o] += b->bias[o];
+    float *ta = tmp, *tb = tmp + MF_CPU_TOK_BLOCK * 16;
+    for (int t0 = 0; t0 < g->rows; t0 += MF_CPU_TOK_BLOCK) {
+        int nt = g->rows - t0 < MF_CPU_TOK_BLOCK ? g->rows - t0 : MF_CPU_TOK_BLOCK;
+        for (int64_t r = r0; r < r1; r += 16) {
+            int nr = r1 - r < 16 ? (int)(r1 - r) : 16;
+            if (g->act) {
+                const mm_mat *up = &g->m[1];
+                kernel16(g, m, r, nr, t0, nt, ta);
+                kernel16(g, up, r, nr, t0, nt, tb);
+                for (int t = 0; t < nt; t++) {
+                    float *ga = ta + t * 16, *ub = tb + t * 16;
+                    for (int o = 0; o < nr; o++) {
+                        if (m->bias) ga[o] += m->bias[r + o];
+                        if (up->bias) ub[o] += up->bias[r + o];
+                    }
+                    g->act(m->y + (int64_t)(t0 + t) * m->y_stride + r, ga, ub, nr, g->act_params);
                 }
-                g->act(a->y + (int64_t)t * a->y_stride + c0, ga + c0, ub + c0, c1 - c0, g->act_params);
+                continue;
             }
-            continue;
-        }
-        int mi = 0;
-        while (mi + 1 < g->n && c0 >= g->m[mi + 1].base) mi++;
-        const mm_mat *m = &g->m[mi];
-        int64_t r0 = c0 - m->base, r1 = c1 - m->base;
-        kernel(g, m, r0, r1);
-        for (int t = 0; t < g->rows; t++) {
-            float *yr = m->y + (int64_t)t * m->y_stride;
-            const float *tr = m->tmp + (int64_t)t * m->n_out;
-            for (int64_t o = r0; o < r1; o++) {
-                float v = tr[o] + (m->bias ? m->bias[o] : 0.0f);
-                yr[o] = m->accumulate ? yr[o] + v : v;
+            kernel16(g, m, r, nr, t0, nt, ta);
+            for (int t = 0; t < nt; t++) {
+                float *yr = m->y + (int64_t)(t0 + t) * m->y_stride + r;
+                for (int o = 0; o < nr; o++) {
+                    float v = ta[t * 16 + o] + (m->bias ? m->bias[r + o] : 0.0f);
+                    yr[o] = m->accumulate ? yr[o] + v : v;
+                }
             }
         }
     }
 }
 
-/* Convert `rows` activation rows into st->qx. */
-static void convert(mf_bstate *st, uint32_t wtype, const float *x, int64_t x_stride, int rows, int64_t n_in)
+static void region_task(void *ctx, int task, int thread)
 {
-    size_t ab = mf_act_bytes(wtype, n_in);
-    for (int t = 0; t < rows; t++) mf_quantize_act(wtype, x + (int64_t)t * x_stride, (uint8_t *)st->qx + (size_t)t * ab, n_in);
+    (void)task;
+    mm_region *g = ctx;
+    float *tmp = g->tmp + (size_t)thread * 2 * MF_CPU_TOK_BLOCK * 16;
+    int64_t c0, c1;
+    while (claim(g, &c0, &c1)) {
+        int mi = 0;
+        while (mi + 1 < g->n && !g->act && c0 >= g->m[mi + 1].base) mi++;
+        chunk(g, &g->m[mi], c0 - g->m[mi].base, c1 - g->m[mi].base, tmp);
+    }
+}
+
+/* Convert the activation rows into st->qx: one row per task. */
+typedef struct conv_job { uint32_t wtype; const float *x; int64_t x_stride, n_in; uint8_t *qx; size_t ab; } conv_job;
+
+static void conv_task(void *ctx, int task, int thread)
+{
+    (void)thread;
+    const conv_job *j = ctx;
+    mf_quantize_act(j->wtype, j->x + (int64_t)task * j->x_stride, j->qx + (size_t)task * j->ab, j->n_in);
+}
+
+static void convert(cpu_backend *cb, mf_bstate *st, uint32_t wtype, const float *x, int64_t x_stride, int rows, int64_t n_in)
+{
+    conv_job j = {wtype, x, x_stride, n_in, st->qx, mf_act_bytes(wtype, n_in)};
+    if (rows * n_in < MF_CPU_MIN_TASK_MACS / 8) {  /* a decode step's row: a few microseconds */
+        for (int t = 0; t < rows; t++) conv_task(&j, t, 0);
+        return;
+    }
+    mf_pool_run(cb->pool, conv_task, &j, rows);
 }
 
 /* Run a region whose matrices, input and outputs are set: on the caller alone when it is
  * less work than waking a thread costs (MF_CPU_MIN_TASK_MACS), else on the pool. */
-static void run_region(cpu_backend *cb, mm_region *g)
+static void run_region(cpu_backend *cb, mf_bstate *st, mm_region *g)
 {
     double macs = (double)g->n_in * (double)g->rows * (double)g->total * (g->act ? 2.0 : 1.0);
     /* the smallest chunk: one packed group, or more where a group is less than the work
-     * worth a claim (small models) */
+     * worth a claim (small models); the largest: for batches, as many rows as keep their
+     * weights in L2 while the token blocks pass (about 256 KB) */
     int64_t least = MF_CPU_MIN_TASK_MACS / 8 / (g->n_in * g->rows + 1);
     g->least = least < 16 ? 16 : (least + 15) / 16 * 16;
+    int64_t rb = (int64_t)mf_type_row_bytes(g->wtype, g->n_in) * (g->act ? 2 : 1);
+    g->most = g->rows == 1 ? g->total : (((int64_t)256 << 10) / (rb + 1)) / 16 * 16;
+    if (g->most < g->least) g->most = g->least;
     g->shares = 2 * cb->n_threads;
+    g->tmp = st->tmp;
     atomic_store_explicit(&g->next, 0, memory_order_relaxed);
     if (macs < MF_CPU_MIN_TASK_MACS || cb->n_threads == 1) {
         region_task(g, 0, 0);
@@ -228,16 +264,11 @@ void mf_cpu_matmul(cpu_backend *cb, mf_bstate *st, uint32_t wtype, const void *W
     }
 #endif
     mm_region g = {.wtype = wtype, .n_in = n_in, .qx = st->qx, .qx_stride = mf_act_bytes(wtype, n_in), .n = 1,
-                   .total = n_out};
-    g.m[0] = (mm_mat){.W = W, .P = mf_cpu_packed_of(cb, W, (size_t)n_out * row_bytes), .n_out = n_out,
-                      .tmp = st->tmp, .y_stride = y_stride, .bias = bias, .accumulate = accumulate};
-    /* groups of at most MF_CPU_QROWS tokens (the size of the tmp scratch) */
-    for (int t0 = 0; t0 < rows; t0 += MF_CPU_QROWS) {
-        g.rows = rows - t0 < MF_CPU_QROWS ? rows - t0 : MF_CPU_QROWS;
-        convert(st, wtype, x + (int64_t)t0 * x_stride, x_stride, g.rows, n_in);
-        g.m[0].y = y + (int64_t)t0 * y_stride;
-        run_region(cb, &g);
-    }
+                   .total = n_out, .rows = rows};
+    g.m[0] = (mm_mat){.W = W, .P = mf_cpu_packed_of(cb, W, (size_t)n_out * row_bytes), .row_bytes = row_bytes,
+                      .n_out = n_out, .y = y, .y_stride = y_stride, .bias = bias, .accumulate = accumulate};
+    convert(cb, st, wtype, x, x_stride, rows, n_in);
+    run_region(cb, st, &g);
 }
 
 static const float *bias_of(const mf_weight *b)
@@ -252,26 +283,24 @@ void mf_cpu_matmul_op(mf_backend *be, mf_bstate *st, const mf_weight *W, const m
                   rows, out, W->ne[1], accumulate, bias_of(b));
 }
 
-/* The matrices of a region from weights of one type and width: the packed copies looked
- * up, each its own part of the tmp scratch. */
-static void set_mats(cpu_backend *cb, mf_bstate *st, mm_region *g, int n, const mf_weight *const *W,
-                     const float *const *bias, float *const *out, int rows)
+/* The matrices of a region from weights of one type and width, the packed copies looked up. */
+static void set_mats(cpu_backend *cb, mm_region *g, int n, const mf_weight *const *W, const float *const *bias,
+                     float *const *out)
 {
-    float *tmp = st->tmp;
     int64_t base = 0;
     for (int i = 0; i < n; i++) {
         int64_t n_out = W[i]->ne[1];
         g->m[i] = (mm_mat){.W = W[i]->data, .P = mf_cpu_packed_of(cb, W[i]->data, (size_t)n_out * W[i]->row_bytes),
-                           .n_out = n_out, .y = out[i], .tmp = tmp, .y_stride = n_out, .bias = bias[i], .base = base};
-        tmp += (size_t)rows * (size_t)n_out;
+                           .row_bytes = W[i]->row_bytes, .n_out = n_out, .y = out[i], .y_stride = n_out,
+                           .bias = bias[i], .base = base};
         base += n_out;
     }
     g->n = n;
     g->total = base;
 }
 
-/* out[i] = W[i] · x (+ b[i]) for n matrices sharing the input: one parallel region per group
- * of tokens when they have one type and width (q/k/v), else one product after the other. */
+/* out[i] = W[i] · x (+ b[i]) for n matrices sharing the input: one parallel region when they
+ * have one type and width (q/k/v), else one product after the other. */
 static void matmul_group(mf_backend *be, mf_bstate *st, int n, const mf_weight *const *W,
                          const mf_weight *const *b, float *const *out, const float *x, int rows)
 {
@@ -284,18 +313,12 @@ static void matmul_group(mf_backend *be, mf_bstate *st, int n, const mf_weight *
     }
     uint32_t wtype = W[0]->type;
     int64_t n_in = W[0]->ne[0];
-    mm_region g = {.wtype = wtype, .n_in = n_in, .qx = st->qx, .qx_stride = mf_act_bytes(wtype, n_in)};
+    mm_region g = {.wtype = wtype, .n_in = n_in, .qx = st->qx, .qx_stride = mf_act_bytes(wtype, n_in), .rows = rows};
     const float *bias[3];
     for (int i = 0; i < n; i++) bias[i] = bias_of(b[i]);
-    for (int t0 = 0; t0 < rows; t0 += MF_CPU_QROWS) {
-        int nt = rows - t0 < MF_CPU_QROWS ? rows - t0 : MF_CPU_QROWS;
-        float *o[3];
-        for (int i = 0; i < n; i++) o[i] = out[i] + (int64_t)t0 * W[i]->ne[1];
-        set_mats(cb, st, &g, n, W, bias, o, nt);
-        g.rows = nt;
-        convert(st, wtype, x + (int64_t)t0 * n_in, n_in, nt, n_in);
-        run_region(cb, &g);
-    }
+    set_mats(cb, &g, n, W, bias, out);
+    convert(cb, st, wtype, x, n_in, rows, n_in);
+    run_region(cb, st, &g);
 }
 
 void mf_cpu_gated(mf_backend *be, mf_bstate *st, const mf_weight *Wg, const float *bg, const mf_weight *Wu,
@@ -312,18 +335,14 @@ void mf_cpu_gated(mf_backend *be, mf_bstate *st, const mf_weight *Wg, const floa
         return;
     }
     mm_region g = {.wtype = Wg->type, .n_in = n_in, .qx = st->qx, .qx_stride = mf_act_bytes(Wg->type, n_in),
-                   .act = act, .act_params = params};
+                   .rows = rows, .act = act, .act_params = params};
     const mf_weight *W[2] = {Wg, Wu};
     const float *bias[2] = {bg, bu};
-    for (int t0 = 0; t0 < rows; t0 += MF_CPU_QROWS) {
-        int nt = rows - t0 < MF_CPU_QROWS ? rows - t0 : MF_CPU_QROWS;
-        float *o[2] = {out + (int64_t)t0 * F, NULL};
-        set_mats(cb, st, &g, 2, W, bias, o, nt);
-        g.total = F;  /* one row space: a chunk is the same rows of both */
-        g.rows = nt;
-        convert(st, Wg->type, x + (int64_t)t0 * n_in, n_in, nt, n_in);
-        run_region(cb, &g);
-    }
+    float *o[2] = {out, NULL};
+    set_mats(cb, &g, 2, W, bias, o);
+    g.total = F;  /* one row space: a chunk is the same rows of both */
+    convert(cb, st, Wg->type, x, n_in, rows, n_in);
+    run_region(cb, st, &g);
 }
 
 void mf_cpu_qkv(mf_backend *be, mf_bstate *st, int l, const float *h, float *q, float *k, float *v)
@@ -334,13 +353,20 @@ void mf_cpu_qkv(mf_backend *be, mf_bstate *st, int l, const float *h, float *q, 
     matmul_group(be, st, 3, W, b, out, h, st->n);
 }
 
-float mf_silu(float z) { return z / (1.0f + expf(-z)); }
-
-/* SwiGLU's gate (llama-arch.md §4.1 step 8): y = silu(g) · u */
+/* SwiGLU's gate (llama-arch.md §4.1 step 8): y = silu(g) · u, silu(g) = g / (1 + e^-g), with
+ * vecf.h's exp (the vector form and the scalar tail give the same bits) */
 static void swiglu(float *y, const float *g, const float *u, int64_t n, const void *params)
 {
     (void)params;
-    for (int64_t i = 0; i < n; i++) y[i] = mf_silu(g[i]) * u[i];
+    int64_t i = 0;
+#ifdef MF_VECF
+    for (; i + AW <= n; i += AW) {
+        av gv = av_load(g + i);
+        av s = av_div(gv, av_add(av_set1(1.0f), av_expf(av_sub(av_zero(), gv))));
+        av_store(y + i, av_mul(s, av_load(u + i)));
+    }
+#endif
+    for (; i < n; i++) y[i] = g[i] / (1.0f + mf_expf(-g[i])) * u[i];
 }
 
 void mf_cpu_ffn(mf_backend *be, mf_bstate *st, int l, const float *h, float *x)

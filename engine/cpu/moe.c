@@ -16,6 +16,7 @@
  * per token.
  */
 #include "cpu.h"
+#include "vecf.h"
 
 #include <math.h>
 #include <string.h>
@@ -38,14 +39,25 @@ static float clamped_swiglu(float g, float u, float limit, float alpha)
 {
     float gc = g < limit ? g : limit;
     float uc = u < -limit ? -limit : (u > limit ? limit : u);
-    return gc / (1.0f + expf(-alpha * gc)) * (uc + 1.0f);
+    return gc / (1.0f + mf_expf(-alpha * gc)) * (uc + 1.0f);
 }
 
-/* the activation of the expert FFN, as mf_cpu_gated applies it; params: the hparams */
+/* the activation of the expert FFN, as mf_cpu_gated applies it; params: the hparams. The
+ * vector form and the scalar tail are the same operations (vecf.h). */
 static void clamped_swiglu_n(float *y, const float *g, const float *u, int64_t n, const void *params)
 {
     const mf_hparams *hp = params;
-    for (int64_t i = 0; i < n; i++) y[i] = clamped_swiglu(g[i], u[i], hp->swiglu_limit, hp->swiglu_alpha);
+    const float L = hp->swiglu_limit, alpha = hp->swiglu_alpha;
+    int64_t i = 0;
+#ifdef MF_VECF
+    for (; i + AW <= n; i += AW) {
+        av gc = av_min(av_load(g + i), av_set1(L));
+        av uc = av_min(av_max(av_load(u + i), av_set1(-L)), av_set1(L));
+        av s = av_div(gc, av_add(av_set1(1.0f), av_expf(av_mul(av_set1(-alpha), gc))));
+        av_store(y + i, av_mul(s, av_add(uc, av_set1(1.0f))));
+    }
+#endif
+    for (; i < n; i++) y[i] = clamped_swiglu(g[i], u[i], L, alpha);
 }
 
 /* expert e's matrix of a stacked tensor, as a weight of its own, and its bias */
