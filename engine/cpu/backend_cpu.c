@@ -13,6 +13,10 @@
 #include <strings.h>
 #include <unistd.h>
 
+#if defined(__AVX2__)
+#include <immintrin.h>
+#endif
+
 #ifdef MF_HAVE_BLAS
 #include <cblas.h>
 #endif
@@ -104,7 +108,7 @@ static mf_bstate *cpu_state_new(mf_backend *be, const mf_model *m, const mf_stat
     max_out = max64(max_out, max64(qw + 2 * (int64_t)hp->n_kv_heads * hp->head_dim, 2 * F));
 
     st->tokens = malloc(sizeof(int32_t) * (size_t)B);
-    st->krow = malloc(sizeof(float) * (size_t)st->kv_width);
+    st->krow = malloc(sizeof(float) * (size_t)cb->n_threads * (size_t)st->kv_width);
     st->kc = calloc((size_t)L + 1, sizeof(void *));
     st->vc = calloc((size_t)L + 1, sizeof(void *));
     st->slots = calloc((size_t)L + 1, sizeof(int));
@@ -205,43 +209,92 @@ static void cpu_embed(mf_backend *be, mf_bstate *st, const mf_weight *emb, float
                           x + (size_t)r * d, d);
 }
 
+/* Rows of a step that make an elementwise op worth running on the pool */
+#define PAR_ROWS 16
+
+/* out = x / sqrt(mean(x²) + eps) ⊙ w for one row of d (llama-arch.md §4.2): the sum of
+ * squares in double, as 8 partial sums (element i into sum i mod 8) combined pairwise —
+ * the order of the vector code and of the scalar tail alike, so every row gets the same
+ * operations whatever the batch; the scale in float. */
+static void rmsnorm_row(const float *x, const float *w, float eps, float *o, int64_t d)
+{
+    double z[8] = {0};
+    int64_t i = 0;
+#if defined(__AVX512F__)
+    __m512d s = _mm512_setzero_pd();
+    for (; i + 8 <= d; i += 8) {
+        __m512d v = _mm512_cvtps_pd(_mm256_loadu_ps(x + i));
+        s = _mm512_fmadd_pd(v, v, s);
+    }
+    _mm512_storeu_pd(z, s);
+#elif defined(__AVX2__) && defined(__FMA__)
+    __m256d s0 = _mm256_setzero_pd(), s1 = _mm256_setzero_pd();
+    for (; i + 8 <= d; i += 8) {
+        __m256d v0 = _mm256_cvtps_pd(_mm_loadu_ps(x + i)), v1 = _mm256_cvtps_pd(_mm_loadu_ps(x + i + 4));
+        s0 = _mm256_fmadd_pd(v0, v0, s0);
+        s1 = _mm256_fmadd_pd(v1, v1, s1);
+    }
+    _mm256_storeu_pd(z, s0);
+    _mm256_storeu_pd(z + 4, s1);
+#endif
+    for (; i < d; i++) z[i % 8] = fma((double)x[i], (double)x[i], z[i % 8]);
+    double ss = ((z[0] + z[4]) + (z[2] + z[6])) + ((z[1] + z[5]) + (z[3] + z[7]));
+    float scale = 1.0f / sqrtf((float)(ss / (double)d) + eps);
+    for (i = 0; i < d; i++) o[i] = x[i] * scale * w[i];
+}
+
+typedef struct norm_job { const float *x, *w; float eps, *out; int64_t d; } norm_job;
+
+static void norm_task(void *ctx, int task, int thread)
+{
+    (void)thread;
+    const norm_job *j = ctx;
+    rmsnorm_row(j->x + (size_t)task * j->d, j->w, j->eps, j->out + (size_t)task * j->d, j->d);
+}
+
 static void cpu_rmsnorm(mf_backend *be, mf_bstate *st, const float *x, const mf_weight *g, float eps,
                         float *out, int rows)
 {
-    (void)be;
     (void)st;
-    int64_t d = g->ne[0];
-    const float *w = g->data;
-    for (int r = 0; r < rows; r++) {
-        const float *xr = x + (size_t)r * d;
-        float *o = out + (size_t)r * d;
-        /* sum of squares in double, scale in float (llama-arch.md §4.2) */
-        double ss = 0.0;
-        for (int64_t i = 0; i < d; i++) ss += (double)xr[i] * xr[i];
-        float scale = 1.0f / sqrtf((float)(ss / (double)d) + eps);
-        for (int64_t i = 0; i < d; i++) o[i] = xr[i] * scale * w[i];
+    cpu_backend *cb = be->impl;
+    norm_job j = {x, g->data, eps, out, g->ne[0]};
+    if (rows < PAR_ROWS) {
+        for (int r = 0; r < rows; r++) norm_task(&j, r, 0);
+        return;
     }
+    mf_pool_run(cb->pool, norm_task, &j, rows);
+}
+
+typedef struct rope_job { mf_bstate *st; int l; float *q; const float *k, *v; } rope_job;
+
+/* row r: RoPE on its query heads, its key heads rotated into this thread's row buffer, then
+ * key and value stored at the position's slot */
+static void rope_task(void *ctx, int r, int thread)
+{
+    const rope_job *j = ctx;
+    mf_bstate *st = j->st;
+    const mf_hparams *hp = &st->m->hp;
+    int H = hp->n_heads, Hkv = hp->n_kv_heads, hd = hp->head_dim, half = hp->n_rot / 2, l = j->l;
+    int p = st->pos0 + r;
+    const float *c = st->rcos[l] + (size_t)p * half, *s = st->rsin[l] + (size_t)p * half;
+    for (int h = 0; h < H; h++) mf_rope_apply(j->q + ((size_t)r * H + h) * hd, c, s, hp->n_rot, hp->rope_neox);
+    float *kr = st->krow + (size_t)thread * st->kv_width;
+    for (int h = 0; h < Hkv; h++) {
+        memcpy(kr + (size_t)h * hd, j->k + ((size_t)r * Hkv + h) * hd, sizeof(float) * (size_t)hd);
+        mf_rope_apply(kr + (size_t)h * hd, c, s, hp->n_rot, hp->rope_neox);
+    }
+    mf_cpu_kv_store(st, l, p % st->slots[l], kr, j->v + (size_t)r * st->kv_width);
 }
 
 static void cpu_rope_kv(mf_backend *be, mf_bstate *st, int l, float *q, const float *k, const float *v)
 {
-    (void)be;
-    const mf_hparams *hp = &st->m->hp;
-    int H = hp->n_heads, Hkv = hp->n_kv_heads, hd = hp->head_dim, half = hp->n_rot / 2;
-    int slots = st->slots[l], kvw = st->kv_width;
-    for (int r = 0; r < st->n; r++) {
-        int p = st->pos0 + r;
-        const float *c = st->rcos[l] + (size_t)p * half, *s = st->rsin[l] + (size_t)p * half;
-        for (int j = 0; j < H; j++) mf_rope_apply(q + ((size_t)r * H + j) * hd, c, s, hp->n_rot, hp->rope_neox);
-        /* rotate k into a row buffer, then store k and v at the position's slot */
-        size_t slot = (size_t)(p % slots);
-        float *kr = st->krow;
-        for (int j = 0; j < Hkv; j++) {
-            memcpy(kr + (size_t)j * hd, k + ((size_t)r * Hkv + j) * hd, sizeof(float) * (size_t)hd);
-            mf_rope_apply(kr + (size_t)j * hd, c, s, hp->n_rot, hp->rope_neox);
-        }
-        mf_cpu_kv_store(st, l, (int)slot, kr, v + (size_t)r * kvw);
+    cpu_backend *cb = be->impl;
+    rope_job j = {st, l, q, k, v};
+    if (st->n < PAR_ROWS) {
+        for (int r = 0; r < st->n; r++) rope_task(&j, r, 0);
+        return;
     }
+    mf_pool_run(cb->pool, rope_task, &j, st->n);
 }
 
 static int cpu_argmax(mf_backend *be, mf_bstate *st, const float *buf, int n)

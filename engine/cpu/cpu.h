@@ -52,7 +52,7 @@ struct mf_bstate {
     void **kc, **vc;              /* [n_layers] -> [slots][kv_width] */
     int *slots;                   /* [n_layers] */
     int kv_width;                 /* n_kv_heads * head_dim */
-    float *krow;                  /* [kv_width] one rotated key row before it is stored */
+    float *krow;                  /* [n_threads][kv_width] a rotated key row before it is stored */
     /* RoPE: per layer pointers into (at most two) tables of [n_ctx][n_rot/2] */
     float **rcos, **rsin;
     float *tables[4];
