@@ -57,7 +57,7 @@ def compare(rows):
         other = f"; other KV type {r['minfer_other_kv_median']:.2f}" if "minfer_other_kv_median" in r else ""
         flags = " ".join(f for f in r["cpu_flags"] if f.startswith(("avx512_vnni", "avx_vnni", "amx_int8", "avx512f")) or f == "avx2")
         ratio = f"{r['ratio']:.2f}x" if r.get("ratio") else "-"
-        llama = f"{ml:.2f}" if ml else "-"
+        llama = f"{ml:.2f}" if ml else ("cannot load the file" if r.get("llama_failed") else "-")
         print(f"| {r['date'][:16].replace('T', ' ')} | {r['commit']} | {r['cpu']} ({r['threads']}) | {flags} | "
               f"{r['load_start'][0]} | {r['model']} | {r['test']}{kv} | {r['rounds']} x {r['runs_per_round']} | "
               f"{mm:.2f}{other} | {llama} | {ratio} | {per or '-'} | {roof} |")

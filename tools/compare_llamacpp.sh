@@ -76,8 +76,15 @@ run_minfer() {  # file round
 run_llama() {  # file index round
     local dopt=()
     [ "$depth" -gt 0 ] && [ "$lb_depth" = 1 ] && dopt=(-d "0,$depth")
+    # a file this llama.cpp cannot load (e.g. an architecture or type it does not know):
+    # minfer's numbers alone, with llama-bench's reason in the records
     "$LB" -m "$1" -p "$pp" -n "$tg" -r "$reps" -t "$threads" "${dopt[@]}" -o jsonl \
-        >"$work/l.$2.$3.json" 2>"$work/l.$2.$3.err" || { echo "compare_llamacpp: llama-bench failed on $1:" >&2; tail -5 "$work/l.$2.$3.err" >&2; return 1; }
+        >"$work/l.$2.$3.json" 2>"$work/l.$2.$3.err" || {
+        { grep -m1 -i -E 'invalid|unknown|not supported' "$work/l.$2.$3.err" || grep -m1 -i error "$work/l.$2.$3.err" ||
+          tail -1 "$work/l.$2.$3.err"; } >"$work/l.$2.fail"
+        echo "compare_llamacpp: llama-bench cannot run $1: $(cat "$work/l.$2.fail")" >&2
+        : >"$work/l.$2.$3.json"
+    }
 }
 
 cat /proc/loadavg >"$work/load.start"
@@ -135,6 +142,10 @@ for i, f in enumerate(files):
             res.setdefault((f, t), {}).setdefault("llama", []).append(statistics.median(x["samples_ts"]))
             res[(f, t)]["llama_build"] = f"{x.get('build_commit', '?')} ({x.get('build_number', '?')})"
             res[(f, t)]["llama_kv"] = x.get("type_k", "?")
+    if os.path.exists(f"{work}/l.{i}.fail"):
+        why = open(f"{work}/l.{i}.fail").read().strip()
+        for (ff, t), d in res.items():
+            if ff == f: d["llama_failed"] = why
 
 model, flags = cpu()
 load = [open(f"{work}/load.{w}").read().split()[:3] for w in ("start", "end")]
@@ -157,7 +168,8 @@ for (f, t), d in res.items():
     if roof: line += f"   ({roof:.1f}%)"
     if d.get("minfer_kv"): line += f"   (KV minfer {d['minfer_kv']}, llama.cpp {d.get('llama_kv', '-')})"
     if o: line += f"   other KV type: {statistics.median(o):.2f} tok/s"
-    if not ml and " @ d" in t: line += "   (this llama-bench has no depth option)"
+    if not ml and " @ d" in t and not d.get("llama_failed"): line += "   (this llama-bench has no depth option)"
+    if d.get("llama_failed"): line += f"   (llama.cpp: {d['llama_failed']})"
     print(line)
     rec = {"date": date, "commit": commit, "cpu": model, "cpu_flags": flags, "threads": threads, "load_start": load[0],
            "load_end": load[1], "model": os.path.basename(f), "file_sha256_16m": header_sha(f), "test": t,
@@ -165,6 +177,7 @@ for (f, t), d in res.items():
            "minfer_tok_s": m, "minfer_median": mm, "llama_tok_s": l, "llama_median": ml, "ratio": ratio,
            "llama_build": d.get("llama_build"), "llama_kv": d.get("llama_kv")}
     if roof is not None: rec["minfer_roofline_pct"] = roof; rec["bandwidth_gbs"] = statistics.median(d["bw"])
+    if d.get("llama_failed"): rec["llama_failed"] = d["llama_failed"]
     if o: rec["minfer_other_kv_tok_s"] = o; rec["minfer_other_kv_median"] = statistics.median(o)
     recs.append(rec)
 if save:
