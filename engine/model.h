@@ -105,6 +105,13 @@ void mf_model_free(mf_model *m);
 /* Hyperparameters only (no tokenizer, no tensors checked): used by `inspect` and `plan`. */
 int mf_hparams_read(const mf_gguf *g, mf_hparams *hp, mf_err *err);
 
+/* The KV cache element size (bytes) a session takes when not asked: binary16 on every
+ * device. On the CPU it was chosen by measurement against float32 (docs/cpu.md §4): the
+ * same speed without context, faster decoding over a long one (half the bytes to stream),
+ * at a logit difference well below the 8-bit activation rounding's. session.c and plan.c
+ * read it here. */
+#define MF_KV_DEFAULT_ELEM 2
+
 /* Bytes of the KV cache (K and V, all layers) for n_ctx positions with elements of
  * elem_bytes (2 or 4), counting sliding-window layers at min(n_ctx, window) (the steady
  * state of a one-token-at-a-time decode). */

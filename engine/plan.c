@@ -266,9 +266,8 @@ void mf_plan_evaluate(const mf_plan_model *pm, const mf_plan_device *dev, int64_
                       mf_plan_fit *out)
 {
     memset(out, 0, sizeof *out);
-    int gpu = dev->kind != MF_PLAN_HOST;
-    /* session.c: binary16 cache on a GPU, float32 on the CPU, unless asked otherwise */
-    out->kv_elem = kv_elem > 0 ? kv_elem : (gpu ? 2 : 4);
+    /* the sessions' default unless asked otherwise (model.h) */
+    out->kv_elem = kv_elem > 0 ? kv_elem : MF_KV_DEFAULT_ELEM;
     out->weights = pm->weight_bytes;
     out->kv = mf_plan_kv_alloc_bytes(&pm->hp, n_ctx, MF_PLAN_BATCH, out->kv_elem);
     /* the CUDA staging buffers exist only with minfer's CUDA backend */

@@ -84,7 +84,7 @@ mf_session *mf_session_new(mf_model *m, const mf_session_opts *opts, mf_err *err
     s->be = pick_backend(s, &o, err);
     if (!s->be) goto fail;
     int gpu = strcmp(s->be->name, "cpu") != 0;
-    if (o.kv_f16 < 0) o.kv_f16 = gpu;  /* GPU: half the cache traffic; CPU: exact float32 */
+    if (o.kv_f16 < 0) o.kv_f16 = MF_KV_DEFAULT_ELEM == 2;  /* model.h */
     s->o = o;
 
     /* logits for all rows of a batch cost rows * n_vocab floats: cap that scratch at 64 MB */

@@ -449,15 +449,15 @@ static void fit_and_bound(void **state)
     assert_int_equal(f.usable, 0);
     assert_false(f.fits);
 
-    /* the host keeps float32 unless told; --kv-f16 forces binary16 everywhere */
+    /* the host takes the sessions' default too (binary16, model.h); --kv-f32 asks for float32 */
     mf_plan_device h = {"this CPU", MF_PLAN_HOST, 1ull << 40, MF_PLAN_HOST_HEADROOM, 10.0, NULL};
     mf_plan_evaluate(&pm, &h, 1024, 0, &f);
-    assert_int_equal(f.kv_elem, 4);
-    assert_int_equal(f.kv, 2 * 393984);
-    assert_int_equal(f.bytes_ctx, 106308 + 2 * 263168);
-    mf_plan_evaluate(&pm, &h, 1024, 2, &f);
     assert_int_equal(f.kv_elem, 2);
     assert_int_equal(f.kv, 393984);
+    assert_int_equal(f.bytes_ctx, 106308 + 263168);
+    mf_plan_evaluate(&pm, &h, 1024, 4, &f);
+    assert_int_equal(f.kv_elem, 4);
+    assert_int_equal(f.kv, 2 * 393984);
 
     /* the bound itself: bandwidth in GB/s over bytes; nothing to read, no bound */
     expect_near(mf_plan_bound(3350.0, 2574705396ull), 3350e9 / 2574705396.0, "H100 bound");
@@ -736,11 +736,11 @@ static void cli_stories(void **state)
         snprintf(line, sizeof line, "\n%-19s ", mf_plan_device_at(i)->name);
         expect_contains(r.out, line);
     }
-    /* this CPU at the given 10 GB/s, KV float32: 1e10 / 1040384 = 9611.8 -> "9612";
-     * at ctx 2048: 1e10 / (1040384 + 2621440) = 2730.9 -> "2731" */
+    /* this CPU at the given 10 GB/s, KV binary16 (the default): 1e10 / 1040384 = 9611.8 ->
+     * "9612"; at ctx 2048: 1e10 / (1040384 + 1310720) = 4253.2 -> "4253" */
     expect_contains(r.out, "\nthis CPU   ");
-    expect_contains(r.out, "  10.0 GB/s  f32 ");
-    expect_contains(r.out, " yes        9612           2731\n");
+    expect_contains(r.out, "  10.0 GB/s  f16 ");
+    expect_contains(r.out, " yes        9612           4253\n");
     char *notes = strstr(r.out, "\nneeds  =");
     assert_non_null(notes);
     *notes = 0;
@@ -818,7 +818,7 @@ static void cli_cpu_record(void **state)
     /* the sha256 of the 14176 header bytes of stories260K.gguf, as bench records it */
     expect_contains(r.out, "\"header_sha256\":\"4404a8fbbb3f9c4f13a6c0e2a2fa88feb5114479630d7c929cad694b03da4b90\"");
     expect_contains(r.out, "\"name\":\"this CPU\",\"kind\":\"cpu\"");
-    expect_contains(r.out, "\"kv_type\":\"f32\"");
+    expect_contains(r.out, "\"kv_type\":\"f16\"");
     expect_contains(r.out, "\"measured\":{\"test\":\"tg32\"");
     /* the CPU row's bandwidth is measured: it must be there, positive */
     assert_true(json_number(r.out, "bandwidth_gbs") > 0);

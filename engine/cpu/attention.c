@@ -55,6 +55,13 @@ static float sum16(const float z[16])
 
 /* ---------------------------------------------------------------- one task */
 
+/* How far ahead of the keys and values being read a task asks for their lines: a task's K
+ * tiles and its values are each one sequential stream, but the hardware prefetchers stop at
+ * every 4 KB page, and without this decoding at depth waited on memory (docs/cpu.md §4). */
+#ifndef ATT_PREFETCH
+#define ATT_PREFETCH 4096
+#endif
+
 /* Where things are for one (row, kv head) task. */
 typedef struct att_ctx {
     const uint8_t *kc, *vc;    /* the layer's K tiles and V rows */
@@ -91,8 +98,11 @@ INLINE void tile_scores_nh(const att_ctx *c, const float *q, const int NH, int t
         av acc[8];
         for (int h = 0; h < NH; h++) acc[h] = av_zero();
         size_t base = k_index(c, tile0, 0) + (size_t)half;
+        const size_t esz = c->f16 ? 2 : 4;
         for (int d = 0; d < c->hd; d++) {
             size_t at = base + (size_t)d * MF_KV_TILE;
+            /* the stream of tiles ahead, one line per 64 bytes consumed */
+            if ((at * esz) % 64 < (size_t)AW * esz) _mm_prefetch((const char *)c->kc + at * esz + ATT_PREFETCH, _MM_HINT_T0);
             av kt = c->f16 ? av_loadh((const uint16_t *)(const void *)c->kc + at) : av_load((const float *)(const void *)c->kc + at);
             for (int h = 0; h < NH; h++) acc[h] = av_fmadd(av_set1(q[(size_t)h * c->hd + d]), kt, acc[h]);
         }
@@ -227,7 +237,11 @@ static void weighted_values(const att_ctx *c, const float *a, size_t stride, int
         for (int i0 = 0; i0 < c->span; i0 += KB) {
             int n = c->span - i0 < KB ? c->span - i0 : KB;
             const uint8_t *vrow[KB];  /* the block's value rows, the ring's wrap resolved once */
-            for (int i = 0; i < n; i++, slot = slot + 1 == c->slots ? 0 : slot + 1) vrow[i] = v0 + (size_t)slot * c->vrow;
+            for (int i = 0; i < n; i++, slot = slot + 1 == c->slots ? 0 : slot + 1) {
+                vrow[i] = v0 + (size_t)slot * c->vrow;
+                /* the values of the block after the next, which follow in memory */
+                for (size_t o = 0; o < c->vrow; o += 64) _mm_prefetch((const char *)vrow[i] + ATT_PREFETCH + o, _MM_HINT_T0);
+            }
             /* the hd outputs of a head in vectors of up to 8 */
             for (int v0i = 0; v0i < nv;) {
                 int NV = nv - v0i >= 8 ? 8 : nv - v0i >= 4 ? 4 : nv - v0i >= 2 ? 2 : 1;
