@@ -92,18 +92,20 @@ static inline float kv_at(const uint8_t *base, size_t i, int f16)
 #define INLINE static inline __attribute__((always_inline))
 /* The scores of NH heads (a constant, so the accumulators stay in registers) against all 16
  * keys of the K tile starting at slot tile0, times scale, into out[h·ostride ..+16]. */
-INLINE void tile_scores_nh(const att_ctx *c, const float *q, const int NH, int tile0, float *out, size_t ostride)
+INLINE void tile_scores_nh(const att_ctx *c, const float *q, const int NH, const int F16, int tile0, float *out,
+                           size_t ostride)
 {
+    /* a d-row of a tile is 16 keys: 32 or 64 bytes, aligned (the cache is 64-byte aligned) */
+    const size_t esz = F16 ? 2 : 4, row = MF_KV_TILE * esz;
+    const uint8_t *k0 = c->kc + k_index(c, tile0, 0) * esz;
     for (int half = 0; half < MF_KV_TILE; half += AW) {
         av acc[8];
         for (int h = 0; h < NH; h++) acc[h] = av_zero();
-        size_t base = k_index(c, tile0, 0) + (size_t)half;
-        const size_t esz = c->f16 ? 2 : 4;
-        for (int d = 0; d < c->hd; d++) {
-            size_t at = base + (size_t)d * MF_KV_TILE;
+        const uint8_t *p = k0 + (size_t)half * esz;
+        for (int d = 0; d < c->hd; d++, p += row) {
             /* the stream of tiles ahead, one line per 64 bytes consumed */
-            if ((at * esz) % 64 < (size_t)AW * esz) _mm_prefetch((const char *)c->kc + at * esz + ATT_PREFETCH, _MM_HINT_T0);
-            av kt = c->f16 ? av_loadh((const uint16_t *)(const void *)c->kc + at) : av_load((const float *)(const void *)c->kc + at);
+            if (half == 0 && (!F16 || d % 2 == 0)) _mm_prefetch((const char *)p + ATT_PREFETCH, _MM_HINT_T0);
+            av kt = F16 ? av_loadh((const uint16_t *)(const void *)p) : av_load((const float *)(const void *)p);
             for (int h = 0; h < NH; h++) acc[h] = av_fmadd(av_set1(q[(size_t)h * c->hd + d]), kt, acc[h]);
         }
         for (int h = 0; h < NH; h++) av_store(out + (size_t)h * ostride + half, av_mul(acc[h], av_set1(c->scale)));
@@ -126,12 +128,15 @@ static void tile_scores(const att_ctx *c, const float *q, int nh, int s0, int n,
             const float *qh = q + (size_t)h0 * c->hd;
             float *o = whole ? sc + (size_t)h0 * stride : buf;
             size_t os = whole ? stride : MF_KV_TILE;
+            /* NH and the element type as constants of the loop */
+#define SCORES(NH) c->f16 ? tile_scores_nh(c, qh, NH, 1, tile0, o, os) : tile_scores_nh(c, qh, NH, 0, tile0, o, os)
             switch (k) {
-            case 8: tile_scores_nh(c, qh, 8, tile0, o, os); break;
-            case 4: tile_scores_nh(c, qh, 4, tile0, o, os); break;
-            case 2: tile_scores_nh(c, qh, 2, tile0, o, os); break;
-            default: tile_scores_nh(c, qh, 1, tile0, o, os);
+            case 8: SCORES(8); break;
+            case 4: SCORES(4); break;
+            case 2: SCORES(2); break;
+            default: SCORES(1);
             }
+#undef SCORES
             if (!whole)
                 for (int h = 0; h < k; h++) memcpy(sc + (size_t)(h0 + h) * stride, buf + h * MF_KV_TILE + lane0, sizeof(float) * (size_t)n);
             h0 += k;
@@ -178,17 +183,19 @@ enum { KB = 32 };
 /* out[h][v·AW ..] += Σ_i a[h][i] · v_i for heads [0, HB) and the NV vectors of hd starting
  * at vector v0i, over the n keys whose value rows are vrow[] (constants HB, NV: the HB·NV
  * accumulators stay in registers) */
-INLINE void values_block(const att_ctx *c, const float *a, size_t stride, int i0, int n, const uint8_t *const *vrow,
-                         const int HB, const int NV, int v0i, float *out)
+INLINE void values_block(const att_ctx *c, const float *a, const float *a0, size_t stride, int i0, int n,
+                         const uint8_t *const *vrow, const int HB, const int NV, const int F16, int v0i, float *out)
 {
     av acc[16];
     for (int h = 0; h < HB; h++)
         for (int k = 0; k < NV; k++) acc[h * NV + k] = av_load(out + (size_t)h * c->hd + (size_t)(v0i + k) * AW);
     for (int i = 0; i < n; i++) {
         av v[8];
+        if (v0i == 0 && a == a0)  /* the first pass over the block asks for the rows ahead */
+            for (size_t o = 0; o < c->vrow; o += 64) _mm_prefetch((const char *)vrow[i] + ATT_PREFETCH + o, _MM_HINT_T0);
         for (int k = 0; k < NV; k++) {
             size_t e = (size_t)(v0i + k) * AW;
-            v[k] = c->f16 ? av_loadh((const uint16_t *)(const void *)vrow[i] + e) : av_load((const float *)(const void *)vrow[i] + e);
+            v[k] = F16 ? av_loadh((const uint16_t *)(const void *)vrow[i] + e) : av_load((const float *)(const void *)vrow[i] + e);
         }
         for (int h = 0; h < HB; h++) {
             av w = av_set1(a[(size_t)h * stride + (size_t)(i0 + i)]);
@@ -201,26 +208,31 @@ INLINE void values_block(const att_ctx *c, const float *a, size_t stride, int i0
 
 /* values_block for as many of `left` heads as fit beside NV vectors in the registers
  * (up to 16 accumulators with AVX-512, 8 with AVX2); returns how many it did. */
-static int values_heads(const att_ctx *c, const float *a, size_t stride, int i0, int n, const uint8_t *const *vrow,
-                        int NV, int v0i, float *out, int left)
+static int values_heads(const att_ctx *c, const float *a, const float *a0, size_t stride, int i0, int n,
+                        const uint8_t *const *vrow, int NV, int v0i, float *out, int left)
 {
     const int room = AW == 16 ? 16 : 8;
+    /* HB, NV and the element type as constants of the loop */
+#define VB(HB, NVV)                                                                             \
+    do {                                                                                        \
+        if (c->f16) values_block(c, a, a0, stride, i0, n, vrow, HB, NVV, 1, v0i, out);          \
+        else values_block(c, a, a0, stride, i0, n, vrow, HB, NVV, 0, v0i, out);                 \
+        return HB;                                                                              \
+    } while (0)
     switch (NV) {
-    case 8: values_block(c, a, stride, i0, n, vrow, 1, 8, v0i, out); return 1;
+    case 8: VB(1, 8);
     case 4:
-        if (left >= 4 && room >= 16) { values_block(c, a, stride, i0, n, vrow, 4, 4, v0i, out); return 4; }
-        if (left >= 2) { values_block(c, a, stride, i0, n, vrow, 2, 4, v0i, out); return 2; }
-        values_block(c, a, stride, i0, n, vrow, 1, 4, v0i, out);
-        return 1;
+        if (left >= 4 && room >= 16) VB(4, 4);
+        if (left >= 2) VB(2, 4);
+        VB(1, 4);
     case 2:
-        if (left >= 4) { values_block(c, a, stride, i0, n, vrow, 4, 2, v0i, out); return 4; }
-        values_block(c, a, stride, i0, n, vrow, 1, 2, v0i, out);
-        return 1;
+        if (left >= 4) VB(4, 2);
+        VB(1, 2);
     default:
-        if (left >= 4) { values_block(c, a, stride, i0, n, vrow, 4, 1, v0i, out); return 4; }
-        values_block(c, a, stride, i0, n, vrow, 1, 1, v0i, out);
-        return 1;
+        if (left >= 4) VB(4, 1);
+        VB(1, 1);
     }
+#undef VB
 }
 #endif
 
@@ -237,16 +249,12 @@ static void weighted_values(const att_ctx *c, const float *a, size_t stride, int
         for (int i0 = 0; i0 < c->span; i0 += KB) {
             int n = c->span - i0 < KB ? c->span - i0 : KB;
             const uint8_t *vrow[KB];  /* the block's value rows, the ring's wrap resolved once */
-            for (int i = 0; i < n; i++, slot = slot + 1 == c->slots ? 0 : slot + 1) {
-                vrow[i] = v0 + (size_t)slot * c->vrow;
-                /* the values of the block after the next, which follow in memory */
-                for (size_t o = 0; o < c->vrow; o += 64) _mm_prefetch((const char *)vrow[i] + ATT_PREFETCH + o, _MM_HINT_T0);
-            }
+            for (int i = 0; i < n; i++, slot = slot + 1 == c->slots ? 0 : slot + 1) vrow[i] = v0 + (size_t)slot * c->vrow;
             /* the hd outputs of a head in vectors of up to 8 */
             for (int v0i = 0; v0i < nv;) {
                 int NV = nv - v0i >= 8 ? 8 : nv - v0i >= 4 ? 4 : nv - v0i >= 2 ? 2 : 1;
                 for (int h = 0; h < nh;)
-                    h += values_heads(c, a + (size_t)h * stride, stride, i0, n, vrow, NV, v0i, out + (size_t)h * c->hd, nh - h);
+                    h += values_heads(c, a + (size_t)h * stride, a, stride, i0, n, vrow, NV, v0i, out + (size_t)h * c->hd, nh - h);
                 v0i += NV;
             }
         }

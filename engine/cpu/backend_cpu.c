@@ -139,13 +139,17 @@ static mf_bstate *cpu_state_new(mf_backend *be, const mf_model *m, const mf_stat
             goto oom;
     }
 
-    /* KV cache, zeroed so that no slot is ever read uninitialized */
+    /* KV cache */
     for (int l = 0; l < L; l++) {
         int slots = mf_kv_slots(hp, m->layers[l].sliding, o->n_ctx, B);
         st->slots[l] = (slots + MF_KV_TILE - 1) / MF_KV_TILE * MF_KV_TILE;  /* whole K tiles */
         size_t bytes = (size_t)st->slots[l] * (size_t)st->kv_width * esz;
-        st->kc[l] = calloc(1, bytes);
-        st->vc[l] = calloc(1, bytes);
+        /* 64-byte aligned: a K tile's rows are whole halves or wholes of cache lines
+         * (attention.c); zeroed, so that no slot is ever read uninitialized */
+        if (posix_memalign(&st->kc[l], 64, bytes ? bytes : 64)) st->kc[l] = NULL;
+        if (posix_memalign(&st->vc[l], 64, bytes ? bytes : 64)) st->vc[l] = NULL;
+        if (st->kc[l]) memset(st->kc[l], 0, bytes);
+        if (st->vc[l]) memset(st->vc[l], 0, bytes);
         if (!st->kc[l] || !st->vc[l]) {
             mf_errf(err, "out of memory for the KV cache (%zu bytes per layer)", 2 * bytes);
             cpu_state_free(be, st);
