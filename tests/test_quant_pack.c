@@ -154,48 +154,62 @@ static void packed_equals_rows(void **state)
     }
 }
 
+/* A matrix of n_out realistic rows of the type (n32 or nk elements for the 32-element types
+ * or the K-quants) and 20 converted activation rows, zeros if `zero`. */
+typedef struct fixture { mat m; uint8_t *qx; size_t xs; } fixture;
+
+static fixture make_fixture(uint32_t type, int64_t n32, int64_t nk, int64_t n_out, int zero, mf_rng *rng)
+{
+    fixture f;
+    int64_t n_in = mf_act_type(type) == MF_TYPE_Q8_K ? nk : n32;
+    f.m = make_mat(type, n_in, n_out, rng);
+    f.xs = mf_act_bytes(type, n_in);
+    f.qx = make_acts(type, n_in, 20, f.xs, rng, zero);
+    return f;
+}
+
+static void free_fixture(fixture *f)
+{
+    free(f->qx);
+    free_mat(&f->m);
+}
+
 static void packed_batch_invariant(void **state)
 {
     (void)state;
     mf_rng rng = {0x1B};
     for (size_t k = 0; k < N_TYPES; k++) {
-        uint32_t type = TYPES[k];
-        int64_t n_in = mf_act_type(type) == MF_TYPE_Q8_K ? 768 : 288, n_out = 37;
-        mat m = make_mat(type, n_in, n_out, &rng);
-        size_t xs = mf_act_bytes(type, n_in);
-        uint8_t *qx = make_acts(type, n_in, 20, xs, &rng, 0);
-        float *yb = malloc(sizeof(float) * 20 * (size_t)n_out), *y1 = malloc(sizeof(float) * (size_t)n_out);
+        fixture f = make_fixture(TYPES[k], 288, 768, 37, 0, &rng);
+        const mat *m = &f.m;
+        float *yb = malloc(sizeof(float) * 20 * (size_t)m->n_out), *y1 = malloc(sizeof(float) * (size_t)m->n_out);
         for (int T = 1; T <= 20; T++) {
-            mf_matmul_packed(type, m.P, n_in, n_out, 0, n_out, qx, xs, T, yb, n_out);
+            mf_matmul_packed(m->type, m->P, m->n_in, m->n_out, 0, m->n_out, f.qx, f.xs, T, yb, m->n_out);
             for (int t = 0; t < T; t++) {
-                mf_matmul_packed(type, m.P, n_in, n_out, 0, n_out, qx + (size_t)t * xs, xs, 1, y1, n_out);
-                if (memcmp(yb + (size_t)t * n_out, y1, sizeof(float) * (size_t)n_out))
-                    fail_msg("%s: token %d of %d differs from the same token alone", tname(type), t, T);
+                mf_matmul_packed(m->type, m->P, m->n_in, m->n_out, 0, m->n_out, f.qx + (size_t)t * f.xs, f.xs, 1, y1, m->n_out);
+                if (memcmp(yb + (size_t)t * m->n_out, y1, sizeof(float) * (size_t)m->n_out))
+                    fail_msg("%s: token %d of %d differs from the same token alone", tname(m->type), t, T);
             }
         }
-        free(yb), free(y1), free(qx);
-        free_mat(&m);
+        free(yb), free(y1);
+        free_fixture(&f);
     }
 }
 
+/* With zero activations every tile returns exactly 0: nothing carried over between tiles
+ * (accumulators), no NaN from scales times zero. */
 static void packed_zero_activations(void **state)
 {
     (void)state;
     mf_rng rng = {5};
     for (size_t k = 0; k < N_TYPES; k++) {
-        uint32_t type = TYPES[k];
-        int64_t n_in = mf_act_type(type) == MF_TYPE_Q8_K ? 512 : 64, n_out = 32;
-        mat m = make_mat(type, n_in, n_out, &rng);
-        size_t xs = mf_act_bytes(type, n_in);
-        uint8_t *qx = make_acts(type, n_in, 16, xs, &rng, 1);
+        fixture f = make_fixture(TYPES[k], 64, 512, 32, 1, &rng);
         float y[16 * 32];
         for (int T = 1; T <= 16; T += 15) {
-            mf_matmul_packed(type, m.P, n_in, n_out, 0, n_out, qx, xs, T, y, n_out);
+            mf_matmul_packed(f.m.type, f.m.P, f.m.n_in, 32, 0, 32, f.qx, f.xs, T, y, 32);
             for (int i = 0; i < T * 32; i++)
-                if (y[i] != 0) fail_msg("%s: y[%d] = %g with zero activations", tname(type), i, y[i]);
+                if (y[i] != 0) fail_msg("%s: y[%d] = %g with zero activations", tname(f.m.type), i, y[i]);
         }
-        free(qx);
-        free_mat(&m);
+        free_fixture(&f);
     }
 }
 

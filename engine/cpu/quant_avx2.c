@@ -709,59 +709,7 @@ static const tiles *tiles_of(uint32_t wt)
  * quant_avx512.c serves packed matrices); tests/test_quant_pack.c runs them in every AVX2
  * build. */
 
-typedef __m256i vi;
-typedef __m256 vf;
 enum { SLAB = 32 };  /* quant_tiles.h's block loop step (its scale table is AVX-512's) */
-INLINE vi v_load(const void *p) { return _mm256_loadu_si256((const __m256i *)p); }
-INLINE vi v_zero(void) { return _mm256_setzero_si256(); }
-INLINE vi v_set1_8(char c) { return _mm256_set1_epi8(c); }
-INLINE vi v_set1_32(int v) { return _mm256_set1_epi32(v); }
-INLINE vi v_and(vi a, vi b) { return _mm256_and_si256(a, b); }
-INLINE vi v_or(vi a, vi b) { return _mm256_or_si256(a, b); }
-INLINE vi v_xor(vi a, vi b) { return _mm256_xor_si256(a, b); }
-INLINE vi v_add32(vi a, vi b) { return _mm256_add_epi32(a, b); }
-INLINE vi v_sub32(vi a, vi b) { return _mm256_sub_epi32(a, b); }
-INLINE vi v_mullo32(vi a, vi b) { return _mm256_mullo_epi32(a, b); }
-INLINE vi v_srli16(vi a, int n) { return _mm256_srli_epi16(a, n); }
-INLINE vi v_slli16(vi a, int n) { return _mm256_slli_epi16(a, n); }
-INLINE vi v_srli32(vi a, int n) { return _mm256_srli_epi32(a, n); }
-INLINE vi v_slli32(vi a, int n) { return _mm256_slli_epi32(a, n); }
-INLINE vi v_srai32(vi a, int n) { return _mm256_srai_epi32(a, n); }
-INLINE vi v_sllv32(vi a, vi n) { return _mm256_sllv_epi32(a, n); }
-INLINE vi v_shuffle8(vi t, vi i) { return _mm256_shuffle_epi8(t, i); }
-INLINE vi v_bcast128(__m128i v) { return _mm256_broadcastsi128_si256(v); }
-INLINE vi v_u8_to_32(const uint8_t *p) { return _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(const void *)p)); }
-/* lanes where v < 2 (v in 0..255) from a, the others from b */
-INLINE vi v_select_lt2(vi v, vi a, vi b) { return _mm256_blendv_epi8(b, a, _mm256_cmpgt_epi32(_mm256_set1_epi32(2), v)); }
-/* u + 16 in the bytes where rep has the bit of `bits` (one bit per byte) */
-INLINE vi v_add16_where(vi u, vi rep, vi bits)
-{
-    vi on = _mm256_cmpeq_epi8(_mm256_and_si256(rep, bits), bits);
-    return _mm256_add_epi8(u, _mm256_and_si256(on, _mm256_set1_epi8(16)));
-}
-INLINE vi v_pair16(vi lo, vi hi) { return _mm256_blend_epi16(lo, _mm256_slli_epi32(hi, 16), 0xAA); }
-INLINE vi v_bcast4(const int8_t *p)
-{
-    int32_t v;
-    memcpy(&v, p, 4);
-    return _mm256_set1_epi32(v);
-}
-INLINE vi v_dot4(vi s, vi u, const int8_t *p) { return dot_u8s8(s, u, v_bcast4(p)); }
-/* signed codes w: |w| · sign(a, w), as block_dot does for Q8_0 */
-INLINE vi v_dot4_signed(vi s, vi w, const int8_t *p)
-{
-    return dot_u8s8(s, _mm256_abs_epi8(w), _mm256_sign_epi8(v_bcast4(p), w));
-}
-INLINE vi v_dotw(vi s, vi c, const int16_t *p) { return dot_i16(s, c, v_bcast4((const int8_t *)(const void *)p)); }
-INLINE vf v_zerof(void) { return _mm256_setzero_ps(); }
-INLINE vf v_set1f(float f) { return _mm256_set1_ps(f); }
-INLINE vf v_as_f(vi v) { return _mm256_castsi256_ps(v); }
-INLINE vf v_cvt(vi v) { return _mm256_cvtepi32_ps(v); }
-INLINE vf v_mulf(vf a, vf b) { return _mm256_mul_ps(a, b); }
-INLINE vf v_fmadd(vf a, vf b, vf c) { return _mm256_fmadd_ps(a, b, c); }
-INLINE vf v_fnmadd(vf a, vf b, vf c) { return _mm256_fnmadd_ps(a, b, c); }
-INLINE vf v_f16(const void *p) { return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)p)); }
-INLINE void v_storef(float *p, vf v) { _mm256_storeu_ps(p, v); }
 
 #define VW 8
 #define V_MAXT 4
@@ -778,34 +726,14 @@ typedef void (*ptile_fn)(const uint8_t *w, size_t rb, int h, const uint8_t *x, s
 #define PTILES(name, tile, WT) PTILE(name, tile, WT, 4) PTILE(name, tile, WT, 2) PTILE(name, tile, WT, 1) \
     static const ptile_fn name[3] = {name##_4, name##_2, name##_1};
 
-PTILES(p_q4_0, vtile32, MF_TYPE_Q4_0)
-PTILES(p_q4_1, vtile32, MF_TYPE_Q4_1)
-PTILES(p_q5_0, vtile32, MF_TYPE_Q5_0)
-PTILES(p_q5_1, vtile32, MF_TYPE_Q5_1)
-PTILES(p_q8_0, vtile32, MF_TYPE_Q8_0)
-PTILES(p_mxfp4, vtile32, MF_TYPE_MXFP4)
-PTILES(p_q2_k, vtilek, MF_TYPE_Q2_K)
-PTILES(p_q3_k, vtilek, MF_TYPE_Q3_K)
-PTILES(p_q4_k, vtilek, MF_TYPE_Q4_K)
-PTILES(p_q5_k, vtilek, MF_TYPE_Q5_K)
-PTILES(p_q6_k, vtilek, MF_TYPE_Q6_K)
+#define PTILES_OF(name, tile, WT) PTILES(p_##name, tile, WT)
+V_TYPES(PTILES_OF)
 
 static const ptile_fn *ptiles_of(uint32_t wt)
 {
-    switch (wt) {
-    case MF_TYPE_Q4_0: return p_q4_0;
-    case MF_TYPE_Q4_1: return p_q4_1;
-    case MF_TYPE_Q5_0: return p_q5_0;
-    case MF_TYPE_Q5_1: return p_q5_1;
-    case MF_TYPE_Q8_0: return p_q8_0;
-    case MF_TYPE_MXFP4: return p_mxfp4;
-    case MF_TYPE_Q2_K: return p_q2_k;
-    case MF_TYPE_Q3_K: return p_q3_k;
-    case MF_TYPE_Q4_K: return p_q4_k;
-    case MF_TYPE_Q5_K: return p_q5_k;
-    case MF_TYPE_Q6_K: return p_q6_k;
-    default: return NULL;
-    }
+#define CASE(name, tile, WT) case WT: return p_##name;
+    switch (wt) { V_TYPES(CASE) default: return NULL; }
+#undef CASE
 }
 
 void mf_matmul_packed_avx2(uint32_t wtype, const void *P, int64_t n_in, int64_t g0, int64_t g1,

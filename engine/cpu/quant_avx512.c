@@ -106,57 +106,7 @@ INLINE __m512i dot4(__m512i s, __m512i u, const int8_t *p)
     return s;
 }
 
-/* ================================================================ the vector wrappers
- * quant_tiles.h is written against (16 lanes of 32 bits) */
-
-typedef __m512i vi;
-typedef __m512 vf;
-INLINE vi v_load(const void *p) { return _mm512_loadu_si512(p); }
-INLINE vi v_zero(void) { return _mm512_setzero_si512(); }
-INLINE vi v_set1_8(char c) { return _mm512_set1_epi8(c); }
-INLINE vi v_set1_32(int v) { return _mm512_set1_epi32(v); }
-INLINE vi v_and(vi a, vi b) { return _mm512_and_si512(a, b); }
-INLINE vi v_or(vi a, vi b) { return _mm512_or_si512(a, b); }
-INLINE vi v_xor(vi a, vi b) { return _mm512_xor_si512(a, b); }
-INLINE vi v_add32(vi a, vi b) { return _mm512_add_epi32(a, b); }
-INLINE vi v_sub32(vi a, vi b) { return _mm512_sub_epi32(a, b); }
-INLINE vi v_mullo32(vi a, vi b) { return _mm512_mullo_epi32(a, b); }
-INLINE vi v_srli16(vi a, int n) { return _mm512_srli_epi16(a, (unsigned)n); }
-INLINE vi v_slli16(vi a, int n) { return _mm512_slli_epi16(a, (unsigned)n); }
-INLINE vi v_srli32(vi a, int n) { return _mm512_srli_epi32(a, (unsigned)n); }
-INLINE vi v_slli32(vi a, int n) { return _mm512_slli_epi32(a, (unsigned)n); }
-INLINE vi v_srai32(vi a, int n) { return _mm512_srai_epi32(a, (unsigned)n); }
-INLINE vi v_sllv32(vi a, vi n) { return _mm512_sllv_epi32(a, n); }
-INLINE vi v_shuffle8(vi t, vi i) { return _mm512_shuffle_epi8(t, i); }
-INLINE vi v_bcast128(__m128i v) { return _mm512_broadcast_i32x4(v); }
-INLINE vi v_u8_to_32(const uint8_t *p) { return _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(const void *)p)); }
-/* lanes where v < 2 from a, the others from b */
-INLINE vi v_select_lt2(vi v, vi a, vi b) { return _mm512_mask_blend_epi32(_mm512_cmplt_epu32_mask(v, _mm512_set1_epi32(2)), b, a); }
-/* u + 16 in the bytes where rep has a bit of `bits` */
-INLINE vi v_add16_where(vi u, vi rep, vi bits)
-{
-    return _mm512_mask_add_epi8(u, _mm512_test_epi8_mask(rep, bits), u, _mm512_set1_epi8(16));
-}
-/* two lanes of 16-bit values -> one lane holding the pair (lo, hi) */
-INLINE vi v_pair16(vi lo, vi hi) { return _mm512_mask_blend_epi16(0xAAAAAAAAu, lo, _mm512_slli_epi32(hi, 16)); }
-INLINE vi v_dot4(vi s, vi u, const int8_t *p) { return dot4(s, u, p); }
-INLINE vi v_dot4_signed(vi s, vi u, const int8_t *p) { return dot4(s, u, p); }  /* unused: V_Q8_SIGNED 0 */
-/* s + Σ of the two i16 products per lane, c times the bsum pair at p broadcast */
-INLINE vi v_dotw(vi s, vi c, const int16_t *p)
-{
-    int32_t v;
-    memcpy(&v, p, 4);
-    return _mm512_dpwssd_epi32(s, c, _mm512_set1_epi32(v));
-}
-INLINE vf v_zerof(void) { return _mm512_setzero_ps(); }
-INLINE vf v_set1f(float f) { return _mm512_set1_ps(f); }
-INLINE vf v_as_f(vi v) { return _mm512_castsi512_ps(v); }
-INLINE vf v_cvt(vi v) { return _mm512_cvtepi32_ps(v); }
-INLINE vf v_mulf(vf a, vf b) { return _mm512_mul_ps(a, b); }
-INLINE vf v_fmadd(vf a, vf b, vf c) { return _mm512_fmadd_ps(a, b, c); }
-INLINE vf v_fnmadd(vf a, vf b, vf c) { return _mm512_fnmadd_ps(a, b, c); }
-INLINE vf v_f16(const void *p) { return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)p)); }
-INLINE void v_storef(float *p, vf v) { _mm512_storeu_ps(p, v); }
+/* ================================================================ the tiles (16 lanes) */
 
 #define VW 16
 #define V_MAXT 16
@@ -186,34 +136,14 @@ typedef struct tiles { tile_fn t[5], p[5]; } tiles;
     static const tiles name = {{name##_16, name##_8, name##_4, name##_2, name##_1},                     \
                                {name##_p16, name##_p8, name##_p4, name##_p2, name##_p1}};
 
-TILES(t_q4_0, vtile32, MF_TYPE_Q4_0)
-TILES(t_q4_1, vtile32, MF_TYPE_Q4_1)
-TILES(t_q5_0, vtile32, MF_TYPE_Q5_0)
-TILES(t_q5_1, vtile32, MF_TYPE_Q5_1)
-TILES(t_q8_0, vtile32, MF_TYPE_Q8_0)
-TILES(t_mxfp4, vtile32, MF_TYPE_MXFP4)
-TILES(t_q2_k, vtilek, MF_TYPE_Q2_K)
-TILES(t_q3_k, vtilek, MF_TYPE_Q3_K)
-TILES(t_q4_k, vtilek, MF_TYPE_Q4_K)
-TILES(t_q5_k, vtilek, MF_TYPE_Q5_K)
-TILES(t_q6_k, vtilek, MF_TYPE_Q6_K)
+#define TILES_OF(name, tile, WT) TILES(t_##name, tile, WT)
+V_TYPES(TILES_OF)
 
 static const tiles *tiles_of(uint32_t wt)
 {
-    switch (wt) {
-    case MF_TYPE_Q4_0: return &t_q4_0;
-    case MF_TYPE_Q4_1: return &t_q4_1;
-    case MF_TYPE_Q5_0: return &t_q5_0;
-    case MF_TYPE_Q5_1: return &t_q5_1;
-    case MF_TYPE_Q8_0: return &t_q8_0;
-    case MF_TYPE_MXFP4: return &t_mxfp4;
-    case MF_TYPE_Q2_K: return &t_q2_k;
-    case MF_TYPE_Q3_K: return &t_q3_k;
-    case MF_TYPE_Q4_K: return &t_q4_k;
-    case MF_TYPE_Q5_K: return &t_q5_k;
-    case MF_TYPE_Q6_K: return &t_q6_k;
-    default: return NULL;
-    }
+#define CASE(name, tile, WT) case WT: return &t_##name;
+    switch (wt) { V_TYPES(CASE) default: return NULL; }
+#undef CASE
 }
 
 /* All tokens over one tile's 16 rows: 16 at a time, then 8, 4, 2, 1 as the rest's bits say.

@@ -30,8 +30,99 @@
  *
  * The including file defines VW, V_GROUP (tokens whose sums run interleaved: independent
  * vpdpbusd chains to hide its latency, as many as registers allow), V_MAXT (the largest
- * token count of a tile) and V_Q8_SIGNED.
+ * token count of a tile) and V_Q8_SIGNED, and the byte dots it has: dot4 (AVX-512: the
+ * vpdpbusd with a broadcast memory operand) or dot_u8s8 and dot_i16 (AVX2).
  */
+
+/* ================================================================ vector wrappers
+ *
+ * The few operations the tiles use, on VW lanes of 32 bits: _mm512_OP / _mm256_OP, the
+ * integer bitwise ones with the width in the suffix as well (_mm512_and_si512). */
+
+#if VW == 16
+typedef __m512i vi;
+typedef __m512 vf;
+#define V_(op) _mm512_##op
+#define VSI_(op) _mm512_##op##512
+#else
+typedef __m256i vi;
+typedef __m256 vf;
+#define V_(op) _mm256_##op
+#define VSI_(op) _mm256_##op##256
+#endif
+INLINE vi v_load(const void *p) { return VSI_(loadu_si)((const vi *)p); }
+INLINE vi v_zero(void) { return VSI_(setzero_si)(); }
+INLINE vi v_set1_8(char c) { return V_(set1_epi8)(c); }
+INLINE vi v_set1_32(int v) { return V_(set1_epi32)(v); }
+INLINE vi v_and(vi a, vi b) { return VSI_(and_si)(a, b); }
+INLINE vi v_or(vi a, vi b) { return VSI_(or_si)(a, b); }
+INLINE vi v_xor(vi a, vi b) { return VSI_(xor_si)(a, b); }
+INLINE vi v_add32(vi a, vi b) { return V_(add_epi32)(a, b); }
+INLINE vi v_sub32(vi a, vi b) { return V_(sub_epi32)(a, b); }
+INLINE vi v_mullo32(vi a, vi b) { return V_(mullo_epi32)(a, b); }
+INLINE vi v_srli16(vi a, int n) { return V_(srli_epi16)(a, n); }
+INLINE vi v_slli16(vi a, int n) { return V_(slli_epi16)(a, n); }
+INLINE vi v_srli32(vi a, int n) { return V_(srli_epi32)(a, n); }
+INLINE vi v_slli32(vi a, int n) { return V_(slli_epi32)(a, n); }
+INLINE vi v_srai32(vi a, int n) { return V_(srai_epi32)(a, n); }
+INLINE vi v_sllv32(vi a, vi n) { return V_(sllv_epi32)(a, n); }
+INLINE vi v_shuffle8(vi t, vi i) { return V_(shuffle_epi8)(t, i); }
+INLINE vf v_zerof(void) { return V_(setzero_ps)(); }
+INLINE vf v_set1f(float f) { return V_(set1_ps)(f); }
+INLINE vf v_cvt(vi v) { return V_(cvtepi32_ps)(v); }
+INLINE vf v_mulf(vf a, vf b) { return V_(mul_ps)(a, b); }
+INLINE vf v_fmadd(vf a, vf b, vf c) { return V_(fmadd_ps)(a, b, c); }
+INLINE vf v_fnmadd(vf a, vf b, vf c) { return V_(fnmadd_ps)(a, b, c); }
+INLINE void v_storef(float *p, vf v) { V_(storeu_ps)(p, v); }
+
+/* the operations whose form differs between the widths */
+#if VW == 16
+INLINE vf v_as_f(vi v) { return _mm512_castsi512_ps(v); }
+INLINE vi v_bcast128(__m128i v) { return _mm512_broadcast_i32x4(v); }
+INLINE vi v_u8_to_32(const uint8_t *p) { return _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(const void *)p)); }
+INLINE vf v_f16(const void *p) { return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)p)); }
+/* lanes where v < 2 from a, the others from b */
+INLINE vi v_select_lt2(vi v, vi a, vi b) { return _mm512_mask_blend_epi32(_mm512_cmplt_epu32_mask(v, _mm512_set1_epi32(2)), b, a); }
+/* u + 16 in the bytes where rep has the bit of `bits` (one bit per byte) */
+INLINE vi v_add16_where(vi u, vi rep, vi bits)
+{
+    return _mm512_mask_add_epi8(u, _mm512_test_epi8_mask(rep, bits), u, _mm512_set1_epi8(16));
+}
+/* two lanes of 16-bit values -> one lane holding the pair (lo, hi) */
+INLINE vi v_pair16(vi lo, vi hi) { return _mm512_mask_blend_epi16(0xAAAAAAAAu, lo, _mm512_slli_epi32(hi, 16)); }
+/* s + u · (the 4 activation bytes at p, broadcast), per lane */
+INLINE vi v_dot4(vi s, vi u, const int8_t *p) { return dot4(s, u, p); }
+INLINE vi v_dot4_signed(vi s, vi u, const int8_t *p) { return dot4(s, u, p); }  /* unused: V_Q8_SIGNED 0 */
+/* s + Σ of the two i16 products per lane, c times the bsum pair at p broadcast */
+INLINE vi v_dotw(vi s, vi c, const int16_t *p)
+{
+    int32_t v;
+    memcpy(&v, p, 4);
+    return _mm512_dpwssd_epi32(s, c, _mm512_set1_epi32(v));
+}
+#else
+INLINE vf v_as_f(vi v) { return _mm256_castsi256_ps(v); }
+INLINE vi v_bcast128(__m128i v) { return _mm256_broadcastsi128_si256(v); }
+INLINE vi v_u8_to_32(const uint8_t *p) { return _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(const void *)p)); }
+INLINE vf v_f16(const void *p) { return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)p)); }
+INLINE vi v_select_lt2(vi v, vi a, vi b) { return _mm256_blendv_epi8(b, a, _mm256_cmpgt_epi32(_mm256_set1_epi32(2), v)); }
+INLINE vi v_add16_where(vi u, vi rep, vi bits)
+{
+    vi on = _mm256_cmpeq_epi8(_mm256_and_si256(rep, bits), bits);
+    return _mm256_add_epi8(u, _mm256_and_si256(on, _mm256_set1_epi8(16)));
+}
+INLINE vi v_pair16(vi lo, vi hi) { return _mm256_blend_epi16(lo, _mm256_slli_epi32(hi, 16), 0xAA); }
+INLINE vi v_bcast4(const int8_t *p)
+{
+    int32_t v;
+    memcpy(&v, p, 4);
+    return _mm256_set1_epi32(v);
+}
+INLINE vi v_dot4(vi s, vi u, const int8_t *p) { return dot_u8s8(s, u, v_bcast4(p)); }
+/* signed codes w: |w| · sign(a, w), as block_dot does for Q8_0 */
+INLINE vi v_dot4_signed(vi s, vi w, const int8_t *p) { return dot_u8s8(s, _mm256_abs_epi8(w), _mm256_sign_epi8(v_bcast4(p), w)); }
+INLINE vi v_dotw(vi s, vi c, const int16_t *p) { return dot_i16(s, c, v_bcast4((const int8_t *)(const void *)p)); }
+#endif
 
 /* ================================================================ loads */
 
@@ -436,3 +527,13 @@ INLINE void vtilek(const int pk, const uint32_t wt, const int T, const uint8_t *
     }
     for (int t = 0; t < T; t++) v_storef(y + t * ys, acc[t]);
 }
+
+/* ================================================================ the types
+ *
+ * Every quantized type with its tile (name, tile, type id), for the including files to
+ * instantiate and dispatch: X(name, tile, WT) once per type. */
+#define V_TYPES(X)                                                                               \
+    X(q4_0, vtile32, MF_TYPE_Q4_0) X(q4_1, vtile32, MF_TYPE_Q4_1) X(q5_0, vtile32, MF_TYPE_Q5_0)     \
+    X(q5_1, vtile32, MF_TYPE_Q5_1) X(q8_0, vtile32, MF_TYPE_Q8_0) X(mxfp4, vtile32, MF_TYPE_MXFP4)   \
+    X(q2_k, vtilek, MF_TYPE_Q2_K) X(q3_k, vtilek, MF_TYPE_Q3_K) X(q4_k, vtilek, MF_TYPE_Q4_K)        \
+    X(q5_k, vtilek, MF_TYPE_Q5_K) X(q6_k, vtilek, MF_TYPE_Q6_K)

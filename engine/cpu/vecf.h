@@ -49,20 +49,10 @@ static inline float mf_expf(float x)
 #if defined(__AVX512F__)
 #define AW 16
 typedef __m512 av;
-static inline av av_zero(void) { return _mm512_setzero_ps(); }
-static inline av av_set1(float f) { return _mm512_set1_ps(f); }
-static inline av av_load(const float *p) { return _mm512_loadu_ps(p); }
+#define AV_(op) _mm512_##op
 static inline av av_loadh(const uint16_t *p) { return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(const void *)p)); }
-static inline void av_store(float *p, av v) { _mm512_storeu_ps(p, v); }
-static inline av av_fmadd(av a, av b, av c) { return _mm512_fmadd_ps(a, b, c); }
-static inline av av_mul(av a, av b) { return _mm512_mul_ps(a, b); }
-static inline av av_div(av a, av b) { return _mm512_div_ps(a, b); }
-static inline av av_add(av a, av b) { return _mm512_add_ps(a, b); }
-static inline av av_sub(av a, av b) { return _mm512_sub_ps(a, b); }
-static inline av av_max(av a, av b) { return _mm512_max_ps(a, b); }
-static inline av av_min(av a, av b) { return _mm512_min_ps(a, b); }
 static inline av av_round(av a) { return _mm512_roundscale_ps(a, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); }
-static inline av av_pow2(av n)  /* 2^n for integral n in [-126, 127] */
+static inline av av_pow2(av n)  /* 2^n for integral n in [-126, 128] (128: inf) */
 {
     return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_add_epi32(_mm512_cvtps_epi32(n), _mm512_set1_epi32(127)), 23));
 }
@@ -70,18 +60,8 @@ static inline float av_hmax(av a) { return _mm512_reduce_max_ps(a); }
 #else
 #define AW 8
 typedef __m256 av;
-static inline av av_zero(void) { return _mm256_setzero_ps(); }
-static inline av av_set1(float f) { return _mm256_set1_ps(f); }
-static inline av av_load(const float *p) { return _mm256_loadu_ps(p); }
+#define AV_(op) _mm256_##op
 static inline av av_loadh(const uint16_t *p) { return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(const void *)p)); }
-static inline void av_store(float *p, av v) { _mm256_storeu_ps(p, v); }
-static inline av av_fmadd(av a, av b, av c) { return _mm256_fmadd_ps(a, b, c); }
-static inline av av_mul(av a, av b) { return _mm256_mul_ps(a, b); }
-static inline av av_div(av a, av b) { return _mm256_div_ps(a, b); }
-static inline av av_add(av a, av b) { return _mm256_add_ps(a, b); }
-static inline av av_sub(av a, av b) { return _mm256_sub_ps(a, b); }
-static inline av av_max(av a, av b) { return _mm256_max_ps(a, b); }
-static inline av av_min(av a, av b) { return _mm256_min_ps(a, b); }
 static inline av av_round(av a) { return _mm256_round_ps(a, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); }
 static inline av av_pow2(av n)
 {
@@ -94,6 +74,18 @@ static inline float av_hmax(av a)
     return _mm_cvtss_f32(_mm_max_ss(m, _mm_movehdup_ps(m)));
 }
 #endif
+/* the same in both widths: _mm512_OP or _mm256_OP */
+static inline av av_zero(void) { return AV_(setzero_ps)(); }
+static inline av av_set1(float f) { return AV_(set1_ps)(f); }
+static inline av av_load(const float *p) { return AV_(loadu_ps)(p); }
+static inline void av_store(float *p, av v) { AV_(storeu_ps)(p, v); }
+static inline av av_fmadd(av a, av b, av c) { return AV_(fmadd_ps)(a, b, c); }
+static inline av av_mul(av a, av b) { return AV_(mul_ps)(a, b); }
+static inline av av_div(av a, av b) { return AV_(div_ps)(a, b); }
+static inline av av_add(av a, av b) { return AV_(add_ps)(a, b); }
+static inline av av_sub(av a, av b) { return AV_(sub_ps)(a, b); }
+static inline av av_max(av a, av b) { return AV_(max_ps)(a, b); }
+static inline av av_min(av a, av b) { return AV_(min_ps)(a, b); }
 
 /* mf_expf on AW lanes, operation for operation */
 static inline av av_expf(av x)
