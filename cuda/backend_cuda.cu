@@ -2,10 +2,11 @@
  * the device, the step protocol with CUDA graphs. The kernels are in the other cuda/ files;
  * what each op computes is backend.h's contract, identical to engine/cpu/.
  *
- * Memory plan of a session (all device memory, sized once in state_new and checked against
- * cudaMemGetInfo before the first allocation — one error naming both numbers):
+ * Memory plan of a session (all device memory, sized once in state_new by memory.h's
+ * mf_mem_cuda_state and checked against cudaMemGetInfo before the first allocation — one
+ * error naming both numbers):
  *   KV cache        per layer K and V, [Hkv][slots][hd], binary16 or float32; slots from
- *                   mf_kv_slots (ring buffer of window + max_batch − 1 on sliding layers)
+ *                   mf_mem_kv_slots (ring buffer of window + max_batch − 1 on sliding layers)
  *   RoPE tables     cos/sin [n_ctx][n_rot/2] per distinct frequency set, from
  *                   mf_rope_cos_sin on the host (double, mscale included): the CPU's numbers
  *   step params     [1 + max_batch] int32: pos0, then the step's tokens (kernels read them
@@ -13,14 +14,18 @@
  *   attention       flash-decoding partials [nsplit][H][hd + 2]
  *   FFN / MoE       gate and up outputs; router logits, selections, grouped buffers
  *   prompt GEMM     F16 weight tile (≤ 64 MiB) and F16 activations [max_batch][widest input]
- * The weights are uploaded once per model by prepare() (upload.cu).
+ * The weights are uploaded once per model by prepare() (upload.cu) into the backend's
+ * per-model state (mf_bmodel: one allocation and a table of device addresses by weight
+ * slot), which every state on that model shares.
  *
  * A step. step_begin copies pos0 and the tokens from pinned host memory into the step
  * params (cudaMemcpyAsync; an event guards the pinned buffer against being overwritten
  * before the copy ran). For a decode step (n == 1) without no_graph: the first one starts a
  * stream capture and returns 0 — the forward pass issues its ops into the capture — and
  * step_end instantiates the graph and launches it; every later decode step launches the
- * graph and returns 1, so the forward pass issues nothing. All launch shapes of a decode
+ * graph and returns 1, so the forward pass issues nothing. A step begun with eager = 1 (a
+ * layer hook is set: it reads x between the ops) is neither captured nor replayed; its ops
+ * run as issued, and an existing graph stays valid for later steps. All launch shapes of a decode
  * step depend only on the model and the session (n_ctx), never on the position.
  * Launches per decoded token (TinyLlama, 22 layers): embed 1, per layer 9 (rmsnorm, qkv,
  * rope_kv, attention split + combine, wo, rmsnorm, gate/up/SwiGLU, down), final rmsnorm 1,
@@ -40,29 +45,35 @@
 
 extern "C" {
 #include "backend.h"
+#include "memory.h"
 #include "model.h"
 #include "rope.h"
 }
 
-namespace {
-
-constexpr size_t WH_MAX = 32u << 20;  /* F16 weight tile: 32 Mi elements = 64 MiB */
-
-struct upload_rec {
+/* What the backend keeps per model (backend.h): the device copy of its weights, one
+ * allocation (upload.cu), and where each tensor of the model's weight list is in it, by slot
+ * (mf_weight.slot). Shared by every state on the model; counted. */
+struct mf_bmodel {
     const mf_model *m;
     void *base;
+    const uint8_t **dev; /* [mf_model_n_weights] device address of each weight, or NULL */
+    int refs;
+    mf_bmodel *next;
 };
+
+namespace
+{
 
 struct cu_backend {
     int device;
-    upload_rec *ups;
-    int n_ups;
-    int capturing;            /* states of this backend inside a stream capture */
+    mf_bmodel *models; /* prepared models */
+    int capturing;     /* states of this backend inside a stream capture */
 };
 
 struct cu_state {
     mf_cu_ctx c;
     cu_backend *cb;
+    const mf_bmodel *bm;
     const mf_model *m;
     mf_state_opts o;
     /* KV cache */
@@ -90,20 +101,28 @@ struct cu_state {
     cudaGraph_t graph;
     cudaGraphExec_t exec;
     int have_graph;
+    uint64_t bytes; /* device memory allocated (memory.h mf_mem_cuda_state) */
 };
 
 cu_backend *impl(mf_backend *be) { return (cu_backend *)be->impl; }
 cu_state *S(mf_bstate *st) { return (cu_state *)st; }
 
-mf_cu_mat mat_of(const mf_weight *w, const mf_weight *b)
+/* the device copy of a weight: its slot in the prepared model's table */
+const uint8_t *dev_of(const cu_state *st, const mf_weight *w) { return st->bm->dev[w->slot]; }
+const float *vec_of(const cu_state *st, const mf_weight *w)
+{
+    return w && w->name ? (const float *)dev_of(st, w) : nullptr;
+}
+
+mf_cu_mat mat_of(const cu_state *st, const mf_weight *w, const mf_weight *b)
 {
     mf_cu_mat m;
     m.type = w->type;
-    m.w = (const uint8_t *)w->dev;
+    m.w = dev_of(st, w);
     m.n_in = w->ne[0];
     m.n_out = w->ne[1];
     m.row_bytes = w->row_bytes;
-    m.bias = b && b->name ? (const float *)b->dev : nullptr;
+    m.bias = vec_of(st, b);
     return m;
 }
 
@@ -139,66 +158,53 @@ int cu_read(mf_backend *be, const float *buf, size_t n, float *host, mf_err *err
 
 /* ------------------------------------------------------------------ weights */
 
-int check_f32(const mf_weight *w, const char *what, mf_err *err)
-{
-    if (!w->name || w->type == MF_TYPE_F32) return 0;
-    char b[32];
-    return mf_errf(err, "%s: %s has type %s; the CUDA backend needs F32 %ss", w->name, what, mf_type_name(w->type, b),
-                   what);
-}
-
-int cu_prepare(mf_backend *be, mf_model *m, mf_err *err)
+mf_bmodel *cu_prepare(mf_backend *be, const mf_model *m, mf_progress_fn progress, void *user, mf_err *err)
 {
     cu_backend *cb = impl(be);
-    if (check_f32(&m->output_norm, "norm weight", err)) return -1;
-    for (int l = 0; l < m->hp.n_layers; l++) {
-        const mf_layer *L = &m->layers[l];
-        const mf_weight *norms[] = {&L->attn_norm, &L->ffn_norm};
-        const mf_weight *vecs[] = {&L->bq, &L->bk, &L->bv, &L->bo, &L->sinks, &L->router_b,
-                                   &L->gate_exps_b, &L->up_exps_b, &L->down_exps_b};
-        for (const mf_weight *w : norms)
-            if (check_f32(w, "norm weight", err)) return -1;
-        for (const mf_weight *w : vecs)
-            if (check_f32(w, "bias or sink", err)) return -1;
-    }
-    /* mf_weight holds one device pointer: the model can live on the GPU once at a time */
-    if (m->tok_embd.dev)
-        return mf_errf(err, "%s: the model is already on the GPU for another CUDA session (one CUDA session per "
-                            "loaded model)", m->path);
-    void *base = nullptr;
-    size_t bytes = 0;
-    upload_rec *ups = (upload_rec *)realloc(cb->ups, sizeof *ups * (size_t)(cb->n_ups + 1));
-    if (!ups) return mf_errf(err, "out of memory");
-    cb->ups = ups;
-    if (mf_cu_upload_model(m, &base, &bytes, err)) return -1;
-    cb->ups[cb->n_ups].m = m;
-    cb->ups[cb->n_ups].base = base;
-    cb->n_ups++;
-    return 0;
-}
-
-void clear_dev(mf_weight *w) { w->dev = nullptr; }
-
-void cu_unprepare(mf_backend *be, mf_model *m)
-{
-    cu_backend *cb = impl(be);
-    for (int i = 0; i < cb->n_ups; i++) {
-        if (cb->ups[i].m != m) continue;
-        cudaFree(cb->ups[i].base);
-        cb->ups[i] = cb->ups[--cb->n_ups];
-        clear_dev(&m->tok_embd);
-        clear_dev(&m->output_norm);
-        clear_dev(&m->output);
-        for (int l = 0; l < m->hp.n_layers; l++) {
-            mf_layer *L = &m->layers[l];
-            mf_weight *lw[] = {&L->attn_norm, &L->wq, &L->wk, &L->wv, &L->wo, &L->bq, &L->bk, &L->bv,
-                               &L->bo, &L->sinks, &L->ffn_norm, &L->ffn_gate, &L->ffn_up, &L->ffn_down,
-                               &L->router, &L->router_b, &L->gate_exps, &L->up_exps, &L->down_exps,
-                               &L->gate_exps_b, &L->up_exps_b, &L->down_exps_b};
-            for (mf_weight *w : lw) clear_dev(w);
+    for (mf_bmodel *bm = cb->models; bm; bm = bm->next)
+        if (bm->m == m) {
+            bm->refs++;
+            return bm;
         }
-        return;
+    mf_bmodel *bm = (mf_bmodel *)calloc(1, sizeof *bm);
+    const uint8_t **dev = (const uint8_t **)calloc((size_t)mf_model_n_weights(m), sizeof *dev);
+    if (!bm || !dev) {
+        free(bm);
+        free(dev);
+        return (mf_errf(err, "out of memory"), nullptr);
     }
+    /* norms, biases and sinks are F32 (the loader refuses anything else: MF_W_VECTOR) */
+    size_t bytes = 0;
+    if (mf_cu_upload_model(m, &bm->base, dev, &bytes, progress, user, err)) {
+        free(bm);
+        free(dev);
+        return nullptr;
+    }
+    bm->m = m;
+    bm->dev = dev;
+    bm->refs = 1;
+    bm->next = cb->models;
+    cb->models = bm;
+    return bm;
+}
+
+void free_bmodel(mf_bmodel *bm)
+{
+    cudaFree(bm->base);
+    free(bm->dev);
+    free(bm);
+}
+
+void cu_unprepare(mf_backend *be, mf_bmodel *bm)
+{
+    cu_backend *cb = impl(be);
+    if (!bm || --bm->refs > 0) return;
+    for (mf_bmodel **p = &cb->models; *p; p = &(*p)->next)
+        if (*p == bm) {
+            *p = bm->next;
+            break;
+        }
+    free_bmodel(bm);
 }
 
 /* ------------------------------------------------------------------ state */
@@ -216,8 +222,8 @@ void cu_state_free(mf_backend *be, mf_bstate *bst)
         if (st->vc && st->vc[l]) cudaFree(st->vc[l]);
     }
     for (int i = 0; i < st->n_tabs; i++) cudaFree(st->tabs[i]);
-    void *dev[] = {st->d_params, st->part_o, st->part_ml, st->ff_g, st->ff_u, st->logits, st->selw, st->eg,
-                   st->eu, st->hg, st->ey, st->sel, st->counts, st->perm, st->inv, st->d_arg};
+    void *dev[] = {st->d_params, st->part_o, st->part_ml, st->ff_g, st->ff_u,   st->logits, st->selw, st->eg,
+                   st->eu,       st->hg,     st->ey,      st->sel,  st->counts, st->perm,   st->inv,  st->d_arg};
     for (void *p : dev)
         if (p) cudaFree(p);
     void *pinned[] = {st->h_params, st->counts_host, st->h_arg};
@@ -239,24 +245,9 @@ struct dev_req {
     size_t bytes;
 };
 
-int64_t max64(int64_t a, int64_t b) { return a > b ? a : b; }
-
-/* the largest single matrix (or expert slice) a matmul multiplies, in elements */
-int64_t largest_matrix(const mf_model *m)
+mf_bstate *cu_state_new(mf_backend *be, mf_bmodel *bm, const mf_state_opts *o, mf_err *err)
 {
-    int64_t best = m->output.ne[0] * m->output.ne[1];
-    for (int l = 0; l < m->hp.n_layers; l++) {
-        const mf_layer *L = &m->layers[l];
-        const mf_weight *ws[] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->ffn_gate, &L->ffn_up, &L->ffn_down,
-                                 &L->router, &L->gate_exps, &L->up_exps, &L->down_exps};
-        for (const mf_weight *w : ws)
-            if (w->name) best = max64(best, w->ne[0] * w->ne[1]);
-    }
-    return best;
-}
-
-mf_bstate *cu_state_new(mf_backend *be, const mf_model *m, const mf_state_opts *o, mf_err *err)
-{
+    const mf_model *m = bm->m;
     const mf_hparams *hp = &m->hp;
     if (hp->n_kv_heads <= 0 || hp->n_heads % hp->n_kv_heads)
         return (mf_errf(err, "CUDA backend: %d heads are not a multiple of %d KV heads", hp->n_heads, hp->n_kv_heads),
@@ -269,91 +260,84 @@ mf_bstate *cu_state_new(mf_backend *be, const mf_model *m, const mf_state_opts *
     cu_state *st = (cu_state *)calloc(1, sizeof *st);
     if (!st) return (mf_errf(err, "out of memory"), nullptr);
     st->cb = impl(be);
+    st->bm = bm;
     st->m = m;
     st->o = *o;
     const int L = hp->n_layers, B = o->max_batch, npair = hp->n_rot / 2, hd = hp->head_dim;
-    const size_t esz = o->kv_f16 ? 2 : 4;
     st->kc = (void **)calloc((size_t)L + 1, sizeof(void *));
     st->vc = (void **)calloc((size_t)L + 1, sizeof(void *));
     st->slots = (int *)calloc((size_t)L + 1, sizeof(int));
-    st->tabs = (float **)calloc(2 * (size_t)L + 2, sizeof(float *));
+    st->tabs = (float **)calloc(4, sizeof(float *));
     st->rcos = (const float **)calloc((size_t)L + 1, sizeof(float *));
     st->rsin = (const float **)calloc((size_t)L + 1, sizeof(float *));
     float *host_tab = (float *)malloc(sizeof(float) * 2 * (size_t)o->n_ctx * (size_t)(npair ? npair : 1));
-    dev_req *req = (dev_req *)calloc(4 * (size_t)L + 64, sizeof *req);
+    dev_req *req = (dev_req *)calloc(2 * (size_t)L + 64, sizeof *req);
     int nreq = 0;
-    size_t need = 0, free_b = 0, total_b = 0;
+    size_t free_b = 0, total_b = 0;
     cudaError_t e;
-    int64_t d = hp->n_embd, qw = (int64_t)hp->n_heads * hd;
-    int64_t max_in = max64(max64(d, qw), max64(hp->n_ff, hp->n_ff_exp));
-    size_t wh_cap = 0, xh_cap = 0;
+    mf_mem_cuda mem;
     if (!st->kc || !st->vc || !st->slots || !st->tabs || !st->rcos || !st->rsin || !host_tab || !req) {
         mf_errf(err, "out of memory");
         goto fail;
     }
-
-    /* ---- what the session needs on the device */
-    for (int l = 0; l < L; l++) {
-        st->slots[l] = mf_kv_slots(hp, m->layers[l].sliding, o->n_ctx, B);
-        size_t bytes = (size_t)hp->n_kv_heads * (size_t)st->slots[l] * (size_t)hd * esz;
-        req[nreq++] = {&st->kc[l], bytes};
-        req[nreq++] = {&st->vc[l], bytes};
-    }
-    for (int l = 0; l < L; l++) {  /* one table pair per distinct frequency set */
-        int same = -1;
-        for (int p = 0; p < l && same < 0; p++)
-            if (!memcmp(m->rope_freq[p], m->rope_freq[l], sizeof(float) * (size_t)npair)) same = p;
-        if (same >= 0) continue;
-        size_t bytes = sizeof(float) * (size_t)o->n_ctx * (size_t)(npair ? npair : 1);
-        req[nreq++] = {(void **)&st->tabs[st->n_tabs++], bytes};
-        req[nreq++] = {(void **)&st->tabs[st->n_tabs++], bytes};
-    }
-    req[nreq++] = {(void **)&st->d_params, sizeof(int32_t) * (size_t)(B + 1)};
-    req[nreq++] = {(void **)&st->d_arg, sizeof(int32_t)};
-    if (mf_cu_ctx_init(&st->c, 0, 0, err)) goto fail;  /* stream, cuBLAS, device limits */
+    if (mf_cu_ctx_init(&st->c, 0, 0, err)) goto fail; /* stream, cuBLAS, device limits */
     {
         /* flash-decoding splits: full layers see up to n_ctx keys, sliding ones the window */
         int span_swa = hp->window > 0 && hp->window < o->n_ctx ? hp->window : o->n_ctx;
         mf_cu_attn_split(o->n_ctx, hp->n_kv_heads, st->c.sm_count, &st->chunk_full, &st->nsplit_full);
         mf_cu_attn_split(span_swa, hp->n_kv_heads, st->c.sm_count, &st->chunk_swa, &st->nsplit_swa);
-        int ns = st->nsplit_full > st->nsplit_swa ? st->nsplit_full : st->nsplit_swa;
-        req[nreq++] = {(void **)&st->part_o, sizeof(float) * (size_t)ns * (size_t)hp->n_heads * (size_t)hd};
-        req[nreq++] = {(void **)&st->part_ml, sizeof(float) * 2 * (size_t)ns * (size_t)hp->n_heads};
     }
     if (mf_cu_attn_configure(hd, o->kv_f16, st->c.smem_optin, err)) goto fail;
-    if (hp->n_ff > 0) {
-        req[nreq++] = {(void **)&st->ff_g, sizeof(float) * (size_t)B * (size_t)hp->n_ff};
-        req[nreq++] = {(void **)&st->ff_u, sizeof(float) * (size_t)B * (size_t)hp->n_ff};
+
+    /* ---- what the session needs on the device: memory.h's formula, buffer by buffer */
+    mf_mem_cuda_state(hp, o, st->nsplit_full > st->nsplit_swa ? st->nsplit_full : st->nsplit_swa, &mem);
+    for (int l = 0; l < L; l++) {
+        st->slots[l] = mf_mem_kv_slots(hp, l, o->n_ctx, B);
+        size_t bytes = (size_t)mf_mem_kv_layer_bytes(hp, l, o);
+        req[nreq++] = {&st->kc[l], bytes};
+        req[nreq++] = {&st->vc[l], bytes};
+    }
+    for (int t = 0; t < mf_mem_rope_tables(hp); t++) {
+        req[nreq++] = {(void **)&st->tabs[2 * t], mem.rope_table};
+        req[nreq++] = {(void **)&st->tabs[2 * t + 1], mem.rope_table};
+    }
+    st->n_tabs = 2 * mf_mem_rope_tables(hp);
+    req[nreq++] = {(void **)&st->d_params, mem.params};
+    req[nreq++] = {(void **)&st->d_arg, mem.arg};
+    req[nreq++] = {(void **)&st->part_o, mem.part_o};
+    req[nreq++] = {(void **)&st->part_ml, mem.part_ml};
+    if (mem.ff) {
+        req[nreq++] = {(void **)&st->ff_g, mem.ff};
+        req[nreq++] = {(void **)&st->ff_u, mem.ff};
     }
     if (hp->n_experts > 0) {
-        size_t E = (size_t)hp->n_experts, K = (size_t)B * (size_t)hp->n_experts_used, F = (size_t)hp->n_ff_exp;
-        req[nreq++] = {(void **)&st->logits, sizeof(float) * (size_t)B * E};
-        req[nreq++] = {(void **)&st->sel, sizeof(int32_t) * K};
-        req[nreq++] = {(void **)&st->selw, sizeof(float) * K};
-        req[nreq++] = {(void **)&st->eg, sizeof(float) * K * F};
-        req[nreq++] = {(void **)&st->eu, sizeof(float) * K * F};
-        req[nreq++] = {(void **)&st->hg, sizeof(float) * K * (size_t)d};
-        req[nreq++] = {(void **)&st->ey, sizeof(float) * K * (size_t)d};
-        req[nreq++] = {(void **)&st->counts, sizeof(int32_t) * 2 * (E + 1)};
-        req[nreq++] = {(void **)&st->perm, sizeof(int32_t) * K};
-        req[nreq++] = {(void **)&st->inv, sizeof(int32_t) * K};
+        req[nreq++] = {(void **)&st->logits, mem.logits};
+        req[nreq++] = {(void **)&st->sel, mem.sel};
+        req[nreq++] = {(void **)&st->selw, mem.sel};
+        req[nreq++] = {(void **)&st->eg, mem.eg};
+        req[nreq++] = {(void **)&st->eu, mem.eg};
+        req[nreq++] = {(void **)&st->hg, mem.hg};
+        req[nreq++] = {(void **)&st->ey, mem.hg};
+        req[nreq++] = {(void **)&st->counts, mem.counts};
+        req[nreq++] = {(void **)&st->perm, mem.sel};
+        req[nreq++] = {(void **)&st->inv, mem.sel};
     }
-    if (B >= MF_GEMM_MIN_ROWS || hp->n_experts > 0) {
-        int64_t big = largest_matrix(m);
-        wh_cap = (size_t)(big < (int64_t)WH_MAX ? big : (int64_t)WH_MAX);
-        if (wh_cap < (size_t)max_in) wh_cap = (size_t)max_in;
-        xh_cap = (size_t)B * (size_t)max_in;
+    if (mem.wh) {
+        req[nreq++] = {(void **)&st->c.wh, mem.wh};
+        req[nreq++] = {(void **)&st->c.xh, mem.xh};
+        st->c.wh_cap = mem.wh / sizeof(__half);
+        st->c.xh_cap = mem.xh / sizeof(__half);
     }
-    for (int i = 0; i < nreq; i++) need += req[i].bytes;
-    need += (wh_cap + xh_cap) * sizeof(__half);
+    st->bytes = mem.sum.total;
     if ((e = cudaMemGetInfo(&free_b, &total_b)) != cudaSuccess) {
         mf_cu_err(err, e, "cudaMemGetInfo");
         goto fail;
     }
-    if (need > free_b) {
-        mf_errf(err, "CUDA backend: the session (KV cache, %d positions, and scratch) needs %.1f MiB of GPU memory "
-                     "but only %.1f MiB of %.1f MiB are free",
-                o->n_ctx, need / 1048576.0, free_b / 1048576.0, total_b / 1048576.0);
+    if (mem.sum.total > free_b) {
+        mf_errf(err,
+                "CUDA backend: the session (KV cache, %d positions, and scratch) needs %.1f MiB of GPU memory "
+                "but only %.1f MiB of %.1f MiB are free",
+                o->n_ctx, mem.sum.total / 1048576.0, free_b / 1048576.0, total_b / 1048576.0);
         goto fail;
     }
 
@@ -366,21 +350,12 @@ mf_bstate *cu_state_new(mf_backend *be, const mf_model *m, const mf_state_opts *
             mf_cu_err(err, e, what);
             goto fail;
         }
-    if (wh_cap) {
-        st->c.wh_cap = wh_cap;
-        st->c.xh_cap = xh_cap;
-        if ((e = cudaMalloc((void **)&st->c.wh, wh_cap * sizeof(__half))) != cudaSuccess ||
-            (e = cudaMalloc((void **)&st->c.xh, xh_cap * sizeof(__half))) != cudaSuccess) {
-            mf_cu_err(err, e, "cudaMalloc of the F16 GEMM scratch");
-            goto fail;
-        }
-    }
     if ((e = cudaHostAlloc((void **)&st->h_params, sizeof(int32_t) * (size_t)(B + 1), cudaHostAllocDefault)) !=
             cudaSuccess ||
         (e = cudaHostAlloc((void **)&st->h_arg, sizeof(int32_t), cudaHostAllocDefault)) != cudaSuccess ||
-        (hp->n_experts > 0 && (e = cudaHostAlloc((void **)&st->counts_host,
-                                                 sizeof(int32_t) * 2 * (size_t)(hp->n_experts + 1),
-                                                 cudaHostAllocDefault)) != cudaSuccess)) {
+        (hp->n_experts > 0 &&
+         (e = cudaHostAlloc((void **)&st->counts_host, sizeof(int32_t) * 2 * (size_t)(hp->n_experts + 1),
+                            cudaHostAllocDefault)) != cudaSuccess)) {
         mf_cu_err(err, e, "cudaHostAlloc of the step buffers");
         goto fail;
     }
@@ -391,32 +366,27 @@ mf_bstate *cu_state_new(mf_backend *be, const mf_model *m, const mf_state_opts *
 
     /* ---- zeroed KV cache (no slot is ever read uninitialized), RoPE tables */
     for (int l = 0; l < L; l++) {
-        size_t bytes = (size_t)hp->n_kv_heads * (size_t)st->slots[l] * (size_t)hd * esz;
-        if ((e = cudaMemset(st->kc[l], 0, bytes)) != cudaSuccess || (e = cudaMemset(st->vc[l], 0, bytes)) != cudaSuccess) {
+        size_t bytes = (size_t)mf_mem_kv_layer_bytes(hp, l, o);
+        if ((e = cudaMemset(st->kc[l], 0, bytes)) != cudaSuccess ||
+            (e = cudaMemset(st->vc[l], 0, bytes)) != cudaSuccess) {
             mf_cu_err(err, e, "cudaMemset of the KV cache");
             goto fail;
         }
     }
-    for (int l = 0, t = 0; l < L; l++) {
-        int same = -1;
-        for (int p = 0; p < l && same < 0; p++)
-            if (!memcmp(m->rope_freq[p], m->rope_freq[l], sizeof(float) * (size_t)npair)) same = p;
-        if (same >= 0) {
-            st->rcos[l] = st->rcos[same];
-            st->rsin[l] = st->rsin[same];
-            continue;
-        }
+    for (int l = 0, filled[2] = {0, 0}; l < L; l++) { /* each table from the first layer that uses it */
+        int t = mf_mem_rope_table(hp, l);
+        st->rcos[l] = st->tabs[2 * t];
+        st->rsin[l] = st->tabs[2 * t + 1];
+        if (filled[t]) continue;
+        filled[t] = 1;
         float *hc = host_tab, *hs = host_tab + (size_t)o->n_ctx * (size_t)npair;
         for (int p = 0; p < o->n_ctx; p++) mf_rope_cos_sin(m, l, p, hc + (size_t)p * npair, hs + (size_t)p * npair);
         size_t bytes = sizeof(float) * (size_t)o->n_ctx * (size_t)npair;
-        if (bytes && ((e = cudaMemcpy(st->tabs[t], hc, bytes, cudaMemcpyHostToDevice)) != cudaSuccess ||
-                      (e = cudaMemcpy(st->tabs[t + 1], hs, bytes, cudaMemcpyHostToDevice)) != cudaSuccess)) {
+        if (bytes && ((e = cudaMemcpy(st->tabs[2 * t], hc, bytes, cudaMemcpyHostToDevice)) != cudaSuccess ||
+                      (e = cudaMemcpy(st->tabs[2 * t + 1], hs, bytes, cudaMemcpyHostToDevice)) != cudaSuccess)) {
             mf_cu_err(err, e, "upload of the RoPE tables");
             goto fail;
         }
-        st->rcos[l] = st->tabs[t];
-        st->rsin[l] = st->tabs[t + 1];
-        t += 2;
     }
     free(host_tab);
     free(req);
@@ -428,9 +398,15 @@ fail:
     return nullptr;
 }
 
+uint64_t cu_state_bytes(mf_backend *be, const mf_bstate *bst)
+{
+    (void)be;
+    return ((const cu_state *)bst)->bytes;
+}
+
 /* ------------------------------------------------------------------ a step */
 
-int cu_step_begin(mf_backend *be, mf_bstate *bst, const int32_t *tokens, int n, int pos0)
+int cu_step_begin(mf_backend *be, mf_bstate *bst, const int32_t *tokens, int n, int pos0, int eager)
 {
     cu_state *st = S(bst);
     mf_cu_ctx *c = &st->c;
@@ -446,11 +422,13 @@ int cu_step_begin(mf_backend *be, mf_bstate *bst, const int32_t *tokens, int n, 
     if (!mf_cu_check(c, cudaEventSynchronize(st->params_copied), "CUDA backend: wait for the step copy")) return 0;
     st->h_params[0] = pos0;
     memcpy(st->h_params + 1, tokens, sizeof(int32_t) * (size_t)n);
-    if (!mf_cu_check(c, cudaMemcpyAsync(st->d_params, st->h_params, sizeof(int32_t) * (size_t)(n + 1),
-                                        cudaMemcpyHostToDevice, c->stream), "CUDA backend: copy of the step") ||
+    if (!mf_cu_check(c,
+                     cudaMemcpyAsync(st->d_params, st->h_params, sizeof(int32_t) * (size_t)(n + 1),
+                                     cudaMemcpyHostToDevice, c->stream),
+                     "CUDA backend: copy of the step") ||
         !mf_cu_check(c, cudaEventRecord(st->params_copied, c->stream), "CUDA backend: cudaEventRecord"))
         return 0;
-    if (n != 1 || st->o.no_graph) return 0;
+    if (n != 1 || st->o.no_graph || eager) return 0;
     if (st->have_graph) {
         mf_cu_check(c, cudaGraphLaunch(st->exec, c->stream), "CUDA backend: cudaGraphLaunch");
         return 1;
@@ -495,34 +473,34 @@ void cu_embed(mf_backend *be, mf_bstate *bst, const mf_weight *emb, float *x)
 {
     (void)be;
     cu_state *st = S(bst);
-    mf_cu_mat e = mat_of(emb, nullptr);
+    mf_cu_mat e = mat_of(st, emb, nullptr);
     mf_cu_embed(&st->c, &e, st->d_params + 1, st->n, x);
 }
 
 void cu_rmsnorm(mf_backend *be, mf_bstate *bst, const float *x, const mf_weight *g, float eps, float *out, int rows)
 {
     (void)be;
-    mf_cu_rmsnorm(&S(bst)->c, x, (const float *)g->dev, eps, out, rows, (int)g->ne[0]);
+    mf_cu_rmsnorm(&S(bst)->c, x, vec_of(S(bst), g), eps, out, rows, (int)g->ne[0]);
 }
 
 void cu_matmul(mf_backend *be, mf_bstate *bst, const mf_weight *W, const mf_weight *b, const float *in, float *out,
                int rows, int accumulate)
 {
     (void)be;
-    mf_cu_mat m = mat_of(W, b);
+    mf_cu_mat m = mat_of(S(bst), W, b);
     int64_t ldo = W->ne[1];
     mf_cu_matmul(&S(bst)->c, &m, &out, &ldo, 1, in, W->ne[0], rows, accumulate);
 }
 
-void cu_qkv(mf_backend *be, mf_bstate *bst, int l, const float *h, float *q, float *k, float *v)
+void cu_qkv(mf_backend *be, mf_bstate *bst, const mf_weight *const W[3], const mf_weight *const b[3], const float *h,
+            float *q, float *k, float *v)
 {
     (void)be;
     cu_state *st = S(bst);
-    const mf_layer *L = &st->m->layers[l];
-    mf_cu_mat m[3] = {mat_of(&L->wq, &L->bq), mat_of(&L->wk, &L->bk), mat_of(&L->wv, &L->bv)};
+    mf_cu_mat m[3] = {mat_of(st, W[0], b[0]), mat_of(st, W[1], b[1]), mat_of(st, W[2], b[2])};
     float *outs[3] = {q, k, v};
-    int64_t ldo[3] = {L->wq.ne[1], L->wk.ne[1], L->wv.ne[1]};
-    mf_cu_matmul(&st->c, m, outs, ldo, 3, h, L->wq.ne[0], st->n, 0);
+    int64_t ldo[3] = {W[0]->ne[1], W[1]->ne[1], W[2]->ne[1]};
+    mf_cu_matmul(&st->c, m, outs, ldo, 3, h, W[0]->ne[0], st->n, 0);
 }
 
 void cu_rope_kv(mf_backend *be, mf_bstate *bst, int l, float *q, const float *k, const float *v)
@@ -551,7 +529,7 @@ void cu_rope_kv(mf_backend *be, mf_bstate *bst, int l, float *q, const float *k,
     mf_cu_rope_kv(&st->c, &a);
 }
 
-void cu_attention(mf_backend *be, mf_bstate *bst, int l, const float *q, float *out)
+void cu_attention(mf_backend *be, mf_bstate *bst, int l, const mf_weight *sinks, const float *q, float *out)
 {
     (void)be;
     cu_state *st = S(bst);
@@ -572,7 +550,7 @@ void cu_attention(mf_backend *be, mf_bstate *bst, int l, const float *q, float *
     a.hd = hp->head_dim;
     a.window = sliding ? hp->window : 0;
     a.scale = hp->attn_scale;
-    a.sinks = hp->has_sinks && L->sinks.name ? (const float *)L->sinks.dev : nullptr;
+    a.sinks = vec_of(st, sinks);
     a.chunk = st->n == 1 ? (sliding ? st->chunk_swa : st->chunk_full) : 0;
     a.nsplit = sliding ? st->nsplit_swa : st->nsplit_full;
     a.part_o = st->part_o;
@@ -580,15 +558,14 @@ void cu_attention(mf_backend *be, mf_bstate *bst, int l, const float *q, float *
     mf_cu_attention(&st->c, &a);
 }
 
-void cu_ffn(mf_backend *be, mf_bstate *bst, int l, const float *h, float *x)
+void cu_ffn(mf_backend *be, mf_bstate *bst, const mf_weight *const W[3], const float *h, float *x)
 {
     (void)be;
     cu_state *st = S(bst);
     mf_cu_ctx *c = &st->c;
-    const mf_layer *L = &st->m->layers[l];
     const int n = st->n;
-    const int64_t d = L->ffn_gate.ne[0], F = L->ffn_gate.ne[1];
-    mf_cu_mat gate = mat_of(&L->ffn_gate, nullptr), up = mat_of(&L->ffn_up, nullptr);
+    const int64_t d = W[0]->ne[0], F = W[0]->ne[1];
+    mf_cu_mat gate = mat_of(st, W[0], nullptr), up = mat_of(st, W[1], nullptr);
     if (n < MF_GEMM_MIN_ROWS && gate.type == up.type) {
         mf_cu_gemv_swiglu(c, &gate, &up, h, d, n, st->ff_g, F);
     } else {
@@ -598,17 +575,17 @@ void cu_ffn(mf_backend *be, mf_bstate *bst, int l, const float *h, float *x)
         mf_cu_matmul(c, gu, outs, ldo, 2, h, d, n, 0);
         mf_cu_swiglu(c, st->ff_g, st->ff_u, (int64_t)n * F);
     }
-    mf_cu_mat down = mat_of(&L->ffn_down, nullptr);
-    int64_t ldo = L->ffn_down.ne[1];
+    mf_cu_mat down = mat_of(st, W[2], nullptr);
+    int64_t ldo = W[2]->ne[1];
     mf_cu_matmul(c, &down, &x, &ldo, 1, st->ff_g, F, n, 1);
 }
 
-void cu_moe(mf_backend *be, mf_bstate *bst, int l, const float *h, float *x)
+void cu_moe(mf_backend *be, mf_bstate *bst, const mf_weight *router, const mf_weight *router_b,
+            const mf_weight *const W[3], const mf_weight *const b[3], const float *h, float *x)
 {
     (void)be;
     cu_state *st = S(bst);
     const mf_hparams *hp = &st->m->hp;
-    const mf_layer *L = &st->m->layers[l];
     mf_cu_moe_args a;
     a.h = h;
     a.x = x;
@@ -619,10 +596,10 @@ void cu_moe(mf_backend *be, mf_bstate *bst, int l, const float *h, float *x)
     a.k = hp->n_experts_used;
     a.limit = hp->swiglu_limit;
     a.alpha = hp->swiglu_alpha;
-    a.router = mat_of(&L->router, &L->router_b);
-    a.gate = mat_of(&L->gate_exps, &L->gate_exps_b);
-    a.up = mat_of(&L->up_exps, &L->up_exps_b);
-    a.down = mat_of(&L->down_exps, &L->down_exps_b);
+    a.router = mat_of(st, router, router_b);
+    a.gate = mat_of(st, W[0], b[0]);
+    a.up = mat_of(st, W[1], b[1]);
+    a.down = mat_of(st, W[2], b[2]);
     a.logits = st->logits;
     a.sel = st->sel;
     a.selw = st->selw;
@@ -662,8 +639,11 @@ void cu_free(mf_backend *be)
     if (!be) return;
     cu_backend *cb = impl(be);
     if (cb) {
-        for (int i = 0; i < cb->n_ups; i++) cudaFree(cb->ups[i].base);
-        free(cb->ups);
+        while (cb->models) { /* prepares without their unprepare */
+            mf_bmodel *next = cb->models->next;
+            free_bmodel(cb->models);
+            cb->models = next;
+        }
         free(cb);
     }
     free(be);
@@ -692,6 +672,7 @@ extern "C" mf_backend *mf_backend_cuda_new(int device, mf_err *err)
     }
     cb->device = device;
     be->name = "cuda";
+    be->kv_f16_default = 1; /* half the cache traffic */
     snprintf(be->device_name, sizeof be->device_name, "%.80s (sm_%d%d, %d SMs)", p.name, p.major, p.minor,
              p.multiProcessorCount);
     be->impl = cb;
@@ -699,6 +680,7 @@ extern "C" mf_backend *mf_backend_cuda_new(int device, mf_err *err)
     be->unprepare = cu_unprepare;
     be->state_new = cu_state_new;
     be->state_free = cu_state_free;
+    be->state_bytes = cu_state_bytes;
     be->free = cu_free;
     be->alloc = cu_alloc;
     be->release = cu_release;

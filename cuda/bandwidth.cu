@@ -1,7 +1,7 @@
 /* bandwidth.cu — the GPU memory-bandwidth probe of `minfer bench` (backend.h): a large
  * device-to-device copy, timed with events around each pass after one untimed warm-up,
- * counting bytes read plus bytes written (METHOD.md: the measured ceiling the roofline is
- * quoted against). Returns the median of `reps` passes in GB/s (1e9 bytes/s), or -1 when
+ * counting bytes read plus bytes written (docs/benchmarks.md, "Method": the measured
+ * ceiling the roofline is quoted against). Returns the median of `reps` passes in GB/s (1e9 bytes/s), or -1 when
  * there is no device or a call fails. */
 #include <algorithm>
 #include <vector>
@@ -25,9 +25,10 @@ extern "C" double mf_cuda_bandwidth(int device, size_t bytes, int reps)
     bool ok = cudaSetDevice(device) == cudaSuccess && cudaMalloc(&src, bytes) == cudaSuccess &&
               cudaMalloc(&dst, bytes) == cudaSuccess && cudaMemset(src, 1, bytes) == cudaSuccess &&
               cudaEventCreate(&t0) == cudaSuccess && cudaEventCreate(&t1) == cudaSuccess;
-    for (int i = -1; ok && i < reps; i++) {  /* pass −1 warms up */
+    for (int i = -1; ok && i < reps; i++) { /* pass −1 warms up */
         float t = 0;
-        ok = cudaEventRecord(t0) == cudaSuccess && cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice) == cudaSuccess &&
+        ok = cudaEventRecord(t0) == cudaSuccess &&
+             cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice) == cudaSuccess &&
              cudaEventRecord(t1) == cudaSuccess && cudaEventSynchronize(t1) == cudaSuccess &&
              cudaEventElapsedTime(&t, t0, t1) == cudaSuccess;
         if (ok && i >= 0) ms.push_back(t);

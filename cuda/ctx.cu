@@ -7,7 +7,7 @@
 
 int mf_cu_err(mf_err *err, cudaError_t e, const char *what)
 {
-    cudaGetLastError();  /* clear a sticky launch error so later calls start clean */
+    cudaGetLastError(); /* clear a sticky launch error so later calls start clean */
     return mf_errf(err, "%s: %s (%s)", what, cudaGetErrorString(e), cudaGetErrorName(e));
 }
 

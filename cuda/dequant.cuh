@@ -8,9 +8,9 @@
  * it, so one function per type is what has to agree with engine/quant.c's
  * mf_dequantize_row — checked on the host by tests/test_cuda_host.c, bit for bit.
  *
- * Formulas and arithmetic order: quant-formats.md §3–§4 (order of §4.8: Q4_K/Q5_K
+ * Formulas and arithmetic order: docs/quantization.md §2 (order: Q4_K/Q5_K
  * a = d·sc, b = dmin·m, then a·q − b; Q2_K likewise; Q3_K/Q6_K (d·sc)·q; legacy q·d (+ m)),
- * mxfp4.md §3 (doubled table × 2^(e−128), code 8 gives −0). mf_mul/mf_add keep nvcc from
+ * docs/quantization.md §2 (doubled table × 2^(e−128), code 8 gives −0). mf_mul/mf_add keep nvcc from
  * fusing these into FMAs, so device and host round identically.
  *
  * Alignment: weights are uploaded to 256-byte aligned addresses and a row is a whole number
@@ -28,19 +28,14 @@
 
 /* ---------------------------------------------------------------- float types, per element */
 
-template <int T>
-MF_HD float mf_dq_elem(const uint8_t *row, int64_t i)
+template <int T> MF_HD float mf_dq_elem(const uint8_t *row, int64_t i)
 {
-    if constexpr (T == MF_TYPE_F32)
-        return mf_bits_f32(mf_ld_u32(row + 4 * i));
-    else if constexpr (T == MF_TYPE_F16)
-        return mf_h2f(mf_ld_u16(row + 2 * i));
-    else
-        return mf_bf2f(mf_ld_u16(row + 2 * i));
+    if constexpr (T == MF_TYPE_F32) return mf_bits_f32(mf_ld_u32(row + 4 * i));
+    else if constexpr (T == MF_TYPE_F16) return mf_h2f(mf_ld_u16(row + 2 * i));
+    else return mf_bf2f(mf_ld_u16(row + 2 * i));
 }
 
-template <int T>
-constexpr bool mf_is_float_type = T == MF_TYPE_F32 || T == MF_TYPE_F16 || T == MF_TYPE_BF16;
+template <int T> constexpr bool mf_is_float_type = T == MF_TYPE_F32 || T == MF_TYPE_F16 || T == MF_TYPE_BF16;
 
 /* ---------------------------------------------------------------- 32-element blocks */
 
@@ -114,7 +109,7 @@ MF_HD void mf_dq_q8_0(const uint8_t *b, float *y)
 
 /* MXFP4, 17 bytes: e (E8M0) | qs[16], nibbles as Q4_0; y = kv[code]·2^(e−128) with the
  * doubled E2M1 table kv = 0 1 2 3 4 6 8 12 and the same negated for codes 8..15 — code 8
- * is −0 as E2M1 defines it (mxfp4.md §3; llama.cpp's integer table gives +0, equal in
+ * is −0 as E2M1 defines it (docs/quantization.md §2; llama.cpp's integer table gives +0, equal in
  * value), which is what engine/quant.c returns too. */
 MF_HD float mf_mxfp4_kv(uint32_t c)
 {
@@ -180,7 +175,7 @@ MF_HD void mf_dq_q3_k(const uint8_t *blk, int c, float *y)
     }
 }
 
-/* 6-bit scale and min of sub-block g from the 12 packed bytes (quant-formats.md §4.1) */
+/* 6-bit scale and min of sub-block g from the 12 packed bytes (docs/quantization.md §2) */
 MF_HD void mf_scale_min_k4(const uint32_t *s, int g, uint32_t *sc, uint32_t *m)
 {
     if (g < 4) {
@@ -251,8 +246,7 @@ MF_HD void mf_dq_q6_k(const uint8_t *blk, int c, float *y)
 
 /* Elements [32·ch, 32·ch + 32) of a row of type T into y[0..31]. For the float types the row
  * must hold them (n a multiple of 32); GEMV handles other widths itself. */
-template <int T>
-MF_HD void mf_dq32(const uint8_t *row, int64_t ch, float *y)
+template <int T> MF_HD void mf_dq32(const uint8_t *row, int64_t ch, float *y)
 {
     if constexpr (mf_is_float_type<T>) {
         for (int j = 0; j < 32; j++) y[j] = mf_dq_elem<T>(row, 32 * ch + j);
@@ -284,19 +278,31 @@ MF_HD void mf_dq32(const uint8_t *row, int64_t ch, float *y)
 
 /* Run f(std::integral_constant<int, T>) for the runtime type; false for a type without
  * kernels. The one place that lists the 14 supported types (as types.c does). */
-template <typename F>
-bool mf_type_dispatch(uint32_t type, F &&f)
+template <typename F> bool mf_type_dispatch(uint32_t type, F &&f)
 {
+    /* a table of cases, one type per row (clang-format would pack it) */
+    /* clang-format off */
     switch (type) {
 #define MF_CASE(T) \
     case T: f(std::integral_constant<int, T>()); return true;
-    MF_CASE(MF_TYPE_F32) MF_CASE(MF_TYPE_F16) MF_CASE(MF_TYPE_BF16)
-    MF_CASE(MF_TYPE_Q4_0) MF_CASE(MF_TYPE_Q4_1) MF_CASE(MF_TYPE_Q5_0) MF_CASE(MF_TYPE_Q5_1)
-    MF_CASE(MF_TYPE_Q8_0) MF_CASE(MF_TYPE_Q2_K) MF_CASE(MF_TYPE_Q3_K) MF_CASE(MF_TYPE_Q4_K)
-    MF_CASE(MF_TYPE_Q5_K) MF_CASE(MF_TYPE_Q6_K) MF_CASE(MF_TYPE_MXFP4)
+    MF_CASE(MF_TYPE_F32)
+    MF_CASE(MF_TYPE_F16)
+    MF_CASE(MF_TYPE_BF16)
+    MF_CASE(MF_TYPE_Q4_0)
+    MF_CASE(MF_TYPE_Q4_1)
+    MF_CASE(MF_TYPE_Q5_0)
+    MF_CASE(MF_TYPE_Q5_1)
+    MF_CASE(MF_TYPE_Q8_0)
+    MF_CASE(MF_TYPE_Q2_K)
+    MF_CASE(MF_TYPE_Q3_K)
+    MF_CASE(MF_TYPE_Q4_K)
+    MF_CASE(MF_TYPE_Q5_K)
+    MF_CASE(MF_TYPE_Q6_K)
+    MF_CASE(MF_TYPE_MXFP4)
 #undef MF_CASE
     default: return false;
     }
+    /* clang-format on */
 }
 
 #endif

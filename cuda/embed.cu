@@ -12,7 +12,10 @@
 #include "ctx.cuh"
 #include "dequant.cuh"
 
-namespace {
+namespace mf_kernels
+{  // in every kernel name: the racecheck filter (ctx.cuh)
+namespace
+{
 
 template <int T>
 __global__ void embed_kernel(const uint8_t *w, size_t row_bytes, int64_t d, int64_t n_vocab, const int32_t *tokens,
@@ -38,6 +41,8 @@ __global__ void embed_kernel(const uint8_t *w, size_t row_bytes, int64_t d, int6
 }
 
 }  // namespace
+}  // namespace mf_kernels
+using namespace mf_kernels;
 
 void mf_cu_embed(mf_cu_ctx *c, const mf_cu_mat *emb, const int32_t *tokens, int n, float *x)
 {

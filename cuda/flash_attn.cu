@@ -12,12 +12,14 @@
  * (HD template) and any other head dim up to 256 through the generic instance (HD = 0;
  * the tiny test models use 8 and 16), KV cache in float32 or binary16 (KT template).
  *
- * Grid / block (128 threads = 4 warps, 16 "query vectors" per block):
+ * Grid / block (128 threads = 4 warps, 16 "query vectors" per block; geometry.cuh):
  *   blockIdx.z  KV head g
- *   blockIdx.y  a tile of 16 query vectors (row, head of g's group), row-major: the G query
+ *   tile        a tile of 16 query vectors (row, head of g's group), row-major: the G query
  *               heads that share KV head g are neighbours, so one loaded K/V tile serves
- *               all of them (GQA) and, for prompts, several rows at once
- *   blockIdx.x  the split (flash-decoding), 0 for prompts
+ *               all of them (GQA) and, for prompts, several rows at once. Decode: tile =
+ *               blockIdx.y. Prompts: tile = blockIdx.x·gridDim.y + blockIdx.y, folded into
+ *               x when there are more than 65535 tiles (mf_cu_attn_grid)
+ *   blockIdx.x  the split (flash-decoding)
  * Each warp owns 4 query vectors (round robin); lane L owns key L of the 32-key tile for
  * the scores and head dims L, L+32, … for the output accumulator.
  *
@@ -50,19 +52,22 @@
 #include "ctx.cuh"
 #include "math.cuh"
 
-namespace {
+namespace mf_kernels
+{  // in every kernel name: the racecheck filter (ctx.cuh)
+namespace
+{
 
-constexpr int FA_WARPS = 4;
-constexpr int FA_QPW = 4;                   /* query vectors per warp */
-constexpr int FA_QB = FA_WARPS * FA_QPW;    /* query vectors per block */
-constexpr int FA_BK = 32;                   /* keys per tile = lanes of a warp */
-constexpr int FA_MAXDL = 8;                 /* generic instance: hd <= 8·32 = 256 */
+constexpr int FA_WARPS = MF_FA_WARPS;
+constexpr int FA_QPW = MF_FA_QPW; /* query vectors per warp */
+constexpr int FA_QB = MF_FA_QB;   /* query vectors per block */
+constexpr int FA_BK = MF_FA_BK;   /* keys per tile = lanes of a warp */
+constexpr int FA_MAXDL = 8;       /* generic instance: hd <= 8·32 = 256 */
 
 __device__ __forceinline__ float ld_kv(const float *p) { return *p; }
 __device__ __forceinline__ float ld_kv(const __half *p) { return __half2float(*p); }
 
 template <typename KT, int HD>
-__global__ void __launch_bounds__(FA_WARPS * MF_WARP) flash_attn_kernel(const mf_cu_attn_args a)
+__global__ void __launch_bounds__(FA_WARPS *MF_WARP) flash_attn_kernel(const mf_cu_attn_args a)
 {
     extern __shared__ float smem[];
     constexpr int NDL = HD ? (HD + MF_WARP - 1) / MF_WARP : FA_MAXDL;
@@ -72,8 +77,9 @@ __global__ void __launch_bounds__(FA_WARPS * MF_WARP) flash_attn_kernel(const mf
     float *Vs = Ks + FA_BK * (hd + 1);
     const int warp = threadIdx.x / MF_WARP, lane = threadIdx.x % MF_WARP;
     const int G = a.H / a.Hkv, g = blockIdx.z;
-    const int64_t nq = (int64_t)a.n * G;    /* query vectors of KV head g */
-    const int64_t f0 = (int64_t)blockIdx.y * FA_QB;
+    const int64_t nq = (int64_t)a.n * G; /* query vectors of KV head g */
+    const int64_t f0 = mf_cu_attn_tile(a.chunk, blockIdx.x, blockIdx.y, gridDim.y) * FA_QB;
+    if (f0 >= nq) return; /* a fold's spare block (whole block: no barrier skipped) */
     const KT *K = (const KT *)a.kc, *V = (const KT *)a.vc;
 
     /* the positions this block's rows span, and the keys they can see */
@@ -85,7 +91,7 @@ __global__ void __launch_bounds__(FA_WARPS * MF_WARP) flash_attn_kernel(const mf
     int t_begin = lo, t_end = p_last + 1;
     if (a.chunk) {
         t_begin = lo + blockIdx.x * a.chunk;
-        if (t_begin > p_last) return;       /* past the current length: the combine skips it */
+        if (t_begin > p_last) return; /* past the current length: the combine skips it */
         t_end = min(t_end, t_begin + a.chunk);
     }
 
@@ -115,7 +121,7 @@ __global__ void __launch_bounds__(FA_WARPS * MF_WARP) flash_attn_kernel(const mf
     }
 
     for (int t0 = t_begin; t0 < t_end; t0 += FA_BK) {
-        __syncthreads();                    /* the previous tile is no longer read */
+        __syncthreads(); /* the previous tile is no longer read */
         for (int idx = threadIdx.x; idx < FA_BK * hd; idx += blockDim.x) {
             int kt = idx / hd, dd = idx % hd, t = t0 + kt;
             float kv = 0.0f, vv = 0.0f;
@@ -131,7 +137,7 @@ __global__ void __launch_bounds__(FA_WARPS * MF_WARP) flash_attn_kernel(const mf
         const int nk = min(FA_BK, t_end - t0);
 #pragma unroll
         for (int qi = 0; qi < FA_QPW; qi++) {
-            if (!valid[qi]) continue;       /* warp-uniform */
+            if (!valid[qi]) continue; /* warp-uniform */
             const float *qrow = Qs + (warp + FA_WARPS * qi) * hd;
             const int t = t0 + lane;
             float s = -INFINITY;
@@ -143,7 +149,7 @@ __global__ void __launch_bounds__(FA_WARPS * MF_WARP) flash_attn_kernel(const mf
                 s = dot * a.scale;
             }
             const float mn = fmaxf(m[qi], mf_warp_max(s));
-            if (mn == -INFINITY) continue;  /* nothing visible to this query yet (uniform) */
+            if (mn == -INFINITY) continue; /* nothing visible to this query yet (uniform) */
             const float alpha = mf_sm_rescale(m[qi], mn);
             const float pw = mf_sm_weight(s, mn);
             l[qi] = l[qi] * alpha + mf_warp_sum(pw);
@@ -175,7 +181,7 @@ __global__ void __launch_bounds__(FA_WARPS * MF_WARP) flash_attn_kernel(const mf
                 if (dd < hd) op[dd] = o[qi][i] * fac;
             }
         } else {
-            const int64_t pi = (int64_t)blockIdx.x * a.H + j;  /* n == 1: row 0 */
+            const int64_t pi = (int64_t)blockIdx.x * a.H + j; /* n == 1: row 0 */
             float *op = a.part_o + pi * hd;
 #pragma unroll
             for (int i = 0; i < NDL; i++) {
@@ -220,32 +226,26 @@ __global__ void attn_combine_kernel(const mf_cu_attn_args a)
     }
 }
 
-template <typename KT>
-void *kernel_for(int hd)
+template <typename KT> void *kernel_for(int hd)
 {
     if (hd == 64) return (void *)flash_attn_kernel<KT, 64>;
     if (hd == 128) return (void *)flash_attn_kernel<KT, 128>;
     return (void *)flash_attn_kernel<KT, 0>;
 }
 
-template <typename KT>
-void launch(mf_cu_ctx *c, const mf_cu_attn_args *a, dim3 grid, size_t smem)
+template <typename KT> void launch(mf_cu_ctx *c, const mf_cu_attn_args *a, dim3 grid, size_t smem)
 {
     dim3 block(FA_WARPS * MF_WARP);
-    if (a->hd == 64)
-        flash_attn_kernel<KT, 64><<<grid, block, smem, c->stream>>>(*a);
-    else if (a->hd == 128)
-        flash_attn_kernel<KT, 128><<<grid, block, smem, c->stream>>>(*a);
-    else
-        flash_attn_kernel<KT, 0><<<grid, block, smem, c->stream>>>(*a);
+    if (a->hd == 64) flash_attn_kernel<KT, 64><<<grid, block, smem, c->stream>>>(*a);
+    else if (a->hd == 128) flash_attn_kernel<KT, 128><<<grid, block, smem, c->stream>>>(*a);
+    else flash_attn_kernel<KT, 0><<<grid, block, smem, c->stream>>>(*a);
 }
 
 }  // namespace
+}  // namespace mf_kernels
+using namespace mf_kernels;
 
-size_t mf_cu_attn_smem(int hd)
-{
-    return (size_t)(FA_QB * hd + FA_BK * (hd + 1) + FA_BK * hd) * sizeof(float);
-}
+size_t mf_cu_attn_smem(int hd) { return (size_t)(FA_QB * hd + FA_BK * (hd + 1) + FA_BK * hd) * sizeof(float); }
 
 int mf_cu_attn_configure(int hd, int kv_f16, size_t smem_optin, mf_err *err)
 {
@@ -263,41 +263,25 @@ int mf_cu_attn_configure(int hd, int kv_f16, size_t smem_optin, mf_err *err)
     return 0;
 }
 
-void mf_cu_attn_split(int span, int Hkv, int sm_count, int *chunk, int *nsplit)
-{
-    int want = 8 * (sm_count > 0 ? sm_count : 1) / (Hkv > 0 ? Hkv : 1);
-    if (want < 1) want = 1;
-    int ch = (span + want - 1) / want;
-    ch = (ch + FA_BK - 1) / FA_BK * FA_BK;
-    if (ch < FA_BK) ch = FA_BK;
-    *chunk = ch;
-    *nsplit = (span + ch - 1) / ch;
-}
-
 void mf_cu_attention(mf_cu_ctx *c, const mf_cu_attn_args *a)
 {
     if (c->failed || a->n <= 0) return;
-    const int G = a->H / a->Hkv;
     const size_t smem = mf_cu_attn_smem(a->hd);
-    if (a->chunk) {
-        if (a->n != 1) {
-            mf_cu_fail(c, "attention: split (flash-decoding) launch with %d rows", a->n);
-            return;
-        }
-        dim3 grid(a->nsplit, mf_cdiv(G, FA_QB), a->Hkv);
-        if (a->kv_f16)
-            launch<__half>(c, a, grid, smem);
-        else
-            launch<float>(c, a, grid, smem);
-        if (!mf_cu_launched(c, "flash_attn_kernel (split)")) return;
-        attn_combine_kernel<<<a->H, 64, 0, c->stream>>>(*a);
-        mf_cu_launched(c, "attn_combine_kernel");
+    if (a->chunk && a->n != 1) {
+        mf_cu_fail(c, "attention: split (flash-decoding) launch with %d rows", a->n);
         return;
     }
-    dim3 grid(1, mf_cdiv((int64_t)a->n * G, FA_QB), a->Hkv);
-    if (a->kv_f16)
-        launch<__half>(c, a, grid, smem);
-    else
-        launch<float>(c, a, grid, smem);
-    mf_cu_launched(c, "flash_attn_kernel");
+    mf_cu_grid g;
+    int64_t tiles;
+    if (a->Hkv < 1 || a->H % a->Hkv || mf_cu_attn_grid(a->n, a->H / a->Hkv, a->Hkv, a->chunk, a->nsplit, &g, &tiles)) {
+        mf_cu_fail(c, "attention: no CUDA grid holds %d rows of %d heads over %d KV heads (split %d)", a->n, a->H,
+                   a->Hkv, a->nsplit);
+        return;
+    }
+    dim3 grid((unsigned)g.x, (unsigned)g.y, (unsigned)g.z);
+    if (a->kv_f16) launch<__half>(c, a, grid, smem);
+    else launch<float>(c, a, grid, smem);
+    if (!mf_cu_launched(c, a->chunk ? "flash_attn_kernel (split)" : "flash_attn_kernel") || !a->chunk) return;
+    attn_combine_kernel<<<a->H, 64, 0, c->stream>>>(*a);
+    mf_cu_launched(c, "attn_combine_kernel");
 }

@@ -19,8 +19,7 @@
 #include "dequant.cuh"
 
 /* 8 halves (one 16-byte load) of an F16 or BF16 row -> floats */
-template <int T>
-__device__ __forceinline__ void mf_unpack8(uint4 raw, float *w)
+template <int T> __device__ __forceinline__ void mf_unpack8(uint4 raw, float *w)
 {
     uint32_t r[4] = {raw.x, raw.y, raw.z, raw.w};
 #pragma unroll

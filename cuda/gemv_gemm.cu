@@ -8,8 +8,10 @@
  * (FP32 math), so all-F32 models and the F32 router of gpt-oss keep full precision.
  *
  * Steps per call, other types: (1) x [rows][n_in] float -> xh [rows][n_in] binary16, once for all the
- * matrices of the call (q, k, v share it); (2) per matrix, per tile of ≤ wh_cap / n_in
- * weight rows: dequantize the tile into wh (one thread per 32-element chunk: mf_dq32, then
+ * matrices of the call (q, k, v share it); (2) per matrix, per tile of weight rows (the whole
+ * matrix when it fits in wh_cap elements, else ≤ wh_cap / n_in rows rounded down to a
+ * multiple of 64, so each tile's output is as aligned as the first: mf_cu_gemm_tile_rows):
+ * dequantize the tile into wh (one thread per 32-element chunk: mf_dq32, then
  * four 16-byte stores; float types one thread per element), then cublasGemmEx with F16
  * inputs, F32 accumulation and F32 output written (or, accumulate = 1, added: beta = 1)
  * into the tile's columns of out; (3) the bias, if any, added by a small kernel.
@@ -33,7 +35,10 @@
 #include "ctx.cuh"
 #include "dequant.cuh"
 
-namespace {
+namespace mf_kernels
+{  // in every kernel name: the racecheck filter (ctx.cuh)
+namespace
+{
 
 __global__ void to_half_kernel(const float *x, int64_t ldx, int64_t n_in, int rows, __half *xh)
 {
@@ -59,11 +64,12 @@ __global__ void dequant_tile_kernel(const uint8_t *w, size_t row_bytes, int64_t 
         int64_t r = i / nch, ch = i % nch;
         float y[32];
         mf_dq32<T>(w + (o0 + r) * row_bytes, ch, y);
-        uint4 *dst = (uint4 *)(wh + r * n_in + 32 * ch);  /* 64-byte aligned: n_in % 32 == 0 */
+        uint4 *dst = (uint4 *)(wh + r * n_in + 32 * ch); /* 64-byte aligned: n_in % 32 == 0 */
 #pragma unroll
         for (int q = 0; q < 4; q++) {
             __half2 h0 = __floats2half2_rn(y[8 * q], y[8 * q + 1]), h1 = __floats2half2_rn(y[8 * q + 2], y[8 * q + 3]);
-            __half2 h2 = __floats2half2_rn(y[8 * q + 4], y[8 * q + 5]), h3 = __floats2half2_rn(y[8 * q + 6], y[8 * q + 7]);
+            __half2 h2 = __floats2half2_rn(y[8 * q + 4], y[8 * q + 5]),
+                    h3 = __floats2half2_rn(y[8 * q + 6], y[8 * q + 7]);
             uint4 v;
             v.x = *(uint32_t *)&h0;
             v.y = *(uint32_t *)&h1;
@@ -95,9 +101,11 @@ bool dequant_tile(mf_cu_ctx *c, const mf_cu_mat *m, int64_t o0, int64_t nr)
 }
 
 }  // namespace
+}  // namespace mf_kernels
+using namespace mf_kernels;
 
-void mf_cu_gemm(mf_cu_ctx *c, const mf_cu_mat *m, float *const *out, const int64_t *ldo, int n_mats,
-                const float *x, int64_t ldx, int rows, int accumulate)
+void mf_cu_gemm(mf_cu_ctx *c, const mf_cu_mat *m, float *const *out, const int64_t *ldo, int n_mats, const float *x,
+                int64_t ldx, int rows, int accumulate)
 {
     if (c->failed) return;
     int64_t n_in = m[0].n_in;
@@ -132,26 +140,26 @@ void mf_cu_gemm(mf_cu_ctx *c, const mf_cu_mat *m, float *const *out, const int64
                                            accumulate ? &one : &zero, out[j], (int)ldo[j]);
             if (!mf_cu_blas_check(c, s, "cublasSgemm")) return;
         } else {
-            int64_t tile = (int64_t)(c->wh_cap / (size_t)n_in);
-            if (tile > w->n_out) tile = w->n_out;
+            /* whole matrix, or a multiple of 64 rows: every tile's output stays aligned */
+            const int64_t tile = mf_cu_gemm_tile_rows(c->wh_cap, n_in, w->n_out);
             if (tile < 1) {
-                mf_cu_fail(c, "GEMM: one row of %lld elements exceeds the F16 tile scratch (%zu)", (long long)n_in,
-                           c->wh_cap);
+                mf_cu_fail(c, "GEMM: the F16 tile scratch (%zu elements) holds fewer than %d rows of %lld elements",
+                           c->wh_cap, MF_GEMM_TILE_ALIGN, (long long)n_in);
                 return;
             }
             for (int64_t o0 = 0; o0 < w->n_out; o0 += tile) {
                 int64_t nr = w->n_out - o0 < tile ? w->n_out - o0 : tile;
                 if (!dequant_tile(c, w, o0, nr)) return;
-                cublasStatus_t s = cublasGemmEx(c->blas, CUBLAS_OP_T, CUBLAS_OP_N, (int)nr, rows, (int)n_in, &one,
-                                                c->wh, CUDA_R_16F, (int)n_in, c->xh, CUDA_R_16F, (int)n_in,
-                                                accumulate ? &one : &zero, out[j] + o0, CUDA_R_32F, (int)ldo[j],
-                                                CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT);
+                cublasStatus_t s =
+                    cublasGemmEx(c->blas, CUBLAS_OP_T, CUBLAS_OP_N, (int)nr, rows, (int)n_in, &one, c->wh, CUDA_R_16F,
+                                 (int)n_in, c->xh, CUDA_R_16F, (int)n_in, accumulate ? &one : &zero, out[j] + o0,
+                                 CUDA_R_32F, (int)ldo[j], CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT);
                 if (!mf_cu_blas_check(c, s, "cublasGemmEx")) return;
             }
         }
         if (w->bias) {
             add_bias_kernel<<<mf_cdiv(w->n_out * rows, 256), 256, 0, c->stream>>>(out[j], ldo[j], w->n_out, rows,
-                                                                                w->bias);
+                                                                                  w->bias);
             if (!mf_cu_launched(c, "add_bias_kernel")) return;
         }
     }

@@ -26,7 +26,10 @@
 #include "gemv.cuh"
 #include "math.cuh"
 
-namespace {
+namespace mf_kernels
+{  // in every kernel name: the racecheck filter (ctx.cuh)
+namespace
+{
 
 struct gemv_job {
     const uint8_t *w;
@@ -38,7 +41,7 @@ struct gemv_job {
 
 struct gemv_args {
     gemv_job job[3];
-    int64_t row_end[3];       /* cumulative row counts: matrix j owns [row_end[j−1], row_end[j]) */
+    int64_t row_end[3]; /* cumulative row counts: matrix j owns [row_end[j−1], row_end[j]) */
     int n_jobs;
     int64_t n_in;
     const float *x;
@@ -46,19 +49,18 @@ struct gemv_args {
     int nt;
     int accumulate;
     int vec;
-    int swiglu;               /* job 0 = gate, job 1 = up, output act */
+    int swiglu; /* job 0 = gate, job 1 = up, output act */
     float *act;
     int64_t ld_act;
 };
 
-template <int T, int NT>
-__global__ void __launch_bounds__(MF_GEMV_WARPS * MF_WARP) gemv_kernel(const gemv_args a)
+template <int T, int NT> __global__ void __launch_bounds__(MF_GEMV_WARPS *MF_WARP) gemv_kernel(const gemv_args a)
 {
     const int warp = threadIdx.x / MF_WARP, lane = threadIdx.x % MF_WARP;
     const int64_t gr = (int64_t)blockIdx.x * MF_GEMV_WARPS + warp;
 
     if (a.swiglu) {
-        if (gr >= a.row_end[0]) return;  /* whole warp leaves together */
+        if (gr >= a.row_end[0]) return; /* whole warp leaves together */
         float ag[NT], au[NT];
 #pragma unroll
         for (int t = 0; t < NT; t++) ag[t] = au[t] = 0.0f;
@@ -103,10 +105,8 @@ bool launch(mf_cu_ctx *c, uint32_t type, const gemv_args &a, int64_t total_rows)
     dim3 grid(mf_cdiv(total_rows, MF_GEMV_WARPS)), block(MF_GEMV_WARPS * MF_WARP);
     bool ok = mf_type_dispatch(type, [&](auto tc) {
         constexpr int T = decltype(tc)::value;
-        if (a.nt == 1)
-            gemv_kernel<T, 1><<<grid, block, 0, c->stream>>>(a);
-        else
-            gemv_kernel<T, MF_GEMV_MAX_TOK><<<grid, block, 0, c->stream>>>(a);
+        if (a.nt == 1) gemv_kernel<T, 1><<<grid, block, 0, c->stream>>>(a);
+        else gemv_kernel<T, MF_GEMV_MAX_TOK><<<grid, block, 0, c->stream>>>(a);
     });
     if (!ok) return mf_cu_fail(c, "GEMV: tensor type %u has no CUDA kernel", type);
     return mf_cu_launched(c, "gemv_kernel");
@@ -115,7 +115,8 @@ bool launch(mf_cu_ctx *c, uint32_t type, const gemv_args &a, int64_t total_rows)
 bool check_x(mf_cu_ctx *c, uint32_t type, const float *x, int64_t ldx, int64_t n_in)
 {
     if (type == MF_TYPE_F32 || type == MF_TYPE_F16 || type == MF_TYPE_BF16) return true;
-    if (n_in % 32) return mf_cu_fail(c, "GEMV: a row of %lld elements is not a whole number of blocks", (long long)n_in);
+    if (n_in % 32)
+        return mf_cu_fail(c, "GEMV: a row of %lld elements is not a whole number of blocks", (long long)n_in);
     if (!mf_gemv_vec_ok(type, x, ldx, n_in))
         return mf_cu_fail(c, "GEMV: activations at %p with row stride %lld are not 16-byte aligned", (const void *)x,
                           (long long)ldx);
@@ -123,9 +124,11 @@ bool check_x(mf_cu_ctx *c, uint32_t type, const float *x, int64_t ldx, int64_t n
 }
 
 }  // namespace
+}  // namespace mf_kernels
+using namespace mf_kernels;
 
-void mf_cu_gemv(mf_cu_ctx *c, const mf_cu_mat *m, float *const *out, const int64_t *ldo, int n_mats,
-                const float *x, int64_t ldx, int rows, int accumulate)
+void mf_cu_gemv(mf_cu_ctx *c, const mf_cu_mat *m, float *const *out, const int64_t *ldo, int n_mats, const float *x,
+                int64_t ldx, int rows, int accumulate)
 {
     if (c->failed) return;
     if (n_mats < 1 || n_mats > 3) {
@@ -161,8 +164,8 @@ void mf_cu_gemv(mf_cu_ctx *c, const mf_cu_mat *m, float *const *out, const int64
     }
 }
 
-void mf_cu_gemv_swiglu(mf_cu_ctx *c, const mf_cu_mat *gate, const mf_cu_mat *up, const float *x, int64_t ldx,
-                       int rows, float *act, int64_t ld_act)
+void mf_cu_gemv_swiglu(mf_cu_ctx *c, const mf_cu_mat *gate, const mf_cu_mat *up, const float *x, int64_t ldx, int rows,
+                       float *act, int64_t ld_act)
 {
     if (c->failed) return;
     if (gate->type != up->type || gate->n_in != up->n_in || gate->n_out != up->n_out) {

@@ -1,7 +1,11 @@
-/* host_twins.cu — host wrappers around the kernels' scalar math (host_twins.h). No kernel
- * and no CUDA runtime call here: this file runs on machines without a GPU. */
-#include "ctx.cuh"
+/* host_twins.cu — host wrappers around the kernels' scalar math and launch geometry
+ * (host_twins.h). No kernel and no CUDA runtime call here: this file runs on machines
+ * without a GPU, and in a build without nvcc it is compiled as C++ (tests/CMakeLists.txt),
+ * minus the binary16 rounding that needs cuda_fp16.h. */
+#include <cmath>
+
 #include "dequant.cuh"
+#include "geometry.cuh"
 #include "math.cuh"
 
 #include "host_twins.h"
@@ -9,20 +13,23 @@
 extern "C" int mf_cuda_host_dequant_row(uint32_t type, const void *src, float *dst, int64_t n)
 {
     const uint8_t *row = (const uint8_t *)src;
-    return mf_type_dispatch(type, [&](auto tc) {
-               constexpr int T = decltype(tc)::value;
-               if constexpr (mf_is_float_type<T>) {
-                   for (int64_t i = 0; i < n; i++) dst[i] = mf_dq_elem<T>(row, i);
-               } else {
-                   for (int64_t ch = 0; ch < n / 32; ch++) mf_dq32<T>(row, ch, dst + 32 * ch);
-               }
-           })
+    return mf_type_dispatch(type,
+                            [&](auto tc) {
+                                constexpr int T = decltype(tc)::value;
+                                if constexpr (mf_is_float_type<T>) {
+                                    for (int64_t i = 0; i < n; i++) dst[i] = mf_dq_elem<T>(row, i);
+                                } else {
+                                    for (int64_t ch = 0; ch < n / 32; ch++) mf_dq32<T>(row, ch, dst + 32 * ch);
+                                }
+                            })
                ? 0
                : -1;
 }
 
 extern "C" float mf_cuda_host_h2f(uint16_t h) { return mf_h2f(h); }
+#ifdef __CUDACC__
 extern "C" uint16_t mf_cuda_host_f2h(float f) { return (uint16_t)mf_f2h_bits(f); }
+#endif
 extern "C" float mf_cuda_host_bf2f(uint16_t h) { return mf_bf2f(h); }
 extern "C" float mf_cuda_host_e8m0_half(uint8_t e) { return mf_cu_e8m0_half(e); }
 
@@ -124,4 +131,25 @@ extern "C" int mf_cuda_host_topk_better(float va, int ea, float vb, int eb) { re
 extern "C" void mf_cuda_host_attn_split(int span, int Hkv, int sm_count, int *chunk, int *nsplit)
 {
     mf_cu_attn_split(span, Hkv, sm_count, chunk, nsplit);
+}
+
+extern "C" int mf_cuda_host_attn_grid(int64_t n, int64_t G, int64_t Hkv, int chunk, int64_t nsplit, long long grid[3],
+                                      int64_t *tiles)
+{
+    mf_cu_grid g;
+    if (mf_cu_attn_grid(n, G, Hkv, chunk, nsplit, &g, tiles)) return -1;
+    grid[0] = g.x;
+    grid[1] = g.y;
+    grid[2] = g.z;
+    return 0;
+}
+
+extern "C" int64_t mf_cuda_host_attn_tile(int chunk, unsigned bx, unsigned by, unsigned gy)
+{
+    return mf_cu_attn_tile(chunk, bx, by, gy);
+}
+
+extern "C" int64_t mf_cuda_host_gemm_tile_rows(size_t cap, int64_t n_in, int64_t n_out)
+{
+    return mf_cu_gemm_tile_rows(cap, n_in, n_out);
 }

@@ -1,12 +1,14 @@
-/* host_twins.h — the CUDA backend's scalar math, compiled by nvcc for the host, callable
- * from C. These wrappers run the very __host__ __device__ functions the kernels use
- * (dequant.cuh, math.cuh, common.cuh) on the CPU, so tests/test_cuda_host.c can check them
- * against engine/quant.c, engine/rope.c and plain C loops on a machine without a GPU.
+/* host_twins.h — the CUDA backend's scalar math and launch geometry, compiled for the host
+ * (by nvcc in CUDA builds, as C++ otherwise), callable from C. These wrappers run the very
+ * __host__ __device__ functions the kernels use (dequant.cuh, math.cuh, common.cuh,
+ * geometry.cuh) on the CPU, so tests/test_cuda_host.c can check them against
+ * engine/quant.c, engine/rope.c and plain C loops on a machine without a GPU.
  * What they cannot check is the parallel structure of the kernels (indexing, reductions,
  * synchronization): that is what the GPU tests in tests/cuda/ are for. */
 #ifndef MF_CUDA_HOST_TWINS_H
 #define MF_CUDA_HOST_TWINS_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #ifdef __cplusplus
@@ -17,6 +19,7 @@ extern "C" {
  * -1 for a type without kernels */
 int mf_cuda_host_dequant_row(uint32_t type, const void *src, float *dst, int64_t n);
 float mf_cuda_host_h2f(uint16_t h);
+/* binary16 rounding through cuda_fp16.h: only in builds with nvcc (MF_HAVE_CUDA) */
 uint16_t mf_cuda_host_f2h(float f);
 float mf_cuda_host_bf2f(uint16_t h);
 float mf_cuda_host_e8m0_half(uint8_t e);
@@ -41,6 +44,13 @@ int mf_cuda_host_topk_better(float va, int ea, float vb, int eb);
 
 /* flash-decoding split of a layer: keys per split and number of splits */
 void mf_cuda_host_attn_split(int span, int Hkv, int sm_count, int *chunk, int *nsplit);
+/* the flash-attention grid {x, y, z} and tiles per KV head (mf_cu_attn_grid); -1: no grid */
+int mf_cuda_host_attn_grid(int64_t n, int64_t G, int64_t Hkv, int chunk, int64_t nsplit, long long grid[3],
+                           int64_t *tiles);
+/* the query tile block (bx, by) of a grid with gy rows works on */
+int64_t mf_cuda_host_attn_tile(int chunk, unsigned bx, unsigned by, unsigned gy);
+/* weight rows per F16 tile of the prompt GEMM for a scratch of cap elements (0: too small) */
+int64_t mf_cuda_host_gemm_tile_rows(size_t cap, int64_t n_in, int64_t n_out);
 
 #ifdef __cplusplus
 }

@@ -2,10 +2,10 @@
  * test (tests/test_cuda_host.c through host_twins.cu) checks exactly what the GPU runs:
  *
  *   RoPE rotation of one pair                   rope.h / mf_rope_apply (engine/rope.c)
- *   SiLU and the SwiGLU product                 llama-arch.md §4.1 step 8
- *   clamped SwiGLU of gpt-oss                   gpt-oss-arch.md §3.2 step 11
+ *   SiLU and the SwiGLU product                 docs/forward.md §2
+ *   clamped SwiGLU of gpt-oss                   docs/moe.md §1
  *   the online-softmax state and its merge      flash attention, docs/cuda.md
- *   top-k order of router logits                gpt-oss-arch.md §3.2 step 10
+ *   top-k order of router logits                docs/moe.md §1
  */
 #ifndef MF_CUDA_MATH_CUH
 #define MF_CUDA_MATH_CUH
@@ -52,18 +52,12 @@ MF_HD float mf_swiglu_oai(float g, float u, float limit, float alpha)
  * e^(m − max(m, m')) — mf_sm_rescale gives that factor — and two states (from two blocks of
  * flash-decoding) merge the same way. −∞ means "nothing seen yet"; it must not produce
  * e^(−∞ − (−∞)) = NaN, hence the guard. */
-MF_HD float mf_sm_rescale(float m_old, float m_new)
-{
-    return m_old == -INFINITY ? 0.0f : expf(m_old - m_new);
-}
+MF_HD float mf_sm_rescale(float m_old, float m_new) { return m_old == -INFINITY ? 0.0f : expf(m_old - m_new); }
 
 /* weight of one score s in a state whose running maximum is m (masked: s = −∞ → 0) */
-MF_HD float mf_sm_weight(float s, float m)
-{
-    return s == -INFINITY ? 0.0f : expf(s - m);
-}
+MF_HD float mf_sm_weight(float s, float m) { return s == -INFINITY ? 0.0f : expf(s - m); }
 
-/* Finish a state with an attention sink S (gpt-oss-arch.md §3.2 step 5): the sink joins the
+/* Finish a state with an attention sink S (docs/moe.md §2): the sink joins the
  * maximum and the denominator only. Returns the factor that turns o into the output:
  * out = o · f, with f = e^(m − M) / (l·e^(m − M) + e^(S − M)), M = max(m, S).
  * Without a sink (has_sink = 0): f = 1 / l. */

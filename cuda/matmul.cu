@@ -5,8 +5,8 @@
  * way. Several matrices with one input (q, k, v) share a launch when they share a type. */
 #include "ctx.cuh"
 
-void mf_cu_matmul(mf_cu_ctx *c, const mf_cu_mat *m, float *const *out, const int64_t *ldo, int n_mats,
-                  const float *x, int64_t ldx, int rows, int accumulate)
+void mf_cu_matmul(mf_cu_ctx *c, const mf_cu_mat *m, float *const *out, const int64_t *ldo, int n_mats, const float *x,
+                  int64_t ldx, int rows, int accumulate)
 {
     if (c->failed || rows <= 0) return;
     if (rows >= MF_GEMM_MIN_ROWS && c->wh && c->xh) {

@@ -1,4 +1,4 @@
-/* moe.cu — the mixture-of-experts block of gpt-oss on the GPU (gpt-oss-arch.md §3.2, 9–13):
+/* moe.cu — the mixture-of-experts block of gpt-oss on the GPU (docs/moe.md §1):
  *
  *   r   = W_r h + b_r                           router logits (GEMV / SGEMM, FP32)
  *   S   = top-k of r (ties: lower index)         topk_kernel, one warp per token
@@ -35,7 +35,10 @@
 #include "gemv.cuh"
 #include "math.cuh"
 
-namespace {
+namespace mf_kernels
+{  // in every kernel name: the racecheck filter (ctx.cuh)
+namespace
+{
 
 constexpr int MOE_MAXK = 32;
 
@@ -93,7 +96,7 @@ __device__ __forceinline__ float expert_bias(const mf_cu_mat &m, int e, int64_t 
 /* pair = token·k + slot. two = 1: gate (a.gate) and up (a.up) of the same type, output the
  * clamped SwiGLU into a.g. two = 0: the single matrix `m` into `out`. */
 template <int T>
-__global__ void __launch_bounds__(MF_GEMV_WARPS * MF_WARP)
+__global__ void __launch_bounds__(MF_GEMV_WARPS *MF_WARP)
     expert_gate_up_kernel(const mf_cu_moe_args a, const mf_cu_mat m, float *out, int two, int vec)
 {
     const int warp = threadIdx.x / MF_WARP, lane = threadIdx.x % MF_WARP;
@@ -118,7 +121,7 @@ __global__ void __launch_bounds__(MF_GEMV_WARPS * MF_WARP)
 
 /* x[t][o] += Σ_slot w_slot · (W_down,e row o · a_pair + b_down,e[o]) */
 template <int T>
-__global__ void __launch_bounds__(MF_GEMV_WARPS * MF_WARP) expert_down_kernel(const mf_cu_moe_args a, int vec)
+__global__ void __launch_bounds__(MF_GEMV_WARPS *MF_WARP) expert_down_kernel(const mf_cu_moe_args a, int vec)
 {
     const int warp = threadIdx.x / MF_WARP, lane = threadIdx.x % MF_WARP;
     const int64_t o = (int64_t)blockIdx.x * MF_GEMV_WARPS + warp;
@@ -239,12 +242,15 @@ void moe_grouped(mf_cu_ctx *c, const mf_cu_moe_args *a)
         mf_cu_fail(c, "MoE: the grouped path synchronizes with the host and cannot be captured (%d tokens)", a->n);
         return;
     }
-    sort_kernel<<<1, E < 1024 ? ((E + 31) / 32) * 32 : 1024, 0, c->stream>>>(a->sel, N, E, a->counts, a->perm, a->inv);
+    const int sort_threads = E < 1024 ? ((E + 31) / 32) * 32 : 1024;
+    sort_kernel<<<1, sort_threads, 0, c->stream>>>(a->sel, N, E, a->counts, a->perm, a->inv);
     if (!mf_cu_launched(c, "sort_kernel")) return;
     gather_kernel<<<N, 256, 0, c->stream>>>(a->h, a->d, a->k, a->perm, a->hg);
     if (!mf_cu_launched(c, "gather_kernel")) return;
-    if (!mf_cu_check(c, cudaMemcpyAsync(a->counts_host, a->counts, sizeof(int32_t) * 2 * (size_t)(E + 1),
-                                        cudaMemcpyDeviceToHost, c->stream), "MoE: copy of the expert counts") ||
+    if (!mf_cu_check(c,
+                     cudaMemcpyAsync(a->counts_host, a->counts, sizeof(int32_t) * 2 * (size_t)(E + 1),
+                                     cudaMemcpyDeviceToHost, c->stream),
+                     "MoE: copy of the expert counts") ||
         !mf_cu_check(c, cudaStreamSynchronize(c->stream), "MoE: wait for the expert counts"))
         return;
     const int32_t *cnt = a->counts_host, *off = a->counts_host + E + 1;
@@ -269,6 +275,8 @@ void moe_grouped(mf_cu_ctx *c, const mf_cu_moe_args *a)
 }
 
 }  // namespace
+}  // namespace mf_kernels
+using namespace mf_kernels;
 
 void mf_cu_moe(mf_cu_ctx *c, const mf_cu_moe_args *a)
 {
@@ -283,8 +291,6 @@ void mf_cu_moe(mf_cu_ctx *c, const mf_cu_moe_args *a)
     if (c->failed) return;
     topk_kernel<<<a->n, MF_WARP, 0, c->stream>>>(a->logits, a->E, a->k, a->sel, a->selw);
     if (!mf_cu_launched(c, "topk_kernel")) return;
-    if (a->n < MF_MOE_GROUP_MIN)
-        moe_per_token(c, a);
-    else
-        moe_grouped(c, a);
+    if (a->n < MF_MOE_GROUP_MIN) moe_per_token(c, a);
+    else moe_grouped(c, a);
 }

@@ -1,7 +1,7 @@
 /* norm_rope.cu — RMSNorm, and RoPE fused with the KV-cache write.
  *
  * rmsnorm_kernel:  out[r][i] = x[r][i] · (1 / sqrt(Σ_i x[r][i]² / d + eps)) · g[i]
- *   (llama-arch.md §4.2). CPU twin: cpu_rmsnorm (engine/cpu/backend_cpu.c; it sums the
+ *   (docs/forward.md §2). CPU twin: cpu_rmsnorm (engine/cpu/backend_cpu.c; it sums the
  *   squares in double, this kernel in float over a tree of 256 partial sums — relative
  *   difference of the scale ≈ 1e-7 for the widths of real models). One 256-thread block per
  *   row: strided partial sums, warp shuffles, then 8 warp sums through shared memory.
@@ -24,7 +24,10 @@
 #include "ctx.cuh"
 #include "math.cuh"
 
-namespace {
+namespace mf_kernels
+{  // in every kernel name: the racecheck filter (ctx.cuh)
+namespace
+{
 
 __global__ void rmsnorm_kernel(const float *x, const float *g, float eps, float *out, int d)
 {
@@ -48,17 +51,15 @@ __global__ void rmsnorm_kernel(const float *x, const float *g, float eps, float 
 
 __device__ __forceinline__ void store_kv(void *cache, int64_t i, float v, int f16)
 {
-    if (f16)
-        ((__half *)cache)[i] = __float2half_rn(v);
-    else
-        ((float *)cache)[i] = v;
+    if (f16) ((__half *)cache)[i] = __float2half_rn(v);
+    else ((float *)cache)[i] = v;
 }
 
 __global__ void rope_kv_kernel(const mf_cu_rope_args a)
 {
     const int r = blockIdx.x;
     const int p = *a.pos0 + r;
-    if (p < 0 || p >= a.n_ctx) return;  /* the session checks the context; never index past the table */
+    if (p < 0 || p >= a.n_ctx) return; /* the session checks the context; never index past the table */
     const int npair = a.n_rot / 2;
     const float *cs = a.cos_t + (int64_t)p * npair, *sn = a.sin_t + (int64_t)p * npair;
     const int64_t slot = p % a.slots;
@@ -91,6 +92,8 @@ __global__ void rope_kv_kernel(const mf_cu_rope_args a)
 }
 
 }  // namespace
+}  // namespace mf_kernels
+using namespace mf_kernels;
 
 void mf_cu_rmsnorm(mf_cu_ctx *c, const float *x, const float *g, float eps, float *out, int rows, int d)
 {

@@ -1,9 +1,10 @@
 /* sample.cu — greedy decoding on the device: the index of the largest logit, so that only
  * one int (not n_vocab floats) crosses to the host per generated token.
  *
- * CPU twin: cpu_argmax (engine/cpu/backend_cpu.c): first index of the maximum. Order used
- * here (math.cuh mf_topk_better): larger value first, equal values by lower index, NaN
- * below every number — identical to the CPU's scan for inputs without NaN.
+ * CPU twin: cpu_argmax (engine/cpu/backend_cpu.c): first index of the maximum, or -1 when
+ * any value is not finite (NaN, ±inf: broken logits). Order used here (math.cuh
+ * mf_topk_better): larger value first, equal values by lower index — identical to the
+ * CPU's scan for finite inputs; a block-wide OR of "not finite" decides the -1.
  *
  * Grid / block: one block of 1024 threads; each thread scans a strided subset keeping its
  * best (value, index), then shuffles within warps and a 32-entry shared array across them.
@@ -11,7 +12,10 @@
 #include "ctx.cuh"
 #include "math.cuh"
 
-namespace {
+namespace mf_kernels
+{  // in every kernel name: the racecheck filter (ctx.cuh)
+namespace
+{
 
 __device__ __forceinline__ void keep_better(float &bv, int &be, float v, int e)
 {
@@ -26,8 +30,13 @@ __global__ void __launch_bounds__(1024) argmax_kernel(const float *buf, int n, i
     __shared__ float sv[32];
     __shared__ int se[32];
     float bv = 0.0f;
-    int be = -1;
-    for (int i = threadIdx.x; i < n; i += blockDim.x) keep_better(bv, be, buf[i], i);
+    int be = -1, bad = 0;
+    for (int i = threadIdx.x; i < n; i += blockDim.x) {
+        float v = buf[i];
+        bad |= !isfinite(v);
+        keep_better(bv, be, v, i);
+    }
+    bad = __syncthreads_or(bad);
     for (int off = 16; off > 0; off >>= 1) {
         float ov = __shfl_xor_sync(0xFFFFFFFFu, bv, off);
         int oe = __shfl_xor_sync(0xFFFFFFFFu, be, off);
@@ -47,11 +56,13 @@ __global__ void __launch_bounds__(1024) argmax_kernel(const float *buf, int n, i
             int oe = __shfl_xor_sync(0xFFFFFFFFu, be, off);
             keep_better(bv, be, ov, oe);
         }
-        if (lane == 0) *out = be < 0 ? 0 : be;
+        if (lane == 0) *out = bad ? -1 : be < 0 ? 0 : be;
     }
 }
 
 }  // namespace
+}  // namespace mf_kernels
+using namespace mf_kernels;
 
 void mf_cu_argmax(mf_cu_ctx *c, const float *buf, int n, int32_t *out)
 {

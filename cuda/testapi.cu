@@ -11,7 +11,8 @@ struct mf_cuda_test {
     mf_cu_ctx c;
 };
 
-namespace {
+namespace
+{
 
 /* device allocations of one call, freed when it returns */
 struct arena {
@@ -56,14 +57,15 @@ size_t row_bytes(const mf_cuda_test_mat *m) { return mf_type_row_bytes(m->type, 
 bool up_mat(arena &A, const mf_cuda_test_mat *h, int64_t n_mats_stacked, mf_cu_mat *d)
 {
     size_t rb = row_bytes(h);
-    if (!rb) return mf_cu_fail(A.c, "testapi: %lld elements are not whole blocks of type %u", (long long)h->n_in, h->type);
+    if (!rb)
+        return mf_cu_fail(A.c, "testapi: %lld elements are not whole blocks of type %u", (long long)h->n_in, h->type);
     d->type = h->type;
     d->n_in = h->n_in;
     d->n_out = h->n_out;
     d->row_bytes = rb;
     d->w = (const uint8_t *)A.up(h->w, rb * (size_t)h->n_out * (size_t)n_mats_stacked);
-    d->bias = h->bias ? (const float *)A.up(h->bias, sizeof(float) * (size_t)h->n_out * (size_t)n_mats_stacked)
-                      : nullptr;
+    d->bias =
+        h->bias ? (const float *)A.up(h->bias, sizeof(float) * (size_t)h->n_out * (size_t)n_mats_stacked) : nullptr;
     return d->w && (!h->bias || d->bias);
 }
 
@@ -125,12 +127,9 @@ extern "C" int mf_cuda_test_matmul(mf_cuda_test *t, const mf_cuda_test_mat *m, i
         ldo[j] = m[j].n_out;
     }
     if (!t->c.failed) {
-        if (path == 1)
-            mf_cu_gemv(&t->c, dm, dout, ldo, n_mats, dx, m[0].n_in, rows, accumulate);
-        else if (path == 2)
-            mf_cu_gemm(&t->c, dm, dout, ldo, n_mats, dx, m[0].n_in, rows, accumulate);
-        else
-            mf_cu_matmul(&t->c, dm, dout, ldo, n_mats, dx, m[0].n_in, rows, accumulate);
+        if (path == 1) mf_cu_gemv(&t->c, dm, dout, ldo, n_mats, dx, m[0].n_in, rows, accumulate);
+        else if (path == 2) mf_cu_gemm(&t->c, dm, dout, ldo, n_mats, dx, m[0].n_in, rows, accumulate);
+        else mf_cu_matmul(&t->c, dm, dout, ldo, n_mats, dx, m[0].n_in, rows, accumulate);
     }
     for (int j = 0; j < n_mats && !t->c.failed; j++)
         A.down(out[j], dout[j], sizeof(float) * (size_t)rows * (size_t)m[j].n_out);
@@ -152,8 +151,8 @@ extern "C" int mf_cuda_test_gemv_swiglu(mf_cuda_test *t, const mf_cuda_test_mat 
     return finish(t, err);
 }
 
-extern "C" int mf_cuda_test_embed(mf_cuda_test *t, const mf_cuda_test_mat *emb, const int32_t *tokens, int n,
-                                  float *x, mf_err *err)
+extern "C" int mf_cuda_test_embed(mf_cuda_test *t, const mf_cuda_test_mat *emb, const int32_t *tokens, int n, float *x,
+                                  mf_err *err)
 {
     arena A(&t->c);
     mf_cu_mat e;
@@ -281,9 +280,10 @@ extern "C" int mf_cuda_test_moe_run(mf_cuda_test *t, const mf_cuda_test_moe *a, 
     r.perm = (int32_t *)A.poison(sizeof(int32_t) * K);
     r.inv = (int32_t *)A.poison(sizeof(int32_t) * K);
     r.counts_host = nullptr;
-    if (!t->c.failed &&
-        mf_cu_check(&t->c, cudaHostAlloc((void **)&r.counts_host, sizeof(int32_t) * 2 * (size_t)(a->E + 1),
-                                         cudaHostAllocDefault), "testapi: cudaHostAlloc")) {
+    if (!t->c.failed && mf_cu_check(&t->c,
+                                    cudaHostAlloc((void **)&r.counts_host, sizeof(int32_t) * 2 * (size_t)(a->E + 1),
+                                                  cudaHostAllocDefault),
+                                    "testapi: cudaHostAlloc")) {
         mf_cu_moe(&t->c, &r);
         A.down(a->x, r.x, xb);
         A.down(a->sel, r.sel, sizeof(int32_t) * K);

@@ -26,7 +26,7 @@ typedef struct mf_cuda_test_mat {
     uint32_t type;
     const void *w;
     int64_t n_in, n_out;
-    const float *bias;          /* n_out floats or NULL */
+    const float *bias; /* n_out floats or NULL */
 } mf_cuda_test_mat;
 
 /* out[j][r·n_out_j + o] (+)= W_j x_r (+ b_j) for n_mats (1..3) matrices sharing x
@@ -35,8 +35,8 @@ typedef struct mf_cuda_test_mat {
 int mf_cuda_test_matmul(mf_cuda_test *t, const mf_cuda_test_mat *m, int n_mats, const float *x, int rows,
                         float *const *out, int accumulate, int path, mf_err *err);
 /* act[r·n_out + o] = silu(gate x_r)·(up x_r), the fused GEMV (rows <= 8) */
-int mf_cuda_test_gemv_swiglu(mf_cuda_test *t, const mf_cuda_test_mat *gate, const mf_cuda_test_mat *up,
-                             const float *x, int rows, float *act, mf_err *err);
+int mf_cuda_test_gemv_swiglu(mf_cuda_test *t, const mf_cuda_test_mat *gate, const mf_cuda_test_mat *up, const float *x,
+                             int rows, float *act, mf_err *err);
 /* x[r] = row tokens[r] of emb */
 int mf_cuda_test_embed(mf_cuda_test *t, const mf_cuda_test_mat *emb, const int32_t *tokens, int n, float *x,
                        mf_err *err);
@@ -64,9 +64,9 @@ typedef struct mf_cuda_test_attn {
     int kv_f16, slots, n_ctx;
     int pos0, n, H, Hkv, hd, window;
     float scale;
-    const float *sinks;         /* [H] or NULL */
+    const float *sinks; /* [H] or NULL */
     int split;
-    float *out;                 /* [n][H·hd] */
+    float *out; /* [n][H·hd] */
 } mf_cuda_test_attn;
 int mf_cuda_test_attention(mf_cuda_test *t, const mf_cuda_test_attn *a, mf_err *err);
 
@@ -77,12 +77,12 @@ typedef struct mf_cuda_test_moe {
     float *x;
     int n, d, F, E, k;
     float limit, alpha;
-    mf_cuda_test_mat router;    /* n_in d, n_out E */
+    mf_cuda_test_mat router; /* n_in d, n_out E */
     /* stacked experts: w holds E matrices one after the other; bias [E][n_out] or NULL */
     mf_cuda_test_mat gate, up, down;
-    int32_t *sel;               /* [n][k] */
-    float *selw;                /* [n][k] */
-    float *logits;              /* [n][E] router logits */
+    int32_t *sel;  /* [n][k] */
+    float *selw;   /* [n][k] */
+    float *logits; /* [n][E] router logits */
 } mf_cuda_test_moe;
 int mf_cuda_test_moe_run(mf_cuda_test *t, const mf_cuda_test_moe *a, mf_err *err);
 

@@ -6,7 +6,9 @@
  * device memory (cudaMemGetInfo) before allocating — one error naming both numbers if it
  * does not fit — then stream the bytes from the file mapping through two pinned staging
  * buffers: the CPU fills one (memcpy from the mapping, which also pages the file in) while
- * the DMA engine copies the other, so disk/page-cache reads and PCIe transfers overlap.
+ * the DMA engine copies the other, so disk/page-cache reads and PCIe transfers overlap
+ * (each chunk is reported to the caller's progress function). The device addresses go to
+ * the caller's table (the backend's per-model state): the model itself is not written.
  * No dequantized copies are made: a Q4_0 model takes its file size on the GPU.
  */
 #include <cstdio>
@@ -15,74 +17,37 @@
 #include "ctx.cuh"
 
 extern "C" {
+#include "memory.h"
 #include "model.h"
 }
 
-namespace {
-
-constexpr size_t STAGE_BYTES = 32u << 20;  /* each of the two pinned staging buffers */
-constexpr size_t ALIGN = 256;
-
-size_t align_up(size_t v) { return (v + ALIGN - 1) / ALIGN * ALIGN; }
-
-/* every weight slot of the model (absent ones have name == NULL) */
-int list_weights(mf_model *m, mf_weight **out, int cap)
+namespace
 {
-    int n = 0;
-    mf_weight *top[] = {&m->tok_embd, &m->output_norm, &m->output};
-    for (mf_weight *w : top)
-        if (n < cap) out[n++] = w;
-    for (int l = 0; l < m->hp.n_layers; l++) {
-        mf_layer *L = &m->layers[l];
-        mf_weight *lw[] = {&L->attn_norm, &L->wq, &L->wk, &L->wv, &L->wo, &L->bq, &L->bk, &L->bv, &L->bo,
-                           &L->sinks, &L->ffn_norm, &L->ffn_gate, &L->ffn_up, &L->ffn_down, &L->router,
-                           &L->router_b, &L->gate_exps, &L->up_exps, &L->down_exps, &L->gate_exps_b,
-                           &L->up_exps_b, &L->down_exps_b};
-        for (mf_weight *w : lw)
-            if (n < cap) out[n++] = w;
-    }
-    return n;
-}
 
-constexpr int SLOTS_PER_LAYER = 22;
+constexpr size_t STAGE_BYTES = 32u << 20; /* each of the two pinned staging buffers */
+constexpr size_t ALIGN = 256;
 
 }  // namespace
 
-int mf_cu_upload_model(mf_model *m, void **base_out, size_t *bytes_out, mf_err *err)
+int mf_cu_upload_model(const mf_model *m, void **base_out, const uint8_t **dev, size_t *bytes_out,
+                       void (*progress)(void *user, uint64_t done, uint64_t total), void *user, mf_err *err)
 {
     *base_out = nullptr;
     *bytes_out = 0;
-    int cap = 3 + SLOTS_PER_LAYER * m->hp.n_layers;
-    mf_weight **ws = (mf_weight **)calloc((size_t)cap, sizeof *ws);
-    size_t *offs = (size_t *)calloc((size_t)cap, sizeof *offs);
-    if (!ws || !offs) {
-        free(ws);
-        free(offs);
-        return mf_errf(err, "%s: out of memory listing the weights", m->path);
-    }
-    int n = list_weights(m, ws, cap);
-
-    /* offsets; a tensor whose bytes were already placed (tied output) shares them */
-    size_t total = 0;
-    for (int i = 0; i < n; i++) {
-        offs[i] = SIZE_MAX;
-        if (!ws[i]->name || !ws[i]->nbytes) continue;
-        for (int j = 0; j < i && offs[i] == SIZE_MAX; j++)
-            if (ws[j]->name && ws[j]->data == ws[i]->data && offs[j] != SIZE_MAX) offs[i] = offs[j];
-        if (offs[i] != SIZE_MAX) continue;
-        offs[i] = total;
-        total += align_up(ws[i]->nbytes);
-    }
+    /* every weight of the model's list at its offset (memory.h): a tensor whose bytes were
+     * already placed (tied output) shares them */
+    int n = mf_model_n_weights(m);
+    uint64_t *offs = (uint64_t *)calloc((size_t)n, sizeof *offs);
+    if (!offs) return mf_errf(err, "%s: out of memory listing the weights", m->path);
+    size_t total = (size_t)mf_mem_device_weights(m, ALIGN, offs);
 
     size_t free_b = 0, total_b = 0;
     cudaError_t e = cudaMemGetInfo(&free_b, &total_b);
     if (e != cudaSuccess) {
-        free(ws);
         free(offs);
         return mf_cu_err(err, e, "cudaMemGetInfo");
     }
     if (total > free_b) {
-        free(ws);
         free(offs);
         return mf_errf(err, "%s: the weights need %.1f MiB of GPU memory but only %.1f MiB of %.1f MiB are free",
                        m->path, total / 1048576.0, free_b / 1048576.0, total_b / 1048576.0);
@@ -92,12 +57,16 @@ int mf_cu_upload_model(mf_model *m, void **base_out, size_t *bytes_out, mf_err *
     cudaEvent_t done[2] = {nullptr, nullptr};
     cudaStream_t s = nullptr;
     int rc = 0, buf = 0;
+    uint64_t uploaded = 0; /* bytes handed to the copy engine */
     if ((e = cudaMalloc((void **)&base, total ? total : ALIGN)) != cudaSuccess) {
         rc = mf_cu_err(err, e, "cudaMalloc of the weights");
         base = nullptr;
         goto out;
     }
-    if ((e = cudaStreamCreate(&s)) != cudaSuccess) { rc = mf_cu_err(err, e, "cudaStreamCreate"); goto out; }
+    if ((e = cudaStreamCreate(&s)) != cudaSuccess) {
+        rc = mf_cu_err(err, e, "cudaStreamCreate");
+        goto out;
+    }
     for (int b = 0; b < 2; b++) {
         if ((e = cudaHostAlloc((void **)&stage[b], STAGE_BYTES, cudaHostAllocDefault)) != cudaSuccess) {
             stage[b] = nullptr;
@@ -111,12 +80,8 @@ int mf_cu_upload_model(mf_model *m, void **base_out, size_t *bytes_out, mf_err *
         }
     }
     for (int i = 0; i < n; i++) {
-        mf_weight *w = ws[i];
-        if (offs[i] == SIZE_MAX) continue;
-        bool shared = false;
-        for (int j = 0; j < i && !shared; j++) shared = offs[j] == offs[i];
-        w->dev = base + offs[i];
-        if (shared) continue;
+        const mf_weight *w = mf_model_weight(m, i);
+        if (offs[i] == UINT64_MAX) continue;
         for (size_t o = 0; o < w->nbytes; o += STAGE_BYTES) {
             size_t len = w->nbytes - o < STAGE_BYTES ? w->nbytes - o : STAGE_BYTES;
             /* the buffer is free once the copy issued from it two chunks ago has finished */
@@ -131,6 +96,8 @@ int mf_cu_upload_model(mf_model *m, void **base_out, size_t *bytes_out, mf_err *
                 goto out;
             }
             buf ^= 1;
+            uploaded += len;
+            if (progress) progress(user, uploaded, total);
         }
     }
     if ((e = cudaStreamSynchronize(s)) != cudaSuccess) rc = mf_cu_err(err, e, "upload: final synchronization");
@@ -142,14 +109,15 @@ out:
     }
     if (s) cudaStreamDestroy(s);
     if (rc) {
-        for (int i = 0; i < n; i++)
-            if (offs[i] != SIZE_MAX) ws[i]->dev = nullptr;
         if (base) cudaFree(base);
     } else {
+        /* each weight's address; a shared one (tied output) is its slot's */
+        for (int i = 0; i < n; i++) dev[i] = offs[i] != UINT64_MAX ? base + offs[i] : nullptr;
+        for (int i = 0; i < n; i++)
+            if (!dev[i] && mf_model_weight(m, i)->name) dev[i] = dev[mf_model_weight(m, i)->slot];
         *base_out = base;
         *bytes_out = total;
     }
-    free(ws);
     free(offs);
     return rc;
 }

@@ -12,15 +12,32 @@
  *
  * Buffers. Activations are row-major float32 matrices of `n` rows (one per token of the
  * current step) allocated with alloc(); on the CPU they are host pointers, on a GPU device
- * pointers the forward pass never dereferences. The KV cache, RoPE tables and scratch are
- * the backend's own, in the per-session state created by state_new().
+ * pointers the forward pass never dereferences.
+ *
+ * Two kinds of state, both the backend's own, both opaque here. What a backend keeps per
+ * model (the CUDA backend: the device copy of the weights) lives in an mf_bmodel made by
+ * prepare(); every session state on that model on that backend shares it, and the model
+ * itself holds nothing of any device, so one model can serve several sessions and devices.
+ * What it keeps per session (the KV cache, the RoPE tables, scratch) lives in an mf_bstate
+ * made by state_new(). Each state_new checks its own memory (host RAM, device memory)
+ * against what it is about to allocate (memory.h) and refuses with both numbers.
+ *
+ * Weights are passed by tensor. Every op receives the mf_weight of each tensor it reads,
+ * never a layer index to look them up: forward.c then names every tensor each line of the
+ * block reads, so the data flow of the model is in one file, and no backend depends on the
+ * layout of mf_layer. A backend that keeps its own copy of a tensor (a device copy) finds it
+ * by the tensor's slot (mf_weight.slot) in its mf_bmodel. A layer index is still passed to
+ * the ops that use per-layer session state that is not a weight: rope_kv and attention
+ * (that layer's KV cache, its RoPE table, whether it slides).
  *
  * A step. step_begin() stages the tokens and the position of the first (pos0) of a step of
  * n tokens (n <= max_batch), then the forward pass issues the ops, then step_end(). A backend
  * may capture the op sequence of a decode step (n == 1) once and replay it: step_begin()
  * then returns 1 and the forward pass issues nothing (CUDA graphs). Ops that depend on the
  * position (embed, rope_kv, attention) take it from the staged step, so a captured sequence
- * stays valid for every position.
+ * stays valid for every position. A step begun with eager = 1 is neither captured nor
+ * replayed: its ops run as issued, so the host may read buffers between them (the layer
+ * hook of mf_session_set_hook, which a replay would skip and a capture would refuse).
  */
 #ifndef MF_BACKEND_H
 #define MF_BACKEND_H
@@ -32,7 +49,15 @@
 #include "model.h"
 
 typedef struct mf_backend mf_backend;
-typedef struct mf_bstate mf_bstate;   /* per-session state, opaque, backend-defined */
+typedef struct mf_bmodel mf_bmodel; /* per-model state (prepare), opaque, backend-defined */
+typedef struct mf_bstate mf_bstate; /* per-session state (state_new), opaque, backend-defined */
+
+/* Progress of a long step, for a driver's progress line: `done` of `total` bytes. */
+typedef void (*mf_progress_fn)(void *user, uint64_t done, uint64_t total);
+
+/* Sees the float input of a matrix product: `rows` rows of W->ne[0] values, for matrix
+ * `matrix` of W (the expert of a stacked expert tensor, else 0). */
+typedef void (*mf_matmul_observer)(void *user, const mf_weight *W, int matrix, const float *x, int rows);
 
 typedef struct mf_state_opts {
     int n_ctx;               /* positions the KV cache holds */
@@ -44,18 +69,26 @@ typedef struct mf_state_opts {
 } mf_state_opts;
 
 struct mf_backend {
-    const char *name;        /* "cpu", "cuda" */
-    char device_name[128];   /* "Intel Xeon ... (2 threads)", "NVIDIA H100 80GB HBM3" */
+    const char *name;      /* "cpu", "cuda" */
+    char device_name[128]; /* "Intel Xeon ... (2 threads)", "NVIDIA H100 80GB HBM3" */
+    int kv_f16_default;    /* the KV cache type when the session leaves it open: 0 float32
+                              (CPU: exact), 1 binary16 (GPU: half the cache traffic) */
     void *impl;
 
     /* ---- lifetime ---- */
-    /* Make the model's weights usable (CPU: nothing; GPU: check free memory, upload each
-     * tensor in its file type and set w->dev). Called once per model. */
-    int (*prepare)(mf_backend *be, mf_model *m, mf_err *err);
-    /* Undo prepare (free device copies). */
-    void (*unprepare)(mf_backend *be, mf_model *m);
-    mf_bstate *(*state_new)(mf_backend *be, const mf_model *m, const mf_state_opts *o, mf_err *err);
+    /* Make the model's weights usable on this backend, checking first that they fit (CPU:
+     * in RAM; they stay in the file mapping, read in order when progress is set; GPU: in
+     * free device memory, each tensor uploaded in its file type). progress (may be NULL)
+     * reports the bytes read or uploaded. A second prepare of the same model on the same
+     * backend returns the same mf_bmodel (counted: each prepare needs its unprepare). */
+    mf_bmodel *(*prepare)(mf_backend *be, const mf_model *m, mf_progress_fn progress, void *user, mf_err *err);
+    /* Undo one prepare; the last one frees what prepare made (device copies). */
+    void (*unprepare)(mf_backend *be, mf_bmodel *bm);
+    /* A session's state on a prepared model. */
+    mf_bstate *(*state_new)(mf_backend *be, mf_bmodel *bm, const mf_state_opts *o, mf_err *err);
     void (*state_free)(mf_backend *be, mf_bstate *st);
+    /* bytes the state allocated (KV cache, RoPE tables, scratch): memory.h predicts them */
+    uint64_t (*state_bytes)(mf_backend *be, const mf_bstate *st);
     void (*free)(mf_backend *be);
 
     /* ---- buffers ---- */
@@ -65,39 +98,51 @@ struct mf_backend {
     int (*read)(mf_backend *be, const float *buf, size_t n, float *host, mf_err *err);
 
     /* ---- a step ---- */
-    int (*step_begin)(mf_backend *be, mf_bstate *st, const int32_t *tokens, int n, int pos0);
+    int (*step_begin)(mf_backend *be, mf_bstate *st, const int32_t *tokens, int n, int pos0, int eager);
     int (*step_end)(mf_backend *be, mf_bstate *st, mf_err *err);
 
     /* ---- operations (n rows = tokens of the step unless an explicit count is given) ---- */
     /* x[i] = dequantized row tokens[i] of emb */
     void (*embed)(mf_backend *be, mf_bstate *st, const mf_weight *emb, float *x);
     /* out[r] = x[r] / sqrt(mean(x[r]^2) + eps) * g, for `rows` rows of width g->ne[0] */
-    void (*rmsnorm)(mf_backend *be, mf_bstate *st, const float *x, const mf_weight *g, float eps,
-                    float *out, int rows);
+    void (*rmsnorm)(mf_backend *be, mf_bstate *st, const float *x, const mf_weight *g, float eps, float *out, int rows);
     /* out[r] (+)= W * in[r] (+ b), rows of width W->ne[0] in, W->ne[1] out.
      * accumulate = 1 adds into out (residual connections). b may be NULL or absent. */
-    void (*matmul)(mf_backend *be, mf_bstate *st, const mf_weight *W, const mf_weight *b,
-                   const float *in, float *out, int rows, int accumulate);
-    /* q, k, v projections of layer l (with biases when present) from h */
-    void (*qkv)(mf_backend *be, mf_bstate *st, int l, const float *h, float *q, float *k, float *v);
+    void (*matmul)(mf_backend *be, mf_bstate *st, const mf_weight *W, const mf_weight *b, const float *in, float *out,
+                   int rows, int accumulate);
+    /* q, k, v = W[0] h (+ b[0]), W[1] h (+ b[1]), W[2] h (+ b[2]): the projections of one
+     * layer, matrices of one input width (a bias may be absent) */
+    void (*qkv)(mf_backend *be, mf_bstate *st, const mf_weight *const W[3], const mf_weight *const b[3], const float *h,
+                float *q, float *k, float *v);
     /* RoPE on q and k at the step's positions, then append k and v to layer l's cache */
     void (*rope_kv)(mf_backend *be, mf_bstate *st, int l, float *q, const float *k, const float *v);
-    /* causal GQA attention of layer l for the step's queries over the cache (sliding window
-     * and sinks per the layer): out[r] = concat over heads of softmax(q k^T * scale) v */
-    void (*attention)(mf_backend *be, mf_bstate *st, int l, const float *q, float *out);
-    /* dense SwiGLU FFN of layer l: x[r] += W_down (silu(W_gate h[r]) * (W_up h[r])) */
-    void (*ffn)(mf_backend *be, mf_bstate *st, int l, const float *h, float *x);
-    /* mixture of experts of layer l: x[r] += sum_e w_e * expert_e(h[r]) (gpt-oss-arch §3.2) */
-    void (*moe)(mf_backend *be, mf_bstate *st, int l, const float *h, float *x);
-    /* index of the largest of n floats of buf (greedy decoding without copying logits) */
+    /* causal GQA attention of layer l for the step's queries over its cache (sliding window
+     * when the layer slides; sinks: per-head sink logits or absent):
+     * out[r] = concat over heads of softmax(q k^T * scale) v (docs/forward.md §2) */
+    void (*attention)(mf_backend *be, mf_bstate *st, int l, const mf_weight *sinks, const float *q, float *out);
+    /* dense SwiGLU FFN: x[r] += W[2] (silu(W[0] h[r]) * (W[1] h[r]))  (gate, up, down) */
+    void (*ffn)(mf_backend *be, mf_bstate *st, const mf_weight *const W[3], const float *h, float *x);
+    /* mixture of experts: x[r] += sum over the k experts the router (router h[r] + router_b)
+     * selects of w_e * expert_e(h[r]), each expert a clamped SwiGLU FFN of the stacked
+     * matrices W = {gate, up, down} and biases b (docs/moe.md §1) */
+    void (*moe)(mf_backend *be, mf_bstate *st, const mf_weight *router, const mf_weight *router_b,
+                const mf_weight *const W[3], const mf_weight *const b[3], const float *h, float *x);
+    /* index of the largest of n floats of buf (greedy decoding without copying logits), the
+     * first one on ties; -1 when one of them is not finite (NaN, +inf, -inf): the logits
+     * are broken, which the caller reports (minfer.h mf_session_argmax) */
     int (*argmax)(mf_backend *be, mf_bstate *st, const float *buf, int n);
+
+    /* ---- optional (NULL: not supported; the CUDA backend has none) ---- */
+    /* From now on call fn(user, ...) with the input of every matrix product, before the
+     * product (fn NULL: stop). The activation statistics of `minfer imatrix`. */
+    void (*observe)(mf_backend *be, mf_bstate *st, mf_matmul_observer fn, void *user);
 };
 
 /* Memory bandwidth probes for the roofline of `minfer bench`, in GB/s (1e9 bytes/s):
  * the median of `reps` timed passes.
  * CPU: streaming read of a `bytes`-sized buffer (much larger than the caches) by n_threads
  * threads, each summing its slice with wide loads (the access pattern of a decode step).
- * CUDA: a device-to-device copy, counting bytes read plus bytes written (METHOD.md); -1 when
+ * CUDA: a device-to-device copy, counting bytes read plus bytes written (docs/benchmarks.md, "Method"); -1 when
  * there is no device. */
 double mf_cpu_read_bandwidth(int n_threads, size_t bytes, int reps);
 double mf_cuda_bandwidth(int device, size_t bytes, int reps);

@@ -1,5 +1,5 @@
 /* chat.c — prompt formats for chat models and the harmony output parser (contract:
- * chat.h; specs: chat-templates.md, harmony.md).
+ * chat.h; docs/chat.md §2).
  *
  * minfer runs no Jinja: it recognizes the format from the GGUF's chat template (or the
  * architecture) and renders one user turn with the hard-coded rules below. The rendered
@@ -43,7 +43,11 @@ int mf_chat_detect(const char *tmpl, const char *arch)
 
 /* ------------------------------------------------------------------ rendering */
 
-typedef struct sbuf { char *p; size_t n, cap; int oom; } sbuf;
+typedef struct sbuf {
+    char *p;
+    size_t n, cap;
+    int oom;
+} sbuf;
 
 static void add_n(sbuf *b, const char *s, size_t n)
 {
@@ -52,7 +56,10 @@ static void add_n(sbuf *b, const char *s, size_t n)
         size_t cap = b->cap ? b->cap : 256;
         while (cap < b->n + n + 1) cap *= 2;
         char *p = realloc(b->p, cap);
-        if (!p) { b->oom = 1; return; }
+        if (!p) {
+            b->oom = 1;
+            return;
+        }
         b->p = p;
         b->cap = cap;
     }
@@ -81,18 +88,21 @@ static int valid_date(const char *d)
     return 1;
 }
 
-/* harmony.md §3.1 (system message as the GGUF Jinja template renders it) and §3.3 (the
- * user's system prompt becomes the developer message "# Instructions"). */
+/* docs/chat.md §2: the system message as the GGUF Jinja template renders it, and the user's
+ * system prompt as the developer message "# Instructions". */
 static int render_harmony(sbuf *b, const char *user, const mf_chat_opts *o, mf_err *err)
 {
     const char *effort = o && o->reasoning ? o->reasoning : "medium";
     if (strcmp(effort, "low") && strcmp(effort, "medium") && strcmp(effort, "high"))
         return mf_errf(err, "chat: reasoning effort '%.32s' is not low, medium or high", effort);
-    if (o && o->date && !valid_date(o->date))
-        return mf_errf(err, "chat: date '%.32s' is not YYYY-MM-DD", o->date);
+    if (o && o->date && !valid_date(o->date)) return mf_errf(err, "chat: date '%.32s' is not YYYY-MM-DD", o->date);
     add(b, "<|start|>system<|message|>You are ChatGPT, a large language model trained by OpenAI.\n"
            "Knowledge cutoff: 2024-06\n");
-    if (o && o->date) { add(b, "Current date: "); add(b, o->date); add(b, "\n"); }
+    if (o && o->date) {
+        add(b, "Current date: ");
+        add(b, o->date);
+        add(b, "\n");
+    }
     add(b, "\nReasoning: ");
     add(b, effort);
     add(b, "\n\n# Valid channels: analysis, commentary, final. Channel must be included for every message.<|end|>");
@@ -109,45 +119,63 @@ static int render_harmony(sbuf *b, const char *user, const mf_chat_opts *o, mf_e
 
 char *mf_chat_render(int fmt, const char *user, const mf_chat_opts *o, mf_err *err)
 {
-    if (!user) { mf_errf(err, "chat: no user message"); return NULL; }
+    if (!user) {
+        mf_errf(err, "chat: no user message");
+        return NULL;
+    }
     const char *sys = o ? o->system : NULL;
     sbuf b = {0};
     switch (fmt) {
-    case MF_CHAT_NONE:
-        add(&b, user);
-        break;
-    case MF_CHAT_ZEPHYR:   /* chat-templates.md §1: no BOS here, the tokenizer adds it */
-        if (sys) { add(&b, "<|system|>\n"); add(&b, sys); add(&b, "</s>\n"); }
+    case MF_CHAT_NONE: add(&b, user); break;
+    case MF_CHAT_ZEPHYR: /* docs/chat.md §2: no BOS here, the tokenizer adds it */
+        if (sys) {
+            add(&b, "<|system|>\n");
+            add(&b, sys);
+            add(&b, "</s>\n");
+        }
         add(&b, "<|user|>\n");
         add(&b, user);
         add(&b, "</s>\n<|assistant|>\n");
         break;
-    case MF_CHAT_LLAMA2:   /* [INST] <<SYS>>\n{sys}\n<</SYS>>\n\n{user} [/INST] */
+    case MF_CHAT_LLAMA2: /* [INST] <<SYS>>\n{sys}\n<</SYS>>\n\n{user} [/INST] */
         add(&b, "[INST] ");
-        if (sys) { add(&b, "<<SYS>>\n"); add_trimmed(&b, sys); add(&b, "\n<</SYS>>\n\n"); }
+        if (sys) {
+            add(&b, "<<SYS>>\n");
+            add_trimmed(&b, sys);
+            add(&b, "\n<</SYS>>\n\n");
+        }
         add_trimmed(&b, user);
         add(&b, " [/INST]");
         break;
     case MF_CHAT_CHATML:
-        if (sys) { add(&b, "<|im_start|>system\n"); add(&b, sys); add(&b, "<|im_end|>\n"); }
+        if (sys) {
+            add(&b, "<|im_start|>system\n");
+            add(&b, sys);
+            add(&b, "<|im_end|>\n");
+        }
         add(&b, "<|im_start|>user\n");
         add(&b, user);
         add(&b, "<|im_end|>\n<|im_start|>assistant\n");
         break;
     case MF_CHAT_HARMONY:
-        if (render_harmony(&b, user, o, err)) { free(b.p); return NULL; }
+        if (render_harmony(&b, user, o, err)) {
+            free(b.p);
+            return NULL;
+        }
         break;
-    default:
-        mf_errf(err, "chat: unknown format %d", fmt);
+    default: mf_errf(err, "chat: unknown format %d", fmt); return NULL;
+    }
+    if (b.oom) {
+        free(b.p);
+        mf_errf(err, "chat: out of memory rendering the prompt");
         return NULL;
     }
-    if (b.oom) { free(b.p); mf_errf(err, "chat: out of memory rendering the prompt"); return NULL; }
     return b.p;
 }
 
 /* ------------------------------------------------------------------ harmony parser */
 
-/* harmony.md §5: the completion starts in HEADER (the prompt ended with <|start|>assistant) */
+/* docs/chat.md §4: the completion starts in HEADER (the prompt ended with <|start|>assistant) */
 enum { HS_HEADER = 0, HS_CHANNEL, HS_CONTENT, HS_WAIT };
 
 int mf_harmony_init(mf_harmony *h, const mf_tokenizer *t)
@@ -160,8 +188,7 @@ int mf_harmony_init(mf_harmony *h, const mf_tokenizer *t)
     h->tok_return = mf_tok_find(t, "<|return|>");
     h->tok_call = mf_tok_find(t, "<|call|>");
     h->tok_constrain = mf_tok_find(t, "<|constrain|>");
-    if (h->tok_start < 0 || h->tok_channel < 0 || h->tok_message < 0 || h->tok_end < 0 || h->tok_return < 0)
-        return -1;
+    if (h->tok_start < 0 || h->tok_channel < 0 || h->tok_message < 0 || h->tok_end < 0 || h->tok_return < 0) return -1;
     h->state = HS_HEADER;
     h->channel = MF_HCH_NONE;
     return 0;
@@ -199,7 +226,10 @@ int mf_harmony_feed(mf_harmony *h, const mf_tokenizer *t, int32_t id, int *stop)
     if (id == h->tok_channel) {
         /* a new channel name; a repeated <|channel|> (gpt-oss-20b sometimes emits a stray
          * "<|channel|>commentary" first) simply starts the name again */
-        if (h->state == HS_CONTENT || h->state == HS_WAIT) { h->header_len = 0; h->header[0] = 0; }
+        if (h->state == HS_CONTENT || h->state == HS_WAIT) {
+            h->header_len = 0;
+            h->header[0] = 0;
+        }
         h->state = HS_CHANNEL;
         h->channel_off = h->header_len;
         return MF_HCH_NONE;
@@ -213,7 +243,7 @@ int mf_harmony_feed(mf_harmony *h, const mf_tokenizer *t, int32_t id, int *stop)
         h->state = HS_WAIT;
         return MF_HCH_NONE;
     }
-    if (id == h->tok_constrain) return MF_HCH_NONE;   /* the content type follows as text */
+    if (id == h->tok_constrain) return MF_HCH_NONE; /* the content type follows as text */
 
     switch (h->state) {
     case HS_HEADER:
@@ -225,9 +255,8 @@ int mf_harmony_feed(mf_harmony *h, const mf_tokenizer *t, int32_t id, int *stop)
         return MF_HCH_NONE;
     }
     case HS_CONTENT:
-        if (h->channel == MF_HCH_COMMENTARY && h->has_recipient) return MF_HCH_NONE;   /* a tool call */
+        if (h->channel == MF_HCH_COMMENTARY && h->has_recipient) return MF_HCH_NONE; /* a tool call */
         return h->channel;
-    default:
-        return MF_HCH_NONE;   /* WAIT: nothing printable until the next <|start|> */
+    default: return MF_HCH_NONE; /* WAIT: nothing printable until the next <|start|> */
     }
 }

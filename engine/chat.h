@@ -1,8 +1,9 @@
 /* chat.h — prompt formats for chat models, and the harmony output parser.
  *
- * Specs: chat-templates.md (TinyLlama / Zephyr), harmony.md (gpt-oss). minfer does not run
- * Jinja: it recognizes the format from tokenizer.chat_template (or the --chat-format flag)
- * and renders it with the hard-coded rules of the spec.
+ * The formats: docs/chat.md §2 (Zephyr for TinyLlama-Chat, Llama-2, ChatML, and OpenAI's
+ * harmony format for gpt-oss, https://cookbook.openai.com/articles/openai-harmony). minfer
+ * does not run Jinja: it recognizes the format from tokenizer.chat_template (or the
+ * --chat-format flag) and renders it with hard-coded rules that give the same text.
  */
 #ifndef MF_CHAT_H
 #define MF_CHAT_H
@@ -14,17 +15,17 @@
 #include "tokenizer.h"
 
 enum mf_chat_format {
-    MF_CHAT_NONE = 0,        /* raw prompt */
-    MF_CHAT_ZEPHYR,          /* <|user|>\n...</s>\n<|assistant|>\n  (TinyLlama-Chat) */
-    MF_CHAT_LLAMA2,          /* [INST] <<SYS>>...<</SYS>> ... [/INST] */
-    MF_CHAT_CHATML,          /* <|im_start|>user\n...<|im_end|>\n<|im_start|>assistant\n */
-    MF_CHAT_HARMONY,         /* gpt-oss harmony */
+    MF_CHAT_NONE = 0, /* raw prompt */
+    MF_CHAT_ZEPHYR,   /* <|user|>\n...</s>\n<|assistant|>\n  (TinyLlama-Chat) */
+    MF_CHAT_LLAMA2,   /* [INST] <<SYS>>...<</SYS>> ... [/INST] */
+    MF_CHAT_CHATML,   /* <|im_start|>user\n...<|im_end|>\n<|im_start|>assistant\n */
+    MF_CHAT_HARMONY,  /* gpt-oss harmony */
 };
 
 typedef struct mf_chat_opts {
-    const char *system;      /* system prompt (harmony: developer instructions), may be NULL */
-    const char *reasoning;   /* harmony: "low" | "medium" | "high" (NULL: medium) */
-    const char *date;        /* harmony: "YYYY-MM-DD" for the Current date line, NULL: none */
+    const char *system;    /* system prompt (harmony: developer instructions), may be NULL */
+    const char *reasoning; /* harmony: "low" | "medium" | "high" (NULL: medium) */
+    const char *date;      /* harmony: "YYYY-MM-DD" for the Current date line, NULL: none */
 } mf_chat_opts;
 
 /* Format from a name ("zephyr", "llama2", "chatml", "harmony", "none"); -1 if unknown. */
@@ -45,23 +46,23 @@ int mf_chat_detect(const char *chat_template, const char *arch);
  *            <|im_start|>assistant\n
  *   harmony: system message (identity, knowledge cutoff, optional "Current date", reasoning
  *            effort, valid channels), optional developer message "# Instructions\n\n{system}\n\n",
- *            the user message, then <|start|>assistant (harmony.md §3.1, §3.3). An effort
+ *            the user message, then <|start|>assistant (docs/chat.md §2). An effort
  *            other than low/medium/high or a date not shaped YYYY-MM-DD is an error.
  *   none:    {user} */
 char *mf_chat_render(int fmt, const char *user, const mf_chat_opts *o, mf_err *err);
 
-/* ---- harmony output: which channel each generated token belongs to (harmony.md §5) ---- */
+/* ---- harmony output: which channel each generated token belongs to (docs/chat.md §4) ---- */
 
 enum mf_harmony_channel { MF_HCH_NONE = 0, MF_HCH_ANALYSIS, MF_HCH_COMMENTARY, MF_HCH_FINAL };
 
 typedef struct mf_harmony {
-    int state;               /* internal: header / channel / content / wait */
-    int channel;             /* enum mf_harmony_channel of the current content */
-    int has_recipient;       /* the current message is addressed (" to=...") */
-    char header[256];        /* role and channel text of the current header (NUL-terminated,
-                                cut at 255 bytes) */
+    int state;         /* internal: header / channel / content / wait */
+    int channel;       /* enum mf_harmony_channel of the current content */
+    int has_recipient; /* the current message is addressed (" to=...") */
+    char header[256];  /* role and channel text of the current header (NUL-terminated,
+                          cut at 255 bytes) */
     size_t header_len;
-    size_t channel_off;      /* where the text after the last <|channel|> starts in header */
+    size_t channel_off; /* where the text after the last <|channel|> starts in header */
     int32_t tok_start, tok_channel, tok_message, tok_end, tok_return, tok_call, tok_constrain;
 } mf_harmony;
 

@@ -8,9 +8,11 @@ int mf_verrf(mf_err *err, const char *fmt, va_list ap)
 {
     if (err) {
         vsnprintf(err->msg, sizeof err->msg, fmt, ap);
-        /* one line: a message must never carry a newline into the caller's output */
+        /* one line: a message must never carry a newline into the caller's output, nor a
+         * control byte (an escape sequence in a tensor name read from a hostile file) */
         for (char *p = err->msg; *p; p++)
             if (*p == '\n' || *p == '\r') *p = ' ';
+            else if ((unsigned char)*p < 0x20 || *p == 0x7f) *p = '?';
     }
     return -1;
 }

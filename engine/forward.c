@@ -1,8 +1,8 @@
 /* forward.c — the fast forward pass, written once against the backend contract.
  *
  * One step processes n tokens at positions pos0 .. pos0+n-1 (a prompt batch, or n = 1 when
- * generating). The sequence of operations is the Llama / gpt-oss block of the specs
- * (llama-arch.md §4.1, gpt-oss-arch.md §3.2):
+ * generating). The sequence of operations is the Llama / gpt-oss block of docs/forward.md §2
+ * (docs/forward.md §2, docs/moe.md §1):
  *
  *   x = embed(tokens)
  *   for each layer l:
@@ -18,38 +18,50 @@
  * The backend decides how each line runs (threads and SIMD, or CUDA kernels); the plain
  * scalar version of the same math, one token at a time, is ref_forward.c.
  */
-#include "session.h"
+#include "forward.h"
 
-int mf_forward_step(mf_session *s, const int32_t *tokens, int n, int pos0, int all_logits, mf_err *err)
+int mf_forward_step(const mf_forward *f, const int32_t *tokens, int n, int pos0, int all_logits, mf_err *err)
 {
-    mf_backend *be = s->be;
-    mf_bstate *st = s->bst;
-    const mf_model *m = s->m;
+    mf_backend *be = f->be;
+    mf_bstate *st = f->st;
+    const mf_model *m = f->m;
     const mf_hparams *hp = &m->hp;
+    const mf_fwd_bufs *b = &f->buf;
     int d = hp->n_embd;
 
-    /* a backend that captured this step's shape replays it and issues nothing here */
-    if (!be->step_begin(be, st, tokens, n, pos0)) {
-        be->embed(be, st, &m->tok_embd, s->x);
-        if (s->hook) mf_session_call_hook(s, -1, n);
+    /* a backend that captured this step's shape replays it and issues nothing here; a layer
+     * hook reads x between the ops, so with a hook the step runs eagerly (never replayed) */
+    mf_err hook_err;
+    int hook_rc = 0;
+    if (!be->step_begin(be, st, tokens, n, pos0, f->hook != NULL)) {
+        be->embed(be, st, &m->tok_embd, b->x);
+        if (f->hook) hook_rc = f->hook(f->hook_user, -1, n, &hook_err);
         for (int l = 0; l < hp->n_layers; l++) {
             const mf_layer *L = &m->layers[l];
-            be->rmsnorm(be, st, s->x, &L->attn_norm, hp->eps, s->h, n);
-            be->qkv(be, st, l, s->h, s->q, s->k, s->v);
-            be->rope_kv(be, st, l, s->q, s->k, s->v);
-            be->attention(be, st, l, s->q, s->att);
-            be->matmul(be, st, &L->wo, &L->bo, s->att, s->x, n, 1);
-            be->rmsnorm(be, st, s->x, &L->ffn_norm, hp->eps, s->h, n);
-            if (hp->n_experts)
-                be->moe(be, st, l, s->h, s->x);
-            else
-                be->ffn(be, st, l, s->h, s->x);
-            if (s->hook) mf_session_call_hook(s, l, n);
+            if (L->skip) continue; /* --skip-layers: x passes through unchanged (prune.h) */
+            const mf_weight *wqkv[3] = {&L->wq, &L->wk, &L->wv}, *bqkv[3] = {&L->bq, &L->bk, &L->bv};
+            be->rmsnorm(be, st, b->x, &L->attn_norm, hp->eps, b->h, n);
+            be->qkv(be, st, wqkv, bqkv, b->h, b->q, b->k, b->v);
+            be->rope_kv(be, st, l, b->q, b->k, b->v);
+            be->attention(be, st, l, &L->sinks, b->q, b->attn_out);
+            be->matmul(be, st, &L->wo, &L->bo, b->attn_out, b->x, n, 1);
+            be->rmsnorm(be, st, b->x, &L->ffn_norm, hp->eps, b->h, n);
+            if (hp->n_experts) {
+                const mf_weight *w[3] = {&L->gate_exps, &L->up_exps, &L->down_exps};
+                const mf_weight *bias[3] = {&L->gate_exps_b, &L->up_exps_b, &L->down_exps_b};
+                be->moe(be, st, &L->router, &L->router_b, w, bias, b->h, b->x);
+            } else {
+                const mf_weight *w[3] = {&L->ffn_gate, &L->ffn_up, &L->ffn_down};
+                be->ffn(be, st, w, b->h, b->x);
+            }
+            if (f->hook && !hook_rc) hook_rc = f->hook(f->hook_user, l, n, &hook_err);
         }
         /* logits of every row, or of the last only (all that generation needs) */
         int r0 = all_logits ? 0 : n - 1;
-        be->rmsnorm(be, st, s->x + (size_t)r0 * d, &m->output_norm, hp->eps, s->h, n - r0);
-        be->matmul(be, st, &m->output, NULL, s->h, s->logits, n - r0, 0);
+        be->rmsnorm(be, st, b->x + (size_t)r0 * d, &m->output_norm, hp->eps, b->h, n - r0);
+        be->matmul(be, st, &m->output, NULL, b->h, b->logits, n - r0, 0);
     }
-    return be->step_end(be, st, err);
+    if (be->step_end(be, st, err)) return -1;
+    if (hook_rc) return mf_errf(err, "layer hook: %s", hook_err.msg);
+    return 0;
 }

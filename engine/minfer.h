@@ -45,6 +45,12 @@ typedef struct mf_session_opts {
     int no_graph;            /* 1: no CUDA graph capture */
     int no_pack;             /* 1: the CPU keeps no packed copy of the weights (half the
                                 memory, slower; docs/cpu.md §3) */
+    mf_progress_fn progress; /* when set, the backend reports how it makes the weights
+                                usable (backend.h prepare): the CPU reads the model file into
+                                memory in order, reporting each 64 MiB (otherwise the first
+                                forward pass faults the pages in as it goes); a GPU reports
+                                its upload */
+    void *progress_user;
 } mf_session_opts;
 
 mf_session_opts mf_session_defaults(void);
@@ -52,7 +58,9 @@ mf_session_opts mf_session_defaults(void);
 typedef struct mf_session mf_session;
 
 /* Called after each layer (and once before the first, layer = -1) with the hidden state of
- * every row of the step, copied to the host. For `minfer check`. */
+ * every row of the step, copied to the host. For `minfer check`. While a hook is set, every
+ * step runs its operations as issued (no CUDA graph is captured or replayed), so the hook
+ * sees every layer of every step; a failed copy fails the step. */
 typedef void (*mf_layer_hook)(void *user, int layer, const float *x, int rows, int width);
 
 mf_session *mf_session_new(mf_model *m, const mf_session_opts *o, mf_err *err);
@@ -66,8 +74,17 @@ int mf_session_eval(mf_session *s, const int32_t *tokens, int n, float *all_logi
 /* Logits of the last evaluated token: the session's host copy (n_vocab floats, valid until
  * the next eval), which the caller may modify (the sampler penalizes in place). */
 float *mf_session_logits(mf_session *s, mf_err *err);
-/* Argmax of the last logits, computed where they live (no copy from a GPU). */
+/* Argmax of the last logits, computed where they live (no copy from a GPU); -1 when one
+ * of them is not finite (NaN, ±inf), which mf_session_explain_nonfinite then explains. */
 int32_t mf_session_argmax(mf_session *s);
+/* After logits that are not finite: say where they came from. Evaluates again the n tokens
+ * of the last mf_session_eval (they end at the current position) with a layer hook that
+ * finds the first stage whose output holds a NaN or an infinity — the token embeddings, a
+ * layer, or the output norm and matrix — and writes one line into err naming it (layer,
+ * position, element, value). The cache entries of those positions are rewritten with the
+ * same values. Always returns -1: it is the error path, paid only when the logits are bad;
+ * the per-step cost of the check itself is one scan of the logits (or the argmax's). */
+int mf_session_explain_nonfinite(mf_session *s, const int32_t *tokens, int n, mf_err *err);
 int mf_session_pos(const mf_session *s);
 /* 1 when the session's KV cache is binary16, 0 for float32 (the default resolved). */
 int mf_session_kv_f16(const mf_session *s);
@@ -78,6 +95,9 @@ const mf_backend *mf_session_backend(const mf_session *s);
  * NULL when there is nothing to say. */
 const char *mf_session_note(const mf_session *s);
 void mf_session_set_hook(mf_session *s, mf_layer_hook hook, void *user);
+/* Call fn with the float input of every matrix product of the following evaluations
+ * (backend.h observe; fn NULL stops). -1 with a message on a backend without it (CUDA). */
+int mf_session_observe(mf_session *s, mf_matmul_observer fn, void *user, mf_err *err);
 
 /* Peak resident memory of this process in bytes (for the driver's statistics). */
 uint64_t mf_peak_rss(void);

@@ -1,22 +1,16 @@
 /* quant.c — the scalar reference of every block format: number conversions, dequantize,
- * quantize, and the "dequantize then dot" reference product.
+ * and the "dequantize then dot" reference product. The quantizers (floats -> blocks, the
+ * scale searches) are in quantize.c.
  *
  * This file is the truth the fast kernels (quant_dot.c, quant_avx2.c) and the CUDA kernels
- * are tested against. Each type has one dequantizer and one quantizer, written as plain
- * loops over the formulas of ../shared/spec/quant-formats.md (§ numbers below) and
- * mxfp4.md, with the block layout drawn above them.
+ * are tested against. Each type has one dequantizer, written as a plain loop over the
+ * formulas of the block format (docs/quantization.md §2), with the block layout drawn above
+ * it.
  *
  * Bit-exactness: every dequantizer does its float32 arithmetic in the order of
- * quant-formats.md §4.8, one operation per statement, so that no compiler may fuse a
+ * docs/quantization.md §2, one operation per statement, so that no compiler may fuse a
  * multiply and an add into an FMA (GCC contracts only with -ffp-contract=fast, clang within
  * one expression): the values are then identical to ggml's CPU dequantizers.
- *
- * Quantizers: round to nearest for the 32-element types (the scale from the largest
- * magnitude), a small search over candidate scales for the K-quants (least squared error per
- * sub-block, then the sub-block scales themselves quantized to 4/6/8 bits), the nearest
- * E2M1 value for MXFP4. Every integer code is computed from the scales *as stored* (after
- * rounding them to fp16 and to their 4/6/8-bit codes), so each element is the nearest value
- * the block can represent, unless it lies outside the block's range (then it is clamped).
  */
 #include "quant.h"
 #include "quant_impl.h"
@@ -40,16 +34,16 @@ static float bits_f32(uint32_t u)
     return f;
 }
 
-/* binary16: s EEEEE MMMMMMMMMM (quant-formats.md §2). */
+/* binary16: s EEEEE MMMMMMMMMM (docs/quantization.md §1). */
 float mf_fp16_to_f32(uint16_t h)
 {
     uint32_t sign = (uint32_t)(h >> 15) << 31;
     uint32_t e = (h >> 10) & 0x1F, m = h & 0x3FF;
-    if (e == 0) {                       /* zero and subnormals: m · 2^-24, exact in f32 */
+    if (e == 0) { /* zero and subnormals: m · 2^-24, exact in f32 */
         float v = (float)m * 0x1p-24f;
         return sign ? -v : v;
     }
-    if (e == 31) return bits_f32(sign | 0x7F800000u | (m << 13));  /* inf, NaN (payload kept) */
+    if (e == 31) return bits_f32(sign | 0x7F800000u | (m << 13)); /* inf, NaN (payload kept) */
     return bits_f32(sign | ((e + 127 - 15) << 23) | (m << 13));
 }
 
@@ -66,35 +60,35 @@ uint16_t mf_f32_to_fp16(float f)
     uint32_t x = f32_bits(f);
     uint16_t sign = (uint16_t)((x >> 16) & 0x8000);
     uint32_t ax = x & 0x7FFFFFFFu;
-    if (ax > 0x7F800000u)                     /* NaN: stays a (quiet) NaN */
+    if (ax > 0x7F800000u) /* NaN: stays a (quiet) NaN */
         return (uint16_t)(sign | 0x7E00 | ((ax >> 13) & 0x3FF));
-    if (ax >= 0x47800000u) return (uint16_t)(sign | 0x7C00);  /* >= 2^16 (and inf): inf */
+    if (ax >= 0x47800000u) return (uint16_t)(sign | 0x7C00); /* >= 2^16 (and inf): inf */
     if (ax >= 0x38800000u) {
         /* normal half (|f| >= 2^-14): rebias the exponent (127 -> 15) and drop 13 mantissa
          * bits with RNE; a carry out of the mantissa correctly bumps the exponent, and
          * values >= 65520 carry into 0x7C00 = inf. */
         return (uint16_t)(sign | shift_rne(ax - (112u << 23), 13));
     }
-    if (ax < 0x33000000u) return sign;       /* |f| < 2^-25: rounds to (signed) zero */
+    if (ax < 0x33000000u) return sign; /* |f| < 2^-25: rounds to (signed) zero */
     /* subnormal half: the value in units of 2^-24 is mant · 2^(E - 126), E = f32 exponent.
      * A carry from 0x3FF to 0x400 gives the smallest normal, which is the right encoding. */
     uint32_t E = ax >> 23, mant = (ax & 0x7FFFFFu) | 0x800000u;
     return (uint16_t)(sign | shift_rne(mant, 126 - E));
 }
 
-/* bfloat16 = upper 16 bits of binary32 (quant-formats.md §2). */
+/* bfloat16 = upper 16 bits of binary32 (docs/quantization.md §1). */
 float mf_bf16_to_f32(uint16_t h) { return bits_f32((uint32_t)h << 16); }
 
 uint16_t mf_f32_to_bf16(float f)
 {
     uint32_t x = f32_bits(f);
-    if ((x & 0x7FFFFFFFu) > 0x7F800000u) return (uint16_t)((x >> 16) | 0x0040);  /* quiet NaN */
+    if ((x & 0x7FFFFFFFu) > 0x7F800000u) return (uint16_t)((x >> 16) | 0x0040); /* quiet NaN */
     /* RNE: add 0x7FFF plus the lowest kept bit, then truncate; overflow carries into inf */
     return (uint16_t)((x + 0x7FFFu + ((x >> 16) & 1)) >> 16);
 }
 
-/* E8M0: value 2^(e-127) (mxfp4.md §3). e = 0 is the one subnormal (2^-127); e = 255 is NaN
- * in the OCP Microscaling spec. */
+/* E8M0: value 2^(e-127) (docs/quantization.md §2). e = 0 is the one subnormal (2^-127); e = 255 is NaN
+ * in the OCP Microscaling Formats (MX) specification v1.0. */
 float mf_e8m0_to_f32(uint8_t e)
 {
     if (e == 255) return NAN;
@@ -106,49 +100,9 @@ float mf_e8m0_to_f32(uint8_t e)
 
 static uint16_t rd16(const uint8_t *p) { return (uint16_t)(p[0] | p[1] << 8); }
 
-static void wr16(uint8_t *p, uint16_t v)
-{
-    p[0] = (uint8_t)v;
-    p[1] = (uint8_t)(v >> 8);
-}
-
 static float rdf16(const uint8_t *p) { return mf_fp16_to_f32(rd16(p)); }
 
-/* A scale on its way to fp16: saturate at the largest finite half (65504) so that a block
- * of huge values gives clamped codes rather than an inf scale (and NaN products). */
-static uint16_t fp16_sat(double v)
-{
-    if (v > 65504.0) v = 65504.0;
-    if (v < -65504.0) v = -65504.0;
-    return mf_f32_to_fp16((float)v);
-}
-
-static int clampi(int v, int lo, int hi) { return v < lo ? lo : v > hi ? hi : v; }
-
-/* Nearest integer code for x / s, clamped to lo..hi (lo > -1000); ties round up. s == 0
- * gives code 0 (all-zero blocks). Computed in double and clamped before the conversion,
- * so a huge x over a tiny s saturates instead of overflowing an int; floor(v + 1/2) is
- * written as a truncation of a positive number to stay clear of a libm call in this, the
- * quantizers' innermost operation. */
-static int code_of(double x, double s, int lo, int hi)
-{
-    if (s == 0.0) return clampi(0, lo, hi);
-    double v = x / s;
-    if (!(v >= lo - 0.5)) return lo;  /* also NaN */
-    if (v >= hi + 0.5) return hi;
-    return (int)(v + 1024.5) - 1024;
-}
-
-/* The signed value of largest magnitude (the first one on ties). */
-static float max_signed(const float *x, int n)
-{
-    float m = 0.0f;
-    for (int i = 0; i < n; i++)
-        if (fabsf(x[i]) > fabsf(m)) m = x[i];
-    return m;
-}
-
-/* ================================================================ Q4_0 (§3)
+/* ================================================================ Q4_0 (docs/quantization.md §2)
  *
  *   byte  0      2                                   18
  *         +------+-----------------------------------+
@@ -167,20 +121,7 @@ static void deq_q4_0(const uint8_t *b, float *y)
     }
 }
 
-static void quant_q4_0(const float *x, uint8_t *b)
-{
-    /* d = max / -8: the largest magnitude becomes code 0 (value -8·d = max, up to the fp16
-     * rounding of d) */
-    uint16_t dh = fp16_sat(max_signed(x, 32) / -8.0);
-    float d = mf_fp16_to_f32(dh);
-    wr16(b, dh);
-    for (int j = 0; j < 16; j++) {
-        int lo = code_of(x[j], d, -8, 7) + 8, hi = code_of(x[j + 16], d, -8, 7) + 8;
-        b[2 + j] = (uint8_t)(lo | hi << 4);
-    }
-}
-
-/* ================================================================ Q4_1 (§3)
+/* ================================================================ Q4_1 (docs/quantization.md §2)
  *
  *   byte  0      2      4                            20
  *         +------+------+----------------------------+
@@ -199,33 +140,7 @@ static void deq_q4_1(const uint8_t *b, float *y)
     }
 }
 
-/* Scale and offset of an asymmetric block: m = min, d = (max - min) / nmax, both as fp16. */
-static void min_max_scale(const float *x, int n, int nmax, uint8_t *db, uint8_t *mb,
-                          float *d, float *m)
-{
-    float lo = x[0], hi = x[0];
-    for (int i = 1; i < n; i++) {
-        if (x[i] < lo) lo = x[i];
-        if (x[i] > hi) hi = x[i];
-    }
-    uint16_t dh = fp16_sat(((double)hi - lo) / nmax), mh = fp16_sat(lo);
-    wr16(db, dh);
-    wr16(mb, mh);
-    *d = mf_fp16_to_f32(dh);
-    *m = mf_fp16_to_f32(mh);
-}
-
-static void quant_q4_1(const float *x, uint8_t *b)
-{
-    float d, m;
-    min_max_scale(x, 32, 15, b, b + 2, &d, &m);
-    for (int j = 0; j < 16; j++) {
-        int lo = code_of((double)x[j] - m, d, 0, 15), hi = code_of((double)x[j + 16] - m, d, 0, 15);
-        b[4 + j] = (uint8_t)(lo | hi << 4);
-    }
-}
-
-/* ================================================================ Q5_0 (§3)
+/* ================================================================ Q5_0 (docs/quantization.md §2)
  *
  *   byte  0      2          6                        22
  *         +------+----------+------------------------+
@@ -237,11 +152,6 @@ static void quant_q4_1(const float *x, uint8_t *b)
 static uint32_t rd32(const uint8_t *p)
 {
     return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
-static void wr32(uint8_t *p, uint32_t v)
-{
-    for (int i = 0; i < 4; i++) p[i] = (uint8_t)(v >> (8 * i));
 }
 
 static void deq_q5_0(const uint8_t *b, float *y)
@@ -257,28 +167,7 @@ static void deq_q5_0(const uint8_t *b, float *y)
     }
 }
 
-/* Store 32 five-bit codes: nibbles into qs (Q4_0 order), fifth bits into h. */
-static void pack5(const int q[32], uint8_t *qh, uint8_t *qs)
-{
-    uint32_t h = 0;
-    for (int j = 0; j < 16; j++) {
-        qs[j] = (uint8_t)((q[j] & 0xF) | (q[j + 16] & 0xF) << 4);
-        h |= (uint32_t)(q[j] >> 4) << j | (uint32_t)(q[j + 16] >> 4) << (j + 16);
-    }
-    wr32(qh, h);
-}
-
-static void quant_q5_0(const float *x, uint8_t *b)
-{
-    uint16_t dh = fp16_sat(max_signed(x, 32) / -16.0);
-    float d = mf_fp16_to_f32(dh);
-    wr16(b, dh);
-    int q[32];
-    for (int i = 0; i < 32; i++) q[i] = code_of(x[i], d, -16, 15) + 16;
-    pack5(q, b + 2, b + 6);
-}
-
-/* ================================================================ Q5_1 (§3)
+/* ================================================================ Q5_1 (docs/quantization.md §2)
  *
  *   byte  0      2      4          8                  24
  *         +------+------+----------+------------------+
@@ -300,16 +189,7 @@ static void deq_q5_1(const uint8_t *b, float *y)
     }
 }
 
-static void quant_q5_1(const float *x, uint8_t *b)
-{
-    float d, m;
-    min_max_scale(x, 32, 31, b, b + 2, &d, &m);
-    int q[32];
-    for (int i = 0; i < 32; i++) q[i] = code_of((double)x[i] - m, d, 0, 31);
-    pack5(q, b + 4, b + 8);
-}
-
-/* ================================================================ Q8_0 (§3)
+/* ================================================================ Q8_0 (docs/quantization.md §2)
  *
  *   byte  0      2                                   34
  *         +------+-----------------------------------+
@@ -323,158 +203,7 @@ static void deq_q8_0(const uint8_t *b, float *y)
     for (int j = 0; j < 32; j++) y[j] = (float)(int8_t)b[2 + j] * d;
 }
 
-static void quant_q8_0(const float *x, uint8_t *b)
-{
-    uint16_t dh = fp16_sat(fabsf(max_signed(x, 32)) / 127.0);
-    float d = mf_fp16_to_f32(dh);
-    wr16(b, dh);
-    for (int j = 0; j < 32; j++) b[2 + j] = (uint8_t)(int8_t)code_of(x[j], d, -127, 127);
-}
-
-/* ================================================================ K-quant scale search
- *
- * Sub-block model y = s·q - m (q in 0..nmax, s >= 0, m >= 0: the K-quant mins are
- * subtracted and stored unsigned) or y = s·q (q in qlo..qhi, s signed). For a fixed set of
- * codes q the best (s, m) is a least-squares line fit; the codes depend on (s, m). So: try
- * four candidate scales around the obvious one, range / (nmax + k/8) for k = -1..2, round
- * the codes for each, refit (s, m) to those codes, and keep the pair with the least squared
- * error. (Thirteen candidates, k = -4..8, lowered the RMS error on Gaussian data by under 1%
- * at three times the cost; the refit is what matters.) */
-
-typedef struct fit { double s, m, err; } fit;
-
-/* Codes of x on the line y = s·q - m, rounded to nearest and clamped to qlo..qhi. The
- * search only ranks candidates, so it multiplies by 1/s in float (fast, vectorizable); the
- * stored codes are computed exactly by code_of once the scales are final. */
-static void search_codes(const float *x, int n, float s, float m, float qlo, float qhi, float *q)
-{
-    float inv = s != 0 ? 1.0f / s : 0.0f;
-    for (int i = 0; i < n; i++) {
-        /* clamped in the max/min pattern compilers turn into vmaxps/vminps (fmaxf and fminf
-         * would be libm calls: their NaN rules differ) */
-        float v = (x[i] + m) * inv;
-        v = qlo > v ? qlo : v;
-        v = qhi < v ? qhi : v;
-        q[i] = floorf(v + 0.5f);
-    }
-}
-
-/* Squared error of the candidate (s, m) with its codes q. */
-static double line_err(const float *x, const float *q, int n, float s, float m)
-{
-    float e = 0;
-    for (int i = 0; i < n; i++) {
-        float d = x[i] - (s * q[i] - m);
-        e += d * d;
-    }
-    return e;
-}
-
-/* Asymmetric sub-block: returns s >= 0 and m >= 0 with x ≈ s·q - m, q in 0..nmax. */
-static fit fit_scale_min(const float *x, int n, int nmax)
-{
-    float lo = 0, hi = x[0], q[32];  /* lo <= 0 because the offset -m cannot be positive */
-    for (int i = 0; i < n; i++) {
-        if (x[i] < lo) lo = x[i];
-        if (x[i] > hi) hi = x[i];
-    }
-    search_codes(x, n, 0, -lo, 0, (float)nmax, q);
-    fit best = {0, -lo, line_err(x, q, n, 0, -lo)};
-    if (hi <= lo) return best;
-    for (int k = -1; k <= 2; k++) {
-        float s = (hi - lo) / (nmax + 0.125f * k), m = -lo;
-        search_codes(x, n, s, m, 0, (float)nmax, q);
-        double e = line_err(x, q, n, s, m);
-        if (e < best.err) best = (fit){s, m, e};
-        /* least-squares refit of x ≈ s·q + c to these codes (c = -m) */
-        float sq = 0, sx = 0, sqq = 0, sqx = 0;
-        for (int i = 0; i < n; i++) sq += q[i], sx += x[i], sqq += q[i] * q[i], sqx += q[i] * x[i];
-        float den = n * sqq - sq * sq;
-        if (den <= 0) continue;
-        float s2 = (n * sqx - sq * sx) / den, c = (sx - s2 * sq) / n;
-        if (c > 0) {  /* a positive offset is not representable: fit through the origin */
-            c = 0;
-            s2 = sqx / sqq;
-        }
-        if (!(s2 > 0)) continue;
-        search_codes(x, n, s2, -c, 0, (float)nmax, q);
-        e = line_err(x, q, n, s2, -c);
-        if (e < best.err) best = (fit){s2, -c, e};
-    }
-    return best;
-}
-
-/* Symmetric sub-block: returns a signed s with x ≈ s·q, q in qlo..qhi (qlo = -qhi - 1). */
-static fit fit_scale_sym(const float *x, int n, int qlo, int qhi)
-{
-    float mx = max_signed(x, n), q[32];
-    fit best = {0, 0, line_err(x, (const float[32]){0}, n, 0, 0)};
-    if (mx == 0) return best;
-    for (int k = -1; k <= 2; k++) {
-        /* the largest magnitude maps near the long end qlo (as Q4_0 does) */
-        float s = mx / (qlo - 0.125f * k);
-        search_codes(x, n, s, 0, (float)qlo, (float)qhi, q);
-        double e = line_err(x, q, n, s, 0);
-        if (e < best.err) best = (fit){s, 0, e};
-        float sqq = 0, sqx = 0;
-        for (int i = 0; i < n; i++) sqq += q[i] * q[i], sqx += q[i] * x[i];
-        if (sqq == 0) continue;
-        search_codes(x, n, sqx / sqq, 0, (float)qlo, (float)qhi, q);
-        e = line_err(x, q, n, sqx / sqq, 0);
-        if (e < best.err) best = (fit){sqx / sqq, 0, e};
-    }
-    return best;
-}
-
-/* Quantize sub-block scales v[0..n) >= 0 to codes 0..cmax under one fp16 super-scale. */
-static uint16_t quant_scales_u(const double *v, int n, int cmax, int *code)
-{
-    double mx = 0;
-    for (int i = 0; i < n; i++)
-        if (v[i] > mx) mx = v[i];
-    uint16_t dh = fp16_sat(mx / cmax);
-    float d = mf_fp16_to_f32(dh);
-    for (int i = 0; i < n; i++) code[i] = code_of(v[i], d, 0, cmax);
-    return dh;
-}
-
-/* Signed version: codes cmin..cmax (cmin = -cmax - 1), largest magnitude -> cmin. */
-static uint16_t quant_scales_s(const double *v, int n, int cmin, int cmax, int *code)
-{
-    double mx = 0;
-    for (int i = 0; i < n; i++)
-        if (fabs(v[i]) > fabs(mx)) mx = v[i];
-    uint16_t dh = fp16_sat(mx / cmin);
-    float d = mf_fp16_to_f32(dh);
-    for (int i = 0; i < n; i++) code[i] = code_of(v[i], d, cmin, cmax);
-    return dh;
-}
-
-/* Once the sub-block scales are rounded to their 4/6/8-bit codes, the rounded scale may
- * clamp the top values of a sub-block (rounded down) or waste a level (rounded up): try the
- * neighbouring scale codes (and min codes, when mc is given) and keep the pair whose
- * requantized sub-block has the least squared error. Values as the dequantizer computes
- * them: a = d·sc, c = dmin·m, y = a·q - c. */
-static void refine_codes(const float *x, int n, float d, float dmin, int qlo, int qhi,
-                         int cmin, int cmax, int *sc, int *mc)
-{
-    int s0 = *sc, m0 = mc ? *mc : 0, best_s = s0, best_m = m0;
-    double best = -1;
-    float q[32];
-    for (int s = s0 - 1; s <= s0 + 1; s++) {
-        for (int m = m0 - 1; m <= m0 + 1; m++) {
-            if (s < cmin || s > cmax || (mc ? m < 0 || m > cmax : m != 0)) continue;
-            float a = d * (float)s, c = dmin * (float)m;
-            search_codes(x, n, a, c, (float)qlo, (float)qhi, q);
-            double e = line_err(x, q, n, a, c);
-            if (best < 0 || e < best) best = e, best_s = s, best_m = m;
-        }
-    }
-    *sc = best_s;
-    if (mc) *mc = best_m;
-}
-
-/* ================================================================ Q4_K and Q5_K scales (§4.1)
+/* ================================================================ Q4_K and Q5_K scales (docs/quantization.md §2)
  *
  *   scales[12]:  s[0..3]  bits 0-5: sc0..sc3      bits 6-7: bits 4-5 of sc4..sc7
  *                s[4..7]  bits 0-5: m0..m3        bits 6-7: bits 4-5 of m4..m7
@@ -491,39 +220,7 @@ void mf_k4_scale_min(const uint8_t *s, int g, int *sc, int *m)
     }
 }
 
-static void pack_k4_scales(const int sc[8], const int m[8], uint8_t *s)
-{
-    for (int g = 0; g < 4; g++) {
-        s[g] = (uint8_t)((sc[g] & 63) | (sc[g + 4] >> 4) << 6);
-        s[g + 4] = (uint8_t)((m[g] & 63) | (m[g + 4] >> 4) << 6);
-        s[g + 8] = (uint8_t)((sc[g + 4] & 0xF) | (m[g + 4] & 0xF) << 4);
-    }
-}
-
-/* Shared by Q4_K and Q5_K: fit 8 sub-blocks of 32, quantize their scales and mins to 6
- * bits, store d and dmin at b[0..3] and the scales at b[4..15], return the codes. */
-static void quant_k4_common(const float *x, uint8_t *b, int nmax, int q[256])
-{
-    double s[8], m[8];
-    for (int g = 0; g < 8; g++) {
-        fit f = fit_scale_min(x + 32 * g, 32, nmax);
-        s[g] = f.s;
-        m[g] = f.m;
-    }
-    int sc[8], mc[8];
-    uint16_t dh = quant_scales_u(s, 8, 63, sc), mh = quant_scales_u(m, 8, 63, mc);
-    wr16(b, dh);
-    wr16(b + 2, mh);
-    float d = mf_fp16_to_f32(dh), dmin = mf_fp16_to_f32(mh);
-    for (int g = 0; g < 8; g++) refine_codes(x + 32 * g, 32, d, dmin, 0, nmax, 0, 63, &sc[g], &mc[g]);
-    pack_k4_scales(sc, mc, b + 4);
-    for (int g = 0; g < 8; g++) {
-        float a = d * (float)sc[g], c = dmin * (float)mc[g];  /* as the dequantizer: a·q - c */
-        for (int l = 0; l < 32; l++) q[32 * g + l] = code_of((double)x[32 * g + l] + c, a, 0, nmax);
-    }
-}
-
-/* ================================================================ Q4_K (§4.2)
+/* ================================================================ Q4_K (docs/quantization.md §2)
  *
  *   byte  0      2      4             16                               144
  *         +------+------+-------------+--------------------------------+
@@ -546,16 +243,7 @@ static void deq_q4_k(const uint8_t *b, float *y)
     }
 }
 
-static void quant_q4_k(const float *x, uint8_t *b)
-{
-    int q[256];
-    quant_k4_common(x, b, 15, q);
-    uint8_t *qs = b + 16;
-    for (int c = 0; c < 4; c++)
-        for (int l = 0; l < 32; l++) qs[32 * c + l] = (uint8_t)(q[64 * c + l] | q[64 * c + 32 + l] << 4);
-}
-
-/* ================================================================ Q5_K (§4.3)
+/* ================================================================ Q5_K (docs/quantization.md §2)
  *
  *   byte  0      2      4             16          48                   176
  *         +------+------+-------------+-----------+--------------------+
@@ -578,19 +266,7 @@ static void deq_q5_k(const uint8_t *b, float *y)
     }
 }
 
-static void quant_q5_k(const float *x, uint8_t *b)
-{
-    int q[256];
-    quant_k4_common(x, b, 31, q);
-    uint8_t *qh = b + 16, *qs = b + 48;
-    memset(qh, 0, 32);
-    for (int c = 0; c < 4; c++)
-        for (int l = 0; l < 32; l++)
-            qs[32 * c + l] = (uint8_t)((q[64 * c + l] & 0xF) | (q[64 * c + 32 + l] & 0xF) << 4);
-    for (int i = 0; i < 256; i++) qh[i % 32] |= (uint8_t)((q[i] >> 4) << (i / 32));
-}
-
-/* ================================================================ Q2_K (§4.4)
+/* ================================================================ Q2_K (docs/quantization.md §2)
  *
  *   byte  0             16                                  80     82     84
  *         +-------------+-----------------------------------+------+------+
@@ -613,32 +289,7 @@ static void deq_q2_k(const uint8_t *b, float *y)
     }
 }
 
-static void quant_q2_k(const float *x, uint8_t *b)
-{
-    double s[16], m[16];
-    for (int k = 0; k < 16; k++) {
-        fit f = fit_scale_min(x + 16 * k, 16, 3);
-        s[k] = f.s;
-        m[k] = f.m;
-    }
-    int sc[16], mc[16];
-    uint16_t dh = quant_scales_u(s, 16, 15, sc), mh = quant_scales_u(m, 16, 15, mc);
-    wr16(b + 80, dh);
-    wr16(b + 82, mh);
-    float d = mf_fp16_to_f32(dh), dmin = mf_fp16_to_f32(mh);
-    for (int k = 0; k < 16; k++) refine_codes(x + 16 * k, 16, d, dmin, 0, 3, 0, 15, &sc[k], &mc[k]);
-    uint8_t *qs = b + 16;
-    memset(qs, 0, 64);
-    for (int k = 0; k < 16; k++) b[k] = (uint8_t)(sc[k] | mc[k] << 4);
-    for (int i = 0; i < 256; i++) {
-        int k = i / 16, h = i / 128, k2 = (i % 128) / 32, l = i % 32;
-        float a = d * (float)sc[k], c = dmin * (float)mc[k];
-        int q = code_of((double)x[i] + c, a, 0, 3);
-        qs[32 * h + l] |= (uint8_t)(q << (2 * k2));
-    }
-}
-
-/* ================================================================ Q3_K (§4.5)
+/* ================================================================ Q3_K (docs/quantization.md §2)
  *
  *   byte  0            32                     96            108    110
  *         +------------+----------------------+-------------+------+
@@ -669,33 +320,7 @@ static void deq_q3_k(const uint8_t *b, float *y)
     }
 }
 
-static void quant_q3_k(const float *x, uint8_t *b)
-{
-    double s[16];
-    for (int k = 0; k < 16; k++) s[k] = fit_scale_sym(x + 16 * k, 16, -4, 3).s;
-    int sc[16];
-    uint16_t dh = quant_scales_s(s, 16, -32, 31, sc);
-    wr16(b + 108, dh);
-    float d = mf_fp16_to_f32(dh);
-    for (int k = 0; k < 16; k++) refine_codes(x + 16 * k, 16, d, 0, -4, 3, -32, 31, &sc[k], NULL);
-    uint8_t *hm = b, *qs = b + 32, *sb = b + 96;
-    memset(b, 0, 108);
-    for (int k = 0; k < 16; k++) {
-        int u = sc[k] + 32;  /* stored unsigned 0..63 */
-        if (k < 8) sb[k] |= (uint8_t)(u & 0xF);
-        else sb[k - 8] |= (uint8_t)((u & 0xF) << 4);
-        sb[8 + k % 4] |= (uint8_t)((u >> 4) << (2 * (k / 4)));
-    }
-    for (int i = 0; i < 256; i++) {
-        int h = i / 128, k2 = (i % 128) / 32, l = i % 32;
-        float a = d * (float)sc[i / 16];
-        int q = code_of(x[i], a, -4, 3) + 4;  /* 0..7: bit 2 is the hmask bit */
-        qs[32 * h + l] |= (uint8_t)((q & 3) << (2 * k2));
-        hm[l] |= (uint8_t)((q >> 2) << (4 * h + k2));
-    }
-}
-
-/* ================================================================ Q6_K (§4.6)
+/* ================================================================ Q6_K (docs/quantization.md §2)
  *
  *   byte  0                  128           192           208    210
  *         +------------------+-------------+-------------+------+
@@ -722,28 +347,7 @@ static void deq_q6_k(const uint8_t *b, float *y)
     }
 }
 
-static void quant_q6_k(const float *x, uint8_t *b)
-{
-    double s[16];
-    for (int k = 0; k < 16; k++) s[k] = fit_scale_sym(x + 16 * k, 16, -32, 31).s;
-    int sc[16];
-    uint16_t dh = quant_scales_s(s, 16, -128, 127, sc);
-    wr16(b + 208, dh);
-    float d = mf_fp16_to_f32(dh);
-    for (int k = 0; k < 16; k++) refine_codes(x + 16 * k, 16, d, 0, -32, 31, -128, 127, &sc[k], NULL);
-    uint8_t *ql = b, *qh = b + 128;
-    memset(b, 0, 192);
-    for (int k = 0; k < 16; k++) b[192 + k] = (uint8_t)(int8_t)sc[k];
-    for (int i = 0; i < 256; i++) {
-        int h = i / 128, k2 = (i % 128) / 32, l = i % 32;
-        float a = d * (float)sc[i / 16];
-        int q = code_of(x[i], a, -32, 31) + 32;
-        ql[64 * h + 32 * (k2 & 1) + l] |= (uint8_t)((q & 0xF) << (k2 < 2 ? 0 : 4));
-        qh[32 * h + l] |= (uint8_t)((q >> 4) << (2 * k2));
-    }
-}
-
-/* ================================================================ MXFP4 (mxfp4.md)
+/* ================================================================ MXFP4 (docs/quantization.md §2)
  *
  *   byte  0    1                                     17
  *         +----+-------------------------------------+
@@ -752,7 +356,7 @@ static void quant_q6_k(const float *x, uint8_t *b)
  *   code c: bit 3 sign, bits 2-1 exponent (bias 1), bit 0 mantissa (E2M1)
  *   y = E2M1(c) · 2^(e-127) = (2·E2M1(c)) · 2^(e-128)
  *
- * The doubled table with the halved scale is llama.cpp's form (mxfp4.md §3): it stays
+ * The doubled table with the halved scale is llama.cpp's form (docs/quantization.md §2): it stays
  * exact for e = 255, where 2^(e-127) is not a float. Code 8 is -0 (E2M1), which llama.cpp's
  * integer table writes as +0; the two compare equal.
  */
@@ -768,53 +372,25 @@ static void deq_mxfp4(const uint8_t *b, float *y)
     }
 }
 
-/* Nearest E2M1 code for v (in units of the doubled table); ties go to the smaller
- * magnitude, zero is code 0. */
-static int e2m1_code(double v)
-{
-    int best = 0;
-    for (int c = 1; c < 8; c++)
-        if (fabs(fabs(v) - mf_e2m1_x2[c]) < fabs(fabs(v) - mf_e2m1_x2[best])) best = c;
-    return best && v < 0 ? best | 8 : best;
-}
-
-static void quant_mxfp4(const float *x, uint8_t *b)
-{
-    /* e = floor(log2(max|x|)) - 2 + 127 (mxfp4.md §5): max|x| / 2^(e-127) lies in [4, 8),
-     * near the top of the E2M1 range (6). frexp gives floor(log2) exactly. */
-    float amax = fabsf(max_signed(x, 32));
-    int e = 0;
-    if (amax > 0) {
-        int ex;
-        frexpf(amax, &ex);            /* amax = f · 2^ex, f in [0.5, 1) */
-        e = clampi(ex - 1 - 2 + 127, 0, 254);
-    }
-    b[0] = (uint8_t)e;
-    double d = mf_e8m0_half((uint8_t)e);
-    for (int j = 0; j < 16; j++)
-        b[1 + j] = (uint8_t)(e2m1_code(x[j] / d) | e2m1_code(x[j + 16] / d) << 4);
-}
-
 /* ================================================================ rows */
 
 typedef void (*deq_fn)(const uint8_t *, float *);
-typedef void (*quant_fn)(const float *, uint8_t *);
 
-static int block_fns(uint32_t type, deq_fn *deq, quant_fn *qnt)
+static deq_fn block_deq(uint32_t type)
 {
     switch (type) {
-    case MF_TYPE_Q4_0: *deq = deq_q4_0, *qnt = quant_q4_0; return 1;
-    case MF_TYPE_Q4_1: *deq = deq_q4_1, *qnt = quant_q4_1; return 1;
-    case MF_TYPE_Q5_0: *deq = deq_q5_0, *qnt = quant_q5_0; return 1;
-    case MF_TYPE_Q5_1: *deq = deq_q5_1, *qnt = quant_q5_1; return 1;
-    case MF_TYPE_Q8_0: *deq = deq_q8_0, *qnt = quant_q8_0; return 1;
-    case MF_TYPE_Q2_K: *deq = deq_q2_k, *qnt = quant_q2_k; return 1;
-    case MF_TYPE_Q3_K: *deq = deq_q3_k, *qnt = quant_q3_k; return 1;
-    case MF_TYPE_Q4_K: *deq = deq_q4_k, *qnt = quant_q4_k; return 1;
-    case MF_TYPE_Q5_K: *deq = deq_q5_k, *qnt = quant_q5_k; return 1;
-    case MF_TYPE_Q6_K: *deq = deq_q6_k, *qnt = quant_q6_k; return 1;
-    case MF_TYPE_MXFP4: *deq = deq_mxfp4, *qnt = quant_mxfp4; return 1;
-    default: return 0;
+    case MF_TYPE_Q4_0: return deq_q4_0;
+    case MF_TYPE_Q4_1: return deq_q4_1;
+    case MF_TYPE_Q5_0: return deq_q5_0;
+    case MF_TYPE_Q5_1: return deq_q5_1;
+    case MF_TYPE_Q8_0: return deq_q8_0;
+    case MF_TYPE_Q2_K: return deq_q2_k;
+    case MF_TYPE_Q3_K: return deq_q3_k;
+    case MF_TYPE_Q4_K: return deq_q4_k;
+    case MF_TYPE_Q5_K: return deq_q5_k;
+    case MF_TYPE_Q6_K: return deq_q6_k;
+    case MF_TYPE_MXFP4: return deq_mxfp4;
+    default: return NULL;
     }
 }
 
@@ -830,35 +406,13 @@ void mf_dequantize_row(uint32_t type, const void *src, float *dst, int64_t n)
         for (int64_t i = 0; i < n; i++) dst[i] = mf_bf16_to_f32(rd16(p + 2 * i));
         return;
     }
-    deq_fn deq;
-    quant_fn qnt;
-    if (!block_fns(type, &deq, &qnt)) {
-        memset(dst, 0, (size_t)n * sizeof *dst);  /* unsupported: documented as zeros */
+    deq_fn deq = block_deq(type);
+    if (!deq) {
+        memset(dst, 0, (size_t)n * sizeof *dst); /* unsupported: documented as zeros */
         return;
     }
     const mf_type_info *t = mf_type_get(type);
     for (int64_t b = 0; b < n / t->blck; b++) deq(p + b * t->size, dst + b * t->blck);
-}
-
-size_t mf_quantize_row(uint32_t type, const float *src, void *dst, int64_t n)
-{
-    uint8_t *p = dst;
-    size_t bytes = mf_type_row_bytes(type, n);
-    switch (type) {
-    case MF_TYPE_F32: memcpy(dst, src, bytes); return bytes;
-    case MF_TYPE_F16:
-        for (int64_t i = 0; i < n; i++) wr16(p + 2 * i, mf_f32_to_fp16(src[i]));
-        return bytes;
-    case MF_TYPE_BF16:
-        for (int64_t i = 0; i < n; i++) wr16(p + 2 * i, mf_f32_to_bf16(src[i]));
-        return bytes;
-    }
-    deq_fn deq;
-    quant_fn qnt;
-    if (bytes == 0 || !block_fns(type, &deq, &qnt)) return 0;
-    const mf_type_info *t = mf_type_get(type);
-    for (int64_t b = 0; b < n / t->blck; b++) qnt(src + b * t->blck, p + b * t->size);
-    return bytes;
 }
 
 double mf_dot_ref(uint32_t type, const void *row, const float *x, int64_t n)

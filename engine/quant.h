@@ -1,16 +1,15 @@
-/* quant.h — tensor block formats: dequantize, quantize, dot products.
+/* quant.h — tensor block formats: dequantize, dot products (quantizers: quantize.h).
  *
- * Spec: ../shared/spec/quant-formats.md (block layouts) and mxfp4.md.
+ * The formats: docs/quantization.md §1 (number formats) and §2 (block layouts).
  * Types: F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, MXFP4
  * (mf_type_supported() in types.h).
  *
  * Two layers, as in llama.cpp:
  *
  * 1. The scalar reference (quant.c) — the teaching path and the truth for every test:
- *      mf_dequantize_row   block bytes -> floats, arithmetic order of quant-formats.md §4.8
+ *      mf_dequantize_row   block bytes -> floats, arithmetic order of docs/quantization.md §2
  *                          (bit-exact with ggml's CPU dequantizers)
- *      mf_quantize_row     floats -> block bytes (round-to-nearest for the 32-blocks, a
- *                          min/scale search for the K-quants, nearest value for MXFP4)
+ *      (mf_quantize_row    floats -> block bytes: quantize.h, quantize.c)
  *      mf_dot_ref          dot(dequantize(row), x), accumulated in double
  *
  * 2. The fast path used by the CPU backend. The activation vector x is first converted
@@ -26,7 +25,7 @@
  *    The converted activations are private blocks (quant_impl.h), not GGUF Q8_0/Q8_1/Q8_K
  *    blocks: only mf_act_bytes/mf_quantize_act/mf_vec_dot/mf_matmul_rows read them. For
  *    speed, give them a 64-byte aligned buffer (every block size is a multiple of 32).
- *    Rounding (as llama.cpp's x86 code, gpt-oss-arch.md §3.6): per block of 32,
+ *    Rounding (as llama.cpp's x86 code, docs/quantization.md §4): per block of 32,
  *    d = max|x|/127 in f32, codes = round-to-nearest-even(x·127/max|x|), then d rounded to
  *    fp16 for the products; per block of 256 (K-quants) the same with d kept in f32.
  *    The error of the fast path against mf_dot_ref comes from rounding x to 8 bits:
@@ -49,7 +48,7 @@
  *
  * Preconditions (not checked: these are inner loops): the type is supported
  * (mf_type_supported) and n, n_in are multiples of its block size. mf_dequantize_row of an
- * unsupported type writes zeros; mf_quantize_row returns 0 for it or for a bad n.
+ * unsupported type writes zeros.
  */
 #ifndef MF_QUANT_H
 #define MF_QUANT_H
@@ -69,7 +68,7 @@ uint16_t mf_f32_to_fp16(float f);
 float mf_bf16_to_f32(uint16_t h);
 uint16_t mf_f32_to_bf16(float f);
 /* E8M0 (MXFP4 scale byte) -> 2^(e-127) as a float: e = 0 gives the subnormal 2^-127,
- * e = 255 NaN (OCP MX spec; mxfp4.md §3). MXFP4 dequantization itself uses llama.cpp's
+ * e = 255 NaN (OCP Microscaling Formats v1.0; docs/quantization.md §2). MXFP4 dequantization itself uses llama.cpp's
  * doubled table with 2^(e-128) (subnormal for e = 0, 1; 2^127 for e = 255), see quant.c. */
 float mf_e8m0_to_f32(uint8_t e);
 
@@ -77,10 +76,6 @@ float mf_e8m0_to_f32(uint8_t e);
 
 /* n must be a multiple of the type's block size. */
 void mf_dequantize_row(uint32_t type, const void *src, float *dst, int64_t n);
-/* Returns the number of bytes written (mf_type_row_bytes(type, n)), 0 when the type has no
- * quantizer or n is not a multiple of its block size. Never produces NaN or inf scales:
- * fp16 scales saturate at 65504, so blocks beyond ~5e5 clamp. */
-size_t mf_quantize_row(uint32_t type, const float *src, void *dst, int64_t n);
 /* Σ dequantize(row)[i]·x[i], accumulated in double: the reference every kernel is tested
  * against. */
 double mf_dot_ref(uint32_t type, const void *row, const float *x, int64_t n);

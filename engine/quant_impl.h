@@ -12,7 +12,7 @@
  *        | qs[32] int8     | bias[8] int32           | d    | s    | corr | (padding)|
  *        +-----------------+-------------------------+------+------+------+----------+
  *   x[j] ≈ qs[j] · d.  d = max|x| / 127 rounded to fp16 (kept as a float); the codes are
- *   rounded with the unrounded f32 d, as llama.cpp does (gpt-oss-arch.md §3.6).
+ *   rounded with the unrounded f32 d, as llama.cpp does (docs/quantization.md §4).
  *   s = d · Σ qs (the min term of Q4_1/Q5_1: Σ (q·dw + m)·x = dw·Σ q·x + m·s).
  *   bias[k] = -off · (qs[4k] + qs[4k+1] + qs[4k+2] + qs[4k+3]), off the code offset of the
  *   weight type (8 for Q4_0, 16 for Q5_0, 12 for MXFP4's shifted table, 0 otherwise): the
@@ -65,9 +65,9 @@ typedef struct mf_actk {
 _Static_assert(sizeof(mf_act32) == 96, "mf_act32 is 96 bytes");
 _Static_assert(sizeof(mf_actk) == 320, "mf_actk is 320 bytes");
 
-/* MXFP4 E2M1 values doubled (so they are integers): code c -> 2·E2M1(c) (mxfp4.md §3). */
+/* MXFP4 E2M1 values doubled (so they are integers): code c -> 2·E2M1(c) (docs/quantization.md §2). */
 extern const float mf_e2m1_x2[16];
-/* 2^(e-128), exactly as llama.cpp builds it (mxfp4.md §3): e = 0 and 1 are the subnormals
+/* 2^(e-128), exactly as llama.cpp builds it (docs/quantization.md §2): e = 0 and 1 are the subnormals
  * 2^-128 and 2^-127, e = 255 gives 2^127 (no NaN). Inline: it is in the MXFP4 inner loop. */
 static inline float mf_e8m0_half(uint8_t e)
 {
@@ -76,7 +76,7 @@ static inline float mf_e8m0_half(uint8_t e)
     memcpy(&f, &u, 4);
     return f;
 }
-/* The 6-bit scale and min of sub-block g (0..7) of a Q4_K/Q5_K block (quant-formats §4.1). */
+/* The 6-bit scale and min of sub-block g (0..7) of a Q4_K/Q5_K block (docs/quantization.md §2). */
 void mf_k4_scale_min(const uint8_t *scales12, int g, int *sc, int *m);
 
 /* The code offset a weight type's unsigned codes carry (see bias above), and the one of the
@@ -94,7 +94,7 @@ void mf_matmul_rows_scalar(uint32_t wtype, const void *W, int64_t n_in, int64_t 
                            int64_t y_stride);
 
 /* Block geometry for the fast path: the SIMD kernels, the scalar twin and the packed layout
- * (quant-formats.md §1-4, mxfp4.md §2). The same numbers as mf_type_get(), written as switches on purpose:
+ * (docs/quantization.md §2). The same numbers as mf_type_get(), written as switches on purpose:
  * the kernels are instantiated per type, so these fold to constants inside the loops. */
 /* Bytes of one block of a 32-element type (Q4_0 .. Q8_0, MXFP4). */
 static inline size_t mf_simd_bytes32(uint32_t wt)

@@ -1,6 +1,6 @@
 /* ref_forward.c — the whole forward pass in one readable file (contract: ref_forward.h).
  *
- * Llama (llama-arch.md §4) and gpt-oss (gpt-oss-arch.md §3), one token at position pos:
+ * Llama (docs/forward.md §2) and gpt-oss (docs/forward.md §2), one token at position pos:
  *
  *   x = token_embd[token]
  *   per layer:
@@ -29,17 +29,20 @@
 struct mf_ref {
     const mf_model *m;
     int n_ctx;
-    int round_act;       /* emulate the fast path's 8-bit activations (mf_ref_round_activations) */
-    void *qx;            /* converted activation */
-    float *xr;           /* the values it stands for */
-    float *x, *h, *q, *k, *v, *att, *gate, *up, *scores, *moe, *ey, *router;
-    float *kc, *vc;      /* [n_layers][n_ctx][n_kv_heads * head_dim] */
+    int round_act;          /* emulate the fast path's 8-bit activations (mf_ref_round_activations) */
+    mf_matmul_observer obs; /* sees every product's input (mf_ref_observe) */
+    void *obs_user;
+    void *qx;  /* converted activation */
+    float *xr; /* the values it stands for */
+    float *x, *h, *q, *k, *v, *attn_out, *gate, *up, *scores, *moe, *ey, *router;
+    float *kc, *vc; /* [n_layers][n_ctx][n_kv_heads * head_dim] */
 };
 
 /* out[o] = Σ_i W[o][i] · in[i] (+ b[o]) for a matrix of n_out rows */
 static void matvec(mf_ref *r, const mf_weight *W, size_t matrix, const float *b, const float *in, float *out)
 {
     int64_t n_in = W->ne[0], n_out = W->ne[1];
+    if (r->obs) r->obs(r->obs_user, W, (int)matrix, in, 1);
     if (r->round_act && mf_act_type(W->type) != MF_TYPE_F32) {
         /* the input as the fast path sees it: rounded to 8 bits per block (quant.h) */
         mf_quantize_act(W->type, in, r->qx, n_in);
@@ -81,14 +84,24 @@ mf_ref *mf_ref_new(const mf_model *m, int n_ctx, mf_err *err)
 {
     const mf_hparams *hp = &m->hp;
     mf_ref *r = calloc(1, sizeof *r);
-    if (!r) { mf_errf(err, "out of memory"); return NULL; }
+    if (!r) {
+        mf_errf(err, "out of memory");
+        return NULL;
+    }
     r->m = m;
     r->n_ctx = n_ctx;
     size_t d = hp->n_embd, qw = (size_t)hp->n_heads * hp->head_dim, kw = (size_t)hp->n_kv_heads * hp->head_dim;
     size_t F = (size_t)(hp->n_ff > hp->n_ff_exp ? hp->n_ff : hp->n_ff_exp);
-    r->x = malloc(d * 4); r->h = malloc(d * 4); r->moe = malloc(d * 4); r->ey = malloc(d * 4);
-    r->q = malloc(qw * 4); r->att = malloc(qw * 4); r->k = malloc(kw * 4); r->v = malloc(kw * 4);
-    r->gate = malloc(F * 4); r->up = malloc(F * 4);
+    r->x = malloc(d * 4);
+    r->h = malloc(d * 4);
+    r->moe = malloc(d * 4);
+    r->ey = malloc(d * 4);
+    r->q = malloc(qw * 4);
+    r->attn_out = malloc(qw * 4);
+    r->k = malloc(kw * 4);
+    r->v = malloc(kw * 4);
+    r->gate = malloc(F * 4);
+    r->up = malloc(F * 4);
     r->scores = malloc((size_t)n_ctx * 4);
     size_t max_in = d > qw ? d : qw;
     if (F > max_in) max_in = F;
@@ -97,8 +110,8 @@ mf_ref *mf_ref_new(const mf_model *m, int n_ctx, mf_err *err)
     r->router = malloc((size_t)(hp->n_experts + 1) * 4);
     r->kc = calloc((size_t)hp->n_layers * n_ctx * kw + 1, 4);
     r->vc = calloc((size_t)hp->n_layers * n_ctx * kw + 1, 4);
-    if (!r->x || !r->h || !r->moe || !r->ey || !r->q || !r->att || !r->k || !r->v || !r->gate ||
-        !r->up || !r->scores || !r->router || !r->kc || !r->vc || !r->qx || !r->xr) {
+    if (!r->x || !r->h || !r->moe || !r->ey || !r->q || !r->attn_out || !r->k || !r->v || !r->gate || !r->up ||
+        !r->scores || !r->router || !r->kc || !r->vc || !r->qx || !r->xr) {
         mf_ref_free(r);
         mf_errf(err, "out of memory for the reference forward pass");
         return NULL;
@@ -109,7 +122,8 @@ mf_ref *mf_ref_new(const mf_model *m, int n_ctx, mf_err *err)
 void mf_ref_free(mf_ref *r)
 {
     if (!r) return;
-    float *p[] = {r->x, r->h, r->q, r->k, r->v, r->att, r->gate, r->up, r->scores, r->moe, r->ey, r->router, r->kc, r->vc};
+    float *p[] = {r->x,  r->h,      r->q,   r->k,  r->v,      r->attn_out, r->gate,
+                  r->up, r->scores, r->moe, r->ey, r->router, r->kc,       r->vc};
     for (size_t i = 0; i < sizeof p / sizeof *p; i++) free(p[i]);
     free(r->qx);
     free(r->xr);
@@ -117,6 +131,12 @@ void mf_ref_free(mf_ref *r)
 }
 
 void mf_ref_round_activations(mf_ref *r, int on) { r->round_act = on; }
+
+void mf_ref_observe(mf_ref *r, mf_matmul_observer fn, void *user)
+{
+    r->obs = fn;
+    r->obs_user = user;
+}
 
 /* gpt-oss feed-forward: route h to the top-k experts and add their weighted outputs to x */
 static void moe(mf_ref *r, const mf_layer *L, float *x)
@@ -169,10 +189,15 @@ int mf_ref_forward(mf_ref *r, int32_t token, int pos, float *logits, float *hidd
     float *x = r->x;
 
     /* 1. embedding: row `token` of token_embd */
-    mf_dequantize_row(m->tok_embd.type, (const uint8_t *)m->tok_embd.data + (size_t)token * m->tok_embd.row_bytes, x, d);
+    mf_dequantize_row(m->tok_embd.type, (const uint8_t *)m->tok_embd.data + (size_t)token * m->tok_embd.row_bytes, x,
+                      d);
 
     for (int l = 0; l < hp->n_layers; l++) {
         const mf_layer *L = &m->layers[l];
+        if (L->skip) { /* --skip-layers: the block adds nothing, x passes through (prune.h) */
+            if (hidden) memcpy(hidden + (size_t)l * d, x, sizeof(float) * d);
+            continue;
+        }
         float *kc = r->kc + (size_t)l * r->n_ctx * kw, *vc = r->vc + (size_t)l * r->n_ctx * kw;
 
         /* 2.1-2.2 attention input and projections */
@@ -205,7 +230,7 @@ int mf_ref_forward(mf_ref *r, int32_t token, int pos, float *logits, float *hidd
             if (sink > mx) mx = sink;
             double z = hp->has_sinks ? exp((double)sink - mx) : 0.0;
             for (int t = t0; t <= pos; t++) z += r->scores[t] = expf(r->scores[t] - mx);
-            float *o = r->att + j * hd;
+            float *o = r->attn_out + j * hd;
             for (int i = 0; i < hd; i++) {
                 double acc = 0.0;
                 for (int t = t0; t <= pos; t++) acc += (double)r->scores[t] * vc[(size_t)t * kw + g * hd + i];
@@ -213,7 +238,7 @@ int mf_ref_forward(mf_ref *r, int32_t token, int pos, float *logits, float *hidd
             }
         }
         /* 2.6 output projection and residual */
-        matvec(r, &L->wo, 0, vec(&L->bo), r->att, r->h);
+        matvec(r, &L->wo, 0, vec(&L->bo), r->attn_out, r->h);
         for (int i = 0; i < d; i++) x[i] += r->h[i];
 
         /* 2.7-2.8 feed-forward and residual */

@@ -1,6 +1,6 @@
 /* ref_forward.h — the plain forward pass: scalar C, one token at a time, float32 KV cache.
  *
- * The teaching path (read it beside the specs: every step is a loop you can map to a
+ * The teaching path (read it beside docs/forward.md: every step is a loop you can map to a
  * formula) and the ground truth of the tests: the fast CPU path and the CUDA path are
  * compared with it. It uses only the scalar reference of quant.c (mf_dot_ref,
  * mf_dequantize_row), never the optimized kernels.
@@ -8,6 +8,7 @@
 #ifndef MF_REF_FORWARD_H
 #define MF_REF_FORWARD_H
 
+#include "backend.h"
 #include "model.h"
 
 typedef struct mf_ref mf_ref;
@@ -20,6 +21,9 @@ void mf_ref_free(mf_ref *r);
  * differs from the reference only by the order of float additions, which makes its tests
  * tight; the default mode measures the cost of that rounding. */
 void mf_ref_round_activations(mf_ref *r, int on);
+/* Call fn with the exact input of every matrix product (one row), as the CPU backend's
+ * observe does for the fast path (backend.h); fn NULL stops. */
+void mf_ref_observe(mf_ref *r, mf_matmul_observer fn, void *user);
 
 /* Run token `token` at position `pos` (positions must be fed in order 0, 1, 2, ...) and
  * write the n_vocab logits. If `hidden` is non-NULL it receives the residual stream after

@@ -1,11 +1,11 @@
 /* rope.c — rotary position embedding frequencies (plain and YaRN) and the rotation itself.
- * Formulas: rope.h, llama-arch.md §4.3, gpt-oss-arch.md §3.5. */
+ * Formulas: rope.h, docs/forward.md §3, docs/moe.md §4 */
 #include "rope.h"
 
 #include <math.h>
 
 /* YaRN correction dimension: the pair index whose wavelength spans n_ctx_orig / β turns
- * (gpt-oss-arch.md §3.5: corr(β) = n_rot · ln(n_ctx_orig / (2π β)) / (2 ln base)). */
+ * (docs/moe.md §4: corr(β) = n_rot · ln(n_ctx_orig / (2π β)) / (2 ln base)). */
 static double yarn_corr(double n_rot, double n_ctx_orig, double beta, double base)
 {
     return n_rot * log(n_ctx_orig / (beta * 2.0 * M_PI)) / (2.0 * log(base));
@@ -20,7 +20,7 @@ float mf_rope_freqs(const mf_hparams *hp, float base, float *freq)
         return 1.0f;
     }
     /* llama.cpp rounds the ramp ends (floor/ceil); the OpenAI reference does not. We follow
-     * llama.cpp so that files behave as they do there (spec §3.5, last paragraph). */
+     * llama.cpp so that files behave as they do there (docs/moe.md §4). */
     double low = floor(yarn_corr(hp->n_rot, hp->n_ctx_orig, hp->yarn_beta_fast, base));
     double high = ceil(yarn_corr(hp->n_rot, hp->n_ctx_orig, hp->yarn_beta_slow, base));
     if (low < 0) low = 0;

@@ -2,9 +2,9 @@
  * correction, computed once per model; cos/sin for a position computed in double.
  *
  * Angle of pair i at position p:  θ_i(p) = p · freq_i, and the rotated pair is multiplied by
- * mscale (1 without YaRN). Plain RoPE (llama-arch.md §4.3):
+ * mscale (1 without YaRN). Plain RoPE (docs/forward.md §3):
  *     freq_i = freq_scale · base^(−2i/n_rot)
- * YaRN (gpt-oss-arch.md §3.5), with ω_i = base^(−2i/n_rot), s = freq_scale:
+ * YaRN (docs/moe.md §4), with ω_i = base^(−2i/n_rot), s = freq_scale:
  *     ramp_i = 1 − clamp((i − low) / max(0.001, high − low), 0, 1)
  *     freq_i = ω_i · (s · (1 − ramp_i) + ramp_i)          (ext_factor = 1)
  *     mscale = attn_factor · (1 + 0.1 · ln(1/s))

@@ -10,9 +10,15 @@
  *   6. min-p: drop tokens with p_i < min_p · p_max
  *   7. renormalize and draw with a seeded xorshift64* generator
  * Candidates are kept sorted by logit so that 3, 5 and 6 are prefix cuts.
+ *
+ * Any input is safe: a logit of -inf is a token that cannot be drawn (probability 0) and is
+ * never a candidate, so every step above works on finite numbers and keeps at least one
+ * candidate (the largest); a NaN or +inf logit, or no logit above -inf, leaves no
+ * distribution to draw from and gives -1 (the caller reports broken logits).
  */
 #include "sampler.h"
 
+#include <float.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,15 +27,20 @@ struct mf_sampler {
     mf_sampler_params p;
     int n_vocab;
     uint64_t rng;
-    int32_t *idx;        /* candidate ids */
+    int32_t *idx; /* candidate ids */
     float *prob;
-    uint8_t *seen;       /* penalty bookkeeping, one flag per id */
+    uint8_t *seen; /* penalty bookkeeping, one flag per id */
 };
 
 mf_sampler_params mf_sampler_defaults(void)
 {
-    mf_sampler_params p = {.temp = 0.8f, .top_k = 40, .top_p = 0.95f, .min_p = 0.05f,
-                           .repeat_penalty = 1.0f, .repeat_last_n = 64, .seed = 0};
+    mf_sampler_params p = {.temp = 0.8f,
+                           .top_k = 40,
+                           .top_p = 0.95f,
+                           .min_p = 0.05f,
+                           .repeat_penalty = 1.0f,
+                           .repeat_last_n = 64,
+                           .seed = 0};
     return p;
 }
 
@@ -38,15 +49,15 @@ mf_sampler *mf_sampler_new(const mf_sampler_params *p, int n_vocab)
     mf_sampler *s = calloc(1, sizeof *s);
     if (!s) return NULL;
     s->p = *p;
-    s->n_vocab = n_vocab;
+    s->n_vocab = n_vocab > 0 ? n_vocab : 1;
     /* seed 0 would leave xorshift stuck at zero: mix the seed through splitmix64 first */
     uint64_t z = p->seed + 0x9E3779B97F4A7C15ull;
     z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
     z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
     s->rng = (z ^ (z >> 31)) | 1;
-    s->idx = malloc(sizeof(int32_t) * (size_t)n_vocab);
-    s->prob = malloc(sizeof(float) * (size_t)n_vocab);
-    s->seen = calloc((size_t)n_vocab, 1);
+    s->idx = malloc(sizeof(int32_t) * (size_t)s->n_vocab);
+    s->prob = malloc(sizeof(float) * (size_t)s->n_vocab);
+    s->seen = calloc((size_t)s->n_vocab, 1);
     if (!s->idx || !s->prob || !s->seen) {
         mf_sampler_free(s);
         return NULL;
@@ -63,10 +74,7 @@ void mf_sampler_free(mf_sampler *s)
     free(s);
 }
 
-int mf_sampler_is_greedy(const mf_sampler *s)
-{
-    return s->p.temp <= 0.0f && s->p.repeat_penalty == 1.0f;
-}
+int mf_sampler_is_greedy(const mf_sampler *s) { return s->p.temp <= 0.0f && s->p.repeat_penalty == 1.0f; }
 
 static double next_uniform(mf_sampler *s)
 {
@@ -75,9 +83,10 @@ static double next_uniform(mf_sampler *s)
     x ^= x << 25;
     x ^= x >> 27;
     s->rng = x;
-    return (double)((x * 0x2545F4914F6CDD1Dull) >> 11) / 9007199254740992.0;  /* [0, 1) */
+    return (double)((x * 0x2545F4914F6CDD1Dull) >> 11) / 9007199254740992.0; /* [0, 1) */
 }
 
+/* first index of the largest of the n logits; the caller made sure one is above -inf */
 static int argmax(const float *l, int n)
 {
     int b = 0;
@@ -124,7 +133,10 @@ int32_t mf_sampler_sample(mf_sampler *s, float *logits, const int32_t *history, 
     int V = s->n_vocab;
     const mf_sampler_params *p = &s->p;
 
-    if (p->repeat_penalty != 1.0f && n_hist > 0) {
+    /* a penalty that is not a positive number, or a window of no tokens, is off (the driver
+     * validates its options; the library takes any) */
+    if (p->repeat_penalty != 1.0f && p->repeat_penalty > 0 && isfinite(p->repeat_penalty) && p->repeat_last_n > 0 &&
+        n_hist > 0) {
         int from = n_hist > p->repeat_last_n ? n_hist - p->repeat_last_n : 0;
         for (int i = from; i < n_hist; i++) {
             int32_t t = history[i];
@@ -135,27 +147,35 @@ int32_t mf_sampler_sample(mf_sampler *s, float *logits, const int32_t *history, 
         for (int i = from; i < n_hist; i++)
             if (history[i] >= 0 && history[i] < V) s->seen[history[i]] = 0;
     }
-    if (p->temp <= 0.0f) return argmax(logits, V);
+    /* the candidates: every id whose logit is a finite number */
+    int n = 0;
+    for (int i = 0; i < V; i++) {
+        float l = logits[i];
+        if (isnan(l) || l == INFINITY) return -1;
+        if (l != -INFINITY) s->idx[n++] = i;
+    }
+    if (n == 0) return -1;
+    if (!(p->temp > 0.0f)) return argmax(logits, V);
 
-    /* candidates: all ids, or the top k found by partial selection */
-    int n = V;
-    for (int i = 0; i < V; i++) s->idx[i] = i;
-    if (p->top_k > 0 && p->top_k < V) {
+    if (p->top_k > 0 && p->top_k < n) {
         /* a full sort of 200k ids per token would dominate small models: select first */
-        memcpy(s->prob, logits, sizeof(float) * (size_t)V);
-        float kth = kth_largest(s->prob, V, p->top_k - 1);
-        n = 0;
-        for (int i = 0; i < V; i++)
-            if (logits[i] >= kth) s->idx[n++] = i;
+        for (int i = 0; i < n; i++) s->prob[i] = logits[s->idx[i]];
+        float kth = kth_largest(s->prob, n, p->top_k - 1);
+        int k = 0;
+        for (int i = 0; i < n; i++)
+            if (logits[s->idx[i]] >= kth) s->idx[k++] = s->idx[i];
+        n = k;
     }
     qsort_r(s->idx, (size_t)n, sizeof(int32_t), by_logit, logits);
     if (p->top_k > 0 && n > p->top_k) n = p->top_k;
 
-    /* softmax with temperature over the candidates (sorted, so idx[0] holds the max) */
-    double z = 0.0;
-    float mx = logits[s->idx[0]];
+    /* softmax with temperature over the candidates (sorted, so idx[0] holds the max). In
+     * double, l - max cannot overflow, so each term is exp of a number <= 0 (or -inf for a
+     * tiny temperature): the first is 1, none is NaN, and z >= 1. An infinite temperature
+     * is the uniform limit. */
+    double z = 0.0, mx = logits[s->idx[0]], T = isinf(p->temp) ? DBL_MAX : p->temp;
     for (int i = 0; i < n; i++) {
-        s->prob[i] = expf((logits[s->idx[i]] - mx) / p->temp);
+        s->prob[i] = (float)exp(((double)logits[s->idx[i]] - mx) / T);
         z += s->prob[i];
     }
     for (int i = 0; i < n; i++) s->prob[i] = (float)(s->prob[i] / z);
@@ -165,7 +185,10 @@ int32_t mf_sampler_sample(mf_sampler *s, float *logits, const int32_t *history, 
         int keep = n;
         for (int i = 0; i < n; i++) {
             cum += s->prob[i];
-            if (cum >= p->top_p) { keep = i + 1; break; }
+            if (cum >= p->top_p) {
+                keep = i + 1;
+                break;
+            }
         }
         n = keep;
     }

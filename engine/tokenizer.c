@@ -1,8 +1,8 @@
 /* tokenizer.c — the vocabulary: loading and validating the tokenizer.* keys, lookup by
  * text, the special-token partition that both algorithms run first, pieces and
  * detokenization. The algorithms themselves live in tokenizer_spm.c (SentencePiece-style,
- * spec tokenizer-spm.md) and tokenizer_bpe.c + tokenizer_o200k.c (byte-level BPE, spec
- * tokenizer-o200k.md).
+ * docs/tokenizer.md §3) and tokenizer_bpe.c + tokenizer_o200k.c (byte-level BPE,
+ * docs/tokenizer.md §4).
  *
  * The GGUF is untrusted input (the fuzzer runs this loader on arbitrary files): every
  * array is type- and length-checked against the token count, every id read from the file
@@ -13,6 +13,7 @@
 #include "tokenizer_impl.h"
 
 #include <stdio.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -31,7 +32,7 @@ uint64_t mf_tok_hash(const char *s, size_t n, uint64_t h)
 
 int32_t mf_tok_find2(const mf_tokenizer *t, const char *a, size_t na, const char *b, size_t nb)
 {
-    if (na + nb == 0) return -1;   /* empty strings are never entered (see build_index) */
+    if (na + nb == 0) return -1; /* empty strings are never entered (see build_index) */
     uint64_t h = mf_tok_mix(mf_tok_hash(b, nb, mf_tok_hash(a, na, MF_TOK_HASH_SEED)));
     for (uint64_t i = h & t->slot_mask;; i = (i + 1) & t->slot_mask) {
         const struct mf_tok_slot *s = &t->slot[i];
@@ -51,7 +52,11 @@ const char *mf_tok_esc(const char *s, size_t n, char *buf, size_t cap)
     size_t o = 0;
     for (size_t i = 0; i < n && o + 8 < cap; i++) {
         uint8_t c = (uint8_t)s[i];
-        if (o > 40) { memcpy(buf + o, "...", 3); o += 3; break; }
+        if (o > 40) {
+            memcpy(buf + o, "...", 3);
+            o += 3;
+            break;
+        }
         if (c >= 0x20 && c < 0x7F && c != '\\') buf[o++] = (char)c;
         else o += (size_t)snprintf(buf + o, cap - o, "\\x%02X", c);
     }
@@ -67,7 +72,8 @@ static int build_index(mf_tokenizer *t, const char *path, mf_err *err)
     uint64_t cap = 16;
     while (cap < 2 * (uint64_t)t->n_vocab) cap *= 2;
     t->slot = malloc(cap * sizeof *t->slot);
-    if (!t->slot) return mf_errf(err, "%s: out of memory for the token index (%llu slots)", path, (unsigned long long)cap);
+    if (!t->slot)
+        return mf_errf(err, "%s: out of memory for the token index (%llu slots)", path, (unsigned long long)cap);
     for (uint64_t i = 0; i < cap; i++) t->slot[i].id = -1;
     t->slot_mask = cap - 1;
     for (int32_t id = 0; id < t->n_vocab; id++) {
@@ -78,8 +84,8 @@ static int build_index(mf_tokenizer *t, const char *path, mf_err *err)
             const struct mf_tok_slot *o = &t->slot[i];
             if (o->hash == h && o->len == s->len && !memcmp(o->ptr, s->ptr, s->len)) {
                 char b[64];
-                return mf_errf(err, "%s: tokenizer.ggml.tokens: token %d '%s' duplicates token %d", path,
-                               id, mf_tok_esc(s->ptr, s->len, b, sizeof b), o->id);
+                return mf_errf(err, "%s: tokenizer.ggml.tokens: token %d '%s' duplicates token %d", path, id,
+                               mf_tok_esc(s->ptr, s->len, b, sizeof b), o->id);
             }
         }
         t->slot[i] = (struct mf_tok_slot){h, s->ptr, (uint32_t)s->len, id};
@@ -91,8 +97,8 @@ static int build_index(mf_tokenizer *t, const char *path, mf_err *err)
 
 static int is_int_type(uint32_t ty)
 {
-    return ty == MF_GGUF_U8 || ty == MF_GGUF_I8 || ty == MF_GGUF_U16 || ty == MF_GGUF_I16 ||
-           ty == MF_GGUF_U32 || ty == MF_GGUF_I32 || ty == MF_GGUF_U64 || ty == MF_GGUF_I64;
+    return ty == MF_GGUF_U8 || ty == MF_GGUF_I8 || ty == MF_GGUF_U16 || ty == MF_GGUF_I16 || ty == MF_GGUF_U32 ||
+           ty == MF_GGUF_I32 || ty == MF_GGUF_U64 || ty == MF_GGUF_I64;
 }
 
 static int is_signed_type(uint32_t ty)
@@ -100,7 +106,7 @@ static int is_signed_type(uint32_t ty)
     return ty == MF_GGUF_I8 || ty == MF_GGUF_I16 || ty == MF_GGUF_I32 || ty == MF_GGUF_I64;
 }
 
-/* A special-token id key (tokenizer-spm.md §1): absent, negative or >= n_vocab (such as
+/* A special-token id key (docs/tokenizer.md §1): absent, negative or >= n_vocab (such as
  * the 0xFFFFFFFF that stories260K.gguf writes for "none") keeps the default; a key of a
  * non-integer type is an error. */
 static int opt_id(const mf_gguf *g, const char *key, int32_t def, int32_t n, int32_t *out, mf_err *err)
@@ -109,17 +115,16 @@ static int opt_id(const mf_gguf *g, const char *key, int32_t def, int32_t n, int
     const mf_gguf_kv *kv = mf_gguf_find_kv(g, key);
     if (!kv) return 0;
     if (!is_int_type(kv->type))
-        return mf_errf(err, "%s: offset %llu: key '%s' has type %s, expected an integer token id",
-                       mf_gguf_path(g), (unsigned long long)kv->offset, key, mf_gguf_vtype_name(kv->type));
-    if (is_signed_type(kv->type) ? kv->v.i >= 0 && kv->v.i < n : kv->v.u < (uint64_t)n)
-        *out = (int32_t)kv->v.u;
+        return mf_errf(err, "%s: offset %llu: key '%s' has type %s, expected an integer token id", mf_gguf_path(g),
+                       (unsigned long long)kv->offset, key, mf_gguf_vtype_name(kv->type));
+    if (is_signed_type(kv->type) ? kv->v.i >= 0 && kv->v.i < n : kv->v.u < (uint64_t)n) *out = (int32_t)kv->v.u;
     return 0;
 }
 
 /* An optional per-token array: absent -> NULL; otherwise it must hold elem_type and at
- * least n entries (tokenizer-spm.md §1; llama.cpp reads n entries without checking). */
-static int opt_token_arr(const mf_gguf *g, const char *key, uint32_t elem_type, int32_t n,
-                         const mf_gguf_kv **out, mf_err *err)
+ * least n entries (docs/tokenizer.md §1; llama.cpp reads n entries without checking). */
+static int opt_token_arr(const mf_gguf *g, const char *key, uint32_t elem_type, int32_t n, const mf_gguf_kv **out,
+                         mf_err *err)
 {
     *out = NULL;
     if (!mf_gguf_find_kv(g, key)) return 0;
@@ -130,7 +135,10 @@ static int opt_token_arr(const mf_gguf *g, const char *key, uint32_t elem_type, 
     return 0;
 }
 
-typedef struct { int32_t id; uint64_t len; } len_id;
+typedef struct {
+    int32_t id;
+    uint64_t len;
+} len_id;
 
 static int by_len_desc(const void *pa, const void *pb)
 {
@@ -139,7 +147,7 @@ static int by_len_desc(const void *pa, const void *pb)
     return (a->id > b->id) - (a->id < b->id);
 }
 
-/* Special-token candidates of the partition (tokenizer-spm.md §3.1), longest first. */
+/* Special-token candidates of the partition (docs/tokenizer.md §2), longest first. */
 static int collect_specials(mf_tokenizer *t, const char *path, mf_err *err)
 {
     int32_t n = 0;
@@ -149,7 +157,10 @@ static int collect_specials(mf_tokenizer *t, const char *path, mf_err *err)
     }
     len_id *v = malloc((size_t)(n ? n : 1) * sizeof *v);
     t->special = malloc((size_t)(n ? n : 1) * sizeof *t->special);
-    if (!v || !t->special) { free(v); return mf_errf(err, "%s: out of memory for %d special tokens", path, n); }
+    if (!v || !t->special) {
+        free(v);
+        return mf_errf(err, "%s: out of memory for %d special tokens", path, n);
+    }
     n = 0;
     for (int32_t id = 0; id < t->n_vocab; id++) {
         int ty = t->type[id];
@@ -165,11 +176,10 @@ static int collect_specials(mf_tokenizer *t, const char *path, mf_err *err)
 
 /* The gpt-oss vocabulary (o200k_harmony): llama.cpp forces the harmony structure tokens to
  * USER_DEFINED so that they are matched in prompts without parse_special and printed when
- * detokenizing (tokenizer-o200k.md §2). Recognized by <|start|>, <|channel|>, <|message|>. */
+ * detokenizing (docs/tokenizer.md §1). Recognized by <|start|>, <|channel|>, <|message|>. */
 static void force_harmony_types(mf_tokenizer *t)
 {
-    if (mf_tok_find(t, "<|start|>") < 0 || mf_tok_find(t, "<|channel|>") < 0 ||
-        mf_tok_find(t, "<|message|>") < 0)
+    if (mf_tok_find(t, "<|start|>") < 0 || mf_tok_find(t, "<|channel|>") < 0 || mf_tok_find(t, "<|message|>") < 0)
         return;
     static const char *const forced[] = {"<|start|>", "<|channel|>", "<|message|>", "<|end|>", "<|constrain|>"};
     for (size_t i = 0; i < sizeof forced / sizeof forced[0]; i++) {
@@ -180,7 +190,7 @@ static void force_harmony_types(mf_tokenizer *t)
 
 /* End of generation: EOS, the eot/eom keys and an eos_token_ids array when a converter
  * wrote them, and the end tokens of the chat formats minfer renders (ChatML <|im_end|>;
- * harmony <|return|> <|call|> and <|endoftext|>, harmony.md §4). Not <|end|>: in harmony
+ * harmony <|return|> <|call|> and <|endoftext|>, docs/chat.md §3). Not <|end|>: in harmony
  * it only closes the analysis message. */
 static int mark_eog(mf_tokenizer *t, const mf_gguf *g, mf_err *err)
 {
@@ -197,7 +207,7 @@ static int mark_eog(mf_tokenizer *t, const mf_gguf *g, mf_err *err)
             return mf_errf(err, "%s: offset %llu: key 'tokenizer.ggml.eos_token_ids' is not an array of integers",
                            mf_gguf_path(g), (unsigned long long)kv->offset);
         for (uint64_t i = 0; i < kv->arr_n; i++) {
-            uint32_t id = mf_gguf_arr_u32(kv, i);   /* a negative INT32 reads as >= n_vocab */
+            uint32_t id = mf_gguf_arr_u32(kv, i); /* a negative INT32 reads as >= n_vocab */
             if (id < (uint32_t)t->n_vocab) t->eog[id] = 1;
         }
     }
@@ -219,8 +229,8 @@ mf_tokenizer *mf_tokenizer_load(const mf_gguf *g, mf_err *err)
     else if (!strcmp(model, "gpt2")) kind = MF_TOK_BPE;
     else {
         char b[64];
-        mf_errf(err, "%s: tokenizer.ggml.model '%s' is not supported (minfer reads 'llama' and 'gpt2')",
-                path, mf_tok_esc(model, strlen(model), b, sizeof b));
+        mf_errf(err, "%s: tokenizer.ggml.model '%s' is not supported (minfer reads 'llama' and 'gpt2')", path,
+                mf_tok_esc(model, strlen(model), b, sizeof b));
         return NULL;
     }
     if (kind == MF_TOK_BPE) {
@@ -249,7 +259,10 @@ mf_tokenizer *mf_tokenizer_load(const mf_gguf *g, mf_err *err)
     if (opt_token_arr(g, "tokenizer.ggml.token_type", MF_GGUF_I32, n, &types, err)) return NULL;
 
     mf_tokenizer *t = calloc(1, sizeof *t);
-    if (!t) { mf_errf(err, "%s: out of memory", path); return NULL; }
+    if (!t) {
+        mf_errf(err, "%s: out of memory", path);
+        return NULL;
+    }
     t->kind = kind;
     t->n_vocab = n;
     t->text = tokens->arr_str;
@@ -262,12 +275,18 @@ mf_tokenizer *mf_tokenizer_load(const mf_gguf *g, mf_err *err)
     }
     for (int32_t i = 0; i < n; i++) {
         t->score[i] = scores ? mf_gguf_arr_f32(scores, (uint64_t)i) : 0.0f;
+        /* SPM merges the pair of highest score: NaN has no order (-inf is a valid "never") */
+        if (isnan(t->score[i])) {
+            mf_errf(err, "%s: offset %llu: tokenizer.ggml.scores[%d] is NaN", path, (unsigned long long)scores->offset,
+                    i);
+            goto fail;
+        }
         int32_t ty = types ? mf_gguf_arr_i32(types, (uint64_t)i) : MF_TT_NORMAL;
         t->type[i] = (uint8_t)(ty >= MF_TT_UNDEFINED && ty <= MF_TT_BYTE ? ty : MF_TT_UNDEFINED);
     }
     if (build_index(t, path, err)) goto fail;
 
-    /* defaults: tokenizer-spm.md §1 for SPM; tokenizer-o200k.md §6 for BPE (no BOS) */
+    /* defaults: docs/tokenizer.md §1 for SPM; docs/tokenizer.md §5 for BPE (no BOS) */
     int spm = kind == MF_TOK_SPM;
     int32_t sep, pad;
     if (opt_id(g, "tokenizer.ggml.bos_token_id", spm ? 1 : -1, n, &t->bos, err) ||
@@ -311,27 +330,21 @@ int32_t mf_tok_bos(const mf_tokenizer *t) { return t->bos; }
 int32_t mf_tok_eos(const mf_tokenizer *t) { return t->eos; }
 int mf_tok_add_bos(const mf_tokenizer *t) { return t->add_bos; }
 
-int mf_tok_is_eog(const mf_tokenizer *t, int32_t id)
-{
-    return id >= 0 && id < t->n_vocab && t->eog[id];
-}
+int mf_tok_is_eog(const mf_tokenizer *t, int32_t id) { return id >= 0 && id < t->n_vocab && t->eog[id]; }
 
 const char *mf_tok_text(const mf_tokenizer *t, int32_t id, size_t *len)
 {
-    if (id < 0 || id >= t->n_vocab) { if (len) *len = 0; return NULL; }
+    if (id < 0 || id >= t->n_vocab) {
+        if (len) *len = 0;
+        return NULL;
+    }
     if (len) *len = (size_t)t->text[id].len;
     return t->text[id].ptr;
 }
 
-int mf_tok_type(const mf_tokenizer *t, int32_t id)
-{
-    return id >= 0 && id < t->n_vocab ? t->type[id] : -1;
-}
+int mf_tok_type(const mf_tokenizer *t, int32_t id) { return id >= 0 && id < t->n_vocab ? t->type[id] : -1; }
 
-float mf_tok_score(const mf_tokenizer *t, int32_t id)
-{
-    return id >= 0 && id < t->n_vocab ? t->score[id] : 0.0f;
-}
+float mf_tok_score(const mf_tokenizer *t, int32_t id) { return id >= 0 && id < t->n_vocab ? t->score[id] : 0.0f; }
 
 /* ------------------------------------------------------------------ candidate heap */
 
@@ -350,7 +363,7 @@ int mf_tok_heap_push(mf_tok_heap *h, mf_tok_cand c)
         h->cap = cap;
     }
     size_t i = h->n++;
-    while (i > 0 && better(&c, &h->a[(i - 1) / 2])) {   /* sift up */
+    while (i > 0 && better(&c, &h->a[(i - 1) / 2])) { /* sift up */
         h->a[i] = h->a[(i - 1) / 2];
         i = (i - 1) / 2;
     }
@@ -362,7 +375,7 @@ mf_tok_cand mf_tok_heap_pop(mf_tok_heap *h)
 {
     mf_tok_cand top = h->a[0], last = h->a[--h->n];
     size_t i = 0;
-    for (;;) {   /* sift `last` down from the root */
+    for (;;) { /* sift `last` down from the root */
         size_t c = 2 * i + 1;
         if (c >= h->n) break;
         if (c + 1 < h->n && better(&h->a[c + 1], &h->a[c])) c++;
@@ -380,19 +393,26 @@ size_t mf_utf8_decode(const uint8_t *s, size_t n, uint32_t *cp)
 {
     uint8_t c = s[0];
     *cp = MF_UTF8_INVALID;
-    if (c < 0x80) { *cp = c; return 1; }
+    if (c < 0x80) {
+        *cp = c;
+        return 1;
+    }
     size_t len;
-    uint8_t lo = 0x80, hi = 0xBF;   /* allowed range of the second byte (RFC 3629 §4) */
+    uint8_t lo = 0x80, hi = 0xBF; /* allowed range of the second byte (RFC 3629 §4) */
     uint32_t v;
-    if (c >= 0xC2 && c <= 0xDF) { len = 2; v = c & 0x1F; }
-    else if (c >= 0xE0 && c <= 0xEF) {
-        len = 3; v = c & 0x0F;
-        if (c == 0xE0) lo = 0xA0;        /* no overlongs */
-        if (c == 0xED) hi = 0x9F;        /* no surrogates */
+    if (c >= 0xC2 && c <= 0xDF) {
+        len = 2;
+        v = c & 0x1F;
+    } else if (c >= 0xE0 && c <= 0xEF) {
+        len = 3;
+        v = c & 0x0F;
+        if (c == 0xE0) lo = 0xA0; /* no overlongs */
+        if (c == 0xED) hi = 0x9F; /* no surrogates */
     } else if (c >= 0xF0 && c <= 0xF4) {
-        len = 4; v = c & 0x07;
-        if (c == 0xF0) lo = 0x90;        /* no overlongs */
-        if (c == 0xF4) hi = 0x8F;        /* nothing above U+10FFFF */
+        len = 4;
+        v = c & 0x07;
+        if (c == 0xF0) lo = 0x90; /* no overlongs */
+        if (c == 0xF4) hi = 0x8F; /* nothing above U+10FFFF */
     } else return 1;
     if (n < len || s[1] < lo || s[1] > hi) return 1;
     for (size_t i = 1; i < len; i++) {
@@ -411,7 +431,7 @@ size_t mf_utf8_complete(const char *s, size_t n)
     const uint8_t *u = (const uint8_t *)s;
     for (size_t k = 1; k <= 3 && k <= n; k++) {
         uint8_t c = u[n - k];
-        if ((c & 0xC0) == 0x80) continue;             /* continuation: look further back */
+        if ((c & 0xC0) == 0x80) continue; /* continuation: look further back */
         size_t need = c >= 0xC2 && c <= 0xDF ? 2 : c >= 0xE0 && c <= 0xEF ? 3 : c >= 0xF0 && c <= 0xF4 ? 4 : 1;
         if (need <= k) return n;
         if (k >= 2) {
@@ -427,9 +447,15 @@ size_t mf_utf8_complete(const char *s, size_t n)
 /* ------------------------------------------------------------------ encoding */
 
 /* A fragment of the partition: text [off, off+len) when id < 0, else one special token. */
-typedef struct frag { int32_t id; size_t off, len; } frag;
+typedef struct frag {
+    int32_t id;
+    size_t off, len;
+} frag;
 
-typedef struct frag_list { frag *a; size_t n, cap; } frag_list;
+typedef struct frag_list {
+    frag *a;
+    size_t n, cap;
+} frag_list;
 
 static int frag_push(frag_list *l, frag f)
 {
@@ -444,11 +470,11 @@ static int frag_push(frag_list *l, frag f)
     return 0;
 }
 
-/* tokenizer-spm.md §3.1 (both algorithms): candidates longest first; each one splits every
+/* docs/tokenizer.md §2 (both algorithms): candidates longest first; each one splits every
  * remaining text fragment at its exact occurrences, left to right, non-overlapping;
  * matched tokens are never scanned again. */
-static int partition(const mf_tokenizer *t, const char *text, size_t len, int parse_special,
-                     frag_list *cur, mf_err *err)
+static int partition(const mf_tokenizer *t, const char *text, size_t len, int parse_special, frag_list *cur,
+                     mf_err *err)
 {
     frag_list nxt = {0};
     if (len && frag_push(cur, (frag){-1, 0, len})) goto oom;
@@ -457,11 +483,14 @@ static int partition(const mf_tokenizer *t, const char *text, size_t len, int pa
         if (!parse_special && t->type[id] != MF_TT_USER_DEFINED) continue;
         const char *s = t->text[id].ptr;
         size_t sl = (size_t)t->text[id].len;
-        if (!memmem(text, len, s, sl)) continue;   /* absent from the whole text: skip the pass */
+        if (!memmem(text, len, s, sl)) continue; /* absent from the whole text: skip the pass */
         nxt.n = 0;
         for (size_t i = 0; i < cur->n; i++) {
             frag f = cur->a[i];
-            if (f.id >= 0) { if (frag_push(&nxt, f)) goto oom; continue; }
+            if (f.id >= 0) {
+                if (frag_push(&nxt, f)) goto oom;
+                continue;
+            }
             for (;;) {
                 const char *p = memmem(text + f.off, f.len, s, sl);
                 if (!p) {
@@ -486,8 +515,8 @@ oom:
     return mf_errf(err, "tokenize: out of memory splitting %zu bytes at special tokens", len);
 }
 
-int64_t mf_tokenize(const mf_tokenizer *t, const char *text, size_t len, int add_special,
-                    int parse_special, int32_t *out, int64_t cap, mf_err *err)
+int64_t mf_tokenize(const mf_tokenizer *t, const char *text, size_t len, int add_special, int parse_special,
+                    int32_t *out, int64_t cap, mf_err *err)
 {
     if (!t || (!text && len) || cap < 0 || (!out && cap > 0))
         return mf_errf(err, "tokenize: bad arguments (no tokenizer, no text for %zu bytes, or no room for cap %lld)",
@@ -495,9 +524,12 @@ int64_t mf_tokenize(const mf_tokenizer *t, const char *text, size_t len, int add
     if (len > (size_t)INT32_MAX / 4)
         return mf_errf(err, "tokenize: text of %zu bytes is too long (at most %d)", len, INT32_MAX / 4);
     frag_list fr = {0};
-    if (partition(t, text, len, parse_special, &fr, err)) { free(fr.a); return -1; }
+    if (partition(t, text, len, parse_special, &fr, err)) {
+        free(fr.a);
+        return -1;
+    }
 
-    /* tokenizer-spm.md §3.2: BOS, then the fragments; an SPM text fragment gets the space
+    /* docs/tokenizer.md §3: BOS, then the fragments; an SPM text fragment gets the space
      * prefix when it comes first or right after a special token. */
     mf_tok_out o = {out, cap, 0};
     if (add_special && t->add_bos && t->bos >= 0) mf_tok_emit(&o, t->bos);
@@ -512,7 +544,10 @@ int64_t mf_tokenize(const mf_tokenizer *t, const char *text, size_t len, int add
         int rc = t->kind == MF_TOK_SPM
                      ? mf_spm_encode(t, text + f->off, f->len, t->add_space_prefix && prev_special, &o, err)
                      : mf_bpe_encode(t, text + f->off, f->len, &o, err);
-        if (rc) { free(fr.a); return -1; }
+        if (rc) {
+            free(fr.a);
+            return -1;
+        }
         prev_special = 0;
     }
     if (add_special && t->add_eos && t->eos >= 0) mf_tok_emit(&o, t->eos);
@@ -524,14 +559,21 @@ int64_t mf_tokenize(const mf_tokenizer *t, const char *text, size_t len, int add
 
 /* Output of piece bytes: the first `cap` are stored, all are counted. `strip` drops the
  * next byte if it is a space (the leading-space rule of detokenize). */
-typedef struct writer { char *out; size_t cap, n; int strip; } writer;
+typedef struct writer {
+    char *out;
+    size_t cap, n;
+    int strip;
+} writer;
 
 static void put(writer *w, const char *s, size_t n)
 {
     if (!n) return;
     if (w->strip) {
         w->strip = 0;
-        if (s[0] == ' ') { s++; n--; }
+        if (s[0] == ' ') {
+            s++;
+            n--;
+        }
     }
     for (size_t i = 0; i < n; i++, w->n++)
         if (w->n < w->cap) w->out[w->n] = s[i];
@@ -545,37 +587,42 @@ static int hexval(char c)
     return -1;
 }
 
-/* tokenizer-spm.md §5 / tokenizer-o200k.md §6: the bytes one token stands for. */
+/* docs/tokenizer.md §5: the bytes one token stands for. */
 static void piece(const mf_tokenizer *t, int32_t id, int render_special, writer *w)
 {
     if (id < 0 || id >= t->n_vocab) return;
     const char *s = t->text[id].ptr;
     size_t n = (size_t)t->text[id].len;
     switch (t->type[id]) {
-    case MF_TT_USER_DEFINED:
-        put(w, s, n);
-        return;
+    case MF_TT_USER_DEFINED: put(w, s, n); return;
     case MF_TT_CONTROL:
     case MF_TT_UNKNOWN:
         if (render_special) put(w, s, n);
         return;
     case MF_TT_NORMAL:
         if (t->kind == MF_TOK_BPE) {
-            /* tokenizer-o200k.md §3: each code point stands for one byte; one outside
+            /* docs/tokenizer.md §4.1: each code point stands for one byte; one outside
              * the map (only in a malformed vocabulary) is kept as it is */
             for (size_t i = 0; i < n;) {
                 uint32_t cp;
                 size_t l = mf_utf8_decode((const uint8_t *)s + i, n - i, &cp);
                 int b = mf_gpt2_byte(cp);
-                if (b >= 0) { char c = (char)b; put(w, &c, 1); }
-                else put(w, s + i, l);
+                if (b >= 0) {
+                    char c = (char)b;
+                    put(w, &c, 1);
+                } else put(w, s + i, l);
                 i += l;
             }
             return;
         }
-        for (size_t i = 0; i < n;) {   /* SPM: every U+2581 (E2 96 81) is a space */
-            if (i + 3 <= n && !memcmp(s + i, "\xE2\x96\x81", 3)) { put(w, " ", 1); i += 3; }
-            else { put(w, s + i, 1); i++; }
+        for (size_t i = 0; i < n;) { /* SPM: every U+2581 (E2 96 81) is a space */
+            if (i + 3 <= n && !memcmp(s + i, "\xE2\x96\x81", 3)) {
+                put(w, " ", 1);
+                i += 3;
+            } else {
+                put(w, s + i, 1);
+                i++;
+            }
         }
         return;
     case MF_TT_BYTE:
@@ -585,8 +632,7 @@ static void piece(const mf_tokenizer *t, int32_t id, int render_special, writer 
             put(w, &b, 1);
         }
         return;
-    default:   /* UNUSED, UNDEFINED: nothing */
-        return;
+    default: /* UNUSED, UNDEFINED: nothing */ return;
     }
 }
 
@@ -597,13 +643,17 @@ size_t mf_tok_piece(const mf_tokenizer *t, int32_t id, int render_special, char 
     return w.n;
 }
 
-size_t mf_detokenize(const mf_tokenizer *t, const int32_t *ids, size_t n, int remove_special,
-                     int render_special, char *out, size_t cap)
+size_t mf_detokenize(const mf_tokenizer *t, const int32_t *ids, size_t n, int remove_special, int render_special,
+                     char *out, size_t cap)
 {
-    /* tokenizer-spm.md §5: the leading space of the first piece is removed (it is the one
+    /* docs/tokenizer.md §5: the leading space of the first piece is removed (it is the one
      * the encoder added), unless a BOS was dropped first. */
     int strip = t->add_space_prefix;
-    if (remove_special && t->add_bos && n > 0 && ids[0] == t->bos) { ids++; n--; strip = 0; }
+    if (remove_special && t->add_bos && n > 0 && ids[0] == t->bos) {
+        ids++;
+        n--;
+        strip = 0;
+    }
     if (remove_special && t->add_eos && n > 0 && ids[n - 1] == t->eos) n--;
     writer w = {out, out ? cap : 0, 0, 0};
     for (size_t i = 0; i < n; i++) {

@@ -1,5 +1,5 @@
 /* tokenizer_bpe.c — byte-level BPE for tokenizer.ggml.model = "gpt2" (gpt-oss, o200k;
- * spec: tokenizer-o200k.md §3, §5).
+ * docs/tokenizer.md §4.1, docs/tokenizer.md §4.3).
  *
  *   1. the text fragment is cut into pieces by the o200k pre-tokenizer (tokenizer_o200k.c);
  *   2. a piece that is itself an ordinary token is that token (tiktoken's rule);
@@ -21,18 +21,15 @@
 
 /* Bytes that stand for themselves: printable ASCII 0x21-0x7E and Latin-1 0xA1-0xAC,
  * 0xAE-0xFF. The other 68 (0x00-0x20, 0x7F-0xA0, 0xAD), in increasing order, become
- * U+0100, U+0101, ... U+0143 (tokenizer-o200k.md §3: space -> U+0120 'Ġ'). */
-static int kept(uint32_t b)
-{
-    return (b >= 0x21 && b <= 0x7E) || (b >= 0xA1 && b <= 0xAC) || (b >= 0xAE && b <= 0xFF);
-}
+ * U+0100, U+0101, ... U+0143 (docs/tokenizer.md §4.1: space -> U+0120 'Ġ'). */
+static int kept(uint32_t b) { return (b >= 0x21 && b <= 0x7E) || (b >= 0xA1 && b <= 0xAC) || (b >= 0xAE && b <= 0xFF); }
 
 uint32_t mf_gpt2_cp(uint8_t b)
 {
     if (kept(b)) return b;
-    if (b <= 0x20) return 0x100 + b;                  /* 33 bytes: 0x00..0x20 */
-    if (b <= 0xA0) return 0x100 + 33 + (b - 0x7F);    /* 34 bytes: 0x7F..0xA0 */
-    return 0x100 + 67;                                /* 0xAD */
+    if (b <= 0x20) return 0x100 + b;               /* 33 bytes: 0x00..0x20 */
+    if (b <= 0xA0) return 0x100 + 33 + (b - 0x7F); /* 34 bytes: 0x7F..0xA0 */
+    return 0x100 + 67;                             /* 0xAD */
 }
 
 int mf_gpt2_byte(uint32_t cp)
@@ -47,7 +44,10 @@ int mf_gpt2_byte(uint32_t cp)
 /* UTF-8 of a mapped code point (all are < U+0800: one or two bytes). */
 static size_t put_cp(uint32_t cp, char *out)
 {
-    if (cp < 0x80) { out[0] = (char)cp; return 1; }
+    if (cp < 0x80) {
+        out[0] = (char)cp;
+        return 1;
+    }
     out[0] = (char)(0xC0 | (cp >> 6));
     out[1] = (char)(0x80 | (cp & 0x3F));
     return 2;
@@ -87,7 +87,7 @@ int mf_bpe_load(mf_tokenizer *t, const mf_gguf *g, mf_err *err)
     for (uint64_t r = 0; r < kv->arr_n; r++) {
         const mf_str *m = &kv->arr_str[r];
         char b1[64], b2[64];
-        /* "A B": split at the first space at index >= 1 (tokenizer-o200k.md §5 step 3) */
+        /* "A B": split at the first space at index >= 1 (docs/tokenizer.md §4.3) */
         const char *sp = m->len >= 2 ? memchr(m->ptr + 1, ' ', m->len - 1) : NULL;
         if (!sp)
             return mf_errf(err, "%s: tokenizer.ggml.merges[%llu] '%s' is not two tokens separated by a space", path,
@@ -98,12 +98,13 @@ int mf_bpe_load(mf_tokenizer *t, const mf_gguf *g, mf_err *err)
         if (a < 0 || b < 0 || ab < 0)
             return mf_errf(err, "%s: tokenizer.ggml.merges[%llu] '%s': %s is not a token", path, (unsigned long long)r,
                            mf_tok_esc(m->ptr, m->len, b1, sizeof b1),
-                           a < 0 ? mf_tok_esc(m->ptr, na, b2, sizeof b2)
-                           : b < 0 ? mf_tok_esc(sp + 1, nb, b2, sizeof b2) : "the concatenation");
+                           a < 0   ? mf_tok_esc(m->ptr, na, b2, sizeof b2)
+                           : b < 0 ? mf_tok_esc(sp + 1, nb, b2, sizeof b2)
+                                   : "the concatenation");
         uint64_t key = ((uint64_t)(uint32_t)a << 32) | (uint32_t)b;
         uint64_t i = mf_tok_mix(key) & t->merge_mask;
         while (t->merge[i].key != UINT64_MAX && t->merge[i].key != key) i = (i + 1) & t->merge_mask;
-        if (t->merge[i].key == key) continue;   /* a repeated pair keeps its first (lowest) rank */
+        if (t->merge[i].key == key) continue; /* a repeated pair keeps its first (lowest) rank */
         t->merge[i] = (mf_bpe_merge){key, (int32_t)r, ab};
     }
     return 0;
@@ -113,7 +114,9 @@ int mf_bpe_load(mf_tokenizer *t, const mf_gguf *g, mf_err *err)
 
 /* one symbol: a token covering n bytes of the piece; n = 0 once merged into its left
  * neighbour; id -1 only for a byte whose token the vocabulary lacks */
-typedef struct sym { int32_t id, prev, next, n; } sym;
+typedef struct sym {
+    int32_t id, prev, next, n;
+} sym;
 
 static int try_pair(const mf_tokenizer *t, const sym *s, int32_t l, int32_t r, mf_tok_heap *h)
 {
@@ -125,13 +128,16 @@ static int try_pair(const mf_tokenizer *t, const sym *s, int32_t l, int32_t r, m
 }
 
 /* One piece of the pre-tokenizer. `mapped` has room for 2n bytes, `s` for n symbols. */
-static int encode_piece(const mf_tokenizer *t, const uint8_t *p, size_t n, char *mapped, sym *s,
-                        mf_tok_heap *h, mf_tok_out *o, mf_err *err)
+static int encode_piece(const mf_tokenizer *t, const uint8_t *p, size_t n, char *mapped, sym *s, mf_tok_heap *h,
+                        mf_tok_out *o, mf_err *err)
 {
     size_t m = 0;
     for (size_t i = 0; i < n; i++) m += put_cp(mf_gpt2_cp(p[i]), mapped + m);
     int32_t whole = mf_tok_find2(t, mapped, m, "", 0);
-    if (whole >= 0 && t->type[whole] == MF_TT_NORMAL) { mf_tok_emit(o, whole); return 0; }
+    if (whole >= 0 && t->type[whole] == MF_TT_NORMAL) {
+        mf_tok_emit(o, whole);
+        return 0;
+    }
 
     int32_t ns = (int32_t)n;
     for (int32_t i = 0; i < ns; i++) s[i] = (sym){t->bpe_byte[p[i]], i - 1, i + 1, 1};
@@ -152,8 +158,7 @@ static int encode_piece(const mf_tokenizer *t, const uint8_t *p, size_t n, char 
         if (try_pair(t, s, l->prev, c.left, h) || try_pair(t, s, c.left, l->next, h)) goto oom;
     }
     for (int32_t i = 0; i >= 0; i = s[i].next) {
-        if (s[i].id < 0)
-            return mf_errf(err, "tokenize: byte 0x%02X has no token in this vocabulary", p[i]);
+        if (s[i].id < 0) return mf_errf(err, "tokenize: byte 0x%02X has no token in this vocabulary", p[i]);
         mf_tok_emit(o, s[i].id);
     }
     return 0;

@@ -1,5 +1,5 @@
 /* tokenizer_o200k.c — the o200k pre-tokenizer (tokenizer.ggml.pre = "gpt-4o"): cuts text
- * into the pieces that BPE then encodes one by one (spec: tokenizer-o200k.md §4).
+ * into the pieces that BPE then encodes one by one (docs/tokenizer.md §4.2).
  *
  * The pattern of tiktoken's o200k_base, seven alternatives tried in order at each position:
  *   A1 [^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]*[\p{Ll}\p{Lm}\p{Lo}\p{M}]+(?i:'s|'t|'re|'ve|'m|'ll|'d)?
@@ -9,7 +9,7 @@
  *   A5 \s*[\r\n]+
  *   A6 \s+(?!\S)
  *   A7 \s+
- * implemented without a regex engine as the deterministic procedure of §4, with the real
+ * implemented without a regex engine as the deterministic procedure of docs/tokenizer.md §4.2, with the real
  * Unicode categories (unicode.h). What backtracking would do is worked out once, in the
  * comments of each step, so the code is a plain forward scan: linear in the text.
  *
@@ -21,7 +21,11 @@
 #include "unicode.h"
 
 /* the character at byte i: code point, byte length, class bits */
-typedef struct uch { uint32_t cp; size_t len; unsigned cls; } uch;
+typedef struct uch {
+    uint32_t cp;
+    size_t len;
+    unsigned cls;
+} uch;
 
 static uch at(const uint8_t *s, size_t n, size_t i)
 {
@@ -31,8 +35,8 @@ static uch at(const uint8_t *s, size_t n, size_t i)
     return c;
 }
 
-#define UP_BITS (MF_UC_LU | MF_UC_LT | MF_UC_LM | MF_UC_LO | MF_UC_M)   /* "upper-ish" */
-#define LOW_BITS (MF_UC_LL | MF_UC_LM | MF_UC_LO | MF_UC_M)             /* "lower-ish" */
+#define UP_BITS (MF_UC_LU | MF_UC_LT | MF_UC_LM | MF_UC_LO | MF_UC_M) /* "upper-ish" */
+#define LOW_BITS (MF_UC_LL | MF_UC_LM | MF_UC_LO | MF_UC_M)           /* "lower-ish" */
 
 static int is_up(uch c) { return (c.cls & UP_BITS) != 0; }
 static int is_low(uch c) { return (c.cls & LOW_BITS) != 0; }
@@ -64,9 +68,9 @@ static size_t contraction(const uint8_t *s, size_t n, size_t i)
     if (i >= n || s[i] != '\'') return i;
     size_t j = i + 1;
     if (j >= n) return i;
-    uint8_t c = s[j] | 0x20;   /* ASCII lower case (harmless on the bytes compared below) */
+    uint8_t c = s[j] | 0x20; /* ASCII lower case (harmless on the bytes compared below) */
     if (c == 's' && s[j] < 0x80) return j + 1;
-    if (s[j] == 0xC5 && j + 1 < n && s[j + 1] == 0xBF) return j + 2;   /* U+017F */
+    if (s[j] == 0xC5 && j + 1 < n && s[j + 1] == 0xBF) return j + 2; /* U+017F */
     if ((c == 't' || c == 'm' || c == 'd') && s[j] < 0x80) return j + 1;
     if (j + 1 < n && s[j] < 0x80 && s[j + 1] < 0x80) {
         uint8_t d = s[j + 1] | 0x20;
@@ -133,7 +137,7 @@ size_t mf_o200k_next(const uint8_t *s, size_t n, size_t pos)
      * (a space is not OTHER itself); then the maximal OTHER run and any \r \n / after it */
     size_t p = pos;
     if (c.cp == ' ' && pos + 1 < n && is_other(at(s, n, pos + 1))) p = pos + 1;
-    else if (!is_other(c)) p = n + 1;   /* A4 does not match here */
+    else if (!is_other(c)) p = n + 1; /* A4 does not match here */
     if (p <= n) {
         size_t e = run(s, n, p, is_other);
         while (e < n && (s[e] == '\r' || s[e] == '\n' || s[e] == '/')) e++;
@@ -157,5 +161,5 @@ size_t mf_o200k_next(const uint8_t *s, size_t n, size_t pos)
     if (e == n) return e;
     if (last > pos) return last;
     if (e > pos) return e;
-    return pos + c.len;   /* unreachable: every character is L, N, \s or OTHER */
+    return pos + c.len; /* unreachable: every character is L, N, \s or OTHER */
 }

@@ -1,5 +1,5 @@
 /* tokenizer_spm.c — SentencePiece-style tokenization of one text fragment, as llama.cpp
- * does it for tokenizer.ggml.model = "llama" (spec: tokenizer-spm.md §3.2-§3.3).
+ * does it for tokenizer.ggml.model = "llama" (docs/tokenizer.md §3).
  *
  *   1. escape: optional leading space, then every ' ' becomes U+2581 "▁" (E2 96 81);
  *   2. symbols: one per UTF-8 character (by the lead byte only), in a linked list;
@@ -8,7 +8,7 @@
  *   4. output each symbol's id, or, for a character the vocabulary lacks, one <0xXX>
  *      byte token per byte (byte fallback).
  *
- * Worked example (tokenizer-spm.md §4, traced in docs/tokenizer.md): "Hello world" on
+ * Worked example (traced in docs/tokenizer.md §3): "Hello world" on
  * stories260K gives ▁He | ll | o | ▁w | or | ld.
  */
 #include "tokenizer_impl.h"
@@ -19,7 +19,7 @@
 
 void mf_spm_init(mf_tokenizer *t)
 {
-    /* byte fallback (tokenizer-spm.md §3.3 step 4): "<0xXX>" with uppercase hex digits,
+    /* byte fallback (docs/tokenizer.md §3): "<0xXX>" with uppercase hex digits,
      * else the token whose text is that one byte */
     for (int b = 0; b < 256; b++) {
         char name[8];
@@ -35,9 +35,12 @@ void mf_spm_init(mf_tokenizer *t)
 
 /* one symbol: bytes [off, off+n) of the escaped text; n = 0 once merged into its left
  * neighbour */
-typedef struct sym { int32_t prev, next; int32_t off, n; } sym;
+typedef struct sym {
+    int32_t prev, next;
+    int32_t off, n;
+} sym;
 
-/* Lead-byte length (tokenizer-spm.md §3.3 step 1): no validation, clamped at the end. */
+/* Lead-byte length (docs/tokenizer.md §3): no validation, clamped at the end. */
 static int32_t char_len(uint8_t c)
 {
     static const int8_t by_high_nibble[16] = {1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 3, 4};
@@ -54,8 +57,7 @@ static int try_pair(const mf_tokenizer *t, const char *buf, const sym *s, int32_
     return mf_tok_heap_push(h, (mf_tok_cand){t->score[id], l, r, size, id});
 }
 
-int mf_spm_encode(const mf_tokenizer *t, const char *text, size_t len, int add_prefix,
-                  mf_tok_out *o, mf_err *err)
+int mf_spm_encode(const mf_tokenizer *t, const char *text, size_t len, int add_prefix, mf_tok_out *o, mf_err *err)
 {
     /* 1. escape (the caller bounds len, so the escaped length fits an int32) */
     size_t spaces = 0;
@@ -65,12 +67,20 @@ int mf_spm_encode(const mf_tokenizer *t, const char *text, size_t len, int add_p
     sym *s = malloc((elen ? elen : 1) * sizeof *s);
     mf_tok_heap h = {0};
     int rc = -1;
-    if (!buf || !s) { mf_errf(err, "tokenize: out of memory for a fragment of %zu bytes", len); goto done; }
+    if (!buf || !s) {
+        mf_errf(err, "tokenize: out of memory for a fragment of %zu bytes", len);
+        goto done;
+    }
     size_t e = 0;
-    if (add_prefix) { memcpy(buf, "\xE2\x96\x81", 3); e = 3; }
+    if (add_prefix) {
+        memcpy(buf, "\xE2\x96\x81", 3);
+        e = 3;
+    }
     for (size_t i = 0; i < len; i++) {
-        if (text[i] == ' ') { memcpy(buf + e, "\xE2\x96\x81", 3); e += 3; }
-        else buf[e++] = text[i];
+        if (text[i] == ' ') {
+            memcpy(buf + e, "\xE2\x96\x81", 3);
+            e += 3;
+        } else buf[e++] = text[i];
     }
 
     /* 2. symbols */
@@ -102,11 +112,17 @@ int mf_spm_encode(const mf_tokenizer *t, const char *text, size_t len, int add_p
     /* 4. output */
     for (int32_t i = ns ? 0 : -1; i >= 0; i = s[i].next) {
         int32_t id = mf_tok_find2(t, buf + s[i].off, (size_t)s[i].n, "", 0);
-        if (id >= 0) { mf_tok_emit(o, id); continue; }
+        if (id >= 0) {
+            mf_tok_emit(o, id);
+            continue;
+        }
         for (int32_t j = 0; j < s[i].n; j++) {
             uint8_t b = (uint8_t)buf[s[i].off + j];
             if (t->spm_byte[b] < 0) {
-                mf_errf(err, "tokenize: byte 0x%02X has no token (neither <0x%02X> nor the byte itself is in the vocabulary)", b, b);
+                mf_errf(
+                    err,
+                    "tokenize: byte 0x%02X has no token (neither <0x%02X> nor the byte itself is in the vocabulary)", b,
+                    b);
                 goto done;
             }
             mf_tok_emit(o, t->spm_byte[b]);

@@ -1,6 +1,6 @@
 /* unicode.h — the Unicode character classes of the o200k pre-tokenizer.
  *
- * The split pattern (tokenizer-o200k.md §4) names general categories (\p{Lu}, \p{Ll},
+ * The split pattern (docs/tokenizer.md §4.2) names general categories (\p{Lu}, \p{Ll},
  * \p{Lt}, \p{Lm}, \p{Lo}, \p{M}, \p{N}) and \s, which in the Rust regex engine behind
  * tiktoken is the White_Space property. mf_unicode_class() returns the set of these a code
  * point belongs to, one bit each; 0 for everything else (punctuation, symbols, controls,
@@ -16,14 +16,14 @@
 #include <stdint.h>
 
 enum mf_unicode_bits {
-    MF_UC_LU = 1 << 0,   /* Lu: uppercase letter */
-    MF_UC_LL = 1 << 1,   /* Ll: lowercase letter */
-    MF_UC_LT = 1 << 2,   /* Lt: titlecase letter (e.g. U+01C5) */
-    MF_UC_LM = 1 << 3,   /* Lm: modifier letter */
-    MF_UC_LO = 1 << 4,   /* Lo: other letter (CJK, Arabic, ...) */
-    MF_UC_M = 1 << 5,    /* Mn | Mc | Me: combining marks */
-    MF_UC_N = 1 << 6,    /* Nd | Nl | No: numbers */
-    MF_UC_WS = 1 << 7,   /* White_Space property */
+    MF_UC_LU = 1 << 0, /* Lu: uppercase letter */
+    MF_UC_LL = 1 << 1, /* Ll: lowercase letter */
+    MF_UC_LT = 1 << 2, /* Lt: titlecase letter (e.g. U+01C5) */
+    MF_UC_LM = 1 << 3, /* Lm: modifier letter */
+    MF_UC_LO = 1 << 4, /* Lo: other letter (CJK, Arabic, ...) */
+    MF_UC_M = 1 << 5,  /* Mn | Mc | Me: combining marks */
+    MF_UC_N = 1 << 6,  /* Nd | Nl | No: numbers */
+    MF_UC_WS = 1 << 7, /* White_Space property */
 };
 
 #define MF_UC_L (MF_UC_LU | MF_UC_LL | MF_UC_LT | MF_UC_LM | MF_UC_LO)

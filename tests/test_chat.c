@@ -1,7 +1,7 @@
-/* test_chat.c — prompt formats and the harmony output parser (specs: chat-templates.md,
- * harmony.md).
+/* test_chat.c — prompt formats and the harmony output parser (docs/chat.md §2,
+ * docs/chat.md §2).
  *
- * Rendered prompts are compared byte for byte with the strings the specs give (from the
+ * Rendered prompts are compared byte for byte with the strings the formats define (from the
  * models' Jinja templates and harmony's test data). The Zephyr prompt is also tokenized
  * with the real Llama vocabulary (vocab-llama-spm.gguf). The harmony parser runs on
  * synthetic token streams over a small harmony vocabulary (tests/tok_vocab.h).
@@ -27,7 +27,7 @@ static void expect_render(int fmt, const char *user, const mf_chat_opts *o, cons
 static void render_zephyr(void **state)
 {
     (void)state;
-    /* chat-templates.md §1, the example: system + user + generation prompt */
+    /* docs/chat.md §2, the example: system + user + generation prompt */
     mf_chat_opts o = {.system = "You are a friendly chatbot."};
     expect_render(MF_CHAT_ZEPHYR, "Hello!", &o,
                   "<|system|>\nYou are a friendly chatbot.</s>\n<|user|>\nHello!</s>\n<|assistant|>\n");
@@ -38,14 +38,14 @@ static void render_zephyr(void **state)
 static void render_harmony(void **state)
 {
     (void)state;
-    /* harmony.md §3.1 with the harmony library's default system message (no date) */
+    /* docs/chat.md §2 with the harmony library's default system message (no date) */
     expect_render(MF_CHAT_HARMONY, "What is 2 + 2?", NULL,
                   "<|start|>system<|message|>You are ChatGPT, a large language model trained by OpenAI.\n"
                   "Knowledge cutoff: 2024-06\n\nReasoning: medium\n\n"
                   "# Valid channels: analysis, commentary, final. Channel must be included for every message."
                   "<|end|><|start|>user<|message|>What is 2 + 2?<|end|><|start|>assistant");
     /* with a date, another effort, and a developer message as the Jinja template renders
-     * it (§3.3: two trailing newlines) */
+     * it (docs/chat.md §2: two trailing newlines) */
     mf_chat_opts o = {.system = "Use a friendly tone.", .reasoning = "high", .date = "2025-06-28"};
     expect_render(MF_CHAT_HARMONY, "Hi", &o,
                   "<|start|>system<|message|>You are ChatGPT, a large language model trained by OpenAI.\n"
@@ -66,7 +66,7 @@ static void render_others(void **state)
     (void)state;
     mf_chat_opts o = {.system = "Be brief."};
     expect_render(MF_CHAT_LLAMA2, "Hi", &o, "[INST] <<SYS>>\nBe brief.\n<</SYS>>\n\nHi [/INST]");
-    expect_render(MF_CHAT_LLAMA2, "  Hi \n", NULL, "[INST] Hi [/INST]");   /* Llama-2 strips */
+    expect_render(MF_CHAT_LLAMA2, "  Hi \n", NULL, "[INST] Hi [/INST]"); /* Llama-2 strips */
     expect_render(MF_CHAT_CHATML, "Hi", &o,
                   "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n");
     expect_render(MF_CHAT_CHATML, "Hi", NULL, "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n");
@@ -77,7 +77,8 @@ static void render_errors(void **state)
 {
     (void)state;
     mf_err err;
-    mf_chat_opts bad_effort = {.reasoning = "max"}, bad_date = {.date = "2025/06/28"}, short_date = {.date = "2025-6-8"};
+    mf_chat_opts bad_effort = {.reasoning = "max"}, bad_date = {.date = "2025/06/28"},
+                 short_date = {.date = "2025-6-8"};
     assert_null(mf_chat_render(MF_CHAT_HARMONY, "x", &bad_effort, &err));
     assert_non_null(strstr(err.msg, "max"));
     assert_null(mf_chat_render(MF_CHAT_HARMONY, "x", &bad_date, &err));
@@ -95,7 +96,7 @@ static void names_and_detection(void **state)
         assert_int_equal(mf_chat_format_from_name(mf_chat_format_name(f)), f);
     assert_int_equal(mf_chat_format_from_name("vicuna"), -1);
     assert_int_equal(mf_chat_format_from_name(NULL), -1);
-    /* TinyLlama-Chat's template (chat-templates.md: it uses eos_token, no literal </s>) */
+    /* TinyLlama-Chat's template (docs/chat.md §2: it uses eos_token, no literal </s>) */
     const char *tinyllama =
         "{% for message in messages %}\n{% if message['role'] == 'user' %}\n{{ '<|user|>\n' + message['content'] + "
         "eos_token }}\n{% elif message['role'] == 'system' %}\n{{ '<|system|>\n' + message['content'] + eos_token "
@@ -108,12 +109,12 @@ static void names_and_detection(void **state)
                      MF_CHAT_LLAMA2);
     assert_int_equal(mf_chat_detect("{{- '<|start|>assistant<|channel|>final<|message|>' }}", NULL), MF_CHAT_HARMONY);
     assert_int_equal(mf_chat_detect(NULL, "gpt-oss"), MF_CHAT_HARMONY);
-    assert_int_equal(mf_chat_detect(tinyllama, "gpt-oss"), MF_CHAT_HARMONY);   /* the architecture decides */
+    assert_int_equal(mf_chat_detect(tinyllama, "gpt-oss"), MF_CHAT_HARMONY); /* the architecture decides */
     assert_int_equal(mf_chat_detect("{{ messages }}", "llama"), MF_CHAT_NONE);
     assert_int_equal(mf_chat_detect(NULL, NULL), MF_CHAT_NONE);
 }
 
-/* The rendered Zephyr prompt through the real Llama tokenizer, as chat-templates.md §3 says:
+/* The rendered Zephyr prompt through the real Llama tokenizer, as docs/chat.md §2 says:
  * add_special and parse_special on, each </s> becomes id 2 and the text after it gets the
  * SPM space prefix, an extra ▁ (29871) before its "\n" (13). The <|...|> markers are no
  * tokens of this vocabulary and come out as text pieces. */
@@ -133,14 +134,14 @@ static void zephyr_tokens(void **state)
     int32_t ids[64];
     int64_t n = mf_tokenize(t, prompt, strlen(prompt), 1, 1, ids, 64, &err);
     static const int32_t want[] = {
-        1,                                           /* <s> */
-        529, 29989, 5205, 29989, 29958, 13,          /* ▁< | system | > \n */
-        3492, 526, 263, 19780, 13563, 7451, 29889,   /* You ▁are ▁a ▁friendly ▁chat bot . */
-        2, 29871, 13,                                /* </s> ▁ \n */
-        29966, 29989, 1792, 29989, 29958, 13,        /* < | user | > \n */
-        10994, 29991,                                /* Hello ! */
-        2, 29871, 13,                                /* </s> ▁ \n */
-        29966, 29989, 465, 22137, 29989, 29958, 13,  /* < | ass istant | > \n */
+        1,                                              /* <s> */
+        529,   29989, 5205, 29989, 29958, 13,           /* ▁< | system | > \n */
+        3492,  526,   263,  19780, 13563, 7451,  29889, /* You ▁are ▁a ▁friendly ▁chat bot . */
+        2,     29871, 13,                               /* </s> ▁ \n */
+        29966, 29989, 1792, 29989, 29958, 13,           /* < | user | > \n */
+        10994, 29991,                                   /* Hello ! */
+        2,     29871, 13,                               /* </s> ▁ \n */
+        29966, 29989, 465,  22137, 29989, 29958, 13,    /* < | ass istant | > \n */
     };
     assert_int_equal(n, (int64_t)(sizeof want / sizeof want[0]));
     assert_memory_equal(ids, want, sizeof want);
@@ -156,8 +157,8 @@ static void zephyr_tokens(void **state)
 /* ------------------------------------------------------------------ harmony parser */
 
 typedef struct stream_result {
-    char text[4][256];   /* printed bytes per channel (index = enum mf_harmony_channel) */
-    int stopped_at;      /* index of the token that stopped generation, -1 if none */
+    char text[4][256]; /* printed bytes per channel (index = enum mf_harmony_channel) */
+    int stopped_at;    /* index of the token that stopped generation, -1 if none */
     int n_tokens;
 } stream_result;
 
@@ -184,7 +185,10 @@ static stream_result run_stream(const mf_tokenizer *t, const char *completion)
             size_t k = mf_tok_piece(t, ids[i], 0, r.text[ch] + len, sizeof r.text[ch] - 1 - len);
             r.text[ch][len + k] = 0;
         }
-        if (stop) { r.stopped_at = (int)i; break; }
+        if (stop) {
+            r.stopped_at = (int)i;
+            break;
+        }
     }
     return r;
 }
@@ -196,7 +200,7 @@ static void harmony_parser(void **state)
     mf_gguf *g;
     mf_tokenizer *t = tv_harmony_vocab(&ids, &g);
 
-    /* analysis then final (harmony.md §4), stop on <|return|> */
+    /* analysis then final (docs/chat.md §3), stop on <|return|> */
     stream_result r = run_stream(t, "<|channel|>analysis<|message|>Let me think.<|end|>"
                                     "<|start|>assistant<|channel|>final<|message|>Hi there!<|return|>");
     assert_string_equal(r.text[MF_HCH_ANALYSIS], "Let me think.");
@@ -268,9 +272,8 @@ static void harmony_init_other_vocab(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(render_zephyr),  cmocka_unit_test(render_harmony),
-        cmocka_unit_test(render_others),  cmocka_unit_test(render_errors),
-        cmocka_unit_test(names_and_detection), cmocka_unit_test(zephyr_tokens),
+        cmocka_unit_test(render_zephyr),  cmocka_unit_test(render_harmony),           cmocka_unit_test(render_others),
+        cmocka_unit_test(render_errors),  cmocka_unit_test(names_and_detection),      cmocka_unit_test(zephyr_tokens),
         cmocka_unit_test(harmony_parser), cmocka_unit_test(harmony_init_other_vocab),
     };
     return MF_RUN("chat", tests);

@@ -1,13 +1,13 @@
 /* test_gguf.c — the GGUF reader on the real shared files, and the writer by round trip.
  *
  * Real files (skipped when absent): every expected number below was read once from the file
- * with an independent parser (a few lines of Python struct.unpack written from gguf.md, not
- * from our C code) and is asserted exactly; the byte walk of gguf.md §4.3 is checked against
+ * with an independent parser (a few lines of Python struct.unpack written from docs/gguf.md, not
+ * from our C code) and is asserted exactly; the byte walk of docs/gguf.md §2 is checked against
  * the raw bytes, not only through the reader.
  *
  * Round trip: the writer builds files with every metadata type and tensors of several types,
  * shapes and alignments; the reader must give back identical values and bytes, and the
- * layout must match sizes computed by hand from gguf.md §4-§5 (so a writer and a reader that
+ * layout must match sizes computed by hand from docs/gguf.md §2 (so a writer and a reader that
  * agreed on a wrong layout would still fail).
  */
 #include "harness.h"
@@ -18,6 +18,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 static mf_gguf *open_or_fail(const char *path)
@@ -60,9 +63,9 @@ static void stories_header(void **state)
     assert_int_equal(mf_gguf_n_tensors(g), 48);
     assert_int_equal(mf_gguf_n_kv(g), 19);
     assert_int_equal(mf_gguf_file_size(g), 1185376);
-    assert_int_equal(mf_gguf_alignment(g), 32);          /* no general.alignment key */
+    assert_int_equal(mf_gguf_alignment(g), 32); /* no general.alignment key */
     assert_null(mf_gguf_find_kv(g, "general.alignment"));
-    /* gguf.md §5.1: P = 14152, data_offset = align_up(14152, 32) = 14176 */
+    /* docs/gguf.md §2: P = 14152, data_offset = align_up(14152, 32) = 14176 */
     assert_int_equal(mf_gguf_data_offset(g), 14176);
     mf_gguf_close(g);
 }
@@ -81,12 +84,21 @@ static void stories_hparams(void **state)
     assert_string_equal(s, "llama");
     assert_int_equal(mf_gguf_get_str(g, "tokenizer.ggml.model", &s, &err), 0);
     assert_string_equal(s, "llama");
-    struct { const char *key; uint32_t v; } want[] = {
-        {"llama.block_count", 5}, {"llama.embedding_length", 64}, {"llama.context_length", 2048},
-        {"llama.feed_forward_length", 172}, {"llama.attention.head_count", 8},
-        {"llama.attention.head_count_kv", 4}, {"llama.rope.dimension_count", 8},
-        {"tokenizer.ggml.unknown_token_id", 0}, {"tokenizer.ggml.bos_token_id", 1},
-        {"tokenizer.ggml.eos_token_id", 2}, {"tokenizer.ggml.padding_token_id", 0xFFFFFFFFu},
+    struct {
+        const char *key;
+        uint32_t v;
+    } want[] = {
+        {"llama.block_count", 5},
+        {"llama.embedding_length", 64},
+        {"llama.context_length", 2048},
+        {"llama.feed_forward_length", 172},
+        {"llama.attention.head_count", 8},
+        {"llama.attention.head_count_kv", 4},
+        {"llama.rope.dimension_count", 8},
+        {"tokenizer.ggml.unknown_token_id", 0},
+        {"tokenizer.ggml.bos_token_id", 1},
+        {"tokenizer.ggml.eos_token_id", 2},
+        {"tokenizer.ggml.padding_token_id", 0xFFFFFFFFu},
     };
     for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
         if (mf_gguf_get_u32(g, want[i].key, &u, &err)) fail_msg("%s", err.msg);
@@ -113,10 +125,19 @@ static void stories_vocab(void **state)
     assert_int_equal(sc->arr_n, 512);
     assert_int_equal(ty->arr_n, 512);
     /* id, text, score, type — scores are small integers, exact in f32 */
-    struct { int id; const char *text; float score; int type; } want[] = {
-        {0, "<unk>", 0.0f, 2}, {1, "<s>", 0.0f, 3}, {2, "</s>", 0.0f, 3},
-        {3, "<0x00>", 0.0f, 6}, {100, "<0x61>", 0.0f, 6},
-        {300, "\xe2\x96\x81ha", -41.0f, 1}, {403, "\xe2\x96\x81Once", -144.0f, 1},
+    struct {
+        int id;
+        const char *text;
+        float score;
+        int type;
+    } want[] = {
+        {0, "<unk>", 0.0f, 2},
+        {1, "<s>", 0.0f, 3},
+        {2, "</s>", 0.0f, 3},
+        {3, "<0x00>", 0.0f, 6},
+        {100, "<0x61>", 0.0f, 6},
+        {300, "\xe2\x96\x81ha", -41.0f, 1},
+        {403, "\xe2\x96\x81Once", -144.0f, 1},
         {511, "\xe2\x80\x8a", -252.0f, 1},
     };
     for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
@@ -155,12 +176,12 @@ static void stories_tensors(void **state)
     assert_int_equal(t->offset, 131072);
     assert_int_equal((const uint8_t *)t->data - file_base(g), 145248);
 
-    /* gguf.md §7: ffn_down maps 172 -> 64 */
+    /* docs/gguf.md §1: ffn_down maps 172 -> 64 */
     t = mf_gguf_find_tensor(g, "blk.0.ffn_down.weight");
     assert_non_null(t);
     assert_int_equal(t->ne[0], 172);
     assert_int_equal(t->ne[1], 64);
-    /* the last tensor ends exactly at EOF (gguf.md §5.1) */
+    /* the last tensor ends exactly at EOF (docs/gguf.md §2) */
     t = mf_gguf_tensor_at(g, 47);
     assert_string_equal(t->name, "blk.4.ffn_norm.weight");
     assert_int_equal(mf_gguf_data_offset(g) + t->offset + t->nbytes, mf_gguf_file_size(g));
@@ -182,7 +203,7 @@ static void stories_tensors(void **state)
     mf_gguf_close(g);
 }
 
-/* gguf.md §4.3, byte for byte, against the raw file and against the reader */
+/* docs/gguf.md §2, byte for byte, against the raw file and against the reader */
 static void stories_byte_walk(void **state)
 {
     (void)state;
@@ -203,7 +224,7 @@ static void stories_byte_walk(void **state)
     assert_int_equal(rd_le(b + 61, 8), 512);
     assert_int_equal(rd_le(b + 69, 8), 5);
     assert_memory_equal(b + 77, "<unk>", 5);
-    /* §5: the first tensor-info record at 11347 */
+    /* docs/gguf.md §2: the first tensor-info record at 11347 */
     const uint8_t *q = b + 11347;
     assert_int_equal(rd_le(q, 8), 17);
     assert_memory_equal(q + 8, "token_embd.weight", 17);
@@ -224,9 +245,14 @@ static void stories_byte_walk(void **state)
     assert_int_equal(kv->arr_data - base, 69);
     assert_int_equal((const uint8_t *)kv->arr_str[0].ptr - base, 77);
     /* record offsets of the other keys (independent parser) */
-    struct { const char *key; uint64_t off; } at[] = {
-        {"tokenizer.ggml.scores", 6470}, {"tokenizer.ggml.token_type", 8563},
-        {"tokenizer.ggml.model", 10660}, {"general.architecture", 10705},
+    struct {
+        const char *key;
+        uint64_t off;
+    } at[] = {
+        {"tokenizer.ggml.scores", 6470},
+        {"tokenizer.ggml.token_type", 8563},
+        {"tokenizer.ggml.model", 10660},
+        {"general.architecture", 10705},
         {"llama.attention.layer_norm_rms_epsilon", 11293},
     };
     for (size_t i = 0; i < sizeof at / sizeof at[0]; i++) {
@@ -251,7 +277,7 @@ static void spm_vocab(void **state)
     mf_gguf *g = mf_gguf_open(p, NULL);
     assert_non_null(g);
     mf_err err;
-    /* a vocabulary-only file: no tensors, so no data section padding (gguf.md §5.1) */
+    /* a vocabulary-only file: no tensors, so no data section padding (docs/gguf.md §2) */
     assert_int_equal(mf_gguf_n_tensors(g), 0);
     assert_int_equal(mf_gguf_n_kv(g), 22);
     assert_int_equal(mf_gguf_data_offset(g), mf_gguf_file_size(g));
@@ -276,11 +302,21 @@ static void spm_vocab(void **state)
     assert_int_equal(sc->arr_n, 32000);
     assert_int_equal(ty->arr_n, 32000);
     /* scores are integers in f32 (-1e9 is exactly representable: 0xce6e6b28) */
-    struct { int id; const char *text; float score; int type; } want[] = {
-        {0, "<unk>", 0.0f, 2}, {1, "<s>", 0.0f, 3}, {2, "</s>", 0.0f, 3},
-        {13, "<0x0A>", 0.0f, 6}, {259, "\xe2\x96\x81\xe2\x96\x81", -1e9f, 1},
-        {9038, "\xe2\x96\x81Once", -8779.0f, 1}, {29871, "\xe2\x96\x81", -1e9f, 1},
-        {29889, ".", -29630.0f, 1}, {31999, "\xe7\xbb\x99", -31740.0f, 1},
+    struct {
+        int id;
+        const char *text;
+        float score;
+        int type;
+    } want[] = {
+        {0, "<unk>", 0.0f, 2},
+        {1, "<s>", 0.0f, 3},
+        {2, "</s>", 0.0f, 3},
+        {13, "<0x0A>", 0.0f, 6},
+        {259, "\xe2\x96\x81\xe2\x96\x81", -1e9f, 1},
+        {9038, "\xe2\x96\x81Once", -8779.0f, 1},
+        {29871, "\xe2\x96\x81", -1e9f, 1},
+        {29889, ".", -29630.0f, 1},
+        {31999, "\xe7\xbb\x99", -31740.0f, 1},
     };
     for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
         assert_str_eq(tok->arr_str[want[i].id], want[i].text);
@@ -292,34 +328,41 @@ static void spm_vocab(void **state)
 
 /* ------------------------------------------------------------------ writer round trip */
 
-static const uint8_t  A_U8[] = {0, 1, 255};
-static const int8_t   A_I8[] = {-128, 0, 127};
+static const uint8_t A_U8[] = {0, 1, 255};
+static const int8_t A_I8[] = {-128, 0, 127};
 static const uint16_t A_U16[] = {0, 65535, 4660};
-static const int16_t  A_I16[] = {-32768, 32767, -1};
+static const int16_t A_I16[] = {-32768, 32767, -1};
 static const uint32_t A_U32[] = {0, 0xFFFFFFFFu, 0x12345678u, 7};
-static const int32_t  A_I32[] = {INT32_MIN, INT32_MAX, -5};
-static const float    A_F32[] = {-1.5f, 3.25e-38f, 1e30f, 0.0f};
-static const uint8_t  A_BOOL[] = {1, 0, 1};
+static const int32_t A_I32[] = {INT32_MIN, INT32_MAX, -5};
+static const float A_F32[] = {-1.5f, 3.25e-38f, 1e30f, 0.0f};
+static const uint8_t A_BOOL[] = {1, 0, 1};
 static const uint64_t A_U64[] = {UINT64_MAX, 0, 1ull << 40};
-static const int64_t  A_I64[] = {INT64_MIN, INT64_MAX};
-static const double   A_F64[] = {3.141592653589793, -2.5e-300};
+static const int64_t A_I64[] = {INT64_MIN, INT64_MAX};
+static const double A_F64[] = {3.141592653589793, -2.5e-300};
 
-static const struct { uint32_t type; const void *data; uint64_t n, esize; } ARRS[] = {
-    {MF_GGUF_U8, A_U8, 3, 1},    {MF_GGUF_I8, A_I8, 3, 1},     {MF_GGUF_U16, A_U16, 3, 2},
-    {MF_GGUF_I16, A_I16, 3, 2},  {MF_GGUF_U32, A_U32, 4, 4},   {MF_GGUF_I32, A_I32, 3, 4},
-    {MF_GGUF_F32, A_F32, 4, 4},  {MF_GGUF_BOOL, A_BOOL, 3, 1}, {MF_GGUF_U64, A_U64, 3, 8},
-    {MF_GGUF_I64, A_I64, 2, 8},  {MF_GGUF_F64, A_F64, 2, 8},
+static const struct {
+    uint32_t type;
+    const void *data;
+    uint64_t n, esize;
+} ARRS[] = {
+    {MF_GGUF_U8, A_U8, 3, 1},   {MF_GGUF_I8, A_I8, 3, 1},   {MF_GGUF_U16, A_U16, 3, 2}, {MF_GGUF_I16, A_I16, 3, 2},
+    {MF_GGUF_U32, A_U32, 4, 4}, {MF_GGUF_I32, A_I32, 3, 4}, {MF_GGUF_F32, A_F32, 4, 4}, {MF_GGUF_BOOL, A_BOOL, 3, 1},
+    {MF_GGUF_U64, A_U64, 3, 8}, {MF_GGUF_I64, A_I64, 2, 8}, {MF_GGUF_F64, A_F64, 2, 8},
 };
 #define N_ARRS (sizeof ARRS / sizeof ARRS[0])
 
 static const char *const STRS[] = {"alpha", "", "quote \" newline \n tab \t", "\xe2\x96\x81x"};
-static const char NUL_STR[] = {'a', 0, 'b'};  /* a string value with an embedded NUL */
+static const char NUL_STR[] = {'a', 0, 'b'}; /* a string value with an embedded NUL */
 
 /* every metadata type; returns the number of keys written */
 static int write_all_metadata(mf_gguf_writer *w)
 {
     int n = 0;
-#define OK(call) do { assert_int_equal((call), 0); n++; } while (0)
+#define OK(call)                     \
+    do {                             \
+        assert_int_equal((call), 0); \
+        n++;                         \
+    } while (0)
     OK(mf_gguf_w_u8(w, "t.u8", 200));
     OK(mf_gguf_w_i8(w, "t.i8", -100));
     OK(mf_gguf_w_u16(w, "t.u16", 60000));
@@ -354,25 +397,39 @@ static void check_all_metadata(const mf_gguf *g)
 {
     const mf_gguf_kv *kv;
 #define KV(k) (kv = mf_gguf_find_kv(g, k), assert_non_null(kv), kv)
-    assert_int_equal(KV("t.u8")->type, MF_GGUF_U8);   assert_int_equal(kv->v.u, 200);
-    assert_int_equal(KV("t.i8")->type, MF_GGUF_I8);   assert_int_equal(kv->v.i, -100);
-    assert_int_equal(KV("t.u16")->type, MF_GGUF_U16); assert_int_equal(kv->v.u, 60000);
-    assert_int_equal(KV("t.i16")->type, MF_GGUF_I16); assert_int_equal(kv->v.i, -30000);
-    assert_int_equal(KV("t.u32")->type, MF_GGUF_U32); assert_int_equal(kv->v.u, 4000000000u);
-    assert_int_equal(KV("t.i32")->type, MF_GGUF_I32); assert_int_equal(kv->v.i, -2000000000);
-    assert_int_equal(KV("t.f32")->type, MF_GGUF_F32); assert_true(kv->v.f == -0.375);
-    assert_int_equal(KV("t.true")->type, MF_GGUF_BOOL); assert_int_equal(kv->v.u, 1);
-    assert_int_equal(KV("t.false")->type, MF_GGUF_BOOL); assert_int_equal(kv->v.u, 0);
-    assert_int_equal(KV("t.str")->type, MF_GGUF_STR); assert_string_equal(kv->str, "hello");
+    assert_int_equal(KV("t.u8")->type, MF_GGUF_U8);
+    assert_int_equal(kv->v.u, 200);
+    assert_int_equal(KV("t.i8")->type, MF_GGUF_I8);
+    assert_int_equal(kv->v.i, -100);
+    assert_int_equal(KV("t.u16")->type, MF_GGUF_U16);
+    assert_int_equal(kv->v.u, 60000);
+    assert_int_equal(KV("t.i16")->type, MF_GGUF_I16);
+    assert_int_equal(kv->v.i, -30000);
+    assert_int_equal(KV("t.u32")->type, MF_GGUF_U32);
+    assert_int_equal(kv->v.u, 4000000000u);
+    assert_int_equal(KV("t.i32")->type, MF_GGUF_I32);
+    assert_int_equal(kv->v.i, -2000000000);
+    assert_int_equal(KV("t.f32")->type, MF_GGUF_F32);
+    assert_true(kv->v.f == -0.375);
+    assert_int_equal(KV("t.true")->type, MF_GGUF_BOOL);
+    assert_int_equal(kv->v.u, 1);
+    assert_int_equal(KV("t.false")->type, MF_GGUF_BOOL);
+    assert_int_equal(kv->v.u, 0);
+    assert_int_equal(KV("t.str")->type, MF_GGUF_STR);
+    assert_string_equal(kv->str, "hello");
     assert_int_equal(kv->str_len, 5);
-    assert_int_equal(KV("t.empty")->type, MF_GGUF_STR); assert_int_equal(kv->str_len, 0);
+    assert_int_equal(KV("t.empty")->type, MF_GGUF_STR);
+    assert_int_equal(kv->str_len, 0);
     assert_string_equal(kv->str, "");
     assert_int_equal(KV("t.nul")->str_len, 3);
     assert_memory_equal(kv->str, NUL_STR, 3);
-    assert_int_equal(kv->str[3], 0);  /* the copy is NUL-terminated past its length */
-    assert_int_equal(KV("t.u64")->type, MF_GGUF_U64); assert_true(kv->v.u == UINT64_MAX - 1);
-    assert_int_equal(KV("t.i64")->type, MF_GGUF_I64); assert_true(kv->v.i == INT64_MIN + 1);
-    assert_int_equal(KV("t.f64")->type, MF_GGUF_F64); assert_true(kv->v.f == 1.0 / 3.0);
+    assert_int_equal(kv->str[3], 0); /* the copy is NUL-terminated past its length */
+    assert_int_equal(KV("t.u64")->type, MF_GGUF_U64);
+    assert_true(kv->v.u == UINT64_MAX - 1);
+    assert_int_equal(KV("t.i64")->type, MF_GGUF_I64);
+    assert_true(kv->v.i == INT64_MIN + 1);
+    assert_int_equal(KV("t.f64")->type, MF_GGUF_F64);
+    assert_true(kv->v.f == 1.0 / 3.0);
     for (size_t i = 0; i < N_ARRS; i++) {
         char key[32];
         snprintf(key, sizeof key, "a.%s", mf_gguf_vtype_name(ARRS[i].type));
@@ -402,7 +459,7 @@ typedef struct tspec {
     const char *name;
     uint32_t type, n_dims;
     int64_t ne[4];
-    uint64_t nbytes;   /* by hand from gguf.md §5.2 / §6 */
+    uint64_t nbytes; /* by hand from docs/gguf.md §1 */
 } tspec;
 
 static const tspec TENSORS[] = {
@@ -437,7 +494,7 @@ static int fill_cb(void *user, uint64_t index, const mf_gguf_tensor *t, void *bu
     return 0;
 }
 
-/* Hand-computed size of the tensor-info section (gguf.md §5: 8 + name + 4 + 8*n_dims + 4 + 8). */
+/* Hand-computed size of the tensor-info section (docs/gguf.md §2: 8 + name + 4 + 8*n_dims + 4 + 8). */
 static uint64_t tinfo_bytes(void)
 {
     uint64_t n = 0;
@@ -463,8 +520,7 @@ static void round_trip(uint32_t alignment, int use_fill, uint32_t version)
         const tspec *s = &TENSORS[i];
         data[i] = tensor_bytes(i, s->nbytes);
         int from_cb = use_fill && i % 2 == 1;
-        int64_t idx = mf_gguf_w_tensor(w, s->name, s->type, s->n_dims, s->ne,
-                                       from_cb ? NULL : data[i], &err);
+        int64_t idx = mf_gguf_w_tensor(w, s->name, s->type, s->n_dims, s->ne, from_cb ? NULL : data[i], &err);
         if (idx < 0) fail_msg("%s", err.msg);
         assert_int_equal(idx, (int64_t)i);
     }
@@ -481,7 +537,7 @@ static void round_trip(uint32_t alignment, int use_fill, uint32_t version)
     check_all_metadata(g);
     assert_int_equal(mf_gguf_n_tensors(g), N_TENSORS);
     /* layout by hand: infos start after the last KV, data at align_up(P), tensors in record
-     * order each at the previous offset + align_up(nbytes) (gguf.md §5.1) */
+     * order each at the previous offset + align_up(nbytes) (docs/gguf.md §2) */
     const mf_gguf_kv *last = mf_gguf_kv_at(g, (uint64_t)n_kv - 1);
     uint64_t p = mf_gguf_tensor_at(g, 0)->info_offset + tinfo_bytes();
     assert_true(mf_gguf_tensor_at(g, 0)->info_offset > last->offset);
@@ -508,11 +564,31 @@ static void round_trip(uint32_t alignment, int use_fill, uint32_t version)
     unlink(path);
 }
 
-static void rt_default_alignment(void **state) { (void)state; round_trip(0, 0, 0); }
-static void rt_alignment_64(void **state) { (void)state; round_trip(64, 0, 0); }
-static void rt_alignment_4096(void **state) { (void)state; round_trip(4096, 1, 0); }
-static void rt_fill_callback(void **state) { (void)state; round_trip(0, 1, 0); }
-static void rt_version_2(void **state) { (void)state; round_trip(32, 0, 2); }
+static void rt_default_alignment(void **state)
+{
+    (void)state;
+    round_trip(0, 0, 0);
+}
+static void rt_alignment_64(void **state)
+{
+    (void)state;
+    round_trip(64, 0, 0);
+}
+static void rt_alignment_4096(void **state)
+{
+    (void)state;
+    round_trip(4096, 1, 0);
+}
+static void rt_fill_callback(void **state)
+{
+    (void)state;
+    round_trip(0, 1, 0);
+}
+static void rt_version_2(void **state)
+{
+    (void)state;
+    round_trip(32, 0, 2);
+}
 
 /* Copying every record and every tensor into a new writer reproduces the file byte for byte. */
 static void rt_copy_is_identical(void **state)
@@ -526,16 +602,15 @@ static void rt_copy_is_identical(void **state)
     uint8_t *data[N_TENSORS];
     for (size_t i = 0; i < N_TENSORS; i++) {
         data[i] = tensor_bytes(i, TENSORS[i].nbytes);
-        assert_true(mf_gguf_w_tensor(w, TENSORS[i].name, TENSORS[i].type, TENSORS[i].n_dims,
-                                     TENSORS[i].ne, data[i], &err) >= 0);
+        assert_true(mf_gguf_w_tensor(w, TENSORS[i].name, TENSORS[i].type, TENSORS[i].n_dims, TENSORS[i].ne, data[i],
+                                     &err) >= 0);
     }
     if (mf_gguf_w_write(w, a, NULL, NULL, &err)) fail_msg("%s", err.msg);
     mf_gguf_writer_free(w);
 
     mf_gguf *g = open_or_fail(a);
     w = mf_gguf_writer_new();
-    for (uint64_t i = 0; i < mf_gguf_n_kv(g); i++)
-        assert_int_equal(mf_gguf_w_copy_kv(w, mf_gguf_kv_at(g, i)), 0);
+    for (uint64_t i = 0; i < mf_gguf_n_kv(g); i++) assert_int_equal(mf_gguf_w_copy_kv(w, mf_gguf_kv_at(g, i)), 0);
     for (uint64_t i = 0; i < mf_gguf_n_tensors(g); i++) {
         const mf_gguf_tensor *t = mf_gguf_tensor_at(g, i);
         assert_true(mf_gguf_w_tensor(w, t->name, t->type, t->n_dims, t->ne, t->data, &err) >= 0);
@@ -610,6 +685,34 @@ static void writer_errors(void **state)
     unlink(path);
 }
 
+/* Shapes whose byte counts do not fit 63 bits (issue 11: mkmodel wrote wrapped offsets for
+ * huge dimensions, a file the reader then rejected): refused when described or written. */
+static void writer_huge_sizes(void **state)
+{
+    (void)state;
+    mf_err err;
+    mf_gguf_writer *w = mf_gguf_writer_new();
+    const int64_t bytes63[1] = {1ll << 61}; /* 2^61 F32 elements: 2^63 bytes */
+    const int64_t f16[2] = {1ll << 61, 2};  /* F16: 2^62 elements of 2 bytes */
+    assert_int_equal(mf_gguf_w_tensor(w, "a", MF_TYPE_F32, 1, bytes63, NULL, &err), -1);
+    assert_non_null(strstr(err.msg, "tensor 'a': byte size overflows"));
+    assert_int_equal(mf_gguf_w_tensor(w, "b", MF_TYPE_F16, 2, f16, NULL, &err), -1);
+    assert_non_null(strstr(err.msg, "tensor 'b': byte size overflows"));
+    /* each fits, their sum does not: 4 x 2^61 bytes = 2^63 */
+    const int64_t big[1] = {1ll << 59};
+    for (int i = 0; i < 4; i++) {
+        char name[8];
+        snprintf(name, sizeof name, "t%d", i);
+        assert_true(mf_gguf_w_tensor(w, name, MF_TYPE_F32, 1, big, NULL, &err) >= 0);
+    }
+    const char *path = mf_tmp_path("whuge.gguf");
+    mf_gguf_w_set_sparse(w, 1);
+    assert_int_equal(mf_gguf_w_write(w, path, NULL, NULL, &err), -1);
+    assert_non_null(strstr(err.msg, "tensor 't3' does not fit: the data section would exceed"));
+    assert_int_equal(access(path, F_OK), -1);
+    mf_gguf_writer_free(w);
+}
+
 static int fill_fails(void *user, uint64_t index, const mf_gguf_tensor *t, void *buf, mf_err *err)
 {
     (void)user;
@@ -627,12 +730,136 @@ static void writer_fill_error(void **state)
     assert_int_equal(mf_gguf_w_tensor(w, "x", MF_TYPE_F32, 1, ne, NULL, &err), 0);
     assert_int_equal(mf_gguf_w_write(w, path, fill_fails, NULL, &err), -1);
     assert_string_equal(err.msg, "fill of 'x' (0) refused");
+    /* a failed write leaves nothing: no partial file under the name, no temporary beside it */
+    assert_int_equal(access(path, F_OK), -1);
+    char part[4096];
+    snprintf(part, sizeof part, "%s.part%ld-0", path, (long)getpid());
+    assert_int_equal(access(part, F_OK), -1);
     mf_gguf_writer_free(w);
     unlink(path);
     w = mf_gguf_writer_new();
     assert_int_equal(mf_gguf_w_write(w, "/nonexistent-dir/x.gguf", NULL, NULL, &err), -1);
     assert_non_null(strstr(err.msg, "/nonexistent-dir/x.gguf: cannot create"));
     mf_gguf_writer_free(w);
+}
+
+static int fill_ones(void *user, uint64_t index, const mf_gguf_tensor *t, void *buf, mf_err *err)
+{
+    (void)user, (void)index, (void)err;
+    memset(buf, 1, t->nbytes);
+    return 0;
+}
+
+/* Sets the cancel flag while tensor 1 is filled, as a signal handler would mid-write. */
+static int fill_then_cancel(void *user, uint64_t index, const mf_gguf_tensor *t, void *buf, mf_err *err)
+{
+    if (index == 1) *(volatile sig_atomic_t *)user = 1;
+    return fill_ones(NULL, index, t, buf, err);
+}
+
+/* An interrupted write (mf_gguf_w_set_cancel) ends like a failed one: an error naming the
+ * next tensor, no temporary file, and an existing file under the name untouched. */
+static void writer_cancel(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/mf-gguf-cancel-XXXXXX", path[64], ls[512];
+    assert_non_null(mkdtemp(dir));
+    snprintf(path, sizeof path, "%s/x.gguf", dir);
+    FILE *f = fopen(path, "wb");
+    assert_non_null(f);
+    fputs("earlier file", f);
+    assert_int_equal(fclose(f), 0);
+    mf_err err;
+    const int64_t ne[1] = {1024};
+    volatile sig_atomic_t cancel = 0;
+    mf_gguf_writer *w = mf_gguf_writer_new();
+    mf_gguf_w_set_cancel(w, &cancel);
+    for (int i = 0; i < 4; i++) {
+        char name[8];
+        snprintf(name, sizeof name, "t%d", i);
+        assert_int_equal(mf_gguf_w_tensor(w, name, MF_TYPE_F32, 1, ne, NULL, &err), i);
+    }
+    assert_int_equal(mf_gguf_w_write(w, path, fill_then_cancel, (void *)&cancel, &err), -1);
+    assert_non_null(strstr(err.msg, "interrupted before tensor 't2'; nothing was written"));
+    mf_list_dir(dir, ls, sizeof ls);
+    assert_string_equal(ls, "x.gguf");
+    char *text = mf_read_text(path, NULL);
+    assert_string_equal(text, "earlier file");
+    free(text);
+    /* a flag that stays 0 changes nothing */
+    cancel = 0;
+    mf_gguf_w_set_cancel(w, &cancel);
+    if (mf_gguf_w_write(w, path, fill_ones, NULL, &err)) fail_msg("%s", err.msg);
+    mf_gguf_writer_free(w);
+    unlink(path);
+    rmdir(dir);
+}
+
+/* The writer's file appears complete or not at all: a failed write (a fill error, a
+ * file-size limit standing in for a full disk) leaves an existing file untouched and no
+ * temporary file behind. */
+static void writer_atomic(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/mf-gguf-atomic-XXXXXX", path[64], ls[512];
+    assert_non_null(mkdtemp(dir));
+    snprintf(path, sizeof path, "%s/x.gguf", dir);
+    mf_err err;
+    const int64_t small[1] = {4}, big[1] = {1 << 16};
+    mf_gguf_writer *w = mf_gguf_writer_new();
+    assert_int_equal(mf_gguf_w_tensor(w, "x", MF_TYPE_F32, 1, small, NULL, &err), 0);
+    if (mf_gguf_w_write(w, path, fill_ones, NULL, &err)) fail_msg("%s", err.msg);
+    mf_gguf_writer_free(w);
+    size_t len0, len1;
+    uint8_t *before = mf_read_file(path, &len0);
+    assert_non_null(before);
+    mf_list_dir(dir, ls, sizeof ls);
+    assert_string_equal(ls, "x.gguf");
+
+    /* a fill error half-way */
+    w = mf_gguf_writer_new();
+    assert_int_equal(mf_gguf_w_tensor(w, "a", MF_TYPE_F32, 1, big, NULL, &err), 0);
+    assert_int_equal(mf_gguf_w_tensor(w, "b", MF_TYPE_F32, 1, small, NULL, &err), 1);
+    assert_int_equal(mf_gguf_w_write(w, path, fill_fails, NULL, &err), -1);
+    mf_list_dir(dir, ls, sizeof ls);
+    assert_string_equal(ls, "x.gguf");
+    uint8_t *after = mf_read_file(path, &len1);
+    assert_true(len1 == len0 && memcmp(before, after, len0) == 0);
+    free(after);
+
+    /* a full disk: a child process limited to 8 KB files (SIGXFSZ ignored, so write()
+     * fails with EFBIG instead of killing it) writes 256 KB */
+    fflush(NULL);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        struct rlimit rl = {8192, 8192};
+        signal(SIGXFSZ, SIG_IGN);
+        if (setrlimit(RLIMIT_FSIZE, &rl)) _exit(3);
+        int rc = mf_gguf_w_write(w, path, fill_ones, NULL, &err);
+        _exit(rc == -1 && strstr(err.msg, "write failed: File too large") ? 0 : 1);
+    }
+    int st;
+    assert_int_equal(waitpid(pid, &st, 0), pid);
+    assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    mf_list_dir(dir, ls, sizeof ls);
+    assert_string_equal(ls, "x.gguf");
+    after = mf_read_file(path, &len1);
+    assert_true(len1 == len0 && memcmp(before, after, len0) == 0);
+    free(after);
+
+    /* success replaces the file; a device is written in place */
+    if (mf_gguf_w_write(w, path, fill_ones, NULL, &err)) fail_msg("%s", err.msg);
+    mf_list_dir(dir, ls, sizeof ls);
+    assert_string_equal(ls, "x.gguf");
+    after = mf_read_file(path, &len1);
+    assert_true(len1 > (size_t)(1 << 18));
+    free(after);
+    if (mf_gguf_w_write(w, "/dev/null", fill_ones, NULL, &err)) fail_msg("%s", err.msg);
+    mf_gguf_writer_free(w);
+    free(before);
+    unlink(path);
+    rmdir(dir);
 }
 
 /* ------------------------------------------------------------------ typed getters */
@@ -643,7 +870,7 @@ static void getters(void **state)
     const char *path = mf_tmp_path("getters.gguf");
     mf_err err;
     mf_gguf_writer *w = mf_gguf_writer_new();
-    mf_gguf_w_i32(w, "pos.i32", 7);            /* a UINT32 key written as INT32 */
+    mf_gguf_w_i32(w, "pos.i32", 7); /* a UINT32 key written as INT32 */
     mf_gguf_w_i32(w, "neg.i32", -1);
     mf_gguf_w_u64(w, "big.u64", 1ull << 32);
     mf_gguf_w_u8(w, "small.u8", 9);
@@ -675,7 +902,7 @@ static void getters(void **state)
     assert_int_equal(mf_gguf_get_f32(g, "pos.i32", &f, &err), -1);
     assert_int_equal(mf_gguf_opt_u32(g, "missing", 42, &u, &err), 0);
     assert_int_equal(u, 42);
-    assert_int_equal(mf_gguf_opt_u32(g, "s", 42, &u, &err), -1);   /* wrong type stays an error */
+    assert_int_equal(mf_gguf_opt_u32(g, "s", 42, &u, &err), -1); /* wrong type stays an error */
     assert_int_equal(mf_gguf_opt_f32(g, "missing", 1.5f, &f, &err), 0);
     assert_true(f == 1.5f);
     assert_int_equal(mf_gguf_opt_bool(g, "b", 0, &b, &err), 0);
@@ -738,9 +965,15 @@ static void many_names(void **state)
 static void fuzz_seeds_are_valid(void **state)
 {
     (void)state;
-    static const struct { const char *file; uint64_t n_tensors; const char *arch; } seeds[] = {
-        {"seed-tiny-llama.bin", 4, "llama"}, {"seed-tiny-bpe.bin", 0, "gpt-oss"},
-        {"seed-types.bin", 35, "types"}, {"seed-all-kv.bin", 2, NULL},
+    static const struct {
+        const char *file;
+        uint64_t n_tensors;
+        const char *arch;
+    } seeds[] = {
+        {"seed-tiny-llama.bin", 4, "llama"},
+        {"seed-tiny-bpe.bin", 0, "gpt-oss"},
+        {"seed-types.bin", 35, "types"},
+        {"seed-all-kv.bin", 2, NULL},
     };
     for (size_t i = 0; i < sizeof seeds / sizeof seeds[0]; i++) {
         char path[1024];
@@ -796,25 +1029,17 @@ static void writer_sparse(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(stories_header),
-        cmocka_unit_test(stories_hparams),
-        cmocka_unit_test(stories_vocab),
-        cmocka_unit_test(stories_tensors),
-        cmocka_unit_test(stories_byte_walk),
-        cmocka_unit_test(spm_vocab),
-        cmocka_unit_test(rt_default_alignment),
-        cmocka_unit_test(rt_alignment_64),
-        cmocka_unit_test(rt_alignment_4096),
-        cmocka_unit_test(rt_fill_callback),
-        cmocka_unit_test(rt_version_2),
-        cmocka_unit_test(rt_copy_is_identical),
-        cmocka_unit_test(rt_empty_file),
-        cmocka_unit_test(writer_errors),
-        cmocka_unit_test(writer_fill_error),
-        cmocka_unit_test(getters),
-        cmocka_unit_test(many_names),
-        cmocka_unit_test(fuzz_seeds_are_valid),
-        cmocka_unit_test(writer_sparse),
+        cmocka_unit_test(stories_header),       cmocka_unit_test(stories_hparams),
+        cmocka_unit_test(stories_vocab),        cmocka_unit_test(stories_tensors),
+        cmocka_unit_test(stories_byte_walk),    cmocka_unit_test(spm_vocab),
+        cmocka_unit_test(rt_default_alignment), cmocka_unit_test(rt_alignment_64),
+        cmocka_unit_test(rt_alignment_4096),    cmocka_unit_test(rt_fill_callback),
+        cmocka_unit_test(rt_version_2),         cmocka_unit_test(rt_copy_is_identical),
+        cmocka_unit_test(rt_empty_file),        cmocka_unit_test(writer_errors),
+        cmocka_unit_test(writer_fill_error),    cmocka_unit_test(writer_atomic),
+        cmocka_unit_test(writer_huge_sizes),    cmocka_unit_test(getters),
+        cmocka_unit_test(many_names),           cmocka_unit_test(fuzz_seeds_are_valid),
+        cmocka_unit_test(writer_sparse),        cmocka_unit_test(writer_cancel),
     };
     return MF_RUN("gguf", tests);
 }

@@ -1,7 +1,7 @@
-/* test_gguf_corrupt.c — the reader against malformed files (gguf.md §9).
+/* test_gguf_corrupt.c — the reader against malformed files (docs/gguf.md §3).
  *
  * Every malformed file is made here: most byte by byte with the small builder below (written
- * from gguf.md, independent of engine/gguf_write.c, so that a shared misunderstanding of the
+ * from docs/gguf.md, independent of engine/gguf_write.c, so that a shared misunderstanding of the
  * layout cannot hide), the truncation series from a valid file made by the writer, and a few
  * mutations of stories260K.gguf when it is present.
  *
@@ -9,6 +9,9 @@
  * the check that should fire (so a file rejected for the wrong reason fails the test); and the
  * message starts with "NAME: offset N: " where N is the byte offset of the offending field,
  * computed while the file was built. A last group of odd-but-valid files must open.
+ * Every rejected case is also kept, and the last test gives each one, written to a file, to
+ * `minfer run`: the program must refuse it with the reader's message on one line and exit 1
+ * — the whole corpus through the driver, not only through the reader.
  * Everything runs under ASan+UBSan in the sanitizer build.
  */
 #include "harness.h"
@@ -50,9 +53,16 @@ static void bb_le(bb *b, uint64_t v, int n)
 static void bb_u8(bb *b, uint8_t v) { bb_le(b, v, 1); }
 static void bb_u32(bb *b, uint32_t v) { bb_le(b, v, 4); }
 static void bb_u64(bb *b, uint64_t v) { bb_le(b, v, 8); }
-static void bb_zeros(bb *b, size_t n) { while (n--) bb_u8(b, 0); }
-/* gguf_string (§1): u64 length, then the bytes */
-static void bb_str(bb *b, const char *s) { bb_u64(b, strlen(s)); bb_raw(b, s, strlen(s)); }
+static void bb_zeros(bb *b, size_t n)
+{
+    while (n--) bb_u8(b, 0);
+}
+/* gguf_string (docs/gguf.md §1): u64 length, then the bytes */
+static void bb_str(bb *b, const char *s)
+{
+    bb_u64(b, strlen(s));
+    bb_raw(b, s, strlen(s));
+}
 static uint64_t at(const bb *b) { return b->n; }
 
 static void hdr(bb *b, uint32_t version, uint64_t n_tensors, uint64_t n_kv)
@@ -82,9 +92,8 @@ static uint64_t kv_str(bb *b, const char *key, const char *v)
     return o;
 }
 
-/* tensor info (§5); returns the offset of the record */
-static uint64_t tinfo(bb *b, const char *name, uint32_t n_dims, const uint64_t *ne, uint32_t type,
-                      uint64_t offset)
+/* tensor info (docs/gguf.md §2); returns the offset of the record */
+static uint64_t tinfo(bb *b, const char *name, uint32_t n_dims, const uint64_t *ne, uint32_t type, uint64_t offset)
 {
     uint64_t o = at(b);
     bb_str(b, name);
@@ -104,9 +113,37 @@ static void data(bb *b, uint32_t align, size_t n)
 
 /* ------------------------------------------------------------------ expectations */
 
+/* Every case expect_reject_mem saw, for minfer_run_refuses_the_corpus (the last test). */
+typedef struct corpus_case {
+    uint8_t *bytes;
+    size_t n;
+    uint64_t off;
+    char *phrase;
+} corpus_case;
+static corpus_case *corpus;
+static size_t n_corpus, cap_corpus;
+
+static void keep_case(const void *d, size_t n, uint64_t off, const char *phrase)
+{
+    /* the 2^30 caps are tested in a 1 GiB mapping that costs nothing until written: a copy
+     * of it (and a 1 GiB file per case) would; those two stay memory-only */
+    if (n > (16u << 20)) return;
+    if (n_corpus == cap_corpus) {
+        cap_corpus = cap_corpus ? 2 * cap_corpus : 256;
+        corpus = realloc(corpus, cap_corpus * sizeof *corpus);
+        assert_non_null(corpus);
+    }
+    corpus_case *c = &corpus[n_corpus++];
+    c->bytes = malloc(n ? n : 1);
+    c->phrase = strdup(phrase);
+    assert_true(c->bytes && c->phrase);
+    if (n) memcpy(c->bytes, d, n);
+    c->n = n;
+    c->off = off;
+}
+
 /* Reject `d`, with `phrase` in the message, which must begin "NAME: offset OFF: ". */
-static void expect_reject_mem(const void *d, size_t n, const char *name, uint64_t off,
-                              const char *phrase)
+static void expect_reject_mem(const void *d, size_t n, const char *name, uint64_t off, const char *phrase)
 {
     mf_err err;
     memset(&err, 0, sizeof err);
@@ -119,16 +156,16 @@ static void expect_reject_mem(const void *d, size_t n, const char *name, uint64_
     snprintf(prefix, sizeof prefix, "%s: offset %llu: ", name, (unsigned long long)off);
     if (strncmp(err.msg, prefix, strlen(prefix)) != 0)
         fail_msg("%s: message '%s' does not start with '%s'", name, err.msg, prefix);
-    if (!strstr(err.msg, phrase))
-        fail_msg("%s: message '%s' lacks '%s'", name, err.msg, phrase);
+    if (!strstr(err.msg, phrase)) fail_msg("%s: message '%s' lacks '%s'", name, err.msg, phrase);
     if (strchr(err.msg, '\n')) fail_msg("%s: message has a newline", name);
+    keep_case(d, n, off, phrase);
 }
 
 static void expect_reject(bb *b, uint64_t off, const char *phrase)
 {
     expect_reject_mem(b->p, b->n, "case.gguf", off, phrase);
     free(b->p);
-    *b = (bb){0};  /* ready for the next case */
+    *b = (bb){0}; /* ready for the next case */
 }
 
 static mf_gguf *expect_open(bb *b)
@@ -140,8 +177,8 @@ static mf_gguf *expect_open(bb *b)
 }
 
 /* the one-tensor file most tensor cases patch: header, one KV, one tensor info, data */
-static uint64_t one_tensor(bb *b, const char *name, uint32_t n_dims, const uint64_t *ne,
-                           uint32_t type, uint64_t offset, size_t data_bytes)
+static uint64_t one_tensor(bb *b, const char *name, uint32_t n_dims, const uint64_t *ne, uint32_t type, uint64_t offset,
+                           size_t data_bytes)
 {
     hdr(b, 3, 1, 1);
     kv_str(b, "general.architecture", "llama");
@@ -153,7 +190,10 @@ static uint64_t one_tensor(bb *b, const char *name, uint32_t n_dims, const uint6
 /* offsets inside a tensor-info record whose name has `name_len` bytes and n_dims dims */
 static uint64_t ti_ndims(uint64_t rec, size_t name_len) { return rec + 8 + name_len; }
 static uint64_t ti_dim(uint64_t rec, size_t name_len, int j) { return rec + 8 + name_len + 4 + 8 * (uint64_t)j; }
-static uint64_t ti_type(uint64_t rec, size_t name_len, uint32_t n_dims) { return rec + 8 + name_len + 4 + 8 * (uint64_t)n_dims; }
+static uint64_t ti_type(uint64_t rec, size_t name_len, uint32_t n_dims)
+{
+    return rec + 8 + name_len + 4 + 8 * (uint64_t)n_dims;
+}
 static uint64_t ti_offset(uint64_t rec, size_t name_len, uint32_t n_dims) { return ti_type(rec, name_len, n_dims) + 4; }
 
 #define TEST(name) static void name(void **state)
@@ -244,7 +284,7 @@ TEST(big_endian)
 {
     (void)state;
     bb b = {0};
-    hdr(&b, 0x03000000u, 0, 0);  /* a v3 file written big-endian, read little-endian (§3.2) */
+    hdr(&b, 0x03000000u, 0, 0); /* a v3 file written big-endian, read little-endian (docs/gguf.md §2) */
     expect_reject(&b, 4, "big-endian GGUF not supported (version field 0x03000000)");
     hdr(&b, 0x02000000u, 0, 0);
     expect_reject(&b, 4, "big-endian");
@@ -264,7 +304,7 @@ TEST(huge_counts)
     expect_reject(&b, 16, "metadata count 18446744073709551615 is impossible");
 }
 
-/* §9.4: counts just beyond what the bytes can hold (14 per KV, 25 per tensor info) */
+/* docs/gguf.md §3: counts just beyond what the bytes can hold (14 per KV, 25 per tensor info) */
 TEST(counts_past_file)
 {
     (void)state;
@@ -275,7 +315,7 @@ TEST(counts_past_file)
     hdr(&b, 3, 2, 0);
     bb_zeros(&b, 49);
     expect_reject(&b, 8, "tensor count 2 is impossible");
-    hdr(&b, 3, 1, 1);  /* 25 + 14 = 39 needed, 38 there */
+    hdr(&b, 3, 1, 1); /* 25 + 14 = 39 needed, 38 there */
     bb_zeros(&b, 38);
     expect_reject(&b, 16, "metadata count 1 is impossible");
 }
@@ -312,7 +352,7 @@ TEST(string_value_past_eof)
     bb b = {0};
     hdr(&b, 3, 0, 1);
     uint64_t o = kv_str(&b, "general.name", "x");
-    b.n -= 9;  /* drop the value, then write a length with too few bytes after it */
+    b.n -= 9; /* drop the value, then write a length with too few bytes after it */
     bb_u64(&b, 100);
     bb_raw(&b, "abc", 3);
     expect_reject(&b, o + 4, "string value length 100 runs past end of file (3 bytes remain)");
@@ -334,7 +374,7 @@ TEST(array_string_past_eof)
     bb_u64(&b, 3);
     bb_str(&b, "<unk>");
     uint64_t o = at(&b);
-    bb_u64(&b, 1ull << 40);  /* second string: 1 TiB */
+    bb_u64(&b, 1ull << 40); /* second string: 1 TiB */
     bb_zeros(&b, 8);
     expect_reject(&b, o, "array string length 1099511627776 exceeds the limit");
     hdr(&b, 3, 0, 1);
@@ -363,14 +403,17 @@ TEST(tensor_name_past_eof)
     expect_reject(&b, 24, "tensor name length 18446744073709551615 exceeds the limit");
 }
 
-/* The 2^30 caps (§9.5) can only fire on a file larger than 1 GiB: map 1 GiB + a page of
+/* The 2^30 caps (docs/gguf.md §3) can only fire on a file larger than 1 GiB: map 1 GiB + a page of
  * untouched anonymous memory (free until written) and put the record at its start. */
 TEST(caps_need_a_gigabyte)
 {
     (void)state;
     size_t n = (1ull << 30) + 4096;
     uint8_t *m = mmap(NULL, n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-    if (m == MAP_FAILED) { mf_skip("cannot map 1 GiB of address space"); return; }
+    if (m == MAP_FAILED) {
+        mf_skip("cannot map 1 GiB of address space");
+        return;
+    }
     bb b = {0};
     hdr(&b, 3, 0, 1);
     bb_u64(&b, MF_GGUF_MAX_STRING + 1);
@@ -415,7 +458,7 @@ TEST(array_count_huge)
     bb_u32(&b, MF_GGUF_ARR);
     bb_u32(&b, MF_GGUF_U64);
     uint64_t o = at(&b);
-    bb_u64(&b, 1ull << 63);  /* times 8 bytes: 2^66, would wrap to 0 unchecked */
+    bb_u64(&b, 1ull << 63); /* times 8 bytes: 2^66, would wrap to 0 unchecked */
     bb_zeros(&b, 8);
     expect_reject(&b, o, "array count 9223372036854775808 exceeds the limit");
     hdr(&b, 3, 0, 1);
@@ -436,7 +479,7 @@ TEST(string_array_count_past_eof)
     bb_u32(&b, MF_GGUF_ARR);
     bb_u32(&b, MF_GGUF_STR);
     uint64_t o = at(&b);
-    bb_u64(&b, 100);  /* 100 strings need >= 800 bytes of lengths */
+    bb_u64(&b, 100); /* 100 strings need >= 800 bytes of lengths */
     bb_zeros(&b, 799);
     expect_reject(&b, o, "array of 100 STRING elements runs past end of file (799 bytes remain)");
 }
@@ -687,23 +730,23 @@ TEST(element_count_overflow)
 {
     (void)state;
     bb b = {0};
-    const uint64_t ne1[2] = {1ull << 32, 1ull << 32};  /* 2^64 */
+    const uint64_t ne1[2] = {1ull << 32, 1ull << 32}; /* 2^64 */
     uint64_t r = one_tensor(&b, "w", 2, ne1, MF_TYPE_F32, 0, 32);
     expect_reject(&b, ti_dim(r, 1, 1), "tensor 'w' element count overflows");
-    const uint64_t ne2[4] = {1ull << 21, 1ull << 21, 1ull << 21, 1};  /* exactly 2^63 > INT64_MAX */
+    const uint64_t ne2[4] = {1ull << 21, 1ull << 21, 1ull << 21, 1}; /* exactly 2^63 > INT64_MAX */
     r = one_tensor(&b, "w", 4, ne2, MF_TYPE_F32, 0, 32);
     expect_reject(&b, ti_dim(r, 1, 2), "element count overflows (dimension 2 is 2097152)");
-    const uint64_t ne3[2] = {3, (uint64_t)INT64_MAX / 2};  /* just past INT64_MAX */
+    const uint64_t ne3[2] = {3, (uint64_t)INT64_MAX / 2}; /* just past INT64_MAX */
     r = one_tensor(&b, "w", 2, ne3, MF_TYPE_F32, 0, 32);
     expect_reject(&b, ti_dim(r, 1, 1), "element count overflows");
 }
 
-/* n_elements fits in i64 but the byte size does not fit in u64 (§9.14) */
+/* n_elements fits in i64 but the byte size does not fit in u64 (docs/gguf.md §3) */
 TEST(byte_size_overflow)
 {
     (void)state;
     bb b = {0};
-    const uint64_t ne[2] = {1ull << 31, 1ull << 30};  /* 2^61 elements of 8 bytes = 2^64 */
+    const uint64_t ne[2] = {1ull << 31, 1ull << 30}; /* 2^61 elements of 8 bytes = 2^64 */
     uint64_t r = one_tensor(&b, "w", 2, ne, MF_TYPE_F64, 0, 32);
     expect_reject(&b, ti_type(r, 1, 2), "tensor 'w' byte size overflows");
 }
@@ -711,7 +754,10 @@ TEST(byte_size_overflow)
 TEST(invalid_type_ids)
 {
     (void)state;
-    struct { uint32_t id; const char *why; } bad[] = {
+    struct {
+        uint32_t id;
+        const char *why;
+    } bad[] = {
         {4, "invalid type id 4 (removed from the format)"},
         {5, "invalid type id 5 (removed"},
         {31, "invalid type id 31 (removed"},
@@ -731,7 +777,11 @@ TEST(invalid_type_ids)
 TEST(row_not_multiple_of_block)
 {
     (void)state;
-    struct { uint32_t type; uint64_t ne0; const char *why; } bad[] = {
+    struct {
+        uint32_t type;
+        uint64_t ne0;
+        const char *why;
+    } bad[] = {
         {MF_TYPE_Q4_0, 33, "row of 33 elements is not a multiple of the Q4_0 block size 32"},
         {MF_TYPE_Q4_K, 100, "row of 100 elements is not a multiple of the Q4_K block size 256"},
         {MF_TYPE_MXFP4, 16, "MXFP4 block size 32"},
@@ -776,7 +826,7 @@ TEST(data_past_eof)
 {
     (void)state;
     bb b = {0};
-    const uint64_t ne[2] = {16, 4};  /* 256 bytes, only 255 present */
+    const uint64_t ne[2] = {16, 4}; /* 256 bytes, only 255 present */
     uint64_t r = one_tensor(&b, "w", 2, ne, MF_TYPE_F32, 0, 255);
     expect_reject(&b, r, "tensor 'w' data (256 bytes at data offset 0) ends past end of file");
     /* huge but valid shapes: 2^62 bytes of F32 */
@@ -791,7 +841,7 @@ TEST(data_section_past_eof)
     bb b = {0};
     hdr(&b, 3, 1, 0);
     const uint64_t ne[1] = {1};
-    tinfo(&b, "w", 1, ne, MF_TYPE_F32, 0);  /* 33 bytes: ends at 57, data would start at 64 */
+    tinfo(&b, "w", 1, ne, MF_TYPE_F32, 0); /* 33 bytes: ends at 57, data would start at 64 */
     uint64_t p = at(&b);
     assert_int_equal(p, 57);
     bb_zeros(&b, 3);
@@ -803,7 +853,7 @@ TEST(overlapping_tensors)
     (void)state;
     bb b = {0};
     hdr(&b, 3, 2, 0);
-    const uint64_t ne[1] = {16};  /* 64 bytes each */
+    const uint64_t ne[1] = {16}; /* 64 bytes each */
     uint64_t ra = tinfo(&b, "a", 1, ne, MF_TYPE_F32, 0);
     uint64_t rb = tinfo(&b, "b", 1, ne, MF_TYPE_F32, 32);
     data(&b, 32, 128);
@@ -841,7 +891,7 @@ TEST(truncated_tensor_info)
     hdr(&b, 3, 1, 0);
     const uint64_t ne[2] = {8, 8};
     uint64_t r = tinfo(&b, "weight", 2, ne, MF_TYPE_F32, 0);
-    b.n -= 10;  /* cut inside the type field */
+    b.n -= 10; /* cut inside the type field */
     expect_reject(&b, ti_type(r, 6, 2), "tensor type needs 4 bytes but only 2 remain");
 }
 
@@ -895,10 +945,10 @@ static void every_prefix_rejected(const uint8_t *f, size_t n, size_t step)
             fail_msg("prefix of %zu bytes accepted", cut);
         }
         uint64_t off = err_offset(err.msg, "cut.gguf");
-        if (off > cut) fail_msg("cut at %zu: error offset %llu lies past the cut: %s", cut,
-                                (unsigned long long)off, err.msg);
-        if (!strstr(err.msg, "too small") && !strstr(err.msg, "truncated") &&
-            !strstr(err.msg, "past end of file") && !strstr(err.msg, "impossible"))
+        if (off > cut)
+            fail_msg("cut at %zu: error offset %llu lies past the cut: %s", cut, (unsigned long long)off, err.msg);
+        if (!strstr(err.msg, "too small") && !strstr(err.msg, "truncated") && !strstr(err.msg, "past end of file") &&
+            !strstr(err.msg, "impossible"))
             fail_msg("cut at %zu: unexpected reason: %s", cut, err.msg);
     }
 }
@@ -932,7 +982,10 @@ TEST(truncate_writer_file_at_boundaries)
     for (uint64_t i = 0; i < mf_gguf_n_tensors(g); i++) {
         const mf_gguf_tensor *t = mf_gguf_tensor_at(g, i);
         size_t nl = strlen(t->name);
-        struct { uint64_t cut; const char *what; } c[] = {
+        struct {
+            uint64_t cut;
+            const char *what;
+        } c[] = {
             {t->info_offset, "tensor name needs 8 bytes"},
             {ti_ndims(t->info_offset, nl), "tensor n_dims needs 4 bytes"},
             {ti_dim(t->info_offset, nl, 0), "tensor dimension needs 8 bytes"},
@@ -947,15 +1000,14 @@ TEST(truncate_writer_file_at_boundaries)
             char pre[64];
             snprintf(pre, sizeof pre, "cut.gguf: offset %llu: ", (unsigned long long)c[k].cut);
             if (strncmp(err.msg, pre, strlen(pre)) || !strstr(err.msg, c[k].what))
-                fail_msg("cut at %llu: '%s', expected '%s%s'", (unsigned long long)c[k].cut,
-                         err.msg, pre, c[k].what);
+                fail_msg("cut at %llu: '%s', expected '%s%s'", (unsigned long long)c[k].cut, err.msg, pre, c[k].what);
         }
     }
     /* the data section: before it, inside each tensor, one byte short of the end */
     uint64_t d = mf_gguf_data_offset(g);
     const mf_gguf_tensor *last = mf_gguf_tensor_at(g, 2);
     uint64_t p = ti_offset(last->info_offset, strlen(last->name), last->n_dims) + 8;
-    assert_true(p < d);  /* this file has padding before its data (asserted so the next line runs) */
+    assert_true(p < d); /* this file has padding before its data (asserted so the next line runs) */
     expect_reject_mem(f, d - 1, "cut.gguf", p, "data section (aligned to 32");
     expect_reject_mem(f, d, "cut.gguf", mf_gguf_tensor_at(g, 0)->info_offset, "tensor 'a.weight' data");
     /* a.weight has its 128 bytes, b.weight (offset 128) only 50 of its 128 */
@@ -991,10 +1043,9 @@ TEST(truncate_stories)
     assert_non_null(g);
     for (uint64_t i = 0; i < mf_gguf_n_kv(g); i++) {
         uint64_t o = mf_gguf_kv_at(g, i)->offset;
-        if (i == 0)  /* nothing after the header: 48 tensor infos cannot fit */
+        if (i == 0) /* nothing after the header: 48 tensor infos cannot fit */
             expect_reject_mem(f, o, "cut.gguf", 8, "tensor count 48 is impossible for a file of 24 bytes");
-        else
-            expect_reject_mem(f, o, "cut.gguf", o, "metadata key needs 8 bytes but only 0 remain");
+        else expect_reject_mem(f, o, "cut.gguf", o, "metadata key needs 8 bytes but only 0 remain");
         /* a cut through the middle of the record */
         mf_err err;
         assert_null(mf_gguf_open_memory(f, o + 11, "cut.gguf", &err));
@@ -1016,7 +1067,7 @@ TEST(truncate_stories)
     free(f);
 }
 
-/* Single-field corruptions of the real file at the offsets gguf.md §4.3/§5 documents. */
+/* Single-field corruptions of the real file at the offsets docs/gguf.md §2 documents. */
 TEST(mutate_stories)
 {
     (void)state;
@@ -1024,12 +1075,12 @@ TEST(mutate_stories)
     uint8_t *f = stories(&n);
     uint8_t *m = malloc(n);
     assert_non_null(m);
-    const uint64_t T0 = 11347;  /* token_embd.weight record: name 17 bytes, 2 dims */
-#define MUTATE(off, val, width, at_, phrase)                             \
-    do {                                                                 \
-        memcpy(m, f, n);                                                 \
-        put_le(m + (off), (val), (width));                               \
-        expect_reject_mem(m, n, "stories-mut.gguf", (at_), (phrase));    \
+    const uint64_t T0 = 11347; /* token_embd.weight record: name 17 bytes, 2 dims */
+#define MUTATE(off, val, width, at_, phrase)                          \
+    do {                                                              \
+        memcpy(m, f, n);                                              \
+        put_le(m + (off), (val), (width));                            \
+        expect_reject_mem(m, n, "stories-mut.gguf", (at_), (phrase)); \
     } while (0)
     MUTATE(0, 0x4c4d4747, 4, 0, "bad magic");
     MUTATE(4, 1, 4, 4, "version 1 is obsolete");
@@ -1047,12 +1098,14 @@ TEST(mutate_stories)
     MUTATE(T0 + 45, 43, 4, T0 + 45, "invalid type id 43");
     MUTATE(T0 + 45, MF_TYPE_Q4_K, 4, T0 + 45, "row of 64 elements is not a multiple of the Q4_K block size 256");
     MUTATE(T0 + 49, 16, 8, T0 + 49, "not a multiple of the alignment 32");
-    MUTATE(T0 + 49, 131072, 8, 11404, "tensor 'output_norm.weight' (data offset 131072) overlaps tensor 'token_embd.weight'");
+    MUTATE(T0 + 49, 131072, 8, 11404,
+           "tensor 'output_norm.weight' (data offset 131072) overlaps tensor 'token_embd.weight'");
     MUTATE(T0 + 49, 1ull << 40, 8, T0, "ends past end of file");
     /* a second "blk.1.attn_q.weight": rename blk.0's record (same length) */
     memcpy(m, f, n);
     m[11507 + 8 + 4] = '1';
-    expect_reject_mem(m, n, "stories-mut.gguf", 12036, "duplicate tensor name 'blk.1.attn_q.weight' (first defined at offset 11507)");
+    expect_reject_mem(m, n, "stories-mut.gguf", 12036,
+                      "duplicate tensor name 'blk.1.attn_q.weight' (first defined at offset 11507)");
 #undef MUTATE
     free(m);
     free(f);
@@ -1097,7 +1150,7 @@ TEST(odd_but_valid_files_open)
     kv_u32(&b, "general.alignment", 16);
     bb_str(&b, "flag");
     bb_u32(&b, MF_GGUF_BOOL);
-    bb_u8(&b, 2);  /* not 0/1: accepted as true, like llama.cpp (gguf.md §1) */
+    bb_u8(&b, 2); /* not 0/1: accepted as true, like llama.cpp (docs/gguf.md §1) */
     tinfo(&b, "late", 1, ne, MF_TYPE_F32, 32);
     tinfo(&b, "early", 1, ne, MF_TYPE_F32, 0);
     while (b.n % 16) bb_u8(&b, 0xEE);
@@ -1137,6 +1190,41 @@ TEST(odd_but_valid_files_open)
     assert_int_equal(mf_gguf_data_offset(g), p);
     mf_gguf_close(g);
     free(b.p);
+}
+
+/* ------------------------------------------------------------------ the driver */
+
+/* Every rejected case above, written to a file and given to `minfer run`: exit 1, no signal
+ * (no crash, no sanitizer report, no hang within the bound), and exactly one line on
+ * stderr, "minfer run: FILE: offset N: ..." with the offset and the phrase the reader gave
+ * in memory. */
+TEST(minfer_run_refuses_the_corpus)
+{
+    (void)state;
+    if (n_corpus < 50) fail_msg("only %zu cases were collected: run the whole group", n_corpus);
+    const char *path = mf_tmp_path("corpus-case.gguf");
+    for (size_t i = 0; i < n_corpus; i++) {
+        const corpus_case *c = &corpus[i];
+        FILE *f = fopen(path, "wb");
+        assert_non_null(f);
+        assert_int_equal(fwrite(c->bytes, 1, c->n, f), c->n);
+        assert_int_equal(fclose(f), 0);
+        const char *args[] = {"run", "-m", path, "-p", "hi", "--device", "cpu", NULL};
+        mf_proc p = mf_run_tool_timeout("minfer", args, 60);
+        char want[4200];
+        snprintf(want, sizeof want, "minfer run: %s: offset %llu: ", path, (unsigned long long)c->off);
+        const char *nl = strchr(p.err, '\n');
+        if (p.sig || p.rc != 1 || strncmp(p.err, want, strlen(want)) || !strstr(p.err, c->phrase) || !nl || nl[1])
+            fail_msg("case %zu ('%s'): exit %d, signal %d, stderr: %s", i, c->phrase, p.rc, p.sig, p.err);
+        mf_proc_free(&p);
+        free(c->bytes);
+        free(c->phrase);
+    }
+    print_message("minfer run refused all %zu malformed files\n", n_corpus);
+    free(corpus);
+    corpus = NULL;
+    n_corpus = cap_corpus = 0;
+    unlink(path);
 }
 
 int main(void)
@@ -1194,6 +1282,7 @@ int main(void)
         cmocka_unit_test(mutate_stories),
         cmocka_unit_test(valid_unsupported_types_open),
         cmocka_unit_test(odd_but_valid_files_open),
+        cmocka_unit_test(minfer_run_refuses_the_corpus),
     };
     return MF_RUN("gguf_corrupt", tests);
 }

@@ -1,7 +1,7 @@
 /* test_golden.c — the engine against the committed reference outputs of tests/golden/.
  *
  * The goldens were computed by tools/reference.py, an independent float64 NumPy
- * implementation written from the specs (tests/golden/README.md says how, and what each
+ * implementation written from the formats' and models' descriptions, not from the engine (tests/golden/README.md says how, and what each
  * field of manifest.json means). One cmocka test per case of the manifest:
  *
  *   1. the model: a shared file ($MINFER_MODELS), or regenerated with the recorded mkmodel
@@ -37,8 +37,8 @@ typedef struct jv {
     int kind;
     double num;
     char *str;
-    struct jv *items;   /* array elements or object values */
-    char **keys;        /* object keys */
+    struct jv *items; /* array elements or object values */
+    char **keys;      /* object keys */
     int n;
 } jv;
 
@@ -71,7 +71,10 @@ static char *parse_string(const char **p)
         if (*s == '\\' && s[1]) s++;
         buf[n++] = *s++;
     }
-    if (*s != '"') { free(buf); return NULL; }
+    if (*s != '"') {
+        free(buf);
+        return NULL;
+    }
     buf[n] = 0;
     *p = s + 1;
     return buf;
@@ -97,7 +100,10 @@ static int parse_container(const char **p, jv *out, int kind, char close)
     out->kind = kind;
     (*p)++;
     skip_ws(p);
-    if (**p == close) { (*p)++; return 0; }
+    if (**p == close) {
+        (*p)++;
+        return 0;
+    }
     for (;;) {
         char *key = NULL;
         jv item;
@@ -105,13 +111,25 @@ static int parse_container(const char **p, jv *out, int kind, char close)
         if (kind == J_OBJ) {
             if (!(key = parse_string(p))) return -1;
             skip_ws(p);
-            if (**p != ':') { free(key); return -1; }
+            if (**p != ':') {
+                free(key);
+                return -1;
+            }
             (*p)++;
         }
-        if (parse_value(p, &item) || push(out, &item, key)) { free(key); return -1; }
+        if (parse_value(p, &item) || push(out, &item, key)) {
+            free(key);
+            return -1;
+        }
         skip_ws(p);
-        if (**p == ',') { (*p)++; continue; }
-        if (**p == close) { (*p)++; return 0; }
+        if (**p == ',') {
+            (*p)++;
+            continue;
+        }
+        if (**p == close) {
+            (*p)++;
+            return 0;
+        }
         return -1;
     }
 }
@@ -122,14 +140,20 @@ static int parse_value(const char **p, jv *out)
     skip_ws(p);
     if (**p == '{') return parse_container(p, out, J_OBJ, '}');
     if (**p == '[') return parse_container(p, out, J_ARR, ']');
-    if (**p == '"') { out->kind = J_STR; return (out->str = parse_string(p)) ? 0 : -1; }
+    if (**p == '"') {
+        out->kind = J_STR;
+        return (out->str = parse_string(p)) ? 0 : -1;
+    }
     if (!strncmp(*p, "true", 4) || !strncmp(*p, "false", 5)) {
         out->kind = J_BOOL;
         out->num = **p == 't';
         *p += **p == 't' ? 4 : 5;
         return 0;
     }
-    if (!strncmp(*p, "null", 4)) { *p += 4; return 0; }
+    if (!strncmp(*p, "null", 4)) {
+        *p += 4;
+        return 0;
+    }
     char *end;
     out->kind = J_NUM;
     out->num = strtod(*p, &end);
@@ -204,7 +228,7 @@ static float *read_logits(const char *file, size_t n)
     uint8_t *b = mf_read_file(path, &len);
     if (!b) fail_msg("cannot read %s", path);
     if (len != n * sizeof(float)) fail_msg("%s has %zu bytes, expected %zu", path, len, n * sizeof(float));
-    return (float *)b;  /* malloc'd bytes, suitably aligned for float */
+    return (float *)b; /* malloc'd bytes, suitably aligned for float */
 }
 
 /* The model file of a case: the shared file, or a freshly made mkmodel file (checked
@@ -240,8 +264,8 @@ static char *case_model(const jv *c, int *tmp)
     if (strcmp(hex, jstr(c, "model_fnv1a64")) != 0) {
         unlink(path);
         fail_msg("mkmodel %s now writes a different file (FNV-1a %s, golden %s): mkmodel or "
-                 "quant.c changed its output; regenerate with tools/make_golden.sh", args, hex,
-                 jstr(c, "model_fnv1a64"));
+                 "quant.c changed its output; regenerate with tools/make_golden.sh",
+                 args, hex, jstr(c, "model_fnv1a64"));
     }
     return path;
 }
@@ -253,7 +277,10 @@ static double max_diff(const float *a, const float *b, size_t n, size_t *where)
     *where = 0;
     for (size_t i = 0; i < n; i++) {
         double d = fabs((double)a[i] - (double)b[i]);
-        if (!(d <= m)) { m = d; *where = i; }   /* NaN counts as the largest */
+        if (!(d <= m)) {
+            m = d;
+            *where = i;
+        } /* NaN counts as the largest */
     }
     return m;
 }
@@ -310,22 +337,22 @@ static void run_case(void **state)
         d = max_diff(got, golden, nl, &at);
         print_message("[   INFO   ] %s (%s): max |diff| %.3g (atol_fast %.3g)\n", name, dev, d, atol_fast);
         if (!(d <= atol_fast))
-            fail_msg("%s (%s): logit %zu of position %zu is %.6f, golden %.6f (atol_fast %.3g)", name,
-                     dev, at % (size_t)n_vocab, at / (size_t)n_vocab, got[at], golden[at], atol_fast);
+            fail_msg("%s (%s): logit %zu of position %zu is %.6f, golden %.6f (atol_fast %.3g)", name, dev,
+                     at % (size_t)n_vocab, at / (size_t)n_vocab, got[at], golden[at], atol_fast);
         int i;
         for (i = 0; i < n_cont; i++) {
             int32_t next = mf_session_argmax(s);
             if (next != cont[i]) {
                 if (margin[i] <= 2.0 * atol_fast) break;
-                fail_msg("%s (%s): continuation step %d gives %d, golden %d (margin %.3g)", name,
-                         dev, i, next, cont[i], margin[i]);
+                fail_msg("%s (%s): continuation step %d gives %d, golden %d (margin %.3g)", name, dev, i, next, cont[i],
+                         margin[i]);
             }
-            if (i + 1 < n_cont && mf_session_eval(s, &next, 1, NULL, &err))
-                fail_msg("%s (%s): %s", name, dev, err.msg);
+            if (i + 1 < n_cont && mf_session_eval(s, &next, 1, NULL, &err)) fail_msg("%s (%s): %s", name, dev, err.msg);
         }
         if (i < n_cont)
             print_message("[   INFO   ] %s (%s): continuation equal for %d steps, then a near-tie "
-                          "(margin %.3g)\n", name, dev, i, margin[i]);
+                          "(margin %.3g)\n",
+                          name, dev, i, margin[i]);
         mf_session_free(s);
     }
     mf_model_free(m);
@@ -344,7 +371,10 @@ int main(void)
     snprintf(path, sizeof path, "%s/tests/golden/manifest.json", MF_SOURCE_DIR);
     size_t len = 0;
     uint8_t *text = mf_read_file(path, &len);
-    if (!text) { fprintf(stderr, "test_golden: cannot read %s\n", path); return 1; }
+    if (!text) {
+        fprintf(stderr, "test_golden: cannot read %s\n", path);
+        return 1;
+    }
     char *z = realloc(text, len + 1);
     if (!z) return 1;
     z[len] = 0;

@@ -1,13 +1,13 @@
 /* test_gptoss_ops.c — the gpt-oss specific pieces of the CPU backend, one at a time, on a
  * model built in memory so every weight is chosen by the test:
- *   - YaRN frequencies and mscale against gpt-oss-arch.md §3.5 (values and formula)
+ *   - YaRN frequencies and mscale against docs/moe.md §4 (values and formula)
  *   - attention sinks (a sink that dominates; a sink that ties with the keys)
  *   - the sliding window boundary (key at distance W - 1 seen, at distance W not) and the
  *     ring buffer of the window cache across many decode steps
  *   - the router: top-k by value, ties to the lower expert, softmax over the k only
  *   - the clamped SwiGLU at its limits
  *   - only the selected experts' bytes are read (the others are NaN)
- * Each expected value is computed in the test from the spec's formula with plain loops.
+ * Each expected value is computed in the test from the formula (docs/moe.md) with plain loops.
  */
 #include <math.h>
 #include <stdlib.h>
@@ -33,16 +33,15 @@ static void yarn_frequencies(void **state)
     hp.yarn_attn_factor = 1;
     float f[32];
     float ms = mf_rope_freqs(&hp, 150000.0f, f);
-    /* mscale = 1 + 0.1 ln 32 (gpt-oss-arch.md §3.5) */
+    /* mscale = 1 + 0.1 ln 32 (docs/moe.md §4) */
     assert_true(fabsf(ms - 1.3465736f) < 1e-6f);
-    /* the spec's table (llama.cpp column; it accumulates powers in float, we compute them in
+    /* llama.cpp's frequencies (docs/moe.md §4; it accumulates powers in float, we compute them in
      * double: relative agreement 1e-5) */
     const int idx[] = {0, 1, 4, 8, 9, 10, 12, 14, 16, 17, 18, 20, 24, 28, 31};
-    const double want[] = {1.0, 6.890443e-1, 2.254180e-1, 5.081327e-2, 3.162075e-2, 1.945097e-2,
-                           7.015714e-3, 2.277272e-3, 5.809475e-4, 2.279478e-4, 3.830881e-5,
-                           1.818834e-5, 4.099978e-6, 9.242090e-7, 3.023511e-7};
-    for (size_t k = 0; k < sizeof idx / sizeof *idx; k++)
-        assert_true(fabs(f[idx[k]] - want[k]) <= 1e-5 * want[k]);
+    const double want[] = {1.0,         6.890443e-1, 2.254180e-1, 5.081327e-2, 3.162075e-2,
+                           1.945097e-2, 7.015714e-3, 2.277272e-3, 5.809475e-4, 2.279478e-4,
+                           3.830881e-5, 1.818834e-5, 4.099978e-6, 9.242090e-7, 3.023511e-7};
+    for (size_t k = 0; k < sizeof idx / sizeof *idx; k++) assert_true(fabs(f[idx[k]] - want[k]) <= 1e-5 * want[k]);
     /* and the formula itself: low = floor(corr(32)) = 8, high = ceil(corr(1)) = 18 */
     double lo = floor(64 * log(4096 / (2 * M_PI * 32)) / (2 * log(150000.0)));
     double hi = ceil(64 * log(4096 / (2 * M_PI * 1)) / (2 * log(150000.0)));
@@ -119,7 +118,7 @@ static fake *make_fake(void)
     f->m.rope_freq = f->freq;
     f->m.rope_mscale = 1;
     for (int l = 0; l < 2; l++) {
-        f->freq[l] = calloc(HD / 2, sizeof(float));  /* zero frequency: RoPE is the identity */
+        f->freq[l] = calloc(HD / 2, sizeof(float)); /* zero frequency: RoPE is the identity */
         f->layer[l].sliding = l == 0;
         wt(&f->layer[l].sinks, "sinks", f->sinks, H, 1, 1);
     }
@@ -131,13 +130,15 @@ static fake *make_fake(void)
 static void free_fake(fake *f)
 {
     for (int l = 0; l < 2; l++) free(f->freq[l]);
-    float *p[] = {f->wq, f->wk, f->wv, f->wo, f->router, f->rbias, f->gate, f->up, f->down, f->gb, f->ub, f->db, f->emb};
+    float *p[] = {f->wq, f->wk,   f->wv, f->wo, f->router, f->rbias, f->gate,
+                  f->up, f->down, f->gb, f->ub, f->db,     f->emb};
     for (size_t i = 0; i < sizeof p / sizeof *p; i++) free(p[i]);
     free(f);
 }
 
 typedef struct rig {
     mf_backend *be;
+    mf_bmodel *bm;
     mf_bstate *st;
 } rig;
 
@@ -148,7 +149,9 @@ static rig open_rig(fake *f, int n_ctx, int max_batch)
     r.be = mf_backend_cpu_new(2, &err);
     assert_non_null(r.be);
     mf_state_opts o = {.n_ctx = n_ctx, .max_batch = max_batch};
-    r.st = r.be->state_new(r.be, &f->m, &o, &err);
+    r.bm = r.be->prepare(r.be, &f->m, NULL, NULL, &err);
+    if (!r.bm) fail_msg("%s", err.msg);
+    r.st = r.be->state_new(r.be, r.bm, &o, &err);
     if (!r.st) fail_msg("%s", err.msg);
     return r;
 }
@@ -156,6 +159,7 @@ static rig open_rig(fake *f, int n_ctx, int max_batch)
 static void close_rig(rig *r)
 {
     r->be->state_free(r->be, r->st);
+    r->be->unprepare(r->be, r->bm);
     r->be->free(r->be);
 }
 
@@ -163,22 +167,25 @@ static void close_rig(rig *r)
 
 /* Feed keys/values with chosen contents one decode step at a time and return the attention
  * output of the last step for head `head`. key t has k = kval(t) in every dim, v = vval(t). */
-static void attend(fake *f, rig *r, int layer, int n_steps, float (*kval)(int), float (*vval)(int),
-                   const float *qhead, float *out_all)
+static void attend(fake *f, rig *r, int layer, int n_steps, float (*kval)(int), float (*vval)(int), const float *qhead,
+                   float *out_all)
 {
     float q[H * HD], k[HKV * HD], v[HKV * HD];
     int32_t tok = 0;
     for (int p = 0; p < n_steps; p++) {
         for (int i = 0; i < H * HD; i++) q[i] = qhead[i % HD];
         for (int i = 0; i < HKV * HD; i++) k[i] = kval(p), v[i] = vval(p);
-        r->be->step_begin(r->be, r->st, &tok, 1, p);
+        r->be->step_begin(r->be, r->st, &tok, 1, p, 0);
         r->be->rope_kv(r->be, r->st, layer, q, k, v);
-        r->be->attention(r->be, r->st, layer, q, out_all);
+        r->be->attention(r->be, r->st, layer, &f->m.layers[layer].sinks, q, out_all);
     }
-    (void)f;
 }
 
-static float k_zero(int t) { (void)t; return 0.0f; }
+static float k_zero(int t)
+{
+    (void)t;
+    return 0.0f;
+}
 static float v_pos(int t) { return (float)t; }
 static float v_marked(int t) { return t == 0 ? 1000.0f : 1.0f; }
 
@@ -188,13 +195,13 @@ static void sink_dominates_and_ties(void **state)
     fake *f = make_fake();
     float q[HD] = {0}, out[H * HD];
     /* all scores are 0 (k = 0), so with n keys: w_t = 1 / (n + e^S) */
-    for (int h = 0; h < H; h++) f->sinks[h] = 30.0f;  /* e^30 swamps the 3 keys */
+    for (int h = 0; h < H; h++) f->sinks[h] = 30.0f; /* e^30 swamps the 3 keys */
     rig r = open_rig(f, 16, 1);
     attend(f, &r, 1, 3, k_zero, v_pos, q, out);
     for (int i = 0; i < H * HD; i++) assert_true(fabsf(out[i]) < 1e-11f);
     close_rig(&r);
 
-    for (int h = 0; h < H; h++) f->sinks[h] = 0.0f;  /* a sink equal to the keys: 4 equal shares */
+    for (int h = 0; h < H; h++) f->sinks[h] = 0.0f; /* a sink equal to the keys: 4 equal shares */
     r = open_rig(f, 16, 1);
     attend(f, &r, 1, 3, k_zero, v_pos, q, out);
     /* o = (0 + 1 + 2) / (3 + 1) */
@@ -207,7 +214,7 @@ static void window_boundary_and_ring(void **state)
 {
     (void)state;
     fake *f = make_fake();
-    for (int h = 0; h < H; h++) f->sinks[h] = -INFINITY;  /* no sink: plain softmax */
+    for (int h = 0; h < H; h++) f->sinks[h] = -INFINITY; /* no sink: plain softmax */
     float q[HD] = {0}, out[H * HD];
     /* query at p = W - 1: the key at distance W - 1 (t = 0, v = 1000) is still visible */
     rig r = open_rig(f, 64, 1);
@@ -291,8 +298,11 @@ static void run_moe(fake *f, const float *h, float *x)
     rig r = open_rig(f, 8, 1);
     int32_t tok = 0;
     for (int i = 0; i < D; i++) x[i] = 0;
-    r.be->step_begin(r.be, r.st, &tok, 1, 0);
-    r.be->moe(r.be, r.st, 0, h, x);
+    r.be->step_begin(r.be, r.st, &tok, 1, 0, 0);
+    const mf_layer *L = &f->m.layers[0];
+    const mf_weight *w[3] = {&L->gate_exps, &L->up_exps, &L->down_exps};
+    const mf_weight *b[3] = {&L->gate_exps_b, &L->up_exps_b, &L->down_exps_b};
+    r.be->moe(r.be, r.st, &L->router, &L->router_b, w, b, h, x);
     close_rig(&r);
 }
 
@@ -333,7 +343,7 @@ static void clamp_limits(void **state)
         fake *f = make_fake();
         int sel[2] = {0, 1};
         set_experts(f, cases[c][0], cases[c][1], 0, sel, 2);
-        f->rbias[0] = 5.0f, f->rbias[1] = 5.0f;  /* experts 0 and 1, weight 1/2 each */
+        f->rbias[0] = 5.0f, f->rbias[1] = 5.0f; /* experts 0 and 1, weight 1/2 each */
         float h[D], x[D];
         for (int i = 0; i < D; i++) h[i] = 1.0f;
         run_moe(f, h, x);
@@ -348,8 +358,10 @@ static void clamp_limits(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(yarn_frequencies),        cmocka_unit_test(sink_dominates_and_ties),
-        cmocka_unit_test(window_boundary_and_ring), cmocka_unit_test(router_ties_and_softmax),
+        cmocka_unit_test(yarn_frequencies),
+        cmocka_unit_test(sink_dominates_and_ties),
+        cmocka_unit_test(window_boundary_and_ring),
+        cmocka_unit_test(router_ties_and_softmax),
         cmocka_unit_test(clamp_limits),
     };
     return MF_RUN("gpt-oss ops", tests);

@@ -53,10 +53,10 @@ struct jv {
     int kind;
     double num;
     int b;
-    char *str;          /* decoded UTF-8 (J_STR), length str_len */
+    char *str; /* decoded UTF-8 (J_STR), length str_len */
     size_t str_len;
-    char **keys;        /* J_OBJ */
-    jv **items;         /* J_ARR and J_OBJ values */
+    char **keys; /* J_OBJ */
+    jv **items;  /* J_ARR and J_OBJ values */
     size_t n;
 };
 
@@ -100,14 +100,23 @@ static void put_utf8(char **b, size_t *len, size_t *cap, uint32_t c)
         assert_non_null(*b);
     }
     char *o = *b + *len;
-    if (c < 0x80) { o[0] = (char)c; *len += 1; }
-    else if (c < 0x800) { o[0] = (char)(0xC0 | c >> 6); o[1] = (char)(0x80 | (c & 63)); *len += 2; }
-    else if (c < 0x10000) {
-        o[0] = (char)(0xE0 | c >> 12); o[1] = (char)(0x80 | ((c >> 6) & 63)); o[2] = (char)(0x80 | (c & 63));
+    if (c < 0x80) {
+        o[0] = (char)c;
+        *len += 1;
+    } else if (c < 0x800) {
+        o[0] = (char)(0xC0 | c >> 6);
+        o[1] = (char)(0x80 | (c & 63));
+        *len += 2;
+    } else if (c < 0x10000) {
+        o[0] = (char)(0xE0 | c >> 12);
+        o[1] = (char)(0x80 | ((c >> 6) & 63));
+        o[2] = (char)(0x80 | (c & 63));
         *len += 3;
     } else {
-        o[0] = (char)(0xF0 | c >> 18); o[1] = (char)(0x80 | ((c >> 12) & 63));
-        o[2] = (char)(0x80 | ((c >> 6) & 63)); o[3] = (char)(0x80 | (c & 63));
+        o[0] = (char)(0xF0 | c >> 18);
+        o[1] = (char)(0x80 | ((c >> 12) & 63));
+        o[2] = (char)(0x80 | ((c >> 6) & 63));
+        o[3] = (char)(0x80 | (c & 63));
         *len += 4;
     }
 }
@@ -130,7 +139,10 @@ static int hex4(jp *p, uint32_t *c)
 /* a string; the raw bytes must be well-formed UTF-8 with no control characters */
 static char *jstring(jp *p, size_t *out_len)
 {
-    if (p->i >= p->n || p->s[p->i] != '"') { p->why = "expected a string"; return NULL; }
+    if (p->i >= p->n || p->s[p->i] != '"') {
+        p->why = "expected a string";
+        return NULL;
+    }
     p->i++;
     char *b = NULL;
     size_t len = 0, cap = 0;
@@ -144,35 +156,53 @@ static char *jstring(jp *p, size_t *out_len)
             *out_len = len;
             return b;
         }
-        if (c < 0x20) { p->why = "raw control character in a string"; break; }
+        if (c < 0x20) {
+            p->why = "raw control character in a string";
+            break;
+        }
         if (c == '\\') {
             p->i++;
             if (p->i >= p->n) break;
             unsigned char e = p->s[p->i++];
             uint32_t u;
             switch (e) {
-            case '"': case '\\': case '/': put_utf8(&b, &len, &cap, e); break;
+            case '"':
+            case '\\':
+            case '/': put_utf8(&b, &len, &cap, e); break;
             case 'n': put_utf8(&b, &len, &cap, '\n'); break;
             case 'r': put_utf8(&b, &len, &cap, '\r'); break;
             case 't': put_utf8(&b, &len, &cap, '\t'); break;
             case 'b': put_utf8(&b, &len, &cap, '\b'); break;
             case 'f': put_utf8(&b, &len, &cap, '\f'); break;
             case 'u':
-                if (!hex4(p, &u) || (u >= 0xD800 && u <= 0xDFFF)) { p->why = "bad \\u escape"; goto bad; }
+                if (!hex4(p, &u) || (u >= 0xD800 && u <= 0xDFFF)) {
+                    p->why = "bad \\u escape";
+                    goto bad;
+                }
                 put_utf8(&b, &len, &cap, u);
                 break;
             default: p->why = "bad escape"; goto bad;
             }
             continue;
         }
-        if (c < 0x80) { put_utf8(&b, &len, &cap, c); p->i++; continue; }
+        if (c < 0x80) {
+            put_utf8(&b, &len, &cap, c);
+            p->i++;
+            continue;
+        }
         /* a multi-byte sequence: decode strictly */
         int k = c >= 0xF0 && c <= 0xF4 ? 4 : c >= 0xE0 ? 3 : c >= 0xC2 && c <= 0xDF ? 2 : 0;
-        if (!k || c > 0xF4 || p->n - p->i < (size_t)k) { p->why = "invalid UTF-8"; goto bad; }
+        if (!k || c > 0xF4 || p->n - p->i < (size_t)k) {
+            p->why = "invalid UTF-8";
+            goto bad;
+        }
         uint32_t u = c & (0xFF >> (k + 1));
         for (int j = 1; j < k; j++) {
             unsigned char t = p->s[p->i + (size_t)j];
-            if ((t & 0xC0) != 0x80) { p->why = "invalid UTF-8"; goto bad; }
+            if ((t & 0xC0) != 0x80) {
+                p->why = "invalid UTF-8";
+                goto bad;
+            }
             u = u << 6 | (t & 63);
         }
         if ((k == 3 && (u < 0x800 || (u >= 0xD800 && u <= 0xDFFF))) || (k == 4 && (u < 0x10000 || u > 0x10FFFF))) {
@@ -206,13 +236,19 @@ static int jpush(jv *v, char *key, jv *item)
 static jv *jvalue(jp *p, int depth)
 {
     ws(p);
-    if (depth > 32 || p->i >= p->n) { p->why = "unexpected end"; return NULL; }
+    if (depth > 32 || p->i >= p->n) {
+        p->why = "unexpected end";
+        return NULL;
+    }
     unsigned char c = p->s[p->i];
     if (c == '{' || c == '[') {
         jv *v = jnew(c == '{' ? J_OBJ : J_ARR);
         p->i++;
         ws(p);
-        if (p->i < p->n && p->s[p->i] == (c == '{' ? '}' : ']')) { p->i++; return v; }
+        if (p->i < p->n && p->s[p->i] == (c == '{' ? '}' : ']')) {
+            p->i++;
+            return v;
+        }
         for (;;) {
             char *key = NULL;
             ws(p);
@@ -220,15 +256,28 @@ static jv *jvalue(jp *p, int depth)
                 size_t kl;
                 if (!(key = jstring(p, &kl))) break;
                 ws(p);
-                if (p->i >= p->n || p->s[p->i] != ':') { p->why = "expected ':'"; free(key); break; }
+                if (p->i >= p->n || p->s[p->i] != ':') {
+                    p->why = "expected ':'";
+                    free(key);
+                    break;
+                }
                 p->i++;
             }
             jv *item = jvalue(p, depth + 1);
-            if (!item) { free(key); break; }
+            if (!item) {
+                free(key);
+                break;
+            }
             jpush(v, key, item);
             ws(p);
-            if (p->i < p->n && p->s[p->i] == ',') { p->i++; continue; }
-            if (p->i < p->n && p->s[p->i] == (c == '{' ? '}' : ']')) { p->i++; return v; }
+            if (p->i < p->n && p->s[p->i] == ',') {
+                p->i++;
+                continue;
+            }
+            if (p->i < p->n && p->s[p->i] == (c == '{' ? '}' : ']')) {
+                p->i++;
+                return v;
+            }
             p->why = "expected ',' or a closing bracket";
             break;
         }
@@ -237,27 +286,51 @@ static jv *jvalue(jp *p, int depth)
     }
     if (c == '"') {
         jv *v = jnew(J_STR);
-        if (!(v->str = jstring(p, &v->str_len))) { jfree(v); return NULL; }
+        if (!(v->str = jstring(p, &v->str_len))) {
+            jfree(v);
+            return NULL;
+        }
         return v;
     }
-    if (!strncmp((const char *)p->s + p->i, "null", 4)) { p->i += 4; return jnew(J_NULL); }
-    if (!strncmp((const char *)p->s + p->i, "true", 4)) { p->i += 4; jv *v = jnew(J_BOOL); v->b = 1; return v; }
-    if (!strncmp((const char *)p->s + p->i, "false", 5)) { p->i += 5; return jnew(J_BOOL); }
+    if (!strncmp((const char *)p->s + p->i, "null", 4)) {
+        p->i += 4;
+        return jnew(J_NULL);
+    }
+    if (!strncmp((const char *)p->s + p->i, "true", 4)) {
+        p->i += 4;
+        jv *v = jnew(J_BOOL);
+        v->b = 1;
+        return v;
+    }
+    if (!strncmp((const char *)p->s + p->i, "false", 5)) {
+        p->i += 5;
+        return jnew(J_BOOL);
+    }
     /* number: -?(0|[1-9][0-9]*)(.[0-9]+)?([eE][+-]?[0-9]+)? */
     size_t st = p->i;
     if (p->s[p->i] == '-') p->i++;
     if (p->i < p->n && p->s[p->i] == '0') p->i++;
-    else if (p->i < p->n && p->s[p->i] >= '1' && p->s[p->i] <= '9') while (p->i < p->n && p->s[p->i] >= '0' && p->s[p->i] <= '9') p->i++;
-    else { p->why = "bad value"; return NULL; }
+    else if (p->i < p->n && p->s[p->i] >= '1' && p->s[p->i] <= '9')
+        while (p->i < p->n && p->s[p->i] >= '0' && p->s[p->i] <= '9') p->i++;
+    else {
+        p->why = "bad value";
+        return NULL;
+    }
     if (p->i < p->n && p->s[p->i] == '.') {
         p->i++;
-        if (p->i >= p->n || p->s[p->i] < '0' || p->s[p->i] > '9') { p->why = "bad fraction"; return NULL; }
+        if (p->i >= p->n || p->s[p->i] < '0' || p->s[p->i] > '9') {
+            p->why = "bad fraction";
+            return NULL;
+        }
         while (p->i < p->n && p->s[p->i] >= '0' && p->s[p->i] <= '9') p->i++;
     }
     if (p->i < p->n && (p->s[p->i] == 'e' || p->s[p->i] == 'E')) {
         p->i++;
         if (p->i < p->n && (p->s[p->i] == '+' || p->s[p->i] == '-')) p->i++;
-        if (p->i >= p->n || p->s[p->i] < '0' || p->s[p->i] > '9') { p->why = "bad exponent"; return NULL; }
+        if (p->i >= p->n || p->s[p->i] < '0' || p->s[p->i] > '9') {
+            p->why = "bad exponent";
+            return NULL;
+        }
         while (p->i < p->n && p->s[p->i] >= '0' && p->s[p->i] <= '9') p->i++;
     }
     jv *v = jnew(J_NUM);
@@ -335,8 +408,8 @@ static void json_parser_self_check(void **state)
     assert_true(jnum(v, "a.1") == -2500.0);
     assert_string_equal(jstr(v, "a.4"), "x\xc3\xa9\n");
     jfree(v);
-    const char *bad[] = {"{\"a\": 1,}", "[1 2]", "\"raw\nnewline\"", "\"\xff\"", "{a: 1}",
-                         "[01]", "\"\\x41\"", "[1] x", "\"\xc0\xaf\"", "\"\\ud800\""};
+    const char *bad[] = {"{\"a\": 1,}", "[1 2]", "\"raw\nnewline\"", "\"\xff\"",   "{a: 1}", "[01]",
+                         "\"\\x41\"",   "[1] x", "\"\xc0\xaf\"",     "\"\\ud800\""};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         jp p = {(const unsigned char *)bad[i], strlen(bad[i]), 0, NULL};
         jv *w = jvalue(&p, 0);
@@ -364,14 +437,14 @@ static void stories_text(void **state)
     assert_string_equal(line_after(r.out, "  embedding_length", b, sizeof b), "64");
     assert_string_equal(line_after(r.out, "  block_count", b, sizeof b), "5");
     assert_string_equal(line_after(r.out, "  head_count_kv", b, sizeof b), "4");
-    assert_string_equal(line_after(r.out, "  head_dim", b, sizeof b), "8");          /* 64 / 8 heads */
+    assert_string_equal(line_after(r.out, "  head_dim", b, sizeof b), "8"); /* 64 / 8 heads */
     assert_string_equal(line_after(r.out, "  feed_forward_length", b, sizeof b), "172");
     assert_string_equal(line_after(r.out, "  vocab_size", b, sizeof b), "512");
     assert_string_equal(line_after(r.out, "tokenizer:", b, sizeof b), "\"llama\", 512 tokens");
     line_after(r.out, "special ids:", b, sizeof b);
     assert_non_null(strstr(b, "bos 1 eos 2 unk 0 pad 4294967295 (none"));
     assert_string_equal(line_after(r.out, "chat template:", b, sizeof b), "absent");
-    /* tensor 1: output_norm.weight, 64 floats at 14176 + 131072 (gguf.md §5.1) */
+    /* tensor 1: output_norm.weight, 64 floats at 14176 + 131072 (docs/gguf.md §2) */
     line_after(r.out, "      1  output_norm.weight", b, sizeof b);
     assert_non_null(strstr(b, "F32"));
     assert_non_null(strstr(b, " 256 "));
@@ -467,7 +540,7 @@ static void hostile_strings(void **state)
     (void)state;
     const char *path = mf_tmp_path("hostile.gguf");
     char all[256];
-    for (int i = 0; i < 256; i++) all[i] = (char)i;  /* NUL, controls, DEL, bytes >= 0x80 */
+    for (int i = 0; i < 256; i++) all[i] = (char)i; /* NUL, controls, DEL, bytes >= 0x80 */
     const char *weird = "quote\" back\\slash\nnew\rline\ttab \xe2\x96\x81 \xf0\x9f\x98\x80 \xc3";
     const char *toks[] = {"\"", "\\", "\n", "\x01\x1f\x7f", "\xff\xfe", "\xe2\x96\x81ok", weird};
     const char *tmpl = "{% for m in messages %}{{ '<|' + m['role'] + '|>\\n' }}{{ m[\"content\"] }}{% endfor %}\n";
@@ -479,8 +552,8 @@ static void hostile_strings(void **state)
     mf_gguf_w_arr_str(w, "tokenizer.ggml.tokens", toks, NULL, 7);
     mf_gguf_w_str(w, "tokenizer.chat_template", tmpl);
     mf_gguf_w_u32(w, "tokenizer.ggml.bos_token_id", 1);
-    mf_gguf_w_u32(w, "tokenizer.ggml.seperator_token_id", 5);  /* llama.cpp's spelling ... */
-    mf_gguf_w_u32(w, "tokenizer.ggml.separator_token_id", 6);  /* ... and the right one */
+    mf_gguf_w_u32(w, "tokenizer.ggml.seperator_token_id", 5); /* llama.cpp's spelling ... */
+    mf_gguf_w_u32(w, "tokenizer.ggml.separator_token_id", 6); /* ... and the right one */
     mf_gguf_w_str(w, "key \"with\" quotes\n", "v");
     mf_gguf_w_f32(w, "nan", 0.0f / 0.0f);
     mf_gguf_w_u64(w, "big", UINT64_MAX);
@@ -525,7 +598,7 @@ static void hostile_strings(void **state)
         }
         if (!strcmp(md->keys[i], "key \"with\" quotes\n")) seen_key = 1;
         if (!strcmp(md->keys[i], "nan")) {
-            assert_int_equal(jget(md->items[i], "value")->kind, J_NULL);  /* no NaN in JSON */
+            assert_int_equal(jget(md->items[i], "value")->kind, J_NULL); /* no NaN in JSON */
             seen_nan = 1;
         }
         if (!strcmp(md->keys[i], "big")) {
@@ -577,7 +650,8 @@ static void bad_file(void **state)
         assert_string_equal(r.out, "");
         /* exactly the reader's line */
         char want[1024];
-        snprintf(want, sizeof want, "%s: offset 4: GGUF version 1 is obsolete and not supported (re-convert the model)\n", path);
+        snprintf(want, sizeof want,
+                 "%s: offset 4: GGUF version 1 is obsolete and not supported (re-convert the model)\n", path);
         assert_string_equal(r.err, want);
         mf_proc_free(&r);
     }
@@ -605,6 +679,57 @@ static void options(void **state)
     mf_proc_free(&r);
 }
 
+/* ------------------------------------------------------------------ absurd shapes */
+
+/* The memory estimates are products of sizes the file gives (issue 11: 4 million heads of
+ * 1024 printed a wrapped KV size). Attention widths beyond 2^20 are refused by name by every
+ * command that reads the hyperparameters; at the largest accepted shape the KV cache is
+ * printed exactly: gpt-oss tiny rewritten with 1024 heads (and KV heads) of 1024, 4096
+ * layers and a context of 2^22. Every second layer slides over a window of 8 (pattern 2):
+ * per layer and position K and V take 2 * 2^20 * 4 = 2^23 bytes in float32, so
+ * 2048 * 2^23 * 2^22 + 2048 * 2^23 * 8 = 2^56 + 2^37 = 72057731476881408 bytes. */
+static void absurd_shapes(void **state)
+{
+    (void)state;
+    const char *src = mf_tmp_path("shape-src.gguf"), *dst = mf_tmp_path("shape.gguf");
+    const char *mk[] = {"-o", src, "--arch", "gpt-oss", NULL};
+    mf_proc p = mf_run_tool("mkmodel", mk);
+    assert_int_equal(p.rc, 0);
+    mf_proc_free(&p);
+    mf_key_edit e[] = {{"gpt-oss.attention.head_count", MF_GGUF_U32, 1024, 0, NULL},
+                       {"gpt-oss.attention.head_count_kv", MF_GGUF_U32, 1024, 0, NULL},
+                       {"gpt-oss.attention.key_length", MF_GGUF_U32, 1024, 0, NULL},
+                       {"gpt-oss.attention.value_length", MF_GGUF_U32, 1024, 0, NULL},
+                       {"gpt-oss.block_count", MF_GGUF_U32, 4096, 0, NULL},
+                       {"gpt-oss.context_length", MF_GGUF_U32, 1u << 22, 0, NULL}};
+    mf_copy_gguf(src, dst, e, 6);
+    p = run_inspect(dst, NULL);
+    assert_int_equal(p.rc, 0);
+    if (!strstr(p.out, "kv cache:      4194304 tokens (context_length): f16 36028865738440704 bytes") ||
+        !strstr(p.out, "f32 72057731476881408 bytes"))
+        fail_msg("exact KV sizes expected in: %s", p.out);
+    mf_proc_free(&p);
+    /* one more head: the width 1025 * 1024 exceeds 2^20, refused by inspect (which still
+     * shows the file), plan and run alike */
+    e[0].u = e[1].u = 1025;
+    mf_copy_gguf(src, dst, e, 6);
+    const char *phrase = "attention width head_count 1025 x head size 1024 = 1049600 (KV: 1025 x 1024) exceeds 1048576";
+    p = run_inspect(dst, NULL);
+    assert_int_equal(p.rc, 0);
+    if (!strstr(p.out, phrase) || strstr(p.out, "kv cache:")) fail_msg("inspect: %s", p.out);
+    mf_proc_free(&p);
+    const char *plan[] = {"plan", "-m", dst, NULL}, *run[] = {"run", "-m", dst, "-p", "hi", NULL};
+    const char *const *cmds[] = {plan, run};
+    for (int c = 0; c < 2; c++) {
+        p = mf_run_tool("minfer", cmds[c]);
+        assert_int_equal(p.rc, 1);
+        if (!strstr(p.err, phrase)) fail_msg("%s: %s", cmds[c][0], p.err);
+        mf_proc_free(&p);
+    }
+    unlink(src);
+    unlink(dst);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -615,6 +740,7 @@ int main(void)
         cmocka_unit_test(hostile_strings),
         cmocka_unit_test(bad_file),
         cmocka_unit_test(options),
+        cmocka_unit_test(absurd_shapes),
     };
     return MF_RUN("inspect", tests);
 }

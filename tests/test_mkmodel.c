@@ -1,9 +1,9 @@
-/* test_mkmodel.c — tools/mkmodel writes what the architecture specs describe.
+/* test_mkmodel.c — tools/mkmodel writes what the architectures require (docs/forward.md §1).
  *
  * Each test runs the built mkmodel into a temporary file, reopens it with the GGUF reader
- * and checks: every metadata key of llama-arch.md §2 / gpt-oss-arch.md §1.2 (type and
+ * and checks: every metadata key of docs/forward.md §1 (type and
  * value), the tokenizer keys and the layout of the synthetic vocabularies, every tensor's
- * name, shape and type (llama-arch.md §3, gpt-oss-arch.md §2), and that the dequantized
+ * name, shape and type (docs/forward.md §1), and that the dequantized
  * weights have the statistics mkmodel promises (standard deviation 1/sqrt(n_in) for the
  * matrices, gains in [0.9, 1.1], ...). Quantized files are compared with the F32 file of
  * the same seed, which holds the very values they quantize. Also: determinism (same
@@ -67,18 +67,19 @@ static void expect_str(const mf_gguf *g, const char *key, const char *want)
     if (strcmp(kv->str, want) != 0) fail_msg("key %s = '%s', expected '%s'", key, kv->str, want);
 }
 
-static const mf_gguf_tensor *expect_tensor(const mf_gguf *g, const char *name, uint32_t type,
-                                           int64_t ne0, int64_t ne1, int64_t ne2)
+static const mf_gguf_tensor *expect_tensor(const mf_gguf *g, const char *name, uint32_t type, int64_t ne0, int64_t ne1,
+                                           int64_t ne2)
 {
     const mf_gguf_tensor *t = mf_gguf_find_tensor(g, name);
     char a[32], b[32];
     if (!t) fail_msg("tensor %s is missing", name);
     uint32_t dims = ne2 > 1 ? 3 : ne1 > 1 ? 2 : 1;
-    if (t->type != type) fail_msg("tensor %s has type %s, expected %s", name, mf_type_name(t->type, a), mf_type_name(type, b));
+    if (t->type != type)
+        fail_msg("tensor %s has type %s, expected %s", name, mf_type_name(t->type, a), mf_type_name(type, b));
     if (t->n_dims != dims || t->ne[0] != ne0 || t->ne[1] != ne1 || t->ne[2] != ne2)
         fail_msg("tensor %s has ne [%lld, %lld, %lld] (%u dims), expected [%lld, %lld, %lld]", name,
-                 (long long)t->ne[0], (long long)t->ne[1], (long long)t->ne[2], t->n_dims,
-                 (long long)ne0, (long long)ne1, (long long)ne2);
+                 (long long)t->ne[0], (long long)t->ne[1], (long long)t->ne[2], t->n_dims, (long long)ne0,
+                 (long long)ne1, (long long)ne2);
     return t;
 }
 
@@ -93,7 +94,9 @@ static float *values(const mf_gguf_tensor *t)
     return x;
 }
 
-typedef struct stats { double mean, sd, lo, hi; } stats;
+typedef struct stats {
+    double mean, sd, lo, hi;
+} stats;
 
 static stats stats_of(const mf_gguf_tensor *t)
 {
@@ -124,7 +127,8 @@ static void expect_normal(const mf_gguf *g, const char *name, double sd, double 
     stats st = stats_of(t);
     double n = (double)t->n_elements, rel = 4.0 / sqrt(2.0 * n) + extra;
     if (fabs(st.sd / sd - 1.0) > rel || fabs(st.mean) > 4.0 * sd / sqrt(n) + extra * sd)
-        fail_msg("%s: mean %g, standard deviation %g, expected 0 and %g (±%.1f%%)", name, st.mean, st.sd, sd, 100 * rel);
+        fail_msg("%s: mean %g, standard deviation %g, expected 0 and %g (±%.1f%%)", name, st.mean, st.sd, sd,
+                 100 * rel);
     if (t->type == MF_TYPE_F32 && (st.hi > 3.4642 * sd || st.lo < -3.4642 * sd))
         fail_msg("%s: values in [%g, %g] outside ±3.4641·%g", name, st.lo, st.hi, sd);
 }
@@ -137,8 +141,8 @@ static void expect_uniform(const mf_gguf *g, const char *name, double lo, double
     /* uniform on [lo, hi): mean (lo+hi)/2 with standard error (hi-lo)/sqrt(12 n); 5 errors */
     double se = (hi - lo) / sqrt(12.0 * (double)t->n_elements);
     if (st.lo < lo || st.hi >= hi || fabs(st.mean - (lo + hi) / 2) > 5 * se)
-        fail_msg("%s: values in [%g, %g] with mean %g, expected uniform on [%g, %g)", name, st.lo, st.hi,
-                 st.mean, lo, hi);
+        fail_msg("%s: values in [%g, %g] with mean %g, expected uniform on [%g, %g)", name, st.lo, st.hi, st.mean, lo,
+                 hi);
 }
 
 static const char *tok_str(const mf_gguf_kv *tokens, uint64_t id, char *buf, size_t cap)
@@ -157,7 +161,7 @@ static int cmp_str(const void *a, const void *b)
     return c ? c : (x->len > y->len) - (x->len < y->len);
 }
 
-/* token strings must be unique (tokenizer-spm.md §1) */
+/* token strings must be unique (docs/tokenizer.md §1) */
 static void expect_unique_tokens(const mf_gguf_kv *tokens)
 {
     mf_str *s = malloc((size_t)tokens->arr_n * sizeof *s);
@@ -174,7 +178,8 @@ static const mf_gguf_kv *expect_arr(const mf_gguf *g, const char *key, uint32_t 
     const mf_gguf_kv *kv;
     mf_err err;
     if (mf_gguf_get_arr(g, key, elem, &kv, &err)) fail_msg("%s", err.msg);
-    if (kv->arr_n != n) fail_msg("%s has %llu elements, expected %llu", key, (unsigned long long)kv->arr_n, (unsigned long long)n);
+    if (kv->arr_n != n)
+        fail_msg("%s has %llu elements, expected %llu", key, (unsigned long long)kv->arr_n, (unsigned long long)n);
     return kv;
 }
 
@@ -196,9 +201,9 @@ static void check_llama_tiny(const mf_gguf *g, uint32_t type)
     expect_f32(g, "llama.rope.freq_base", 10000.0f);
     expect_f32(g, "llama.attention.layer_norm_rms_epsilon", 1e-5f);
     expect_u32(g, "llama.vocab_size", TINY_V);
-    assert_null(mf_gguf_find_kv(g, "llama.attention.key_length"));   /* hd = d / H */
+    assert_null(mf_gguf_find_kv(g, "llama.attention.key_length")); /* hd = d / H */
 
-    /* 9·L + 3 tensors (llama-arch.md §3) */
+    /* 9·L + 3 tensors (docs/forward.md §1) */
     assert_int_equal(mf_gguf_n_tensors(g), 9 * TINY_L + 3);
     expect_tensor(g, "token_embd.weight", type, TINY_D, TINY_V, 1);
     expect_tensor(g, "output_norm.weight", MF_TYPE_F32, TINY_D, 1, 1);
@@ -218,7 +223,7 @@ static void check_llama_tiny(const mf_gguf *g, uint32_t type)
 #undef T
     }
 
-    /* the synthetic SPM vocabulary (tokenizer-spm.md §1): <unk> <s> </s>, bytes, pieces */
+    /* the synthetic SPM vocabulary (docs/tokenizer.md §1): <unk> <s> </s>, bytes, pieces */
     expect_str(g, "tokenizer.ggml.model", "llama");
     const mf_gguf_kv *tokens = expect_arr(g, "tokenizer.ggml.tokens", MF_GGUF_STR, TINY_V);
     const mf_gguf_kv *types = expect_arr(g, "tokenizer.ggml.token_type", MF_GGUF_I32, TINY_V);
@@ -238,7 +243,7 @@ static void check_llama_tiny(const mf_gguf *g, uint32_t type)
         assert_string_equal(tok_str(tokens, 3 + (uint64_t)b, buf, sizeof buf), want);
         assert_int_equal(mf_gguf_arr_i32(types, 3 + (uint64_t)b), 6);
     }
-    assert_string_equal(tok_str(tokens, 259, buf, sizeof buf), "\xe2\x96\x81");   /* "▁" */
+    assert_string_equal(tok_str(tokens, 259, buf, sizeof buf), "\xe2\x96\x81"); /* "▁" */
     /* NORMAL pieces have strictly decreasing scores: a higher score merges first */
     for (uint64_t i = 260; i < TINY_V && mf_gguf_arr_i32(types, i) == 1; i++)
         assert_true(mf_gguf_arr_f32(scores, i) < mf_gguf_arr_f32(scores, i - 1));
@@ -255,7 +260,7 @@ static void llama_tiny_f32(void **state)
     assert_null(mf_gguf_find_kv(g, "general.quantization_version"));
     /* the weight statistics of mkmodel.c's header */
     expect_normal(g, "token_embd.weight", 1.0, 0);
-    expect_normal(g, "blk.0.attn_q.weight", 1.0 / 16, 0);       /* 1/sqrt(256) */
+    expect_normal(g, "blk.0.attn_q.weight", 1.0 / 16, 0); /* 1/sqrt(256) */
     expect_normal(g, "blk.1.attn_k.weight", 1.0 / 16, 0);
     expect_normal(g, "blk.0.ffn_down.weight", 1.0 / sqrt(512.0), 0);
     expect_normal(g, "output.weight", 1.0 / 16, 0);
@@ -278,10 +283,14 @@ static void llama_tiny_f32(void **state)
 static void llama_tiny_all_types(void **state)
 {
     (void)state;
-    static const struct { uint32_t type; const char *name; double rel; } TYPES[] = {
-        {MF_TYPE_F16, "F16", 1e-3}, {MF_TYPE_BF16, "BF16", 5e-3}, {MF_TYPE_Q8_0, "Q8_0", 0.01},
-        {MF_TYPE_Q6_K, "Q6_K", 0.03}, {MF_TYPE_Q5_0, "Q5_0", 0.06}, {MF_TYPE_Q5_1, "Q5_1", 0.06},
-        {MF_TYPE_Q5_K, "Q5_K", 0.06}, {MF_TYPE_Q4_0, "Q4_0", 0.12}, {MF_TYPE_Q4_1, "Q4_1", 0.12},
+    static const struct {
+        uint32_t type;
+        const char *name;
+        double rel;
+    } TYPES[] = {
+        {MF_TYPE_F16, "F16", 1e-3},   {MF_TYPE_BF16, "BF16", 5e-3},   {MF_TYPE_Q8_0, "Q8_0", 0.01},
+        {MF_TYPE_Q6_K, "Q6_K", 0.03}, {MF_TYPE_Q5_0, "Q5_0", 0.06},   {MF_TYPE_Q5_1, "Q5_1", 0.06},
+        {MF_TYPE_Q5_K, "Q5_K", 0.06}, {MF_TYPE_Q4_0, "Q4_0", 0.12},   {MF_TYPE_Q4_1, "Q4_1", 0.12},
         {MF_TYPE_Q4_K, "Q4_K", 0.12}, {MF_TYPE_MXFP4, "MXFP4", 0.17}, {MF_TYPE_Q3_K, "Q3_K", 0.21},
         {MF_TYPE_Q2_K, "Q2_K", 0.4},
     };
@@ -307,8 +316,8 @@ static void llama_tiny_all_types(void **state)
             }
             double rel = sqrt(e2 / s2);
             if (tq->type == MF_TYPE_F32 ? rel != 0.0 : rel > TYPES[k].rel)
-                fail_msg("%s %s: relative RMS error %.4f against the F32 file (bound %.3g)",
-                         TYPES[k].name, tq->name, rel, tq->type == MF_TYPE_F32 ? 0.0 : TYPES[k].rel);
+                fail_msg("%s %s: relative RMS error %.4f against the F32 file (bound %.3g)", TYPES[k].name, tq->name,
+                         rel, tq->type == MF_TYPE_F32 ? 0.0 : TYPES[k].rel);
             free(x);
             free(x0);
         }
@@ -329,13 +338,13 @@ static void llama_mixed_types(void **state)
     expect_tensor(g, "output.weight", MF_TYPE_Q6_K, TINY_D, TINY_V, 1);
     expect_tensor(g, "blk.1.ffn_up.weight", MF_TYPE_Q4_0, TINY_D, TINY_F, 1);
     expect_tensor(g, "blk.1.ffn_norm.weight", MF_TYPE_F32, TINY_D, 1, 1);
-    expect_u32(g, "general.file_type", 2);               /* LLAMA_FTYPE_MOSTLY_Q4_0 */
+    expect_u32(g, "general.file_type", 2); /* LLAMA_FTYPE_MOSTLY_Q4_0 */
     expect_u32(g, "general.quantization_version", 2);
     mf_gguf_close(g);
     unlink(path);
 }
 
-/* the TinyLlama shape (llama-arch.md §5), cut to one layer and a small vocabulary so the
+/* the TinyLlama shape (docs/reference.md §2), cut to one layer and a small vocabulary so the
  * test stays small: keys, and the shapes that involve GQA 32/4 and FFN 5632 */
 static void llama_tinyllama_shape(void **state)
 {
@@ -392,12 +401,16 @@ static void llama_vocab_from(void **state)
                 assert_memory_equal(a->arr_str[j].ptr, b->arr_str[j].ptr, a->arr_str[j].len);
             }
             if (a->arr_type != MF_GGUF_STR)
-                assert_memory_equal(a->arr_data, b->arr_data, (size_t)(a->arr_n * (a->arr_type == MF_GGUF_U8 || a->arr_type == MF_GGUF_I8 || a->arr_type == MF_GGUF_BOOL ? 1 : 4)));
+                assert_memory_equal(a->arr_data, b->arr_data,
+                                    (size_t)(a->arr_n * (a->arr_type == MF_GGUF_U8 || a->arr_type == MF_GGUF_I8 ||
+                                                                 a->arr_type == MF_GGUF_BOOL
+                                                             ? 1
+                                                             : 4)));
         } else {
             assert_true(a->v.u == b->v.u);
         }
     }
-    assert_true(copied >= 9);   /* model, pre, tokens, scores, types, bos, eos, unk, add_* */
+    assert_true(copied >= 9); /* model, pre, tokens, scores, types, bos, eos, unk, add_* */
     expect_u32(g, "llama.vocab_size", 32000);
     expect_tensor(g, "token_embd.weight", MF_TYPE_F32, 64, 32000, 1);
     expect_tensor(g, "output.weight", MF_TYPE_F32, 64, 32000, 1);
@@ -408,7 +421,7 @@ static void llama_vocab_from(void **state)
 
 /* ---------------------------------------------------------------- gpt-oss */
 
-/* The keys of gpt-oss-arch.md §1.2 with the given values. */
+/* The keys of docs/forward.md §1 with the given values. */
 static void check_gpt_oss_keys(const mf_gguf *g, uint32_t L, uint32_t ctx, uint32_t d, uint32_t H, uint32_t Hkv,
                                uint32_t hd, uint32_t E, uint32_t k, uint32_t F, uint32_t W)
 {
@@ -434,9 +447,9 @@ static void check_gpt_oss_keys(const mf_gguf *g, uint32_t L, uint32_t ctx, uint3
     expect_str(g, "tokenizer.ggml.pre", "gpt-4o");
 }
 
-/* 19·L + 3 tensors of gpt-oss-arch.md §2 with the types of the ggml-org release */
-static void check_gpt_oss_tensors(const mf_gguf *g, int L, int64_t d, int64_t H, int64_t Hkv, int64_t hd,
-                                  int64_t E, int64_t F, int64_t V, uint32_t mt, uint32_t et)
+/* 19·L + 3 tensors of docs/forward.md §1 with the types of the ggml-org release */
+static void check_gpt_oss_tensors(const mf_gguf *g, int L, int64_t d, int64_t H, int64_t Hkv, int64_t hd, int64_t E,
+                                  int64_t F, int64_t V, uint32_t mt, uint32_t et)
 {
     const uint32_t f = MF_TYPE_F32;
     assert_int_equal(mf_gguf_n_tensors(g), 19 * L + 3);
@@ -469,8 +482,8 @@ static void check_gpt_oss_tensors(const mf_gguf *g, int L, int64_t d, int64_t H,
     }
 }
 
-/* The synthetic byte-level vocabulary: the 256 byte tokens in GPT-2 order (tokenizer-o200k.md
- * §3: '!' = 0, space = 220), every merge "a b" has its token "ab", the 15 harmony tokens
+/* The synthetic byte-level vocabulary: the 256 byte tokens in GPT-2 order (docs/tokenizer.md §4
+ * docs/tokenizer.md §4.1: '!' = 0, space = 220), every merge "a b" has its token "ab", the 15 harmony tokens
  * start at `first_special` and bos/eos/pad point at the right ones. */
 static void check_bpe_vocab(const mf_gguf *g, uint64_t V, uint64_t first_special)
 {
@@ -483,9 +496,9 @@ static void check_bpe_vocab(const mf_gguf *g, uint64_t V, uint64_t first_special
     assert_string_equal(tok_str(tokens, 0, buf, sizeof buf), "!");
     assert_string_equal(tok_str(tokens, 13, buf, sizeof buf), ".");
     assert_string_equal(tok_str(tokens, 25, buf, sizeof buf), ":");
-    assert_string_equal(tok_str(tokens, 220, buf, sizeof buf), "\xc4\xa0");   /* Ġ = byte 0x20 */
-    assert_string_equal(tok_str(tokens, 188, buf, sizeof buf), "\xc4\x80");   /* byte 0x00 = U+0100 */
-    assert_string_equal(tok_str(tokens, 255, buf, sizeof buf), "\xc5\x83");   /* byte 0xAD = U+0143 */
+    assert_string_equal(tok_str(tokens, 220, buf, sizeof buf), "\xc4\xa0"); /* Ġ = byte 0x20 */
+    assert_string_equal(tok_str(tokens, 188, buf, sizeof buf), "\xc4\x80"); /* byte 0x00 = U+0100 */
+    assert_string_equal(tok_str(tokens, 255, buf, sizeof buf), "\xc5\x83"); /* byte 0xAD = U+0143 */
     assert_true(merges->arr_n > 100);
     for (uint64_t i = 0; i < merges->arr_n; i++) {
         char m[128], t[128];
@@ -498,11 +511,10 @@ static void check_bpe_vocab(const mf_gguf *g, uint64_t V, uint64_t first_special
             found = tokens->arr_str[j].len == strlen(t) && !memcmp(tokens->arr_str[j].ptr, t, strlen(t));
         if (!found) fail_msg("merge '%s' has no token '%s'", m, t);
     }
-    static const char *const H[] = {"<|startoftext|>", "<|endoftext|>", "<|reserved_200000|>",
-                                    "<|reserved_200001|>", "<|return|>", "<|constrain|>",
-                                    "<|reserved_200004|>", "<|channel|>", "<|start|>", "<|end|>",
-                                    "<|message|>", "<|reserved_200009|>", "<|reserved_200010|>",
-                                    "<|reserved_200011|>", "<|call|>"};
+    static const char *const H[] = {
+        "<|startoftext|>", "<|endoftext|>",       "<|reserved_200000|>", "<|reserved_200001|>", "<|return|>",
+        "<|constrain|>",   "<|reserved_200004|>", "<|channel|>",         "<|start|>",           "<|end|>",
+        "<|message|>",     "<|reserved_200009|>", "<|reserved_200010|>", "<|reserved_200011|>", "<|call|>"};
     for (uint64_t i = 0; i < 15; i++) {
         assert_string_equal(tok_str(tokens, first_special + i, buf, sizeof buf), H[i]);
         assert_int_equal(mf_gguf_arr_i32(types, first_special + i), 3);
@@ -524,14 +536,14 @@ static void gpt_oss_tiny(void **state)
     check_gpt_oss_keys(g, 4, 256, 128, 4, 2, 16, 4, 2, 96, 8);
     check_gpt_oss_tensors(g, 4, 128, 4, 2, 16, 4, 96, V, MF_TYPE_Q8_0, MF_TYPE_MXFP4);
     check_bpe_vocab(g, (uint64_t)V, (uint64_t)V - 15);
-    expect_u32(g, "general.file_type", 38);               /* LLAMA_FTYPE_MOSTLY_MXFP4_MOE */
+    expect_u32(g, "general.file_type", 38); /* LLAMA_FTYPE_MOSTLY_MXFP4_MOE */
     expect_u32(g, "general.quantization_version", 2);
     /* statistics, on the all-F32 file of the same seed (exact values) and, looser, on the
      * quantized one (Q8_0 adds ~0.5% noise, MXFP4 ~11%, which raises a standard deviation
      * by under 1%) */
     mf_gguf *f = make_and_open("oss-tiny-f32.gguf", "--arch gpt-oss --seed 4 --type F32 --expert-type F32", &p32);
     expect_normal(f, "blk.0.attn_q.weight", 1.0 / sqrt(128.0), 0);
-    expect_normal(f, "blk.2.attn_output.weight", 1.0 / 8, 0);         /* n_in = H·hd = 64 */
+    expect_normal(f, "blk.2.attn_output.weight", 1.0 / 8, 0); /* n_in = H·hd = 64 */
     expect_normal(f, "blk.1.ffn_gate_inp.weight", 2.0 / sqrt(128.0), 0);
     expect_normal(f, "blk.3.ffn_gate_exps.weight", 3.0 / sqrt(128.0), 0);
     expect_normal(f, "blk.3.ffn_down_exps.weight", 0.3 / sqrt(96.0), 0);
@@ -556,7 +568,8 @@ static void gpt_oss_20b_shape(void **state)
 {
     (void)state;
     const char *path;
-    mf_gguf *g = make_and_open("oss-20b.gguf", "--preset gpt-oss-20b --layers 1 --experts 4 --ff 64 --vocab 2048", &path);
+    mf_gguf *g =
+        make_and_open("oss-20b.gguf", "--preset gpt-oss-20b --layers 1 --experts 4 --ff 64 --vocab 2048", &path);
     check_gpt_oss_keys(g, 1, 131072, 2880, 64, 8, 64, 4, 4, 64, 128);
     check_gpt_oss_tensors(g, 1, 2880, 64, 8, 64, 4, 64, 2048, MF_TYPE_Q8_0, MF_TYPE_MXFP4);
     check_bpe_vocab(g, 2048, 2048 - 1090);
@@ -568,7 +581,7 @@ static void gpt_oss_20b_shape(void **state)
     unlink(path);
 }
 
-/* The real 201088-token layout (tokenizer-o200k.md §2), on a model of width 32 without
+/* The real 201088-token layout (docs/tokenizer.md §1), on a model of width 32 without
  * layers so that the file stays small. */
 static void gpt_oss_real_vocab(void **state)
 {
@@ -640,13 +653,13 @@ static void bad_options(void **state)
 {
     (void)state;
     static const char *const BAD[] = {
-        "--type Q8_1",                                /* not a supported model type */
+        "--type Q8_1",                                  /* not a supported model type */
         "--type Q4_K --dim 320 --heads 5 --kv-heads 5", /* rows of 320 are not K-quant blocks */
-        "--heads 8 --kv-heads 3",                     /* GQA needs H % Hkv == 0 */
+        "--heads 8 --kv-heads 3",                       /* GQA needs H % Hkv == 0 */
         "--arch gpt-oss --experts 2 --experts-used 3",
         "--preset huge",
-        "--vocab 100",                                /* fewer than the 259 fixed tokens */
-        "--dim",                                      /* missing value */
+        "--vocab 100", /* fewer than the 259 fixed tokens */
+        "--dim",       /* missing value */
         "--frobnicate 1",
     };
     for (size_t i = 0; i < sizeof BAD / sizeof BAD[0]; i++) {
@@ -657,20 +670,73 @@ static void bad_options(void **state)
     }
 }
 
+/* mkmodel refuses what minfer would refuse, with minfer's own checks (issue 11: it wrote
+ * files with wrapped offsets, windows and head sizes minfer refuses, duplicate tokens):
+ * exit 1, the loader's reason, and no file — neither under the name nor a temporary one. */
+static void refuses_what_minfer_refuses(void **state)
+{
+    (void)state;
+    const char *model = mf_model_path("stories260K.gguf");
+    const char *dup = mf_tmp_path("dupvocab.gguf"), *out = mf_tmp_path("refused.gguf");
+    /* the stories vocabulary with token 500 spelled like token 499 */
+    int have_stories = access(model, R_OK) == 0;
+    if (have_stories) {
+        mf_err err;
+        mf_gguf *g = mf_gguf_open(model, &err);
+        assert_non_null(g);
+        const mf_str t499 = mf_gguf_find_kv(g, "tokenizer.ggml.tokens")->arr_str[499];
+        mf_write_vocab_with(model, dup, 500, t499.ptr, t499.len);
+        mf_gguf_close(g);
+    }
+    const struct {
+        const char *args[12];
+        const char *phrase;
+    } cases[] = {
+        {{"--head-dim", "2048", "--heads", "1", "--kv-heads", "1"}, "head size 2048 is invalid"},
+        {{"--arch", "gpt-oss", "--window", "5000000"},
+         "key 'gpt-oss.attention.sliding_window' = 5000000 is out of range"},
+        {{"--dim", "2147483647", "--heads", "1", "--kv-heads", "1", "--head-dim", "2", "--sparse", "1"},
+         "key 'llama.embedding_length' = 2147483647 is out of range"},
+        {{"--dim", "4096", "--heads", "4096", "--kv-heads", "4096", "--head-dim", "1024", "--sparse", "1"},
+         "attention width head_count 4096 x head size 1024 = 4194304"},
+        {{"--ctx", "2147483647"}, "key 'llama.context_length' = 2147483647 is out of range"},
+        {{"--vocab-from", dup}, "tokenizer.ggml.tokens: token 500 '&' duplicates token 499"},
+    };
+    for (size_t c = 0; c < sizeof cases / sizeof *cases; c++) {
+        if (c == 5 && !have_stories) continue;
+        const char *args[16] = {"-o", out};
+        int n = 2;
+        for (int k = 0; cases[c].args[k]; k++) args[n++] = cases[c].args[k];
+        args[n] = NULL;
+        mf_proc p = mf_run_tool("mkmodel", args);
+        char want[256];
+        snprintf(want, sizeof want, "mkmodel: %s: minfer would refuse this file: ", out);
+        if (p.rc != 1 || strncmp(p.err, want, strlen(want)) || !strstr(p.err, cases[c].phrase))
+            fail_msg("case %zu: exit %d, expected 1 with '%s...%s': %s", c, p.rc, want, cases[c].phrase, p.err);
+        assert_int_equal(access(out, F_OK), -1);
+        mf_proc_free(&p);
+    }
+    /* nothing left beside the output either (the check files and the writer's temporaries) */
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s", out);
+    char *slash = strrchr(dir, '/');
+    assert_non_null(slash);
+    char cmd[8192];
+    snprintf(cmd, sizeof cmd, "ls '%.*s' | grep -q -F '%s.'", (int)(slash - dir), dir, slash + 1);
+    assert_int_not_equal(system(cmd), 0);
+    unlink(dup);
+    if (!have_stories) mf_skip("stories260K.gguf missing: the duplicate-vocabulary case was not run");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(llama_tiny_f32),
-        cmocka_unit_test(llama_tiny_all_types),
-        cmocka_unit_test(llama_mixed_types),
-        cmocka_unit_test(llama_tinyllama_shape),
-        cmocka_unit_test(llama_vocab_from),
-        cmocka_unit_test(gpt_oss_tiny),
-        cmocka_unit_test(gpt_oss_20b_shape),
-        cmocka_unit_test(gpt_oss_real_vocab),
-        cmocka_unit_test(determinism),
-        cmocka_unit_test(layers_zero),
-        cmocka_unit_test(bad_options),
+        cmocka_unit_test(llama_tiny_f32),    cmocka_unit_test(llama_tiny_all_types),
+        cmocka_unit_test(llama_mixed_types), cmocka_unit_test(llama_tinyllama_shape),
+        cmocka_unit_test(llama_vocab_from),  cmocka_unit_test(gpt_oss_tiny),
+        cmocka_unit_test(gpt_oss_20b_shape), cmocka_unit_test(gpt_oss_real_vocab),
+        cmocka_unit_test(determinism),       cmocka_unit_test(layers_zero),
+        cmocka_unit_test(bad_options),       cmocka_unit_test(refuses_what_minfer_refuses),
     };
     return MF_RUN("mkmodel", tests);
 }

@@ -1,7 +1,7 @@
 /* test_plan.c — `minfer plan`: the arithmetic of engine/plan.c and the driver end to end.
  *
  * Every expected number is worked out by hand in a comment from the tensor shapes and the
- * formulas of plan.h (row bytes from gguf.md §6: F32 4 B per value, F16 2, Q8_0 34 B per 32,
+ * formulas of plan.h (row bytes from docs/gguf.md §1: F32 4 B per value, F16 2, Q8_0 34 B per 32,
  * MXFP4 17 B per 32, IQ4_NL 18 B per 32). Byte counts are integers and compared exactly;
  * speeds are one double division and compared to 1e-9 relative (a few ulps of the inputs).
  *
@@ -16,6 +16,8 @@
 #include "gguf.h"
 #include "model.h"
 #include "plan.h"
+#include "plan_devices.h"
+#include "plan_records.h"
 #include "types.h"
 
 #include <math.h>
@@ -103,7 +105,8 @@ static const char *write_moe(const char *name)
     add_tensor(w, "output.weight", MF_TYPE_Q8_0, 2, 64, 256, 1);
     for (int l = 0; l < 4; l++) {
         char n[64];
-#define T(suffix, type, nd, a, b, c) (snprintf(n, sizeof n, "blk.%d.%s", l, suffix), add_tensor(w, n, type, nd, a, b, c))
+#define T(suffix, type, nd, a, b, c) \
+    (snprintf(n, sizeof n, "blk.%d.%s", l, suffix), add_tensor(w, n, type, nd, a, b, c))
         T("attn_q.weight", MF_TYPE_Q8_0, 2, 64, 64, 1);
         T("attn_k.weight", MF_TYPE_Q8_0, 2, 64, 32, 1);
         T("attn_v.weight", MF_TYPE_Q8_0, 2, 64, 32, 1);
@@ -131,13 +134,20 @@ static const char *write_moe(const char *name)
  *             14176 B header)
  *   per token = 1171200 - 131072 + one row of 64 floats (256) = 1040384
  *   KV per position: 5 layers x 2 x 4 heads x 8 x 4 B = 1280 (f32), 640 (f16)
- *   scratch (ctx 2048, B = 512, F = 172; logits rows min(512, 64 MiB / (4*512) = 32768) = 512):
- *     activations 4*512*(2*64 + 2*64 + 2*32 + 2*172) = 2048 * 664 = 1359872
- *     logits      4*512*512                             = 1048576
- *     RoPE        4*2048*8*1                            = 65536
- *     CPU total                                         = 2473984
- *     CUDA adds   2*(largest matrix 64*512 = 32768 + 512 * widest input 172 = 88064)
- *                 = 241664                              -> 2715648 */
+ *   scratch (ctx 2048, B = 512, one thread; memory.h):
+ *     session     x, h, q, attn_out 512*64 floats each, k, v 512*32: 4*163840 = 655360
+ *                 logits: rows min(512, 64 MiB / (4*512) = 32768) = 512: 4*512*512 = 1048576
+ *                                                                      = 1703936
+ *     RoPE        cos and sin, 2048 x 4 pairs, one table: 2*4*2048*4  = 65536
+ *     CPU state   tokens 4*512 = 2048, krow 4*32 = 128 (per thread), qx one row per token
+ *                 512*(4*172 + 256) = 483328, tmp (per thread two blocks of 64 tokens x 16)
+ *                 4*2*64*16 = 8192, FFN gate and up 2*4*512*172 = 704512, scores
+ *                 4*2*2048 = 16384, dequantized tile 4*64*172 = 44032  = 1258624
+ *     CPU total                                                        = 3028096
+ *     CUDA state  step 4*513 = 2052, argmax 4, partials (64 splits of 32 keys at most)
+ *                 4*64*8*8 = 16384 and 4*2*64*8 = 4096, FFN 704512, F16 tile 2*(output
+ *                 64*512 = 32768) = 65536 and activations 2*512*172 = 176128 = 968712
+ *     CUDA total                                                       = 2738184 */
 static void dense_stories(void **state)
 {
     (void)state;
@@ -151,25 +161,22 @@ static void dense_stories(void **state)
     assert_int_equal(pm.type_tensors[MF_TYPE_F32], 48);
     assert_int_equal(pm.file_bytes, 1185376);
     assert_int_equal(pm.n_unsupported, 0);
-    assert_int_equal(pm.tied_output, 0);
-    assert_int_equal(pm.embd_row_bytes, 256);
+    assert_int_equal(pm.per_token.tied_output, 0);
+    assert_int_equal(pm.per_token.embd_row, 256);
     assert_int_equal(mf_plan_bytes_per_token(&pm), 1040384);
-    assert_int_equal(pm.expert_per_token, 0);
-    assert_int_equal(mf_plan_kv_per_position(&pm.hp, 4), 1280);
-    assert_int_equal(mf_plan_kv_per_position(&pm.hp, 2), 640);
-    assert_int_equal(mf_kv_bytes(&pm.hp, 2048, 4), 2048 * 1280);
+    assert_int_equal(pm.per_token.experts, 0);
+    assert_int_equal(mf_mem_kv_per_position(&pm.hp, 4), 1280);
+    assert_int_equal(mf_mem_kv_per_position(&pm.hp, 2), 640);
+    assert_int_equal(mf_mem_kv_bytes(&pm.hp, 2048, 1, 4), 2048 * 1280);
     /* no window: the allocation is the full context on every layer */
-    assert_int_equal(mf_plan_kv_alloc_bytes(&pm.hp, 2048, MF_PLAN_BATCH, 4), 2048 * 1280);
-    assert_int_equal(mf_plan_scratch_bytes(&pm, 2048, MF_PLAN_BATCH, 0), 2473984);
-    assert_int_equal(mf_plan_scratch_bytes(&pm, 2048, MF_PLAN_BATCH, 1), 2715648);
+    assert_int_equal(mf_mem_kv_bytes(&pm.hp, 2048, MF_PLAN_BATCH, 4), 2048 * 1280);
+    assert_int_equal(mf_plan_scratch_bytes(&pm, 2048, MF_PLAN_BATCH, 0, 1), 3028096);
+    assert_int_equal(mf_plan_scratch_bytes(&pm, 2048, MF_PLAN_BATCH, 1, 0), 2738184);
 
-    /* model.c counts the same bytes its own way, from the bound weight table */
+    /* the loaded model counts the same weights */
     mf_err err;
     mf_model *m = mf_model_load(path, &err);
     if (!m) fail_msg("%s", err.msg);
-    uint64_t dense, experts;
-    mf_model_bytes_per_token(m, &dense, &experts);
-    assert_int_equal(dense + experts, mf_plan_bytes_per_token(&pm));
     assert_int_equal(m->weight_bytes, pm.weight_bytes);
     mf_model_free(m);
 }
@@ -219,8 +226,8 @@ static void tied_and_unsupported(void **state)
     mf_plan_model pm;
     read_plan(path, &pm);
     assert_int_equal(pm.weight_bytes, 24320);
-    assert_int_equal(pm.tied_output, 1);
-    assert_int_equal(pm.embd_row_bytes, 64);
+    assert_int_equal(pm.per_token.tied_output, 1);
+    assert_int_equal(pm.per_token.embd_row, 64);
     assert_int_equal(mf_plan_bytes_per_token(&pm), 24384);
     assert_int_equal(pm.type_bytes[MF_TYPE_IQ4_NL], 3 * 1152);
     assert_int_equal(pm.type_tensors[MF_TYPE_IQ4_NL], 3);
@@ -245,9 +252,9 @@ static void moe_k_of_e(void **state)
     assert_int_equal(pm.hp.n_experts_used, 2);
     assert_int_equal(pm.weight_bytes, 208128);
     assert_int_equal(pm.type_bytes[MF_TYPE_MXFP4], 4 * 3 * 8704);
-    assert_int_equal(pm.expert_bytes, 112640);
-    assert_int_equal(pm.expert_per_token, 28160);
-    assert_int_equal(pm.dense_per_token, 78148);
+    assert_int_equal(pm.per_token.experts_all, 112640);
+    assert_int_equal(pm.per_token.experts, 28160);
+    assert_int_equal(pm.per_token.dense, 78148);
     assert_int_equal(mf_plan_bytes_per_token(&pm), 106308);
     unlink(path);
 }
@@ -268,26 +275,34 @@ static void sliding_window(void **state)
     read_plan(path, &pm);
     assert_int_equal(pm.hp.window, 4);
     assert_int_equal(pm.hp.swa_pattern, 2);
-    assert_int_equal(mf_plan_kv_per_position(&pm.hp, 4), 1024);
-    assert_int_equal(mf_kv_bytes(&pm.hp, 1000000, 4), 512002048ull);
-    assert_int_equal(1000000ull * mf_plan_kv_per_position(&pm.hp, 4), 1024000000ull);
-    assert_int_equal(mf_plan_kv_alloc_bytes(&pm.hp, 1000000, MF_PLAN_BATCH, 4), 512263680ull);
-    assert_int_equal(mf_kv_bytes(&pm.hp, 3, 4), 3072);
-    assert_int_equal(mf_plan_kv_alloc_bytes(&pm.hp, 3, MF_PLAN_BATCH, 4), 3072);
+    assert_int_equal(mf_mem_kv_per_position(&pm.hp, 4), 1024);
+    assert_int_equal(mf_mem_kv_bytes(&pm.hp, 1000000, 1, 4), 512002048ull);
+    assert_int_equal(1000000ull * mf_mem_kv_per_position(&pm.hp, 4), 1024000000ull);
+    assert_int_equal(mf_mem_kv_bytes(&pm.hp, 1000000, MF_PLAN_BATCH, 4), 512263680ull);
+    assert_int_equal(mf_mem_kv_bytes(&pm.hp, 3, 1, 4), 3072);
+    assert_int_equal(mf_mem_kv_bytes(&pm.hp, 3, MF_PLAN_BATCH, 4), 3072);
     /* binary16 halves everything */
-    assert_int_equal(mf_kv_bytes(&pm.hp, 1000000, 2), 256001024ull);
+    assert_int_equal(mf_mem_kv_bytes(&pm.hp, 1000000, 1, 2), 256001024ull);
     unlink(path);
 }
 
-/* Scratch of M at ctx 1024, B = 512 (d 64, q 64, kv 32, F = F_exp = 32, k 2, E 8, V 256,
- * hd 16, one RoPE table set since no freq_base_swa key):
- *   activations 4*512*(128 + 128 + 64 + 64)         = 2048 * 384   = 786432
- *   MoE         4*512*2*(64 + 128) + 4*512*8        = 786432 + 16384 = 802816
- *   logits      rows = min(512, 67108864 / 1024 = 65536) = 512: 4*512*256 = 524288
- *   RoPE        4*1024*16                                          = 65536
- *   CPU                                                            = 2179072
- *   CUDA adds   2*(largest matrix: output 64*256 = 16384, + 512 * max_in 64 = 32768) = 98304
- *               -> 2277376 */
+/* Scratch of M at ctx 1024, B = 512 (d 64, q 64, kv 32, H 4 of 16, Hkv 2, F_exp 32 (no dense
+ * FFN), k 2, E 8, V 256, one RoPE table set since no freq_base_swa key), one thread:
+ *   session     x, h, q, attn_out 512*64 floats, k, v 512*32: 4*163840 = 655360; logits
+ *               rows min(512, 67108864 / 1024) = 512: 4*512*256 = 524288     = 1179648
+ *   RoPE        2*4*1024*8                                                   = 65536
+ *   CPU state   tokens 2048, krow 128, qx 512*(4*64 + 256) = 262144, tmp 4*2*64*16 = 8192,
+ *               gate/up 2*4*512*32 = 131072, scores 4*2*1024 = 8192, tile 4*64*64 =
+ *               16384; MoE (K = 512*2 = 1024 selections): router 4*512*8 = 16384,
+ *               sel, selw, ex_tok, ex_slot 4*4*1024 = 16384, ex_in, ex_out 2*4*512*64
+ *               = 262144, ex_acc 4*1024*64 = 262144                           = 985216
+ *   CPU total                                                                 = 2230400
+ *   CUDA state  step 2052, argmax 4, partials (32 splits) 4*32*4*16 = 8192 and 4*2*32*4 =
+ *               1024; MoE: logits 16384, sel, selw, perm, inv 16384, gate/up outputs
+ *               2*4*1024*32 = 262144, gathered in/out 2*4*1024*64 = 524288, counts
+ *               4*2*9 = 72; F16 tile 2*16384 (output 64*256) = 32768, activations
+ *               2*512*64 = 65536                                              = 928848
+ *   CUDA total                                                                = 2174032 */
 static void scratch_moe(void **state)
 {
     (void)state;
@@ -296,14 +311,13 @@ static void scratch_moe(void **state)
     read_plan(path, &pm);
     assert_int_equal(pm.rope_tables, 1);
     assert_int_equal(pm.largest_matrix, 16384);
-    assert_int_equal(mf_plan_scratch_bytes(&pm, 1024, MF_PLAN_BATCH, 0), 2179072);
-    assert_int_equal(mf_plan_scratch_bytes(&pm, 1024, MF_PLAN_BATCH, 1), 2277376);
+    assert_int_equal(mf_plan_scratch_bytes(&pm, 1024, MF_PLAN_BATCH, 0, 1), 2230400);
+    assert_int_equal(mf_plan_scratch_bytes(&pm, 1024, MF_PLAN_BATCH, 1, 0), 2174032);
     unlink(path);
 }
 
-/* tools/mkmodel's tiny gpt-oss (d 128, 4 layers, 4 experts top-2 of width 96): model.c's
- * count of the bytes a token reads (from the loaded weight table) must equal the plan's
- * (from tensor names), and the expert part is worked out by hand:
+/* tools/mkmodel's tiny gpt-oss (d 128, 4 layers, 4 experts top-2 of width 96): the expert
+ * part of the bytes a token reads, worked out by hand:
  *   gate, up [128, 96, 4] MXFP4: row of 128 = 4 x 17 = 68 B, x 96 x 4 = 26112 each
  *   down [96, 128, 4] MXFP4: row of 96 = 3 x 17 = 51 B, x 128 x 4 = 26112
  *   biases F32: gate, up [96, 4] = 1536 each, down [128, 4] = 2048
@@ -319,16 +333,8 @@ static void mkmodel_cross_check(void **state)
     assert_int_equal(system(cmd), 0);
     mf_plan_model pm;
     read_plan(path, &pm);
-    assert_int_equal(pm.expert_bytes, 333824);
-    assert_int_equal(pm.expert_per_token, 166912);
-    mf_err err;
-    mf_model *m = mf_model_load(path, &err);
-    if (!m) fail_msg("%s", err.msg);
-    uint64_t dense, experts;
-    mf_model_bytes_per_token(m, &dense, &experts);
-    assert_int_equal(experts, pm.expert_per_token);
-    assert_int_equal(dense, pm.dense_per_token);
-    mf_model_free(m);
+    assert_int_equal(pm.per_token.experts_all, 333824);
+    assert_int_equal(pm.per_token.experts, 166912);
     unlink(path);
 }
 
@@ -337,71 +343,73 @@ static void mkmodel_cross_check(void **state)
 static void device_table(void **state)
 {
     (void)state;
-    size_t n = mf_plan_n_devices();
+    size_t n = plan_n_devices();
     assert_true(n >= 13);
     mf_plan_device all[40];
     assert_true(n < 40);
     for (size_t i = 0; i < n; i++) {
-        const mf_plan_device *d = mf_plan_device_at(i);
+        const mf_plan_device *d = plan_device_at(i);
         assert_non_null(d);
         assert_true(d->mem_bytes > d->headroom_bytes);
         assert_true(d->bandwidth_gbs > 0);
         assert_int_equal(d->kind == MF_PLAN_CUDA, d->cuda_names != NULL);
         all[i] = *d;
     }
-    assert_null(mf_plan_device_at(n));
-    all[n] = mf_plan_host_device(12.5);
+    assert_null(plan_device_at(n));
+    all[n] = plan_host_device(12.5);
     int na = (int)n + 1;
     assert_int_equal(all[n].kind, MF_PLAN_HOST);
-    assert_int_equal(all[n].headroom_bytes, MF_PLAN_HOST_HEADROOM);
+    assert_int_equal(all[n].headroom_bytes, PLAN_HOST_HEADROOM);
     /* the host memory is MemTotal; this test machine has some */
-    assert_int_equal(all[n].mem_bytes, mf_plan_mem_total());
+    assert_int_equal(all[n].mem_bytes, mf_mem_host_total());
     assert_true(all[n].mem_bytes > 0);
 
     int idx[40];
     /* datasheet values of a few rows: H100 SXM 3.35 TB/s, H100 PCIe 2.0 TB/s, 80 GiB each */
-    assert_int_equal(mf_plan_find_devices(all, na, "h100", idx, 40), 2);
+    assert_int_equal(plan_find_devices(all, na, "h100", idx, 40), 2);
     assert_string_equal(all[idx[0]].name, "H100 SXM 80GB");
     assert_true(all[idx[0]].bandwidth_gbs == 3350.0);
     assert_int_equal(all[idx[0]].mem_bytes, 80ull << 30);
     assert_string_equal(all[idx[1]].name, "H100 PCIe 80GB");
     assert_true(all[idx[1]].bandwidth_gbs == 2000.0);
-    assert_int_equal(mf_plan_find_devices(all, na, "4090", idx, 40), 1);
+    assert_int_equal(plan_find_devices(all, na, "4090", idx, 40), 1);
     assert_true(all[idx[0]].bandwidth_gbs == 1008.0);
     assert_int_equal(all[idx[0]].mem_bytes, 24ull << 30);
-    assert_int_equal(mf_plan_find_devices(all, na, "H200", idx, 40), 1);
+    assert_int_equal(plan_find_devices(all, na, "H200", idx, 40), 1);
     assert_true(all[idx[0]].bandwidth_gbs == 4800.0);
     /* an exact name wins over the rows that merely contain it */
-    assert_int_equal(mf_plan_find_devices(all, na, "a100 40gb", idx, 40), 1);
-    assert_int_equal(mf_plan_find_devices(all, na, "A100", idx, 40), 3);
-    assert_int_equal(mf_plan_find_devices(all, na, "cpu", idx, 40), 1);
+    assert_int_equal(plan_find_devices(all, na, "a100 40gb", idx, 40), 1);
+    assert_int_equal(plan_find_devices(all, na, "A100", idx, 40), 3);
+    assert_int_equal(plan_find_devices(all, na, "cpu", idx, 40), 1);
     assert_int_equal(idx[0], (int)n);
-    assert_int_equal(mf_plan_find_devices(all, na, "apple", idx, 40), 2);
-    assert_int_equal(mf_plan_find_devices(all, na, "TPU", idx, 40), 0);
-    assert_int_equal(mf_plan_find_devices(all, na, "", idx, 40), 0);
+    assert_int_equal(plan_find_devices(all, na, "apple", idx, 40), 2);
+    assert_int_equal(plan_find_devices(all, na, "TPU", idx, 40), 0);
+    assert_int_equal(plan_find_devices(all, na, "", idx, 40), 0);
 
     /* CUDA names as the backend reports them: "<name> (sm_XY, N SMs)" */
-    mf_plan_find_devices(all, na, "RTX 4070", idx, 40);
+    plan_find_devices(all, na, "RTX 4070", idx, 40);
     const mf_plan_device *r4070 = &all[idx[0]];
-    assert_true(mf_plan_cuda_name_matches(r4070, "NVIDIA GeForce RTX 4070 (sm_89, 46 SMs)"));
-    assert_true(mf_plan_cuda_name_matches(r4070, "NVIDIA GeForce RTX 4070"));
-    assert_false(mf_plan_cuda_name_matches(r4070, "NVIDIA GeForce RTX 4070 Ti (sm_89, 60 SMs)"));
-    assert_false(mf_plan_cuda_name_matches(r4070, "NVIDIA GeForce RTX 4070 SUPER"));
-    mf_plan_find_devices(all, na, "H100 SXM", idx, 40);
-    assert_true(mf_plan_cuda_name_matches(&all[idx[0]], "NVIDIA H100 80GB HBM3 (sm_90, 132 SMs)"));
-    assert_false(mf_plan_cuda_name_matches(&all[idx[0]], "NVIDIA H100 PCIe (sm_90, 114 SMs)"));
-    mf_plan_find_devices(all, na, "H200", idx, 40);
-    assert_true(mf_plan_cuda_name_matches(&all[idx[0]], "NVIDIA H200 (sm_90, 132 SMs)"));
-    assert_true(mf_plan_cuda_name_matches(&all[idx[0]], "NVIDIA H200 NVL (sm_90, 132 SMs)"));
-    assert_false(mf_plan_cuda_name_matches(&all[n], "Intel(R) Xeon(R) Processor (2 threads)"));
+    assert_true(plan_cuda_name_matches(r4070, "NVIDIA GeForce RTX 4070 (sm_89, 46 SMs)"));
+    assert_true(plan_cuda_name_matches(r4070, "NVIDIA GeForce RTX 4070"));
+    assert_false(plan_cuda_name_matches(r4070, "NVIDIA GeForce RTX 4070 Ti (sm_89, 60 SMs)"));
+    assert_false(plan_cuda_name_matches(r4070, "NVIDIA GeForce RTX 4070 SUPER"));
+    plan_find_devices(all, na, "H100 SXM", idx, 40);
+    assert_true(plan_cuda_name_matches(&all[idx[0]], "NVIDIA H100 80GB HBM3 (sm_90, 132 SMs)"));
+    assert_false(plan_cuda_name_matches(&all[idx[0]], "NVIDIA H100 PCIe (sm_90, 114 SMs)"));
+    plan_find_devices(all, na, "H200", idx, 40);
+    assert_true(plan_cuda_name_matches(&all[idx[0]], "NVIDIA H200 (sm_90, 132 SMs)"));
+    assert_true(plan_cuda_name_matches(&all[idx[0]], "NVIDIA H200 NVL (sm_90, 132 SMs)"));
+    assert_false(plan_cuda_name_matches(&all[n], "Intel(R) Xeon(R) Processor (2 threads)"));
 }
 
 /* Fit and bound on M (weights 208128, per token 106308) at ctx 1024 on custom devices
  * (no headroom, KV binary16 by default):
- *   KV allocated, f16: per layer and position 2 x 2 x 16 x 2 = 128 B; sliding layers keep
- *     min(1024, 4 + 511) = 515 slots, full ones 1024: 128 x (2 x 515 + 2 x 1024) = 393984
- *   scratch: 2179072 (scratch_moe; a custom device has no CUDA staging)
- *   needs = 208128 + 393984 + 2179072 = 2781184
+ *   KV allocated, f16, as the CPU backend allocates it (a custom device is estimated with
+ *     its state): per layer and slot 2 x 2 x 16 x 2 = 128 B; sliding layers keep
+ *     min(1024, 4 + 511) = 515 slots rounded up to whole K tiles of 16 = 528, full ones
+ *     1024: 128 x (2 x 528 + 2 x 1024) = 397312
+ *   scratch: 2230400 (scratch_moe: the CPU backend's state, one thread)
+ *   needs = 208128 + 397312 + 2230400 = 2835840
  *   KV read at ctx 1024, f16: 128 x (2 x 4 + 2 x 1024) = 263168
  *   bound at 100 GB/s: ctx 0 = 1e11 / 106308 = 940663.01..., ctx 1024 = 1e11 / 369476
  * A memory of exactly `needs` fits with 0 spare; one byte less does not (spare -1).
@@ -412,15 +420,15 @@ static void fit_and_bound(void **state)
     const char *path = write_moe("fit.gguf");
     mf_plan_model pm;
     read_plan(path, &pm);
-    mf_plan_device d = {"custom", MF_PLAN_CUSTOM, 2781184, 0, 100.0, NULL};
+    mf_plan_device d = {"custom", MF_PLAN_CUSTOM, 2835840, 0, 100.0, NULL, 0};
     mf_plan_fit f;
     mf_plan_evaluate(&pm, &d, 1024, 0, &f);
     assert_int_equal(f.kv_elem, 2);
     assert_int_equal(f.weights, 208128);
-    assert_int_equal(f.kv, 393984);
-    assert_int_equal(f.scratch, 2179072);
-    assert_int_equal(f.need, 2781184);
-    assert_int_equal(f.usable, 2781184);
+    assert_int_equal(f.kv, 397312);
+    assert_int_equal(f.scratch, 2230400);
+    assert_int_equal(f.need, 2835840);
+    assert_int_equal(f.usable, 2835840);
     assert_true(f.fits);
     assert_int_equal(f.spare, 0);
     assert_int_equal(f.bytes_ctx0, 106308);
@@ -428,16 +436,16 @@ static void fit_and_bound(void **state)
     expect_near(f.tok_s_ctx0, 1e11 / 106308.0, "tok/s at ctx 0");
     expect_near(f.tok_s_ctx, 1e11 / 369476.0, "tok/s at ctx 1024");
 
-    d.mem_bytes = 2781183;
+    d.mem_bytes = 2835839;
     mf_plan_evaluate(&pm, &d, 1024, 0, &f);
     assert_false(f.fits);
     assert_int_equal(f.spare, -1);
 
-    /* a GiB of headroom: fits at needs + 1 GiB, not one byte below (CUDA scratch adds the
-     * F16 staging: 98304, scratch_moe) */
-    mf_plan_device g = {"gpu", MF_PLAN_CUDA, 2781184 + 98304 + MF_PLAN_GPU_HEADROOM, MF_PLAN_GPU_HEADROOM, 100.0, "X"};
+    /* a GiB of headroom: fits at needs + 1 GiB, not one byte below (with the CUDA backend's
+     * state the scratch is 2174032, scratch_moe: needs 208128 + 393984 + 2174032) */
+    mf_plan_device g = {"gpu", MF_PLAN_CUDA, 2776144 + PLAN_GPU_HEADROOM, PLAN_GPU_HEADROOM, 100.0, "X", 0};
     mf_plan_evaluate(&pm, &g, 1024, 0, &f);
-    assert_int_equal(f.scratch, 2277376);
+    assert_int_equal(f.scratch, 2174032);
     assert_true(f.fits);
     assert_int_equal(f.spare, 0);
     g.mem_bytes -= 1;
@@ -449,15 +457,15 @@ static void fit_and_bound(void **state)
     assert_int_equal(f.usable, 0);
     assert_false(f.fits);
 
-    /* the host takes the sessions' default too (binary16, model.h); --kv-f32 asks for float32 */
-    mf_plan_device h = {"this CPU", MF_PLAN_HOST, 1ull << 40, MF_PLAN_HOST_HEADROOM, 10.0, NULL};
+    /* the host takes the backends' default too (binary16); --kv-f32 asks for float32 */
+    mf_plan_device h = {"this CPU", MF_PLAN_HOST, 1ull << 40, PLAN_HOST_HEADROOM, 10.0, NULL, 1};
     mf_plan_evaluate(&pm, &h, 1024, 0, &f);
     assert_int_equal(f.kv_elem, 2);
-    assert_int_equal(f.kv, 393984);
+    assert_int_equal(f.kv, 397312);
     assert_int_equal(f.bytes_ctx, 106308 + 263168);
     mf_plan_evaluate(&pm, &h, 1024, 4, &f);
     assert_int_equal(f.kv_elem, 4);
-    assert_int_equal(f.kv, 2 * 393984);
+    assert_int_equal(f.kv, 2 * 397312);
 
     /* the bound itself: bandwidth in GB/s over bytes; nothing to read, no bound */
     expect_near(mf_plan_bound(3350.0, 2574705396ull), 3350e9 / 2574705396.0, "H100 bound");
@@ -470,7 +478,7 @@ static void fit_and_bound(void **state)
 static void parse_records(void **state)
 {
     (void)state;
-    mf_plan_record r;
+    plan_record r;
     mf_err err;
     const char *good =
         "{\"date\":\"2026-01-02T03:04:05Z\",\"commit\":\"abc123\",\"backend\":\"cuda\","
@@ -478,7 +486,7 @@ static void parse_records(void **state)
         "\"header_sha256\":\"00ff\",\"arch\":\"llama\",\"types\":\"F32:100.0%\",\"test\":\"tg128@d512\","
         "\"depth\":512,\"tok_s_median\":1234.5,\"tok_s_min\":1e3,\"tok_s_max\":1300,\"runs\":5,"
         "\"bandwidth_gbs\":2890.25,\"bytes_per_token\":1060864,\"roofline_pct\":25.95,\"extra\":true}";
-    if (mf_plan_parse_record(good, &r, &err)) fail_msg("%s", err.msg);
+    if (plan_parse_record(good, &r, &err)) fail_msg("%s", err.msg);
     assert_string_equal(r.backend, "cuda");
     assert_string_equal(r.device, "NVIDIA H100 80GB HBM3 (sm_90, 132 SMs)");
     /* escapes decoded: \" \\ and \u00e9 (UTF-8 C3 A9) */
@@ -492,26 +500,26 @@ static void parse_records(void **state)
     assert_string_equal(r.commit, "abc123");
 
     /* a prompt test is a record, but not of generation */
-    assert_int_equal(mf_plan_parse_record("{\"backend\":\"cpu\",\"test\":\"pp512\",\"tok_s_median\":10}", &r, &err), 0);
+    assert_int_equal(plan_parse_record("{\"backend\":\"cpu\",\"test\":\"pp512\",\"tok_s_median\":10}", &r, &err), 0);
     assert_int_equal(r.n_gen, 0);
 
     const char *bad[] = {
-        "",                                                             /* empty */
-        "[1,2]",                                                        /* not an object */
-        "{\"backend\":\"cpu\",\"test\":\"tg1\"}",                      /* no speed */
-        "{\"backend\":\"cpu\",\"tok_s_median\":1}",                     /* no test */
-        "{\"test\":\"tg1\",\"tok_s_median\":1}",                        /* no backend */
-        "{\"backend\":\"cpu\",\"test\":\"tg1\",\"tok_s_median\":1,\"x\":{}}",   /* nested */
-        "{\"backend\":\"cpu\",\"test\":\"tg1\",\"tok_s_median\":1} x",  /* trailing text */
-        "{\"backend\":\"cpu\" \"test\":\"tg1\",\"tok_s_median\":1}",    /* missing comma */
-        "{\"backend\":\"cpu\",\"test\":\"tg1\",\"tok_s_median\":1",     /* unterminated */
-        "{\"backend\":\"c\\qpu\",\"test\":\"tg1\",\"tok_s_median\":1}", /* bad escape */
-        "{\"backend\":\"cpu\",\"test\":\"tg\\u12\",\"tok_s_median\":1}",/* short \u */
-        "{\"backend\":\"cpu\",\"test\":\"tg1\",\"tok_s_median\":}",     /* no value */
+        "",                                                                   /* empty */
+        "[1,2]",                                                              /* not an object */
+        "{\"backend\":\"cpu\",\"test\":\"tg1\"}",                             /* no speed */
+        "{\"backend\":\"cpu\",\"tok_s_median\":1}",                           /* no test */
+        "{\"test\":\"tg1\",\"tok_s_median\":1}",                              /* no backend */
+        "{\"backend\":\"cpu\",\"test\":\"tg1\",\"tok_s_median\":1,\"x\":{}}", /* nested */
+        "{\"backend\":\"cpu\",\"test\":\"tg1\",\"tok_s_median\":1} x",        /* trailing text */
+        "{\"backend\":\"cpu\" \"test\":\"tg1\",\"tok_s_median\":1}",          /* missing comma */
+        "{\"backend\":\"cpu\",\"test\":\"tg1\",\"tok_s_median\":1",           /* unterminated */
+        "{\"backend\":\"c\\qpu\",\"test\":\"tg1\",\"tok_s_median\":1}",       /* bad escape */
+        "{\"backend\":\"cpu\",\"test\":\"tg\\u12\",\"tok_s_median\":1}",      /* short \u */
+        "{\"backend\":\"cpu\",\"test\":\"tg1\",\"tok_s_median\":}",           /* no value */
     };
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         err.msg[0] = 0;
-        if (mf_plan_parse_record(bad[i], &r, &err) == 0) fail_msg("accepted bad line %zu: %s", i, bad[i]);
+        if (plan_parse_record(bad[i], &r, &err) == 0) fail_msg("accepted bad line %zu: %s", i, bad[i]);
         assert_true(err.msg[0] != 0);
         assert_null(strchr(err.msg, '\n'));
     }
@@ -523,60 +531,60 @@ static void find_measurements(void **state)
 {
     (void)state;
     const char *text =
-        "not json\n"                                                                                   /* 1 bad */
+        "not json\n" /* 1 bad */
         "{\"backend\":\"cuda\",\"device\":\"NVIDIA H100 80GB HBM3 (sm_90, 132 SMs)\",\"model\":\"m.gguf\","
-        "\"header_sha256\":\"aa\",\"test\":\"tg128\",\"depth\":0,\"tok_s_median\":100}\n"                /* 2 */
+        "\"header_sha256\":\"aa\",\"test\":\"tg128\",\"depth\":0,\"tok_s_median\":100}\n" /* 2 */
         "{\"backend\":\"cuda\",\"device\":\"NVIDIA H100 80GB HBM3 (sm_90, 132 SMs)\",\"model\":\"m.gguf\","
-        "\"header_sha256\":\"aa\",\"test\":\"pp512\",\"depth\":0,\"tok_s_median\":9000}\n"               /* 3 pp */
+        "\"header_sha256\":\"aa\",\"test\":\"pp512\",\"depth\":0,\"tok_s_median\":9000}\n" /* 3 pp */
         "\n"
         "{\"backend\":\"cuda\",\"device\":\"NVIDIA H100 PCIe (sm_90, 114 SMs)\",\"model\":\"m.gguf\","
-        "\"header_sha256\":\"aa\",\"test\":\"tg128\",\"depth\":0,\"tok_s_median\":70}\n"                 /* 5 PCIe */
+        "\"header_sha256\":\"aa\",\"test\":\"tg128\",\"depth\":0,\"tok_s_median\":70}\n" /* 5 PCIe */
         "{\"backend\":\"cuda\",\"device\":\"NVIDIA H100 80GB HBM3 (sm_90, 132 SMs)\",\"model\":\"m.gguf\","
-        "\"header_sha256\":\"bb\",\"test\":\"tg128\",\"depth\":0,\"tok_s_median\":55}\n"                 /* 6 other hash */
+        "\"header_sha256\":\"bb\",\"test\":\"tg128\",\"depth\":0,\"tok_s_median\":55}\n" /* 6 other hash */
         "{\"backend\":\"cuda\",\"device\":\"NVIDIA H100 80GB HBM3 (sm_90, 132 SMs)\",\"model\":\"m.gguf\","
-        "\"header_sha256\":\"AA\",\"test\":\"tg64@d1000\",\"depth\":1000,\"tok_s_median\":90}\n"         /* 7 */
+        "\"header_sha256\":\"AA\",\"test\":\"tg64@d1000\",\"depth\":1000,\"tok_s_median\":90}\n" /* 7 */
         "{\"backend\":\"cpu\",\"device\":\"Some CPU (2 threads)\",\"model\":\"m.gguf\","
-        "\"test\":\"tg32\",\"depth\":0,\"tok_s_median\":5}\n"                                           /* 8 */
+        "\"test\":\"tg32\",\"depth\":0,\"tok_s_median\":5}\n" /* 8 */
         "{\"backend\":\"cpu\",\"device\":\"Other CPU (16 threads)\",\"model\":\"m.gguf\","
-        "\"test\":\"tg32\",\"depth\":0,\"tok_s_median\":50}\n"                                          /* 9 */
-        "{\"broken\":";                                                                                /* 10 bad */
-    int n = (int)mf_plan_n_devices(), h100 = -1, pcie = -1, rtx = -1;
+        "\"test\":\"tg32\",\"depth\":0,\"tok_s_median\":50}\n" /* 9 */
+        "{\"broken\":";                                        /* 10 bad */
+    int n = (int)plan_n_devices(), h100 = -1, pcie = -1, rtx = -1;
     for (int i = 0; i < n; i++) {
-        const char *name = mf_plan_device_at(i)->name;
+        const char *name = plan_device_at(i)->name;
         if (!strcmp(name, "H100 SXM 80GB")) h100 = i;
         if (!strcmp(name, "H100 PCIe 80GB")) pcie = i;
         if (!strcmp(name, "RTX 4090 24GB")) rtx = i;
     }
     assert_true(h100 >= 0 && pcie >= 0 && rtx >= 0);
-    mf_plan_record r;
+    plan_record r;
     int bad = -1;
     /* by hash (case-insensitive hex): lines 2 and 7 match, 7 is the later one */
-    assert_int_equal(mf_plan_find_measurement(text, "m.gguf", "aa", mf_plan_device_at(h100), NULL, &r, &bad), 1);
+    assert_int_equal(plan_find_measurement(text, "m.gguf", "aa", plan_device_at(h100), NULL, &r, &bad), 1);
     assert_int_equal(r.line, 7);
     assert_int_equal(r.depth, 1000);
     assert_int_equal(r.n_gen, 64);
     assert_true(r.tok_s == 90);
     assert_int_equal(bad, 2);
     /* the hash decides over the name: "bb" is line 6 only */
-    assert_int_equal(mf_plan_find_measurement(text, "x.gguf", "bb", mf_plan_device_at(h100), NULL, &r, NULL), 1);
+    assert_int_equal(plan_find_measurement(text, "x.gguf", "bb", plan_device_at(h100), NULL, &r, NULL), 1);
     assert_int_equal(r.line, 6);
     /* no hash given: by file name, the last H100 SXM tg record is line 7 */
-    assert_int_equal(mf_plan_find_measurement(text, "m.gguf", "", mf_plan_device_at(h100), NULL, &r, NULL), 1);
+    assert_int_equal(plan_find_measurement(text, "m.gguf", "", plan_device_at(h100), NULL, &r, NULL), 1);
     assert_int_equal(r.line, 7);
-    assert_int_equal(mf_plan_find_measurement(text, "m.gguf", "aa", mf_plan_device_at(pcie), NULL, &r, NULL), 1);
+    assert_int_equal(plan_find_measurement(text, "m.gguf", "aa", plan_device_at(pcie), NULL, &r, NULL), 1);
     assert_int_equal(r.line, 5);
-    assert_int_equal(mf_plan_find_measurement(text, "m.gguf", "aa", mf_plan_device_at(rtx), NULL, &r, NULL), 0);
-    assert_int_equal(mf_plan_find_measurement(text, "n.gguf", "cc", mf_plan_device_at(h100), NULL, &r, NULL), 0);
+    assert_int_equal(plan_find_measurement(text, "m.gguf", "aa", plan_device_at(rtx), NULL, &r, NULL), 0);
+    assert_int_equal(plan_find_measurement(text, "n.gguf", "cc", plan_device_at(h100), NULL, &r, NULL), 0);
     /* the host row: only CPU records, of the same CPU model when it is known */
-    mf_plan_device host = mf_plan_host_device(10.0);
-    assert_int_equal(mf_plan_find_measurement(text, "m.gguf", "", &host, "Some CPU", &r, NULL), 1);
+    mf_plan_device host = plan_host_device(10.0);
+    assert_int_equal(plan_find_measurement(text, "m.gguf", "", &host, "Some CPU", &r, NULL), 1);
     assert_int_equal(r.line, 8);
-    assert_int_equal(mf_plan_find_measurement(text, "m.gguf", "", &host, "Some", &r, NULL), 0);
-    assert_int_equal(mf_plan_find_measurement(text, "m.gguf", "", &host, NULL, &r, NULL), 1);
+    assert_int_equal(plan_find_measurement(text, "m.gguf", "", &host, "Some", &r, NULL), 0);
+    assert_int_equal(plan_find_measurement(text, "m.gguf", "", &host, NULL, &r, NULL), 1);
     assert_int_equal(r.line, 9);
     /* Apple and custom rows have no minfer backend to have measured them */
-    assert_int_equal(mf_plan_find_measurement(text, "m.gguf", "", mf_plan_device_at(n - 1), NULL, &r, NULL), 0);
-    assert_int_equal(mf_plan_find_measurement("", "m.gguf", "", &host, NULL, &r, &bad), 0);
+    assert_int_equal(plan_find_measurement(text, "m.gguf", "", plan_device_at(n - 1), NULL, &r, NULL), 0);
+    assert_int_equal(plan_find_measurement("", "m.gguf", "", &host, NULL, &r, &bad), 0);
     assert_int_equal(bad, 0);
 }
 
@@ -631,7 +639,8 @@ static const char *jv_number(const char *p)
 {
     if (*p == '-') p++;
     if (*p == '0') p++;
-    else if (*p >= '1' && *p <= '9') while (*p >= '0' && *p <= '9') p++;
+    else if (*p >= '1' && *p <= '9')
+        while (*p >= '0' && *p <= '9') p++;
     else return NULL;
     if (*p == '.') {
         p++;
@@ -723,17 +732,25 @@ static void cli_stories(void **state)
     const char *a1[] = {"-m", path, "--results", empty, "--cpu-bandwidth", "10", NULL};
     mf_proc r = run_plan(a1);
     if (r.rc != 0) fail_msg("exit %d: %s", r.rc, r.err);
-    expect_contains(r.out, "model      stories260K.gguf: llama, 5 layers, d 64, 8 heads (4 KV) of 8, FFN 172, vocab 512");
+    expect_contains(r.out,
+                    "model      stories260K.gguf: llama, 5 layers, d 64, 8 heads (4 KV) of 8, FFN 172, vocab 512");
     expect_contains(r.out, "weights    1.17 MB in 48 tensors (0.29M params): F32 1.17 MB (100.0%)");
     expect_contains(r.out, "per token  1.04 MB read: every tensor once, token_embd as one 256 B row\n");
-    expect_contains(r.out, "KV cache   1.28 KB per position in float32, 640 B in binary16 (5 layers x 2 x 4 KV heads x 8)");
+    expect_contains(r.out,
+                    "KV cache   1.28 KB per position in float32, 640 B in binary16 (5 layers x 2 x 4 KV heads x 8)");
     expect_contains(r.out, "at context 2048: 2.62 MB float32, 1.31 MB binary16");
-    expect_contains(r.out, "scratch    2.47 MB on the CPU, 2.72 MB with CUDA");
+    /* the CPU's scratch has per-thread parts: one thread per core of this machine
+     * (dense_stories: 3028096 with one, 68736 more per thread (krow, tmp, scores, tile)) */
+    int threads = plan_host_device(0.0).threads;
+    char scratch_line[96];
+    snprintf(scratch_line, sizeof scratch_line, "scratch    %.2f MB on the CPU, 2.74 MB with CUDA",
+             (3028096 + 68736.0 * (threads - 1)) / 1e6);
+    expect_contains(r.out, scratch_line);
     expect_contains(r.out, "context    2048 (default");
     /* every row of the table, this CPU last; a 1 MB model fits everywhere */
-    for (size_t i = 0; i < mf_plan_n_devices(); i++) {
+    for (size_t i = 0; i < plan_n_devices(); i++) {
         char line[64];
-        snprintf(line, sizeof line, "\n%-19s ", mf_plan_device_at(i)->name);
+        snprintf(line, sizeof line, "\n%-19s ", plan_device_at(i)->name);
         expect_contains(r.out, line);
     }
     /* this CPU at the given 10 GB/s, KV binary16 (the default): 1e10 / 1040384 = 9611.8 ->
@@ -749,11 +766,11 @@ static void cli_stories(void **state)
     expect_contains(r.out, "measured   no generation record of this file on these devices");
     mf_proc_free(&r);
 
-    const char *rec = write_text("rec.jsonl",
-                                 "{\"date\":\"2026-01-01T00:00:00Z\",\"commit\":\"c0ffee\",\"backend\":\"cuda\","
-                                 "\"device\":\"NVIDIA H100 80GB HBM3 (sm_90, 132 SMs)\",\"model\":\"stories260K.gguf\","
-                                 "\"header_sha256\":\"\",\"test\":\"tg128\",\"depth\":0,\"tok_s_median\":800,"
-                                 "\"bandwidth_gbs\":2900}\n");
+    const char *rec =
+        write_text("rec.jsonl", "{\"date\":\"2026-01-01T00:00:00Z\",\"commit\":\"c0ffee\",\"backend\":\"cuda\","
+                                "\"device\":\"NVIDIA H100 80GB HBM3 (sm_90, 132 SMs)\",\"model\":\"stories260K.gguf\","
+                                "\"header_sha256\":\"\",\"test\":\"tg128\",\"depth\":0,\"tok_s_median\":800,"
+                                "\"bandwidth_gbs\":2900}\n");
     const char *a2[] = {"-m", path, "--gpu", "H100 SXM", "--json", "--results", rec, NULL};
     r = run_plan(a2);
     if (r.rc != 0) fail_msg("exit %d: %s", r.rc, r.err);
@@ -762,12 +779,12 @@ static void cli_stories(void **state)
     expect_json_u64(r.out, "weight_bytes", 1171200);
     expect_json_u64(r.out, "total", 1040384);
     expect_json_u64(r.out, "at_ctx_f16", 2048 * 640);
-    expect_json_u64(r.out, "cpu", 2473984);
+    expect_json_u64(r.out, "cpu", 3028096 + 68736ull * (uint64_t)(plan_host_device(0.0).threads - 1));
     expect_contains(r.out, "\"name\":\"H100 SXM 80GB\",\"kind\":\"cuda\"");
     expect_contains(r.out, "\"fits\":true");
     expect_json_u64(r.out, "kv_bytes", 2048 * 640);
-    expect_json_u64(r.out, "scratch_bytes", 2715648);
-    expect_json_u64(r.out, "need_bytes", 1171200 + 2048 * 640 + 2715648);
+    expect_json_u64(r.out, "scratch_bytes", 2738184);
+    expect_json_u64(r.out, "need_bytes", 1171200 + 2048 * 640 + 2738184);
     /* printed with 3 decimals: compare to half a unit of the last place */
     double bound = 3350e9 / (1040384.0 + 40960.0);
     assert_true(fabs(json_number(r.out, "tok_s_ctx0") - 3350e9 / 1040384.0) <= 5e-4);
@@ -784,8 +801,10 @@ static void cli_stories(void **state)
     r = run_plan(a3);
     if (r.rc != 0) fail_msg("exit %d: %s", r.rc, r.err);
     char want[256];
-    snprintf(want, sizeof want, "measured   H100 SXM 80GB       tg128 800.0 tok/s (2026-01-01T00:00:00Z, c0ffee, line 1) = %.1f%% of the bound %.0f tok/s at context 64",
-             100.0 * 800.0 / bound, bound);
+    snprintf(
+        want, sizeof want,
+        "measured   H100 SXM 80GB       tg128 800.0 tok/s (2026-01-01T00:00:00Z, c0ffee, line 1) = %.1f%% of the bound %.0f tok/s at context 64",
+        100.0 * 800.0 / bound, bound);
     expect_contains(r.out, want);
     expect_contains(r.out, "(the bench's own probe measured 2900.0 GB/s then; this row uses 3350.0)");
     mf_proc_free(&r);
@@ -828,7 +847,7 @@ static void cli_cpu_record(void **state)
 
 /* ---- the gpt-oss-20b-shaped file: the writer's sparse mode, data a hole ---- */
 
-/* gpt-oss-arch.md §1.2 and §2 with the ggml-org types: 24 layers x 19 tensors + 3 = 459 */
+/* docs/forward.md §1 with the ggml-org types: 24 layers x 19 tensors + 3 = 459 */
 static const char *write_20b_header(const char *name)
 {
     mf_gguf_writer *w = mf_gguf_writer_new();
@@ -857,16 +876,30 @@ static const char *write_20b_header(const char *name)
     add_tensor(w, "token_embd.weight", MF_TYPE_Q8_0, 2, 2880, 201088, 1);
     add_tensor(w, "output_norm.weight", MF_TYPE_F32, 1, 2880, 1, 1);
     add_tensor(w, "output.weight", MF_TYPE_Q8_0, 2, 2880, 201088, 1);
-    const struct { const char *s; uint32_t ty; uint32_t nd; int64_t a, b, c; } per[] = {
-        {"attn_norm.weight", MF_TYPE_F32, 1, 2880, 1, 1},       {"attn_q.weight", MF_TYPE_Q8_0, 2, 2880, 4096, 1},
-        {"attn_q.bias", MF_TYPE_F32, 1, 4096, 1, 1},            {"attn_k.weight", MF_TYPE_Q8_0, 2, 2880, 512, 1},
-        {"attn_k.bias", MF_TYPE_F32, 1, 512, 1, 1},             {"attn_v.weight", MF_TYPE_Q8_0, 2, 2880, 512, 1},
-        {"attn_v.bias", MF_TYPE_F32, 1, 512, 1, 1},             {"attn_output.weight", MF_TYPE_Q8_0, 2, 4096, 2880, 1},
-        {"attn_output.bias", MF_TYPE_F32, 1, 2880, 1, 1},       {"attn_sinks.weight", MF_TYPE_F32, 1, 64, 1, 1},
-        {"post_attention_norm.weight", MF_TYPE_F32, 1, 2880, 1, 1}, {"ffn_gate_inp.weight", MF_TYPE_F32, 2, 2880, 32, 1},
-        {"ffn_gate_inp.bias", MF_TYPE_F32, 1, 32, 1, 1},        {"ffn_gate_exps.weight", MF_TYPE_MXFP4, 3, 2880, 2880, 32},
-        {"ffn_gate_exps.bias", MF_TYPE_F32, 2, 2880, 32, 1},    {"ffn_up_exps.weight", MF_TYPE_MXFP4, 3, 2880, 2880, 32},
-        {"ffn_up_exps.bias", MF_TYPE_F32, 2, 2880, 32, 1},      {"ffn_down_exps.weight", MF_TYPE_MXFP4, 3, 2880, 2880, 32},
+    const struct {
+        const char *s;
+        uint32_t ty;
+        uint32_t nd;
+        int64_t a, b, c;
+    } per[] = {
+        {"attn_norm.weight", MF_TYPE_F32, 1, 2880, 1, 1},
+        {"attn_q.weight", MF_TYPE_Q8_0, 2, 2880, 4096, 1},
+        {"attn_q.bias", MF_TYPE_F32, 1, 4096, 1, 1},
+        {"attn_k.weight", MF_TYPE_Q8_0, 2, 2880, 512, 1},
+        {"attn_k.bias", MF_TYPE_F32, 1, 512, 1, 1},
+        {"attn_v.weight", MF_TYPE_Q8_0, 2, 2880, 512, 1},
+        {"attn_v.bias", MF_TYPE_F32, 1, 512, 1, 1},
+        {"attn_output.weight", MF_TYPE_Q8_0, 2, 4096, 2880, 1},
+        {"attn_output.bias", MF_TYPE_F32, 1, 2880, 1, 1},
+        {"attn_sinks.weight", MF_TYPE_F32, 1, 64, 1, 1},
+        {"post_attention_norm.weight", MF_TYPE_F32, 1, 2880, 1, 1},
+        {"ffn_gate_inp.weight", MF_TYPE_F32, 2, 2880, 32, 1},
+        {"ffn_gate_inp.bias", MF_TYPE_F32, 1, 32, 1, 1},
+        {"ffn_gate_exps.weight", MF_TYPE_MXFP4, 3, 2880, 2880, 32},
+        {"ffn_gate_exps.bias", MF_TYPE_F32, 2, 2880, 32, 1},
+        {"ffn_up_exps.weight", MF_TYPE_MXFP4, 3, 2880, 2880, 32},
+        {"ffn_up_exps.bias", MF_TYPE_F32, 2, 2880, 32, 1},
+        {"ffn_down_exps.weight", MF_TYPE_MXFP4, 3, 2880, 2880, 32},
         {"ffn_down_exps.bias", MF_TYPE_F32, 2, 2880, 32, 1},
     };
     for (int l = 0; l < 24; l++)
@@ -880,7 +913,7 @@ static const char *write_20b_header(const char *name)
     return path;
 }
 
-/* gpt-oss-20b (ggml-org layout, gpt-oss-arch.md §2):
+/* gpt-oss-20b (ggml-org layout, docs/forward.md §1):
  *   per layer: attn_q, attn_output 4096 x 3060 and 2880 x 4352 = 12,533,760 each;
  *     attn_k, attn_v 512 x 3060 = 1,566,720 each; F32: attn_norm, attn_output.bias,
  *     post_attention_norm 11,520 each, attn_q.bias 16,384, k/v biases 2,048 each, sinks 256,
@@ -894,16 +927,22 @@ static const char *write_20b_header(const char *name)
  *     layers hold 131072, the 12 sliding ones 128: 12 x 2048 x (131072 + 128) = 3,224,371,200
  *     (without the window 24 x 2048 x 131072 = 6,442,450,944); allocated with batch 512:
  *     sliding rings of 128 + 511 = 639: 12 x 2048 x (131072 + 639) = 3,236,929,536
- *   scratch with CUDA, B = 512, F = 2880 (n_ff is not read for gpt-oss: F = F_exp):
- *     activations 4*512*(5760 + 8192 + 1024 + 5760) = 42,467,328
- *     MoE 4*512*4*(5760 + 5760) + 4*512*32          = 94,437,376
- *     logits: rows floor(67108864 / 804352) = 83: 4*83*201088 = 66,761,216
- *     RoPE 4*131072*64                               = 33,554,432
- *     F16 staging 2*(32 Mi + 512*4096)              = 71,303,168   -> 308,523,520
- *   needs = 12,096,558,336 + 3,236,929,536 + 308,523,520 = 15,642,011,392
- *   H100 SXM: usable 79 GiB = 84,825,604,096: fits, spare 69,183,592,704
+ *   scratch with CUDA, B = 512 (memory.h):
+ *     session: x, h 2*512*2880, q, attn_out 2*512*4096, k, v 2*512*512 floats
+ *       = 4*7,667,712 = 30,670,848; logits rows floor(67108864 / 804352) = 83:
+ *       4*83*201088 = 66,761,216                                    = 97,432,064
+ *     RoPE 2*4*131072*32 (one table)                                = 33,554,432
+ *     CUDA state: step 2052, argmax 4; partials for 131072 / 32 = 4096 splits (the most
+ *       any card makes): 4*4096*64*64 = 67,108,864 and 4*2*4096*64 = 2,097,152; MoE with
+ *       K = 512*4 = 2048 selections: logits 4*512*32 = 65,536, sel/selw/perm/inv
+ *       4*4*2048 = 32,768, gate/up outputs 2*4*2048*2880 = 47,185,920, gathered in/out
+ *       the same 47,185,920, counts 4*2*33 = 264; F16 tile 2*32 Mi = 67,108,864 and
+ *       activations 2*512*4096 = 4,194,304                          = 234,981,648
+ *                                                                   -> 365,968,144
+ *   needs = 12,096,558,336 + 3,236,929,536 + 365,968,144 = 15,699,456,016
+ *   H100 SXM: usable 79 GiB = 84,825,604,096: fits, spare 69,126,148,080
  *     bound at ctx 0: 3350e9 / 2,574,705,396; at 131072: 3350e9 / 5,799,076,596
- *   RTX 3060 12GB: usable 11 GiB = 11,811,160,064: short by 3,830,851,328 */
+ *   RTX 3060 12GB: usable 11 GiB = 11,811,160,064: short by 3,888,295,952 */
 static void cli_gpt_oss_20b(void **state)
 {
     (void)state;
@@ -921,9 +960,9 @@ static void cli_gpt_oss_20b(void **state)
     expect_json_u64(r.out, "at_ctx_f16", 3224371200ull);
     expect_json_u64(r.out, "at_ctx_no_window_f16", 6442450944ull);
     expect_json_u64(r.out, "kv_bytes", 3236929536ull);
-    expect_json_u64(r.out, "scratch_bytes", 308523520ull);
-    expect_json_u64(r.out, "need_bytes", 15642011392ull);
-    expect_json_u64(r.out, "spare_bytes", 69183592704ull);
+    expect_json_u64(r.out, "scratch_bytes", 365968144ull);
+    expect_json_u64(r.out, "need_bytes", 15699456016ull);
+    expect_json_u64(r.out, "spare_bytes", 69126148080ull);
     expect_contains(r.out, "\"fits\":true");
     expect_contains(r.out, "\"unsupported_types\":\"\"");
     assert_true(fabs(json_number(r.out, "tok_s_ctx0") - 3350e9 / 2574705396.0) <= 5e-4);
@@ -933,13 +972,15 @@ static void cli_gpt_oss_20b(void **state)
     const char *a2[] = {"-m", path, "--gpu", "3060", "--ctx", "131072", "--results", empty, NULL};
     r = run_plan(a2);
     if (r.rc != 0) fail_msg("exit %d: %s", r.rc, r.err);
-    expect_contains(r.out, "per token  2.57 GB read = 1.30 GB shared (every non-expert tensor, token_embd as one 3.06 KB row)\n"
-                           "           + 1.27 GB experts (4 of 32 selected: 4/32 of 10.2 GB)\n");
+    expect_contains(
+        r.out, "per token  2.57 GB read = 1.30 GB shared (every non-expert tensor, token_embd as one 3.06 KB row)\n"
+               "           + 1.27 GB experts (4 of 32 selected: 4/32 of 10.2 GB)\n");
     expect_contains(r.out, "weights    12.1 GB in 459 tensors");
-    expect_contains(r.out, "sliding window 128 on 12 of 24 layers: binary16 at context 131072 takes 3.22 GB instead of 6.44 GB "
-                           "(saves 3.22 GB, 50.0%)");
-    /* 12.10 GB weights + KV + scratch = 15.6 GB against 11.8 GB usable: short by 3.83 GB */
-    expect_contains(r.out, "RTX 3060 12GB         12.9 GB   11.8 GB   360 GB/s  f16   15.6 GB   -3.83 GB   no");
+    expect_contains(
+        r.out, "sliding window 128 on 12 of 24 layers: binary16 at context 131072 takes 3.22 GB instead of 6.44 GB "
+               "(saves 3.22 GB, 50.0%)");
+    /* 12.10 GB weights + KV + scratch = 15.7 GB against 11.8 GB usable: short by 3.89 GB */
+    expect_contains(r.out, "RTX 3060 12GB         12.9 GB   11.8 GB   360 GB/s  f16   15.7 GB   -3.89 GB   no");
     mf_proc_free(&r);
     unlink(path);
     unlink(empty);
@@ -1020,20 +1061,13 @@ static void cli_errors(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(dense_stories),
-        cmocka_unit_test(tied_and_unsupported),
-        cmocka_unit_test(moe_k_of_e),
-        cmocka_unit_test(sliding_window),
-        cmocka_unit_test(scratch_moe),
-        cmocka_unit_test(mkmodel_cross_check),
-        cmocka_unit_test(device_table),
-        cmocka_unit_test(fit_and_bound),
-        cmocka_unit_test(parse_records),
-        cmocka_unit_test(find_measurements),
-        cmocka_unit_test(cli_stories),
-        cmocka_unit_test(cli_cpu_record),
-        cmocka_unit_test(cli_gpt_oss_20b),
-        cmocka_unit_test(cli_unsupported),
+        cmocka_unit_test(dense_stories),   cmocka_unit_test(tied_and_unsupported),
+        cmocka_unit_test(moe_k_of_e),      cmocka_unit_test(sliding_window),
+        cmocka_unit_test(scratch_moe),     cmocka_unit_test(mkmodel_cross_check),
+        cmocka_unit_test(device_table),    cmocka_unit_test(fit_and_bound),
+        cmocka_unit_test(parse_records),   cmocka_unit_test(find_measurements),
+        cmocka_unit_test(cli_stories),     cmocka_unit_test(cli_cpu_record),
+        cmocka_unit_test(cli_gpt_oss_20b), cmocka_unit_test(cli_unsupported),
         cmocka_unit_test(cli_errors),
     };
     return MF_RUN("plan", tests);

@@ -2,12 +2,13 @@
  *   - fp16 / bf16 / E8M0 conversions against independent formulas (exhaustive over all
  *     16-bit patterns, every round-to-nearest-even tie, the F16C instruction as a second
  *     opinion on random floats);
- *   - every worked example of quant-formats.md §7 and mxfp4.md §6, bit for bit;
+ *   - every worked example of docs/quantization.md §7, bit for bit;
  *   - quantize -> dequantize on random N(0,1) data per type, with error bounds derived
  *     from the format (stated at each check), plus all-zero, constant, huge and tiny blocks.
  * The fast path (activations, integer dots, matmul tiles) is tested in test_quant_dot.c. */
 #include "harness.h"
 #include "quant.h"
+#include "quantize.h"
 #include "quant_impl.h"
 
 #include <math.h>
@@ -34,7 +35,7 @@ static float from_bits(uint32_t u)
 
 /* ================================================================ fp16 */
 
-/* binary16 by the definition (quant-formats.md §2), in double: an independent decoder. */
+/* binary16 by the definition (docs/quantization.md §1), in double: an independent decoder. */
 static double fp16_by_formula(uint16_t h)
 {
     int s = h >> 15, e = (h >> 10) & 31, m = h & 1023;
@@ -45,7 +46,7 @@ static double fp16_by_formula(uint16_t h)
 static void fp16_spec_examples(void **state)
 {
     (void)state;
-    /* quant-formats.md §2 */
+    /* docs/quantization.md §1 */
     assert_true(mf_fp16_to_f32(0x3C00) == 1.0f);
     assert_true(mf_fp16_to_f32(0x2E66) == 0.0999755859375f);
     assert_true(mf_fp16_to_f32(0xAE66) == -0.0999755859375f);
@@ -106,7 +107,7 @@ static void fp16_rne_ties(void **state)
     assert_int_equal(mf_f32_to_fp16(INFINITY), 0x7C00);
     assert_int_equal(mf_f32_to_fp16(-INFINITY), 0xFC00);
     assert_int_equal(mf_f32_to_fp16(1e20f), 0x7C00);
-    uint16_t n = mf_f32_to_fp16(from_bits(0x7F800001));  /* signalling NaN must not become inf */
+    uint16_t n = mf_f32_to_fp16(from_bits(0x7F800001)); /* signalling NaN must not become inf */
     assert_true((n & 0x7C00) == 0x7C00 && (n & 0x3FF));
 }
 
@@ -124,7 +125,7 @@ static void fp16_vs_f16c(void **state)
 {
     (void)state;
 #if defined(__x86_64__) || defined(__i386__)
-    unsigned a, b, c, d;  /* CPUID leaf 1: ECX bit 29 is F16C */
+    unsigned a, b, c, d; /* CPUID leaf 1: ECX bit 29 is F16C */
     if (!__get_cpuid(1, &a, &b, &c, &d) || !(c & (1u << 29))) {
         mf_skip("this CPU has no F16C: no hardware reference");
         return;
@@ -132,7 +133,7 @@ static void fp16_vs_f16c(void **state)
     mf_rng rng = {12345};
     for (int i = 0; i < 2000000; i++) {
         uint32_t u = (uint32_t)mf_rng_u64(&rng);
-        if (i & 1) u = (u & 0x8FFFFFFFu) | 0x30000000u;  /* half the draws in the fp16 range */
+        if (i & 1) u = (u & 0x8FFFFFFFu) | 0x30000000u; /* half the draws in the fp16 range */
         float f = from_bits(u);
         uint16_t mine = mf_f32_to_fp16(f), hw = f16c_convert(f);
         if (isnan(f)) {
@@ -151,9 +152,9 @@ static void fp16_vs_f16c(void **state)
 static void bf16_conversions(void **state)
 {
     (void)state;
-    assert_true(mf_bf16_to_f32(0x3F80) == 1.0f);   /* quant-formats.md §2 */
+    assert_true(mf_bf16_to_f32(0x3F80) == 1.0f); /* docs/quantization.md §1 */
     assert_true(mf_bf16_to_f32(0xC040) == -3.0f);
-    for (uint32_t h = 0; h < 65536; h++) {  /* decode = shift; encode(decode) = identity */
+    for (uint32_t h = 0; h < 65536; h++) { /* decode = shift; encode(decode) = identity */
         float f = mf_bf16_to_f32((uint16_t)h);
         assert_int_equal(bits(f), h << 16);
         if (isnan(f)) assert_true(isnan(mf_bf16_to_f32(mf_f32_to_bf16(f))));
@@ -165,22 +166,22 @@ static void bf16_conversions(void **state)
     assert_int_equal(mf_f32_to_bf16(from_bits(0x3F808001)), 0x3F81);
     assert_int_equal(mf_f32_to_bf16(from_bits(0x3F807FFF)), 0x3F80);
     assert_int_equal(mf_f32_to_bf16(from_bits(0xBF818000)), 0xBF82);
-    assert_int_equal(mf_f32_to_bf16(from_bits(0x7F7FFFFF)), 0x7F80);  /* rounds up to inf */
-    assert_int_equal(mf_f32_to_bf16(from_bits(0x00008000)), 0x0000);  /* subnormal tie */
+    assert_int_equal(mf_f32_to_bf16(from_bits(0x7F7FFFFF)), 0x7F80); /* rounds up to inf */
+    assert_int_equal(mf_f32_to_bf16(from_bits(0x00008000)), 0x0000); /* subnormal tie */
     assert_int_equal(mf_f32_to_bf16(from_bits(0x00018000)), 0x0002);
-    uint16_t n = mf_f32_to_bf16(from_bits(0x7F800001));  /* signalling NaN stays NaN */
+    uint16_t n = mf_f32_to_bf16(from_bits(0x7F800001)); /* signalling NaN stays NaN */
     assert_true((n & 0x7F80) == 0x7F80 && (n & 0x7F));
 }
 
 static void e8m0_values(void **state)
 {
     (void)state;
-    /* mxfp4.md §3: 2^(e-127); e = 0 is the subnormal 2^-127; 255 is NaN (OCP) */
+    /* docs/quantization.md §2: 2^(e-127); e = 0 is the subnormal 2^-127; 255 is NaN (OCP) */
     for (int e = 0; e < 255; e++) assert_true(mf_e8m0_to_f32((uint8_t)e) == ldexpf(1, e - 127));
     assert_true(mf_e8m0_to_f32(0) != 0 && mf_e8m0_to_f32(0) < 1.18e-38f);
     assert_true(isnan(mf_e8m0_to_f32(255)));
     assert_true(mf_e8m0_to_f32(127) == 1.0f);
-    /* the halved scale llama.cpp uses: its bit patterns for e = 0, 1 (mxfp4.md §3) */
+    /* the halved scale llama.cpp uses: its bit patterns for e = 0, 1 (docs/quantization.md §2) */
     assert_int_equal(bits(mf_e8m0_half(0)), 0x00200000);
     assert_int_equal(bits(mf_e8m0_half(1)), 0x00400000);
     assert_int_equal(bits(mf_e8m0_half(2)), 1u << 23);
@@ -199,30 +200,32 @@ static void expect_values(const float *y, int first, const float *want, int n)
 static void example_q4_0(void **state)
 {
     (void)state;
-    /* quant-formats.md §7.1 */
+    /* docs/quantization.md §7 */
     const uint8_t blk[18] = {0x66, 0xAE, 0x63, 0x18, 0xCD, 0x72, 0x27, 0xDC, 0x81,
                              0x36, 0xEB, 0x90, 0x45, 0xFA, 0xAF, 0x54, 0x09, 0xBE};
     float y[32];
     mf_dequantize_row(MF_TYPE_Q4_0, blk, y, 32);
-    const float lo[8] = {0.49987793f, -0.0f, -0.49987793f, 0.599853516f, 0.0999755859f, -0.399902344f, 0.699829102f, 0.199951172f};
-    const float hi[8] = {0.199951172f, 0.699829102f, -0.399902344f, 0.0999755859f, 0.599853516f, -0.49987793f, -0.0f, 0.49987793f};
+    const float lo[8] = {0.49987793f,   -0.0f,         -0.49987793f, 0.599853516f,
+                         0.0999755859f, -0.399902344f, 0.699829102f, 0.199951172f};
+    const float hi[8] = {0.199951172f, 0.699829102f, -0.399902344f, 0.0999755859f,
+                         0.599853516f, -0.49987793f, -0.0f,         0.49987793f};
     expect_values(y, 0, lo, 8);
     expect_values(y, 16, hi, 8);
-    assert_true(y[0] == 0.4998779296875f);  /* (3 - 8)·(-0.0999755859375), the spec's check */
+    assert_true(y[0] == 0.4998779296875f); /* (3 - 8)·(-0.0999755859375), worked by hand */
     assert_true(signbit(y[1]));            /* 0·(negative d) is -0 */
 }
 
 static void example_q8_0(void **state)
 {
     (void)state;
-    /* quant-formats.md §7.2 */
+    /* docs/quantization.md §7 */
     const uint8_t blk[34] = {0x3D, 0x2A, 0x9C, 0xB9, 0xD6, 0xF3, 0x10, 0x2D, 0x4A, 0x67, 0x84, 0xA1,
                              0xBE, 0xDB, 0xF8, 0x15, 0x32, 0x4F, 0x6C, 0x89, 0xA6, 0xC3, 0xE0, 0xFD,
                              0x1A, 0x37, 0x54, 0x71, 0x8E, 0xAB, 0xC8, 0xE5, 0x02, 0x1F};
     float y[32];
     mf_dequantize_row(MF_TYPE_Q8_0, blk, y, 32);
     const float want[8] = {-4.87365723f, -3.46029663f, -2.04693604f, -0.633575439f,
-                           0.779785156f, 2.19314575f, 3.60650635f, 5.01986694f};
+                           0.779785156f, 2.19314575f,  3.60650635f,  5.01986694f};
     expect_values(y, 0, want, 8);
     assert_true(y[0] == -100 * 0.048736572265625f);
 }
@@ -230,11 +233,10 @@ static void example_q8_0(void **state)
 static void example_q4_k(void **state)
 {
     (void)state;
-    /* quant-formats.md §7.3: header bytes, then qs[k] = (37k + 11) mod 256 */
-    uint8_t blk[144] = {0x66, 0x2E, 0x66, 0x24, 0xC5, 0x4A, 0x8F, 0x13,
-                        0x87, 0x21, 0xFE, 0x40, 0x9C, 0x3B, 0x71, 0xE2};
+    /* docs/quantization.md §7: header bytes, then qs[k] = (37k + 11) mod 256 */
+    uint8_t blk[144] = {0x66, 0x2E, 0x66, 0x24, 0xC5, 0x4A, 0x8F, 0x13, 0x87, 0x21, 0xFE, 0x40, 0x9C, 0x3B, 0x71, 0xE2};
     for (int k = 0; k < 128; k++) blk[16 + k] = (uint8_t)((37 * k + 11) % 256);
-    assert_int_equal(blk[16 + 127], 0x66);  /* the last byte of the spec's dump */
+    assert_int_equal(blk[16 + 127], 0x66); /* the last byte of the worked block */
     const int sc[8] = {5, 10, 15, 19, 60, 27, 33, 2}, mn[8] = {7, 33, 62, 0, 41, 3, 55, 30};
     for (int g = 0; g < 8; g++) {
         int s, m;
@@ -244,9 +246,12 @@ static void example_q4_k(void **state)
     }
     float y[256];
     mf_dequantize_row(MF_TYPE_Q4_K, blk, y, 256);
-    const float g0[8] = {5.37838745f, -0.120269775f, 2.37911987f, 4.87850952f, 7.37789917f, 1.87924194f, 4.37863159f, 6.87802124f};
-    const float g1[8] = {-0.566986084f, 2.43228149f, 4.43179321f, 6.43130493f, 8.43081665f, 11.4300842f, 13.4295959f, -0.566986084f};
-    const float g4[8] = {65.2794495f, -0.704437256f, 29.2882385f, 59.2809143f, 89.2735901f, 23.2897034f, 53.2823792f, 83.2750549f};
+    const float g0[8] = {5.37838745f, -0.120269775f, 2.37911987f, 4.87850952f,
+                         7.37789917f, 1.87924194f,   4.37863159f, 6.87802124f};
+    const float g1[8] = {-0.566986084f, 2.43228149f, 4.43179321f, 6.43130493f,
+                         8.43081665f,   11.4300842f, 13.4295959f, -0.566986084f};
+    const float g4[8] = {65.2794495f, -0.704437256f, 29.2882385f, 59.2809143f,
+                         89.2735901f, 23.2897034f,   53.2823792f, 83.2750549f};
     expect_values(y, 0, g0, 8);
     expect_values(y, 32, g1, 8);
     expect_values(y, 128, g4, 8);
@@ -256,25 +261,27 @@ static void example_mxfp4(void **state)
 {
     (void)state;
     float y[32];
-    /* quant-formats.md §7.4: codes 0,2,4,...,14 then 1,3,...,15; scale 2^-1 */
+    /* docs/quantization.md §7: codes 0,2,4,...,14 then 1,3,...,15; scale 2^-1 */
     const uint8_t a[17] = {0x7E, 0x10, 0x32, 0x54, 0x76, 0x98, 0xBA, 0xDC, 0xFE,
                            0x0F, 0x1E, 0x2D, 0x3C, 0x4B, 0x5A, 0x69, 0x78};
     mf_dequantize_row(MF_TYPE_MXFP4, a, y, 32);
-    const float a0[8] = {0, 0.5f, 1, 2, -0.0f, -0.5f, -1, -2}, a16[8] = {0.25f, 0.75f, 1.5f, 3, -0.25f, -0.75f, -1.5f, -3};
+    const float a0[8] = {0, 0.5f, 1, 2, -0.0f, -0.5f, -1, -2},
+                a16[8] = {0.25f, 0.75f, 1.5f, 3, -0.25f, -0.75f, -1.5f, -3};
     expect_values(y, 0, a0, 8);
     expect_values(y, 16, a16, 8);
-    assert_true(signbit(y[4]));  /* code 8 is E2M1 -0 */
+    assert_true(signbit(y[4])); /* code 8 is E2M1 -0 */
 
-    /* mxfp4.md §6, cases A (e = 0x7E) and B (e = 0x81), same codes */
+    /* docs/quantization.md §7, cases A (e = 0x7E) and B (e = 0x81), same codes */
     uint8_t b[17] = {0x7E, 0xF0, 0x01, 0xE2, 0x13, 0xD4, 0x25, 0xC6, 0x37,
                      0xB8, 0x49, 0xAA, 0x5B, 0x9C, 0x6D, 0x8E, 0x7F};
-    const float caseA[32] = {0, 0.25f, 0.5f, 0.75f, 1, 1.5f, 2, 3, 0, -0.25f, -0.5f, -0.75f, -1, -1.5f, -2, -3,
-                             -3, 0, -2, 0.25f, -1.5f, 0.5f, -1, 0.75f, -0.75f, 1, -0.5f, 1.5f, -0.25f, 2, 0, 3};
+    const float caseA[32] = {0,      0.25f, 0.5f,   0.75f, 1,     1.5f, 2,      3,  0,     -0.25f, -0.5f,
+                             -0.75f, -1,    -1.5f,  -2,    -3,    -3,   0,      -2, 0.25f, -1.5f,  0.5f,
+                             -1,     0.75f, -0.75f, 1,     -0.5f, 1.5f, -0.25f, 2,  0,     3};
     mf_dequantize_row(MF_TYPE_MXFP4, b, y, 32);
     expect_values(y, 0, caseA, 32);
     b[0] = 0x81;
-    const float caseB[32] = {0, 2, 4, 6, 8, 12, 16, 24, 0, -2, -4, -6, -8, -12, -16, -24,
-                             -24, 0, -16, 2, -12, 4, -8, 6, -6, 8, -4, 12, -2, 16, 0, 24};
+    const float caseB[32] = {0,   2, 4,   6, 8,   12, 16, 24, 0,  -2, -4, -6, -8, -12, -16, -24,
+                             -24, 0, -16, 2, -12, 4,  -8, 6,  -6, 8,  -4, 12, -2, 16,  0,   24};
     mf_dequantize_row(MF_TYPE_MXFP4, b, y, 32);
     expect_values(y, 0, caseB, 32);
 
@@ -282,7 +289,7 @@ static void example_mxfp4(void **state)
      * flushed); e = 255 gives 2^128 (inf) for code 2 and the finite 2^127 for code 1 */
     b[0] = 0;
     mf_dequantize_row(MF_TYPE_MXFP4, b, y, 32);
-    assert_int_equal(bits(y[19]), 0x00200000);  /* element 19: high nibble of qs[3] = 1 */
+    assert_int_equal(bits(y[19]), 0x00200000); /* element 19: high nibble of qs[3] = 1 */
     b[0] = 255;
     mf_dequantize_row(MF_TYPE_MXFP4, b, y, 32);
     assert_true(y[19] == ldexpf(1, 127));
@@ -291,7 +298,9 @@ static void example_mxfp4(void **state)
 
 /* ================================================================ quantize -> dequantize */
 
-typedef struct qstats { double max_err, sse, ssx; } qstats;
+typedef struct qstats {
+    double max_err, sse, ssx;
+} qstats;
 
 static const uint32_t BLOCK_TYPES[] = {MF_TYPE_Q4_0, MF_TYPE_Q4_1, MF_TYPE_Q5_0, MF_TYPE_Q5_1,
                                        MF_TYPE_Q8_0, MF_TYPE_Q2_K, MF_TYPE_Q3_K, MF_TYPE_Q4_K,
@@ -307,7 +316,8 @@ static float *roundtrip(uint32_t type, const float *x, int64_t n, uint8_t **byte
     assert_int_equal(mf_quantize_row(type, x, q, n), rb);
     mf_dequantize_row(type, q, y, n);
     for (int64_t i = 0; i < n; i++)
-        if (!isfinite(y[i])) fail_msg("%s: element %lld dequantizes to %g", mf_type_get(type)->name, (long long)i, y[i]);
+        if (!isfinite(y[i]))
+            fail_msg("%s: element %lld dequantizes to %g", mf_type_get(type)->name, (long long)i, y[i]);
     if (bytes_out) *bytes_out = q;
     else free(q);
     return y;
@@ -334,7 +344,7 @@ static void check_block32(uint32_t type, const float *x, const uint8_t *blk, con
     if (type == MF_TYPE_MXFP4) {
         int e = amax > 0 ? (int)floor(log2((double)amax)) + 125 : 0;
         if (e < 0) e = 0;
-        assert_int_equal(blk[0], e);  /* mxfp4.md §5: floor(log2(max)) - 2 + 127 */
+        assert_int_equal(blk[0], e); /* docs/quantization.md §3: floor(log2(max)) - 2 + 127 */
         double s = ldexp(1, blk[0] - 127);
         for (int i = 0; i < 32; i++) {
             double r = fabs(x[i]) / s, gap = r <= 2 ? 0.25 : r <= 4 ? 0.5 : r <= 6 ? 1 : 2;
@@ -364,10 +374,13 @@ static void check_block32(uint32_t type, const float *x, const uint8_t *blk, con
 static void quant_random_normal(void **state)
 {
     (void)state;
-    const struct { uint32_t type; double rms; } bound[] = {
-        {MF_TYPE_Q4_0, 0.11}, {MF_TYPE_Q4_1, 0.10}, {MF_TYPE_Q5_0, 0.054}, {MF_TYPE_Q5_1, 0.048},
-        {MF_TYPE_Q8_0, 0.0068}, {MF_TYPE_Q2_K, 0.33}, {MF_TYPE_Q3_K, 0.18}, {MF_TYPE_Q4_K, 0.088},
-        {MF_TYPE_Q5_K, 0.044}, {MF_TYPE_Q6_K, 0.023}, {MF_TYPE_MXFP4, 0.145},
+    const struct {
+        uint32_t type;
+        double rms;
+    } bound[] = {
+        {MF_TYPE_Q4_0, 0.11},   {MF_TYPE_Q4_1, 0.10},  {MF_TYPE_Q5_0, 0.054},  {MF_TYPE_Q5_1, 0.048},
+        {MF_TYPE_Q8_0, 0.0068}, {MF_TYPE_Q2_K, 0.33},  {MF_TYPE_Q3_K, 0.18},   {MF_TYPE_Q4_K, 0.088},
+        {MF_TYPE_Q5_K, 0.044},  {MF_TYPE_Q6_K, 0.023}, {MF_TYPE_MXFP4, 0.145},
     };
     const int n = 256 * 64;
     float *x = malloc(n * sizeof *x);
@@ -403,8 +416,11 @@ static void quant_random_normal(void **state)
 static void quant_k_per_element(void **state)
 {
     (void)state;
-    const struct { uint32_t type; int sub, levels, symmetric; } k[] = {
-        {MF_TYPE_Q2_K, 16, 3, 0}, {MF_TYPE_Q3_K, 16, 7, 1}, {MF_TYPE_Q4_K, 32, 15, 0},
+    const struct {
+        uint32_t type;
+        int sub, levels, symmetric;
+    } k[] = {
+        {MF_TYPE_Q2_K, 16, 3, 0},  {MF_TYPE_Q3_K, 16, 7, 1},  {MF_TYPE_Q4_K, 32, 15, 0},
         {MF_TYPE_Q5_K, 32, 31, 0}, {MF_TYPE_Q6_K, 16, 63, 1},
     };
     const int n = 256 * 32;
@@ -415,7 +431,8 @@ static void quant_k_per_element(void **state)
         float *y = roundtrip(k[j].type, x, n, NULL);
         for (int s0 = 0; s0 < n; s0 += k[j].sub) {
             float lo = 0, hi = x[s0], am = 0;
-            for (int i = s0; i < s0 + k[j].sub; i++) lo = fminf(lo, x[i]), hi = fmaxf(hi, x[i]), am = fmaxf(am, fabsf(x[i]));
+            for (int i = s0; i < s0 + k[j].sub; i++)
+                lo = fminf(lo, x[i]), hi = fmaxf(hi, x[i]), am = fmaxf(am, fabsf(x[i]));
             double step = k[j].symmetric ? am / ((k[j].levels + 1) / 2.0) : (hi - lo) / k[j].levels;
             for (int i = s0; i < s0 + k[j].sub; i++)
                 if (fabs(x[i] - y[i]) > 1.25 * step)
@@ -477,7 +494,8 @@ static void quant_extreme_scales(void **state)
                 double sse = 0, ssx = 0;
                 for (int i = 0; i < 512; i++) sse += (x[i] - y[i]) * (double)(x[i] - y[i]), ssx += (double)x[i] * x[i];
                 if (sqrt(sse / ssx) > 0.4)
-                    fail_msg("%s at scale %g: relative RMS %g", mf_type_get(BLOCK_TYPES[k])->name, scales[s], sqrt(sse / ssx));
+                    fail_msg("%s at scale %g: relative RMS %g", mf_type_get(BLOCK_TYPES[k])->name, scales[s],
+                             sqrt(sse / ssx));
             }
             free(y);
         }
@@ -504,7 +522,7 @@ static void quant_sizes(void **state)
         memset(buf, 0xA5, sizeof buf);
         size_t n = mf_quantize_row(BLOCK_TYPES[k], x, buf, 512);
         assert_int_equal(n, 512 / t->blck * t->size);
-        assert_int_equal(buf[n], 0xA5);  /* nothing written past the row */
+        assert_int_equal(buf[n], 0xA5); /* nothing written past the row */
         assert_int_equal(mf_quantize_row(BLOCK_TYPES[k], x, buf, t->blck + 1), 0);
     }
     assert_int_equal(mf_quantize_row(MF_TYPE_IQ4_NL, x, buf, 32), 0);

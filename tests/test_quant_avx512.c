@@ -31,16 +31,16 @@ static const uint32_t TYPES[] = {MF_TYPE_Q4_0, MF_TYPE_Q4_1, MF_TYPE_Q5_0, MF_TY
                                  MF_TYPE_Q2_K, MF_TYPE_Q3_K, MF_TYPE_Q4_K, MF_TYPE_Q5_K, MF_TYPE_Q6_K};
 #define N_TYPES (sizeof TYPES / sizeof TYPES[0])
 
-/* Byte offsets of the fp16 block scale and of the fp16 min (-1: none), quant-formats.md §1;
+/* Byte offsets of the fp16 block scale and of the fp16 min (-1: none), docs/quantization.md §2;
  * MXFP4's scale is the E8M0 byte at 0. */
-static int d_at(uint32_t t)
-{
-    return t == MF_TYPE_Q2_K ? 80 : t == MF_TYPE_Q3_K ? 108 : t == MF_TYPE_Q6_K ? 208 : 0;
-}
+static int d_at(uint32_t t) { return t == MF_TYPE_Q2_K ? 80 : t == MF_TYPE_Q3_K ? 108 : t == MF_TYPE_Q6_K ? 208 : 0; }
 static int min_at(uint32_t t)
 {
     switch (t) {
-    case MF_TYPE_Q4_1: case MF_TYPE_Q5_1: case MF_TYPE_Q4_K: case MF_TYPE_Q5_K: return 2;
+    case MF_TYPE_Q4_1:
+    case MF_TYPE_Q5_1:
+    case MF_TYPE_Q4_K:
+    case MF_TYPE_Q5_K: return 2;
     case MF_TYPE_Q2_K: return 82;
     default: return -1;
     }
@@ -55,9 +55,9 @@ static void exact_row(uint32_t type, mf_rng *rng, int64_t n, uint8_t *q)
     for (size_t i = 0; i < mf_type_row_bytes(type, n); i++) q[i] = (uint8_t)mf_rng_u64(rng);
     for (int64_t b = 0; b < n / ti->blck; b++) {
         uint8_t *blk = q + (size_t)b * ti->size;
-        int e = (int)(mf_rng_u64(rng) % 3);  /* scale 2^(e-1) */
+        int e = (int)(mf_rng_u64(rng) % 3); /* scale 2^(e-1) */
         if (type == MF_TYPE_MXFP4) {
-            blk[0] = (uint8_t)(127 + e);     /* 2^(e8m0 - 128), mxfp4.md §3 */
+            blk[0] = (uint8_t)(127 + e); /* 2^(e8m0 - 128), docs/quantization.md §2 */
             continue;
         }
         put16(blk + d_at(type), mf_f32_to_fp16(ldexpf(1.0f, e - 1)));
@@ -81,7 +81,7 @@ static void exact_act(uint32_t type, mf_rng *rng, int64_t n, float *x)
  * must equal the scalar twin exactly. Returns how many results were compared. */
 static int run_case(uint32_t type, int64_t n, int64_t rows, int64_t r0, int64_t r1, int n_tok, mf_rng *rng)
 {
-    size_t rb = mf_type_row_bytes(type, n), xs = mf_act_bytes(type, n) + 96;  /* a padded stride */
+    size_t rb = mf_type_row_bytes(type, n), xs = mf_act_bytes(type, n) + 96; /* a padded stride */
     const int64_t ys = rows + 5;
     uint8_t *W = malloc(rb * (size_t)rows), *qx = malloc(xs * (size_t)n_tok);
     float *x = malloc((size_t)n * sizeof *x), *y = malloc((size_t)(ys * n_tok) * sizeof *y);
@@ -101,15 +101,17 @@ static int run_case(uint32_t type, int64_t n, int64_t rows, int64_t r0, int64_t 
         for (int64_t r = 0; r < ys; r++) {
             float got = y[t * ys + r];
             if (r < r0 || r >= r1) {
-                if (!isnan(got)) fail_msg("%s: y[%d][%lld] written outside rows [%lld, %lld)", mf_type_get(type)->name, t,
-                                          (long long)r, (long long)r0, (long long)r1);
+                if (!isnan(got))
+                    fail_msg("%s: y[%d][%lld] written outside rows [%lld, %lld)", mf_type_get(type)->name, t,
+                             (long long)r, (long long)r0, (long long)r1);
                 continue;
             }
-            if (r >= tiled_end) continue;  /* AVX2 rows: test_quant_dot.c */
+            if (r >= tiled_end) continue; /* AVX2 rows: test_quant_dot.c */
             float want = ys_[t * ys + r];
             if (!(got == want) || !isfinite(got))
-                fail_msg("%s n=%lld n_tok=%d rows [%lld,%lld): y[%d][%lld] = %.9g, scalar twin %.9g", mf_type_get(type)->name,
-                         (long long)n, n_tok, (long long)r0, (long long)r1, t, (long long)r, got, want);
+                fail_msg("%s n=%lld n_tok=%d rows [%lld,%lld): y[%d][%lld] = %.9g, scalar twin %.9g",
+                         mf_type_get(type)->name, (long long)n, n_tok, (long long)r0, (long long)r1, t, (long long)r,
+                         got, want);
             compared++;
         }
     free(W), free(qx), free(x), free(y), free(ys_);
@@ -128,12 +130,12 @@ static void tiles_equal_scalar_twin(void **state)
         /* one block; more blocks than the 32 of one scale table (quant_avx512.c SLAB) */
         const int64_t lens[2] = {kq ? 256 : 32, kq ? 2304 : 1088};
         int compared = 0;
-        for (int n_tok = 1; n_tok <= 17; n_tok++)  /* every token count, every range */
+        for (int n_tok = 1; n_tok <= 17; n_tok++) /* every token count, every range */
             for (int ri = 0; ri < n_ranges; ri++)
                 compared += run_case(type, lens[0], 53, ranges[ri][0], ranges[ri][1], n_tok, &rng);
         const int toks[] = {2, 7, 16, 17};
         for (int ti = 0; ti < 4; ti++) compared += run_case(type, lens[1], 40, 3, 40, toks[ti], &rng);
-        assert_true(compared > 10000);  /* the tiles ran (not everything went to AVX2) */
+        assert_true(compared > 10000); /* the tiles ran (not everything went to AVX2) */
     }
 }
 

@@ -9,6 +9,7 @@
  *     and that it writes nothing outside its rows. */
 #include "harness.h"
 #include "quant.h"
+#include "quantize.h"
 #include "quant_impl.h"
 
 #include <math.h>
@@ -42,7 +43,7 @@ static void act_types_and_sizes(void **state)
 }
 
 /* Per 32 values: d = max|x|/127 in f32; codes RNE(x·127/max|x|) with that f32 scale, so
- * |code - x·127/max| <= 1/2; the stored d is the fp16 rounding of d (gpt-oss-arch.md §3.6);
+ * |code - x·127/max| <= 1/2; the stored d is the fp16 rounding of d (docs/quantization.md §4);
  * bias, s and corr as documented in quant_impl.h. */
 static void act32_blocks(void **state)
 {

@@ -15,6 +15,7 @@
 #include "harness.h"
 #include "quant.h"
 #include "quant_impl.h"
+#include "quantize.h"
 
 #include <math.h>
 #include <stdlib.h>

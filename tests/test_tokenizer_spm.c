@@ -1,11 +1,11 @@
-/* test_tokenizer_spm.c — the SentencePiece-style tokenizer (spec: tokenizer-spm.md).
+/* test_tokenizer_spm.c — the SentencePiece-style tokenizer (docs/tokenizer.md §3).
  *
  * References, all independent of this implementation:
  *   - llama.cpp's own test vectors for the real 32000-token Llama vocabulary
  *     (vocab-llama-spm.gguf / .inp / .out, made with add_special = 0, parse_special = 0);
- *   - the 13 stories260K vectors of spec §6 and the worked example of §4 (ids printed by
- *     llama-tokenize, copied from the spec);
- *   - the decoding checks of spec §5 (checked there against llama_detokenize);
+ *   - 13 stories260K vectors and the worked example of docs/tokenizer.md §3 (ids printed by
+ *     llama.cpp's llama-tokenize on the same file; docs/tokenizer.md §7);
+ *   - the decoding rules of docs/tokenizer.md §5 (each checked against llama_detokenize);
  *   - hand-built vocabularies for the partition, the loader's validation and byte fallback.
  * All comparisons are exact: token ids and bytes have no tolerance.
  */
@@ -19,7 +19,10 @@
 
 /* ------------------------------------------------------------------ helpers */
 
-typedef struct opened { mf_gguf *g; mf_tokenizer *t; } opened;
+typedef struct opened {
+    mf_gguf *g;
+    mf_tokenizer *t;
+} opened;
 
 static opened open_model(const char *file)
 {
@@ -59,8 +62,8 @@ static void expect_ids(const mf_tokenizer *t, const char *text, size_t len, int 
     }
 }
 
-#define EXPECT(t, text, add, parse, ...)                                                           \
-    do {                                                                                           \
+#define EXPECT(t, text, add, parse, ...)                                                          \
+    do {                                                                                          \
         static const int32_t want_[] = {__VA_ARGS__};                                             \
         expect_ids(t, text, sizeof(text) - 1, add, parse, want_, sizeof want_ / sizeof want_[0]); \
     } while (0)
@@ -103,13 +106,13 @@ static void llama_spm_vectors(void **state)
         p = q + strlen(sep);
         line = nl + 1;
     }
-    assert_int_equal(count, 46);   /* every vector of the file was compared */
+    assert_int_equal(count, 46); /* every vector of the file was compared */
     free(inp);
     free(out);
     close_model(m);
 }
 
-/* spec §6: llama-tokenize ids on stories260K (add_special = 1, parse_special = 1); all
+/* docs/tokenizer.md §7: llama-tokenize ids on stories260K (add_special = 1, parse_special = 1); all
  * but #13 also hold with parse_special = 0. */
 static void stories_vectors(void **state)
 {
@@ -129,13 +132,13 @@ static void stories_vectors(void **state)
         EXPECT(t, "caf\xC3\xA9 na\xC3\xAFve \xC3\x84rger", 1, parse, 1, 280, 412, 431, 485, 297, 412, 198, 178, 360,
                410, 198, 135, 420, 428, 285);
         EXPECT(t, "\xE6\x97\xA5\xE6\x9C\xAC\xE8\xAA\x9E\xE3\x81\xAE\xE3\x83\x86\xE3\x82\xAD\xE3\x82\xB9\xE3\x83\x88", 1,
-               parse, 1, 410, 233, 154, 168, 233, 159, 175, 235, 173, 161, 230, 132, 177, 230, 134, 137, 230, 133,
-               176, 230, 133, 188, 230, 134, 139);
+               parse, 1, 410, 233, 154, 168, 233, 159, 175, 235, 173, 161, 230, 132, 177, 230, 134, 137, 230, 133, 176,
+               230, 133, 188, 230, 134, 139);
         EXPECT(t, "I love \xF0\x9F\xA6\x99 and \xF0\x9F\x9A\x80!", 1, parse, 1, 359, 401, 360, 410, 243, 162, 169, 156,
                269, 410, 243, 162, 157, 131, 443);
         EXPECT(t, "Once upon a time, there was a little girl named Lily who loved to play outside in the sunshine.", 1,
-               parse, 1, 403, 407, 261, 378, 432, 383, 286, 261, 376, 298, 315, 421, 395, 317, 263, 415, 414, 401,
-               396, 267, 337, 410, 408, 419, 292, 411, 322, 265, 262, 379, 419, 415, 271, 411, 426);
+               parse, 1, 403, 407, 261, 378, 432, 383, 286, 261, 376, 298, 315, 421, 395, 317, 263, 415, 414, 401, 396,
+               267, 337, 410, 408, 419, 292, 411, 322, 265, 262, 379, 419, 415, 271, 411, 426);
     }
     /* #13: a space is prefixed after each parsed special token, and the BOS is doubled */
     EXPECT(t, "<s>Hi</s> there", 1, 1, 1, 1, 320, 417, 2, 410, 383);
@@ -143,22 +146,25 @@ static void stories_vectors(void **state)
     close_model(m);
 }
 
-/* spec §4: "Hello world" -> ▁He | ll | o | ▁w | or | ld (the merge trace is in
+/* docs/tokenizer.md §3: "Hello world" -> ▁He | ll | o | ▁w | or | ld (the merge trace is in
  * docs/tokenizer.md), and the scores that drive it. */
 static void stories_worked_example(void **state)
 {
     (void)state;
     opened m = open_model("stories260K.gguf");
     EXPECT(m.t, "Hello world", 1, 0, 1, 346, 306, 414, 263, 304, 341);
-    /* the candidates of the first merge round, with the spec's scores */
-    static const struct { const char *text; float score; } cand[] = {
-        {"\xE2\x96\x81w", -4}, {"or", -45}, {"ll", -47}, {"\xE2\x96\x81H", -61}, {"ld", -82}, {"\xE2\x96\x81He", -87}};
+    /* the candidates of the first merge round, with their vocabulary scores */
+    static const struct {
+        const char *text;
+        float score;
+    } cand[] = {{"\xE2\x96\x81w", -4},  {"or", -45}, {"ll", -47},
+                {"\xE2\x96\x81H", -61}, {"ld", -82}, {"\xE2\x96\x81He", -87}};
     for (size_t i = 0; i < sizeof cand / sizeof cand[0]; i++) {
         int32_t id = mf_tok_find(m.t, cand[i].text);
         assert_true(id >= 0);
-        assert_true(mf_tok_score(m.t, id) == cand[i].score);   /* scores are small integers: exact */
+        assert_true(mf_tok_score(m.t, id) == cand[i].score); /* scores are small integers: exact */
     }
-    assert_int_equal(mf_tok_find(m.t, "\xE2\x96\x81Hell"), -1);   /* step 6: "▁Hell" is not a merge */
+    assert_int_equal(mf_tok_find(m.t, "\xE2\x96\x81Hell"), -1); /* step 6: "▁Hell" is not a merge */
     /* the special ids and flags of the file: bos 1, eos 2, add_bos by default */
     assert_int_equal(mf_tok_bos(m.t), 1);
     assert_int_equal(mf_tok_eos(m.t), 2);
@@ -166,7 +172,7 @@ static void stories_worked_example(void **state)
     assert_true(mf_tok_is_eog(m.t, 2));
     assert_false(mf_tok_is_eog(m.t, 1));
     assert_int_equal(mf_tok_type(m.t, 0), MF_TT_UNKNOWN);
-    assert_int_equal(mf_tok_type(m.t, 3 + 0xE6), MF_TT_BYTE);   /* byte b is id b + 3 */
+    assert_int_equal(mf_tok_type(m.t, 3 + 0xE6), MF_TT_BYTE); /* byte b is id b + 3 */
     close_model(m);
 }
 
@@ -181,19 +187,19 @@ static void expect_text(const mf_tokenizer *t, const int32_t *ids, size_t n, int
     assert_string_equal(buf, want);
 }
 
-/* spec §5, each case as the spec states it */
+/* docs/tokenizer.md §5, case by case (each checked against llama_detokenize) */
 static void stories_decoding(void **state)
 {
     (void)state;
     opened m = open_model("stories260K.gguf");
     const mf_tokenizer *t = m.t;
     int32_t a[] = {403, 407}, b[] = {1, 403, 407}, c[] = {410, 410, 346}, d[] = {1, 410, 233, 154, 168, 2};
-    expect_text(t, a, 2, 0, 0, "Once upon");        /* first token is text: its space goes */
-    expect_text(t, b, 3, 0, 0, " Once upon");       /* BOS first: nothing is stripped */
+    expect_text(t, a, 2, 0, 0, "Once upon");  /* first token is text: its space goes */
+    expect_text(t, b, 3, 0, 0, " Once upon"); /* BOS first: nothing is stripped */
     expect_text(t, b, 3, 0, 1, "<s> Once upon");
-    expect_text(t, b, 3, 1, 0, " Once upon");       /* BOS removed, the space kept */
-    expect_text(t, c, 3, 0, 0, "  He");             /* only the first ▁ is stripped */
-    expect_text(t, d, 6, 0, 0, " \xE6\x97\xA5");    /* byte tokens rebuild " 日" */
+    expect_text(t, b, 3, 1, 0, " Once upon");    /* BOS removed, the space kept */
+    expect_text(t, c, 3, 0, 0, "  He");          /* only the first ▁ is stripped */
+    expect_text(t, d, 6, 0, 0, " \xE6\x97\xA5"); /* byte tokens rebuild " 日" */
     expect_text(t, d, 6, 0, 1, "<s> \xE6\x97\xA5</s>");
 
     /* pieces: NORMAL with ▁ -> space, BYTE -> its byte, CONTROL/UNKNOWN only rendered */
@@ -205,7 +211,7 @@ static void stories_decoding(void **state)
     assert_int_equal(mf_tok_piece(t, 2, 0, p, sizeof p), 0);
     assert_int_equal(mf_tok_piece(t, 2, 1, p, sizeof p), 4);
     assert_memory_equal(p, "</s>", 4);
-    assert_int_equal(mf_tok_piece(t, 0, 1, p, sizeof p), 5);   /* <unk> */
+    assert_int_equal(mf_tok_piece(t, 0, 1, p, sizeof p), 5); /* <unk> */
     /* a too-small buffer: the full size comes back, only cap bytes are written */
     memset(p, 'x', sizeof p);
     assert_int_equal(mf_tok_piece(t, 346, 0, p, 2), 3);
@@ -219,14 +225,18 @@ static void stories_decoding(void **state)
  * stripped again) for text of every kind, random bytes included: byte fallback covers
  * every byte and the decoder glues the bytes back. Two exceptions, kept out of the random
  * input: a literal U+2581 decodes as a space; and a space after a broken lead byte, since
- * symbols are cut by the lead byte alone (spec §3.3 step 1), so e.g. FB swallows the next
+ * symbols are cut by the lead byte alone (docs/tokenizer.md §3), so e.g. FB swallows the next
  * three bytes, the escaped space's E2 among them, and the ▁ comes back as raw bytes. */
 static void stories_round_trip(void **state)
 {
     (void)state;
     opened m = open_model("stories260K.gguf");
-    static const char *const texts[] = {"Once upon a time", "  two  spaces ", "\ttabs\nand\r\nlines",
-                                        "caf\xC3\xA9 \xE6\x97\xA5\xE6\x9C\xAC \xF0\x9F\xA6\x99", "<s>Hi</s>", "x"};
+    static const char *const texts[] = {"Once upon a time",
+                                        "  two  spaces ",
+                                        "\ttabs\nand\r\nlines",
+                                        "caf\xC3\xA9 \xE6\x97\xA5\xE6\x9C\xAC \xF0\x9F\xA6\x99",
+                                        "<s>Hi</s>",
+                                        "x"};
     int32_t ids[4096];
     char back[4096];
     mf_err err;
@@ -243,7 +253,7 @@ static void stories_round_trip(void **state)
         size_t n = 1 + mf_rng_u64(&r) % sizeof in;
         for (size_t j = 0; j < n; j++) {
             in[j] = (char)mf_rng_u64(&r);
-            if ((uint8_t)in[j] == 0xE2 || in[j] == ' ') in[j] = 'e';   /* see above */
+            if ((uint8_t)in[j] == 0xE2 || in[j] == ' ') in[j] = 'e'; /* see above */
         }
         int64_t k = mf_tokenize(m.t, in, n, 0, 0, ids, 4096, &err);
         if (k < 0) fail_msg("%s", err.msg);
@@ -267,7 +277,7 @@ static void tokenize_cap(void **state)
     assert_int_equal(mf_tokenize(m.t, "Hello world", 11, 1, 0, ids, 3, &err), 7);
     assert_int_equal(ids[0], 1);
     assert_int_equal(ids[2], 306);
-    assert_int_equal(ids[3], -7);   /* nothing past cap */
+    assert_int_equal(ids[3], -7); /* nothing past cap */
     assert_int_equal(mf_tokenize(m.t, NULL, 3, 1, 0, ids, 8, &err), -1);
     assert_true(strlen(err.msg) > 0);
     assert_int_equal(mf_tokenize(m.t, "x", 1, 1, 0, ids, -1, &err), -1);
@@ -324,19 +334,22 @@ static void partition_rules(void **state)
 {
     (void)state;
     tv_vocab v = {0};
-    base_vocab(&v, 1);   /* ids: 0-2, bytes 3-258, ▁ 259, a 260, b 261 */
-    int ud = tv_add(&v, "<x>", MF_TT_USER_DEFINED);          /* 262 */
-    int udl = tv_add(&v, "<x><x>", MF_TT_USER_DEFINED);      /* 263: longer, matched first */
-    int ab = tv_add(&v, "\xE2\x96\x81" "a", MF_TT_NORMAL);   /* 264: "▁a" */
+    base_vocab(&v, 1);                                  /* ids: 0-2, bytes 3-258, ▁ 259, a 260, b 261 */
+    int ud = tv_add(&v, "<x>", MF_TT_USER_DEFINED);     /* 262 */
+    int udl = tv_add(&v, "<x><x>", MF_TT_USER_DEFINED); /* 263: longer, matched first */
+    int ab = tv_add(&v,
+                    "\xE2\x96\x81"
+                    "a",
+                    MF_TT_NORMAL); /* 264: "▁a" */
     mf_gguf *g;
     mf_err err;
     mf_tokenizer *t = tv_load(&v, "llama", 1, NULL, NULL, &g, &err);
     if (!t) fail_msg("%s", err.msg);
-    int32_t want1[] = {udl, ud, ab};   /* "<x><x><x>a": longest first, then ▁a after it */
+    int32_t want1[] = {udl, ud, ab}; /* "<x><x><x>a": longest first, then ▁a after it */
     expect_ids(t, "<x><x><x>a", 10, 0, 0, want1, 3);
-    int32_t want2[] = {1, ab, 2, 259, 261};   /* "<s>a</s>b": ▁ prefixed again, "▁b" is no token */
+    int32_t want2[] = {1, ab, 2, 259, 261}; /* "<s>a</s>b": ▁ prefixed again, "▁b" is no token */
     expect_ids(t, "<s>a</s>b", 9, 0, 1, want2, 5);
-    int32_t want3[] = {ab, 3 + '<', 3 + 's', 3 + '>'};   /* CONTROL not parsed: bytes */
+    int32_t want3[] = {ab, 3 + '<', 3 + 's', 3 + '>'}; /* CONTROL not parsed: bytes */
     expect_ids(t, "a<s>", 4, 0, 0, want3, 4);
     /* pieces: USER_DEFINED always printed verbatim */
     char p[16];
@@ -352,7 +365,7 @@ static void set_add_eos(mf_gguf_writer *w, void *user)
     (void)user;
     mf_gguf_w_bool(w, "tokenizer.ggml.add_eos_token", 1);
     mf_gguf_w_bool(w, "tokenizer.ggml.add_space_prefix", 0);
-    mf_gguf_w_u32(w, "tokenizer.ggml.bos_token_id", 0xFFFFFFFFu);   /* out of range: default kept */
+    mf_gguf_w_u32(w, "tokenizer.ggml.bos_token_id", 0xFFFFFFFFu); /* out of range: default kept */
 }
 
 /* add_eos_token / add_space_prefix keys, an out-of-range id keeps its default, and the
@@ -361,13 +374,13 @@ static void keys_and_fallback(void **state)
 {
     (void)state;
     tv_vocab v = {0};
-    base_vocab(&v, 0);   /* 0-2, ▁ 3, a 4, b 5: no byte tokens */
+    base_vocab(&v, 0); /* 0-2, ▁ 3, a 4, b 5: no byte tokens */
     mf_gguf *g;
     mf_err err;
     mf_tokenizer *t = tv_load(&v, "llama", 1, set_add_eos, NULL, &g, &err);
     if (!t) fail_msg("%s", err.msg);
     assert_int_equal(mf_tok_bos(t), 1);
-    int32_t want[] = {1, 4, 5, 2};   /* no space prefix; "a" "b" from the one-byte tokens */
+    int32_t want[] = {1, 4, 5, 2}; /* no space prefix; "a" "b" from the one-byte tokens */
     expect_ids(t, "ab", 2, 1, 0, want, 4);
     int32_t ids[8];
     assert_int_equal(mf_tokenize(t, "az", 2, 0, 0, ids, 8, &err), -1);
@@ -381,7 +394,10 @@ static void keys_and_fallback(void **state)
     tv_free(&v);
 }
 
-typedef struct bad_case { const char *what; void (*extra)(mf_gguf_writer *, void *); } bad_case;
+typedef struct bad_case {
+    const char *what;
+    void (*extra)(mf_gguf_writer *, void *);
+} bad_case;
 
 static void short_scores(mf_gguf_writer *w, void *u)
 {
@@ -449,7 +465,7 @@ static void loader_rejects(void **state)
     tv_add(&v, "", MF_TT_NORMAL);
     mf_tokenizer *t = tv_load(&v, "llama", 1, NULL, NULL, &g, &err);
     if (!t) fail_msg("%s", err.msg);
-    int32_t want[] = {3, 4};   /* "a" -> ▁ a */
+    int32_t want[] = {3, 4}; /* "a" -> ▁ a */
     expect_ids(t, "a", 1, 0, 0, want, 2);
     mf_tokenizer_free(t);
     mf_gguf_close(g);
@@ -517,28 +533,28 @@ static void utf8_complete(void **state)
     assert_int_equal(mf_utf8_complete("ab\xE6", 3), 2);
     assert_int_equal(mf_utf8_complete("ab\xE6\x97", 4), 2);
     assert_int_equal(mf_utf8_complete("ab\xE6\x97\xA5", 5), 5);
-    assert_int_equal(mf_utf8_complete("\xF0\x9F\xA6", 3), 0);     /* 3 of the 4 bytes of 🦙 */
+    assert_int_equal(mf_utf8_complete("\xF0\x9F\xA6", 3), 0); /* 3 of the 4 bytes of 🦙 */
     assert_int_equal(mf_utf8_complete("\xF0\x9F\xA6\x99", 4), 4);
-    assert_int_equal(mf_utf8_complete("\xC3", 1), 0);             /* first byte of é */
+    assert_int_equal(mf_utf8_complete("\xC3", 1), 0); /* first byte of é */
     /* invalid bytes never complete, so they are not held back */
-    assert_int_equal(mf_utf8_complete("a\x80", 2), 2);            /* stray continuation */
+    assert_int_equal(mf_utf8_complete("a\x80", 2), 2); /* stray continuation */
     assert_int_equal(mf_utf8_complete("a\xFF", 2), 2);
-    assert_int_equal(mf_utf8_complete("a\xC0", 2), 2);            /* overlong lead */
-    assert_int_equal(mf_utf8_complete("a\xE0\x80", 3), 3);        /* E0 needs A0..BF next */
-    assert_int_equal(mf_utf8_complete("a\xED\xA0", 3), 3);        /* surrogate */
-    assert_int_equal(mf_utf8_complete("a\xF4\x90", 3), 3);        /* above U+10FFFF */
+    assert_int_equal(mf_utf8_complete("a\xC0", 2), 2);     /* overlong lead */
+    assert_int_equal(mf_utf8_complete("a\xE0\x80", 3), 3); /* E0 needs A0..BF next */
+    assert_int_equal(mf_utf8_complete("a\xED\xA0", 3), 3); /* surrogate */
+    assert_int_equal(mf_utf8_complete("a\xF4\x90", 3), 3); /* above U+10FFFF */
     assert_int_equal(mf_utf8_complete("", 0), 0);
 }
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(llama_spm_vectors),   cmocka_unit_test(stories_vectors),
+        cmocka_unit_test(llama_spm_vectors),      cmocka_unit_test(stories_vectors),
         cmocka_unit_test(stories_worked_example), cmocka_unit_test(stories_decoding),
-        cmocka_unit_test(stories_round_trip),  cmocka_unit_test(tokenize_cap),
-        cmocka_unit_test(long_fragment),       cmocka_unit_test(partition_rules),
-        cmocka_unit_test(keys_and_fallback),   cmocka_unit_test(loader_rejects),
-        cmocka_unit_test(random_vocabularies), cmocka_unit_test(utf8_complete),
+        cmocka_unit_test(stories_round_trip),     cmocka_unit_test(tokenize_cap),
+        cmocka_unit_test(long_fragment),          cmocka_unit_test(partition_rules),
+        cmocka_unit_test(keys_and_fallback),      cmocka_unit_test(loader_rejects),
+        cmocka_unit_test(random_vocabularies),    cmocka_unit_test(utf8_complete),
     };
     return MF_RUN("tokenizer_spm", tests);
 }

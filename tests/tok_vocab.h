@@ -2,7 +2,7 @@
  * holding only tokenizer.* keys, written with the GGUF writer and opened again, so the
  * tests go through the same loader as real files.
  *
- * Also an independent GPT-2 byte map (tokenizer-o200k.md §3), written from the spec's
+ * Also an independent GPT-2 byte map (docs/tokenizer.md §4.1), written from the
  * definition as a loop (the engine uses a closed form), to build byte-level token texts.
  */
 #ifndef MF_TOK_VOCAB_H
@@ -25,8 +25,8 @@ typedef struct tv_vocab {
     int n, cap;
     char **merge;
     int n_merge, cap_merge;
-    const char *pre;         /* gpt2: tokenizer.ggml.pre (NULL: "gpt-4o") */
-    int omit_merges;         /* gpt2: write no tokenizer.ggml.merges key */
+    const char *pre; /* gpt2: tokenizer.ggml.pre (NULL: "gpt-4o") */
+    int omit_merges; /* gpt2: write no tokenizer.ggml.merges key */
 } tv_vocab;
 
 static inline int tv_add_n(tv_vocab *v, const char *s, size_t n, int32_t type)
@@ -72,7 +72,7 @@ static inline void tv_free(tv_vocab *v)
     memset(v, 0, sizeof *v);
 }
 
-/* GPT-2 byte map, as the spec states it: bytes 0x21-0x7E, 0xA1-0xAC, 0xAE-0xFF keep their
+/* GPT-2 byte map, as GPT-2's encoder defines it: bytes 0x21-0x7E, 0xA1-0xAC, 0xAE-0xFF keep their
  * value; the others, in increasing order, get 256, 257, ... */
 static inline uint32_t tv_gpt2_cp(uint8_t b)
 {
@@ -92,7 +92,10 @@ static inline size_t tv_map(const char *raw, size_t n, char *out)
     for (size_t i = 0; i < n; i++) {
         uint32_t cp = tv_gpt2_cp((uint8_t)raw[i]);
         if (cp < 0x80) out[o++] = (char)cp;
-        else { out[o++] = (char)(0xC0 | (cp >> 6)); out[o++] = (char)(0x80 | (cp & 0x3F)); }
+        else {
+            out[o++] = (char)(0xC0 | (cp >> 6));
+            out[o++] = (char)(0x80 | (cp & 0x3F));
+        }
     }
     out[o] = 0;
     return o;
@@ -114,8 +117,8 @@ typedef void (*tv_extra_fn)(mf_gguf_writer *w, void *user);
 /* Write the vocabulary with tokenizer.ggml.model = model (and, for gpt2, the pre-type and
  * the merges), open it, load the tokenizer. *g receives the open file (close it after
  * freeing the tokenizer). On a load error returns NULL with the message in err. */
-static inline mf_tokenizer *tv_load(const tv_vocab *v, const char *model, int with_types, tv_extra_fn extra,
-                                    void *user, mf_gguf **g, mf_err *err)
+static inline mf_tokenizer *tv_load(const tv_vocab *v, const char *model, int with_types, tv_extra_fn extra, void *user,
+                                    mf_gguf **g, mf_err *err)
 {
     static int serial;
     char name[64];
@@ -137,10 +140,13 @@ static inline mf_tokenizer *tv_load(const tv_vocab *v, const char *model, int wi
     if (mf_gguf_w_write(w, path, NULL, NULL, &werr)) fail_msg("writing %s: %s", path, werr.msg);
     mf_gguf_writer_free(w);
     *g = mf_gguf_open(path, err);
-    remove(path);   /* the mapping stays valid after the name is gone */
+    remove(path); /* the mapping stays valid after the name is gone */
     if (!*g) return NULL;
     mf_tokenizer *t = mf_tokenizer_load(*g, err);
-    if (!t) { mf_gguf_close(*g); *g = NULL; }
+    if (!t) {
+        mf_gguf_close(*g);
+        *g = NULL;
+    }
     return t;
 }
 
@@ -154,9 +160,11 @@ static inline void tv_byte_tokens(tv_vocab *v)
 }
 
 /* A small harmony vocabulary: the byte tokens, then the specials of o200k_harmony, all
- * CONTROL in the file as the converter writes them (tokenizer-o200k.md §2), BOS/EOS/pad
+ * CONTROL in the file as the converter writes them (docs/tokenizer.md §1), BOS/EOS/pad
  * keys as in the gpt-oss GGUF, and an UNUSED "[PAD300]". Text is all byte tokens. */
-typedef struct tv_harmony { int32_t sot, eot, ret, con, chan, start, end, msg, call, pad; } tv_harmony;
+typedef struct tv_harmony {
+    int32_t sot, eot, ret, con, chan, start, end, msg, call, pad;
+} tv_harmony;
 
 static inline void tv_harmony_keys(mf_gguf_writer *w, void *user)
 {

@@ -79,8 +79,11 @@ static double time_token(const run *r)
 {
     const mf_hparams *hp = &r->s->m->hp;
     double t0 = cpu_now();
-    for (int l = 0; l < hp->n_layers; l++)
-        for (int g = 0; g < hp->n_kv_heads; g++) mf_cpu_attention_row(r->s->bst, l, 0, g, r->q, r->out, r->sc, 1);
+    for (int l = 0; l < hp->n_layers; l++) {
+        const mf_weight *sk = &r->s->m->layers[l].sinks;
+        for (int g = 0; g < hp->n_kv_heads; g++)
+            mf_cpu_attention_row(r->s->bst, l, sk->name ? sk->data : NULL, 0, g, r->q, r->out, r->sc, 1);
+    }
     return cpu_now() - t0;
 }
 

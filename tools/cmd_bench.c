@@ -5,7 +5,7 @@
  * tokens as one prompt; "tgN" evaluates N single tokens one after the other (after `depth`
  * untimed tokens when -d is given). Every test runs -r times after one warm-up; the table
  * shows the median, min and max. The roofline: a decoded token must read every weight once
- * (MoE: only the active experts, model.h mf_model_bytes_per_token) plus the KV cache up to its
+ * (MoE: only the active experts, memory.h mf_mem_bytes_per_token) plus the KV cache up to its
  * position, so bytes/token ÷ measured bandwidth is the fastest possible token; "% roofline"
  * is achieved GB/s over the bandwidth measured by the built-in probe on the same machine.
  */
@@ -15,11 +15,12 @@
 #include <time.h>
 
 #include "driver.h"
+#include "memory.h"
 #include "mf_git_commit.h"
 #include "sha256.h"
 
 typedef struct bench_args {
-    const char *model, *device, *save;
+    const char *model, *device, *save, *skip;
     int pp, tg, reps, threads, json, bw_only, batch, kv_f16, no_graph, no_pack;
     int depths[8], n_depths;
 } bench_args;
@@ -41,7 +42,8 @@ static void usage(FILE *f)
             "  --no-pack       CPU: no packed copy of the weights (the file's layout)\n"
             "  --json          one JSON object on stdout instead of the table\n"
             "  --save FILE     append one JSON record per test to FILE (JSON Lines)\n"
-            "  --bandwidth     only run the memory-bandwidth probe\n");
+            "  --bandwidth     only run the memory-bandwidth probe\n"
+            "  --skip-layers L run without these layers, e.g. 3,7 or 2-5 (an experiment)\n");
 }
 
 static int parse_depths(const char *v, bench_args *a)
@@ -86,8 +88,13 @@ static int parse(int argc, char **argv, bench_args *a)
         else if (!strcmp(o, "--json")) a->json = 1;
         else if (!strcmp(o, "--save")) { VAL(); a->save = v; }
         else if (!strcmp(o, "--bandwidth")) a->bw_only = 1;
+        else if (!strcmp(o, "--skip-layers")) { VAL(); a->skip = v; }
         else { fprintf(stderr, "minfer bench: unknown option '%s' (see minfer bench --help)\n", o); return -1; }
 #undef VAL
+    }
+    if (!a->bw_only && a->pp == 0 && a->tg == 0) {
+        fprintf(stderr, "minfer bench: -p 0 and -n 0 leave nothing to measure (give -p or -n above 0, or --bandwidth)\n");
+        return -1;
     }
     return 0;
 }
@@ -146,18 +153,6 @@ static double pp_macs(const mf_model *m, int n)
     return (double)mf_model_macs_per_token(m) - out + out / n;
 }
 
-static void json_str(FILE *f, const char *s)
-{
-    fputc('"', f);
-    for (; *s; s++) {
-        unsigned char c = (unsigned char)*s;
-        if (c == '"' || c == '\\') fprintf(f, "\\%c", c);
-        else if (c < 0x20) fprintf(f, "\\u%04x", c);
-        else fputc(c, f);
-    }
-    fputc('"', f);
-}
-
 int mf_cmd_bench(int argc, char **argv)
 {
     bench_args a;
@@ -181,6 +176,7 @@ int mf_cmd_bench(int argc, char **argv)
     result res[16];
     mf_model *m = mf_model_load(path, &err);
     if (!m || !times) { fprintf(stderr, "minfer bench: %s\n", m ? "out of memory" : err.msg); goto done; }
+    if (drv_skip_layers("bench", m, a.skip)) goto done;
 
     int max_depth = 0;
     for (int i = 0; i < a.n_depths; i++) max_depth = a.depths[i] > max_depth ? a.depths[i] : max_depth;
@@ -193,6 +189,7 @@ int mf_cmd_bench(int argc, char **argv)
     so.kv_f16 = a.kv_f16;
     so.no_graph = a.no_graph;
     so.no_pack = a.no_pack;
+    drv_progress_on_terminal(&so, m);
     double t_open = drv_now();
     s = mf_session_new(m, &so, &err);
     t_open = drv_now() - t_open;
@@ -205,8 +202,9 @@ int mf_cmd_bench(int argc, char **argv)
     fill_tokens(tok, need + 16, m->hp.n_vocab, 42);
 
     double bw = probe(&a, gpu);
-    uint64_t dense, experts;
-    mf_model_bytes_per_token(m, &dense, &experts);
+    mf_mem_token per_tok;
+    mf_mem_bytes_per_token(m->gguf, &m->hp, m->layers, &per_tok);
+    uint64_t dense = per_tok.dense, experts = per_tok.experts;
     int kv_esz = mf_session_kv_f16(s) ? 2 : 4;
 
     /* warm-up: page in the weights, start the threads, compile/capture on a GPU */
@@ -259,7 +257,7 @@ int mf_cmd_bench(int argc, char **argv)
         x->min = times[0];
         x->max = times[a.reps - 1];
         /* weights once + the KV cache up to the average position of the timed tokens */
-        x->bytes_per_tok = (double)(dense + experts) + (double)mf_kv_bytes(&m->hp, depth + a.tg / 2, kv_esz);
+        x->bytes_per_tok = (double)(dense + experts) + (double)mf_mem_kv_bytes(&m->hp, depth + a.tg / 2, 1, kv_esz);
         qsort(bws, (size_t)nbw, sizeof *bws, cmp_d);
         x->bw = bws[nbw / 2];
     }
@@ -270,10 +268,14 @@ int mf_cmd_bench(int argc, char **argv)
     snprintf(fname, sizeof fname, "%s", base ? base + 1 : path);
     if (a.json) {
         printf("{\"model\":");
-        json_str(stdout, fname);
+        drv_json_str(stdout, fname);
         printf(",\"arch\":\"%s\",\"params\":%llu,\"bytes\":%llu,\"types\":\"%s\",\"backend\":\"%s\",\"device\":",
                m->hp.arch_name, (unsigned long long)m->n_params, (unsigned long long)m->weight_bytes, types, be->name);
-        json_str(stdout, be->device_name);
+        drv_json_str(stdout, be->device_name);
+        if (a.skip) {
+            printf(",\"skip_layers\":");
+            drv_json_str(stdout, a.skip);
+        }
         printf(",\"kv\":\"%s\",\"bandwidth_gbs\":%.2f,\"weight_bytes_per_token\":%llu,\"results\":[", kv_esz == 2 ? "f16" : "f32", bw,
                (unsigned long long)(dense + experts));
         for (int i = 0; i < n_res; i++) {
@@ -293,6 +295,7 @@ int mf_cmd_bench(int argc, char **argv)
         printf("device:    %s: %s (session opened in %.0f ms%s)\n", be->name, be->device_name, 1e3 * t_open,
                a.no_pack ? ", weights unpacked" : "");
         printf("KV cache:  %s\n", kv_esz == 2 ? "binary16" : "float32");
+        if (a.skip) printf("skipped:   layers %s\n", a.skip);
         printf("bandwidth: %.1f GB/s measured (%s); weights read per token: %.1f MB (%s)\n", bw,
                gpu ? "device copy" : "streaming read", (dense + experts) / 1e6,
                experts ? "active experts only" : "all weights");
@@ -316,19 +319,19 @@ int mf_cmd_bench(int argc, char **argv)
         if (!f) { fprintf(stderr, "minfer bench: cannot append to '%s'\n", a.save); goto done; }
         char sha[65], date[32];
         /* the header (metadata + tensor infos) identifies the file without hashing gigabytes */
-        if (drv_header_sha256(path, (size_t)mf_gguf_data_offset(m->gguf), sha)) {
-            fprintf(stderr, "minfer bench: cannot read the header of '%s'\n", path);
-            fclose(f);
-            goto done;
-        }
+        drv_header_sha256(m->gguf, sha);
         time_t now = time(NULL);
         strftime(date, sizeof date, "%Y-%m-%dT%H:%M:%SZ", gmtime(&now));
         for (int i = 0; i < n_res; i++) {
             result *x = &res[i];
             fprintf(f, "{\"date\":\"%s\",\"commit\":\"%s\",\"backend\":\"%s\",\"device\":", date, MF_GIT_COMMIT, be->name);
-            json_str(f, be->device_name);
+            drv_json_str(f, be->device_name);
             fprintf(f, ",\"model\":");
-            json_str(f, fname);
+            drv_json_str(f, fname);
+            if (a.skip) {
+                fprintf(f, ",\"skip_layers\":");
+                drv_json_str(f, a.skip);
+            }
             fprintf(f, ",\"header_sha256\":\"%s\",\"arch\":\"%s\",\"types\":\"%s\",\"kv\":\"%s\",\"test\":\"%s\",\"depth\":%d,"
                        "\"tok_s_median\":%.3f,\"tok_s_min\":%.3f,\"tok_s_max\":%.3f,\"runs\":%d,\"bandwidth_gbs\":%.2f",
                     sha, m->hp.arch_name, types, kv_esz == 2 ? "f16" : "f32", x->test, x->depth, x->med, x->min, x->max,

@@ -22,17 +22,17 @@
 
 typedef struct side {
     const char *label;
-    mf_session *s;            /* NULL: scalar reference */
+    mf_session *s; /* NULL: scalar reference */
     mf_ref *ref;
-    float *hidden;            /* [n_layers + 1][n_prompt][d] */
+    float *hidden; /* [n_layers + 1][n_prompt][d] */
     int n_prompt, pos;
-    float *logits;            /* [n_vocab] */
+    float *logits; /* [n_vocab] */
 } side;
 
 static void hook(void *user, int layer, const float *x, int rows, int width)
 {
     side *sd = user;
-    if (sd->pos != 0 || rows != sd->n_prompt) return;  /* only the prompt step */
+    if (sd->pos != 0 || rows != sd->n_prompt) return; /* only the prompt step */
     memcpy(sd->hidden + (size_t)(layer + 1) * rows * width, x, sizeof(float) * (size_t)rows * width);
 }
 
@@ -49,7 +49,10 @@ static int side_prompt(side *sd, const mf_model *m, const int32_t *ids, int n, m
         float *hid = malloc(sizeof(float) * (size_t)L * d);
         if (!hid) return mf_errf(err, "out of memory");
         for (int t = 0; t < n; t++) {
-            if (mf_ref_forward(sd->ref, ids[t], t, sd->logits, hid, err)) { free(hid); return -1; }
+            if (mf_ref_forward(sd->ref, ids[t], t, sd->logits, hid, err)) {
+                free(hid);
+                return -1;
+            }
             for (int l = 0; l < L; l++)
                 memcpy(sd->hidden + ((size_t)(l + 1) * n + t) * d, hid + (size_t)l * d, sizeof(float) * d);
         }
@@ -109,22 +112,42 @@ int mf_cmd_check(int argc, char **argv)
     float tol = -1, min_agree = 0.95f;
     for (int i = 1; i < argc; i++) {
         const char *o = argv[i], *v;
-#define VAL() do { if (!(v = drv_next(C, argc, argv, &i))) return 2; } while (0)
+#define VAL()                                             \
+    do {                                                  \
+        if (!(v = drv_next(C, argc, argv, &i))) return 2; \
+    } while (0)
         if (!strcmp(o, "-h") || !strcmp(o, "--help")) {
-            printf("usage: minfer check [-m MODEL] [-p PROMPT] [-n N] [--device cuda|cpu] [--tol REL] [--min-agree F] [-t N]\n"
-                   "  cuda: GPU vs CPU fast path; cpu: CPU fast path vs the scalar reference\n"
-                   "  --tol: bound on max|dlogit| / max|logit| (default 1e-3 for float weights, 5e-2 for quantized)\n"
-                   "  --min-agree: least fraction of equal greedy tokens (default 0.95)\n");
+            printf(
+                "usage: minfer check [-m MODEL] [-p PROMPT] [-n N] [--device cuda|cpu] [--tol REL] [--min-agree F] [-t N]\n"
+                "  cuda: GPU vs CPU fast path; cpu: CPU fast path vs the scalar reference\n"
+                "  --tol: bound on max|dlogit| / max|logit| (default 1e-3 for float weights, 5e-2 for quantized)\n"
+                "  --min-agree: least fraction of equal greedy tokens (default 0.95)\n");
             return 0;
+        } else if (!strcmp(o, "-m") || !strcmp(o, "--model")) {
+            VAL();
+            path = v;
+        } else if (!strcmp(o, "-p") || !strcmp(o, "--prompt")) {
+            VAL();
+            prompt = v;
+        } else if (!strcmp(o, "-n")) {
+            VAL();
+            if (drv_int(C, o, v, 0, 1 << 16, &n_gen)) return 2;
+        } else if (!strcmp(o, "-t")) {
+            VAL();
+            if (drv_int(C, o, v, 1, 1024, &threads)) return 2;
+        } else if (!strcmp(o, "--device")) {
+            VAL();
+            device = v;
+        } else if (!strcmp(o, "--tol")) {
+            VAL();
+            if (drv_float(C, o, v, 0, 1e9, &tol)) return 2;
+        } else if (!strcmp(o, "--min-agree")) {
+            VAL();
+            if (drv_float(C, o, v, 0, 1, &min_agree)) return 2;
+        } else {
+            fprintf(stderr, "minfer check: unknown option '%s'\n", o);
+            return 2;
         }
-        else if (!strcmp(o, "-m") || !strcmp(o, "--model")) { VAL(); path = v; }
-        else if (!strcmp(o, "-p") || !strcmp(o, "--prompt")) { VAL(); prompt = v; }
-        else if (!strcmp(o, "-n")) { VAL(); if (drv_int(C, o, v, 0, 1 << 16, &n_gen)) return 2; }
-        else if (!strcmp(o, "-t")) { VAL(); if (drv_int(C, o, v, 1, 1024, &threads)) return 2; }
-        else if (!strcmp(o, "--device")) { VAL(); device = v; }
-        else if (!strcmp(o, "--tol")) { VAL(); if (drv_float(C, o, v, 0, 1e9, &tol)) return 2; }
-        else if (!strcmp(o, "--min-agree")) { VAL(); if (drv_float(C, o, v, 0, 1, &min_agree)) return 2; }
-        else { fprintf(stderr, "minfer check: unknown option '%s'\n", o); return 2; }
 #undef VAL
     }
     if (!path && !(path = drv_default_model())) return 1;
@@ -142,13 +165,19 @@ int mf_cmd_check(int argc, char **argv)
     int32_t *ids = NULL;
     side ref = {.label = "cpu"}, test = {.label = device};
     mf_model *m = mf_model_load(path, &err);
-    if (!m) { fprintf(stderr, "minfer check: %s\n", err.msg); return 1; }
+    if (!m) {
+        fprintf(stderr, "minfer check: %s\n", err.msg);
+        return 1;
+    }
     const mf_hparams *hp = &m->hp;
     int d = hp->n_embd, V = hp->n_vocab, L = hp->n_layers;
     if (tol < 0) tol = all_float_weights(m) ? 1e-3f : 5e-2f;
 
     int64_t n = mf_tokenize(m->tok, prompt, strlen(prompt), 1, 0, NULL, 0, &err);
-    if (n <= 0) { fprintf(stderr, "minfer check: %s\n", n < 0 ? err.msg : "empty prompt"); goto done; }
+    if (n <= 0) {
+        fprintf(stderr, "minfer check: %s\n", n < 0 ? err.msg : "empty prompt");
+        goto done;
+    }
     int n_ctx = (int)n + n_gen + 1;
     ids = malloc(sizeof(int32_t) * (size_t)n_ctx);
     if (!ids) goto done;
@@ -159,28 +188,45 @@ int mf_cmd_check(int argc, char **argv)
     so.max_batch = (int)n;
     so.no_graph = 1;
     so.n_threads = threads;
-    so.kv_f16 = 0;  /* compare the kernels, not the cache precision */
+    so.kv_f16 = 0; /* compare the kernels, not the cache precision */
     so.device = device;
+    drv_progress_on_terminal(&so, m);
     test.s = mf_session_new(m, &so, &err);
-    if (!test.s) { fprintf(stderr, "minfer check: %s\n", err.msg); goto done; }
+    if (!test.s) {
+        fprintf(stderr, "minfer check: %s\n", err.msg);
+        goto done;
+    }
+    so.progress = NULL; /* read once; the second session finds the pages in memory */
     if (!strcmp(device, "cuda")) {
         so.device = "cpu";
         ref.s = mf_session_new(m, &so, &err);
-        if (!ref.s) { fprintf(stderr, "minfer check: %s\n", err.msg); goto done; }
+        if (!ref.s) {
+            fprintf(stderr, "minfer check: %s\n", err.msg);
+            goto done;
+        }
     } else {
         ref.label = "reference";
         ref.ref = mf_ref_new(m, n_ctx, &err);
-        if (!ref.ref) { fprintf(stderr, "minfer check: %s\n", err.msg); goto done; }
+        if (!ref.ref) {
+            fprintf(stderr, "minfer check: %s\n", err.msg);
+            goto done;
+        }
     }
     side *sides[2] = {&ref, &test};
     for (int k = 0; k < 2; k++) {
         sides[k]->hidden = calloc((size_t)(L + 1) * n * d, sizeof(float));
         sides[k]->logits = malloc(sizeof(float) * (size_t)V);
-        if (!sides[k]->hidden || !sides[k]->logits) { fprintf(stderr, "minfer check: out of memory\n"); goto done; }
+        if (!sides[k]->hidden || !sides[k]->logits) {
+            fprintf(stderr, "minfer check: out of memory\n");
+            goto done;
+        }
         if (sides[k]->s) mf_session_set_hook(sides[k]->s, hook, sides[k]);
     }
     for (int k = 0; k < 2; k++)
-        if (side_prompt(sides[k], m, ids, (int)n, &err)) { fprintf(stderr, "minfer check: %s: %s\n", sides[k]->label, err.msg); goto done; }
+        if (side_prompt(sides[k], m, ids, (int)n, &err)) {
+            fprintf(stderr, "minfer check: %s: %s\n", sides[k]->label, err.msg);
+            goto done;
+        }
 
     printf("check: %s vs %s, %s, %lld prompt tokens\n", test.label, ref.label, path, (long long)n);
     printf("%-8s %14s %14s\n", "layer", "max |diff|", "relative");
@@ -201,7 +247,10 @@ int mf_cmd_check(int argc, char **argv)
         agree += a == b;
         total++;
         if ((int)n + g + 1 >= n_ctx) break;
-        if (side_step(&ref, m, a, &err) || side_step(&test, m, a, &err)) { fprintf(stderr, "minfer check: %s\n", err.msg); goto done; }
+        if (side_step(&ref, m, a, &err) || side_step(&test, m, a, &err)) {
+            fprintf(stderr, "minfer check: %s\n", err.msg);
+            goto done;
+        }
     }
     double frac = total ? (double)agree / total : 1.0;
     printf("greedy agreement: %d / %d (%.1f%%, bound %.1f%%)\n", agree, total, 100 * frac, 100.0 * min_agree);

@@ -4,7 +4,7 @@
  * the architecture and every hyperparameter minfer reads for it (mf_hparams_read), the
  * tokenizer (model, vocabulary size, special ids, chat template), every metadata key, a table
  * of the tensors with their types, shapes and bytes, totals per type, parameter count, average
- * bits per weight, and the memory the weights and the KV cache take (mf_kv_bytes).
+ * bits per weight, and the memory the weights and the KV cache take (memory.h mf_mem_kv_bytes).
  *
  * It works on any file the GGUF reader accepts: for an architecture minfer does not run, the
  * generic parts are printed and the architecture is marked unsupported; tensor types without a
@@ -23,6 +23,7 @@
 #include <string.h>
 
 #include "driver.h"
+#include "memory.h"
 #include "types.h"
 
 /* ------------------------------------------------------------------ strings */
@@ -33,7 +34,7 @@ static size_t utf8_len(const unsigned char *s, size_t n)
 {
     unsigned c = s[0];
     size_t len;
-    unsigned lo = 0x80, hi = 0xBF;  /* allowed range of the second byte */
+    unsigned lo = 0x80, hi = 0xBF; /* allowed range of the second byte */
     if (c < 0x80) return 1;
     if (c >= 0xC2 && c <= 0xDF) len = 2;
     else if (c >= 0xE0 && c <= 0xEF) {
@@ -127,7 +128,7 @@ static void text_str(const char *p, uint64_t n, uint64_t max)
 static void json_num(double v)
 {
     if (isfinite(v)) printf("%.9g", v);
-    else fputs("null", stdout);  /* JSON has no NaN or infinity */
+    else fputs("null", stdout); /* JSON has no NaN or infinity */
 }
 
 static const char *human(uint64_t b, char buf[32])
@@ -135,7 +136,10 @@ static const char *human(uint64_t b, char buf[32])
     const char *u[] = {"B", "KiB", "MiB", "GiB", "TiB"};
     double v = (double)b;
     int i = 0;
-    while (v >= 1024 && i < 4) { v /= 1024; i++; }
+    while (v >= 1024 && i < 4) {
+        v /= 1024;
+        i++;
+    }
     if (i == 0) snprintf(buf, 32, "%" PRIu64 " B", b);
     else snprintf(buf, 32, "%.2f %s", v, u[i]);
     return buf;
@@ -193,7 +197,9 @@ static int hfields(const mf_hparams *hp, hfield *f)
 
 /* ------------------------------------------------------------------ tokenizer keys */
 
-static const struct { const char *label, *key; } SPECIAL[] = {
+static const struct {
+    const char *label, *key;
+} SPECIAL[] = {
     {"bos", "tokenizer.ggml.bos_token_id"},
     {"eos", "tokenizer.ggml.eos_token_id"},
     {"unk", "tokenizer.ggml.unknown_token_id"},
@@ -204,15 +210,11 @@ static const struct { const char *label, *key; } SPECIAL[] = {
 };
 #define N_SPECIAL (sizeof SPECIAL / sizeof SPECIAL[0])
 
-static int is_int_type(uint32_t t)
-{
-    return t <= MF_GGUF_I32 || t == MF_GGUF_U64 || t == MF_GGUF_I64;
-}
+static int is_int_type(uint32_t t) { return t <= MF_GGUF_I32 || t == MF_GGUF_U64 || t == MF_GGUF_I64; }
 
 static int64_t int_value(const mf_gguf_kv *kv)
 {
-    int sign = kv->type == MF_GGUF_I8 || kv->type == MF_GGUF_I16 || kv->type == MF_GGUF_I32 ||
-               kv->type == MF_GGUF_I64;
+    int sign = kv->type == MF_GGUF_I8 || kv->type == MF_GGUF_I16 || kv->type == MF_GGUF_I32 || kv->type == MF_GGUF_I64;
     return sign ? kv->v.i : (int64_t)kv->v.u;
 }
 
@@ -253,8 +255,19 @@ static void arr_elem(const mf_gguf_kv *kv, uint64_t i, int json)
     case MF_GGUF_I16: printf("%d", (int16_t)raw); break;
     case MF_GGUF_I32: printf("%" PRId32, (int32_t)raw); break;
     case MF_GGUF_I64: printf("%" PRId64, (int64_t)raw); break;
-    case MF_GGUF_F32: { uint32_t b = (uint32_t)raw; float f; memcpy(&f, &b, 4); json_num(f); break; }
-    case MF_GGUF_F64: { double d; memcpy(&d, &raw, 8); json ? json_num(d) : (void)printf("%.17g", d); break; }
+    case MF_GGUF_F32: {
+        uint32_t b = (uint32_t)raw;
+        float f;
+        memcpy(&f, &b, 4);
+        json_num(f);
+        break;
+    }
+    case MF_GGUF_F64: {
+        double d;
+        memcpy(&d, &raw, 8);
+        json ? json_num(d) : (void)printf("%.17g", d);
+        break;
+    }
     case MF_GGUF_BOOL: fputs(raw ? "true" : "false", stdout); break;
     default: printf("%" PRIu64, raw); break;
     }
@@ -273,8 +286,8 @@ static void kv_value(const mf_gguf_kv *kv, int json)
     case MF_GGUF_ARR: {
         uint64_t n = kv->arr_n < ARR_HEAD ? kv->arr_n : ARR_HEAD;
         if (json) {
-            printf("{\"array\": \"%s\", \"count\": %" PRIu64 ", \"head\": [",
-                   mf_gguf_vtype_name(kv->arr_type), kv->arr_n);
+            printf("{\"array\": \"%s\", \"count\": %" PRIu64 ", \"head\": [", mf_gguf_vtype_name(kv->arr_type),
+                   kv->arr_n);
         } else {
             printf("[%" PRIu64 "] ", kv->arr_n);
             putchar('[');
@@ -287,7 +300,7 @@ static void kv_value(const mf_gguf_kv *kv, int json)
         fputs(json ? "]}" : "]", stdout);
         return;
     }
-    case MF_GGUF_U64: printf("%" PRIu64, kv->v.u); return;  /* may exceed INT64_MAX */
+    case MF_GGUF_U64: printf("%" PRIu64, kv->v.u); return; /* may exceed INT64_MAX */
     default: printf("%" PRId64, int_value(kv)); return;
     }
 }
@@ -309,7 +322,7 @@ static void summarize(const mf_gguf *g, summary *s)
     memset(s, 0, sizeof *s);
     for (uint64_t i = 0; i < mf_gguf_n_tensors(g); i++) {
         const mf_gguf_tensor *t = mf_gguf_tensor_at(g, i);
-        tstat *ts = &s->by_type[t->type];  /* the reader accepted only ids < MF_TYPE_COUNT */
+        tstat *ts = &s->by_type[t->type]; /* the reader accepted only ids < MF_TYPE_COUNT */
         ts->count++;
         ts->bytes += t->nbytes;
         ts->params += t->n_elements;
@@ -338,9 +351,9 @@ static void print_text(const mf_gguf *g, const mf_hparams *hp, int hp_ok, const 
     const mf_gguf_kv *arch = str_kv(g, "general.architecture");
     printf("file:          %s\n", mf_gguf_path(g));
     printf("size:          %" PRIu64 " bytes (%s)\n", mf_gguf_file_size(g), human(mf_gguf_file_size(g), h));
-    printf("gguf:          version %u, %" PRIu64 " metadata keys, %" PRIu64 " tensors, alignment %u, data at offset %" PRIu64 "\n",
-           mf_gguf_version(g), mf_gguf_n_kv(g), mf_gguf_n_tensors(g), mf_gguf_alignment(g),
-           mf_gguf_data_offset(g));
+    printf("gguf:          version %u, %" PRIu64 " metadata keys, %" PRIu64
+           " tensors, alignment %u, data at offset %" PRIu64 "\n",
+           mf_gguf_version(g), mf_gguf_n_kv(g), mf_gguf_n_tensors(g), mf_gguf_alignment(g), mf_gguf_data_offset(g));
     printf("architecture:  ");
     if (arch) text_str(arch->str, arch->str_len, 64);
     else fputs("(none: no general.architecture key)", stdout);
@@ -421,9 +434,8 @@ static void print_text(const mf_gguf *g, const mf_hparams *hp, int hp_ok, const 
     for (uint32_t ty = 0; ty < MF_TYPE_COUNT; ty++) {
         const tstat *ts = &s.by_type[ty];
         if (!ts->count) continue;
-        printf("  %-8s %6" PRIu64 " tensors %16" PRIu64 " bytes %16" PRIu64 " parameters%s\n",
-               mf_type_name(ty, tb), ts->count, ts->bytes, ts->params,
-               mf_type_supported(ty) ? "" : "  (unsupported type)");
+        printf("  %-8s %6" PRIu64 " tensors %16" PRIu64 " bytes %16" PRIu64 " parameters%s\n", mf_type_name(ty, tb),
+               ts->count, ts->bytes, ts->params, mf_type_supported(ty) ? "" : "  (unsupported type)");
     }
     printf("parameters:    %" PRIu64 " (%.3f M)\n", s.params, (double)s.params / 1e6);
     if (s.params) printf("bits/weight:   %.3f\n", 8.0 * (double)s.bytes / (double)s.params);
@@ -435,7 +447,7 @@ static void print_text(const mf_gguf *g, const mf_hparams *hp, int hp_ok, const 
         int64_t ctx[2] = {hp->n_ctx_train, 4096};
         for (int i = 0; i < (ctx[0] == ctx[1] ? 1 : 2); i++) {
             char h2[32];
-            uint64_t f16 = mf_kv_bytes(hp, ctx[i], 2), f32 = mf_kv_bytes(hp, ctx[i], 4);
+            uint64_t f16 = mf_mem_kv_bytes(hp, ctx[i], 1, 2), f32 = mf_mem_kv_bytes(hp, ctx[i], 1, 4);
             printf("kv cache:      %" PRId64 " tokens%s: f16 %" PRIu64 " bytes (%s), f32 %" PRIu64 " bytes (%s)\n",
                    ctx[i], i == 0 ? " (context_length)" : "", f16, human(f16, h), f32, human(f32, h2));
         }
@@ -453,10 +465,10 @@ static void print_json(const mf_gguf *g, const mf_hparams *hp, int hp_ok, const 
     const mf_gguf_kv *name = str_kv(g, "general.name");
     fputs("{\"file\": ", stdout);
     json_str(mf_gguf_path(g), strlen(mf_gguf_path(g)));
-    printf(", \"file_size\": %" PRIu64 ", \"gguf_version\": %u, \"n_kv\": %" PRIu64
-           ", \"n_tensors\": %" PRIu64 ", \"alignment\": %u, \"data_offset\": %" PRIu64,
-           mf_gguf_file_size(g), mf_gguf_version(g), mf_gguf_n_kv(g), mf_gguf_n_tensors(g),
-           mf_gguf_alignment(g), mf_gguf_data_offset(g));
+    printf(", \"file_size\": %" PRIu64 ", \"gguf_version\": %u, \"n_kv\": %" PRIu64 ", \"n_tensors\": %" PRIu64
+           ", \"alignment\": %u, \"data_offset\": %" PRIu64,
+           mf_gguf_file_size(g), mf_gguf_version(g), mf_gguf_n_kv(g), mf_gguf_n_tensors(g), mf_gguf_alignment(g),
+           mf_gguf_data_offset(g));
     fputs(",\n \"architecture\": ", stdout);
     if (arch) json_str(arch->str, arch->str_len);
     else fputs("null", stdout);
@@ -522,8 +534,8 @@ static void print_json(const mf_gguf *g, const mf_hparams *hp, int hp_ok, const 
         printf(", \"type\": \"%s\", \"supported\": %s, \"shape\": [", mf_type_name(t->type, tb),
                mf_type_supported(t->type) ? "true" : "false");
         for (uint32_t j = 0; j < t->n_dims; j++) printf("%s%" PRId64, j ? ", " : "", t->ne[j]);
-        printf("], \"params\": %" PRIu64 ", \"bytes\": %" PRIu64 ", \"offset\": %" PRIu64 "}",
-               t->n_elements, t->nbytes, mf_gguf_data_offset(g) + t->offset);
+        printf("], \"params\": %" PRIu64 ", \"bytes\": %" PRIu64 ", \"offset\": %" PRIu64 "}", t->n_elements, t->nbytes,
+               mf_gguf_data_offset(g) + t->offset);
     }
     fputs("],\n \"types\": {", stdout);
     first = 1;
@@ -531,12 +543,12 @@ static void print_json(const mf_gguf *g, const mf_hparams *hp, int hp_ok, const 
         const tstat *ts = &s.by_type[ty];
         if (!ts->count) continue;
         printf("%s\"%s\": {\"tensors\": %" PRIu64 ", \"bytes\": %" PRIu64 ", \"params\": %" PRIu64
-               ", \"supported\": %s}", first ? "" : ", ", mf_type_name(ty, tb), ts->count, ts->bytes,
-               ts->params, mf_type_supported(ty) ? "true" : "false");
+               ", \"supported\": %s}",
+               first ? "" : ", ", mf_type_name(ty, tb), ts->count, ts->bytes, ts->params,
+               mf_type_supported(ty) ? "true" : "false");
         first = 0;
     }
-    printf("},\n \"params\": %" PRIu64 ", \"weight_bytes\": %" PRIu64 ", \"bits_per_weight\": ",
-           s.params, s.bytes);
+    printf("},\n \"params\": %" PRIu64 ", \"weight_bytes\": %" PRIu64 ", \"bits_per_weight\": ", s.params, s.bytes);
     if (s.params) json_num(8.0 * (double)s.bytes / (double)s.params);
     else fputs("null", stdout);
     printf(", \"unsupported_tensors\": %d", s.n_unsupported);
@@ -545,8 +557,8 @@ static void print_json(const mf_gguf *g, const mf_hparams *hp, int hp_ok, const 
         int64_t ctx[2] = {hp->n_ctx_train, 4096};
         putchar('[');
         for (int i = 0; i < (ctx[0] == ctx[1] ? 1 : 2); i++)
-            printf("%s{\"n_ctx\": %" PRId64 ", \"f16_bytes\": %" PRIu64 ", \"f32_bytes\": %" PRIu64 "}",
-                   i ? ", " : "", ctx[i], mf_kv_bytes(hp, ctx[i], 2), mf_kv_bytes(hp, ctx[i], 4));
+            printf("%s{\"n_ctx\": %" PRId64 ", \"f16_bytes\": %" PRIu64 ", \"f32_bytes\": %" PRIu64 "}", i ? ", " : "",
+                   ctx[i], mf_mem_kv_bytes(hp, ctx[i], 1, 2), mf_mem_kv_bytes(hp, ctx[i], 1, 4));
         putchar(']');
     } else {
         fputs("null", stdout);

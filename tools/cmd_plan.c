@@ -21,34 +21,35 @@
 
 #include "driver.h"
 #include "plan.h"
+#include "plan_devices.h"
+#include "plan_records.h"
 #include "sha256.h"
 
 #define MAX_ROWS 32
 
 typedef struct plan_args {
     const char *model, *gpu, *results;
-    int ctx;                 /* 0: the default */
-    float mem_gb, bw_gbs;    /* custom device, 0 = not given */
-    float cpu_bw_gbs;        /* this CPU's bandwidth, 0 = measure it */
-    int kv_elem;             /* 0: backend default */
+    int ctx;              /* 0: the default */
+    float mem_gb, bw_gbs; /* custom device, 0 = not given */
+    float cpu_bw_gbs;     /* this CPU's bandwidth, 0 = measure it */
+    int kv_elem;          /* 0: backend default */
     int json;
 } plan_args;
 
 static void usage(FILE *f)
 {
-    fprintf(f,
-            "usage: minfer plan [-m MODEL] [options]\n"
-            "  --ctx N          context length (default: the training context, at most 4096)\n"
-            "  --gpu NAME       only the devices whose name contains NAME (case-insensitive;\n"
-            "                   'cpu' selects this machine's CPU)\n"
-            "  --mem GB --bandwidth GB/s   a custom device (GB = 1e9 bytes, no headroom)\n"
-            "  --cpu-bandwidth GB/s        this CPU's bandwidth instead of measuring it\n"
-            "  --kv-f16         binary16 KV cache on every device\n"
-            "  --kv-f32         float32 KV cache on every device\n"
-            "                   (default: binary16 on GPUs and custom devices, float32 on the CPU)\n"
-            "  --results FILE   `minfer bench --save` records to compare with\n"
-            "                   (default: docs/bench-results.jsonl when present)\n"
-            "  --json           one JSON object on stdout (keys: docs/plan.md)\n");
+    fprintf(f, "usage: minfer plan [-m MODEL] [options]\n"
+               "  --ctx N          context length (default: the training context, at most 4096)\n"
+               "  --gpu NAME       only the devices whose name contains NAME (case-insensitive;\n"
+               "                   'cpu' selects this machine's CPU)\n"
+               "  --mem GB --bandwidth GB/s   a custom device (GB = 1e9 bytes, no headroom)\n"
+               "  --cpu-bandwidth GB/s        this CPU's bandwidth instead of measuring it\n"
+               "  --kv-f16         binary16 KV cache on every device\n"
+               "  --kv-f32         float32 KV cache on every device\n"
+               "                   (default: binary16 on GPUs and custom devices, float32 on the CPU)\n"
+               "  --results FILE   `minfer bench --save` records to compare with\n"
+               "                   (default: docs/bench-results.jsonl when present)\n"
+               "  --json           one JSON object on stdout (keys: docs/plan.md)\n");
 }
 
 static int parse(int argc, char **argv, plan_args *a)
@@ -57,19 +58,41 @@ static int parse(int argc, char **argv, plan_args *a)
     const char *C = "plan";
     for (int i = 1; i < argc; i++) {
         const char *o = argv[i], *v;
-#define VAL() do { if (!(v = drv_next(C, argc, argv, &i))) return -1; } while (0)
-        if (!strcmp(o, "-h") || !strcmp(o, "--help")) { usage(stdout); exit(0); }
-        else if (!strcmp(o, "-m") || !strcmp(o, "--model")) { VAL(); a->model = v; }
-        else if (!strcmp(o, "--ctx")) { VAL(); if (drv_int(C, o, v, 1, 1 << 24, &a->ctx)) return -1; }
-        else if (!strcmp(o, "--gpu")) { VAL(); a->gpu = v; }
-        else if (!strcmp(o, "--mem")) { VAL(); if (drv_float(C, o, v, 1e-3, 1e6, &a->mem_gb)) return -1; }
-        else if (!strcmp(o, "--bandwidth")) { VAL(); if (drv_float(C, o, v, 1e-3, 1e6, &a->bw_gbs)) return -1; }
-        else if (!strcmp(o, "--cpu-bandwidth")) { VAL(); if (drv_float(C, o, v, 1e-3, 1e6, &a->cpu_bw_gbs)) return -1; }
-        else if (!strcmp(o, "--kv-f16")) a->kv_elem = 2;
+#define VAL()                                              \
+    do {                                                   \
+        if (!(v = drv_next(C, argc, argv, &i))) return -1; \
+    } while (0)
+        if (!strcmp(o, "-h") || !strcmp(o, "--help")) {
+            usage(stdout);
+            exit(0);
+        } else if (!strcmp(o, "-m") || !strcmp(o, "--model")) {
+            VAL();
+            a->model = v;
+        } else if (!strcmp(o, "--ctx")) {
+            VAL();
+            if (drv_int(C, o, v, 1, 1 << 24, &a->ctx)) return -1;
+        } else if (!strcmp(o, "--gpu")) {
+            VAL();
+            a->gpu = v;
+        } else if (!strcmp(o, "--mem")) {
+            VAL();
+            if (drv_float(C, o, v, 1e-3, 1e6, &a->mem_gb)) return -1;
+        } else if (!strcmp(o, "--bandwidth")) {
+            VAL();
+            if (drv_float(C, o, v, 1e-3, 1e6, &a->bw_gbs)) return -1;
+        } else if (!strcmp(o, "--cpu-bandwidth")) {
+            VAL();
+            if (drv_float(C, o, v, 1e-3, 1e6, &a->cpu_bw_gbs)) return -1;
+        } else if (!strcmp(o, "--kv-f16")) a->kv_elem = 2;
         else if (!strcmp(o, "--kv-f32")) a->kv_elem = 4;
-        else if (!strcmp(o, "--results")) { VAL(); a->results = v; }
-        else if (!strcmp(o, "--json")) a->json = 1;
-        else { fprintf(stderr, "minfer plan: unknown option '%s' (see minfer plan --help)\n", o); return -1; }
+        else if (!strcmp(o, "--results")) {
+            VAL();
+            a->results = v;
+        } else if (!strcmp(o, "--json")) a->json = 1;
+        else {
+            fprintf(stderr, "minfer plan: unknown option '%s' (see minfer plan --help)\n", o);
+            return -1;
+        }
 #undef VAL
     }
     if ((a->mem_gb > 0) != (a->bw_gbs > 0)) {
@@ -91,7 +114,11 @@ static const char *fmt_bytes(double b, char *buf, size_t cap)
     const char *unit[] = {"B", "KB", "MB", "GB", "TB"};
     int u = 0;
     double a = b < 0 ? -b : b;
-    while (a >= 1000 && u < 4) { a /= 1000; b /= 1000; u++; }
+    while (a >= 1000 && u < 4) {
+        a /= 1000;
+        b /= 1000;
+        u++;
+    }
     if (u == 0) snprintf(buf, cap, "%.0f B", b);
     else snprintf(buf, cap, a >= 100 ? "%.0f %s" : a >= 10 ? "%.1f %s" : "%.2f %s", b, unit[u]);
     return buf;
@@ -124,14 +151,27 @@ static void json_str(const char *str)
     putchar('"');
     while (*s) {
         unsigned c = *s;
-        if (c == '"' || c == '\\') { printf("\\%c", c); s++; }
-        else if (c == '\n') { printf("\\n"); s++; }
-        else if (c < 0x20) { printf("\\u%04x", c); s++; }
-        else if (c < 0x80) { putchar((int)c); s++; }
-        else {
+        if (c == '"' || c == '\\') {
+            printf("\\%c", c);
+            s++;
+        } else if (c == '\n') {
+            printf("\\n");
+            s++;
+        } else if (c < 0x20) {
+            printf("\\u%04x", c);
+            s++;
+        } else if (c < 0x80) {
+            putchar((int)c);
+            s++;
+        } else {
             size_t n = utf8_seq(s);
-            if (n) { fwrite(s, 1, n, stdout); s += n; }
-            else { printf("\\ufffd"); s++; }
+            if (n) {
+                fwrite(s, 1, n, stdout);
+                s += n;
+            } else {
+                printf("\\ufffd");
+                s++;
+            }
         }
     }
     putchar('"');
@@ -190,20 +230,23 @@ typedef struct row {
     mf_plan_device dev;
     mf_plan_fit fit;
     int measured;
-    mf_plan_record rec;
-    int64_t rec_ctx;          /* context at which the record's tokens were decoded, on average */
+    plan_record rec;
+    int64_t rec_ctx; /* context at which the record's tokens were decoded, on average */
     double rec_bound;
 } row;
 
 /* ------------------------------------------------------------------ output */
 
-static void print_text(const char *path, const mf_plan_model *pm, int ctx, int ctx_default,
-                       const row *rows, int n, const char *results, int n_bad)
+/* the CPU backend's thread count by default: one per core (the host row's) */
+static int host_threads(void) { return plan_host_device(0.0).threads; }
+
+static void print_text(const char *path, const mf_plan_model *pm, int ctx, int ctx_default, const row *rows, int n,
+                       const char *results, int n_bad)
 {
     const mf_hparams *hp = &pm->hp;
     char b1[32], b2[32], b3[32];
-    printf("model      %s: %s, %d layers, d %d, %d heads (%d KV) of %d, ", base_name(path), hp->arch_name,
-           hp->n_layers, hp->n_embd, hp->n_heads, hp->n_kv_heads, hp->head_dim);
+    printf("model      %s: %s, %d layers, d %d, %d heads (%d KV) of %d, ", base_name(path), hp->arch_name, hp->n_layers,
+           hp->n_embd, hp->n_heads, hp->n_kv_heads, hp->head_dim);
     if (hp->n_experts) printf("%d experts (%d used) of width %d", hp->n_experts, hp->n_experts_used, hp->n_ff_exp);
     else printf("FFN %d", hp->n_ff);
     printf(", vocab %d, trained context %d\n", hp->n_vocab, hp->n_ctx_train);
@@ -225,26 +268,27 @@ static void print_text(const char *path, const mf_plan_model *pm, int ctx, int c
     uint64_t per_tok = mf_plan_bytes_per_token(pm);
     if (hp->n_experts) {
         printf("per token  %s read = %s shared (every non-expert tensor, token_embd as one %s row)\n",
-               fmt_bytes((double)per_tok, b1, sizeof b1), fmt_bytes((double)pm->dense_per_token, b2, sizeof b2),
-               fmt_bytes((double)pm->embd_row_bytes, b3, sizeof b3));
+               fmt_bytes((double)per_tok, b1, sizeof b1), fmt_bytes((double)pm->per_token.dense, b2, sizeof b2),
+               fmt_bytes((double)pm->per_token.embd_row, b3, sizeof b3));
         printf("           + %s experts (%d of %d selected: %d/%d of %s)\n",
-               fmt_bytes((double)pm->expert_per_token, b1, sizeof b1), hp->n_experts_used, hp->n_experts,
-               hp->n_experts_used, hp->n_experts, fmt_bytes((double)pm->expert_bytes, b2, sizeof b2));
+               fmt_bytes((double)pm->per_token.experts, b1, sizeof b1), hp->n_experts_used, hp->n_experts,
+               hp->n_experts_used, hp->n_experts, fmt_bytes((double)pm->per_token.experts_all, b2, sizeof b2));
     } else {
         printf("per token  %s read: every tensor once, token_embd as one %s row%s\n",
-               fmt_bytes((double)per_tok, b1, sizeof b1), fmt_bytes((double)pm->embd_row_bytes, b2, sizeof b2),
-               pm->tied_output ? " (and whole, as the tied output matrix)" : "");
+               fmt_bytes((double)per_tok, b1, sizeof b1), fmt_bytes((double)pm->per_token.embd_row, b2, sizeof b2),
+               pm->per_token.tied_output ? " (and whole, as the tied output matrix)" : "");
     }
 
     printf("KV cache   %s per position in float32, %s in binary16 (%d layers x 2 x %d KV heads x %d)\n",
-           fmt_bytes((double)mf_plan_kv_per_position(hp, 4), b1, sizeof b1),
-           fmt_bytes((double)mf_plan_kv_per_position(hp, 2), b2, sizeof b2), hp->n_layers, hp->n_kv_heads, hp->head_dim);
+           fmt_bytes((double)mf_mem_kv_per_position(hp, 4), b1, sizeof b1),
+           fmt_bytes((double)mf_mem_kv_per_position(hp, 2), b2, sizeof b2), hp->n_layers, hp->n_kv_heads, hp->head_dim);
     printf("           at context %d: %s float32, %s binary16\n", ctx,
-           fmt_bytes((double)mf_kv_bytes(hp, ctx, 4), b1, sizeof b1), fmt_bytes((double)mf_kv_bytes(hp, ctx, 2), b2, sizeof b2));
+           fmt_bytes((double)mf_mem_kv_bytes(hp, ctx, 1, 4), b1, sizeof b1),
+           fmt_bytes((double)mf_mem_kv_bytes(hp, ctx, 1, 2), b2, sizeof b2));
     if (hp->window > 0) {
         int n_slide = 0;
         for (int l = 0; l < hp->n_layers; l++) n_slide += l % hp->swa_pattern < hp->swa_pattern - 1;
-        uint64_t with = mf_kv_bytes(hp, ctx, 2), without = (uint64_t)ctx * mf_plan_kv_per_position(hp, 2);
+        uint64_t with = mf_mem_kv_bytes(hp, ctx, 1, 2), without = (uint64_t)ctx * mf_mem_kv_per_position(hp, 2);
         printf("           sliding window %d on %d of %d layers: binary16 at context %d takes %s instead of %s",
                hp->window, n_slide, hp->n_layers, ctx, fmt_bytes((double)with, b1, sizeof b1),
                fmt_bytes((double)without, b2, sizeof b2));
@@ -254,16 +298,17 @@ static void print_text(const char *path, const mf_plan_model *pm, int ctx, int c
         printf("\n");
     }
     printf("scratch    %s on the CPU, %s with CUDA (prompt batch %d, logits, RoPE tables; formula in docs/plan.md)\n",
-           fmt_bytes((double)mf_plan_scratch_bytes(pm, ctx, MF_PLAN_BATCH, 0), b1, sizeof b1),
-           fmt_bytes((double)mf_plan_scratch_bytes(pm, ctx, MF_PLAN_BATCH, 1), b2, sizeof b2), MF_PLAN_BATCH);
+           fmt_bytes((double)mf_plan_scratch_bytes(pm, ctx, MF_PLAN_BATCH, 0, host_threads()), b1, sizeof b1),
+           fmt_bytes((double)mf_plan_scratch_bytes(pm, ctx, MF_PLAN_BATCH, 1, 0), b2, sizeof b2), MF_PLAN_BATCH);
     printf("context    %d%s\n", ctx,
-           ctx_default ? " (default: the training context, at most 4096; --ctx N)"
-                       : ctx > hp->n_ctx_train ? " (beyond the training context: quality is not the file's)" : "");
+           ctx_default             ? " (default: the training context, at most 4096; --ctx N)"
+           : ctx > hp->n_ctx_train ? " (beyond the training context: quality is not the file's)"
+                                   : "");
 
     char hdr[32];
     snprintf(hdr, sizeof hdr, "tok/s ctx %d", ctx);
-    printf("\n%-19s %9s %9s %10s %4s %9s %10s %4s %11s %*s\n", "device", "memory", "usable", "bandwidth", "KV",
-           "needs", "spare", "fits", "tok/s ctx 0", (int)strlen(hdr) > 11 ? (int)strlen(hdr) : 11, hdr);
+    printf("\n%-19s %9s %9s %10s %4s %9s %10s %4s %11s %*s\n", "device", "memory", "usable", "bandwidth", "KV", "needs",
+           "spare", "fits", "tok/s ctx 0", (int)strlen(hdr) > 11 ? (int)strlen(hdr) : 11, hdr);
     for (int i = 0; i < n; i++) {
         const row *r = &rows[i];
         char bw[32], sp[40], mem[32], use[32], need[32], t0[32], tc[32];
@@ -302,11 +347,13 @@ static void print_text(const char *path, const mf_plan_model *pm, int ctx, int c
         any = 1;
     }
     if (!any) printf("measured   no generation record of this file on these devices in %s\n", results);
-    if (n_bad) printf("           (%d line%s of %s are not bench records and were skipped)\n", n_bad, n_bad > 1 ? "s" : "", results);
+    if (n_bad)
+        printf("           (%d line%s of %s are not bench records and were skipped)\n", n_bad, n_bad > 1 ? "s" : "",
+               results);
 }
 
-static void print_json(const char *path, const char *sha, const mf_plan_model *pm, int ctx, const row *rows,
-                       int n, const char *results, int n_bad)
+static void print_json(const char *path, const char *sha, const mf_plan_model *pm, int ctx, const row *rows, int n,
+                       const char *results, int n_bad)
 {
     const mf_hparams *hp = &pm->hp;
     printf("{\"model\":");
@@ -327,22 +374,22 @@ static void print_json(const char *path, const char *sha, const mf_plan_model *p
                mf_type_supported((uint32_t)t) ? "true" : "false");
         first = 0;
     }
-    printf("],\"runnable_types\":%s,\"ctx\":%d,\"ctx_train\":%d,\"batch\":%d,", pm->n_unsupported ? "false" : "true", ctx,
-           hp->n_ctx_train, MF_PLAN_BATCH);
+    printf("],\"runnable_types\":%s,\"ctx\":%d,\"ctx_train\":%d,\"batch\":%d,", pm->n_unsupported ? "false" : "true",
+           ctx, hp->n_ctx_train, MF_PLAN_BATCH);
     printf("\"bytes_per_token\":{\"total\":%llu,\"dense\":%llu,\"embedding_row\":%llu,\"tied_output\":%s,"
            "\"experts\":%llu,\"experts_all\":%llu,\"experts_used\":%d,\"experts_count\":%d},",
-           (unsigned long long)mf_plan_bytes_per_token(pm), (unsigned long long)pm->dense_per_token,
-           (unsigned long long)pm->embd_row_bytes, pm->tied_output ? "true" : "false",
-           (unsigned long long)pm->expert_per_token, (unsigned long long)pm->expert_bytes, hp->n_experts_used,
+           (unsigned long long)mf_plan_bytes_per_token(pm), (unsigned long long)pm->per_token.dense,
+           (unsigned long long)pm->per_token.embd_row, pm->per_token.tied_output ? "true" : "false",
+           (unsigned long long)pm->per_token.experts, (unsigned long long)pm->per_token.experts_all, hp->n_experts_used,
            hp->n_experts);
     printf("\"kv\":{\"per_position_f32\":%llu,\"per_position_f16\":%llu,\"at_ctx_f32\":%llu,\"at_ctx_f16\":%llu,"
            "\"at_ctx_no_window_f16\":%llu,\"window\":%d},",
-           (unsigned long long)mf_plan_kv_per_position(hp, 4), (unsigned long long)mf_plan_kv_per_position(hp, 2),
-           (unsigned long long)mf_kv_bytes(hp, ctx, 4), (unsigned long long)mf_kv_bytes(hp, ctx, 2),
-           (unsigned long long)((uint64_t)ctx * mf_plan_kv_per_position(hp, 2)), hp->window);
+           (unsigned long long)mf_mem_kv_per_position(hp, 4), (unsigned long long)mf_mem_kv_per_position(hp, 2),
+           (unsigned long long)mf_mem_kv_bytes(hp, ctx, 1, 4), (unsigned long long)mf_mem_kv_bytes(hp, ctx, 1, 2),
+           (unsigned long long)((uint64_t)ctx * mf_mem_kv_per_position(hp, 2)), hp->window);
     printf("\"scratch\":{\"cpu\":%llu,\"cuda\":%llu},\"devices\":[",
-           (unsigned long long)mf_plan_scratch_bytes(pm, ctx, MF_PLAN_BATCH, 0),
-           (unsigned long long)mf_plan_scratch_bytes(pm, ctx, MF_PLAN_BATCH, 1));
+           (unsigned long long)mf_plan_scratch_bytes(pm, ctx, MF_PLAN_BATCH, 0, host_threads()),
+           (unsigned long long)mf_plan_scratch_bytes(pm, ctx, MF_PLAN_BATCH, 1, 0));
     for (int i = 0; i < n; i++) {
         const row *r = &rows[i];
         const mf_plan_fit *f = &r->fit;
@@ -407,18 +454,21 @@ int mf_cmd_plan(int argc, char **argv)
 
     /* the devices: a custom one, or the table plus this CPU, filtered by --gpu */
     rows = calloc(MAX_ROWS, sizeof *rows);
-    if (!rows) { fprintf(stderr, "minfer plan: out of memory\n"); goto done; }
+    if (!rows) {
+        fprintf(stderr, "minfer plan: out of memory\n");
+        goto done;
+    }
     int n = 0;
     if (a.mem_gb > 0) {
-        mf_plan_device d = {"custom", MF_PLAN_CUSTOM, (uint64_t)((double)a.mem_gb * 1e9), 0, a.bw_gbs, NULL};
+        mf_plan_device d = {"custom", MF_PLAN_CUSTOM, (uint64_t)((double)a.mem_gb * 1e9), 0, a.bw_gbs, NULL, 0};
         rows[n++].dev = d;
     } else {
         mf_plan_device all[MAX_ROWS];
         int n_all = 0;
-        for (size_t i = 0; i < mf_plan_n_devices() && n_all < MAX_ROWS - 1; i++) all[n_all++] = *mf_plan_device_at(i);
-        all[n_all++] = mf_plan_host_device(0.0);
+        for (size_t i = 0; i < plan_n_devices() && n_all < MAX_ROWS - 1; i++) all[n_all++] = *plan_device_at(i);
+        all[n_all++] = plan_host_device(0.0);
         int idx[MAX_ROWS];
-        int found = a.gpu ? mf_plan_find_devices(all, n_all, a.gpu, idx, MAX_ROWS) : n_all;
+        int found = a.gpu ? plan_find_devices(all, n_all, a.gpu, idx, MAX_ROWS) : n_all;
         if (found == 0) {
             fprintf(stderr, "minfer plan: unknown device '%s' (known:", a.gpu);
             for (int i = 0; i < n_all; i++) fprintf(stderr, "%s %s", i ? "," : "", all[i].name);
@@ -436,28 +486,25 @@ int mf_cmd_plan(int argc, char **argv)
     for (int i = 0; i < n; i++) mf_plan_evaluate(&pm, &rows[i].dev, ctx, a.kv_elem, &rows[i].fit);
 
     char sha[65] = "", rbuf[PATH_MAX + 32];
-    if (drv_header_sha256(path, mf_gguf_data_offset(g), sha)) {
-        fprintf(stderr, "minfer plan: cannot read the header of '%s'\n", path);
-        goto done;
-    }
+    drv_header_sha256(g, sha);
 
     /* measurements */
     const char *results = a.results ? a.results : default_results(rbuf, sizeof rbuf);
     int n_bad = 0;
     if (results) {
-        text = drv_read_text("plan", results);
+        text = drv_read_file("plan", results, NULL);
         if (!text) goto done;
         char cpu[128] = "";
         for (int i = 0; i < n; i++)
             if (rows[i].dev.kind == MF_PLAN_HOST) cpu_model(cpu, sizeof cpu);
         for (int i = 0; i < n; i++) {
             row *r = &rows[i];
-            r->measured = mf_plan_find_measurement(text, base_name(path), sha, &r->dev, cpu, &r->rec, &n_bad);
+            r->measured = plan_find_measurement(text, base_name(path), sha, &r->dev, cpu, &r->rec, &n_bad);
             if (!r->measured) continue;
             /* the bench's tokens sit at depth .. depth + N: on average depth + N/2 */
             r->rec_ctx = (int64_t)r->rec.depth + r->rec.n_gen / 2;
             r->rec_bound = mf_plan_bound(r->dev.bandwidth_gbs,
-                                         r->fit.bytes_ctx0 + mf_kv_bytes(&pm.hp, r->rec_ctx, r->fit.kv_elem));
+                                         r->fit.bytes_ctx0 + mf_mem_kv_bytes(&pm.hp, r->rec_ctx, 1, r->fit.kv_elem));
         }
     }
 

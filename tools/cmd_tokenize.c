@@ -9,7 +9,6 @@
  * "id<TAB>'piece'", with special tokens shown as their text and bytes that are not
  * printable (controls, quotes, backslash, broken UTF-8) escaped.
  */
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,49 +17,22 @@
 
 static void usage(FILE *f)
 {
-    fprintf(f,
-            "usage: minfer tokenize [-m MODEL] (-p TEXT | -f FILE) [--no-bos] [--no-parse-special] [--pieces]\n"
-            "  -m MODEL            GGUF file (default: $MINFER_MODEL, weights/*.gguf, stories260K)\n"
-            "  -p TEXT             text to tokenize\n"
-            "  -f FILE             read the text from FILE (its exact bytes)\n"
-            "  --no-bos            do not add BOS/EOS even if the vocabulary asks for them\n"
-            "  --no-parse-special  treat special-token texts such as </s> as plain text\n"
-            "  --pieces            one line per token: id<TAB>'piece'\n");
-}
-
-/* The exact bytes of a file (it may hold NULs). NULL with a message. */
-static char *read_bytes(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        fprintf(stderr, "minfer tokenize: cannot read '%s': %s\n", path, strerror(errno));
-        return NULL;
-    }
-    size_t cap = 4096, n = 0;
-    char *b = malloc(cap);
-    while (b) {
-        n += fread(b + n, 1, cap - n, f);
-        if (n < cap) break;
-        char *nb = realloc(b, cap *= 2);
-        if (!nb) { free(b); b = NULL; }
-        else b = nb;
-    }
-    int bad = ferror(f);
-    fclose(f);
-    if (!b || bad) {
-        free(b);
-        fprintf(stderr, "minfer tokenize: cannot read '%s'%s\n", path, bad ? "" : ": out of memory");
-        return NULL;
-    }
-    *len = n;
-    return b;
+    fprintf(f, "usage: minfer tokenize [-m MODEL] (-p TEXT | -f FILE) [--no-bos] [--no-parse-special] [--pieces]\n"
+               "  -m MODEL            GGUF file (default: $MINFER_MODEL, weights/*.gguf, stories260K)\n"
+               "  -p TEXT             text to tokenize\n"
+               "  -f FILE             read the text from FILE (its exact bytes)\n"
+               "  --no-bos            do not add BOS/EOS even if the vocabulary asks for them\n"
+               "  --no-parse-special  treat special-token texts such as </s> as plain text\n"
+               "  --pieces            one line per token: id<TAB>'piece'\n");
 }
 
 /* Length of the well-formed UTF-8 character at s (n bytes left), 0 if not one. */
 static size_t utf8_char(const unsigned char *s, size_t n)
 {
-    size_t len = s[0] >= 0xC2 && s[0] <= 0xDF ? 2 : s[0] >= 0xE0 && s[0] <= 0xEF ? 3
-               : s[0] >= 0xF0 && s[0] <= 0xF4 ? 4 : 0;
+    size_t len = s[0] >= 0xC2 && s[0] <= 0xDF   ? 2
+                 : s[0] >= 0xE0 && s[0] <= 0xEF ? 3
+                 : s[0] >= 0xF0 && s[0] <= 0xF4 ? 4
+                                                : 0;
     if (!len || n < len) return 0;
     unsigned char lo = s[0] == 0xE0 ? 0xA0 : s[0] == 0xF0 ? 0x90 : 0x80;
     unsigned char hi = s[0] == 0xED ? 0x9F : s[0] == 0xF4 ? 0x8F : 0xBF;
@@ -81,8 +53,11 @@ static void print_escaped(const char *p, size_t n)
         else if (c == '\r') fputs("\\r", stdout);
         else if (c == '\'' || c == '\\') printf("\\%c", c);
         else if (c >= 0x20 && c < 0x7F) putchar(c);
-        else if (c >= 0x80 && (u = utf8_char(s + i, n - i))) { fwrite(s + i, 1, u, stdout); i += u; continue; }
-        else printf("\\x%02X", c);
+        else if (c >= 0x80 && (u = utf8_char(s + i, n - i))) {
+            fwrite(s + i, 1, u, stdout);
+            i += u;
+            continue;
+        } else printf("\\x%02X", c);
         i++;
     }
 }
@@ -93,14 +68,19 @@ int mf_cmd_tokenize(int argc, char **argv)
     int add_special = 1, parse_special = 1, pieces = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
-        if (!strcmp(a, "-m")) { if (!(model = drv_next("tokenize", argc, argv, &i))) return 1; }
-        else if (!strcmp(a, "-p")) { if (!(text = drv_next("tokenize", argc, argv, &i))) return 1; }
-        else if (!strcmp(a, "-f")) { if (!(file = drv_next("tokenize", argc, argv, &i))) return 1; }
-        else if (!strcmp(a, "--no-bos")) add_special = 0;
+        if (!strcmp(a, "-m")) {
+            if (!(model = drv_next("tokenize", argc, argv, &i))) return 1;
+        } else if (!strcmp(a, "-p")) {
+            if (!(text = drv_next("tokenize", argc, argv, &i))) return 1;
+        } else if (!strcmp(a, "-f")) {
+            if (!(file = drv_next("tokenize", argc, argv, &i))) return 1;
+        } else if (!strcmp(a, "--no-bos")) add_special = 0;
         else if (!strcmp(a, "--no-parse-special")) parse_special = 0;
         else if (!strcmp(a, "--pieces")) pieces = 1;
-        else if (!strcmp(a, "-h") || !strcmp(a, "--help")) { usage(stdout); return 0; }
-        else {
+        else if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+            usage(stdout);
+            return 0;
+        } else {
             fprintf(stderr, "minfer tokenize: unknown option '%s' (see minfer tokenize --help)\n", a);
             return 1;
         }
@@ -114,7 +94,7 @@ int mf_cmd_tokenize(int argc, char **argv)
     size_t len = 0;
     char *owned = NULL;
     if (file) {
-        if (!(owned = read_bytes(file, &len))) return 1;
+        if (!(owned = drv_read_file("tokenize", file, &len))) return 1;
         text = owned;
     } else {
         len = strlen(text);
@@ -139,11 +119,17 @@ int mf_cmd_tokenize(int argc, char **argv)
         goto done;
     }
     for (int64_t i = 0; i < n; i++) {
-        if (!pieces) { printf(i ? " %d" : "%d", ids[i]); continue; }
+        if (!pieces) {
+            printf(i ? " %d" : "%d", ids[i]);
+            continue;
+        }
         char small[256];
         size_t k = mf_tok_piece(t, ids[i], 1, small, sizeof small);
         char *p = k <= sizeof small ? small : malloc(k);
-        if (!p) { fprintf(stderr, "minfer tokenize: out of memory\n"); goto done; }
+        if (!p) {
+            fprintf(stderr, "minfer tokenize: out of memory\n");
+            goto done;
+        }
         if (p != small) mf_tok_piece(t, ids[i], 1, p, k);
         printf("%d\t'", ids[i]);
         print_escaped(p, k);

@@ -4,8 +4,11 @@
 # is missing, then `apt-get install -y` of the missing packages (sudo when not root).
 # The CUDA toolkit is not a Debian package here: it is used when /usr/local/cuda/bin/nvcc
 # exists (MINFER_CUDA=AUTO), and the CPU build works without it.
+# python3-numpy: tools/reference.py and the tests that compare with it (test_perplexity, test_quantize)
 mf_install_deps() {
-    local want=(gcc g++ make cmake pkg-config libopenblas-dev libcmocka-dev "$@")
+    # libmicrohttpd-dev, libjansson-dev: `minfer serve` (HTTP and JSON). Node.js and npm, for
+    # the client tests only, are installed by tests/clients/run.sh when `node` is missing.
+    local want=(gcc g++ make cmake pkg-config libopenblas-dev libcmocka-dev libmicrohttpd-dev libjansson-dev python3-numpy "$@")
     local missing=()
     for p in "${want[@]}"; do
         dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -18,7 +21,8 @@ mf_install_deps() {
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y --no-install-recommends "${missing[@]}"
 }
 
-# mf_build DIR [cmake options...]: configure (Release unless overridden) and build
+# mf_build DIR [cmake options...]: configure (Release unless overridden) and build; the
+# build's progress goes to stdout (tools/run.sh sends it to stderr)
 mf_build() {
     local dir=$1
     shift

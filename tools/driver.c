@@ -1,11 +1,14 @@
 /* driver.c — argument helpers and default-model search shared by the subcommands. */
 #include "driver.h"
+#include "prune.h"
 
 #include <errno.h>
 #include <glob.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -15,8 +18,7 @@ int drv_int(const char *cmd, const char *opt, const char *val, long lo, long hi,
     errno = 0;
     long v = strtol(val, &end, 10);
     if (errno || end == val || *end || v < lo || v > hi) {
-        fprintf(stderr, "minfer %s: bad value '%s' for %s (expected an integer in %ld..%ld)\n",
-                cmd, val, opt, lo, hi);
+        fprintf(stderr, "minfer %s: bad value '%s' for %s (expected an integer in %ld..%ld)\n", cmd, val, opt, lo, hi);
         return -1;
     }
     *out = (int)v;
@@ -29,8 +31,7 @@ int drv_float(const char *cmd, const char *opt, const char *val, double lo, doub
     errno = 0;
     double v = strtod(val, &end);
     if (errno || end == val || *end || !(v >= lo && v <= hi)) {
-        fprintf(stderr, "minfer %s: bad value '%s' for %s (expected a number in %g..%g)\n", cmd,
-                val, opt, lo, hi);
+        fprintf(stderr, "minfer %s: bad value '%s' for %s (expected a number in %g..%g)\n", cmd, val, opt, lo, hi);
         return -1;
     }
     *out = (float)v;
@@ -43,8 +44,7 @@ int drv_u64(const char *cmd, const char *opt, const char *val, uint64_t *out)
     errno = 0;
     unsigned long long v = strtoull(val, &end, 10);
     if (errno || end == val || *end || val[0] == '-') {
-        fprintf(stderr, "minfer %s: bad value '%s' for %s (expected a non-negative integer)\n",
-                cmd, val, opt);
+        fprintf(stderr, "minfer %s: bad value '%s' for %s (expected a non-negative integer)\n", cmd, val, opt);
         return -1;
     }
     *out = v;
@@ -58,6 +58,77 @@ const char *drv_next(const char *cmd, int argc, char **argv, int *i)
         return NULL;
     }
     return argv[++*i];
+}
+
+int drv_layer_list(const char *cmd, const char *opt, const char *val, int **out, int *n)
+{
+    int cap = 4096, k = 0;
+    int *v = malloc(sizeof *v * (size_t)cap);
+    if (!v) {
+        fprintf(stderr, "minfer %s: out of memory\n", cmd);
+        return -1;
+    }
+    const char *p = val;
+    for (;;) {
+        char *end;
+        errno = 0;
+        long a = strtol(p, &end, 10), b;
+        if (end == p || errno || a < 0 || a > 65535 || (*p < '0' || *p > '9')) goto bad;
+        b = a;
+        if (*end == '-') {
+            const char *q = end + 1;
+            b = strtol(q, &end, 10);
+            if (end == q || errno || *q < '0' || *q > '9' || b < a || b > 65535) goto bad;
+        }
+        for (long l = a; l <= b; l++) {
+            if (k == cap) {
+                fprintf(stderr, "minfer %s: %s lists more than %d layers\n", cmd, opt, cap);
+                free(v);
+                return -1;
+            }
+            v[k++] = (int)l;
+        }
+        if (*end == 0) break;
+        if (*end != ',') goto bad;
+        p = end + 1;
+    }
+    *out = v;
+    *n = k;
+    return 0;
+bad:
+    fprintf(stderr, "minfer %s: bad value '%s' for %s (expected layer numbers like 3,7 or 2-5)\n", cmd, val, opt);
+    free(v);
+    return -1;
+}
+
+int drv_skip_layers(const char *cmd, mf_model *m, const char *spec)
+{
+    if (!spec) return 0;
+    int *l, n;
+    if (drv_layer_list(cmd, "--skip-layers", spec, &l, &n)) return -1;
+    mf_err err;
+    int rc = mf_model_skip_layers(m, l, n, &err);
+    if (rc) fprintf(stderr, "minfer %s: --skip-layers: %s\n", cmd, err.msg);
+    free(l);
+    return rc;
+}
+
+int drv_same_file(const char *a, const char *b)
+{
+    struct stat x, y;
+    return stat(a, &x) == 0 && stat(b, &y) == 0 && x.st_dev == y.st_dev && x.st_ino == y.st_ino;
+}
+
+void drv_json_str(FILE *f, const char *s)
+{
+    fputc('"', f);
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '"' || c == '\\') fprintf(f, "\\%c", c);
+        else if (c < 0x20) fprintf(f, "\\u%04x", c);
+        else fputc(c, f);
+    }
+    fputc('"', f);
 }
 
 const char *drv_default_model(void)
@@ -101,7 +172,7 @@ const char *drv_default_model(void)
     return NULL;
 }
 
-char *drv_read_text(const char *cmd, const char *path)
+char *drv_read_file(const char *cmd, const char *path, size_t *len)
 {
     FILE *f = fopen(path, "rb");
     if (!f) {
@@ -110,19 +181,69 @@ char *drv_read_text(const char *cmd, const char *path)
     }
     size_t cap = 4096, n = 0;
     char *b = malloc(cap);
-    for (;;) {
-        if (!b) break;
+    while (b) {
         n += fread(b + n, 1, cap - n - 1, f);
         if (n < cap - 1) break;
-        cap *= 2;
-        char *nb = realloc(b, cap);
-        if (!nb) { free(b); b = NULL; break; }
-        b = nb;
+        char *nb = realloc(b, cap *= 2);
+        if (!nb) {
+            free(b);
+            b = NULL;
+        } else b = nb;
     }
+    /* a directory opens but fails the first read (EISDIR): an error, not an empty text */
+    int bad = ferror(f), e = errno;
     fclose(f);
-    if (!b) { fprintf(stderr, "minfer %s: out of memory reading '%s'\n", cmd, path); return NULL; }
+    if (!b || bad) {
+        free(b);
+        if (bad) fprintf(stderr, "minfer %s: cannot read '%s': %s\n", cmd, path, strerror(e));
+        else fprintf(stderr, "minfer %s: out of memory reading '%s'\n", cmd, path);
+        return NULL;
+    }
     b[n] = 0;
+    if (len) *len = n;
     return b;
+}
+
+static void progress_line(void *user, uint64_t done, uint64_t total)
+{
+    const mf_model *m = user;
+    fprintf(stderr, "\rminfer: reading %s: %3d%% (%.1f of %.1f GB)%s", m->path,
+            (int)(100.0 * (double)done / (double)total), (double)done / 1e9, (double)total / 1e9,
+            done == total ? "\n" : "");
+    fflush(stderr);
+}
+
+void drv_progress_on_terminal(mf_session_opts *o, const mf_model *m)
+{
+    if (isatty(STDERR_FILENO) && mf_gguf_file_size(m->gguf) >= (256ull << 20)) {
+        o->progress = progress_line;
+        o->progress_user = (void *)m;
+    }
+}
+
+/* The one flag a signal handler may set (C11 7.14.1.1: only a volatile sig_atomic_t object
+ * may be written from a handler), hence a file-scope variable. */
+static volatile sig_atomic_t drv_interrupted;
+
+static void drv_on_signal(int sig)
+{
+    if (drv_interrupted) {
+        /* second signal: the user insists; default action (terminate) */
+        signal(sig, SIG_DFL);
+        raise(sig);
+    }
+    drv_interrupted = 1;
+}
+
+const volatile sig_atomic_t *drv_interrupt_flag(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = drv_on_signal;
+    sigemptyset(&sa.sa_mask);
+    const int sigs[] = {SIGINT, SIGTERM, SIGHUP};
+    for (size_t i = 0; i < sizeof sigs / sizeof *sigs; i++) sigaction(sigs[i], &sa, NULL);
+    return &drv_interrupted;
 }
 
 double drv_now(void)

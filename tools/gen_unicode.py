@@ -1,6 +1,6 @@
 #!/usr/bin/python3
 """gen_unicode.py — writes engine/unicode_tables.c, the Unicode character classes that the
-o200k pre-tokenizer needs (tokenizer-o200k.md §4), from Python's own Unicode database.
+o200k pre-tokenizer needs (docs/tokenizer.md §4.2), from Python's own Unicode database.
 
 Run from the repository root with the system interpreter (it needs nothing but the
 standard library):

@@ -1,173 +1,381 @@
 #!/usr/bin/env bash
-# gpu_check.sh — everything about the CUDA backend that needs a GPU, in one run:
+# gpu_check.sh — everything about the CUDA backend that needs a GPU, in one run, honest about
+# what it did not do: the exit status is 0 only when every step of the chosen stages ran
+# and passed.
 #
-#   1. build (Release, CUDA on; OpenBLAS off when the machine lacks it)
-#   2. the cuda-labelled tests (tests/cuda/: every kernel against its CPU twin, the backend
-#      against the CPU backend) and the host-twin test
-#   3. compute-sanitizer memcheck (out-of-bounds, misaligned, leaks) and racecheck (shared
-#      memory hazards) on each GPU test executable
-#   4. synthetic models from mkmodel (TinyLlama-1.1B shape in Q4_0/Q8_0/F16, gpt-oss-20b
-#      shape, tiny models in every type) and `minfer check --device cuda` (GPU against CPU,
-#      layer by layer) on the tiny ones and stories260K
-#   5. `minfer bench --device cuda` against the project's targets
-#   6. a table of every step, printed last
+# Stages (docs/cuda.md §9):
+#   build      configure (CUDA on, the GPU's own architecture when nvidia-smi names it,
+#              -lineinfo) and build with all cores; cmocka from the system or, where it is
+#              missing, the bundled tests/cmocka_lite (-DMINFER_CMOCKA=AUTO)
+#   tests      the cuda-labelled tests at full size (tests/cuda/: every kernel against its CPU
+#              twin, whole sessions against the CPU) and the host-twin test (test_cuda_host)
+#   memcheck   compute-sanitizer memcheck (out of bounds, misaligned, leaks) on each GPU test
+#              executable, with MINFER_GPU_QUICK=1 (the largest cases left out)
+#   racecheck  compute-sanitizer racecheck (shared-memory hazards) on the same, quick sizes,
+#              filtered to minfer's kernels (--kernel-name kns=mf_kernels, cuda/ctx.cuh)
+#   check      tiny synthetic models generated on this machine by this build's mkmodel at
+#              every run (llama in all 13 types, gpt-oss Q8_0 + MXFP4 and F32), and `minfer
+#              check --device cuda` (GPU against CPU, layer by layer) on each and on
+#              stories260K
+#   bench      TinyLlama-1.1B-shaped models (Q4_0, Q8_0, F16) from mkmodel, `minfer bench
+#              --device cuda`, a table against the targets
+#   gptoss     the full gpt-oss-20b-shaped model from mkmodel and its bench
+# Stage sets:
+#   --first-run  build,tests,memcheck,racecheck,check: one call of at most 9 minutes on a
+#                fresh 16-core H100 machine. Per-step limits (seconds): configure 45,
+#                build 200 (only the targets these stages need, -j$(nproc)), then the tests,
+#                the model generation and the checks side by side 150, then memcheck and
+#                racecheck side by side 120: 515 in all, and a deadline (MINFER_GPU_DEADLINE,
+#                default 530 for this set) that no step outlives, so the table and the
+#                archive are always written. Steps in one phase run in parallel, each under
+#                the phase's limit. The limits are estimates — the build's from the 2-core
+#                development machine (107 s for these targets, sm_80 + sm_90); nothing had
+#                run on a GPU when they were set. A TIMEOUT row names its limit; --stages
+#                reruns a part.
+#   --quick      build,tests,check,bench (no sanitizers, no gpt-oss-20b)
+#   --stages L   any comma-separated list of the stages above; default: all of them
+#   --prepare    no GPU needed: copy stories260K.gguf from $MINFER_MODELS (default
+#                ../shared/models) into .models/ (git-ignored) so it travels with the tree
+#                (a lent machine gets the checkout only; name .models in the call's carry)
 #
-# usage: tools/gpu_check.sh [--quick | --stages LIST]
-#   stages: build tests memcheck racecheck check bench gptoss (default: all of them)
-#   --quick = build,tests,check,bench (no sanitizers, no gpt-oss-20b: for a short lease)
-#   The sanitizer stages run the tests with MINFER_GPU_QUICK=1 (their largest cases left
-#   out); the lease is short, so pick stages to fit it and rerun the rest later — models
-#   in $MODELS and a built $BUILD are reused.
-# env:   OUT       where logs, bench JSON and the tables go (default ./build-gpu-check; on the
-#                  lent GPU machines of this project $OUT is the folder that comes back)
-#        BUILD     build folder (default ./build-gpu; a carried, already built one is reused)
-#        MODELS    folder for generated models (default ./.models, git-ignored)
-#        MINFER_MODELS folder holding stories260K.gguf (default ../shared/models); without
-#                  it the stories260K checks and test_cuda_backend skip
-#        CMOCKA_DIR prefix of a carried cmocka (include/cmocka.h, lib/libcmocka.so) when the
-#                  machine has none; without cmocka the tests cannot be built (the table
-#                  says so) but the check and bench steps still run
-# Every step runs under `timeout`; a failed step is reported, the others still run.
+# Outcome of each step: ok, FAIL, TIMEOUT, SKIPPED (no GPU, a model file missing, a test
+# that skipped itself) or NOT RUN (a prerequisite failed, or the deadline came first).
+# Exit status: 0 every step ok; 1 something failed or timed out; 3 nothing failed but
+# something was skipped or not run — incomplete is never success; 2 usage. With
+# MINFER_GPU_REQUIRED=1, a skip for lack of a GPU or a model counts as a failure (exit 1).
+# At the end: the last lines of every failed step's log, then the table of steps (last, so
+# it survives a truncated output).
+#
+# env:   OUT       where the results go (default build-gpu-check): steps.txt (the table),
+#                  targets.txt (bench against targets) and gpu-check-logs.tar.gz (every
+#                  log and bench JSON) — three files, as a lent machine returns only a few
+#        LOGS      working folder of the logs (default build-gpu-logs)
+#        BUILD     build folder (default build-gpu, inside the checkout, git-ignored); a build
+#                  folder configured for another absolute path (carried from elsewhere) is
+#                  rebuilt from scratch, since CMake caches absolute paths
+#        MODELS    folder of generated models (default .models, git-ignored; the big bench
+#                  models are reused when present, the tiny ones always made anew)
+#        MINFER_MODELS  folder holding stories260K.gguf (default: .models when it holds it,
+#                  else ../shared/models)
+#        MINFER_GPU_REQUIRED=1  no GPU / no model is a failure, not a skip
+#        MINFER_GPU_DEADLINE    seconds after which no step runs on (default: 530 with
+#                  --first-run, none otherwise)
 set -u
+set -o pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
-OUT=${OUT:-$ROOT/build-gpu-check}
-BUILD=${BUILD:-$ROOT/build-gpu}
-MODELS=${MODELS:-$ROOT/.models}
-STAGES=" build tests memcheck racecheck check bench gptoss "
+START=$SECONDS
+
+usage() {
+    echo "usage: tools/gpu_check.sh [--first-run | --quick | --stages build,tests,memcheck,racecheck,check,bench,gptoss | --prepare]" >&2
+    exit 2
+}
+ALL=" build tests memcheck racecheck check bench gptoss "
+STAGES=$ALL
+FIRST_RUN=0
 case "${1:-}" in
+    --first-run) STAGES=" build tests memcheck racecheck check "; FIRST_RUN=1 ;;
     --quick) STAGES=" build tests check bench " ;;
-    --stages) STAGES=" ${2//,/ } " ;;
+    --stages)
+        [ -n "${2:-}" ] || usage
+        STAGES=" ${2//,/ } "
+        for s in $STAGES; do [[ $ALL == *" $s "* ]] || usage; done
+        ;;
+    --prepare)
+        src=${MINFER_MODELS:-$ROOT/../shared/models}/stories260K.gguf
+        [ -s "$src" ] || { echo "gpu_check: no $src (set MINFER_MODELS)" >&2; exit 1; }
+        mkdir -p .models && cp -f "$src" .models/ || exit 1
+        rm -f .models/tiny-*.gguf  # made on the GPU machine itself: nothing to carry
+        echo "gpu_check: copied $src to .models/ (git-ignored: name .models in the device call's carry;" \
+            "$(du -sh .models | cut -f1) now)"
+        exit 0
+        ;;
     "") ;;
-    *) echo "usage: tools/gpu_check.sh [--quick | --stages build,tests,memcheck,racecheck,check,bench,gptoss]" >&2; exit 2 ;;
+    *) usage ;;
 esac
 want() { [[ $STAGES == *" $1 "* ]]; }
-mkdir -p "$OUT" "$MODELS"
-JOBS=$(nproc 2>/dev/null || echo 4)
-ROWS=()
 
-# step NAME SECONDS CMD...: run, log to $OUT/NAME.log, record ok/FAIL/TIMEOUT and duration
-step() {
-    local name=$1 limit=$2
-    shift 2
-    local t0=$SECONDS st
-    timeout "$limit" "$@" >"$OUT/$name.log" 2>&1
-    case $? in
-        0) st=ok ;;
-        124) st=TIMEOUT ;;
-        *) st=FAIL ;;
-    esac
-    ROWS+=("$(printf '%-34s %-8s %6ss' "$name" "$st" $((SECONDS - t0)))")
-    echo "[$st] $name ($((SECONDS - t0)) s, log $OUT/$name.log)"
-    [ "$st" = ok ]
+OUT=${OUT:-build-gpu-check}
+LOGS=${LOGS:-build-gpu-logs}
+BUILD=${BUILD:-build-gpu}
+MODELS=${MODELS:-.models}
+REQUIRED=${MINFER_GPU_REQUIRED:-0}
+DEADLINE=${MINFER_GPU_DEADLINE:-}
+[ -z "$DEADLINE" ] && [ $FIRST_RUN = 1 ] && DEADLINE=530
+if [ -z "${MINFER_MODELS:-}" ]; then
+    if [ -s "$MODELS/stories260K.gguf" ]; then MINFER_MODELS=$ROOT/$MODELS; else MINFER_MODELS=$ROOT/../shared/models; fi
+fi
+export MINFER_MODELS
+mkdir -p "$OUT" "$LOGS" "$MODELS"
+rm -rf "$LOGS/rows" "$LOGS"/*.log "$LOGS"/*.json "$LOGS/bench.tsv"  # a previous run's
+mkdir -p "$LOGS/rows"
+JOBS=$(nproc 2>/dev/null || echo 4)
+
+# ---------------------------------------------------------------- the bookkeeping
+# Each step writes one row file ($LOGS/rows/NNN-name: name, outcome, seconds, note), so steps
+# run in the background write theirs too.
+SEQ=0
+row() {  # row NAME OUTCOME SECONDS NOTE; files named by time of writing, then sequence
+    SEQ=$((SEQ + 1))
+    printf '%-34s %-8s %6s  %s\n' "$1" "$2" "$3" "$4" >"$LOGS/rows/$(printf %05d-%03d $((SECONDS - START)) $SEQ)-$1"
+    [ "${ROW_QUIET:-0}" = 1 ] || echo "[$2] $1 ($3) $4"
+}
+# skip NAME WHY KIND: SKIPPED, or FAIL when KIND is gpu/model and MINFER_GPU_REQUIRED=1
+skip() {
+    if [ "$REQUIRED" = 1 ] && { [ "$3" = gpu ] || [ "$3" = model ]; }; then
+        row "$1" FAIL "-" "$2 (MINFER_GPU_REQUIRED=1)"
+    else
+        row "$1" SKIPPED "-" "$2"
+    fi
+}
+notrun() { row "$1" "NOT RUN" "-" "$2"; }
+note() { row "$1" note "-" "$2"; }
+
+# seconds a step may run: its own limit, cut to what the deadline leaves (0: none left)
+limit_for() {
+    local lim=$1
+    if [ -n "$DEADLINE" ]; then
+        local left=$((DEADLINE - (SECONDS - START)))
+        [ $left -lt $lim ] && lim=$left
+    fi
+    [ $lim -lt 1 ] && lim=0
+    echo $lim
 }
 
-note() { ROWS+=("$(printf '%-34s %s' "$1" "$2")"); echo "$1: $2"; }
+# step NAME SECONDS CMD...: run under timeout, log to $LOGS/NAME.log. Exit 77 of the command
+# means it skipped itself (a test executable without its GPU or model): SKIPPED, with the
+# test's reason from the log. Returns 0 only for ok.
+step() {
+    local name=$1 lim
+    lim=$(limit_for "$2")
+    shift 2
+    if [ "$lim" = 0 ]; then notrun "$name" "no time left (its phase's limit or the deadline)"; return 1; fi
+    local t0=$SECONDS rc
+    timeout -k 10 "$lim" "$@" >"$LOGS/$name.log" 2>&1
+    rc=$?
+    local dt="$((SECONDS - t0))s"
+    case $rc in
+        0) row "$name" ok "$dt" "" ;;
+        124 | 137) row "$name" TIMEOUT "$dt" "limit ${lim} s" ;;
+        77)
+            local why
+            why=$(grep -m1 -o 'SKIPPED *\] [^[].*' "$LOGS/$name.log" | sed 's/^SKIPPED *\] //' | cut -c1-120)
+            if grep -qi "no usable CUDA device\|no CUDA device" "$LOGS/$name.log"; then skip "$name" "${why:-no GPU}" gpu
+            elif grep -q "needs .*gguf" "$LOGS/$name.log"; then skip "$name" "${why:-a model file is missing}" model
+            else skip "$name" "${why:-the test skipped itself}" other; fi
+            ;;
+        *) row "$name" FAIL "$dt" "exit status $rc" ;;
+    esac
+    [ $rc = 0 ]
+}
 
-nvidia-smi -L >"$OUT/nvidia-smi.log" 2>&1 && note "device" "$(head -1 "$OUT/nvidia-smi.log")"
+# ctest_step NAME SECONDS ctest-args...: like step, and a ctest run in which tests were
+# skipped (ctest itself exits 0 then) is SKIPPED, naming them
+ctest_step() {
+    local name=$1 lim=$2
+    shift 2
+    local rc=0 skipped
+    # -V: the tests' own output (a skipped test's reason) goes into the log too
+    ROW_QUIET=1 step "$name" "$lim" ctest --test-dir "$BUILD" -V --timeout "$lim" "$@" || rc=1
+    skipped=$(grep -o '[^ ]* (Skipped)' "$LOGS/$name.log" 2>/dev/null | sed 's/ (Skipped)//' | tr '\n' ' ')
+    if [ $rc = 1 ] || [ -z "$skipped" ]; then  # failed, or all ran: the row stands
+        cat "$LOGS/rows/"*"-$name" | sed 's/^\(\S*\) *\(\S*\)/[\2] \1/'
+        return $rc
+    fi
+    rm -f "$LOGS/rows/"*"-$name"
+    if grep -qi "no usable CUDA device\|no CUDA device" "$LOGS/$name.log"; then skip "$name" "skipped: $skipped(no GPU)" gpu
+    elif grep -q "needs .*gguf" "$LOGS/$name.log"; then skip "$name" "skipped: $skipped(a model file is missing)" model
+    else skip "$name" "skipped: $skipped" other; fi
+    return 1
+}
+
+# ---------------------------------------------------------------- the device
+GPU=0
+CUDA_ARCH=""
+if ! command -v nvidia-smi >/dev/null; then
+    echo "nvidia-smi is not installed" >"$LOGS/nvidia-smi.log"
+fi
+if command -v nvidia-smi >/dev/null && nvidia-smi -L >"$LOGS/nvidia-smi.log" 2>&1 && grep -q "^GPU " "$LOGS/nvidia-smi.log"; then
+    note device "$(grep -m1 '^GPU ' "$LOGS/nvidia-smi.log" | cut -c1-100)"
+    GPU=1
+    cap=$(nvidia-smi --query-gpu=compute_cap --format=csv,noheader 2>/dev/null | head -1 | tr -d ' .')
+    [[ $cap =~ ^[0-9]+$ ]] && CUDA_ARCH=$cap
+else
+    echo "gpu_check: ================================================================" >&2
+    echo "gpu_check: NO GPU: $(head -c 200 "$LOGS/nvidia-smi.log" | tr '\n' ' ')" >&2
+    echo "gpu_check: every step that needs one is reported SKIPPED (FAIL with MINFER_GPU_REQUIRED=1)" >&2
+    echo "gpu_check: ================================================================" >&2
+    skip device "no GPU ($(head -c 80 "$LOGS/nvidia-smi.log" | tr '\n' ' '))" gpu
+fi
 
 # ---------------------------------------------------------------- 1. build
-# Configure with everything; without OpenBLAS retry with -DMINFER_BLAS=OFF (CPU prompts
-# slower, results the same); without cmocka, with -DMINFER_TESTS=OFF (the table says so).
-CMAKE_ARGS=(-DCMAKE_BUILD_TYPE=Release -DMINFER_CUDA=ON)
-if [ -n "${CMOCKA_DIR:-}" ]; then
-    CMAKE_ARGS+=(-DCMAKE_PREFIX_PATH="$CMOCKA_DIR")
-    export LD_LIBRARY_PATH="$CMOCKA_DIR/lib:${LD_LIBRARY_PATH:-}"
-fi
-HAVE_TESTS=1
-configure() { cmake -S . -B "$BUILD" "${CMAKE_ARGS[@]}" "$@" >>"$OUT/configure.log" 2>&1; }
-: >"$OUT/configure.log"
-if ! configure -DMINFER_BLAS=ON; then
-    if configure -DMINFER_BLAS=OFF; then
-        CMAKE_ARGS+=(-DMINFER_BLAS=OFF)
-        note "OpenBLAS" "absent: built with -DMINFER_BLAS=OFF"
-    else
-        CMAKE_ARGS+=(-DMINFER_BLAS=OFF -DMINFER_TESTS=OFF)
-        HAVE_TESTS=0
-        configure || note "configure" "FAILED (see $OUT/configure.log)"
-        note "tests" "NOT BUILT: cmake could not configure them (no cmocka? set CMOCKA_DIR)"
-    fi
-fi
-want build && step build 1500 cmake --build "$BUILD" -j"$JOBS"
 MINFER=$BUILD/minfer
 MKMODEL=$BUILD/mkmodel
-export MINFER_MODELS=${MINFER_MODELS:-$ROOT/../shared/models}
-
-# ---------------------------------------------------------------- 2. tests
-if [ $HAVE_TESTS = 1 ]; then
-    if want tests; then
-        step tests-cuda 1800 ctest --test-dir "$BUILD" -L cuda --output-on-failure
-        step test-cuda-host 300 ctest --test-dir "$BUILD" -R test_cuda_host --output-on-failure
+CUDA_TESTS=$(cd tests/cuda && ls test_*.c | sed 's/\.c$//')
+BUILT=0
+if want build; then
+    # a build folder configured elsewhere (carried from another absolute path) cannot be reused
+    if [ -f "$BUILD/CMakeCache.txt" ] && ! grep -qx "CMAKE_HOME_DIRECTORY:INTERNAL=$ROOT" "$BUILD/CMakeCache.txt"; then
+        rm -rf "$BUILD"
+        note build-folder "configured for another path: rebuilt from scratch"
     fi
-    # ---------------------------------------------------------------- 3. sanitizers
-    if (want memcheck || want racecheck) && ! command -v compute-sanitizer >/dev/null; then
-        note "sanitizers" "compute-sanitizer not found"
-    elif want memcheck || want racecheck; then
-        for t in "$BUILD"/test_cuda_*; do
-            n=$(basename "$t")
-            [ "$n" = test_cuda_host ] && continue
-            want memcheck && step "memcheck-$n" 3600 env MINFER_GPU_QUICK=1 \
-                compute-sanitizer --tool memcheck --leak-check full --error-exitcode 1 "$t"
-            want racecheck && step "racecheck-$n" 3600 env MINFER_GPU_QUICK=1 \
-                compute-sanitizer --tool racecheck --racecheck-report hazard --error-exitcode 1 "$t"
-        done
+    ARGS=(-DCMAKE_BUILD_TYPE=Release -DMINFER_CUDA=ON -DMINFER_CMOCKA=AUTO -DCMAKE_CUDA_FLAGS=-lineinfo)
+    [ -n "$CUDA_ARCH" ] && ARGS+=(-DCMAKE_CUDA_ARCHITECTURES="$CUDA_ARCH")
+    # OpenBLAS is only the CPU side's prompt path (results the same without it): a machine
+    # without it builds with -DMINFER_BLAS=OFF and the table says so; any other configure
+    # failure is a failure
+    CONFIGURED=0
+    if step configure 45 cmake -S . -B "$BUILD" "${ARGS[@]}" -DMINFER_BLAS=ON; then
+        CONFIGURED=1
+    elif grep -q "OpenBLAS was not found" "$LOGS/configure.log"; then
+        rm -f "$LOGS/rows/"*-configure
+        mv "$LOGS/configure.log" "$LOGS/configure-blas.log"
+        step configure 45 cmake -S . -B "$BUILD" "${ARGS[@]}" -DMINFER_BLAS=OFF && CONFIGURED=1 &&
+            note OpenBLAS "absent: the CPU side built with -DMINFER_BLAS=OFF"
+    fi
+    if [ $CONFIGURED = 1 ]; then
+        grep -q "tests/cmocka_lite" "$LOGS/configure.log" && note cmocka "absent: the tests use the bundled tests/cmocka_lite"
+        note cuda-arch "${CUDA_ARCH:-the default of CMakeLists.txt (no GPU to ask)}"
+        TARGETS=()
+        # --first-run builds what its stages use; the others build everything
+        [ $FIRST_RUN = 1 ] && TARGETS=(--target minfer mkmodel test_cuda_host $CUDA_TESTS)
+        step build 200 cmake --build "$BUILD" -j"$JOBS" "${TARGETS[@]}" && BUILT=1
+    else
+        notrun build "configure failed"
+    fi
+elif [ -x "$MINFER" ]; then
+    BUILT=1
+    note build "not a chosen stage: using $BUILD as it is"
+else
+    notrun build "not a chosen stage and $BUILD has no minfer"
+fi
+
+# what minfer itself sees (the runtime, not nvidia-smi)
+if [ $BUILT = 1 ]; then
+    "$MINFER" --version >"$LOGS/minfer-version.log" 2>&1
+    if [ $GPU = 1 ] && ! grep -q "^CUDA device 0" "$LOGS/minfer-version.log"; then
+        row cuda-runtime FAIL "-" "nvidia-smi sees a GPU, minfer does not: $(grep -m1 'CUDA' "$LOGS/minfer-version.log" | cut -c1-100)"
     fi
 fi
 
-# ---------------------------------------------------------------- 4. models and check
-gen() {  # gen NAME SECONDS mkmodel-args...: $MODELS/NAME.gguf, reused when present
-    local name=$1 limit=$2
-    shift 2
-    if [ -s "$MODELS/$name.gguf" ]; then
-        note "gen-$name" "reused $MODELS/$name.gguf"
-    else
-        step "gen-$name" "$limit" "$MKMODEL" -o "$MODELS/$name.gguf" "$@"
-    fi
+# ---------------------------------------------------------------- 2. tests, models and check
+# One phase, side by side: the GPU tests, the host-twin test, and (one after the other in
+# the background) the tiny models and `minfer check` on them and on stories260K.
+PHASE_A=150
+gen() {  # gen NAME mkmodel-args...: $MODELS/NAME.gguf (reused when present)
+    local name=$1
+    shift
+    if [ -s "$MODELS/$name.gguf" ]; then note "gen-$name" "reused $MODELS/$name.gguf"; return 0; fi
+    step "gen-$name" "$GEN_LIMIT" "$MKMODEL" -o "$MODELS/$name.gguf" "$@"
 }
-if want check; then
-    STORIES=$MINFER_MODELS/stories260K.gguf
-    [ -s "$STORIES" ] && step check-stories260K 600 "$MINFER" check -m "$STORIES" --device cuda
+check_model() {  # check_model NAME FILE
+    if [ $GPU = 0 ]; then skip "check-$1" "no GPU" gpu; return; fi
+    step "check-$1" "$CHECK_LIMIT" "$MINFER" check -m "$2" --device cuda
+}
+checks() {
+    local t0=$SECONDS
+    rm -f "$MODELS"/tiny-*.gguf  # always made here, by this build's mkmodel (seconds)
+    if [ -s "$MINFER_MODELS/stories260K.gguf" ]; then
+        check_model stories260K "$MINFER_MODELS/stories260K.gguf"
+    else
+        skip check-stories260K "no $MINFER_MODELS/stories260K.gguf (tools/gpu_check.sh --prepare)" model
+    fi
     for ty in F32 F16 BF16 Q4_0 Q4_1 Q5_0 Q5_1 Q8_0 Q2_K Q3_K Q4_K Q5_K Q6_K; do
-        gen "tiny-llama-$ty" 300 --arch llama --preset tiny --type "$ty" &&
-            step "check-tiny-llama-$ty" 600 "$MINFER" check -m "$MODELS/tiny-llama-$ty.gguf" --device cuda
+        GEN_LIMIT=$(($PHASE_A - (SECONDS - t0))) CHECK_LIMIT=0
+        gen "tiny-llama-$ty" --arch llama --preset tiny --type "$ty" || continue
+        GEN_LIMIT=0 CHECK_LIMIT=$(($PHASE_A - (SECONDS - t0)))
+        check_model "tiny-llama-$ty" "$MODELS/tiny-llama-$ty.gguf"
     done
     # gpt-oss tiny: Q8_0 attention with MXFP4 experts (the real file's mix), and all F32
-    gen tiny-gpt-oss-Q8_0 300 --arch gpt-oss --preset tiny --type Q8_0 &&
-        step check-tiny-gpt-oss-Q8_0 600 "$MINFER" check -m "$MODELS/tiny-gpt-oss-Q8_0.gguf" --device cuda
-    gen tiny-gpt-oss-F32 300 --arch gpt-oss --preset tiny --type F32 --expert-type F32 &&
-        step check-tiny-gpt-oss-F32 600 "$MINFER" check -m "$MODELS/tiny-gpt-oss-F32.gguf" --device cuda
+    GEN_LIMIT=$(($PHASE_A - (SECONDS - t0)))
+    gen tiny-gpt-oss-Q8_0 --arch gpt-oss --preset tiny --type Q8_0 &&
+        CHECK_LIMIT=$(($PHASE_A - (SECONDS - t0))) check_model tiny-gpt-oss-Q8_0 "$MODELS/tiny-gpt-oss-Q8_0.gguf"
+    GEN_LIMIT=$(($PHASE_A - (SECONDS - t0)))
+    gen tiny-gpt-oss-F32 --arch gpt-oss --preset tiny --type F32 --expert-type F32 &&
+        CHECK_LIMIT=$(($PHASE_A - (SECONDS - t0))) check_model tiny-gpt-oss-F32 "$MODELS/tiny-gpt-oss-F32.gguf"
+}
+if [ $BUILT = 1 ]; then
+    PIDS=()
+    if want tests; then
+        ctest_step tests-cuda "$PHASE_A" -L cuda -j "$JOBS" &
+        PIDS+=($!)
+        ctest_step test-cuda-host "$PHASE_A" -R '^test_cuda_host$' &
+        PIDS+=($!)
+    fi
+    if want check; then
+        checks &
+        PIDS+=($!)
+    fi
+    [ ${#PIDS[@]} -gt 0 ] && wait "${PIDS[@]}"
+else
+    want tests && notrun tests-cuda "not built" && notrun test-cuda-host "not built"
+    want check && notrun check "not built"
 fi
 
-# ---------------------------------------------------------------- 5. bench against targets
-TABLE=$OUT/bench.tsv
+# ---------------------------------------------------------------- 3. sanitizers
+PHASE_B=120
+if want memcheck || want racecheck; then
+    if [ $BUILT = 0 ]; then
+        notrun sanitizers "not built"
+    elif ! command -v compute-sanitizer >/dev/null; then
+        if [ $GPU = 0 ]; then skip sanitizers "no GPU (and no compute-sanitizer)" gpu
+        else row sanitizers FAIL "-" "compute-sanitizer not found on PATH"; fi
+    elif [ $GPU = 0 ]; then
+        skip sanitizers "no GPU" gpu
+    else
+        PIDS=()
+        for n in $CUDA_TESTS; do
+            t=$BUILD/$n
+            if want memcheck; then
+                step "memcheck-$n" "$PHASE_B" env MINFER_GPU_QUICK=1 compute-sanitizer --tool memcheck \
+                    --leak-check full --error-exitcode 1 "$t" &
+                PIDS+=($!)
+            fi
+            if want racecheck; then
+                step "racecheck-$n" "$PHASE_B" env MINFER_GPU_QUICK=1 compute-sanitizer --tool racecheck \
+                    --racecheck-report hazard --kernel-name kns=mf_kernels --error-exitcode 1 "$t" &
+                PIDS+=($!)
+            fi
+        done
+        wait "${PIDS[@]}"
+    fi
+fi
+
+# ---------------------------------------------------------------- 4. bench against targets
+TABLE=$LOGS/bench.tsv
 : >"$TABLE"
 bench() {  # bench NAME FILE minfer-bench-args...
     local name=$1 f=$2
     shift 2
-    step "bench-$name" 1800 bash -c "'$MINFER' bench -m '$f' --device cuda --json $* > '$OUT/bench-$name.json'" &&
-        echo "$name	$OUT/bench-$name.json" >>"$TABLE"
+    step "bench-$name" 1800 bash -c "'$MINFER' bench -m '$f' --device cuda --json $* > '$LOGS/bench-$name.json'" &&
+        echo "$name	$LOGS/bench-$name.json" >>"$TABLE"
 }
 TL=(--preset tinyllama-1.1b)
+GEN_LIMIT=900
 if want bench; then
-    gen tinyllama-Q4_0 900 --arch llama "${TL[@]}" --type Q4_0 --output-type Q6_K &&
-        bench tinyllama-Q4_0 "$MODELS/tinyllama-Q4_0.gguf" -p 512 -n 128 -r 5 &&
-        bench tinyllama-Q4_0-nograph "$MODELS/tinyllama-Q4_0.gguf" -p 0 -n 128 -r 5 --no-graph
-    gen tinyllama-Q8_0 900 --arch llama "${TL[@]}" --type Q8_0 &&
-        bench tinyllama-Q8_0 "$MODELS/tinyllama-Q8_0.gguf" -p 512 -n 128 -r 5
-    gen tinyllama-F16 900 --arch llama "${TL[@]}" --type F16 &&
-        bench tinyllama-F16 "$MODELS/tinyllama-F16.gguf" -p 512 -n 128 -r 5
+    if [ $BUILT = 0 ]; then notrun bench "not built"
+    elif [ $GPU = 0 ]; then skip bench "no GPU" gpu
+    else
+        gen tinyllama-Q4_0 --arch llama "${TL[@]}" --type Q4_0 --output-type Q6_K &&
+            bench tinyllama-Q4_0 "$MODELS/tinyllama-Q4_0.gguf" -p 512 -n 128 -r 5 &&
+            bench tinyllama-Q4_0-nograph "$MODELS/tinyllama-Q4_0.gguf" -p 0 -n 128 -r 5 --no-graph
+        gen tinyllama-Q8_0 --arch llama "${TL[@]}" --type Q8_0 &&
+            bench tinyllama-Q8_0 "$MODELS/tinyllama-Q8_0.gguf" -p 512 -n 128 -r 5
+        gen tinyllama-F16 --arch llama "${TL[@]}" --type F16 &&
+            bench tinyllama-F16 "$MODELS/tinyllama-F16.gguf" -p 512 -n 128 -r 5
+    fi
 fi
+GEN_LIMIT=2400
 if want gptoss; then
-    gen gpt-oss-20b 2400 --arch gpt-oss --preset gpt-oss-20b &&
-        bench gpt-oss-20b "$MODELS/gpt-oss-20b.gguf" -p 2048 -n 128 -r 3 -d 0,16384
+    if [ $BUILT = 0 ]; then notrun gptoss "not built"
+    elif [ $GPU = 0 ]; then skip gptoss "no GPU" gpu
+    else
+        gen gpt-oss-20b --arch gpt-oss --preset gpt-oss-20b &&
+            bench gpt-oss-20b "$MODELS/gpt-oss-20b.gguf" -p 2048 -n 128 -r 3 -d 0,16384
+    fi
 fi
-
-# ---------------------------------------------------------------- 6. the table
-echo
-echo "==================== gpu_check: steps ===================="
-printf '%s\n' "${ROWS[@]}" | tee "$OUT/steps.txt"
-echo "==================== gpu_check: speed vs targets (tok/s, median) ===================="
-python3 - "$TABLE" <<'EOF' | tee "$OUT/targets.txt"
+if want bench || want gptoss; then
+    python3 - "$TABLE" >"$OUT/targets.txt" <<'EOF'
 import json, sys
 targets = {  # (model, test) -> tok/s the design aims at on an H100 (docs/cuda.md)
     ("tinyllama-Q4_0", "tg128"): 2000, ("tinyllama-Q4_0", "pp512"): 20000,
@@ -189,3 +397,35 @@ for line in open(sys.argv[1]):
         verdict = "-" if t is None else ("meets" if r["tok_s_median"] >= t else "below")
         print(f"{name:26s} {r['test']:14s} {r['tok_s_median']:10.1f} {t if t else '-':>8} {roof:>9s}  {verdict}")
 EOF
+fi
+
+# ---------------------------------------------------------------- 5. report
+cat "$LOGS"/rows/* >"$OUT/steps.txt"
+FAILED=$(grep -cE '^\S+ +(FAIL|TIMEOUT) ' "$OUT/steps.txt")
+INCOMPLETE=$(grep -cE '^\S+ +(SKIPPED|NOT RUN) ' "$OUT/steps.txt")
+tar -czf "$OUT/gpu-check-logs.tar.gz" -C "$LOGS" . 2>/dev/null || echo "gpu_check: could not write the log archive" >&2
+
+for f in "$LOGS"/rows/*; do
+    read -r name outcome _ <"$f"
+    case $outcome in FAIL | TIMEOUT) ;; *) continue ;; esac
+    [ -f "$LOGS/$name.log" ] || continue
+    echo
+    echo "---------- $outcome $name: last lines of its log ----------"
+    tail -n 25 "$LOGS/$name.log" | cut -c1-220
+done
+echo
+echo "==================== gpu_check: steps ($((SECONDS - START)) s) ===================="
+cat "$OUT/steps.txt"
+[ -s "$OUT/targets.txt" ] && { echo "==================== speed vs targets (tok/s, median) ===================="; cat "$OUT/targets.txt"; }
+echo "logs: $OUT/gpu-check-logs.tar.gz; table: $OUT/steps.txt"
+[ $GPU = 0 ] && echo "gpu_check: NO GPU on this machine: nothing above ran on a GPU"
+if [ "$FAILED" -gt 0 ]; then
+    echo "gpu_check: FAILED ($FAILED step(s) failed or timed out, $INCOMPLETE skipped or not run)"
+    exit 1
+fi
+if [ "$INCOMPLETE" -gt 0 ]; then
+    echo "gpu_check: INCOMPLETE ($INCOMPLETE step(s) skipped or not run: not a pass)"
+    exit 3
+fi
+echo "gpu_check: all steps ran and passed"
+exit 0

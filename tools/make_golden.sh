@@ -43,13 +43,13 @@ golden() {
 
 echo "make_golden.sh: reference outputs into $OUT"
 
-# stories260K (llama-arch.md §6): the spec's test vector
+# stories260K (docs/reference.md §1): llama.cpp's test vector
 golden stories-spec shared stories260K.gguf 100 \
     "1 403 407 261 378 432 383 286"
-# stories260K, 75 tokens (more than 64): tokenizer-spm.md §6 vectors 12, 8 and 5 in a row
+# stories260K, 75 tokens (more than 64): docs/tokenizer.md §7 vectors 12, 8 and 5 in a row
 golden stories-long shared stories260K.gguf 100 \
     "1 403 407 261 378 432 383 286 261 376 298 315 421 395 317 263 415 414 401 396 267 337 410 408 419 292 411 322 265 262 379 419 415 271 411 426 346 306 414 432 263 304 341 443 410 489 422 406 450 488 313 456 425 309 266 436 410 464 464 344 264 426 278 271 411 353 411 13 421 271 411 259 424 414 13"
-# stories260K, byte-fallback tokens (tokenizer-spm.md §6 vector 11: "I love 🦙 and 🚀!")
+# stories260K, byte-fallback tokens (docs/tokenizer.md §7 vector 11: "I love 🦙 and 🚀!")
 golden stories-bytes shared stories260K.gguf 100 \
     "1 359 401 360 410 243 162 169 156 269 410 243 162 157 131 443"
 # synthetic llama, Q8_0 matrices; and Q4_0 matrices with a Q6_K output as real Q4_0 files have
@@ -94,7 +94,7 @@ for line in open(f"{tmp}/cases"):
     # |engine - golden| per logit for an engine computing in float32 with float activations:
     # float32 against this float64 reference differs by ~1e-5 here; 2e-3 leaves a wide
     # margin yet catches a wrong formula (a wrong RoPE variant moves stories260K's logits
-    # by ~10, llama-arch.md §0)
+    # by ~10, docs/forward.md §1)
     c["atol"] = 2e-3
     # an engine may round activations to 8 bits before products with quantized weights
     # (minfer's fast CPU path, llama.cpp): that alone moves these logits by up to

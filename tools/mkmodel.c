@@ -10,12 +10,12 @@
  * Presets (the shape; every option above overrides its part):
  *   llama   tiny            d 256, 2 layers, 8 heads / 2 KV heads (hd 32), FFN 512, vocab 512,
  *                           ctx 512: every row is a multiple of 256, so every type fits
- *           tinyllama-1.1b  TinyLlama-1.1B (llama-arch.md §5): d 2048, 22 layers, 32/4 heads,
+ *           tinyllama-1.1b  TinyLlama-1.1B (docs/reference.md §2): d 2048, 22 layers, 32/4 heads,
  *                           FFN 5632, vocab 32000, ctx 2048, rope base 10000, eps 1e-5
  *   gpt-oss tiny            d 128, 4 layers, 4/2 heads of 16 (so H·hd = 64 != d), 4 experts
  *                           top-2 of width 96, window 8, ctx 256, YaRN 32 over 4096 (all three
  *                           ramp regimes occur with hd 16), a small byte-level BPE vocabulary
- *           gpt-oss-20b     gpt-oss-arch.md §1: 24 layers, d 2880, 64/8 heads of 64, 32 experts
+ *           gpt-oss-20b     docs/forward.md §1: 24 layers, d 2880, 64/8 heads of 64, 32 experts
  *                           top-4 of width 2880, vocab 201088, window 128, ctx 131072, base
  *                           150000, YaRN 32 over 4096; MXFP4 experts, Q8_0 attention,
  *                           embedding and output, F32 norms, biases, sinks and router
@@ -54,8 +54,12 @@
  * online CPUs).
  */
 #include "gguf.h"
+#include "model.h"
 #include "quant.h"
+#include "quantize.h"
+#include "quantize_model.h"
 #include "types.h"
+#include "driver.h"
 
 #include <errno.h>
 #include <math.h>
@@ -69,11 +73,6 @@
 #include <malloc.h>
 
 enum { ARCH_LLAMA = 0, ARCH_GPT_OSS = 1 };
-
-/* llama_ftype values written to general.file_type (gguf.md §8; informational only) */
-enum { FT_ALL_F32 = 0, FT_F16 = 1, FT_Q4_0 = 2, FT_Q4_1 = 3, FT_Q8_0 = 7, FT_Q5_0 = 8, FT_Q5_1 = 9,
-       FT_Q2_K = 10, FT_Q3_K_S = 11, FT_Q4_K_S = 14, FT_Q5_K_S = 16, FT_Q6_K = 18, FT_BF16 = 32,
-       FT_MXFP4_MOE = 38 };
 
 typedef struct cfg {
     int arch;
@@ -94,30 +93,68 @@ static int preset_apply(cfg *c, mf_err *err)
 {
     const char *p = c->preset;
     if (c->arch == ARCH_LLAMA && strcmp(p, "tiny") == 0) {
-        c->dim = 256; c->layers = 2; c->heads = 8; c->kv_heads = 2; c->ff = 512;
-        c->vocab = 512; c->ctx = 512; c->rope_base = 10000.0f; c->eps = 1e-5f;
+        c->dim = 256;
+        c->layers = 2;
+        c->heads = 8;
+        c->kv_heads = 2;
+        c->ff = 512;
+        c->vocab = 512;
+        c->ctx = 512;
+        c->rope_base = 10000.0f;
+        c->eps = 1e-5f;
         c->type = c->embd_type = c->output_type = MF_TYPE_F32;
     } else if (c->arch == ARCH_LLAMA && strcmp(p, "tinyllama-1.1b") == 0) {
-        c->dim = 2048; c->layers = 22; c->heads = 32; c->kv_heads = 4; c->ff = 5632;
-        c->vocab = 32000; c->ctx = 2048; c->rope_base = 10000.0f; c->eps = 1e-5f;
+        c->dim = 2048;
+        c->layers = 22;
+        c->heads = 32;
+        c->kv_heads = 4;
+        c->ff = 5632;
+        c->vocab = 32000;
+        c->ctx = 2048;
+        c->rope_base = 10000.0f;
+        c->eps = 1e-5f;
         c->type = c->embd_type = c->output_type = MF_TYPE_F16;
     } else if (c->arch == ARCH_GPT_OSS && strcmp(p, "tiny") == 0) {
-        c->dim = 128; c->layers = 4; c->heads = 4; c->kv_heads = 2; c->head_dim = 16;
-        c->experts = 4; c->experts_used = 2; c->ff = 96; c->window = 8; c->ctx = 256;
+        c->dim = 128;
+        c->layers = 4;
+        c->heads = 4;
+        c->kv_heads = 2;
+        c->head_dim = 16;
+        c->experts = 4;
+        c->experts_used = 2;
+        c->ff = 96;
+        c->window = 8;
+        c->ctx = 256;
         c->vocab = 0; /* the natural size of the synthetic vocabulary */
-        c->rope_base = 150000.0f; c->yarn_factor = 32.0f; c->yarn_orig_ctx = 4096; c->eps = 1e-5f;
+        c->rope_base = 150000.0f;
+        c->yarn_factor = 32.0f;
+        c->yarn_orig_ctx = 4096;
+        c->eps = 1e-5f;
         c->type = c->embd_type = c->output_type = MF_TYPE_Q8_0;
         c->expert_type = MF_TYPE_MXFP4;
     } else if (c->arch == ARCH_GPT_OSS && strcmp(p, "gpt-oss-20b") == 0) {
-        c->dim = 2880; c->layers = 24; c->heads = 64; c->kv_heads = 8; c->head_dim = 64;
-        c->experts = 32; c->experts_used = 4; c->ff = 2880; c->window = 128; c->ctx = 131072;
+        c->dim = 2880;
+        c->layers = 24;
+        c->heads = 64;
+        c->kv_heads = 8;
+        c->head_dim = 64;
+        c->experts = 32;
+        c->experts_used = 4;
+        c->ff = 2880;
+        c->window = 128;
+        c->ctx = 131072;
         c->vocab = 201088;
-        c->rope_base = 150000.0f; c->yarn_factor = 32.0f; c->yarn_orig_ctx = 4096; c->eps = 1e-5f;
+        c->rope_base = 150000.0f;
+        c->yarn_factor = 32.0f;
+        c->yarn_orig_ctx = 4096;
+        c->eps = 1e-5f;
         c->type = c->embd_type = c->output_type = MF_TYPE_Q8_0;
         c->expert_type = MF_TYPE_MXFP4;
     } else {
-        return mf_errf(err, "--preset %s: unknown for --arch %s (llama: tiny, tinyllama-1.1b; "
-                       "gpt-oss: tiny, gpt-oss-20b)", p, c->arch == ARCH_LLAMA ? "llama" : "gpt-oss");
+        return mf_errf(err,
+                       "--preset %s: unknown for --arch %s (llama: tiny, tinyllama-1.1b; "
+                       "gpt-oss: tiny, gpt-oss-20b)",
+                       p, c->arch == ARCH_LLAMA ? "llama" : "gpt-oss");
     }
     return 0;
 }
@@ -139,20 +176,29 @@ static void vocab_free(vocab *v)
 {
     for (int64_t i = 0; i < v->n; i++) free(v->tok[i]);
     for (int64_t i = 0; i < v->n_merge; i++) free(v->merge[i]);
-    free(v->tok); free(v->type); free(v->score); free(v->merge);
+    free(v->tok);
+    free(v->type);
+    free(v->score);
+    free(v->merge);
 }
 
 static void *xrealloc(void *p, size_t n)
 {
     void *q = realloc(p, n);
-    if (!q) { fprintf(stderr, "mkmodel: out of memory\n"); exit(1); }
+    if (!q) {
+        fprintf(stderr, "mkmodel: out of memory\n");
+        exit(1);
+    }
     return q;
 }
 
 static char *xstrdup(const char *s)
 {
     char *d = strdup(s);
-    if (!d) { fprintf(stderr, "mkmodel: out of memory\n"); exit(1); }
+    if (!d) {
+        fprintf(stderr, "mkmodel: out of memory\n");
+        exit(1);
+    }
     return d;
 }
 
@@ -164,7 +210,7 @@ static int64_t vocab_find(const vocab *v, const char *s)
 }
 
 /* Append a token; returns its id (or the existing id of an equal string: token strings
- * must be unique, tokenizer-spm.md §1). */
+ * must be unique, docs/tokenizer.md §1). */
 static int64_t vocab_add(vocab *v, const char *s, int32_t type, float score)
 {
     int64_t id = vocab_find(v, s);
@@ -202,15 +248,15 @@ enum { TT_NORMAL = 1, TT_UNKNOWN = 2, TT_CONTROL = 3, TT_UNUSED = 5, TT_BYTE = 6
 /* Words whose pieces (SPM) or merges (BPE) the synthetic vocabularies contain: enough that
  * English text tokenizes into more than single bytes, small enough for a tiny model. */
 static const char *const WORDS[] = {
-    "the", "and", "was", "to", "he", "she", "it", "of", "in", "they", "said", "his", "her",
-    "you", "with", "that", "on", "for", "is", "day", "one", "time", "upon", "once", "there",
-    "little", "girl", "boy", "named", "who", "loved", "play", "happy", "big", "dog", "cat",
-    "sun", "tree", "friend", "mom", "went", "saw", "had", "very", "not", "but", "so", "what",
-    "Once", "Lily", "Tom", "The", "She", "He", "user", "assistant", "system", "analysis", "final",
+    "the",   "and",    "was",    "to",   "he",    "she", "it",    "of",        "in",     "they",     "said",  "his",
+    "her",   "you",    "with",   "that", "on",    "for", "is",    "day",       "one",    "time",     "upon",  "once",
+    "there", "little", "girl",   "boy",  "named", "who", "loved", "play",      "happy",  "big",      "dog",   "cat",
+    "sun",   "tree",   "friend", "mom",  "went",  "saw", "had",   "very",      "not",    "but",      "so",    "what",
+    "Once",  "Lily",   "Tom",    "The",  "She",   "He",  "user",  "assistant", "system", "analysis", "final",
 };
 #define N_WORDS (sizeof WORDS / sizeof WORDS[0])
 
-/* SentencePiece-style vocabulary (tokenizer-spm.md): <unk>, <s>, </s>, the 256 byte tokens
+/* SentencePiece-style vocabulary (docs/tokenizer.md §3): <unk>, <s>, </s>, the 256 byte tokens
  * <0x00>..<0xFF>, single characters, then every prefix of "▁word" for the word list, with
  * scores 0, −1, −2, … in that order (a higher score merges first), padded with UNUSED
  * <unusedN> tokens up to n. */
@@ -226,7 +272,7 @@ static int vocab_spm(vocab *v, int64_t n, mf_err *err)
         snprintf(buf, sizeof buf, "<0x%02X>", b);
         vocab_add(v, buf, TT_BYTE, 0.0f);
     }
-    int64_t first_piece = v->n;   /* 259 */
+    int64_t first_piece = v->n; /* 259 */
     float score = 0.0f;
     vocab_add(v, SP, TT_NORMAL, score--);
     const char *chars = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.,!?'\"-:;()";
@@ -242,8 +288,10 @@ static int vocab_spm(vocab *v, int64_t n, mf_err *err)
         }
     }
     if (n < first_piece + 1)
-        return mf_errf(err, "--vocab %lld: a llama vocabulary needs at least %lld tokens "
-                       "(3 specials, 256 bytes, one piece)", (long long)n, (long long)first_piece + 1);
+        return mf_errf(err,
+                       "--vocab %lld: a llama vocabulary needs at least %lld tokens "
+                       "(3 specials, 256 bytes, one piece)",
+                       (long long)n, (long long)first_piece + 1);
     while (v->n > n) free(v->tok[--v->n]);
     for (int64_t k = 0; v->n < n; k++) {
         snprintf(buf, sizeof buf, "<unused%lld>", (long long)k);
@@ -252,7 +300,7 @@ static int vocab_spm(vocab *v, int64_t n, mf_err *err)
     return 0;
 }
 
-/* GPT-2 byte map (tokenizer-o200k.md §3): printable bytes map to themselves, the other 68
+/* GPT-2 byte map (docs/tokenizer.md §4.1): printable bytes map to themselves, the other 68
  * bytes to U+0100, U+0101, ... in increasing order. */
 static uint32_t gpt2_byte_cp(int b)
 {
@@ -265,18 +313,20 @@ static uint32_t gpt2_byte_cp(int b)
 
 static int utf8_put(char *out, uint32_t cp)
 {
-    if (cp < 0x80) { out[0] = (char)cp; return 1; }
+    if (cp < 0x80) {
+        out[0] = (char)cp;
+        return 1;
+    }
     out[0] = (char)(0xC0 | (cp >> 6));
     out[1] = (char)(0x80 | (cp & 0x3F));
-    return 2;  /* the byte map only reaches U+0143 */
+    return 2; /* the byte map only reaches U+0143 */
 }
 
-/* The 15 harmony tokens in id order from <|startoftext|> (tokenizer-o200k.md §2). */
+/* The 15 harmony tokens in id order from <|startoftext|> (docs/tokenizer.md §1). */
 static const char *const HARMONY[] = {
-    "<|startoftext|>", "<|endoftext|>", "<|reserved_200000|>", "<|reserved_200001|>",
-    "<|return|>", "<|constrain|>", "<|reserved_200004|>", "<|channel|>", "<|start|>",
-    "<|end|>", "<|message|>", "<|reserved_200009|>", "<|reserved_200010|>",
-    "<|reserved_200011|>", "<|call|>",
+    "<|startoftext|>", "<|endoftext|>",       "<|reserved_200000|>", "<|reserved_200001|>", "<|return|>",
+    "<|constrain|>",   "<|reserved_200004|>", "<|channel|>",         "<|start|>",           "<|end|>",
+    "<|message|>",     "<|reserved_200009|>", "<|reserved_200010|>", "<|reserved_200011|>", "<|call|>",
 };
 #define N_HARMONY 15
 /* ids after <|startoftext|> in the real vocabulary: 201088 − 199998 */
@@ -297,7 +347,7 @@ static void bpe_merge(vocab *v, const char *a, const char *b)
     vocab_add(v, t, TT_NORMAL, 0.0f);
 }
 
-/* Byte-level BPE vocabulary in the layout of o200k_harmony (tokenizer-o200k.md): the 256
+/* Byte-level BPE vocabulary in the layout of o200k_harmony (docs/tokenizer.md §4): the 256
  * byte tokens in GPT-2 order (bytes 0x21.. first, space = id 220), then for each word the
  * left-to-right merges of "Ġword" and "word" (rank = order of creation), then — when n
  * leaves room — "[PAD<id>]" UNUSED fillers so that the 15 harmony tokens start at
@@ -321,7 +371,11 @@ static int vocab_bpe(vocab *v, int64_t n, mf_err *err)
             const char *word = WORDS[w];
             snprintf(left, sizeof left, "%s", spaced ? G : "");
             size_t start = 0;
-            if (!spaced) { left[0] = word[0]; left[1] = 0; start = 1; }
+            if (!spaced) {
+                left[0] = word[0];
+                left[1] = 0;
+                start = 1;
+            }
             for (size_t k = start; word[k]; k++) {
                 char right[2] = {word[k], 0};
                 bpe_merge(v, left, right);
@@ -333,8 +387,8 @@ static int vocab_bpe(vocab *v, int64_t n, mf_err *err)
     int64_t natural = v->n + N_HARMONY;
     if (n == 0) n = natural;
     if (n < natural)
-        return mf_errf(err, "--vocab %lld: this byte-level vocabulary needs at least %lld tokens",
-                       (long long)n, (long long)natural);
+        return mf_errf(err, "--vocab %lld: this byte-level vocabulary needs at least %lld tokens", (long long)n,
+                       (long long)natural);
     int64_t first_special = n - HARMONY_TAIL > v->n ? n - HARMONY_TAIL : v->n;
     for (int64_t i = v->n; i < first_special; i++) {
         snprintf(buf, sizeof buf, "[PAD%lld]", (long long)i);
@@ -345,9 +399,9 @@ static int vocab_bpe(vocab *v, int64_t n, mf_err *err)
         snprintf(buf, sizeof buf, "<|reserved_%lld|>", (long long)(i - first_special + 199998));
         vocab_push(v, buf, TT_CONTROL, 0.0f);
     }
-    v->bos = first_special;          /* <|startoftext|> */
-    v->pad = first_special + 1;      /* <|endoftext|> */
-    v->eos = first_special + 4;      /* <|return|> */
+    v->bos = first_special;     /* <|startoftext|> */
+    v->pad = first_special + 1; /* <|endoftext|> */
+    v->eos = first_special + 4; /* <|return|> */
     v->unk = -1;
     return 0;
 }
@@ -360,7 +414,8 @@ static int write_vocab(mf_gguf_writer *w, const vocab *v, int bpe)
     rc |= mf_gguf_w_arr_str(w, "tokenizer.ggml.tokens", (const char *const *)v->tok, NULL, (uint64_t)v->n);
     if (!bpe) rc |= mf_gguf_w_arr(w, "tokenizer.ggml.scores", MF_GGUF_F32, v->score, (uint64_t)v->n);
     rc |= mf_gguf_w_arr(w, "tokenizer.ggml.token_type", MF_GGUF_I32, v->type, (uint64_t)v->n);
-    if (bpe) rc |= mf_gguf_w_arr_str(w, "tokenizer.ggml.merges", (const char *const *)v->merge, NULL, (uint64_t)v->n_merge);
+    if (bpe)
+        rc |= mf_gguf_w_arr_str(w, "tokenizer.ggml.merges", (const char *const *)v->merge, NULL, (uint64_t)v->n_merge);
     rc |= mf_gguf_w_u32(w, "tokenizer.ggml.bos_token_id", (uint32_t)v->bos);
     rc |= mf_gguf_w_u32(w, "tokenizer.ggml.eos_token_id", (uint32_t)v->eos);
     if (v->unk >= 0) rc |= mf_gguf_w_u32(w, "tokenizer.ggml.unknown_token_id", (uint32_t)v->unk);
@@ -382,7 +437,7 @@ typedef struct ptensor {
     uint32_t type, n_dims;
     int64_t ne[3];
     int dist;
-    float a, b;        /* normal: a = standard deviation; uniform: [a, b) */
+    float a, b; /* normal: a = standard deviation; uniform: [a, b) */
 } ptensor;
 
 typedef struct plan {
@@ -396,8 +451,8 @@ typedef struct plan {
     const ptensor *embd;
 } plan;
 
-static void add_t(plan *p, const char *name, uint32_t type, uint32_t n_dims, int64_t ne0, int64_t ne1,
-                  int64_t ne2, int dist, double a, double b)
+static void add_t(plan *p, const char *name, uint32_t type, uint32_t n_dims, int64_t ne0, int64_t ne1, int64_t ne2,
+                  int dist, double a, double b)
 {
     if (p->n == p->cap) {
         p->cap = p->cap ? 2 * p->cap : 64;
@@ -407,70 +462,77 @@ static void add_t(plan *p, const char *name, uint32_t type, uint32_t n_dims, int
     snprintf(t->name, sizeof t->name, "%s", name);
     t->type = type;
     t->n_dims = n_dims;
-    t->ne[0] = ne0; t->ne[1] = ne1; t->ne[2] = ne2;
+    t->ne[0] = ne0;
+    t->ne[1] = ne1;
+    t->ne[2] = ne2;
     t->dist = dist;
     t->a = (float)a;
     t->b = (float)b;
 }
 
-#define MATRIX(name, type, n_in, n_out) add_t(p, name, type, 2, n_in, n_out, 1, D_NORMAL, 1.0 / sqrt((double)(n_in)), 0)
-#define GAIN(name, n) add_t(p, name, MF_TYPE_F32, 1, n, 1, 1, D_UNIFORM, 0.9, 1.1)
-#define BIAS(name, n) add_t(p, name, MF_TYPE_F32, 1, n, 1, 1, D_NORMAL, 0.1, 0)
-
-/* name of a tensor of block l (uses the locals nm and l) */
-#define N(suffix) (snprintf(nm, sizeof nm, "blk.%lld." suffix, (long long)l), nm)
-
-static void plan_llama(plan *p, const cfg *c)
+/* One tensor of the weight list (model.h) as mkmodel fills it: its type and distribution
+ * (see the top of this file for the reasoning). */
+static void add_listed(plan *p, const cfg *c, const mf_hparams *hp, int i, const char *name)
 {
-    char nm[MF_GGUF_MAX_NAME];
-    int64_t d = c->dim, hd = c->head_dim, q = c->heads * hd, kv = c->kv_heads * hd;
-    add_t(p, "token_embd.weight", c->embd_type, 2, d, c->vocab, 1, D_NORMAL, 1.0, 0);
-    for (int64_t l = 0; l < c->layers; l++) {
-        GAIN(N("attn_norm.weight"), d);
-        MATRIX(N("attn_q.weight"), c->type, d, q);
-        MATRIX(N("attn_k.weight"), c->type, d, kv);
-        MATRIX(N("attn_v.weight"), c->type, d, kv);
-        MATRIX(N("attn_output.weight"), c->type, q, d);
-        GAIN(N("ffn_norm.weight"), d);
-        MATRIX(N("ffn_gate.weight"), c->type, d, c->ff);
-        MATRIX(N("ffn_up.weight"), c->type, d, c->ff);
-        MATRIX(N("ffn_down.weight"), c->type, c->ff, d);
+    const mf_tensor_desc *t = mf_model_weight_desc(i);
+    int64_t ne[3];
+    for (int j = 0; j < 3; j++) ne[j] = mf_dim_size(hp, t->dim[j]);
+    double d = (double)hp->n_embd, n_in = (double)ne[0];
+    uint32_t mtype = c->arch == ARCH_GPT_OSS && t->nd == 3 ? c->expert_type : c->type;
+    if (i == MF_MT_tok_embd) mtype = c->embd_type;
+    if (i == MF_MT_output) mtype = c->output_type;
+    int lt = i >= MF_MODEL_N_TENSORS ? (i - MF_MODEL_N_TENSORS) % MF_LAYER_N_TENSORS : -1;
+    if (i == MF_MT_tok_embd) {
+        add_t(p, name, mtype, 2, ne[0], ne[1], 1, D_NORMAL, 1.0, 0);
+    } else if (t->kind == MF_W_ROUTER) {
+        add_t(p, name, MF_TYPE_F32, 2, ne[0], ne[1], 1, D_NORMAL, 2.0 / sqrt(d), 0);
+    } else if (t->kind == MF_W_MATRIX) {
+        /* expert gate/up drive the clamps, expert down keeps the sum near RMS 1 */
+        double sd = lt == MF_LT_gate_exps || lt == MF_LT_up_exps ? 3.0 / sqrt(d)
+                    : lt == MF_LT_down_exps                      ? 0.3 / sqrt(n_in)
+                                                                 : 1.0 / sqrt(n_in);
+        add_t(p, name, mtype, (uint32_t)t->nd, ne[0], ne[1], ne[2], D_NORMAL, sd, 0);
+    } else if (lt == MF_LT_sinks) {
+        add_t(p, name, MF_TYPE_F32, 1, ne[0], 1, 1, D_UNIFORM, 0.0, 2.0);
+    } else if (strstr(t->field, "norm")) { /* gains */
+        add_t(p, name, MF_TYPE_F32, 1, ne[0], 1, 1, D_UNIFORM, 0.9, 1.1);
+    } else { /* biases */
+        add_t(p, name, MF_TYPE_F32, (uint32_t)t->nd, ne[0], ne[1], 1, D_NORMAL, 0.1, 0);
     }
-    GAIN("output_norm.weight", d);
-    MATRIX("output.weight", c->output_type, d, c->vocab);
 }
 
-static void plan_gpt_oss(plan *p, const cfg *c)
+/* Every tensor the architecture requires, in the list's order, and the output matrix (which
+ * the format allows to be absent: mkmodel always writes it); the embedding first and the
+ * output norm and matrix last, as converters lay files out. */
+static void plan_tensors(plan *p, const cfg *c)
 {
+    int arch = c->arch == ARCH_GPT_OSS ? MF_ARCH_GPT_OSS : MF_ARCH_LLAMA;
+    mf_hparams hp = {.arch = arch,
+                     .n_embd = (int)c->dim,
+                     .n_heads = (int)c->heads,
+                     .n_kv_heads = (int)c->kv_heads,
+                     .head_dim = (int)c->head_dim,
+                     .n_vocab = (int)c->vocab,
+                     .n_experts = (int)c->experts};
+    if (arch == MF_ARCH_GPT_OSS) hp.n_ff_exp = (int)c->ff;
+    else hp.n_ff = (int)c->ff;
+    if (!hp.head_dim) hp.head_dim = (int)(c->dim / c->heads);
     char nm[MF_GGUF_MAX_NAME];
-    int64_t d = c->dim, hd = c->head_dim, q = c->heads * hd, kv = c->kv_heads * hd;
-    int64_t E = c->experts, F = c->ff;
-    add_t(p, "token_embd.weight", c->embd_type, 2, d, c->vocab, 1, D_NORMAL, 1.0, 0);
-    for (int64_t l = 0; l < c->layers; l++) {
-        GAIN(N("attn_norm.weight"), d);
-        MATRIX(N("attn_q.weight"), c->type, d, q);
-        BIAS(N("attn_q.bias"), q);
-        MATRIX(N("attn_k.weight"), c->type, d, kv);
-        BIAS(N("attn_k.bias"), kv);
-        MATRIX(N("attn_v.weight"), c->type, d, kv);
-        BIAS(N("attn_v.bias"), kv);
-        MATRIX(N("attn_output.weight"), c->type, q, d);
-        BIAS(N("attn_output.bias"), d);
-        add_t(p, N("attn_sinks.weight"), MF_TYPE_F32, 1, c->heads, 1, 1, D_UNIFORM, 0.0, 2.0);
-        GAIN(N("post_attention_norm.weight"), d);
-        add_t(p, N("ffn_gate_inp.weight"), MF_TYPE_F32, 2, d, E, 1, D_NORMAL, 2.0 / sqrt((double)d), 0);
-        BIAS(N("ffn_gate_inp.bias"), E);
-        add_t(p, N("ffn_gate_exps.weight"), c->expert_type, 3, d, F, E, D_NORMAL, 3.0 / sqrt((double)d), 0);
-        add_t(p, N("ffn_gate_exps.bias"), MF_TYPE_F32, 2, F, E, 1, D_NORMAL, 0.1, 0);
-        add_t(p, N("ffn_up_exps.weight"), c->expert_type, 3, d, F, E, D_NORMAL, 3.0 / sqrt((double)d), 0);
-        add_t(p, N("ffn_up_exps.bias"), MF_TYPE_F32, 2, F, E, 1, D_NORMAL, 0.1, 0);
-        add_t(p, N("ffn_down_exps.weight"), c->expert_type, 3, F, d, E, D_NORMAL, 0.3 / sqrt((double)F), 0);
-        add_t(p, N("ffn_down_exps.bias"), MF_TYPE_F32, 2, d, E, 1, D_NORMAL, 0.1, 0);
+    const int top[] = {MF_MT_tok_embd, -1, MF_MT_output_norm, MF_MT_output};
+    for (size_t k = 0; k < sizeof top / sizeof *top; k++) {
+        if (top[k] >= 0) {
+            add_listed(p, c, &hp, top[k], mf_model_tensors[top[k]].arch[arch].name);
+            continue;
+        }
+        for (int64_t l = 0; l < c->layers; l++)
+            for (int i = 0; i < MF_LAYER_N_TENSORS; i++) {
+                const mf_tensor_use *u = &mf_layer_tensors[i].arch[arch];
+                if (u->use != MF_USE_REQ) continue;
+                snprintf(nm, sizeof nm, "blk.%lld.%s", (long long)l, u->name);
+                add_listed(p, c, &hp, MF_MODEL_N_TENSORS + i, nm);
+            }
     }
-    GAIN("output_norm.weight", d);
-    MATRIX("output.weight", c->output_type, d, c->vocab);
 }
-#undef N
 
 /* ================================================================ weights */
 
@@ -505,15 +567,15 @@ static void gen_row(const ptensor *t, uint64_t stream, float *x, int64_t n)
         for (int64_t i = 0; i < n; i++) {
             s += 0x9E3779B97F4A7C15ull;
             uint64_t r = mix64(s);
-            int32_t sum = (int32_t)(r & 0xFFFF) + (int32_t)((r >> 16) & 0xFFFF) +
-                          (int32_t)((r >> 32) & 0xFFFF) + (int32_t)(r >> 48);
+            int32_t sum = (int32_t)(r & 0xFFFF) + (int32_t)((r >> 16) & 0xFFFF) + (int32_t)((r >> 32) & 0xFFFF) +
+                          (int32_t)(r >> 48);
             x[i] = (float)(sum - IH4_MEAN) * scale;
         }
     } else {
         float lo = t->a, width = t->b - t->a;
         for (int64_t i = 0; i < n; i++) {
             s += 0x9E3779B97F4A7C15ull;
-            float u = (float)(mix64(s) >> 40) * (1.0f / 16777216.0f);   /* exact: 24 bits */
+            float u = (float)(mix64(s) >> 40) * (1.0f / 16777216.0f); /* exact: 24 bits */
             float step = width * u;
             x[i] = lo + step;
         }
@@ -574,13 +636,18 @@ static int fill(void *user, uint64_t index, const mf_gguf_tensor *info, void *bu
     const ptensor *t = &p->t[index];
     int64_t rows = info->ne[1] * info->ne[2] * info->ne[3];
     int nt = p->threads;
-    if (rows < 64 * (int64_t)nt) nt = 1;    /* small tensors: not worth a thread */
+    if (rows < 64 * (int64_t)nt) nt = 1; /* small tensors: not worth a thread */
     job jobs[64];
     pthread_t th[64];
     int started[64] = {0}, failed = 0;
     for (int i = 0; i < nt; i++) {
-        jobs[i] = (job){p, t, buf, mf_type_row_bytes(t->type, t->ne[0]), rows * i / nt,
-                        rows * (i + 1) / nt, mix64(p->seed ^ fnv1a(t->name))};
+        jobs[i] = (job){p,
+                        t,
+                        buf,
+                        mf_type_row_bytes(t->type, t->ne[0]),
+                        rows * i / nt,
+                        rows * (i + 1) / nt,
+                        mix64(p->seed ^ fnv1a(t->name))};
         /* jobs 1.. on threads (run here if a thread cannot be made), job 0 here */
         if (i > 0) started[i] = pthread_create(&th[i], NULL, run_job, &jobs[i]) == 0;
         if (i > 0 && !started[i]) failed |= run_job(&jobs[i]) != NULL;
@@ -597,25 +664,11 @@ static int fill(void *user, uint64_t index, const mf_gguf_tensor *info, void *bu
 
 /* ================================================================ metadata */
 
+/* general.file_type: the llama_ftype of the file's main type (quantize_model.h) */
 static uint32_t file_type(const cfg *c)
 {
-    if (c->arch == ARCH_GPT_OSS && c->expert_type == MF_TYPE_MXFP4) return FT_MXFP4_MOE;
-    switch (c->type) {
-    case MF_TYPE_F32: return FT_ALL_F32;
-    case MF_TYPE_F16: return FT_F16;
-    case MF_TYPE_BF16: return FT_BF16;
-    case MF_TYPE_Q4_0: return FT_Q4_0;
-    case MF_TYPE_Q4_1: return FT_Q4_1;
-    case MF_TYPE_Q5_0: return FT_Q5_0;
-    case MF_TYPE_Q5_1: return FT_Q5_1;
-    case MF_TYPE_Q8_0: return FT_Q8_0;
-    case MF_TYPE_Q2_K: return FT_Q2_K;
-    case MF_TYPE_Q3_K: return FT_Q3_K_S;
-    case MF_TYPE_Q4_K: return FT_Q4_K_S;
-    case MF_TYPE_Q5_K: return FT_Q5_K_S;
-    case MF_TYPE_Q6_K: return FT_Q6_K;
-    default: return FT_ALL_F32;
-    }
+    if (c->arch == ARCH_GPT_OSS && c->expert_type == MF_TYPE_MXFP4) return mf_quant_file_type("MXFP4");
+    return mf_quant_file_type(mf_type_get(c->type)->name);
 }
 
 static int any_quantized(const plan *p)
@@ -625,7 +678,7 @@ static int any_quantized(const plan *p)
     return 0;
 }
 
-/* Keys of llama-arch.md §2 (what the converter writes for TinyLlama). */
+/* Keys of docs/forward.md §1 (what the converter writes for TinyLlama). */
 static int meta_llama(mf_gguf_writer *w, const cfg *c)
 {
     int rc = 0;
@@ -646,7 +699,7 @@ static int meta_llama(mf_gguf_writer *w, const cfg *c)
     return rc ? -1 : 0;
 }
 
-/* Keys of gpt-oss-arch.md §1.2, in the order of the ggml-org file. */
+/* Keys of docs/forward.md §1, in the order of the ggml-org file. */
 static int meta_gpt_oss(mf_gguf_writer *w, const cfg *c)
 {
     int rc = 0;
@@ -678,8 +731,8 @@ static int parse_i64(const char *opt, const char *val, int64_t lo, int64_t hi, i
     errno = 0;
     long long v = strtoll(val, &end, 10);
     if (errno || end == val || *end || v < lo || v > hi) {
-        fprintf(stderr, "mkmodel: bad value '%s' for %s (expected an integer in %lld..%lld)\n",
-                val, opt, (long long)lo, (long long)hi);
+        fprintf(stderr, "mkmodel: bad value '%s' for %s (expected an integer in %lld..%lld)\n", val, opt, (long long)lo,
+                (long long)hi);
         return -1;
     }
     *out = v;
@@ -717,32 +770,46 @@ static int parse_type(const char *opt, const char *val, uint32_t *out)
 
 static void usage(void)
 {
-    fprintf(stderr,
-            "usage: mkmodel -o OUT.gguf [--arch llama|gpt-oss] [--preset NAME] [--type T]\n"
-            "               [--output-type T] [--embd-type T] [--expert-type T] [--vocab-from FILE]\n"
-            "               [--layers N] [--seed S] [--ctx N] [--dim N] [--heads N] [--kv-heads N]\n"
-            "               [--head-dim N] [--ff N] [--vocab N] [--experts N] [--experts-used N]\n"
-            "               [--window N] [--rope-base F] [--threads N] [--script \"TOK TOK ...\"]\n"
-            "               [--sparse 1]   (header only: tensor data left as holes, for inspect/plan)\n"
-            "presets: llama: tiny (default), tinyllama-1.1b; gpt-oss: tiny (default), gpt-oss-20b\n");
+    fprintf(stderr, "usage: mkmodel -o OUT.gguf [--arch llama|gpt-oss] [--preset NAME] [--type T]\n"
+                    "               [--output-type T] [--embd-type T] [--expert-type T] [--vocab-from FILE]\n"
+                    "               [--layers N] [--seed S] [--ctx N] [--dim N] [--heads N] [--kv-heads N]\n"
+                    "               [--head-dim N] [--ff N] [--vocab N] [--experts N] [--experts-used N]\n"
+                    "               [--window N] [--rope-base F] [--threads N] [--script \"TOK TOK ...\"]\n"
+                    "               [--sparse 1]   (header only: tensor data left as holes, for inspect/plan)\n"
+                    "presets: llama: tiny (default), tinyllama-1.1b; gpt-oss: tiny (default), gpt-oss-20b\n");
 }
 
 /* The shape options, which override the preset's values; -1 = not given. */
-enum { O_DIM, O_LAYERS, O_HEADS, O_KV_HEADS, O_HEAD_DIM, O_FF, O_VOCAB, O_CTX, O_EXPERTS,
-       O_EXPERTS_USED, O_WINDOW, O_COUNT };
-static const struct { const char *opt; int64_t lo, hi; } SHAPE_OPTS[O_COUNT] = {
-    [O_DIM] = {"--dim", 1, INT32_MAX}, [O_LAYERS] = {"--layers", 0, 4096},
-    [O_HEADS] = {"--heads", 1, 4096}, [O_KV_HEADS] = {"--kv-heads", 1, 4096},
-    [O_HEAD_DIM] = {"--head-dim", 2, 4096}, [O_FF] = {"--ff", 1, INT32_MAX},
-    [O_VOCAB] = {"--vocab", 1, INT32_MAX}, [O_CTX] = {"--ctx", 1, INT32_MAX},
-    [O_EXPERTS] = {"--experts", 1, 4096}, [O_EXPERTS_USED] = {"--experts-used", 1, 4096},
+enum {
+    O_DIM,
+    O_LAYERS,
+    O_HEADS,
+    O_KV_HEADS,
+    O_HEAD_DIM,
+    O_FF,
+    O_VOCAB,
+    O_CTX,
+    O_EXPERTS,
+    O_EXPERTS_USED,
+    O_WINDOW,
+    O_COUNT
+};
+static const struct {
+    const char *opt;
+    int64_t lo, hi;
+} SHAPE_OPTS[O_COUNT] = {
+    [O_DIM] = {"--dim", 1, INT32_MAX},       [O_LAYERS] = {"--layers", 0, 4096},
+    [O_HEADS] = {"--heads", 1, 4096},        [O_KV_HEADS] = {"--kv-heads", 1, 4096},
+    [O_HEAD_DIM] = {"--head-dim", 2, 4096},  [O_FF] = {"--ff", 1, INT32_MAX},
+    [O_VOCAB] = {"--vocab", 1, INT32_MAX},   [O_CTX] = {"--ctx", 1, INT32_MAX},
+    [O_EXPERTS] = {"--experts", 1, 4096},    [O_EXPERTS_USED] = {"--experts-used", 1, 4096},
     [O_WINDOW] = {"--window", 1, INT32_MAX},
 };
 
 static int parse_args(int argc, char **argv, cfg *c)
 {
     int64_t shape[O_COUNT];
-    uint32_t types[4] = {0};               /* --type, --embd-type, --output-type, --expert-type */
+    uint32_t types[4] = {0}; /* --type, --embd-type, --output-type, --expert-type */
     int has_type[4] = {0};
     static const char *const TYPE_OPTS[4] = {"--type", "--embd-type", "--output-type", "--expert-type"};
     float rope_base = 0.0f;
@@ -755,7 +822,10 @@ static int parse_args(int argc, char **argv, cfg *c)
 
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
-        if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) { usage(); exit(0); }
+        if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
+            usage();
+            exit(0);
+        }
         if (i + 1 >= argc) {
             fprintf(stderr, "mkmodel: option %s needs a value (or is unknown)\n", a);
             return -1;
@@ -767,16 +837,23 @@ static int parse_args(int argc, char **argv, cfg *c)
         else if (strcmp(a, "--arch") == 0) {
             if (strcmp(v, "llama") == 0) c->arch = ARCH_LLAMA;
             else if (strcmp(v, "gpt-oss") == 0) c->arch = ARCH_GPT_OSS;
-            else { fprintf(stderr, "mkmodel: bad value '%s' for --arch (llama or gpt-oss)\n", v); return -1; }
+            else {
+                fprintf(stderr, "mkmodel: bad value '%s' for --arch (llama or gpt-oss)\n", v);
+                return -1;
+            }
         } else if (strcmp(a, "--preset") == 0) {
             c->preset = v;
             /* the named real shapes imply their architecture */
             if (strcmp(v, "tinyllama-1.1b") == 0) c->arch = ARCH_LLAMA;
             if (strcmp(v, "gpt-oss-20b") == 0) c->arch = ARCH_GPT_OSS;
         } else if (strcmp(a, "--vocab-from") == 0) c->vocab_from = v;
-        else if (strcmp(a, "--seed") == 0) { rc = parse_i64(a, v, 0, INT64_MAX, &x); c->seed = (uint64_t)x; }
-        else if (strcmp(a, "--threads") == 0) { rc = parse_i64(a, v, 1, 64, &x); c->threads = (int)x; }
-        else if (strcmp(a, "--rope-base") == 0) rc = parse_f32(a, v, &rope_base);
+        else if (strcmp(a, "--seed") == 0) {
+            rc = parse_i64(a, v, 0, INT64_MAX, &x);
+            c->seed = (uint64_t)x;
+        } else if (strcmp(a, "--threads") == 0) {
+            rc = parse_i64(a, v, 1, 64, &x);
+            c->threads = (int)x;
+        } else if (strcmp(a, "--rope-base") == 0) rc = parse_f32(a, v, &rope_base);
         else if (strcmp(a, "--script") == 0) c->script = v;
         else if (strcmp(a, "--sparse") == 0) c->sparse = strcmp(v, "0") != 0;
         else {
@@ -793,17 +870,29 @@ static int parse_args(int argc, char **argv, cfg *c)
                     rc = parse_type(a, v, &types[k]);
                 }
         }
-        if (!known) { fprintf(stderr, "mkmodel: unknown option %s\n", a); usage(); return -1; }
+        if (!known) {
+            fprintf(stderr, "mkmodel: unknown option %s\n", a);
+            usage();
+            return -1;
+        }
         if (rc) return -1;
     }
-    if (!c->out) { usage(); return -1; }
+    if (!c->out) {
+        usage();
+        return -1;
+    }
     mf_err err;
-    if (preset_apply(c, &err)) { fprintf(stderr, "mkmodel: %s\n", err.msg); return -1; }
+    if (preset_apply(c, &err)) {
+        fprintf(stderr, "mkmodel: %s\n", err.msg);
+        return -1;
+    }
 
-    int64_t *dst[O_COUNT] = {[O_DIM] = &c->dim, [O_LAYERS] = &c->layers, [O_HEADS] = &c->heads,
-                             [O_KV_HEADS] = &c->kv_heads, [O_HEAD_DIM] = &c->head_dim, [O_FF] = &c->ff,
-                             [O_VOCAB] = &c->vocab, [O_CTX] = &c->ctx, [O_EXPERTS] = &c->experts,
-                             [O_EXPERTS_USED] = &c->experts_used, [O_WINDOW] = &c->window};
+    int64_t *dst[O_COUNT] = {[O_DIM] = &c->dim,           [O_LAYERS] = &c->layers,
+                             [O_HEADS] = &c->heads,       [O_KV_HEADS] = &c->kv_heads,
+                             [O_HEAD_DIM] = &c->head_dim, [O_FF] = &c->ff,
+                             [O_VOCAB] = &c->vocab,       [O_CTX] = &c->ctx,
+                             [O_EXPERTS] = &c->experts,   [O_EXPERTS_USED] = &c->experts_used,
+                             [O_WINDOW] = &c->window};
     for (int k = 0; k < O_COUNT; k++)
         if (shape[k] >= 0) *dst[k] = shape[k];
     if (rope_base > 0) c->rope_base = rope_base;
@@ -812,7 +901,7 @@ static int parse_args(int argc, char **argv, cfg *c)
     if (has_type[2]) c->output_type = types[2];
     if (has_type[3]) c->expert_type = types[3];
 
-    /* shape rules of the architectures (llama-arch.md §1-2, gpt-oss-arch.md §1) */
+    /* shape rules of the architectures (docs/forward.md §1) */
     if (c->arch == ARCH_LLAMA && c->head_dim == 0) {
         if (c->dim % c->heads) {
             fprintf(stderr, "mkmodel: --dim %lld is not a multiple of --heads %lld (or give --head-dim)\n",
@@ -822,18 +911,17 @@ static int parse_args(int argc, char **argv, cfg *c)
         c->head_dim = c->dim / c->heads;
     }
     if (c->heads % c->kv_heads) {
-        fprintf(stderr, "mkmodel: --heads %lld must be a multiple of --kv-heads %lld\n",
-                (long long)c->heads, (long long)c->kv_heads);
+        fprintf(stderr, "mkmodel: --heads %lld must be a multiple of --kv-heads %lld\n", (long long)c->heads,
+                (long long)c->kv_heads);
         return -1;
     }
     if (c->head_dim % 2) {
-        fprintf(stderr, "mkmodel: the head dimension %lld must be even (RoPE rotates pairs)\n",
-                (long long)c->head_dim);
+        fprintf(stderr, "mkmodel: the head dimension %lld must be even (RoPE rotates pairs)\n", (long long)c->head_dim);
         return -1;
     }
     if (c->arch == ARCH_GPT_OSS && c->experts_used > c->experts) {
-        fprintf(stderr, "mkmodel: --experts-used %lld exceeds --experts %lld\n",
-                (long long)c->experts_used, (long long)c->experts);
+        fprintf(stderr, "mkmodel: --experts-used %lld exceeds --experts %lld\n", (long long)c->experts_used,
+                (long long)c->experts);
         return -1;
     }
     return 0;
@@ -881,6 +969,40 @@ static int script_apply(plan *p, const cfg *c, const vocab *v, const mf_gguf_kv 
     return 0;
 }
 
+/* mkmodel refuses what minfer would refuse, with minfer's own checks (one source of truth),
+ * in two steps: before any tensor is laid out, the metadata alone is written under a
+ * temporary name and checked by mf_model_check_metadata (keys, vocabulary); then the
+ * whole file is written sparse (complete header, data as holes: no weights generated) and
+ * loaded by mf_model_load (shapes, types, offsets). Only a file that loads is written for
+ * real. `whole` selects the step. */
+static int check_with_minfer(mf_gguf_writer *w, const char *out, int whole, mf_err *err)
+{
+    char *tmp = malloc(strlen(out) + 32);
+    if (!tmp) return mf_errf(err, "out of memory");
+    sprintf(tmp, "%s.check%ld", out, (long)getpid());
+    mf_gguf_w_set_sparse(w, 1);
+    int rc = mf_gguf_w_write(w, tmp, NULL, NULL, err);
+    if (rc == 0) {
+        mf_err lerr;
+        mf_model *m = NULL;
+        mf_gguf *g = NULL;
+        int bad = whole ? !(m = mf_model_load(tmp, &lerr))
+                        : !(g = mf_gguf_open(tmp, &lerr)) || mf_model_check_metadata(g, &lerr);
+        if (bad) {
+            /* the loader names the file it read: name the one asked for instead */
+            size_t k = strlen(tmp);
+            const char *why =
+                !strncmp(lerr.msg, tmp, k) && !strncmp(lerr.msg + k, ": ", 2) ? lerr.msg + k + 2 : lerr.msg;
+            rc = mf_errf(err, "%s: minfer would refuse this file: %s", out, why);
+        }
+        mf_model_free(m);
+        mf_gguf_close(g);
+        unlink(tmp);
+    }
+    free(tmp);
+    return rc;
+}
+
 /* Build everything, then stream the file. Returns 0 or -1 with err. */
 static int mkmodel(cfg *c, mf_err *err)
 {
@@ -923,18 +1045,23 @@ static int mkmodel(cfg *c, mf_err *err)
     } else {
         fail |= write_vocab(w, &v, gpt);
     }
-    if (gpt) plan_gpt_oss(&p, c);
-    else plan_llama(&p, c);
+    plan_tensors(&p, c);
     if (c->script && script_apply(&p, c, &v, vf_tokens, err)) goto done;
     if (any_quantized(&p)) fail |= mf_gguf_w_u32(w, "general.quantization_version", 2);
     fail |= mf_gguf_w_u32(w, "general.file_type", file_type(c));
-    if (fail) { mf_errf(err, "out of memory building the metadata"); goto done; }
+    if (fail) {
+        mf_errf(err, "out of memory building the metadata");
+        goto done;
+    }
+    if (check_with_minfer(w, c->out, 0, err)) goto done;
 
     for (int64_t i = 0; i < p.n; i++) {
         const ptensor *t = &p.t[i];
         if (mf_gguf_w_tensor(w, t->name, t->type, t->n_dims, t->ne, NULL, err) < 0) goto done;
     }
+    if (check_with_minfer(w, c->out, 1, err)) goto done;
     mf_gguf_w_set_sparse(w, c->sparse);
+    mf_gguf_w_set_cancel(w, drv_interrupt_flag());
     rc = mf_gguf_w_write(w, c->out, fill, &p, err);
 done:
     mf_gguf_writer_free(w);
@@ -964,7 +1091,7 @@ int main(int argc, char **argv)
     double s = (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
     char tb[32];
     printf("mkmodel: wrote %s (%s %s, %lld layers, d %lld, vocab %lld, %s) in %.2f s\n", c.out,
-           c.arch == ARCH_GPT_OSS ? "gpt-oss" : "llama", c.preset, (long long)c.layers,
-           (long long)c.dim, (long long)c.vocab, mf_type_name(c.type, tb), s);
+           c.arch == ARCH_GPT_OSS ? "gpt-oss" : "llama", c.preset, (long long)c.layers, (long long)c.dim,
+           (long long)c.vocab, mf_type_name(c.type, tb), s);
     return 0;
 }

@@ -24,6 +24,7 @@
 #include <time.h>
 
 #include "quant.h"
+#include "quantize.h"
 
 static double now(void)
 {

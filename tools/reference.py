@@ -1,19 +1,19 @@
 #!/usr/bin/python3
 """reference.py -- an independent reference implementation of what minfer computes.
 
-Written in Python + NumPy from the specifications only (../shared/spec/gguf.md,
-quant-formats.md, mxfp4.md, llama-arch.md, gpt-oss-arch.md), never from the engine's C
+Written in Python + NumPy from descriptions of the formats and models only (the GGUF
+specification, docs/gguf.md, docs/quantization.md §2, docs/forward.md, docs/moe.md), never from the engine's C
 code, so that when the two agree it means something: two readings of the same text,
 in two languages, with two different numerics (this file computes the forward pass in
 float64, the engine in float32).
 
 Contents, in reading order:
-  1. a GGUF reader (gguf.md) over numpy.memmap
+  1. a GGUF reader (docs/gguf.md) over numpy.memmap
   2. dequantization of F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K, Q3_K, Q4_K,
-     Q5_K, Q6_K and MXFP4 (quant-formats.md, mxfp4.md), vectorized over blocks, with the
-     spec's float32 arithmetic order so the values are bit-exact with ggml's
-  3. the Llama forward pass (llama-arch.md §4)
-  4. the gpt-oss forward pass (gpt-oss-arch.md §3)
+     Q5_K, Q6_K and MXFP4 (docs/quantization.md §2), vectorized over blocks, with the
+     format's float32 arithmetic order so the values are bit-exact with ggml's
+  3. the Llama forward pass (docs/forward.md §2)
+  4. the gpt-oss forward pass (docs/forward.md §2)
   5. the command line: logits, generate, golden, info, selftest
 
 Usage (numpy is needed: run it with /usr/bin/python3):
@@ -25,7 +25,7 @@ Usage (numpy is needed: run it with /usr/bin/python3):
   reference.py golden MODEL --tokens "..." -n N --logits FILE --json FILE
         both at once for tests/golden (logits of the prompt, continuation, margins)
   reference.py info MODEL      hyperparameters and tensor table as this file reads them
-  reference.py selftest        the spec's worked examples and hand-computed values
+  reference.py selftest        the worked examples and hand-computed values
 
 The reference is meant for small models (it dequantizes every weight to float64 once).
 """
@@ -39,10 +39,10 @@ import sys
 import numpy as np
 
 # ======================================================================================
-# 1. GGUF reader (gguf.md)
+# 1. GGUF reader (docs/gguf.md)
 # ======================================================================================
 
-# metadata value types (gguf.md §4.1): id -> (name, struct format of a scalar)
+# metadata value types (docs/gguf.md §2): id -> (name, struct format of a scalar)
 GGUF_VTYPES = {
     0: ("UINT8", "<B"), 1: ("INT8", "<b"), 2: ("UINT16", "<H"), 3: ("INT16", "<h"),
     4: ("UINT32", "<I"), 5: ("INT32", "<i"), 6: ("FLOAT32", "<f"), 7: ("BOOL", "<?"),
@@ -53,7 +53,7 @@ GGUF_VTYPES = {
 GGUF_ARRAY_DTYPES = {0: "<u1", 1: "<i1", 2: "<u2", 3: "<i2", 4: "<u4", 5: "<i4", 6: "<f4",
                      7: "<u1", 10: "<u8", 11: "<i8", 12: "<f8"}
 
-# ggml tensor types (gguf.md §6): id -> (name, B elements per block, S bytes per block).
+# ggml tensor types (docs/gguf.md §1): id -> (name, B elements per block, S bytes per block).
 # Removed ids (4, 5, 31-33, 36-38) are absent: a file using them is rejected.
 GGML_TYPES = {
     0: ("F32", 1, 4), 1: ("F16", 1, 2), 2: ("Q4_0", 32, 18), 3: ("Q4_1", 32, 20),
@@ -74,14 +74,14 @@ class GGUFError(Exception):
 
 
 class Tensor:
-    """One tensor-info record (gguf.md §5): ne[0] is the contiguous dimension."""
+    """One tensor-info record (docs/gguf.md §2): ne[0] is the contiguous dimension."""
 
     def __init__(self, name, ne, type_id, offset):
         self.name, self.ne, self.type, self.offset = name, ne, type_id, offset
         tname, blck, size = GGML_TYPES[type_id]
         self.type_name = tname
         self.n_elements = int(np.prod(ne, dtype=np.int64))
-        self.nbytes = self.n_elements // blck * size          # gguf.md §5.2
+        self.nbytes = self.n_elements // blck * size          # docs/gguf.md §2
 
 
 class GGUFFile:
@@ -100,7 +100,7 @@ class GGUFFile:
             raise GGUFError(f"{path}: unsupported GGUF version {self.version}")
         n_tensors, n_kv = self._read("<Q"), self._read("<Q")
 
-        # metadata (§4): keys in file order, values decoded
+        # metadata (docs/gguf.md §2): keys in file order, values decoded
         self.kv, self.kv_type = {}, {}
         for _ in range(n_kv):
             key = self._read_str()
@@ -110,7 +110,7 @@ class GGUFFile:
             self.kv[key] = self._read_value(vtype)
             self.kv_type[key] = vtype
 
-        # tensor infos (§5)
+        # tensor infos (docs/gguf.md §2)
         self.tensors = {}
         for _ in range(n_tensors):
             name = self._read_str()
@@ -125,7 +125,7 @@ class GGUFFile:
                 raise GGUFError(f"{path}: tensor '{name}': row of {ne[0]} is not a multiple of the block")
             self.tensors[name] = Tensor(name, ne, type_id, offset)
 
-        # alignment and data section (§5.1)
+        # alignment and data section (docs/gguf.md §2)
         self.alignment = 32
         if "general.alignment" in self.kv:
             a = self.kv["general.alignment"]
@@ -138,7 +138,7 @@ class GGUFFile:
             if t.offset % a or self.data_offset + t.offset + t.nbytes > len(self.mm):
                 raise GGUFError(f"{path}: tensor '{t.name}' is misaligned or past the end of the file")
 
-    # --- primitive reads (all little-endian, §1)
+    # --- primitive reads (all little-endian, docs/gguf.md §1)
     def _read(self, fmt):
         n = struct.calcsize(fmt)
         if self.pos + n > len(self.mm):
@@ -162,7 +162,7 @@ class GGUFFile:
             etype, count = self._read("<I"), self._read("<Q")
             if etype == 8:
                 return [self._read_str() for _ in range(count)]
-            if etype not in GGUF_ARRAY_DTYPES:       # nested arrays rejected (§4.2)
+            if etype not in GGUF_ARRAY_DTYPES:       # nested arrays rejected (docs/gguf.md §2)
                 raise GGUFError(f"{self.path}: offset {self.pos}: array of type {etype}")
             dt = np.dtype(GGUF_ARRAY_DTYPES[etype])
             nbytes = count * dt.itemsize
@@ -190,26 +190,26 @@ class GGUFFile:
         return self.mm[start:start + t.nbytes]
 
     def tensor(self, name):
-        """Dequantized tensor as float32, numpy shape = reversed ne (gguf.md §7)."""
+        """Dequantized tensor as float32, numpy shape = reversed ne (docs/gguf.md §1)."""
         t = self.tensors[name]
         values = dequantize(t.type, self.raw(name), t.n_elements)
         return values.reshape(tuple(reversed(t.ne)))
 
 
 # ======================================================================================
-# 2. Dequantization (quant-formats.md, mxfp4.md)
+# 2. Dequantization (docs/quantization.md §2)
 #
 # Each dq_* takes the blocks of a tensor as a uint8 array [n_blocks, S] and returns
-# float32 [n_blocks, B]. All arithmetic is float32 in the order of quant-formats.md §4.8.
+# float32 [n_blocks, B]. All arithmetic is float32 in the order of docs/quantization.md §2
 # ======================================================================================
 
 def _f16(b, off):
-    """f16 field at byte `off` of every block -> float32 column [n_blocks, 1] (exact, §2)."""
+    """f16 field at byte `off` of every block -> float32 column [n_blocks, 1] (exact, docs/quantization.md §1)."""
     return b[:, off:off + 2].copy().view("<f2").astype(np.float32)
 
 
 def _nibbles(qs):
-    """Low nibble of qs[j] = element j, high nibble = element j+16 (§3, not interleaved)."""
+    """Low nibble of qs[j] = element j, high nibble = element j+16 (docs/quantization.md §2, not interleaved)."""
     return np.concatenate([qs & 0x0F, qs >> 4], axis=1).astype(np.int32)
 
 
@@ -228,7 +228,7 @@ def dq_f16(b):
 
 
 def dq_bf16(b):
-    # the upper half of a binary32 (§2)
+    # the upper half of a binary32 (docs/quantization.md §1)
     return (b.copy().view("<u2").astype(np.uint32) << 16).view(np.float32)
 
 
@@ -259,7 +259,7 @@ def dq_q8_0(b):
     return b[:, 2:34].view(np.int8).astype(np.float32) * d
 
 
-# --- K-quants: element index maps over one 256-element super-block (§4)
+# --- K-quants: element index maps over one 256-element super-block (docs/quantization.md §2)
 _I = np.arange(256)
 _H, _R = _I // 128, _I % 128          # half, index within the half
 _K2, _L = _R // 32, _R % 32           # bit-pair (or nibble selector), lane
@@ -267,7 +267,7 @@ _G = _I // 32                         # 32-element sub-block (Q4_K, Q5_K)
 
 
 def _scale_min_k4(s):
-    """Unpack the 12 scale bytes of Q4_K/Q5_K into 8 scales and 8 mins (§4.1)."""
+    """Unpack the 12 scale bytes of Q4_K/Q5_K into 8 scales and 8 mins (docs/quantization.md §2)."""
     s = s.astype(np.int32)
     sc = np.empty((s.shape[0], 8), np.int32)
     mn = np.empty((s.shape[0], 8), np.int32)
@@ -282,7 +282,7 @@ def _scale_min_k4(s):
 
 def _q4k_nibble(qs):
     """4-bit code of every element: chunk c = i/64 uses qs[32c .. 32c+31]; low nibbles
-    for even sub-blocks, high nibbles for odd ones (§4.2)."""
+    for even sub-blocks, high nibbles for odd ones (docs/quantization.md §2)."""
     byte = qs[:, 32 * (_I // 64) + _I % 32].astype(np.int32)
     return np.where(_G % 2 == 0, byte & 0x0F, byte >> 4)
 
@@ -291,7 +291,7 @@ def dq_q4_k(b):
     d, dmin = _f16(b, 0), _f16(b, 2)
     sc, mn = _scale_min_k4(b[:, 4:16])
     q = _q4k_nibble(b[:, 16:144])
-    a = d * sc[:, _G].astype(np.float32)         # d·sc and dmin·m first (§4.8)
+    a = d * sc[:, _G].astype(np.float32)         # d·sc and dmin·m first (docs/quantization.md §2)
     m = dmin * mn[:, _G].astype(np.float32)
     return a * q.astype(np.float32) - m
 
@@ -300,7 +300,7 @@ def dq_q5_k(b):
     d, dmin = _f16(b, 0), _f16(b, 2)
     sc, mn = _scale_min_k4(b[:, 4:16])
     qh = b[:, 16:48].astype(np.int32)
-    q = _q4k_nibble(b[:, 48:176]) | (((qh[:, _I % 32] >> _G) & 1) << 4)   # §4.3
+    q = _q4k_nibble(b[:, 48:176]) | (((qh[:, _I % 32] >> _G) & 1) << 4)   # docs/quantization.md §2
     a = d * sc[:, _G].astype(np.float32)
     m = dmin * mn[:, _G].astype(np.float32)
     return a * q.astype(np.float32) - m
@@ -310,7 +310,7 @@ def dq_q2_k(b):
     scales = b[:, 0:16].astype(np.int32)
     qs = b[:, 16:80].astype(np.int32)
     d, dmin = _f16(b, 80), _f16(b, 82)
-    q = (qs[:, 32 * _H + _L] >> (2 * _K2)) & 3                             # §4.4
+    q = (qs[:, 32 * _H + _L] >> (2 * _K2)) & 3                             # docs/quantization.md §2
     sc = scales[:, _I // 16]
     a = d * (sc & 0x0F).astype(np.float32)
     m = dmin * (sc >> 4).astype(np.float32)
@@ -322,7 +322,7 @@ def dq_q3_k(b):
     qs = b[:, 32:96].astype(np.int32)
     s = b[:, 96:108].astype(np.int32)
     d = _f16(b, 108)
-    sc = np.empty((b.shape[0], 16), np.int32)                              # §4.5
+    sc = np.empty((b.shape[0], 16), np.int32)                              # docs/quantization.md §2
     for k in range(16):
         low4 = s[:, k] & 0x0F if k < 8 else s[:, k - 8] >> 4
         high2 = (s[:, 8 + k % 4] >> (2 * (k // 4))) & 3
@@ -339,14 +339,14 @@ def dq_q6_k(b):
     qh = b[:, 128:192].astype(np.int32)
     scales = b[:, 192:208].view(np.int8).astype(np.float32)
     d = _f16(b, 208)
-    byte = ql[:, 64 * _H + 32 * (_K2 & 1) + _L]                           # §4.6
+    byte = ql[:, 64 * _H + 32 * (_K2 & 1) + _L]                           # docs/quantization.md §2
     low4 = np.where(_K2 < 2, byte & 0x0F, byte >> 4)
     high2 = (qh[:, 32 * _H + _L] >> (2 * _K2)) & 3
     q = (low4 | (high2 << 4)) - 32
     return (d * scales[:, _I // 16]) * q.astype(np.float32)
 
 
-# E2M1 values of the 16 codes (mxfp4.md §3): sign bit 3, exponent bits 2-1, mantissa bit 0
+# E2M1 values of the 16 codes (docs/quantization.md §2): sign bit 3, exponent bits 2-1, mantissa bit 0
 E2M1 = np.array([0, 0.5, 1, 1.5, 2, 3, 4, 6, -0.0, -0.5, -1, -1.5, -2, -3, -4, -6], np.float32)
 
 
@@ -378,7 +378,7 @@ def dequantize(type_id, raw, n_elements):
 
 def rmsnorm(x, g, eps):
     """RMSNorm(x)_i = g_i · x_i / sqrt(mean(x²) + eps), eps inside the root
-    (llama-arch.md §4.2, gpt-oss-arch.md §3). x: [n, d], one row per token."""
+    (docs/forward.md §2). x: [n, d], one row per token."""
     return x / np.sqrt(np.mean(x * x, axis=-1, keepdims=True) + eps) * g
 
 
@@ -387,7 +387,7 @@ def rope(u, pos, freq, mscale, neox):
 
     The angle of pair i is θ_i = p · freq[i]; cos and sin are multiplied by mscale
     (1 except with YaRN). Pairs are adjacent (u[2i], u[2i+1]) for llama ("normal" RoPE,
-    llama-arch.md §4.3) and halves (u[i], u[i + n_rot/2]) for NeoX (gpt-oss-arch.md §3.5).
+    docs/forward.md §3) and halves (u[i], u[i + n_rot/2]) for NeoX (docs/moe.md §4).
     Only the first n_rot = 2·len(freq) values of a head are rotated."""
     n_pairs = len(freq)
     theta = pos[:, None].astype(np.float64) * freq[None, :]           # [n, n_pairs]
@@ -409,10 +409,10 @@ def attention(q, K, V, pos, scale, window=0, sinks=None):
     """Causal grouped-query attention for the new rows.
 
     q [n, H, hd] at positions pos [n]; K, V [T, Hkv, hd] hold positions 0..T-1 (the cache,
-    new rows included). Query head j reads kv head j // (H/Hkv) (llama-arch.md §4.4).
+    new rows included). Query head j reads kv head j // (H/Hkv) (docs/forward.md §2).
     A key at position t is visible from position p iff t <= p and, with a sliding window
     W > 0, p - t < W. With sinks, sink j is one more logit in the softmax denominator
-    with no value vector (gpt-oss-arch.md §3.2 step 5). Returns [n, H·hd]."""
+    with no value vector (docs/moe.md §2). Returns [n, H·hd]."""
     n, H, hd = q.shape
     T, Hkv = K.shape[0], K.shape[1]
     group = H // Hkv
@@ -442,7 +442,7 @@ def silu(z):
 
 # --act-q8: round the input of every product with a quantized weight to 8 bits first, as
 # minfer's fast CPU path (engine/quant.h) and llama.cpp's CPU backend do
-# (gpt-oss-arch.md §3.6). Off by default: the reference computes the exact model. On, it
+# (docs/quantization.md §4). Off by default: the reference computes the exact model. On, it
 # tells how far an exact engine and an 8-bit-activation engine may drift apart, which is
 # what the golden tolerances are derived from.
 ACT_Q8 = False
@@ -483,18 +483,18 @@ class Matrix:
         self.shape = self.w.shape
 
     def __call__(self, x, e=None):
-        """W·x for every row of x: out[o] = Σ_i W[o][i]·x[i] (llama-arch.md §4); e picks
+        """W·x for every row of x: out[o] = Σ_i W[o][i]·x[i] (docs/forward.md §2); e picks
         one expert of a stack."""
         w = self.w if e is None else self.w[e]
         return round_activations(x, self.type) @ w.T
 
 
 # ======================================================================================
-# 3. Llama (llama-arch.md)
+# 3. Llama (docs/forward.md)
 # ======================================================================================
 
 def check_shapes(model, want, suffix):
-    """Every block tensor (name + suffix) and the embedding/output against the spec's shapes."""
+    """Every block tensor (name + suffix) and the embedding/output against the shapes the architecture implies."""
     d, V = model.d, model.V
     for l, layer in enumerate(model.layers):
         for k, shape in want.items():
@@ -519,7 +519,7 @@ class Llama:
         tokens = g.get("tokenizer.ggml.tokens")
         self.V = int(g.get(A + "vocab_size", len(tokens) if tokens is not None else 0))
         base = float(g.get(A + "rope.freq_base", 10000.0))
-        # §2: linear scaling divides every angle by the factor; YaRN/longrope not for llama
+        # docs/forward.md §1: linear scaling divides every angle by the factor; YaRN/longrope not for llama
         stype = g.get(A + "rope.scaling.type", "linear")
         factor = float(g.get(A + "rope.scaling.factor", g.get(A + "rope.scale_linear", 0.0)))
         if stype not in ("none", "linear"):
@@ -527,7 +527,7 @@ class Llama:
         freq_scale = 1.0 / factor if factor and stype == "linear" else 1.0
         if self.H % self.Hkv or self.n_rot > self.hd or self.n_rot % 2:
             raise GGUFError(f"{g.path}: inconsistent head counts or rope dimension")
-        # θ_i = p · freq_scale · base^(−2i/n_rot) [/ rope_freqs[i]]   (§4.3)
+        # θ_i = p · freq_scale · base^(−2i/n_rot) [/ rope_freqs[i]]   (docs/forward.md §3)
         i = np.arange(self.n_rot // 2)
         self.freq = freq_scale * base ** (-2.0 * i / self.n_rot)
         if "rope_freqs.weight" in g.tensors:
@@ -536,7 +536,7 @@ class Llama:
         vec = lambda name: g.tensor(name).astype(np.float64)
         self.tok_embd = Matrix(g, "token_embd.weight")                 # [V, d]
         self.output_norm = vec("output_norm.weight")
-        # §3: output.weight absent -> tied to the embedding
+        # docs/forward.md §1: output.weight absent -> tied to the embedding
         self.output = Matrix(g, "output.weight") if "output.weight" in g.tensors else self.tok_embd
         self.layers = []
         for l in range(self.L):
@@ -563,7 +563,7 @@ class Llama:
         self.router_gap = math.inf       # no router (see GptOss.router_gap)
 
     def eval(self, tokens):
-        """Run tokens at positions n_past.. (§4.1); returns their logits [n, V]."""
+        """Run tokens at positions n_past.. (docs/forward.md §2); returns their logits [n, V]."""
         n = len(tokens)
         pos = np.arange(self.n_past, self.n_past + n)
         x = self.tok_embd.w[np.asarray(tokens)]                           # 1. embedding
@@ -586,12 +586,12 @@ class Llama:
 
 
 # ======================================================================================
-# 4. gpt-oss (gpt-oss-arch.md)
+# 4. gpt-oss (docs/moe.md)
 # ======================================================================================
 
 def yarn_freqs(n_rot, base, freq_scale, ext_factor, n_ctx_orig, beta_fast=32.0, beta_slow=1.0):
     """Per-pair frequency ω'_i so that θ_i = p · ω'_i, with the YaRN ramp exactly as
-    llama.cpp computes it: ramp ends rounded with floor/ceil (gpt-oss-arch.md §3.5)."""
+    llama.cpp computes it: ramp ends rounded with floor/ceil (docs/moe.md §4)."""
     i = np.arange(n_rot // 2, dtype=np.float64)
     omega = base ** (-2.0 * i / n_rot)                     # θ_extrap / p
     if ext_factor == 0.0:
@@ -608,7 +608,7 @@ def yarn_freqs(n_rot, base, freq_scale, ext_factor, n_ctx_orig, beta_fast=32.0, 
 
 
 def swiglu_oai(g, u, alpha=1.702, limit=7.0):
-    """Clamped SwiGLU of gpt-oss (§3.2 step 11): gate clamped above only, up on both
+    """Clamped SwiGLU of gpt-oss (docs/moe.md §1 step 11): gate clamped above only, up on both
     sides, and the +1 on the clamped up value."""
     gc = np.minimum(g, limit)
     uc = np.clip(u, -limit, limit)
@@ -627,7 +627,7 @@ class GptOss:
         self.hd_v = int(g.get(A + "attention.value_length", self.hd))
         self.n_rot = int(g.get(A + "rope.dimension_count", self.hd))
         if self.n_rot != self.hd or self.hd_v != self.hd:
-            raise GGUFError(f"{g.path}: rope.dimension_count/value_length must equal key_length (§1.2)")
+            raise GGUFError(f"{g.path}: rope.dimension_count/value_length must equal key_length (docs/forward.md §1)")
         self.eps = float(g.get(A + "attention.layer_norm_rms_epsilon", required=True))
         self.E = int(g.get(A + "expert_count", required=True))
         self.k = int(g.get(A + "expert_used_count", required=True))
@@ -637,7 +637,7 @@ class GptOss:
         tokens = g.get("tokenizer.ggml.tokens")
         self.V = int(g.get(A + "vocab_size", len(tokens) if tokens is not None else 0))
 
-        # RoPE (§1.2 notes, §3.5): "yarn" -> ext_factor 1 and mscale; else plain angles
+        # RoPE (docs/forward.md §1 notes, docs/moe.md §4): "yarn" -> ext_factor 1 and mscale; else plain angles
         base = float(g.get(A + "rope.freq_base", 10000.0))
         base_swa = float(g.get(A + "rope.freq_base_swa", base))
         stype = g.get(A + "rope.scaling.type", "linear")
@@ -648,7 +648,7 @@ class GptOss:
         attn_factor = float(g.get(A + "rope.scaling.attn_factor", 1.0))
         ext = 1.0 if stype == "yarn" else 0.0
         self.mscale = attn_factor * (1.0 + 0.1 * math.log(1.0 / s)) if ext else attn_factor
-        # "none" keeps the scale on SWA layers only (§1.2, last paragraph)
+        # "none" keeps the scale on SWA layers only (docs/forward.md §1, last paragraph)
         s_full = 1.0 if stype == "none" else s
         self.freq_full = yarn_freqs(self.n_rot, base, s_full, ext, n_ctx_orig)
         self.freq_swa = yarn_freqs(self.n_rot, base_swa, s, ext, n_ctx_orig)
@@ -669,7 +669,7 @@ class GptOss:
                 "attn_output.bias", "attn_sinks.weight", "post_attention_norm.weight",
                 "ffn_gate_inp.bias", "ffn_gate_exps.bias", "ffn_up_exps.bias",
                 "ffn_down_exps.bias")})
-            W["sliding"] = (l % self.P) < (self.P - 1)                   # §3.4
+            W["sliding"] = (l % self.P) < (self.P - 1)                   # docs/moe.md §3
             self.layers.append(W)
         self._check_shapes()
         self.reset()
@@ -696,7 +696,7 @@ class GptOss:
         self.router_gap = math.inf
 
     def moe(self, W, h2):
-        """Router, top-k, softmax over the k, clamped-SwiGLU experts (§3.2 steps 9-12)."""
+        """Router, top-k, softmax over the k, clamped-SwiGLU experts (docs/moe.md §1 steps 9-12)."""
         out = np.zeros_like(h2)
         for t in range(h2.shape[0]):
             r = W["ffn_gate_inp.weight"](h2[t]) + W["ffn_gate_inp.bias"]      # 9.
@@ -714,7 +714,7 @@ class GptOss:
         return out
 
     def eval(self, tokens):
-        """Run tokens at positions n_past.. (§3); returns their logits [n, V]."""
+        """Run tokens at positions n_past.. (docs/forward.md §2); returns their logits [n, V]."""
         n = len(tokens)
         self.router_gap = math.inf
         pos = np.arange(self.n_past, self.n_past + n)
@@ -840,9 +840,9 @@ def cmd_info(args):
     return 0
 
 
-# --- selftest: the spec's worked examples, plus hand-computed values where the spec has
-#     no example. Every expected number below is either copied from the spec or derived
-#     by hand in the comment next to it, never produced by this file.
+# --- selftest: the worked examples of docs/quantization.md §7 (checked against ggml's own
+#     dequantizers), plus hand-computed values. Every expected number below is either a
+#     worked value or derived by hand in the comment next to it, never produced by this file.
 
 def _hexblock(s):
     return np.frombuffer(bytes.fromhex(s), np.uint8).reshape(1, -1)
@@ -858,7 +858,7 @@ def _expect(name, got, want, tol=0.0):
 
 
 def selftest(_args=None):
-    print("selftest: scalars (quant-formats.md §2)")
+    print("selftest: scalars (docs/quantization.md §1)")
     f16 = lambda h: dq_f16(np.frombuffer(struct.pack("<H", h), np.uint8).reshape(1, 2))[0, 0]
     _expect("f16 0x3C00, 0x2E66, 0xAE66, 0x0001",
             [f16(0x3C00), f16(0x2E66), f16(0xAE66), f16(0x0001)],
@@ -867,7 +867,7 @@ def selftest(_args=None):
     bf = lambda h: dq_bf16(np.frombuffer(struct.pack("<H", h), np.uint8).reshape(1, 2))[0, 0]
     _expect("bf16 0x3F80, 0xC040", [bf(0x3F80), bf(0xC040)], [1.0, -3.0])
 
-    print("selftest: worked examples (quant-formats.md §7, mxfp4.md §6)")
+    print("selftest: worked examples (docs/quantization.md §7)")
     y = dq_q4_0(_hexblock("66AE6318CD7227DC8136EB9045FAAF5409BE"))[0]
     _expect("Q4_0 y[0..7]", y[0:8], [0.49987793, -0.0, -0.49987793, 0.599853516,
                                      0.0999755859, -0.399902344, 0.699829102, 0.199951172], 1e-8)
@@ -886,22 +886,22 @@ def selftest(_args=None):
     _expect("Q4_K y[128..135]", y[128:136], [65.2794495, -0.704437256, 29.2882385, 59.2809143,
                                              89.2735901, 23.2897034, 53.2823792, 83.2750549], 1e-8)
     y = dq_mxfp4(_hexblock("7E1032547698BADCFE0F1E2D3C4B5A6978"))[0]
-    _expect("MXFP4 (quant-formats §7.4) y[0..7]", y[0:8], [0, 0.5, 1, 2, -0.0, -0.5, -1, -2])
-    _expect("MXFP4 (quant-formats §7.4) y[16..23]", y[16:24],
+    _expect("MXFP4 (docs/quantization.md §7) y[0..7]", y[0:8], [0, 0.5, 1, 2, -0.0, -0.5, -1, -2])
+    _expect("MXFP4 (docs/quantization.md §7) y[16..23]", y[16:24],
             [0.25, 0.75, 1.5, 3, -0.25, -0.75, -1.5, -3])
     codes = "F001E213D425C637B849AA5B9C6D8E7F"
     y = dq_mxfp4(_hexblock("7E" + codes))[0]
-    _expect("MXFP4 (mxfp4.md §6 case A)", y,
+    _expect("MXFP4 (docs/quantization.md §7 case A)", y,
             [0, 0.25, 0.5, 0.75, 1, 1.5, 2, 3, 0, -0.25, -0.5, -0.75, -1, -1.5, -2, -3,
              -3, 0, -2, 0.25, -1.5, 0.5, -1, 0.75, -0.75, 1, -0.5, 1.5, -0.25, 2, 0, 3])
     y = dq_mxfp4(_hexblock("81" + codes))[0]
-    _expect("MXFP4 (mxfp4.md §6 case B)", y,
+    _expect("MXFP4 (docs/quantization.md §7 case B)", y,
             [0, 2, 4, 6, 8, 12, 16, 24, 0, -2, -4, -6, -8, -12, -16, -24,
              -24, 0, -16, 2, -12, 4, -8, 6, -6, 8, -4, 12, -2, 16, 0, 24])
     y = dq_mxfp4(_hexblock("00" + "77" * 16))[0]
     _expect("MXFP4 e=0 keeps the subnormal 6·2^-127", y[0:1], [6.0 * 2.0 ** -127])
 
-    print("selftest: hand-computed values (formulas of quant-formats.md §3-4)")
+    print("selftest: hand-computed values (formulas of docs/quantization.md §2)")
     # Q4_1: d = 0.5 (0x3800), m = -1 (0xBC00); qs[3] = 0xA5 -> y[3] = 5·0.5 − 1 = 1.5,
     # y[19] = 10·0.5 − 1 = 4
     b = bytearray(20)
@@ -968,7 +968,7 @@ def selftest(_args=None):
     y = dq_q6_k(np.frombuffer(bytes(b), np.uint8).reshape(1, -1))[0]
     _expect("Q6_K y[200]", [y[200]], [-15.0])
 
-    print("selftest: 8-bit activations (--act-q8, gpt-oss-arch.md §3.6)")
+    print("selftest: 8-bit activations (--act-q8, docs/quantization.md §4)")
     # x[0] = 2.54, x[1] = 1, rest 0: d = 2.54/127 = 0.02 (f32), q[1] = round(1/0.02) = 50;
     # f16(0.02) = (1 + 287/1024)·2^-6 = 0.0200042724609375, so y[1] = 50·that = 1.000213623046875
     # and y[0] = 127·that = 2.5405426025390625
@@ -980,14 +980,14 @@ def selftest(_args=None):
     ACT_Q8 = False
     _expect("Q8_0 activation rounding", y[0:3], [2.5405426025390625, 1.000213623046875, 0.0])
 
-    print("selftest: RoPE and YaRN (llama-arch.md §4.3, gpt-oss-arch.md §3.5)")
-    # gpt-oss-20b: ω_i for i = 0, 8, 9, 12, 17, 18, 31 from the llama.cpp column of §3.5
+    print("selftest: RoPE and YaRN (docs/forward.md §3, docs/moe.md §4)")
+    # gpt-oss-20b: ω_i for i = 0, 8, 9, 12, 17, 18, 31 as llama.cpp computes them (docs/moe.md §4)
     # (computed there in f32 by repeated multiplication: compare to 1e-5 relative)
     f = yarn_freqs(64, 150000.0, 1.0 / 32, 1.0, 4096)
     _expect("YaRN ω_i (20b)", f[[0, 8, 9, 12, 17, 18, 31]],
             [1.0, 5.081327e-2, 3.162075e-2, 7.015714e-3, 2.279478e-4, 3.830881e-5, 3.023511e-7], 2e-6)
     _expect("YaRN mscale", [1.0 + 0.1 * math.log(32)], [1.3465736], 1e-7)
-    # stories260K at p = 3: θ = 3, 0.3, 0.03, 0.003 (llama-arch.md §4.3)
+    # stories260K at p = 3: θ = 3, 0.3, 0.03, 0.003 (docs/forward.md §3)
     f = 10000.0 ** (-2.0 * np.arange(4) / 8)
     _expect("llama θ at p = 3", 3 * f, [3, 0.3, 0.03, 0.003], 1e-12)
 
@@ -1020,7 +1020,7 @@ def main(argv):
     p = sub.add_parser("info", help="metadata and tensors")
     p.add_argument("model")
     p.set_defaults(fn=cmd_info)
-    p = sub.add_parser("selftest", help="worked examples of the specs")
+    p = sub.add_parser("selftest", help="worked examples and hand-computed values")
     p.set_defaults(fn=selftest)
     args = ap.parse_args(argv)
     try:

@@ -3,7 +3,6 @@
 #include "sha256.h"
 
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
 static const uint32_t K[64] = {
@@ -32,9 +31,23 @@ static void block(uint32_t h[8], const uint8_t *p)
     for (int i = 0; i < 64; i++) {
         uint32_t t1 = k + (ror(e, 6) ^ ror(e, 11) ^ ror(e, 25)) + ((e & f) ^ (~e & g)) + K[i] + w[i];
         uint32_t t2 = (ror(a, 2) ^ ror(a, 13) ^ ror(a, 22)) + ((a & b) ^ (a & c) ^ (b & c));
-        k = g; g = f; f = e; e = d + t1; d = c; c = b; b = a; a = t1 + t2;
+        k = g;
+        g = f;
+        f = e;
+        e = d + t1;
+        d = c;
+        c = b;
+        b = a;
+        a = t1 + t2;
     }
-    h[0] += a; h[1] += b; h[2] += c; h[3] += d; h[4] += e; h[5] += f; h[6] += g; h[7] += k;
+    h[0] += a;
+    h[1] += b;
+    h[2] += c;
+    h[3] += d;
+    h[4] += e;
+    h[5] += f;
+    h[6] += g;
+    h[7] += k;
 }
 
 void mf_sha256_hex(const void *data, size_t n, char out[65])
@@ -55,13 +68,7 @@ void mf_sha256_hex(const void *data, size_t n, char out[65])
     for (int b = 0; b < 8; b++) snprintf(out + 8 * b, 9, "%08x", h[b]);
 }
 
-int drv_header_sha256(const char *path, uint64_t n, char out[65])
+void drv_header_sha256(const mf_gguf *g, char out[65])
 {
-    FILE *f = fopen(path, "rb");
-    uint8_t *b = malloc(n ? (size_t)n : 1);
-    int ok = f && b && fread(b, 1, (size_t)n, f) == n;
-    if (ok) mf_sha256_hex(b, (size_t)n, out);
-    if (f) fclose(f);
-    free(b);
-    return ok ? 0 : -1;
+    mf_sha256_hex(mf_gguf_bytes(g), (size_t)mf_gguf_data_offset(g), out);
 }

@@ -5,11 +5,14 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "gguf.h"
+
 /* hex digest (64 chars + NUL) of n bytes */
 void mf_sha256_hex(const void *data, size_t n, char out[65]);
 
-/* SHA-256 of the first n bytes of a file (a GGUF header: metadata + tensor infos, which
- * identifies a model without hashing gigabytes of weights). 0, or -1 if unreadable. */
-int drv_header_sha256(const char *path, uint64_t n, char out[65]);
+/* SHA-256 of an open GGUF file's header (metadata + tensor infos: the bytes before the
+ * data section), which identifies a model without hashing gigabytes of weights. Read from
+ * the mapping, not by opening the path again (which may name another file by now). */
+void drv_header_sha256(const mf_gguf *g, char out[65]);
 
 #endif

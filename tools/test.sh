@@ -5,5 +5,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . tools/deps.sh
 mf_install_deps
-mf_build build
+mf_build build -DMINFER_SERVE=ON
 ctest --test-dir build --output-on-failure -j"$(nproc)"

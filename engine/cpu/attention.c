@@ -8,9 +8,9 @@
  *   M = max(max_t s_t, S_j),  Z = Σ_t e^{s_t - M} + e^{S_j - M}
  *   o_j = Σ_t (e^{s_t - M} / Z) · v_{g,t}
  *
- * (llama-arch.md §4.1 step 5 and §4.5; gpt-oss-arch.md §3.2 step 5.) Work is split over
- * (row, kv head) pairs; each task computes the grp = H/Hkv query heads that share the kv
- * head, so every key and value is loaded once for all of them (GQA). This is the plain
+ * (docs/forward.md §2; the sink: docs/moe.md §2.) Work is split over (row, kv head) pairs;
+ * each task computes the grp = H/Hkv query heads that share the kv head, so every key and
+ * value is loaded once for all of them (GQA). This is the plain
  * two-pass softmax — the CPU twin of the GPU's online-softmax flash attention.
  *
  * Memory layout of the cache (docs/cpu.md §4), per kv head so that a task reads one
@@ -270,7 +270,8 @@ static void weighted_values(const att_ctx *c, const float *a, size_t stride, int
     }
 }
 
-void mf_cpu_attention_row(const mf_bstate *st, int l, int r, int g, const float *q, float *out, float *sc, int simd)
+void mf_cpu_attention_row(const mf_bstate *st, int l, const float *sinks, int r, int g, const float *q, float *out,
+                          float *sc, int simd)
 {
     const mf_hparams *hp = &st->m->hp;
     const mf_layer *L = &st->m->layers[l];
@@ -305,10 +306,10 @@ void mf_cpu_attention_row(const mf_bstate *st, int l, int r, int g, const float 
             }
 #endif
             for (; i < c.span; i++) M = s[i] > M ? s[i] : M;
-            float S = hp->has_sinks ? ((const float *)L->sinks.data)[g * c.grp + h0 + h] : -INFINITY;
+            float S = sinks ? sinks[g * c.grp + h0 + h] : -INFINITY;
             if (S > M) M = S;
             float Z = exp_sum(s, c.span, M, simd);
-            if (hp->has_sinks) Z += mf_expf(S - M);
+            if (sinks) Z += mf_expf(S - M);
             float inv = 1.0f / Z;
             for (i = 0; i < c.span; i++) s[i] *= inv;
         }
@@ -319,6 +320,7 @@ void mf_cpu_attention_row(const mf_bstate *st, int l, int r, int g, const float 
 typedef struct att_job {
     mf_bstate *st;
     int l;
+    const float *sinks;  /* [H] or NULL */
     const float *q;
     float *out;
 } att_job;
@@ -331,13 +333,14 @@ static void att_task(void *ctx, int task, int thread)
     int H = hp->n_heads, Hkv = hp->n_kv_heads, hd = hp->head_dim, grp = H / Hkv;
     int r = task / Hkv, g = task % Hkv;
     size_t at = (size_t)r * H * hd + (size_t)g * grp * hd;
-    mf_cpu_attention_row(st, j->l, r, g, j->q + at, j->out + at, st->scores + (size_t)thread * grp * st->o.n_ctx, 1);
+    mf_cpu_attention_row(st, j->l, j->sinks, r, g, j->q + at, j->out + at,
+                         st->scores + (size_t)thread * grp * st->o.n_ctx, 1);
 }
 
-void mf_cpu_attention(mf_backend *be, mf_bstate *st, int l, const float *q, float *out)
+void mf_cpu_attention(mf_backend *be, mf_bstate *st, int l, const mf_weight *sinks, const float *q, float *out)
 {
     cpu_backend *cb = be->impl;
-    att_job j = {st, l, q, out};
+    att_job j = {st, l, sinks && sinks->name ? (const float *)sinks->data : NULL, q, out};
     const mf_hparams *hp = &st->m->hp;
     int tasks = st->n * hp->n_kv_heads;
     /* a short cache of a small model: less work than waking a thread costs */

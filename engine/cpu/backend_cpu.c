@@ -3,6 +3,7 @@
  * in matmul.c, attention.c and moe.c. Contract: backend.h; memory plan: cpu.h.
  */
 #include "cpu.h"
+#include "memory.h"
 #include "quant.h"
 #include "rope.h"
 
@@ -11,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #if defined(__AVX2__)
@@ -50,106 +52,120 @@ static int cpu_read(mf_backend *be, const float *buf, size_t n, float *host, mf_
 
 /* ------------------------------------------------------------------ state */
 
+/* Every buffer of a state comes from here, zeroed (no slot of the cache is ever read
+ * uninitialized), 64-byte aligned (whole cache lines for the SIMD kernels; the rows of a K
+ * tile are whole halves or wholes of cache lines, attention.c), and counted: state_bytes()
+ * reports the count, and tests/test_memory.c checks it against mf_mem_cpu_state. The
+ * memory comes from calloc, which leaves the pages of a large buffer (a long context's
+ * cache) untouched until they are used; the aligned start is rounded up inside it and the
+ * pointer calloc gave is kept just below (buf_free). */
+static void *state_buf(mf_bstate *st, size_t bytes)
+{
+    uint8_t *raw = calloc(1, bytes + 64 + sizeof(void *));
+    if (!raw) return NULL;
+    void **p = (void **)(((uintptr_t)raw + sizeof(void *) + 63) & ~(uintptr_t)63);
+    p[-1] = raw;
+    st->allocated += bytes;
+    return p;
+}
+
+static void buf_free(void *p)
+{
+    if (p) free(((void **)p)[-1]);
+}
+
 static void cpu_state_free(mf_backend *be, mf_bstate *st)
 {
     (void)be;
     if (!st) return;
     int L = st->m->hp.n_layers;
     for (int l = 0; l < L; l++) {
-        if (st->kc) free(st->kc[l]);
-        if (st->vc) free(st->vc[l]);
+        if (st->kc) buf_free(st->kc[l]);
+        if (st->vc) buf_free(st->vc[l]);
     }
     free(st->kc);
     free(st->vc);
     free(st->slots);
     free(st->rcos);
     free(st->rsin);
-    for (int i = 0; i < 4; i++) free(st->tables[i]);
-    free(st->tokens);
-    free(st->krow);
-    free(st->qx);
-    free(st->tmp);
-    free(st->ff_g);
-    free(st->ff_u);
-    free(st->scores);
-    free(st->deq);
-    free(st->router);
-    free(st->sel);
-    free(st->selw);
-    free(st->ex_tok);
-    free(st->ex_slot);
-    free(st->ex_in);
-    free(st->ex_out);
-    free(st->ex_acc);
+    for (int i = 0; i < 4; i++) buf_free(st->tables[i]);
+    void *bufs[] = {st->tokens, st->krow, st->qx,    st->tmp,    st->ff_g,    st->ff_u,   st->scores, st->deq,
+                    st->router, st->sel,  st->selw,  st->ex_tok, st->ex_slot, st->ex_in,  st->ex_out, st->ex_acc};
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) buf_free(bufs[i]);
     free(st);
 }
 
-static int64_t max64(int64_t a, int64_t b) { return a > b ? a : b; }
-
-static mf_bstate *cpu_state_new(mf_backend *be, const mf_model *m, const mf_state_opts *o, mf_err *err)
+static mf_bstate *cpu_state_new(mf_backend *be, mf_bmodel *bm, const mf_state_opts *o, mf_err *err)
 {
     cpu_backend *cb = be->impl;
+    const mf_model *m = bm->m;
     const mf_hparams *hp = &m->hp;
+    int L = hp->n_layers, half = hp->n_rot / 2;
+    mf_mem_cpu mem;
+    mf_mem_cpu_state(hp, o, cb->n_threads, &mem);
+
+    /* the host's memory, before any large allocation: the weights are mapped, or packed into
+     * a copy that replaces the file's pages (repack.c), so they count once, but they must
+     * fit in RAM to run at memory speed; so must the cache, the scratch and
+     * the session's activation buffers */
+    mf_mem_acts acts;
+    mf_mem_acts_of(hp, o->max_batch, &acts);
+    uint64_t scratch = mf_add_sat(mf_add_sat(mem.sum.rope, mem.sum.scratch), acts.bytes);
+    uint64_t need = mf_add_sat(mf_add_sat(m->weight_bytes, mem.sum.kv), scratch), have = mf_mem_host_total();
+    if (have && need > have) {
+        mf_errf(err, "model needs %.2f GB (weights %.2f GB + KV cache %.2f GB + scratch %.2f GB) but this machine has %.2f GB of RAM",
+                need / 1e9, m->weight_bytes / 1e9, mem.sum.kv / 1e9, scratch / 1e9, have / 1e9);
+        return NULL;
+    }
+
     mf_bstate *st = calloc(1, sizeof *st);
     if (!st) { mf_errf(err, "out of memory"); return NULL; }
     st->m = m;
     st->o = *o;
-    if (!o->no_pack) mf_cpu_pack_model(cb, m);
-    int L = hp->n_layers, B = o->max_batch, half = hp->n_rot / 2;
-    int64_t d = hp->n_embd, qw = (int64_t)hp->n_heads * hp->head_dim;
+    st->bm = bm;
+    /* the packed copies of the model's matrices, made once by the first state that uses
+     * them (repack.c) */
+    if (!o->no_pack) mf_cpu_pack_model(cb, bm);
     st->kv_width = hp->n_kv_heads * hp->head_dim;
-    size_t esz = o->kv_f16 ? 2 : 4;
 
-    /* the widest matrix input and output over every weight the forward pass multiplies */
-    int64_t F = max64(hp->n_ff, hp->n_ff_exp);
-    int64_t max_in = max64(max64(d, qw), F);
-    int64_t max_out = max64(max64(max64(d, qw), F), max64(hp->n_vocab, hp->n_experts));
-    /* grouped products (q+k+v, gate+up) keep their results side by side in tmp */
-    max_out = max64(max_out, max64(qw + 2 * (int64_t)hp->n_kv_heads * hp->head_dim, 2 * F));
-
-    st->tokens = malloc(sizeof(int32_t) * (size_t)B);
-    st->krow = malloc(sizeof(float) * (size_t)cb->n_threads * (size_t)st->kv_width);
     st->kc = calloc((size_t)L + 1, sizeof(void *));
     st->vc = calloc((size_t)L + 1, sizeof(void *));
     st->slots = calloc((size_t)L + 1, sizeof(int));
     st->rcos = calloc((size_t)L + 1, sizeof(float *));
     st->rsin = calloc((size_t)L + 1, sizeof(float *));
-    st->qx_cap = (size_t)B * (size_t)(4 * max_in + 256);  /* float activations: 4 bytes, 8-bit blocks: fewer */
-    st->qx = aligned_alloc(64, (st->qx_cap + 63) / 64 * 64);  /* whole cache lines for the SIMD kernels */
-    st->tmp = malloc(sizeof(float) * (size_t)cb->n_threads * 2 * MF_CPU_TOK_BLOCK * 16);
-    st->ff_g = malloc(sizeof(float) * (size_t)B * (size_t)F);
-    st->ff_u = malloc(sizeof(float) * (size_t)B * (size_t)F);
-    st->scores = malloc(sizeof(float) * (size_t)cb->n_threads * (size_t)(hp->n_heads / hp->n_kv_heads) * (size_t)o->n_ctx);
-    st->deq = malloc(sizeof(float) * (size_t)cb->n_threads * MF_CPU_TILE_ROWS * (size_t)max_in);
+    st->tokens = state_buf(st, mem.tokens);
+    st->krow = state_buf(st, mem.krow);
+    st->qx = state_buf(st, mem.qx);
+    st->tmp = state_buf(st, mem.tmp);
+    st->ff_g = state_buf(st, mem.ff);
+    st->ff_u = state_buf(st, mem.ff);
+    st->scores = state_buf(st, mem.scores);
+    st->deq = state_buf(st, mem.deq);
     if (!st->tokens || !st->krow || !st->kc || !st->vc || !st->slots || !st->rcos || !st->rsin || !st->qx ||
         !st->tmp || !st->ff_g || !st->ff_u || !st->scores || !st->deq)
         goto oom;
     if (hp->n_experts) {
-        size_t K = (size_t)B * (size_t)hp->n_experts_used;
-        st->router = malloc(sizeof(float) * (size_t)B * (size_t)hp->n_experts);
-        st->sel = malloc(sizeof(int) * K);
-        st->selw = malloc(sizeof(float) * K);
-        st->ex_tok = malloc(sizeof(int) * K);
-        st->ex_slot = malloc(sizeof(int) * K);
-        st->ex_in = malloc(sizeof(float) * (size_t)B * (size_t)d);
-        st->ex_out = malloc(sizeof(float) * (size_t)B * (size_t)d);
-        st->ex_acc = malloc(sizeof(float) * K * (size_t)d);
+        st->router = state_buf(st, mem.router);
+        st->sel = state_buf(st, mem.sel);
+        st->selw = state_buf(st, mem.sel);
+        st->ex_tok = state_buf(st, mem.sel);
+        st->ex_slot = state_buf(st, mem.sel);
+        st->ex_in = state_buf(st, mem.ex_io);
+        st->ex_out = state_buf(st, mem.ex_io);
+        st->ex_acc = state_buf(st, mem.ex_acc);
         if (!st->router || !st->sel || !st->selw || !st->ex_tok || !st->ex_slot || !st->ex_in ||
             !st->ex_out || !st->ex_acc)
             goto oom;
     }
 
-    /* KV cache */
+    /* KV cache, zeroed so that no slot is ever read uninitialized; the slots of a sliding
+     * layer are a ring (memory.h mf_mem_kv_slots), both rounded up to whole K tiles
+     * (mf_mem_cpu_kv_slots; the layout: attention.c) */
     for (int l = 0; l < L; l++) {
-        int slots = mf_kv_slots(hp, m->layers[l].sliding, o->n_ctx, B);
-        st->slots[l] = (slots + MF_KV_TILE - 1) / MF_KV_TILE * MF_KV_TILE;  /* whole K tiles */
-        size_t bytes = (size_t)st->slots[l] * (size_t)st->kv_width * esz;
-        /* 64-byte aligned: a K tile's rows are whole halves or wholes of cache lines
-         * (attention.c); zeroed, so that no slot is ever read uninitialized */
-        if (posix_memalign(&st->kc[l], 64, bytes ? bytes : 64)) st->kc[l] = NULL;
-        if (posix_memalign(&st->vc[l], 64, bytes ? bytes : 64)) st->vc[l] = NULL;
-        if (st->kc[l]) memset(st->kc[l], 0, bytes);
-        if (st->vc[l]) memset(st->vc[l], 0, bytes);
+        st->slots[l] = mf_mem_cpu_kv_slots(hp, l, o);
+        size_t bytes = (size_t)mf_mem_cpu_kv_layer_bytes(hp, l, o);
+        st->kc[l] = state_buf(st, bytes);
+        st->vc[l] = state_buf(st, bytes);
         if (!st->kc[l] || !st->vc[l]) {
             mf_errf(err, "out of memory for the KV cache (%zu bytes per layer)", 2 * bytes);
             cpu_state_free(be, st);
@@ -157,26 +173,17 @@ static mf_bstate *cpu_state_new(mf_backend *be, const mf_model *m, const mf_stat
         }
     }
 
-    /* RoPE tables: one per distinct frequency set (layers share it when their freqs match) */
-    int nt = 0;
+    /* RoPE tables: one per distinct frequency set (memory.h mf_mem_rope_table) */
     for (int l = 0; l < L; l++) {
-        int same = -1;
-        for (int p = 0; p < l && same < 0; p++)
-            if (!memcmp(m->rope_freq[p], m->rope_freq[l], sizeof(float) * (size_t)half)) same = p;
-        if (same >= 0) {
-            st->rcos[l] = st->rcos[same];
-            st->rsin[l] = st->rsin[same];
-            continue;
+        int t = mf_mem_rope_table(hp, l);
+        if (!st->tables[2 * t]) {
+            float *c = st->tables[2 * t] = state_buf(st, mem.rope_table);
+            float *s = st->tables[2 * t + 1] = state_buf(st, mem.rope_table);
+            if (!c || !s) goto oom;
+            for (int p = 0; p < o->n_ctx; p++) mf_rope_cos_sin(m, l, p, c + (size_t)p * half, s + (size_t)p * half);
         }
-        if (nt + 2 > 4) { mf_errf(err, "more than two RoPE frequency sets"); cpu_state_free(be, st); return NULL; }
-        float *c = malloc(sizeof(float) * (size_t)o->n_ctx * (size_t)half);
-        float *s = malloc(sizeof(float) * (size_t)o->n_ctx * (size_t)half);
-        st->tables[nt++] = c;
-        st->tables[nt++] = s;
-        if (!c || !s) goto oom;
-        for (int p = 0; p < o->n_ctx; p++) mf_rope_cos_sin(m, l, p, c + (size_t)p * half, s + (size_t)p * half);
-        st->rcos[l] = c;
-        st->rsin[l] = s;
+        st->rcos[l] = st->tables[2 * t];
+        st->rsin[l] = st->tables[2 * t + 1];
     }
     return st;
 oom:
@@ -185,11 +192,18 @@ oom:
     return NULL;
 }
 
-/* ------------------------------------------------------------------ step + small ops */
-
-static int cpu_step_begin(mf_backend *be, mf_bstate *st, const int32_t *tokens, int n, int pos0)
+static uint64_t cpu_state_bytes(mf_backend *be, const mf_bstate *st)
 {
     (void)be;
+    return st->allocated;
+}
+
+/* ------------------------------------------------------------------ step + small ops */
+
+static int cpu_step_begin(mf_backend *be, mf_bstate *st, const int32_t *tokens, int n, int pos0, int eager)
+{
+    (void)be;
+    (void)eager;  /* every CPU step runs as issued */
     memcpy(st->tokens, tokens, sizeof(int32_t) * (size_t)n);
     st->n = n;
     st->pos0 = pos0;
@@ -216,7 +230,7 @@ static void cpu_embed(mf_backend *be, mf_bstate *st, const mf_weight *emb, float
 /* Rows of a step that make an elementwise op worth running on the pool */
 #define PAR_ROWS 16
 
-/* out = x / sqrt(mean(x²) + eps) ⊙ w for one row of d (llama-arch.md §4.2): the sum of
+/* out = x / sqrt(mean(x²) + eps) ⊙ w for one row of d (docs/forward.md §2): the sum of
  * squares in double, as 8 partial sums (element i into sum i mod 8) combined pairwise —
  * the order of the vector code and of the scalar tail alike, so every row gets the same
  * operations whatever the batch; the scale in float. */
@@ -306,33 +320,93 @@ static int cpu_argmax(mf_backend *be, mf_bstate *st, const float *buf, int n)
     (void)be;
     (void)st;
     int best = 0;
-    for (int i = 1; i < n; i++)
+    for (int i = 0; i < n; i++) {
+        if (!isfinite(buf[i])) return -1;
         if (buf[i] > buf[best]) best = i;
+    }
     return best;
 }
 
 /* ------------------------------------------------------------------ lifetime */
 
-static int cpu_prepare(mf_backend *be, mf_model *m, mf_err *err)
+static void cpu_observe(mf_backend *be, mf_bstate *st, mf_matmul_observer fn, void *user)
 {
     (void)be;
-    (void)m;
-    (void)err;
-    return 0;  /* weights stay in the file mapping */
+    st->obs = fn;
+    st->obs_user = user;
 }
 
-static void cpu_unprepare(mf_backend *be, mf_model *m)
+/* Reads the model file's pages in order, 64 MiB at a time, reporting progress. Without it
+ * the first forward pass faults the weights in page by page with nothing to show for it,
+ * which on a big file on a slow disk looks like a hang. The mapping is read-only and shared
+ * with the page cache: this costs no memory the weights would not take anyway once they are
+ * used (cpu_prepare has checked that they fit). */
+static void prefetch(const mf_model *m, mf_progress_fn fn, void *user)
 {
-    (void)be;
-    (void)m;
+    const uint8_t *base = mf_gguf_bytes(m->gguf);
+    uint64_t size = mf_gguf_file_size(m->gguf), chunk = 64ull << 20;
+    long page = sysconf(_SC_PAGESIZE);
+    if (page <= 0) page = 4096;
+    volatile uint8_t sink = 0;
+    for (uint64_t off = 0; off < size; off += chunk) {
+        uint64_t n = size - off < chunk ? size - off : chunk;
+        /* a hint for read-ahead; it fails harmlessly where base is not a mapping */
+        madvise((void *)(uintptr_t)(base + off), (size_t)n, MADV_WILLNEED);
+        for (uint64_t i = 0; i < n; i += (uint64_t)page) sink ^= base[off + i];
+        fn(user, off + n, size);
+    }
+    (void)sink;
+}
+
+static mf_bmodel *cpu_prepare(mf_backend *be, const mf_model *m, mf_progress_fn progress, void *user, mf_err *err)
+{
+    cpu_backend *cb = be->impl;
+    for (mf_bmodel *bm = cb->models; bm; bm = bm->next)
+        if (bm->m == m) {
+            bm->refs++;
+            return bm;
+        }
+    /* the weights alone, before reading them (state_new checks them with the cache and the
+     * scratch of a session) */
+    uint64_t have = mf_mem_host_total();
+    if (have && m->weight_bytes > have) {
+        mf_errf(err, "the weights need %.2f GB but this machine has %.2f GB of RAM", m->weight_bytes / 1e9, have / 1e9);
+        return NULL;
+    }
+    if (progress) prefetch(m, progress, user);
+    mf_bmodel *bm = calloc(1, sizeof *bm);
+    if (!bm) { mf_errf(err, "out of memory"); return NULL; }
+    bm->m = m;  /* the weights stay in the file mapping; packed copies come with the first state */
+    bm->refs = 1;
+    bm->next = cb->models;
+    cb->models = bm;
+    return bm;
+}
+
+static void cpu_unprepare(mf_backend *be, mf_bmodel *bm)
+{
+    cpu_backend *cb = be->impl;
+    if (!bm || --bm->refs > 0) return;
+    for (mf_bmodel **p = &cb->models; *p; p = &(*p)->next)
+        if (*p == bm) {
+            *p = bm->next;
+            break;
+        }
+    mf_cpu_pack_free(bm);
+    free(bm);
 }
 
 static void cpu_free(mf_backend *be)
 {
     if (!be) return;
     cpu_backend *cb = be->impl;
-    if (cb) mf_cpu_pack_free(cb);
     if (cb) mf_pool_free(cb->pool);
+    while (cb && cb->models) {  /* prepares without their unprepare */
+        mf_bmodel *next = cb->models->next;
+        mf_cpu_pack_free(cb->models);
+        free(cb->models);
+        cb->models = next;
+    }
     free(cb);
     free(be);
 }
@@ -398,6 +472,7 @@ mf_backend *mf_backend_cpu_new(int n_threads, mf_err *err)
     cb->blas_ok = blas_has_vector_kernels();
 #endif
     be->name = "cpu";
+    be->kv_f16_default = 1;  /* binary16, chosen by measurement (docs/cpu.md §4) */
     cpu_name(be->device_name, sizeof be->device_name, cb->n_threads);
 #ifdef MF_HAVE_BLAS
     size_t dl = strlen(be->device_name);
@@ -409,6 +484,7 @@ mf_backend *mf_backend_cpu_new(int n_threads, mf_err *err)
     be->unprepare = cpu_unprepare;
     be->state_new = cpu_state_new;
     be->state_free = cpu_state_free;
+    be->state_bytes = cpu_state_bytes;
     be->free = cpu_free;
     be->alloc = cpu_alloc;
     be->release = cpu_release;
@@ -422,6 +498,7 @@ mf_backend *mf_backend_cpu_new(int n_threads, mf_err *err)
     be->rope_kv = cpu_rope_kv;
     be->attention = mf_cpu_attention;
     be->ffn = mf_cpu_ffn;
+    be->observe = cpu_observe;
     be->moe = mf_cpu_moe;
     be->argmax = cpu_argmax;
     return be;

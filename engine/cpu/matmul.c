@@ -1,8 +1,9 @@
-/* matmul.c — the CPU backend's matrix product, and the ops built from it (qkv, dense FFN).
+/* matmul.c — the CPU backend's matrix product, alone and in groups sharing an input, and the
+ * qkv op built from it (the dense FFN is ffn.c, the experts moe.c).
  *
  *   y[r][o] (+)= Σ_i W[o][i]·x[r][i] (+ b[o])
  *
- * Two paths, chosen by the number of rows (tokens) of the step:
+ * Two paths, chosen by the weight type and the number of rows (tokens) of the step:
  *
  * 1. Quantized weights, any number of rows. Convert each activation row once into the weight
  *    type's 8-bit block format (quant.h) and let the threads split the weight rows; each
@@ -265,7 +266,7 @@ void mf_cpu_matmul(cpu_backend *cb, mf_bstate *st, uint32_t wtype, const void *W
 #endif
     mm_region g = {.wtype = wtype, .n_in = n_in, .qx = st->qx, .qx_stride = mf_act_bytes(wtype, n_in), .n = 1,
                    .total = n_out, .rows = rows};
-    g.m[0] = (mm_mat){.W = W, .P = mf_cpu_packed_of(cb, W, (size_t)n_out * row_bytes), .row_bytes = row_bytes,
+    g.m[0] = (mm_mat){.W = W, .P = mf_cpu_packed_of(st, W, (size_t)n_out * row_bytes), .row_bytes = row_bytes,
                       .n_out = n_out, .y = y, .y_stride = y_stride, .bias = bias, .accumulate = accumulate};
     convert(cb, st, wtype, x, x_stride, rows, n_in);
     run_region(cb, st, &g);
@@ -276,21 +277,27 @@ static const float *bias_of(const mf_weight *b)
     return b && b->name ? (const float *)b->data : NULL;
 }
 
-void mf_cpu_matmul_op(mf_backend *be, mf_bstate *st, const mf_weight *W, const mf_weight *b,
-                      const float *in, float *out, int rows, int accumulate)
+static void matmul_w(mf_backend *be, mf_bstate *st, const mf_weight *W, const mf_weight *b, const float *in,
+                     float *out, int rows, int accumulate)
 {
     mf_cpu_matmul(be->impl, st, W->type, W->data, W->row_bytes, W->ne[0], W->ne[1], in, W->ne[0],
                   rows, out, W->ne[1], accumulate, bias_of(b));
 }
+void mf_cpu_matmul_op(mf_backend *be, mf_bstate *st, const mf_weight *W, const mf_weight *b,
+                      const float *in, float *out, int rows, int accumulate)
+{
+    mf_cpu_observe(st, W, 0, in, rows);
+    matmul_w(be, st, W, b, in, out, rows, accumulate);
+}
 
 /* The matrices of a region from weights of one type and width, the packed copies looked up. */
-static void set_mats(cpu_backend *cb, mm_region *g, int n, const mf_weight *const *W, const float *const *bias,
+static void set_mats(mf_bstate *st, mm_region *g, int n, const mf_weight *const *W, const float *const *bias,
                      float *const *out)
 {
     int64_t base = 0;
     for (int i = 0; i < n; i++) {
         int64_t n_out = W[i]->ne[1];
-        g->m[i] = (mm_mat){.W = W[i]->data, .P = mf_cpu_packed_of(cb, W[i]->data, (size_t)n_out * W[i]->row_bytes),
+        g->m[i] = (mm_mat){.W = W[i]->data, .P = mf_cpu_packed_of(st, W[i]->data, (size_t)n_out * W[i]->row_bytes),
                            .row_bytes = W[i]->row_bytes, .n_out = n_out, .y = out[i], .y_stride = n_out,
                            .bias = bias[i], .base = base};
         base += n_out;
@@ -299,16 +306,17 @@ static void set_mats(cpu_backend *cb, mm_region *g, int n, const mf_weight *cons
     g->total = base;
 }
 
-/* out[i] = W[i] · x (+ b[i]) for n matrices sharing the input: one parallel region when they
- * have one type and width (q/k/v), else one product after the other. */
-static void matmul_group(mf_backend *be, mf_bstate *st, int n, const mf_weight *const *W,
+/* out[i] = W[i] · x (+ b[i]) for n matrices sharing the input (cpu.h): one parallel region
+ * when they have one type and width (q/k/v), else one product after the other. */
+void mf_cpu_matmul_group(mf_backend *be, mf_bstate *st, int n, const mf_weight *const *W,
                          const mf_weight *const *b, float *const *out, const float *x, int rows)
 {
     cpu_backend *cb = be->impl;
+    for (int i = 0; i < n; i++) mf_cpu_observe(st, W[i], 0, x, rows);
     int same = !use_blas(cb, W[0]->type, rows, W[0]->ne[1]);
     for (int i = 1; i < n; i++) same &= W[i]->type == W[0]->type && W[i]->ne[0] == W[0]->ne[0];
     if (!same) {
-        for (int i = 0; i < n; i++) mf_cpu_matmul_op(be, st, W[i], b[i], x, out[i], rows, 0);
+        for (int i = 0; i < n; i++) matmul_w(be, st, W[i], b[i], x, out[i], rows, 0);
         return;
     }
     uint32_t wtype = W[0]->type;
@@ -316,64 +324,40 @@ static void matmul_group(mf_backend *be, mf_bstate *st, int n, const mf_weight *
     mm_region g = {.wtype = wtype, .n_in = n_in, .qx = st->qx, .qx_stride = mf_act_bytes(wtype, n_in), .rows = rows};
     const float *bias[3];
     for (int i = 0; i < n; i++) bias[i] = bias_of(b[i]);
-    set_mats(cb, &g, n, W, bias, out);
+    set_mats(st, &g, n, W, bias, out);
     convert(cb, st, wtype, x, n_in, rows, n_in);
     run_region(cb, st, &g);
 }
 
 void mf_cpu_gated(mf_backend *be, mf_bstate *st, const mf_weight *Wg, const float *bg, const mf_weight *Wu,
-                  const float *bu, const float *x, int rows, float *out, float *scratch, mf_cpu_act act,
+                  const float *bu, int matrix, const float *x, int rows, float *out, float *scratch, mf_cpu_act act,
                   const void *params)
 {
     cpu_backend *cb = be->impl;
     int64_t n_in = Wg->ne[0], F = Wg->ne[1];
+    size_t mb = (size_t)F * Wg->row_bytes; /* one matrix (an expert's slice of a stack) */
+    const uint8_t *wg = (const uint8_t *)Wg->data + (size_t)matrix * mb, *wu = (const uint8_t *)Wu->data + (size_t)matrix * mb;
+    mf_cpu_observe(st, Wg, matrix, x, rows);
+    mf_cpu_observe(st, Wu, matrix, x, rows);
     if (Wu->type != Wg->type || Wu->ne[0] != n_in || Wu->ne[1] != F || use_blas(cb, Wg->type, rows, F)) {
         /* two products, then the activation on the caller (float models' prompts) */
-        mf_cpu_matmul(cb, st, Wg->type, Wg->data, Wg->row_bytes, n_in, F, x, n_in, rows, out, F, 0, bg);
-        mf_cpu_matmul(cb, st, Wu->type, Wu->data, Wu->row_bytes, n_in, F, x, n_in, rows, scratch, F, 0, bu);
+        mf_cpu_matmul(cb, st, Wg->type, wg, Wg->row_bytes, n_in, F, x, n_in, rows, out, F, 0, bg);
+        mf_cpu_matmul(cb, st, Wu->type, wu, Wu->row_bytes, n_in, F, x, n_in, rows, scratch, F, 0, bu);
         for (int t = 0; t < rows; t++) act(out + (int64_t)t * F, out + (int64_t)t * F, scratch + (int64_t)t * F, F, params);
         return;
     }
     mm_region g = {.wtype = Wg->type, .n_in = n_in, .qx = st->qx, .qx_stride = mf_act_bytes(Wg->type, n_in),
-                   .rows = rows, .act = act, .act_params = params};
-    const mf_weight *W[2] = {Wg, Wu};
-    const float *bias[2] = {bg, bu};
-    float *o[2] = {out, NULL};
-    set_mats(cb, &g, 2, W, bias, o);
-    g.total = F;  /* one row space: a chunk is the same rows of both */
+                   .rows = rows, .act = act, .act_params = params, .n = 2, .total = F};  /* one row space: a chunk is the same rows of both */
+    g.m[0] = (mm_mat){.W = wg, .P = mf_cpu_packed_of(st, wg, mb), .row_bytes = Wg->row_bytes, .n_out = F, .y = out,
+                      .y_stride = F, .bias = bg};
+    g.m[1] = (mm_mat){.W = wu, .P = mf_cpu_packed_of(st, wu, mb), .row_bytes = Wu->row_bytes, .n_out = F, .bias = bu};
     convert(cb, st, Wg->type, x, n_in, rows, n_in);
     run_region(cb, st, &g);
 }
 
-void mf_cpu_qkv(mf_backend *be, mf_bstate *st, int l, const float *h, float *q, float *k, float *v)
+void mf_cpu_qkv(mf_backend *be, mf_bstate *st, const mf_weight *const W[3], const mf_weight *const b[3],
+                const float *h, float *q, float *k, float *v)
 {
-    const mf_layer *L = &st->m->layers[l];
-    const mf_weight *W[3] = {&L->wq, &L->wk, &L->wv}, *b[3] = {&L->bq, &L->bk, &L->bv};
     float *out[3] = {q, k, v};
-    matmul_group(be, st, 3, W, b, out, h, st->n);
-}
-
-/* SwiGLU's gate (llama-arch.md §4.1 step 8): y = silu(g) · u, silu(g) = g / (1 + e^-g), with
- * vecf.h's exp (the vector form and the scalar tail give the same bits) */
-static void swiglu(float *y, const float *g, const float *u, int64_t n, const void *params)
-{
-    (void)params;
-    int64_t i = 0;
-#ifdef MF_VECF
-    for (; i + AW <= n; i += AW) {
-        av gv = av_load(g + i);
-        av s = av_div(gv, av_add(av_set1(1.0f), av_expf(av_sub(av_zero(), gv))));
-        av_store(y + i, av_mul(s, av_load(u + i)));
-    }
-#endif
-    for (; i < n; i++) y[i] = g[i] / (1.0f + mf_expf(-g[i])) * u[i];
-}
-
-void mf_cpu_ffn(mf_backend *be, mf_bstate *st, int l, const float *h, float *x)
-{
-    const mf_layer *L = &st->m->layers[l];
-    int n = st->n;
-    /* x += W_down · (silu(W_gate·h) ⊙ (W_up·h))   (llama-arch.md §4.1 step 8) */
-    mf_cpu_gated(be, st, &L->ffn_gate, NULL, &L->ffn_up, NULL, h, n, st->ff_g, st->ff_u, swiglu, NULL);
-    mf_cpu_matmul_op(be, st, &L->ffn_down, NULL, st->ff_g, x, n, 1);
+    mf_cpu_matmul_group(be, st, 3, W, b, out, h, st->n);
 }

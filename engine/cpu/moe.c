@@ -1,4 +1,4 @@
-/* moe.c — the mixture-of-experts block of gpt-oss on the CPU (gpt-oss-arch.md §3.2, 9–13).
+/* moe.c — the mixture-of-experts block of gpt-oss on the CPU (docs/moe.md §1).
  *
  *   r   = W_r h + b_r                          router logits, one per expert
  *   S   = the k largest r_e (ties: lower e)    top-k selection
@@ -60,29 +60,30 @@ static void clamped_swiglu_n(float *y, const float *g, const float *u, int64_t n
     for (; i < n; i++) y[i] = clamped_swiglu(g[i], u[i], L, alpha);
 }
 
-/* expert e's matrix of a stacked tensor, as a weight of its own, and its bias */
-static mf_weight expert_of(const mf_weight *W, int e)
-{
-    mf_weight w = *W;
-    w.data = (const uint8_t *)W->data + (size_t)e * (size_t)W->ne[1] * W->row_bytes;
-    w.ne[2] = 1;
-    w.nbytes = (size_t)W->ne[1] * W->row_bytes;
-    return w;
-}
-
+/* expert e's bias of a stacked bias tensor */
 static const float *expert_bias(const mf_weight *b, const mf_weight *W, int e)
 {
     return (const float *)b->data + (size_t)e * (size_t)W->ne[1];
 }
 
-void mf_cpu_moe(mf_backend *be, mf_bstate *st, int l, const float *h, float *x)
+/* out = W_e · in + b_e for c rows: expert e's slice of the stacked tensor W */
+static void expert_matmul(mf_backend *be, mf_bstate *st, const mf_weight *W, const mf_weight *b, int e,
+                          const float *in, int c, float *out)
+{
+    const uint8_t *slice = (const uint8_t *)W->data + (size_t)e * (size_t)W->ne[1] * W->row_bytes;
+    mf_cpu_observe(st, W, e, in, c);
+    mf_cpu_matmul(be->impl, st, W->type, slice, W->row_bytes, W->ne[0], W->ne[1], in, W->ne[0], c,
+                  out, W->ne[1], 0, expert_bias(b, W, e));
+}
+
+void mf_cpu_moe(mf_backend *be, mf_bstate *st, const mf_weight *router, const mf_weight *router_b,
+                const mf_weight *const W[3], const mf_weight *const b[3], const float *h, float *x)
 {
     const mf_hparams *hp = &st->m->hp;
-    const mf_layer *L = &st->m->layers[l];
-    int n = st->n, E = hp->n_experts, k = hp->n_experts_used, d = hp->n_embd, F = hp->n_ff_exp;
+    int n = st->n, E = hp->n_experts, k = hp->n_experts_used, d = hp->n_embd;
 
     /* router and selection */
-    mf_cpu_matmul_op(be, st, &L->router, &L->router_b, h, st->router, n, 0);
+    mf_cpu_matmul_op(be, st, router, router_b, h, st->router, n, 0);
     int count[MF_MAX_EXPERTS + 1];
     memset(count, 0, sizeof(int) * (size_t)(E + 1));
     for (int t = 0; t < n; t++) {
@@ -111,11 +112,9 @@ void mf_cpu_moe(mf_backend *be, mf_bstate *st, int l, const float *h, float *x)
         if (c == 0) continue;
         for (int i = 0; i < c; i++)
             memcpy(st->ex_in + (size_t)i * d, h + (size_t)st->ex_tok[c0 + i] * d, sizeof(float) * (size_t)d);
-        mf_weight wg = expert_of(&L->gate_exps, e), wu = expert_of(&L->up_exps, e), wd = expert_of(&L->down_exps, e);
-        mf_cpu_gated(be, st, &wg, expert_bias(&L->gate_exps_b, &L->gate_exps, e), &wu,
-                     expert_bias(&L->up_exps_b, &L->up_exps, e), st->ex_in, c, st->ff_g, st->ff_u, clamped_swiglu_n, hp);
-        mf_cpu_matmul(be->impl, st, wd.type, wd.data, wd.row_bytes, F, d, st->ff_g, F, c, st->ex_out, d, 0,
-                      expert_bias(&L->down_exps_b, &L->down_exps, e));
+        mf_cpu_gated(be, st, W[0], expert_bias(b[0], W[0], e), W[1], expert_bias(b[1], W[1], e), e, st->ex_in, c,
+                     st->ff_g, st->ff_u, clamped_swiglu_n, hp);
+        expert_matmul(be, st, W[2], b[2], e, st->ff_g, c, st->ex_out);
         for (int i = 0; i < c; i++) {
             int t = st->ex_tok[c0 + i], s = st->ex_slot[c0 + i];
             memcpy(st->ex_acc + ((size_t)t * k + s) * d, st->ex_out + (size_t)i * d, sizeof(float) * (size_t)d);

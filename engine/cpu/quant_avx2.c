@@ -97,7 +97,7 @@ INLINE void prefetch_span(const uint8_t *pf, size_t off, size_t n)
 }
 
 /* 16 bytes of nibbles -> 32 codes in element order: lane 0 = low nibbles (elements 0..15),
- * lane 1 = high nibbles (elements 16..31) — the Q4_0 order of quant-formats.md §3. */
+ * lane 1 = high nibbles (elements 16..31) — the Q4_0 order of docs/quantization.md §2 */
 INLINE __m256i nibbles32(const uint8_t *qs)
 {
     __m128i v = _mm_loadu_si128((const __m128i *)qs);
@@ -148,7 +148,7 @@ INLINE __m256i codes32(uint32_t wt, const uint8_t *b)
     case MF_TYPE_Q5_1: return _mm256_or_si256(nibbles32(b + 8), fifth_bits(b + 4));
     case MF_TYPE_Q8_0: return load32(b + 2);
     default: {
-        /* 2·E2M1(c) + 12 for c = 0..15 (mxfp4.md §3, shifted to be unsigned) */
+        /* 2·E2M1(c) + 12 for c = 0..15 (docs/quantization.md §2, shifted to be unsigned) */
         const __m256i tbl = _mm256_setr_epi8(12, 13, 14, 15, 16, 18, 20, 24, 12, 11, 10, 9, 8, 6, 4, 0,
                                              12, 13, 14, 15, 16, 18, 20, 24, 12, 11, 10, 9, 8, 6, 4, 0);
         return _mm256_shuffle_epi8(tbl, nibbles32(b + 1));
@@ -325,7 +325,7 @@ INLINE kscales kscales_of(uint32_t wt, const uint8_t *b)
     switch (wt) {
     case MF_TYPE_Q4_K:
     case MF_TYPE_Q5_K: {
-        /* quant-formats.md §4.1 on 4 bytes at a time: sc/m 0..3 are bits 0-5 of bytes
+        /* docs/quantization.md §2 on 4 bytes at a time: sc/m 0..3 are bits 0-5 of bytes
          * 0..3 / 4..7; sc/m 4..7 are the nibbles of bytes 8..11 plus bits 6-7 of 0..3 / 4..7 */
         memcpy(&s0, b + 4, 4);
         memcpy(&s1, b + 8, 4);
@@ -349,7 +349,7 @@ INLINE kscales kscales_of(uint32_t wt, const uint8_t *b)
         return k;
     }
     case MF_TYPE_Q3_K: {
-        /* quant-formats.md §4.5, 4 scales at a time: low 4 bits from bytes 0..7 (low then
+        /* docs/quantization.md §2 scales at a time: low 4 bits from bytes 0..7 (low then
          * high nibbles), high 2 bits from bytes 8..11 shifted by 2·(k/4) */
         memcpy(&s0, b + 96, 4);
         memcpy(&s1, b + 100, 4);
@@ -383,7 +383,7 @@ INLINE __m256i bit_to(__m256i v, int from, int to)
     return _mm256_and_si256(v, m);
 }
 
-/* Codes of elements 32j .. 32j+31 as unsigned bytes (quant-formats.md §4.2–4.6). */
+/* Codes of elements 32j .. 32j+31 as unsigned bytes (docs/quantization.md §2). */
 INLINE __m256i kchunk(uint32_t wt, const uint8_t *b, int j)
 {
     const __m256i m4 = _mm256_set1_epi8(0x0F), m2 = _mm256_set1_epi8(3);

@@ -280,13 +280,15 @@ static float dotk(uint32_t wtype, const uint8_t *w, const mf_actk *a, int64_t nb
     return acc;
 }
 
+/* float weights are loaded byte-wise: a file with general.alignment 1 or 2 may place a
+ * row at any address (docs/gguf.md, alignment) */
 static float dotf(uint32_t wtype, const uint8_t *w, const float *x, int64_t n)
 {
     float sum = 0;
     for (int64_t i = 0; i < n; i++) {
-        float v = wtype == MF_TYPE_F32   ? ((const float *)(const void *)w)[i]
-                  : wtype == MF_TYPE_F16 ? f16(w + 2 * i)
-                                         : mf_bf16_to_f32((uint16_t)(w[2 * i] | w[2 * i + 1] << 8));
+        float v;
+        if (wtype == MF_TYPE_F32) memcpy(&v, w + 4 * i, 4);
+        else v = wtype == MF_TYPE_F16 ? f16(w + 2 * i) : mf_bf16_to_f32((uint16_t)(w[2 * i] | w[2 * i + 1] << 8));
         sum += v * x[i];
     }
     return sum;

@@ -126,8 +126,8 @@ INLINE vi v_dotw(vi s, vi c, const int16_t *p) { return dot_i16(s, c, v_bcast4((
 
 /* ================================================================ loads */
 
-/* Block byte offset of the 16 nibble bytes of a 32-element type (quant-formats.md §3,
- * mxfp4.md §2). */
+/* Block byte offset of the 16 nibble bytes of a 32-element type (docs/quantization.md
+ * §2). */
 INLINE int vnibbles_at(uint32_t wt)
 {
     switch (wt) {
@@ -220,7 +220,7 @@ INLINE void vcodes32(const int pk, uint32_t wt, const uint8_t *blk, size_t rb, i
         }
     }
     if (wt == MF_TYPE_MXFP4) {
-        /* 2·E2M1(c) + 12 for c = 0..15 (mxfp4.md §3), in each 128-bit lane for vpshufb */
+        /* 2·E2M1(c) + 12 for c = 0..15 (docs/quantization.md §2), in each 128-bit lane for vpshufb */
         const vi tbl = v_bcast128(_mm_setr_epi8(12, 13, 14, 15, 16, 18, 20, 24, 12, 11, 10, 9, 8, 6, 4, 0));
         for (int j = 0; j < 8; j++) u[j] = v_shuffle8(tbl, u[j]);
     }
@@ -358,7 +358,7 @@ INLINE vi vbit_to(vi v, int from, int to)
     return v_and(v, m);
 }
 
-/* Codes (quant-formats.md §4.2–4.6) of super-block `blk` of the tile's rows. Each vwords
+/* Codes (docs/quantization.md §2) of super-block `blk` of the tile's rows. Each vwords
  * load covers 16 bytes, i.e. elements l = 16m .. 16m+15 of a 32-element group; its word q
  * holds l = 16m + 4q .. +3, which is u[j] with j = (element index of l)/4. */
 INLINE void vkcodes(const int pk, uint32_t wt, const uint8_t *blk, size_t rb, int h, vkdec *k)
@@ -427,7 +427,7 @@ INLINE void vkscales(const int pk, uint32_t wt, const uint8_t *blk, size_t rb, i
     switch (wt) {
     case MF_TYPE_Q4_K:
     case MF_TYPE_Q5_K: {
-        /* quant-formats.md §4.1 on 4 bytes at a time, as quant_avx2.c: sc/m 0..3 are bits 0-5
+        /* docs/quantization.md §2 (Q4_K scales) on 4 bytes at a time, as quant_avx2.c: sc/m 0..3 are bits 0-5
          * of bytes 0..3 / 4..7, sc/m 4..7 the nibbles of bytes 8..11 plus bits 6-7 of 0..3 / 4..7 */
         vwords(pk, wt, blk, rb, h, 4, Z);
         const vi m6 = v_set1_8(0x3F), m4 = v_set1_8(0x0F), m2 = v_set1_8(3);
@@ -451,7 +451,7 @@ INLINE void vkscales(const int pk, uint32_t wt, const uint8_t *blk, size_t rb, i
         for (int p = 0; p < 8; p++) k->c[p] = v_pair16(cc[2 * p], cc[2 * p + 1]);
         break;
     case MF_TYPE_Q3_K: {
-        /* quant-formats.md §4.5: low 4 bits from bytes 0..7 (low then high nibbles), high 2
+        /* docs/quantization.md §2 (Q3_K scales): low 4 bits from bytes 0..7 (low then high nibbles), high 2
          * bits from bytes 8..11 shifted by 2·(k/4). Loaded from byte 92 so that the 16-byte
          * load ends inside the block: words 1..3 are scales[0..11]. */
         vwords(pk, wt, blk, rb, h, 92, Z);

@@ -1,8 +1,8 @@
 /* repack.c — the CPU backend's packed copies of a model's matrices (docs/cpu.md §3).
  *
- * Which: every projection matrix the forward pass multiplies (q, k, v, o, the FFN or expert
- * matrices, the output matrix unless it is the token embedding, which embed() reads by
- * rows) whose type this build has packed kernels for (mf_pack_supported). Stacked expert
+ * Which: every matrix of a product in the weight list (model.h, kind MF_W_MATRIX: q, k, v, o,
+ * the FFN or expert matrices, the output matrix unless it is the token embedding, which
+ * embed() reads by rows) whose type this build has packed kernels for (mf_pack_supported). Stacked expert
  * tensors are packed expert by expert, so an expert's slice keeps its offset.
  *
  * Where: one anonymous mapping for all copies, 2 MB aligned and marked MADV_HUGEPAGE: the
@@ -13,8 +13,10 @@
  * the model's size, not twice it, during packing too. Weights given as a caller's buffer
  * (mf_gguf_open_mem) are not released.
  *
- * When: at the first state_new() of the backend (the session's open), on the pool's threads.
- * It costs one read and one write of the packed bytes (measured in docs/cpu.md §3).
+ * When: at the first state_new() on the prepared model (the first session's open) that does
+ * not ask for no_pack, on the pool's threads; the copies belong to the mf_bmodel, shared by
+ * every later state on that model and freed by its last unprepare. It costs one read and
+ * one write of the packed bytes (measured in docs/cpu.md §3).
  */
 #include "cpu.h"
 #include "quant.h"
@@ -23,7 +25,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <time.h>
 #include <unistd.h>
 
 #define HUGE_PAGE ((size_t)2 << 20)
@@ -35,19 +36,19 @@ static int packable(const mf_weight *w)
            mf_type_row_bytes(w->type, w->ne[0]) == w->row_bytes;
 }
 
-/* The matrices to pack: fills out (when not NULL) and returns how many. */
+/* The matrices to pack, from the model's weight list (model.h): every matrix of a product
+ * except the embedding (and so a tied output, which is the embedding: slot != i). Fills out
+ * (when not NULL) and returns how many. */
 static int collect(const mf_model *m, const mf_weight **out)
 {
     int n = 0;
-#define ADD(w) do { if (packable(w)) { if (out) out[n] = (w); n++; } } while (0)
-    for (int l = 0; l < m->hp.n_layers; l++) {
-        const mf_layer *L = &m->layers[l];
-        ADD(&L->wq); ADD(&L->wk); ADD(&L->wv); ADD(&L->wo);
-        ADD(&L->ffn_gate); ADD(&L->ffn_up); ADD(&L->ffn_down);
-        ADD(&L->gate_exps); ADD(&L->up_exps); ADD(&L->down_exps);
+    for (int i = 0; i < mf_model_n_weights(m); i++) {
+        const mf_weight *w = mf_model_weight(m, i);
+        if (mf_model_weight_desc(i)->kind != MF_W_MATRIX || i == MF_MT_tok_embd || w->slot != i || !packable(w))
+            continue;
+        if (out) out[n] = w;
+        n++;
     }
-    if (!m->tied_output) ADD(&m->output);
-#undef ADD
     return n;
 }
 
@@ -80,18 +81,11 @@ static int by_src(const void *a, const void *b)
     return x->src < y->src ? -1 : x->src > y->src;
 }
 
-static double now(void)
+void mf_cpu_pack_model(cpu_backend *cb, mf_bmodel *bm)
 {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
-
-void mf_cpu_pack_model(cpu_backend *cb, const mf_model *m)
-{
-    if (cb->packed_model == m) return;
-    mf_cpu_pack_free(cb);
-    double t0 = now();
+    if (bm->pack_tried) return;
+    bm->pack_tried = 1;
+    const mf_model *m = bm->m;
     int n = collect(m, NULL);
     if (n == 0) return;
     const mf_weight **ws = malloc(sizeof *ws * (size_t)n);
@@ -135,42 +129,41 @@ void mf_cpu_pack_model(cpu_backend *cb, const mf_model *m)
         for (int i = 0; i < n; i++) release(ps[i].src, ps[i].src + ps[i].bytes, job.page);
     qsort(ps, (size_t)n, sizeof *ps, by_src);
     free(ws);
-    cb->packed_model = m;
-    cb->packed = ps;
-    cb->n_packed = n;
-    cb->pack_mem = mem;
-    cb->pack_len = len;
-    cb->pack_seconds = now() - t0;
+    bm->packed = ps;
+    bm->n_packed = n;
+    bm->pack_mem = mem;
+    bm->pack_len = len;
     return;
 fail:  /* no memory for the copy: every product reads the file's layout */
     free(ws);
     free(ps);
 }
 
-const uint8_t *mf_cpu_packed_of(const cpu_backend *cb, const void *W, size_t matrix_bytes)
+const uint8_t *mf_cpu_packed_of(const mf_bstate *st, const void *W, size_t matrix_bytes)
 {
+    const mf_bmodel *bm = st->bm;
+    if (st->o.no_pack || !bm) return NULL;
     const uint8_t *w = W;
-    int lo = 0, hi = cb->n_packed - 1;
+    int lo = 0, hi = bm->n_packed - 1;
     while (lo <= hi) {  /* the last packed tensor starting at or before w */
         int mid = (lo + hi) / 2;
-        if (cb->packed[mid].src <= w) lo = mid + 1;
+        if (bm->packed[mid].src <= w) lo = mid + 1;
         else hi = mid - 1;
     }
     if (hi < 0) return NULL;
-    const cpu_packed *p = &cb->packed[hi];
+    const cpu_packed *p = &bm->packed[hi];
     size_t off = (size_t)(w - p->src);
     /* a whole matrix (an expert's slice) of the packed tensor, nothing else */
     if (off >= p->bytes || matrix_bytes != p->matrix_bytes || off % p->matrix_bytes) return NULL;
     return p->dst + off;
 }
 
-void mf_cpu_pack_free(cpu_backend *cb)
+void mf_cpu_pack_free(mf_bmodel *bm)
 {
-    if (cb->pack_mem) munmap(cb->pack_mem, cb->pack_len);
-    free(cb->packed);
-    cb->packed = NULL;
-    cb->n_packed = 0;
-    cb->pack_mem = NULL;
-    cb->pack_len = 0;
-    cb->packed_model = NULL;
+    if (bm->pack_mem) munmap(bm->pack_mem, bm->pack_len);
+    free(bm->packed);
+    bm->packed = NULL;
+    bm->n_packed = 0;
+    bm->pack_mem = NULL;
+    bm->pack_len = 0;
 }

@@ -7,7 +7,8 @@
  * parts so that r is exact, e^r by a degree-5 polynomial, 2^n put in the exponent. Relative
  * error about 1e-7 (1-2 ulp) against exp() (tests/test_attention.c); arguments are clamped
  * to [-87.34, 88.37], so it returns e^-87.34 ≈ 1.2e-38 below (a softmax weight or a
- * sigmoid tail that cannot matter) and never overflows the exponent above. Every step is
+ * sigmoid tail that cannot matter) and never overflows the exponent above; NaN gives NaN
+ * (the non-finite checks of minfer run must see a broken activation, not a small weight). Every step is
  * one rounded float operation, so av_expf gives the same bits as mf_expf, lane for lane:
  * code that uses the vector form for most elements and the scalar one for a tail computes
  * the same function everywhere (batch invariance, docs/cpu.md §4).
@@ -29,6 +30,7 @@ static const float mf_exp_p[6] = {1.9875691500e-4f, 1.3981999507e-3f, 8.33345190
 
 static inline float mf_expf(float x)
 {
+    if (x != x) return x; /* NaN stays NaN (the vector form: the clamps pass it through) */
     x = x > MF_EXP_LO ? x : MF_EXP_LO;
     x = x < MF_EXP_HI ? x : MF_EXP_HI;
     float n = nearbyintf(x * MF_EXP_LOG2E);
@@ -90,7 +92,9 @@ static inline av av_min(av a, av b) { return AV_(min_ps)(a, b); }
 /* mf_expf on AW lanes, operation for operation */
 static inline av av_expf(av x)
 {
-    x = av_min(av_max(x, av_set1(MF_EXP_LO)), av_set1(MF_EXP_HI));
+    /* maxps/minps return their second operand when one is NaN: x second, so a NaN passes
+     * the clamps and the result is NaN (a broken logit stays visible, never a weight of 0) */
+    x = av_min(av_set1(MF_EXP_HI), av_max(av_set1(MF_EXP_LO), x));
     av n = av_round(av_mul(x, av_set1(MF_EXP_LOG2E)));
     av r = av_fmadd(n, av_set1(-MF_EXP_C1), x);
     r = av_fmadd(n, av_set1(-MF_EXP_C2), r);

@@ -13,6 +13,7 @@
 #include "backend.h"
 #include "harness.h"
 #include "quant.h"
+#include "quantize.h"
 #include "types.h"
 
 #ifdef MF_HAVE_CUDA
@@ -50,8 +51,8 @@ static inline void no_gpu(void **state)
 }
 
 /* call returns 0, or fail with the message it left in err */
-#define GPU_OK(call, err)                                  \
-    do {                                                   \
+#define GPU_OK(call, err)                                      \
+    do {                                                       \
         if ((call) != 0) fail_msg("%s: %s", #call, (err).msg); \
     } while (0)
 
@@ -59,7 +60,7 @@ static inline void no_gpu(void **state)
 typedef struct gmat {
     mf_cuda_test_mat m;
     void *bytes;
-    float *deq;     /* [n_out][n_in] */
+    float *deq; /* [n_out][n_in] */
     float *bias;
 } gmat;
 
@@ -72,7 +73,8 @@ static inline void gmat_free(gmat *g)
 }
 
 /* n_stack matrices of n_out × n_in stacked (experts), values N(0, scale²) quantized */
-static inline gmat gmat_rand(mf_rng *r, uint32_t type, int64_t n_in, int64_t n_out, int n_stack, float scale, int with_bias)
+static inline gmat gmat_rand(mf_rng *r, uint32_t type, int64_t n_in, int64_t n_out, int n_stack, float scale,
+                             int with_bias)
 {
     gmat g;
     memset(&g, 0, sizeof g);
@@ -128,7 +130,7 @@ static const uint32_t gpu_all_types[] = {MF_TYPE_F32,  MF_TYPE_F16,  MF_TYPE_BF1
 
 static inline int gpu_is_float_type(uint32_t t) { return t == MF_TYPE_F32 || t == MF_TYPE_F16 || t == MF_TYPE_BF16; }
 
-#else  /* a build without the CUDA backend: every GPU test executable only says so */
+#else /* a build without the CUDA backend: every GPU test executable only says so */
 
 static inline void no_cuda_build(void **state)
 {
@@ -136,11 +138,11 @@ static inline void no_cuda_build(void **state)
     mf_skip("this build has no CUDA backend (MINFER_CUDA=OFF or no nvcc)");
 }
 
-#define MF_GPU_TEST_MAIN(name)                                               \
-    int main(void)                                                           \
-    {                                                                        \
-        const struct CMUnitTest skip[] = {cmocka_unit_test(no_cuda_build)};  \
-        return MF_RUN(name, skip);                                           \
+#define MF_GPU_TEST_MAIN(name)                                              \
+    int main(void)                                                          \
+    {                                                                       \
+        const struct CMUnitTest skip[] = {cmocka_unit_test(no_cuda_build)}; \
+        return MF_RUN(name, skip);                                          \
     }
 
 #endif

@@ -1,6 +1,6 @@
 /* test_cuda_attention.c — flash_attn.cu against a plain attention in float64 on the host:
  *   s_t = q·k_t·scale over the visible keys (t <= p; p − t < window on sliding layers),
- *   softmax with the sink joining the denominator (gpt-oss-arch.md §3.2 step 5), Σ w_t·v_t.
+ *   softmax with the sink joining the denominator (docs/moe.md §2), Σ w_t·v_t.
  * Cases: decode (n = 1) through the flash-decoding split + combine and through the one-pass
  * kernel, at sequence lengths 1, 7, 64, 333, 2048; prompts of 7, 64, 333 and 2048 rows at
  * positions 0 and 50; GQA ratios 1, 4, 8; head dims 64 and 128 (unrolled instances) and 8,
@@ -8,7 +8,14 @@
  * caches; with and without a window (ring buffer of window + max_batch − 1 slots, so keys
  * wrap around) and sinks. Every cache slot holds distinct random data, so a wrong slot or
  * a key outside the window changes the result.
- * MINFER_GPU_QUICK=1 leaves out length 2048 and the 333-row prompts (sanitizer runs).
+ * More query heads per KV head than one block holds: G = 16 (one full block of query
+ * vectors) and G = 32 (two blocks: blockIdx.y = 1 in the split launch) on decode and short
+ * prompts. The grid-y edge: a 32 769-row prompt at G = 32 has 65 538 tiles of 16 query
+ * vectors per KV head, more than gridDim.y allows (65535): the launch folds them into x
+ * (geometry.cuh, whose arithmetic tests/test_cuda_host.c checks on the CPU); with a window
+ * of 16 the reference stays cheap.
+ * MINFER_GPU_QUICK=1 leaves out length 2048, the 333-row prompts and the grid-y edge
+ * (sanitizer runs).
  * Tolerance: |out − ref| <= 1e-4·max|v| against the reference on the same cache values
  * (fp32 arithmetic: a score is a ≤ 256-term fp32 dot, worst-case relative error ~1.5e-5 of
  * Σ|q·k|·scale ≈ 5e-5 absolute, moving the weights by that relative amount). For binary16
@@ -57,7 +64,7 @@ static void attn_ref(const acase *c, int slots, const float *q, const float *kf,
 static void run_case(mf_rng *r, const acase *c)
 {
     int H = c->G * c->Hkv, hd = c->hd;
-    /* ring buffer as mf_kv_slots sizes it for steps of at most n tokens */
+    /* ring buffer as mf_mem_kv_slots sizes it for steps of at most n tokens */
     int slots = c->window ? (c->window + c->n - 1 < c->n_ctx ? c->window + c->n - 1 : c->n_ctx) : c->n_ctx;
     size_t cn = (size_t)c->Hkv * slots * hd, qn = (size_t)c->n * H * hd;
     float *kf = rand_vec(r, cn, 1.0f), *vf = rand_vec(r, cn, 1.0f), *k0 = NULL, *v0 = NULL;
@@ -81,15 +88,17 @@ static void run_case(mf_rng *r, const acase *c)
     double *ref = malloc(sizeof(double) * qn);
     float scale = 1.0f / sqrtf((float)hd), vmax = 0;
     for (size_t i = 0; i < cn; i++) vmax = fmaxf(vmax, fabsf(vf[i]));
-    mf_cuda_test_attn a = {q, kc, vc, c->f16, slots, c->n_ctx, c->pos0, c->n, H, c->Hkv, hd, c->window, scale,
-                           c->sinks ? sk : NULL, c->split, out};
+    mf_cuda_test_attn a = {q,        kc, vc,     c->f16, slots,     c->n_ctx, c->pos0,
+                           c->n,     H,  c->Hkv, hd,     c->window, scale,    c->sinks ? sk : NULL,
+                           c->split, out};
     mf_err err;
     GPU_OK(mf_cuda_test_attention(gpu_ctx, &a, &err), err);
     attn_ref(c, slots, q, kf, vf, sk, scale, ref);
     for (size_t i = 0; i < qn; i++)
         if (!(fabs(out[i] - ref[i]) <= 1e-4 * vmax))
-            fail_msg("attention n %d pos0 %d G %d hd %d f16 %d sinks %d window %d split %d: out[%zu] = %.9g, expected %.9g",
-                     c->n, c->pos0, c->G, hd, c->f16, c->sinks, c->window, c->split, i, out[i], ref[i]);
+            fail_msg(
+                "attention n %d pos0 %d G %d hd %d f16 %d sinks %d window %d split %d: out[%zu] = %.9g, expected %.9g",
+                c->n, c->pos0, c->G, hd, c->f16, c->sinks, c->window, c->split, i, out[i], ref[i]);
     if (c->f16) {
         attn_ref(c, slots, q, k0, v0, sk, scale, ref);
         for (size_t i = 0; i < qn; i++)
@@ -121,7 +130,7 @@ static void decode_lengths(void **state)
                 for (int v = 0; v < 8; v++) {
                     acase c = {1, lens[li] - 1, Gs[gi], 2, hd, v & 1, (v >> 1) & 1, (v >> 2) & 1 ? 100 : 0, 1, 4096};
                     run_case(&r, &c);
-                    if (v == 0 || v == 7) {  /* the one-pass kernel on a decode row too */
+                    if (v == 0 || v == 7) { /* the one-pass kernel on a decode row too */
                         c.split = 0;
                         run_case(&r, &c);
                     }
@@ -142,12 +151,54 @@ static void prompt_rows(void **state)
                     acase c = {ns[ni], pos0, Gs[gi], 2, hd, (v >> 1) & 1, (v >> 2) & 1, v % 3 == 0 ? 40 : 0, 0, 1024};
                     run_case(&r, &c);
                 }
-    for (int gi = 0; gi < (gpu_quick() ? 0 : 3); gi++) {  /* a 2048-token prompt, gpt-oss-like and Llama-like */
+    for (int gi = 0; gi < (gpu_quick() ? 0 : 3); gi++) { /* a 2048-token prompt, gpt-oss-like and Llama-like */
         acase c1 = {2048, 0, Gs[gi], 1, 64, 1, 1, 128, 0, 2048};
         acase c2 = {2048, 0, Gs[gi], 1, 128, 0, 0, 0, 0, 2048};
         run_case(&r, &c1);
         run_case(&r, &c2);
     }
+}
+
+/* G = 16 and 32 query heads per KV head (gpt-oss-120b has 64/8 = 8; models with 32+ exist):
+ * the decode launch's second block row (blockIdx.y = 1 for G = 32) and prompt blocks that
+ * cover half a row */
+static void many_heads_per_kv_head(void **state)
+{
+    (void)state;
+    mf_rng r = {24};
+    const int lens[] = {1, 33, 333, 2048};
+    for (int G = 16; G <= 32; G += 16)
+        for (int li = 0; li < (gpu_quick() ? 3 : 4); li++)
+            for (int v = 0; v < 8; v++) {
+                int hd = v % 2 ? 128 : (v % 4 == 2 ? 16 : 64);
+                acase c = {1, lens[li] - 1, G, 2, hd, (v >> 1) & 1, (v >> 2) & 1, v % 3 == 0 ? 100 : 0, 1, 4096};
+                run_case(&r, &c);
+                if (v % 4 == 0) { /* the one-pass kernel on the same decode row */
+                    c.split = 0;
+                    run_case(&r, &c);
+                }
+            }
+    for (int G = 16; G <= 32; G += 16)
+        for (int v = 0; v < 4; v++) {
+            acase p = {7 + 26 * v, 5 * v, G, 2, v % 2 ? 128 : 64, v & 1, v >> 1, v == 3 ? 12 : 0, 0, 512};
+            run_case(&r, &p);
+        }
+}
+
+/* more than 65535 tiles per KV head: 32 769 rows · 32 heads / 16 = 65 538 (folded into x),
+ * and 32 768 rows (65 536 tiles: the first count past the limit) with a binary16 cache */
+static void grid_y_edge(void **state)
+{
+    (void)state;
+    if (gpu_quick()) {
+        print_message("grid_y_edge: left out under MINFER_GPU_QUICK (131 076 blocks)\n");
+        return;
+    }
+    mf_rng r = {25};
+    acase a = {32769, 0, 32, 2, 8, 0, 1, 16, 0, 32769};
+    acase b = {32768, 3, 32, 1, 16, 1, 1, 16, 0, 32771};
+    run_case(&r, &a);
+    run_case(&r, &b);
 }
 
 /* head dims without an unrolled instance (tiny test models: 8, 16), an odd size (80) and
@@ -173,9 +224,8 @@ int main(void)
         return MF_RUN("cuda_attention", skip);
     }
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(decode_lengths),
-        cmocka_unit_test(prompt_rows),
-        cmocka_unit_test(generic_head_dims),
+        cmocka_unit_test(decode_lengths),         cmocka_unit_test(prompt_rows), cmocka_unit_test(generic_head_dims),
+        cmocka_unit_test(many_heads_per_kv_head), cmocka_unit_test(grid_y_edge),
     };
     int rc = MF_RUN("cuda_attention", tests);
     mf_cuda_test_free(gpu_ctx);

@@ -5,7 +5,15 @@
  *     1 … 33 tokens (one and several GEMV token groups, both paths), with and without bias
  *     and accumulation, three matrices fused in one launch (qkv);
  *   - the fused gate/up/SwiGLU GEMV; the embedding lookup (bit for bit); MXFP4 at every
- *     scale byte.
+ *     scale byte;
+ *   - long rows of every block type, K-quants above all: n_in = 2304 is 9 super-blocks, 72
+ *     chunks of 32, so each lane of the GEMV's warp takes 2 or 3 chunks that lie in
+ *     different super-blocks (the widths above give K-quants only 256 = 8 chunks: lanes
+ *     8 … 31 idle, one chunk each for the rest), and the prompt path splits the matrix into
+ *     F16 tiles of 64 rows (64 + 3 for 67 rows: the second tile's output at a 256-byte
+ *     offset).
+ * The F16 tile scratch is 64·2880 + 1000 elements, so 2880- and 2304-wide matrices of more
+ * than 64 rows are dequantized in several tiles of 64 rows (mf_cu_gemm_tile_rows).
  * Tolerances, per output: fp32 arithmetic (GEMV, SGEMM) |err| <= 1e-5·Σ|w·x| + 1e-6 — a few
  * hundred fp32 roundings of relative 6e-8 each; F16 operands (cuBLAS path) 2e-3·Σ|w·x| —
  * weights and activations each rounded to binary16 (relative 2^-11 ≈ 4.9e-4 each).
@@ -25,9 +33,9 @@ static void check_out(const char *what, uint32_t type, const gmat *g, const floa
             if (init) ref += init[(int64_t)r * n_out + o];
             double got = out[(int64_t)r * n_out + o], tol = rel * as + 1e-6;
             if (!(fabs(got - ref) <= tol))
-                fail_msg("%s type %s n_in %lld n_out %lld rows %d: out[%d][%lld] = %.9g, expected %.9g (tol %.3g)", what,
-                         mf_type_name(type, (char[32]){0}), (long long)n_in, (long long)n_out, rows, r, (long long)o,
-                         got, ref, tol);
+                fail_msg("%s type %s n_in %lld n_out %lld rows %d: out[%d][%lld] = %.9g, expected %.9g (tol %.3g)",
+                         what, mf_type_name(type, (char[32]){0}), (long long)n_in, (long long)n_out, rows, r,
+                         (long long)o, got, ref, tol);
         }
 }
 
@@ -48,7 +56,8 @@ static void matmul_all_types(void **state)
             for (int oi = 0; oi < 4; oi++)
                 for (size_t ri = 0; ri < sizeof rows_list / sizeof *rows_list; ri++)
                     for (int path = 1; path <= 2; path++) {
-                        if (ins[ii] == 2880 && (oi != 2 || ri % 3 || gpu_quick())) continue;  /* keep the CPU reference short */
+                        if (ins[ii] == 2880 && (oi != 2 || ri % 3 || gpu_quick()))
+                            continue; /* keep the CPU reference short */
                         int rows = rows_list[ri], acc = (oi + (int)ri) % 2, bias = (oi + ii) % 2;
                         gmat g = gmat_rand(&r, t, ins[ii], outs[oi], 1, 1.0f, bias);
                         float *x = rand_vec(&r, (size_t)rows * ins[ii], 1.0f);
@@ -115,7 +124,8 @@ static void gemv_swiglu_fused(void **state)
                     /* each dot within 1e-5·Σ|w·x|, propagated through the product */
                     double tol = 2e-5 * (ag * fabs(uv) + au * (fabs(gv) + 1)) + 1e-6;
                     double got = act[rr * F + o];
-                    if (!(fabs(got - ref) <= tol)) fail_msg("swiglu type %u row %d out %lld: %.9g vs %.9g", t, rr, (long long)o, got, ref);
+                    if (!(fabs(got - ref) <= tol))
+                        fail_msg("swiglu type %u row %d out %lld: %.9g vs %.9g", t, rr, (long long)o, got, ref);
                 }
             free(x);
             free(act);
@@ -188,19 +198,49 @@ static void mxfp4_edge_values(void **state)
     free(out);
 }
 
+/* 2304-wide rows of every block type: 72 chunks per row, 2–3 per lane, across super-blocks;
+ * both paths, GEMV token groups of 1 and 8 (+1), cuBLAS tiles of 64 + 3 rows */
+static void long_rows_all_block_types(void **state)
+{
+    (void)state;
+    mf_rng r = {6};
+    const int rows_list[] = {1, 8, 9, 16, 33};
+    for (size_t ti = 0; ti < GPU_N_TYPES; ti++) {
+        uint32_t t = gpu_all_types[ti];
+        if (gpu_is_float_type(t)) continue;
+        for (size_t ri = 0; ri < sizeof rows_list / sizeof *rows_list; ri++)
+            for (int path = 1; path <= 2; path++) {
+                if (gpu_quick() && ri % 2) continue;
+                int rows = rows_list[ri], acc = (int)ri % 2;
+                gmat g = gmat_rand(&r, t, 2304, 67, 1, 1.0f, (int)(ri + ti) % 2);
+                float *x = rand_vec(&r, (size_t)rows * 2304, 1.0f);
+                float *init = rand_vec(&r, (size_t)rows * 67, 1.0f);
+                float *out = malloc(sizeof(float) * (size_t)rows * 67);
+                memcpy(out, init, sizeof(float) * (size_t)rows * 67);
+                mf_err err;
+                GPU_OK(mf_cuda_test_matmul(gpu_ctx, &g.m, 1, x, rows, &out, acc, path, &err), err);
+                check_out(path == 1 ? "GEMV long rows" : "GEMM long rows", t, &g, x, rows, acc ? init : NULL, out,
+                          path == 2 ? 2e-3 : 1e-5);
+                free(x);
+                free(init);
+                free(out);
+                gmat_free(&g);
+            }
+    }
+}
+
 int main(void)
 {
-    /* 128 Ki-element F16 tiles: a 256 × 2880 matrix is dequantized in 6 tiles */
-    if (!gpu_open(1u << 17)) {
+    /* F16 tile scratch of 64·2880 + 1000 elements: 64-row tiles for 2880- and 2304-wide
+     * matrices of more than 64 rows (67 rows in 64 + 3) */
+    if (!gpu_open(64 * 2880 + 1000)) {
         const struct CMUnitTest skip[] = {cmocka_unit_test(no_gpu)};
         return MF_RUN("cuda_matmul", skip);
     }
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(matmul_all_types),
-        cmocka_unit_test(matmul_three_fused),
-        cmocka_unit_test(gemv_swiglu_fused),
-        cmocka_unit_test(embed_all_types),
-        cmocka_unit_test(mxfp4_edge_values),
+        cmocka_unit_test(matmul_all_types),  cmocka_unit_test(matmul_three_fused),
+        cmocka_unit_test(gemv_swiglu_fused), cmocka_unit_test(embed_all_types),
+        cmocka_unit_test(mxfp4_edge_values), cmocka_unit_test(long_rows_all_block_types),
     };
     int rc = MF_RUN("cuda_matmul", tests);
     mf_cuda_test_free(gpu_ctx);

@@ -1,4 +1,4 @@
-/* test_cuda_moe.c — moe.cu against the MoE block of gpt-oss-arch.md §3.2 (steps 9–13)
+/* test_cuda_moe.c — moe.cu against the MoE block of docs/moe.md §1 (steps 9–13)
  * computed on the host in float64 from mf_dequantize_row'd weights:
  *   - router logits (F32, fp32 GEMV or SGEMM): |err| <= 1e-5·Σ|w·h| + 1e-6;
  *   - selection and routing weights: exactly the CPU's rule (engine/cpu/moe.c: larger logit
@@ -62,7 +62,7 @@ static void run_case(mf_rng *r, const mcase *c)
 {
     int n = c->n, d = c->d, F = c->F, E = c->E, k = c->k;
     gmat router = gmat_rand(r, MF_TYPE_F32, d, E, 1, 0.1f, 1);
-    if (c->ties) {  /* experts 1 and 2: the same router row, a bias that puts both on top */
+    if (c->ties) { /* experts 1 and 2: the same router row, a bias that puts both on top */
         memcpy((float *)router.bytes + 2 * d, (float *)router.bytes + 1 * d, sizeof(float) * (size_t)d);
         memcpy(router.deq + 2 * d, router.deq + 1 * d, sizeof(float) * (size_t)d);
         router.bias[1] = router.bias[2] = 50.0f;
@@ -87,7 +87,8 @@ static void run_case(mf_rng *r, const mcase *c)
         for (int e = 0; e < E; e++) {
             double as, ref = dot_ref(router.deq + (size_t)e * d, ht, d, &as) + router.bias[e];
             double got = logits[(size_t)t * E + e];
-            if (!(fabs(got - ref) <= 1e-5 * as + 1e-6)) fail_msg("router logit t %d e %d: %.9g vs %.9g", t, e, got, ref);
+            if (!(fabs(got - ref) <= 1e-5 * as + 1e-6))
+                fail_msg("router logit t %d e %d: %.9g vs %.9g", t, e, got, ref);
         }
         rule_topk(logits + (size_t)t * E, E, k, idx);
         float m = logits[(size_t)t * E + idx[0]], z = 0;
@@ -109,7 +110,8 @@ static void run_case(mf_rng *r, const mcase *c)
         for (int s = 0; s < k; s++) {
             int e = idx[s];
             for (int f = 0; f < F; f++) {
-                double g = dot_ref(gate.deq + ((size_t)e * F + f) * d, ht, d, NULL) + (gate.bias ? gate.bias[e * F + f] : 0);
+                double g =
+                    dot_ref(gate.deq + ((size_t)e * F + f) * d, ht, d, NULL) + (gate.bias ? gate.bias[e * F + f] : 0);
                 double u = dot_ref(up.deq + ((size_t)e * F + f) * d, ht, d, NULL) + (up.bias ? up.bias[e * F + f] : 0);
                 act[f] = swiglu_oai(g, u);
             }
@@ -132,7 +134,8 @@ static void run_case(mf_rng *r, const mcase *c)
         for (int e = 0; e < E; e++) f16 |= counts[e] >= 16 && (c->tg != MF_TYPE_F32 || c->td != MF_TYPE_F32);
     double rel = sqrt(num / (den > 0 ? den : 1)), tol = f16 ? 2e-2 : 1e-4;
     if (!(rel <= tol))
-        fail_msg("MoE E %d k %d n %d types %u/%u/%u: relative error %.3g (tol %.3g)", E, k, n, c->tg, c->tu, c->td, rel, tol);
+        fail_msg("MoE E %d k %d n %d types %u/%u/%u: relative error %.3g (tol %.3g)", E, k, n, c->tg, c->tu, c->td, rel,
+                 tol);
 
     /* again with every expert nobody selected turned into NaN: nothing may change */
     poison_unselected(&gate, sel, n * k, E);
@@ -173,7 +176,7 @@ static void moe_small_layers(void **state)
             for (int k = 1; k <= 4; k++)
                 for (int ni = 0; ni < 4; ni++) {
                     int F = types[ti][2] == MF_TYPE_Q4_K ? 256 : 96;
-                    mcase c = {types[ti][0], types[ti][1], types[ti][2], Es[ei], k, ns[ni], 64, F,
+                    mcase c = {types[ti][0], types[ti][1],      types[ti][2],        Es[ei], k, ns[ni], 64, F,
                                (k + ni) % 2, (ei + k) % 3 == 0, ni % 2 ? 0.5f : 0.1f};
                     run_case(&r, &c);
                 }
@@ -183,7 +186,7 @@ static void moe_gpt_oss_sized(void **state)
 {
     (void)state;
     mf_rng r = {32};
-    for (int n = 1; n <= (gpu_quick() ? 1 : 40); n += 39) {  /* 4 experts (not 32) keep the host reference small */
+    for (int n = 1; n <= (gpu_quick() ? 1 : 40); n += 39) { /* 4 experts (not 32) keep the host reference small */
         mcase c = {MF_TYPE_MXFP4, MF_TYPE_MXFP4, MF_TYPE_MXFP4, 4, 2, n, 2880, 2880, 1, 0, 0.02f};
         run_case(&r, &c);
     }

@@ -1,10 +1,11 @@
 /* test_cuda_ops.c — the small kernels against their CPU twins:
- *   rmsnorm_kernel vs the formula in float64 (llama-arch.md §4.2): |err| <= 1e-5·|ref| + 1e-7
+ *   rmsnorm_kernel vs the formula in float64 (docs/forward.md §2): |err| <= 1e-5·|ref| + 1e-7
  *     (the scale is one float rounding away, the tree sum of squares ~1e-7 relative);
  *   rope_kv_kernel vs mf_rope_apply on the same cos/sin table (mf_rope_cos_sin): q and the
  *     cached k bit for bit, v copied bit for bit, binary16 caches equal to mf_f32_to_fp16 of
  *     the CPU's values; ring-buffer slots (p % slots) and untouched slots checked;
- *   argmax_kernel vs cpu_argmax's rule (first index of the maximum), ties and −∞ included. */
+ *   argmax_kernel vs cpu_argmax's rule (first index of the maximum; -1 when a value is NaN or
+ *   ±∞), ties included. */
 #include "gpu_util.h"
 #include "rope.h"
 
@@ -40,8 +41,8 @@ static void rmsnorm_vs_formula(void **state)
 }
 
 /* one configuration of rope_kv: n rows at pos0 into a cache of `slots` slots */
-static void rope_case(mf_rng *r, int H, int Hkv, int hd, int n_rot, int neox, int kv_f16, int n_ctx, int slots, int pos0,
-                      int n)
+static void rope_case(mf_rng *r, int H, int Hkv, int hd, int n_rot, int neox, int kv_f16, int n_ctx, int slots,
+                      int pos0, int n)
 {
     float freq[128];
     float *fr = freq;
@@ -82,7 +83,8 @@ static void rope_case(mf_rng *r, int H, int Hkv, int hd, int n_rot, int neox, in
                     uint16_t kb, vb;
                     memcpy(&kb, kc + 2 * at, 2);
                     memcpy(&vb, vc + 2 * at, 2);
-                    if (kb != mf_f32_to_fp16(kr[i]) || vb != mf_f32_to_fp16(vv)) fail_msg("f16 cache row %d g %d i %d", row, g, i);
+                    if (kb != mf_f32_to_fp16(kr[i]) || vb != mf_f32_to_fp16(vv))
+                        fail_msg("f16 cache row %d g %d i %d", row, g, i);
                     memcpy(kc0 + 2 * at, &kb, 2);
                     memcpy(vc0 + 2 * at, &vb, 2);
                 } else {
@@ -117,18 +119,21 @@ static void rope_kv_vs_cpu(void **state)
     mf_rng r = {11};
     for (int neox = 0; neox <= 1; neox++)
         for (int f16 = 0; f16 <= 1; f16++) {
-            rope_case(&r, 8, 4, 8, 8, neox, f16, 64, 64, 0, 7);        /* stories260K shape */
+            rope_case(&r, 8, 4, 8, 8, neox, f16, 64, 64, 0, 7); /* stories260K shape */
             rope_case(&r, 32, 4, 64, 64, neox, f16, 2048, 2048, 1000, 1);
             rope_case(&r, 64, 8, 64, 64, neox, f16, 4096, 143, 4000, 16); /* ring buffer, wraps */
-            rope_case(&r, 4, 1, 128, 96, neox, f16, 512, 512, 3, 33);   /* n_rot < head dim */
+            rope_case(&r, 4, 1, 128, 96, neox, f16, 512, 512, 3, 33);     /* n_rot < head dim */
         }
 }
 
+/* cpu_argmax's rule: the first index of the maximum, -1 when a value is not finite */
 static int first_max(const float *b, int n)
 {
     int best = 0;
-    for (int i = 1; i < n; i++)
+    for (int i = 0; i < n; i++) {
+        if (!isfinite(b[i])) return -1;
         if (b[i] > b[best]) best = i;
+    }
     return best;
 }
 
@@ -138,14 +143,16 @@ static void argmax_vs_cpu(void **state)
     mf_rng r = {12};
     const int ns[] = {1, 2, 31, 1024, 1025, 32000, 201088};
     for (size_t i = 0; i < sizeof ns / sizeof *ns; i++)
-        for (int variant = 0; variant < 4; variant++) {
+        for (int variant = 0; variant < 6; variant++) {
             int n = ns[i];
             float *b = rand_vec(&r, (size_t)n, 3.0f);
-            if (variant == 1 && n > 2) b[n / 3] = b[n - 1] = 100.0f;           /* tie: the lower index */
+            if (variant == 1 && n > 2) b[n / 3] = b[n - 1] = 100.0f; /* tie: the lower index */
             if (variant == 2)
-                for (int j = 0; j < n; j++) b[j] = 0.5f;                       /* all equal: index 0 */
+                for (int j = 0; j < n; j++) b[j] = 0.5f; /* all equal: index 0 */
             if (variant == 3)
-                for (int j = 0; j < n; j += 2) b[j] = -INFINITY;
+                for (int j = 0; j < n; j += 2) b[j] = -INFINITY; /* not finite: -1 */
+            if (variant == 4) b[n - 1] = NAN;                    /* one NaN, at the end */
+            if (variant == 5) b[n / 2] = INFINITY;
             int32_t got = -1;
             mf_err err;
             GPU_OK(mf_cuda_test_argmax(gpu_ctx, b, n, &got, &err), err);

@@ -6,7 +6,7 @@
  *
  * When the file holds a vocabulary the tokenizer loads it, then encodes a text the fuzzer
  * controls too: the bytes after the last tensor (after the metadata when there are no
- * tensors), which a valid file may carry (gguf.md §9: trailing bytes are accepted). The ids
+ * tensors), which a valid file may carry (docs/gguf.md §3: trailing bytes are accepted). The ids
  * are decoded again, and every token of the vocabulary is rendered as a piece. */
 #include <stdint.h>
 #include <stddef.h>
@@ -69,8 +69,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             sink += mf_detokenize(tok, ids, (size_t)n, 1, 1, out, sizeof out);
             sink += mf_detokenize(tok, ids, (size_t)n, 0, 0, out, 16);
         }
-        for (int32_t id = 0; id < mf_tok_n_vocab(tok); id++)
-            sink += mf_tok_piece(tok, id, 1, out, 8);
+        for (int32_t id = 0; id < mf_tok_n_vocab(tok); id++) sink += mf_tok_piece(tok, id, 1, out, 8);
         mf_tokenizer_free(tok);
     }
     (void)sink;

@@ -1,6 +1,8 @@
-/* make_seeds.c — writes the small valid GGUF files that seed the fuzzer (tests/fuzz/corpus).
+/* make_seeds.c — writes the seeds of the fuzzers: small valid GGUF files for fuzz_gguf
+ * (tests/fuzz/corpus), and inputs in the layouts fuzz_sampler.c and fuzz_chat.c describe
+ * (tests/fuzz/corpus-sampler, tests/fuzz/corpus-chat).
  *
- *   fuzz_make_seeds DIR
+ *   fuzz_make_seeds GGUF_DIR [SAMPLER_DIR CHAT_DIR]
  *
  * Each seed is a few KB so that libFuzzer's mutations reach every part of it within -max_len:
  *   seed-tiny-llama.bin  llama hyperparameters, an SPM vocabulary (scores, types, byte tokens),
@@ -13,6 +15,8 @@
  * The seeds are committed (named .bin: .gitignore keeps *.gguf model files out of git); this
  * program documents how they were made and remakes them.
  */
+#include <float.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -69,9 +73,9 @@ static int tiny_llama(const char *dir)
     mf_gguf_w_u32(w, "llama.rope.dimension_count", 8);
     mf_gguf_w_f32(w, "llama.attention.layer_norm_rms_epsilon", 1e-5f);
     mf_gguf_w_str(w, "tokenizer.ggml.model", "llama");
-    const char *toks[] = {"<unk>", "<s>", "</s>", "<0x0A>", "<0x20>", "<0xE2>",
-                          "\xe2\x96\x81", "\xe2\x96\x81H", "H", "e", "l", "o", "ll",
-                          "\xe2\x96\x81Hello", "\xe2\x96\x81w", "orld", "1", "2", "3"};
+    const char *toks[] = {"<unk>",         "<s>",  "</s>", "<0x0A>", "<0x20>", "<0xE2>", "\xe2\x96\x81",
+                          "\xe2\x96\x81H", "H",    "e",    "l",      "o",      "ll",     "\xe2\x96\x81Hello",
+                          "\xe2\x96\x81w", "orld", "1",    "2",      "3"};
     enum { NT = sizeof toks / sizeof toks[0] };
     float scores[NT];
     int32_t types[NT];
@@ -109,9 +113,28 @@ static int tiny_bpe(const char *dir)
     mf_gguf_w_str(w, "tokenizer.ggml.model", "gpt2");
     mf_gguf_w_str(w, "tokenizer.ggml.pre", "gpt-4o");
     /* GPT-2 byte map: 'Ġ' (U+0120) is the space byte */
-    const char *toks[] = {"H", "e", "l", "o", "w", "r", "d", "\xc4\xa0", "1", "2", "He", "ll",
-                          "llo", "Hello", "\xc4\xa0w", "or", "\xc4\xa0wor", "ld",
-                          "<|endoftext|>", "<|start|>", "<|end|>", "<|return|>"};
+    const char *toks[] = {"H",
+                          "e",
+                          "l",
+                          "o",
+                          "w",
+                          "r",
+                          "d",
+                          "\xc4\xa0",
+                          "1",
+                          "2",
+                          "He",
+                          "ll",
+                          "llo",
+                          "Hello",
+                          "\xc4\xa0w",
+                          "or",
+                          "\xc4\xa0wor",
+                          "ld",
+                          "<|endoftext|>",
+                          "<|start|>",
+                          "<|end|>",
+                          "<|return|>"};
     enum { NT = sizeof toks / sizeof toks[0] };
     int32_t types[NT];
     for (int i = 0; i < NT; i++) types[i] = i >= 18 ? 3 : 1;
@@ -163,9 +186,8 @@ static int all_kv(const char *dir)
     mf_gguf_w_i64(w, "k.i64", -4);
     mf_gguf_w_f64(w, "k.f64", 0.25);
     static const uint8_t raw[16] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16};
-    const uint32_t arr_types[] = {MF_GGUF_U8, MF_GGUF_I8, MF_GGUF_U16, MF_GGUF_I16, MF_GGUF_U32,
-                                  MF_GGUF_I32, MF_GGUF_F32, MF_GGUF_BOOL, MF_GGUF_U64,
-                                  MF_GGUF_I64, MF_GGUF_F64};
+    const uint32_t arr_types[] = {MF_GGUF_U8,  MF_GGUF_I8,   MF_GGUF_U16, MF_GGUF_I16, MF_GGUF_U32, MF_GGUF_I32,
+                                  MF_GGUF_F32, MF_GGUF_BOOL, MF_GGUF_U64, MF_GGUF_I64, MF_GGUF_F64};
     for (size_t i = 0; i < sizeof arr_types / sizeof arr_types[0]; i++) {
         char key[32];
         snprintf(key, sizeof key, "a.%s", mf_gguf_vtype_name(arr_types[i]));
@@ -184,11 +206,115 @@ static int all_kv(const char *dir)
     return finish(w, dir, "seed-all-kv.bin");
 }
 
+/* ---------------------------------------------------------------- byte seeds */
+
+typedef struct seed {
+    uint8_t b[512];
+    size_t n;
+} seed;
+
+static void put(seed *s, const void *p, size_t n)
+{
+    if (s->n + n > sizeof s->b) return;
+    memcpy(s->b + s->n, p, n);
+    s->n += n;
+}
+static void put_u32(seed *s, uint32_t v) { put(s, &v, 4); } /* little-endian hosts only */
+static void put_f32(seed *s, float v) { put(s, &v, 4); }
+static void put_u8(seed *s, uint8_t v) { put(s, &v, 1); }
+static void put_str(seed *s, const char *t) { put(s, t, strlen(t) + 1); } /* with its NUL */
+
+static int save(const char *dir, const char *name, const seed *s)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    FILE *f = fopen(path, "wb");
+    if (!f || fwrite(s->b, 1, s->n, f) != s->n || fclose(f) != 0) {
+        fprintf(stderr, "fuzz_make_seeds: cannot write %s\n", path);
+        return -1;
+    }
+    return 0;
+}
+
+/* fuzz_sampler.c layout: n_vocab - 1, temp, top_p, min_p, penalty, top_k, last_n, seed,
+ * logits, history */
+static int sampler_seed(const char *dir, const char *name, float temp, float top_p, float min_p, float pen,
+                        int32_t top_k, const float *logits, int n, const int32_t *hist, int n_hist)
+{
+    seed s = {0};
+    put_u8(&s, (uint8_t)(n - 1));
+    put_f32(&s, temp);
+    put_f32(&s, top_p);
+    put_f32(&s, min_p);
+    put_f32(&s, pen);
+    put_u32(&s, (uint32_t)top_k);
+    put_u32(&s, 64);
+    put_u32(&s, 7);
+    for (int i = 0; i < n; i++) put_f32(&s, logits[i]);
+    for (int i = 0; i < n_hist; i++) put_u32(&s, (uint32_t)hist[i]);
+    return save(dir, name, &s);
+}
+
+static int sampler_seeds(const char *dir)
+{
+    const float plain[8] = {0.0f, 0.5f, 1.0f, 1.5f, 2.0f, 2.5f, 3.0f, 3.5f};
+    const float with_nan[8] = {0.0f, 0.5f, NAN, 1.5f, 2.0f, 2.5f, 3.0f, 3.5f};
+    const float ninf[8] = {-INFINITY, 1.0f, -INFINITY, 2.0f, -INFINITY, -INFINITY, 0.5f, -INFINITY};
+    const float all_ninf[4] = {-INFINITY, -INFINITY, -INFINITY, -INFINITY};
+    const float extremes[6] = {FLT_MAX, -FLT_MAX, 1e-45f, -0.0f, FLT_MAX, 3.0f};
+    const int32_t hist[4] = {1, 7, 7, 3};
+    return sampler_seed(dir, "defaults.bin", 0.8f, 0.95f, 0.05f, 1.1f, 40, plain, 8, hist, 4) ||
+           sampler_seed(dir, "nan-min-p-0.bin", 0.8f, 0.95f, 0.0f, 1.0f, 3, with_nan, 8, NULL, 0) ||
+           sampler_seed(dir, "greedy-ninf.bin", 0.0f, 1.0f, 0.0f, 1.3f, 0, ninf, 8, hist, 4) ||
+           sampler_seed(dir, "all-ninf.bin", 1.0f, 0.5f, 0.1f, 1.0f, 2, all_ninf, 4, NULL, 0) ||
+           sampler_seed(dir, "extremes.bin", INFINITY, 0.0f, 2.0f, 0.5f, 5, extremes, 6, hist, 4);
+}
+
+/* fuzz_chat.c layout: format, flags, user NUL system NUL date NUL template NUL, then token
+ * ids as 16-bit values id + 1 of fuzz_chat.c's vocabulary (0 <|start|>, 1 <|channel|>,
+ * 2 <|message|>, 3 <|end|>, 4 <|return|>, 5 <|call|>, 6 <|constrain|>, 7 <|endoftext|>,
+ * 8 assistant, 9 analysis, 10 commentary, 11 final, 12 " to", 13 =, 14 functions, 15 .x,
+ * 16 json, 17 H, 18 i) */
+static int chat_seed(const char *dir, const char *name, int fmt, int flags, const char *user, const char *sys,
+                     const char *date, const char *tmpl, const int *ids, int n)
+{
+    seed s = {0};
+    put_u8(&s, (uint8_t)fmt);
+    put_u8(&s, (uint8_t)flags);
+    put_str(&s, user);
+    put_str(&s, sys);
+    put_str(&s, date);
+    put_str(&s, tmpl);
+    for (int i = 0; i < n; i++) {
+        put_u8(&s, (uint8_t)(ids[i] + 1));
+        put_u8(&s, 0);
+    }
+    return save(dir, name, &s);
+}
+
+static int chat_seeds(const char *dir)
+{
+    /* analysis, then the final answer "Hi", then <|return|> */
+    const int answer[] = {1, 9, 2, 17, 18, 3, 0, 8, 1, 11, 2, 17, 18, 4};
+    /* a tool call: commentary to=functions.x <|constrain|>json, arguments, <|call|> */
+    const int call[] = {1, 10, 12, 13, 14, 15, 6, 16, 2, 17, 5};
+    /* a stray <|channel|> in the content, a long header, <|end|> and text outside a message */
+    const int odd[] = {1, 10, 2, 1, 11, 2, 18, 3, 17, 17, 0, 9, 9, 9, 9, 9, 9, 9, 9, 2, 18, 7};
+    return chat_seed(dir, "harmony.bin", 4, 1 | 8, "What is 2+2?", "Be brief.", "2025-01-01",
+                     "<|start|>{{ m }}<|channel|>", answer, 14) ||
+           chat_seed(dir, "harmony-call.bin", 4, 16 | 2, "weather?", "", "", "", call, 11) ||
+           chat_seed(dir, "harmony-odd.bin", 4, 4, "x", "", "20x5-01-01", "", odd, 22) ||
+           chat_seed(dir, "zephyr.bin", 1, 1, "Hello", "You are kind.", "", "<|user|> <|assistant|>", NULL, 0) ||
+           chat_seed(dir, "llama2.bin", 2, 1, "  hi there \n", " sys ", "", "[INST]", NULL, 0) ||
+           chat_seed(dir, "chatml.bin", 3, 0, "zephyr", "", "", "<|im_start|>", NULL, 0);
+}
+
 int main(int argc, char **argv)
 {
-    if (argc != 2) {
-        fprintf(stderr, "usage: fuzz_make_seeds DIR\n");
+    if (argc != 2 && argc != 4) {
+        fprintf(stderr, "usage: fuzz_make_seeds GGUF_DIR [SAMPLER_DIR CHAT_DIR]\n");
         return 2;
     }
-    return tiny_llama(argv[1]) || tiny_bpe(argv[1]) || all_types(argv[1]) || all_kv(argv[1]) ? 1 : 0;
+    if (tiny_llama(argv[1]) || tiny_bpe(argv[1]) || all_types(argv[1]) || all_kv(argv[1])) return 1;
+    return argc == 4 && (sampler_seeds(argv[2]) || chat_seeds(argv[3])) ? 1 : 0;
 }

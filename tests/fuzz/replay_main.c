@@ -7,11 +7,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static int run_file(const char *path)
 {
+    struct stat st;
+    if (stat(path, &st) != 0 || !S_ISREG(st.st_mode)) return 0; /* sub-folders, FIFOs */
     FILE *f = fopen(path, "rb");
     if (!f) return 0;
     fseek(f, 0, SEEK_END);
@@ -31,7 +34,10 @@ int main(int argc, char **argv)
     int n = 0;
     for (int a = 1; a < argc; a++) {
         DIR *d = opendir(argv[a]);
-        if (!d) { n += run_file(argv[a]); continue; }
+        if (!d) {
+            n += run_file(argv[a]);
+            continue;
+        }
         struct dirent *e;
         while ((e = readdir(d))) {
             if (e->d_name[0] == '.') continue;
