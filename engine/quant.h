@@ -102,8 +102,8 @@ float mf_vec_dot(uint32_t wtype, const void *row, const void *qx, int64_t n);
  * n_in)); activation t starts at (const char *)qx + t * qx_stride. Each weight row is read
  * once for all tokens (the loop over tokens is inside), so small batches cost little more
  * memory traffic than one token. */
-void mf_matmul_rows(uint32_t wtype, const void *W, int64_t n_in, int64_t r0, int64_t r1,
-                    const void *qx, size_t qx_stride, int n_tok, float *y, int64_t y_stride);
+void mf_matmul_rows(uint32_t wtype, const void *W, int64_t n_in, int64_t r0, int64_t r1, const void *qx,
+                    size_t qx_stride, int n_tok, float *y, int64_t y_stride);
 
 /* Packed weights (quant_impl.h, docs/cpu.md §3): a matrix repacked at load into groups of
  * 16 interleaved rows, same size, for the kernels of this build. mf_pack_supported: this

@@ -89,9 +89,8 @@ int mf_act_corr_offset(uint32_t wtype);
  * SIMD activation conversion must produce the same bytes as mf_quantize_act_scalar. */
 void mf_quantize_act_scalar(uint32_t wtype, const float *x, void *qx, int64_t n);
 float mf_vec_dot_scalar(uint32_t wtype, const void *row, const void *qx, int64_t n);
-void mf_matmul_rows_scalar(uint32_t wtype, const void *W, int64_t n_in, int64_t r0, int64_t r1,
-                           const void *qx, size_t qx_stride, int n_tok, float *y,
-                           int64_t y_stride);
+void mf_matmul_rows_scalar(uint32_t wtype, const void *W, int64_t n_in, int64_t r0, int64_t r1, const void *qx,
+                           size_t qx_stride, int n_tok, float *y, int64_t y_stride);
 
 /* Block geometry for the fast path: the SIMD kernels, the scalar twin and the packed layout
  * (docs/quantization.md §2). The same numbers as mf_type_get(), written as switches on purpose:
@@ -105,7 +104,7 @@ static inline size_t mf_simd_bytes32(uint32_t wt)
     case MF_TYPE_Q5_0: return 22;
     case MF_TYPE_Q5_1: return 24;
     case MF_TYPE_Q8_0: return 34;
-    default: return 17;  /* MXFP4 */
+    default: return 17; /* MXFP4 */
     }
 }
 /* 1 for the 32-element types with an fp16 min at byte 2 (Q4_1, Q5_1). */
@@ -118,7 +117,7 @@ static inline size_t mf_simd_bytesk(uint32_t wt)
     case MF_TYPE_Q3_K: return 110;
     case MF_TYPE_Q4_K: return 144;
     case MF_TYPE_Q5_K: return 176;
-    default: return 210;  /* Q6_K */
+    default: return 210; /* Q6_K */
     }
 }
 /* Byte offsets of a K-quant super-block's fp16 scale d and of its dmin (-1: none). */
@@ -156,8 +155,13 @@ static inline int mf_simd_k_dmin_at(uint32_t wt)
 static inline int mf_pack_lead(uint32_t wt)
 {
     switch (wt) {
-    case MF_TYPE_Q4_0: case MF_TYPE_Q5_0: case MF_TYPE_Q8_0: return 2;
-    case MF_TYPE_Q4_1: case MF_TYPE_Q5_1: case MF_TYPE_Q4_K: case MF_TYPE_Q5_K: return 4;
+    case MF_TYPE_Q4_0:
+    case MF_TYPE_Q5_0:
+    case MF_TYPE_Q8_0: return 2;
+    case MF_TYPE_Q4_1:
+    case MF_TYPE_Q5_1:
+    case MF_TYPE_Q4_K:
+    case MF_TYPE_Q5_K: return 4;
     case MF_TYPE_MXFP4: return 1;
     default: return 0;
     }
@@ -192,13 +196,12 @@ void mf_matmul_packed_scalar(uint32_t wtype, const void *P, int64_t n_in, int64_
 #if defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
 #define MF_QUANT_AVX2 1
 void mf_quantize_act_avx2(uint32_t wtype, const float *x, void *qx, int64_t n);
-void mf_matmul_rows_avx2(uint32_t wtype, const void *W, int64_t n_in, int64_t r0, int64_t r1,
-                         const void *qx, size_t qx_stride, int n_tok, float *y,
-                         int64_t y_stride);
+void mf_matmul_rows_avx2(uint32_t wtype, const void *W, int64_t n_in, int64_t r0, int64_t r1, const void *qx,
+                         size_t qx_stride, int n_tok, float *y, int64_t y_stride);
 
 /* Groups [g0, g1) of a packed matrix (every quantized type, any n_tok >= 1), 8-lane tiles. */
-void mf_matmul_packed_avx2(uint32_t wtype, const void *P, int64_t n_in, int64_t g0, int64_t g1,
-                           const void *qx, size_t qx_stride, int n_tok, float *y, int64_t y_stride);
+void mf_matmul_packed_avx2(uint32_t wtype, const void *P, int64_t n_in, int64_t g0, int64_t g1, const void *qx,
+                           size_t qx_stride, int n_tok, float *y, int64_t y_stride);
 
 /* mf_e8m0_half(e) for every e, as float bit patterns (quant_avx2.c): the MXFP4 block scale
  * by one table load instead of the branchy definition. */
@@ -212,12 +215,11 @@ extern const uint32_t mf_e8m0_half_bits[256];
     defined(__AVX512VNNI__)
 #define MF_QUANT_AVX512 1
 #define MF_AVX512_MIN_TOK 2
-void mf_matmul_rows_avx512(uint32_t wtype, const void *W, int64_t n_in, int64_t r0, int64_t r1,
-                           const void *qx, size_t qx_stride, int n_tok, float *y,
-                           int64_t y_stride);
+void mf_matmul_rows_avx512(uint32_t wtype, const void *W, int64_t n_in, int64_t r0, int64_t r1, const void *qx,
+                           size_t qx_stride, int n_tok, float *y, int64_t y_stride);
 /* Groups [g0, g1) of a packed matrix (every quantized type, any n_tok >= 1). */
-void mf_matmul_packed_avx512(uint32_t wtype, const void *P, int64_t n_in, int64_t g0, int64_t g1,
-                             const void *qx, size_t qx_stride, int n_tok, float *y, int64_t y_stride);
+void mf_matmul_packed_avx512(uint32_t wtype, const void *P, int64_t n_in, int64_t g0, int64_t g1, const void *qx,
+                             size_t qx_stride, int n_tok, float *y, int64_t y_stride);
 #endif
 
 #endif

@@ -88,8 +88,10 @@ static void reference(const mf_session *s, int l, int g, const float *q, double 
             int slot = (t_lo + i) % st->slots[l];
             double d = 0;
             for (int k = 0; k < hd; k++) {
-                size_t at = (((size_t)g * (st->slots[l] / MF_KV_TILE) + slot / MF_KV_TILE) * hd + k) * MF_KV_TILE + slot % MF_KV_TILE;
-                float kv = st->o.kv_f16 ? mf_fp16_to_f32(((const uint16_t *)st->kc[l])[at]) : ((const float *)st->kc[l])[at];
+                size_t at = (((size_t)g * (st->slots[l] / MF_KV_TILE) + slot / MF_KV_TILE) * hd + k) * MF_KV_TILE +
+                            slot % MF_KV_TILE;
+                float kv =
+                    st->o.kv_f16 ? mf_fp16_to_f32(((const uint16_t *)st->kc[l])[at]) : ((const float *)st->kc[l])[at];
                 d += (double)q[h * hd + k] * kv;
             }
             sc[i] = d * hp->attn_scale;
@@ -103,7 +105,8 @@ static void reference(const mf_session *s, int l, int g, const float *q, double 
             double o = 0;
             for (int i = 0; i < span; i++) {
                 size_t at = ((size_t)g * st->slots[l] + (size_t)((t_lo + i) % st->slots[l])) * hd + k;
-                float v = st->o.kv_f16 ? mf_fp16_to_f32(((const uint16_t *)st->vc[l])[at]) : ((const float *)st->vc[l])[at];
+                float v =
+                    st->o.kv_f16 ? mf_fp16_to_f32(((const uint16_t *)st->vc[l])[at]) : ((const float *)st->vc[l])[at];
                 o += sc[i] / Z * v;
             }
             out[h * hd + k] = o;
@@ -130,7 +133,8 @@ static void check_model(const char *args, int n_tok, int kv_f16)
     if (!s) fail_msg("%s", err.msg);
     const mf_hparams *hp = &m->hp;
     int grp = hp->n_heads / hp->n_kv_heads, hd = hp->head_dim, w = grp * hd;
-    float *q = malloc(sizeof(float) * (size_t)w), *a = malloc(sizeof(float) * (size_t)w), *b = malloc(sizeof(float) * (size_t)w);
+    float *q = malloc(sizeof(float) * (size_t)w), *a = malloc(sizeof(float) * (size_t)w),
+          *b = malloc(sizeof(float) * (size_t)w);
     float *sc = malloc(sizeof(float) * (size_t)grp * (size_t)n_tok);
     double *ref = malloc(sizeof(double) * (size_t)w);
     mf_rng rng = {(uint64_t)n_tok * 7 + (uint64_t)kv_f16};
@@ -146,7 +150,8 @@ static void check_model(const char *args, int n_tok, int kv_f16)
                 mf_cpu_attention_row(s->bst, l, sinks, 0, g, q, a, sc, 1);
                 mf_cpu_attention_row(s->bst, l, sinks, 0, g, q, b, sc, 0);
                 if (memcmp(a, b, sizeof(float) * (size_t)w))
-                    fail_msg("%s kv_f16=%d: position %d layer %d kv head %d: SIMD and scalar twin differ", args, kv_f16, t, l, g);
+                    fail_msg("%s kv_f16=%d: position %d layer %d kv head %d: SIMD and scalar twin differ", args, kv_f16,
+                             t, l, g);
                 reference(s, l, g, q, ref);
                 double vmax = 1e-30, dmax = 0;
                 for (int i = 0; i < w; i++) {
@@ -154,7 +159,8 @@ static void check_model(const char *args, int n_tok, int kv_f16)
                     dmax = fmax(dmax, fabs(a[i] - ref[i]));
                 }
                 if (!(dmax <= 2e-6 * vmax))
-                    fail_msg("%s kv_f16=%d: position %d layer %d: |attention - double| %.3g of %.3g", args, kv_f16, t, l, dmax, vmax);
+                    fail_msg("%s kv_f16=%d: position %d layer %d: |attention - double| %.3g of %.3g", args, kv_f16, t,
+                             l, dmax, vmax);
                 compared++;
             }
     }
@@ -169,13 +175,19 @@ static void simd_equals_twin_llama(void **state)
 {
     (void)state;
     for (int f16 = 0; f16 < 2; f16++) {
-        check_model("--arch llama --preset tiny --type Q8_0 --seed 5", 70, f16);                         /* grp 4, hd 32 */
-        check_model("--arch llama --preset tiny --type Q8_0 --heads 4 --kv-heads 1 --head-dim 64 --seed 6", 40, f16); /* grp 4, hd 64 */
-        check_model("--arch llama --preset tiny --type Q8_0 --heads 8 --kv-heads 1 --head-dim 64 --seed 7", 35, f16); /* grp 8 */
-        check_model("--arch llama --preset tiny --type Q8_0 --heads 16 --kv-heads 1 --head-dim 32 --seed 8", 33, f16); /* grp 16: two chunks */
-        check_model("--arch llama --preset tiny --type Q8_0 --heads 4 --kv-heads 4 --head-dim 32 --seed 9", 20, f16); /* grp 1 */
-        check_model("--arch llama --preset tiny --type Q8_0 --heads 4 --kv-heads 2 --head-dim 128 --seed 10", 18, f16); /* hd 128 */
-        check_model("--arch llama --preset tiny --type Q8_0 --heads 6 --kv-heads 2 --head-dim 48 --seed 11", 18, f16); /* grp 3, hd 48 */
+        check_model("--arch llama --preset tiny --type Q8_0 --seed 5", 70, f16); /* grp 4, hd 32 */
+        check_model("--arch llama --preset tiny --type Q8_0 --heads 4 --kv-heads 1 --head-dim 64 --seed 6", 40,
+                    f16); /* grp 4, hd 64 */
+        check_model("--arch llama --preset tiny --type Q8_0 --heads 8 --kv-heads 1 --head-dim 64 --seed 7", 35,
+                    f16); /* grp 8 */
+        check_model("--arch llama --preset tiny --type Q8_0 --heads 16 --kv-heads 1 --head-dim 32 --seed 8", 33,
+                    f16); /* grp 16: two chunks */
+        check_model("--arch llama --preset tiny --type Q8_0 --heads 4 --kv-heads 4 --head-dim 32 --seed 9", 20,
+                    f16); /* grp 1 */
+        check_model("--arch llama --preset tiny --type Q8_0 --heads 4 --kv-heads 2 --head-dim 128 --seed 10", 18,
+                    f16); /* hd 128 */
+        check_model("--arch llama --preset tiny --type Q8_0 --heads 6 --kv-heads 2 --head-dim 48 --seed 11", 18,
+                    f16); /* grp 3, hd 48 */
     }
 }
 

@@ -92,7 +92,7 @@ static void matches_numpy(void **state)
                *q = mf_tmp_path("q4.gguf");
     write_chunks(src, 64, 6, chunks);
     /* numpy's logits are float32/float64 arithmetic: the float32 cache (the default is binary16) */
-    const char *a1[] = {"perplexity",    "-m", src,  "-f",     TEXT,      "-c", "64", "--chunks", "6",
+    const char *a1[] = {"perplexity",    "-m", src,      "-f",       TEXT, "-c", "64", "--chunks", "6",
                         "--save-logits", base, "--json", "--kv-f32", NULL};
     char *mine = run_json(a1), *np = numpy_json(chunks, src, NULL, 0);
     assert_int_equal((int)mf_json_num(mine, "tokens_scored"), 6 * 31);
@@ -136,7 +136,7 @@ static void self_base(void **state)
     const char *src = stories(), *base = mf_tmp_path("self.gguf");
     /* the float32 cache: a binary16 one moves the logits by about 1e-4, enough for a near tie
      * of the F16-stored base to flip one top-1 token */
-    const char *a1[] = {"perplexity",    "-m", src,  "-f",     TEXT,      "-c", "128", "--chunks", "4",
+    const char *a1[] = {"perplexity",    "-m", src,      "-f",       TEXT, "-c", "128", "--chunks", "4",
                         "--save-logits", base, "--json", "--kv-f32", NULL};
     char *first = run_json(a1);
     const char *a2[] = {"perplexity", "-m", src, "--kl-divergence", base, "-f", TEXT, "-c", "128", "--json", NULL};

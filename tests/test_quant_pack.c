@@ -120,14 +120,17 @@ static void check_case(const mat *m, int64_t r0, int64_t r1, int n_tok, const ui
         for (int64_t r = 0; r < ys; r++) {
             size_t i = (size_t)(t * ys + r);
             if (r < r0 || r >= r1) {
-                if (!isnan(yp[i])) fail_msg("%s: y[%d][%lld] written outside rows [%lld, %lld)", tname(m->type), t,
-                                            (long long)r, (long long)r0, (long long)r1);
+                if (!isnan(yp[i]))
+                    fail_msg("%s: y[%d][%lld] written outside rows [%lld, %lld)", tname(m->type), t, (long long)r,
+                             (long long)r0, (long long)r1);
                 continue;
             }
             if (memcmp(&yp[i], &ysc[i], sizeof(float)) || memcmp(&yp[i], &yr[i], sizeof(float)) || !isfinite(yp[i]))
-                fail_msg("%s n_in=%lld n_out=%lld rows [%lld,%lld) n_tok=%d: y[%d][%lld] packed %.9g, scalar twin %.9g, "
-                         "row-major %.9g", tname(m->type), (long long)m->n_in, (long long)m->n_out, (long long)r0,
-                         (long long)r1, n_tok, t, (long long)r, yp[i], ysc[i], yr[i]);
+                fail_msg(
+                    "%s n_in=%lld n_out=%lld rows [%lld,%lld) n_tok=%d: y[%d][%lld] packed %.9g, scalar twin %.9g, "
+                    "row-major %.9g",
+                    tname(m->type), (long long)m->n_in, (long long)m->n_out, (long long)r0, (long long)r1, n_tok, t,
+                    (long long)r, yp[i], ysc[i], yr[i]);
         }
     free(yp), free(ysc), free(yr);
 }
@@ -143,7 +146,7 @@ static void packed_equals_rows(void **state)
         const int64_t lens[2] = {kq ? 256 : 32, kq ? 2304 : 1088};
         for (int li = 0; li < 2; li++) {
             mat m = make_mat(type, lens[li], 53, &rng);
-            size_t xs = mf_act_bytes(type, m.n_in) + 96;  /* a padded stride */
+            size_t xs = mf_act_bytes(type, m.n_in) + 96; /* a padded stride */
             uint8_t *qx = make_acts(type, m.n_in, 20, xs, &rng, 0);
             const int64_t ranges[][2] = {{0, 53}, {0, 16}, {16, 48}, {32, 53}, {48, 53}};
             for (int ri = 0; ri < 5; ri++)
@@ -157,7 +160,11 @@ static void packed_equals_rows(void **state)
 
 /* A matrix of n_out realistic rows of the type (n32 or nk elements for the 32-element types
  * or the K-quants) and 20 converted activation rows, zeros if `zero`. */
-typedef struct fixture { mat m; uint8_t *qx; size_t xs; } fixture;
+typedef struct fixture {
+    mat m;
+    uint8_t *qx;
+    size_t xs;
+} fixture;
 
 static fixture make_fixture(uint32_t type, int64_t n32, int64_t nk, int64_t n_out, int zero, mf_rng *rng)
 {
@@ -186,7 +193,8 @@ static void packed_batch_invariant(void **state)
         for (int T = 1; T <= 20; T++) {
             mf_matmul_packed(m->type, m->P, m->n_in, m->n_out, 0, m->n_out, f.qx, f.xs, T, yb, m->n_out);
             for (int t = 0; t < T; t++) {
-                mf_matmul_packed(m->type, m->P, m->n_in, m->n_out, 0, m->n_out, f.qx + (size_t)t * f.xs, f.xs, 1, y1, m->n_out);
+                mf_matmul_packed(m->type, m->P, m->n_in, m->n_out, 0, m->n_out, f.qx + (size_t)t * f.xs, f.xs, 1, y1,
+                                 m->n_out);
                 if (memcmp(yb + (size_t)t * m->n_out, y1, sizeof(float) * (size_t)m->n_out))
                     fail_msg("%s: token %d of %d differs from the same token alone", tname(m->type), t, T);
             }
@@ -232,10 +240,8 @@ static void supported_types(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(pack_roundtrip),
-        cmocka_unit_test(packed_equals_rows),
-        cmocka_unit_test(packed_batch_invariant),
-        cmocka_unit_test(packed_zero_activations),
+        cmocka_unit_test(pack_roundtrip),         cmocka_unit_test(packed_equals_rows),
+        cmocka_unit_test(packed_batch_invariant), cmocka_unit_test(packed_zero_activations),
         cmocka_unit_test(supported_types),
     };
     return MF_RUN("quant_pack", tests);

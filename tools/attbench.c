@@ -34,7 +34,10 @@ static int cmp_d(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-typedef struct run { mf_session *s; float *q, *out, *sc; } run;
+typedef struct run {
+    mf_session *s;
+    float *q, *out, *sc;
+} run;
 
 static int open_run(mf_model *m, int depth, int f16, run *r)
 {
@@ -125,15 +128,15 @@ int main(int argc, char **argv)
     }
     const mf_hparams *hp = &m->hp;
     printf("attbench: attention of one decoded token, all %d layers, 1 thread, thread CPU time, median of %d "
-           "alternating runs\n%8s %24s %24s %8s\n", hp->n_layers, runs, "depth", "float32 ms (GB/s)",
-           "binary16 ms (GB/s)", "f32/f16");
+           "alternating runs\n%8s %24s %24s %8s\n",
+           hp->n_layers, runs, "depth", "float32 ms (GB/s)", "binary16 ms (GB/s)", "f32/f16");
     for (int di = 0; di < nd; di++) {
         int d = depths[di];
         run r[2];
         if (open_run(m, d, 0, &r[0]) || open_run(m, d, 1, &r[1])) return 1;
         double t[2][99];
-        time_token(&r[0]), time_token(&r[1]);  /* warm-up */
-        for (int k = 0; k < runs; k++)  /* f32 first on even runs, f16 first on odd ones */
+        time_token(&r[0]), time_token(&r[1]); /* warm-up */
+        for (int k = 0; k < runs; k++)        /* f32 first on even runs, f16 first on odd ones */
             for (int i = 0; i < 2; i++) {
                 int f = (k + i) % 2;
                 t[f][k] = time_token(&r[f]);

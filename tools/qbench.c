@@ -46,7 +46,7 @@ static uint64_t rng_next(uint64_t *s)
     return *s * 0x2545F4914F6CDD1Dull;
 }
 
-static float rng_normalish(uint64_t *s)  /* sum of 4 uniforms, centred: cheap, bell-shaped */
+static float rng_normalish(uint64_t *s) /* sum of 4 uniforms, centred: cheap, bell-shaped */
 {
     float v = 0;
     for (int i = 0; i < 4; i++) v += (float)(rng_next(s) >> 40) / (float)(1u << 24);
@@ -74,14 +74,14 @@ static void *run_job(void *p)
 }
 
 /* One product of the whole matrix, rows split evenly between `threads` threads. */
-static void product(int threads, uint32_t type, const uint8_t *W, int64_t rows, int64_t n_in,
-                    const void *qx, size_t xs, int n_tok, float *y, int packed)
+static void product(int threads, uint32_t type, const uint8_t *W, int64_t rows, int64_t n_in, const void *qx, size_t xs,
+                    int n_tok, float *y, int packed)
 {
     job jobs[16];
     pthread_t tid[16];
     for (int i = 0; i < threads; i++) {
         int64_t r0 = rows * i / threads, r1 = rows * (i + 1) / threads;
-        if (packed) {  /* packed products start on a group of 16 rows */
+        if (packed) { /* packed products start on a group of 16 rows */
             r0 = r0 / 16 * 16;
             r1 = i + 1 == threads ? rows : r1 / 16 * 16;
         }
@@ -92,12 +92,18 @@ static void product(int threads, uint32_t type, const uint8_t *W, int64_t rows, 
     for (int i = 1; i < threads; i++) pthread_join(tid[i], NULL);
 }
 
-typedef struct shape { int64_t rows, n_in; } shape;
+typedef struct shape {
+    int64_t rows, n_in;
+} shape;
 
 /* The memory-bound ceiling next to each kernel figure: a plain read of the same bytes
  * (64-bit XOR, which the compiler vectorizes), so a busy machine lowers both numbers and
  * their ratio stays meaningful. */
-typedef struct rjob { const uint8_t *p; size_t n; uint64_t x; } rjob;
+typedef struct rjob {
+    const uint8_t *p;
+    size_t n;
+    uint64_t x;
+} rjob;
 
 static void *read_part(void *v)
 {
@@ -131,11 +137,11 @@ static void bench(uint32_t type, shape sh, int threads, int runs, size_t pool_by
     const mf_type_info *ti = mf_type_get(type);
     size_t rb = mf_type_row_bytes(type, sh.n_in), mat = rb * (size_t)sh.rows;
     if (!rb) {
-        printf("%-6s %6lldx%-6lld  n_in is not a multiple of the block size %u\n", ti->name,
-               (long long)sh.rows, (long long)sh.n_in, ti->blck);
+        printf("%-6s %6lldx%-6lld  n_in is not a multiple of the block size %u\n", ti->name, (long long)sh.rows,
+               (long long)sh.n_in, ti->blck);
         return;
     }
-    if (packed && mf_act_type(type) == MF_TYPE_F32) return;  /* float weights are never packed */
+    if (packed && mf_act_type(type) == MF_TYPE_F32) return; /* float weights are never packed */
     size_t copies = pool_bytes / mat < 2 ? 2 : pool_bytes / mat;
     uint8_t *pool = aligned_alloc(64, (copies * mat + 63) / 64 * 64);
     /* 64 distinct quantized rows, repeated: quantizing 10^8 values with the K-quant search
@@ -171,7 +177,8 @@ static void bench(uint32_t type, shape sh, int threads, int runs, size_t pool_by
     size_t rreps = (256u << 20) / mat + 1;
     for (int run = 0; run < runs; run++) {
         double t0 = now();
-        for (size_t i = 0; i < rreps; i++, next = (next + 1) % copies) sink ^= read_all(threads, pool + next * mat, mat);
+        for (size_t i = 0; i < rreps; i++, next = (next + 1) % copies)
+            sink ^= read_all(threads, pool + next * mat, mat);
         rd[run] = (double)mat * (double)rreps / (now() - t0) / 1e9;
     }
     (void)sink;
@@ -182,7 +189,7 @@ static void bench(uint32_t type, shape sh, int threads, int runs, size_t pool_by
         /* a run streams at least 256 MB (decode) or lasts a few products (batches) */
         size_t reps = n_tok == 1 ? (256u << 20) / mat + 1 : 3;
         double *t = malloc((size_t)runs * sizeof *t);
-        product(threads, type, pool, sh.rows, sh.n_in, qx, xs, n_tok, y, packed);  /* warm-up */
+        product(threads, type, pool, sh.rows, sh.n_in, qx, xs, n_tok, y, packed); /* warm-up */
         for (int run = 0; run < runs; run++) {
             double t0 = now();
             for (size_t i = 0; i < reps; i++, next = (next + 1) % copies)
@@ -212,7 +219,7 @@ static int type_by_name(const char *name)
 
 int main(int argc, char **argv)
 {
-    int threads = 1, runs = 5, ntypes = 0, nshapes = 0, layouts = 1;  /* bit 0: rows, bit 1: packed */
+    int threads = 1, runs = 5, ntypes = 0, nshapes = 0, layouts = 1; /* bit 0: rows, bit 1: packed */
     size_t pool_mb = 1024;
     uint32_t types[32];
     shape shapes[16];
@@ -227,8 +234,7 @@ int main(int argc, char **argv)
                 fprintf(stderr, "qbench: bad layout '%s' (expected rows, packed or both)\n", l);
                 return 2;
             }
-        }
-        else if (!strcmp(argv[i], "-s") && i + 1 < argc && nshapes < 16) {
+        } else if (!strcmp(argv[i], "-s") && i + 1 < argc && nshapes < 16) {
             long long r, n;
             if (sscanf(argv[++i], "%lldx%lld", &r, &n) != 2 || r <= 0 || n <= 0) {
                 fprintf(stderr, "qbench: bad shape '%s' (expected ROWSxN_IN)\n", argv[i]);
@@ -237,7 +243,9 @@ int main(int argc, char **argv)
             shapes[nshapes++] = (shape){r, n};
         } else if (type_by_name(argv[i]) >= 0 && ntypes < 32) types[ntypes++] = (uint32_t)type_by_name(argv[i]);
         else {
-            fprintf(stderr, "usage: qbench [-t THREADS] [-r RUNS] [-p POOL_MB] [-l rows|packed|both] [-s ROWSxN_IN]... [TYPE...]\n");
+            fprintf(
+                stderr,
+                "usage: qbench [-t THREADS] [-r RUNS] [-p POOL_MB] [-l rows|packed|both] [-s ROWSxN_IN]... [TYPE...]\n");
             return 2;
         }
     }
@@ -256,7 +264,8 @@ int main(int argc, char **argv)
     }
     printf("qbench: mf_matmul_rows, %s kernels, %d thread%s, median of %d runs, %zu MB weight pool\n",
            mf_quant_kernels(), threads, threads > 1 ? "s" : "", runs, pool_mb);
-    if ((layouts & 2) && !mf_pack_supported(types[0])) printf("(this build has no packed kernels: packed = the scalar twin)\n");
+    if ((layouts & 2) && !mf_pack_supported(types[0]))
+        printf("(this build has no packed kernels: packed = the scalar twin)\n");
     printf("%-6s %-6s %13s %11s %12s %12s %14s %15s %15s\n", "type", "layout", "rows x n_in", "weights", "n_tok=1",
            "per product", "of read GB/s", "n_tok=16", "n_tok=64");
     for (int s = 0; s < nshapes; s++)

@@ -64,11 +64,11 @@ static float sum16(const float z[16])
 
 /* Where things are for one (row, kv head) task. */
 typedef struct att_ctx {
-    const uint8_t *kc, *vc;    /* the layer's K tiles and V rows */
+    const uint8_t *kc, *vc; /* the layer's K tiles and V rows */
     int slots, f16, hd, Hkv, grp;
-    size_t vrow;               /* bytes of one value (hd numbers) */
-    int g;                     /* the kv head */
-    int t_lo, span;            /* visible keys: positions t_lo .. t_lo + span - 1 */
+    size_t vrow;    /* bytes of one value (hd numbers) */
+    int g;          /* the kv head */
+    int t_lo, span; /* visible keys: positions t_lo .. t_lo + span - 1 */
     float scale;
 } att_ctx;
 
@@ -76,11 +76,15 @@ typedef struct att_ctx {
 static inline size_t k_index(const att_ctx *c, int s, int d)
 {
     return (((size_t)c->g * (size_t)(c->slots / MF_KV_TILE) + (size_t)(s / MF_KV_TILE)) * (size_t)c->hd + (size_t)d) *
-               MF_KV_TILE + (size_t)(s % MF_KV_TILE);
+               MF_KV_TILE +
+           (size_t)(s % MF_KV_TILE);
 }
 
 /* The first element of value slot s of kv head g. */
-static inline size_t v_index(const att_ctx *c, int s) { return ((size_t)c->g * (size_t)c->slots + (size_t)s) * (size_t)c->hd; }
+static inline size_t v_index(const att_ctx *c, int s)
+{
+    return ((size_t)c->g * (size_t)c->slots + (size_t)s) * (size_t)c->hd;
+}
 
 static inline float kv_at(const uint8_t *base, size_t i, int f16)
 {
@@ -138,7 +142,8 @@ static void tile_scores(const att_ctx *c, const float *q, int nh, int s0, int n,
             }
 #undef SCORES
             if (!whole)
-                for (int h = 0; h < k; h++) memcpy(sc + (size_t)(h0 + h) * stride, buf + h * MF_KV_TILE + lane0, sizeof(float) * (size_t)n);
+                for (int h = 0; h < k; h++)
+                    memcpy(sc + (size_t)(h0 + h) * stride, buf + h * MF_KV_TILE + lane0, sizeof(float) * (size_t)n);
             h0 += k;
         }
         return;
@@ -147,7 +152,8 @@ static void tile_scores(const att_ctx *c, const float *q, int nh, int s0, int n,
     for (int h = 0; h < nh; h++)
         for (int i = 0; i < n; i++) {
             float s = 0.0f;
-            for (int d = 0; d < c->hd; d++) s = fmaf(q[(size_t)h * c->hd + d], kv_at(c->kc, k_index(c, s0 + i, d), c->f16), s);
+            for (int d = 0; d < c->hd; d++)
+                s = fmaf(q[(size_t)h * c->hd + d], kv_at(c->kc, k_index(c, s0 + i, d), c->f16), s);
             sc[(size_t)h * stride + i] = s * c->scale;
         }
 }
@@ -191,11 +197,13 @@ INLINE void values_block(const att_ctx *c, const float *a, const float *a0, size
         for (int k = 0; k < NV; k++) acc[h * NV + k] = av_load(out + (size_t)h * c->hd + (size_t)(v0i + k) * AW);
     for (int i = 0; i < n; i++) {
         av v[8];
-        if (v0i == 0 && a == a0)  /* the first pass over the block asks for the rows ahead */
-            for (size_t o = 0; o < c->vrow; o += 64) _mm_prefetch((const char *)vrow[i] + ATT_PREFETCH + o, _MM_HINT_T0);
+        if (v0i == 0 && a == a0) /* the first pass over the block asks for the rows ahead */
+            for (size_t o = 0; o < c->vrow; o += 64)
+                _mm_prefetch((const char *)vrow[i] + ATT_PREFETCH + o, _MM_HINT_T0);
         for (int k = 0; k < NV; k++) {
             size_t e = (size_t)(v0i + k) * AW;
-            v[k] = F16 ? av_loadh((const uint16_t *)(const void *)vrow[i] + e) : av_load((const float *)(const void *)vrow[i] + e);
+            v[k] = F16 ? av_loadh((const uint16_t *)(const void *)vrow[i] + e)
+                       : av_load((const float *)(const void *)vrow[i] + e);
         }
         for (int h = 0; h < HB; h++) {
             av w = av_set1(a[(size_t)h * stride + (size_t)(i0 + i)]);
@@ -213,11 +221,11 @@ static int values_heads(const att_ctx *c, const float *a, const float *a0, size_
 {
     const int room = AW == 16 ? 16 : 8;
     /* HB, NV and the element type as constants of the loop */
-#define VB(HB, NVV)                                                                             \
-    do {                                                                                        \
-        if (c->f16) values_block(c, a, a0, stride, i0, n, vrow, HB, NVV, 1, v0i, out);          \
-        else values_block(c, a, a0, stride, i0, n, vrow, HB, NVV, 0, v0i, out);                 \
-        return HB;                                                                              \
+#define VB(HB, NVV)                                                                    \
+    do {                                                                               \
+        if (c->f16) values_block(c, a, a0, stride, i0, n, vrow, HB, NVV, 1, v0i, out); \
+        else values_block(c, a, a0, stride, i0, n, vrow, HB, NVV, 0, v0i, out);        \
+        return HB;                                                                     \
     } while (0)
     switch (NV) {
     case 8: VB(1, 8);
@@ -248,13 +256,15 @@ static void weighted_values(const att_ctx *c, const float *a, size_t stride, int
         int slot = c->t_lo % c->slots;
         for (int i0 = 0; i0 < c->span; i0 += KB) {
             int n = c->span - i0 < KB ? c->span - i0 : KB;
-            const uint8_t *vrow[KB];  /* the block's value rows, the ring's wrap resolved once */
-            for (int i = 0; i < n; i++, slot = slot + 1 == c->slots ? 0 : slot + 1) vrow[i] = v0 + (size_t)slot * c->vrow;
+            const uint8_t *vrow[KB]; /* the block's value rows, the ring's wrap resolved once */
+            for (int i = 0; i < n; i++, slot = slot + 1 == c->slots ? 0 : slot + 1)
+                vrow[i] = v0 + (size_t)slot * c->vrow;
             /* the hd outputs of a head in vectors of up to 8 */
             for (int v0i = 0; v0i < nv;) {
                 int NV = nv - v0i >= 8 ? 8 : nv - v0i >= 4 ? 4 : nv - v0i >= 2 ? 2 : 1;
                 for (int h = 0; h < nh;)
-                    h += values_heads(c, a + (size_t)h * stride, a, stride, i0, n, vrow, NV, v0i, out + (size_t)h * c->hd, nh - h);
+                    h += values_heads(c, a + (size_t)h * stride, a, stride, i0, n, vrow, NV, v0i,
+                                      out + (size_t)h * c->hd, nh - h);
                 v0i += NV;
             }
         }
@@ -265,7 +275,8 @@ static void weighted_values(const att_ctx *c, const float *a, size_t stride, int
         const uint8_t *vr = v0 + (size_t)((c->t_lo + i) % c->slots) * c->vrow;
         for (int h = 0; h < nh; h++) {
             float w = a[(size_t)h * stride + i];
-            for (int d = 0; d < c->hd; d++) out[(size_t)h * c->hd + d] = fmaf(w, kv_at(vr, (size_t)d, c->f16), out[(size_t)h * c->hd + d]);
+            for (int d = 0; d < c->hd; d++)
+                out[(size_t)h * c->hd + d] = fmaf(w, kv_at(vr, (size_t)d, c->f16), out[(size_t)h * c->hd + d]);
         }
     }
 }
@@ -275,8 +286,15 @@ void mf_cpu_attention_row(const mf_bstate *st, int l, const float *sinks, int r,
 {
     const mf_hparams *hp = &st->m->hp;
     const mf_layer *L = &st->m->layers[l];
-    att_ctx c = {.kc = st->kc[l], .vc = st->vc[l], .slots = st->slots[l], .f16 = st->o.kv_f16, .hd = hp->head_dim,
-                 .Hkv = hp->n_kv_heads, .grp = hp->n_heads / hp->n_kv_heads, .g = g, .scale = hp->attn_scale};
+    att_ctx c = {.kc = st->kc[l],
+                 .vc = st->vc[l],
+                 .slots = st->slots[l],
+                 .f16 = st->o.kv_f16,
+                 .hd = hp->head_dim,
+                 .Hkv = hp->n_kv_heads,
+                 .grp = hp->n_heads / hp->n_kv_heads,
+                 .g = g,
+                 .scale = hp->attn_scale};
     c.vrow = (size_t)c.hd * (c.f16 ? 2 : 4);
     int p = st->pos0 + r;
     c.t_lo = L->sliding && p - hp->window + 1 > 0 ? p - hp->window + 1 : 0;
@@ -320,7 +338,7 @@ void mf_cpu_attention_row(const mf_bstate *st, int l, const float *sinks, int r,
 typedef struct att_job {
     mf_bstate *st;
     int l;
-    const float *sinks;  /* [H] or NULL */
+    const float *sinks; /* [H] or NULL */
     const float *q;
     float *out;
 } att_job;

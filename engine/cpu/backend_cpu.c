@@ -89,8 +89,8 @@ static void cpu_state_free(mf_backend *be, mf_bstate *st)
     free(st->rcos);
     free(st->rsin);
     for (int i = 0; i < 4; i++) buf_free(st->tables[i]);
-    void *bufs[] = {st->tokens, st->krow, st->qx,    st->tmp,    st->ff_g,    st->ff_u,   st->scores, st->deq,
-                    st->router, st->sel,  st->selw,  st->ex_tok, st->ex_slot, st->ex_in,  st->ex_out, st->ex_acc};
+    void *bufs[] = {st->tokens, st->krow, st->qx,   st->tmp,    st->ff_g,    st->ff_u,  st->scores, st->deq,
+                    st->router, st->sel,  st->selw, st->ex_tok, st->ex_slot, st->ex_in, st->ex_out, st->ex_acc};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) buf_free(bufs[i]);
     free(st);
 }
@@ -113,13 +113,18 @@ static mf_bstate *cpu_state_new(mf_backend *be, mf_bmodel *bm, const mf_state_op
     uint64_t scratch = mf_add_sat(mf_add_sat(mem.sum.rope, mem.sum.scratch), acts.bytes);
     uint64_t need = mf_add_sat(mf_add_sat(m->weight_bytes, mem.sum.kv), scratch), have = mf_mem_host_total();
     if (have && need > have) {
-        mf_errf(err, "model needs %.2f GB (weights %.2f GB + KV cache %.2f GB + scratch %.2f GB) but this machine has %.2f GB of RAM",
-                need / 1e9, m->weight_bytes / 1e9, mem.sum.kv / 1e9, scratch / 1e9, have / 1e9);
+        mf_errf(
+            err,
+            "model needs %.2f GB (weights %.2f GB + KV cache %.2f GB + scratch %.2f GB) but this machine has %.2f GB of RAM",
+            need / 1e9, m->weight_bytes / 1e9, mem.sum.kv / 1e9, scratch / 1e9, have / 1e9);
         return NULL;
     }
 
     mf_bstate *st = calloc(1, sizeof *st);
-    if (!st) { mf_errf(err, "out of memory"); return NULL; }
+    if (!st) {
+        mf_errf(err, "out of memory");
+        return NULL;
+    }
     st->m = m;
     st->o = *o;
     st->bm = bm;
@@ -141,8 +146,8 @@ static mf_bstate *cpu_state_new(mf_backend *be, mf_bmodel *bm, const mf_state_op
     st->ff_u = state_buf(st, mem.ff);
     st->scores = state_buf(st, mem.scores);
     st->deq = state_buf(st, mem.deq);
-    if (!st->tokens || !st->krow || !st->kc || !st->vc || !st->slots || !st->rcos || !st->rsin || !st->qx ||
-        !st->tmp || !st->ff_g || !st->ff_u || !st->scores || !st->deq)
+    if (!st->tokens || !st->krow || !st->kc || !st->vc || !st->slots || !st->rcos || !st->rsin || !st->qx || !st->tmp ||
+        !st->ff_g || !st->ff_u || !st->scores || !st->deq)
         goto oom;
     if (hp->n_experts) {
         st->router = state_buf(st, mem.router);
@@ -153,8 +158,8 @@ static mf_bstate *cpu_state_new(mf_backend *be, mf_bmodel *bm, const mf_state_op
         st->ex_in = state_buf(st, mem.ex_io);
         st->ex_out = state_buf(st, mem.ex_io);
         st->ex_acc = state_buf(st, mem.ex_acc);
-        if (!st->router || !st->sel || !st->selw || !st->ex_tok || !st->ex_slot || !st->ex_in ||
-            !st->ex_out || !st->ex_acc)
+        if (!st->router || !st->sel || !st->selw || !st->ex_tok || !st->ex_slot || !st->ex_in || !st->ex_out ||
+            !st->ex_acc)
             goto oom;
     }
 
@@ -203,7 +208,7 @@ static uint64_t cpu_state_bytes(mf_backend *be, const mf_bstate *st)
 static int cpu_step_begin(mf_backend *be, mf_bstate *st, const int32_t *tokens, int n, int pos0, int eager)
 {
     (void)be;
-    (void)eager;  /* every CPU step runs as issued */
+    (void)eager; /* every CPU step runs as issued */
     memcpy(st->tokens, tokens, sizeof(int32_t) * (size_t)n);
     st->n = n;
     st->pos0 = pos0;
@@ -261,7 +266,11 @@ static void rmsnorm_row(const float *x, const float *w, float eps, float *o, int
     for (i = 0; i < d; i++) o[i] = x[i] * scale * w[i];
 }
 
-typedef struct norm_job { const float *x, *w; float eps, *out; int64_t d; } norm_job;
+typedef struct norm_job {
+    const float *x, *w;
+    float eps, *out;
+    int64_t d;
+} norm_job;
 
 static void norm_task(void *ctx, int task, int thread)
 {
@@ -270,8 +279,8 @@ static void norm_task(void *ctx, int task, int thread)
     rmsnorm_row(j->x + (size_t)task * j->d, j->w, j->eps, j->out + (size_t)task * j->d, j->d);
 }
 
-static void cpu_rmsnorm(mf_backend *be, mf_bstate *st, const float *x, const mf_weight *g, float eps,
-                        float *out, int rows)
+static void cpu_rmsnorm(mf_backend *be, mf_bstate *st, const float *x, const mf_weight *g, float eps, float *out,
+                        int rows)
 {
     (void)st;
     cpu_backend *cb = be->impl;
@@ -283,7 +292,12 @@ static void cpu_rmsnorm(mf_backend *be, mf_bstate *st, const float *x, const mf_
     mf_pool_run(cb->pool, norm_task, &j, rows);
 }
 
-typedef struct rope_job { mf_bstate *st; int l; float *q; const float *k, *v; } rope_job;
+typedef struct rope_job {
+    mf_bstate *st;
+    int l;
+    float *q;
+    const float *k, *v;
+} rope_job;
 
 /* row r: RoPE on its query heads, its key heads rotated into this thread's row buffer, then
  * key and value stored at the position's slot */
@@ -375,8 +389,11 @@ static mf_bmodel *cpu_prepare(mf_backend *be, const mf_model *m, mf_progress_fn 
     }
     if (progress) prefetch(m, progress, user);
     mf_bmodel *bm = calloc(1, sizeof *bm);
-    if (!bm) { mf_errf(err, "out of memory"); return NULL; }
-    bm->m = m;  /* the weights stay in the file mapping; packed copies come with the first state */
+    if (!bm) {
+        mf_errf(err, "out of memory");
+        return NULL;
+    }
+    bm->m = m; /* the weights stay in the file mapping; packed copies come with the first state */
     bm->refs = 1;
     bm->next = cb->models;
     cb->models = bm;
@@ -401,7 +418,7 @@ static void cpu_free(mf_backend *be)
     if (!be) return;
     cpu_backend *cb = be->impl;
     if (cb) mf_pool_free(cb->pool);
-    while (cb && cb->models) {  /* prepares without their unprepare */
+    while (cb && cb->models) { /* prepares without their unprepare */
         mf_bmodel *next = cb->models->next;
         mf_cpu_pack_free(cb->models);
         free(cb->models);
@@ -439,8 +456,8 @@ static void cpu_name(char *out, size_t cap, int threads)
  * that has AVX2 or AVX-512 code (OPENBLAS_CORETYPE=SkylakeX or Haswell forces one). */
 static int blas_has_vector_kernels(void)
 {
-    static const char *const vec[] = {"Haswell", "Skylake", "SkylakeX", "Cooperlake", "SapphireRapids",
-                                      "Zen", "Zen4", "Excavator"};
+    static const char *const vec[] = {"Haswell",        "Skylake", "SkylakeX", "Cooperlake",
+                                      "SapphireRapids", "Zen",     "Zen4",     "Excavator"};
     const char *name = openblas_get_corename();
     for (size_t i = 0; name && i < sizeof vec / sizeof *vec; i++)
         if (!strcasecmp(name, vec[i])) return 1;
@@ -472,7 +489,7 @@ mf_backend *mf_backend_cpu_new(int n_threads, mf_err *err)
     cb->blas_ok = blas_has_vector_kernels();
 #endif
     be->name = "cpu";
-    be->kv_f16_default = 1;  /* binary16, chosen by measurement (docs/cpu.md §4) */
+    be->kv_f16_default = 1; /* binary16, chosen by measurement (docs/cpu.md §4) */
     cpu_name(be->device_name, sizeof be->device_name, cb->n_threads);
 #ifdef MF_HAVE_BLAS
     size_t dl = strlen(be->device_name);

@@ -67,13 +67,13 @@ static const float *expert_bias(const mf_weight *b, const mf_weight *W, int e)
 }
 
 /* out = W_e · in + b_e for c rows: expert e's slice of the stacked tensor W */
-static void expert_matmul(mf_backend *be, mf_bstate *st, const mf_weight *W, const mf_weight *b, int e,
-                          const float *in, int c, float *out)
+static void expert_matmul(mf_backend *be, mf_bstate *st, const mf_weight *W, const mf_weight *b, int e, const float *in,
+                          int c, float *out)
 {
     const uint8_t *slice = (const uint8_t *)W->data + (size_t)e * (size_t)W->ne[1] * W->row_bytes;
     mf_cpu_observe(st, W, e, in, c);
-    mf_cpu_matmul(be->impl, st, W->type, slice, W->row_bytes, W->ne[0], W->ne[1], in, W->ne[0], c,
-                  out, W->ne[1], 0, expert_bias(b, W, e));
+    mf_cpu_matmul(be->impl, st, W->type, slice, W->row_bytes, W->ne[0], W->ne[1], in, W->ne[0], c, out, W->ne[1], 0,
+                  expert_bias(b, W, e));
 }
 
 void mf_cpu_moe(mf_backend *be, mf_bstate *st, const mf_weight *router, const mf_weight *router_b,

@@ -20,7 +20,10 @@
 static int fields(uint32_t wt, int bb, int at[2])
 {
     int n = 0, lead = mf_pack_lead(wt), trail = mf_pack_trail(wt);
-    if (wt == MF_TYPE_MXFP4) { at[0] = 0; return 1; }
+    if (wt == MF_TYPE_MXFP4) {
+        at[0] = 0;
+        return 1;
+    }
     for (int o = 0; o < lead; o += 2) at[n++] = o;
     for (int o = bb - trail; o < bb; o += 2) at[n++] = o;
     return n;
@@ -52,7 +55,7 @@ void mf_unpack_row(uint32_t wtype, const void *P, int64_t n_in, int64_t n_out, i
     const int bb = (int)ti->size, lead = mf_pack_lead(wtype), words = (bb - lead - mf_pack_trail(wtype)) / 4;
     const int64_t nb = n_in / ti->blck, n16 = n_out / MF_PACK_ROWS * MF_PACK_ROWS;
     const size_t rb = mf_type_row_bytes(wtype, n_in);
-    if (r >= n16) {  /* a leftover row: stored as it is */
+    if (r >= n16) { /* a leftover row: stored as it is */
         memcpy(row, (const uint8_t *)P + (size_t)r * rb, rb);
         return;
     }
@@ -73,7 +76,7 @@ void mf_matmul_packed_scalar(uint32_t wtype, const void *P, int64_t n_in, int64_
 {
     size_t rb = mf_type_row_bytes(wtype, n_in);
     uint8_t *row = malloc(rb);
-    if (!row) return;  /* tests only: a failed allocation shows as unwritten results */
+    if (!row) return; /* tests only: a failed allocation shows as unwritten results */
     for (int64_t r = r0; r < r1; r++) {
         mf_unpack_row(wtype, P, n_in, n_out, r, row);
         for (int t = 0; t < n_tok; t++)
@@ -98,7 +101,7 @@ void mf_pack_matrix(uint32_t wtype, const void *W, int64_t n_in, int64_t n_out, 
 {
     const int64_t full = n_out / MF_PACK_ROWS;
     mf_pack_groups(wtype, W, n_in, g0, g1 < full ? g1 : full, P);
-    if (g1 > full && n_out > full * MF_PACK_ROWS) {  /* the leftover rows, unchanged */
+    if (g1 > full && n_out > full * MF_PACK_ROWS) { /* the leftover rows, unchanged */
         size_t rb = mf_type_row_bytes(wtype, n_in), off = (size_t)full * MF_PACK_ROWS * rb;
         memcpy((uint8_t *)P + off, (const uint8_t *)W + off, (size_t)(n_out - full * MF_PACK_ROWS) * rb);
     }

@@ -111,8 +111,7 @@ INLINE __m256i fifth_bits(const uint8_t *qh)
     uint32_t h;
     memcpy(&h, qh, 4);
     __m256i v = _mm256_shuffle_epi8(_mm256_set1_epi32((int)h),
-                                    _mm256_set_epi64x(0x0303030303030303, 0x0202020202020202,
-                                                      0x0101010101010101, 0));
+                                    _mm256_set_epi64x(0x0303030303030303, 0x0202020202020202, 0x0101010101010101, 0));
     __m256i bit = _mm256_set1_epi64x((long long)0x8040201008040201ULL);
     __m256i on = _mm256_cmpeq_epi8(_mm256_and_si256(v, bit), bit);
     return _mm256_and_si256(on, _mm256_set1_epi8(0x10));
@@ -149,8 +148,8 @@ INLINE __m256i codes32(uint32_t wt, const uint8_t *b)
     case MF_TYPE_Q8_0: return load32(b + 2);
     default: {
         /* 2·E2M1(c) + 12 for c = 0..15 (docs/quantization.md §2, shifted to be unsigned) */
-        const __m256i tbl = _mm256_setr_epi8(12, 13, 14, 15, 16, 18, 20, 24, 12, 11, 10, 9, 8, 6, 4, 0,
-                                             12, 13, 14, 15, 16, 18, 20, 24, 12, 11, 10, 9, 8, 6, 4, 0);
+        const __m256i tbl = _mm256_setr_epi8(12, 13, 14, 15, 16, 18, 20, 24, 12, 11, 10, 9, 8, 6, 4, 0, 12, 13, 14, 15,
+                                             16, 18, 20, 24, 12, 11, 10, 9, 8, 6, 4, 0);
         return _mm256_shuffle_epi8(tbl, nibbles32(b + 1));
     }
     }
@@ -158,7 +157,7 @@ INLINE __m256i codes32(uint32_t wt, const uint8_t *b)
 
 /* mf_e8m0_half(e) for every e, as float bit patterns: a table lookup replaces the ten
  * scalar instructions of the branchy definition in the MXFP4 loop (quant_avx512.c too). */
-#define EH(e) ((e) < 2 ? 0x00200000u << ((e) & 1) : (uint32_t)((e) - 1) << 23)
+#define EH(e) ((e) < 2 ? 0x00200000u << ((e)&1) : (uint32_t)((e)-1) << 23)
 #define EH4(e) EH(e), EH((e) + 1), EH((e) + 2), EH((e) + 3)
 #define EH16(e) EH4(e), EH4((e) + 4), EH4((e) + 8), EH4((e) + 12)
 #define EH64(e) EH16(e), EH16((e) + 16), EH16((e) + 32), EH16((e) + 48)
@@ -238,8 +237,8 @@ INLINE __m128 scales4(uint32_t wt, const uint8_t *blk, size_t rb, int R)
  * token. Either way every (row, token) pair gets the canonical steps of quant.h, block
  * after block: acc = fma(float(isum), d_w·d_x, acc), then acc = fma(m, s, acc) for the
  * types with a min. */
-INLINE void tile32(const uint32_t wt, const int R, const int T, const uint8_t *w, size_t rb,
-                   const uint8_t *x, size_t xs, int64_t nb, float *y, int64_t ys, const uint8_t *pf)
+INLINE void tile32(const uint32_t wt, const int R, const int T, const uint8_t *w, size_t rb, const uint8_t *x,
+                   size_t xs, int64_t nb, float *y, int64_t ys, const uint8_t *pf)
 {
     const size_t bb = mf_simd_bytes32(wt);
     const __m256i zero = _mm256_setzero_si256();
@@ -299,8 +298,8 @@ INLINE void tile32(const uint32_t wt, const int R, const int T, const uint8_t *w
  * the activation's 16 bsums, then one float scale per super-block. */
 
 typedef struct kscales {
-    __m256i sc;    /* scales as i16, arranged so that word_bcast(sc, j) gives chunk j's */
-    __m256i corr;  /* i16 per 16-element group: the mins, or the scales (for offsets) */
+    __m256i sc;   /* scales as i16, arranged so that word_bcast(sc, j) gives chunk j's */
+    __m256i corr; /* i16 per 16-element group: the mins, or the scales (for offsets) */
 } kscales;
 
 /* Within each 128-bit lane, broadcast 16-bit word j. */
@@ -330,10 +329,10 @@ INLINE kscales kscales_of(uint32_t wt, const uint8_t *b)
         memcpy(&s0, b + 4, 4);
         memcpy(&s1, b + 8, 4);
         memcpy(&s2, b + 12, 4);
-        uint64_t sc = (uint64_t)(s0 & 0x3F3F3F3Fu) |
-                      (uint64_t)((s2 & 0x0F0F0F0Fu) | ((s0 >> 6) & 0x03030303u) << 4) << 32;
-        uint64_t mn = (uint64_t)(s1 & 0x3F3F3F3Fu) |
-                      (uint64_t)(((s2 >> 4) & 0x0F0F0F0Fu) | ((s1 >> 6) & 0x03030303u) << 4) << 32;
+        uint64_t sc = (uint64_t)(s0 & 0x3F3F3F3Fu) | (uint64_t)((s2 & 0x0F0F0F0Fu) | ((s0 >> 6) & 0x03030303u) << 4)
+                                                         << 32;
+        uint64_t mn =
+            (uint64_t)(s1 & 0x3F3F3F3Fu) | (uint64_t)(((s2 >> 4) & 0x0F0F0F0Fu) | ((s1 >> 6) & 0x03030303u) << 4) << 32;
         /* scale of chunk j in word j of both lanes; min of chunk j for bsums 2j and 2j+1 */
         k.sc = _mm256_broadcastsi128_si256(_mm_cvtepu8_epi16(_mm_cvtsi64_si128((long long)sc)));
         __m128i m16 = _mm_cvtepu8_epi16(_mm_cvtsi64_si128((long long)mn));
@@ -394,19 +393,20 @@ INLINE __m256i kchunk(uint32_t wt, const uint8_t *b, int j)
         __m256i v = load32(b + (wt == MF_TYPE_Q4_K ? 16 : 48) + 32 * (j / 2));
         __m256i q = _mm256_and_si256(j % 2 ? _mm256_srli_epi16(v, 4) : v, m4);
         if (wt == MF_TYPE_Q4_K) return q;
-        return _mm256_or_si256(q, bit_to(load32(b + 16), j, 4));  /* fifth bit: bit j of qh */
+        return _mm256_or_si256(q, bit_to(load32(b + 16), j, 4)); /* fifth bit: bit j of qh */
     }
-    case MF_TYPE_Q2_K:
-        return _mm256_and_si256(_mm256_srli_epi16(load32(b + 16 + 32 * h), 2 * k2), m2);
+    case MF_TYPE_Q2_K: return _mm256_and_si256(_mm256_srli_epi16(load32(b + 16 + 32 * h), 2 * k2), m2);
     case MF_TYPE_Q3_K: {
         __m256i low2 = _mm256_and_si256(_mm256_srli_epi16(load32(b + 32 + 32 * h), 2 * k2), m2);
-        return _mm256_or_si256(low2, bit_to(load32(b), 4 * h + k2, 2));  /* hmask bit -> +4 */
+        return _mm256_or_si256(low2, bit_to(load32(b), 4 * h + k2, 2)); /* hmask bit -> +4 */
     }
     default: { /* Q6_K: bits 2·k2, 2·k2+1 of qh moved straight to bits 4, 5 */
         __m256i v = load32(b + 64 * h + 32 * (k2 & 1)), qh = load32(b + 128 + 32 * h);
         __m256i low4 = _mm256_and_si256(k2 < 2 ? v : _mm256_srli_epi16(v, 4), m4);
-        __m256i hi = k2 == 0 ? _mm256_slli_epi16(qh, 4) : k2 == 1 ? _mm256_slli_epi16(qh, 2)
-                   : k2 == 2 ? qh : _mm256_srli_epi16(qh, 2);
+        __m256i hi = k2 == 0   ? _mm256_slli_epi16(qh, 4)
+                     : k2 == 1 ? _mm256_slli_epi16(qh, 2)
+                     : k2 == 2 ? qh
+                               : _mm256_srli_epi16(qh, 2);
         return _mm256_or_si256(low4, _mm256_and_si256(hi, _mm256_set1_epi8(0x30)));
     }
     }
@@ -414,13 +414,15 @@ INLINE __m256i kchunk(uint32_t wt, const uint8_t *b, int j)
 
 /* The sums of one super-block of one (row, token) pair: the scaled code dot (offsets
  * removed) and the min sum, 8 lanes each. */
-typedef struct ksum { __m256i dot, mins; } ksum;
+typedef struct ksum {
+    __m256i dot, mins;
+} ksum;
 
 INLINE ksum kfinish(uint32_t wt, __m256i iacc, const kscales *ks, const mf_actk *a)
 {
     __m256i c = _mm256_madd_epi16(load32(a->bsums), ks->corr);
-    if (wt == MF_TYPE_Q6_K) iacc = _mm256_sub_epi32(iacc, _mm256_slli_epi32(c, 5));  /* q - 32 */
-    if (wt == MF_TYPE_Q3_K) iacc = _mm256_sub_epi32(iacc, _mm256_slli_epi32(c, 2));  /* q - 4 */
+    if (wt == MF_TYPE_Q6_K) iacc = _mm256_sub_epi32(iacc, _mm256_slli_epi32(c, 5)); /* q - 32 */
+    if (wt == MF_TYPE_Q3_K) iacc = _mm256_sub_epi32(iacc, _mm256_slli_epi32(c, 2)); /* q - 4 */
     return (ksum){iacc, c};
 }
 
@@ -428,8 +430,8 @@ INLINE ksum kfinish(uint32_t wt, __m256i iacc, const kscales *ks, const mf_actk 
  * the integer sums of four (row, token) pairs are reduced into one vector a lane per pair,
  * then the canonical steps of quant.h: acc = fma(float(dot), d·dx, acc), and for the types
  * with mins acc = fma(-float(mins), dmin·dx, acc). */
-INLINE void tilek(const uint32_t wt, const int R, const int T, const uint8_t *w, size_t rb,
-                  const uint8_t *x, size_t xs, int64_t nb, float *y, int64_t ys, const uint8_t *pf)
+INLINE void tilek(const uint32_t wt, const int R, const int T, const uint8_t *w, size_t rb, const uint8_t *x, size_t xs,
+                  int64_t nb, float *y, int64_t ys, const uint8_t *pf)
 {
     const size_t bb = mf_simd_bytesk(wt);
     const int has_dmin = mf_simd_k_dmin_at(wt) >= 0;
@@ -455,8 +457,7 @@ INLINE void tilek(const uint32_t wt, const int R, const int T, const uint8_t *w,
             for (int r = 0; r < NR; r++) {
                 u[r] = kchunk(wt, blk + r * rb, j);
                 sc[r] = word_bcast(ks[r].sc, j);
-                for (int t = 0; t < NT; t++)
-                    iacc[r][t] = dot_i16(iacc[r][t], _mm256_maddubs_epi16(u[r], av[t]), sc[r]);
+                for (int t = 0; t < NT; t++) iacc[r][t] = dot_i16(iacc[r][t], _mm256_maddubs_epi16(u[r], av[t]), sc[r]);
             }
         }
         const __m256i zero = _mm256_setzero_si256();
@@ -465,7 +466,8 @@ INLINE void tilek(const uint32_t wt, const int R, const int T, const uint8_t *w,
             for (int r = 0; r < R; r++) k[r] = kfinish(wt, iacc[r][0], &ks[r], a[0]);
             __m128 dx = _mm_set1_ps(a[0]->d);
             __m128 d4 = _mm_mul_ps(f16x4(blk, rb, R, mf_simd_k_d_at(wt)), dx);
-            acc[0] = _mm_fmadd_ps(_mm_cvtepi32_ps(fold4(wt, reduce4(k[0].dot, k[1].dot, k[2].dot, k[3].dot))), d4, acc[0]);
+            acc[0] =
+                _mm_fmadd_ps(_mm_cvtepi32_ps(fold4(wt, reduce4(k[0].dot, k[1].dot, k[2].dot, k[3].dot))), d4, acc[0]);
             if (has_dmin) {
                 __m128 m4 = _mm_mul_ps(f16x4(blk, rb, R, mf_simd_k_dmin_at(wt)), dx);
                 acc[0] = _mm_fnmadd_ps(_mm_cvtepi32_ps(fold4(wt, reduce4(k[0].mins, k[1].mins, k[2].mins, k[3].mins))),
@@ -477,7 +479,8 @@ INLINE void tilek(const uint32_t wt, const int R, const int T, const uint8_t *w,
                 ksum k[4];
                 for (int t = 0; t < 4; t++) k[t] = kfinish(wt, iacc[r][t], &ks[r], a[t]);
                 __m128 d4 = _mm_mul_ps(_mm_set1_ps(h2f(blk + r * rb + mf_simd_k_d_at(wt))), dx);
-                acc[r] = _mm_fmadd_ps(_mm_cvtepi32_ps(fold4(wt, reduce4(k[0].dot, k[1].dot, k[2].dot, k[3].dot))), d4, acc[r]);
+                acc[r] = _mm_fmadd_ps(_mm_cvtepi32_ps(fold4(wt, reduce4(k[0].dot, k[1].dot, k[2].dot, k[3].dot))), d4,
+                                      acc[r]);
                 if (has_dmin) {
                     __m128 m4 = _mm_mul_ps(_mm_set1_ps(h2f(blk + r * rb + mf_simd_k_dmin_at(wt))), dx);
                     acc[r] = _mm_fnmadd_ps(
@@ -523,8 +526,8 @@ INLINE float load1f(uint32_t wt, const uint8_t *w, int64_t i)
     return wt == MF_TYPE_F16 ? _cvtsh_ss(h) : mf_bf16_to_f32(h);
 }
 
-INLINE void tilef(const uint32_t wt, const int R, const int T, const uint8_t *w, size_t rb,
-                  const uint8_t *x, size_t xs, int64_t n, float *y, int64_t ys, const uint8_t *pf)
+INLINE void tilef(const uint32_t wt, const int R, const int T, const uint8_t *w, size_t rb, const uint8_t *x, size_t xs,
+                  int64_t n, float *y, int64_t ys, const uint8_t *pf)
 {
     __m256 acc[4][4];
     for (int r = 0; r < R; r++)
@@ -586,9 +589,7 @@ INLINE __m256i codes_of(const float *x, float id, int8_t *qs)
 void mf_quantize_act_avx2(uint32_t wtype, const float *x, void *qx, int64_t n)
 {
     switch (mf_act_type(wtype)) {
-    case MF_TYPE_F32:
-        memcpy(qx, x, (size_t)n * sizeof(float));
-        return;
+    case MF_TYPE_F32: memcpy(qx, x, (size_t)n * sizeof(float)); return;
     case MF_TYPE_Q8_K:
         for (int64_t b = 0; b < n / 256; b++) {
             const float *xb = x + 256 * b;
@@ -632,29 +633,37 @@ void mf_quantize_act_avx2(uint32_t wtype, const float *x, void *qx, int64_t n)
 
 /* ================================================================ the row walk */
 
-typedef void (*tile_fn)(const uint8_t *w, size_t rb, const uint8_t *x, size_t xs, int64_t nb,
-                        float *y, int64_t ys, const uint8_t *pf);
+typedef void (*tile_fn)(const uint8_t *w, size_t rb, const uint8_t *x, size_t xs, int64_t nb, float *y, int64_t ys,
+                        const uint8_t *pf);
 
 /* The four tile shapes of one type: 4 rows × 1 token, 1 × 1, 4 × 4, 1 × 4. The 4 × 4 tile is
  * RB rows at a time (4/RB calls): as many rows as keep the accumulators in registers. */
-typedef struct tiles { tile_fn r4t1, r1t1, r4t4, r1t4; } tiles;
+typedef struct tiles {
+    tile_fn r4t1, r1t1, r4t4, r1t4;
+} tiles;
 
-#define TILES(name, tile, WT, RB)                                                             \
-    static void name##_r4t1(const uint8_t *w, size_t rb, const uint8_t *x, size_t xs,        \
-                            int64_t nb, float *y, int64_t ys, const uint8_t *pf)              \
-    { tile(WT, 4, 1, w, rb, x, xs, nb, y, ys, pf); }                                          \
-    static void name##_r1t1(const uint8_t *w, size_t rb, const uint8_t *x, size_t xs,        \
-                            int64_t nb, float *y, int64_t ys, const uint8_t *pf)              \
-    { tile(WT, 1, 1, w, rb, x, xs, nb, y, ys, pf); }                                          \
-    static void name##_r4t4(const uint8_t *w, size_t rb, const uint8_t *x, size_t xs,        \
-                            int64_t nb, float *y, int64_t ys, const uint8_t *pf)              \
-    {                                                                                         \
-        for (int r = 0; r < 4; r += RB)                                                       \
-            tile(WT, RB, 4, w + r * rb, rb, x, xs, nb, y + r, ys, pf ? pf + r * rb : NULL);   \
-    }                                                                                         \
-    static void name##_r1t4(const uint8_t *w, size_t rb, const uint8_t *x, size_t xs,        \
-                            int64_t nb, float *y, int64_t ys, const uint8_t *pf)              \
-    { tile(WT, 1, 4, w, rb, x, xs, nb, y, ys, pf); }                                          \
+#define TILES(name, tile, WT, RB)                                                                           \
+    static void name##_r4t1(const uint8_t *w, size_t rb, const uint8_t *x, size_t xs, int64_t nb, float *y, \
+                            int64_t ys, const uint8_t *pf)                                                  \
+    {                                                                                                       \
+        tile(WT, 4, 1, w, rb, x, xs, nb, y, ys, pf);                                                        \
+    }                                                                                                       \
+    static void name##_r1t1(const uint8_t *w, size_t rb, const uint8_t *x, size_t xs, int64_t nb, float *y, \
+                            int64_t ys, const uint8_t *pf)                                                  \
+    {                                                                                                       \
+        tile(WT, 1, 1, w, rb, x, xs, nb, y, ys, pf);                                                        \
+    }                                                                                                       \
+    static void name##_r4t4(const uint8_t *w, size_t rb, const uint8_t *x, size_t xs, int64_t nb, float *y, \
+                            int64_t ys, const uint8_t *pf)                                                  \
+    {                                                                                                       \
+        for (int r = 0; r < 4; r += RB)                                                                     \
+            tile(WT, RB, 4, w + r * rb, rb, x, xs, nb, y + r, ys, pf ? pf + r * rb : NULL);                 \
+    }                                                                                                       \
+    static void name##_r1t4(const uint8_t *w, size_t rb, const uint8_t *x, size_t xs, int64_t nb, float *y, \
+                            int64_t ys, const uint8_t *pf)                                                  \
+    {                                                                                                       \
+        tile(WT, 1, 4, w, rb, x, xs, nb, y, ys, pf);                                                        \
+    }                                                                                                       \
     static const tiles name = {name##_r4t1, name##_r1t1, name##_r4t4, name##_r1t4};
 
 /* Rows per batched K-quant tile: 4 × 4 pairs of 8-lane sums need 16 registers, which fit
@@ -709,35 +718,44 @@ static const tiles *tiles_of(uint32_t wt)
  * quant_avx512.c serves packed matrices); tests/test_quant_pack.c runs them in every AVX2
  * build. */
 
-enum { SLAB = 32 };  /* quant_tiles.h's block loop step (its scale table is AVX-512's) */
+enum { SLAB = 32 }; /* quant_tiles.h's block loop step (its scale table is AVX-512's) */
 
 #define VW 8
 #define V_MAXT 4
-#define V_GROUP 2       /* 16 ymm registers: 8 codes, 4 accumulators, 2 sums, constants */
+#define V_GROUP 2 /* 16 ymm registers: 8 codes, 4 accumulators, 2 sums, constants */
 #define V_Q8_SIGNED (!VNNI)
 #include "quant_tiles.h"
 
 typedef void (*ptile_fn)(const uint8_t *w, size_t rb, int h, const uint8_t *x, size_t xs, int64_t nb, float *y,
                          int64_t ys);
-#define PTILE(name, tile, WT, T)                                                                          \
-    static void name##_##T(const uint8_t *w, size_t rb, int h, const uint8_t *x, size_t xs, int64_t nb,  \
-                           float *y, int64_t ys)                                                          \
-    { tile(1, WT, T, w, rb, h, x, xs, nb, y, ys, NULL); }
-#define PTILES(name, tile, WT) PTILE(name, tile, WT, 4) PTILE(name, tile, WT, 2) PTILE(name, tile, WT, 1) \
-    static const ptile_fn name[3] = {name##_4, name##_2, name##_1};
+#define PTILE(name, tile, WT, T)                                                                                  \
+    static void name##_##T(const uint8_t *w, size_t rb, int h, const uint8_t *x, size_t xs, int64_t nb, float *y, \
+                           int64_t ys)                                                                            \
+    {                                                                                                             \
+        tile(1, WT, T, w, rb, h, x, xs, nb, y, ys, NULL);                                                         \
+    }
+#define PTILES(name, tile, WT) \
+    PTILE(name, tile, WT, 4)   \
+    PTILE(name, tile, WT, 2) PTILE(name, tile, WT, 1) static const ptile_fn name[3] = {name##_4, name##_2, name##_1};
 
 #define PTILES_OF(name, tile, WT) PTILES(p_##name, tile, WT)
 V_TYPES(PTILES_OF)
 
 static const ptile_fn *ptiles_of(uint32_t wt)
 {
-#define CASE(name, tile, WT) case WT: return p_##name;
-    switch (wt) { V_TYPES(CASE) default: return NULL; }
+#define CASE(name, tile, WT) \
+    case WT: return p_##name;
+    switch (wt) {
+        /* clang-format off */
+    V_TYPES(CASE)
+    default: return NULL;
+        /* clang-format on */
+    }
 #undef CASE
 }
 
-void mf_matmul_packed_avx2(uint32_t wtype, const void *P, int64_t n_in, int64_t g0, int64_t g1,
-                           const void *qx, size_t qx_stride, int n_tok, float *y, int64_t y_stride)
+void mf_matmul_packed_avx2(uint32_t wtype, const void *P, int64_t n_in, int64_t g0, int64_t g1, const void *qx,
+                           size_t qx_stride, int n_tok, float *y, int64_t y_stride)
 {
     const ptile_fn *f = ptiles_of(wtype);
     if (!f) return;
@@ -749,7 +767,8 @@ void mf_matmul_packed_avx2(uint32_t wtype, const void *P, int64_t n_in, int64_t 
         for (int h = 0; h < 2; h++) {
             float *yg = y + g * MF_PACK_ROWS + 8 * h;
             int t = 0;
-            for (; t + 4 <= n_tok; t += 4) f[0](w, rb, h, x + t * qx_stride, qx_stride, nb, yg + t * y_stride, y_stride);
+            for (; t + 4 <= n_tok; t += 4)
+                f[0](w, rb, h, x + t * qx_stride, qx_stride, nb, yg + t * y_stride, y_stride);
             if (n_tok - t >= 2) {
                 f[1](w, rb, h, x + t * qx_stride, qx_stride, nb, yg + t * y_stride, y_stride);
                 t += 2;
@@ -759,14 +778,14 @@ void mf_matmul_packed_avx2(uint32_t wtype, const void *P, int64_t n_in, int64_t 
     }
 }
 
-void mf_matmul_rows_avx2(uint32_t wtype, const void *W, int64_t n_in, int64_t r0, int64_t r1,
-                         const void *qx, size_t qx_stride, int n_tok, float *y, int64_t y_stride)
+void mf_matmul_rows_avx2(uint32_t wtype, const void *W, int64_t n_in, int64_t r0, int64_t r1, const void *qx,
+                         size_t qx_stride, int n_tok, float *y, int64_t y_stride)
 {
     const tiles *k = tiles_of(wtype);
     const mf_type_info *ti = mf_type_get(wtype);
     if (!k) return;
     size_t rb = mf_type_row_bytes(wtype, n_in);
-    int64_t nb = n_in / ti->blck;  /* blocks per row; elements for the float types */
+    int64_t nb = n_in / ti->blck; /* blocks per row; elements for the float types */
     const uint8_t *x = qx;
     for (int64_t r = r0; r < r1;) {
         const uint8_t *w = (const uint8_t *)W + (size_t)r * rb;
@@ -783,8 +802,7 @@ void mf_matmul_rows_avx2(uint32_t wtype, const void *W, int64_t n_in, int64_t r0
         } else {
             for (; t + 4 <= n_tok; t += 4)
                 k->r1t4(w, rb, x + t * qx_stride, qx_stride, nb, yr + t * y_stride, y_stride, NULL);
-            for (; t < n_tok; t++)
-                k->r1t1(w, rb, x + t * qx_stride, qx_stride, nb, yr + t * y_stride, y_stride, NULL);
+            for (; t < n_tok; t++) k->r1t1(w, rb, x + t * qx_stride, qx_stride, nb, yr + t * y_stride, y_stride, NULL);
             r += 1;
         }
     }

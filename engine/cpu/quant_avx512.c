@@ -27,8 +27,8 @@
 #define INLINE static inline __attribute__((always_inline))
 
 enum {
-    ROWS = 16,  /* weight rows per tile: one per 32-bit lane */
-    SLAB = 32,  /* blocks whose scales are copied into the table in one go (row-major) */
+    ROWS = 16, /* weight rows per tile: one per 32-bit lane */
+    SLAB = 32, /* blocks whose scales are copied into the table in one go (row-major) */
 };
 
 /* ================================================================ row-major sources */
@@ -110,39 +110,55 @@ INLINE __m512i dot4(__m512i s, __m512i u, const int8_t *p)
 
 #define VW 16
 #define V_MAXT 16
-#define V_GROUP 8       /* 8 independent vpdpbusd chains hide its latency; more would not
+#define V_GROUP \
+    8 /* 8 independent vpdpbusd chains hide its latency; more would not
                          * leave registers for the codes */
 #define V_Q8_SIGNED 0
 #include "quant_tiles.h"
 
 /* ================================================================ the row walk */
 
-typedef void (*tile_fn)(const uint8_t *w, size_t rb, const uint8_t *x, size_t xs, int64_t nb, float *y,
-                        int64_t ys, const uint8_t *pf);
+typedef void (*tile_fn)(const uint8_t *w, size_t rb, const uint8_t *x, size_t xs, int64_t nb, float *y, int64_t ys,
+                        const uint8_t *pf);
 
 /* The tiles of one type by token count: 16, 8, 4, 2, 1; row-major (t) and packed (p). */
-typedef struct tiles { tile_fn t[5], p[5]; } tiles;
+typedef struct tiles {
+    tile_fn t[5], p[5];
+} tiles;
 
-#define TILE(name, tile, WT, T)                                                                         \
-    static void name##_##T(const uint8_t *w, size_t rb, const uint8_t *x, size_t xs, int64_t nb, float *y, \
-                           int64_t ys, const uint8_t *pf)                                               \
-    { tile(0, WT, T, w, rb, 0, x, xs, nb, y, ys, pf); }                                                    \
-    static void name##_p##T(const uint8_t *w, size_t rb, const uint8_t *x, size_t xs, int64_t nb, float *y, \
-                            int64_t ys, const uint8_t *pf)                                              \
-    { tile(1, WT, T, w, rb, 0, x, xs, nb, y, ys, pf); }
+#define TILE(name, tile, WT, T)                                                                                        \
+    static void name##_##T(const uint8_t *w, size_t rb, const uint8_t *x, size_t xs, int64_t nb, float *y, int64_t ys, \
+                           const uint8_t *pf)                                                                          \
+    {                                                                                                                  \
+        tile(0, WT, T, w, rb, 0, x, xs, nb, y, ys, pf);                                                                \
+    }                                                                                                                  \
+    static void name##_p##T(const uint8_t *w, size_t rb, const uint8_t *x, size_t xs, int64_t nb, float *y,            \
+                            int64_t ys, const uint8_t *pf)                                                             \
+    {                                                                                                                  \
+        tile(1, WT, T, w, rb, 0, x, xs, nb, y, ys, pf);                                                                \
+    }
+/* a list of macro calls, one row of the table per line: clang-format 14 cannot lay it out */
+/* clang-format off */
 #define TILES(name, tile, WT)                                                                           \
     TILE(name, tile, WT, 16) TILE(name, tile, WT, 8) TILE(name, tile, WT, 4) TILE(name, tile, WT, 2)    \
     TILE(name, tile, WT, 1)                                                                             \
     static const tiles name = {{name##_16, name##_8, name##_4, name##_2, name##_1},                     \
                                {name##_p16, name##_p8, name##_p4, name##_p2, name##_p1}};
+/* clang-format on */
 
 #define TILES_OF(name, tile, WT) TILES(t_##name, tile, WT)
 V_TYPES(TILES_OF)
 
 static const tiles *tiles_of(uint32_t wt)
 {
-#define CASE(name, tile, WT) case WT: return &t_##name;
-    switch (wt) { V_TYPES(CASE) default: return NULL; }
+#define CASE(name, tile, WT) \
+    case WT: return &t_##name;
+    switch (wt) {
+        /* clang-format off */
+    V_TYPES(CASE)
+    default: return NULL;
+        /* clang-format on */
+    }
 #undef CASE
 }
 
@@ -160,8 +176,8 @@ static void walk_tokens(const tile_fn *f, const uint8_t *w, size_t rb, const uin
         }
 }
 
-void mf_matmul_rows_avx512(uint32_t wtype, const void *W, int64_t n_in, int64_t r0, int64_t r1,
-                           const void *qx, size_t qx_stride, int n_tok, float *y, int64_t y_stride)
+void mf_matmul_rows_avx512(uint32_t wtype, const void *W, int64_t n_in, int64_t r0, int64_t r1, const void *qx,
+                           size_t qx_stride, int n_tok, float *y, int64_t y_stride)
 {
     const tiles *k = tiles_of(wtype);
     if (!k || n_tok < MF_AVX512_MIN_TOK) {
@@ -179,8 +195,8 @@ void mf_matmul_rows_avx512(uint32_t wtype, const void *W, int64_t n_in, int64_t 
     if (r < r1) mf_matmul_rows_avx2(wtype, W, n_in, r, r1, qx, qx_stride, n_tok, y, y_stride);
 }
 
-void mf_matmul_packed_avx512(uint32_t wtype, const void *P, int64_t n_in, int64_t g0, int64_t g1,
-                             const void *qx, size_t qx_stride, int n_tok, float *y, int64_t y_stride)
+void mf_matmul_packed_avx512(uint32_t wtype, const void *P, int64_t n_in, int64_t g0, int64_t g1, const void *qx,
+                             size_t qx_stride, int n_tok, float *y, int64_t y_stride)
 {
     const tiles *k = tiles_of(wtype);
     const size_t rb = mf_type_row_bytes(wtype, n_in);

@@ -79,10 +79,16 @@ INLINE void v_storef(float *p, vf v) { V_(storeu_ps)(p, v); }
 #if VW == 16
 INLINE vf v_as_f(vi v) { return _mm512_castsi512_ps(v); }
 INLINE vi v_bcast128(__m128i v) { return _mm512_broadcast_i32x4(v); }
-INLINE vi v_u8_to_32(const uint8_t *p) { return _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(const void *)p)); }
+INLINE vi v_u8_to_32(const uint8_t *p)
+{
+    return _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(const void *)p));
+}
 INLINE vf v_f16(const void *p) { return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)p)); }
 /* lanes where v < 2 from a, the others from b */
-INLINE vi v_select_lt2(vi v, vi a, vi b) { return _mm512_mask_blend_epi32(_mm512_cmplt_epu32_mask(v, _mm512_set1_epi32(2)), b, a); }
+INLINE vi v_select_lt2(vi v, vi a, vi b)
+{
+    return _mm512_mask_blend_epi32(_mm512_cmplt_epu32_mask(v, _mm512_set1_epi32(2)), b, a);
+}
 /* u + 16 in the bytes where rep has the bit of `bits` (one bit per byte) */
 INLINE vi v_add16_where(vi u, vi rep, vi bits)
 {
@@ -92,7 +98,7 @@ INLINE vi v_add16_where(vi u, vi rep, vi bits)
 INLINE vi v_pair16(vi lo, vi hi) { return _mm512_mask_blend_epi16(0xAAAAAAAAu, lo, _mm512_slli_epi32(hi, 16)); }
 /* s + u · (the 4 activation bytes at p, broadcast), per lane */
 INLINE vi v_dot4(vi s, vi u, const int8_t *p) { return dot4(s, u, p); }
-INLINE vi v_dot4_signed(vi s, vi u, const int8_t *p) { return dot4(s, u, p); }  /* unused: V_Q8_SIGNED 0 */
+INLINE vi v_dot4_signed(vi s, vi u, const int8_t *p) { return dot4(s, u, p); } /* unused: V_Q8_SIGNED 0 */
 /* s + Σ of the two i16 products per lane, c times the bsum pair at p broadcast */
 INLINE vi v_dotw(vi s, vi c, const int16_t *p)
 {
@@ -103,9 +109,15 @@ INLINE vi v_dotw(vi s, vi c, const int16_t *p)
 #else
 INLINE vf v_as_f(vi v) { return _mm256_castsi256_ps(v); }
 INLINE vi v_bcast128(__m128i v) { return _mm256_broadcastsi128_si256(v); }
-INLINE vi v_u8_to_32(const uint8_t *p) { return _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(const void *)p)); }
+INLINE vi v_u8_to_32(const uint8_t *p)
+{
+    return _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(const void *)p));
+}
 INLINE vf v_f16(const void *p) { return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)p)); }
-INLINE vi v_select_lt2(vi v, vi a, vi b) { return _mm256_blendv_epi8(b, a, _mm256_cmpgt_epi32(_mm256_set1_epi32(2), v)); }
+INLINE vi v_select_lt2(vi v, vi a, vi b)
+{
+    return _mm256_blendv_epi8(b, a, _mm256_cmpgt_epi32(_mm256_set1_epi32(2), v));
+}
 INLINE vi v_add16_where(vi u, vi rep, vi bits)
 {
     vi on = _mm256_cmpeq_epi8(_mm256_and_si256(rep, bits), bits);
@@ -120,7 +132,10 @@ INLINE vi v_bcast4(const int8_t *p)
 }
 INLINE vi v_dot4(vi s, vi u, const int8_t *p) { return dot_u8s8(s, u, v_bcast4(p)); }
 /* signed codes w: |w| · sign(a, w), as block_dot does for Q8_0 */
-INLINE vi v_dot4_signed(vi s, vi w, const int8_t *p) { return dot_u8s8(s, _mm256_abs_epi8(w), _mm256_sign_epi8(v_bcast4(p), w)); }
+INLINE vi v_dot4_signed(vi s, vi w, const int8_t *p)
+{
+    return dot_u8s8(s, _mm256_abs_epi8(w), _mm256_sign_epi8(v_bcast4(p), w));
+}
 INLINE vi v_dotw(vi s, vi c, const int16_t *p) { return dot_i16(s, c, v_bcast4((const int8_t *)(const void *)p)); }
 #endif
 
@@ -135,7 +150,7 @@ INLINE int vnibbles_at(uint32_t wt)
     case MF_TYPE_Q4_1: return 4;
     case MF_TYPE_Q5_0: return 6;
     case MF_TYPE_Q5_1: return 8;
-    default: return 1;  /* MXFP4 */
+    default: return 1; /* MXFP4 */
     }
 }
 
@@ -213,9 +228,9 @@ INLINE void vcodes32(const int pk, uint32_t wt, const uint8_t *blk, size_t rb, i
         vi q = vword(pk, wt, blk, rb, h, wt == MF_TYPE_Q5_0 ? 2 : 4);
         const vi lo = v_set1_32(0x08040201), hi = v_set1_32((int)0x80402010u);
         for (int j = 0; j < 8; j++) {
-            const int c = j / 2;  /* byte c of dword d is byte 4d + c of its 128-bit lane */
-            vi rep = v_shuffle8(q, v_bcast128(_mm_setr_epi32(0x01010101 * c, 0x01010101 * (4 + c),
-                                                             0x01010101 * (8 + c), 0x01010101 * (12 + c))));
+            const int c = j / 2; /* byte c of dword d is byte 4d + c of its 128-bit lane */
+            vi rep = v_shuffle8(q, v_bcast128(_mm_setr_epi32(0x01010101 * c, 0x01010101 * (4 + c), 0x01010101 * (8 + c),
+                                                             0x01010101 * (12 + c))));
             u[j] = v_add16_where(u[j], rep, j % 2 ? hi : lo);
         }
     }
@@ -255,8 +270,8 @@ INLINE void vprefetch(const uint8_t *p, size_t n)
  * points at a packed group (block b at w + b·16·bb), the tile is its rows VW·h ..;
  * pk = 0 (VW = 16): w points at row 0 of 16 rows rb bytes apart, pf at rows to prefetch.
  * x points at token 0's mf_act32 blocks, xs bytes per token. */
-INLINE void vtile32(const int pk, const uint32_t wt, const int T, const uint8_t *w, size_t rb, int h,
-                    const uint8_t *x, size_t xs, int64_t nb, float *y, int64_t ys, const uint8_t *pf)
+INLINE void vtile32(const int pk, const uint32_t wt, const int T, const uint8_t *w, size_t rb, int h, const uint8_t *x,
+                    size_t xs, int64_t nb, float *y, int64_t ys, const uint8_t *pf)
 {
     const size_t bb = mf_simd_bytes32(wt), pbb = pk ? 16 * bb : bb;
     const int G = T < V_GROUP ? T : V_GROUP;
@@ -275,7 +290,8 @@ INLINE void vtile32(const int pk, const uint32_t wt, const int T, const uint8_t 
             const uint8_t *blk = w + b * pbb;
             if (pk && h == 0) vprefetch(blk, pbb);
             else if (pf && ((size_t)b * bb & 63) < bb)
-                for (int r = 0; r < 16; r++) _mm_prefetch((const char *)(pf + (size_t)r * rb + (size_t)b * bb), _MM_HINT_T1);
+                for (int r = 0; r < 16; r++)
+                    _mm_prefetch((const char *)(pf + (size_t)r * rb + (size_t)b * bb), _MM_HINT_T1);
             vi u[8];
             vcodes32(pk, wt, blk, rb, h, u);
             vf dw = v_zerof(), mw = v_zerof();
@@ -371,7 +387,7 @@ INLINE void vkcodes(const int pk, uint32_t wt, const uint8_t *blk, size_t rb, in
         for (int c = 0; c < 4; c++)
             for (int m = 0; m < 2; m++) {
                 vwords(pk, wt, blk, rb, h, (wt == MF_TYPE_Q4_K ? 16 : 48) + 32 * c + 16 * m, A);
-                if (wt == MF_TYPE_Q5_K) vwords(pk, wt, blk, rb, h, 16 + 16 * m, H);  /* fifth bit: bit g of qh[l] */
+                if (wt == MF_TYPE_Q5_K) vwords(pk, wt, blk, rb, h, 16 + 16 * m, H); /* fifth bit: bit g of qh[l] */
                 for (int q = 0; q < 4; q++) {
                     vi lo = v_and(A[q], m4), hi = v_and(v_srli16(A[q], 4), m4);
                     if (wt == MF_TYPE_Q5_K) {
@@ -392,7 +408,7 @@ INLINE void vkcodes(const int pk, uint32_t wt, const uint8_t *blk, size_t rb, in
                 for (int k2 = 0; k2 < 4; k2++)
                     for (int q = 0; q < 4; q++) {
                         vi v = v_and(v_srli16(A[q], 2 * k2), m2);
-                        if (wt == MF_TYPE_Q3_K) v = v_or(v, vbit_to(H[q], 4 * hh + k2, 2));  /* u = q + 4 */
+                        if (wt == MF_TYPE_Q3_K) v = v_or(v, vbit_to(H[q], 4 * hh + k2, 2)); /* u = q + 4 */
                         k->u[32 * hh + 8 * k2 + 4 * m + q] = v;
                     }
             }
@@ -437,7 +453,7 @@ INLINE void vkscales(const int pk, uint32_t wt, const uint8_t *blk, size_t rb, i
         for (int g = 0; g < 8; g++) {
             k->sc[g] = vbyte(g < 4 ? sl : sh, g % 4);
             vi mn = vbyte(g < 4 ? ml : mh, g % 4);
-            k->c[g] = v_pair16(mn, mn);  /* the min of sub-block g serves bsums 2g and 2g+1 */
+            k->c[g] = v_pair16(mn, mn); /* the min of sub-block g serves bsums 2g and 2g+1 */
         }
         break;
     }
@@ -464,7 +480,7 @@ INLINE void vkscales(const int pk, uint32_t wt, const uint8_t *blk, size_t rb, i
         }
         for (int s = 0; s < 16; s++) {
             k->sc[s] = v_sub32(vbyte(w4[s / 4], s % 4), v_set1_32(32));
-            cc[s] = v_mullo32(k->sc[s], v_set1_32(-4));  /* q = u - 4 */
+            cc[s] = v_mullo32(k->sc[s], v_set1_32(-4)); /* q = u - 4 */
         }
         for (int p = 0; p < 8; p++) k->c[p] = v_pair16(cc[2 * p], cc[2 * p + 1]);
         break;
@@ -473,7 +489,7 @@ INLINE void vkscales(const int pk, uint32_t wt, const uint8_t *blk, size_t rb, i
         vwords(pk, wt, blk, rb, h, 192, Z);
         for (int s = 0; s < 16; s++) {
             k->sc[s] = v_srai32(v_slli32(Z[s / 4], 24 - 8 * (s % 4)), 24);
-            cc[s] = v_mullo32(k->sc[s], v_set1_32(-32));  /* q = u - 32 */
+            cc[s] = v_mullo32(k->sc[s], v_set1_32(-32)); /* q = u - 32 */
         }
         for (int p = 0; p < 8; p++) k->c[p] = v_pair16(cc[2 * p], cc[2 * p + 1]);
     }
@@ -483,8 +499,8 @@ INLINE void vkscales(const int pk, uint32_t wt, const uint8_t *blk, size_t rb, i
 }
 
 /* As vtile32 for the K-quants: y[t·ys + r] = row r · token t, nb super-blocks per row. */
-INLINE void vtilek(const int pk, const uint32_t wt, const int T, const uint8_t *w, size_t rb, int h,
-                   const uint8_t *x, size_t xs, int64_t nb, float *y, int64_t ys, const uint8_t *pf)
+INLINE void vtilek(const int pk, const uint32_t wt, const int T, const uint8_t *w, size_t rb, int h, const uint8_t *x,
+                   size_t xs, int64_t nb, float *y, int64_t ys, const uint8_t *pf)
 {
     const size_t bb = mf_simd_bytesk(wt), pbb = pk ? 16 * bb : bb;
     const int G = T < V_GROUP ? T : V_GROUP, E = vk_sub(wt) / 4, NS = 256 / vk_sub(wt);
@@ -496,7 +512,8 @@ INLINE void vtilek(const int pk, const uint32_t wt, const int T, const uint8_t *
         if (pk && h == 0) vprefetch(blk, pbb);
         else if (pf)
             for (int r = 0; r < 16; r++)
-                for (size_t o = 0; o < bb; o += 64) _mm_prefetch((const char *)(pf + (size_t)r * rb + (size_t)b * bb + o), _MM_HINT_T1);
+                for (size_t o = 0; o < bb; o += 64)
+                    _mm_prefetch((const char *)(pf + (size_t)r * rb + (size_t)b * bb + o), _MM_HINT_T1);
         vkcodes(pk, wt, blk, rb, h, &k);
         vkscales(pk, wt, blk, rb, h, &k);
         for (int t0 = 0; t0 < T; t0 += G) {
@@ -532,8 +549,11 @@ INLINE void vtilek(const int pk, const uint32_t wt, const int T, const uint8_t *
  *
  * Every quantized type with its tile (name, tile, type id), for the including files to
  * instantiate and dispatch: X(name, tile, WT) once per type. */
+/* a list of macro calls, one row of the table per line: clang-format 14 cannot lay it out */
+/* clang-format off */
 #define V_TYPES(X)                                                                               \
     X(q4_0, vtile32, MF_TYPE_Q4_0) X(q4_1, vtile32, MF_TYPE_Q4_1) X(q5_0, vtile32, MF_TYPE_Q5_0)     \
     X(q5_1, vtile32, MF_TYPE_Q5_1) X(q8_0, vtile32, MF_TYPE_Q8_0) X(mxfp4, vtile32, MF_TYPE_MXFP4)   \
     X(q2_k, vtilek, MF_TYPE_Q2_K) X(q3_k, vtilek, MF_TYPE_Q3_K) X(q4_k, vtilek, MF_TYPE_Q4_K)        \
     X(q5_k, vtilek, MF_TYPE_Q5_K) X(q6_k, vtilek, MF_TYPE_Q6_K)
+/* clang-format on */

@@ -52,8 +52,16 @@ static int collect(const mf_model *m, const mf_weight **out)
     return n;
 }
 
-typedef struct pack_task { const mf_weight *w; const cpu_packed *p; int64_t e, g0, g1; } pack_task;
-typedef struct pack_job { pack_task *t; int release; size_t page; } pack_job;
+typedef struct pack_task {
+    const mf_weight *w;
+    const cpu_packed *p;
+    int64_t e, g0, g1;
+} pack_task;
+typedef struct pack_job {
+    pack_task *t;
+    int release;
+    size_t page;
+} pack_job;
 
 /* Drop this process's mapping of the whole pages inside [a, b) (see the header). */
 static void release(const uint8_t *a, const uint8_t *b, size_t page)
@@ -72,7 +80,8 @@ static void pack_task_fn(void *ctx, int task, int thread)
     /* the rows just packed, as soon as they are (no task reads another task's rows): the
      * resident size never holds both copies of more than a few chunks */
     int64_t r1 = t->g1 * MF_PACK_ROWS < t->w->ne[1] ? t->g1 * MF_PACK_ROWS : t->w->ne[1];
-    if (j->release) release(t->p->src + off + (size_t)t->g0 * MF_PACK_ROWS * rb, t->p->src + off + (size_t)r1 * rb, j->page);
+    if (j->release)
+        release(t->p->src + off + (size_t)t->g0 * MF_PACK_ROWS * rb, t->p->src + off + (size_t)r1 * rb, j->page);
 }
 
 static int by_src(const void *a, const void *b)
@@ -107,12 +116,14 @@ void mf_cpu_pack_model(cpu_backend *cb, mf_bmodel *bm)
         free(tasks);
         goto fail;
     }
-    madvise(mem, len, MADV_HUGEPAGE);  /* a hint: without THP the copy still works */
+    madvise(mem, len, MADV_HUGEPAGE); /* a hint: without THP the copy still works */
     size_t at = 0;
     int64_t k = 0;
     for (int i = 0; i < n; i++) {
         const mf_weight *w = ws[i];
-        ps[i] = (cpu_packed){.src = w->data, .dst = (uint8_t *)mem + at, .bytes = w->nbytes,
+        ps[i] = (cpu_packed){.src = w->data,
+                             .dst = (uint8_t *)mem + at,
+                             .bytes = w->nbytes,
                              .matrix_bytes = (size_t)w->ne[1] * w->row_bytes};
         at += (w->nbytes + 63) / 64 * 64;
         int64_t groups = (w->ne[1] + MF_PACK_ROWS - 1) / MF_PACK_ROWS, E = w->ne[2] > 1 ? w->ne[2] : 1;
@@ -134,7 +145,7 @@ void mf_cpu_pack_model(cpu_backend *cb, mf_bmodel *bm)
     bm->pack_mem = mem;
     bm->pack_len = len;
     return;
-fail:  /* no memory for the copy: every product reads the file's layout */
+fail: /* no memory for the copy: every product reads the file's layout */
     free(ws);
     free(ps);
 }
@@ -145,7 +156,7 @@ const uint8_t *mf_cpu_packed_of(const mf_bstate *st, const void *W, size_t matri
     if (st->o.no_pack || !bm) return NULL;
     const uint8_t *w = W;
     int lo = 0, hi = bm->n_packed - 1;
-    while (lo <= hi) {  /* the last packed tensor starting at or before w */
+    while (lo <= hi) { /* the last packed tensor starting at or before w */
         int mid = (lo + hi) / 2;
         if (bm->packed[mid].src <= w) lo = mid + 1;
         else hi = mid - 1;

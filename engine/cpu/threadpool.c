@@ -21,21 +21,24 @@
 #endif
 
 struct mf_pool {
-    int n;                          /* threads including the caller */
+    int n; /* threads including the caller */
     pthread_t *th;
     pthread_mutex_t mu;
     pthread_cond_t wake;
-    atomic_uint gen;                /* incremented per region; workers wait for a change */
-    atomic_int next;                /* next task to claim */
-    atomic_int done;                /* workers finished with the current region */
+    atomic_uint gen; /* incremented per region; workers wait for a change */
+    atomic_int next; /* next task to claim */
+    atomic_int done; /* workers finished with the current region */
     atomic_int quit;
-    atomic_int sleepers;            /* workers inside (or about to enter) the condition wait */
+    atomic_int sleepers; /* workers inside (or about to enter) the condition wait */
     mf_task_fn fn;
     void *ctx;
     int n_tasks;
 };
 
-typedef struct warg { mf_pool *p; int id; } warg;
+typedef struct warg {
+    mf_pool *p;
+    int id;
+} warg;
 
 static void work(mf_pool *p, int thread)
 {
@@ -67,8 +70,7 @@ static void *worker(void *arg)
              * look sees sleepers > 0 and signals (both sides sequentially consistent) */
             pthread_mutex_lock(&p->mu);
             atomic_fetch_add(&p->sleepers, 1);
-            while ((g = atomic_load(&p->gen)) == seen && !atomic_load(&p->quit))
-                pthread_cond_wait(&p->wake, &p->mu);
+            while ((g = atomic_load(&p->gen)) == seen && !atomic_load(&p->quit)) pthread_cond_wait(&p->wake, &p->mu);
             atomic_fetch_sub(&p->sleepers, 1);
             pthread_mutex_unlock(&p->mu);
             break;
@@ -92,10 +94,17 @@ mf_pool *mf_pool_new(int n_threads)
     pthread_mutex_init(&p->mu, NULL);
     pthread_cond_init(&p->wake, NULL);
     p->th = calloc((size_t)n_threads, sizeof *p->th);
-    if (!p->th) { mf_pool_free(p); return NULL; }
+    if (!p->th) {
+        mf_pool_free(p);
+        return NULL;
+    }
     for (int i = 1; i < n_threads; i++) {
         warg *a = malloc(sizeof *a);
-        if (!a) { p->n = i; mf_pool_free(p); return NULL; }
+        if (!a) {
+            p->n = i;
+            mf_pool_free(p);
+            return NULL;
+        }
         a->p = p;
         a->id = i;
         if (pthread_create(&p->th[i], NULL, worker, a) != 0) {

@@ -52,9 +52,12 @@ static inline float mf_expf(float x)
 #define AW 16
 typedef __m512 av;
 #define AV_(op) _mm512_##op
-static inline av av_loadh(const uint16_t *p) { return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(const void *)p)); }
+static inline av av_loadh(const uint16_t *p)
+{
+    return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(const void *)p));
+}
 static inline av av_round(av a) { return _mm512_roundscale_ps(a, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); }
-static inline av av_pow2(av n)  /* 2^n for integral n in [-126, 128] (128: inf) */
+static inline av av_pow2(av n) /* 2^n for integral n in [-126, 128] (128: inf) */
 {
     return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_add_epi32(_mm512_cvtps_epi32(n), _mm512_set1_epi32(127)), 23));
 }
@@ -63,7 +66,10 @@ static inline float av_hmax(av a) { return _mm512_reduce_max_ps(a); }
 #define AW 8
 typedef __m256 av;
 #define AV_(op) _mm256_##op
-static inline av av_loadh(const uint16_t *p) { return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(const void *)p)); }
+static inline av av_loadh(const uint16_t *p)
+{
+    return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(const void *)p));
+}
 static inline av av_round(av a) { return _mm256_round_ps(a, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); }
 static inline av av_pow2(av n)
 {
