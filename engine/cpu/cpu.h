@@ -26,7 +26,7 @@
 #include <stdint.h>
 
 #include "backend.h"
-#include "memory_sizes.h"  /* MF_CPU_QROWS, MF_CPU_TILE_ROWS: they size the scratch */
+#include "memory_sizes.h" /* MF_CPU_TOK_BLOCK, MF_CPU_TILE_ROWS, MF_KV_TILE: they size the state */
 #include "threadpool.h"
 
 /* A matrix's packed copy (repack.c): the bytes [src, src + bytes) of the file mapping are
@@ -54,41 +54,41 @@ struct mf_bmodel {
 typedef struct cpu_backend {
     mf_pool *pool;
     int n_threads;
-    int blas_ok;        /* OpenBLAS runs AVX2/AVX-512 kernels on this CPU (matmul.c path 2) */
-    mf_bmodel *models;  /* prepared models */
+    int blas_ok;       /* OpenBLAS runs AVX2/AVX-512 kernels on this CPU (matmul.c path 2) */
+    mf_bmodel *models; /* prepared models */
 } cpu_backend;
 
 struct mf_bstate {
     const mf_model *m;
-    mf_bmodel *bm;                /* the prepared model (its packed copies) */
+    mf_bmodel *bm; /* the prepared model (its packed copies) */
     mf_state_opts o;
     /* the current step */
     int n, pos0;
-    int32_t *tokens;              /* [max_batch] */
+    int32_t *tokens; /* [max_batch] */
     /* KV cache */
-    void **kc, **vc;              /* [n_layers] -> [slots][kv_width] */
-    int *slots;                   /* [n_layers] */
-    int kv_width;                 /* n_kv_heads * head_dim */
-    float *krow;                  /* [n_threads][kv_width] a rotated key row before it is stored */
+    void **kc, **vc; /* [n_layers] -> [slots][kv_width] */
+    int *slots;      /* [n_layers] */
+    int kv_width;    /* n_kv_heads * head_dim */
+    float *krow;     /* [n_threads][kv_width] a rotated key row before it is stored */
     /* RoPE: per layer pointers into (at most two) tables of [n_ctx][n_rot/2] */
     float **rcos, **rsin;
     float *tables[4];
     /* scratch */
-    void *qx;                     /* converted activations, [max_batch][act bytes of max_in] */
-    float *tmp;                   /* per thread [2][MF_CPU_TOK_BLOCK][16] kernel results (matmul.c) */
-    float *ff_g, *ff_u;           /* [max_batch][n_ff or n_ff_exp] */
-    float *scores;                /* [n_threads][heads per kv head][n_ctx] attention scores */
-    float *deq;                   /* [n_threads][MF_CPU_TILE_ROWS][max_in] dequantized weight tiles */
+    void *qx;           /* converted activations, [max_batch][act bytes of max_in] */
+    float *tmp;         /* per thread [2][MF_CPU_TOK_BLOCK][16] kernel results (matmul.c) */
+    float *ff_g, *ff_u; /* [max_batch][n_ff or n_ff_exp] */
+    float *scores;      /* [n_threads][heads per kv head][n_ctx] attention scores */
+    float *deq;         /* [n_threads][MF_CPU_TILE_ROWS][max_in] dequantized weight tiles */
     /* MoE routing: per token k (expert, weight) pairs, and per-expert token lists */
-    float *router;                /* [max_batch][n_experts] */
-    int *sel;                     /* [max_batch][k] */
-    float *selw;                  /* [max_batch][k] */
-    int *ex_tok;                  /* [max_batch * k] tokens grouped by expert */
-    int *ex_slot;                 /* [max_batch * k] which of the token's k picks */
-    float *ex_in, *ex_out;        /* [max_batch][d] one expert's gathered rows (an expert
+    float *router;         /* [max_batch][n_experts] */
+    int *sel;              /* [max_batch][k] */
+    float *selw;           /* [max_batch][k] */
+    int *ex_tok;           /* [max_batch * k] tokens grouped by expert */
+    int *ex_slot;          /* [max_batch * k] which of the token's k picks */
+    float *ex_in, *ex_out; /* [max_batch][d] one expert's gathered rows (an expert
                                      appears at most once per token) */
-    float *ex_acc;                /* [max_batch * k][d] expert outputs before weighting */
-    uint64_t allocated;           /* bytes of the buffers above (backend_cpu.c state_buf) */
+    float *ex_acc;         /* [max_batch * k][d] expert outputs before weighting */
+    uint64_t allocated;    /* bytes of the buffers above (backend_cpu.c state_buf) */
     /* the observer of every matrix product's input (backend.h observe), or NULL */
     mf_matmul_observer obs;
     void *obs_user;
@@ -109,15 +109,15 @@ static inline void mf_cpu_observe(mf_bstate *st, const mf_weight *W, int matrix,
 /* y[r][o] (+)= sum_i W[o][i] x[r][i] (+ bias[o]) for r < rows, o < n_out: the one matrix
  * product of the backend (matmul.c). W: n_out rows of n_in elements of wtype, row_bytes
  * apart. bias: n_out floats or NULL. */
-void mf_cpu_matmul(cpu_backend *cb, mf_bstate *st, uint32_t wtype, const void *W, size_t row_bytes,
-                   int64_t n_in, int64_t n_out, const float *x, int64_t x_stride, int rows,
-                   float *y, int64_t y_stride, int accumulate, const float *bias);
+void mf_cpu_matmul(cpu_backend *cb, mf_bstate *st, uint32_t wtype, const void *W, size_t row_bytes, int64_t n_in,
+                   int64_t n_out, const float *x, int64_t x_stride, int rows, float *y, int64_t y_stride,
+                   int accumulate, const float *bias);
 
 /* out[i] = W[i] · x (+ b[i]) for i < n (at most 3) matrices sharing the input x of `rows`
  * rows (matmul.c): the input is converted once and the products run in one parallel region
  * where they can. b[i] may be NULL or absent. */
-void mf_cpu_matmul_group(mf_backend *be, mf_bstate *st, int n, const mf_weight *const *W,
-                         const mf_weight *const *b, float *const *out, const float *x, int rows);
+void mf_cpu_matmul_group(mf_backend *be, mf_bstate *st, int n, const mf_weight *const *W, const mf_weight *const *b,
+                         float *const *out, const float *x, int rows);
 
 /* A gated activation applied to n pairs: y[i] = f(g[i], u[i]) (y may be g). */
 typedef void (*mf_cpu_act)(float *y, const float *g, const float *u, int64_t n, const void *params);
@@ -130,10 +130,10 @@ void mf_cpu_gated(mf_backend *be, mf_bstate *st, const mf_weight *Wg, const floa
                   const float *bu, int matrix, const float *x, int rows, float *out, float *scratch, mf_cpu_act act,
                   const void *params);
 /* ops implemented outside backend_cpu.c */
-void mf_cpu_matmul_op(mf_backend *be, mf_bstate *st, const mf_weight *W, const mf_weight *b,
-                      const float *in, float *out, int rows, int accumulate);
-void mf_cpu_qkv(mf_backend *be, mf_bstate *st, const mf_weight *const W[3], const mf_weight *const b[3],
-                const float *h, float *q, float *k, float *v);
+void mf_cpu_matmul_op(mf_backend *be, mf_bstate *st, const mf_weight *W, const mf_weight *b, const float *in,
+                      float *out, int rows, int accumulate);
+void mf_cpu_qkv(mf_backend *be, mf_bstate *st, const mf_weight *const W[3], const mf_weight *const b[3], const float *h,
+                float *q, float *k, float *v);
 void mf_cpu_ffn(mf_backend *be, mf_bstate *st, const mf_weight *const W[3], const float *h, float *x);
 void mf_cpu_attention(mf_backend *be, mf_bstate *st, int l, const mf_weight *sinks, const float *q, float *out);
 void mf_cpu_moe(mf_backend *be, mf_bstate *st, const mf_weight *router, const mf_weight *router_b,

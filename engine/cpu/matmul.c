@@ -8,8 +8,8 @@
  * 1. Quantized weights, any number of rows. Convert each activation row once into the weight
  *    type's 8-bit block format (quant.h) and let the threads split the weight rows; each
  *    chunk of rows goes to mf_matmul_packed() (the matrix's packed copy, repack.c) or
- *    mf_matmul_rows() (the file's layout), which read each weight row once for a group of up
- *    to MF_CPU_QROWS tokens and do integer dot products.
+ *    mf_matmul_rows() (the file's layout), which read each weight row once for a block of up
+ *    to MF_CPU_TOK_BLOCK tokens and do integer dot products.
  *    Decode (one token) is memory-bound: the whole matrix streams from DRAM once per token,
  *    so the goal is to keep both cores' load units busy until the very end of a product.
  *    Chunks are claimed from one cursor per parallel region, guided: a claim takes half of
@@ -46,14 +46,14 @@
 
 /* One matrix of a region. */
 typedef struct mm_mat {
-    const uint8_t *W, *P;   /* the file's rows; the packed copy or NULL */
+    const uint8_t *W, *P; /* the file's rows; the packed copy or NULL */
     size_t row_bytes;
     int64_t n_out;
-    float *y;               /* y[t * y_stride + o] */
+    float *y; /* y[t * y_stride + o] */
     int64_t y_stride;
-    const float *bias;      /* n_out floats or NULL */
+    const float *bias; /* n_out floats or NULL */
     int accumulate;
-    int64_t base;           /* first row of this matrix in the region's row space */
+    int64_t base; /* first row of this matrix in the region's row space */
 } mm_mat;
 
 /* A parallel region: up to three products with the same converted input, or (act != NULL)
@@ -67,13 +67,13 @@ typedef struct mm_region {
     int rows;
     mm_mat m[3];
     int n;
-    int64_t total;          /* rows of the row space */
+    int64_t total; /* rows of the row space */
     mf_cpu_act act;
     const void *act_params;
-    float *tmp;             /* per thread: 2 x [MF_CPU_TOK_BLOCK][16] kernel results */
-    int64_t least, most;    /* smallest and largest chunk, multiples of 16 */
-    int shares;             /* 2 x threads: a claim takes rows left / shares */
-    _Atomic int64_t next;   /* the cursor */
+    float *tmp;           /* per thread: 2 x [MF_CPU_TOK_BLOCK][16] kernel results */
+    int64_t least, most;  /* smallest and largest chunk, multiples of 16 */
+    int shares;           /* 2 x threads: a claim takes rows left / shares */
+    _Atomic int64_t next; /* the cursor */
 } mm_region;
 
 /* Claim the next chunk [*r0, *r1) of the row space (never across two matrices); 0 when all
@@ -102,7 +102,9 @@ static int claim(mm_region *g, int64_t *r0, int64_t *r1)
 static void kernel16(const mm_region *g, const mm_mat *m, int64_t r, int nr, int t0, int nt, float *out)
 {
     const uint8_t *x = g->qx + (size_t)t0 * g->qx_stride;
-    if (m->P) mf_matmul_packed(g->wtype, m->P + (size_t)r * m->row_bytes, g->n_in, m->n_out - r, 0, nr, x, g->qx_stride, nt, out, 16);
+    if (m->P)
+        mf_matmul_packed(g->wtype, m->P + (size_t)r * m->row_bytes, g->n_in, m->n_out - r, 0, nr, x, g->qx_stride, nt,
+                         out, 16);
     else mf_matmul_rows(g->wtype, m->W + (size_t)r * m->row_bytes, g->n_in, 0, nr, x, g->qx_stride, nt, out, 16);
 }
 
@@ -156,7 +158,13 @@ static void region_task(void *ctx, int task, int thread)
 }
 
 /* Convert the activation rows into st->qx: one row per task. */
-typedef struct conv_job { uint32_t wtype; const float *x; int64_t x_stride, n_in; uint8_t *qx; size_t ab; } conv_job;
+typedef struct conv_job {
+    uint32_t wtype;
+    const float *x;
+    int64_t x_stride, n_in;
+    uint8_t *qx;
+    size_t ab;
+} conv_job;
 
 static void conv_task(void *ctx, int task, int thread)
 {
@@ -165,10 +173,11 @@ static void conv_task(void *ctx, int task, int thread)
     mf_quantize_act(j->wtype, j->x + (int64_t)task * j->x_stride, j->qx + (size_t)task * j->ab, j->n_in);
 }
 
-static void convert(cpu_backend *cb, mf_bstate *st, uint32_t wtype, const float *x, int64_t x_stride, int rows, int64_t n_in)
+static void convert(cpu_backend *cb, mf_bstate *st, uint32_t wtype, const float *x, int64_t x_stride, int rows,
+                    int64_t n_in)
 {
     conv_job j = {wtype, x, x_stride, n_in, st->qx, mf_act_bytes(wtype, n_in)};
-    if (rows * n_in < MF_CPU_MIN_TASK_MACS / 8) {  /* a decode step's row: a few microseconds */
+    if (rows * n_in < MF_CPU_MIN_TASK_MACS / 8) { /* a decode step's row: a few microseconds */
         for (int t = 0; t < rows; t++) conv_task(&j, t, 0);
         return;
     }
@@ -213,7 +222,7 @@ typedef struct blas_job {
     int64_t y_stride;
     int accumulate;
     const float *bias;
-    float *deq;             /* per-thread tiles */
+    float *deq; /* per-thread tiles */
 } blas_job;
 
 /* dequantize a tile of weight rows, then sgemm with all rows of x */
@@ -226,9 +235,8 @@ static void blas_task(void *ctx, int task, int thread)
     for (int64_t r = 0; r < nr; r++)
         mf_dequantize_row(j->wtype, j->W + (size_t)(r0 + r) * j->row_bytes, tile + r * j->n_in, j->n_in);
     /* C[rows][nr] = X[rows][n_in] · tileᵀ, written in place into the columns r0.. of y */
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, j->rows, (int)nr, (int)j->n_in, 1.0f, j->x,
-                (int)j->x_stride, tile, (int)j->n_in, j->accumulate ? 1.0f : 0.0f, j->y + r0,
-                (int)j->y_stride);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, j->rows, (int)nr, (int)j->n_in, 1.0f, j->x, (int)j->x_stride,
+                tile, (int)j->n_in, j->accumulate ? 1.0f : 0.0f, j->y + r0, (int)j->y_stride);
     if (j->bias)
         for (int t = 0; t < j->rows; t++)
             for (int64_t o = 0; o < nr; o++) j->y[(int64_t)t * j->y_stride + r0 + o] += j->bias[r0 + o];
@@ -251,40 +259,58 @@ static int use_blas(const cpu_backend *cb, uint32_t wtype, int rows, int64_t n_o
 
 /* ------------------------------------------------------------------ the products */
 
-void mf_cpu_matmul(cpu_backend *cb, mf_bstate *st, uint32_t wtype, const void *W, size_t row_bytes,
-                   int64_t n_in, int64_t n_out, const float *x, int64_t x_stride, int rows,
-                   float *y, int64_t y_stride, int accumulate, const float *bias)
+void mf_cpu_matmul(cpu_backend *cb, mf_bstate *st, uint32_t wtype, const void *W, size_t row_bytes, int64_t n_in,
+                   int64_t n_out, const float *x, int64_t x_stride, int rows, float *y, int64_t y_stride,
+                   int accumulate, const float *bias)
 {
 #ifdef MF_HAVE_BLAS
     if (use_blas(cb, wtype, rows, n_out)) {
-        blas_job j = {.wtype = wtype, .W = W, .row_bytes = row_bytes, .n_in = n_in, .n_out = n_out, .x = x,
-                      .x_stride = x_stride, .rows = rows, .y = y, .y_stride = y_stride, .accumulate = accumulate,
-                      .bias = bias, .deq = st->deq};
+        blas_job j = {.wtype = wtype,
+                      .W = W,
+                      .row_bytes = row_bytes,
+                      .n_in = n_in,
+                      .n_out = n_out,
+                      .x = x,
+                      .x_stride = x_stride,
+                      .rows = rows,
+                      .y = y,
+                      .y_stride = y_stride,
+                      .accumulate = accumulate,
+                      .bias = bias,
+                      .deq = st->deq};
         mf_pool_run(cb->pool, blas_task, &j, (int)((n_out + MF_CPU_TILE_ROWS - 1) / MF_CPU_TILE_ROWS));
         return;
     }
 #endif
-    mm_region g = {.wtype = wtype, .n_in = n_in, .qx = st->qx, .qx_stride = mf_act_bytes(wtype, n_in), .n = 1,
-                   .total = n_out, .rows = rows};
-    g.m[0] = (mm_mat){.W = W, .P = mf_cpu_packed_of(st, W, (size_t)n_out * row_bytes), .row_bytes = row_bytes,
-                      .n_out = n_out, .y = y, .y_stride = y_stride, .bias = bias, .accumulate = accumulate};
+    mm_region g = {.wtype = wtype,
+                   .n_in = n_in,
+                   .qx = st->qx,
+                   .qx_stride = mf_act_bytes(wtype, n_in),
+                   .n = 1,
+                   .total = n_out,
+                   .rows = rows};
+    g.m[0] = (mm_mat){.W = W,
+                      .P = mf_cpu_packed_of(st, W, (size_t)n_out * row_bytes),
+                      .row_bytes = row_bytes,
+                      .n_out = n_out,
+                      .y = y,
+                      .y_stride = y_stride,
+                      .bias = bias,
+                      .accumulate = accumulate};
     convert(cb, st, wtype, x, x_stride, rows, n_in);
     run_region(cb, st, &g);
 }
 
-static const float *bias_of(const mf_weight *b)
-{
-    return b && b->name ? (const float *)b->data : NULL;
-}
+static const float *bias_of(const mf_weight *b) { return b && b->name ? (const float *)b->data : NULL; }
 
-static void matmul_w(mf_backend *be, mf_bstate *st, const mf_weight *W, const mf_weight *b, const float *in,
-                     float *out, int rows, int accumulate)
+static void matmul_w(mf_backend *be, mf_bstate *st, const mf_weight *W, const mf_weight *b, const float *in, float *out,
+                     int rows, int accumulate)
 {
-    mf_cpu_matmul(be->impl, st, W->type, W->data, W->row_bytes, W->ne[0], W->ne[1], in, W->ne[0],
-                  rows, out, W->ne[1], accumulate, bias_of(b));
+    mf_cpu_matmul(be->impl, st, W->type, W->data, W->row_bytes, W->ne[0], W->ne[1], in, W->ne[0], rows, out, W->ne[1],
+                  accumulate, bias_of(b));
 }
-void mf_cpu_matmul_op(mf_backend *be, mf_bstate *st, const mf_weight *W, const mf_weight *b,
-                      const float *in, float *out, int rows, int accumulate)
+void mf_cpu_matmul_op(mf_backend *be, mf_bstate *st, const mf_weight *W, const mf_weight *b, const float *in,
+                      float *out, int rows, int accumulate)
 {
     mf_cpu_observe(st, W, 0, in, rows);
     matmul_w(be, st, W, b, in, out, rows, accumulate);
@@ -297,9 +323,14 @@ static void set_mats(mf_bstate *st, mm_region *g, int n, const mf_weight *const 
     int64_t base = 0;
     for (int i = 0; i < n; i++) {
         int64_t n_out = W[i]->ne[1];
-        g->m[i] = (mm_mat){.W = W[i]->data, .P = mf_cpu_packed_of(st, W[i]->data, (size_t)n_out * W[i]->row_bytes),
-                           .row_bytes = W[i]->row_bytes, .n_out = n_out, .y = out[i], .y_stride = n_out,
-                           .bias = bias[i], .base = base};
+        g->m[i] = (mm_mat){.W = W[i]->data,
+                           .P = mf_cpu_packed_of(st, W[i]->data, (size_t)n_out * W[i]->row_bytes),
+                           .row_bytes = W[i]->row_bytes,
+                           .n_out = n_out,
+                           .y = out[i],
+                           .y_stride = n_out,
+                           .bias = bias[i],
+                           .base = base};
         base += n_out;
     }
     g->n = n;
@@ -308,8 +339,8 @@ static void set_mats(mf_bstate *st, mm_region *g, int n, const mf_weight *const 
 
 /* out[i] = W[i] · x (+ b[i]) for n matrices sharing the input (cpu.h): one parallel region
  * when they have one type and width (q/k/v), else one product after the other. */
-void mf_cpu_matmul_group(mf_backend *be, mf_bstate *st, int n, const mf_weight *const *W,
-                         const mf_weight *const *b, float *const *out, const float *x, int rows)
+void mf_cpu_matmul_group(mf_backend *be, mf_bstate *st, int n, const mf_weight *const *W, const mf_weight *const *b,
+                         float *const *out, const float *x, int rows)
 {
     cpu_backend *cb = be->impl;
     for (int i = 0; i < n; i++) mf_cpu_observe(st, W[i], 0, x, rows);
@@ -336,27 +367,41 @@ void mf_cpu_gated(mf_backend *be, mf_bstate *st, const mf_weight *Wg, const floa
     cpu_backend *cb = be->impl;
     int64_t n_in = Wg->ne[0], F = Wg->ne[1];
     size_t mb = (size_t)F * Wg->row_bytes; /* one matrix (an expert's slice of a stack) */
-    const uint8_t *wg = (const uint8_t *)Wg->data + (size_t)matrix * mb, *wu = (const uint8_t *)Wu->data + (size_t)matrix * mb;
+    const uint8_t *wg = (const uint8_t *)Wg->data + (size_t)matrix * mb,
+                  *wu = (const uint8_t *)Wu->data + (size_t)matrix * mb;
     mf_cpu_observe(st, Wg, matrix, x, rows);
     mf_cpu_observe(st, Wu, matrix, x, rows);
     if (Wu->type != Wg->type || Wu->ne[0] != n_in || Wu->ne[1] != F || use_blas(cb, Wg->type, rows, F)) {
         /* two products, then the activation on the caller (float models' prompts) */
         mf_cpu_matmul(cb, st, Wg->type, wg, Wg->row_bytes, n_in, F, x, n_in, rows, out, F, 0, bg);
         mf_cpu_matmul(cb, st, Wu->type, wu, Wu->row_bytes, n_in, F, x, n_in, rows, scratch, F, 0, bu);
-        for (int t = 0; t < rows; t++) act(out + (int64_t)t * F, out + (int64_t)t * F, scratch + (int64_t)t * F, F, params);
+        for (int t = 0; t < rows; t++)
+            act(out + (int64_t)t * F, out + (int64_t)t * F, scratch + (int64_t)t * F, F, params);
         return;
     }
-    mm_region g = {.wtype = Wg->type, .n_in = n_in, .qx = st->qx, .qx_stride = mf_act_bytes(Wg->type, n_in),
-                   .rows = rows, .act = act, .act_params = params, .n = 2, .total = F};  /* one row space: a chunk is the same rows of both */
-    g.m[0] = (mm_mat){.W = wg, .P = mf_cpu_packed_of(st, wg, mb), .row_bytes = Wg->row_bytes, .n_out = F, .y = out,
-                      .y_stride = F, .bias = bg};
+    mm_region g = {.wtype = Wg->type,
+                   .n_in = n_in,
+                   .qx = st->qx,
+                   .qx_stride = mf_act_bytes(Wg->type, n_in),
+                   .rows = rows,
+                   .act = act,
+                   .act_params = params,
+                   .n = 2,
+                   .total = F}; /* one row space: a chunk is the same rows of both */
+    g.m[0] = (mm_mat){.W = wg,
+                      .P = mf_cpu_packed_of(st, wg, mb),
+                      .row_bytes = Wg->row_bytes,
+                      .n_out = F,
+                      .y = out,
+                      .y_stride = F,
+                      .bias = bg};
     g.m[1] = (mm_mat){.W = wu, .P = mf_cpu_packed_of(st, wu, mb), .row_bytes = Wu->row_bytes, .n_out = F, .bias = bu};
     convert(cb, st, Wg->type, x, n_in, rows, n_in);
     run_region(cb, st, &g);
 }
 
-void mf_cpu_qkv(mf_backend *be, mf_bstate *st, const mf_weight *const W[3], const mf_weight *const b[3],
-                const float *h, float *q, float *k, float *v)
+void mf_cpu_qkv(mf_backend *be, mf_bstate *st, const mf_weight *const W[3], const mf_weight *const b[3], const float *h,
+                float *q, float *k, float *v)
 {
     float *out[3] = {q, k, v};
     mf_cpu_matmul_group(be, st, 3, W, b, out, h, st->n);
