@@ -648,19 +648,23 @@ static void ring_limits_reuse(void **state)
     }
     memcpy(scratch, mf_session_seq_logits(ss, 1, &err), sizeof(float) * (size_t)V);
     assert_memory_equal(kept, scratch, sizeof(float) * (size_t)V);
-    /* the rule is needed: cut sequence 0 back to 15 behind the session's back after 20
-     * positions, and the ring hands position 15's query a key of a later position */
+    /* the rule is needed: cut sequence 0 back to 14 behind the session's back after 24
+     * positions, and the ring hands position 14's query (which reads positions 7 .. 13) a key
+     * of a later position. The CPU's rings are the 11 slots rounded up to a whole K tile
+     * (memory.h mf_mem_cpu_kv_slots): 24 positions must have overwritten position 7. */
+    mf_state_opts so = {.n_ctx = 64, .max_batch = 4, .n_seq = 2};
+    assert_true(24 - mf_mem_cpu_kv_slots(hp, 0, &so) > 7);
     mf_session_reset(ss);
-    for (int i = 0; i < 20; i += 4) {
+    for (int i = 0; i < 24; i += 4) {
         mf_seq_chunk ch = {0, t + i, 4, 1};
         if (mf_session_step(ss, &ch, 1, &err)) fail_msg("%s", err.msg);
     }
-    ss->seq[0].pos = 15;
-    mf_seq_chunk ch0 = {0, u + 15, 1, 1}, ch1;
+    ss->seq[0].pos = 14;
+    mf_seq_chunk ch0 = {0, u + 14, 1, 1}, ch1;
     if (mf_session_step(ss, &ch0, 1, &err)) fail_msg("%s", err.msg);
     memcpy(kept, mf_session_seq_logits(ss, 0, &err), sizeof(float) * (size_t)V);
-    for (int i = 0; i < 16; i += 4) {
-        ch1 = (mf_seq_chunk){1, u + i, 4, 1};
+    for (int i = 0; i < 15; i += 4) {
+        ch1 = (mf_seq_chunk){1, u + i, 15 - i < 4 ? 15 - i : 4, 1};
         if (mf_session_step(ss, &ch1, 1, &err)) fail_msg("%s", err.msg);
     }
     memcpy(scratch, mf_session_seq_logits(ss, 1, &err), sizeof(float) * (size_t)V);

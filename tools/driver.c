@@ -115,6 +115,7 @@ int drv_gen_option(const char *cmd, int argc, char **argv, int *i, drv_gen_args 
     else if (!strcmp(o, "--reasoning")) r = VAL() ? (a->reasoning = v, 0) : -1;
     else if (!strcmp(o, "--show-thinking")) a->show_thinking = 1;
     else if (!strcmp(o, "--kv-f16")) a->kv_f16 = 1;
+    else if (!strcmp(o, "--kv-f32")) a->kv_f16 = 0;
     else if (!strcmp(o, "--no-graph")) a->no_graph = 1;
     else return 0;
 #undef IS

@@ -91,7 +91,8 @@ typedef struct drv_gen_args {
     "      --system TEXT       system prompt\n"                                                                          \
     "      --reasoning LEVEL   low | medium | high (harmony, default medium)\n"                                          \
     "      --show-thinking     harmony: print the analysis channel to stderr\n"                                          \
-    "      --kv-f16            store the KV cache in binary16\n"                                                         \
+    "      --kv-f16            store the KV cache in binary16 (the default)\n"                                           \
+    "      --kv-f32            store the KV cache in float32\n"                                                          \
     "      --no-graph          do not capture CUDA graphs\n"
 
 /* Defaults; -1 (with a message) when out of memory. argc bounds the number of --stop. */
