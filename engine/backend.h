@@ -15,8 +15,9 @@
  * pointers the forward pass never dereferences.
  *
  * Two kinds of state, both the backend's own, both opaque here. What a backend keeps per
- * model (the CUDA backend: the device copy of the weights) lives in an mf_bmodel made by
- * prepare(); every session state on that model on that backend shares it, and the model
+ * model (the CUDA backend: the device copy of the weights; the CPU backend: the packed
+ * copies of the matrices, made by the first state that uses them) lives in an mf_bmodel
+ * made by prepare(); every session state on that model on that backend shares it, and the model
  * itself holds nothing of any device, so one model can serve several sessions and devices.
  * What it keeps per session (the KV cache, the RoPE tables, scratch) lives in an mf_bstate
  * made by state_new(). Each state_new checks its own memory (host RAM, device memory)
@@ -64,13 +65,16 @@ typedef struct mf_state_opts {
     int max_batch; /* most tokens in one step */
     int kv_f16;    /* 1: KV cache in binary16, 0: float32 */
     int no_graph;  /* 1: never capture/replay (debug hooks, `minfer check`) */
+    int no_pack;   /* CPU: 1 keeps the weights in the file's layout only (no packed
+                                copy, docs/cpu.md §3) */
 } mf_state_opts;
 
 struct mf_backend {
     const char *name;      /* "cpu", "cuda" */
     char device_name[128]; /* "Intel Xeon ... (2 threads)", "NVIDIA H100 80GB HBM3" */
-    int kv_f16_default;    /* the KV cache type when the session leaves it open: 0 float32
-                              (CPU: exact), 1 binary16 (GPU: half the cache traffic) */
+    int kv_f16_default;    /* the KV cache type when the session leaves it open: 0 float32,
+                              1 binary16 (both backends: half the cache traffic; on the CPU
+                              chosen by measurement, docs/cpu.md §4) */
     void *impl;
 
     /* ---- lifetime ---- */

@@ -580,6 +580,7 @@ const char *mf_gguf_path(const mf_gguf *g) { return g->path; }
 uint32_t mf_gguf_version(const mf_gguf *g) { return g->version; }
 uint64_t mf_gguf_file_size(const mf_gguf *g) { return g->size; }
 uint64_t mf_gguf_data_offset(const mf_gguf *g) { return g->data_offset; }
+int mf_gguf_mapped(const mf_gguf *g) { return g->mapped; }
 uint32_t mf_gguf_alignment(const mf_gguf *g) { return g->alignment; }
 const uint8_t *mf_gguf_bytes(const mf_gguf *g) { return g->base; }
 uint64_t mf_gguf_n_kv(const mf_gguf *g) { return g->n_kv; }

@@ -109,6 +109,9 @@ const char *mf_gguf_path(const mf_gguf *g);
 uint32_t mf_gguf_version(const mf_gguf *g);
 uint64_t mf_gguf_file_size(const mf_gguf *g);
 uint64_t mf_gguf_data_offset(const mf_gguf *g);
+/* 1 when the bytes are a file mapping (mf_gguf_open), 0 for a caller's buffer (a page of
+ * the mapping may be dropped with MADV_DONTNEED and reads back the file; a buffer may not). */
+int mf_gguf_mapped(const mf_gguf *g);
 uint32_t mf_gguf_alignment(const mf_gguf *g);
 /* The file's bytes (the mapping, or the buffer of mf_gguf_open_memory), file_size of them. */
 const uint8_t *mf_gguf_bytes(const mf_gguf *g);

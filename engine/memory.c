@@ -121,10 +121,26 @@ uint64_t mf_mem_kv_bytes(const mf_hparams *hp, int64_t n_ctx, int max_batch, int
     return total;
 }
 
+/* K (or V) of one slot of one layer */
+static uint64_t kv_row(const mf_hparams *hp, const mf_state_opts *o)
+{
+    return (uint64_t)hp->n_kv_heads * (uint64_t)hp->head_dim * (o->kv_f16 ? 2u : 4u);
+}
+
 uint64_t mf_mem_kv_layer_bytes(const mf_hparams *hp, int l, const mf_state_opts *o)
 {
-    uint64_t row = (uint64_t)hp->n_kv_heads * (uint64_t)hp->head_dim * (o->kv_f16 ? 2u : 4u);
-    return mf_mul_sat((uint64_t)mf_mem_kv_slots(hp, l, o->n_ctx, o->max_batch), row);
+    return mf_mul_sat((uint64_t)mf_mem_kv_slots(hp, l, o->n_ctx, o->max_batch), kv_row(hp, o));
+}
+
+int mf_mem_cpu_kv_slots(const mf_hparams *hp, int l, const mf_state_opts *o)
+{
+    int64_t slots = mf_mem_kv_slots(hp, l, o->n_ctx, o->max_batch);
+    return (int)((slots + MF_KV_TILE - 1) / MF_KV_TILE * MF_KV_TILE);
+}
+
+uint64_t mf_mem_cpu_kv_layer_bytes(const mf_hparams *hp, int l, const mf_state_opts *o)
+{
+    return mf_mul_sat((uint64_t)mf_mem_cpu_kv_slots(hp, l, o), kv_row(hp, o));
 }
 
 /* ---------------------------------------------------------------- the session's buffers */
@@ -196,11 +212,11 @@ void mf_mem_cpu_state(const mf_hparams *hp, const mf_state_opts *o, int n_thread
     int64_t max_in, max_out;
     widest(hp, &max_in, &max_out);
     out->tokens = 4 * B;
-    out->krow = 4 * (size_t)hp->n_kv_heads * (size_t)hp->head_dim;
+    out->krow = 4 * T * (size_t)hp->n_kv_heads * (size_t)hp->head_dim;
     /* an activation row in the widest block format: at most 4 bytes per element plus the
-     * scales, then rounded up to whole cache lines for the SIMD kernels */
-    out->qx = ((size_t)MF_CPU_QROWS * (size_t)(4 * max_in + 256) + 63) / 64 * 64;
-    out->tmp = 4 * (size_t)MF_CPU_QROWS * (size_t)max_out;
+     * scales, one per token of a step, rounded up to whole cache lines for the SIMD kernels */
+    out->qx = (B * (size_t)(4 * max_in + 256) + 63) / 64 * 64;
+    out->tmp = 4 * T * 2 * MF_CPU_TOK_BLOCK * 16;
     out->ff = 4 * B * F;
     out->scores = 4 * T * (size_t)(hp->n_heads / hp->n_kv_heads) * (size_t)o->n_ctx;
     out->deq = 4 * T * MF_CPU_TILE_ROWS * (size_t)max_in;
@@ -213,7 +229,7 @@ void mf_mem_cpu_state(const mf_hparams *hp, const mf_state_opts *o, int n_thread
     }
     out->rope_table = 4 * (size_t)o->n_ctx * half;
     uint64_t kv = 0;
-    for (int l = 0; l < hp->n_layers; l++) kv = mf_add_sat(kv, 2 * mf_mem_kv_layer_bytes(hp, l, o));
+    for (int l = 0; l < hp->n_layers; l++) kv = mf_add_sat(kv, 2 * mf_mem_cpu_kv_layer_bytes(hp, l, o));
     uint64_t scratch = (uint64_t)out->tokens + out->krow + out->qx + out->tmp + 2 * (uint64_t)out->ff + out->scores +
                        out->deq + out->router + 4 * (uint64_t)out->sel + 2 * (uint64_t)out->ex_io + out->ex_acc;
     state_sum(&out->sum, kv, 2 * (uint64_t)mf_mem_rope_tables(hp) * out->rope_table, scratch);

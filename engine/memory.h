@@ -133,9 +133,9 @@ typedef struct mf_mem_state {
 typedef struct mf_mem_cpu {
     mf_mem_state sum;
     size_t tokens; /* the step's tokens */
-    size_t krow;   /* one rotated key row */
-    size_t qx;     /* converted activations, MF_CPU_QROWS rows (whole cache lines) */
-    size_t tmp;    /* products before they are accumulated, MF_CPU_QROWS rows */
+    size_t krow;   /* one rotated key row per thread */
+    size_t qx;     /* converted activations, max_batch rows (whole cache lines) */
+    size_t tmp;    /* kernel results, per thread two blocks of MF_CPU_TOK_BLOCK tokens x 16 */
     size_t ff;     /* each of the FFN gate and up outputs, max_batch rows */
     size_t scores; /* attention scores, per thread */
     size_t deq;    /* dequantized weight tiles of the BLAS path, per thread */
@@ -147,6 +147,10 @@ typedef struct mf_mem_cpu {
 void mf_mem_cpu_state(const mf_hparams *hp, const mf_state_opts *o, int n_threads, mf_mem_cpu *out);
 /* bytes of layer l's K (or V) cache */
 uint64_t mf_mem_kv_layer_bytes(const mf_hparams *hp, int l, const mf_state_opts *o);
+/* The CPU's cache: layer l's slots (mf_mem_kv_slots rounded up to whole K tiles of
+ * MF_KV_TILE slots, the layout of engine/cpu/attention.c) and the bytes of its K (or V). */
+int mf_mem_cpu_kv_slots(const mf_hparams *hp, int l, const mf_state_opts *o);
+uint64_t mf_mem_cpu_kv_layer_bytes(const mf_hparams *hp, int l, const mf_state_opts *o);
 
 /* What cu_state_new (cuda/backend_cuda.cu) allocates on the device, in bytes, and the pinned
  * host buffers beside them. nsplit: the flash-decoding splits of the longest layer (the

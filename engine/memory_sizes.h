@@ -5,12 +5,17 @@
 #ifndef MF_MEMORY_SIZES_H
 #define MF_MEMORY_SIZES_H
 
-/* CPU (engine/cpu/matmul.c): the quantized product handles at most MF_CPU_QROWS tokens per
- * pass over the weights; the BLAS path dequantizes MF_CPU_TILE_ROWS weight rows per tile. */
-#ifndef MF_CPU_QROWS
-#define MF_CPU_QROWS 16
+/* CPU (engine/cpu/matmul.c): a product converts the activations of every token of a step
+ * at once and passes them in blocks of MF_CPU_TOK_BLOCK tokens, each thread keeping two
+ * blocks' kernel results of 16 rows; the BLAS path dequantizes MF_CPU_TILE_ROWS weight rows
+ * per tile. */
+#ifndef MF_CPU_TOK_BLOCK
+#define MF_CPU_TOK_BLOCK 64
 #endif
 #define MF_CPU_TILE_ROWS 64
+/* CPU (engine/cpu/attention.c): the K cache is laid out in tiles of MF_KV_TILE slots, so a
+ * layer's slots are rounded up to whole tiles. */
+#define MF_KV_TILE 16
 /* CUDA (cuda/matmul.cu): from MF_CUDA_GEMM_MIN_ROWS tokens on, products go through F16
  * copies of a weight tile (at most MF_CUDA_WH_MAX elements: 64 MiB) and cuBLAS. */
 #define MF_CUDA_GEMM_MIN_ROWS 16

@@ -40,9 +40,11 @@ typedef struct mf_session_opts {
     int n_ctx;               /* KV cache positions; <= 0: the model's training context,
                                 capped at 4096 */
     int max_batch;           /* tokens per forward step during prompt processing (512) */
-    int kv_f16;              /* 1: binary16 KV cache (default 0 on the CPU, 1 on the GPU
-                                when left at -1) */
+    int kv_f16;              /* 1: binary16 KV cache, 0: float32, -1 (default): the
+                                default of model.h (binary16) */
     int no_graph;            /* 1: no CUDA graph capture */
+    int no_pack;             /* 1: the CPU keeps no packed copy of the weights (half the
+                                memory, slower; docs/cpu.md §3) */
     mf_progress_fn progress; /* when set, the backend reports how it makes the weights
                                 usable (backend.h prepare): the CPU reads the model file into
                                 memory in order, reporting each 64 MiB (otherwise the first

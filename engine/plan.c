@@ -84,9 +84,10 @@ double mf_plan_bound(double bandwidth_gbs, uint64_t bytes_per_token)
 void mf_plan_evaluate(const mf_plan_model *pm, const mf_plan_device *dev, int64_t n_ctx, int kv_elem, mf_plan_fit *out)
 {
     memset(out, 0, sizeof *out);
-    int gpu = dev->kind != MF_PLAN_HOST;
-    /* session.c: binary16 cache on a GPU, float32 on the CPU, unless asked otherwise */
-    out->kv_elem = kv_elem > 0 ? kv_elem : (gpu ? 2 : 4);
+    /* unless asked otherwise, binary16 on every row: the cache type both backends default to
+     * (kv_f16_default: the CPU's chosen by measurement, docs/cpu.md §4; the GPU's for half
+     * the cache traffic) */
+    out->kv_elem = kv_elem > 0 ? kv_elem : 2;
     out->weights = pm->weight_bytes;
     int cuda = dev->kind == MF_PLAN_CUDA;
     out->kv = plan_state(pm, n_ctx, MF_PLAN_BATCH, out->kv_elem, cuda, dev->threads).kv;

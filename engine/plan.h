@@ -107,8 +107,8 @@ typedef struct mf_plan_fit {
     double tok_s_ctx0, tok_s_ctx;
 } mf_plan_fit;
 
-/* kv_elem: 2 or 4; <= 0 takes the backend default (binary16 on GPUs and custom devices,
- * float32 on the host: session.c). */
+/* kv_elem: 2 or 4; <= 0 takes the backends' default (binary16 on every row: both backends'
+ * kv_f16_default, backend.h). */
 void mf_plan_evaluate(const mf_plan_model *pm, const mf_plan_device *dev, int64_t n_ctx, int kv_elem, mf_plan_fit *out);
 
 /* Decode bound in tokens per second: bandwidth_gbs * 1e9 / bytes (0 if bytes is 0). */

@@ -19,8 +19,9 @@
  *    float activations. mf_vec_dot() is the dot of one weight row with a converted
  *    activation; mf_matmul_rows() the multi-row, multi-token kernel the thread pool calls.
  *    With MINFER_NATIVE these use AVX2/FMA/F16C (quant_avx2.c, selected at build time via
- *    __AVX2__, plus AVX-VNNI where the compiler targets it), otherwise the scalar code of
- *    quant_dot.c with the same activations and the same integer sums.
+ *    __AVX2__, plus AVX-VNNI where the compiler targets it) and AVX-512 VNNI
+ *    (quant_avx512.c), otherwise the scalar code of quant_dot.c with the same activations
+ *    and the same integer sums.
  *    The converted activations are private blocks (quant_impl.h), not GGUF Q8_0/Q8_1/Q8_K
  *    blocks: only mf_act_bytes/mf_quantize_act/mf_vec_dot/mf_matmul_rows read them. For
  *    speed, give them a 64-byte aligned buffer (every block size is a multiple of 32).
@@ -30,6 +31,20 @@
  *    The error of the fast path against mf_dot_ref comes from rounding x to 8 bits:
  *    |err| <= sum_blocks (d_x/2) * sum_i |w_i| (+ the fp16 rounding of d_x and float
  *    rounding), tested in tests/test_quant_dot.c.
+ *
+ *    The canonical order. Every quantized kernel — scalar, AVX2, AVX-512, row-major or
+ *    packed, 1 token or 16 — computes each (weight row, token) pair with the same float
+ *    operations in the same order, so they all give the same bits (docs/cpu.md §3):
+ *      acc = 0; for each block b in order:
+ *        32-element types: acc = fma((float)isum_b, d_w·d_x, acc)
+ *                          then, Q4_1/Q5_1: acc = fma(m_w, s_x, acc)
+ *        K-quants:         acc = fma((float)dot_b, d·d_x, acc)
+ *                          then, Q2_K/Q4_K/Q5_K: acc = fma(-(float)mins_b, dmin·d_x, acc)
+ *      result = acc
+ *    where isum_b, dot_b, mins_b are the exact integer sums of the block (quant_dot.c) and
+ *    d_w·d_x one rounded float product. A row's result therefore never depends on how many
+ *    tokens share the product, which rows a thread's chunk holds or the build's vector
+ *    width: batch-invariant logits (tests/test_quant_dot.c, test_quant_pack.c).
  *
  * Preconditions (not checked: these are inner loops): the type is supported
  * (mf_type_supported) and n, n_in are multiples of its block size. mf_dequantize_row of an
@@ -87,8 +102,19 @@ float mf_vec_dot(uint32_t wtype, const void *row, const void *qx, int64_t n);
  * n_in)); activation t starts at (const char *)qx + t * qx_stride. Each weight row is read
  * once for all tokens (the loop over tokens is inside), so small batches cost little more
  * memory traffic than one token. */
-void mf_matmul_rows(uint32_t wtype, const void *W, int64_t n_in, int64_t r0, int64_t r1,
-                    const void *qx, size_t qx_stride, int n_tok, float *y, int64_t y_stride);
+void mf_matmul_rows(uint32_t wtype, const void *W, int64_t n_in, int64_t r0, int64_t r1, const void *qx,
+                    size_t qx_stride, int n_tok, float *y, int64_t y_stride);
+
+/* Packed weights (quant_impl.h, docs/cpu.md §3): a matrix repacked at load into groups of
+ * 16 interleaved rows, same size, for the kernels of this build. mf_pack_supported: this
+ * build has packed kernels for the type. mf_pack_matrix packs rows [16·g0, 16·g1) of W into
+ * P (P and W the same size; g1 = ceil(n_out / 16) also copies the leftover rows).
+ * mf_matmul_packed is mf_matmul_rows on a packed matrix of n_out rows, for r0 a multiple
+ * of 16 and r1 a multiple of 16 or n_out; it gives the same floats, bit for bit. */
+int mf_pack_supported(uint32_t wtype);
+void mf_pack_matrix(uint32_t wtype, const void *W, int64_t n_in, int64_t n_out, int64_t g0, int64_t g1, void *P);
+void mf_matmul_packed(uint32_t wtype, const void *P, int64_t n_in, int64_t n_out, int64_t r0, int64_t r1,
+                      const void *qx, size_t qx_stride, int n_tok, float *y, int64_t y_stride);
 
 /* The matrix kernels this build uses: "avx512-vnni+avx2", "avx2" or
  * "scalar" (for `minfer --version` and qbench's header). */

@@ -108,7 +108,8 @@ mf_session *mf_session_new(mf_model *m, const mf_session_opts *opts, mf_err *err
     s->bm = s->be->prepare(s->be, m, o.progress, o.progress_user, err);
     if (!s->bm) goto fail;
     /* the backend checks its memory (host RAM or device memory) against what it allocates */
-    mf_state_opts so = {.n_ctx = o.n_ctx, .max_batch = o.max_batch, .kv_f16 = o.kv_f16, .no_graph = o.no_graph};
+    mf_state_opts so = {
+        .n_ctx = o.n_ctx, .max_batch = o.max_batch, .kv_f16 = o.kv_f16, .no_graph = o.no_graph, .no_pack = o.no_pack};
     s->bst = s->be->state_new(s->be, s->bm, &so, err);
     if (!s->bst) goto fail;
 

@@ -55,8 +55,10 @@ static float *ref_logits_mode(const mf_model *m, const int32_t *ids, int n, int 
 
 static float *ref_logits(const mf_model *m, const int32_t *ids, int n) { return ref_logits_mode(m, ids, n, 0); }
 
-/* fast-path logits of every position: as one prompt (batch = n) or token by token */
-static float *fast_logits(mf_model *m, const int32_t *ids, int n, int one_by_one, int threads, int kv_f16)
+/* fast-path logits of every position: as one prompt (batch = n) or token by token; no_pack:
+ * the weights in the file's layout only (docs/cpu.md §3) */
+static float *fast_logits_pack(mf_model *m, const int32_t *ids, int n, int one_by_one, int threads, int kv_f16,
+                               int no_pack)
 {
     mf_err err;
     int V = m->hp.n_vocab;
@@ -65,6 +67,7 @@ static float *fast_logits(mf_model *m, const int32_t *ids, int n, int one_by_one
     o.n_ctx = n;
     o.n_threads = threads;
     o.kv_f16 = kv_f16;
+    o.no_pack = no_pack;
     mf_session *s = mf_session_new(m, &o, &err);
     if (!s) fail_msg("%s", err.msg);
     float *out = malloc(sizeof(float) * (size_t)n * V);
@@ -78,12 +81,27 @@ static float *fast_logits(mf_model *m, const int32_t *ids, int n, int one_by_one
     return out;
 }
 
+static float *fast_logits(mf_model *m, const int32_t *ids, int n, int one_by_one, int threads, int kv_f16)
+{
+    return fast_logits_pack(m, ids, n, one_by_one, threads, kv_f16, 0);
+}
+
+/* Batch invariance (docs/cpu.md §3): with quantized weights every row of a batch gets the
+ * same float operations as the same token evaluated alone, and the packed layout the same
+ * as the file's, so the logits are equal bit for bit, not just close. */
+static void assert_bit_identical(const float *a, const float *b, int n, int V, const char *what)
+{
+    for (int t = 0; t < n; t++)
+        if (memcmp(a + (size_t)t * V, b + (size_t)t * V, sizeof(float) * (size_t)V))
+            fail_msg("%s: the logits of position %d differ", what, t);
+}
+
 static double max_abs_diff(const float *a, const float *b, size_t n, double *scale)
 {
     double m = 0, s = 0;
     for (size_t i = 0; i < n; i++) {
         double d = fabs((double)a[i] - b[i]);
-        if (!(d <= m)) m = d;  /* NaN propagates as a failure */
+        if (!(d <= m)) m = d; /* NaN propagates as a failure */
         if (fabs(b[i]) > s) s = fabs(b[i]);
     }
     if (scale) *scale = s;
@@ -135,7 +153,8 @@ static void stories_fast_matches_reference(void **state)
     float *ref = ref_logits(m, PROMPT, N_PROMPT);
     float *batch = fast_logits(m, PROMPT, N_PROMPT, 0, 0, 0);
     float *seq = fast_logits(m, PROMPT, N_PROMPT, 1, 0, 0);
-    double s, d1 = max_abs_diff(batch, ref, (size_t)N_PROMPT * V, &s), d2 = max_abs_diff(seq, ref, (size_t)N_PROMPT * V, NULL);
+    double s, d1 = max_abs_diff(batch, ref, (size_t)N_PROMPT * V, &s),
+              d2 = max_abs_diff(seq, ref, (size_t)N_PROMPT * V, NULL);
     print_message("stories260K: max|logit| %.2f, batch vs ref %.3g, token-by-token vs ref %.3g\n", s, d1, d2);
     /* F32 weights: summation order only (see the header) */
     assert_true(d1 <= 1e-4);
@@ -230,7 +249,9 @@ static int mkmodel(const char *out, const char *args)
     return system(cmd);
 }
 
-typedef struct twin_ctx { const mf_gguf *src; } twin_ctx;
+typedef struct twin_ctx {
+    const mf_gguf *src;
+} twin_ctx;
 
 static int twin_fill(void *user, uint64_t i, const mf_gguf_tensor *t, void *buf, mf_err *err)
 {
@@ -263,8 +284,8 @@ static void write_f32_twin(const char *src_path, const char *dst_path)
 static void every_type_end_to_end(void **state)
 {
     (void)state;
-    static const char *types[] = {"F32", "F16", "BF16", "Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q8_0",
-                                  "Q2_K", "Q3_K", "Q4_K", "Q5_K", "Q6_K"};
+    static const char *types[] = {"F32",  "F16",  "BF16", "Q4_0", "Q4_1", "Q5_0", "Q5_1",
+                                  "Q8_0", "Q2_K", "Q3_K", "Q4_K", "Q5_K", "Q6_K"};
     const char *q = mf_tmp_path("type.gguf"), *f = mf_tmp_path("type-f32.gguf");
     for (size_t ti = 0; ti < sizeof types / sizeof *types; ti++) {
         char args[256];
@@ -286,11 +307,21 @@ static void every_type_end_to_end(void **state)
         double d_exact = max_abs_diff(fast, ref_f, (size_t)n * V, NULL);
         int agree = 0;
         for (int t = 0; t < n; t++) agree += argmax(fast + (size_t)t * V, V) == argmax(ref_r + (size_t)t * V, V);
-        print_message("%-5s max|logit| %6.3f  ref(q) vs ref(f32 twin) %.2e  fast %.2e  batch %.2e  (vs exact %.2e)  top-1 %d/%d\n",
-                      types[ti], s, d_ref, d_fast, d_batch, d_exact, agree, n);
+        print_message(
+            "%-5s max|logit| %6.3f  ref(q) vs ref(f32 twin) %.2e  fast %.2e  batch %.2e  (vs exact %.2e)  top-1 %d/%d\n",
+            types[ti], s, d_ref, d_fast, d_batch, d_exact, agree, n);
         assert_true(d_ref <= 1e-5 * (s > 1 ? s : 1));
         assert_same_function(fast, ref_r, n, V, s, types[ti]);
         assert_same_function(fastb, ref_r, n, V, s, types[ti]);
+        if (mf_act_type(mq->layers[0].wq.type) != MF_TYPE_F32) {
+            char what[64];
+            snprintf(what, sizeof what, "%s batch vs token by token", types[ti]);
+            assert_bit_identical(fastb, fast, n, V, what);
+            float *unpacked = fast_logits_pack(mq, ids, n, 0, 0, 0, 1);
+            snprintf(what, sizeof what, "%s packed vs file layout", types[ti]);
+            assert_bit_identical(unpacked, fastb, n, V, what);
+            free(unpacked);
+        }
         assert_true(d_exact <= 0.05 * s);
         assert_true(agree >= n - 1);
         free(ref_r);
@@ -311,7 +342,7 @@ static void gpt_oss_fast_matches_reference(void **state)
     const char *q = mf_tmp_path("gptoss.gguf");
     if (mkmodel(q, "--arch gpt-oss --preset tiny --seed 3") != 0) fail_msg("mkmodel gpt-oss failed");
     mf_model *m = load(q);
-    int V = m->hp.n_vocab, n = 3 * m->hp.window + 5;  /* longer than the window */
+    int V = m->hp.n_vocab, n = 3 * m->hp.window + 5; /* longer than the window */
     int32_t *ids = malloc(sizeof(int32_t) * (size_t)n);
     for (int i = 0; i < n; i++) ids[i] = (i * 31 + 11) % V;
     float *ref = ref_logits_mode(m, ids, n, 1), *exact = ref_logits(m, ids, n);
@@ -325,6 +356,7 @@ static void gpt_oss_fast_matches_reference(void **state)
     /* same rounding mode: order of additions only (see the header) */
     assert_same_function(seq, ref, n, V, s, "gpt-oss token by token");
     assert_same_function(batch, ref, n, V, s, "gpt-oss batch");
+    assert_bit_identical(batch, seq, n, V, "gpt-oss batch vs token by token");
     assert_true(agree >= n - 1);
     free(exact);
     free(ids);
@@ -378,19 +410,22 @@ static void small_alignments(void **state)
         int V = m0->hp.n_vocab, n = 12;
         int32_t ids[12];
         for (int i = 0; i < n; i++) ids[i] = (i * 29 + 3) % V;
-        float *r0 = ref_logits(m0, ids, n), *f0 = fast_logits(m0, ids, n, 0, 0, 0), *g0 = fast_logits(m0, ids, n, 1, 0, 0);
+        float *r0 = ref_logits(m0, ids, n), *f0 = fast_logits(m0, ids, n, 0, 0, 0),
+              *g0 = fast_logits(m0, ids, n, 1, 0, 0);
         for (uint32_t align = 1; align <= 2; align++) {
             int vec = 0, mat = 0, pad;
             for (pad = 0; pad < 8; pad++) {
                 relayout(src, dst, align, pad);
                 misaligned_f32(dst, &vec, &mat);
-                if (vec && (mat || a == 1)) break;  /* gpt-oss tiny's F32 matrices: the router */
+                if (vec && (mat || a == 1)) break; /* gpt-oss tiny's F32 matrices: the router */
             }
             if (pad == 8) fail_msg("%s, alignment %u: no layout puts F32 data off a 4-byte boundary", args[a], align);
             mf_model *m = load(dst);
-            float *r = ref_logits(m, ids, n), *f = fast_logits(m, ids, n, 0, 0, 0), *g = fast_logits(m, ids, n, 1, 0, 0);
+            float *r = ref_logits(m, ids, n), *f = fast_logits(m, ids, n, 0, 0, 0),
+                  *g = fast_logits(m, ids, n, 1, 0, 0);
             size_t bytes = sizeof(float) * (size_t)n * (size_t)V;
-            print_message("%s alignment %u: %d 1-D and %d 2-D F32 tensors off a 4-byte boundary\n", args[a], align, vec, mat);
+            print_message("%s alignment %u: %d 1-D and %d 2-D F32 tensors off a 4-byte boundary\n", args[a], align, vec,
+                          mat);
             assert_memory_equal(r, r0, bytes);
             assert_memory_equal(f, f0, bytes);
             assert_memory_equal(g, g0, bytes);
@@ -442,11 +477,11 @@ static void progress_callback(void **state)
     mf_session *s = mf_session_new(m, &o, &err);
     if (!s) fail_msg("%s", err.msg);
     assert_true(log.increasing);
-    assert_int_equal(log.calls, 1);  /* 1.2 MB: one step */
+    assert_int_equal(log.calls, 1); /* 1.2 MB: one step */
     assert_int_equal(log.last, mf_gguf_file_size(m->gguf));
     assert_int_equal(log.total, mf_gguf_file_size(m->gguf));
     assert_int_equal(mf_session_eval(s, PROMPT, 8, NULL, &err), 0);
-    assert_int_equal(mf_session_argmax(s), 261);  /* docs/reference.md §1: position 7 */
+    assert_int_equal(mf_session_argmax(s), 261); /* docs/reference.md §1: position 7 */
     mf_session_free(s);
     mf_model_free(m);
 }
@@ -454,10 +489,14 @@ static void progress_callback(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(stories_fast_matches_reference), cmocka_unit_test(threads_are_bit_identical),
-        cmocka_unit_test(f16_cache_is_close),             cmocka_unit_test(errors_name_the_problem),
-        cmocka_unit_test(every_type_end_to_end),          cmocka_unit_test(gpt_oss_fast_matches_reference),
-        cmocka_unit_test(small_alignments),               cmocka_unit_test(progress_callback),
+        cmocka_unit_test(stories_fast_matches_reference),
+        cmocka_unit_test(threads_are_bit_identical),
+        cmocka_unit_test(f16_cache_is_close),
+        cmocka_unit_test(errors_name_the_problem),
+        cmocka_unit_test(every_type_end_to_end),
+        cmocka_unit_test(gpt_oss_fast_matches_reference),
+        cmocka_unit_test(small_alignments),
+        cmocka_unit_test(progress_callback),
     };
     return MF_RUN("forward", tests);
 }

@@ -68,7 +68,14 @@ static void expect_cpu_state(mf_model *m, int n_ctx, int max_batch, int kv_f16, 
                  m->hp.arch_name, n_ctx, max_batch, kv_f16, threads, (unsigned long long)got,
                  (unsigned long long)mem.sum.total);
     assert_int_equal(mem.sum.total, mem.sum.kv + mem.sum.rope + mem.sum.scratch);
-    assert_int_equal(mem.sum.kv, mf_mem_kv_bytes(&m->hp, n_ctx, max_batch, kv_f16 ? 2 : 4));
+    /* the cache by hand: each layer's slots (a ring on sliding layers) rounded up to whole K
+     * tiles of 16 (engine/cpu/attention.c), K and V of Hkv x hd elements each */
+    uint64_t kv = 0;
+    for (int l = 0; l < m->hp.n_layers; l++) {
+        uint64_t slots = ((uint64_t)mf_mem_kv_slots(&m->hp, l, n_ctx, max_batch) + 15) / 16 * 16;
+        kv += 2 * slots * (uint64_t)m->hp.n_kv_heads * (uint64_t)m->hp.head_dim * (kv_f16 ? 2u : 4u);
+    }
+    assert_int_equal(mem.sum.kv, kv);
     be->state_free(be, st);
     be->unprepare(be, bm);
     be->free(be);
@@ -133,6 +140,7 @@ static void session_refused_by_backend_check(void **state)
     o.device = "cpu";
     o.n_threads = 1;
     o.n_ctx = 1 << 24;
+    o.kv_f16 = 0; /* the float32 cache of the sizes above (the default is binary16) */
     mf_err err;
     mf_session *s = mf_session_new(m, &o, &err);
     assert_null(s);

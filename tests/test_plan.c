@@ -139,11 +139,11 @@ static const char *write_moe(const char *name)
  *                 logits: rows min(512, 64 MiB / (4*512) = 32768) = 512: 4*512*512 = 1048576
  *                                                                      = 1703936
  *     RoPE        cos and sin, 2048 x 4 pairs, one table: 2*4*2048*4  = 65536
- *     CPU state   tokens 4*512 = 2048, krow 4*32 = 128, qx 16*(4*172 + 256) = 15104,
- *                 tmp 4*16*512 = 32768 (widest output: the vocabulary), FFN gate and up
- *                 2*4*512*172 = 704512, scores 4*2*2048 = 16384, dequantized tile
- *                 4*64*172 = 44032                                     = 814976
- *     CPU total                                                        = 2584448
+ *     CPU state   tokens 4*512 = 2048, krow 4*32 = 128 (per thread), qx one row per token
+ *                 512*(4*172 + 256) = 483328, tmp (per thread two blocks of 64 tokens x 16)
+ *                 4*2*64*16 = 8192, FFN gate and up 2*4*512*172 = 704512, scores
+ *                 4*2*2048 = 16384, dequantized tile 4*64*172 = 44032  = 1258624
+ *     CPU total                                                        = 3028096
  *     CUDA state  step 4*513 = 2052, argmax 4, partials (64 splits of 32 keys at most)
  *                 4*64*8*8 = 16384 and 4*2*64*8 = 4096, FFN 704512, F16 tile 2*(output
  *                 64*512 = 32768) = 65536 and activations 2*512*172 = 176128 = 968712
@@ -170,7 +170,7 @@ static void dense_stories(void **state)
     assert_int_equal(mf_mem_kv_bytes(&pm.hp, 2048, 1, 4), 2048 * 1280);
     /* no window: the allocation is the full context on every layer */
     assert_int_equal(mf_mem_kv_bytes(&pm.hp, 2048, MF_PLAN_BATCH, 4), 2048 * 1280);
-    assert_int_equal(mf_plan_scratch_bytes(&pm, 2048, MF_PLAN_BATCH, 0, 1), 2584448);
+    assert_int_equal(mf_plan_scratch_bytes(&pm, 2048, MF_PLAN_BATCH, 0, 1), 3028096);
     assert_int_equal(mf_plan_scratch_bytes(&pm, 2048, MF_PLAN_BATCH, 1, 0), 2738184);
 
     /* the loaded model counts the same weights */
@@ -291,12 +291,12 @@ static void sliding_window(void **state)
  *   session     x, h, q, attn_out 512*64 floats, k, v 512*32: 4*163840 = 655360; logits
  *               rows min(512, 67108864 / 1024) = 512: 4*512*256 = 524288     = 1179648
  *   RoPE        2*4*1024*8                                                   = 65536
- *   CPU state   tokens 2048, krow 128, qx 16*(4*64 + 256) = 8192, tmp 4*16*256 = 16384,
+ *   CPU state   tokens 2048, krow 128, qx 512*(4*64 + 256) = 262144, tmp 4*2*64*16 = 8192,
  *               gate/up 2*4*512*32 = 131072, scores 4*2*1024 = 8192, tile 4*64*64 =
  *               16384; MoE (K = 512*2 = 1024 selections): router 4*512*8 = 16384,
  *               sel, selw, ex_tok, ex_slot 4*4*1024 = 16384, ex_in, ex_out 2*4*512*64
- *               = 262144, ex_acc 4*1024*64 = 262144                           = 739456
- *   CPU total                                                                 = 1984640
+ *               = 262144, ex_acc 4*1024*64 = 262144                           = 985216
+ *   CPU total                                                                 = 2230400
  *   CUDA state  step 2052, argmax 4, partials (32 splits) 4*32*4*16 = 8192 and 4*2*32*4 =
  *               1024; MoE: logits 16384, sel, selw, perm, inv 16384, gate/up outputs
  *               2*4*1024*32 = 262144, gathered in/out 2*4*1024*64 = 524288, counts
@@ -311,7 +311,7 @@ static void scratch_moe(void **state)
     read_plan(path, &pm);
     assert_int_equal(pm.rope_tables, 1);
     assert_int_equal(pm.largest_matrix, 16384);
-    assert_int_equal(mf_plan_scratch_bytes(&pm, 1024, MF_PLAN_BATCH, 0, 1), 1984640);
+    assert_int_equal(mf_plan_scratch_bytes(&pm, 1024, MF_PLAN_BATCH, 0, 1), 2230400);
     assert_int_equal(mf_plan_scratch_bytes(&pm, 1024, MF_PLAN_BATCH, 1, 0), 2174032);
     unlink(path);
 }
@@ -404,11 +404,12 @@ static void device_table(void **state)
 
 /* Fit and bound on M (weights 208128, per token 106308) at ctx 1024 on custom devices
  * (no headroom, KV binary16 by default):
- *   KV allocated, f16: per layer and position 2 x 2 x 16 x 2 = 128 B; sliding layers keep
- *     min(1024, 4 + 511) = 515 slots, full ones 1024: 128 x (2 x 515 + 2 x 1024) = 393984
- *   scratch: 1984640 (scratch_moe: a custom device is estimated with the CPU backend's
- *     state, one thread)
- *   needs = 208128 + 393984 + 1984640 = 2586752
+ *   KV allocated, f16, as the CPU backend allocates it (a custom device is estimated with
+ *     its state): per layer and slot 2 x 2 x 16 x 2 = 128 B; sliding layers keep
+ *     min(1024, 4 + 511) = 515 slots rounded up to whole K tiles of 16 = 528, full ones
+ *     1024: 128 x (2 x 528 + 2 x 1024) = 397312
+ *   scratch: 2230400 (scratch_moe: the CPU backend's state, one thread)
+ *   needs = 208128 + 397312 + 2230400 = 2835840
  *   KV read at ctx 1024, f16: 128 x (2 x 4 + 2 x 1024) = 263168
  *   bound at 100 GB/s: ctx 0 = 1e11 / 106308 = 940663.01..., ctx 1024 = 1e11 / 369476
  * A memory of exactly `needs` fits with 0 spare; one byte less does not (spare -1).
@@ -419,15 +420,15 @@ static void fit_and_bound(void **state)
     const char *path = write_moe("fit.gguf");
     mf_plan_model pm;
     read_plan(path, &pm);
-    mf_plan_device d = {"custom", MF_PLAN_CUSTOM, 2586752, 0, 100.0, NULL, 0};
+    mf_plan_device d = {"custom", MF_PLAN_CUSTOM, 2835840, 0, 100.0, NULL, 0};
     mf_plan_fit f;
     mf_plan_evaluate(&pm, &d, 1024, 0, &f);
     assert_int_equal(f.kv_elem, 2);
     assert_int_equal(f.weights, 208128);
-    assert_int_equal(f.kv, 393984);
-    assert_int_equal(f.scratch, 1984640);
-    assert_int_equal(f.need, 2586752);
-    assert_int_equal(f.usable, 2586752);
+    assert_int_equal(f.kv, 397312);
+    assert_int_equal(f.scratch, 2230400);
+    assert_int_equal(f.need, 2835840);
+    assert_int_equal(f.usable, 2835840);
     assert_true(f.fits);
     assert_int_equal(f.spare, 0);
     assert_int_equal(f.bytes_ctx0, 106308);
@@ -435,7 +436,7 @@ static void fit_and_bound(void **state)
     expect_near(f.tok_s_ctx0, 1e11 / 106308.0, "tok/s at ctx 0");
     expect_near(f.tok_s_ctx, 1e11 / 369476.0, "tok/s at ctx 1024");
 
-    d.mem_bytes = 2586751;
+    d.mem_bytes = 2835839;
     mf_plan_evaluate(&pm, &d, 1024, 0, &f);
     assert_false(f.fits);
     assert_int_equal(f.spare, -1);
@@ -456,15 +457,15 @@ static void fit_and_bound(void **state)
     assert_int_equal(f.usable, 0);
     assert_false(f.fits);
 
-    /* the host keeps float32 unless told; --kv-f16 forces binary16 everywhere */
+    /* the host takes the backends' default too (binary16); --kv-f32 asks for float32 */
     mf_plan_device h = {"this CPU", MF_PLAN_HOST, 1ull << 40, PLAN_HOST_HEADROOM, 10.0, NULL, 1};
     mf_plan_evaluate(&pm, &h, 1024, 0, &f);
-    assert_int_equal(f.kv_elem, 4);
-    assert_int_equal(f.kv, 2 * 393984);
-    assert_int_equal(f.bytes_ctx, 106308 + 2 * 263168);
-    mf_plan_evaluate(&pm, &h, 1024, 2, &f);
     assert_int_equal(f.kv_elem, 2);
-    assert_int_equal(f.kv, 393984);
+    assert_int_equal(f.kv, 397312);
+    assert_int_equal(f.bytes_ctx, 106308 + 263168);
+    mf_plan_evaluate(&pm, &h, 1024, 4, &f);
+    assert_int_equal(f.kv_elem, 4);
+    assert_int_equal(f.kv, 2 * 397312);
 
     /* the bound itself: bandwidth in GB/s over bytes; nothing to read, no bound */
     expect_near(mf_plan_bound(3350.0, 2574705396ull), 3350e9 / 2574705396.0, "H100 bound");
@@ -739,11 +740,11 @@ static void cli_stories(void **state)
                     "KV cache   1.28 KB per position in float32, 640 B in binary16 (5 layers x 2 x 4 KV heads x 8)");
     expect_contains(r.out, "at context 2048: 2.62 MB float32, 1.31 MB binary16");
     /* the CPU's scratch has per-thread parts: one thread per core of this machine
-     * (dense_stories: 2584448 with one, 60416 more per thread) */
+     * (dense_stories: 3028096 with one, 68736 more per thread (krow, tmp, scores, tile)) */
     int threads = plan_host_device(0.0).threads;
     char scratch_line[96];
     snprintf(scratch_line, sizeof scratch_line, "scratch    %.2f MB on the CPU, 2.74 MB with CUDA",
-             (2584448 + 60416.0 * (threads - 1)) / 1e6);
+             (3028096 + 68736.0 * (threads - 1)) / 1e6);
     expect_contains(r.out, scratch_line);
     expect_contains(r.out, "context    2048 (default");
     /* every row of the table, this CPU last; a 1 MB model fits everywhere */
@@ -752,11 +753,11 @@ static void cli_stories(void **state)
         snprintf(line, sizeof line, "\n%-19s ", plan_device_at(i)->name);
         expect_contains(r.out, line);
     }
-    /* this CPU at the given 10 GB/s, KV float32: 1e10 / 1040384 = 9611.8 -> "9612";
-     * at ctx 2048: 1e10 / (1040384 + 2621440) = 2730.9 -> "2731" */
+    /* this CPU at the given 10 GB/s, KV binary16 (the default): 1e10 / 1040384 = 9611.8 ->
+     * "9612"; at ctx 2048: 1e10 / (1040384 + 1310720) = 4253.2 -> "4253" */
     expect_contains(r.out, "\nthis CPU   ");
-    expect_contains(r.out, "  10.0 GB/s  f32 ");
-    expect_contains(r.out, " yes        9612           2731\n");
+    expect_contains(r.out, "  10.0 GB/s  f16 ");
+    expect_contains(r.out, " yes        9612           4253\n");
     char *notes = strstr(r.out, "\nneeds  =");
     assert_non_null(notes);
     *notes = 0;
@@ -778,7 +779,7 @@ static void cli_stories(void **state)
     expect_json_u64(r.out, "weight_bytes", 1171200);
     expect_json_u64(r.out, "total", 1040384);
     expect_json_u64(r.out, "at_ctx_f16", 2048 * 640);
-    expect_json_u64(r.out, "cpu", 2584448 + 60416ull * (uint64_t)(plan_host_device(0.0).threads - 1));
+    expect_json_u64(r.out, "cpu", 3028096 + 68736ull * (uint64_t)(plan_host_device(0.0).threads - 1));
     expect_contains(r.out, "\"name\":\"H100 SXM 80GB\",\"kind\":\"cuda\"");
     expect_contains(r.out, "\"fits\":true");
     expect_json_u64(r.out, "kv_bytes", 2048 * 640);
@@ -836,7 +837,7 @@ static void cli_cpu_record(void **state)
     /* the sha256 of the 14176 header bytes of stories260K.gguf, as bench records it */
     expect_contains(r.out, "\"header_sha256\":\"4404a8fbbb3f9c4f13a6c0e2a2fa88feb5114479630d7c929cad694b03da4b90\"");
     expect_contains(r.out, "\"name\":\"this CPU\",\"kind\":\"cpu\"");
-    expect_contains(r.out, "\"kv_type\":\"f32\"");
+    expect_contains(r.out, "\"kv_type\":\"f16\"");
     expect_contains(r.out, "\"measured\":{\"test\":\"tg32\"");
     /* the CPU row's bandwidth is measured: it must be there, positive */
     assert_true(json_number(r.out, "bandwidth_gbs") > 0);

@@ -1,16 +1,13 @@
 /* test_quant_avx512.c — the AVX-512 VNNI batch tiles (engine/cpu/quant_avx512.c) against the
  * scalar twin (mf_matmul_rows_scalar), bit for bit.
  *
- * Why bit for bit is possible: both compute the same integer sum per (row, token, block)
- * and then, block after block in the same order, acc = round(acc + term) with
- * term = float(sum) · (d_w · d_x) (and the min term). When d_w and d_x are powers of two
- * the product of the scales is exact and so is its product with float(sum) (|sum| < 2^24
- * for the 32-element blocks; for the K-quants both sides convert the same integer with the
- * same rounding), so every rounding step is the same operation on the same values: any
- * difference, even in the last bit, means a different integer — a code, offset, scale or
- * lane taken from the wrong place. The mins (Q4_1/Q5_1 m, K-quant dmin) are set to 0 here,
- * since the kernels add them as a second rounding step; their integers are checked with a
- * float tolerance by tests/test_quant_dot.c, as is everything on realistic data.
+ * Why bit for bit: both compute the same integer sum per (row, token, block) and then the
+ * same float steps in the same order (quant.h's canonical order), so any difference, even
+ * in the last bit, means a different integer — a code, offset, scale or lane taken from the
+ * wrong place. This file feeds them adversarial bytes: every code, sub-block scale and min
+ * bit pattern, with power-of-two block scales (so that each float step is exact too and a
+ * wrong integer cannot hide in a rounding) and zero mins. Realistic data, mins included,
+ * are compared bit for bit by tests/test_quant_dot.c and tests/test_quant_pack.c.
  *
  * The data: weight blocks of random bytes (every code, sub-block scale and min bit
  * pattern) with the block scales overwritten by 0.5, 1 or 2; activations whose block

@@ -436,7 +436,9 @@ static void imatrix_matches_reference(void **state)
     const char *src = mf_model_path("stories260K.gguf");
     MF_REQUIRE_FILE(src);
     const char *out = mf_tmp_path("im.gguf"), *text = MF_SOURCE_DIR "/tests/data/stories.txt";
-    const char *args[] = {"imatrix", "-m", src, "-f", text, "-o", out, "-c", "64", "--chunks", "3", "-t", "2", NULL};
+    /* the reference pass is float32 arithmetic: the float32 cache (the default is binary16) */
+    const char *args[] = {"imatrix", "-m",       src, "-f", text, "-o",       out, "-c",
+                          "64",      "--chunks", "3", "-t", "2",  "--kv-f32", NULL};
     mf_proc pr = mf_run_tool("minfer", args);
     if (pr.rc) fail_msg("%s", pr.err);
     mf_proc_free(&pr);

@@ -1,11 +1,14 @@
 #!/usr/bin/python3
-"""bench_report.py [--summary] [RESULTS.jsonl] — the markdown tables of docs/benchmarks.md and
-the README, made from the records `minfer bench --save` appended (never typed by hand).
+"""bench_report.py [--summary | --compare] [RESULTS.jsonl] — the markdown tables of
+docs/benchmarks.md and the README, made from the records `minfer bench --save` and
+tools/compare_llamacpp.sh --save appended (never typed by hand).
 
-Without --summary: one row per record. With --summary: one row per (device, model, test)
+Without an option: one row per record. With --summary: one row per (device, model, test)
 over all its records: how many bench sessions, the median of their medians and the lowest
 and highest session median (the spread between sessions, which on a shared VM is larger
-than the spread inside one), and the median % roofline."""
+than the spread inside one), and the median % roofline. With --compare: one row per
+comparison record (docs/compare-results.jsonl): both engines' medians over the alternating
+rounds and their ratio, with the machine, its load and the commit."""
 import json
 import statistics
 import sys
@@ -23,14 +26,15 @@ def per_record(rows):
         gbs = f"{bpt * r['tok_s_median'] / 1e9:.2f}" if bpt else "-"
         roof = f"{r['roofline_pct']:.1f}%" if "roofline_pct" in r else "-"
         print(f"| {r['date'][:16].replace('T', ' ')} | {r['commit']} | {r['backend']}: {r['device']} | {r['model']} | "
-              f"{r['types']} | {r['test']} | {r['tok_s_median']:.2f} | {r['tok_s_min']:.2f} | {r['tok_s_max']:.2f} | "
+              f"{r['types']} | {r['test']}{' (KV ' + r['kv'] + ')' if r.get('kv') else ''} | {r['tok_s_median']:.2f} | {r['tok_s_min']:.2f} | {r['tok_s_max']:.2f} | "
               f"{r['runs']} | {gbs} | {roof} | {r['bandwidth_gbs']:.1f} |")
 
 
 def summary(rows):
     groups = {}
     for r in rows:
-        groups.setdefault((r["backend"], r["device"], r["model"], r["test"]), []).append(r)
+        test = r["test"] + (f" (KV {r['kv']})" if r.get("kv") else "")
+        groups.setdefault((r["backend"], r["device"], r["model"], test), []).append(r)
     print("| device | model | test | sessions | tok/s (median of session medians) | lowest | highest | % roofline | dates (UTC) |")
     print("|---|---|---|---:|---:|---:|---:|---:|---|")
     for (backend, device, model, test), rs in groups.items():
@@ -42,12 +46,32 @@ def summary(rows):
               f"{min(meds):.2f} | {max(meds):.2f} | {roof} | {', '.join(dates)} |")
 
 
+def compare(rows):
+    print("| date (UTC) | commit | CPU (threads) | flags | load at start | model | test | rounds x runs | minfer tok/s | llama.cpp tok/s | ratio | per-round ratios | minfer % roofline |")
+    print("|---|---|---|---|---|---|---|---|---:|---:|---:|---|---:|")
+    for r in rows:
+        ml, mm = r.get("llama_median"), r.get("minfer_median")
+        per = " ".join(f"{a / b:.2f}" for a, b in zip(r["minfer_tok_s"], r.get("llama_tok_s") or []))
+        roof = f"{r['minfer_roofline_pct']:.1f}%" if "minfer_roofline_pct" in r else "-"
+        kv = f" (KV {r['minfer_kv']} / {r.get('llama_kv') or '-'})"
+        other = f"; other KV type {r['minfer_other_kv_median']:.2f}" if "minfer_other_kv_median" in r else ""
+        flags = " ".join(f for f in r["cpu_flags"] if f.startswith(("avx512_vnni", "avx_vnni", "amx_int8", "avx512f")) or f == "avx2")
+        ratio = f"{r['ratio']:.2f}x" if r.get("ratio") else "-"
+        llama = f"{ml:.2f}" if ml else ("cannot load the file" if r.get("llama_failed") else "-")
+        print(f"| {r['date'][:16].replace('T', ' ')} | {r['commit']} | {r['cpu']} ({r['threads']}) | {flags} | "
+              f"{r['load_start'][0]} | {r['model']} | {r['test']}{kv} | {r['rounds']} x {r['runs_per_round']} | "
+              f"{mm:.2f}{other} | {llama} | {ratio} | {per or '-'} | {roof} |")
+
+
 def main():
     args = sys.argv[1:]
-    summ = "--summary" in args
-    args = [a for a in args if a != "--summary"]
-    rows = load(args[0] if args else "docs/bench-results.jsonl")
-    (summary if summ else per_record)(rows)
+    mode = per_record
+    if "--summary" in args: mode = summary
+    if "--compare" in args: mode = compare
+    args = [a for a in args if a not in ("--summary", "--compare")]
+    default = "docs/compare-results.jsonl" if mode is compare else "docs/bench-results.jsonl"
+    rows = load(args[0] if args else default)
+    mode(rows)
 
 
 if __name__ == "__main__":

@@ -21,27 +21,28 @@
 
 typedef struct bench_args {
     const char *model, *device, *save, *skip;
-    int pp, tg, reps, threads, json, bw_only, batch, kv_f16, no_graph;
+    int pp, tg, reps, threads, json, bw_only, batch, kv_f16, no_graph, no_pack;
     int depths[8], n_depths;
 } bench_args;
 
 static void usage(FILE *f)
 {
-    fprintf(f,
-            "usage: minfer bench [-m MODEL] [options]\n"
-            "  -p N            prompt tokens for the pp test (default 512, 0 = skip)\n"
-            "  -n N            generated tokens for the tg test (default 128, 0 = skip)\n"
-            "  -r N            runs per test (default 5)\n"
-            "  -d N[,N...]     context depth before the tg test (default 0)\n"
-            "  -t N            CPU threads (default: one per core)\n"
-            "  -b N            prompt batch size (default 512)\n"
-            "  --device D      auto | cpu | cuda\n"
-            "  --kv-f16        binary16 KV cache\n"
-            "  --no-graph      no CUDA graph capture\n"
-            "  --json          one JSON object on stdout instead of the table\n"
-            "  --save FILE     append one JSON record per test to FILE (JSON Lines)\n"
-            "  --bandwidth     only run the memory-bandwidth probe\n"
-            "  --skip-layers L run without these layers, e.g. 3,7 or 2-5 (an experiment)\n");
+    fprintf(f, "usage: minfer bench [-m MODEL] [options]\n"
+               "  -p N            prompt tokens for the pp test (default 512, 0 = skip)\n"
+               "  -n N            generated tokens for the tg test (default 128, 0 = skip)\n"
+               "  -r N            runs per test (default 5)\n"
+               "  -d N[,N...]     context depth before the tg test (default 0)\n"
+               "  -t N            CPU threads (default: one per core)\n"
+               "  -b N            prompt batch size (default 512)\n"
+               "  --device D      auto | cpu | cuda\n"
+               "  --kv-f16        binary16 KV cache\n"
+               "  --kv-f32        float32 KV cache (default: the session's, docs/cpu.md)\n"
+               "  --no-graph      no CUDA graph capture\n"
+               "  --no-pack       CPU: no packed copy of the weights (the file's layout)\n"
+               "  --json          one JSON object on stdout instead of the table\n"
+               "  --save FILE     append one JSON record per test to FILE (JSON Lines)\n"
+               "  --bandwidth     only run the memory-bandwidth probe\n"
+               "  --skip-layers L run without these layers, e.g. 3,7 or 2-5 (an experiment)\n");
 }
 
 static int parse_depths(const char *v, bench_args *a)
@@ -69,27 +70,61 @@ static int parse(int argc, char **argv, bench_args *a)
     const char *C = "bench";
     for (int i = 1; i < argc; i++) {
         const char *o = argv[i], *v;
-#define VAL() do { if (!(v = drv_next(C, argc, argv, &i))) return -1; } while (0)
-        if (!strcmp(o, "-h") || !strcmp(o, "--help")) { usage(stdout); exit(0); }
-        else if (!strcmp(o, "-m") || !strcmp(o, "--model")) { VAL(); a->model = v; }
-        else if (!strcmp(o, "-p")) { VAL(); if (drv_int(C, o, v, 0, 1 << 20, &a->pp)) return -1; }
-        else if (!strcmp(o, "-n")) { VAL(); if (drv_int(C, o, v, 0, 1 << 20, &a->tg)) return -1; }
-        else if (!strcmp(o, "-r")) { VAL(); if (drv_int(C, o, v, 1, 1000, &a->reps)) return -1; }
-        else if (!strcmp(o, "-d")) { VAL(); if (parse_depths(v, a)) { fprintf(stderr, "minfer bench: bad -d '%s'\n", v); return -1; } }
-        else if (!strcmp(o, "-t")) { VAL(); if (drv_int(C, o, v, 1, 1024, &a->threads)) return -1; }
-        else if (!strcmp(o, "-b")) { VAL(); if (drv_int(C, o, v, 1, 1 << 16, &a->batch)) return -1; }
-        else if (!strcmp(o, "--device")) { VAL(); a->device = v; }
-        else if (!strcmp(o, "--kv-f16")) a->kv_f16 = 1;
+#define VAL()                                              \
+    do {                                                   \
+        if (!(v = drv_next(C, argc, argv, &i))) return -1; \
+    } while (0)
+        if (!strcmp(o, "-h") || !strcmp(o, "--help")) {
+            usage(stdout);
+            exit(0);
+        } else if (!strcmp(o, "-m") || !strcmp(o, "--model")) {
+            VAL();
+            a->model = v;
+        } else if (!strcmp(o, "-p")) {
+            VAL();
+            if (drv_int(C, o, v, 0, 1 << 20, &a->pp)) return -1;
+        } else if (!strcmp(o, "-n")) {
+            VAL();
+            if (drv_int(C, o, v, 0, 1 << 20, &a->tg)) return -1;
+        } else if (!strcmp(o, "-r")) {
+            VAL();
+            if (drv_int(C, o, v, 1, 1000, &a->reps)) return -1;
+        } else if (!strcmp(o, "-d")) {
+            VAL();
+            if (parse_depths(v, a)) {
+                fprintf(stderr, "minfer bench: bad -d '%s'\n", v);
+                return -1;
+            }
+        } else if (!strcmp(o, "-t")) {
+            VAL();
+            if (drv_int(C, o, v, 1, 1024, &a->threads)) return -1;
+        } else if (!strcmp(o, "-b")) {
+            VAL();
+            if (drv_int(C, o, v, 1, 1 << 16, &a->batch)) return -1;
+        } else if (!strcmp(o, "--device")) {
+            VAL();
+            a->device = v;
+        } else if (!strcmp(o, "--kv-f16")) a->kv_f16 = 1;
+        else if (!strcmp(o, "--kv-f32")) a->kv_f16 = 0;
         else if (!strcmp(o, "--no-graph")) a->no_graph = 1;
+        else if (!strcmp(o, "--no-pack")) a->no_pack = 1;
         else if (!strcmp(o, "--json")) a->json = 1;
-        else if (!strcmp(o, "--save")) { VAL(); a->save = v; }
-        else if (!strcmp(o, "--bandwidth")) a->bw_only = 1;
-        else if (!strcmp(o, "--skip-layers")) { VAL(); a->skip = v; }
-        else { fprintf(stderr, "minfer bench: unknown option '%s' (see minfer bench --help)\n", o); return -1; }
+        else if (!strcmp(o, "--save")) {
+            VAL();
+            a->save = v;
+        } else if (!strcmp(o, "--bandwidth")) a->bw_only = 1;
+        else if (!strcmp(o, "--skip-layers")) {
+            VAL();
+            a->skip = v;
+        } else {
+            fprintf(stderr, "minfer bench: unknown option '%s' (see minfer bench --help)\n", o);
+            return -1;
+        }
 #undef VAL
     }
     if (!a->bw_only && a->pp == 0 && a->tg == 0) {
-        fprintf(stderr, "minfer bench: -p 0 and -n 0 leave nothing to measure (give -p or -n above 0, or --bandwidth)\n");
+        fprintf(stderr,
+                "minfer bench: -p 0 and -n 0 leave nothing to measure (give -p or -n above 0, or --bandwidth)\n");
         return -1;
     }
     return 0;
@@ -104,9 +139,9 @@ static int cmp_d(const void *a, const void *b)
 typedef struct result {
     char test[48];
     int depth;
-    double med, min, max;      /* tok/s */
-    double bytes_per_tok;      /* tg only */
-    double bw;                 /* GB/s the roofline is taken against */
+    double med, min, max; /* tok/s */
+    double bytes_per_tok; /* tg only */
+    double bw;            /* GB/s the roofline is taken against */
 } result;
 
 static double probe(const bench_args *a, int gpu)
@@ -120,7 +155,9 @@ static void fill_tokens(int32_t *t, int n, int vocab, uint64_t seed)
 {
     uint64_t x = seed * 0x9E3779B97F4A7C15ull + 1;
     for (int i = 0; i < n; i++) {
-        x ^= x >> 12; x ^= x << 25; x ^= x >> 27;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
         t[i] = (int32_t)((x * 0x2545F4914F6CDD1Dull >> 33) % (uint64_t)vocab);
     }
 }
@@ -156,7 +193,10 @@ int mf_cmd_bench(int argc, char **argv)
     if (a.bw_only) {
         int gpu = !strcmp(a.device, "cuda");
         double bw = probe(&a, gpu);
-        if (bw <= 0) { fprintf(stderr, "minfer bench: bandwidth probe failed\n"); return 1; }
+        if (bw <= 0) {
+            fprintf(stderr, "minfer bench: bandwidth probe failed\n");
+            return 1;
+        }
         printf("%s memory bandwidth: %.1f GB/s (%s)\n", gpu ? "GPU" : "CPU", bw,
                gpu ? "device-to-device copy, read+write bytes" : "streaming read, median of 5");
         return 0;
@@ -171,7 +211,10 @@ int mf_cmd_bench(int argc, char **argv)
     double *times = malloc(sizeof(double) * (size_t)a.reps);
     result res[16];
     mf_model *m = mf_model_load(path, &err);
-    if (!m || !times) { fprintf(stderr, "minfer bench: %s\n", m ? "out of memory" : err.msg); goto done; }
+    if (!m || !times) {
+        fprintf(stderr, "minfer bench: %s\n", m ? "out of memory" : err.msg);
+        goto done;
+    }
     if (drv_skip_layers("bench", m, a.skip)) goto done;
 
     int max_depth = 0;
@@ -184,9 +227,15 @@ int mf_cmd_bench(int argc, char **argv)
     so.max_batch = a.batch;
     so.kv_f16 = a.kv_f16;
     so.no_graph = a.no_graph;
+    so.no_pack = a.no_pack;
     drv_progress_on_terminal(&so, m);
+    double t_open = drv_now();
     s = mf_session_new(m, &so, &err);
-    if (!s) { fprintf(stderr, "minfer bench: %s\n", err.msg); goto done; }
+    t_open = drv_now() - t_open;
+    if (!s) {
+        fprintf(stderr, "minfer bench: %s\n", err.msg);
+        goto done;
+    }
     if (mf_session_note(s)) fprintf(stderr, "minfer: %s\n", mf_session_note(s));
     const mf_backend *be = mf_session_backend(s);
     int gpu = strcmp(be->name, "cpu") != 0;
@@ -211,8 +260,11 @@ int mf_cmd_bench(int argc, char **argv)
         for (int r = 0; r < a.reps; r++) {
             mf_session_reset(s);
             double t0 = drv_now();
-            if (mf_session_eval(s, tok, a.pp, NULL, &err)) { fprintf(stderr, "minfer bench: %s\n", err.msg); goto done; }
-            mf_session_argmax(s);  /* waits for a GPU to finish */
+            if (mf_session_eval(s, tok, a.pp, NULL, &err)) {
+                fprintf(stderr, "minfer bench: %s\n", err.msg);
+                goto done;
+            }
+            mf_session_argmax(s); /* waits for a GPU to finish */
             times[r] = a.pp / (drv_now() - t0);
         }
         qsort(times, (size_t)a.reps, sizeof *times, cmp_d);
@@ -234,10 +286,16 @@ int mf_cmd_bench(int argc, char **argv)
         for (int r = 0; r < a.reps; r++) {
             if (nbw < 64) bws[nbw++] = gpu ? bw : mf_cpu_read_bandwidth(a.threads, (size_t)1 << 30, 3);
             mf_session_reset(s);
-            if (depth && mf_session_eval(s, tok, depth, NULL, &err)) { fprintf(stderr, "minfer bench: %s\n", err.msg); goto done; }
+            if (depth && mf_session_eval(s, tok, depth, NULL, &err)) {
+                fprintf(stderr, "minfer bench: %s\n", err.msg);
+                goto done;
+            }
             double t0 = drv_now();
             for (int i = 0; i < a.tg; i++)
-                if (mf_session_eval(s, tok + depth + i, 1, NULL, &err)) { fprintf(stderr, "minfer bench: %s\n", err.msg); goto done; }
+                if (mf_session_eval(s, tok + depth + i, 1, NULL, &err)) {
+                    fprintf(stderr, "minfer bench: %s\n", err.msg);
+                    goto done;
+                }
             mf_session_argmax(s);
             times[r] = a.tg / (drv_now() - t0);
         }
@@ -269,15 +327,16 @@ int mf_cmd_bench(int argc, char **argv)
             printf(",\"skip_layers\":");
             drv_json_str(stdout, a.skip);
         }
-        printf(",\"bandwidth_gbs\":%.2f,\"weight_bytes_per_token\":%llu,\"results\":[", bw,
-               (unsigned long long)(dense + experts));
+        printf(",\"kv\":\"%s\",\"bandwidth_gbs\":%.2f,\"weight_bytes_per_token\":%llu,\"results\":[",
+               kv_esz == 2 ? "f16" : "f32", bw, (unsigned long long)(dense + experts));
         for (int i = 0; i < n_res; i++) {
             result *x = &res[i];
-            printf("%s{\"test\":\"%s\",\"tok_s_median\":%.3f,\"tok_s_min\":%.3f,\"tok_s_max\":%.3f,\"runs\":%d", i ? "," : "",
-                   x->test, x->med, x->min, x->max, a.reps);
+            printf("%s{\"test\":\"%s\",\"tok_s_median\":%.3f,\"tok_s_min\":%.3f,\"tok_s_max\":%.3f,\"runs\":%d",
+                   i ? "," : "", x->test, x->med, x->min, x->max, a.reps);
             if (x->bytes_per_tok > 0)
                 printf(",\"bytes_per_token\":%.0f,\"gb_s\":%.3f,\"roofline_pct\":%.2f", x->bytes_per_tok,
-                       x->bytes_per_tok * x->med / 1e9, x->bw > 0 ? 100.0 * x->bytes_per_tok * x->med / 1e9 / x->bw : 0.0);
+                       x->bytes_per_tok * x->med / 1e9,
+                       x->bw > 0 ? 100.0 * x->bytes_per_tok * x->med / 1e9 / x->bw : 0.0);
             printf(",\"bandwidth_gbs\":%.2f", x->bw);
             printf("}");
         }
@@ -285,7 +344,9 @@ int mf_cmd_bench(int argc, char **argv)
     } else {
         printf("model:     %s (%s, %.2fM params, %.1f MB, %s)\n", fname, m->hp.arch_name, m->n_params / 1e6,
                m->weight_bytes / 1e6, types);
-        printf("device:    %s: %s\n", be->name, be->device_name);
+        printf("device:    %s: %s (session opened in %.0f ms%s)\n", be->name, be->device_name, 1e3 * t_open,
+               a.no_pack ? ", weights unpacked" : "");
+        printf("KV cache:  %s\n", kv_esz == 2 ? "binary16" : "float32");
         if (a.skip) printf("skipped:   layers %s\n", a.skip);
         printf("bandwidth: %.1f GB/s measured (%s); weights read per token: %.1f MB (%s)\n", bw,
                gpu ? "device copy" : "streaming read", (dense + experts) / 1e6,
@@ -298,16 +359,20 @@ int mf_cmd_bench(int argc, char **argv)
                 printf("%-14s %10.2f %10.2f %10.2f %9.2f %10.1f%%\n", x->test, x->med, x->min, x->max, gbs,
                        x->bw > 0 ? 100.0 * gbs / x->bw : 0.0);
             } else {
-                printf("%-14s %10.2f %10.2f %10.2f %9s %11s   (%.1f GFLOP/s)\n", x->test, x->med, x->min, x->max, "-", "-",
-                       2.0 * pp_macs(m, a.pp) * x->med / 1e9);
+                printf("%-14s %10.2f %10.2f %10.2f %9s %11s   (%.1f GFLOP/s)\n", x->test, x->med, x->min, x->max, "-",
+                       "-", 2.0 * pp_macs(m, a.pp) * x->med / 1e9);
             }
         }
-        printf("(median of %d runs; roofline = bytes per token x tok/s / bandwidth probed before each run, median)\n", a.reps);
+        printf("(median of %d runs; roofline = bytes per token x tok/s / bandwidth probed before each run, median)\n",
+               a.reps);
     }
 
     if (a.save) {
         FILE *f = fopen(a.save, "a");
-        if (!f) { fprintf(stderr, "minfer bench: cannot append to '%s'\n", a.save); goto done; }
+        if (!f) {
+            fprintf(stderr, "minfer bench: cannot append to '%s'\n", a.save);
+            goto done;
+        }
         char sha[65], date[32];
         /* the header (metadata + tensor infos) identifies the file without hashing gigabytes */
         drv_header_sha256(m->gguf, sha);
@@ -315,7 +380,8 @@ int mf_cmd_bench(int argc, char **argv)
         strftime(date, sizeof date, "%Y-%m-%dT%H:%M:%SZ", gmtime(&now));
         for (int i = 0; i < n_res; i++) {
             result *x = &res[i];
-            fprintf(f, "{\"date\":\"%s\",\"commit\":\"%s\",\"backend\":\"%s\",\"device\":", date, MF_GIT_COMMIT, be->name);
+            fprintf(f, "{\"date\":\"%s\",\"commit\":\"%s\",\"backend\":\"%s\",\"device\":", date, MF_GIT_COMMIT,
+                    be->name);
             drv_json_str(f, be->device_name);
             fprintf(f, ",\"model\":");
             drv_json_str(f, fname);
@@ -323,9 +389,12 @@ int mf_cmd_bench(int argc, char **argv)
                 fprintf(f, ",\"skip_layers\":");
                 drv_json_str(f, a.skip);
             }
-            fprintf(f, ",\"header_sha256\":\"%s\",\"arch\":\"%s\",\"types\":\"%s\",\"test\":\"%s\",\"depth\":%d,"
-                       "\"tok_s_median\":%.3f,\"tok_s_min\":%.3f,\"tok_s_max\":%.3f,\"runs\":%d,\"bandwidth_gbs\":%.2f",
-                    sha, m->hp.arch_name, types, x->test, x->depth, x->med, x->min, x->max, a.reps, x->bw);
+            fprintf(
+                f,
+                ",\"header_sha256\":\"%s\",\"arch\":\"%s\",\"types\":\"%s\",\"kv\":\"%s\",\"test\":\"%s\",\"depth\":%d,"
+                "\"tok_s_median\":%.3f,\"tok_s_min\":%.3f,\"tok_s_max\":%.3f,\"runs\":%d,\"bandwidth_gbs\":%.2f",
+                sha, m->hp.arch_name, types, kv_esz == 2 ? "f16" : "f32", x->test, x->depth, x->med, x->min, x->max,
+                a.reps, x->bw);
             if (x->bytes_per_tok > 0)
                 fprintf(f, ",\"bytes_per_token\":%.0f,\"roofline_pct\":%.2f", x->bytes_per_tok,
                         x->bw > 0 ? 100.0 * x->bytes_per_tok * x->med / 1e9 / x->bw : 0.0);

@@ -18,7 +18,9 @@ static void usage(FILE *f)
                "                     or the model's context if smaller)\n"
                "      --chunks N     use only the first N chunks\n"
                "  -b, --batch-size N tokens per forward step (default 512)\n"
-               "  -t, --threads N    CPU threads (default: one per core); runs on the CPU\n");
+               "  -t, --threads N    CPU threads (default: one per core); runs on the CPU\n"
+               "      --kv-f16       store the KV cache in binary16 (the default)\n"
+               "      --kv-f32       store the KV cache in float32\n");
 }
 
 static const char *base_name(const char *p)
@@ -30,7 +32,7 @@ static const char *base_name(const char *p)
 int mf_cmd_imatrix(int argc, char **argv)
 {
     const char *C = "imatrix", *model = NULL, *file = NULL, *out = NULL;
-    int n_ctx = 0, chunks = 0, batch = 512, threads = 0;
+    int n_ctx = 0, chunks = 0, batch = 512, threads = 0, kv_f16 = -1;
     for (int i = 1; i < argc; i++) {
         const char *o = argv[i], *v;
 #define VAL()                                             \
@@ -61,6 +63,10 @@ int mf_cmd_imatrix(int argc, char **argv)
         } else if (!strcmp(o, "-t") || !strcmp(o, "--threads")) {
             VAL();
             if (drv_int(C, o, v, 1, 1024, &threads)) return 2;
+        } else if (!strcmp(o, "--kv-f16")) {
+            kv_f16 = 1;
+        } else if (!strcmp(o, "--kv-f32")) {
+            kv_f16 = 0;
         } else {
             fprintf(stderr, "minfer imatrix: unknown option '%s' (see minfer imatrix --help)\n", o);
             return 2;
@@ -100,6 +106,7 @@ int mf_cmd_imatrix(int argc, char **argv)
     mf_session_opts so = mf_session_defaults();
     so.device = "cpu"; /* the CPU backend reports every matrix input (backend.h observe) */
     so.n_threads = threads;
+    so.kv_f16 = kv_f16;
     so.n_ctx = n_ctx;
     so.max_batch = batch;
     if (!(s = mf_session_new(m, &so, &err)) || !(im = mf_imatrix_new(m, &err)) ||

@@ -20,6 +20,8 @@ static void usage(FILE *f)
                "  -b, --batch-size N      tokens per forward step (default 512)\n"
                "  -t, --threads N         CPU threads (default: one per core)\n"
                "      --device D          auto | cpu | cuda\n"
+               "      --kv-f16            store the KV cache in binary16 (the default)\n"
+               "      --kv-f32            store the KV cache in float32\n"
                "      --save-logits FILE  store this model's log-probabilities of every scored token (the base\n"
                "                          of a later --kl-divergence run; F16, n_vocab x 2 bytes per token)\n"
                "      --kl-divergence F   compare with the base saved in F: mean KL divergence, 99th percentile,\n"
@@ -31,7 +33,7 @@ static void usage(FILE *f)
 
 typedef struct ppl_args {
     const char *model, *file, *device, *save, *base, *skip;
-    int n_ctx, chunks, batch, threads, json;
+    int n_ctx, chunks, batch, threads, json, kv_f16;
 } ppl_args;
 
 static int parse(int argc, char **argv, ppl_args *a)
@@ -39,6 +41,7 @@ static int parse(int argc, char **argv, ppl_args *a)
     memset(a, 0, sizeof *a);
     a->device = "auto";
     a->batch = 512;
+    a->kv_f16 = -1; /* the backend's default */
     const char *C = "perplexity";
     for (int i = 1; i < argc; i++) {
         const char *o = argv[i], *v;
@@ -80,6 +83,8 @@ static int parse(int argc, char **argv, ppl_args *a)
             VAL();
             a->skip = v;
         } else if (!strcmp(o, "--json")) a->json = 1;
+        else if (!strcmp(o, "--kv-f16")) a->kv_f16 = 1;
+        else if (!strcmp(o, "--kv-f32")) a->kv_f16 = 0;
         else {
             fprintf(stderr, "minfer perplexity: unknown option '%s' (see minfer perplexity --help)\n", o);
             return -1;
@@ -189,6 +194,7 @@ int mf_cmd_perplexity(int argc, char **argv)
     mf_session_opts so = mf_session_defaults();
     so.device = a.device;
     so.n_threads = a.threads;
+    so.kv_f16 = a.kv_f16;
     so.max_batch = a.batch;
     p = mf_ppl_new(m, &so, tokens, n_chunks, n_ctx, a.base, &err);
     if (!p) {

@@ -46,7 +46,7 @@ static void usage(FILE *f)
                "  --cpu-bandwidth GB/s        this CPU's bandwidth instead of measuring it\n"
                "  --kv-f16         binary16 KV cache on every device\n"
                "  --kv-f32         float32 KV cache on every device\n"
-               "                   (default: binary16 on GPUs and custom devices, float32 on the CPU)\n"
+               "                   (default: binary16 on every device, as the sessions)\n"
                "  --results FILE   `minfer bench --save` records to compare with\n"
                "                   (default: docs/bench-results.jsonl when present)\n"
                "  --json           one JSON object on stdout (keys: docs/plan.md)\n");

@@ -32,7 +32,8 @@ static void usage(FILE *f)
         "      --system TEXT       system prompt for --chat\n"
         "      --reasoning LEVEL   low | medium | high (harmony, default medium)\n"
         "      --show-thinking     harmony: print the analysis channel to stderr\n"
-        "      --kv-f16            store the KV cache in binary16\n"
+        "      --kv-f16            store the KV cache in binary16 (the default)\n"
+        "      --kv-f32            store the KV cache in float32\n"
         "      --no-graph          do not capture CUDA graphs\n"
         "      --logits-out FILE   write the float32 logits of every prompt position\n"
         "                          ([n_tokens][n_vocab], row-major, little-endian)\n"
@@ -125,6 +126,7 @@ static int parse(int argc, char **argv, run_args *a)
             a->reasoning = v;
         } else if (!strcmp(o, "--show-thinking")) a->show_thinking = 1;
         else if (!strcmp(o, "--kv-f16")) a->kv_f16 = 1;
+        else if (!strcmp(o, "--kv-f32")) a->kv_f16 = 0;
         else if (!strcmp(o, "--no-graph")) a->no_graph = 1;
         else if (!strcmp(o, "--logits-out")) {
             VAL();

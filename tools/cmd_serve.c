@@ -50,7 +50,8 @@ static void usage(FILE *f)
         "      --grace S           on SIGTERM/SIGINT, seconds running answers may take to finish (default 10)\n"
         "  -t, --threads N         CPU threads (default: one per core)\n"
         "      --device D          auto | cpu | cuda (default auto)\n"
-        "      --kv-f16            store the KV cache in binary16\n");
+        "      --kv-f16            store the KV cache in binary16 (the default)\n"
+        "      --kv-f32            store the KV cache in float32\n");
 }
 
 typedef struct serve_args {
@@ -130,6 +131,7 @@ static int parse(int argc, char **argv, serve_args *a)
             VAL();
             a->device = v;
         } else if (!strcmp(o, "--kv-f16")) a->kv_f16 = 1;
+        else if (!strcmp(o, "--kv-f32")) a->kv_f16 = 0;
         else {
             fprintf(stderr, "minfer serve: unknown option '%s' (see minfer serve --help)\n", o);
             return -1;

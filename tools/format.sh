@@ -16,10 +16,8 @@ fi
 [ -n "$cf" ] || { echo "format.sh: no clang-format found (set CLANG_FORMAT)" >&2; exit 77; }
 git rev-parse --is-inside-work-tree > /dev/null 2>&1 || { echo "format.sh: not a git checkout" >&2; exit 77; }
 
-# Not formatted: the generated Unicode table, and the CPU kernel files that another branch
-# (issue 16) is rewriting, so that its merge stays a merge of code, not of whitespace; they
-# are formatted once that branch is in.
-skip='^(engine/unicode_tables\.c|engine/cpu/.*|engine/quant\.h|engine/quant_impl\.h|tests/test_quant_dot\.c|tests/test_forward\.c|tools/qbench\.c|tools/cmd_bench\.c)$'
+# Not formatted: the generated Unicode table.
+skip='^engine/unicode_tables\.c$'
 
 mapfile -t files < <(git ls-files '*.c' '*.h' '*.cu' '*.cuh' | grep -Ev "$skip")
 if [ "${1:-}" = "--check" ]; then

@@ -8,7 +8,10 @@
  * copies, so every weight byte really comes from DRAM (as in a model's forward pass, where
  * the ~0.6–1.2 GB of weights of a token never fit in cache).
  *
- * usage: qbench [-t THREADS] [-r RUNS] [-p POOL_MB] [-s ROWSxN_IN]... [TYPE...]
+ * usage: qbench [-t THREADS] [-r RUNS] [-p POOL_MB] [-l rows|packed|both] [-s ROWSxN_IN]... [TYPE...]
+ *   -l: the file's row-major layout (mf_matmul_rows, default), the packed layout the CPU
+ *   backend makes at load (mf_matmul_packed, engine/cpu/pack.c), or both, one line each,
+ *   one after the other for every shape and type.
  *   defaults: 1 thread, 5 runs, 1024 MB, the TinyLlama shapes 5632x2048 (ffn gate/up),
  *   2048x5632 (ffn down), 32000x2048 (output), types Q4_0 Q8_0 Q6_K Q4_K MXFP4 F16.
  *   With -t 2 the rows are split between 2 threads (the CPU backend's job in the engine):
@@ -43,7 +46,7 @@ static uint64_t rng_next(uint64_t *s)
     return *s * 0x2545F4914F6CDD1Dull;
 }
 
-static float rng_normalish(uint64_t *s)  /* sum of 4 uniforms, centred: cheap, bell-shaped */
+static float rng_normalish(uint64_t *s) /* sum of 4 uniforms, centred: cheap, bell-shaped */
 {
     float v = 0;
     for (int i = 0; i < 4; i++) v += (float)(rng_next(s) >> 40) / (float)(1u << 24);
@@ -59,36 +62,48 @@ typedef struct job {
     int n_tok;
     float *y;
     int64_t ys;
+    int packed;
 } job;
 
 static void *run_job(void *p)
 {
     job *j = p;
-    mf_matmul_rows(j->type, j->W, j->n_in, j->r0, j->r1, j->qx, j->xs, j->n_tok, j->y, j->ys);
+    if (j->packed) mf_matmul_packed(j->type, j->W, j->n_in, j->ys, j->r0, j->r1, j->qx, j->xs, j->n_tok, j->y, j->ys);
+    else mf_matmul_rows(j->type, j->W, j->n_in, j->r0, j->r1, j->qx, j->xs, j->n_tok, j->y, j->ys);
     return NULL;
 }
 
 /* One product of the whole matrix, rows split evenly between `threads` threads. */
-static void product(int threads, uint32_t type, const uint8_t *W, int64_t rows, int64_t n_in,
-                    const void *qx, size_t xs, int n_tok, float *y)
+static void product(int threads, uint32_t type, const uint8_t *W, int64_t rows, int64_t n_in, const void *qx, size_t xs,
+                    int n_tok, float *y, int packed)
 {
     job jobs[16];
     pthread_t tid[16];
     for (int i = 0; i < threads; i++) {
         int64_t r0 = rows * i / threads, r1 = rows * (i + 1) / threads;
-        jobs[i] = (job){type, W, n_in, r0, r1, qx, xs, n_tok, y, rows};
+        if (packed) { /* packed products start on a group of 16 rows */
+            r0 = r0 / 16 * 16;
+            r1 = i + 1 == threads ? rows : r1 / 16 * 16;
+        }
+        jobs[i] = (job){type, W, n_in, r0, r1, qx, xs, n_tok, y, rows, packed};
     }
     for (int i = 1; i < threads; i++) pthread_create(&tid[i], NULL, run_job, &jobs[i]);
     run_job(&jobs[0]);
     for (int i = 1; i < threads; i++) pthread_join(tid[i], NULL);
 }
 
-typedef struct shape { int64_t rows, n_in; } shape;
+typedef struct shape {
+    int64_t rows, n_in;
+} shape;
 
 /* The memory-bound ceiling next to each kernel figure: a plain read of the same bytes
  * (64-bit XOR, which the compiler vectorizes), so a busy machine lowers both numbers and
  * their ratio stays meaningful. */
-typedef struct rjob { const uint8_t *p; size_t n; uint64_t x; } rjob;
+typedef struct rjob {
+    const uint8_t *p;
+    size_t n;
+    uint64_t x;
+} rjob;
 
 static void *read_part(void *v)
 {
@@ -117,15 +132,16 @@ static uint64_t read_all(int threads, const uint8_t *p, size_t n)
     return x;
 }
 
-static void bench(uint32_t type, shape sh, int threads, int runs, size_t pool_bytes)
+static void bench(uint32_t type, shape sh, int threads, int runs, size_t pool_bytes, int packed)
 {
     const mf_type_info *ti = mf_type_get(type);
     size_t rb = mf_type_row_bytes(type, sh.n_in), mat = rb * (size_t)sh.rows;
     if (!rb) {
-        printf("%-6s %6lldx%-6lld  n_in is not a multiple of the block size %u\n", ti->name,
-               (long long)sh.rows, (long long)sh.n_in, ti->blck);
+        printf("%-6s %6lldx%-6lld  n_in is not a multiple of the block size %u\n", ti->name, (long long)sh.rows,
+               (long long)sh.n_in, ti->blck);
         return;
     }
+    if (packed && mf_act_type(type) == MF_TYPE_F32) return; /* float weights are never packed */
     size_t copies = pool_bytes / mat < 2 ? 2 : pool_bytes / mat;
     uint8_t *pool = aligned_alloc(64, (copies * mat + 63) / 64 * 64);
     /* 64 distinct quantized rows, repeated: quantizing 10^8 values with the K-quant search
@@ -137,6 +153,12 @@ static void bench(uint32_t type, shape sh, int threads, int runs, size_t pool_by
         mf_quantize_row(type, row, pool + (size_t)r * rb, sh.n_in);
     }
     for (int64_t r = 64; r < sh.rows; r++) memcpy(pool + (size_t)r * rb, pool + (size_t)(r % 64) * rb, rb);
+    if (packed) {
+        uint8_t *tmp = malloc(mat);
+        memcpy(tmp, pool, mat);
+        mf_pack_matrix(type, tmp, sh.n_in, sh.rows, 0, (sh.rows + 15) / 16, pool);
+        free(tmp);
+    }
     for (size_t c = 1; c < copies; c++) memcpy(pool + c * mat, pool, mat);
 
     const int toks[3] = {1, 16, 64};
@@ -155,7 +177,8 @@ static void bench(uint32_t type, shape sh, int threads, int runs, size_t pool_by
     size_t rreps = (256u << 20) / mat + 1;
     for (int run = 0; run < runs; run++) {
         double t0 = now();
-        for (size_t i = 0; i < rreps; i++, next = (next + 1) % copies) sink ^= read_all(threads, pool + next * mat, mat);
+        for (size_t i = 0; i < rreps; i++, next = (next + 1) % copies)
+            sink ^= read_all(threads, pool + next * mat, mat);
         rd[run] = (double)mat * (double)rreps / (now() - t0) / 1e9;
     }
     (void)sink;
@@ -166,11 +189,11 @@ static void bench(uint32_t type, shape sh, int threads, int runs, size_t pool_by
         /* a run streams at least 256 MB (decode) or lasts a few products (batches) */
         size_t reps = n_tok == 1 ? (256u << 20) / mat + 1 : 3;
         double *t = malloc((size_t)runs * sizeof *t);
-        product(threads, type, pool, sh.rows, sh.n_in, qx, xs, n_tok, y);  /* warm-up */
+        product(threads, type, pool, sh.rows, sh.n_in, qx, xs, n_tok, y, packed); /* warm-up */
         for (int run = 0; run < runs; run++) {
             double t0 = now();
             for (size_t i = 0; i < reps; i++, next = (next + 1) % copies)
-                product(threads, type, pool + next * mat, sh.rows, sh.n_in, qx, xs, n_tok, y);
+                product(threads, type, pool + next * mat, sh.rows, sh.n_in, qx, xs, n_tok, y, packed);
             t[run] = (now() - t0) / (double)reps;
         }
         qsort(t, (size_t)runs, sizeof *t, cmp_double);
@@ -178,8 +201,8 @@ static void bench(uint32_t type, shape sh, int threads, int runs, size_t pool_by
         result[k] = n_tok == 1 ? (double)mat / med / 1e9 : 2.0 * (double)sh.rows * (double)sh.n_in * n_tok / med / 1e9;
         free(t);
     }
-    printf("%-6s %6lldx%-6lld %8.2f MB %7.2f GB/s %9.3f ms %5.0f%% of %5.2f  %7.1f GFLOP/s %7.1f GFLOP/s\n",
-           ti->name, (long long)sh.rows, (long long)sh.n_in, (double)mat / 1e6, result[0],
+    printf("%-6s %-6s %6lldx%-6lld %8.2f MB %7.2f GB/s %9.3f ms %5.0f%% of %5.2f  %7.1f GFLOP/s %7.1f GFLOP/s\n",
+           ti->name, packed ? "packed" : "rows", (long long)sh.rows, (long long)sh.n_in, (double)mat / 1e6, result[0],
            (double)mat / result[0] / 1e6, 100 * result[0] / read_gbs, read_gbs, result[1], result[2]);
     fflush(stdout);
     free(pool), free(row), free(qx), free(x), free(y);
@@ -196,7 +219,7 @@ static int type_by_name(const char *name)
 
 int main(int argc, char **argv)
 {
-    int threads = 1, runs = 5, ntypes = 0, nshapes = 0;
+    int threads = 1, runs = 5, ntypes = 0, nshapes = 0, layouts = 1; /* bit 0: rows, bit 1: packed */
     size_t pool_mb = 1024;
     uint32_t types[32];
     shape shapes[16];
@@ -204,7 +227,14 @@ int main(int argc, char **argv)
         if (!strcmp(argv[i], "-t") && i + 1 < argc) threads = atoi(argv[++i]);
         else if (!strcmp(argv[i], "-r") && i + 1 < argc) runs = atoi(argv[++i]);
         else if (!strcmp(argv[i], "-p") && i + 1 < argc) pool_mb = (size_t)atol(argv[++i]);
-        else if (!strcmp(argv[i], "-s") && i + 1 < argc && nshapes < 16) {
+        else if (!strcmp(argv[i], "-l") && i + 1 < argc) {
+            const char *l = argv[++i];
+            layouts = !strcmp(l, "rows") ? 1 : !strcmp(l, "packed") ? 2 : !strcmp(l, "both") ? 3 : 0;
+            if (!layouts) {
+                fprintf(stderr, "qbench: bad layout '%s' (expected rows, packed or both)\n", l);
+                return 2;
+            }
+        } else if (!strcmp(argv[i], "-s") && i + 1 < argc && nshapes < 16) {
             long long r, n;
             if (sscanf(argv[++i], "%lldx%lld", &r, &n) != 2 || r <= 0 || n <= 0) {
                 fprintf(stderr, "qbench: bad shape '%s' (expected ROWSxN_IN)\n", argv[i]);
@@ -213,7 +243,9 @@ int main(int argc, char **argv)
             shapes[nshapes++] = (shape){r, n};
         } else if (type_by_name(argv[i]) >= 0 && ntypes < 32) types[ntypes++] = (uint32_t)type_by_name(argv[i]);
         else {
-            fprintf(stderr, "usage: qbench [-t THREADS] [-r RUNS] [-p POOL_MB] [-s ROWSxN_IN]... [TYPE...]\n");
+            fprintf(
+                stderr,
+                "usage: qbench [-t THREADS] [-r RUNS] [-p POOL_MB] [-l rows|packed|both] [-s ROWSxN_IN]... [TYPE...]\n");
             return 2;
         }
     }
@@ -232,9 +264,13 @@ int main(int argc, char **argv)
     }
     printf("qbench: mf_matmul_rows, %s kernels, %d thread%s, median of %d runs, %zu MB weight pool\n",
            mf_quant_kernels(), threads, threads > 1 ? "s" : "", runs, pool_mb);
-    printf("%-6s %13s %11s %12s %12s %14s %15s %15s\n", "type", "rows x n_in", "weights", "n_tok=1",
+    if ((layouts & 2) && !mf_pack_supported(types[0]))
+        printf("(this build has no packed kernels: packed = the scalar twin)\n");
+    printf("%-6s %-6s %13s %11s %12s %12s %14s %15s %15s\n", "type", "layout", "rows x n_in", "weights", "n_tok=1",
            "per product", "of read GB/s", "n_tok=16", "n_tok=64");
     for (int s = 0; s < nshapes; s++)
-        for (int k = 0; k < ntypes; k++) bench(types[k], shapes[s], threads, runs, pool_mb << 20);
+        for (int k = 0; k < ntypes; k++)
+            for (int l = 0; l < 2; l++)
+                if (layouts & (1 << l)) bench(types[k], shapes[s], threads, runs, pool_mb << 20, l);
     return 0;
 }

@@ -15,6 +15,10 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#if defined(__AVX2__)
+#include <immintrin.h>
+#endif
+
 #ifdef MF_HAVE_BLAS
 #include <cblas.h>
 #endif
@@ -48,55 +52,47 @@ static int cpu_read(mf_backend *be, const float *buf, size_t n, float *host, mf_
 
 /* ------------------------------------------------------------------ state */
 
+/* Every buffer of a state comes from here, zeroed (no slot of the cache is ever read
+ * uninitialized), 64-byte aligned (whole cache lines for the SIMD kernels; the rows of a K
+ * tile are whole halves or wholes of cache lines, attention.c), and counted: state_bytes()
+ * reports the count, and tests/test_memory.c checks it against mf_mem_cpu_state. The
+ * memory comes from calloc, which leaves the pages of a large buffer (a long context's
+ * cache) untouched until they are used; the aligned start is rounded up inside it and the
+ * pointer calloc gave is kept just below (buf_free). */
+static void *state_buf(mf_bstate *st, size_t bytes)
+{
+    uint8_t *raw = calloc(1, bytes + 64 + sizeof(void *));
+    if (!raw) return NULL;
+    void **p = (void **)(((uintptr_t)raw + sizeof(void *) + 63) & ~(uintptr_t)63);
+    p[-1] = raw;
+    st->allocated += bytes;
+    return p;
+}
+
+static void buf_free(void *p)
+{
+    if (p) free(((void **)p)[-1]);
+}
+
 static void cpu_state_free(mf_backend *be, mf_bstate *st)
 {
     (void)be;
     if (!st) return;
     int L = st->m->hp.n_layers;
     for (int l = 0; l < L; l++) {
-        if (st->kc) free(st->kc[l]);
-        if (st->vc) free(st->vc[l]);
+        if (st->kc) buf_free(st->kc[l]);
+        if (st->vc) buf_free(st->vc[l]);
     }
     free(st->kc);
     free(st->vc);
     free(st->slots);
     free(st->rcos);
     free(st->rsin);
-    for (int i = 0; i < 4; i++) free(st->tables[i]);
-    free(st->tokens);
-    free(st->krow);
-    free(st->qx);
-    free(st->tmp);
-    free(st->ff_g);
-    free(st->ff_u);
-    free(st->scores);
-    free(st->deq);
-    free(st->router);
-    free(st->sel);
-    free(st->selw);
-    free(st->ex_tok);
-    free(st->ex_slot);
-    free(st->ex_in);
-    free(st->ex_out);
-    free(st->ex_acc);
+    for (int i = 0; i < 4; i++) buf_free(st->tables[i]);
+    void *bufs[] = {st->tokens, st->krow, st->qx,   st->tmp,    st->ff_g,    st->ff_u,  st->scores, st->deq,
+                    st->router, st->sel,  st->selw, st->ex_tok, st->ex_slot, st->ex_in, st->ex_out, st->ex_acc};
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) buf_free(bufs[i]);
     free(st);
-}
-
-/* Every buffer of a state comes from here, zeroed (no slot of the cache is ever read
- * uninitialized), and is counted: state_bytes() reports the count, and tests/test_memory.c
- * checks it against mf_mem_cpu_state. calloc leaves the pages of a large buffer (a long
- * context's cache) untouched until they are used; `aligned` asks for whole cache lines
- * (the converted activations the SIMD kernels read). */
-static void *state_buf(mf_bstate *st, size_t bytes, int aligned)
-{
-    void *p = NULL;
-    if (!aligned) {
-        p = calloc(1, bytes ? bytes : 1);
-    } else if (!posix_memalign(&p, 64, bytes ? bytes : 64)) {
-        memset(p, 0, bytes);
-    }
-    if (p) st->allocated += bytes;
-    return p;
 }
 
 static mf_bstate *cpu_state_new(mf_backend *be, mf_bmodel *bm, const mf_state_opts *o, mf_err *err)
@@ -108,61 +104,73 @@ static mf_bstate *cpu_state_new(mf_backend *be, mf_bmodel *bm, const mf_state_op
     mf_mem_cpu mem;
     mf_mem_cpu_state(hp, o, cb->n_threads, &mem);
 
-    /* the host's memory, before any large allocation: the weights are mapped, not copied,
-     * but they must fit in RAM to run at memory speed; so must the cache, the scratch and
+    /* the host's memory, before any large allocation: the weights are mapped, or packed into
+     * a copy that replaces the file's pages (repack.c), so they count once, but they must
+     * fit in RAM to run at memory speed; so must the cache, the scratch and
      * the session's activation buffers */
     mf_mem_acts acts;
     mf_mem_acts_of(hp, o->max_batch, &acts);
     uint64_t scratch = mf_add_sat(mf_add_sat(mem.sum.rope, mem.sum.scratch), acts.bytes);
     uint64_t need = mf_add_sat(mf_add_sat(m->weight_bytes, mem.sum.kv), scratch), have = mf_mem_host_total();
     if (have && need > have) {
-        mf_errf(err, "model needs %.2f GB (weights %.2f GB + KV cache %.2f GB + scratch %.2f GB) but this machine has %.2f GB of RAM",
-                need / 1e9, m->weight_bytes / 1e9, mem.sum.kv / 1e9, scratch / 1e9, have / 1e9);
+        mf_errf(
+            err,
+            "model needs %.2f GB (weights %.2f GB + KV cache %.2f GB + scratch %.2f GB) but this machine has %.2f GB of RAM",
+            need / 1e9, m->weight_bytes / 1e9, mem.sum.kv / 1e9, scratch / 1e9, have / 1e9);
         return NULL;
     }
 
     mf_bstate *st = calloc(1, sizeof *st);
-    if (!st) { mf_errf(err, "out of memory"); return NULL; }
+    if (!st) {
+        mf_errf(err, "out of memory");
+        return NULL;
+    }
     st->m = m;
     st->o = *o;
+    st->bm = bm;
+    /* the packed copies of the model's matrices, made once by the first state that uses
+     * them (repack.c) */
+    if (!o->no_pack) mf_cpu_pack_model(cb, bm);
     st->kv_width = hp->n_kv_heads * hp->head_dim;
+
     st->kc = calloc((size_t)L + 1, sizeof(void *));
     st->vc = calloc((size_t)L + 1, sizeof(void *));
     st->slots = calloc((size_t)L + 1, sizeof(int));
     st->rcos = calloc((size_t)L + 1, sizeof(float *));
     st->rsin = calloc((size_t)L + 1, sizeof(float *));
-    st->tokens = state_buf(st, mem.tokens, 0);
-    st->krow = state_buf(st, mem.krow, 0);
-    st->qx = state_buf(st, mem.qx, 1);
-    st->tmp = state_buf(st, mem.tmp, 0);
-    st->ff_g = state_buf(st, mem.ff, 0);
-    st->ff_u = state_buf(st, mem.ff, 0);
-    st->scores = state_buf(st, mem.scores, 0);
-    st->deq = state_buf(st, mem.deq, 0);
-    if (!st->tokens || !st->krow || !st->kc || !st->vc || !st->slots || !st->rcos || !st->rsin || !st->qx ||
-        !st->tmp || !st->ff_g || !st->ff_u || !st->scores || !st->deq)
+    st->tokens = state_buf(st, mem.tokens);
+    st->krow = state_buf(st, mem.krow);
+    st->qx = state_buf(st, mem.qx);
+    st->tmp = state_buf(st, mem.tmp);
+    st->ff_g = state_buf(st, mem.ff);
+    st->ff_u = state_buf(st, mem.ff);
+    st->scores = state_buf(st, mem.scores);
+    st->deq = state_buf(st, mem.deq);
+    if (!st->tokens || !st->krow || !st->kc || !st->vc || !st->slots || !st->rcos || !st->rsin || !st->qx || !st->tmp ||
+        !st->ff_g || !st->ff_u || !st->scores || !st->deq)
         goto oom;
     if (hp->n_experts) {
-        st->router = state_buf(st, mem.router, 0);
-        st->sel = state_buf(st, mem.sel, 0);
-        st->selw = state_buf(st, mem.sel, 0);
-        st->ex_tok = state_buf(st, mem.sel, 0);
-        st->ex_slot = state_buf(st, mem.sel, 0);
-        st->ex_in = state_buf(st, mem.ex_io, 0);
-        st->ex_out = state_buf(st, mem.ex_io, 0);
-        st->ex_acc = state_buf(st, mem.ex_acc, 0);
-        if (!st->router || !st->sel || !st->selw || !st->ex_tok || !st->ex_slot || !st->ex_in ||
-            !st->ex_out || !st->ex_acc)
+        st->router = state_buf(st, mem.router);
+        st->sel = state_buf(st, mem.sel);
+        st->selw = state_buf(st, mem.sel);
+        st->ex_tok = state_buf(st, mem.sel);
+        st->ex_slot = state_buf(st, mem.sel);
+        st->ex_in = state_buf(st, mem.ex_io);
+        st->ex_out = state_buf(st, mem.ex_io);
+        st->ex_acc = state_buf(st, mem.ex_acc);
+        if (!st->router || !st->sel || !st->selw || !st->ex_tok || !st->ex_slot || !st->ex_in || !st->ex_out ||
+            !st->ex_acc)
             goto oom;
     }
 
     /* KV cache, zeroed so that no slot is ever read uninitialized; the slots of a sliding
-     * layer are a ring (memory.h mf_mem_kv_slots) */
+     * layer are a ring (memory.h mf_mem_kv_slots), both rounded up to whole K tiles
+     * (mf_mem_cpu_kv_slots; the layout: attention.c) */
     for (int l = 0; l < L; l++) {
-        st->slots[l] = mf_mem_kv_slots(hp, l, o->n_ctx, o->max_batch);
-        size_t bytes = (size_t)mf_mem_kv_layer_bytes(hp, l, o);
-        st->kc[l] = state_buf(st, bytes, 0);
-        st->vc[l] = state_buf(st, bytes, 0);
+        st->slots[l] = mf_mem_cpu_kv_slots(hp, l, o);
+        size_t bytes = (size_t)mf_mem_cpu_kv_layer_bytes(hp, l, o);
+        st->kc[l] = state_buf(st, bytes);
+        st->vc[l] = state_buf(st, bytes);
         if (!st->kc[l] || !st->vc[l]) {
             mf_errf(err, "out of memory for the KV cache (%zu bytes per layer)", 2 * bytes);
             cpu_state_free(be, st);
@@ -174,8 +182,8 @@ static mf_bstate *cpu_state_new(mf_backend *be, mf_bmodel *bm, const mf_state_op
     for (int l = 0; l < L; l++) {
         int t = mf_mem_rope_table(hp, l);
         if (!st->tables[2 * t]) {
-            float *c = st->tables[2 * t] = state_buf(st, mem.rope_table, 0);
-            float *s = st->tables[2 * t + 1] = state_buf(st, mem.rope_table, 0);
+            float *c = st->tables[2 * t] = state_buf(st, mem.rope_table);
+            float *s = st->tables[2 * t + 1] = state_buf(st, mem.rope_table);
             if (!c || !s) goto oom;
             for (int p = 0; p < o->n_ctx; p++) mf_rope_cos_sin(m, l, p, c + (size_t)p * half, s + (size_t)p * half);
         }
@@ -200,7 +208,7 @@ static uint64_t cpu_state_bytes(mf_backend *be, const mf_bstate *st)
 static int cpu_step_begin(mf_backend *be, mf_bstate *st, const int32_t *tokens, int n, int pos0, int eager)
 {
     (void)be;
-    (void)eager;  /* every CPU step runs as issued */
+    (void)eager; /* every CPU step runs as issued */
     memcpy(st->tokens, tokens, sizeof(int32_t) * (size_t)n);
     st->n = n;
     st->pos0 = pos0;
@@ -224,53 +232,101 @@ static void cpu_embed(mf_backend *be, mf_bstate *st, const mf_weight *emb, float
                           x + (size_t)r * d, d);
 }
 
-static void cpu_rmsnorm(mf_backend *be, mf_bstate *st, const float *x, const mf_weight *g, float eps,
-                        float *out, int rows)
+/* Rows of a step that make an elementwise op worth running on the pool */
+#define PAR_ROWS 16
+
+/* out = x / sqrt(mean(x²) + eps) ⊙ w for one row of d (docs/forward.md §2): the sum of
+ * squares in double, as 8 partial sums (element i into sum i mod 8) combined pairwise —
+ * the order of the vector code and of the scalar tail alike, so every row gets the same
+ * operations whatever the batch; the scale in float. */
+static void rmsnorm_row(const float *x, const float *w, float eps, float *o, int64_t d)
 {
-    (void)be;
-    (void)st;
-    int64_t d = g->ne[0];
-    const float *w = g->data;
-    for (int r = 0; r < rows; r++) {
-        const float *xr = x + (size_t)r * d;
-        float *o = out + (size_t)r * d;
-        /* sum of squares in double, scale in float (docs/forward.md §2) */
-        double ss = 0.0;
-        for (int64_t i = 0; i < d; i++) ss += (double)xr[i] * xr[i];
-        float scale = 1.0f / sqrtf((float)(ss / (double)d) + eps);
-        for (int64_t i = 0; i < d; i++) o[i] = xr[i] * scale * w[i];
+    double z[8] = {0};
+    int64_t i = 0;
+#if defined(__AVX512F__)
+    __m512d s = _mm512_setzero_pd();
+    for (; i + 8 <= d; i += 8) {
+        __m512d v = _mm512_cvtps_pd(_mm256_loadu_ps(x + i));
+        s = _mm512_fmadd_pd(v, v, s);
     }
+    _mm512_storeu_pd(z, s);
+#elif defined(__AVX2__) && defined(__FMA__)
+    __m256d s0 = _mm256_setzero_pd(), s1 = _mm256_setzero_pd();
+    for (; i + 8 <= d; i += 8) {
+        __m256d v0 = _mm256_cvtps_pd(_mm_loadu_ps(x + i)), v1 = _mm256_cvtps_pd(_mm_loadu_ps(x + i + 4));
+        s0 = _mm256_fmadd_pd(v0, v0, s0);
+        s1 = _mm256_fmadd_pd(v1, v1, s1);
+    }
+    _mm256_storeu_pd(z, s0);
+    _mm256_storeu_pd(z + 4, s1);
+#endif
+    for (; i < d; i++) z[i % 8] = fma((double)x[i], (double)x[i], z[i % 8]);
+    double ss = ((z[0] + z[4]) + (z[2] + z[6])) + ((z[1] + z[5]) + (z[3] + z[7]));
+    float scale = 1.0f / sqrtf((float)(ss / (double)d) + eps);
+    for (i = 0; i < d; i++) o[i] = x[i] * scale * w[i];
+}
+
+typedef struct norm_job {
+    const float *x, *w;
+    float eps, *out;
+    int64_t d;
+} norm_job;
+
+static void norm_task(void *ctx, int task, int thread)
+{
+    (void)thread;
+    const norm_job *j = ctx;
+    rmsnorm_row(j->x + (size_t)task * j->d, j->w, j->eps, j->out + (size_t)task * j->d, j->d);
+}
+
+static void cpu_rmsnorm(mf_backend *be, mf_bstate *st, const float *x, const mf_weight *g, float eps, float *out,
+                        int rows)
+{
+    (void)st;
+    cpu_backend *cb = be->impl;
+    norm_job j = {x, g->data, eps, out, g->ne[0]};
+    if (rows < PAR_ROWS) {
+        for (int r = 0; r < rows; r++) norm_task(&j, r, 0);
+        return;
+    }
+    mf_pool_run(cb->pool, norm_task, &j, rows);
+}
+
+typedef struct rope_job {
+    mf_bstate *st;
+    int l;
+    float *q;
+    const float *k, *v;
+} rope_job;
+
+/* row r: RoPE on its query heads, its key heads rotated into this thread's row buffer, then
+ * key and value stored at the position's slot */
+static void rope_task(void *ctx, int r, int thread)
+{
+    const rope_job *j = ctx;
+    mf_bstate *st = j->st;
+    const mf_hparams *hp = &st->m->hp;
+    int H = hp->n_heads, Hkv = hp->n_kv_heads, hd = hp->head_dim, half = hp->n_rot / 2, l = j->l;
+    int p = st->pos0 + r;
+    const float *c = st->rcos[l] + (size_t)p * half, *s = st->rsin[l] + (size_t)p * half;
+    for (int h = 0; h < H; h++) mf_rope_apply(j->q + ((size_t)r * H + h) * hd, c, s, hp->n_rot, hp->rope_neox);
+    float *kr = st->krow + (size_t)thread * st->kv_width;
+    for (int h = 0; h < Hkv; h++) {
+        memcpy(kr + (size_t)h * hd, j->k + ((size_t)r * Hkv + h) * hd, sizeof(float) * (size_t)hd);
+        mf_rope_apply(kr + (size_t)h * hd, c, s, hp->n_rot, hp->rope_neox);
+    }
+    mf_cpu_kv_store(st, l, p % st->slots[l], kr, j->v + (size_t)r * st->kv_width);
 }
 
 static void cpu_rope_kv(mf_backend *be, mf_bstate *st, int l, float *q, const float *k, const float *v)
 {
-    (void)be;
-    const mf_hparams *hp = &st->m->hp;
-    int H = hp->n_heads, Hkv = hp->n_kv_heads, hd = hp->head_dim, half = hp->n_rot / 2;
-    int slots = st->slots[l], kvw = st->kv_width;
-    for (int r = 0; r < st->n; r++) {
-        int p = st->pos0 + r;
-        const float *c = st->rcos[l] + (size_t)p * half, *s = st->rsin[l] + (size_t)p * half;
-        for (int j = 0; j < H; j++) mf_rope_apply(q + ((size_t)r * H + j) * hd, c, s, hp->n_rot, hp->rope_neox);
-        /* rotate k into a row buffer, then store k and v at the position's slot */
-        size_t slot = (size_t)(p % slots);
-        float *kr = st->krow;
-        for (int j = 0; j < Hkv; j++) {
-            memcpy(kr + (size_t)j * hd, k + ((size_t)r * Hkv + j) * hd, sizeof(float) * (size_t)hd);
-            mf_rope_apply(kr + (size_t)j * hd, c, s, hp->n_rot, hp->rope_neox);
-        }
-        const float *vr = v + (size_t)r * kvw;
-        if (st->o.kv_f16) {
-            uint16_t *kd = (uint16_t *)st->kc[l] + slot * kvw, *vd = (uint16_t *)st->vc[l] + slot * kvw;
-            for (int i = 0; i < kvw; i++) {
-                kd[i] = mf_f32_to_fp16(kr[i]);
-                vd[i] = mf_f32_to_fp16(vr[i]);
-            }
-        } else {
-            memcpy((float *)st->kc[l] + slot * kvw, kr, sizeof(float) * (size_t)kvw);
-            memcpy((float *)st->vc[l] + slot * kvw, vr, sizeof(float) * (size_t)kvw);
-        }
+    cpu_backend *cb = be->impl;
+    rope_job j = {st, l, q, k, v};
+    if (st->n < PAR_ROWS) {
+        for (int r = 0; r < st->n; r++) rope_task(&j, r, 0);
+        return;
     }
+    mf_pool_run(cb->pool, rope_task, &j, st->n);
 }
 
 static int cpu_argmax(mf_backend *be, mf_bstate *st, const float *buf, int n)
@@ -333,8 +389,11 @@ static mf_bmodel *cpu_prepare(mf_backend *be, const mf_model *m, mf_progress_fn 
     }
     if (progress) prefetch(m, progress, user);
     mf_bmodel *bm = calloc(1, sizeof *bm);
-    if (!bm) { mf_errf(err, "out of memory"); return NULL; }
-    bm->m = m;  /* the weights stay in the file mapping */
+    if (!bm) {
+        mf_errf(err, "out of memory");
+        return NULL;
+    }
+    bm->m = m; /* the weights stay in the file mapping; packed copies come with the first state */
     bm->refs = 1;
     bm->next = cb->models;
     cb->models = bm;
@@ -350,6 +409,7 @@ static void cpu_unprepare(mf_backend *be, mf_bmodel *bm)
             *p = bm->next;
             break;
         }
+    mf_cpu_pack_free(bm);
     free(bm);
 }
 
@@ -358,8 +418,9 @@ static void cpu_free(mf_backend *be)
     if (!be) return;
     cpu_backend *cb = be->impl;
     if (cb) mf_pool_free(cb->pool);
-    while (cb && cb->models) {  /* prepares without their unprepare */
+    while (cb && cb->models) { /* prepares without their unprepare */
         mf_bmodel *next = cb->models->next;
+        mf_cpu_pack_free(cb->models);
         free(cb->models);
         cb->models = next;
     }
@@ -395,8 +456,8 @@ static void cpu_name(char *out, size_t cap, int threads)
  * that has AVX2 or AVX-512 code (OPENBLAS_CORETYPE=SkylakeX or Haswell forces one). */
 static int blas_has_vector_kernels(void)
 {
-    static const char *const vec[] = {"Haswell", "Skylake", "SkylakeX", "Cooperlake", "SapphireRapids",
-                                      "Zen", "Zen4", "Excavator"};
+    static const char *const vec[] = {"Haswell",        "Skylake", "SkylakeX", "Cooperlake",
+                                      "SapphireRapids", "Zen",     "Zen4",     "Excavator"};
     const char *name = openblas_get_corename();
     for (size_t i = 0; name && i < sizeof vec / sizeof *vec; i++)
         if (!strcasecmp(name, vec[i])) return 1;
@@ -428,7 +489,7 @@ mf_backend *mf_backend_cpu_new(int n_threads, mf_err *err)
     cb->blas_ok = blas_has_vector_kernels();
 #endif
     be->name = "cpu";
-    be->kv_f16_default = 0;  /* exact float32 */
+    be->kv_f16_default = 1; /* binary16, chosen by measurement (docs/cpu.md §4) */
     cpu_name(be->device_name, sizeof be->device_name, cb->n_threads);
 #ifdef MF_HAVE_BLAS
     size_t dl = strlen(be->device_name);

@@ -22,7 +22,7 @@
 typedef struct bw_job {
     const uint8_t *buf;
     size_t slice;
-    uint64_t sink[64];       /* one slot per thread, keeps the loads from being removed */
+    uint64_t sink[64]; /* one slot per thread, keeps the loads from being removed */
 } bw_job;
 
 static void bw_task(void *ctx, int task, int thread)
@@ -67,7 +67,7 @@ double mf_cpu_read_bandwidth(int n_threads, size_t bytes, int reps)
     if (!pool) return -1.0;
     int nt = mf_pool_threads(pool);
     if (reps < 1) reps = 1;
-    size_t slice = bytes / (size_t)nt / 256 * 256;  /* quarters of whole cache lines */
+    size_t slice = bytes / (size_t)nt / 256 * 256; /* quarters of whole cache lines */
     uint8_t *buf = NULL;
     double *rate = malloc(sizeof(double) * (size_t)reps);
     if (slice == 0 || !rate || posix_memalign((void **)&buf, 64, slice * (size_t)nt)) {
@@ -77,7 +77,7 @@ double mf_cpu_read_bandwidth(int n_threads, size_t bytes, int reps)
     }
     memset(buf, 1, slice * (size_t)nt);
     bw_job j = {.buf = buf, .slice = slice};
-    mf_pool_run(pool, bw_task, &j, nt);  /* warm-up pass */
+    mf_pool_run(pool, bw_task, &j, nt); /* warm-up pass */
     for (int r = 0; r < reps; r++) {
         struct timespec a, b;
         clock_gettime(CLOCK_MONOTONIC, &a);

@@ -16,6 +16,7 @@
  * per token.
  */
 #include "cpu.h"
+#include "vecf.h"
 
 #include <math.h>
 #include <string.h>
@@ -38,25 +39,48 @@ static float clamped_swiglu(float g, float u, float limit, float alpha)
 {
     float gc = g < limit ? g : limit;
     float uc = u < -limit ? -limit : (u > limit ? limit : u);
-    return gc / (1.0f + expf(-alpha * gc)) * (uc + 1.0f);
+    return gc / (1.0f + mf_expf(-alpha * gc)) * (uc + 1.0f);
 }
 
-/* one stacked-expert matrix product for the c gathered rows of expert e */
-static void expert_matmul(mf_backend *be, mf_bstate *st, const mf_weight *W, const mf_weight *b,
-                          int e, const float *in, int c, float *out)
+/* the activation of the expert FFN, as mf_cpu_gated applies it; params: the hparams. The
+ * vector form and the scalar tail are the same operations (vecf.h). */
+static void clamped_swiglu_n(float *y, const float *g, const float *u, int64_t n, const void *params)
+{
+    const mf_hparams *hp = params;
+    const float L = hp->swiglu_limit, alpha = hp->swiglu_alpha;
+    int64_t i = 0;
+#ifdef MF_VECF
+    for (; i + AW <= n; i += AW) {
+        av gc = av_min(av_load(g + i), av_set1(L));
+        av uc = av_min(av_max(av_load(u + i), av_set1(-L)), av_set1(L));
+        av s = av_div(gc, av_add(av_set1(1.0f), av_expf(av_mul(av_set1(-alpha), gc))));
+        av_store(y + i, av_mul(s, av_add(uc, av_set1(1.0f))));
+    }
+#endif
+    for (; i < n; i++) y[i] = clamped_swiglu(g[i], u[i], L, alpha);
+}
+
+/* expert e's bias of a stacked bias tensor */
+static const float *expert_bias(const mf_weight *b, const mf_weight *W, int e)
+{
+    return (const float *)b->data + (size_t)e * (size_t)W->ne[1];
+}
+
+/* out = W_e · in + b_e for c rows: expert e's slice of the stacked tensor W */
+static void expert_matmul(mf_backend *be, mf_bstate *st, const mf_weight *W, const mf_weight *b, int e, const float *in,
+                          int c, float *out)
 {
     const uint8_t *slice = (const uint8_t *)W->data + (size_t)e * (size_t)W->ne[1] * W->row_bytes;
-    const float *bias = (const float *)b->data + (size_t)e * (size_t)W->ne[1];
     mf_cpu_observe(st, W, e, in, c);
-    mf_cpu_matmul(be->impl, st, W->type, slice, W->row_bytes, W->ne[0], W->ne[1], in, W->ne[0], c,
-                  out, W->ne[1], 0, bias);
+    mf_cpu_matmul(be->impl, st, W->type, slice, W->row_bytes, W->ne[0], W->ne[1], in, W->ne[0], c, out, W->ne[1], 0,
+                  expert_bias(b, W, e));
 }
 
 void mf_cpu_moe(mf_backend *be, mf_bstate *st, const mf_weight *router, const mf_weight *router_b,
                 const mf_weight *const W[3], const mf_weight *const b[3], const float *h, float *x)
 {
     const mf_hparams *hp = &st->m->hp;
-    int n = st->n, E = hp->n_experts, k = hp->n_experts_used, d = hp->n_embd, F = hp->n_ff_exp;
+    int n = st->n, E = hp->n_experts, k = hp->n_experts_used, d = hp->n_embd;
 
     /* router and selection */
     mf_cpu_matmul_op(be, st, router, router_b, h, st->router, n, 0);
@@ -88,10 +112,8 @@ void mf_cpu_moe(mf_backend *be, mf_bstate *st, const mf_weight *router, const mf
         if (c == 0) continue;
         for (int i = 0; i < c; i++)
             memcpy(st->ex_in + (size_t)i * d, h + (size_t)st->ex_tok[c0 + i] * d, sizeof(float) * (size_t)d);
-        expert_matmul(be, st, W[0], b[0], e, st->ex_in, c, st->ff_g);
-        expert_matmul(be, st, W[1], b[1], e, st->ex_in, c, st->ff_u);
-        for (size_t i = 0; i < (size_t)c * F; i++)
-            st->ff_g[i] = clamped_swiglu(st->ff_g[i], st->ff_u[i], hp->swiglu_limit, hp->swiglu_alpha);
+        mf_cpu_gated(be, st, W[0], expert_bias(b[0], W[0], e), W[1], expert_bias(b[1], W[1], e), e, st->ex_in, c,
+                     st->ff_g, st->ff_u, clamped_swiglu_n, hp);
         expert_matmul(be, st, W[2], b[2], e, st->ff_g, c, st->ex_out);
         for (int i = 0; i < c; i++) {
             int t = st->ex_tok[c0 + i], s = st->ex_slot[c0 + i];

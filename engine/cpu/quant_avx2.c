@@ -15,9 +15,11 @@
  * groups of 4 and, inside a group, all tokens, so the group's rows come from memory once
  * and from L1 afterwards; while it works on one group it prefetches the next.
  *
- * The integer part is exact and identical to the scalar code; the float part (per-block
- * scale products, accumulation) runs in lanes, so results differ from the scalar path only
- * by the order of float additions. See docs/quantization.md for the measured speeds.
+ * The integer part is exact and identical to the scalar code; a block's two half sums are
+ * added as integers before the float steps, which follow quant.h's canonical order, so the
+ * results equal the scalar twin's bit for bit. See docs/quantization.md for the measured
+ * speeds. Packed matrices (the CPU backend's copies) use the 8-lane tiles of
+ * quant_tiles.h instead, at the end of this file.
  */
 #include "quant.h"
 #include "quant_impl.h"
@@ -109,8 +111,7 @@ INLINE __m256i fifth_bits(const uint8_t *qh)
     uint32_t h;
     memcpy(&h, qh, 4);
     __m256i v = _mm256_shuffle_epi8(_mm256_set1_epi32((int)h),
-                                    _mm256_set_epi64x(0x0303030303030303, 0x0202020202020202,
-                                                      0x0101010101010101, 0));
+                                    _mm256_set_epi64x(0x0303030303030303, 0x0202020202020202, 0x0101010101010101, 0));
     __m256i bit = _mm256_set1_epi64x((long long)0x8040201008040201ULL);
     __m256i on = _mm256_cmpeq_epi8(_mm256_and_si256(v, bit), bit);
     return _mm256_and_si256(on, _mm256_set1_epi8(0x10));
@@ -147,8 +148,8 @@ INLINE __m256i codes32(uint32_t wt, const uint8_t *b)
     case MF_TYPE_Q8_0: return load32(b + 2);
     default: {
         /* 2·E2M1(c) + 12 for c = 0..15 (docs/quantization.md §2, shifted to be unsigned) */
-        const __m256i tbl = _mm256_setr_epi8(12, 13, 14, 15, 16, 18, 20, 24, 12, 11, 10, 9, 8, 6, 4, 0,
-                                             12, 13, 14, 15, 16, 18, 20, 24, 12, 11, 10, 9, 8, 6, 4, 0);
+        const __m256i tbl = _mm256_setr_epi8(12, 13, 14, 15, 16, 18, 20, 24, 12, 11, 10, 9, 8, 6, 4, 0, 12, 13, 14, 15,
+                                             16, 18, 20, 24, 12, 11, 10, 9, 8, 6, 4, 0);
         return _mm256_shuffle_epi8(tbl, nibbles32(b + 1));
     }
     }
@@ -156,7 +157,7 @@ INLINE __m256i codes32(uint32_t wt, const uint8_t *b)
 
 /* mf_e8m0_half(e) for every e, as float bit patterns: a table lookup replaces the ten
  * scalar instructions of the branchy definition in the MXFP4 loop (quant_avx512.c too). */
-#define EH(e) ((e) < 2 ? 0x00200000u << ((e) & 1) : (uint32_t)((e) - 1) << 23)
+#define EH(e) ((e) < 2 ? 0x00200000u << ((e)&1) : (uint32_t)((e)-1) << 23)
 #define EH4(e) EH(e), EH((e) + 1), EH((e) + 2), EH((e) + 3)
 #define EH16(e) EH4(e), EH4((e) + 4), EH4((e) + 8), EH4((e) + 12)
 #define EH64(e) EH16(e), EH16((e) + 16), EH16((e) + 32), EH16((e) + 48)
@@ -198,12 +199,13 @@ INLINE __m256i block_dot(uint32_t wt, __m256i u, __m256i av, __m256i bias)
     return dot_u8s8(bias, u, av);
 }
 
-/* The 4 lanes of a reduce4 accumulator -> 4 results: lanes i and i + 4 summed (after
- * undoing the ×16 of the high nibbles), plus the min terms. */
-INLINE __m128 fold4(uint32_t wt, __m256 acc, __m128 mins)
+/* A reduce4 result -> the 4 whole-block integer sums: lanes i and i + 4 added, after
+ * undoing the ×16 of the high nibbles (exact: those lanes are multiples of 16). */
+INLINE __m128i fold4(uint32_t wt, __m256i v)
 {
-    if (high_x16(wt)) acc = _mm256_mul_ps(acc, _mm256_setr_ps(1, 1, 1, 1, 0.0625f, 0.0625f, 0.0625f, 0.0625f));
-    return _mm_add_ps(_mm_add_ps(_mm256_castps256_ps128(acc), _mm256_extractf128_ps(acc, 1)), mins);
+    __m128i hi = _mm256_extracti128_si256(v, 1);
+    if (high_x16(wt)) hi = _mm_srai_epi32(hi, 4);
+    return _mm_add_epi32(_mm256_castsi256_si128(v), hi);
 }
 
 INLINE float min32(uint32_t wt, const uint8_t *blk) { return mf_simd_has_min32(wt) ? h2f(blk + 2) : 0.0f; }
@@ -230,34 +232,35 @@ INLINE __m128 scales4(uint32_t wt, const uint8_t *blk, size_t rb, int R)
 }
 
 /* y[t·ys + r] = row r · token t for r < R, t < T; x points at token 0's mf_act32 blocks.
- * T = 1: the four block sums of R <= 4 rows (missing rows padded with zeros) share one
- * accumulator. T = 4: each row's four token sums share one accumulator. */
-INLINE void tile32(const uint32_t wt, const int R, const int T, const uint8_t *w, size_t rb,
-                   const uint8_t *x, size_t xs, int64_t nb, float *y, int64_t ys, const uint8_t *pf)
+ * T = 1: the block sums of R <= 4 rows (missing rows padded with zeros) share one
+ * accumulator, a lane per row. T = 4: each row's four token sums share one, a lane per
+ * token. Either way every (row, token) pair gets the canonical steps of quant.h, block
+ * after block: acc = fma(float(isum), d_w·d_x, acc), then acc = fma(m, s, acc) for the
+ * types with a min. */
+INLINE void tile32(const uint32_t wt, const int R, const int T, const uint8_t *w, size_t rb, const uint8_t *x,
+                   size_t xs, int64_t nb, float *y, int64_t ys, const uint8_t *pf)
 {
     const size_t bb = mf_simd_bytes32(wt);
     const __m256i zero = _mm256_setzero_si256();
     if (T == 1) {
         const mf_act32 *a = (const mf_act32 *)x;
-        __m256 acc = _mm256_setzero_ps();
-        __m128 mins = _mm_setzero_ps();
+        __m128 acc = _mm_setzero_ps();
         for (int64_t b = 0; b < nb; b++, a++) {
             __m256i av = load32(a->qs), bias = bias32(wt, a), v[4] = {zero, zero, zero, zero};
             const uint8_t *blk = w + b * bb;
             prefetch_span(pf, (size_t)b * R * bb, R * bb);
             for (int r = 0; r < R; r++) v[r] = block_dot(wt, codes32(wt, blk + r * rb), av, bias);
             __m128 d4 = _mm_mul_ps(scales4(wt, blk, rb, R), _mm_set1_ps(a->d));
-            acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(reduce4(v[0], v[1], v[2], v[3])), _mm256_set_m128(d4, d4), acc);
-            if (mf_simd_has_min32(wt)) mins = _mm_fmadd_ps(f16x4(blk, rb, R, 2), _mm_set1_ps(a->s), mins);
+            acc = _mm_fmadd_ps(_mm_cvtepi32_ps(fold4(wt, reduce4(v[0], v[1], v[2], v[3]))), d4, acc);
+            if (mf_simd_has_min32(wt)) acc = _mm_fmadd_ps(f16x4(blk, rb, R, 2), _mm_set1_ps(a->s), acc);
         }
         float out[4];
-        _mm_storeu_ps(out, fold4(wt, acc, mins));
+        _mm_storeu_ps(out, acc);
         for (int r = 0; r < R; r++) y[r] = out[r];
         return;
     }
-    __m256 acc[4];
-    __m128 mins[4];
-    for (int r = 0; r < R; r++) acc[r] = _mm256_setzero_ps(), mins[r] = _mm_setzero_ps();
+    __m128 acc[4];
+    for (int r = 0; r < R; r++) acc[r] = _mm_setzero_ps();
     for (int64_t b = 0; b < nb; b++) {
         prefetch_span(pf, (size_t)b * R * bb, R * bb);
         const mf_act32 *a[4];
@@ -267,21 +270,21 @@ INLINE void tile32(const uint32_t wt, const int R, const int T, const uint8_t *w
             av[t] = load32(a[t]->qs);
             bias[t] = bias32(wt, a[t]);
         }
-        __m128 d4 = _mm_setr_ps(a[0]->d, a[1]->d, a[2]->d, a[3]->d);
-        __m256 ad = _mm256_set_m128(d4, d4);
+        __m128 dx = _mm_setr_ps(a[0]->d, a[1]->d, a[2]->d, a[3]->d);
         __m128 s4 = mf_simd_has_min32(wt) ? _mm_setr_ps(a[0]->s, a[1]->s, a[2]->s, a[3]->s) : _mm_setzero_ps();
         for (int r = 0; r < R; r++) {
             const uint8_t *blk = w + r * rb + b * bb;
             __m256i u = codes32(wt, blk);
             __m256i v = reduce4(block_dot(wt, u, av[0], bias[0]), block_dot(wt, u, av[1], bias[1]),
                                 block_dot(wt, u, av[2], bias[2]), block_dot(wt, u, av[3], bias[3]));
-            acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(v), _mm256_mul_ps(scale32(wt, blk), ad), acc[r]);
-            if (mf_simd_has_min32(wt)) mins[r] = _mm_fmadd_ps(_mm_set1_ps(min32(wt, blk)), s4, mins[r]);
+            __m128 d4 = _mm_mul_ps(_mm256_castps256_ps128(scale32(wt, blk)), dx);
+            acc[r] = _mm_fmadd_ps(_mm_cvtepi32_ps(fold4(wt, v)), d4, acc[r]);
+            if (mf_simd_has_min32(wt)) acc[r] = _mm_fmadd_ps(_mm_set1_ps(min32(wt, blk)), s4, acc[r]);
         }
     }
     for (int r = 0; r < R; r++) {
         float out[4];
-        _mm_storeu_ps(out, fold4(wt, acc[r], mins[r]));
+        _mm_storeu_ps(out, acc[r]);
         for (int t = 0; t < 4; t++) y[t * ys + r] = out[t];
     }
 }
@@ -295,8 +298,8 @@ INLINE void tile32(const uint32_t wt, const int R, const int T, const uint8_t *w
  * the activation's 16 bsums, then one float scale per super-block. */
 
 typedef struct kscales {
-    __m256i sc;    /* scales as i16, arranged so that word_bcast(sc, j) gives chunk j's */
-    __m256i corr;  /* i16 per 16-element group: the mins, or the scales (for offsets) */
+    __m256i sc;   /* scales as i16, arranged so that word_bcast(sc, j) gives chunk j's */
+    __m256i corr; /* i16 per 16-element group: the mins, or the scales (for offsets) */
 } kscales;
 
 /* Within each 128-bit lane, broadcast 16-bit word j. */
@@ -326,10 +329,10 @@ INLINE kscales kscales_of(uint32_t wt, const uint8_t *b)
         memcpy(&s0, b + 4, 4);
         memcpy(&s1, b + 8, 4);
         memcpy(&s2, b + 12, 4);
-        uint64_t sc = (uint64_t)(s0 & 0x3F3F3F3Fu) |
-                      (uint64_t)((s2 & 0x0F0F0F0Fu) | ((s0 >> 6) & 0x03030303u) << 4) << 32;
-        uint64_t mn = (uint64_t)(s1 & 0x3F3F3F3Fu) |
-                      (uint64_t)(((s2 >> 4) & 0x0F0F0F0Fu) | ((s1 >> 6) & 0x03030303u) << 4) << 32;
+        uint64_t sc = (uint64_t)(s0 & 0x3F3F3F3Fu) | (uint64_t)((s2 & 0x0F0F0F0Fu) | ((s0 >> 6) & 0x03030303u) << 4)
+                                                         << 32;
+        uint64_t mn =
+            (uint64_t)(s1 & 0x3F3F3F3Fu) | (uint64_t)(((s2 >> 4) & 0x0F0F0F0Fu) | ((s1 >> 6) & 0x03030303u) << 4) << 32;
         /* scale of chunk j in word j of both lanes; min of chunk j for bsums 2j and 2j+1 */
         k.sc = _mm256_broadcastsi128_si256(_mm_cvtepu8_epi16(_mm_cvtsi64_si128((long long)sc)));
         __m128i m16 = _mm_cvtepu8_epi16(_mm_cvtsi64_si128((long long)mn));
@@ -390,19 +393,20 @@ INLINE __m256i kchunk(uint32_t wt, const uint8_t *b, int j)
         __m256i v = load32(b + (wt == MF_TYPE_Q4_K ? 16 : 48) + 32 * (j / 2));
         __m256i q = _mm256_and_si256(j % 2 ? _mm256_srli_epi16(v, 4) : v, m4);
         if (wt == MF_TYPE_Q4_K) return q;
-        return _mm256_or_si256(q, bit_to(load32(b + 16), j, 4));  /* fifth bit: bit j of qh */
+        return _mm256_or_si256(q, bit_to(load32(b + 16), j, 4)); /* fifth bit: bit j of qh */
     }
-    case MF_TYPE_Q2_K:
-        return _mm256_and_si256(_mm256_srli_epi16(load32(b + 16 + 32 * h), 2 * k2), m2);
+    case MF_TYPE_Q2_K: return _mm256_and_si256(_mm256_srli_epi16(load32(b + 16 + 32 * h), 2 * k2), m2);
     case MF_TYPE_Q3_K: {
         __m256i low2 = _mm256_and_si256(_mm256_srli_epi16(load32(b + 32 + 32 * h), 2 * k2), m2);
-        return _mm256_or_si256(low2, bit_to(load32(b), 4 * h + k2, 2));  /* hmask bit -> +4 */
+        return _mm256_or_si256(low2, bit_to(load32(b), 4 * h + k2, 2)); /* hmask bit -> +4 */
     }
     default: { /* Q6_K: bits 2·k2, 2·k2+1 of qh moved straight to bits 4, 5 */
         __m256i v = load32(b + 64 * h + 32 * (k2 & 1)), qh = load32(b + 128 + 32 * h);
         __m256i low4 = _mm256_and_si256(k2 < 2 ? v : _mm256_srli_epi16(v, 4), m4);
-        __m256i hi = k2 == 0 ? _mm256_slli_epi16(qh, 4) : k2 == 1 ? _mm256_slli_epi16(qh, 2)
-                   : k2 == 2 ? qh : _mm256_srli_epi16(qh, 2);
+        __m256i hi = k2 == 0   ? _mm256_slli_epi16(qh, 4)
+                     : k2 == 1 ? _mm256_slli_epi16(qh, 2)
+                     : k2 == 2 ? qh
+                               : _mm256_srli_epi16(qh, 2);
         return _mm256_or_si256(low4, _mm256_and_si256(hi, _mm256_set1_epi8(0x30)));
     }
     }
@@ -410,27 +414,30 @@ INLINE __m256i kchunk(uint32_t wt, const uint8_t *b, int j)
 
 /* The sums of one super-block of one (row, token) pair: the scaled code dot (offsets
  * removed) and the min sum, 8 lanes each. */
-typedef struct ksum { __m256i dot, mins; } ksum;
+typedef struct ksum {
+    __m256i dot, mins;
+} ksum;
 
 INLINE ksum kfinish(uint32_t wt, __m256i iacc, const kscales *ks, const mf_actk *a)
 {
     __m256i c = _mm256_madd_epi16(load32(a->bsums), ks->corr);
-    if (wt == MF_TYPE_Q6_K) iacc = _mm256_sub_epi32(iacc, _mm256_slli_epi32(c, 5));  /* q - 32 */
-    if (wt == MF_TYPE_Q3_K) iacc = _mm256_sub_epi32(iacc, _mm256_slli_epi32(c, 2));  /* q - 4 */
+    if (wt == MF_TYPE_Q6_K) iacc = _mm256_sub_epi32(iacc, _mm256_slli_epi32(c, 5)); /* q - 32 */
+    if (wt == MF_TYPE_Q3_K) iacc = _mm256_sub_epi32(iacc, _mm256_slli_epi32(c, 2)); /* q - 4 */
     return (ksum){iacc, c};
 }
 
 /* y[t·ys + r] = row r · token t for r < R, t < T (T = 1 or 4), as tile32: per super-block
- * the integer sums of four (row, token) pairs are reduced into one vector, then scaled by
- * d·dx and dmin·dx. */
-INLINE void tilek(const uint32_t wt, const int R, const int T, const uint8_t *w, size_t rb,
-                  const uint8_t *x, size_t xs, int64_t nb, float *y, int64_t ys, const uint8_t *pf)
+ * the integer sums of four (row, token) pairs are reduced into one vector a lane per pair,
+ * then the canonical steps of quant.h: acc = fma(float(dot), d·dx, acc), and for the types
+ * with mins acc = fma(-float(mins), dmin·dx, acc). */
+INLINE void tilek(const uint32_t wt, const int R, const int T, const uint8_t *w, size_t rb, const uint8_t *x, size_t xs,
+                  int64_t nb, float *y, int64_t ys, const uint8_t *pf)
 {
     const size_t bb = mf_simd_bytesk(wt);
     const int has_dmin = mf_simd_k_dmin_at(wt) >= 0;
     const int NR = R, NT = T;
-    __m256 acc[4];
-    for (int r = 0; r < 4; r++) acc[r] = _mm256_setzero_ps();
+    __m128 acc[4];
+    for (int r = 0; r < 4; r++) acc[r] = _mm_setzero_ps();
     for (int64_t b = 0; b < nb; b++) {
         const uint8_t *blk = w + b * bb;
         prefetch_span(pf, (size_t)b * R * bb, R * bb);
@@ -450,8 +457,7 @@ INLINE void tilek(const uint32_t wt, const int R, const int T, const uint8_t *w,
             for (int r = 0; r < NR; r++) {
                 u[r] = kchunk(wt, blk + r * rb, j);
                 sc[r] = word_bcast(ks[r].sc, j);
-                for (int t = 0; t < NT; t++)
-                    iacc[r][t] = dot_i16(iacc[r][t], _mm256_maddubs_epi16(u[r], av[t]), sc[r]);
+                for (int t = 0; t < NT; t++) iacc[r][t] = dot_i16(iacc[r][t], _mm256_maddubs_epi16(u[r], av[t]), sc[r]);
             }
         }
         const __m256i zero = _mm256_setzero_si256();
@@ -460,12 +466,12 @@ INLINE void tilek(const uint32_t wt, const int R, const int T, const uint8_t *w,
             for (int r = 0; r < R; r++) k[r] = kfinish(wt, iacc[r][0], &ks[r], a[0]);
             __m128 dx = _mm_set1_ps(a[0]->d);
             __m128 d4 = _mm_mul_ps(f16x4(blk, rb, R, mf_simd_k_d_at(wt)), dx);
-            acc[0] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(reduce4(k[0].dot, k[1].dot, k[2].dot, k[3].dot)),
-                                     _mm256_set_m128(d4, d4), acc[0]);
+            acc[0] =
+                _mm_fmadd_ps(_mm_cvtepi32_ps(fold4(wt, reduce4(k[0].dot, k[1].dot, k[2].dot, k[3].dot))), d4, acc[0]);
             if (has_dmin) {
                 __m128 m4 = _mm_mul_ps(f16x4(blk, rb, R, mf_simd_k_dmin_at(wt)), dx);
-                acc[0] = _mm256_fnmadd_ps(_mm256_cvtepi32_ps(reduce4(k[0].mins, k[1].mins, k[2].mins, k[3].mins)),
-                                          _mm256_set_m128(m4, m4), acc[0]);
+                acc[0] = _mm_fnmadd_ps(_mm_cvtepi32_ps(fold4(wt, reduce4(k[0].mins, k[1].mins, k[2].mins, k[3].mins))),
+                                       m4, acc[0]);
             }
         } else {
             __m128 dx = _mm_setr_ps(a[0]->d, a[1]->d, a[2]->d, a[3]->d);
@@ -473,25 +479,24 @@ INLINE void tilek(const uint32_t wt, const int R, const int T, const uint8_t *w,
                 ksum k[4];
                 for (int t = 0; t < 4; t++) k[t] = kfinish(wt, iacc[r][t], &ks[r], a[t]);
                 __m128 d4 = _mm_mul_ps(_mm_set1_ps(h2f(blk + r * rb + mf_simd_k_d_at(wt))), dx);
-                acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(reduce4(k[0].dot, k[1].dot, k[2].dot, k[3].dot)),
-                                         _mm256_set_m128(d4, d4), acc[r]);
+                acc[r] = _mm_fmadd_ps(_mm_cvtepi32_ps(fold4(wt, reduce4(k[0].dot, k[1].dot, k[2].dot, k[3].dot))), d4,
+                                      acc[r]);
                 if (has_dmin) {
                     __m128 m4 = _mm_mul_ps(_mm_set1_ps(h2f(blk + r * rb + mf_simd_k_dmin_at(wt))), dx);
-                    acc[r] = _mm256_fnmadd_ps(
-                        _mm256_cvtepi32_ps(reduce4(k[0].mins, k[1].mins, k[2].mins, k[3].mins)),
-                        _mm256_set_m128(m4, m4), acc[r]);
+                    acc[r] = _mm_fnmadd_ps(
+                        _mm_cvtepi32_ps(fold4(wt, reduce4(k[0].mins, k[1].mins, k[2].mins, k[3].mins))), m4, acc[r]);
                 }
             }
         }
     }
     float out[4];
     if (T == 1) {
-        _mm_storeu_ps(out, fold4(wt, acc[0], _mm_setzero_ps()));
+        _mm_storeu_ps(out, acc[0]);
         for (int r = 0; r < R; r++) y[r] = out[r];
         return;
     }
     for (int r = 0; r < R; r++) {
-        _mm_storeu_ps(out, fold4(wt, acc[r], _mm_setzero_ps()));
+        _mm_storeu_ps(out, acc[r]);
         for (int t = 0; t < 4; t++) y[t * ys + r] = out[t];
     }
 }
@@ -521,8 +526,8 @@ INLINE float load1f(uint32_t wt, const uint8_t *w, int64_t i)
     return wt == MF_TYPE_F16 ? _cvtsh_ss(h) : mf_bf16_to_f32(h);
 }
 
-INLINE void tilef(const uint32_t wt, const int R, const int T, const uint8_t *w, size_t rb,
-                  const uint8_t *x, size_t xs, int64_t n, float *y, int64_t ys, const uint8_t *pf)
+INLINE void tilef(const uint32_t wt, const int R, const int T, const uint8_t *w, size_t rb, const uint8_t *x, size_t xs,
+                  int64_t n, float *y, int64_t ys, const uint8_t *pf)
 {
     __m256 acc[4][4];
     for (int r = 0; r < R; r++)
@@ -554,11 +559,18 @@ INLINE void tilef(const uint32_t wt, const int R, const int T, const uint8_t *w,
  * rounding mode (nearest even, as nearbyintf), the same F16C rounding of d. */
 
 /* max |x| over n floats (n a multiple of 8) */
+static const float zero_block[256];
+
 INLINE float amax8(const float *x, int n)
 {
     const __m256 nosign = _mm256_castsi256_ps(_mm256_set1_epi32(0x7FFFFFFF));
-    __m256 m = _mm256_setzero_ps();
-    for (int i = 0; i < n; i += 8) m = _mm256_max_ps(m, _mm256_and_ps(_mm256_loadu_ps(x + i), nosign));
+    __m256 m = _mm256_setzero_ps(), nan = _mm256_setzero_ps();
+    for (int i = 0; i < n; i += 8) {
+        __m256 v = _mm256_loadu_ps(x + i);
+        m = _mm256_max_ps(m, _mm256_and_ps(v, nosign));
+        nan = _mm256_or_ps(nan, _mm256_cmp_ps(v, v, _CMP_UNORD_Q));
+    }
+    if (_mm256_movemask_ps(nan)) return NAN; /* as quant_dot.c's max_abs */
     __m128 h = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
     h = _mm_max_ps(h, _mm_movehl_ps(h, h));
     h = _mm_max_ss(h, _mm_movehdup_ps(h));
@@ -584,15 +596,14 @@ INLINE __m256i codes_of(const float *x, float id, int8_t *qs)
 void mf_quantize_act_avx2(uint32_t wtype, const float *x, void *qx, int64_t n)
 {
     switch (mf_act_type(wtype)) {
-    case MF_TYPE_F32:
-        memcpy(qx, x, (size_t)n * sizeof(float));
-        return;
+    case MF_TYPE_F32: memcpy(qx, x, (size_t)n * sizeof(float)); return;
     case MF_TYPE_Q8_K:
         for (int64_t b = 0; b < n / 256; b++) {
             const float *xb = x + 256 * b;
             mf_actk *a = (mf_actk *)qx + b;
             float amax = amax8(xb, 256);
             float id = amax > 0 ? 127.0f / amax : 0.0f;
+            if (!isfinite(amax)) xb = zero_block; /* no codes: quant_dot.c's zero_block says why */
             for (int c = 0; c < 8; c++) {
                 /* sums of 4 in element order: lanes 0..3 are elements 0..15, 4..7 16..31 */
                 __m256i s4 = codes_of(xb + 32 * c, id, a->qs + 32 * c);
@@ -613,6 +624,7 @@ void mf_quantize_act_avx2(uint32_t wtype, const float *x, void *qx, int64_t n)
             mf_act32 *a = (mf_act32 *)qx + b;
             float amax = amax8(xb, 32);
             float d = amax / 127.0f, id = amax > 0 ? 127.0f / amax : 0.0f;
+            if (!isfinite(amax)) xb = zero_block;
             __m256i s4 = codes_of(xb, id, a->qs);
             _mm256_storeu_si256((__m256i *)a->bias, _mm256_mullo_epi32(s4, mul));
             __m128i s = _mm_add_epi32(_mm256_castsi256_si128(s4), _mm256_extracti128_si256(s4, 1));
@@ -630,29 +642,37 @@ void mf_quantize_act_avx2(uint32_t wtype, const float *x, void *qx, int64_t n)
 
 /* ================================================================ the row walk */
 
-typedef void (*tile_fn)(const uint8_t *w, size_t rb, const uint8_t *x, size_t xs, int64_t nb,
-                        float *y, int64_t ys, const uint8_t *pf);
+typedef void (*tile_fn)(const uint8_t *w, size_t rb, const uint8_t *x, size_t xs, int64_t nb, float *y, int64_t ys,
+                        const uint8_t *pf);
 
 /* The four tile shapes of one type: 4 rows × 1 token, 1 × 1, 4 × 4, 1 × 4. The 4 × 4 tile is
  * RB rows at a time (4/RB calls): as many rows as keep the accumulators in registers. */
-typedef struct tiles { tile_fn r4t1, r1t1, r4t4, r1t4; } tiles;
+typedef struct tiles {
+    tile_fn r4t1, r1t1, r4t4, r1t4;
+} tiles;
 
-#define TILES(name, tile, WT, RB)                                                             \
-    static void name##_r4t1(const uint8_t *w, size_t rb, const uint8_t *x, size_t xs,        \
-                            int64_t nb, float *y, int64_t ys, const uint8_t *pf)              \
-    { tile(WT, 4, 1, w, rb, x, xs, nb, y, ys, pf); }                                          \
-    static void name##_r1t1(const uint8_t *w, size_t rb, const uint8_t *x, size_t xs,        \
-                            int64_t nb, float *y, int64_t ys, const uint8_t *pf)              \
-    { tile(WT, 1, 1, w, rb, x, xs, nb, y, ys, pf); }                                          \
-    static void name##_r4t4(const uint8_t *w, size_t rb, const uint8_t *x, size_t xs,        \
-                            int64_t nb, float *y, int64_t ys, const uint8_t *pf)              \
-    {                                                                                         \
-        for (int r = 0; r < 4; r += RB)                                                       \
-            tile(WT, RB, 4, w + r * rb, rb, x, xs, nb, y + r, ys, pf ? pf + r * rb : NULL);   \
-    }                                                                                         \
-    static void name##_r1t4(const uint8_t *w, size_t rb, const uint8_t *x, size_t xs,        \
-                            int64_t nb, float *y, int64_t ys, const uint8_t *pf)              \
-    { tile(WT, 1, 4, w, rb, x, xs, nb, y, ys, pf); }                                          \
+#define TILES(name, tile, WT, RB)                                                                           \
+    static void name##_r4t1(const uint8_t *w, size_t rb, const uint8_t *x, size_t xs, int64_t nb, float *y, \
+                            int64_t ys, const uint8_t *pf)                                                  \
+    {                                                                                                       \
+        tile(WT, 4, 1, w, rb, x, xs, nb, y, ys, pf);                                                        \
+    }                                                                                                       \
+    static void name##_r1t1(const uint8_t *w, size_t rb, const uint8_t *x, size_t xs, int64_t nb, float *y, \
+                            int64_t ys, const uint8_t *pf)                                                  \
+    {                                                                                                       \
+        tile(WT, 1, 1, w, rb, x, xs, nb, y, ys, pf);                                                        \
+    }                                                                                                       \
+    static void name##_r4t4(const uint8_t *w, size_t rb, const uint8_t *x, size_t xs, int64_t nb, float *y, \
+                            int64_t ys, const uint8_t *pf)                                                  \
+    {                                                                                                       \
+        for (int r = 0; r < 4; r += RB)                                                                     \
+            tile(WT, RB, 4, w + r * rb, rb, x, xs, nb, y + r, ys, pf ? pf + r * rb : NULL);                 \
+    }                                                                                                       \
+    static void name##_r1t4(const uint8_t *w, size_t rb, const uint8_t *x, size_t xs, int64_t nb, float *y, \
+                            int64_t ys, const uint8_t *pf)                                                  \
+    {                                                                                                       \
+        tile(WT, 1, 4, w, rb, x, xs, nb, y, ys, pf);                                                        \
+    }                                                                                                       \
     static const tiles name = {name##_r4t1, name##_r1t1, name##_r4t4, name##_r1t4};
 
 /* Rows per batched K-quant tile: 4 × 4 pairs of 8-lane sums need 16 registers, which fit
@@ -699,14 +719,85 @@ static const tiles *tiles_of(uint32_t wt)
     }
 }
 
-void mf_matmul_rows_avx2(uint32_t wtype, const void *W, int64_t n_in, int64_t r0, int64_t r1,
-                         const void *qx, size_t qx_stride, int n_tok, float *y, int64_t y_stride)
+/* ================================================================ packed matrices
+ *
+ * The lane-per-row tiles of quant_tiles.h with 8 rows per ymm register: a packed group of
+ * 16 rows is two tiles (h = 0, 1), the second reading the group from L2 (16 rows of a row
+ * are at most a few tens of KB). For CPUs without AVX-512 (on AVX-512 builds
+ * quant_avx512.c serves packed matrices); tests/test_quant_pack.c runs them in every AVX2
+ * build. */
+
+enum { SLAB = 32 }; /* quant_tiles.h's block loop step (its scale table is AVX-512's) */
+
+#define VW 8
+#define V_MAXT 4
+#define V_GROUP 2 /* 16 ymm registers: 8 codes, 4 accumulators, 2 sums, constants */
+#define V_Q8_SIGNED (!VNNI)
+#include "quant_tiles.h"
+
+typedef void (*ptile_fn)(const uint8_t *w, size_t rb, int h, const uint8_t *x, size_t xs, int64_t nb, float *y,
+                         int64_t ys);
+#define PTILE(name, tile, WT, T)                                                                                  \
+    static void name##_##T(const uint8_t *w, size_t rb, int h, const uint8_t *x, size_t xs, int64_t nb, float *y, \
+                           int64_t ys)                                                                            \
+    {                                                                                                             \
+        tile(1, WT, T, w, rb, h, x, xs, nb, y, ys, NULL);                                                         \
+    }
+/* a list of macro calls: clang-format 14 cannot lay it out */
+/* clang-format off */
+#define PTILES(name, tile, WT)                                        \
+    PTILE(name, tile, WT, 4) PTILE(name, tile, WT, 2) PTILE(name, tile, WT, 1) \
+    static const ptile_fn name[3] = {name##_4, name##_2, name##_1};
+/* clang-format on */
+
+#define PTILES_OF(name, tile, WT) PTILES(p_##name, tile, WT)
+V_TYPES(PTILES_OF)
+
+static const ptile_fn *ptiles_of(uint32_t wt)
+{
+#define CASE(name, tile, WT) \
+    case WT: return p_##name;
+    switch (wt) {
+        /* clang-format off */
+    V_TYPES(CASE)
+    default: return NULL;
+        /* clang-format on */
+    }
+#undef CASE
+}
+
+void mf_matmul_packed_avx2(uint32_t wtype, const void *P, int64_t n_in, int64_t g0, int64_t g1, const void *qx,
+                           size_t qx_stride, int n_tok, float *y, int64_t y_stride)
+{
+    const ptile_fn *f = ptiles_of(wtype);
+    if (!f) return;
+    const size_t rb = mf_type_row_bytes(wtype, n_in);
+    const int64_t nb = n_in / mf_type_get(wtype)->blck;
+    const uint8_t *x = qx;
+    for (int64_t g = g0; g < g1; g++) {
+        const uint8_t *w = (const uint8_t *)P + (size_t)g * MF_PACK_ROWS * rb;
+        for (int h = 0; h < 2; h++) {
+            float *yg = y + g * MF_PACK_ROWS + 8 * h;
+            int t = 0;
+            for (; t + 4 <= n_tok; t += 4)
+                f[0](w, rb, h, x + t * qx_stride, qx_stride, nb, yg + t * y_stride, y_stride);
+            if (n_tok - t >= 2) {
+                f[1](w, rb, h, x + t * qx_stride, qx_stride, nb, yg + t * y_stride, y_stride);
+                t += 2;
+            }
+            if (t < n_tok) f[2](w, rb, h, x + t * qx_stride, qx_stride, nb, yg + t * y_stride, y_stride);
+        }
+    }
+}
+
+void mf_matmul_rows_avx2(uint32_t wtype, const void *W, int64_t n_in, int64_t r0, int64_t r1, const void *qx,
+                         size_t qx_stride, int n_tok, float *y, int64_t y_stride)
 {
     const tiles *k = tiles_of(wtype);
     const mf_type_info *ti = mf_type_get(wtype);
     if (!k) return;
     size_t rb = mf_type_row_bytes(wtype, n_in);
-    int64_t nb = n_in / ti->blck;  /* blocks per row; elements for the float types */
+    int64_t nb = n_in / ti->blck; /* blocks per row; elements for the float types */
     const uint8_t *x = qx;
     for (int64_t r = r0; r < r1;) {
         const uint8_t *w = (const uint8_t *)W + (size_t)r * rb;
@@ -723,8 +814,7 @@ void mf_matmul_rows_avx2(uint32_t wtype, const void *W, int64_t n_in, int64_t r0
         } else {
             for (; t + 4 <= n_tok; t += 4)
                 k->r1t4(w, rb, x + t * qx_stride, qx_stride, nb, yr + t * y_stride, y_stride, NULL);
-            for (; t < n_tok; t++)
-                k->r1t1(w, rb, x + t * qx_stride, qx_stride, nb, yr + t * y_stride, y_stride, NULL);
+            for (; t < n_tok; t++) k->r1t1(w, rb, x + t * qx_stride, qx_stride, nb, yr + t * y_stride, y_stride, NULL);
             r += 1;
         }
     }

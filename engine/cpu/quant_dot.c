@@ -11,7 +11,8 @@
  * tests/test_quant_dot.c. See docs/quantization.md §4.
  *
  * The scalar code below computes exactly the integer sums the SIMD code computes and
- * scales them the same way per block; the two differ only in the order of float additions.
+ * applies the same float steps in the same order (quant.h's canonical order, with fmaf), so
+ * the SIMD kernels equal it bit for bit.
  */
 #include "quant.h"
 #include "quant_impl.h"
@@ -24,14 +25,18 @@
 uint32_t mf_act_type(uint32_t wtype)
 {
     switch (wtype) {
-    case MF_TYPE_Q4_0: case MF_TYPE_Q5_0: case MF_TYPE_Q8_0: case MF_TYPE_MXFP4:
-        return MF_TYPE_Q8_0;
-    case MF_TYPE_Q4_1: case MF_TYPE_Q5_1:
-        return MF_TYPE_Q8_1;
-    case MF_TYPE_Q2_K: case MF_TYPE_Q3_K: case MF_TYPE_Q4_K: case MF_TYPE_Q5_K: case MF_TYPE_Q6_K:
-        return MF_TYPE_Q8_K;
-    default:
-        return MF_TYPE_F32;
+    case MF_TYPE_Q4_0:
+    case MF_TYPE_Q5_0:
+    case MF_TYPE_Q8_0:
+    case MF_TYPE_MXFP4: return MF_TYPE_Q8_0;
+    case MF_TYPE_Q4_1:
+    case MF_TYPE_Q5_1: return MF_TYPE_Q8_1;
+    case MF_TYPE_Q2_K:
+    case MF_TYPE_Q3_K:
+    case MF_TYPE_Q4_K:
+    case MF_TYPE_Q5_K:
+    case MF_TYPE_Q6_K: return MF_TYPE_Q8_K;
+    default: return MF_TYPE_F32;
     }
 }
 
@@ -60,9 +65,7 @@ size_t mf_act_bytes(uint32_t wtype, int64_t n)
 void mf_act_dequantize(uint32_t wtype, const void *qx, float *x, int64_t n)
 {
     switch (mf_act_type(wtype)) {
-    case MF_TYPE_F32:
-        memcpy(x, qx, sizeof(float) * (size_t)n);
-        break;
+    case MF_TYPE_F32: memcpy(x, qx, sizeof(float) * (size_t)n); break;
     case MF_TYPE_Q8_K:
         for (int64_t b = 0; b < n / 256; b++) {
             const mf_actk *a = (const mf_actk *)qx + b;
@@ -81,10 +84,18 @@ void mf_act_dequantize(uint32_t wtype, const void *qx, float *x, int64_t n)
 static float max_abs(const float *x, int n)
 {
     float m = 0;
-    for (int i = 0; i < n; i++)
+    for (int i = 0; i < n; i++) {
+        if (x[i] != x[i]) return NAN; /* a NaN anywhere: the block is NaN (act32_block) */
         if (fabsf(x[i]) > m) m = fabsf(x[i]);
+    }
     return m;
 }
+
+/* A block holding NaN or inf has no codes: its codes are 0 and its scale is max|x| / 127,
+ * NaN or inf, so every dot product with it is NaN (0 · inf too) and the broken activation
+ * stays visible (minfer run's non-finite check) instead of an int8 conversion of NaN or
+ * inf (undefined in C; the SIMD conversion gives -128). quant_avx2.c does the same. */
+static const float zero_block[256];
 
 /* One Q8_0-style block. Codes: RNE(x · (127 / max|x|)), the f32 reciprocal llama.cpp's x86
  * code multiplies by (nearbyintf rounds to nearest even in the default rounding mode, as
@@ -94,6 +105,7 @@ static void act32_block(const float *x, mf_act32 *a, int off, int hi, int coff)
 {
     float amax = max_abs(x, 32);
     float d = amax / 127.0f, id = amax > 0 ? 127.0f / amax : 0.0f;
+    if (!isfinite(amax)) x = zero_block;
     int sum = 0;
     for (int j = 0; j < 32; j++) {
         a->qs[j] = (int8_t)nearbyintf(x[j] * id);
@@ -115,6 +127,7 @@ static void actk_block(const float *x, mf_actk *a)
 {
     float amax = max_abs(x, 256);
     float id = amax > 0 ? 127.0f / amax : 0.0f;
+    if (!isfinite(amax)) x = zero_block;
     for (int j = 0; j < 256; j++) a->qs[j] = (int8_t)nearbyintf(x[j] * id);
     a->d = amax / 127.0f;
     for (int k = 0; k < 16; k++) {
@@ -128,9 +141,7 @@ static void actk_block(const float *x, mf_actk *a)
 void mf_quantize_act_scalar(uint32_t wtype, const float *x, void *qx, int64_t n)
 {
     switch (mf_act_type(wtype)) {
-    case MF_TYPE_F32:
-        memcpy(qx, x, (size_t)n * sizeof(float));
-        return;
+    case MF_TYPE_F32: memcpy(qx, x, (size_t)n * sizeof(float)); return;
     case MF_TYPE_Q8_K:
         for (int64_t b = 0; b < n / 256; b++) actk_block(x + 256 * b, (mf_actk *)qx + b);
         return;
@@ -174,18 +185,36 @@ static void fifth_bits(const uint8_t *qh, int8_t q[32])
 static float dot32(uint32_t wtype, const uint8_t *w, const mf_act32 *a, int64_t nb)
 {
     const mf_type_info *t = mf_type_get(wtype);
-    float sum = 0;
+    float acc = 0;
     for (int64_t b = 0; b < nb; b++, w += t->size, a++) {
         int8_t q[32];
         float dw, m = 0;
         switch (wtype) {
-        case MF_TYPE_Q4_0: dw = f16(w); nibbles32(w + 2, q, 8); break;
-        case MF_TYPE_Q4_1: dw = f16(w); m = f16(w + 2); nibbles32(w + 4, q, 0); break;
-        case MF_TYPE_Q5_0: dw = f16(w); nibbles32(w + 6, q, 0); fifth_bits(w + 2, q);
+        case MF_TYPE_Q4_0:
+            dw = f16(w);
+            nibbles32(w + 2, q, 8);
+            break;
+        case MF_TYPE_Q4_1:
+            dw = f16(w);
+            m = f16(w + 2);
+            nibbles32(w + 4, q, 0);
+            break;
+        case MF_TYPE_Q5_0:
+            dw = f16(w);
+            nibbles32(w + 6, q, 0);
+            fifth_bits(w + 2, q);
             for (int j = 0; j < 32; j++) q[j] = (int8_t)(q[j] - 16);
             break;
-        case MF_TYPE_Q5_1: dw = f16(w); m = f16(w + 2); nibbles32(w + 8, q, 0); fifth_bits(w + 4, q); break;
-        case MF_TYPE_Q8_0: dw = f16(w); memcpy(q, w + 2, 32); break;
+        case MF_TYPE_Q5_1:
+            dw = f16(w);
+            m = f16(w + 2);
+            nibbles32(w + 8, q, 0);
+            fifth_bits(w + 4, q);
+            break;
+        case MF_TYPE_Q8_0:
+            dw = f16(w);
+            memcpy(q, w + 2, 32);
+            break;
         default: /* MXFP4: the doubled E2M1 values are integers, the scale is halved */
             dw = mf_e8m0_half(w[0]);
             for (int j = 0; j < 16; j++) {
@@ -193,9 +222,11 @@ static float dot32(uint32_t wtype, const uint8_t *w, const mf_act32 *a, int64_t 
                 q[j + 16] = (int8_t)mf_e2m1_x2[w[1 + j] >> 4];
             }
         }
-        sum += (float)isum(q, a->qs, 32) * (dw * a->d) + m * a->s;
+        /* the canonical order (quant.h): one rounding per block step, blocks in order */
+        acc = fmaf((float)isum(q, a->qs, 32), dw * a->d, acc);
+        if (mf_simd_has_min32(wtype)) acc = fmaf(m, a->s, acc);
     }
-    return sum;
+    return acc;
 }
 
 /* K-quant codes of one super-block plus its scales: y[i] = d·sc[i/16]·q[i] - dmin·mn[i/16]
@@ -262,7 +293,7 @@ static void kcodes(uint32_t wtype, const uint8_t *b, kblock *k)
 static float dotk(uint32_t wtype, const uint8_t *w, const mf_actk *a, int64_t nb)
 {
     const mf_type_info *t = mf_type_get(wtype);
-    float sum = 0;
+    float acc = 0;
     for (int64_t b = 0; b < nb; b++, w += t->size, a++) {
         kblock k;
         kcodes(wtype, w, &k);
@@ -271,9 +302,10 @@ static float dotk(uint32_t wtype, const uint8_t *w, const mf_actk *a, int64_t nb
             dot += k.sc[s] * isum(k.q + 16 * s, a->qs + 16 * s, 16);
             mins += k.mn[s] * a->bsums[s];
         }
-        sum += k.d * a->d * (float)dot - k.dmin * a->d * (float)mins;
+        acc = fmaf((float)dot, k.d * a->d, acc);
+        if (mf_simd_k_dmin_at(wtype) >= 0) acc = fmaf(-(float)mins, k.dmin * a->d, acc);
     }
-    return sum;
+    return acc;
 }
 
 /* float weights are loaded byte-wise: a file with general.alignment 1 or 2 may place a
@@ -299,14 +331,13 @@ float mf_vec_dot_scalar(uint32_t wtype, const void *row, const void *qx, int64_t
     }
 }
 
-void mf_matmul_rows_scalar(uint32_t wtype, const void *W, int64_t n_in, int64_t r0, int64_t r1,
-                           const void *qx, size_t qx_stride, int n_tok, float *y,
-                           int64_t y_stride)
+void mf_matmul_rows_scalar(uint32_t wtype, const void *W, int64_t n_in, int64_t r0, int64_t r1, const void *qx,
+                           size_t qx_stride, int n_tok, float *y, int64_t y_stride)
 {
     size_t rb = mf_type_row_bytes(wtype, n_in);
     for (int64_t r = r0; r < r1; r++) {
         const uint8_t *row = (const uint8_t *)W + (size_t)r * rb;
-        for (int t = 0; t < n_tok; t++)  /* the row stays in cache across the tokens */
+        for (int t = 0; t < n_tok; t++) /* the row stays in cache across the tokens */
             y[t * y_stride + r] = mf_vec_dot_scalar(wtype, row, (const char *)qx + t * qx_stride, n_in);
     }
 }
@@ -333,8 +364,8 @@ float mf_vec_dot(uint32_t wtype, const void *row, const void *qx, int64_t n)
 #endif
 }
 
-void mf_matmul_rows(uint32_t wtype, const void *W, int64_t n_in, int64_t r0, int64_t r1,
-                    const void *qx, size_t qx_stride, int n_tok, float *y, int64_t y_stride)
+void mf_matmul_rows(uint32_t wtype, const void *W, int64_t n_in, int64_t r0, int64_t r1, const void *qx,
+                    size_t qx_stride, int n_tok, float *y, int64_t y_stride)
 {
 #if defined(MF_QUANT_AVX512)
     mf_matmul_rows_avx512(wtype, W, n_in, r0, r1, qx, qx_stride, n_tok, y, y_stride);

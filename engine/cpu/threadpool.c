@@ -21,20 +21,24 @@
 #endif
 
 struct mf_pool {
-    int n;                          /* threads including the caller */
+    int n; /* threads including the caller */
     pthread_t *th;
     pthread_mutex_t mu;
     pthread_cond_t wake;
-    atomic_uint gen;                /* incremented per region; workers wait for a change */
-    atomic_int next;                /* next task to claim */
-    atomic_int done;                /* workers finished with the current region */
+    atomic_uint gen; /* incremented per region; workers wait for a change */
+    atomic_int next; /* next task to claim */
+    atomic_int done; /* workers finished with the current region */
     atomic_int quit;
+    atomic_int sleepers; /* workers inside (or about to enter) the condition wait */
     mf_task_fn fn;
     void *ctx;
     int n_tasks;
 };
 
-typedef struct warg { mf_pool *p; int id; } warg;
+typedef struct warg {
+    mf_pool *p;
+    int id;
+} warg;
 
 static void work(mf_pool *p, int thread)
 {
@@ -62,9 +66,12 @@ static void *worker(void *arg)
                 else sched_yield();
                 continue;
             }
+            /* announce the sleep before the last look at gen: a region published after that
+             * look sees sleepers > 0 and signals (both sides sequentially consistent) */
             pthread_mutex_lock(&p->mu);
-            while ((g = atomic_load(&p->gen)) == seen && !atomic_load(&p->quit))
-                pthread_cond_wait(&p->wake, &p->mu);
+            atomic_fetch_add(&p->sleepers, 1);
+            while ((g = atomic_load(&p->gen)) == seen && !atomic_load(&p->quit)) pthread_cond_wait(&p->wake, &p->mu);
+            atomic_fetch_sub(&p->sleepers, 1);
             pthread_mutex_unlock(&p->mu);
             break;
         }
@@ -87,10 +94,17 @@ mf_pool *mf_pool_new(int n_threads)
     pthread_mutex_init(&p->mu, NULL);
     pthread_cond_init(&p->wake, NULL);
     p->th = calloc((size_t)n_threads, sizeof *p->th);
-    if (!p->th) { mf_pool_free(p); return NULL; }
+    if (!p->th) {
+        mf_pool_free(p);
+        return NULL;
+    }
     for (int i = 1; i < n_threads; i++) {
         warg *a = malloc(sizeof *a);
-        if (!a) { p->n = i; mf_pool_free(p); return NULL; }
+        if (!a) {
+            p->n = i;
+            mf_pool_free(p);
+            return NULL;
+        }
         a->p = p;
         a->id = i;
         if (pthread_create(&p->th[i], NULL, worker, a) != 0) {
@@ -132,11 +146,15 @@ void mf_pool_run(mf_pool *p, mf_task_fn fn, void *ctx, int n_tasks)
     p->n_tasks = n_tasks;
     atomic_store_explicit(&p->next, 0, memory_order_relaxed);
     atomic_store_explicit(&p->done, 0, memory_order_relaxed);
-    /* publish the region: the release store on gen orders fn/ctx/n_tasks before it */
-    pthread_mutex_lock(&p->mu);
-    atomic_fetch_add_explicit(&p->gen, 1, memory_order_release);
-    pthread_cond_broadcast(&p->wake);
-    pthread_mutex_unlock(&p->mu);
+    /* publish the region: the store on gen orders fn/ctx/n_tasks before it; spinning workers
+     * see it within a cache-line transfer, and only sleeping ones need the condition
+     * variable (its mutex and broadcast cost more than a decode step's small regions) */
+    atomic_fetch_add(&p->gen, 1);
+    if (atomic_load(&p->sleepers) > 0) {
+        pthread_mutex_lock(&p->mu);
+        pthread_cond_broadcast(&p->wake);
+        pthread_mutex_unlock(&p->mu);
+    }
     work(p, 0);
     for (int spins = 0; atomic_load_explicit(&p->done, memory_order_acquire) < p->n - 1; spins++) {
         if (spins < PAUSE_ITERS) cpu_relax();
