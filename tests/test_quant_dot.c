@@ -227,6 +227,42 @@ static void random_act(mf_rng *rng, int64_t n, float *x)
     }
 }
 
+/* An activation block holding NaN or inf gives NaN in every product, in every build, and the
+ * SIMD conversion writes the scalar one's bytes: such a block has no codes and a NaN or
+ * infinite scale. Before, the int8 conversion of NaN·(127/max) dropped the NaN (the scalar
+ * code: undefined behaviour; AVX2: max_ps lost a NaN that was not in the last lanes), and a
+ * NaN weight gave a finite answer (test_nonfinite). */
+static void act_nonfinite(void **state)
+{
+    (void)state;
+    const int64_t n = 512;
+    const uint32_t types[] = {MF_TYPE_Q4_0,  MF_TYPE_Q4_1, MF_TYPE_Q5_0, MF_TYPE_Q8_0,
+                              MF_TYPE_MXFP4, MF_TYPE_Q4_K, MF_TYPE_Q6_K};
+    const float bad[] = {NAN, -NAN, INFINITY, -INFINITY};
+    const int at[] = {0, 5, 31, 255, 300, 511}; /* first, middle and last lanes of blocks */
+    float x[512], w[512];
+    uint8_t q[1024];
+    mf_rng rng = {23};
+    for (size_t k = 0; k < sizeof types / sizeof types[0]; k++) {
+        random_row(types[k], &rng, n, w, q);
+        for (size_t b = 0; b < sizeof bad / sizeof bad[0]; b++)
+            for (size_t i = 0; i < sizeof at / sizeof at[0]; i++) {
+                for (int64_t j = 0; j < n; j++) x[j] = mf_rng_normal(&rng);
+                x[at[i]] = bad[b];
+                size_t ab = mf_act_bytes(types[k], n);
+                uint8_t a[2048], c[2048];
+                mf_quantize_act(types[k], x, a, n);
+                mf_quantize_act_scalar(types[k], x, c, n);
+                if (memcmp(a, c, ab))
+                    fail_msg("%s, %g at %d: activation bytes differ from the scalar conversion", tname(types[k]),
+                             bad[b], at[i]);
+                float y = mf_vec_dot(types[k], q, a, n), ys = mf_vec_dot_scalar(types[k], q, c, n);
+                if (!isnan(y) || !isnan(ys))
+                    fail_msg("%s, %g at %d: dot %g, scalar %g, expected NaN", tname(types[k]), bad[b], at[i], y, ys);
+            }
+    }
+}
+
 static const int64_t *lengths_of(uint32_t type, int *count)
 {
     static const int64_t f[] = {1, 7, 8, 33, 100, 2880, 4096};
@@ -494,10 +530,11 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(act_types_and_sizes),         cmocka_unit_test(act32_blocks),
         cmocka_unit_test(act32_rounds_with_f32_scale), cmocka_unit_test(actk_blocks),
-        cmocka_unit_test(act_simd_equals_scalar),      cmocka_unit_test(vec_dot_vs_reference),
-        cmocka_unit_test(vec_dot_edge_cases),          cmocka_unit_test(mxfp4_all_exponents),
-        cmocka_unit_test(matmul_rows_vs_reference),    cmocka_unit_test(matmul_rows_batch_tiles),
-        cmocka_unit_test(matmul_scalar_twin),          cmocka_unit_test(matmul_batch_invariant),
+        cmocka_unit_test(act_simd_equals_scalar),      cmocka_unit_test(act_nonfinite),
+        cmocka_unit_test(vec_dot_vs_reference),        cmocka_unit_test(vec_dot_edge_cases),
+        cmocka_unit_test(mxfp4_all_exponents),         cmocka_unit_test(matmul_rows_vs_reference),
+        cmocka_unit_test(matmul_rows_batch_tiles),     cmocka_unit_test(matmul_scalar_twin),
+        cmocka_unit_test(matmul_batch_invariant),
     };
     return MF_RUN("quant_dot", tests);
 }

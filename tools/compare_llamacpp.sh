@@ -18,7 +18,8 @@
 #   -d N        also tgN at context depth N: with llama-bench's -d where it has one
 #               (newer builds); otherwise minfer alone, with its default and the other KV
 #               cache type, since there is nothing to compare against
-#   --kv-f16    minfer with the binary16 KV cache (llama.cpp's default type) for every test
+#   --kv-f32    minfer with the float32 KV cache for every test (its default is binary16,
+#               llama.cpp's default type too; --kv-f16 is accepted and changes nothing)
 #   --save F    append the records to F (JSON Lines)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -31,7 +32,7 @@ case "$LB" in -h|--help) usage ;; esac
 MINFER=${MINFER:-build/minfer}
 [ -x "$MINFER" ] || { echo "compare_llamacpp: $MINFER not built (cmake --build build)" >&2; exit 2; }
 
-rounds=3 reps=3 threads=2 pp=256 tg=64 depth=0 kvf16=0 save="" files=()
+rounds=3 reps=3 threads=2 pp=256 tg=64 depth=0 kvf32=0 save="" files=()
 num() { [[ $2 =~ ^[0-9]+$ ]] || { echo "compare_llamacpp: $1 wants a number, got '$2'" >&2; exit 2; }; }
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -41,7 +42,8 @@ while [ $# -gt 0 ]; do
         -p) num -p "${2-}"; pp=$2; shift 2 ;;
         -n) num -n "${2-}"; tg=$2; shift 2 ;;
         -d) num -d "${2-}"; depth=$2; shift 2 ;;
-        --kv-f16) kvf16=1; shift ;;
+        --kv-f16) kvf32=0; shift ;;
+        --kv-f32) kvf32=1; shift ;;
         --save) save=${2-}; [ -n "$save" ] || usage; shift 2 ;;
         -h|--help) usage ;;
         -*) echo "compare_llamacpp: unknown option '$1'" >&2; exit 2 ;;
@@ -59,7 +61,7 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
 kvopt=()
-[ "$kvf16" = 1 ] && kvopt=(--kv-f16)
+[ "$kvf32" = 1 ] && kvopt=(--kv-f32)
 run_minfer() {  # file round
     local d=0
     [ "$depth" -gt 0 ] && d="0,$depth"
@@ -67,8 +69,8 @@ run_minfer() {  # file round
         >"$work/m.$2.$3.json" 2>"$work/m.$2.$3.err" || { echo "compare_llamacpp: minfer bench failed on $1:" >&2; cat "$work/m.$2.$3.err" >&2; return 1; }
     if [ "$depth" -gt 0 ] && [ "$lb_depth" = 0 ]; then
         # nothing to compare the depth test with: minfer's other KV cache type instead
-        local other=(--kv-f16)
-        [ "$kvf16" = 1 ] && other=()
+        local other=(--kv-f32)
+        [ "$kvf32" = 1 ] && other=(--kv-f16)
         "$MINFER" bench -m "$1" -p 0 -n "$tg" -d "$d" -r "$reps" -t "$threads" --device cpu "${other[@]}" --json \
             >"$work/k.$2.$3.json" 2>"$work/k.$2.$3.err" || { echo "compare_llamacpp: minfer bench failed on $1:" >&2; cat "$work/k.$2.$3.err" >&2; return 1; }
     fi
@@ -99,10 +101,10 @@ done
 cat /proc/loadavg >"$work/load.end"
 
 commit=$(git describe --always --dirty --abbrev=12 2>/dev/null || echo unknown)
-/usr/bin/python3 - "$work" "$rounds" "$reps" "$threads" "$pp" "$tg" "$depth" "$kvf16" "$lb_depth" "$commit" "$save" "$LB" "${files[@]}" <<'EOF'
+/usr/bin/python3 - "$work" "$rounds" "$reps" "$threads" "$pp" "$tg" "$depth" "$kvf32" "$lb_depth" "$commit" "$save" "$LB" "${files[@]}" <<'EOF'
 import glob, hashlib, json, os, statistics, sys, time
-(work, rounds, reps, threads, pp, tg, depth, kvf16, lb_depth, commit, save, lb), files = sys.argv[1:13], sys.argv[13:]
-rounds, reps, threads, pp, tg, depth, kvf16, lb_depth = map(int, (rounds, reps, threads, pp, tg, depth, kvf16, lb_depth))
+(work, rounds, reps, threads, pp, tg, depth, kvf32, lb_depth, commit, save, lb), files = sys.argv[1:13], sys.argv[13:]
+rounds, reps, threads, pp, tg, depth, kvf32, lb_depth = map(int, (rounds, reps, threads, pp, tg, depth, kvf32, lb_depth))
 
 def cpu():
     model, flags = "CPU", []

@@ -559,11 +559,18 @@ INLINE void tilef(const uint32_t wt, const int R, const int T, const uint8_t *w,
  * rounding mode (nearest even, as nearbyintf), the same F16C rounding of d. */
 
 /* max |x| over n floats (n a multiple of 8) */
+static const float zero_block[256];
+
 INLINE float amax8(const float *x, int n)
 {
     const __m256 nosign = _mm256_castsi256_ps(_mm256_set1_epi32(0x7FFFFFFF));
-    __m256 m = _mm256_setzero_ps();
-    for (int i = 0; i < n; i += 8) m = _mm256_max_ps(m, _mm256_and_ps(_mm256_loadu_ps(x + i), nosign));
+    __m256 m = _mm256_setzero_ps(), nan = _mm256_setzero_ps();
+    for (int i = 0; i < n; i += 8) {
+        __m256 v = _mm256_loadu_ps(x + i);
+        m = _mm256_max_ps(m, _mm256_and_ps(v, nosign));
+        nan = _mm256_or_ps(nan, _mm256_cmp_ps(v, v, _CMP_UNORD_Q));
+    }
+    if (_mm256_movemask_ps(nan)) return NAN; /* as quant_dot.c's max_abs */
     __m128 h = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
     h = _mm_max_ps(h, _mm_movehl_ps(h, h));
     h = _mm_max_ss(h, _mm_movehdup_ps(h));
@@ -596,6 +603,7 @@ void mf_quantize_act_avx2(uint32_t wtype, const float *x, void *qx, int64_t n)
             mf_actk *a = (mf_actk *)qx + b;
             float amax = amax8(xb, 256);
             float id = amax > 0 ? 127.0f / amax : 0.0f;
+            if (!isfinite(amax)) xb = zero_block; /* no codes: quant_dot.c's zero_block says why */
             for (int c = 0; c < 8; c++) {
                 /* sums of 4 in element order: lanes 0..3 are elements 0..15, 4..7 16..31 */
                 __m256i s4 = codes_of(xb + 32 * c, id, a->qs + 32 * c);
@@ -616,6 +624,7 @@ void mf_quantize_act_avx2(uint32_t wtype, const float *x, void *qx, int64_t n)
             mf_act32 *a = (mf_act32 *)qx + b;
             float amax = amax8(xb, 32);
             float d = amax / 127.0f, id = amax > 0 ? 127.0f / amax : 0.0f;
+            if (!isfinite(amax)) xb = zero_block;
             __m256i s4 = codes_of(xb, id, a->qs);
             _mm256_storeu_si256((__m256i *)a->bias, _mm256_mullo_epi32(s4, mul));
             __m128i s = _mm_add_epi32(_mm256_castsi256_si128(s4), _mm256_extracti128_si256(s4, 1));
@@ -734,9 +743,12 @@ typedef void (*ptile_fn)(const uint8_t *w, size_t rb, int h, const uint8_t *x, s
     {                                                                                                             \
         tile(1, WT, T, w, rb, h, x, xs, nb, y, ys, NULL);                                                         \
     }
-#define PTILES(name, tile, WT) \
-    PTILE(name, tile, WT, 4)   \
-    PTILE(name, tile, WT, 2) PTILE(name, tile, WT, 1) static const ptile_fn name[3] = {name##_4, name##_2, name##_1};
+/* a list of macro calls: clang-format 14 cannot lay it out */
+/* clang-format off */
+#define PTILES(name, tile, WT)                                        \
+    PTILE(name, tile, WT, 4) PTILE(name, tile, WT, 2) PTILE(name, tile, WT, 1) \
+    static const ptile_fn name[3] = {name##_4, name##_2, name##_1};
+/* clang-format on */
 
 #define PTILES_OF(name, tile, WT) PTILES(p_##name, tile, WT)
 V_TYPES(PTILES_OF)

@@ -84,10 +84,18 @@ void mf_act_dequantize(uint32_t wtype, const void *qx, float *x, int64_t n)
 static float max_abs(const float *x, int n)
 {
     float m = 0;
-    for (int i = 0; i < n; i++)
+    for (int i = 0; i < n; i++) {
+        if (x[i] != x[i]) return NAN; /* a NaN anywhere: the block is NaN (act32_block) */
         if (fabsf(x[i]) > m) m = fabsf(x[i]);
+    }
     return m;
 }
+
+/* A block holding NaN or inf has no codes: its codes are 0 and its scale is max|x| / 127,
+ * NaN or inf, so every dot product with it is NaN (0 · inf too) and the broken activation
+ * stays visible (minfer run's non-finite check) instead of an int8 conversion of NaN or
+ * inf (undefined in C; the SIMD conversion gives -128). quant_avx2.c does the same. */
+static const float zero_block[256];
 
 /* One Q8_0-style block. Codes: RNE(x · (127 / max|x|)), the f32 reciprocal llama.cpp's x86
  * code multiplies by (nearbyintf rounds to nearest even in the default rounding mode, as
@@ -97,6 +105,7 @@ static void act32_block(const float *x, mf_act32 *a, int off, int hi, int coff)
 {
     float amax = max_abs(x, 32);
     float d = amax / 127.0f, id = amax > 0 ? 127.0f / amax : 0.0f;
+    if (!isfinite(amax)) x = zero_block;
     int sum = 0;
     for (int j = 0; j < 32; j++) {
         a->qs[j] = (int8_t)nearbyintf(x[j] * id);
@@ -118,6 +127,7 @@ static void actk_block(const float *x, mf_actk *a)
 {
     float amax = max_abs(x, 256);
     float id = amax > 0 ? 127.0f / amax : 0.0f;
+    if (!isfinite(amax)) x = zero_block;
     for (int j = 0; j < 256; j++) a->qs[j] = (int8_t)nearbyintf(x[j] * id);
     a->d = amax / 127.0f;
     for (int k = 0; k < 16; k++) {
