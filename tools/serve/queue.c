@@ -436,12 +436,14 @@ void srv_queue_cancel(srv_queue *q, srv_job *j)
     pthread_mutex_unlock(&q->mu);
 }
 
-int srv_job_wait(srv_queue *q, srv_job *j, int ms, srv_piece **pieces, int *n)
+int srv_job_wait(srv_queue *q, srv_job *j, int ms, int until_done, srv_piece **pieces, int *n)
 {
     pthread_mutex_lock(&q->mu);
     double deadline = now_s() + ms * 1e-3;
-    while (j->state != SRV_DONE && !(pieces ? j->n_pieces > 0 : j->state == SRV_RUNNING) && now_s() < deadline)
+    while (j->state != SRV_DONE && now_s() < deadline) {
+        if (!until_done && (pieces ? j->n_pieces > 0 : j->state == SRV_RUNNING)) break;
         wait_until(&j->cv, &q->mu, deadline);
+    }
     if (pieces) {
         *pieces = j->pieces;
         *n = j->n_pieces;
