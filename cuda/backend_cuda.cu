@@ -5,12 +5,14 @@
  * Memory plan of a session (all device memory, sized once in state_new by memory.h's
  * mf_mem_cuda_state and checked against cudaMemGetInfo before the first allocation — one
  * error naming both numbers):
- *   KV cache        per layer K and V, [Hkv][slots][hd], binary16 or float32; slots from
- *                   mf_mem_kv_slots (ring buffer of window + max_batch − 1 on sliding layers)
+ *   KV cache        per layer K and V, [n_seq][Hkv][slots][hd]: one cache per sequence,
+ *                   binary16 or float32; slots from mf_mem_kv_slots (ring buffer of
+ *                   window + max_batch − 1 on sliding layers)
  *   RoPE tables     cos/sin [n_ctx][n_rot/2] per distinct frequency set, from
  *                   mf_rope_cos_sin on the host (double, mscale included): the CPU's numbers
- *   step params     [1 + max_batch] int32: pos0, then the step's tokens (kernels read them
- *                   here, so a captured graph is valid for every position and token)
+ *   step params     [3][max_batch] int32: the step's tokens, sequences and positions
+ *                   (kernels read them here, so a captured graph is valid for every token,
+ *                   sequence and position)
  *   attention       flash-decoding partials [nsplit][H][hd + 2]
  *   FFN / MoE       gate and up outputs; router logits, selections, grouped buffers
  *   prompt GEMM     F16 weight tile (≤ 64 MiB) and F16 activations [max_batch][widest input]
@@ -18,15 +20,22 @@
  * per-model state (mf_bmodel: one allocation and a table of device addresses by weight
  * slot), which every state on that model shares.
  *
- * A step. step_begin copies pos0 and the tokens from pinned host memory into the step
- * params (cudaMemcpyAsync; an event guards the pinned buffer against being overwritten
- * before the copy ran). For a decode step (n == 1) without no_graph: the first one starts a
- * stream capture and returns 0 — the forward pass issues its ops into the capture — and
- * step_end instantiates the graph and launches it; every later decode step launches the
- * graph and returns 1, so the forward pass issues nothing. A step begun with eager = 1 (a
- * layer hook is set: it reads x between the ops) is neither captured nor replayed; its ops
- * run as issued, and an existing graph stays valid for later steps. All launch shapes of a decode
- * step depend only on the model and the session (n_ctx), never on the position.
+ * A step. step_begin copies the rows' tokens, sequences and positions from pinned host
+ * memory into the step params (cudaMemcpyAsync; an event guards the pinned buffer against
+ * being overwritten before the copy ran), and finds the runs of rows of one sequence:
+ * attention is launched once per run, over that sequence's cache (a run of one row, a
+ * decoded token, takes the flash-decoding split). For a decode step of n rows (backend.h:
+ * one row per sequence, every row's logits) without no_graph: the first one of n rows starts
+ * a stream capture and returns 0 — the forward pass issues its ops into the capture — and
+ * step_end instantiates the graph and launches it; every later decode step of n rows
+ * launches that graph and returns 1, so the forward pass issues nothing. So there is one
+ * graph per number of sequences decoding together (at most n_seq), each captured the first
+ * time that many decode together. Steps with prompt rows run as issued (their shapes change
+ * from step to step). A step begun with eager = 1 (a layer hook is set: it reads x between
+ * the ops) is neither captured nor replayed; its ops run as issued, and existing graphs stay
+ * valid for later steps. All launch shapes of a decode step of n rows depend only on the
+ * model, the session (n_ctx) and n, never on the sequences or positions: each row's
+ * attention reads its sequence and position from the step params.
  * Launches per decoded token (TinyLlama, 22 layers): embed 1, per layer 9 (rmsnorm, qkv,
  * rope_kv, attention split + combine, wo, rmsnorm, gate/up/SwiGLU, down), final rmsnorm 1,
  * output 1: 201 kernels in one graph launch, plus the token copy and, for greedy decoding,
@@ -83,10 +92,12 @@ struct cu_state {
     float **tabs;
     int n_tabs;
     const float **rcos, **rsin;
-    /* the step */
+    /* the step: d_params/h_params [tokens | sequences | positions], max_batch each */
     int32_t *d_params, *h_params;
     cudaEvent_t params_copied;
-    int n, pos0;
+    int n;
+    int *run0, n_runs; /* [max_batch + 1] the runs of rows of one sequence: run i is rows
+                          run0[i] .. run0[i + 1] − 1 */
     /* attention */
     int chunk_full, nsplit_full, chunk_swa, nsplit_swa;
     float *part_o, *part_ml;
@@ -97,10 +108,10 @@ struct cu_state {
     int32_t *sel, *counts, *perm, *inv, *counts_host;
     /* greedy sampling */
     int32_t *d_arg, *h_arg;
-    /* CUDA graph of a decode step */
-    cudaGraph_t graph;
-    cudaGraphExec_t exec;
-    int have_graph;
+    /* CUDA graphs of decode steps, by row count: [n_seq + 1], NULL until captured */
+    cudaGraph_t *graph;
+    cudaGraphExec_t *exec;
+    int capture_n;  /* the row count being captured, 0: none */
     uint64_t bytes; /* device memory allocated (memory.h mf_mem_cuda_state) */
 };
 
@@ -124,6 +135,12 @@ mf_cu_mat mat_of(const cu_state *st, const mf_weight *w, const mf_weight *b)
     m.row_bytes = w->row_bytes;
     m.bias = vec_of(st, b);
     return m;
+}
+
+/* elements of layer l's cache of one sequence: the stride from one sequence's to the next */
+int64_t seq_stride(const cu_state *st, int l)
+{
+    return (int64_t)st->slots[l] * st->m->hp.n_kv_heads * st->m->hp.head_dim;
 }
 
 /* ------------------------------------------------------------------ buffers */
@@ -214,8 +231,13 @@ void cu_state_free(mf_backend *be, mf_bstate *bst)
     (void)be;
     cu_state *st = S(bst);
     if (!st) return;
-    if (st->exec) cudaGraphExecDestroy(st->exec);
-    if (st->graph) cudaGraphDestroy(st->graph);
+    for (int i = 0; st->exec && st->graph && i <= mf_mem_n_seq(&st->o); i++) {
+        if (st->exec[i]) cudaGraphExecDestroy(st->exec[i]);
+        if (st->graph[i]) cudaGraphDestroy(st->graph[i]);
+    }
+    free(st->exec);
+    free(st->graph);
+    free(st->run0);
     int L = st->m->hp.n_layers;
     for (int l = 0; l < L; l++) {
         if (st->kc && st->kc[l]) cudaFree(st->kc[l]);
@@ -270,13 +292,17 @@ mf_bstate *cu_state_new(mf_backend *be, mf_bmodel *bm, const mf_state_opts *o, m
     st->tabs = (float **)calloc(4, sizeof(float *));
     st->rcos = (const float **)calloc((size_t)L + 1, sizeof(float *));
     st->rsin = (const float **)calloc((size_t)L + 1, sizeof(float *));
+    st->run0 = (int *)calloc((size_t)B + 1, sizeof(int));
+    st->exec = (cudaGraphExec_t *)calloc((size_t)mf_mem_n_seq(o) + 1, sizeof(cudaGraphExec_t));
+    st->graph = (cudaGraph_t *)calloc((size_t)mf_mem_n_seq(o) + 1, sizeof(cudaGraph_t));
     float *host_tab = (float *)malloc(sizeof(float) * 2 * (size_t)o->n_ctx * (size_t)(npair ? npair : 1));
     dev_req *req = (dev_req *)calloc(2 * (size_t)L + 64, sizeof *req);
     int nreq = 0;
     size_t free_b = 0, total_b = 0;
     cudaError_t e;
     mf_mem_cuda mem;
-    if (!st->kc || !st->vc || !st->slots || !st->tabs || !st->rcos || !st->rsin || !host_tab || !req) {
+    if (!st->kc || !st->vc || !st->slots || !st->tabs || !st->rcos || !st->rsin || !st->run0 || !st->exec ||
+        !st->graph || !host_tab || !req) {
         mf_errf(err, "out of memory");
         goto fail;
     }
@@ -293,7 +319,7 @@ mf_bstate *cu_state_new(mf_backend *be, mf_bmodel *bm, const mf_state_opts *o, m
     mf_mem_cuda_state(hp, o, st->nsplit_full > st->nsplit_swa ? st->nsplit_full : st->nsplit_swa, &mem);
     for (int l = 0; l < L; l++) {
         st->slots[l] = mf_mem_kv_slots(hp, l, o->n_ctx, B);
-        size_t bytes = (size_t)mf_mem_kv_layer_bytes(hp, l, o);
+        size_t bytes = (size_t)mf_mem_kv_layer_bytes(hp, l, o) * (size_t)mf_mem_n_seq(o);
         req[nreq++] = {&st->kc[l], bytes};
         req[nreq++] = {&st->vc[l], bytes};
     }
@@ -350,8 +376,7 @@ mf_bstate *cu_state_new(mf_backend *be, mf_bmodel *bm, const mf_state_opts *o, m
             mf_cu_err(err, e, what);
             goto fail;
         }
-    if ((e = cudaHostAlloc((void **)&st->h_params, sizeof(int32_t) * (size_t)(B + 1), cudaHostAllocDefault)) !=
-            cudaSuccess ||
+    if ((e = cudaHostAlloc((void **)&st->h_params, mem.params, cudaHostAllocDefault)) != cudaSuccess ||
         (e = cudaHostAlloc((void **)&st->h_arg, sizeof(int32_t), cudaHostAllocDefault)) != cudaSuccess ||
         (hp->n_experts > 0 &&
          (e = cudaHostAlloc((void **)&st->counts_host, sizeof(int32_t) * 2 * (size_t)(hp->n_experts + 1),
@@ -366,7 +391,7 @@ mf_bstate *cu_state_new(mf_backend *be, mf_bmodel *bm, const mf_state_opts *o, m
 
     /* ---- zeroed KV cache (no slot is ever read uninitialized), RoPE tables */
     for (int l = 0; l < L; l++) {
-        size_t bytes = (size_t)mf_mem_kv_layer_bytes(hp, l, o);
+        size_t bytes = (size_t)mf_mem_kv_layer_bytes(hp, l, o) * (size_t)mf_mem_n_seq(o);
         if ((e = cudaMemset(st->kc[l], 0, bytes)) != cudaSuccess ||
             (e = cudaMemset(st->vc[l], 0, bytes)) != cudaSuccess) {
             mf_cu_err(err, e, "cudaMemset of the KV cache");
@@ -406,37 +431,50 @@ uint64_t cu_state_bytes(mf_backend *be, const mf_bstate *bst)
 
 /* ------------------------------------------------------------------ a step */
 
-int cu_step_begin(mf_backend *be, mf_bstate *bst, const int32_t *tokens, int n, int pos0, int eager)
+int cu_step_begin(mf_backend *be, mf_bstate *bst, const mf_step *s, int eager)
 {
     cu_state *st = S(bst);
     mf_cu_ctx *c = &st->c;
+    const int n = s->n, B = st->o.max_batch, n_seq = mf_mem_n_seq(&st->o);
     st->n = n;
-    st->pos0 = pos0;
+    st->n_runs = 0;
     if (c->failed) return 0;
-    if (n < 1 || n > st->o.max_batch || pos0 < 0 || (int64_t)pos0 + n > st->o.n_ctx) {
-        mf_cu_fail(c, "CUDA backend: a step of %d tokens at position %d (max_batch %d, n_ctx %d)", n, pos0,
-                   st->o.max_batch, st->o.n_ctx);
+    if (n < 1 || n > B) {
+        mf_cu_fail(c, "CUDA backend: a step of %d rows (max_batch %d)", n, B);
         return 0;
     }
+    for (int r = 0; r < n; r++) {
+        if (s->seq[r] < 0 || s->seq[r] >= n_seq || s->pos[r] < 0 || s->pos[r] >= st->o.n_ctx) {
+            mf_cu_fail(c, "CUDA backend: row %d is position %d of sequence %d (n_ctx %d, %d sequences)", r, s->pos[r],
+                       s->seq[r], st->o.n_ctx, n_seq);
+            return 0;
+        }
+        /* a run: rows of one sequence at consecutive positions (backend.h) */
+        if (!r || s->seq[r] != s->seq[r - 1]) st->run0[st->n_runs++] = r;
+    }
+    st->run0[st->n_runs] = n;
     /* the pinned buffer is reused: wait until the previous step's copy has read it */
     if (!mf_cu_check(c, cudaEventSynchronize(st->params_copied), "CUDA backend: wait for the step copy")) return 0;
-    st->h_params[0] = pos0;
-    memcpy(st->h_params + 1, tokens, sizeof(int32_t) * (size_t)n);
+    size_t bytes = sizeof(int32_t) * (size_t)n;
+    memcpy(st->h_params, s->tokens, bytes);
+    memcpy(st->h_params + B, s->seq, bytes);
+    memcpy(st->h_params + 2 * B, s->pos, bytes);
     if (!mf_cu_check(c,
-                     cudaMemcpyAsync(st->d_params, st->h_params, sizeof(int32_t) * (size_t)(n + 1),
+                     cudaMemcpyAsync(st->d_params, st->h_params, sizeof(int32_t) * 3 * (size_t)B,
                                      cudaMemcpyHostToDevice, c->stream),
                      "CUDA backend: copy of the step") ||
         !mf_cu_check(c, cudaEventRecord(st->params_copied, c->stream), "CUDA backend: cudaEventRecord"))
         return 0;
-    if (n != 1 || st->o.no_graph || eager) return 0;
-    if (st->have_graph) {
-        mf_cu_check(c, cudaGraphLaunch(st->exec, c->stream), "CUDA backend: cudaGraphLaunch");
+    if (!mf_step_is_decode(s, n_seq) || st->o.no_graph || eager) return 0;
+    if (st->exec[n]) {
+        mf_cu_check(c, cudaGraphLaunch(st->exec[n], c->stream), "CUDA backend: cudaGraphLaunch");
         return 1;
     }
     if (!mf_cu_check(c, cudaStreamBeginCapture(c->stream, cudaStreamCaptureModeThreadLocal),
                      "CUDA backend: cudaStreamBeginCapture"))
         return 0;
     c->capturing = 1;
+    st->capture_n = n;
     st->cb->capturing++;
     return 0;
 }
@@ -447,18 +485,20 @@ int cu_step_end(mf_backend *be, mf_bstate *bst, mf_err *err)
     cu_state *st = S(bst);
     mf_cu_ctx *c = &st->c;
     if (c->capturing) {
+        const int n = st->capture_n;
         cudaGraph_t g = nullptr;
         cudaError_t e = cudaStreamEndCapture(c->stream, &g);
         c->capturing = 0;
+        st->capture_n = 0;
         st->cb->capturing--;
         if (e != cudaSuccess || c->failed) {
             mf_cu_check(c, e, "CUDA backend: cudaStreamEndCapture");
             if (g) cudaGraphDestroy(g);
-        } else if (mf_cu_check(c, cudaGraphInstantiate(&st->exec, g, 0), "CUDA backend: cudaGraphInstantiate")) {
-            st->graph = g;
-            st->have_graph = 1;
-            mf_cu_check(c, cudaGraphLaunch(st->exec, c->stream), "CUDA backend: cudaGraphLaunch");
+        } else if (mf_cu_check(c, cudaGraphInstantiate(&st->exec[n], g, 0), "CUDA backend: cudaGraphInstantiate")) {
+            st->graph[n] = g;
+            mf_cu_check(c, cudaGraphLaunch(st->exec[n], c->stream), "CUDA backend: cudaGraphLaunch");
         } else {
+            st->exec[n] = nullptr;
             cudaGraphDestroy(g);
         }
     }
@@ -474,7 +514,7 @@ void cu_embed(mf_backend *be, mf_bstate *bst, const mf_weight *emb, float *x)
     (void)be;
     cu_state *st = S(bst);
     mf_cu_mat e = mat_of(st, emb, nullptr);
-    mf_cu_embed(&st->c, &e, st->d_params + 1, st->n, x);
+    mf_cu_embed(&st->c, &e, st->d_params, st->n, x);
 }
 
 void cu_rmsnorm(mf_backend *be, mf_bstate *bst, const float *x, const mf_weight *g, float eps, float *out, int rows)
@@ -516,10 +556,12 @@ void cu_rope_kv(mf_backend *be, mf_bstate *bst, int l, float *q, const float *k,
     a.vc = st->vc[l];
     a.kv_f16 = st->o.kv_f16;
     a.slots = st->slots[l];
+    a.seq_stride = seq_stride(st, l);
     a.cos_t = st->rcos[l];
     a.sin_t = st->rsin[l];
     a.n_ctx = st->o.n_ctx;
-    a.pos0 = st->d_params;
+    a.seq = st->d_params + st->o.max_batch;
+    a.pos = st->d_params + 2 * st->o.max_batch;
     a.n = st->n;
     a.H = hp->n_heads;
     a.Hkv = hp->n_kv_heads;
@@ -535,27 +577,36 @@ void cu_attention(mf_backend *be, mf_bstate *bst, int l, const mf_weight *sinks,
     cu_state *st = S(bst);
     const mf_hparams *hp = &st->m->hp;
     const mf_layer *L = &st->m->layers[l];
-    int sliding = L->sliding && hp->window > 0;
+    const int sliding = L->sliding && hp->window > 0, B = st->o.max_batch;
+    const int64_t qw = (int64_t)hp->n_heads * hp->head_dim;
     mf_cu_attn_args a;
-    a.q = q;
-    a.out = out;
     a.kc = st->kc[l];
     a.vc = st->vc[l];
     a.kv_f16 = st->o.kv_f16;
     a.slots = st->slots[l];
-    a.pos0 = st->d_params;
-    a.n = st->n;
+    a.seq_stride = seq_stride(st, l);
     a.H = hp->n_heads;
     a.Hkv = hp->n_kv_heads;
     a.hd = hp->head_dim;
     a.window = sliding ? hp->window : 0;
     a.scale = hp->attn_scale;
     a.sinks = vec_of(st, sinks);
-    a.chunk = st->n == 1 ? (sliding ? st->chunk_swa : st->chunk_full) : 0;
     a.nsplit = sliding ? st->nsplit_swa : st->nsplit_full;
     a.part_o = st->part_o;
     a.part_ml = st->part_ml;
-    mf_cu_attention(&st->c, &a);
+    /* one launch per run of rows of one sequence, over its cache; a single row (a decoded
+     * token) takes the flash-decoding split. The partials are reused from launch to launch:
+     * the stream orders them. */
+    for (int i = 0; i < st->n_runs; i++) {
+        const int r0 = st->run0[i];
+        a.n = st->run0[i + 1] - r0;
+        a.q = q + r0 * qw;
+        a.out = out + r0 * qw;
+        a.seq = st->d_params + B + r0;
+        a.pos0 = st->d_params + 2 * B + r0;
+        a.chunk = a.n == 1 ? (sliding ? st->chunk_swa : st->chunk_full) : 0;
+        mf_cu_attention(&st->c, &a);
+    }
 }
 
 void cu_ffn(mf_backend *be, mf_bstate *bst, const mf_weight *const W[3], const float *h, float *x)

@@ -111,11 +111,13 @@ void mf_cu_rmsnorm(mf_cu_ctx *c, const float *x, const float *g, float eps, floa
 typedef struct mf_cu_rope_args {
     float *q;           /* [n][H·hd], rotated in place */
     const float *k, *v; /* [n][Hkv·hd] */
-    void *kc, *vc;      /* layer cache [Hkv][slots][hd], float or binary16 */
+    void *kc, *vc;      /* layer cache [n_seq][Hkv][slots][hd], float or binary16 */
     int kv_f16, slots;
+    int64_t seq_stride;         /* elements from one sequence's cache to the next */
     const float *cos_t, *sin_t; /* [n_ctx][n_rot/2], mscale included */
     int n_ctx;
-    const int32_t *pos0; /* device: position of row 0 */
+    const int32_t *pos; /* device [n]: the position of each row */
+    const int32_t *seq; /* device [n]: the sequence of each row (its cache) */
     int n, H, Hkv, hd, n_rot, neox;
 } mf_cu_rope_args;
 void mf_cu_rope_kv(mf_cu_ctx *c, const mf_cu_rope_args *a);
@@ -125,9 +127,12 @@ void mf_cu_rope_kv(mf_cu_ctx *c, const mf_cu_rope_args *a);
 typedef struct mf_cu_attn_args {
     const float *q;      /* [n][H·hd] */
     float *out;          /* [n][H·hd] */
-    const void *kc, *vc; /* [Hkv][slots][hd] */
+    const void *kc, *vc; /* [n_seq][Hkv][slots][hd] */
     int kv_f16, slots;
-    const int32_t *pos0; /* device */
+    int64_t seq_stride;  /* elements from one sequence's cache to the next */
+    const int32_t *pos0; /* device: the position of row 0; the n rows are consecutive
+                            positions of one sequence */
+    const int32_t *seq;  /* device: that sequence (its cache: kc + seq·seq_stride) */
     int n, H, Hkv, hd;
     int window; /* 0: full causal; else keys with p − t < window */
     float scale;

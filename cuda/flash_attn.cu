@@ -1,7 +1,9 @@
 /* flash_attn.cu — causal grouped-query attention over the KV cache in one fused kernel:
  * softmax(q·Kᵀ·scale + mask)·V with the online softmax, never materializing the scores.
  *
- *   for query row r (position p = pos0 + r), head j, KV head g = j / (H/Hkv):
+ *   for query row r (position p = pos0 + r), head j, KV head g = j / (H/Hkv), over the cache
+ *   of the rows' sequence (one launch covers rows of one sequence: backend_cuda.cu launches
+ *   once per run of rows of a sequence in a step of several):
  *     visible keys t: t <= p, and on sliding layers p − t < window
  *     s_t = (q_j · k_t)·scale;  with a sink S_j: M = max(max s_t, S_j),
  *     Z = Σ e^(s_t − M) + e^(S_j − M);  o_j = Σ e^(s_t − M)/Z · v_t
@@ -79,8 +81,9 @@ __global__ void __launch_bounds__(FA_WARPS *MF_WARP) flash_attn_kernel(const mf_
     const int G = a.H / a.Hkv, g = blockIdx.z;
     const int64_t nq = (int64_t)a.n * G; /* query vectors of KV head g */
     const int64_t f0 = mf_cu_attn_tile(a.chunk, blockIdx.x, blockIdx.y, gridDim.y) * FA_QB;
-    if (f0 >= nq) return; /* a fold's spare block (whole block: no barrier skipped) */
-    const KT *K = (const KT *)a.kc, *V = (const KT *)a.vc;
+    if (f0 >= nq) return;                              /* a fold's spare block (whole block: no barrier skipped) */
+    const int64_t so = (int64_t)*a.seq * a.seq_stride; /* the sequence's cache */
+    const KT *K = (const KT *)a.kc + so, *V = (const KT *)a.vc + so;
 
     /* the positions this block's rows span, and the keys they can see */
     const int p0 = *a.pos0;

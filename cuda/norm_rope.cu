@@ -7,9 +7,10 @@
  *   row: strided partial sums, warp shuffles, then 8 warp sums through shared memory.
  *   Traffic: the row read twice (the second time from L1/L2), written once.
  *
- * rope_kv_kernel: for row r at position p = pos0 + r (pos0 read from device memory):
- *   every head of q rotated in place, every head of k rotated into the cache slot p % slots
- *   of this layer, v copied there, as float32 or binary16 (round to nearest even).
+ * rope_kv_kernel: for row r at position p = pos[r] of sequence s = seq[r] (both read from
+ *   device memory): every head of q rotated in place, every head of k rotated into slot
+ *   p % slots of sequence s's cache of this layer, v copied there, as float32 or binary16
+ *   (round to nearest even).
  *   Pair i of a head is (u[2i], u[2i+1]) (llama) or (u[i], u[i + n_rot/2]) (NeoX, gpt-oss);
  *   u' = (a·c − b·s, a·s + b·c) with c, s from the session's table [n_ctx][n_rot/2], which
  *   the host filled with mf_rope_cos_sin() — cos/sin in double, mscale (YaRN) included —
@@ -18,7 +19,7 @@
  *   One 128-thread block per row; fusing the cache write saves writing the rotated k back
  *   and reading it again. Traffic per row: q read+written, k and v read, k and v written
  *   to the cache, the row's cos/sin (n_rot floats) read.
- *   Cache layout [Hkv][slots][hd]: a KV head's keys are contiguous, so the attention
+ *   Cache layout [n_seq][Hkv][slots][hd]: a KV head's keys are contiguous, so the attention
  *   kernels load a tile of keys as one contiguous block.
  */
 #include "ctx.cuh"
@@ -58,11 +59,14 @@ __device__ __forceinline__ void store_kv(void *cache, int64_t i, float v, int f1
 __global__ void rope_kv_kernel(const mf_cu_rope_args a)
 {
     const int r = blockIdx.x;
-    const int p = *a.pos0 + r;
+    const int p = a.pos[r];
     if (p < 0 || p >= a.n_ctx) return; /* the session checks the context; never index past the table */
     const int npair = a.n_rot / 2;
     const float *cs = a.cos_t + (int64_t)p * npair, *sn = a.sin_t + (int64_t)p * npair;
     const int64_t slot = p % a.slots;
+    /* the row's sequence's cache */
+    const int64_t so = (int64_t)a.seq[r] * a.seq_stride * (a.kv_f16 ? 2 : 4);
+    void *kc = (char *)a.kc + so, *vc = (char *)a.vc + so;
 
     for (int idx = threadIdx.x; idx < a.H * npair; idx += blockDim.x) {
         int j = idx / npair, i = idx % npair, ia, ib;
@@ -77,17 +81,17 @@ __global__ void rope_kv_kernel(const mf_cu_rope_args a)
         float x = u[ia], y = u[ib];
         mf_rope_pair(&x, &y, cs[i], sn[i]);
         int64_t base = ((int64_t)g * a.slots + slot) * a.hd;
-        store_kv(a.kc, base + ia, x, a.kv_f16);
-        store_kv(a.kc, base + ib, y, a.kv_f16);
+        store_kv(kc, base + ia, x, a.kv_f16);
+        store_kv(kc, base + ib, y, a.kv_f16);
     }
     const int rest = a.hd - a.n_rot;
     for (int idx = threadIdx.x; idx < a.Hkv * rest; idx += blockDim.x) {
         int g = idx / rest, i = a.n_rot + idx % rest;
-        store_kv(a.kc, ((int64_t)g * a.slots + slot) * a.hd + i, a.k[((int64_t)r * a.Hkv + g) * a.hd + i], a.kv_f16);
+        store_kv(kc, ((int64_t)g * a.slots + slot) * a.hd + i, a.k[((int64_t)r * a.Hkv + g) * a.hd + i], a.kv_f16);
     }
     for (int idx = threadIdx.x; idx < a.Hkv * a.hd; idx += blockDim.x) {
         int g = idx / a.hd, i = idx % a.hd;
-        store_kv(a.vc, ((int64_t)g * a.slots + slot) * a.hd + i, a.v[(int64_t)r * a.Hkv * a.hd + idx], a.kv_f16);
+        store_kv(vc, ((int64_t)g * a.slots + slot) * a.hd + i, a.v[(int64_t)r * a.Hkv * a.hd + idx], a.kv_f16);
     }
 }
 

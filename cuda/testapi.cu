@@ -185,8 +185,16 @@ extern "C" int mf_cuda_test_rope_kv(mf_cuda_test *t, const mf_cuda_test_rope *a,
     arena A(&t->c);
     size_t qb = sizeof(float) * (size_t)a->n * (size_t)a->H * (size_t)a->hd;
     size_t kb = sizeof(float) * (size_t)a->n * (size_t)a->Hkv * (size_t)a->hd;
-    size_t cb = (a->kv_f16 ? 2 : 4) * (size_t)a->Hkv * (size_t)a->slots * (size_t)a->hd;
+    const int n_seq = a->n_seq > 1 ? a->n_seq : 1;
+    const int64_t stride = (int64_t)a->Hkv * a->slots * a->hd;
+    size_t cb = (a->kv_f16 ? 2 : 4) * (size_t)n_seq * (size_t)stride;
     size_t tb = sizeof(float) * (size_t)a->n_ctx * (size_t)(a->n_rot / 2);
+    int32_t *pos = (int32_t *)malloc(sizeof(int32_t) * 2 * (size_t)a->n), *seq = pos + a->n;
+    if (!pos) return mf_errf(err, "out of memory");
+    for (int i = 0; i < a->n; i++) {
+        pos[i] = a->pos ? a->pos[i] : a->pos0 + i;
+        seq[i] = a->seq ? a->seq[i] : 0;
+    }
     mf_cu_rope_args r;
     r.q = (float *)A.up(a->q, qb);
     r.k = (const float *)A.up(a->k, kb);
@@ -195,9 +203,12 @@ extern "C" int mf_cuda_test_rope_kv(mf_cuda_test *t, const mf_cuda_test_rope *a,
     r.vc = A.up(a->vc, cb);
     r.cos_t = (const float *)A.up(a->cos_t, tb);
     r.sin_t = (const float *)A.up(a->sin_t, tb);
-    r.pos0 = (const int32_t *)A.up(&a->pos0, sizeof(int32_t));
+    r.pos = (const int32_t *)A.up(pos, sizeof(int32_t) * (size_t)a->n);
+    r.seq = (const int32_t *)A.up(seq, sizeof(int32_t) * (size_t)a->n);
+    free(pos);
     r.kv_f16 = a->kv_f16;
     r.slots = a->slots;
+    r.seq_stride = stride;
     r.n_ctx = a->n_ctx;
     r.n = a->n;
     r.H = a->H;
@@ -219,7 +230,8 @@ extern "C" int mf_cuda_test_attention(mf_cuda_test *t, const mf_cuda_test_attn *
     if (mf_cu_attn_configure(a->hd, a->kv_f16, t->c.smem_optin, err)) return -1;
     arena A(&t->c);
     size_t qb = sizeof(float) * (size_t)a->n * (size_t)a->H * (size_t)a->hd;
-    size_t cb = (a->kv_f16 ? 2 : 4) * (size_t)a->Hkv * (size_t)a->slots * (size_t)a->hd;
+    const int64_t stride = (int64_t)a->Hkv * a->slots * a->hd;
+    size_t cb = (a->kv_f16 ? 2 : 4) * (size_t)(a->n_seq > 1 ? a->n_seq : 1) * (size_t)stride;
     mf_cu_attn_args r;
     r.q = (const float *)A.up(a->q, qb);
     r.out = (float *)A.poison(qb);
@@ -228,6 +240,8 @@ extern "C" int mf_cuda_test_attention(mf_cuda_test *t, const mf_cuda_test_attn *
     r.kv_f16 = a->kv_f16;
     r.slots = a->slots;
     r.pos0 = (const int32_t *)A.up(&a->pos0, sizeof(int32_t));
+    r.seq = (const int32_t *)A.up(&a->seq, sizeof(int32_t));
+    r.seq_stride = stride;
     r.n = a->n;
     r.H = a->H;
     r.Hkv = a->Hkv;

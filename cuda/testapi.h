@@ -43,8 +43,9 @@ int mf_cuda_test_embed(mf_cuda_test *t, const mf_cuda_test_mat *emb, const int32
 int mf_cuda_test_rmsnorm(mf_cuda_test *t, const float *x, const float *g, float eps, int rows, int d, float *out,
                          mf_err *err);
 
-/* RoPE + cache write for n rows at pos0: q [n][H·hd] rotated in place; the caches
- * [Hkv][slots][hd] (float, or binary16 bits when kv_f16) are uploaded, written, downloaded */
+/* RoPE + cache write for n rows, row r at position pos[r] of sequence seq[r] (pos NULL:
+ * pos0 + r; seq NULL: 0): q [n][H·hd] rotated in place; the caches [n_seq][Hkv][slots][hd]
+ * (float, or binary16 bits when kv_f16; n_seq <= 1: one) are uploaded, written, downloaded */
 typedef struct mf_cuda_test_rope {
     float *q;
     const float *k, *v;
@@ -52,12 +53,15 @@ typedef struct mf_cuda_test_rope {
     int kv_f16, slots;
     const float *cos_t, *sin_t; /* [n_ctx][n_rot/2] */
     int n_ctx, pos0, n, H, Hkv, hd, n_rot, neox;
+    int n_seq;
+    const int32_t *pos, *seq;
 } mf_cuda_test_rope;
 int mf_cuda_test_rope_kv(mf_cuda_test *t, const mf_cuda_test_rope *a, mf_err *err);
 
-/* attention of n query rows at pos0 over caches [Hkv][slots][hd] (float or binary16 bits);
- * split = 1 (n == 1): the flash-decoding launch with the split of a context of n_ctx
- * positions (window-sized on sliding layers), as the backend makes it */
+/* attention of n query rows at pos0 of sequence seq over caches [n_seq][Hkv][slots][hd]
+ * (float or binary16 bits; n_seq <= 1: one); split = 1 (n == 1): the flash-decoding launch
+ * with the split of a context of n_ctx positions (window-sized on sliding layers), as the
+ * backend makes it */
 typedef struct mf_cuda_test_attn {
     const float *q;
     const void *kc, *vc;
@@ -67,6 +71,7 @@ typedef struct mf_cuda_test_attn {
     const float *sinks; /* [H] or NULL */
     int split;
     float *out; /* [n][H·hd] */
+    int n_seq, seq;
 } mf_cuda_test_attn;
 int mf_cuda_test_attention(mf_cuda_test *t, const mf_cuda_test_attn *a, mf_err *err);
 

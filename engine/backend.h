@@ -31,14 +31,29 @@
  * the ops that use per-layer session state that is not a weight: rope_kv and attention
  * (that layer's KV cache, its RoPE table, whether it slides).
  *
- * A step. step_begin() stages the tokens and the position of the first (pos0) of a step of
- * n tokens (n <= max_batch), then the forward pass issues the ops, then step_end(). A backend
- * may capture the op sequence of a decode step (n == 1) once and replay it: step_begin()
- * then returns 1 and the forward pass issues nothing (CUDA graphs). Ops that depend on the
- * position (embed, rope_kv, attention) take it from the staged step, so a captured sequence
- * stays valid for every position. A step begun with eager = 1 is neither captured nor
- * replayed: its ops run as issued, so the host may read buffers between them (the layer
- * hook of mf_session_set_hook, which a replay would skip and a capture would refuse).
+ * A step (mf_step). step_begin() stages the step's n rows (n <= max_batch): row r is token
+ * tokens[r] of sequence seq[r] (< n_seq: each sequence has its own KV cache) at position
+ * pos[r]; then the forward pass issues the ops, then step_end(). Rows of different sequences
+ * share the step — the decode tokens of some, prompt chunks of others — and every op but
+ * rope_kv and attention treats the rows alike, so each weight is read once for all of them.
+ * The rows of one sequence are consecutive in the step, at consecutive positions, at most
+ * max_batch of them, and every earlier position of that sequence is in its cache: the
+ * sliding-window ring is sized for that (memory.h mf_mem_kv_slots). rope_kv writes each row
+ * into its own sequence's cache at its own position, and attention runs each row over its
+ * own sequence's cache, so a row never sees another sequence's keys. The logits are computed
+ * for the n_out rows out[] (ascending; logits row i belongs to step row out[i]).
+ *
+ * Graphs. A *decode step* is a step whose rows all belong to different sequences and all
+ * want logits (n <= n_seq, out[i] = i): one token per sequence, as when every sequence of a
+ * batch is generating; with one sequence it is the single-token step. A backend may capture
+ * the op sequence of a decode step of n rows once and replay it for every later decode step
+ * of n rows: step_begin() then returns 1 and the forward pass issues nothing (CUDA graphs,
+ * one per n). Ops that depend on the rows (embed, rope_kv, attention) read tokens, sequences
+ * and positions from the staged step, so a captured sequence stays valid whichever
+ * sequences the rows belong to and at whatever positions. A step begun with eager = 1 is
+ * neither captured nor replayed: its ops run as issued, so the host may read buffers between
+ * them (the layer hook of mf_session_set_hook, which a replay would skip and a capture would
+ * refuse).
  */
 #ifndef MF_BACKEND_H
 #define MF_BACKEND_H
@@ -56,13 +71,35 @@ typedef struct mf_bstate mf_bstate; /* per-session state (state_new), opaque, ba
 /* Progress of a long step, for a driver's progress line: `done` of `total` bytes. */
 typedef void (*mf_progress_fn)(void *user, uint64_t done, uint64_t total);
 
+/* One step's rows (see the top of this file). The arrays stay valid until step_end. */
+typedef struct mf_step {
+    int n;                 /* rows */
+    const int32_t *tokens; /* [n] */
+    const int32_t *seq;    /* [n] the sequence of each row */
+    const int32_t *pos;    /* [n] the position of each row in its sequence */
+    int n_out;             /* rows whose logits are computed */
+    const int32_t *out;    /* [n_out] those rows, ascending */
+} mf_step;
+
+/* Whether s is a decode step (see the top of this file): one row per sequence, every row's
+ * logits. The rows of one sequence are adjacent, so distinct neighbours mean distinct
+ * sequences. */
+static inline int mf_step_is_decode(const mf_step *s, int n_seq)
+{
+    if (s->n < 1 || s->n > n_seq || s->n_out != s->n) return 0;
+    for (int i = 0; i < s->n; i++)
+        if (s->out[i] != i || (i && s->seq[i] == s->seq[i - 1])) return 0;
+    return 1;
+}
+
 /* Sees the float input of a matrix product: `rows` rows of W->ne[0] values, for matrix
  * `matrix` of W (the expert of a stacked expert tensor, else 0). */
 typedef void (*mf_matmul_observer)(void *user, const mf_weight *W, int matrix, const float *x, int rows);
 
 typedef struct mf_state_opts {
-    int n_ctx;     /* positions the KV cache holds */
-    int max_batch; /* most tokens in one step */
+    int n_ctx;     /* positions each sequence's KV cache holds */
+    int max_batch; /* most rows (tokens) in one step */
+    int n_seq;     /* sequences, each with its own KV cache (<= 1: one) */
     int kv_f16;    /* 1: KV cache in binary16, 0: float32 */
     int no_graph;  /* 1: never capture/replay (debug hooks, `minfer check`) */
     int no_pack;   /* CPU: 1 keeps the weights in the file's layout only (no packed
@@ -100,7 +137,7 @@ struct mf_backend {
     int (*read)(mf_backend *be, const float *buf, size_t n, float *host, mf_err *err);
 
     /* ---- a step ---- */
-    int (*step_begin)(mf_backend *be, mf_bstate *st, const int32_t *tokens, int n, int pos0, int eager);
+    int (*step_begin)(mf_backend *be, mf_bstate *st, const mf_step *s, int eager);
     int (*step_end)(mf_backend *be, mf_bstate *st, mf_err *err);
 
     /* ---- operations (n rows = tokens of the step unless an explicit count is given) ---- */
@@ -116,9 +153,10 @@ struct mf_backend {
      * layer, matrices of one input width (a bias may be absent) */
     void (*qkv)(mf_backend *be, mf_bstate *st, const mf_weight *const W[3], const mf_weight *const b[3], const float *h,
                 float *q, float *k, float *v);
-    /* RoPE on q and k at the step's positions, then append k and v to layer l's cache */
+    /* RoPE on q and k at each row's position, then k and v of each row into layer l's cache
+     * of the row's sequence, at the row's position */
     void (*rope_kv)(mf_backend *be, mf_bstate *st, int l, float *q, const float *k, const float *v);
-    /* causal GQA attention of layer l for the step's queries over its cache (sliding window
+    /* causal GQA attention of layer l for each row's query over its sequence's cache (sliding window
      * when the layer slides; sinks: per-head sink logits or absent):
      * out[r] = concat over heads of softmax(q k^T * scale) v (docs/forward.md §2) */
     void (*attention)(mf_backend *be, mf_bstate *st, int l, const mf_weight *sinks, const float *q, float *out);

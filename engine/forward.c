@@ -1,7 +1,10 @@
 /* forward.c — the fast forward pass, written once against the backend contract.
  *
- * One step processes n tokens at positions pos0 .. pos0+n-1 (a prompt batch, or n = 1 when
- * generating). The sequence of operations is the Llama / gpt-oss block of docs/forward.md §2
+ * One step processes n rows, each a token of some sequence at some position (a prompt
+ * batch, one token when generating, or both for several sequences at once: backend.h
+ * mf_step). Every line below treats the rows alike — each weight is read once for all of
+ * them — except the cache write and attention, where each row uses its own sequence's
+ * cache at its own position. The sequence of operations is the Llama / gpt-oss block of docs/forward.md §2
  * (docs/forward.md §2, docs/moe.md §1):
  *
  *   x = embed(tokens)
@@ -20,20 +23,20 @@
  */
 #include "forward.h"
 
-int mf_forward_step(const mf_forward *f, const int32_t *tokens, int n, int pos0, int all_logits, mf_err *err)
+int mf_forward_step(const mf_forward *f, const mf_step *s, mf_err *err)
 {
     mf_backend *be = f->be;
     mf_bstate *st = f->st;
     const mf_model *m = f->m;
     const mf_hparams *hp = &m->hp;
     const mf_fwd_bufs *b = &f->buf;
-    int d = hp->n_embd;
+    int d = hp->n_embd, n = s->n;
 
     /* a backend that captured this step's shape replays it and issues nothing here; a layer
      * hook reads x between the ops, so with a hook the step runs eagerly (never replayed) */
     mf_err hook_err;
     int hook_rc = 0;
-    if (!be->step_begin(be, st, tokens, n, pos0, f->hook != NULL)) {
+    if (!be->step_begin(be, st, s, f->hook != NULL)) {
         be->embed(be, st, &m->tok_embd, b->x);
         if (f->hook) hook_rc = f->hook(f->hook_user, -1, n, &hook_err);
         for (int l = 0; l < hp->n_layers; l++) {
@@ -56,10 +59,13 @@ int mf_forward_step(const mf_forward *f, const int32_t *tokens, int n, int pos0,
             }
             if (f->hook && !hook_rc) hook_rc = f->hook(f->hook_user, l, n, &hook_err);
         }
-        /* logits of every row, or of the last only (all that generation needs) */
-        int r0 = all_logits ? 0 : n - 1;
-        be->rmsnorm(be, st, b->x + (size_t)r0 * d, &m->output_norm, hp->eps, b->h, n - r0);
-        be->matmul(be, st, &m->output, NULL, b->h, b->logits, n - r0, 0);
+        /* logits of the rows asked for (the last row of each sequence that samples next, or
+         * every row): their normed rows side by side in h, a run of adjacent rows at once */
+        for (int i = 0, j; i < s->n_out; i = j) {
+            for (j = i + 1; j < s->n_out && s->out[j] == s->out[j - 1] + 1;) j++;
+            be->rmsnorm(be, st, b->x + (size_t)s->out[i] * d, &m->output_norm, hp->eps, b->h + (size_t)i * d, j - i);
+        }
+        if (s->n_out) be->matmul(be, st, &m->output, NULL, b->h, b->logits, s->n_out, 0);
     }
     if (be->step_end(be, st, err)) return -1;
     if (hook_rc) return mf_errf(err, "layer hook: %s", hook_err.msg);

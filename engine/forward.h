@@ -1,5 +1,5 @@
 /* forward.h — one step of the fast forward pass (forward.c), and everything it works with,
- * handed over in one small struct: the model, the backend and its state for this sequence,
+ * handed over in one small struct: the model, the backend and its state for the sequences,
  * the activation buffers, and an optional hook after each layer. The forward pass knows
  * nothing of sessions (session.c makes this struct for every step).
  */
@@ -32,8 +32,9 @@ typedef struct mf_forward {
     void *hook_user;
 } mf_forward;
 
-/* One step of n tokens (n <= max_batch) at positions pos0 .. pos0 + n - 1. all_logits: logits
- * for every row (n rows of buf.logits), else only for the last (row 0). */
-int mf_forward_step(const mf_forward *f, const int32_t *tokens, int n, int pos0, int all_logits, mf_err *err);
+/* One step (backend.h mf_step): n <= max_batch rows, each a token of some sequence at some
+ * position; the logits of the rows s->out[0 .. n_out) land in rows 0 .. n_out of
+ * buf.logits. */
+int mf_forward_step(const mf_forward *f, const mf_step *s, mf_err *err);
 
 #endif

@@ -145,19 +145,20 @@ uint64_t mf_mem_cpu_kv_layer_bytes(const mf_hparams *hp, int l, const mf_state_o
 
 /* ---------------------------------------------------------------- the session's buffers */
 
-int mf_mem_logits_rows(const mf_hparams *hp, int max_batch)
+int mf_mem_logits_rows(const mf_hparams *hp, int max_batch, int n_seq)
 {
     int64_t rows = (int64_t)(MF_MEM_LOGITS_CAP / (4 * (uint64_t)hp->n_vocab));
+    if (rows < n_seq) rows = n_seq;
     return rows < 1 ? 1 : rows > max_batch ? max_batch : (int)rows;
 }
 
-void mf_mem_acts_of(const mf_hparams *hp, int max_batch, mf_mem_acts *a)
+void mf_mem_acts_of(const mf_hparams *hp, int max_batch, int n_seq, mf_mem_acts *a)
 {
     size_t B = (size_t)max_batch, qw = (size_t)hp->n_heads * hp->head_dim, kw = (size_t)hp->n_kv_heads * hp->head_dim;
     a->x = a->h = B * (size_t)hp->n_embd;
     a->q = a->attn_out = B * qw;
     a->k = a->v = B * kw;
-    a->logits = (size_t)mf_mem_logits_rows(hp, max_batch) * (size_t)hp->n_vocab;
+    a->logits = (size_t)mf_mem_logits_rows(hp, max_batch, n_seq) * (size_t)hp->n_vocab;
     uint64_t floats = (uint64_t)a->x + a->h + a->q + a->attn_out + a->k + a->v;
     a->bytes = mf_add_sat(mf_mul_sat(4, floats), mf_mul_sat(4, a->logits));
 }
@@ -211,7 +212,7 @@ void mf_mem_cpu_state(const mf_hparams *hp, const mf_state_opts *o, int n_thread
     size_t F = (size_t)max64(hp->n_ff, hp->n_ff_exp), half = (size_t)hp->n_rot / 2;
     int64_t max_in, max_out;
     widest(hp, &max_in, &max_out);
-    out->tokens = 4 * B;
+    out->rows = 4 * B;
     out->krow = 4 * T * (size_t)hp->n_kv_heads * (size_t)hp->head_dim;
     /* an activation row in the widest block format: at most 4 bytes per element plus the
      * scales, one per token of a step, rounded up to whole cache lines for the SIMD kernels */
@@ -228,9 +229,9 @@ void mf_mem_cpu_state(const mf_hparams *hp, const mf_state_opts *o, int n_thread
         out->ex_acc = 4 * K * d;
     }
     out->rope_table = 4 * (size_t)o->n_ctx * half;
-    uint64_t kv = 0;
-    for (int l = 0; l < hp->n_layers; l++) kv = mf_add_sat(kv, 2 * mf_mem_cpu_kv_layer_bytes(hp, l, o));
-    uint64_t scratch = (uint64_t)out->tokens + out->krow + out->qx + out->tmp + 2 * (uint64_t)out->ff + out->scores +
+    uint64_t kv = 0, S = (uint64_t)mf_mem_n_seq(o);
+    for (int l = 0; l < hp->n_layers; l++) kv = mf_add_sat(kv, mf_mul_sat(2 * S, mf_mem_cpu_kv_layer_bytes(hp, l, o)));
+    uint64_t scratch = 3 * (uint64_t)out->rows + out->krow + out->qx + out->tmp + 2 * (uint64_t)out->ff + out->scores +
                        out->deq + out->router + 4 * (uint64_t)out->sel + 2 * (uint64_t)out->ex_io + out->ex_acc;
     state_sum(&out->sum, kv, 2 * (uint64_t)mf_mem_rope_tables(hp) * out->rope_table, scratch);
 }
@@ -246,7 +247,7 @@ void mf_mem_cuda_state(const mf_hparams *hp, const mf_state_opts *o, int nsplit,
     memset(out, 0, sizeof *out);
     size_t B = (size_t)o->max_batch, H = (size_t)hp->n_heads, hd = (size_t)hp->head_dim, d = (size_t)hp->n_embd;
     size_t npair = (size_t)hp->n_rot / 2;
-    out->params = 4 * (B + 1);
+    out->params = 4 * 3 * B;
     out->arg = 4;
     out->part_o = 4 * (size_t)nsplit * H * hd;
     out->part_ml = 4 * 2 * (size_t)nsplit * H;
@@ -270,9 +271,9 @@ void mf_mem_cuda_state(const mf_hparams *hp, const mf_state_opts *o, int nsplit,
     }
     /* a table of no pairs still gets one float per position (a zero-sized cudaMalloc) */
     out->rope_table = 4 * (size_t)o->n_ctx * (npair ? npair : 1);
-    out->pinned = 4 * (B + 1) + 4 + (hp->n_experts > 0 ? 4 * 2 * (uint64_t)(hp->n_experts + 1) : 0);
-    uint64_t kv = 0;
-    for (int l = 0; l < hp->n_layers; l++) kv = mf_add_sat(kv, 2 * mf_mem_kv_layer_bytes(hp, l, o));
+    out->pinned = 4 * 3 * B + 4 + (hp->n_experts > 0 ? 4 * 2 * (uint64_t)(hp->n_experts + 1) : 0);
+    uint64_t kv = 0, S = (uint64_t)mf_mem_n_seq(o);
+    for (int l = 0; l < hp->n_layers; l++) kv = mf_add_sat(kv, mf_mul_sat(2 * S, mf_mem_kv_layer_bytes(hp, l, o)));
     uint64_t scratch = (uint64_t)out->params + out->arg + out->part_o + out->part_ml + 2 * (uint64_t)out->ff +
                        out->logits + 4 * (uint64_t)out->sel + 2 * (uint64_t)out->eg + 2 * (uint64_t)out->hg +
                        out->counts + out->wh + out->xh;

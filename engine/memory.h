@@ -4,11 +4,12 @@
  *
  *   weights        the tensors of the file (mapped by the CPU; uploaded once, 256-byte
  *                  aligned, by the GPU: mf_mem_device_weights)
- *   KV cache       per layer K and V of 2 · Hkv · hd · e bytes per slot (e = 4 for float32, 2
- *                  for binary16). A full-attention layer has one slot per position of the
- *                  context; a sliding-window layer a ring of min(n_ctx, W + max_batch − 1)
- *                  slots (mf_mem_kv_slots says why), so with max_batch = 1 the same function
- *                  gives what a context of n_ctx holds and what one decoded token reads
+ *   KV cache       per sequence and layer K and V of 2 · Hkv · hd · e bytes per slot (e = 4
+ *                  for float32, 2 for binary16). A full-attention layer has one slot per
+ *                  position of the context; a sliding-window layer a ring of
+ *                  min(n_ctx, W + max_batch − 1) slots (mf_mem_kv_slots says why), so with
+ *                  max_batch = 1 the same function gives what a context of n_ctx holds and
+ *                  what one decoded token reads. A state of n_seq sequences has n_seq caches
  *   session        the activation buffers forward.c passes between the ops (x, h, q, k, v,
  *                  attn_out: max_batch rows each) and the logits (mf_mem_logits_rows rows)
  *   backend state  what each backend's state_new allocates beside them: the KV cache, the
@@ -98,18 +99,20 @@ uint64_t mf_mem_kv_bytes(const mf_hparams *hp, int64_t n_ctx, int max_batch, int
 
 /* ---------------------------------------------------------------- the session's buffers */
 
-/* Rows of logits a session keeps for a batch: all max_batch rows while they fit in
- * MF_MEM_LOGITS_CAP, at least one. */
-int mf_mem_logits_rows(const mf_hparams *hp, int max_batch);
+/* Rows of logits a session keeps for a step: all max_batch rows while they fit in
+ * MF_MEM_LOGITS_CAP, and at least one per sequence (n_seq; a step of several sequences wants
+ * the last row of each), never more than max_batch. */
+int mf_mem_logits_rows(const mf_hparams *hp, int max_batch, int n_seq);
 
 /* The activation buffers of a session (session.c, read by forward.c), in floats: x and h
  * [max_batch][d], q and attn_out [max_batch][H·hd], k and v [max_batch][Hkv·hd], logits
- * [logits_rows][V]. */
+ * [logits_rows][V] (mf_mem_logits_rows of n_seq sequences). Rows of different sequences
+ * share them: they do not grow with n_seq. */
 typedef struct mf_mem_acts {
     size_t x, h, q, k, v, attn_out, logits;
     uint64_t bytes; /* all of them */
 } mf_mem_acts;
-void mf_mem_acts_of(const mf_hparams *hp, int max_batch, mf_mem_acts *a);
+void mf_mem_acts_of(const mf_hparams *hp, int max_batch, int n_seq, mf_mem_acts *a);
 
 /* ---------------------------------------------------------------- RoPE tables */
 
@@ -120,6 +123,9 @@ int mf_mem_rope_table(const mf_hparams *hp, int l);
 int mf_mem_rope_tables(const mf_hparams *hp);
 
 /* ---------------------------------------------------------------- backend states */
+
+/* Sequences of a state (mf_state_opts.n_seq <= 1 means one). */
+static inline int mf_mem_n_seq(const mf_state_opts *o) { return o->n_seq > 1 ? o->n_seq : 1; }
 
 /* The three parts of a state, for reports and memory checks. */
 typedef struct mf_mem_state {
@@ -132,7 +138,7 @@ typedef struct mf_mem_state {
  * and its per-layer pointer arrays) is not counted. */
 typedef struct mf_mem_cpu {
     mf_mem_state sum;
-    size_t tokens; /* the step's tokens */
+    size_t rows;   /* each of the step's tokens, sequences and positions */
     size_t krow;   /* one rotated key row per thread */
     size_t qx;     /* converted activations, max_batch rows (whole cache lines) */
     size_t tmp;    /* kernel results, per thread two blocks of MF_CPU_TOK_BLOCK tokens x 16 */
@@ -145,10 +151,11 @@ typedef struct mf_mem_cpu {
     size_t rope_table; /* each of cos and sin of one table */
 } mf_mem_cpu;
 void mf_mem_cpu_state(const mf_hparams *hp, const mf_state_opts *o, int n_threads, mf_mem_cpu *out);
-/* bytes of layer l's K (or V) cache */
+/* bytes of layer l's K (or V) cache of one sequence; a state allocates o->n_seq of them */
 uint64_t mf_mem_kv_layer_bytes(const mf_hparams *hp, int l, const mf_state_opts *o);
 /* The CPU's cache: layer l's slots (mf_mem_kv_slots rounded up to whole K tiles of
- * MF_KV_TILE slots, the layout of engine/cpu/attention.c) and the bytes of its K (or V). */
+ * MF_KV_TILE slots, the layout of engine/cpu/attention.c) and the bytes of its K (or V) of
+ * one sequence (a state allocates o->n_seq of them). */
 int mf_mem_cpu_kv_slots(const mf_hparams *hp, int l, const mf_state_opts *o);
 uint64_t mf_mem_cpu_kv_layer_bytes(const mf_hparams *hp, int l, const mf_state_opts *o);
 
@@ -158,7 +165,7 @@ uint64_t mf_mem_cpu_kv_layer_bytes(const mf_hparams *hp, int l, const mf_state_o
  * device makes). */
 typedef struct mf_mem_cuda {
     mf_mem_state sum;       /* device memory */
-    size_t params, arg;     /* the step (pos0 and tokens), the argmax result */
+    size_t params, arg;     /* the step (tokens, sequences, positions), the argmax result */
     size_t part_o, part_ml; /* flash-decoding partials */
     size_t ff;              /* each of the dense FFN gate and up outputs */
     /* MoE (0 without experts): router logits; each of sel, selw, perm, inv; each of the

@@ -26,6 +26,7 @@
 #include "backend.h"
 #include "chat.h"
 #include "err.h"
+#include "generate.h"
 #include "gguf.h"
 #include "model.h"
 #include "sampler.h"
@@ -37,9 +38,11 @@
 typedef struct mf_session_opts {
     const char *device;      /* "auto" (default: cuda when a GPU is present), "cpu", "cuda" */
     int n_threads;           /* CPU threads, <= 0: one per core */
-    int n_ctx;               /* KV cache positions; <= 0: the model's training context,
-                                capped at 4096 */
-    int max_batch;           /* tokens per forward step during prompt processing (512) */
+    int n_ctx;               /* KV cache positions (of each sequence); <= 0: the model's
+                                training context, capped at 4096 */
+    int max_batch;           /* tokens (rows) per forward step (512) */
+    int n_seq;               /* sequences, each with its own KV cache and position, that
+                                steps may evaluate together (<= 0: 1; mf_session_step) */
     int kv_f16;              /* 1: binary16 KV cache, 0: float32, -1 (default): the
                                 default of model.h (binary16) */
     int no_graph;            /* 1: no CUDA graph capture */
@@ -89,7 +92,22 @@ int mf_session_pos(const mf_session *s);
 /* 1 when the session's KV cache is binary16, 0 for float32 (the default resolved). */
 int mf_session_kv_f16(const mf_session *s);
 int mf_session_n_ctx(const mf_session *s);
+const mf_model *mf_session_model(const mf_session *s);
 void mf_session_reset(mf_session *s);
+/* Prefix reuse (docs/generate.md §5). The ids of the tokens the cache holds, in order:
+ * mf_session_pos(s) of them, valid until the session changes. */
+const int32_t *mf_session_tokens(const mf_session *s);
+/* How many leading tokens of toks[0..n) the cache can keep: their common prefix with
+ * mf_session_tokens — or 0 when a sliding-window layer's ring no longer holds the keys that
+ * evaluating from the end of that prefix would need (the caller then evaluates from the
+ * start). */
+int mf_session_reusable(const mf_session *s, const int32_t *toks, int n);
+/* Keep the first n tokens of the cache (0 <= n <= pos): the next eval continues at position
+ * n. -1 with err for an n out of range or one mf_session_reusable would not give. */
+int mf_session_truncate(mf_session *s, int n, mf_err *err);
+/* 1 when the logits of the cache's last token are available (an eval ended there; not
+ * after a truncation, a reset, or a step of other sequences). */
+int mf_session_has_logits(const mf_session *s);
 const mf_backend *mf_session_backend(const mf_session *s);
 /* A one-line note about the device choice (e.g. "no CUDA device (...); using the CPU"),
  * NULL when there is nothing to say. */
@@ -99,7 +117,50 @@ void mf_session_set_hook(mf_session *s, mf_layer_hook hook, void *user);
  * (backend.h observe; fn NULL stops). -1 with a message on a backend without it (CUDA). */
 int mf_session_observe(mf_session *s, mf_matmul_observer fn, void *user, mf_err *err);
 
+/* ---- several sequences in one session (mf_session_opts.n_seq; docs/batching.md) ----
+ * Each sequence has its own KV cache (n_ctx positions) and position; one step evaluates
+ * tokens of several of them together — the decode token of some, a prompt chunk of others —
+ * reading each weight once for all rows. The functions above work on sequence 0
+ * (mf_session_reset: on all of them). */
+
+/* The next tokens of one sequence, at its current position on. */
+typedef struct mf_seq_chunk {
+    int seq;               /* 0 .. n_seq − 1; each sequence at most once per step */
+    const int32_t *tokens; /* n >= 1 of them */
+    int n;
+    int logits; /* 1: compute the logits of the last one (mf_session_seq_logits/argmax) */
+} mf_seq_chunk;
+
+/* One forward step over the chunks (at most max_batch tokens in all). Errors (nothing is
+ * evaluated): a sequence out of range or given twice, a token outside the vocabulary, a
+ * chunk that overflows its sequence's context (both lengths in the message), too many
+ * tokens for one step. Afterwards the logits of the chunks that asked for them are
+ * available until the next step (or eval). */
+int mf_session_step(mf_session *s, const mf_seq_chunk *chunks, int n_chunks, mf_err *err);
+/* The logits of sequence seq's last token of the last step (it asked for them): the
+ * session's host copy, valid until the next call of this function or the next step; NULL
+ * with err when it has none. */
+float *mf_session_seq_logits(mf_session *s, int seq, mf_err *err);
+/* The argmax of them, computed where they live; -1 when one is not finite, -2 when the
+ * sequence has no logits from the last step. */
+int32_t mf_session_seq_argmax(mf_session *s, int seq);
+int mf_session_n_seq(const mf_session *s);
+int mf_session_max_batch(const mf_session *s);
+/* The tokens sequence seq's cache holds (mf_session_seq_pos of them), valid until its next
+ * step, keep or reset. */
+const int32_t *mf_session_seq_tokens(const mf_session *s, int seq);
+int mf_session_seq_pos(const mf_session *s, int seq);
+/* mf_session_reusable and mf_session_truncate for sequence seq. */
+int mf_session_seq_reusable(const mf_session *s, int seq, const int32_t *toks, int n);
+int mf_session_seq_truncate(mf_session *s, int seq, int n, mf_err *err);
+/* mf_session_explain_nonfinite for sequence seq: its last n tokens are evaluated again,
+ * alone. Always -1. */
+int mf_session_seq_explain_nonfinite(mf_session *s, int seq, int n, mf_err *err);
+
 /* Peak resident memory of this process in bytes (for the driver's statistics). */
 uint64_t mf_peak_rss(void);
+
+/* several generations decoded together over a session of several sequences */
+#include "batch.h"
 
 #endif

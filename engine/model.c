@@ -509,8 +509,8 @@ uint64_t mf_model_macs_per_token(const mf_model *m)
         for (int i = 0; i < MF_LAYER_N_TENSORS && !m->layers[l].skip; i++) {
             if (mf_layer_tensors[i].kind == MF_W_VECTOR) continue;
             uint64_t e = elements(mf_layer_weight(&m->layers[l], i));
-            /* a stack of experts: k of its E matrices per token */
-            if (mf_tensor_per_expert(&mf_layer_tensors[i]))
+            /* a stack of experts: k of its E matrices per token (absent without experts) */
+            if (mf_tensor_per_expert(&mf_layer_tensors[i]) && hp->n_experts > 0)
                 e = e / (uint64_t)hp->n_experts * (uint64_t)hp->n_experts_used;
             macs += e;
         }

@@ -70,7 +70,7 @@ uint64_t mf_plan_scratch_bytes(const mf_plan_model *pm, int64_t n_ctx, int batch
 {
     mf_mem_state st = plan_state(pm, n_ctx, batch, 4, cuda, threads);
     mf_mem_acts a;
-    mf_mem_acts_of(&pm->hp, batch < n_ctx ? batch : (int)n_ctx, &a);
+    mf_mem_acts_of(&pm->hp, batch < n_ctx ? batch : (int)n_ctx, 1, &a);
     return mf_add_sat(mf_add_sat(st.rope, st.scratch), a.bytes);
 }
 

@@ -79,7 +79,8 @@ static void reference(const mf_session *s, int l, int g, const float *q, double 
     const mf_bstate *st = s->bst;
     const mf_hparams *hp = &s->m->hp;
     const mf_layer *L = &s->m->layers[l];
-    int grp = hp->n_heads / hp->n_kv_heads, hd = hp->head_dim, p = st->pos0;
+    int grp = hp->n_heads / hp->n_kv_heads, hd = hp->head_dim, p = st->pos[0];
+    const uint8_t *kc = mf_cpu_kv(st, 0, st->seq[0], l), *vc = mf_cpu_kv(st, 1, st->seq[0], l);
     int t_lo = L->sliding && p - hp->window + 1 > 0 ? p - hp->window + 1 : 0;
     for (int h = 0; h < grp; h++) {
         int span = p - t_lo + 1;
@@ -90,8 +91,7 @@ static void reference(const mf_session *s, int l, int g, const float *q, double 
             for (int k = 0; k < hd; k++) {
                 size_t at = (((size_t)g * (st->slots[l] / MF_KV_TILE) + slot / MF_KV_TILE) * hd + k) * MF_KV_TILE +
                             slot % MF_KV_TILE;
-                float kv =
-                    st->o.kv_f16 ? mf_fp16_to_f32(((const uint16_t *)st->kc[l])[at]) : ((const float *)st->kc[l])[at];
+                float kv = st->o.kv_f16 ? mf_fp16_to_f32(((const uint16_t *)kc)[at]) : ((const float *)kc)[at];
                 d += (double)q[h * hd + k] * kv;
             }
             sc[i] = d * hp->attn_scale;
@@ -105,8 +105,7 @@ static void reference(const mf_session *s, int l, int g, const float *q, double 
             double o = 0;
             for (int i = 0; i < span; i++) {
                 size_t at = ((size_t)g * st->slots[l] + (size_t)((t_lo + i) % st->slots[l])) * hd + k;
-                float v =
-                    st->o.kv_f16 ? mf_fp16_to_f32(((const uint16_t *)st->vc[l])[at]) : ((const float *)st->vc[l])[at];
+                float v = st->o.kv_f16 ? mf_fp16_to_f32(((const uint16_t *)vc)[at]) : ((const float *)vc)[at];
                 o += sc[i] / Z * v;
             }
             out[h * hd + k] = o;

@@ -156,6 +156,14 @@ static rig open_rig(fake *f, int n_ctx, int max_batch)
     return r;
 }
 
+/* a step of one token of sequence 0 at position p */
+static void begin1(rig *r, int32_t tok, int32_t p)
+{
+    int32_t seq = 0, out = 0;
+    mf_step s = {.n = 1, .tokens = &tok, .seq = &seq, .pos = &p, .n_out = 1, .out = &out};
+    r->be->step_begin(r->be, r->st, &s, 0);
+}
+
 static void close_rig(rig *r)
 {
     r->be->state_free(r->be, r->st);
@@ -175,7 +183,7 @@ static void attend(fake *f, rig *r, int layer, int n_steps, float (*kval)(int), 
     for (int p = 0; p < n_steps; p++) {
         for (int i = 0; i < H * HD; i++) q[i] = qhead[i % HD];
         for (int i = 0; i < HKV * HD; i++) k[i] = kval(p), v[i] = vval(p);
-        r->be->step_begin(r->be, r->st, &tok, 1, p, 0);
+        begin1(r, tok, p);
         r->be->rope_kv(r->be, r->st, layer, q, k, v);
         r->be->attention(r->be, r->st, layer, &f->m.layers[layer].sinks, q, out_all);
     }
@@ -298,7 +306,7 @@ static void run_moe(fake *f, const float *h, float *x)
     rig r = open_rig(f, 8, 1);
     int32_t tok = 0;
     for (int i = 0; i < D; i++) x[i] = 0;
-    r.be->step_begin(r.be, r.st, &tok, 1, 0, 0);
+    begin1(&r, tok, 0);
     const mf_layer *L = &f->m.layers[0];
     const mf_weight *w[3] = {&L->gate_exps, &L->up_exps, &L->down_exps};
     const mf_weight *b[3] = {&L->gate_exps_b, &L->up_exps_b, &L->down_exps_b};

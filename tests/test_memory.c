@@ -2,7 +2,8 @@
  * worked out by hand.
  *   - the CPU backend's state allocates exactly mf_mem_cpu_state's bytes (state_bytes counts
  *     every buffer it allocates), for llama and gpt-oss (sliding rings, MoE scratch, two
- *     RoPE tables), several contexts, batches, cache types and thread counts;
+ *     RoPE tables), several contexts, batches, cache types, thread counts and numbers of
+ *     sequences (one KV cache each: S times the cache of one, the rest shared);
  *   - KV slots and bytes by hand: full layers n_ctx, sliding ones min(n_ctx, W + B - 1), and
  *     with a batch of 1 what a context holds;
  *   - the session's memory check is the backend's and counts what it allocates: a context
@@ -50,12 +51,12 @@ static mf_model *make_model(const char *name, const char *const *extra) { return
 /* gpt-oss tiny with a RoPE base of its own on the sliding layers: two tables */
 static const mf_key_edit SWA_BASE = {"gpt-oss.rope.freq_base_swa", MF_GGUF_F32, 0, 10000.0f, NULL};
 
-static void expect_cpu_state(mf_model *m, int n_ctx, int max_batch, int kv_f16, int threads)
+static void expect_cpu_state(mf_model *m, int n_ctx, int max_batch, int kv_f16, int threads, int n_seq)
 {
     mf_err err;
     mf_backend *be = mf_backend_cpu_new(threads, &err);
     if (!be) fail_msg("%s", err.msg);
-    mf_state_opts o = {.n_ctx = n_ctx, .max_batch = max_batch, .kv_f16 = kv_f16};
+    mf_state_opts o = {.n_ctx = n_ctx, .max_batch = max_batch, .kv_f16 = kv_f16, .n_seq = n_seq};
     mf_bmodel *bm = be->prepare(be, m, NULL, NULL, &err);
     if (!bm) fail_msg("%s", err.msg);
     mf_bstate *st = be->state_new(be, bm, &o, &err);
@@ -64,18 +65,27 @@ static void expect_cpu_state(mf_model *m, int n_ctx, int max_batch, int kv_f16, 
     mf_mem_cpu_state(&m->hp, &o, threads, &mem);
     uint64_t got = be->state_bytes(be, st);
     if (got != mem.sum.total)
-        fail_msg("%s, ctx %d, batch %d, kv_f16 %d, %d threads: the state allocated %llu bytes, memory.h says %llu",
-                 m->hp.arch_name, n_ctx, max_batch, kv_f16, threads, (unsigned long long)got,
+        fail_msg("%s, ctx %d, batch %d, kv_f16 %d, %d threads, %d sequences: the state allocated %llu bytes, "
+                 "memory.h says %llu",
+                 m->hp.arch_name, n_ctx, max_batch, kv_f16, threads, n_seq, (unsigned long long)got,
                  (unsigned long long)mem.sum.total);
     assert_int_equal(mem.sum.total, mem.sum.kv + mem.sum.rope + mem.sum.scratch);
+    int S = n_seq > 1 ? n_seq : 1;
     /* the cache by hand: each layer's slots (a ring on sliding layers) rounded up to whole K
-     * tiles of 16 (engine/cpu/attention.c), K and V of Hkv x hd elements each */
+     * tiles of 16 (engine/cpu/attention.c), K and V of Hkv x hd elements each, per sequence */
     uint64_t kv = 0;
     for (int l = 0; l < m->hp.n_layers; l++) {
         uint64_t slots = ((uint64_t)mf_mem_kv_slots(&m->hp, l, n_ctx, max_batch) + 15) / 16 * 16;
         kv += 2 * slots * (uint64_t)m->hp.n_kv_heads * (uint64_t)m->hp.head_dim * (kv_f16 ? 2u : 4u);
     }
-    assert_int_equal(mem.sum.kv, kv);
+    assert_int_equal(mem.sum.kv, (uint64_t)S * kv);
+    /* everything but the caches is shared by the sequences */
+    mf_state_opts one = o;
+    one.n_seq = 1;
+    mf_mem_cpu mem1;
+    mf_mem_cpu_state(&m->hp, &one, threads, &mem1);
+    assert_int_equal(mem.sum.scratch, mem1.sum.scratch);
+    assert_int_equal(mem.sum.rope, mem1.sum.rope);
     be->state_free(be, st);
     be->unprepare(be, bm);
     be->free(be);
@@ -91,9 +101,11 @@ static void cpu_state_is_predicted(void **state)
     mf_model *ms[] = {make_model("mem-llama.gguf", llama), make_model_edited("mem-oss.gguf", oss, &SWA_BASE),
                       make_model("mem-oss1.gguf", oss)};
     for (int i = 0; i < 3; i++) {
-        expect_cpu_state(ms[i], 64, 1, 0, 1);
-        expect_cpu_state(ms[i], 100, 17, 1, 3);
-        expect_cpu_state(ms[i], 256, 256, 0, 2);
+        expect_cpu_state(ms[i], 64, 1, 0, 1, 0);
+        expect_cpu_state(ms[i], 100, 17, 1, 3, 1);
+        expect_cpu_state(ms[i], 256, 256, 0, 2, 1);
+        expect_cpu_state(ms[i], 100, 17, 0, 2, 4);
+        expect_cpu_state(ms[i], 64, 16, 1, 1, 16);
         mf_model_free(ms[i]);
     }
 }
@@ -157,7 +169,7 @@ static void session_refused_by_backend_check(void **state)
 /* The CUDA formula of gpt-oss tiny (d 128, 4 heads of 16, 2 KV heads, 4 experts top-2 of
  * width 96, vocab 384 as mkmodel sizes its synthetic vocabulary: checked below) at ctx 100,
  * batch 17, float32 cache, 3 flash-decoding splits:
- *   step 4 x 18 = 72, argmax 4, partials 4 x 3 x 4 x 16 = 768 and 4 x 2 x 3 x 4 = 96
+ *   step (tokens, sequences, positions) 3 x 4 x 17 = 204, argmax 4, partials 4 x 3 x 4 x 16 = 768 and 4 x 2 x 3 x 4 = 96
  *   MoE, K = 17 x 2 = 34: router logits 4 x 17 x 4 = 272; sel, selw, perm, inv 4 x 136 =
  *     544; gate/up outputs 2 x 4 x 34 x 96 = 26112; gathered in/out 2 x 4 x 34 x 128 =
  *     34816; counts 4 x 2 x 5 = 40
@@ -174,7 +186,7 @@ static void cuda_formula_by_hand(void **state)
     mf_state_opts o = {.n_ctx = 100, .max_batch = 17, .kv_f16 = 0};
     mf_mem_cuda c;
     mf_mem_cuda_state(hp, &o, 3, &c);
-    assert_int_equal(c.params, 72);
+    assert_int_equal(c.params, 204);
     assert_int_equal(c.arg, 4);
     assert_int_equal(c.part_o, 768);
     assert_int_equal(c.part_ml, 96);
@@ -188,10 +200,18 @@ static void cuda_formula_by_hand(void **state)
     assert_int_equal(c.xh, 4352);
     assert_int_equal(c.sum.rope, 12800);
     assert_int_equal(c.sum.kv, 63488);
-    uint64_t scratch = 72 + 4 + 768 + 96 + 272 + 544 + 26112 + 34816 + 40 + 2 * 128 * (uint64_t)V + 4352;
+    uint64_t scratch = 204 + 4 + 768 + 96 + 272 + 544 + 26112 + 34816 + 40 + 2 * 128 * (uint64_t)V + 4352;
     assert_int_equal(c.sum.scratch, scratch);
     assert_int_equal(c.sum.total, 63488 + 12800 + scratch);
-    assert_int_equal(c.pinned, 72 + 4 + 40);
+    assert_int_equal(c.pinned, 204 + 4 + 40);
+    /* 3 sequences: three caches, nothing else grows */
+    o.n_seq = 3;
+    mf_mem_cuda c3;
+    mf_mem_cuda_state(hp, &o, 3, &c3);
+    assert_int_equal(c3.sum.kv, 3 * 63488);
+    assert_int_equal(c3.sum.scratch, scratch);
+    assert_int_equal(c3.sum.rope, 12800);
+    o.n_seq = 0;
     /* below 16 rows and without experts there is no F16 scratch */
     const char *llama[] = {"--arch", "llama", NULL};
     mf_model *l = make_model("mem-cuda-llama.gguf", llama);

@@ -139,15 +139,16 @@ static const char *write_moe(const char *name)
  *                 logits: rows min(512, 64 MiB / (4*512) = 32768) = 512: 4*512*512 = 1048576
  *                                                                      = 1703936
  *     RoPE        cos and sin, 2048 x 4 pairs, one table: 2*4*2048*4  = 65536
- *     CPU state   tokens 4*512 = 2048, krow 4*32 = 128 (per thread), qx one row per token
- *                 512*(4*172 + 256) = 483328, tmp (per thread two blocks of 64 tokens x 16)
- *                 4*2*64*16 = 8192, FFN gate and up 2*4*512*172 = 704512, scores
- *                 4*2*2048 = 16384, dequantized tile 4*64*172 = 44032  = 1258624
- *     CPU total                                                        = 3028096
- *     CUDA state  step 4*513 = 2052, argmax 4, partials (64 splits of 32 keys at most)
+ *     CPU state   step (tokens, sequences, positions) 3*4*512 = 6144, krow 4*32 = 128 (per
+ *                 thread), qx one row per token 512*(4*172 + 256) = 483328, tmp (per thread
+ *                 two blocks of 64 tokens x 16) 4*2*64*16 = 8192, FFN gate and up
+ *                 2*4*512*172 = 704512, scores 4*2*2048 = 16384, dequantized tile
+ *                 4*64*172 = 44032                                     = 1262720
+ *     CPU total                                                        = 3032192
+ *     CUDA state  step 3*4*512 = 6144, argmax 4, partials (64 splits of 32 keys at most)
  *                 4*64*8*8 = 16384 and 4*2*64*8 = 4096, FFN 704512, F16 tile 2*(output
- *                 64*512 = 32768) = 65536 and activations 2*512*172 = 176128 = 968712
- *     CUDA total                                                       = 2738184 */
+ *                 64*512 = 32768) = 65536 and activations 2*512*172 = 176128 = 972804
+ *     CUDA total                                                       = 2742276 */
 static void dense_stories(void **state)
 {
     (void)state;
@@ -170,8 +171,8 @@ static void dense_stories(void **state)
     assert_int_equal(mf_mem_kv_bytes(&pm.hp, 2048, 1, 4), 2048 * 1280);
     /* no window: the allocation is the full context on every layer */
     assert_int_equal(mf_mem_kv_bytes(&pm.hp, 2048, MF_PLAN_BATCH, 4), 2048 * 1280);
-    assert_int_equal(mf_plan_scratch_bytes(&pm, 2048, MF_PLAN_BATCH, 0, 1), 3028096);
-    assert_int_equal(mf_plan_scratch_bytes(&pm, 2048, MF_PLAN_BATCH, 1, 0), 2738184);
+    assert_int_equal(mf_plan_scratch_bytes(&pm, 2048, MF_PLAN_BATCH, 0, 1), 3032192);
+    assert_int_equal(mf_plan_scratch_bytes(&pm, 2048, MF_PLAN_BATCH, 1, 0), 2742276);
 
     /* the loaded model counts the same weights */
     mf_err err;
@@ -291,18 +292,18 @@ static void sliding_window(void **state)
  *   session     x, h, q, attn_out 512*64 floats, k, v 512*32: 4*163840 = 655360; logits
  *               rows min(512, 67108864 / 1024) = 512: 4*512*256 = 524288     = 1179648
  *   RoPE        2*4*1024*8                                                   = 65536
- *   CPU state   tokens 2048, krow 128, qx 512*(4*64 + 256) = 262144, tmp 4*2*64*16 = 8192,
+ *   CPU state   step 6144, krow 128, qx 512*(4*64 + 256) = 262144, tmp 4*2*64*16 = 8192,
  *               gate/up 2*4*512*32 = 131072, scores 4*2*1024 = 8192, tile 4*64*64 =
  *               16384; MoE (K = 512*2 = 1024 selections): router 4*512*8 = 16384,
  *               sel, selw, ex_tok, ex_slot 4*4*1024 = 16384, ex_in, ex_out 2*4*512*64
- *               = 262144, ex_acc 4*1024*64 = 262144                           = 985216
- *   CPU total                                                                 = 2230400
- *   CUDA state  step 2052, argmax 4, partials (32 splits) 4*32*4*16 = 8192 and 4*2*32*4 =
+ *               = 262144, ex_acc 4*1024*64 = 262144                           = 989312
+ *   CPU total                                                                 = 2234496
+ *   CUDA state  step 6144, argmax 4, partials (32 splits) 4*32*4*16 = 8192 and 4*2*32*4 =
  *               1024; MoE: logits 16384, sel, selw, perm, inv 16384, gate/up outputs
  *               2*4*1024*32 = 262144, gathered in/out 2*4*1024*64 = 524288, counts
  *               4*2*9 = 72; F16 tile 2*16384 (output 64*256) = 32768, activations
- *               2*512*64 = 65536                                              = 928848
- *   CUDA total                                                                = 2174032 */
+ *               2*512*64 = 65536                                              = 932940
+ *   CUDA total                                                                = 2178124 */
 static void scratch_moe(void **state)
 {
     (void)state;
@@ -311,8 +312,8 @@ static void scratch_moe(void **state)
     read_plan(path, &pm);
     assert_int_equal(pm.rope_tables, 1);
     assert_int_equal(pm.largest_matrix, 16384);
-    assert_int_equal(mf_plan_scratch_bytes(&pm, 1024, MF_PLAN_BATCH, 0, 1), 2230400);
-    assert_int_equal(mf_plan_scratch_bytes(&pm, 1024, MF_PLAN_BATCH, 1, 0), 2174032);
+    assert_int_equal(mf_plan_scratch_bytes(&pm, 1024, MF_PLAN_BATCH, 0, 1), 2234496);
+    assert_int_equal(mf_plan_scratch_bytes(&pm, 1024, MF_PLAN_BATCH, 1, 0), 2178124);
     unlink(path);
 }
 
@@ -408,8 +409,8 @@ static void device_table(void **state)
  *     its state): per layer and slot 2 x 2 x 16 x 2 = 128 B; sliding layers keep
  *     min(1024, 4 + 511) = 515 slots rounded up to whole K tiles of 16 = 528, full ones
  *     1024: 128 x (2 x 528 + 2 x 1024) = 397312
- *   scratch: 2230400 (scratch_moe: the CPU backend's state, one thread)
- *   needs = 208128 + 397312 + 2230400 = 2835840
+ *   scratch: 2234496 (scratch_moe: the CPU backend's state, one thread)
+ *   needs = 208128 + 397312 + 2234496 = 2839936
  *   KV read at ctx 1024, f16: 128 x (2 x 4 + 2 x 1024) = 263168
  *   bound at 100 GB/s: ctx 0 = 1e11 / 106308 = 940663.01..., ctx 1024 = 1e11 / 369476
  * A memory of exactly `needs` fits with 0 spare; one byte less does not (spare -1).
@@ -420,15 +421,15 @@ static void fit_and_bound(void **state)
     const char *path = write_moe("fit.gguf");
     mf_plan_model pm;
     read_plan(path, &pm);
-    mf_plan_device d = {"custom", MF_PLAN_CUSTOM, 2835840, 0, 100.0, NULL, 0};
+    mf_plan_device d = {"custom", MF_PLAN_CUSTOM, 2839936, 0, 100.0, NULL, 0};
     mf_plan_fit f;
     mf_plan_evaluate(&pm, &d, 1024, 0, &f);
     assert_int_equal(f.kv_elem, 2);
     assert_int_equal(f.weights, 208128);
     assert_int_equal(f.kv, 397312);
-    assert_int_equal(f.scratch, 2230400);
-    assert_int_equal(f.need, 2835840);
-    assert_int_equal(f.usable, 2835840);
+    assert_int_equal(f.scratch, 2234496);
+    assert_int_equal(f.need, 2839936);
+    assert_int_equal(f.usable, 2839936);
     assert_true(f.fits);
     assert_int_equal(f.spare, 0);
     assert_int_equal(f.bytes_ctx0, 106308);
@@ -436,16 +437,16 @@ static void fit_and_bound(void **state)
     expect_near(f.tok_s_ctx0, 1e11 / 106308.0, "tok/s at ctx 0");
     expect_near(f.tok_s_ctx, 1e11 / 369476.0, "tok/s at ctx 1024");
 
-    d.mem_bytes = 2835839;
+    d.mem_bytes = 2839935;
     mf_plan_evaluate(&pm, &d, 1024, 0, &f);
     assert_false(f.fits);
     assert_int_equal(f.spare, -1);
 
     /* a GiB of headroom: fits at needs + 1 GiB, not one byte below (with the CUDA backend's
-     * state the scratch is 2174032, scratch_moe: needs 208128 + 393984 + 2174032) */
-    mf_plan_device g = {"gpu", MF_PLAN_CUDA, 2776144 + PLAN_GPU_HEADROOM, PLAN_GPU_HEADROOM, 100.0, "X", 0};
+     * state the scratch is 2178124, scratch_moe: needs 208128 + 393984 + 2178124) */
+    mf_plan_device g = {"gpu", MF_PLAN_CUDA, 2780236 + PLAN_GPU_HEADROOM, PLAN_GPU_HEADROOM, 100.0, "X", 0};
     mf_plan_evaluate(&pm, &g, 1024, 0, &f);
-    assert_int_equal(f.scratch, 2174032);
+    assert_int_equal(f.scratch, 2178124);
     assert_true(f.fits);
     assert_int_equal(f.spare, 0);
     g.mem_bytes -= 1;
@@ -740,11 +741,11 @@ static void cli_stories(void **state)
                     "KV cache   1.28 KB per position in float32, 640 B in binary16 (5 layers x 2 x 4 KV heads x 8)");
     expect_contains(r.out, "at context 2048: 2.62 MB float32, 1.31 MB binary16");
     /* the CPU's scratch has per-thread parts: one thread per core of this machine
-     * (dense_stories: 3028096 with one, 68736 more per thread (krow, tmp, scores, tile)) */
+     * (dense_stories: 3032192 with one, 68736 more per thread (krow, tmp, scores, tile)) */
     int threads = plan_host_device(0.0).threads;
     char scratch_line[96];
     snprintf(scratch_line, sizeof scratch_line, "scratch    %.2f MB on the CPU, 2.74 MB with CUDA",
-             (3028096 + 68736.0 * (threads - 1)) / 1e6);
+             (3032192 + 68736.0 * (threads - 1)) / 1e6);
     expect_contains(r.out, scratch_line);
     expect_contains(r.out, "context    2048 (default");
     /* every row of the table, this CPU last; a 1 MB model fits everywhere */
@@ -779,12 +780,12 @@ static void cli_stories(void **state)
     expect_json_u64(r.out, "weight_bytes", 1171200);
     expect_json_u64(r.out, "total", 1040384);
     expect_json_u64(r.out, "at_ctx_f16", 2048 * 640);
-    expect_json_u64(r.out, "cpu", 3028096 + 68736ull * (uint64_t)(plan_host_device(0.0).threads - 1));
+    expect_json_u64(r.out, "cpu", 3032192 + 68736ull * (uint64_t)(plan_host_device(0.0).threads - 1));
     expect_contains(r.out, "\"name\":\"H100 SXM 80GB\",\"kind\":\"cuda\"");
     expect_contains(r.out, "\"fits\":true");
     expect_json_u64(r.out, "kv_bytes", 2048 * 640);
-    expect_json_u64(r.out, "scratch_bytes", 2738184);
-    expect_json_u64(r.out, "need_bytes", 1171200 + 2048 * 640 + 2738184);
+    expect_json_u64(r.out, "scratch_bytes", 2742276);
+    expect_json_u64(r.out, "need_bytes", 1171200 + 2048 * 640 + 2742276);
     /* printed with 3 decimals: compare to half a unit of the last place */
     double bound = 3350e9 / (1040384.0 + 40960.0);
     assert_true(fabs(json_number(r.out, "tok_s_ctx0") - 3350e9 / 1040384.0) <= 5e-4);
@@ -932,17 +933,17 @@ static const char *write_20b_header(const char *name)
  *       = 4*7,667,712 = 30,670,848; logits rows floor(67108864 / 804352) = 83:
  *       4*83*201088 = 66,761,216                                    = 97,432,064
  *     RoPE 2*4*131072*32 (one table)                                = 33,554,432
- *     CUDA state: step 2052, argmax 4; partials for 131072 / 32 = 4096 splits (the most
+ *     CUDA state: step 6144, argmax 4; partials for 131072 / 32 = 4096 splits (the most
  *       any card makes): 4*4096*64*64 = 67,108,864 and 4*2*4096*64 = 2,097,152; MoE with
  *       K = 512*4 = 2048 selections: logits 4*512*32 = 65,536, sel/selw/perm/inv
  *       4*4*2048 = 32,768, gate/up outputs 2*4*2048*2880 = 47,185,920, gathered in/out
  *       the same 47,185,920, counts 4*2*33 = 264; F16 tile 2*32 Mi = 67,108,864 and
- *       activations 2*512*4096 = 4,194,304                          = 234,981,648
- *                                                                   -> 365,968,144
- *   needs = 12,096,558,336 + 3,236,929,536 + 365,968,144 = 15,699,456,016
- *   H100 SXM: usable 79 GiB = 84,825,604,096: fits, spare 69,126,148,080
+ *       activations 2*512*4096 = 4,194,304                          = 234,985,740
+ *                                                                   -> 365,972,236
+ *   needs = 12,096,558,336 + 3,236,929,536 + 365,972,236 = 15,699,460,108
+ *   H100 SXM: usable 79 GiB = 84,825,604,096: fits, spare 69,126,143,988
  *     bound at ctx 0: 3350e9 / 2,574,705,396; at 131072: 3350e9 / 5,799,076,596
- *   RTX 3060 12GB: usable 11 GiB = 11,811,160,064: short by 3,888,295,952 */
+ *   RTX 3060 12GB: usable 11 GiB = 11,811,160,064: short by 3,888,300,044 */
 static void cli_gpt_oss_20b(void **state)
 {
     (void)state;
@@ -960,9 +961,9 @@ static void cli_gpt_oss_20b(void **state)
     expect_json_u64(r.out, "at_ctx_f16", 3224371200ull);
     expect_json_u64(r.out, "at_ctx_no_window_f16", 6442450944ull);
     expect_json_u64(r.out, "kv_bytes", 3236929536ull);
-    expect_json_u64(r.out, "scratch_bytes", 365968144ull);
-    expect_json_u64(r.out, "need_bytes", 15699456016ull);
-    expect_json_u64(r.out, "spare_bytes", 69126148080ull);
+    expect_json_u64(r.out, "scratch_bytes", 365972236ull);
+    expect_json_u64(r.out, "need_bytes", 15699460108ull);
+    expect_json_u64(r.out, "spare_bytes", 69126143988ull);
     expect_contains(r.out, "\"fits\":true");
     expect_contains(r.out, "\"unsupported_types\":\"\"");
     assert_true(fabs(json_number(r.out, "tok_s_ctx0") - 3350e9 / 2574705396.0) <= 5e-4);

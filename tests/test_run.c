@@ -142,6 +142,65 @@ static int generated(const char *err)
     return g ? atoi(g + 9) : -1;
 }
 
+/* --stop: the text ends right before the first stop string that completes (it spans
+ * several tokens here: " girl named" is "▁girl" "▁named"), nothing of it is printed,
+ * and stderr says why; the earlier of two stops wins whatever their order on the command
+ * line; a stop string that never occurs changes nothing. Bad stops are one-line errors. */
+static void stop_strings(void **state)
+{
+    (void)state;
+    const char *model = mf_model_path("stories260K.gguf");
+    MF_REQUIRE_FILE(model);
+    char cmd[2048], *full, *a, *err;
+    const char *base = "-p 'Once upon a time' -n 40 --temp 0";
+    snprintf(cmd, sizeof cmd, "%s run -m %s %s", mf_tool_path("minfer"), model, base);
+    assert_int_equal(sh(cmd, &full, &err), 0);
+    free(err);
+    const char *at = strstr(full, " girl named");
+    if (!at || !strstr(full, "little")) fail_msg("the greedy text changed: %s", full);
+    size_t keep = (size_t)(at - full);
+
+    snprintf(cmd, sizeof cmd, "%s run -m %s %s --stop ' girl named'", mf_tool_path("minfer"), model, base);
+    assert_int_equal(sh(cmd, &a, &err), 0);
+    assert_int_equal(strlen(a), keep + 1); /* the text before the stop, then run's line end */
+    assert_memory_equal(a, full, keep);
+    assert_int_equal(a[keep], '\n');
+    assert_non_null(strstr(err, "stopped at a stop string"));
+    free(a);
+    free(err);
+
+    snprintf(cmd, sizeof cmd, "%s run -m %s %s --stop ' girl named' --stop ttle", mf_tool_path("minfer"), model, base);
+    assert_int_equal(sh(cmd, &a, &err), 0);
+    keep = (size_t)(strstr(full, "ttle") - full);
+    assert_int_equal(strlen(a), keep + 1);
+    assert_memory_equal(a, full, keep);
+    free(a);
+    free(err);
+
+    snprintf(cmd, sizeof cmd, "%s run -m %s %s --stop 'purple dragon'", mf_tool_path("minfer"), model, base);
+    assert_int_equal(sh(cmd, &a, &err), 0);
+    assert_string_equal(a, full);
+    assert_null(strstr(err, "stop string"));
+    free(a);
+    free(err);
+    free(full);
+
+    const char *bad[][2] = {
+        {"--stop ''", "minfer run: --stop needs a non-empty string\n"},
+        {"-c 8 --stop 'one two three four five six seven eight nine'",
+         "minfer run: stop string 1 is 28 tokens long but the context holds 8\n"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        snprintf(cmd, sizeof cmd, "%s run -m %s -p hi %s --device cpu", mf_tool_path("minfer"), model, bad[i][0]);
+        int rc = sh(cmd, &a, &err);
+        assert_true(rc == 1 || rc == 2);
+        if (!strstr(err, bad[i][1])) fail_msg("'%s': expected '%s' in: %s", bad[i][0], bad[i][1], err);
+        assert_string_equal(a, "");
+        free(a);
+        free(err);
+    }
+}
+
 /* Every context length around the prompt's token count n (issue 11: the first generated
  * token was stored one past the end of the token array when n == context, a heap overflow
  * that ASan reports and a Release build may abort on). A context of c >= n evaluates the
@@ -331,13 +390,10 @@ static void load_progress_on_terminal(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(harmony_final_channel),
-        cmocka_unit_test(seeds_and_errors),
-        cmocka_unit_test(logits_out),
-        cmocka_unit_test(context_edges),
-        cmocka_unit_test(prompt_files),
-        cmocka_unit_test(long_pieces),
-        cmocka_unit_test(load_progress_on_terminal),
+        cmocka_unit_test(harmony_final_channel), cmocka_unit_test(seeds_and_errors),
+        cmocka_unit_test(stop_strings),          cmocka_unit_test(logits_out),
+        cmocka_unit_test(context_edges),         cmocka_unit_test(prompt_files),
+        cmocka_unit_test(long_pieces),           cmocka_unit_test(load_progress_on_terminal),
     };
     return MF_RUN("run", tests);
 }

@@ -10,10 +10,12 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <jansson.h>
 
 #include "metrics.h"
+#include "queue.h"
 #include "reply.h"
 #include "request.h"
 
@@ -482,6 +484,46 @@ static void metrics_text(void **state)
     free(s);
 }
 
+static double mono_s(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + t.tv_nsec * 1e-9;
+}
+
+/* A connection waiting for a running job's end must sleep, not spin: srv_job_wait returned
+ * at once for a running job, so every non-streamed request's thread polled in a busy loop
+ * while its answer was generated (with 16 clients the connection threads took more CPU than
+ * the model). No model is needed: the queue's engine thread fails to load a missing file,
+ * and the job is never queued. */
+static void job_wait_sleeps(void **state)
+{
+    (void)state;
+    srv_queue_opts o = {.model_path = "/nonexistent/minfer-test.gguf", .capacity = 4};
+    mf_err err;
+    srv_queue *q = srv_queue_start(&o, &err);
+    assert_non_null(q);
+    while (srv_queue_ready(q) == 0) {
+        struct timespec t = {0, 1000000};
+        nanosleep(&t, NULL);
+    }
+    srv_job *j = srv_job_new();
+    assert_non_null(j);
+    j->state = SRV_RUNNING;
+    double t0 = mono_s();
+    assert_int_equal(srv_job_wait(q, j, 150, 1, NULL, NULL), SRV_RUNNING);
+    double waited = mono_s() - t0;
+    if (waited < 0.14) fail_msg("waiting for the end of a running job returned after %.1f ms, not 150", waited * 1e3);
+    /* waiting for its start: a running job has started, no wait */
+    t0 = mono_s();
+    assert_int_equal(srv_job_wait(q, j, 150, 0, NULL, NULL), SRV_RUNNING);
+    assert_true(mono_s() - t0 < 0.1);
+    j->state = SRV_DONE;
+    srv_job_release(q, j);
+    srv_queue_stop(q, 0);
+    srv_queue_free(q);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -493,6 +535,7 @@ int main(void)
         cmocka_unit_test(reply_logprobs),
         cmocka_unit_test(reply_text_and_errors),
         cmocka_unit_test(metrics_text),
+        cmocka_unit_test(job_wait_sleeps),
     };
     return mf_run("test_serve", tests, sizeof tests / sizeof tests[0]);
 }

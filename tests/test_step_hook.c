@@ -9,7 +9,10 @@
  *   - without a hook, decode steps after the first are replayed (nothing issued), prompts
  *     never are — the graph path is not switched off for everyone;
  *   - a hook whose copy of the hidden state fails makes the step fail with the reason
- *     (it used to be dropped silently). */
+ *     (it used to be dropped silently);
+ *   - several sequences: a decode step of n rows (one per sequence, every row's logits) is
+ *     captured once per n and replayed for any sequences and positions; a step with two rows
+ *     of one sequence, or rows without logits, never is. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -19,8 +22,10 @@
 #define LAYERS 3
 #define D 4
 
+#define N_SEQ 3
+
 typedef struct recorder {
-    int captured; /* a decode step has been "captured" */
+    int captured; /* a decode step of one row has been "captured" (bit n−1: of n rows) */
     int replays;  /* decode steps replayed (nothing issued) */
     int ops;      /* operations issued */
     int eager;    /* steps begun with eager = 1 */
@@ -29,17 +34,17 @@ typedef struct recorder {
 
 static recorder *rec(mf_backend *be) { return (recorder *)be->impl; }
 
-static int rec_step_begin(mf_backend *be, mf_bstate *st, const int32_t *tokens, int n, int pos0, int eager)
+static int rec_step_begin(mf_backend *be, mf_bstate *st, const mf_step *s, int eager)
 {
-    (void)st, (void)tokens, (void)pos0;
+    (void)st;
     recorder *r = rec(be);
     r->eager += eager;
-    if (n != 1 || eager) return 0;
-    if (r->captured) {
+    if (!mf_step_is_decode(s, N_SEQ) || eager) return 0;
+    if (r->captured & 1 << (s->n - 1)) {
         r->replays++;
         return 1;
     }
-    r->captured = 1;
+    r->captured |= 1 << (s->n - 1);
     return 0;
 }
 static int rec_step_end(mf_backend *be, mf_bstate *st, mf_err *err)
@@ -104,7 +109,7 @@ typedef struct fixture {
     mf_backend be;
     mf_layer layers[LAYERS];
     mf_model m;
-    float buf[8][D];
+    float buf[16][D];
     mf_session s;
 } fixture;
 
@@ -129,11 +134,11 @@ static void fixture_init(fixture *f)
     f->m.layers = f->layers;
     f->s.m = &f->m;
     f->s.be = &f->be;
-    f->s.max_batch = 2;
+    f->s.max_batch = 4;
     f->s.buf.x = f->buf[0];
-    f->s.buf.h = f->buf[2];
-    f->s.buf.q = f->s.buf.k = f->s.buf.v = f->s.buf.attn_out = f->buf[4];
-    f->s.buf.logits = f->buf[6];
+    f->s.buf.h = f->buf[4];
+    f->s.buf.q = f->s.buf.k = f->s.buf.v = f->s.buf.attn_out = f->buf[8];
+    f->s.buf.logits = f->buf[12];
 }
 
 typedef struct seen {
@@ -153,11 +158,24 @@ static void hook(void *user, int layer, const float *x, int rows, int width)
     v->last_ops = x[0];
 }
 
-/* one step of the session as mf_session_eval makes it (the hook as currently set) */
+/* a step of n rows: row r is a token of sequence seq[r] at position pos[r]; logits of the
+ * rows out[0 .. n_out) (the hook as currently set) */
+static int step_rows(fixture *f, int n, const int32_t *seq, const int32_t *pos, const int32_t *out, int n_out,
+                     mf_err *err)
+{
+    int32_t tokens[4] = {1, 2, 3, 4};
+    mf_step s = {.n = n, .tokens = tokens, .seq = seq, .pos = pos, .n_out = n_out, .out = out};
+    mf_forward fw = mf_session_forward(&f->s);
+    return mf_forward_step(&fw, &s, err);
+}
+
+/* one step of sequence 0 as mf_session_eval makes it: logits of the last row */
 static int step(fixture *f, const int32_t *tokens, int n, int pos0, mf_err *err)
 {
-    mf_forward fw = mf_session_forward(&f->s);
-    return mf_forward_step(&fw, tokens, n, pos0, 0, err);
+    (void)tokens;
+    int32_t seq[4] = {0}, pos[4], out = n - 1;
+    for (int i = 0; i < n; i++) pos[i] = pos0 + i;
+    return step_rows(f, n, seq, pos, &out, 1, err);
 }
 
 /* 2-token prompt, then 5 decode steps (the first would be captured, the others replayed) */
@@ -212,6 +230,32 @@ static void without_hook_decode_is_replayed(void **state)
     free(f.s.hook_buf);
 }
 
+static void decode_of_several_sequences_replayed_per_row_count(void **state)
+{
+    (void)state;
+    fixture f;
+    fixture_init(&f);
+    mf_err err;
+    int32_t all[3] = {0, 1, 2};
+    /* decode steps of 2 rows (sequences 0 and 2, then 1 and 0: any pair), then of 3 */
+    int32_t s02[2] = {0, 2}, s10[2] = {1, 0}, p2[2] = {5, 9}, p3[3] = {6, 10, 3};
+    if (step_rows(&f, 2, s02, p2, all, 2, &err) || step_rows(&f, 2, s10, p2, all, 2, &err) ||
+        step_rows(&f, 3, all, p3, all, 3, &err) || step_rows(&f, 3, all, p3, all, 3, &err) ||
+        step_rows(&f, 2, s02, p3, all, 2, &err))
+        fail_msg("%s", err.msg);
+    assert_int_equal(f.r.replays, 3);            /* the second of 2 rows, the second of 3, the third of 2 */
+    assert_int_equal(f.r.ops, 2 * OPS_PER_STEP); /* the two captures */
+    /* never captured: two rows of one sequence (a prompt chunk beside a decode row), a row
+     * without logits, more rows than sequences */
+    int32_t s001[3] = {0, 0, 1}, p001[3] = {0, 1, 7}, last2[2] = {1, 2}, s0122[4] = {0, 1, 2, 2}, p4[4] = {1, 1, 1, 2};
+    int32_t four[4] = {0, 1, 2, 3};
+    if (step_rows(&f, 3, s001, p001, last2, 2, &err) || step_rows(&f, 3, all, p3, all, 2, &err) ||
+        step_rows(&f, 4, s0122, p4, four, 4, &err))
+        fail_msg("%s", err.msg);
+    assert_int_equal(f.r.replays, 3);
+    assert_int_equal(f.r.ops, 5 * OPS_PER_STEP);
+}
+
 static void failed_hook_copy_fails_the_step(void **state)
 {
     (void)state;
@@ -234,6 +278,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(hook_sees_every_layer_of_every_step),
         cmocka_unit_test(without_hook_decode_is_replayed),
+        cmocka_unit_test(decode_of_several_sequences_replayed_per_row_count),
         cmocka_unit_test(failed_hook_copy_fails_the_step),
     };
     return MF_RUN("step_hook", tests);

@@ -68,10 +68,11 @@ static int open_run(mf_model *m, int depth, int f16, run *r)
                 k[i] = (float)((t * 31 + i * 17) % 97) / 97.0f - 0.5f;
                 v[i] = (float)((t * 13 + i * 7) % 89) / 89.0f - 0.5f;
             }
-            mf_cpu_kv_store(st, l, t % st->slots[l], k, v);
+            mf_cpu_kv_store(st, l, 0, t % st->slots[l], k, v);
         }
     for (int i = 0; i < grp * hp->head_dim; i++) r->q[i] = (float)(i % 13) / 13.0f - 0.5f;
-    st->pos0 = depth - 1;
+    st->pos[0] = depth - 1;
+    st->seq[0] = 0;
     st->n = 1;
     free(k);
     free(v);

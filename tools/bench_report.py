@@ -1,12 +1,15 @@
 #!/usr/bin/python3
-"""bench_report.py [--summary | --compare] [RESULTS.jsonl] — the markdown tables of
-docs/benchmarks.md and the README, made from the records `minfer bench --save` and
-tools/compare_llamacpp.sh --save appended (never typed by hand).
+"""bench_report.py [--summary | --parallel | --compare] [RESULTS.jsonl] — the markdown tables
+of docs/benchmarks.md, docs/batching.md and the README, made from the records `minfer bench
+--save` and tools/compare_llamacpp.sh --save appended (never typed by hand).
 
 Without an option: one row per record. With --summary: one row per (device, model, test)
 over all its records: how many bench sessions, the median of their medians and the lowest
 and highest session median (the spread between sessions, which on a shared VM is larger
-than the spread inside one), and the median % roofline. With --compare: one row per
+than the spread inside one), and the median % roofline. With --parallel: the runs of
+`minfer bench --parallel`, one row per number of sequences decoding together: the aggregate
+and per-sequence tok/s and the ratio to one sequence measured in the same run (alternating
+repetitions), with the load average the run started at. With --compare: one row per
 comparison record (docs/compare-results.jsonl): both engines' medians over the alternating
 rounds and their ratio, with the machine, its load and the commit."""
 import json
@@ -46,6 +49,24 @@ def summary(rows):
               f"{min(meds):.2f} | {max(meds):.2f} | {roof} | {', '.join(dates)} |")
 
 
+def parallel(rows):
+    runs = {}
+    for r in rows:
+        if "parallel" in r:
+            runs.setdefault((r["date"], r["commit"], r["backend"], r["device"], r["model"], r["depth"]), []).append(r)
+    print("| date (UTC) | commit | device | model | depth | sequences | tok/s, all sequences | min | max | "
+          "tok/s per sequence | x one sequence | load |")
+    print("|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for (date, commit, backend, device, model, depth), rs in runs.items():
+        one = [r for r in rs if r["parallel"] == 1]
+        for r in sorted(rs, key=lambda r: r["parallel"]):
+            ratio = f"{r['tok_s_median'] / one[0]['tok_s_median']:.2f}" if one else "-"
+            load = f"{r['load_1m']:.2f}" if "load_1m" in r else "-"
+            print(f"| {date[:16].replace('T', ' ')} | {commit} | {backend}: {device.split(',')[0]} | {model} | {depth} | "
+                  f"{r['parallel']} | {r['tok_s_median']:.2f} | {r['tok_s_min']:.2f} | {r['tok_s_max']:.2f} | "
+                  f"{r['tok_s_per_seq']:.2f} | {ratio} | {load} |")
+
+
 def compare(rows):
     print("| date (UTC) | commit | CPU (threads) | flags | load at start | model | test | rounds x runs | minfer tok/s | llama.cpp tok/s | ratio | per-round ratios | minfer % roofline |")
     print("|---|---|---|---|---|---|---|---|---:|---:|---:|---|---:|")
@@ -66,9 +87,13 @@ def compare(rows):
 def main():
     args = sys.argv[1:]
     mode = per_record
-    if "--summary" in args: mode = summary
-    if "--compare" in args: mode = compare
-    args = [a for a in args if a not in ("--summary", "--compare")]
+    if "--summary" in args:
+        mode = summary
+    if "--parallel" in args:
+        mode = parallel
+    if "--compare" in args:
+        mode = compare
+    args = [a for a in args if a not in ("--summary", "--parallel", "--compare")]
     default = "docs/compare-results.jsonl" if mode is compare else "docs/bench-results.jsonl"
     rows = load(args[0] if args else default)
     mode(rows)

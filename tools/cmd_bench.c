@@ -8,6 +8,12 @@
  * (MoE: only the active experts, memory.h mf_mem_bytes_per_token) plus the KV cache up to its
  * position, so bytes/token ÷ measured bandwidth is the fastest possible token; "% roofline"
  * is achieved GB/s over the bandwidth measured by the built-in probe on the same machine.
+ *
+ * --parallel N[,N...]: the tg test again with N sequences decoding together (one session of
+ * max N sequences, each with its own cache: every step evaluates one token of each, reading
+ * the weights once for all; docs/batching.md): "tgNxK" gives the aggregate tok/s of the K
+ * sequences and the rate of each; N = 1 is the plain tg test in the same session. The runs
+ * of every N alternate within each repetition, so they see the same machine.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,6 +29,7 @@ typedef struct bench_args {
     const char *model, *device, *save, *skip;
     int pp, tg, reps, threads, json, bw_only, batch, kv_f16, no_graph, no_pack;
     int depths[8], n_depths;
+    int par[8], n_par; /* --parallel: sequences decoding together (0 entries: the plain tg) */
 } bench_args;
 
 static void usage(FILE *f)
@@ -42,7 +49,9 @@ static void usage(FILE *f)
                "  --json          one JSON object on stdout instead of the table\n"
                "  --save FILE     append one JSON record per test to FILE (JSON Lines)\n"
                "  --bandwidth     only run the memory-bandwidth probe\n"
-               "  --skip-layers L run without these layers, e.g. 3,7 or 2-5 (an experiment)\n");
+               "  --skip-layers L run without these layers, e.g. 3,7 or 2-5 (an experiment)\n"
+               "  --parallel N[,N...]  also decode with N sequences together (aggregate and per-sequence\n"
+               "                  tok/s; the runs of each N alternate with the others)\n");
 }
 
 static int parse_depths(const char *v, bench_args *a)
@@ -55,6 +64,26 @@ static int parse_depths(const char *v, bench_args *a)
         a->n_depths++;
     }
     return a->n_depths ? 0 : -1;
+}
+
+static int parse_par(const char *v, bench_args *a)
+{
+    a->n_par = 0;
+    char buf[256];
+    snprintf(buf, sizeof buf, "%s", v);
+    for (char *tok = strtok(buf, ","); tok; tok = strtok(NULL, ",")) {
+        if (a->n_par == 8) {
+            fprintf(stderr, "minfer bench: --parallel lists at most 8 numbers of sequences\n");
+            return -1;
+        }
+        if (drv_int("bench", "--parallel", tok, 1, 4096, &a->par[a->n_par])) return -1;
+        a->n_par++;
+    }
+    if (!a->n_par) {
+        fprintf(stderr, "minfer bench: --parallel '%s' lists no number of sequences\n", v);
+        return -1;
+    }
+    return 0;
 }
 
 static int parse(int argc, char **argv, bench_args *a)
@@ -116,6 +145,9 @@ static int parse(int argc, char **argv, bench_args *a)
         else if (!strcmp(o, "--skip-layers")) {
             VAL();
             a->skip = v;
+        } else if (!strcmp(o, "--parallel")) {
+            VAL();
+            if (parse_par(v, a)) return -1;
         } else {
             fprintf(stderr, "minfer bench: unknown option '%s' (see minfer bench --help)\n", o);
             return -1;
@@ -138,7 +170,7 @@ static int cmp_d(const void *a, const void *b)
 
 typedef struct result {
     char test[48];
-    int depth;
+    int depth, parallel;  /* parallel: sequences decoding together (tg), else 0 */
     double med, min, max; /* tok/s */
     double bytes_per_tok; /* tg only */
     double bw;            /* GB/s the roofline is taken against */
@@ -186,6 +218,45 @@ static double pp_macs(const mf_model *m, int n)
     return (double)mf_model_macs_per_token(m) - out + out / n;
 }
 
+/* Sequences 0 .. N-1 of session s (reset) each read `depth` tokens, untimed, then decode tg
+ * tokens each, one step per token with all N together (N = 1: one token of sequence 0 per
+ * step, as mf_session_eval makes it). Returns the seconds of the decoding, -1 with err. */
+static double bench_decode(mf_session *s, const int32_t *tok, int depth, int tg, int N, mf_err *err)
+{
+    mf_seq_chunk *ch = malloc(sizeof *ch * (size_t)N);
+    if (!ch) return mf_errf(err, "out of memory");
+    int B = mf_session_max_batch(s);
+    double t = -1;
+    for (int q = 0; q < N; q++)
+        for (int done = 0; done < depth; done += B) {
+            ch[0] = (mf_seq_chunk){q, tok + q % 16 + done, depth - done < B ? depth - done : B, 1};
+            if (mf_session_step(s, ch, 1, err)) goto out;
+        }
+    mf_session_seq_argmax(s, 0); /* waits for a GPU to finish */
+    double t0 = drv_now();
+    for (int i = 0; i < tg; i++) {
+        for (int q = 0; q < N; q++) ch[q] = (mf_seq_chunk){q, tok + q % 16 + depth + i, 1, 1};
+        if (mf_session_step(s, ch, N, err)) goto out;
+    }
+    mf_session_seq_argmax(s, 0);
+    t = drv_now() - t0;
+out:
+    free(ch);
+    return t;
+}
+
+/* the 1-minute load average (/proc/loadavg), -1 when unknown: the machine is shared */
+static double load_1m(void)
+{
+    double l = -1;
+    FILE *f = fopen("/proc/loadavg", "r");
+    if (f) {
+        if (fscanf(f, "%lf", &l) != 1) l = -1;
+        fclose(f);
+    }
+    return l;
+}
+
 int mf_cmd_bench(int argc, char **argv)
 {
     bench_args a;
@@ -209,7 +280,8 @@ int mf_cmd_bench(int argc, char **argv)
     mf_session *s = NULL;
     int32_t *tok = NULL;
     double *times = malloc(sizeof(double) * (size_t)a.reps);
-    result res[16];
+    result res[96];
+    double *ptimes = NULL; /* [configurations][reps] of one depth */
     mf_model *m = mf_model_load(path, &err);
     if (!m || !times) {
         fprintf(stderr, "minfer bench: %s\n", m ? "out of memory" : err.msg);
@@ -225,6 +297,8 @@ int mf_cmd_bench(int argc, char **argv)
     so.n_threads = a.threads;
     so.n_ctx = need > 16 ? need : 16;
     so.max_batch = a.batch;
+    for (int i = 0; i < a.n_par; i++) so.n_seq = a.par[i] > so.n_seq ? a.par[i] : so.n_seq;
+    if (so.n_seq > so.max_batch) so.max_batch = so.n_seq; /* one token of each in a step */
     so.kv_f16 = a.kv_f16;
     so.no_graph = a.no_graph;
     so.no_pack = a.no_pack;
@@ -243,6 +317,7 @@ int mf_cmd_bench(int argc, char **argv)
     if (!tok) goto done;
     fill_tokens(tok, need + 16, m->hp.n_vocab, 42);
 
+    double load = load_1m();
     double bw = probe(&a, gpu);
     mf_mem_token per_tok;
     mf_mem_bytes_per_token(m->gguf, &m->hp, m->layers, &per_tok);
@@ -277,40 +352,49 @@ int mf_cmd_bench(int argc, char **argv)
         x->bytes_per_tok = 0;
         x->bw = bw;
     }
-    for (int di = 0; a.tg > 0 && di < a.n_depths && n_res < 16; di++) {
+    /* tg: for each depth, each number of sequences decoding together (1 alone without
+     * --parallel), their runs alternating within each repetition */
+    int n_cfg = a.n_par ? a.n_par : 1, one[1] = {1}, *cfg = a.n_par ? a.par : one;
+    ptimes = malloc(sizeof(double) * (size_t)n_cfg * (size_t)a.reps);
+    if (!ptimes) goto done;
+    for (int di = 0; a.tg > 0 && di < a.n_depths && n_res + n_cfg <= 96; di++) {
         int depth = a.depths[di];
         /* the bandwidth this machine gives varies from minute to minute (other tenants of
          * the host): probe it right before every run and take the median of those probes */
         double bws[64];
         int nbw = 0;
-        for (int r = 0; r < a.reps; r++) {
-            if (nbw < 64) bws[nbw++] = gpu ? bw : mf_cpu_read_bandwidth(a.threads, (size_t)1 << 30, 3);
-            mf_session_reset(s);
-            if (depth && mf_session_eval(s, tok, depth, NULL, &err)) {
-                fprintf(stderr, "minfer bench: %s\n", err.msg);
-                goto done;
-            }
-            double t0 = drv_now();
-            for (int i = 0; i < a.tg; i++)
-                if (mf_session_eval(s, tok + depth + i, 1, NULL, &err)) {
+        for (int r = 0; r < a.reps; r++)
+            for (int ci = 0; ci < n_cfg; ci++) {
+                int N = cfg[ci];
+                if (nbw < 64) bws[nbw++] = gpu ? bw : mf_cpu_read_bandwidth(a.threads, (size_t)1 << 30, 3);
+                mf_session_reset(s);
+                double t = bench_decode(s, tok, depth, a.tg, N, &err);
+                if (t < 0) {
                     fprintf(stderr, "minfer bench: %s\n", err.msg);
                     goto done;
                 }
-            mf_session_argmax(s);
-            times[r] = a.tg / (drv_now() - t0);
-        }
-        qsort(times, (size_t)a.reps, sizeof *times, cmp_d);
-        result *x = &res[n_res++];
-        if (depth) snprintf(x->test, sizeof x->test, "tg%d@d%d", a.tg, depth);
-        else snprintf(x->test, sizeof x->test, "tg%d", a.tg);
-        x->depth = depth;
-        x->med = times[a.reps / 2];
-        x->min = times[0];
-        x->max = times[a.reps - 1];
-        /* weights once + the KV cache up to the average position of the timed tokens */
-        x->bytes_per_tok = (double)(dense + experts) + (double)mf_mem_kv_bytes(&m->hp, depth + a.tg / 2, 1, kv_esz);
+                ptimes[ci * a.reps + r] = (double)N * a.tg / t;
+            }
         qsort(bws, (size_t)nbw, sizeof *bws, cmp_d);
-        x->bw = bws[nbw / 2];
+        for (int ci = 0; ci < n_cfg; ci++) {
+            double *tm = ptimes + ci * a.reps;
+            qsort(tm, (size_t)a.reps, sizeof *tm, cmp_d);
+            result *x = &res[n_res++];
+            int N = cfg[ci], n = snprintf(x->test, sizeof x->test, "tg%d", a.tg);
+            if (N > 1) n += snprintf(x->test + n, sizeof x->test - (size_t)n, "x%d", N);
+            if (depth) snprintf(x->test + n, sizeof x->test - (size_t)n, "@d%d", depth);
+            x->depth = depth;
+            x->parallel = a.n_par ? N : 0;
+            x->med = tm[a.reps / 2];
+            x->min = tm[0];
+            x->max = tm[a.reps - 1];
+            /* weights once + the KV cache up to the average position of the timed tokens;
+             * with several sequences a step reads the weights once for all of them (and the
+             * experts of their union of choices): no single figure, no roofline */
+            x->bytes_per_tok =
+                N > 1 ? 0 : (double)(dense + experts) + (double)mf_mem_kv_bytes(&m->hp, depth + a.tg / 2, 1, kv_esz);
+            x->bw = bws[nbw / 2];
+        }
     }
 
     char types[256], fname[256];
@@ -327,8 +411,8 @@ int mf_cmd_bench(int argc, char **argv)
             printf(",\"skip_layers\":");
             drv_json_str(stdout, a.skip);
         }
-        printf(",\"kv\":\"%s\",\"bandwidth_gbs\":%.2f,\"weight_bytes_per_token\":%llu,\"results\":[",
-               kv_esz == 2 ? "f16" : "f32", bw, (unsigned long long)(dense + experts));
+        printf(",\"kv\":\"%s\",\"bandwidth_gbs\":%.2f,\"weight_bytes_per_token\":%llu,\"load_1m\":%.2f,\"results\":[",
+               kv_esz == 2 ? "f16" : "f32", bw, (unsigned long long)(dense + experts), load);
         for (int i = 0; i < n_res; i++) {
             result *x = &res[i];
             printf("%s{\"test\":\"%s\",\"tok_s_median\":%.3f,\"tok_s_min\":%.3f,\"tok_s_max\":%.3f,\"runs\":%d",
@@ -338,6 +422,7 @@ int mf_cmd_bench(int argc, char **argv)
                        x->bytes_per_tok * x->med / 1e9,
                        x->bw > 0 ? 100.0 * x->bytes_per_tok * x->med / 1e9 / x->bw : 0.0);
             printf(",\"bandwidth_gbs\":%.2f", x->bw);
+            if (x->parallel) printf(",\"parallel\":%d,\"tok_s_per_seq\":%.3f", x->parallel, x->med / x->parallel);
             printf("}");
         }
         printf("]}\n");
@@ -354,7 +439,16 @@ int mf_cmd_bench(int argc, char **argv)
         printf("%-14s %10s %10s %10s %9s %11s\n", "test", "tok/s med", "min", "max", "GB/s", "% roofline");
         for (int i = 0; i < n_res; i++) {
             result *x = &res[i];
-            if (x->bytes_per_tok > 0) {
+            if (x->parallel > 1) {
+                /* against one sequence at the same depth, measured in the same repetitions */
+                const result *o = NULL;
+                for (int j = 0; j < n_res; j++)
+                    if (res[j].parallel == 1 && res[j].depth == x->depth) o = &res[j];
+                printf("%-14s %10.2f %10.2f %10.2f %9s %11s   (%d sequences: %.2f tok/s each", x->test, x->med, x->min,
+                       x->max, "-", "-", x->parallel, x->med / x->parallel);
+                if (o) printf("; %.2fx one sequence", x->med / o->med);
+                printf(")\n");
+            } else if (x->bytes_per_tok > 0) {
                 double gbs = x->bytes_per_tok * x->med / 1e9;
                 printf("%-14s %10.2f %10.2f %10.2f %9.2f %10.1f%%\n", x->test, x->med, x->min, x->max, gbs,
                        x->bw > 0 ? 100.0 * gbs / x->bw : 0.0);
@@ -365,6 +459,7 @@ int mf_cmd_bench(int argc, char **argv)
         }
         printf("(median of %d runs; roofline = bytes per token x tok/s / bandwidth probed before each run, median)\n",
                a.reps);
+        if (load >= 0) printf("(load average before the runs: %.2f)\n", load);
     }
 
     if (a.save) {
@@ -398,6 +493,8 @@ int mf_cmd_bench(int argc, char **argv)
             if (x->bytes_per_tok > 0)
                 fprintf(f, ",\"bytes_per_token\":%.0f,\"roofline_pct\":%.2f", x->bytes_per_tok,
                         x->bw > 0 ? 100.0 * x->bytes_per_tok * x->med / 1e9 / x->bw : 0.0);
+            if (x->parallel) fprintf(f, ",\"parallel\":%d,\"tok_s_per_seq\":%.3f", x->parallel, x->med / x->parallel);
+            if (load >= 0) fprintf(f, ",\"load_1m\":%.2f", load);
             fprintf(f, "}\n");
         }
         fclose(f);
@@ -405,6 +502,7 @@ int mf_cmd_bench(int argc, char **argv)
     rc = 0;
 done:
     free(times);
+    free(ptimes);
     free(tok);
     mf_session_free(s);
     mf_model_free(m);

@@ -12,29 +12,9 @@ static void usage(FILE *f)
     fprintf(
         f,
         "usage: minfer run [-m MODEL] (-p PROMPT | -f FILE) [options]\n"
-        "  -m, --model FILE        GGUF model (default: $MINFER_MODEL, weights/*.gguf, ../shared/models/stories260K.gguf)\n"
         "  -p, --prompt TEXT       prompt text\n"
         "  -f, --file FILE         read the prompt from a file\n"
-        "  -n, --n-predict N       tokens to generate (-1: until end of text or context; default -1)\n"
-        "  -c, --ctx-size N        context length (default: the model's, at most 4096)\n"
-        "  -t, --threads N         CPU threads (default: one per core)\n"
-        "  -b, --batch-size N      prompt tokens per forward step (default 512)\n"
-        "      --device D          auto | cpu | cuda (default auto)\n"
-        "      --temp T            temperature, 0 = greedy (default 0.8)\n"
-        "      --top-k K           (default 40, 0 = off)\n"
-        "      --top-p P           (default 0.95, 1 = off)\n"
-        "      --min-p P           (default 0.05, 0 = off)\n"
-        "      --repeat-penalty R  (default 1.0 = off)\n"
-        "      --repeat-last-n N   tokens the penalty looks back (default 64)\n"
-        "  -s, --seed S            random seed (default: from the clock; printed)\n"
-        "      --chat              wrap the prompt in the model's chat format\n"
-        "      --chat-format NAME  zephyr | llama2 | chatml | harmony (default: from the model)\n"
-        "      --system TEXT       system prompt for --chat\n"
-        "      --reasoning LEVEL   low | medium | high (harmony, default medium)\n"
-        "      --show-thinking     harmony: print the analysis channel to stderr\n"
-        "      --kv-f16            store the KV cache in binary16 (the default)\n"
-        "      --kv-f32            store the KV cache in float32\n"
-        "      --no-graph          do not capture CUDA graphs\n"
+        "      --chat              wrap the prompt in the model's chat format (so does --chat-format)\n" DRV_GEN_USAGE
         "      --logits-out FILE   write the float32 logits of every prompt position\n"
         "                          ([n_tokens][n_vocab], row-major, little-endian)\n"
         "      --no-display-prompt do not echo the prompt\n"
@@ -42,92 +22,37 @@ static void usage(FILE *f)
 }
 
 typedef struct run_args {
-    const char *model, *prompt, *file, *device, *chat_format, *system, *reasoning, *logits_out, *skip;
-    int n_predict, n_ctx, n_threads, batch, chat, show_thinking, kv_f16, no_graph, echo;
-    int seed_given;
-    mf_sampler_params sp;
+    drv_gen_args g; /* the options run shares with chat */
+    const char *prompt, *file, *logits_out, *skip;
+    int chat, echo;
 } run_args;
 
 static int parse(int argc, char **argv, run_args *a)
 {
     memset(a, 0, sizeof *a);
-    a->n_predict = -1;
-    a->batch = 512;
-    a->device = "auto";
-    a->echo = 1;
-    a->kv_f16 = -1;
-    a->sp = mf_sampler_defaults();
     const char *C = "run";
+    if (drv_gen_args_init(C, &a->g, argc)) return -1;
+    a->echo = 1;
     for (int i = 1; i < argc; i++) {
         const char *o = argv[i], *v;
+        int shared = drv_gen_option(C, argc, argv, &i, &a->g);
+        if (shared < 0) return -1;
+        if (shared) continue;
 #define VAL()                                              \
     do {                                                   \
         if (!(v = drv_next(C, argc, argv, &i))) return -1; \
     } while (0)
         if (!strcmp(o, "-h") || !strcmp(o, "--help")) {
             usage(stdout);
+            drv_gen_args_free(&a->g);
             exit(0);
-        } else if (!strcmp(o, "-m") || !strcmp(o, "--model")) {
-            VAL();
-            a->model = v;
         } else if (!strcmp(o, "-p") || !strcmp(o, "--prompt")) {
             VAL();
             a->prompt = v;
         } else if (!strcmp(o, "-f") || !strcmp(o, "--file")) {
             VAL();
             a->file = v;
-        } else if (!strcmp(o, "-n") || !strcmp(o, "--n-predict")) {
-            VAL();
-            if (drv_int(C, o, v, -1, 1 << 24, &a->n_predict)) return -1;
-        } else if (!strcmp(o, "-c") || !strcmp(o, "--ctx-size")) {
-            VAL();
-            if (drv_int(C, o, v, 1, 1 << 24, &a->n_ctx)) return -1;
-        } else if (!strcmp(o, "-t") || !strcmp(o, "--threads")) {
-            VAL();
-            if (drv_int(C, o, v, 1, 1024, &a->n_threads)) return -1;
-        } else if (!strcmp(o, "-b") || !strcmp(o, "--batch-size")) {
-            VAL();
-            if (drv_int(C, o, v, 1, 1 << 16, &a->batch)) return -1;
-        } else if (!strcmp(o, "--device")) {
-            VAL();
-            a->device = v;
-        } else if (!strcmp(o, "--temp")) {
-            VAL();
-            if (drv_float(C, o, v, 0, 100, &a->sp.temp)) return -1;
-        } else if (!strcmp(o, "--top-k")) {
-            VAL();
-            if (drv_int(C, o, v, 0, 1 << 24, &a->sp.top_k)) return -1;
-        } else if (!strcmp(o, "--top-p")) {
-            VAL();
-            if (drv_float(C, o, v, 0, 1, &a->sp.top_p)) return -1;
-        } else if (!strcmp(o, "--min-p")) {
-            VAL();
-            if (drv_float(C, o, v, 0, 1, &a->sp.min_p)) return -1;
-        } else if (!strcmp(o, "--repeat-penalty")) {
-            VAL();
-            if (drv_float(C, o, v, 0.01, 100, &a->sp.repeat_penalty)) return -1;
-        } else if (!strcmp(o, "--repeat-last-n")) {
-            VAL();
-            if (drv_int(C, o, v, 0, 1 << 24, &a->sp.repeat_last_n)) return -1;
-        } else if (!strcmp(o, "-s") || !strcmp(o, "--seed")) {
-            VAL();
-            if (drv_u64(C, o, v, &a->sp.seed)) return -1;
-            a->seed_given = 1;
         } else if (!strcmp(o, "--chat")) a->chat = 1;
-        else if (!strcmp(o, "--chat-format")) {
-            VAL();
-            a->chat_format = v;
-            a->chat = 1;
-        } else if (!strcmp(o, "--system")) {
-            VAL();
-            a->system = v;
-        } else if (!strcmp(o, "--reasoning")) {
-            VAL();
-            a->reasoning = v;
-        } else if (!strcmp(o, "--show-thinking")) a->show_thinking = 1;
-        else if (!strcmp(o, "--kv-f16")) a->kv_f16 = 1;
-        else if (!strcmp(o, "--kv-f32")) a->kv_f16 = 0;
-        else if (!strcmp(o, "--no-graph")) a->no_graph = 1;
         else if (!strcmp(o, "--logits-out")) {
             VAL();
             a->logits_out = v;
@@ -149,12 +74,8 @@ static int parse(int argc, char **argv, run_args *a)
         fprintf(stderr, "minfer run: -p and -f are exclusive\n");
         return -1;
     }
-    if (a->reasoning && strcmp(a->reasoning, "low") && strcmp(a->reasoning, "medium") && strcmp(a->reasoning, "high")) {
-        fprintf(stderr, "minfer run: bad value '%s' for --reasoning (expected low, medium or high)\n", a->reasoning);
-        return -1;
-    }
-    if (!a->seed_given) a->sp.seed = (uint64_t)time(NULL);
-    return 0;
+    if (a->g.chat_format) a->chat = 1;
+    return drv_gen_args_finish(C, &a->g);
 }
 
 /* Streams bytes to a FILE, holding back an unfinished UTF-8 character at the end until the
@@ -189,15 +110,19 @@ static void out_flush(utf8_out *o)
     fflush(o->f);
 }
 
-/* An error after text was streamed: the text line is ended on stdout (as at a normal end),
- * and the message is one line on stderr. */
-static void stream_error(utf8_out *out, utf8_out *think, const char *msg)
+/* Where the deltas of the answer go: the text to stdout, harmony's analysis to stderr when
+ * asked (--show-thinking), tool calls nowhere. */
+typedef struct run_out {
+    utf8_out out, think;
+    int show_thinking;
+} run_out;
+
+static int on_delta(void *user, const mf_delta *d)
 {
-    out_flush(think);
-    out_flush(out);
-    fputc('\n', out->f);
-    fflush(out->f);
-    fprintf(stderr, "minfer run: %s\n", msg);
+    run_out *o = user;
+    if (d->kind == MF_DELTA_CONTENT) out_bytes(&o->out, d->text, d->len);
+    else if (d->kind == MF_DELTA_REASONING && o->show_thinking) out_bytes(&o->think, d->text, d->len);
+    return 0;
 }
 
 static void fmt_bytes(char *b, size_t n, double v)
@@ -209,15 +134,22 @@ static void fmt_bytes(char *b, size_t n, double v)
 int mf_cmd_run(int argc, char **argv)
 {
     run_args a;
-    if (parse(argc, argv, &a)) return 2;
-    const char *path = a.model ? a.model : drv_default_model();
-    if (!path) return 1;
+    if (parse(argc, argv, &a)) {
+        drv_gen_args_free(&a.g);
+        return 2;
+    }
+    const char *path = a.g.model ? a.g.model : drv_default_model();
+    if (!path) {
+        drv_gen_args_free(&a.g);
+        return 1;
+    }
     /* the prompt's exact bytes: a file may hold NULs, which are text like any other byte
      * (as for `minfer tokenize -f`) */
     size_t text_len = 0;
     char *text = a.file ? drv_read_file("run", a.file, &text_len) : strdup(a.prompt);
     if (!text) {
         if (!a.file) fprintf(stderr, "minfer run: out of memory\n");
+        drv_gen_args_free(&a.g);
         return 1;
     }
     if (!a.file) text_len = strlen(text);
@@ -226,11 +158,10 @@ int mf_cmd_run(int argc, char **argv)
     mf_err err;
     mf_model *m = NULL;
     mf_session *s = NULL;
-    mf_sampler *smp = NULL;
-    char *rendered = NULL, *piece = NULL;
-    size_t piece_cap = 0;
+    char *rendered = NULL;
     int32_t *ids = NULL;
     float *all = NULL;
+    mf_gen_result r = {0};
 
     double t0 = drv_now();
     m = mf_model_load(path, &err);
@@ -239,13 +170,7 @@ int mf_cmd_run(int argc, char **argv)
         goto done;
     }
     if (drv_skip_layers("run", m, a.skip)) goto done;
-    mf_session_opts so = mf_session_defaults();
-    so.device = a.device;
-    so.n_threads = a.n_threads;
-    so.n_ctx = a.n_ctx;
-    so.max_batch = a.batch;
-    so.kv_f16 = a.kv_f16;
-    so.no_graph = a.no_graph;
+    mf_session_opts so = drv_gen_session_opts(&a.g);
     drv_progress_on_terminal(&so, m);
     s = mf_session_new(m, &so, &err);
     if (!s) {
@@ -258,16 +183,10 @@ int mf_cmd_run(int argc, char **argv)
     /* the prompt: raw, or rendered in the chat format */
     int fmt = MF_CHAT_NONE;
     if (a.chat) {
-        if (a.chat_format) {
-            fmt = mf_chat_format_from_name(a.chat_format);
-            if (fmt < 0) {
-                fprintf(stderr, "minfer run: unknown chat format '%s'\n", a.chat_format);
-                goto done;
-            }
+        if (a.g.chat_format) {
+            fmt = mf_chat_format_from_name(a.g.chat_format);
         } else {
-            const char *tmpl = NULL;
-            mf_gguf_opt_str(m->gguf, "tokenizer.chat_template", NULL, &tmpl, NULL);
-            fmt = mf_chat_detect(tmpl, m->hp.arch_name);
+            fmt = drv_chat_format(m);
             if (fmt == MF_CHAT_NONE) {
                 fprintf(stderr, "minfer run: the model has no recognizable chat template; use --chat-format\n");
                 goto done;
@@ -280,9 +199,8 @@ int mf_cmd_run(int argc, char **argv)
             goto done;
         }
         char date[16];
-        time_t now = time(NULL);
-        strftime(date, sizeof date, "%Y-%m-%d", localtime(&now));
-        mf_chat_opts co = {.system = a.system, .reasoning = a.reasoning, .date = date};
+        drv_today(date, sizeof date);
+        mf_chat_opts co = {.system = a.g.system, .reasoning = a.g.reasoning, .date = date};
         rendered = mf_chat_render(fmt, text, &co, &err);
         if (!rendered) {
             fprintf(stderr, "minfer run: %s\n", err.msg);
@@ -307,36 +225,41 @@ int mf_cmd_run(int argc, char **argv)
         fprintf(stderr, "minfer run: the prompt is empty (0 tokens)\n");
         goto done;
     }
-    ids = malloc(sizeof(int32_t) * (size_t)n_ctx);
+    ids = malloc(sizeof(int32_t) * (size_t)n);
     if (!ids) {
         fprintf(stderr, "minfer run: out of memory\n");
         goto done;
     }
     mf_tokenize(m->tok, prompt, prompt_len, 1, rendered != NULL, ids, n, &err);
 
-    smp = mf_sampler_new(&a.sp, m->hp.n_vocab);
-    if (!smp) {
-        fprintf(stderr, "minfer run: out of memory\n");
+    mf_gen_params gp = mf_gen_defaults();
+    gp.sampler = a.g.sp;
+    gp.max_tokens = a.g.n_predict;
+    gp.stop = a.g.stop;
+    gp.n_stop = a.g.n_stop;
+    gp.format = fmt;
+    if (mf_gen_check(m, &gp, n_ctx, &err)) {
+        fprintf(stderr, "minfer run: %s\n", err.msg);
         goto done;
     }
-    utf8_out out = {.f = stdout}, think = {.f = stderr};
-    if (a.echo && !rendered) out_bytes(&out, text, text_len);
+    run_out out = {.out = {.f = stdout}, .think = {.f = stderr}, .show_thinking = a.g.show_thinking};
+    if (a.echo && !rendered) out_bytes(&out.out, text, text_len);
 
-    /* prompt processing */
+    /* --logits-out: the prompt evaluated here with every row's logits; the generation then
+     * finds it in the cache, with its last logits, and evaluates nothing again */
+    double t_prompt = -1;
     if (a.logits_out) {
         all = malloc(sizeof(float) * (size_t)n * (size_t)m->hp.n_vocab);
         if (!all) {
             fprintf(stderr, "minfer run: out of memory for %lld logits rows\n", (long long)n);
             goto done;
         }
-    }
-    double t1 = drv_now();
-    if (mf_session_eval(s, ids, (int)n, all, &err)) {
-        fprintf(stderr, "minfer run: %s\n", err.msg);
-        goto done;
-    }
-    double t_prompt = drv_now() - t1;
-    if (all) {
+        double t1 = drv_now();
+        if (mf_session_eval(s, ids, (int)n, all, &err)) {
+            fprintf(stderr, "minfer run: %s\n", err.msg);
+            goto done;
+        }
+        t_prompt = drv_now() - t1;
         FILE *f = fopen(a.logits_out, "wb");
         size_t cnt = (size_t)n * (size_t)m->hp.n_vocab;
         if (!f || fwrite(all, sizeof(float), cnt, f) != cnt || fclose(f) != 0) {
@@ -345,109 +268,48 @@ int mf_cmd_run(int argc, char **argv)
         }
     }
 
-    /* generation */
-    mf_harmony hm;
-    int harmony = fmt == MF_CHAT_HARMONY && mf_harmony_init(&hm, m->tok) == 0;
-    int greedy = mf_sampler_is_greedy(smp), n_gen = 0, n_eval = 0, pos = (int)n, stop_reason = 0;
-    double t_eval = 0.0;
-    /* the tokens of the last evaluation: where to look when its logits are not finite */
-    const int32_t *last = ids;
-    int n_last = (int)n;
-    while (a.n_predict < 0 || n_gen < a.n_predict) {
-        /* every step checks that the logits are numbers (the argmax does it where the logits
-         * live; sampling scans the host copy): a broken file stops here with the layer
-         * that broke, instead of printing token 0 forever */
-        int32_t next;
-        if (greedy) {
-            next = mf_session_argmax(s);
-        } else {
-            float *lg = mf_session_logits(s, &err);
-            if (!lg) {
-                stream_error(&out, &think, err.msg);
-                goto done;
-            }
-            next = mf_first_nonfinite_f32(lg, (uint64_t)m->hp.n_vocab) >= 0 ? -1 : mf_sampler_sample(smp, lg, ids, pos);
-        }
-        if (next < 0) {
-            mf_session_explain_nonfinite(s, last, n_last, &err);
-            stream_error(&out, &think, err.msg);
-            goto done;
-        }
-        n_gen++;
-        int stop = 0;
-        size_t len = 0;
-        if (harmony || !mf_tok_is_eog(m->tok, next)) {
-            /* a piece may be of any length: grow the buffer to what it needs */
-            len = mf_tok_piece(m->tok, next, 0, piece, piece_cap);
-            if (len > piece_cap) {
-                char *p = realloc(piece, len);
-                if (!p) {
-                    stream_error(&out, &think, "out of memory");
-                    goto done;
-                }
-                piece = p;
-                piece_cap = len;
-                mf_tok_piece(m->tok, next, 0, piece, piece_cap);
-            }
-        }
-        if (harmony) {
-            int ch = mf_harmony_feed(&hm, m->tok, next, &stop);
-            if (ch == MF_HCH_FINAL || (ch == MF_HCH_COMMENTARY && !hm.has_recipient)) out_bytes(&out, piece, len);
-            else if (ch == MF_HCH_ANALYSIS && a.show_thinking) out_bytes(&think, piece, len);
-        } else if (mf_tok_is_eog(m->tok, next)) {
-            stop = 1;
-        } else {
-            out_bytes(&out, piece, len);
-        }
-        if (stop || mf_tok_is_eog(m->tok, next)) {
-            stop_reason = 1;
-            break;
-        }
-        if (a.n_predict >= 0 && n_gen >= a.n_predict) break;
-        /* the token was printed; it enters the context (and ids[]) only if there is room */
-        if (pos >= n_ctx) {
-            stop_reason = 2;
-            break;
-        }
-        ids[pos++] = next;
-        last = &ids[pos - 1];
-        n_last = 1;
-        double te = drv_now();
-        if (mf_session_eval(s, &next, 1, NULL, &err)) {
-            stream_error(&out, &think, err.msg);
-            goto done;
-        }
-        t_eval += drv_now() - te;
-        n_eval++;
+    if (mf_generate(s, ids, (int)n, &gp, on_delta, &out, &r, &err)) {
+        fprintf(stderr, "minfer run: %s\n", err.msg);
+        goto done;
     }
-    out_flush(&think);
-    out_flush(&out);
+    if (t_prompt < 0) t_prompt = r.t_prompt_s;
+    out_flush(&out.think);
+    out_flush(&out.out);
     printf("\n");
     fflush(stdout);
+    if (r.finish == MF_FINISH_ERROR) {
+        fprintf(stderr, "minfer run: %s\n", r.error);
+        goto done;
+    }
 
     const mf_backend *be = mf_session_backend(s);
     char mem[32];
     fmt_bytes(mem, sizeof mem, (double)mf_peak_rss());
-    if (stop_reason == 2) fprintf(stderr, "minfer: stopped at the end of the context (%d tokens)\n", n_ctx);
+    if (r.finish == MF_FINISH_CONTEXT)
+        fprintf(stderr, "minfer: stopped at the end of the context (%d tokens)\n", n_ctx);
     fprintf(stderr, "minfer: %s on %s: %s, seed %llu\n", path, be->name, be->device_name,
-            (unsigned long long)a.sp.seed);
+            (unsigned long long)a.g.sp.seed);
     fprintf(stderr, "load:     %8.1f ms\n", t_load * 1e3);
     fprintf(stderr, "prompt:   %5lld tokens in %8.1f ms (%8.1f tok/s)\n", (long long)n, t_prompt * 1e3,
             n / (t_prompt > 0 ? t_prompt : 1e-9));
     /* the first generated token comes from the prompt's logits: the rate counts the
      * single-token forward passes that followed it, and their time only */
-    fprintf(stderr, "generate: %5d tokens, %d forward passes in %8.1f ms (%8.1f tok/s, %.2f ms/token)%s\n", n_gen,
-            n_eval, t_eval * 1e3, n_eval / (t_eval > 0 ? t_eval : 1e-9), n_eval ? t_eval * 1e3 / n_eval : 0.0,
-            stop_reason == 1 ? ", stopped at end of text" : "");
+    const char *why = r.finish == MF_FINISH_STOP && r.stop_index < 0 ? ", stopped at end of text"
+                      : r.finish == MF_FINISH_STOP                   ? ", stopped at a stop string"
+                      : r.finish == MF_FINISH_TOOL_CALLS             ? ", stopped at a tool call"
+                                                                     : "";
+    fprintf(stderr, "generate: %5d tokens, %d forward passes in %8.1f ms (%8.1f tok/s, %.2f ms/token)%s\n",
+            r.n_generated, r.n_decode, r.t_gen_s * 1e3, r.n_decode / (r.t_gen_s > 0 ? r.t_gen_s : 1e-9),
+            r.n_decode ? r.t_gen_s * 1e3 / r.n_decode : 0.0, why);
     fprintf(stderr, "peak memory: %s (resident; weights are memory-mapped)\n", mem);
     rc = 0;
 done:
+    mf_gen_result_free(&r);
     free(all);
     free(ids);
     free(rendered);
-    free(piece);
     free(text);
-    mf_sampler_free(smp);
+    drv_gen_args_free(&a.g);
     mf_session_free(s);
     mf_model_free(m);
     return rc;

@@ -6,9 +6,11 @@
 # exists (MINFER_CUDA=AUTO), and the CPU build works without it.
 # python3-numpy: tools/reference.py and the tests that compare with it (test_perplexity, test_quantize)
 mf_install_deps() {
-    # libmicrohttpd-dev, libjansson-dev: `minfer serve` (HTTP and JSON). Node.js and npm, for
-    # the client tests only, are installed by tests/clients/run.sh when `node` is missing.
-    local want=(gcc g++ make cmake pkg-config libopenblas-dev libcmocka-dev libmicrohttpd-dev libjansson-dev python3-numpy "$@")
+    # libmicrohttpd-dev, libjansson-dev: `minfer serve` (HTTP and JSON; jansson also reads the
+    # tool lists of harmony conversations); libedit-dev: line editing in `minfer chat`. Node.js
+    # and npm, for the client tests only, are installed by tests/clients/run.sh when `node` is
+    # missing.
+    local want=(gcc g++ make cmake pkg-config libopenblas-dev libcmocka-dev libmicrohttpd-dev libjansson-dev libedit-dev python3-numpy "$@")
     local missing=()
     for p in "${want[@]}"; do
         dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

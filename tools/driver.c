@@ -60,6 +60,96 @@ const char *drv_next(const char *cmd, int argc, char **argv, int *i)
     return argv[++*i];
 }
 
+int drv_gen_args_init(const char *cmd, drv_gen_args *a, int argc)
+{
+    memset(a, 0, sizeof *a);
+    a->stop = calloc((size_t)(argc > 0 ? argc : 1), sizeof *a->stop);
+    if (!a->stop) {
+        fprintf(stderr, "minfer %s: out of memory\n", cmd);
+        return -1;
+    }
+    a->n_predict = -1;
+    a->batch = 512;
+    a->device = "auto";
+    a->kv_f16 = -1;
+    a->sp = mf_sampler_defaults();
+    return 0;
+}
+
+void drv_gen_args_free(drv_gen_args *a)
+{
+    free(a->stop);
+    a->stop = NULL;
+}
+
+int drv_gen_option(const char *cmd, int argc, char **argv, int *i, drv_gen_args *a)
+{
+    const char *o = argv[*i], *v = NULL;
+    int r = 0;
+#define IS(s, l) (!strcmp(o, s) || !strcmp(o, l))
+#define VAL() (v = drv_next(cmd, argc, argv, i))
+    if (IS("-m", "--model")) r = VAL() ? (a->model = v, 0) : -1;
+    else if (IS("-n", "--n-predict")) r = VAL() ? drv_int(cmd, o, v, -1, 1 << 24, &a->n_predict) : -1;
+    else if (IS("-c", "--ctx-size")) r = VAL() ? drv_int(cmd, o, v, 1, 1 << 24, &a->n_ctx) : -1;
+    else if (IS("-t", "--threads")) r = VAL() ? drv_int(cmd, o, v, 1, 1024, &a->n_threads) : -1;
+    else if (IS("-b", "--batch-size")) r = VAL() ? drv_int(cmd, o, v, 1, 1 << 16, &a->batch) : -1;
+    else if (!strcmp(o, "--device")) r = VAL() ? (a->device = v, 0) : -1;
+    else if (!strcmp(o, "--temp")) r = VAL() ? drv_float(cmd, o, v, 0, 100, &a->sp.temp) : -1;
+    else if (!strcmp(o, "--top-k")) r = VAL() ? drv_int(cmd, o, v, 0, 1 << 24, &a->sp.top_k) : -1;
+    else if (!strcmp(o, "--top-p")) r = VAL() ? drv_float(cmd, o, v, 0, 1, &a->sp.top_p) : -1;
+    else if (!strcmp(o, "--min-p")) r = VAL() ? drv_float(cmd, o, v, 0, 1, &a->sp.min_p) : -1;
+    else if (!strcmp(o, "--repeat-penalty")) r = VAL() ? drv_float(cmd, o, v, 0.01, 100, &a->sp.repeat_penalty) : -1;
+    else if (!strcmp(o, "--repeat-last-n")) r = VAL() ? drv_int(cmd, o, v, 0, 1 << 24, &a->sp.repeat_last_n) : -1;
+    else if (IS("-s", "--seed")) {
+        r = VAL() ? drv_u64(cmd, o, v, &a->sp.seed) : -1;
+        a->seed_given = 1;
+    } else if (!strcmp(o, "--stop")) {
+        r = VAL() ? 0 : -1;
+        if (v && !v[0]) {
+            fprintf(stderr, "minfer %s: --stop needs a non-empty string\n", cmd);
+            r = -1;
+        }
+        if (!r) a->stop[a->n_stop++] = v;
+    } else if (!strcmp(o, "--chat-format")) r = VAL() ? (a->chat_format = v, 0) : -1;
+    else if (!strcmp(o, "--system")) r = VAL() ? (a->system = v, 0) : -1;
+    else if (!strcmp(o, "--reasoning")) r = VAL() ? (a->reasoning = v, 0) : -1;
+    else if (!strcmp(o, "--show-thinking")) a->show_thinking = 1;
+    else if (!strcmp(o, "--kv-f16")) a->kv_f16 = 1;
+    else if (!strcmp(o, "--kv-f32")) a->kv_f16 = 0;
+    else if (!strcmp(o, "--no-graph")) a->no_graph = 1;
+    else return 0;
+#undef IS
+#undef VAL
+    return r ? -1 : 1;
+}
+
+int drv_gen_args_finish(const char *cmd, drv_gen_args *a)
+{
+    if (a->reasoning && strcmp(a->reasoning, "low") && strcmp(a->reasoning, "medium") && strcmp(a->reasoning, "high")) {
+        fprintf(stderr, "minfer %s: bad value '%s' for --reasoning (expected low, medium or high)\n", cmd,
+                a->reasoning);
+        return -1;
+    }
+    if (a->chat_format && mf_chat_format_from_name(a->chat_format) < 0) {
+        fprintf(stderr, "minfer %s: unknown chat format '%s'\n", cmd, a->chat_format);
+        return -1;
+    }
+    if (!a->seed_given) a->sp.seed = (uint64_t)time(NULL);
+    return 0;
+}
+
+mf_session_opts drv_gen_session_opts(const drv_gen_args *a)
+{
+    mf_session_opts so = mf_session_defaults();
+    so.device = a->device;
+    so.n_threads = a->n_threads;
+    so.n_ctx = a->n_ctx;
+    so.max_batch = a->batch;
+    so.kv_f16 = a->kv_f16;
+    so.no_graph = a->no_graph;
+    return so;
+}
+
 int drv_layer_list(const char *cmd, const char *opt, const char *val, int **out, int *n)
 {
     int cap = 4096, k = 0;
@@ -244,6 +334,22 @@ const volatile sig_atomic_t *drv_interrupt_flag(void)
     const int sigs[] = {SIGINT, SIGTERM, SIGHUP};
     for (size_t i = 0; i < sizeof sigs / sizeof *sigs; i++) sigaction(sigs[i], &sa, NULL);
     return &drv_interrupted;
+}
+
+void drv_interrupt_clear(void) { drv_interrupted = 0; }
+
+int drv_chat_format(const mf_model *m)
+{
+    const char *tmpl = NULL;
+    mf_gguf_opt_str(m->gguf, "tokenizer.chat_template", NULL, &tmpl, NULL);
+    return mf_chat_detect(tmpl, m->hp.arch_name);
+}
+
+void drv_today(char *out, size_t cap)
+{
+    time_t now = time(NULL);
+    struct tm tmv;
+    strftime(out, cap, "%Y-%m-%d", localtime_r(&now, &tmv));
 }
 
 double drv_now(void)

@@ -3,6 +3,8 @@
 #   gguf      the GGUF reader and the tokenizer loader (tests/fuzz/fuzz_gguf.c)
 #   sampler   the sampler on any parameters and logits (tests/fuzz/fuzz_sampler.c)
 #   chat      the chat formats and the harmony parser (tests/fuzz/fuzz_chat.c)
+#   generate  the generation state machine: stop strings, UTF-8, harmony output, limits
+#             (tests/fuzz/fuzz_generate.c)
 #   serve     the server's request parser and reply text (tests/fuzz/fuzz_serve.c)
 #
 #   tools/fuzz.sh 600              # ten minutes of the GGUF reader on every core
@@ -23,7 +25,7 @@
 set -eu
 
 if [ $# -lt 1 ] || [ $# -gt 2 ]; then
-    echo "usage: tools/fuzz.sh SECONDS [gguf|sampler|chat|serve]" >&2
+    echo "usage: tools/fuzz.sh SECONDS [gguf|sampler|chat|generate|serve]" >&2
     exit 2
 fi
 secs=$1
@@ -41,11 +43,12 @@ case $target in
     # vocabulary): libFuzzer truncates longer inputs to -max_len, so it must fit; the
     # stories260K head (20000 bytes, a truncated file anyway) is used cut
     gguf) seeds=$root/tests/fuzz/corpus; max_len=${FUZZ_MAX_LEN:-16384} ;;
-    # sampler: 29 bytes of parameters, up to 256 logits and some history; chat: texts and ids
-    sampler | chat) seeds=$root/tests/fuzz/corpus-$target; max_len=${FUZZ_MAX_LEN:-4096} ;;
+    # sampler: 29 bytes of parameters, up to 256 logits and some history; chat and generate:
+    # texts and ids
+    sampler | chat | generate) seeds=$root/tests/fuzz/corpus-$target; max_len=${FUZZ_MAX_LEN:-4096} ;;
     # serve: request bodies (the nested seed is 6 KB)
     serve) seeds=$root/tests/fuzz/corpus-serve; max_len=${FUZZ_MAX_LEN:-16384} ;;
-    *) echo "fuzz.sh: unknown target '$target' (gguf, sampler, chat or serve)" >&2; exit 2 ;;
+    *) echo "fuzz.sh: unknown target '$target' (gguf, sampler, chat, generate or serve)" >&2; exit 2 ;;
 esac
 
 command -v clang > /dev/null || { echo "fuzz.sh: clang not found (apt-get install clang)" >&2; exit 1; }

@@ -1,6 +1,7 @@
 /* minfer.c — the command-line driver: parses the subcommand and hands over to its file.
  *
  *   minfer run      -m MODEL -p PROMPT ...   generate text (tools/cmd_run.c)
+ *   minfer chat     -m MODEL ...             a conversation, one message a line (tools/cmd_chat.c)
  *   minfer tokenize -m MODEL -p TEXT         token ids (tools/cmd_tokenize.c)
  *   minfer inspect  MODEL [--json]           what is in a GGUF file (tools/cmd_inspect.c)
  *   minfer bench    -m MODEL ...             speed and % of the bandwidth roofline
@@ -25,6 +26,7 @@ static void usage(FILE *f)
     fprintf(f, "usage: minfer COMMAND [options]\n"
                "commands:\n"
                "  run       generate text from a prompt      (minfer run -m MODEL -p PROMPT)\n"
+               "  chat      a conversation, one message a line (minfer chat -m MODEL [--system TEXT])\n"
                "  tokenize  print the token ids of a text    (minfer tokenize -m MODEL -p TEXT)\n"
                "  inspect   describe a GGUF file             (minfer inspect MODEL [--json])\n"
                "  bench     measure prompt/generation speed  (minfer bench -m MODEL)\n"
@@ -74,6 +76,7 @@ int main(int argc, char **argv)
         return 0;
     }
     if (!strcmp(c, "run")) return mf_cmd_run(argc - 1, argv + 1);
+    if (!strcmp(c, "chat")) return mf_cmd_chat(argc - 1, argv + 1);
     if (!strcmp(c, "tokenize")) return mf_cmd_tokenize(argc - 1, argv + 1);
     if (!strcmp(c, "inspect")) return mf_cmd_inspect(argc - 1, argv + 1);
     if (!strcmp(c, "bench")) return mf_cmd_bench(argc - 1, argv + 1);

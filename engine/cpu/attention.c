@@ -1,6 +1,7 @@
 /* attention.c — causal grouped-query attention over the KV cache, on the CPU.
  *
- * For the query of row r (position p = pos0 + r) and head j, with kv head g = j / (H/Hkv):
+ * For the query of row r (position p = pos[r] of sequence seq[r]: the row attends over that
+ * sequence's cache only) and head j, with kv head g = j / (H/Hkv):
  *
  *   s_t = (q_j · k_{g,t}) · scale                 for visible keys t
  *   visible: t <= p, and on sliding-window layers also p - t < W
@@ -286,8 +287,8 @@ void mf_cpu_attention_row(const mf_bstate *st, int l, const float *sinks, int r,
 {
     const mf_hparams *hp = &st->m->hp;
     const mf_layer *L = &st->m->layers[l];
-    att_ctx c = {.kc = st->kc[l],
-                 .vc = st->vc[l],
+    att_ctx c = {.kc = mf_cpu_kv(st, 0, st->seq[r], l), /* the row's own sequence's cache */
+                 .vc = mf_cpu_kv(st, 1, st->seq[r], l),
                  .slots = st->slots[l],
                  .f16 = st->o.kv_f16,
                  .hd = hp->head_dim,
@@ -296,7 +297,7 @@ void mf_cpu_attention_row(const mf_bstate *st, int l, const float *sinks, int r,
                  .g = g,
                  .scale = hp->attn_scale};
     c.vrow = (size_t)c.hd * (c.f16 ? 2 : 4);
-    int p = st->pos0 + r;
+    int p = st->pos[r];
     c.t_lo = L->sliding && p - hp->window + 1 > 0 ? p - hp->window + 1 : 0;
     c.span = p - c.t_lo + 1;
     const size_t stride = (size_t)c.span;
@@ -362,7 +363,9 @@ void mf_cpu_attention(mf_backend *be, mf_bstate *st, int l, const mf_weight *sin
     const mf_hparams *hp = &st->m->hp;
     int tasks = st->n * hp->n_kv_heads;
     /* a short cache of a small model: less work than waking a thread costs */
-    double work = (double)st->n * (st->pos0 + st->n) * hp->n_heads * hp->head_dim;
+    int span = 0;
+    for (int r = 0; r < st->n; r++) span = st->pos[r] + 1 > span ? st->pos[r] + 1 : span;
+    double work = (double)st->n * span * hp->n_heads * hp->head_dim;
     if (work < MF_CPU_MIN_TASK_MACS) {
         for (int t = 0; t < tasks; t++) att_task(&j, t, 0);
         return;
@@ -381,8 +384,9 @@ static inline uint16_t to_fp16(float x)
 #endif
 }
 
-void mf_cpu_kv_store(mf_bstate *st, int l, int slot, const float *k, const float *v)
+void mf_cpu_kv_store(mf_bstate *st, int l, int seq, int slot, const float *k, const float *v)
 {
+    uint8_t *kc = mf_cpu_kv(st, 0, seq, l), *vc = mf_cpu_kv(st, 1, seq, l);
     const mf_hparams *hp = &st->m->hp;
     int hd = hp->head_dim;
     att_ctx c = {.hd = hd, .Hkv = hp->n_kv_heads, .slots = st->slots[l]};
@@ -393,11 +397,11 @@ void mf_cpu_kv_store(mf_bstate *st, int l, int slot, const float *k, const float
             size_t at = k_index(&c, slot, d);
             float x = k[g * hd + d], y = v[g * hd + d];
             if (st->o.kv_f16) {
-                ((uint16_t *)st->kc[l])[at] = to_fp16(x);
-                ((uint16_t *)st->vc[l])[vat + (size_t)d] = to_fp16(y);
+                ((uint16_t *)kc)[at] = to_fp16(x);
+                ((uint16_t *)vc)[vat + (size_t)d] = to_fp16(y);
             } else {
-                ((float *)st->kc[l])[at] = x;
-                ((float *)st->vc[l])[vat + (size_t)d] = y;
+                ((float *)kc)[at] = x;
+                ((float *)vc)[vat + (size_t)d] = y;
             }
         }
     }

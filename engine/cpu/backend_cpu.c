@@ -89,8 +89,9 @@ static void cpu_state_free(mf_backend *be, mf_bstate *st)
     free(st->rcos);
     free(st->rsin);
     for (int i = 0; i < 4; i++) buf_free(st->tables[i]);
-    void *bufs[] = {st->tokens, st->krow, st->qx,   st->tmp,    st->ff_g,    st->ff_u,  st->scores, st->deq,
-                    st->router, st->sel,  st->selw, st->ex_tok, st->ex_slot, st->ex_in, st->ex_out, st->ex_acc};
+    void *bufs[] = {st->tokens, st->seq,    st->pos,     st->krow,  st->qx,     st->tmp,
+                    st->ff_g,   st->ff_u,   st->scores,  st->deq,   st->router, st->sel,
+                    st->selw,   st->ex_tok, st->ex_slot, st->ex_in, st->ex_out, st->ex_acc};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) buf_free(bufs[i]);
     free(st);
 }
@@ -109,7 +110,7 @@ static mf_bstate *cpu_state_new(mf_backend *be, mf_bmodel *bm, const mf_state_op
      * fit in RAM to run at memory speed; so must the cache, the scratch and
      * the session's activation buffers */
     mf_mem_acts acts;
-    mf_mem_acts_of(hp, o->max_batch, &acts);
+    mf_mem_acts_of(hp, o->max_batch, mf_mem_n_seq(o), &acts);
     uint64_t scratch = mf_add_sat(mf_add_sat(mem.sum.rope, mem.sum.scratch), acts.bytes);
     uint64_t need = mf_add_sat(mf_add_sat(m->weight_bytes, mem.sum.kv), scratch), have = mf_mem_host_total();
     if (have && need > have) {
@@ -138,7 +139,9 @@ static mf_bstate *cpu_state_new(mf_backend *be, mf_bmodel *bm, const mf_state_op
     st->slots = calloc((size_t)L + 1, sizeof(int));
     st->rcos = calloc((size_t)L + 1, sizeof(float *));
     st->rsin = calloc((size_t)L + 1, sizeof(float *));
-    st->tokens = state_buf(st, mem.tokens);
+    st->tokens = state_buf(st, mem.rows);
+    st->seq = state_buf(st, mem.rows);
+    st->pos = state_buf(st, mem.rows);
     st->krow = state_buf(st, mem.krow);
     st->qx = state_buf(st, mem.qx);
     st->tmp = state_buf(st, mem.tmp);
@@ -146,8 +149,8 @@ static mf_bstate *cpu_state_new(mf_backend *be, mf_bmodel *bm, const mf_state_op
     st->ff_u = state_buf(st, mem.ff);
     st->scores = state_buf(st, mem.scores);
     st->deq = state_buf(st, mem.deq);
-    if (!st->tokens || !st->krow || !st->kc || !st->vc || !st->slots || !st->rcos || !st->rsin || !st->qx || !st->tmp ||
-        !st->ff_g || !st->ff_u || !st->scores || !st->deq)
+    if (!st->tokens || !st->seq || !st->pos || !st->krow || !st->kc || !st->vc || !st->slots || !st->rcos ||
+        !st->rsin || !st->qx || !st->tmp || !st->ff_g || !st->ff_u || !st->scores || !st->deq)
         goto oom;
     if (hp->n_experts) {
         st->router = state_buf(st, mem.router);
@@ -163,12 +166,12 @@ static mf_bstate *cpu_state_new(mf_backend *be, mf_bmodel *bm, const mf_state_op
             goto oom;
     }
 
-    /* KV cache, zeroed so that no slot is ever read uninitialized; the slots of a sliding
-     * layer are a ring (memory.h mf_mem_kv_slots), both rounded up to whole K tiles
-     * (mf_mem_cpu_kv_slots; the layout: attention.c) */
+    /* KV cache, one per sequence side by side, zeroed so that no slot is ever read
+     * uninitialized; the slots of a sliding layer are a ring (memory.h mf_mem_kv_slots),
+     * both rounded up to whole K tiles (mf_mem_cpu_kv_slots; the layout: attention.c) */
     for (int l = 0; l < L; l++) {
         st->slots[l] = mf_mem_cpu_kv_slots(hp, l, o);
-        size_t bytes = (size_t)mf_mem_cpu_kv_layer_bytes(hp, l, o);
+        size_t bytes = (size_t)mf_mem_cpu_kv_layer_bytes(hp, l, o) * (size_t)mf_mem_n_seq(o);
         st->kc[l] = state_buf(st, bytes);
         st->vc[l] = state_buf(st, bytes);
         if (!st->kc[l] || !st->vc[l]) {
@@ -205,13 +208,15 @@ static uint64_t cpu_state_bytes(mf_backend *be, const mf_bstate *st)
 
 /* ------------------------------------------------------------------ step + small ops */
 
-static int cpu_step_begin(mf_backend *be, mf_bstate *st, const int32_t *tokens, int n, int pos0, int eager)
+static int cpu_step_begin(mf_backend *be, mf_bstate *st, const mf_step *s, int eager)
 {
     (void)be;
     (void)eager; /* every CPU step runs as issued */
-    memcpy(st->tokens, tokens, sizeof(int32_t) * (size_t)n);
-    st->n = n;
-    st->pos0 = pos0;
+    size_t bytes = sizeof(int32_t) * (size_t)s->n;
+    memcpy(st->tokens, s->tokens, bytes);
+    memcpy(st->seq, s->seq, bytes);
+    memcpy(st->pos, s->pos, bytes);
+    st->n = s->n;
     return 0;
 }
 
@@ -300,14 +305,14 @@ typedef struct rope_job {
 } rope_job;
 
 /* row r: RoPE on its query heads, its key heads rotated into this thread's row buffer, then
- * key and value stored at the position's slot */
+ * key and value stored at the position's slot of its sequence's cache */
 static void rope_task(void *ctx, int r, int thread)
 {
     const rope_job *j = ctx;
     mf_bstate *st = j->st;
     const mf_hparams *hp = &st->m->hp;
     int H = hp->n_heads, Hkv = hp->n_kv_heads, hd = hp->head_dim, half = hp->n_rot / 2, l = j->l;
-    int p = st->pos0 + r;
+    int p = st->pos[r];
     const float *c = st->rcos[l] + (size_t)p * half, *s = st->rsin[l] + (size_t)p * half;
     for (int h = 0; h < H; h++) mf_rope_apply(j->q + ((size_t)r * H + h) * hd, c, s, hp->n_rot, hp->rope_neox);
     float *kr = st->krow + (size_t)thread * st->kv_width;
@@ -315,7 +320,7 @@ static void rope_task(void *ctx, int r, int thread)
         memcpy(kr + (size_t)h * hd, j->k + ((size_t)r * Hkv + h) * hd, sizeof(float) * (size_t)hd);
         mf_rope_apply(kr + (size_t)h * hd, c, s, hp->n_rot, hp->rope_neox);
     }
-    mf_cpu_kv_store(st, l, p % st->slots[l], kr, j->v + (size_t)r * st->kv_width);
+    mf_cpu_kv_store(st, l, st->seq[r], p % st->slots[l], kr, j->v + (size_t)r * st->kv_width);
 }
 
 static void cpu_rope_kv(mf_backend *be, mf_bstate *st, int l, float *q, const float *k, const float *v)

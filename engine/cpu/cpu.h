@@ -1,10 +1,11 @@
 /* cpu.h — internals of the CPU backend (the files of engine/cpu/), shared between them.
  *
  * Memory plan of a session (mf_bstate; every size from memory.h mf_mem_cpu_state):
- *   KV cache      per layer: K and V, float32 or binary16, for `slots` positions: n_ctx, or
- *                 a ring buffer for sliding-window layers (memory.h mf_mem_kv_slots), rounded
- *                 up to a whole K tile (mf_mem_cpu_kv_slots). V: [n_kv_heads][slots][head_dim].
- *                 K: tiles of MF_KV_TILE slots, [n_kv_heads][slots / 16][head_dim][16]
+ *   KV cache      per layer: K and V, float32 or binary16, one cache per sequence side by
+ *                 side (mf_cpu_kv), each for `slots` positions: n_ctx, or a ring buffer for
+ *                 sliding-window layers (memory.h mf_mem_kv_slots), rounded up to a whole K
+ *                 tile (mf_mem_cpu_kv_slots). V: [n_seq][n_kv_heads][slots][head_dim].
+ *                 K: tiles of MF_KV_TILE slots, [n_seq][n_kv_heads][slots / 16][head_dim][16]
  *                 (attention.c explains why).
  *   RoPE tables   cos/sin [n_ctx][n_rot/2] per distinct frequency set (rope.h), in double
  *                 precision rounded once, so every backend rotates by the same numbers
@@ -62,11 +63,11 @@ struct mf_bstate {
     const mf_model *m;
     mf_bmodel *bm; /* the prepared model (its packed copies) */
     mf_state_opts o;
-    /* the current step */
-    int n, pos0;
-    int32_t *tokens; /* [max_batch] */
+    /* the current step: its rows' tokens, sequences and positions (backend.h mf_step) */
+    int n;
+    int32_t *tokens, *seq, *pos; /* [max_batch] */
     /* KV cache */
-    void **kc, **vc; /* [n_layers] -> [slots][kv_width] */
+    void **kc, **vc; /* [n_layers] -> [n_seq][...]: see the top of this file */
     int *slots;      /* [n_layers] */
     int kv_width;    /* n_kv_heads * head_dim */
     float *krow;     /* [n_threads][kv_width] a rotated key row before it is stored */
@@ -93,6 +94,13 @@ struct mf_bstate {
     mf_matmul_observer obs;
     void *obs_user;
 };
+
+/* Layer l's K (kv = 0) or V (kv = 1) cache of sequence s: [slots][kv_width] */
+static inline uint8_t *mf_cpu_kv(const mf_bstate *st, int kv, int s, int l)
+{
+    size_t seq_bytes = (size_t)st->slots[l] * (size_t)st->kv_width * (st->o.kv_f16 ? 2u : 4u);
+    return (uint8_t *)(kv ? st->vc : st->kc)[l] + (size_t)s * seq_bytes;
+}
 
 static inline void mf_cpu_observe(mf_bstate *st, const mf_weight *W, int matrix, const float *x, int rows)
 {
@@ -152,10 +160,11 @@ void mf_cpu_pack_free(mf_bmodel *bm);
  * over the cache as it is (sinks: layer l's sink logits or NULL): q, out: the row's grp
  * query heads of g (grp·head_dim floats); sc: scratch of grp·n_ctx floats; simd = 0 runs
  * the scalar twin (the same float operations in the same order: equal bits).
+ * (the row's sequence and position: the step's seq[r] and pos[r]).
  * mf_cpu_kv_store: key row k (rotated) and value row v (kv_width floats each) of one
- * position into slot `slot` of layer l. */
+ * position into slot `slot` of layer l of sequence seq's cache. */
 void mf_cpu_attention_row(const mf_bstate *st, int l, const float *sinks, int r, int g, const float *q, float *out,
                           float *sc, int simd);
-void mf_cpu_kv_store(mf_bstate *st, int l, int slot, const float *k, const float *v);
+void mf_cpu_kv_store(mf_bstate *st, int l, int seq, int slot, const float *k, const float *v);
 
 #endif

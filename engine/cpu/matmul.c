@@ -28,9 +28,12 @@
  *    the two never compete for cores. (An OpenBLAS that did not recognize the CPU falls back
  *    to SSE3 kernels three times slower than path 1; then path 1 is used.) Its sums are not
  *    those of the 1-row path: float-weight products on this path are not batch-invariant
- *    (float models' prompts on CPUs where OpenBLAS is used; see use_blas).
+ *    (float models' prompts on CPUs where OpenBLAS is used; see use_blas), so a state of
+ *    several sequences never takes it: there a row's result must not depend on how many
+ *    rows share its step (docs/batching.md §4).
  */
 #include "cpu.h"
+#include "memory.h"
 #include "quant.h"
 #include "vecf.h"
 
@@ -245,14 +248,15 @@ static void blas_task(void *ctx, int task, int thread)
 
 /* Path 2 for float weights, a batch and at least one tile per thread: a smaller matrix
  * (gpt-oss's router, 32 rows) would leave threads idle, and on path 1 it keeps the
- * quantized models' batch invariance whole. */
-static int use_blas(const cpu_backend *cb, uint32_t wtype, int rows, int64_t n_out)
+ * quantized models' batch invariance whole. Never in a state of several sequences
+ * (docs/batching.md §4). */
+static int use_blas(const cpu_backend *cb, const mf_bstate *st, uint32_t wtype, int rows, int64_t n_out)
 {
 #ifdef MF_HAVE_BLAS
     return cb->blas_ok && rows >= MF_CPU_BLAS_MIN_ROWS && mf_act_type(wtype) == MF_TYPE_F32 &&
-           n_out >= (int64_t)MF_CPU_TILE_ROWS * cb->n_threads;
+           n_out >= (int64_t)MF_CPU_TILE_ROWS * cb->n_threads && mf_mem_n_seq(&st->o) == 1;
 #else
-    (void)cb, (void)wtype, (void)rows, (void)n_out;
+    (void)cb, (void)st, (void)wtype, (void)rows, (void)n_out;
     return 0;
 #endif
 }
@@ -264,7 +268,7 @@ void mf_cpu_matmul(cpu_backend *cb, mf_bstate *st, uint32_t wtype, const void *W
                    int accumulate, const float *bias)
 {
 #ifdef MF_HAVE_BLAS
-    if (use_blas(cb, wtype, rows, n_out)) {
+    if (use_blas(cb, st, wtype, rows, n_out)) {
         blas_job j = {.wtype = wtype,
                       .W = W,
                       .row_bytes = row_bytes,
@@ -344,7 +348,7 @@ void mf_cpu_matmul_group(mf_backend *be, mf_bstate *st, int n, const mf_weight *
 {
     cpu_backend *cb = be->impl;
     for (int i = 0; i < n; i++) mf_cpu_observe(st, W[i], 0, x, rows);
-    int same = !use_blas(cb, W[0]->type, rows, W[0]->ne[1]);
+    int same = !use_blas(cb, st, W[0]->type, rows, W[0]->ne[1]);
     for (int i = 1; i < n; i++) same &= W[i]->type == W[0]->type && W[i]->ne[0] == W[0]->ne[0];
     if (!same) {
         for (int i = 0; i < n; i++) matmul_w(be, st, W[i], b[i], x, out[i], rows, 0);
@@ -371,7 +375,7 @@ void mf_cpu_gated(mf_backend *be, mf_bstate *st, const mf_weight *Wg, const floa
                   *wu = (const uint8_t *)Wu->data + (size_t)matrix * mb;
     mf_cpu_observe(st, Wg, matrix, x, rows);
     mf_cpu_observe(st, Wu, matrix, x, rows);
-    if (Wu->type != Wg->type || Wu->ne[0] != n_in || Wu->ne[1] != F || use_blas(cb, Wg->type, rows, F)) {
+    if (Wu->type != Wg->type || Wu->ne[0] != n_in || Wu->ne[1] != F || use_blas(cb, st, Wg->type, rows, F)) {
         /* two products, then the activation on the caller (float models' prompts) */
         mf_cpu_matmul(cb, st, Wg->type, wg, Wg->row_bytes, n_in, F, x, n_in, rows, out, F, 0, bg);
         mf_cpu_matmul(cb, st, Wu->type, wu, Wu->row_bytes, n_in, F, x, n_in, rows, scratch, F, 0, bu);

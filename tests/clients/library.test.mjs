@@ -1,8 +1,6 @@
 // library.test.mjs — what the HTTP layer passes through to the library's conversation API
-// (issue 14): stop strings, logprobs, multi-turn conversations, tools and tool results,
-// prefix reuse, several sequences at once. Until that library lands, the server's stand-in
-// engine refuses these with a reason naming issue 14 and each test skips ("needs issue 14's
-// library"); run.sh reports the file as skipped when nothing in it ran.
+// (docs/generate.md, docs/batching.md): stop strings, logprobs, multi-turn conversations,
+// tools and tool results, prefix reuse, several sequences at once.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
@@ -11,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import OpenAI from 'openai';
 import { ChatOpenAI } from '@langchain/openai';
-import { startServer, needsLibrary } from './server.mjs';
+import { startServer, metric } from './server.mjs';
 
 let srv, client, oss, ossClient, dir;
 const PROMPT = 'Once upon a time';
@@ -22,7 +20,7 @@ before(async () => {
   dir = mkdtempSync(join(tmpdir(), 'minfer-library-'));
   const model = join(dir, 'gpt-oss-tiny.gguf');
   execFileSync(`${process.env.MINFER_BIN}/mkmodel`, ['-o', model, '--arch', 'gpt-oss', '--preset', 'tiny', '--seed', '7'], { stdio: 'ignore' });
-  oss = await startServer([], { model });
+  oss = await startServer(['--ctx', '1024'], { model }); // the tools' developer message alone is ~450 tokens of this small vocabulary
   ossClient = new OpenAI({ baseURL: oss.base, apiKey: 'x', maxRetries: 0 });
 });
 
@@ -34,20 +32,11 @@ after(async () => {
   assert.equal(b.code, 0, oss.log());
 });
 
-// Runs f; a refusal of the stand-in engine turns into a skip.
-async function withLibrary(t, f) {
-  try {
-    await f();
-  } catch (e) {
-    if (!needsLibrary(t, e)) throw e;
-  }
-}
-
 const chat = (extra = {}) => client.chat.completions.create({
   model: 'x', messages: [{ role: 'user', content: PROMPT }], temperature: 0, max_tokens: 30, ...extra,
 });
 
-test('stop strings end the answer before the stop string, finish_reason stop, streamed alike', (t) => withLibrary(t, async () => {
+test('stop strings end the answer before the stop string, finish_reason stop, streamed alike', async () => {
   const free = (await chat()).choices[0].message.content;
   const at = free.indexOf(' was', 1);
   assert.ok(at > 0, `the reference text has " was": ${free}`);
@@ -57,18 +46,18 @@ test('stop strings end the answer before the stop string, finish_reason stop, st
   let text = '';
   for await (const c of await chat({ stop: ' was', stream: true })) text += c.choices[0]?.delta?.content ?? '';
   assert.equal(text, free.slice(0, at));
-}));
+});
 
-test('LangChain: invoke with stop, and CrewAI\'s "\\nObservation:" stop word is accepted', (t) => withLibrary(t, async () => {
+test('LangChain: invoke with stop, and CrewAI\'s "\\nObservation:" stop word is accepted', async () => {
   const llm = new ChatOpenAI({ model: 'x', temperature: 0, maxTokens: 30, apiKey: 'x', maxRetries: 0, configuration: { baseURL: srv.base } });
   const free = (await llm.invoke(PROMPT)).content;
   const at = free.indexOf(' was', 1);
   assert.equal((await llm.invoke(PROMPT, { stop: [' was'] })).content, free.slice(0, at));
   const m = await llm.invoke(PROMPT, { stop: ['\nObservation:'] });
   assert.equal(typeof m.content, 'string');
-}));
+});
 
-test('logprobs: one entry per generated token, top_logprobs sorted, greedy picks the best', (t) => withLibrary(t, async () => {
+test('logprobs: one entry per generated token, top_logprobs sorted, greedy picks the best', async () => {
   const r = await chat({ logprobs: true, top_logprobs: 3, max_tokens: 8 });
   const lp = r.choices[0].logprobs.content;
   assert.equal(lp.length, r.usage.completion_tokens);
@@ -82,18 +71,18 @@ test('logprobs: one entry per generated token, top_logprobs sorted, greedy picks
   const c = await client.completions.create({ model: 'x', prompt: PROMPT, temperature: 0, max_tokens: 5, logprobs: 2 });
   assert.equal(c.choices[0].logprobs.tokens.length, 5);
   assert.equal(c.choices[0].logprobs.top_logprobs[0] && Object.keys(c.choices[0].logprobs.top_logprobs[0]).length, 2);
-}));
+});
 
-test('multi-turn: a conversation that comes back reuses its cached prefix', (t) => withLibrary(t, async () => {
+test('multi-turn: a conversation that comes back reuses its cached prefix', async () => {
   const turn1 = [{ role: 'system', content: 'Be brief.' }, { role: 'user', content: 'Hello' }];
   const a = await ossClient.chat.completions.create({ model: 'x', messages: turn1, temperature: 0, max_tokens: 8 });
   const turn2 = [...turn1, { role: 'assistant', content: a.choices[0].message.content || 'Hi.' }, { role: 'user', content: 'Again' }];
   const b = await ossClient.chat.completions.create({ model: 'x', messages: turn2, temperature: 0, max_tokens: 8 });
   assert.ok(b.usage.prompt_tokens > a.usage.prompt_tokens);
   assert.ok(b.usage.prompt_tokens_details.cached_tokens > 0, 'turn 2 reused turn 1');
-}));
+});
 
-test('tools: a history with an assistant tool call and the tool result renders and answers', (t) => withLibrary(t, async () => {
+test('tools: a history with an assistant tool call and the tool result renders and answers', async () => {
   const tools = [{ type: 'function', function: { name: 'get_weather', description: 'Weather of a city', parameters: { type: 'object', properties: { city: { type: 'string' } }, required: ['city'] } } }];
   const messages = [
     { role: 'user', content: 'Weather in Paris?' },
@@ -109,9 +98,20 @@ test('tools: a history with an assistant tool call and the tool result renders a
   }
   const none = await ossClient.chat.completions.create({ model: 'x', messages, tools, tool_choice: 'none', temperature: 0, max_tokens: 4 });
   assert.ok(none.usage.prompt_tokens < r.usage.prompt_tokens, "tool_choice 'none' leaves the tools out of the prompt");
-}));
+});
 
-test('--parallel 4: sequences decode together (the server says so)', (t) => {
-  if (/one sequence at a time/.test(srv.log())) { t.skip("needs issue 14's library"); return; }
+test('--parallel 4: four concurrent requests share forward steps', async () => {
   assert.match(srv.log(), /4 sequences/);
+  const steps0 = await metric(srv.url, 'minfer_batch_steps_total');
+  const gen0 = await metric(srv.url, 'minfer_generated_tokens_total');
+  const ask = (i) => client.chat.completions.create({
+    model: 'x', messages: [{ role: 'user', content: `${PROMPT} ${i}` }], temperature: 0, max_tokens: 32,
+  });
+  const rs = await Promise.all([0, 1, 2, 3].map(ask));
+  const generated = (await metric(srv.url, 'minfer_generated_tokens_total')) - gen0;
+  const steps = (await metric(srv.url, 'minfer_batch_steps_total')) - steps0;
+  assert.equal(generated, rs.reduce((a, r) => a + r.usage.completion_tokens, 0));
+  // alone, every generated token takes a step of its own (and each prompt one more): shared
+  // steps are the only way to need fewer steps than tokens
+  assert.ok(steps < generated, `${steps} steps for ${generated} tokens: the sequences did not decode together`);
 });

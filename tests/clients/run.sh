@@ -5,7 +5,7 @@
 #                          under $MINFER_BIN/clients with `npm ci` from package-lock.json
 #   MINFER_MODELS          folder of stories260K.gguf (default: ctest's MINFER_MODELS_DEFAULT)
 # Exit 77 (skipped, with the reason) when the model is missing, or when every test of the
-# file skipped (library.test.mjs until issue 14's library lands).
+# file skipped.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 file=$1

@@ -64,13 +64,3 @@ export async function metric(url, name) {
   if (!m) throw new Error(`metric ${name} missing:\n${text}`);
   return Number(m[1]);
 }
-
-// The stand-in engine refuses what needs issue 14's library with this phrase: tests of those
-// features skip (and run by themselves once the library lands and the phrase is gone).
-export function needsLibrary(t, err) {
-  if (err && /the library of issue 14/.test(String(err.message ?? err))) {
-    t.skip("needs issue 14's library");
-    return true;
-  }
-  return false;
-}

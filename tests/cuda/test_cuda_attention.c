@@ -7,7 +7,9 @@
  * 16, 80, 256 (the generic one; 256 needs the shared-memory opt-in); float32 and binary16
  * caches; with and without a window (ring buffer of window + max_batch − 1 slots, so keys
  * wrap around) and sinks. Every cache slot holds distinct random data, so a wrong slot or
- * a key outside the window changes the result.
+ * a key outside the window changes the result. Several sequences: caches of 3 sequences side
+ * by side, the queries attend over the second or the third (decode, split and one-pass, and
+ * prompts): a launch that read another sequence's keys would miss the reference.
  * More query heads per KV head than one block holds: G = 16 (one full block of query
  * vectors) and G = 32 (two blocks: blockIdx.y = 1 in the split launch) on decode and short
  * prompts. The grid-y edge: a 32 769-row prompt at G = 32 has 65 538 tiles of 16 query
@@ -61,12 +63,14 @@ static void attn_ref(const acase *c, int slots, const float *q, const float *kf,
     free(s);
 }
 
-static void run_case(mf_rng *r, const acase *c)
+/* c with caches of n_seq sequences, the queries attending over sequence seq's */
+static void run_case_seq(mf_rng *r, const acase *c, int n_seq, int seq)
 {
     int H = c->G * c->Hkv, hd = c->hd;
     /* ring buffer as mf_mem_kv_slots sizes it for steps of at most n tokens */
     int slots = c->window ? (c->window + c->n - 1 < c->n_ctx ? c->window + c->n - 1 : c->n_ctx) : c->n_ctx;
-    size_t cn = (size_t)c->Hkv * slots * hd, qn = (size_t)c->n * H * hd;
+    size_t per_seq = (size_t)c->Hkv * slots * hd, cn = per_seq * (size_t)n_seq;
+    size_t qn = (size_t)c->n * H * hd, so = per_seq * (size_t)seq; /* the queries' sequence */
     float *kf = rand_vec(r, cn, 1.0f), *vf = rand_vec(r, cn, 1.0f), *k0 = NULL, *v0 = NULL;
     void *kc = kf, *vc = vf;
     if (c->f16) {
@@ -88,19 +92,19 @@ static void run_case(mf_rng *r, const acase *c)
     double *ref = malloc(sizeof(double) * qn);
     float scale = 1.0f / sqrtf((float)hd), vmax = 0;
     for (size_t i = 0; i < cn; i++) vmax = fmaxf(vmax, fabsf(vf[i]));
-    mf_cuda_test_attn a = {q,        kc, vc,     c->f16, slots,     c->n_ctx, c->pos0,
-                           c->n,     H,  c->Hkv, hd,     c->window, scale,    c->sinks ? sk : NULL,
-                           c->split, out};
+    mf_cuda_test_attn a = {q,        kc,  vc,     c->f16, slots,     c->n_ctx, c->pos0,
+                           c->n,     H,   c->Hkv, hd,     c->window, scale,    c->sinks ? sk : NULL,
+                           c->split, out, n_seq,  seq};
     mf_err err;
     GPU_OK(mf_cuda_test_attention(gpu_ctx, &a, &err), err);
-    attn_ref(c, slots, q, kf, vf, sk, scale, ref);
+    attn_ref(c, slots, q, kf + so, vf + so, sk, scale, ref);
     for (size_t i = 0; i < qn; i++)
         if (!(fabs(out[i] - ref[i]) <= 1e-4 * vmax))
             fail_msg(
                 "attention n %d pos0 %d G %d hd %d f16 %d sinks %d window %d split %d: out[%zu] = %.9g, expected %.9g",
                 c->n, c->pos0, c->G, hd, c->f16, c->sinks, c->window, c->split, i, out[i], ref[i]);
     if (c->f16) {
-        attn_ref(c, slots, q, k0, v0, sk, scale, ref);
+        attn_ref(c, slots, q, k0 + so, v0 + so, sk, scale, ref);
         for (size_t i = 0; i < qn; i++)
             if (!(fabs(out[i] - ref[i]) <= 3e-3 * vmax))
                 fail_msg("attention (f16 cache vs f32 values) n %d G %d hd %d: out[%zu] = %.9g, expected %.9g", c->n,
@@ -117,6 +121,8 @@ static void run_case(mf_rng *r, const acase *c)
     free(out);
     free(ref);
 }
+
+static void run_case(mf_rng *r, const acase *c) { run_case_seq(r, c, 1, 0); }
 
 static void decode_lengths(void **state)
 {
@@ -217,6 +223,24 @@ static void generic_head_dims(void **state)
         }
 }
 
+/* caches of 3 sequences: the queries see their own (the second or the third) only */
+static void several_sequences(void **state)
+{
+    (void)state;
+    mf_rng r = {26};
+    for (int seq = 1; seq <= 2; seq++)
+        for (int v = 0; v < 8; v++) {
+            int hd = v % 2 ? 128 : 64, f16 = (v >> 1) & 1, win = (v >> 2) & 1 ? 40 : 0;
+            acase d = {1, 90 + 7 * v, 4, 2, hd, f16, v & 1, win, 1, 512};
+            acase one = d;
+            one.split = 0;
+            acase p = {19, 30 + v, 8, 2, hd, f16, v & 1, win, 0, 512};
+            run_case_seq(&r, &d, 3, seq);
+            run_case_seq(&r, &one, 3, seq);
+            run_case_seq(&r, &p, 3, seq);
+        }
+}
+
 int main(void)
 {
     if (!gpu_open(0)) {
@@ -225,7 +249,7 @@ int main(void)
     }
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(decode_lengths),         cmocka_unit_test(prompt_rows), cmocka_unit_test(generic_head_dims),
-        cmocka_unit_test(many_heads_per_kv_head), cmocka_unit_test(grid_y_edge),
+        cmocka_unit_test(many_heads_per_kv_head), cmocka_unit_test(grid_y_edge), cmocka_unit_test(several_sequences),
     };
     int rc = MF_RUN("cuda_attention", tests);
     mf_cuda_test_free(gpu_ctx);

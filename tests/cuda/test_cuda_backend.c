@@ -16,7 +16,13 @@
  *     embedding and output, MXFP4 experts, window 8 on alternate layers, sinks, 4 experts
  *     top-2, 4 heads × 16 = 64 != d = 128; gpt_oss_graphs, below);
  *   - a layer hook set on a session with graphs is called at every layer of every step
- *     (such steps run eagerly, backend.h), and the logits stay those of no graphs.
+ *     (such steps run eagerly, backend.h), and the logits stay those of no graphs;
+ *   - several sequences in one session (several_sequences, below): four sequences joining
+ *     at different steps, prompt chunks beside decode rows, decode steps of 1 to 4 rows (one
+ *     graph per row count, replayed for other sequences at other positions), teacher-forced
+ *     with their solo runs' tokens: each sequence's logits within the fp32 tolerance of its
+ *     solo GPU run and its greedy choices the same, and with graphs bit-identical to
+ *     without; on stories260K and the tiny gpt-oss (window 8: rings per sequence).
  * Skips without a GPU or, for the stories260K cases, without the model file. */
 #include "gpu_util.h"
 #include "minfer.h"
@@ -347,6 +353,116 @@ static void gpt_oss_graphs(void **state)
     unlink(path);
 }
 
+/* ---- several sequences */
+
+#define MS 4  /* sequences */
+#define MG 12 /* tokens each decodes */
+
+/* Sequence q's logits before each of its MG decoded tokens: lg[(q * MG + g) * V]. Alone:
+ * one sequence at a time (prompt in one step, then one token a step), all in sequence q of
+ * a session of MS. Together: sequence q joins at step join[q], prompts in chunks of 5 beside
+ * the decode rows. Decoding is teacher-forced with tok (the solo run's greedy tokens; NULL:
+ * record them). */
+static void run_seqs(mf_model *m, int together, int no_graph, int32_t (*prompt)[24], const int *np, int32_t (*tok)[MG],
+                     int record, float *lg)
+{
+    static const int join[MS] = {0, 1, 4, 6};
+    int V = m->hp.n_vocab;
+    mf_session_opts o = mf_session_defaults();
+    o.device = "cuda";
+    o.kv_f16 = 0;
+    o.no_graph = no_graph;
+    o.n_ctx = 128;
+    o.max_batch = 32;
+    o.n_seq = MS;
+    mf_err err;
+    mf_session *s = mf_session_new(m, &o, &err);
+    if (!s) fail_msg("%s", err.msg);
+    int fed[MS] = {0}, gen[MS] = {0};
+    for (int step = 0, busy = 1; busy; step++) {
+        mf_seq_chunk ch[MS];
+        int n = 0;
+        busy = 0;
+        for (int q = 0; q < MS; q++) {
+            int may = together ? step >= join[q] : (q == 0 || gen[q - 1] == MG);
+            if (gen[q] == MG) continue;
+            busy = 1;
+            if (!may || (!together && n)) continue;
+            if (fed[q] < np[q]) {
+                int c = together ? (np[q] - fed[q] < 5 ? np[q] - fed[q] : 5) : np[q];
+                ch[n++] = (mf_seq_chunk){q, prompt[q] + fed[q], c, fed[q] + c == np[q]};
+                fed[q] += c;
+            } else {
+                ch[n++] = (mf_seq_chunk){q, &tok[q][gen[q] - 1], 1, 1};
+            }
+        }
+        if (!n) continue;
+        GPU_OK(mf_session_step(s, ch, n, &err), err);
+        for (int i = 0; i < n; i++) {
+            int q = ch[i].seq;
+            if (!ch[i].logits) continue;
+            const float *l = mf_session_seq_logits(s, q, &err);
+            if (!l) fail_msg("%s", err.msg);
+            memcpy(lg + ((size_t)q * MG + gen[q]) * V, l, sizeof(float) * (size_t)V);
+            int32_t best = mf_session_seq_argmax(s, q);
+            if (record) tok[q][gen[q]] = best;
+            gen[q]++;
+        }
+    }
+    mf_session_free(s);
+}
+
+static void several_on(mf_model *m, const char *name)
+{
+    int V = m->hp.n_vocab;
+    int32_t prompt[MS][24], tok[MS][MG];
+    const int np[MS] = {17, 3, 24, 9};
+    mf_rng r = {91};
+    for (int q = 0; q < MS; q++)
+        for (int i = 0; i < np[q]; i++) prompt[q][i] = (int32_t)(mf_rng_u64(&r) % (uint64_t)V);
+    size_t n = (size_t)MS * MG * V;
+    float *alone = malloc(sizeof(float) * n), *with = malloc(sizeof(float) * n), *plain = malloc(sizeof(float) * n);
+    run_seqs(m, 0, 0, prompt, np, tok, 1, alone);
+    run_seqs(m, 1, 0, prompt, np, tok, 0, with);
+    run_seqs(m, 1, 1, prompt, np, tok, 0, plain);
+    for (int q = 0; q < MS; q++)
+        for (int g = 0; g < MG; g++) {
+            size_t at = ((size_t)q * MG + g) * V;
+            char what[96];
+            snprintf(what, sizeof what, "%s: sequence %d, token %d, batched vs alone", name, q, g);
+            close_enough(what, with + at, alone + at, (size_t)V, 1e-4);
+            if (memcmp(with + at, plain + at, sizeof(float) * (size_t)V))
+                fail_msg("%s: sequence %d, token %d: logits with graphs differ from those without", name, q, g);
+            int best = 0;
+            for (int j = 1; j < V; j++)
+                if (with[at + j] > with[at + best]) best = j;
+            if (best != tok[q][g])
+                fail_msg("%s: sequence %d, token %d: batched argmax %d, alone %d", name, q, g, best, tok[q][g]);
+        }
+    free(alone);
+    free(with);
+    free(plain);
+}
+
+static void several_sequences(void **state)
+{
+    (void)state;
+    const char *path = mf_tmp_path("gpt-oss-multi.gguf");
+    const char *args[] = {"-o", path, "--arch", "gpt-oss", "--preset", "tiny", "--seed", "13", NULL};
+    mf_proc pr = mf_run_tool("mkmodel", args);
+    if (pr.rc) fail_msg("mkmodel: %s", pr.err);
+    mf_proc_free(&pr);
+    mf_err err;
+    mf_model *m = mf_model_load(path, &err);
+    if (!m) fail_msg("%s", err.msg);
+    several_on(m, "gpt-oss tiny");
+    mf_model_free(m);
+    unlink(path);
+    m = load_stories();
+    several_on(m, "stories260K");
+    mf_model_free(m);
+}
+
 int main(void)
 {
     char names[1][128];
@@ -360,6 +476,7 @@ int main(void)
         cmocka_unit_test(token_by_token_equals_batch),
         cmocka_unit_test(two_gpu_sessions_per_model),
         cmocka_unit_test(gpt_oss_graphs),
+        cmocka_unit_test(several_sequences),
     };
     return MF_RUN("cuda_backend", tests);
 }

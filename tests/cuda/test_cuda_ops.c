@@ -3,7 +3,8 @@
  *     (the scale is one float rounding away, the tree sum of squares ~1e-7 relative);
  *   rope_kv_kernel vs mf_rope_apply on the same cos/sin table (mf_rope_cos_sin): q and the
  *     cached k bit for bit, v copied bit for bit, binary16 caches equal to mf_f32_to_fp16 of
- *     the CPU's values; ring-buffer slots (p % slots) and untouched slots checked;
+ *     the CPU's values; ring-buffer slots (p % slots) and untouched slots checked; rows of
+ *     several sequences, each into its own sequence's cache;
  *   argmax_kernel vs cpu_argmax's rule (first index of the maximum; -1 when a value is NaN or
  *   ±∞), ties included. */
 #include "gpu_util.h"
@@ -40,9 +41,11 @@ static void rmsnorm_vs_formula(void **state)
         }
 }
 
-/* one configuration of rope_kv: n rows at pos0 into a cache of `slots` slots */
+/* one configuration of rope_kv: n rows at pos0 into a cache of `slots` slots; with n_seq > 1
+ * caches of n_seq sequences side by side, row r in sequence r % n_seq at position
+ * (pos0 + 5r) % n_ctx */
 static void rope_case(mf_rng *r, int H, int Hkv, int hd, int n_rot, int neox, int kv_f16, int n_ctx, int slots,
-                      int pos0, int n)
+                      int pos0, int n, int n_seq)
 {
     float freq[128];
     float *fr = freq;
@@ -56,7 +59,13 @@ static void rope_case(mf_rng *r, int H, int Hkv, int hd, int n_rot, int neox, in
     float *ct = malloc(sizeof(float) * (size_t)n_ctx * half), *st = malloc(sizeof(float) * (size_t)n_ctx * half);
     for (int p = 0; p < n_ctx; p++) mf_rope_cos_sin(&m, 0, p, ct + (size_t)p * half, st + (size_t)p * half);
 
-    size_t qn = (size_t)n * H * hd, kn = (size_t)n * Hkv * hd, cn = (size_t)Hkv * slots * hd, es = kv_f16 ? 2 : 4;
+    size_t per_seq = (size_t)Hkv * slots * hd, cn = per_seq * (size_t)(n_seq > 1 ? n_seq : 1);
+    size_t qn = (size_t)n * H * hd, kn = (size_t)n * Hkv * hd, es = kv_f16 ? 2 : 4;
+    int32_t *rpos = malloc(sizeof(int32_t) * 2 * (size_t)n), *rseq = rpos + n;
+    for (int i = 0; i < n; i++) {
+        rpos[i] = n_seq > 1 ? (pos0 + 5 * i) % n_ctx : pos0 + i;
+        rseq[i] = n_seq > 1 ? i % n_seq : 0;
+    }
     float *q = rand_vec(r, qn, 1.0f), *k = rand_vec(r, kn, 1.0f), *v = rand_vec(r, kn, 1.0f);
     float *qref = malloc(sizeof(float) * qn);
     memcpy(qref, q, sizeof(float) * qn);
@@ -64,20 +73,21 @@ static void rope_case(mf_rng *r, int H, int Hkv, int hd, int n_rot, int neox, in
     for (size_t i = 0; i < es * cn; i++) kc[i] = vc[i] = (uint8_t)mf_rng_u64(r);
     memcpy(kc0, kc, es * cn);
     memcpy(vc0, vc, es * cn);
-    mf_cuda_test_rope a = {q, k, v, kc, vc, kv_f16, slots, ct, st, n_ctx, pos0, n, H, Hkv, hd, n_rot, neox};
+    mf_cuda_test_rope a = {q,    k, v, kc,  vc, kv_f16, slots, ct,    st,   n_ctx,
+                           pos0, n, H, Hkv, hd, n_rot,  neox,  n_seq, rpos, rseq};
     mf_err err;
     GPU_OK(mf_cuda_test_rope_kv(gpu_ctx, &a, &err), err);
 
     float *kr = malloc(sizeof(float) * (size_t)hd);
     for (int row = 0; row < n; row++) {
-        int p = pos0 + row;
+        int p = rpos[row];
         const float *c = ct + (size_t)p * half, *s = st + (size_t)p * half;
         for (int j = 0; j < H; j++) mf_rope_apply(qref + ((size_t)row * H + j) * hd, c, s, n_rot, neox);
         for (int g = 0; g < Hkv; g++) {
             memcpy(kr, k + ((size_t)row * Hkv + g) * hd, sizeof(float) * hd);
             mf_rope_apply(kr, c, s, n_rot, neox);
             for (int i = 0; i < hd; i++) {
-                size_t at = ((size_t)g * slots + (size_t)(p % slots)) * hd + i;
+                size_t at = per_seq * (size_t)rseq[row] + ((size_t)g * slots + (size_t)(p % slots)) * hd + i;
                 float vv = v[((size_t)row * Hkv + g) * hd + i];
                 if (kv_f16) {
                     uint16_t kb, vb;
@@ -101,6 +111,7 @@ static void rope_case(mf_rng *r, int H, int Hkv, int hd, int n_rot, int neox, in
     assert_memory_equal(kc, kc0, es * cn);
     assert_memory_equal(vc, vc0, es * cn);
     free(kr);
+    free(rpos);
     free(q);
     free(k);
     free(v);
@@ -119,10 +130,12 @@ static void rope_kv_vs_cpu(void **state)
     mf_rng r = {11};
     for (int neox = 0; neox <= 1; neox++)
         for (int f16 = 0; f16 <= 1; f16++) {
-            rope_case(&r, 8, 4, 8, 8, neox, f16, 64, 64, 0, 7); /* stories260K shape */
-            rope_case(&r, 32, 4, 64, 64, neox, f16, 2048, 2048, 1000, 1);
-            rope_case(&r, 64, 8, 64, 64, neox, f16, 4096, 143, 4000, 16); /* ring buffer, wraps */
-            rope_case(&r, 4, 1, 128, 96, neox, f16, 512, 512, 3, 33);     /* n_rot < head dim */
+            rope_case(&r, 8, 4, 8, 8, neox, f16, 64, 64, 0, 7, 1); /* stories260K shape */
+            rope_case(&r, 32, 4, 64, 64, neox, f16, 2048, 2048, 1000, 1, 1);
+            rope_case(&r, 64, 8, 64, 64, neox, f16, 4096, 143, 4000, 16, 1); /* ring buffer, wraps */
+            rope_case(&r, 4, 1, 128, 96, neox, f16, 512, 512, 3, 33, 1);     /* n_rot < head dim */
+            rope_case(&r, 32, 4, 64, 64, neox, f16, 256, 256, 9, 12, 3);     /* rows of 3 sequences */
+            rope_case(&r, 64, 8, 64, 64, neox, f16, 4096, 143, 4000, 10, 4); /* 4 sequences' rings */
         }
 }
 

@@ -9,74 +9,16 @@
  * Checked: detection and name lookup stay in range; a rendered prompt holds the user text
  * (Llama-2 trims it); the parser's channel is one of its enum, its header
  * stays NUL-terminated within its buffer, and it asks to stop on <|return|> and <|call|>.
- * The vocabulary is a small harmony one built at the first call (structure tokens, channel
- * names, " to=", bytes), kept for the life of the process. */
+ * The vocabulary is the small harmony one of fuzz_vocab.h (structure tokens, channel names,
+ * " to=", bytes). */
 #include <stdint.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "chat.h"
-#include "gguf.h"
-#include "tokenizer.h"
+#include "fuzz_vocab.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-static const mf_tokenizer *harmony_vocab(void)
-{
-    static mf_tokenizer *tok;
-    static mf_gguf *g;
-    if (tok) return tok;
-    const char *toks[] = {"<|start|>",
-                          "<|channel|>",
-                          "<|message|>",
-                          "<|end|>",
-                          "<|return|>",
-                          "<|call|>",
-                          "<|constrain|>",
-                          "<|endoftext|>",
-                          "assistant",
-                          "analysis",
-                          "commentary",
-                          "final",
-                          "\xc4\xa0to",
-                          "=",
-                          "functions",
-                          ".x",
-                          "json",
-                          "H",
-                          "i",
-                          "\xc4\xa0",
-                          "!",
-                          "a",
-                          "l",
-                          "y",
-                          "Hi"};
-    enum { NT = sizeof toks / sizeof toks[0] };
-    int32_t types[NT];
-    for (int i = 0; i < NT; i++) types[i] = i < 8 ? 3 : 1;
-    const char *merges[] = {"H i"};
-    mf_gguf_writer *w = mf_gguf_writer_new();
-    mf_gguf_w_str(w, "tokenizer.ggml.model", "gpt2");
-    mf_gguf_w_str(w, "tokenizer.ggml.pre", "gpt-4o");
-    mf_gguf_w_arr_str(w, "tokenizer.ggml.tokens", toks, NULL, NT);
-    mf_gguf_w_arr(w, "tokenizer.ggml.token_type", MF_GGUF_I32, types, NT);
-    mf_gguf_w_arr_str(w, "tokenizer.ggml.merges", merges, NULL, 1);
-    mf_gguf_w_u32(w, "tokenizer.ggml.eos_token_id", 7);
-    char path[64];
-    snprintf(path, sizeof path, "/tmp/fuzz-chat-vocab-%ld.gguf", (long)getpid());
-    mf_err err;
-    if (mf_gguf_w_write(w, path, NULL, NULL, &err)) __builtin_trap();
-    mf_gguf_writer_free(w);
-    g = mf_gguf_open(path, &err); /* the mapping outlives the file name */
-    unlink(path);
-    if (!g || !(tok = mf_tokenizer_load(g, &err))) {
-        fprintf(stderr, "%s\n", err.msg);
-        __builtin_trap();
-    }
-    return tok;
-}
 
 /* the next NUL-terminated piece of [*p, end), NULL-safe; advances past the NUL */
 static char *piece(const uint8_t **p, const uint8_t *end)
@@ -95,7 +37,7 @@ static char *piece(const uint8_t **p, const uint8_t *end)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (size < 2) return 0;
-    const mf_tokenizer *t = harmony_vocab();
+    const mf_tokenizer *t = mf_fuzz_harmony_vocab();
     int fmt = data[0] % 6, flags = data[1];
     const uint8_t *p = data + 2, *end = data + size;
     char *user = piece(&p, end), *sys = piece(&p, end), *date = piece(&p, end), *tmpl = piece(&p, end);
@@ -128,7 +70,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         int32_t id = (int32_t)(p[0] | p[1] << 8) % (V + 2) - 1; /* -1 and V: ids outside the vocabulary */
         int stop = -1;
         int ch = mf_harmony_feed(&h, t, id, &stop);
-        if (ch < MF_HCH_NONE || ch > MF_HCH_FINAL || (stop != 0 && stop != 1)) __builtin_trap();
+        if (ch < MF_HCH_NONE || ch > MF_HCH_TOOL || (stop != 0 && stop != 1)) __builtin_trap();
         if (h.header_len >= sizeof h.header || h.header[h.header_len] != 0) __builtin_trap();
         if ((id == h.tok_return || id == h.tok_call) && !stop) __builtin_trap();
         if (stop) mf_harmony_init(&h, t);

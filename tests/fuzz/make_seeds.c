@@ -1,8 +1,8 @@
 /* make_seeds.c — writes the seeds of the fuzzers: small valid GGUF files for fuzz_gguf
- * (tests/fuzz/corpus), and inputs in the layouts fuzz_sampler.c and fuzz_chat.c describe
- * (tests/fuzz/corpus-sampler, tests/fuzz/corpus-chat).
+ * (tests/fuzz/corpus), and inputs in the layouts fuzz_sampler.c, fuzz_chat.c and fuzz_generate.c
+ * describe (tests/fuzz/corpus-sampler, tests/fuzz/corpus-chat, tests/fuzz/corpus-generate).
  *
- *   fuzz_make_seeds GGUF_DIR [SAMPLER_DIR CHAT_DIR]
+ *   fuzz_make_seeds GGUF_DIR [SAMPLER_DIR CHAT_DIR [GENERATE_DIR]]
  *
  * Each seed is a few KB so that libFuzzer's mutations reach every part of it within -max_len:
  *   seed-tiny-llama.bin  llama hyperparameters, an SPM vocabulary (scores, types, byte tokens),
@@ -309,12 +309,63 @@ static int chat_seeds(const char *dir)
            chat_seed(dir, "chatml.bin", 3, 0, "zephyr", "", "", "<|im_start|>", NULL, 0);
 }
 
+/* fuzz_generate.c layout: flags, max_tokens, context left, cancel delta / top_logprobs, the
+ * stop strings with their NULs, then token ids as 16-bit values id + 1 of fuzz_vocab.h's
+ * vocabulary (0 <|start|>, 1 <|channel|>, 2 <|message|>, 3 <|end|>, 4 <|return|>, 5 <|call|>,
+ * 6 <|constrain|>, 7 <|endoftext|>, 8 assistant, 9 analysis, 10 commentary, 11 final, 12 " to",
+ * 13 =, 14 functions, 15 .x, 16 json, 17 H, 18 i, 19 " ", 20 !, 21 a, 22 l, 23 y, 24 Hi,
+ * 25 byte 0xC3, 26 byte 0xA9, 27 "é", 28 ab, 29 newline; -1: outside the vocabulary) */
+static int generate_seed(const char *dir, const char *name, int flags, int max_tokens, int ctx_left, int b3,
+                         const char *const *stops, int n_stops, const int *ids, int n)
+{
+    seed s = {0};
+    put_u8(&s, (uint8_t)(flags | n_stops << 3));
+    put_u8(&s, (uint8_t)max_tokens);
+    put_u8(&s, (uint8_t)ctx_left);
+    put_u8(&s, (uint8_t)b3);
+    for (int i = 0; i < n_stops; i++) put_str(&s, stops[i]);
+    for (int i = 0; i < n; i++) {
+        put_u8(&s, (uint8_t)(ids[i] + 1));
+        put_u8(&s, 0);
+    }
+    return save(dir, name, &s);
+}
+
+static int generate_seeds(const char *dir)
+{
+    enum { HARMONY = 1, LOGITS = 2, LOGPROBS = 4, CANCEL = 32, NO_MAX = 64 };
+    /* "Hi é" (é in two tokens) "alHi!y", then the end token */
+    const int plain[] = {24, 19, 25, 26, 21, 22, 24, 20, 23, 7};
+    const char *plain_stops[] = {"Hi!", "\xc3\xa9"
+                                        "a"};
+    /* split and whole characters, a lone lead byte, a lone continuation byte, newlines */
+    const int utf8[] = {25, 26, 25, 25, 26, 27, 29, 26, 25, 29, 27};
+    /* analysis, then a final answer with a split "é", then <|return|> */
+    const int answer[] = {1, 9, 2, 17, 25, 3, 0, 8, 1, 11, 2, 21, 25, 26, 22, 23, 4};
+    const char *answer_stops[] = {"\xc3\xa9ly"};
+    /* a preamble, then a call: commentary to=functions.x <|constrain|>json, arguments, <|call|> */
+    const int call[] = {1, 10, 2, 17, 18, 3, 0, 8, 1, 10, 12, 13, 14, 15, 6, 16, 2, 28, 25, 26, 5};
+    const char *call_stops[] = {"zz"};
+    /* ids outside the vocabulary, after some text */
+    const int bad[] = {17, 18, -1, 17};
+    return generate_seed(dir, "plain-stops.bin", NO_MAX, 0, 200, 0, plain_stops, 2, plain, 10) ||
+           generate_seed(dir, "plain-utf8.bin", 0, 8, 100, 0, NULL, 0, utf8, 11) ||
+           generate_seed(dir, "plain-context.bin", NO_MAX | LOGITS | LOGPROBS, 0, 3, 2, NULL, 0, utf8, 11) ||
+           generate_seed(dir, "plain-cancel.bin", CANCEL | NO_MAX, 0, 200, 2, plain_stops, 1, plain, 10) ||
+           generate_seed(dir, "plain-bad-id.bin", NO_MAX, 0, 50, 0, NULL, 0, bad, 4) ||
+           generate_seed(dir, "harmony-answer.bin", HARMONY | NO_MAX, 0, 200, 0, answer_stops, 1, answer, 17) ||
+           generate_seed(dir, "harmony-call.bin", HARMONY | LOGITS | LOGPROBS | NO_MAX, 0, 200, 3, call_stops, 1, call,
+                         21) ||
+           generate_seed(dir, "harmony-cancel.bin", HARMONY | CANCEL | NO_MAX, 0, 200, 3, NULL, 0, call, 21);
+}
+
 int main(int argc, char **argv)
 {
-    if (argc != 2 && argc != 4) {
-        fprintf(stderr, "usage: fuzz_make_seeds GGUF_DIR [SAMPLER_DIR CHAT_DIR]\n");
+    if (argc != 2 && argc != 4 && argc != 5) {
+        fprintf(stderr, "usage: fuzz_make_seeds GGUF_DIR [SAMPLER_DIR CHAT_DIR [GENERATE_DIR]]\n");
         return 2;
     }
     if (tiny_llama(argv[1]) || tiny_bpe(argv[1]) || all_types(argv[1]) || all_kv(argv[1])) return 1;
-    return argc == 4 && (sampler_seeds(argv[2]) || chat_seeds(argv[3])) ? 1 : 0;
+    if (argc >= 4 && (sampler_seeds(argv[2]) || chat_seeds(argv[3]))) return 1;
+    return argc == 5 && generate_seeds(argv[4]) ? 1 : 0;
 }

@@ -196,7 +196,7 @@ static int wait_job(conn *c, int wait_done)
 {
     srv_queue *q = c->h->q;
     for (;;) {
-        int st = srv_job_wait(q, c->job, 100, NULL, NULL);
+        int st = srv_job_wait(q, c->job, 100, wait_done, NULL, NULL);
         if (st == SRV_DONE || (st == SRV_RUNNING && !wait_done)) return st;
         if (client_gone(c)) {
             srv_queue_cancel(q, c->job);
@@ -224,7 +224,7 @@ static int refill(conn *c)
     for (;;) {
         srv_piece *p = NULL;
         int n = 0;
-        int st = srv_job_wait(q, c->job, 100, &p, &n);
+        int st = srv_job_wait(q, c->job, 100, 0, &p, &n);
         char *buf = NULL;
         size_t len = 0;
         FILE *f = open_memstream(&buf, &len);

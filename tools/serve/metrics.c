@@ -38,6 +38,8 @@ char *srv_metrics_text(const srv_metrics *m)
             m->prompt_tokens);
     COUNTER("minfer_cached_prompt_tokens_total", "Prompt tokens reused from a sequence's cache.", m->cached_tokens);
     COUNTER("minfer_generated_tokens_total", "Tokens generated.", m->generated_tokens);
+    COUNTER("minfer_batch_steps_total", "Forward steps of the engine (each carries every active sequence's rows).",
+            m->steps);
     COUNTER("minfer_requests_cancelled_total", "Generations cancelled because the client went away.", m->cancelled);
     GAUGE("minfer_queue_depth", "Requests waiting for a free sequence.", "%d", m->queue_depth);
     GAUGE("minfer_queue_capacity", "Requests that may wait before new ones get 503.", "%d", m->queue_capacity);

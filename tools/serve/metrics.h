@@ -9,6 +9,8 @@
  *   minfer_queue_depth / _capacity        requests waiting for a sequence (gauges)
  *   minfer_active_sequences / minfer_sequences   sequences generating / available
  *   minfer_decode_tokens_per_second       the engine's decode rate (gauge)
+ *   minfer_batch_steps_total              forward steps of the engine: fewer steps than tokens
+ *                                         generated means sequences shared steps (counter)
  *
  * Plain data: the caller keeps it under its lock and renders a copy.
  */
@@ -22,7 +24,7 @@ enum { SRV_N_STATUS = 10 };
 typedef struct srv_metrics {
     int ready;
     uint64_t by_status[SRV_N_STATUS]; /* index: srv_metrics_status_index */
-    uint64_t prompt_tokens, cached_tokens, generated_tokens, cancelled;
+    uint64_t prompt_tokens, cached_tokens, generated_tokens, cancelled, steps;
     int queue_depth, queue_capacity, active, n_seq;
     double decode_tok_s;
 } srv_metrics;

@@ -215,6 +215,7 @@ static void update_metrics_locked(srv_queue *q)
     q->met.prompt_tokens = st.prompt_tokens;
     q->met.cached_tokens = st.cached_tokens;
     q->met.generated_tokens = st.generated_tokens;
+    q->met.steps = st.steps;
     q->met.decode_tok_s = st.decode_tok_s;
     q->met.active = q->n_running;
     q->met.queue_depth = q->depth;
@@ -435,12 +436,14 @@ void srv_queue_cancel(srv_queue *q, srv_job *j)
     pthread_mutex_unlock(&q->mu);
 }
 
-int srv_job_wait(srv_queue *q, srv_job *j, int ms, srv_piece **pieces, int *n)
+int srv_job_wait(srv_queue *q, srv_job *j, int ms, int until_done, srv_piece **pieces, int *n)
 {
     pthread_mutex_lock(&q->mu);
     double deadline = now_s() + ms * 1e-3;
-    while (j->state != SRV_DONE && !(pieces ? j->n_pieces > 0 : j->state == SRV_RUNNING) && now_s() < deadline)
+    while (j->state != SRV_DONE && now_s() < deadline) {
+        if (!until_done && (pieces ? j->n_pieces > 0 : j->state == SRV_RUNNING)) break;
         wait_until(&j->cv, &q->mu, deadline);
+    }
     if (pieces) {
         *pieces = j->pieces;
         *n = j->n_pieces;

@@ -85,9 +85,12 @@ void srv_job_release(srv_queue *q, srv_job *j);
 int srv_queue_push(srv_queue *q, srv_job *j, srv_error *e);
 /* The client left: a queued job is dropped, a running one cancelled (frees its sequence). */
 void srv_queue_cancel(srv_queue *q, srv_job *j);
-/* Waits up to ms for news of the job, then returns its state; *pieces / *n receive the
- * deltas that arrived (the caller frees them with srv_pieces_free), if pieces is not NULL. */
-int srv_job_wait(srv_queue *q, srv_job *j, int ms, srv_piece **pieces, int *n);
+/* Waits up to ms for the job to end or, unless until_done, for news of it (deltas when
+ * pieces is not NULL, else its start), then returns its state; *pieces / *n receive the
+ * deltas that arrived (the caller frees them with srv_pieces_free), if pieces is not NULL.
+ * A caller that waits for the end must say until_done: a running job is not news, and
+ * returning at once would make its wait loop spin. */
+int srv_job_wait(srv_queue *q, srv_job *j, int ms, int until_done, srv_piece **pieces, int *n);
 void srv_pieces_free(srv_piece *p, int n);
 
 void srv_queue_count(srv_queue *q, int status);       /* an answered request, for metrics */
