@@ -187,6 +187,10 @@ static void simd_equals_twin_llama(void **state)
                     f16); /* hd 128 */
         check_model("--arch llama --preset tiny --type Q8_0 --heads 6 --kv-heads 2 --head-dim 48 --seed 11", 18,
                     f16); /* grp 3, hd 48 */
+        check_model("--arch llama --preset tiny --type Q8_0 --heads 8 --kv-heads 4 --head-dim 8 --seed 12", 40,
+                    f16); /* hd 8, as stories260K: below the AVX-512 width */
+        check_model("--arch llama --preset tiny --type Q8_0 --heads 4 --kv-heads 2 --head-dim 24 --seed 13", 24,
+                    f16); /* hd 24: 8 lanes three times */
     }
 }
 

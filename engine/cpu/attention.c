@@ -89,7 +89,12 @@ static inline size_t v_index(const att_ctx *c, int s)
 
 static inline float kv_at(const uint8_t *base, size_t i, int f16)
 {
+#ifdef MF_VECF
+    /* F16C's conversion: exact, as mf_fp16_to_f32, without a call per element */
+    if (f16) return _cvtsh_ss(((const uint16_t *)(const void *)base)[i]);
+#else
     if (f16) return mf_fp16_to_f32(((const uint16_t *)(const void *)base)[i]);
+#endif
     return ((const float *)(const void *)base)[i];
 }
 
@@ -267,6 +272,25 @@ static void weighted_values(const att_ctx *c, const float *a, size_t stride, int
                     h += values_heads(c, a + (size_t)h * stride, a, stride, i0, n, vrow, NV, v0i,
                                       out + (size_t)h * c->hd, nh - h);
                 v0i += NV;
+            }
+        }
+        return;
+    }
+    /* head sizes that are a multiple of 8 but not of the vector width (stories260K's 8 with
+     * AVX-512): 8 lanes of the scalar loop below at a time, the same fma per element in the
+     * same key order, so the same bits */
+    if (simd && c->hd % 8 == 0) {
+        for (int i = 0; i < c->span; i++) {
+            const uint8_t *vr = v0 + (size_t)((c->t_lo + i) % c->slots) * c->vrow;
+            for (int h = 0; h < nh; h++) {
+                __m256 w = _mm256_set1_ps(a[(size_t)h * stride + i]);
+                float *o = out + (size_t)h * c->hd;
+                for (int d = 0; d < c->hd; d += 8) {
+                    __m256 v =
+                        c->f16 ? _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(const void *)(vr + 2 * (size_t)d)))
+                               : _mm256_loadu_ps((const float *)(const void *)vr + d);
+                    _mm256_storeu_ps(o + d, _mm256_fmadd_ps(w, v, _mm256_loadu_ps(o + d)));
+                }
             }
         }
         return;
