@@ -16,9 +16,9 @@ typedef struct plan_record {
     int line; /* 1-based line in the file */
 } plan_record;
 
-/* Parse one line written by `minfer bench --save` (a flat JSON object; unknown keys are
- * ignored). -1 with err when the line is not such an object or lacks test/backend/
- * tok_s_median. */
+/* Parse one line written by `minfer bench --save` (a flat JSON object, read with jansson;
+ * unknown keys are ignored). -1 with err when the line is not such an object or lacks
+ * test/backend/tok_s_median, and always in a build without jansson. */
 int plan_parse_record(const char *line, plan_record *r, mf_err *err);
 
 /* The last generation ("tg...") record of `text` (a whole results file) measured on the same
