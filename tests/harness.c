@@ -1,6 +1,7 @@
 /* harness.c — see harness.h. */
 #include "harness.h"
 #include "gguf.h"
+#include "minfer.h"
 
 #include <dirent.h>
 #include <math.h>
@@ -201,6 +202,26 @@ const char *mf_tool_path(const char *name)
 static mf_proc run_tool(const char *name, const char *const *args, unsigned seconds, long max_bytes);
 
 mf_proc mf_run_tool(const char *name, const char *const *args) { return run_tool(name, args, 0, 0); }
+
+struct mf_model *mf_mkmodel_load(const char *name, const char *const *args)
+{
+    const char *path = mf_tmp_path(name);
+    const char *argv[31] = {"-o", path};
+    int n = 2;
+    for (int i = 0; args[i]; i++) {
+        if (n == 30) fail_msg("mf_mkmodel_load: more than 28 arguments");
+        argv[n++] = args[i];
+    }
+    argv[n] = NULL;
+    mf_proc pr = mf_run_tool("mkmodel", argv);
+    if (pr.rc) fail_msg("mkmodel: %s", pr.err);
+    mf_proc_free(&pr);
+    mf_err err;
+    mf_model *m = mf_model_load(path, &err);
+    if (!m) fail_msg("%s: %s", path, err.msg);
+    unlink(path);
+    return m;
+}
 
 mf_proc mf_run_tool_fsize(const char *name, const char *const *args, long max_bytes)
 {

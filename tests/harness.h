@@ -88,6 +88,12 @@ mf_proc mf_run_tool_fsize(const char *name, const char *const *args, long max_by
 mf_proc mf_run_tool_timeout(const char *name, const char *const *args, unsigned seconds);
 void mf_proc_free(mf_proc *p);
 
+/* `mkmodel -o TMP/name ARGS...` (mf_tmp_path; at most 28 args, NULL-terminated), loaded; the
+ * file is unlinked (the mapping stays valid). Fails the test when mkmodel or the load fails.
+ * Free with mf_model_free. */
+struct mf_model;
+struct mf_model *mf_mkmodel_load(const char *name, const char *const *args);
+
 /* The names in folder `dir` (no "." or ".."), sorted and joined by single spaces, into out
  * (cut at cap): for "nothing else was left behind" checks. */
 void mf_list_dir(const char *dir, char *out, size_t cap);

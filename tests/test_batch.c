@@ -39,20 +39,14 @@ static mf_model *load_path(const char *path)
     return m;
 }
 
-/* an mkmodel file, loaded (the file is unlinked: the mapping stays valid) */
+/* an mkmodel file of this file's defaults and `extra`, loaded */
 static mf_model *make_model(const char *name, const char *const *extra)
 {
-    const char *path = mf_tmp_path(name);
-    const char *args[32] = {"-o", path, "--threads", "1", "--seed", "11"};
-    int n = 6;
+    const char *args[29] = {"--threads", "1", "--seed", "11"};
+    int n = 4;
     for (int i = 0; extra[i]; i++) args[n++] = extra[i];
     args[n] = NULL;
-    mf_proc pr = mf_run_tool("mkmodel", args);
-    if (pr.rc) fail_msg("mkmodel: %s", pr.err);
-    mf_proc_free(&pr);
-    mf_model *m = load_path(path);
-    unlink(path);
-    return m;
+    return mf_mkmodel_load(name, args);
 }
 
 static mf_session *open_session(mf_model *m, int n_seq, int n_ctx, int max_batch, int threads)

@@ -265,14 +265,8 @@ static void run_gpt_oss(mf_model *m, int no_graph, int with_hook, const int32_t 
 static void gpt_oss_graphs(void **state)
 {
     (void)state;
-    const char *path = mf_tmp_path("gpt-oss-tiny.gguf");
-    const char *args[] = {"-o", path, "--arch", "gpt-oss", "--preset", "tiny", "--seed", "12", NULL};
-    mf_proc pr = mf_run_tool("mkmodel", args);
-    if (pr.rc) fail_msg("mkmodel: %s", pr.err);
-    mf_proc_free(&pr);
-    mf_err err;
-    mf_model *m = mf_model_load(path, &err);
-    if (!m) fail_msg("%s", err.msg);
+    const char *args[] = {"--arch", "gpt-oss", "--preset", "tiny", "--seed", "12", NULL};
+    mf_model *m = mf_mkmodel_load("gpt-oss-tiny.gguf", args);
     const mf_hparams *hp = &m->hp;
     /* the shape this test is about (the preset's, tools/mkmodel.c) */
     assert_int_equal(hp->window, 8);
@@ -291,6 +285,7 @@ static void gpt_oss_graphs(void **state)
     float *ref = malloc(sizeof(float) * NV), *a = malloc(sizeof(float) * NV), *b = malloc(sizeof(float) * NV);
     float *c = malloc(sizeof(float) * NV);
     assert_true(ref && a && b && c);
+    mf_err err;
     mf_ref *rf = mf_ref_new(m, GO_N, &err);
     if (!rf) fail_msg("%s", err.msg);
     for (int p = 0; p < GO_N; p++) {
@@ -350,7 +345,6 @@ static void gpt_oss_graphs(void **state)
     free(b);
     free(c);
     mf_model_free(m);
-    unlink(path);
 }
 
 /* ---- several sequences */
@@ -447,17 +441,10 @@ static void several_on(mf_model *m, const char *name)
 static void several_sequences(void **state)
 {
     (void)state;
-    const char *path = mf_tmp_path("gpt-oss-multi.gguf");
-    const char *args[] = {"-o", path, "--arch", "gpt-oss", "--preset", "tiny", "--seed", "13", NULL};
-    mf_proc pr = mf_run_tool("mkmodel", args);
-    if (pr.rc) fail_msg("mkmodel: %s", pr.err);
-    mf_proc_free(&pr);
-    mf_err err;
-    mf_model *m = mf_model_load(path, &err);
-    if (!m) fail_msg("%s", err.msg);
+    const char *args[] = {"--arch", "gpt-oss", "--preset", "tiny", "--seed", "13", NULL};
+    mf_model *m = mf_mkmodel_load("gpt-oss-multi.gguf", args);
     several_on(m, "gpt-oss tiny");
     mf_model_free(m);
-    unlink(path);
     m = load_stories();
     several_on(m, "stories260K");
     mf_model_free(m);
