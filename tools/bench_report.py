@@ -67,9 +67,13 @@ def parallel(rows):
                   f"{r['tok_s_per_seq']:.2f} | {ratio} | {load} |")
 
 
+# the records written before compare_llamacpp.sh had -L all came from this build
+OLD_LLAMA = "Feb-2025 snapshot"
+
+
 def compare(rows):
-    print("| date (UTC) | commit | CPU (threads) | flags | load at start | model | test | rounds x runs | minfer tok/s | llama.cpp tok/s | ratio | per-round ratios | minfer % roofline |")
-    print("|---|---|---|---|---|---|---|---|---:|---:|---:|---|---:|")
+    print("| date (UTC) | commit | CPU (threads) | flags | load at start | llama.cpp | model | test | rounds x runs | minfer tok/s | llama.cpp tok/s | ratio | per-round ratios | minfer % roofline |")
+    print("|---|---|---|---|---|---|---|---|---|---:|---:|---:|---|---:|")
     for r in rows:
         ml, mm = r.get("llama_median"), r.get("minfer_median")
         per = " ".join(f"{a / b:.2f}" for a, b in zip(r["minfer_tok_s"], r.get("llama_tok_s") or []))
@@ -80,7 +84,7 @@ def compare(rows):
         ratio = f"{r['ratio']:.2f}x" if r.get("ratio") else "-"
         llama = f"{ml:.2f}" if ml else ("cannot load the file" if r.get("llama_failed") else "-")
         print(f"| {r['date'][:16].replace('T', ' ')} | {r['commit']} | {r['cpu']} ({r['threads']}) | {flags} | "
-              f"{r['load_start'][0]} | {r['model']} | {r['test']}{kv} | {r['rounds']} x {r['runs_per_round']} | "
+              f"{r['load_start'][0]} | {r.get('llama_label', OLD_LLAMA)} | {r['model']} | {r['test']}{kv} | {r['rounds']} x {r['runs_per_round']} | "
               f"{mm:.2f}{other} | {llama} | {ratio} | {per or '-'} | {roof} |")
 
 

@@ -20,6 +20,9 @@
 #               cache type, since there is nothing to compare against
 #   --kv-f32    minfer with the float32 KV cache for every test (its default is binary16,
 #               llama.cpp's default type too; --kv-f16 is accepted and changes nothing)
+#   -L TEXT     which llama.cpp this is, in the printout and the records (its llama-bench
+#               prints "unknown" as build_commit when built from a source snapshot without
+#               git history), e.g. "Feb-2025 snapshot, AMX"
 #   --save F    append the records to F (JSON Lines)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -32,7 +35,7 @@ case "$LB" in -h|--help) usage ;; esac
 MINFER=${MINFER:-build/minfer}
 [ -x "$MINFER" ] || { echo "compare_llamacpp: $MINFER not built (cmake --build build)" >&2; exit 2; }
 
-rounds=3 reps=3 threads=2 pp=256 tg=64 depth=0 kvf32=0 save="" files=()
+rounds=3 reps=3 threads=2 pp=256 tg=64 depth=0 kvf32=0 save="" label="" files=()
 num() { [[ $2 =~ ^[0-9]+$ ]] || { echo "compare_llamacpp: $1 wants a number, got '$2'" >&2; exit 2; }; }
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -44,6 +47,7 @@ while [ $# -gt 0 ]; do
         -d) num -d "${2-}"; depth=$2; shift 2 ;;
         --kv-f16) kvf32=0; shift ;;
         --kv-f32) kvf32=1; shift ;;
+        -L) label=${2-}; [ -n "$label" ] || usage; shift 2 ;;
         --save) save=${2-}; [ -n "$save" ] || usage; shift 2 ;;
         -h|--help) usage ;;
         -*) echo "compare_llamacpp: unknown option '$1'" >&2; exit 2 ;;
@@ -101,9 +105,9 @@ done
 cat /proc/loadavg >"$work/load.end"
 
 commit=$(git describe --always --dirty --abbrev=12 2>/dev/null || echo unknown)
-/usr/bin/python3 - "$work" "$rounds" "$reps" "$threads" "$pp" "$tg" "$depth" "$kvf32" "$lb_depth" "$commit" "$save" "$LB" "${files[@]}" <<'EOF'
+/usr/bin/python3 - "$work" "$rounds" "$reps" "$threads" "$pp" "$tg" "$depth" "$kvf32" "$lb_depth" "$commit" "$save" "$LB" "$label" "${files[@]}" <<'EOF'
 import glob, hashlib, json, os, statistics, sys, time
-(work, rounds, reps, threads, pp, tg, depth, kvf32, lb_depth, commit, save, lb), files = sys.argv[1:13], sys.argv[13:]
+(work, rounds, reps, threads, pp, tg, depth, kvf32, lb_depth, commit, save, lb, label), files = sys.argv[1:14], sys.argv[14:]
 rounds, reps, threads, pp, tg, depth, kvf32, lb_depth = map(int, (rounds, reps, threads, pp, tg, depth, kvf32, lb_depth))
 
 def cpu():
@@ -152,6 +156,7 @@ for i, f in enumerate(files):
 model, flags = cpu()
 load = [open(f"{work}/load.{w}").read().split()[:3] for w in ("start", "end")]
 print(f"\nCPU: {model}, {threads} threads; flags: {' '.join(flags)}")
+if label: print(f"llama.cpp: {label}")
 print(f"load average at start {' '.join(load[0])}, at end {' '.join(load[1])}; {rounds} alternating rounds x {reps} runs")
 print(f"{'file':32} {'test':14} {'minfer':>9} {'llama.cpp':>9} {'ratio':>7}  per-round ratios   [minfer/llama.cpp tok/s per round]   (% roofline)")
 date = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
@@ -178,6 +183,7 @@ for (f, t), d in res.items():
            "rounds": rounds, "runs_per_round": reps, "minfer_kv": d.get("minfer_kv", "?"),
            "minfer_tok_s": m, "minfer_median": mm, "llama_tok_s": l, "llama_median": ml, "ratio": ratio,
            "llama_build": d.get("llama_build"), "llama_kv": d.get("llama_kv")}
+    if label: rec["llama_label"] = label
     if roof is not None: rec["minfer_roofline_pct"] = roof; rec["bandwidth_gbs"] = statistics.median(d["bw"])
     if d.get("llama_failed"): rec["llama_failed"] = d["llama_failed"]
     if o: rec["minfer_other_kv_tok_s"] = o; rec["minfer_other_kv_median"] = statistics.median(o)

@@ -374,65 +374,61 @@ INLINE vi vbit_to(vi v, int from, int to)
     return v_and(v, m);
 }
 
-/* Codes (docs/quantization.md §2) of super-block `blk` of the tile's rows. Each vwords
- * load covers 16 bytes, i.e. elements l = 16m .. 16m+15 of a 32-element group; its word q
- * holds l = 16m + 4q .. +3, which is u[j] with j = (element index of l)/4. */
-INLINE void vkcodes(const int pk, uint32_t wt, const uint8_t *blk, size_t rb, int h, vkdec *k)
+/* The code registers of a super-block come in parts of VK_PART(wt) registers (whole
+ * sub-blocks): part c of Q4_K/Q5_K is one 64-element chunk of qs (u[16c ..]), part hh of
+ * the others one 128-element half (u[32hh ..]). */
+INLINE int vk_part(uint32_t wt) { return wt == MF_TYPE_Q4_K || wt == MF_TYPE_Q5_K ? 16 : 32; }
+
+/* Codes (docs/quantization.md §2) of part `c` of super-block `blk` of the tile's rows:
+ * u[0 .. vk_part) = the super-block's u[c·vk_part ..]. Each vwords load covers 16 bytes,
+ * i.e. elements l = 16m .. 16m+15 of a 32-element group; its word q holds
+ * l = 16m + 4q .. +3, which is u[j] with j = (element index of l)/4. */
+INLINE void vkcodes(const int pk, uint32_t wt, const uint8_t *blk, size_t rb, int h, int c, vi *u)
 {
-    const vi m4 = v_set1_8(0x0F), m2 = v_set1_8(3);
+    const vi m4 = v_set1_8(0x0F), m2 = v_set1_8(3), m30 = v_set1_8(0x30);
     vi A[4], B[4], H[4];
-    switch (wt) {
-    case MF_TYPE_Q4_K:
-    case MF_TYPE_Q5_K: /* element 64c + 32·(g%2) + l: nibble of qs[32c + l], low for even g */
-        for (int c = 0; c < 4; c++)
-            for (int m = 0; m < 2; m++) {
-                vwords(pk, wt, blk, rb, h, (wt == MF_TYPE_Q4_K ? 16 : 48) + 32 * c + 16 * m, A);
-                if (wt == MF_TYPE_Q5_K) vwords(pk, wt, blk, rb, h, 16 + 16 * m, H); /* fifth bit: bit g of qh[l] */
-                for (int q = 0; q < 4; q++) {
-                    vi lo = v_and(A[q], m4), hi = v_and(v_srli16(A[q], 4), m4);
-                    if (wt == MF_TYPE_Q5_K) {
-                        lo = v_or(lo, vbit_to(H[q], 2 * c, 4));
-                        hi = v_or(hi, vbit_to(H[q], 2 * c + 1, 4));
-                    }
-                    k->u[16 * c + 4 * m + q] = lo;
-                    k->u[16 * c + 8 + 4 * m + q] = hi;
+    for (int m = 0; m < 2; m++) switch (wt) {
+        case MF_TYPE_Q4_K:
+        case MF_TYPE_Q5_K: /* element 64c + 32·(g%2) + l: nibble of qs[32c + l], low for even g */
+            vwords(pk, wt, blk, rb, h, (wt == MF_TYPE_Q4_K ? 16 : 48) + 32 * c + 16 * m, A);
+            if (wt == MF_TYPE_Q5_K) vwords(pk, wt, blk, rb, h, 16 + 16 * m, H); /* fifth bit: bit g of qh[l] */
+            for (int q = 0; q < 4; q++) {
+                vi lo = v_and(A[q], m4), hi = v_and(v_srli16(A[q], 4), m4);
+                if (wt == MF_TYPE_Q5_K) {
+                    lo = v_or(lo, vbit_to(H[q], 2 * c, 4));
+                    hi = v_or(hi, vbit_to(H[q], 2 * c + 1, 4));
                 }
+                u[4 * m + q] = lo;
+                u[8 + 4 * m + q] = hi;
             }
-        return;
-    case MF_TYPE_Q2_K:
-    case MF_TYPE_Q3_K: /* element 128h + 32·k2 + l: bits 2·k2 of qs[32h + l] (+ hmask bit 4h + k2) */
-        for (int hh = 0; hh < 2; hh++)
-            for (int m = 0; m < 2; m++) {
-                vwords(pk, wt, blk, rb, h, (wt == MF_TYPE_Q2_K ? 16 : 32) + 32 * hh + 16 * m, A);
-                if (wt == MF_TYPE_Q3_K) vwords(pk, wt, blk, rb, h, 16 * m, H);
-                for (int k2 = 0; k2 < 4; k2++)
-                    for (int q = 0; q < 4; q++) {
-                        vi v = v_and(v_srli16(A[q], 2 * k2), m2);
-                        if (wt == MF_TYPE_Q3_K) v = v_or(v, vbit_to(H[q], 4 * hh + k2, 2)); /* u = q + 4 */
-                        k->u[32 * hh + 8 * k2 + 4 * m + q] = v;
-                    }
-            }
-        return;
-    default: /* Q6_K: low 4 bits from ql[64h + 32·(k2 & 1) + l] (high nibble for k2 >= 2),
-              * bits 4-5 from bits 2·k2 of qh[32h + l]; u = q + 32 */
-        for (int hh = 0; hh < 2; hh++)
-            for (int m = 0; m < 2; m++) {
-                vwords(pk, wt, blk, rb, h, 64 * hh + 16 * m, A);
-                vwords(pk, wt, blk, rb, h, 64 * hh + 32 + 16 * m, B);
-                vwords(pk, wt, blk, rb, h, 128 + 32 * hh + 16 * m, H);
+            break;
+        case MF_TYPE_Q2_K:
+        case MF_TYPE_Q3_K: /* element 128c + 32·k2 + l: bits 2·k2 of qs[32c + l] (+ hmask bit 4c + k2) */
+            vwords(pk, wt, blk, rb, h, (wt == MF_TYPE_Q2_K ? 16 : 32) + 32 * c + 16 * m, A);
+            if (wt == MF_TYPE_Q3_K) vwords(pk, wt, blk, rb, h, 16 * m, H);
+            for (int k2 = 0; k2 < 4; k2++)
                 for (int q = 0; q < 4; q++) {
-                    const vi m30 = v_set1_8(0x30);
-                    vi l0 = v_and(A[q], m4), l1 = v_and(B[q], m4);
-                    vi l2 = v_and(v_srli16(A[q], 4), m4);
-                    vi l3 = v_and(v_srli16(B[q], 4), m4);
-                    int j = 32 * hh + 4 * m + q;
-                    k->u[j] = v_or(l0, v_and(v_slli16(H[q], 4), m30));
-                    k->u[j + 8] = v_or(l1, v_and(v_slli16(H[q], 2), m30));
-                    k->u[j + 16] = v_or(l2, v_and(H[q], m30));
-                    k->u[j + 24] = v_or(l3, v_and(v_srli16(H[q], 2), m30));
+                    vi v = v_and(v_srli16(A[q], 2 * k2), m2);
+                    if (wt == MF_TYPE_Q3_K) v = v_or(v, vbit_to(H[q], 4 * c + k2, 2)); /* u = q + 4 */
+                    u[8 * k2 + 4 * m + q] = v;
                 }
+            break;
+        default: /* Q6_K: low 4 bits from ql[64c + 32·(k2 & 1) + l] (high nibble for k2 >= 2),
+                  * bits 4-5 from bits 2·k2 of qh[32c + l]; u = q + 32 */
+            vwords(pk, wt, blk, rb, h, 64 * c + 16 * m, A);
+            vwords(pk, wt, blk, rb, h, 64 * c + 32 + 16 * m, B);
+            vwords(pk, wt, blk, rb, h, 128 + 32 * c + 16 * m, H);
+            for (int q = 0; q < 4; q++) {
+                vi l0 = v_and(A[q], m4), l1 = v_and(B[q], m4);
+                vi l2 = v_and(v_srli16(A[q], 4), m4);
+                vi l3 = v_and(v_srli16(B[q], 4), m4);
+                int j = 4 * m + q;
+                u[j] = v_or(l0, v_and(v_slli16(H[q], 4), m30));
+                u[j + 8] = v_or(l1, v_and(v_slli16(H[q], 2), m30));
+                u[j + 16] = v_or(l2, v_and(H[q], m30));
+                u[j + 24] = v_or(l3, v_and(v_srli16(H[q], 2), m30));
             }
-    }
+        }
 }
 
 /* Scales (sc, int32 per row), the bsum coefficients (c, int16 pairs) and d, dmin of
@@ -498,7 +494,26 @@ INLINE void vkscales(const int pk, uint32_t wt, const uint8_t *blk, size_t rb, i
     k->dmin = vk_has_min(wt) ? vf16(pk, wt, blk, rb, h, mf_simd_k_dmin_at(wt), bb) : v_zerof();
 }
 
-/* As vtile32 for the K-quants: y[t·ys + r] = row r · token t, nb super-blocks per row. */
+/* acc + one token's super-block result from its integer sub-block sums `dot`: the bsum
+ * terms through k->c, then the float steps of the scalar twin. */
+INLINE vf vk_finish(uint32_t wt, const vkdec *k, const mf_actk *a, vi dot, vf acc)
+{
+    vf dx = v_set1f(a->d);
+    vi c = vk_has_min(wt) ? v_zero() : dot;
+    for (int i = 0; i < 8; i++) c = v_dotw(c, k->c[i], a->bsums + 2 * i);
+    if (vk_has_min(wt)) {
+        acc = v_fmadd(v_cvt(dot), v_mulf(k->d, dx), acc);
+        return v_fnmadd(v_cvt(c), v_mulf(k->dmin, dx), acc);
+    }
+    return v_fmadd(v_cvt(c), v_mulf(k->d, dx), acc);
+}
+
+/* As vtile32 for the K-quants: y[t·ys + r] = row r · token t, nb super-blocks per row.
+ * Several tokens: the super-block's codes are decoded once into k.u and serve them all.
+ * One token (decoding): each part's codes are dotted as soon as they are decoded, in
+ * registers (the trip through k.u measured 1.2x slower in L2, and decoding streams
+ * the matrix from DRAM only as fast as the kernel keeps up), a sub-block's sums in two
+ * chains. The integer sums are the same either way, so are the results. */
 INLINE void vtilek(const int pk, const uint32_t wt, const int T, const uint8_t *w, size_t rb, int h, const uint8_t *x,
                    size_t xs, int64_t nb, float *y, int64_t ys, const uint8_t *pf)
 {
@@ -514,8 +529,28 @@ INLINE void vtilek(const int pk, const uint32_t wt, const int T, const uint8_t *
             for (int r = 0; r < 16; r++)
                 for (size_t o = 0; o < bb; o += 64)
                     _mm_prefetch((const char *)(pf + (size_t)r * rb + (size_t)b * bb + o), _MM_HINT_T1);
-        vkcodes(pk, wt, blk, rb, h, &k);
         vkscales(pk, wt, blk, rb, h, &k);
+        const int P = vk_part(wt);
+        if (T == 1) {
+            const mf_actk *a = (const mf_actk *)(const void *)x + b;
+            vi dot = v_zero();
+            for (int c = 0; c < 64 / P; c++) {
+                vi u[32];
+                vkcodes(pk, wt, blk, rb, h, c, u);
+                for (int s = 0; s < P / E; s++) {
+                    const int j = c * P + s * E; /* index of the sub-block's first register in k.u */
+                    vi p0 = v_zero(), p1 = v_zero();
+                    for (int q = 0; q < E; q += 2) {
+                        p0 = v_dot4(p0, u[s * E + q], a->qs + 4 * (j + q));
+                        p1 = v_dot4(p1, u[s * E + q + 1], a->qs + 4 * (j + q + 1));
+                    }
+                    dot = v_add32(dot, v_mullo32(v_add32(p0, p1), k.sc[j / E]));
+                }
+            }
+            acc[0] = vk_finish(wt, &k, a, dot, acc[0]);
+            continue;
+        }
+        for (int c = 0; c < 64 / P; c++) vkcodes(pk, wt, blk, rb, h, c, k.u + c * P);
         for (int t0 = 0; t0 < T; t0 += G) {
             const mf_actk *a[V_GROUP];
             vi dot[V_GROUP], p[V_GROUP];
@@ -529,17 +564,7 @@ INLINE void vtilek(const int pk, const uint32_t wt, const int T, const uint8_t *
                     for (int g = 0; g < G; g++) p[g] = v_dot4(p[g], k.u[s * E + q], a[g]->qs + 4 * (s * E + q));
                 for (int g = 0; g < G; g++) dot[g] = v_add32(dot[g], v_mullo32(p[g], k.sc[s]));
             }
-            for (int g = 0; g < G; g++) {
-                vf dx = v_set1f(a[g]->d);
-                vi c = vk_has_min(wt) ? v_zero() : dot[g];
-                for (int i = 0; i < 8; i++) c = v_dotw(c, k.c[i], a[g]->bsums + 2 * i);
-                if (vk_has_min(wt)) {
-                    acc[t0 + g] = v_fmadd(v_cvt(dot[g]), v_mulf(k.d, dx), acc[t0 + g]);
-                    acc[t0 + g] = v_fnmadd(v_cvt(c), v_mulf(k.dmin, dx), acc[t0 + g]);
-                } else {
-                    acc[t0 + g] = v_fmadd(v_cvt(c), v_mulf(k.d, dx), acc[t0 + g]);
-                }
-            }
+            for (int g = 0; g < G; g++) acc[t0 + g] = vk_finish(wt, &k, a[g], dot[g], acc[t0 + g]);
         }
     }
     for (int t = 0; t < T; t++) v_storef(y + t * ys, acc[t]);
