@@ -85,7 +85,7 @@ def compare(rows):
         llama = f"{ml:.2f}" if ml else ("cannot load the file" if r.get("llama_failed") else "-")
         print(f"| {r['date'][:16].replace('T', ' ')} | {r['commit']} | {r['cpu']} ({r['threads']}) | {flags} | "
               f"{r['load_start'][0]} | {r.get('llama_label', OLD_LLAMA)} | {r['model']} | {r['test']}{kv} | {r['rounds']} x {r['runs_per_round']} | "
-              f"{mm:.2f}{other} | {llama} | {ratio} | {per or '-'} | {roof} |")
+              f"{f'{mm:.2f}' if mm else '-'}{other} | {llama} | {ratio} | {per or '-'} | {roof} |")
 
 
 def main():

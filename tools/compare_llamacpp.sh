@@ -169,7 +169,8 @@ for (f, t), d in res.items():
     per = [a / b for a, b in zip(m, l)] if m and l else []
     roof = statistics.median(d["roof"]) if d.get("roof") else None
     line = f"{os.path.basename(f):32} {t:14} {mm if mm else float('nan'):9.2f} "
-    line += f"{ml:9.2f} {ratio:6.2f}x  " if ml else f"{'-':>9} {'-':>7}  "
+    line += f"{ml:9.2f} " if ml else f"{'-':>9} "
+    line += f"{ratio:6.2f}x  " if ratio else f"{'-':>7}  "
     line += " ".join(f"{p:.2f}" for p in per)
     if m and l: line += "   [" + " ".join(f"{a:.1f}/{b:.1f}" for a, b in zip(m, l)) + "]"
     if roof: line += f"   ({roof:.1f}%)"
