@@ -510,10 +510,10 @@ INLINE vf vk_finish(uint32_t wt, const vkdec *k, const mf_actk *a, vi dot, vf ac
 
 /* As vtile32 for the K-quants: y[t·ys + r] = row r · token t, nb super-blocks per row.
  * Several tokens: the super-block's codes are decoded once into k.u and serve them all.
- * One token (decoding): each part's codes are dotted as soon as they are decoded, in
- * registers (the trip through k.u measured 1.2x slower in L2, and decoding streams
- * the matrix from DRAM only as fast as the kernel keeps up), a sub-block's sums in two
- * chains. The integer sums are the same either way, so are the results. */
+ * One token (decoding): nothing to reuse, so each part's codes are dotted as soon as they
+ * are decoded, in registers, a sub-block's sums in two chains: no stores and reloads of
+ * k.u (docs/quantization.md §5 has the instruction counts and speeds). The integer sums
+ * are the same either way, so are the results. */
 INLINE void vtilek(const int pk, const uint32_t wt, const int T, const uint8_t *w, size_t rb, int h, const uint8_t *x,
                    size_t xs, int64_t nb, float *y, int64_t ys, const uint8_t *pf)
 {
