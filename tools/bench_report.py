@@ -29,14 +29,14 @@ def per_record(rows):
         gbs = f"{bpt * r['tok_s_median'] / 1e9:.2f}" if bpt else "-"
         roof = f"{r['roofline_pct']:.1f}%" if "roofline_pct" in r else "-"
         print(f"| {r['date'][:16].replace('T', ' ')} | {r['commit']} | {r['backend']}: {r['device']} | {r['model']} | "
-              f"{r['types']} | {r['test']}{' (KV ' + r['kv'] + ')' if r.get('kv') else ''} | {r['tok_s_median']:.2f} | {r['tok_s_min']:.2f} | {r['tok_s_max']:.2f} | "
+              f"{r['types']} | {r['test']}{' (KV ' + r['kv'] + ')' if r.get('kv') else ''}{', no CUDA graphs' if r.get('cuda_graphs') is False else ''} | {r['tok_s_median']:.2f} | {r['tok_s_min']:.2f} | {r['tok_s_max']:.2f} | "
               f"{r['runs']} | {gbs} | {roof} | {r['bandwidth_gbs']:.1f} |")
 
 
 def summary(rows):
     groups = {}
     for r in rows:
-        test = r["test"] + (f" (KV {r['kv']})" if r.get("kv") else "")
+        test = r["test"] + (f" (KV {r['kv']})" if r.get("kv") else "") + (", no CUDA graphs" if r.get("cuda_graphs") is False else "")
         groups.setdefault((r["backend"], r["device"], r["model"], test), []).append(r)
     print("| device | model | test | sessions | tok/s (median of session medians) | lowest | highest | % roofline | dates (UTC) |")
     print("|---|---|---|---:|---:|---:|---:|---:|---|")

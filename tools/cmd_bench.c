@@ -494,6 +494,8 @@ int mf_cmd_bench(int argc, char **argv)
                 fprintf(f, ",\"bytes_per_token\":%.0f,\"roofline_pct\":%.2f", x->bytes_per_tok,
                         x->bw > 0 ? 100.0 * x->bytes_per_tok * x->med / 1e9 / x->bw : 0.0);
             if (x->parallel) fprintf(f, ",\"parallel\":%d,\"tok_s_per_seq\":%.3f", x->parallel, x->med / x->parallel);
+            /* graphs change decode speed on a GPU: a record says which way it ran */
+            if (!strcmp(be->name, "cuda")) fprintf(f, ",\"cuda_graphs\":%s", a.no_graph ? "false" : "true");
             if (load >= 0) fprintf(f, ",\"load_1m\":%.2f", load);
             fprintf(f, "}\n");
         }
