@@ -733,6 +733,7 @@ enum { SLAB = 32 }; /* quant_tiles.h's block loop step (its scale table is AVX-5
 #define V_MAXT 4
 #define V_GROUP 2 /* 16 ymm registers: 8 codes, 4 accumulators, 2 sums, constants */
 #define V_Q8_SIGNED (!VNNI)
+#define V_HIGH_X16 VNNI /* without VNNI the byte dot (vpmaddubsw) saturates on codes up to 240 */
 #include "quant_tiles.h"
 
 typedef void (*ptile_fn)(const uint8_t *w, size_t rb, int h, const uint8_t *x, size_t xs, int64_t nb, float *y,

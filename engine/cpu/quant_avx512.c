@@ -114,6 +114,7 @@ INLINE __m512i dot4(__m512i s, __m512i u, const int8_t *p)
     8 /* 8 independent vpdpbusd chains hide its latency; more would not
                          * leave registers for the codes */
 #define V_Q8_SIGNED 0
+#define V_HIGH_X16 1 /* vpdpbusd: no overflow on codes up to 240 */
 #include "quant_tiles.h"
 
 /* ================================================================ the row walk */

@@ -30,8 +30,9 @@
  *
  * The including file defines VW, V_GROUP (tokens whose sums run interleaved: independent
  * vpdpbusd chains to hide its latency, as many as registers allow), V_MAXT (the largest
- * token count of a tile) and V_Q8_SIGNED, and the byte dots it has: dot4 (AVX-512: the
- * vpdpbusd with a broadcast memory operand) or dot_u8s8 and dot_i16 (AVX2).
+ * token count of a tile), V_Q8_SIGNED and V_HIGH_X16 (1 where the byte dot is vpdpbusd,
+ * which cannot overflow on codes up to 240: see vcodes32), and the byte dots it has: dot4
+ * (AVX-512: the vpdpbusd with a broadcast memory operand) or dot_u8s8 and dot_i16 (AVX2).
  */
 
 /* ================================================================ vector wrappers
@@ -204,8 +205,11 @@ INLINE vf ve8m0(const uint8_t *e)
 /* u[j] lane r = codes of elements 4j..4j+3 of the block of row r, as unsigned bytes:
  * Q4_0/Q4_1 0..15, Q5_0/Q5_1 0..31, MXFP4 2·E2M1 + 12 in 0..24, Q8_0 w + 128 (or w itself
  * with V_Q8_SIGNED). Elements 0..15 are the low nibbles of bytes 0..15, elements 16..31 the
- * high ones (Q4_0 order), so u[j] and u[j + 4] come from the same word j. */
-INLINE void vcodes32(const int pk, uint32_t wt, const uint8_t *blk, size_t rb, int h, vi u[8])
+ * high ones (Q4_0 order), so u[j] and u[j + 4] come from the same word j.
+ * x16 (Q4_0, Q4_1 only, where vx16 says so): u[4..7] are the high nibbles times 16 — the
+ * bytes masked with 0xF0, no shift — and the caller divides their sums by 16 (exact). */
+INLINE int vx16(uint32_t wt) { return V_HIGH_X16 && (wt == MF_TYPE_Q4_0 || wt == MF_TYPE_Q4_1 || wt == MF_TYPE_Q4_K); }
+INLINE void vcodes32(const int pk, uint32_t wt, const uint8_t *blk, size_t rb, int h, int x16, vi u[8])
 {
     vi Z[4];
     if (wt == MF_TYPE_Q8_0) {
@@ -216,11 +220,11 @@ INLINE void vcodes32(const int pk, uint32_t wt, const uint8_t *blk, size_t rb, i
         }
         return;
     }
-    const vi m4 = v_set1_8(0x0F);
+    const vi m4 = v_set1_8(0x0F), mf0 = v_set1_8((char)0xF0);
     vwords(pk, wt, blk, rb, h, vnibbles_at(wt), Z);
     for (int j = 0; j < 4; j++) {
         u[j] = v_and(Z[j], m4);
-        u[j + 4] = v_and(v_srli16(Z[j], 4), m4);
+        u[j + 4] = x16 ? v_and(Z[j], mf0) : v_and(v_srli16(Z[j], 4), m4);
     }
     if (wt == MF_TYPE_Q5_0 || wt == MF_TYPE_Q5_1) {
         /* fifth bit of element e = bit e of the 32-bit qh: for u[j], byte j/2 of qh copied
@@ -293,7 +297,8 @@ INLINE void vtile32(const int pk, const uint32_t wt, const int T, const uint8_t 
                 for (int r = 0; r < 16; r++)
                     _mm_prefetch((const char *)(pf + (size_t)r * rb + (size_t)b * bb), _MM_HINT_T1);
             vi u[8];
-            vcodes32(pk, wt, blk, rb, h, u);
+            const int x16 = T == 1 && vx16(wt);
+            vcodes32(pk, wt, blk, rb, h, x16, u);
             vf dw = v_zerof(), mw = v_zerof();
             if (pk) {
                 dw = wt == MF_TYPE_MXFP4 ? ve8m0(blk + VW * h) : vf16(1, wt, blk, rb, h, 0, (int)bb);
@@ -306,14 +311,24 @@ INLINE void vtile32(const int pk, const uint32_t wt, const int T, const uint8_t 
             }
 #endif
             if (T == 1) {
-                /* one token: two chains of dot products instead of one of eight (latency) */
+                /* one token: two chains of dot products instead of one of eight (latency);
+                 * with x16 the second chain holds the high nibbles' sums times 16 */
                 const mf_act32 *a = (const mf_act32 *)(const void *)x + b;
-                vi s0 = vcorr(wt, a), s1 = v_zero();
-                for (int j = 0; j < 8; j += 2) {
-                    s0 = vdot(wt, s0, u[j], a->qs + 4 * j);
-                    s1 = vdot(wt, s1, u[j + 1], a->qs + 4 * j + 4);
+                vi s0 = vcorr(wt, a), s1 = v_zero(), s;
+                if (x16) {
+                    for (int j = 0; j < 4; j++) {
+                        s0 = vdot(wt, s0, u[j], a->qs + 4 * j);
+                        s1 = vdot(wt, s1, u[j + 4], a->qs + 4 * j + 16);
+                    }
+                    s = v_add32(s0, v_srai32(s1, 4));
+                } else {
+                    for (int j = 0; j < 8; j += 2) {
+                        s0 = vdot(wt, s0, u[j], a->qs + 4 * j);
+                        s1 = vdot(wt, s1, u[j + 1], a->qs + 4 * j + 4);
+                    }
+                    s = v_add32(s0, s1);
                 }
-                acc[0] = v_fmadd(v_cvt(v_add32(s0, s1)), v_mulf(dw, v_set1f(a->d)), acc[0]);
+                acc[0] = v_fmadd(v_cvt(s), v_mulf(dw, v_set1f(a->d)), acc[0]);
                 if (mf_simd_has_min32(wt)) acc[0] = v_fmadd(mw, v_set1f(a->s), acc[0]);
                 continue;
             }
@@ -383,9 +398,9 @@ INLINE int vk_part(uint32_t wt) { return wt == MF_TYPE_Q4_K || wt == MF_TYPE_Q5_
  * u[0 .. vk_part) = the super-block's u[c·vk_part ..]. Each vwords load covers 16 bytes,
  * i.e. elements l = 16m .. 16m+15 of a 32-element group; its word q holds
  * l = 16m + 4q .. +3, which is u[j] with j = (element index of l)/4. */
-INLINE void vkcodes(const int pk, uint32_t wt, const uint8_t *blk, size_t rb, int h, int c, vi *u)
+INLINE void vkcodes(const int pk, uint32_t wt, const uint8_t *blk, size_t rb, int h, int c, int x16, vi *u)
 {
-    const vi m4 = v_set1_8(0x0F), m2 = v_set1_8(3), m30 = v_set1_8(0x30);
+    const vi m4 = v_set1_8(0x0F), m2 = v_set1_8(3), m30 = v_set1_8(0x30), mf0 = v_set1_8((char)0xF0);
     vi A[4], B[4], H[4];
     for (int m = 0; m < 2; m++) switch (wt) {
         case MF_TYPE_Q4_K:
@@ -393,7 +408,8 @@ INLINE void vkcodes(const int pk, uint32_t wt, const uint8_t *blk, size_t rb, in
             vwords(pk, wt, blk, rb, h, (wt == MF_TYPE_Q4_K ? 16 : 48) + 32 * c + 16 * m, A);
             if (wt == MF_TYPE_Q5_K) vwords(pk, wt, blk, rb, h, 16 + 16 * m, H); /* fifth bit: bit g of qh[l] */
             for (int q = 0; q < 4; q++) {
-                vi lo = v_and(A[q], m4), hi = v_and(v_srli16(A[q], 4), m4);
+                /* x16 (Q4_K, one token): the odd sub-block's codes times 16, as vcodes32 */
+                vi lo = v_and(A[q], m4), hi = x16 ? v_and(A[q], mf0) : v_and(v_srli16(A[q], 4), m4);
                 if (wt == MF_TYPE_Q5_K) {
                     lo = v_or(lo, vbit_to(H[q], 2 * c, 4));
                     hi = v_or(hi, vbit_to(H[q], 2 * c + 1, 4));
@@ -534,9 +550,10 @@ INLINE void vtilek(const int pk, const uint32_t wt, const int T, const uint8_t *
         if (T == 1) {
             const mf_actk *a = (const mf_actk *)(const void *)x + b;
             vi dot = v_zero();
+            const int x16 = vx16(wt);
             for (int c = 0; c < 64 / P; c++) {
                 vi u[32];
-                vkcodes(pk, wt, blk, rb, h, c, u);
+                vkcodes(pk, wt, blk, rb, h, c, x16, u);
                 for (int s = 0; s < P / E; s++) {
                     const int j = c * P + s * E; /* index of the sub-block's first register in k.u */
                     vi p0 = v_zero(), p1 = v_zero();
@@ -544,13 +561,15 @@ INLINE void vtilek(const int pk, const uint32_t wt, const int T, const uint8_t *
                         p0 = v_dot4(p0, u[s * E + q], a->qs + 4 * (j + q));
                         p1 = v_dot4(p1, u[s * E + q + 1], a->qs + 4 * (j + q + 1));
                     }
-                    dot = v_add32(dot, v_mullo32(v_add32(p0, p1), k.sc[j / E]));
+                    vi ps = v_add32(p0, p1);
+                    if (x16 && s % 2) ps = v_srai32(ps, 4); /* the high nibbles' sum was 16 times */
+                    dot = v_add32(dot, v_mullo32(ps, k.sc[j / E]));
                 }
             }
             acc[0] = vk_finish(wt, &k, a, dot, acc[0]);
             continue;
         }
-        for (int c = 0; c < 64 / P; c++) vkcodes(pk, wt, blk, rb, h, c, k.u + c * P);
+        for (int c = 0; c < 64 / P; c++) vkcodes(pk, wt, blk, rb, h, c, 0, k.u + c * P);
         for (int t0 = 0; t0 < T; t0 += G) {
             const mf_actk *a[V_GROUP];
             vi dot[V_GROUP], p[V_GROUP];
