@@ -83,7 +83,8 @@ def compare(rows):
         flags = " ".join(f for f in r["cpu_flags"] if f.startswith(("avx512_vnni", "avx_vnni", "amx_int8", "avx512f")) or f == "avx2")
         ratio = f"{r['ratio']:.2f}x" if r.get("ratio") else "-"
         llama = f"{ml:.2f}" if ml else ("cannot load the file" if r.get("llama_failed") else "-")
-        print(f"| {r['date'][:16].replace('T', ' ')} | {r['commit']} | {r['cpu']} ({r['threads']}) | {flags} | "
+        cpu = r["cpu"] + (f", {r['cpu_id']}" if r.get("cpu_id") else "")
+        print(f"| {r['date'][:16].replace('T', ' ')} | {r['commit']} | {cpu} ({r['threads']}) | {flags} | "
               f"{r['load_start'][0]} | {r.get('llama_label', OLD_LLAMA)} | {r['model']} | {r['test']}{kv} | {r['rounds']} x {r['runs_per_round']} | "
               f"{f'{mm:.2f}' if mm else '-'}{other} | {llama} | {ratio} | {per or '-'} | {roof} |")
 

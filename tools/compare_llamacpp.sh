@@ -111,13 +111,18 @@ import glob, hashlib, json, os, statistics, sys, time
 rounds, reps, threads, pp, tg, depth, kvf32, lb_depth = map(int, (rounds, reps, threads, pp, tg, depth, kvf32, lb_depth))
 
 def cpu():
-    model, flags = "CPU", []
+    # the model name alone ("Intel(R) Xeon(R) Processor" on a VM) does not tell CPU generations
+    # apart: family/model/stepping does (e.g. 6/143 Sapphire Rapids, 6/207 Emerald Rapids)
+    model, flags, ident = "CPU", [], {}
     for line in open("/proc/cpuinfo"):
-        if line.startswith("model name") and model == "CPU": model = line.split(":", 1)[1].strip()
-        if line.startswith("flags"): flags = line.split(":", 1)[1].split(); break
+        key = line.split(":", 1)[0].strip()
+        if key == "model name" and model == "CPU": model = line.split(":", 1)[1].strip()
+        if key in ("cpu family", "model", "stepping") and key not in ident: ident[key] = line.split(":", 1)[1].strip()
+        if key == "flags": flags = line.split(":", 1)[1].split(); break
     keep = ("avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512vl", "avx512_vnni", "avx_vnni", "avx512_bf16",
             "amx_int8", "amx_tile")
-    return model, [f for f in keep if f in flags]
+    cpu_id = "/".join(ident.get(k, "?") for k in ("cpu family", "model", "stepping"))
+    return model, [f for f in keep if f in flags], cpu_id
 
 def header_sha(path):
     # the GGUF header (metadata + tensor infos) names the file without hashing gigabytes;
@@ -153,9 +158,9 @@ for i, f in enumerate(files):
         for (ff, t), d in res.items():
             if ff == f: d["llama_failed"] = why
 
-model, flags = cpu()
+model, flags, cpu_id = cpu()
 load = [open(f"{work}/load.{w}").read().split()[:3] for w in ("start", "end")]
-print(f"\nCPU: {model}, {threads} threads; flags: {' '.join(flags)}")
+print(f"\nCPU: {model} (family/model/stepping {cpu_id}), {threads} threads; flags: {' '.join(flags)}")
 if label: print(f"llama.cpp: {label}")
 print(f"load average at start {' '.join(load[0])}, at end {' '.join(load[1])}; {rounds} alternating rounds x {reps} runs")
 print(f"{'file':32} {'test':14} {'minfer':>9} {'llama.cpp':>9} {'ratio':>7}  per-round ratios   [minfer/llama.cpp tok/s per round]   (% roofline)")
@@ -179,7 +184,7 @@ for (f, t), d in res.items():
     if not ml and " @ d" in t and not d.get("llama_failed"): line += "   (this llama-bench has no depth option)"
     if d.get("llama_failed"): line += f"   (llama.cpp: {d['llama_failed']})"
     print(line)
-    rec = {"date": date, "commit": commit, "cpu": model, "cpu_flags": flags, "threads": threads, "load_start": load[0],
+    rec = {"date": date, "commit": commit, "cpu": model, "cpu_id": cpu_id, "cpu_flags": flags, "threads": threads, "load_start": load[0],
            "load_end": load[1], "model": os.path.basename(f), "file_sha256_16m": header_sha(f), "test": t,
            "rounds": rounds, "runs_per_round": reps, "minfer_kv": d.get("minfer_kv", "?"),
            "minfer_tok_s": m, "minfer_median": mm, "llama_tok_s": l, "llama_median": ml, "ratio": ratio,

@@ -54,9 +54,9 @@
 #
 # env:   OUT       where the results go (default build-gpu-check): steps.txt (the table),
 #                  targets.txt (bench against targets), bench-results.jsonl (the bench
-#                  records as `minfer bench --save` writes them, device named in each) and
-#                  gpu-check-logs.tar.gz (every log and bench JSON) — four files, as a lent
-#                  machine returns only a few
+#                  records as `minfer bench --save` writes them, device named in each),
+#                  profile.txt (stage profile) and gpu-check-logs.tar.gz (every log and
+#                  bench JSON) — five files at most, as a lent machine returns only a few
 #        LOGS      working folder of the logs (default build-gpu-logs)
 #        BUILD     build folder (default build-gpu, inside the checkout, git-ignored); a build
 #                  folder configured for another absolute path (carried from elsewhere) is

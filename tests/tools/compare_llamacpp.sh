@@ -4,7 +4,8 @@
 # (a script that answers like it, with fixed rates), on a tiny mkmodel file:
 #   - the alternating rounds run, the records are written, each engine's per-round rates are
 #     there and the ratio is minfer's median over llama.cpp's;
-#   - -L names the build in the printout and in every record;
+#   - -L names the build in the printout and in every record, the CPU's family/model/stepping
+#     is in every record;
 #   - with -d, a test only llama-bench runs (pp @ depth) is printed and recorded, not a crash;
 #   - a file llama-bench cannot load is recorded with its reason, minfer's rates kept;
 #   - bench_report.py --compare makes the table from those records.
@@ -51,6 +52,13 @@ by = {(r["model"], r["test"]): r for r in recs}
 def need(c, what):
     if not c: sys.exit(f"records: {what}")
 need(all(r.get("llama_label") == "stand-in build" for r in recs), "a record without the -L name")
+# family/model/stepping of this machine, as /proc/cpuinfo gives them
+ident = {}
+for line in open("/proc/cpuinfo"):
+    k = line.split(":", 1)[0].strip()
+    if k in ("cpu family", "model", "stepping") and k not in ident: ident[k] = line.split(":", 1)[1].strip()
+want_id = "/".join(ident.get(k, "?") for k in ("cpu family", "model", "stepping"))
+need(all(r.get("cpu_id") == want_id for r in recs), f"a record without the CPU's family/model/stepping {want_id}")
 for t in ("pp8", "tg4", "tg4 @ d16"):
     r = by.get(("a.gguf", t))
     need(r, f"no record of a.gguf {t}")
