@@ -10,13 +10,7 @@
 #   - a file llama-bench cannot load is recorded with its reason, minfer's rates kept;
 #   - bench_report.py --compare makes the table from those records.
 # Needs /usr/bin/python3 (the tools use it); skipped (77) without it.
-set -euo pipefail
-B=$(cd "${1:?usage: compare_llamacpp.sh BUILD_DIR}" && pwd)
-SRC=$(cd "$(dirname "$0")/../.." && pwd)
-[ -x /usr/bin/python3 ] || { echo "compare_llamacpp: skipped: no /usr/bin/python3"; exit 77; }
-T=$(mktemp -d)
-trap 'rm -rf "$T"' EXIT
-fail() { echo "compare_llamacpp test: $*" >&2; exit 1; }
+. "$(dirname "$0")/setup.sh" compare_llamacpp "${1:-}"
 
 "$B/mkmodel" -o "$T/a.gguf" --preset tiny --seed 1 >/dev/null
 cp "$T/a.gguf" "$T/bad.gguf"

@@ -9,13 +9,7 @@
 #   - tools/ncu_sum.py sums ncu's raw CSV per kernel (units, thousands separators, parameter
 #     lists and the program's own output lines) and refuses a log without launches.
 # Needs /usr/bin/python3 (ncu_sum.py); skipped (77) without it.
-set -euo pipefail
-B=$(cd "${1:?usage: gpu_check.sh BUILD_DIR}" && pwd)
-SRC=$(cd "$(dirname "$0")/../.." && pwd)
-[ -x /usr/bin/python3 ] || { echo "gpu_check test: skipped: no /usr/bin/python3"; exit 77; }
-T=$(mktemp -d)
-trap 'rm -rf "$T"' EXIT
-fail() { echo "gpu_check test: $*" >&2; exit 1; }
+. "$(dirname "$0")/setup.sh" gpu_check "${1:-}"
 
 mkdir -p "$T/bin"
 cat >"$T/bin/nvidia-smi" <<'NS'
