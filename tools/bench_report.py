@@ -21,6 +21,11 @@ def load(path):
     return [json.loads(line) for line in open(path) if line.strip()]
 
 
+def test_label(r):
+    """The test as the tables name it: its KV cache type, and whether CUDA graphs were off."""
+    return r["test"] + (f" (KV {r['kv']})" if r.get("kv") else "") + (", no CUDA graphs" if r.get("cuda_graphs") is False else "")
+
+
 def per_record(rows):
     print("| date (UTC) | commit | device | model | types | test | tok/s median | min | max | runs | GB/s | % roofline | probe GB/s |")
     print("|---|---|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|")
@@ -29,15 +34,14 @@ def per_record(rows):
         gbs = f"{bpt * r['tok_s_median'] / 1e9:.2f}" if bpt else "-"
         roof = f"{r['roofline_pct']:.1f}%" if "roofline_pct" in r else "-"
         print(f"| {r['date'][:16].replace('T', ' ')} | {r['commit']} | {r['backend']}: {r['device']} | {r['model']} | "
-              f"{r['types']} | {r['test']}{' (KV ' + r['kv'] + ')' if r.get('kv') else ''}{', no CUDA graphs' if r.get('cuda_graphs') is False else ''} | {r['tok_s_median']:.2f} | {r['tok_s_min']:.2f} | {r['tok_s_max']:.2f} | "
+              f"{r['types']} | {test_label(r)} | {r['tok_s_median']:.2f} | {r['tok_s_min']:.2f} | {r['tok_s_max']:.2f} | "
               f"{r['runs']} | {gbs} | {roof} | {r['bandwidth_gbs']:.1f} |")
 
 
 def summary(rows):
     groups = {}
     for r in rows:
-        test = r["test"] + (f" (KV {r['kv']})" if r.get("kv") else "") + (", no CUDA graphs" if r.get("cuda_graphs") is False else "")
-        groups.setdefault((r["backend"], r["device"], r["model"], test), []).append(r)
+        groups.setdefault((r["backend"], r["device"], r["model"], test_label(r)), []).append(r)
     print("| device | model | test | sessions | tok/s (median of session medians) | lowest | highest | % roofline | dates (UTC) |")
     print("|---|---|---|---:|---:|---:|---:|---:|---|")
     for (backend, device, model, test), rs in groups.items():

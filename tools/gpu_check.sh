@@ -370,12 +370,13 @@ bench() {  # bench NAME FILE minfer-bench-args...
         echo "$name	$LOGS/bench-$name.json" >>"$TABLE"
 }
 TL=(--preset tinyllama-1.1b)
+gen_tl_q4_0() { gen tinyllama-Q4_0 --arch llama "${TL[@]}" --type Q4_0 --output-type Q6_K; }  # bench and profile
 GEN_LIMIT=900
 if want bench; then
     if [ $BUILT = 0 ]; then notrun bench "not built"
     elif [ $GPU = 0 ]; then skip bench "no GPU" gpu
     else
-        gen tinyllama-Q4_0 --arch llama "${TL[@]}" --type Q4_0 --output-type Q6_K &&
+        gen_tl_q4_0 &&
             bench tinyllama-Q4_0 "$MODELS/tinyllama-Q4_0.gguf" -p 512 -n 128 -r 5 &&
             bench tinyllama-Q4_0-nograph "$MODELS/tinyllama-Q4_0.gguf" -p 0 -n 128 -r 5 --no-graph
         gen tinyllama-Q8_0 --arch llama "${TL[@]}" --type Q8_0 &&
@@ -401,7 +402,7 @@ if want profile; then
     else
         GEN_LIMIT=900
         # --clock-control none: the clocks the bench runs at, not ncu's locked base clock
-        gen tinyllama-Q4_0 --arch llama "${TL[@]}" --type Q4_0 --output-type Q6_K &&
+        gen_tl_q4_0 &&
             step profile-ncu 300 ncu --clock-control none --metrics gpu__time_duration.sum --csv --page raw --print-units base \
                 --launch-count 4000 "$MINFER" bench -m "$MODELS/tinyllama-Q4_0.gguf" --device cuda -p 0 -n 8 -r 1 \
                 --no-graph &&

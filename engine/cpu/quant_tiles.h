@@ -206,8 +206,9 @@ INLINE vf ve8m0(const uint8_t *e)
  * Q4_0/Q4_1 0..15, Q5_0/Q5_1 0..31, MXFP4 2·E2M1 + 12 in 0..24, Q8_0 w + 128 (or w itself
  * with V_Q8_SIGNED). Elements 0..15 are the low nibbles of bytes 0..15, elements 16..31 the
  * high ones (Q4_0 order), so u[j] and u[j + 4] come from the same word j.
- * x16 (Q4_0, Q4_1 only, where vx16 says so): u[4..7] are the high nibbles times 16 — the
- * bytes masked with 0xF0, no shift — and the caller divides their sums by 16 (exact). */
+ * x16 (one-token tiles of the types vx16 names: Q4_0 and Q4_1 here, Q4_K in vkcodes):
+ * u[4..7] are the high nibbles times 16 — the bytes masked with 0xF0, no shift — and the
+ * caller divides their sums by 16 (exact). */
 INLINE int vx16(uint32_t wt) { return V_HIGH_X16 && (wt == MF_TYPE_Q4_0 || wt == MF_TYPE_Q4_1 || wt == MF_TYPE_Q4_K); }
 INLINE void vcodes32(const int pk, uint32_t wt, const uint8_t *blk, size_t rb, int h, int x16, vi u[8])
 {
